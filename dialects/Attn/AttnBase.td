@@ -1,0 +1,105 @@
+//===- AttnBase.td - attn dialect, enums and attributes ------*- tablegen -*-===//
+#ifndef ATTN_BASE_TD
+#define ATTN_BASE_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+
+def Attn_Dialect : Dialect {
+  let name = "attn";
+  let cppNamespace = "::mlir::attn";
+  let summary = "Attention variants as a few lines of IR";
+  let description = [{
+    The `attn` dialect describes *what* an attention variant computes:
+    softmax attention with score and mask callbacks (`attn.attention`),
+    kernelized linear attention (`attn.linear_attention`) and gated
+    first-order scans (`attn.scan`). Passes analyse the callbacks (mask tile
+    classes), choose an IO-aware schedule and lower the ops to tiled CPU or
+    GPU code; `convert-attn-to-reference` gives the naive oracle.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// Enums
+//===----------------------------------------------------------------------===//
+
+def Attn_MaskKind : I32EnumAttr<"MaskKind", "what a mask depends on", [
+    I32EnumAttrCase<"none", 0>,
+    I32EnumAttrCase<"index", 1>,
+    I32EnumAttrCase<"data", 2>,
+    I32EnumAttrCase<"opaque", 3>]> {
+  let cppNamespace = "::mlir::attn";
+  let genSpecializedAttr = 0;
+}
+
+def Attn_Direction : I32EnumAttr<"Direction", "scan direction", [
+    I32EnumAttrCase<"causal", 0>,
+    I32EnumAttrCase<"bidirectional", 1>]> {
+  let cppNamespace = "::mlir::attn";
+  let genSpecializedAttr = 0;
+}
+def Attn_DirectionAttr : EnumAttr<Attn_Dialect, Attn_Direction, "direction">;
+
+//===----------------------------------------------------------------------===//
+// Attributes
+//===----------------------------------------------------------------------===//
+
+class Attn_Attr<string name, string attrMnemonic> : AttrDef<Attn_Dialect, name> {
+  let mnemonic = attrMnemonic;
+}
+
+def Attn_MaskInfoAttr : Attn_Attr<"MaskInfo", "mask_info"> {
+  let summary = "Result of the mask analysis";
+  let description = [{
+    Written by `attn-analyze-masks`. `kind` says what the combined mask (the
+    `mask` region and the -inf branches of the `score` region) depends on:
+
+    * `none`: every key is visible, all tiles are full;
+    * `index`: a function of (b, h, i, j) only, made of integer arithmetic
+      (add, sub, mul, div, rem, min, max, comparisons, boolean logic). Tile
+      classes (empty / full / partial) are computed symbolically by interval
+      evaluation of the mask over the tile rectangle, and the kv-tile range of
+      each q tile is the range of its non-empty tiles;
+    * `data`: the mask reads captured tensors (document ids, block layouts).
+      Tiles that the index part cannot classify are classified by a runtime
+      block map computed before the tile loop;
+    * `opaque`: the mask uses an operation the analysis does not model: every
+      tile is treated as partial (correct, no skipping).
+
+    `batch` and `head` say whether the mask depends on b and h (a block map
+    can be shared across them when it does not). `from_score` says that the
+    score region yields -inf under a condition that was folded into the mask.
+
+    Example: `#attn.mask_info<kind = index, batch = false, head = false, from_score = false>`
+  }];
+  let parameters = (ins EnumParameter<Attn_MaskKind>:$kind, "bool":$batch,
+                        "bool":$head, "bool":$from_score);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def Attn_ScheduleAttr : Attn_Attr<"Schedule", "schedule"> {
+  let summary = "IO-aware tiling schedule";
+  let description = [{
+    Written by `attn-select-schedule` (or by the user, in which case the pass
+    keeps it). `block_q` x `block_kv` is the tile of the score matrix that
+    one step of the online softmax processes; `warps` the warps per thread
+    block on GPUs; `stages` the depth of the kv pipeline; `smem_bytes` the
+    on-chip bytes the tiles occupy for this head dim and dtype.
+
+    Example: `#attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 4, stages = 2, smem_bytes = 65536>`
+  }];
+  let parameters = (ins StringRefParameter<"target name">:$target,
+                        "int64_t":$block_q, "int64_t":$block_kv,
+                        "int64_t":$warps, "int64_t":$stages,
+                        "int64_t":$smem_bytes);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+#endif // ATTN_BASE_TD

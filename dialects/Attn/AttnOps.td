@@ -1,0 +1,219 @@
+//===- AttnOps.td - attn dialect operations ------------------*- tablegen -*-===//
+#ifndef ATTN_OPS_TD
+#define ATTN_OPS_TD
+
+include "AttnBase.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
+
+class Attn_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Attn_Dialect, mnemonic, traits>;
+
+def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects]> {
+  let summary = "Softmax attention with score and mask callbacks";
+  let description = [{
+    Computes, for every batch `b`, query head `h`, query `i`:
+
+    ```
+    s_ij  = score(scale * q[b,h,i,:] . k[b,h/G,j,:], b, h, i, j)   (identity if absent)
+    keep  = mask(b, h, i, j)                                       (true if absent)
+    o[b,h,i,:] = sum_j softmax_j(s_ij | keep) * v[b,h/G,j,:]
+    lse[b,h,i] = log sum_j exp(s_ij | keep)
+    ```
+
+    with `G = Hq / Hkv` (grouped-query attention; `Hkv = 1` is MQA). Shapes:
+    q `[B, Hq, Nq, D]`, k `[B, Hkv, Nk, D]`, v `[B, Hkv, Nk, Dv]`, o
+    `[B, Hq, Nq, Dv]`, lse `[B, Hq, Nq]` (f32). B, Nq and Nk may be dynamic;
+    heads and head dims are static. Elements are f32, f16 or bf16 (q, k, v
+    alike); scores and the softmax state are f32. `scale` defaults to
+    `1/sqrt(D)`.
+
+    A query row whose keys are all masked yields `o = 0` and `lse = -inf`.
+
+    The `score` region takes `(s: f32, b, h, i, j: index)` and yields an f32;
+    yielding `-inf` masks the key. The `mask` region takes
+    `(b, h, i, j: index)` and yields an i1 (true = visible). Regions are pure
+    scalar code (arith, math, `tensor.extract`); the only values they may use
+    from above are the tensors listed in `captures(...)`, and every capture
+    must be used.
+
+    Example (causal attention with a tanh softcap, GQA 8:2):
+
+    ```mlir
+    %o = attn.attention %q, %k, %v scale = 0.125
+      score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+        %cap = arith.constant 30.0 : f32
+        %x = arith.divf %s, %cap : f32
+        %t = math.tanh %x : f32
+        %r = arith.mulf %t, %cap : f32
+        attn.yield %r : f32
+      }
+      mask(%b: index, %h: index, %i: index, %j: index) {
+        %c = arith.cmpi uge, %i, %j : index
+        attn.yield %c : i1
+      } : tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>
+        -> tensor<?x8x?x64xf32>
+    ```
+
+    With captured data (document masking):
+
+    ```mlir
+    %o = attn.attention %q, %k, %v captures(%docs : tensor<?xi32>)
+      mask(%b: index, %h: index, %i: index, %j: index) {
+        %di = tensor.extract %docs[%i] : tensor<?xi32>
+        %dj = tensor.extract %docs[%j] : tensor<?xi32>
+        %c = arith.cmpi eq, %di, %dj : i32
+        attn.yield %c : i1
+      } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+        -> tensor<?x4x?x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$q, AnyRankedTensor:$k,
+                       AnyRankedTensor:$v, Variadic<AnyRankedTensor>:$captures,
+                       OptionalAttr<F32Attr>:$scale,
+                       OptionalAttr<Attn_MaskInfoAttr>:$mask_info,
+                       OptionalAttr<Attn_ScheduleAttr>:$schedule);
+  let results = (outs AnyRankedTensor:$o, Optional<AnyRankedTensor>:$lse);
+  let regions = (region MaxSizedRegion<1>:$score, MaxSizedRegion<1>:$mask);
+  let hasCustomAssemblyFormat = 1;
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+  let hasCanonicalizer = 1;
+  let extraClassDeclaration = [{
+    /// The scale actually applied to q.k (the attribute or 1/sqrt(D)).
+    float getEffectiveScale();
+    int64_t getHeadDim();
+    int64_t getValueDim();
+    int64_t getNumQueryHeads();
+    int64_t getNumKvHeads();
+    bool hasScoreRegion() { return !getScore().empty(); }
+    bool hasMaskRegion() { return !getMask().empty(); }
+  }];
+}
+
+class Attn_LinearLikeOp<string mnemonic, list<Trait> traits = []>
+    : Attn_Op<mnemonic, !listconcat(traits, [
+      Pure, AttrSizedOperandSegments, RecursiveMemoryEffects])> {
+  let hasCustomAssemblyFormat = 1;
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+}
+
+def Attn_LinearAttentionOp : Attn_LinearLikeOp<"linear_attention"> {
+  let summary = "Kernelized linear attention with optional decay";
+  let description = [{
+    With feature maps `phi_q` (region `feature_map`) and `phi_k` (region
+    `key_feature_map`, defaulting to `phi_q`; both default to the identity),
+    per batch `b` and head `h`:
+
+    ```
+    causal:        o_t = sum_{s <= t} w(t, s) * (phi_q(scale*q_t) . phi_k(k_s)) * v_s
+    bidirectional: o_t = sum_{s}      w(t, s) * (phi_q(scale*q_t) . phi_k(k_s)) * v_s
+    ```
+
+    The decay weight comes from the optional `decay(%g)` operand of log
+    gates (all <= 0) through cumulative sums `L_t = sum_{r <= t} g_r`:
+    `w(t, s) = exp(-|L_t - L_s|)` (so `exp(L_t - L_s)` for `s <= t`).
+    The decay operand's shape selects its kind: `[H]` a constant per head
+    (RetNet: `L_t = t * g_h`), `[B, H, N]` a scalar per token (Mamba2 SSD,
+    simple GLA), `[B, H, N, F]` a vector per token and feature (GLA; the
+    weight then applies per feature inside the dot product). With
+    `normalize`, o_t is divided by the same sum with `v_s` replaced by 1
+    (rows whose normalizer is 0 yield 0). The causal form equals the
+    recurrence `S_t = diag(a_t) S_{t-1} + phi_k(k_t) v_t^T`,
+    `o_t = S_t^T phi_q(q_t)`, and may take an `initial_state` `[B, H, F, Dv]`
+    (f32) and return the final state as a second result.
+
+    A feature map region takes `(x: vector<DxF32>)`, the row of q (scaled)
+    or k, and yields `vector<Fxf32>`; it is pure code on vectors (arith,
+    math, vector ops, reads of captured tensors).
+
+    ```mlir
+    %o = attn.linear_attention causal %q, %k, %v normalize
+      feature_map(%x: vector<64xf32>) {
+        // elu(x) + 1
+        %one = arith.constant dense<1.0> : vector<64xf32>
+        %zero = arith.constant dense<0.0> : vector<64xf32>
+        %e = math.exp %x : vector<64xf32>
+        %pos = arith.cmpf ogt, %x, %zero : vector<64xf32>
+        %xp1 = arith.addf %x, %one : vector<64xf32>
+        %r = arith.select %pos, %xp1, %e : vector<64xi1>, vector<64xf32>
+        attn.yield %r : vector<64xf32>
+      } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+        -> tensor<?x4x?x64xf32>
+    ```
+  }];
+  let arguments = (ins Attn_DirectionAttr:$direction, AnyRankedTensor:$q,
+                       AnyRankedTensor:$k, AnyRankedTensor:$v,
+                       Optional<AnyRankedTensor>:$decay,
+                       Optional<AnyRankedTensor>:$initial_state,
+                       Variadic<AnyRankedTensor>:$captures,
+                       UnitAttr:$normalize, OptionalAttr<F32Attr>:$scale);
+  let results = (outs AnyRankedTensor:$o,
+                      Optional<AnyRankedTensor>:$final_state);
+  let regions = (region MaxSizedRegion<1>:$feature_map,
+                        MaxSizedRegion<1>:$key_feature_map);
+  let extraClassDeclaration = [{
+    float getEffectiveScale() {
+      return getScale() ? getScale()->convertToFloat() : 1.0f;
+    }
+    /// Feature dimension F (the head dim when there is no feature map).
+    int64_t getFeatureDim();
+  }];
+}
+
+def Attn_ScanOp : Attn_LinearLikeOp<"scan"> {
+  let summary = "Gated first-order recurrence (Mamba2 SSD / GLA form)";
+  let description = [{
+    The general recurrence, per batch and head:
+
+    ```
+    S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T        (S: [D, Dv], f32)
+    o_t = S_t^T q_t
+    ```
+
+    The optional `decay(%g)` operand holds log-gates `g` (<= 0): shape `[B, H, N]` (a scalar per
+    token, Mamba2) or `[B, H, N, D]` (a vector per token, GLA). `causal`
+    runs forwards; `bidirectional` adds the backward scan (the same
+    recurrence run from the end, gated by `g_{t+1}`) and counts the
+    diagonal once: `o_t = sum_s exp(-|L_t - L_s|) (q_t . k_s) v_s` with
+    `L_t = sum_{r<=t} g_r`, as in bidirectional Mamba2. An `initial_state`
+    `[B, H, D, Dv]` may be given and the final state returned (causal).
+    `attn.linear_attention` with identity feature maps is the same
+    computation; `attn.scan` is the form the chunked lowering works on.
+
+    ```mlir
+    %o = attn.scan causal %q, %k, %v decay(%g : tensor<?x8x?xf32>)
+      : tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32>
+      -> tensor<?x8x?x64xf32>
+    ```
+  }];
+  let arguments = (ins Attn_DirectionAttr:$direction, AnyRankedTensor:$q,
+                       AnyRankedTensor:$k, AnyRankedTensor:$v,
+                       Optional<AnyRankedTensor>:$decay,
+                       Optional<AnyRankedTensor>:$initial_state);
+  let results = (outs AnyRankedTensor:$o,
+                      Optional<AnyRankedTensor>:$final_state);
+  let extraClassDeclaration = [{
+    float getEffectiveScale() { return 1.0f; }
+    int64_t getFeatureDim();
+  }];
+}
+
+def Attn_YieldOp : Attn_Op<"yield", [
+    Pure, Terminator, ReturnLike,
+    ParentOneOf<["AttentionOp", "LinearAttentionOp", "ScanOp"]>]> {
+  let summary = "Yields the value of an attn region";
+  let description = [{
+    Terminates the `score`, `mask` and feature-map regions.
+
+    ```mlir
+    attn.yield %r : f32
+    ```
+  }];
+  let arguments = (ins Variadic<AnyType>:$values);
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+  let builders = [OpBuilder<(ins), [{ /* nothing */ }]>];
+}
+
+#endif // ATTN_OPS_TD

@@ -1,0 +1,83 @@
+//===- AttnPasses.td - attn passes ---------------------------*- tablegen -*-===//
+#ifndef ATTN_PASSES_TD
+#define ATTN_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def AttnAnalyzeMasks : Pass<"attn-analyze-masks"> {
+  let summary = "Classify mask tiles as empty, full or partial";
+  let description = [{
+    Analyses the `mask` region of every `attn.attention` together with the
+    `-inf` branches of its `score` region and attaches a
+    `#attn.mask_info<...>` attribute: whether the mask is absent, a pure
+    function of the indices (classified symbolically per tile by interval
+    evaluation), dependent on captured data (needs a runtime block map) or
+    opaque. With `tile-map=Nq,Nk,Bq,Bkv` it also prints, for that problem
+    size, the class of every tile (`F` full, `P` partial, `.` empty, `R`
+    needs the runtime map) and each q tile's kv-tile range, so that tests can
+    check the analysis.
+  }];
+  let options = [
+    ListOption<"tileMap", "tile-map", "int64_t",
+               "print the tile map for Nq,Nk,block_q,block_kv">,
+  ];
+  let dependentDialects = ["::mlir::attn::AttnDialect"];
+}
+
+def AttnSelectSchedule : Pass<"attn-select-schedule"> {
+  let summary = "Choose IO-aware tile sizes for a target";
+  let description = [{
+    Attaches `#attn.schedule<...>` to every `attn.attention` that has none,
+    picking the largest block_q x block_kv tile whose working set (Q tile,
+    `stages` K/V tiles, the f32 score and accumulator tiles) fits the
+    target's on-chip memory for the op's head dims and element type (the
+    FlashAttention IO analysis). `block-q` / `block-kv` override the choice;
+    a schedule written by the user is kept.
+  }];
+  let options = [
+    Option<"target", "target", "std::string", "\"cpu\"",
+           "target: cpu, sm_80 or sm_90a">,
+    Option<"blockQ", "block-q", "int64_t", "0", "force block_q (0 = choose)">,
+    Option<"blockKv", "block-kv", "int64_t", "0",
+           "force block_kv (0 = choose)">,
+  ];
+  let dependentDialects = ["::mlir::attn::AttnDialect"];
+}
+
+def ConvertAttnToReference : Pass<"convert-attn-to-reference", "::mlir::ModuleOp"> {
+  let summary = "Lower attn ops to their naive definition (the test oracle)";
+  let description = [{
+    `attn.attention`: the full score row per query in f32 (two passes: max,
+    then exp-sum and weighted values), masks and score regions applied
+    elementwise. `attn.linear_attention` / `attn.scan`: the quadratic
+    (parallel) form with explicit decay weights, in f32. Output is scf loops
+    on memrefs wrapped in `bufferization.to_buffer` / `to_tensor`.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::vector::VectorDialect", "::mlir::tensor::TensorDialect"];
+}
+
+def AttnTile : Pass<"attn-tile", "::mlir::ModuleOp"> {
+  let summary = "FlashAttention tiling with online softmax (CPU loops)";
+  let description = [{
+    Lowers `attn.attention` with a schedule to the FlashAttention-2 loop
+    nest: per (b, h, q tile) a running max and sum in f32 and an f32
+    accumulator; kv tiles iterated over the range the mask analysis derives;
+    empty tiles never visited, full tiles run without mask code, partial
+    tiles evaluate the mask. Dot products over the head dim are vector ops.
+    exp2 with log2(e) folded into the scale. Rows with no visible key give
+    o = 0 and lse = -inf. `attn.linear_attention` / `attn.scan` lower to
+    their recurrent form (state carried token by token), which is checked
+    against the quadratic reference.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::vector::VectorDialect", "::mlir::tensor::TensorDialect"];
+}
+
+#endif // ATTN_PASSES_TD

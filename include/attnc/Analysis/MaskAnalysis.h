@@ -1,0 +1,163 @@
+//===- MaskAnalysis.h - interval classification of attention masks -*- C++ -*-===//
+//
+// Part of attnc. The mask of an attn.attention (its `mask` region, and the
+// condition under which its `score` region yields -inf) is evaluated over a
+// rectangle of (i, j) indices by interval arithmetic. The result says whether
+// the mask may be true and whether it may be false anywhere in the
+// rectangle: a tile is empty (never true), full (never false) or partial.
+//
+// The evaluator is written once over a backend: `ConstBackend` computes with
+// int64_t / bool (compile-time tile maps, tests), `IRBackend` emits arith ops
+// (the classifier inside the generated kernels). Both follow the same rules,
+// so what the tests show is what the kernels do.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_ANALYSIS_MASKANALYSIS_H
+#define ATTNC_ANALYSIS_MASKANALYSIS_H
+
+#include "attnc/Dialect/Attn/Attn.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "llvm/ADT/DenseMap.h"
+
+#include <optional>
+
+namespace mlir::attn {
+
+/// What the mask of an attention op looks like, from the op's regions alone.
+struct MaskStructure {
+  /// Value of the mask region's yield (null if there is no mask region).
+  Value maskValue;
+  /// Condition under which the score region keeps its value (the other
+  /// select branch being -inf); null if there is none usable.
+  Value scoreKeep;
+  /// The score region's -inf is on the true side of the select.
+  bool scoreKeepNegated = false;
+  MaskKind kind = MaskKind::none;
+  bool batch = false, head = false;
+};
+
+/// Analyses `op`'s regions (does not modify the op).
+MaskStructure analyzeMaskStructure(AttentionOp op);
+
+/// Tile classes as stored in block maps.
+enum class TileClass : int8_t { Empty = 0, Partial = 1, Full = 2 };
+
+/// Compile-time backend.
+struct ConstBackend {
+  using V = int64_t;
+  using B = bool;
+  V cst(int64_t x) { return x; }
+  B bcst(bool x) { return x; }
+  V add(V a, V b) { return a + b; }
+  V sub(V a, V b) { return a - b; }
+  V mul(V a, V b) { return a * b; }
+  V divTrunc(V a, int64_t c) { return a / c; }
+  V divFloor(V a, int64_t c) {
+    V q = a / c;
+    return (a % c != 0 && ((a < 0) != (c < 0))) ? q - 1 : q;
+  }
+  V divCeil(V a, int64_t c) { return -divFloor(-a, c); }
+  V rem(V a, int64_t c) { return a % c; }
+  V min(V a, V b) { return a < b ? a : b; }
+  V max(V a, V b) { return a > b ? a : b; }
+  B lt(V a, V b) { return a < b; }
+  B le(V a, V b) { return a <= b; }
+  B eq(V a, V b) { return a == b; }
+  B band(B a, B b) { return a && b; }
+  B bor(B a, B b) { return a || b; }
+  B bnot(B a) { return !a; }
+  V sel(B c, V a, V b) { return c ? a : b; }
+  B bsel(B c, B a, B b) { return c ? a : b; }
+};
+
+/// Backend that emits index/i1 arith ops (folded when operands are constant).
+struct IRBackend {
+  using V = Value;
+  using B = Value;
+  ImplicitLocOpBuilder &b;
+  explicit IRBackend(ImplicitLocOpBuilder &b) : b(b) {}
+  V cst(int64_t x);
+  B bcst(bool x);
+  V add(V x, V y);
+  V sub(V x, V y);
+  V mul(V x, V y);
+  V divTrunc(V x, int64_t c);
+  V divFloor(V x, int64_t c);
+  V divCeil(V x, int64_t c);
+  V rem(V x, int64_t c);
+  V min(V x, V y);
+  V max(V x, V y);
+  B lt(V x, V y);
+  B le(V x, V y);
+  B eq(V x, V y);
+  B band(B x, B y);
+  B bor(B x, B y);
+  B bnot(B x);
+  V sel(B c, V x, V y);
+  B bsel(B c, B x, B y);
+};
+
+/// Interval evaluation of the integer/boolean slice of a region.
+template <typename BE>
+class IntervalEvaluator {
+public:
+  using V = typename BE::V;
+  using B = typename BE::B;
+  struct Itv {
+    bool top = true;
+    V lo{}, hi{};
+    std::optional<int64_t> constant;
+  };
+  struct Tri {
+    B mayTrue{}, mayFalse{};
+  };
+
+  IntervalEvaluator(BE &be) : be(be) {}
+
+  /// Binds an index block argument to [lo, hi].
+  void bind(Value arg, V lo, V hi) {
+    Itv itv;
+    itv.top = false;
+    itv.lo = lo;
+    itv.hi = hi;
+    ints[arg] = itv;
+  }
+
+  /// May the i1 value `v` be true / false over the bound ranges?
+  Tri evalBool(Value v);
+  Itv evalInt(Value v);
+
+  bool sawData = false;   // read a captured tensor
+  bool sawOpaque = false; // an op the evaluator does not model
+  llvm::SmallPtrSet<Value, 8> touchedArgs;
+
+private:
+  Tri unknown() { return {be.bcst(true), be.bcst(true)}; }
+  Itv point(V x) {
+    Itv r;
+    r.top = false;
+    r.lo = x;
+    r.hi = x;
+    return r;
+  }
+  Itv range(V lo, V hi) {
+    Itv r;
+    r.top = false;
+    r.lo = lo;
+    r.hi = hi;
+    return r;
+  }
+  Itv evalIntImpl(Value v);
+  Tri evalBoolImpl(Value v);
+  B mayNeg(const Itv &x) { return be.lt(x.lo, be.cst(0)); }
+
+  BE &be;
+  llvm::DenseMap<Value, Itv> ints;
+  llvm::DenseMap<Value, Tri> bools;
+};
+
+} // namespace mlir::attn
+
+#include "attnc/Analysis/MaskAnalysisImpl.h"
+
+#endif // ATTNC_ANALYSIS_MASKANALYSIS_H

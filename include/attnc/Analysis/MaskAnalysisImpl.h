@@ -1,0 +1,314 @@
+//===- MaskAnalysisImpl.h - interval evaluator bodies ------------*- C++ -*-===//
+//
+// Part of attnc. Included from MaskAnalysis.h only.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_ANALYSIS_MASKANALYSISIMPL_H
+#define ATTNC_ANALYSIS_MASKANALYSISIMPL_H
+
+#include "mlir/IR/Matchers.h"
+
+namespace mlir::attn {
+
+template <typename BE>
+typename IntervalEvaluator<BE>::Itv IntervalEvaluator<BE>::evalInt(Value v) {
+  if (isa<BlockArgument>(v))
+    touchedArgs.insert(v);
+  auto it = ints.find(v);
+  if (it != ints.end())
+    return it->second;
+  Itv r = evalIntImpl(v);
+  ints[v] = r;
+  return r;
+}
+
+template <typename BE>
+typename IntervalEvaluator<BE>::Tri IntervalEvaluator<BE>::evalBool(Value v) {
+  if (isa<BlockArgument>(v))
+    touchedArgs.insert(v);
+  auto it = bools.find(v);
+  if (it != bools.end())
+    return it->second;
+  Tri r = evalBoolImpl(v);
+  bools[v] = r;
+  return r;
+}
+
+template <typename BE>
+typename IntervalEvaluator<BE>::Itv
+IntervalEvaluator<BE>::evalIntImpl(Value v) {
+  Itv top;
+  if (isa<BlockArgument>(v)) {
+    // Bound arguments are found by evalInt; anything else (the score value s,
+    // an unbound argument) is not an integer we model.
+    sawOpaque = true;
+    return top;
+  }
+  Operation *op = v.getDefiningOp();
+
+  llvm::APInt cst;
+  if (matchPattern(v, m_ConstantInt(&cst))) {
+    Itv r = point(be.cst(cst.getSExtValue()));
+    r.constant = cst.getSExtValue();
+    return r;
+  }
+  // i1 -> integer extension: [0, 1] narrowed by what the bool may be.
+  if (isa<arith::ExtUIOp, arith::ExtSIOp>(op) &&
+      op->getOperand(0).getType().isInteger(1)) {
+    Tri t = evalBool(op->getOperand(0));
+    V one = be.cst(isa<arith::ExtUIOp>(op) ? 1 : -1);
+    V zero = be.cst(0);
+    if (isa<arith::ExtUIOp>(op))
+      return range(be.sel(t.mayFalse, zero, one), be.sel(t.mayTrue, one, zero));
+    return range(be.sel(t.mayTrue, one, zero), be.sel(t.mayFalse, zero, one));
+  }
+  if (isa<arith::IndexCastOp, arith::IndexCastUIOp, arith::ExtSIOp,
+          arith::ExtUIOp, arith::TruncIOp>(op))
+    return evalInt(op->getOperand(0));
+
+  auto binary = [&]() -> std::pair<Itv, Itv> {
+    return {evalInt(op->getOperand(0)), evalInt(op->getOperand(1))};
+  };
+  if (isa<arith::AddIOp>(op)) {
+    auto [a, b] = binary();
+    if (a.top || b.top)
+      return top;
+    return range(be.add(a.lo, b.lo), be.add(a.hi, b.hi));
+  }
+  if (isa<arith::SubIOp>(op)) {
+    auto [a, b] = binary();
+    if (a.top || b.top)
+      return top;
+    return range(be.sub(a.lo, b.hi), be.sub(a.hi, b.lo));
+  }
+  if (isa<arith::MulIOp>(op)) {
+    auto [a, b] = binary();
+    if (a.top || b.top)
+      return top;
+    if (a.constant)
+      std::swap(a, b);
+    if (b.constant) {
+      V c = be.cst(*b.constant);
+      if (*b.constant >= 0)
+        return range(be.mul(a.lo, c), be.mul(a.hi, c));
+      return range(be.mul(a.hi, c), be.mul(a.lo, c));
+    }
+    V p1 = be.mul(a.lo, b.lo), p2 = be.mul(a.lo, b.hi);
+    V p3 = be.mul(a.hi, b.lo), p4 = be.mul(a.hi, b.hi);
+    return range(be.min(be.min(p1, p2), be.min(p3, p4)),
+                 be.max(be.max(p1, p2), be.max(p3, p4)));
+  }
+  if (isa<arith::DivSIOp, arith::DivUIOp, arith::FloorDivSIOp,
+          arith::CeilDivSIOp, arith::CeilDivUIOp>(op)) {
+    auto [a, b] = binary();
+    if (a.top || !b.constant || *b.constant == 0) {
+      sawOpaque |= !a.top;
+      return top;
+    }
+    int64_t c = *b.constant;
+    bool isUnsigned = isa<arith::DivUIOp, arith::CeilDivUIOp>(op);
+    if (isUnsigned && c < 0)
+      return top;
+    auto apply = [&](V x) {
+      if (isa<arith::FloorDivSIOp>(op))
+        return be.divFloor(x, c);
+      if (isa<arith::CeilDivSIOp, arith::CeilDivUIOp>(op))
+        return be.divCeil(x, c);
+      return be.divTrunc(x, c);
+    };
+    // x -> x / c is monotone (non-decreasing for c > 0).
+    Itv r = c > 0 ? range(apply(a.lo), apply(a.hi))
+                  : range(apply(a.hi), apply(a.lo));
+    if (isUnsigned) {
+      // Unsigned division of a possibly negative value wraps: give up there.
+      B neg = mayNeg(a);
+      V big = be.cst(int64_t(1) << 62);
+      r.lo = be.sel(neg, be.cst(0), r.lo);
+      r.hi = be.sel(neg, big, r.hi);
+    }
+    return r;
+  }
+  if (isa<arith::RemSIOp, arith::RemUIOp>(op)) {
+    auto [a, b] = binary();
+    if (a.top || !b.constant || *b.constant <= 0) {
+      sawOpaque |= !a.top;
+      return top;
+    }
+    int64_t c = *b.constant;
+    B nonNeg = be.bnot(mayNeg(a));
+    B sameBlock = be.band(nonNeg, be.eq(be.divTrunc(a.lo, c),
+                                        be.divTrunc(a.hi, c)));
+    V lo = be.sel(sameBlock, be.rem(a.lo, c),
+                  be.sel(nonNeg, be.cst(0), be.cst(-(c - 1))));
+    V hi = be.sel(sameBlock, be.rem(a.hi, c), be.cst(c - 1));
+    if (isa<arith::RemUIOp>(op)) {
+      // Negative inputs wrap for unsigned remainder: any residue.
+      lo = be.sel(nonNeg, lo, be.cst(0));
+      hi = be.sel(nonNeg, hi, be.cst(c - 1));
+    }
+    return range(lo, hi);
+  }
+  if (isa<arith::MinSIOp, arith::MaxSIOp, arith::MinUIOp, arith::MaxUIOp>(
+          op)) {
+    auto [a, b] = binary();
+    if (a.top || b.top)
+      return top;
+    Itv r = isa<arith::MinSIOp, arith::MinUIOp>(op)
+                ? range(be.min(a.lo, b.lo), be.min(a.hi, b.hi))
+                : range(be.max(a.lo, b.lo), be.max(a.hi, b.hi));
+    if (isa<arith::MinUIOp, arith::MaxUIOp>(op)) {
+      B neg = be.bor(mayNeg(a), mayNeg(b));
+      r.lo = be.sel(neg, be.cst(-(int64_t(1) << 62)), r.lo);
+      r.hi = be.sel(neg, be.cst(int64_t(1) << 62), r.hi);
+    }
+    return r;
+  }
+  if (auto abs = dyn_cast<math::AbsIOp>(op)) {
+    Itv a = evalInt(abs.getOperand());
+    if (a.top)
+      return top;
+    V zero = be.cst(0);
+    V negLo = be.sub(zero, a.lo), negHi = be.sub(zero, a.hi);
+    V lo = be.sel(be.le(zero, a.lo), a.lo,
+                  be.sel(be.le(a.hi, zero), negHi, zero));
+    return range(lo, be.max(negLo, a.hi));
+  }
+  if (auto sel = dyn_cast<arith::SelectOp>(op)) {
+    Tri c = evalBool(sel.getCondition());
+    Itv a = evalInt(sel.getTrueValue()), b = evalInt(sel.getFalseValue());
+    if (a.top || b.top)
+      return top;
+    B onlyA = be.bnot(c.mayFalse), onlyB = be.bnot(c.mayTrue);
+    V lo = be.sel(onlyA, a.lo, be.sel(onlyB, b.lo, be.min(a.lo, b.lo)));
+    V hi = be.sel(onlyA, a.hi, be.sel(onlyB, b.hi, be.max(a.hi, b.hi)));
+    return range(lo, hi);
+  }
+  if (isa<tensor::ExtractOp>(op))
+    sawData = true;
+  else
+    sawOpaque = true;
+  return top;
+}
+
+template <typename BE>
+typename IntervalEvaluator<BE>::Tri
+IntervalEvaluator<BE>::evalBoolImpl(Value v) {
+  if (isa<BlockArgument>(v)) {
+    sawOpaque = true;
+    return unknown();
+  }
+  Operation *op = v.getDefiningOp();
+  llvm::APInt cst;
+  if (matchPattern(v, m_ConstantInt(&cst))) {
+    bool t = !cst.isZero();
+    return {be.bcst(t), be.bcst(!t)};
+  }
+  if (auto cmp = dyn_cast<arith::CmpIOp>(op)) {
+    Itv a = evalInt(cmp.getLhs()), b = evalInt(cmp.getRhs());
+    if (a.top || b.top)
+      return unknown();
+    using P = arith::CmpIPredicate;
+    P pred = cmp.getPredicate();
+    bool isUnsigned = pred == P::ult || pred == P::ule || pred == P::ugt ||
+                      pred == P::uge;
+    // Normalize to a < b, a <= b, a == b, a != b.
+    if (pred == P::sgt || pred == P::ugt || pred == P::sge || pred == P::uge)
+      std::swap(a, b);
+    Tri r;
+    switch (pred) {
+    case P::slt:
+    case P::ult:
+    case P::sgt:
+    case P::ugt:
+      r = {be.lt(a.lo, b.hi), be.le(b.lo, a.hi)};
+      break;
+    case P::sle:
+    case P::ule:
+    case P::sge:
+    case P::uge:
+      r = {be.le(a.lo, b.hi), be.lt(b.lo, a.hi)};
+      break;
+    case P::eq:
+    case P::ne: {
+      B disjoint = be.bor(be.lt(a.hi, b.lo), be.lt(b.hi, a.lo));
+      B samePoint = be.band(be.band(be.eq(a.lo, a.hi), be.eq(b.lo, b.hi)),
+                            be.eq(a.lo, b.lo));
+      r = {be.bnot(disjoint), be.bnot(samePoint)};
+      if (pred == P::ne)
+        std::swap(r.mayTrue, r.mayFalse);
+      break;
+    }
+    }
+    if (isUnsigned) {
+      // Negative operands compare as huge unsigned values: unknown there.
+      B neg = be.bor(mayNeg(a), mayNeg(b));
+      r.mayTrue = be.bor(neg, r.mayTrue);
+      r.mayFalse = be.bor(neg, r.mayFalse);
+    }
+    return r;
+  }
+  if (isa<arith::AndIOp, arith::OrIOp, arith::XOrIOp>(op)) {
+    Tri a = evalBool(op->getOperand(0)), b = evalBool(op->getOperand(1));
+    if (isa<arith::AndIOp>(op))
+      return {be.band(a.mayTrue, b.mayTrue), be.bor(a.mayFalse, b.mayFalse)};
+    if (isa<arith::OrIOp>(op))
+      return {be.bor(a.mayTrue, b.mayTrue), be.band(a.mayFalse, b.mayFalse)};
+    return {be.bor(be.band(a.mayTrue, b.mayFalse), be.band(a.mayFalse, b.mayTrue)),
+            be.bor(be.band(a.mayTrue, b.mayTrue), be.band(a.mayFalse, b.mayFalse))};
+  }
+  if (auto sel = dyn_cast<arith::SelectOp>(op)) {
+    Tri c = evalBool(sel.getCondition());
+    Tri a = evalBool(sel.getTrueValue()), b = evalBool(sel.getFalseValue());
+    return {be.bor(be.band(c.mayTrue, a.mayTrue), be.band(c.mayFalse, b.mayTrue)),
+            be.bor(be.band(c.mayTrue, a.mayFalse),
+                   be.band(c.mayFalse, b.mayFalse))};
+  }
+  if (isa<arith::TruncIOp>(op) || isa<tensor::ExtractOp>(op)) {
+    // Reading a data-dependent boolean (e.g. a captured i1 block layout).
+    if (isa<tensor::ExtractOp>(op))
+      sawData = true;
+    else
+      sawOpaque = true;
+    return unknown();
+  }
+  sawOpaque = true;
+  return unknown();
+}
+
+/// Evaluates the combined mask of `op` over b, h and the index rectangle
+/// [i0, i1] x [j0, j1] (inclusive): returns (may be true, may be false).
+template <typename BE>
+std::pair<typename BE::B, typename BE::B>
+evalTileMask(BE &be, AttentionOp op, const MaskStructure &ms, typename BE::V b,
+             typename BE::V h, typename BE::V i0, typename BE::V i1,
+             typename BE::V j0, typename BE::V j1) {
+  IntervalEvaluator<BE> ev(be);
+  auto bindAll = [&](Region &r, unsigned first) {
+    if (r.empty())
+      return;
+    Block &blk = r.front();
+    ev.bind(blk.getArgument(first), b, b);
+    ev.bind(blk.getArgument(first + 1), h, h);
+    ev.bind(blk.getArgument(first + 2), i0, i1);
+    ev.bind(blk.getArgument(first + 3), j0, j1);
+  };
+  bindAll(op.getMask(), 0);
+  bindAll(op.getScore(), 1);
+  typename BE::B mayTrue = be.bcst(true), mayFalse = be.bcst(false);
+  auto combine = [&](Value cond, bool negate) {
+    auto t = ev.evalBool(cond);
+    if (negate)
+      std::swap(t.mayTrue, t.mayFalse);
+    mayTrue = be.band(mayTrue, t.mayTrue);
+    mayFalse = be.bor(mayFalse, t.mayFalse);
+  };
+  if (ms.maskValue)
+    combine(ms.maskValue, false);
+  if (ms.scoreKeep)
+    combine(ms.scoreKeep, ms.scoreKeepNegated);
+  return {mayTrue, mayFalse};
+}
+
+} // namespace mlir::attn
+
+#endif // ATTNC_ANALYSIS_MASKANALYSISIMPL_H

@@ -1,0 +1,45 @@
+//===- CpuRunner.h - JIT a lowered spec on the host CPU -----------*- C++ -*-===//
+//
+// Part of attnc. Keeps mlir/ExecutionEngine out of widely included headers.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_TARGET_CPURUNNER_H
+#define ATTNC_TARGET_CPURUNNER_H
+
+#include "attnc/Target/Pipelines.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+
+#include <memory>
+
+namespace mlir {
+class ExecutionEngine;
+namespace attn {
+
+/// A spec function lowered for the CPU and JIT-compiled.
+class CpuKernel {
+public:
+  /// Lowers a clone of `module` with `options` and compiles `funcName`.
+  static llvm::Expected<std::unique_ptr<CpuKernel>>
+  compile(ModuleOp module, llvm::StringRef funcName,
+          const CpuPipelineOptions &options);
+  ~CpuKernel();
+
+  /// Calls the C interface `_mlir_ciface_<func>`: `args[0]` points to the
+  /// storage for the result descriptors, the rest to argument descriptors
+  /// (each element of `args` is the address of a pointer).
+  llvm::Error call(llvm::MutableArrayRef<void *> args);
+
+private:
+  CpuKernel() = default;
+  std::unique_ptr<ExecutionEngine> engine;
+  std::string name;
+};
+
+/// Initializes the native target once (idempotent).
+void initializeCpuTarget();
+
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTNC_TARGET_CPURUNNER_H

@@ -1,0 +1,75 @@
+//===- LoweringUtils.h - helpers shared by the attn lowerings ----*- C++ -*-===//
+#ifndef ATTNC_TRANSFORMS_LOWERINGUTILS_H
+#define ATTNC_TRANSFORMS_LOWERINGUTILS_H
+
+#include "attnc/Dialect/Attn/Attn.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+#include <functional>
+
+namespace mlir::attn {
+
+/// A thin layer over ImplicitLocOpBuilder for loop nests on memrefs.
+class Emitter {
+public:
+  explicit Emitter(ImplicitLocOpBuilder &b) : b(b) {}
+  ImplicitLocOpBuilder &b;
+
+  Value idx(int64_t v);
+  Value f32(double v);
+  Value i1(bool v);
+  Type f32Type() { return b.getF32Type(); }
+
+  /// bufferization.to_buffer with an identity-layout memref type.
+  Value toBuffer(Value tensor);
+  /// memref.alloc of `type`'s shape with `elem` (or its own element type).
+  Value alloc(ArrayRef<int64_t> shape, Type elem, ValueRange dynSizes);
+  Value toTensor(Value buffer, Type tensorType);
+  Value dim(Value memref, int64_t d);
+
+  /// scf.for over [lb, ub) with `step`; the body may yield iteration values.
+  using Body = std::function<SmallVector<Value>(Value, ValueRange)>;
+  SmallVector<Value> loop(Value lb, Value ub, Value step, ValueRange init,
+                          const Body &body);
+  void loop(Value lb, Value ub, const std::function<void(Value)> &body);
+  /// scf.if with results; both branches yield `types`.
+  SmallVector<Value> ifElse(Value cond, TypeRange types,
+                            const std::function<SmallVector<Value>()> &then,
+                            const std::function<SmallVector<Value>()> &els);
+  void ifThen(Value cond, const std::function<void()> &then);
+
+  /// Scalar load/store converting to/from f32.
+  Value loadF32(Value memref, ValueRange indices);
+  void storeF32(Value value, Value memref, ValueRange indices);
+  /// Reads `n` contiguous elements along the last dim as vector<n x f32>.
+  Value readRowF32(Value memref, ValueRange indices, int64_t n);
+  void writeRowF32(Value vec, Value memref, ValueRange indices);
+
+  /// Clones the single block of `region` with its arguments bound to `args`
+  /// at the insertion point; returns the values of its attn.yield.
+  SmallVector<Value> inlineRegion(Region &region, ValueRange args);
+
+  Value addf(Value x, Value y);
+  Value subf(Value x, Value y);
+  Value mulf(Value x, Value y);
+  Value divf(Value x, Value y);
+  Value maxf(Value x, Value y);
+  Value addi(Value x, Value y);
+  Value subi(Value x, Value y);
+  Value muli(Value x, Value y);
+  Value divi(Value x, Value y);
+  Value mini(Value x, Value y);
+  Value ceilDiv(Value x, Value y);
+  Value cmpi(arith::CmpIPredicate p, Value x, Value y);
+  Value cmpf(arith::CmpFPredicate p, Value x, Value y);
+  Value select(Value c, Value x, Value y);
+  Value exp(Value x);
+  Value exp2(Value x);
+  Value log(Value x);
+  Value splat(Value scalar, int64_t n);
+  Value dot(Value x, Value y); // vector<n x f32> . vector<n x f32> -> f32
+};
+
+} // namespace mlir::attn
+
+#endif // ATTNC_TRANSFORMS_LOWERINGUTILS_H

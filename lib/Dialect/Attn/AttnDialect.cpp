@@ -1,0 +1,747 @@
+//===- AttnDialect.cpp - attn dialect, parsing, printing, verifiers -------===//
+//
+// Part of attnc.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Dialect/Attn/Attn.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/SmallPtrSet.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+#include "Attn/AttnDialect.cpp.inc"
+#include "Attn/AttnEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "Attn/AttnAttrs.cpp.inc"
+
+void AttnDialect::initialize() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "Attn/AttnAttrs.cpp.inc"
+      >();
+  addOperations<
+#define GET_OP_LIST
+#include "Attn/AttnOps.cpp.inc"
+      >();
+}
+
+LogicalResult
+ScheduleAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                     StringRef target, int64_t blockQ, int64_t blockKv,
+                     int64_t warps, int64_t stages, int64_t smemBytes) {
+  auto isPow2 = [](int64_t x) { return x > 0 && (x & (x - 1)) == 0; };
+  if (!isPow2(blockQ) || !isPow2(blockKv))
+    return emitError() << "block_q and block_kv must be powers of two, got "
+                       << blockQ << " and " << blockKv;
+  if (warps <= 0 || stages <= 0 || smemBytes < 0)
+    return emitError() << "warps and stages must be positive";
+  if (target != "cpu" && target != "sm_80" && target != "sm_90a")
+    return emitError() << "unknown target '" << target
+                       << "' (expected cpu, sm_80 or sm_90a)";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Shared helpers
+//===----------------------------------------------------------------------===//
+
+static bool compatible(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+
+static std::string dimStr(int64_t d) {
+  return ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d);
+}
+
+static bool isSupportedFloat(Type t) { return t.isF32() || t.isF16() || t.isBF16(); }
+
+/// Parses `name(%a: t, %b: t) { ... }` into `region` if the keyword is there.
+static ParseResult parseOptionalNamedRegion(OpAsmParser &parser,
+                                            StringRef keyword, Region &region) {
+  if (failed(parser.parseOptionalKeyword(keyword)))
+    return success();
+  SmallVector<OpAsmParser::Argument> args;
+  if (parser.parseArgumentList(args, OpAsmParser::Delimiter::Paren,
+                               /*allowType=*/true) ||
+      parser.parseRegion(region, args))
+    return failure();
+  if (region.empty())
+    return parser.emitError(parser.getCurrentLocation())
+           << "'" << keyword << "' region must not be empty";
+  return success();
+}
+
+static void printNamedRegion(OpAsmPrinter &p, StringRef keyword,
+                             Region &region) {
+  if (region.empty())
+    return;
+  p.printNewline();
+  p << "  " << keyword << "(";
+  llvm::interleaveComma(region.getArguments(), p, [&](BlockArgument arg) {
+    p.printRegionArgument(arg);
+  });
+  p << ") ";
+  p.printRegion(region, /*printEntryBlockArgs=*/false);
+}
+
+static ParseResult
+parseCaptures(OpAsmParser &parser,
+              SmallVectorImpl<OpAsmParser::UnresolvedOperand> &operands,
+              SmallVectorImpl<Type> &types) {
+  if (failed(parser.parseOptionalKeyword("captures")))
+    return success();
+  if (parser.parseLParen() || parser.parseOperandList(operands) ||
+      parser.parseColonTypeList(types) || parser.parseRParen())
+    return failure();
+  if (operands.size() != types.size())
+    return parser.emitError(parser.getCurrentLocation())
+           << "captures: " << operands.size() << " values but " << types.size()
+           << " types";
+  return success();
+}
+
+static void printCaptures(OpAsmPrinter &p, ValueRange captures) {
+  if (captures.empty())
+    return;
+  p << " captures(" << captures << " : " << captures.getTypes() << ")";
+}
+
+/// Verifies that `region` has the given argument types and yields one value
+/// of type `yieldType` (if non-null; else the yield type is returned).
+static LogicalResult verifyRegionSignature(Operation *op, Region &region,
+                                           StringRef name,
+                                           ArrayRef<Type> argTypes,
+                                           Type yieldType) {
+  if (region.empty())
+    return success();
+  Block &block = region.front();
+  if (block.getNumArguments() != argTypes.size()) {
+    InFlightDiagnostic diag = op->emitOpError()
+                              << "'" << name << "' region must take "
+                              << argTypes.size() << " arguments (";
+    llvm::interleaveComma(argTypes, diag);
+    return diag << "), got " << block.getNumArguments();
+  }
+  for (auto [idx, arg, expected] :
+       llvm::enumerate(block.getArguments(), argTypes))
+    if (arg.getType() != expected)
+      return op->emitOpError()
+             << "'" << name << "' region argument #" << idx << " must be "
+             << expected << ", got " << arg.getType();
+  auto yield = dyn_cast<YieldOp>(block.getTerminator());
+  if (!yield)
+    return op->emitOpError() << "'" << name
+                             << "' region must end with attn.yield";
+  if (yield.getValues().size() != 1 ||
+      (yieldType && yield.getValues()[0].getType() != yieldType))
+    return op->emitOpError() << "'" << name << "' region must yield one "
+                             << yieldType << ", got " << yield.getValues().size()
+                             << " value(s)"
+                             << (yield.getValues().size() == 1
+                                     ? std::string(" of another type")
+                                     : std::string());
+  return success();
+}
+
+static bool isScalarOrVector(Type t) {
+  if (auto vec = dyn_cast<VectorType>(t))
+    t = vec.getElementType();
+  return t.isIntOrIndexOrFloat();
+}
+
+/// Checks that the op's regions are pure scalar (or vector) code, that they
+/// only use declared captures from above, and that each capture is used.
+static LogicalResult verifyRegionBodies(Operation *op, ValueRange captures,
+                                        bool allowVectors) {
+  llvm::SmallPtrSet<Value, 4> captureSet(captures.begin(), captures.end());
+  llvm::SmallPtrSet<Value, 4> used;
+  for (Region &region : op->getRegions()) {
+    WalkResult result = region.walk([&](Operation *inner) -> WalkResult {
+      if (isa<YieldOp>(inner))
+        return WalkResult::advance();
+      if (!isMemoryEffectFree(inner)) {
+        inner->emitOpError()
+            << "has side effects; attn regions must be pure scalar code";
+        return WalkResult::interrupt();
+      }
+      for (Type t : inner->getResultTypes()) {
+        if (!isScalarOrVector(t) || (!allowVectors && isa<VectorType>(t))) {
+          inner->emitOpError() << "produces " << t
+                               << "; attn regions must be pure "
+                               << (allowVectors ? "scalar or vector" : "scalar")
+                               << " code";
+          return WalkResult::interrupt();
+        }
+      }
+      for (Value operand : inner->getOperands()) {
+        if (region.isAncestor(operand.getParentRegion()))
+          continue;
+        if (!captureSet.contains(operand)) {
+          InFlightDiagnostic diag =
+              op->emitOpError() << "region uses a value defined outside the "
+                                   "op that is not listed in captures(...)";
+          diag.attachNote(operand.getLoc()) << "value defined here";
+          return WalkResult::interrupt();
+        }
+        used.insert(operand);
+      }
+      return WalkResult::advance();
+    });
+    if (result.wasInterrupted())
+      return failure();
+  }
+  for (auto [idx, capture] : llvm::enumerate(captures))
+    if (!used.contains(capture))
+      return op->emitOpError() << "capture #" << idx
+                               << " is not used by any region";
+  return success();
+}
+
+static FailureOr<RankedTensorType> getRank4(Operation *op, Value v,
+                                            StringRef name) {
+  auto type = cast<RankedTensorType>(v.getType());
+  if (type.getRank() != 4) {
+    op->emitOpError() << name << " must be a rank-4 tensor [B, H, N, D], got "
+                      << type;
+    return failure();
+  }
+  if (!isSupportedFloat(type.getElementType())) {
+    op->emitOpError() << name << " element type must be f32, f16 or bf16, got "
+                      << type.getElementType();
+    return failure();
+  }
+  if (type.isDynamicDim(1) || type.isDynamicDim(3)) {
+    op->emitOpError() << name
+                      << " must have static head count and head dim, got "
+                      << type;
+    return failure();
+  }
+  return type;
+}
+
+/// Common q/k/v checks of all three ops. Returns failure after a diagnostic.
+static LogicalResult verifyQKV(Operation *op, RankedTensorType q,
+                               RankedTensorType k, RankedTensorType v,
+                               bool sameSeq) {
+  if (q.getElementType() != k.getElementType() ||
+      q.getElementType() != v.getElementType())
+    return op->emitOpError() << "q, k and v must have the same element type, "
+                                "got "
+                             << q.getElementType() << ", "
+                             << k.getElementType() << " and "
+                             << v.getElementType();
+  if (!compatible(q.getDimSize(0), k.getDimSize(0)) ||
+      !compatible(q.getDimSize(0), v.getDimSize(0)))
+    return op->emitOpError() << "batch sizes of q, k and v differ ("
+                             << dimStr(q.getDimSize(0)) << ", "
+                             << dimStr(k.getDimSize(0)) << ", "
+                             << dimStr(v.getDimSize(0)) << ")";
+  if (q.getDimSize(3) != k.getDimSize(3))
+    return op->emitOpError() << "head dim of q (" << q.getDimSize(3)
+                             << ") and k (" << k.getDimSize(3) << ") differ";
+  if (k.getDimSize(1) != v.getDimSize(1))
+    return op->emitOpError() << "k and v must have the same number of heads, "
+                                "got "
+                             << k.getDimSize(1) << " and " << v.getDimSize(1);
+  if (!compatible(k.getDimSize(2), v.getDimSize(2)))
+    return op->emitOpError() << "k and v sequence lengths differ ("
+                             << dimStr(k.getDimSize(2)) << " vs "
+                             << dimStr(v.getDimSize(2)) << ")";
+  if (sameSeq && !compatible(q.getDimSize(2), k.getDimSize(2)))
+    return op->emitOpError() << "q and k sequence lengths differ ("
+                             << dimStr(q.getDimSize(2)) << " vs "
+                             << dimStr(k.getDimSize(2)) << ")";
+  if (q.getDimSize(1) % k.getDimSize(1) != 0)
+    return op->emitOpError()
+           << "query heads (" << q.getDimSize(1)
+           << ") must be a multiple of key/value heads (" << k.getDimSize(1)
+           << ")";
+  return success();
+}
+
+static LogicalResult verifyShapeEq(Operation *op, Type actualType,
+                                   ArrayRef<int64_t> expected, Type elem,
+                                   StringRef name) {
+  auto actual = cast<RankedTensorType>(actualType);
+  bool ok = actual.getRank() == (int64_t)expected.size() &&
+            actual.getElementType() == elem;
+  for (unsigned i = 0; ok && i < expected.size(); ++i)
+    ok = compatible(actual.getDimSize(i), expected[i]);
+  if (ok)
+    return success();
+  InFlightDiagnostic diag = op->emitOpError() << name << " must be tensor<";
+  for (int64_t d : expected)
+    diag << dimStr(d) << "x";
+  return diag << elem << ">, got " << actual;
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+int64_t AttentionOp::getHeadDim() {
+  return cast<RankedTensorType>(getQ().getType()).getDimSize(3);
+}
+int64_t AttentionOp::getValueDim() {
+  return cast<RankedTensorType>(getV().getType()).getDimSize(3);
+}
+int64_t AttentionOp::getNumQueryHeads() {
+  return cast<RankedTensorType>(getQ().getType()).getDimSize(1);
+}
+int64_t AttentionOp::getNumKvHeads() {
+  return cast<RankedTensorType>(getK().getType()).getDimSize(1);
+}
+float AttentionOp::getEffectiveScale() {
+  if (auto s = getScale())
+    return s->convertToFloat();
+  return 1.0f / std::sqrt(static_cast<float>(getHeadDim()));
+}
+
+ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
+  SmallVector<OpAsmParser::UnresolvedOperand, 3> qkv;
+  SmallVector<OpAsmParser::UnresolvedOperand> captures;
+  SmallVector<Type> captureTypes;
+  llvm::SMLoc loc = parser.getCurrentLocation();
+  if (parser.parseOperandList(qkv, 3) ||
+      parseCaptures(parser, captures, captureTypes))
+    return failure();
+  Builder &b = parser.getBuilder();
+  if (succeeded(parser.parseOptionalKeyword("scale"))) {
+    FloatAttr scale;
+    if (parser.parseEqual() ||
+        parser.parseAttribute(scale, b.getF32Type(), "scale", result.attributes))
+      return failure();
+  }
+  Region *score = result.addRegion();
+  Region *mask = result.addRegion();
+  if (parseOptionalNamedRegion(parser, "score", *score) ||
+      parseOptionalNamedRegion(parser, "mask", *mask) ||
+      parser.parseOptionalAttrDict(result.attributes) || parser.parseColon())
+    return failure();
+  SmallVector<Type, 3> inTypes, outTypes;
+  if (parser.parseTypeList(inTypes) || parser.parseArrow() ||
+      parser.parseTypeList(outTypes))
+    return failure();
+  if (inTypes.size() != 3)
+    return parser.emitError(loc) << "expected 3 input types (q, k, v), got "
+                                 << inTypes.size();
+  if (outTypes.empty() || outTypes.size() > 2)
+    return parser.emitError(loc)
+           << "expected 1 or 2 result types (o and optionally lse)";
+  if (parser.resolveOperands(qkv, inTypes, loc, result.operands) ||
+      parser.resolveOperands(captures, captureTypes, loc, result.operands))
+    return failure();
+  result.addTypes(outTypes);
+  return success();
+}
+
+void AttentionOp::print(OpAsmPrinter &p) {
+  p << " " << getQ() << ", " << getK() << ", " << getV();
+  printCaptures(p, getCaptures());
+  if (auto s = getScaleAttr()) {
+    p << " scale = ";
+    p.printFloat(s.getValue());
+  }
+  printNamedRegion(p, "score", getScore());
+  printNamedRegion(p, "mask", getMask());
+  p.printOptionalAttrDict((*this)->getAttrs(), {getScaleAttrName()});
+  p << " : " << getQ().getType() << ", " << getK().getType() << ", "
+    << getV().getType() << " -> " << getO().getType();
+  if (getLse())
+    p << ", " << getLse().getType();
+}
+
+LogicalResult AttentionOp::verify() {
+  Operation *op = getOperation();
+  auto q = getRank4(op, getQ(), "q");
+  auto k = getRank4(op, getK(), "k");
+  auto v = getRank4(op, getV(), "v");
+  if (failed(q) || failed(k) || failed(v))
+    return failure();
+  if (failed(verifyQKV(op, *q, *k, *v, /*sameSeq=*/false)))
+    return failure();
+  int64_t b = q->getDimSize(0), hq = q->getDimSize(1), nq = q->getDimSize(2);
+  if (failed(verifyShapeEq(op, getO().getType(),
+                           {b, hq, nq, v->getDimSize(3)}, q->getElementType(),
+                           "result o")))
+    return failure();
+  if (getLse() && failed(verifyShapeEq(op, getLse().getType(), {b, hq, nq},
+                                       Float32Type::get(getContext()),
+                                       "result lse")))
+    return failure();
+  if (auto s = getScale()) {
+    float f = s->convertToFloat();
+    if (!std::isfinite(f) || f == 0.0f)
+      return emitOpError() << "scale must be finite and non-zero, got " << f;
+  }
+  return success();
+}
+
+LogicalResult AttentionOp::verifyRegions() {
+  Builder b(getContext());
+  Type f32 = b.getF32Type(), idx = b.getIndexType();
+  if (failed(verifyRegionSignature(*this, getScore(), "score",
+                                   {f32, idx, idx, idx, idx}, f32)) ||
+      failed(verifyRegionSignature(*this, getMask(), "mask",
+                                   {idx, idx, idx, idx}, b.getI1Type())))
+    return failure();
+  return verifyRegionBodies(*this, getCaptures(), /*allowVectors=*/false);
+}
+
+namespace {
+/// A mask region that yields constant true masks nothing: drop it.
+struct DropTrivialRegions : OpRewritePattern<AttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    bool changed = false;
+    if (op.hasMaskRegion()) {
+      auto yield = cast<YieldOp>(op.getMask().front().getTerminator());
+      if (matchPattern(yield.getValues()[0], m_One())) {
+        rewriter.modifyOpInPlace(op, [&] {
+          op.getMask().getBlocks().clear();
+        });
+        changed = true;
+      }
+    }
+    if (op.hasScoreRegion()) {
+      Block &block = op.getScore().front();
+      auto yield = cast<YieldOp>(block.getTerminator());
+      if (yield.getValues()[0] == block.getArgument(0)) {
+        rewriter.modifyOpInPlace(op, [&] {
+          op.getScore().getBlocks().clear();
+        });
+        changed = true;
+      }
+    }
+    return success(changed);
+  }
+};
+
+/// Captures that became unused after the regions were simplified are dropped.
+struct DropUnusedCaptures : OpRewritePattern<AttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    SmallVector<Value> keep;
+    for (Value c : op.getCaptures()) {
+      bool used = llvm::any_of(c.getUses(), [&](OpOperand &use) {
+        return op->isProperAncestor(use.getOwner());
+      });
+      if (used)
+        keep.push_back(c);
+    }
+    if (keep.size() == op.getCaptures().size())
+      return failure();
+    rewriter.modifyOpInPlace(op, [&] {
+      op.getCapturesMutable().assign(keep);
+    });
+    return success();
+  }
+};
+
+/// An lse result nobody reads is not computed.
+struct DropUnusedLse : OpRewritePattern<AttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.getLse() || !op.getLse().use_empty())
+      return failure();
+    OperationState state(op.getLoc(), op->getName());
+    state.addOperands(op->getOperands());
+    state.addAttributes(op->getAttrs());
+    state.addTypes(op.getO().getType());
+    Region *score = state.addRegion();
+    Region *mask = state.addRegion();
+    score->takeBody(op.getScore());
+    mask->takeBody(op.getMask());
+    Operation *newOp = rewriter.create(state);
+    rewriter.replaceOp(op, {newOp->getResult(0), Value()});
+    return success();
+  }
+};
+} // namespace
+
+void AttentionOp::getCanonicalizationPatterns(RewritePatternSet &results,
+                                              MLIRContext *context) {
+  results.add<DropTrivialRegions, DropUnusedCaptures, DropUnusedLse>(context);
+}
+
+//===----------------------------------------------------------------------===//
+// LinearAttentionOp and ScanOp
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Uniform view of the two linear ops for parsing, printing and verifying.
+struct LinearView {
+  Operation *op;
+  Direction direction;
+  Value q, k, v, decay, initialState, finalState, o;
+  ValueRange captures;
+  Region *featureMap = nullptr, *keyFeatureMap = nullptr;
+};
+} // namespace
+
+static LinearView view(LinearAttentionOp op) {
+  return {op,
+          op.getDirection(),
+          op.getQ(),
+          op.getK(),
+          op.getV(),
+          op.getDecay(),
+          op.getInitialState(),
+          op.getFinalState(),
+          op.getO(),
+          op.getCaptures(),
+          &op.getFeatureMap(),
+          &op.getKeyFeatureMap()};
+}
+
+static LinearView view(ScanOp op) {
+  return {op,       op.getDirection(),    op.getQ(),
+          op.getK(), op.getV(),           op.getDecay(),
+          op.getInitialState(), op.getFinalState(), op.getO(),
+          ValueRange(), nullptr, nullptr};
+}
+
+/// Parses the shared syntax:
+///   <direction> %q, %k, %v [decay(%g : T)] [initial_state(%s : T)]
+///   [captures(...)] [normalize] [scale = f] [feature_map(...) {...}]
+///   [key_feature_map(...) {...}] attr-dict : tq, tk, tv -> to [, tstate]
+static ParseResult parseLinearLike(OpAsmParser &parser, OperationState &result,
+                                   bool isScan) {
+  Builder &b = parser.getBuilder();
+  StringRef dirKw;
+  llvm::SMLoc loc = parser.getCurrentLocation();
+  if (parser.parseKeyword(&dirKw))
+    return failure();
+  std::optional<Direction> dir = symbolizeDirection(dirKw);
+  if (!dir)
+    return parser.emitError(loc) << "expected 'causal' or 'bidirectional', got '"
+                                 << dirKw << "'";
+  result.addAttribute("direction", DirectionAttr::get(b.getContext(), *dir));
+  SmallVector<OpAsmParser::UnresolvedOperand, 3> qkv;
+  if (parser.parseOperandList(qkv, 3))
+    return failure();
+  auto parseOptionalOperand =
+      [&](StringRef kw, std::optional<OpAsmParser::UnresolvedOperand> &opnd,
+          Type &type) -> ParseResult {
+    if (failed(parser.parseOptionalKeyword(kw)))
+      return success();
+    opnd.emplace();
+    return failure(parser.parseLParen() || parser.parseOperand(*opnd) ||
+                   parser.parseColonType(type) || parser.parseRParen());
+  };
+  std::optional<OpAsmParser::UnresolvedOperand> decay, init;
+  Type decayType, initType;
+  SmallVector<OpAsmParser::UnresolvedOperand> captures;
+  SmallVector<Type> captureTypes;
+  if (parseOptionalOperand("decay", decay, decayType) ||
+      parseOptionalOperand("initial_state", init, initType))
+    return failure();
+  if (!isScan) {
+    if (parseCaptures(parser, captures, captureTypes))
+      return failure();
+    if (succeeded(parser.parseOptionalKeyword("normalize")))
+      result.addAttribute("normalize", b.getUnitAttr());
+    if (succeeded(parser.parseOptionalKeyword("scale"))) {
+      FloatAttr scale;
+      if (parser.parseEqual() ||
+          parser.parseAttribute(scale, b.getF32Type(), "scale",
+                                result.attributes))
+        return failure();
+    }
+    Region *fm = result.addRegion();
+    Region *kfm = result.addRegion();
+    if (parseOptionalNamedRegion(parser, "feature_map", *fm) ||
+        parseOptionalNamedRegion(parser, "key_feature_map", *kfm))
+      return failure();
+  }
+  SmallVector<Type, 3> inTypes, outTypes;
+  if (parser.parseOptionalAttrDict(result.attributes) || parser.parseColon() ||
+      parser.parseTypeList(inTypes) || parser.parseArrow() ||
+      parser.parseTypeList(outTypes))
+    return failure();
+  if (inTypes.size() != 3)
+    return parser.emitError(loc) << "expected 3 input types (q, k, v), got "
+                                 << inTypes.size();
+  if (outTypes.empty() || outTypes.size() > 2)
+    return parser.emitError(loc)
+           << "expected 1 or 2 result types (o and optionally the final state)";
+  if (parser.resolveOperands(qkv, inTypes, loc, result.operands))
+    return failure();
+  if (decay && parser.resolveOperand(*decay, decayType, result.operands))
+    return failure();
+  if (init && parser.resolveOperand(*init, initType, result.operands))
+    return failure();
+  if (parser.resolveOperands(captures, captureTypes, loc, result.operands))
+    return failure();
+  result.addTypes(outTypes);
+  SmallVector<int32_t> segments = {1, 1, 1, decay ? 1 : 0, init ? 1 : 0};
+  if (!isScan)
+    segments.push_back(static_cast<int32_t>(captures.size()));
+  result.addAttribute("operandSegmentSizes", b.getDenseI32ArrayAttr(segments));
+  return success();
+}
+
+static void printLinearLike(OpAsmPrinter &p, const LinearView &lv) {
+  p << " " << stringifyDirection(lv.direction) << " " << lv.q << ", " << lv.k
+    << ", " << lv.v;
+  if (lv.decay)
+    p << " decay(" << lv.decay << " : " << lv.decay.getType() << ")";
+  if (lv.initialState)
+    p << " initial_state(" << lv.initialState << " : "
+      << lv.initialState.getType() << ")";
+  printCaptures(p, lv.captures);
+  Operation *op = lv.op;
+  if (op->hasAttr("normalize"))
+    p << " normalize";
+  if (auto s = op->getAttrOfType<FloatAttr>("scale")) {
+    p << " scale = ";
+    p.printFloat(s.getValue());
+  }
+  if (lv.featureMap)
+    printNamedRegion(p, "feature_map", *lv.featureMap);
+  if (lv.keyFeatureMap)
+    printNamedRegion(p, "key_feature_map", *lv.keyFeatureMap);
+  p.printOptionalAttrDict(op->getAttrs(),
+                          {"operandSegmentSizes", "direction", "normalize",
+                           "scale"});
+  p << " : " << lv.q.getType() << ", " << lv.k.getType() << ", "
+    << lv.v.getType() << " -> " << lv.o.getType();
+  if (lv.finalState)
+    p << ", " << lv.finalState.getType();
+}
+
+static int64_t featureDimOf(Region *fm, int64_t headDim) {
+  if (!fm || fm->empty())
+    return headDim;
+  auto yield = dyn_cast<YieldOp>(fm->front().getTerminator());
+  if (!yield || yield.getValues().size() != 1)
+    return headDim;
+  if (auto vec = dyn_cast<VectorType>(yield.getValues()[0].getType()))
+    if (vec.getRank() == 1)
+      return vec.getDimSize(0);
+  return headDim;
+}
+
+static LogicalResult verifyLinearLike(const LinearView &lv) {
+  Operation *op = lv.op;
+  auto q = getRank4(op, lv.q, "q");
+  auto k = getRank4(op, lv.k, "k");
+  auto v = getRank4(op, lv.v, "v");
+  if (failed(q) || failed(k) || failed(v))
+    return failure();
+  if (failed(verifyQKV(op, *q, *k, *v, /*sameSeq=*/true)))
+    return failure();
+  int64_t b = q->getDimSize(0), h = q->getDimSize(1), n = q->getDimSize(2);
+  int64_t f = featureDimOf(lv.featureMap, q->getDimSize(3));
+  int64_t dv = v->getDimSize(3);
+  Type f32 = Float32Type::get(op->getContext());
+  if (failed(verifyShapeEq(op, lv.o.getType(), {b, h, n, dv},
+                           q->getElementType(), "result o")))
+    return failure();
+  if (lv.decay) {
+    auto g = cast<RankedTensorType>(lv.decay.getType());
+    if (g.getElementType() != f32)
+      return op->emitOpError() << "decay must hold f32 log-gates, got "
+                               << g.getElementType();
+    if (g.getRank() == 1) {
+      if (failed(verifyShapeEq(op, g, {h}, f32, "per-head decay")))
+        return failure();
+    } else if (g.getRank() == 3) {
+      if (failed(verifyShapeEq(op, g, {b, h, n}, f32, "per-token decay")))
+        return failure();
+    } else if (g.getRank() == 4) {
+      if (failed(verifyShapeEq(op, g, {b, h, n, f}, f32,
+                               "per-token, per-feature decay")))
+        return failure();
+    } else {
+      return op->emitOpError()
+             << "decay must be [H] (per head), [B, H, N] (per token) or "
+                "[B, H, N, F] (per token and feature), got "
+             << g;
+    }
+  }
+  bool causal = lv.direction == Direction::causal;
+  if (lv.initialState) {
+    if (!causal)
+      return op->emitOpError() << "initial_state requires a causal scan";
+    if (failed(verifyShapeEq(op, lv.initialState.getType(), {b, h, f, dv},
+                             f32, "initial_state")))
+      return failure();
+  }
+  if (lv.finalState) {
+    if (!causal)
+      return op->emitOpError()
+             << "a final state result requires a causal scan";
+    if (failed(verifyShapeEq(op, lv.finalState.getType(), {b, h, f, dv}, f32,
+                             "final state")))
+      return failure();
+  }
+  return success();
+}
+
+static LogicalResult verifyLinearRegions(const LinearView &lv) {
+  Operation *op = lv.op;
+  if (!lv.featureMap)
+    return success();
+  auto q = cast<RankedTensorType>(lv.q.getType());
+  Type rowType = VectorType::get({q.getDimSize(3)}, Float32Type::get(op->getContext()));
+  int64_t f = featureDimOf(lv.featureMap, q.getDimSize(3));
+  Type featType = VectorType::get({f}, Float32Type::get(op->getContext()));
+  if (!lv.featureMap->empty()) {
+    auto yield = dyn_cast<YieldOp>(lv.featureMap->front().getTerminator());
+    if (yield && yield.getValues().size() == 1 &&
+        !isa<VectorType>(yield.getValues()[0].getType()))
+      return op->emitOpError()
+             << "'feature_map' region must yield a vector<Fxf32>, got "
+             << yield.getValues()[0].getType();
+  }
+  if (!lv.keyFeatureMap->empty() && lv.featureMap->empty())
+    return op->emitOpError()
+           << "'key_feature_map' requires a 'feature_map' region";
+  if (failed(verifyRegionSignature(op, *lv.featureMap, "feature_map",
+                                   {rowType}, featType)) ||
+      failed(verifyRegionSignature(op, *lv.keyFeatureMap, "key_feature_map",
+                                   {rowType}, featType)))
+    return failure();
+  return verifyRegionBodies(op, lv.captures, /*allowVectors=*/true);
+}
+
+ParseResult LinearAttentionOp::parse(OpAsmParser &parser,
+                                     OperationState &result) {
+  return parseLinearLike(parser, result, /*isScan=*/false);
+}
+void LinearAttentionOp::print(OpAsmPrinter &p) { printLinearLike(p, view(*this)); }
+LogicalResult LinearAttentionOp::verify() { return verifyLinearLike(view(*this)); }
+LogicalResult LinearAttentionOp::verifyRegions() {
+  return verifyLinearRegions(view(*this));
+}
+int64_t LinearAttentionOp::getFeatureDim() {
+  return featureDimOf(&getFeatureMap(),
+                      cast<RankedTensorType>(getQ().getType()).getDimSize(3));
+}
+
+ParseResult ScanOp::parse(OpAsmParser &parser, OperationState &result) {
+  return parseLinearLike(parser, result, /*isScan=*/true);
+}
+void ScanOp::print(OpAsmPrinter &p) { printLinearLike(p, view(*this)); }
+LogicalResult ScanOp::verify() { return verifyLinearLike(view(*this)); }
+LogicalResult ScanOp::verifyRegions() { return success(); }
+int64_t ScanOp::getFeatureDim() {
+  return cast<RankedTensorType>(getQ().getType()).getDimSize(3);
+}
+
+#define GET_OP_CLASSES
+#include "Attn/AttnOps.cpp.inc"

@@ -1,0 +1,71 @@
+//===- CpuRunner.cpp - JIT a lowered spec on the host CPU -----------------===//
+
+#include "attnc/Target/CpuRunner.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "llvm/Support/TargetSelect.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+
+void mlir::attn::initializeCpuTarget() {
+  static bool done = [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    return true;
+  }();
+  (void)done;
+}
+
+CpuKernel::~CpuKernel() = default;
+
+llvm::Expected<std::unique_ptr<CpuKernel>>
+CpuKernel::compile(ModuleOp module, llvm::StringRef funcName,
+                   const CpuPipelineOptions &options) {
+  initializeCpuTarget();
+  MLIRContext *ctx = module.getContext();
+  DialectRegistry registry;
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  ctx->appendDialectRegistry(registry);
+
+  OwningOpRef<ModuleOp> clone = module.clone();
+  auto func = clone->lookupSymbol<func::FuncOp>(funcName);
+  if (!func)
+    return llvm::createStringError("no function '" + funcName.str() +
+                                   "' in the spec");
+  func->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
+  PassManager pm(ctx);
+  buildCpuPipeline(pm, options);
+  std::string diagText;
+  {
+    llvm::raw_string_ostream os(diagText);
+    ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &d) {
+      os << d.getLocation() << ": " << d << "\n";
+      return success();
+    });
+    if (failed(pm.run(*clone)))
+      return llvm::createStringError("lowering '" + funcName.str() +
+                                     "' for the CPU failed:\n" + diagText);
+  }
+  ExecutionEngineOptions eo;
+  eo.transformer = makeOptimizingTransformer(/*optLevel=*/3, /*sizeLevel=*/0,
+                                             /*targetMachine=*/nullptr);
+  eo.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
+  auto engine = ExecutionEngine::create(*clone, eo);
+  if (!engine)
+    return engine.takeError();
+  std::unique_ptr<CpuKernel> k(new CpuKernel());
+  k->engine = std::move(*engine);
+  k->name = ("_mlir_ciface_" + funcName).str();
+  return k;
+}
+
+llvm::Error CpuKernel::call(llvm::MutableArrayRef<void *> args) {
+  return engine->invokePacked(name, args);
+}

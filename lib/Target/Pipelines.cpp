@@ -1,0 +1,94 @@
+//===- Pipelines.cpp - the attnc pass pipelines ---------------------------===//
+//
+// Part of attnc. Every pipeline is spelled here and nowhere else.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Target/Pipelines.h"
+#include "attnc/Transforms/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Bufferization/Transforms/FuncBufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Vector/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+
+void mlir::attn::registerAttncDialects(DialectRegistry &registry) {
+  registry.insert<attn::AttnDialect, func::FuncDialect, arith::ArithDialect,
+                  math::MathDialect, tensor::TensorDialect,
+                  vector::VectorDialect, memref::MemRefDialect,
+                  scf::SCFDialect, bufferization::BufferizationDialect,
+                  cf::ControlFlowDialect, LLVM::LLVMDialect>();
+  arith::registerBufferizableOpInterfaceExternalModels(registry);
+  bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
+      registry);
+  scf::registerBufferizableOpInterfaceExternalModels(registry);
+  tensor::registerBufferizableOpInterfaceExternalModels(registry);
+  vector::registerBufferizableOpInterfaceExternalModels(registry);
+}
+
+std::string mlir::attn::cpuPipelineText(const CpuPipelineOptions &options) {
+  std::string s = "builtin.module(";
+  if (options.reference) {
+    s += "convert-attn-to-reference,";
+  } else {
+    s += "attn-analyze-masks,attn-select-schedule{target=cpu";
+    if (options.blockQ)
+      s += " block-q=" + std::to_string(options.blockQ);
+    if (options.blockKv)
+      s += " block-kv=" + std::to_string(options.blockKv);
+    s += "},attn-tile,";
+  }
+  s += "canonicalize,cse,"
+       "one-shot-bufferize{bufferize-function-boundaries "
+       "function-boundary-type-conversion=identity-layout-map},"
+       "canonicalize,cse,convert-vector-to-scf,lower-affine,convert-scf-to-cf,"
+       "convert-vector-to-llvm,expand-strided-metadata,"
+       "finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,"
+       "convert-func-to-llvm,convert-cf-to-llvm,reconcile-unrealized-casts)";
+  return s;
+}
+
+void mlir::attn::buildCpuPipeline(OpPassManager &pm,
+                                  const CpuPipelineOptions &options) {
+  std::string text = cpuPipelineText(options);
+  // The module-level anchor is the pass manager itself: strip it.
+  StringRef inner = StringRef(text).drop_front(strlen("builtin.module(")).drop_back();
+  if (failed(parsePassPipeline(inner, pm, llvm::errs())))
+    llvm::report_fatal_error("attnc: internal CPU pipeline does not parse");
+}
+
+void mlir::attn::registerAttncPipelines() {
+  registerConversionPasses();
+  bufferization::registerBufferizationPasses();
+  memref::registerMemRefPasses();
+  registerTransformsPasses();
+  PassPipelineRegistration<>(
+      "attn-lower-cpu",
+      "Spec to LLVM dialect for the CPU through attn-tile (FlashAttention "
+      "loops)",
+      [](OpPassManager &pm) { buildCpuPipeline(pm, {}); });
+  PassPipelineRegistration<>(
+      "attn-lower-cpu-reference",
+      "Spec to LLVM dialect for the CPU through the naive reference lowering",
+      [](OpPassManager &pm) {
+        CpuPipelineOptions o;
+        o.reference = true;
+        buildCpuPipeline(pm, o);
+      });
+}

@@ -1,0 +1,209 @@
+//===- MaskAnalysis.cpp - attn-analyze-masks ------------------------------===//
+//
+// Part of attnc.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Analysis/MaskAnalysis.h"
+#include "attnc/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNANALYZEMASKS
+#include "Attn/AttnPasses.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+
+//===----------------------------------------------------------------------===//
+// IRBackend
+//===----------------------------------------------------------------------===//
+
+Value IRBackend::cst(int64_t x) {
+  return arith::ConstantIndexOp::create(b, x);
+}
+Value IRBackend::bcst(bool x) {
+  return arith::ConstantIntOp::create(b, b.getI1Type(), x ? 1 : 0);
+}
+Value IRBackend::add(Value x, Value y) {
+  return b.createOrFold<arith::AddIOp>(x, y);
+}
+Value IRBackend::sub(Value x, Value y) {
+  return b.createOrFold<arith::SubIOp>(x, y);
+}
+Value IRBackend::mul(Value x, Value y) {
+  return b.createOrFold<arith::MulIOp>(x, y);
+}
+Value IRBackend::divTrunc(Value x, int64_t c) {
+  return b.createOrFold<arith::DivSIOp>(x, cst(c));
+}
+Value IRBackend::divFloor(Value x, int64_t c) {
+  return b.createOrFold<arith::FloorDivSIOp>(x, cst(c));
+}
+Value IRBackend::divCeil(Value x, int64_t c) {
+  return b.createOrFold<arith::CeilDivSIOp>(x, cst(c));
+}
+Value IRBackend::rem(Value x, int64_t c) {
+  return b.createOrFold<arith::RemSIOp>(x, cst(c));
+}
+Value IRBackend::min(Value x, Value y) {
+  return b.createOrFold<arith::MinSIOp>(x, y);
+}
+Value IRBackend::max(Value x, Value y) {
+  return b.createOrFold<arith::MaxSIOp>(x, y);
+}
+Value IRBackend::lt(Value x, Value y) {
+  return b.createOrFold<arith::CmpIOp>(arith::CmpIPredicate::slt, x, y);
+}
+Value IRBackend::le(Value x, Value y) {
+  return b.createOrFold<arith::CmpIOp>(arith::CmpIPredicate::sle, x, y);
+}
+Value IRBackend::eq(Value x, Value y) {
+  return b.createOrFold<arith::CmpIOp>(arith::CmpIPredicate::eq, x, y);
+}
+Value IRBackend::band(Value x, Value y) {
+  return b.createOrFold<arith::AndIOp>(x, y);
+}
+Value IRBackend::bor(Value x, Value y) {
+  return b.createOrFold<arith::OrIOp>(x, y);
+}
+Value IRBackend::bnot(Value x) {
+  return b.createOrFold<arith::XOrIOp>(x, bcst(true));
+}
+Value IRBackend::sel(Value c, Value x, Value y) {
+  return b.createOrFold<arith::SelectOp>(c, x, y);
+}
+Value IRBackend::bsel(Value c, Value x, Value y) {
+  return b.createOrFold<arith::SelectOp>(c, x, y);
+}
+
+//===----------------------------------------------------------------------===//
+// Structure
+//===----------------------------------------------------------------------===//
+
+static bool isNegInf(Value v) {
+  FloatAttr attr;
+  if (!matchPattern(v, m_Constant(&attr)))
+    return false;
+  return attr.getValue().isInfinity() && attr.getValue().isNegative();
+}
+
+MaskStructure mlir::attn::analyzeMaskStructure(AttentionOp op) {
+  MaskStructure ms;
+  if (op.hasMaskRegion())
+    ms.maskValue =
+        cast<YieldOp>(op.getMask().front().getTerminator()).getValues()[0];
+  if (op.hasScoreRegion()) {
+    Value r = cast<YieldOp>(op.getScore().front().getTerminator()).getValues()[0];
+    if (auto sel = r.getDefiningOp<arith::SelectOp>()) {
+      if (isNegInf(sel.getFalseValue())) {
+        ms.scoreKeep = sel.getCondition();
+      } else if (isNegInf(sel.getTrueValue())) {
+        ms.scoreKeep = sel.getCondition();
+        ms.scoreKeepNegated = true;
+      }
+    }
+  }
+  ConstBackend be;
+  // Flags: evaluate each part once at an arbitrary point.
+  auto probe = [&](Value cond, Region &region, unsigned first,
+                   bool &usable) {
+    IntervalEvaluator<ConstBackend> ev(be);
+    Block &blk = region.front();
+    for (unsigned a = 0; a < 4; ++a)
+      ev.bind(blk.getArgument(first + a), 0, 0);
+    (void)ev.evalBool(cond);
+    // A score condition that looks at the score itself cannot be a mask.
+    usable = !(first == 1 && ev.touchedArgs.contains(blk.getArgument(0)));
+    if (!usable)
+      return;
+    if (ev.sawData)
+      ms.kind = MaskKind::data;
+    else if (ev.sawOpaque && ms.kind != MaskKind::data)
+      ms.kind = MaskKind::opaque;
+    else if (ms.kind == MaskKind::none)
+      ms.kind = MaskKind::index;
+    ms.batch |= ev.touchedArgs.contains(blk.getArgument(first));
+    ms.head |= ev.touchedArgs.contains(blk.getArgument(first + 1));
+  };
+  bool usable = true;
+  if (ms.maskValue)
+    probe(ms.maskValue, op.getMask(), 0, usable);
+  if (ms.scoreKeep) {
+    probe(ms.scoreKeep, op.getScore(), 1, usable);
+    if (!usable)
+      ms.scoreKeep = Value();
+  }
+  return ms;
+}
+
+//===----------------------------------------------------------------------===//
+// Pass
+//===----------------------------------------------------------------------===//
+
+namespace {
+struct AttnAnalyzeMasksPass
+    : public mlir::attn::impl::AttnAnalyzeMasksBase<AttnAnalyzeMasksPass> {
+  using AttnAnalyzeMasksBase::AttnAnalyzeMasksBase;
+
+  void runOnOperation() override {
+    if (!tileMap.empty() && tileMap.size() != 4) {
+      getOperation()->emitError()
+          << "attn-analyze-masks: tile-map takes 4 values (Nq,Nk,block_q,"
+             "block_kv), got "
+          << tileMap.size();
+      return signalPassFailure();
+    }
+    if (tileMap.size() == 4 &&
+        llvm::any_of(tileMap, [](int64_t x) { return x <= 0; })) {
+      getOperation()->emitError()
+          << "attn-analyze-masks: tile-map values must be positive";
+      return signalPassFailure();
+    }
+    getOperation()->walk([&](AttentionOp op) {
+      MaskStructure ms = analyzeMaskStructure(op);
+      op.setMaskInfoAttr(MaskInfoAttr::get(op.getContext(), ms.kind, ms.batch,
+                                           ms.head, bool(ms.scoreKeep)));
+      if (tileMap.size() == 4)
+        printTileMap(op, ms);
+    });
+  }
+
+  void printTileMap(AttentionOp op, const MaskStructure &ms) {
+    int64_t nq = tileMap[0], nk = tileMap[1], bq = tileMap[2], bk = tileMap[3];
+    int64_t tq = (nq + bq - 1) / bq, tk = (nk + bk - 1) / bk;
+    llvm::raw_ostream &os = llvm::outs();
+    os << "tile map of " << op->getLoc() << " (b=0 h=0) Nq=" << nq
+       << " Nk=" << nk << " tile " << bq << "x" << bk << " kind "
+       << stringifyMaskKind(ms.kind) << "\n";
+    ConstBackend be;
+    bool needsRuntime = ms.kind == MaskKind::data || ms.kind == MaskKind::opaque;
+    int64_t visited = 0, total = 0;
+    for (int64_t qt = 0; qt < tq; ++qt) {
+      std::string row;
+      int64_t lo = -1, hi = -1;
+      for (int64_t kt = 0; kt < tk; ++kt) {
+        int64_t i0 = qt * bq, i1 = std::min(nq, i0 + bq) - 1;
+        int64_t j0 = kt * bk, j1 = std::min(nk, j0 + bk) - 1;
+        auto [mayTrue, mayFalse] = evalTileMask(be, op, ms, 0, 0, i0, i1, j0, j1);
+        char c = !mayTrue ? '.' : !mayFalse ? 'F' : needsRuntime ? 'R' : 'P';
+        row.push_back(c);
+        if (c != '.') {
+          if (lo < 0)
+            lo = kt;
+          hi = kt + 1;
+        }
+      }
+      if (lo < 0)
+        lo = hi = 0;
+      visited += hi - lo;
+      total += tk;
+      os << "  q" << qt << " " << row << " kv [" << lo << ", " << hi << ")\n";
+    }
+    os << "  visited " << visited << " of " << total << " tiles\n";
+  }
+};
+} // namespace

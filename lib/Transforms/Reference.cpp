@@ -1,0 +1,155 @@
+//===- Reference.cpp - convert-attn-to-reference --------------------------===//
+//
+// Part of attnc. The naive definitions: every numerical test compares against
+// these. They are deliberately simple: scalar loops, f32 accumulation, the
+// full score row of each query.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Transforms/AttnLowering.h"
+#include "attnc/Transforms/Passes.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <limits>
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_CONVERTATTNTOREFERENCE
+#include "Attn/AttnPasses.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+using arith::CmpFPredicate;
+using arith::CmpIPredicate;
+
+static Value allocFor(Emitter &e, Type tensorType, ArrayRef<Value> dims) {
+  auto t = cast<RankedTensorType>(tensorType);
+  SmallVector<Value> dyn;
+  for (int64_t i = 0; i < t.getRank(); ++i)
+    if (t.isDynamicDim(i))
+      dyn.push_back(dims[i]);
+  return e.alloc(t.getShape(), t.getElementType(), dyn);
+}
+
+AttentionBuffers mlir::attn::makeAttentionBuffers(Emitter &e, AttentionOp op) {
+  AttentionBuffers io;
+  io.q = e.toBuffer(op.getQ());
+  io.k = e.toBuffer(op.getK());
+  io.v = e.toBuffer(op.getV());
+  io.batch = e.dim(io.q, 0);
+  io.nq = e.dim(io.q, 2);
+  io.nk = e.dim(io.k, 2);
+  io.hq = op.getNumQueryHeads();
+  io.hkv = op.getNumKvHeads();
+  io.d = op.getHeadDim();
+  io.dv = op.getValueDim();
+  io.o = allocFor(e, op.getO().getType(),
+                  {io.batch, e.idx(io.hq), io.nq, e.idx(io.dv)});
+  if (op.getLse())
+    io.lse = allocFor(e, op.getLse().getType(),
+                      {io.batch, e.idx(io.hq), io.nq});
+  return io;
+}
+
+void mlir::attn::finishAttention(Emitter &e, AttentionOp op,
+                                 const AttentionBuffers &io) {
+  SmallVector<Value> results = {e.toTensor(io.o, op.getO().getType())};
+  if (op.getLse())
+    results.push_back(e.toTensor(io.lse, op.getLse().getType()));
+  op->replaceAllUsesWith(results);
+  op->erase();
+}
+
+LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
+  ImplicitLocOpBuilder b(op.getLoc(), op);
+  Emitter e(b);
+  AttentionBuffers io = makeAttentionBuffers(e, op);
+  const float negInf = -std::numeric_limits<float>::infinity();
+  Value row = e.alloc({ShapedType::kDynamic}, e.f32Type(), {io.nk});
+  Value acc = e.alloc({io.dv}, e.f32Type(), {});
+  Value c0 = e.idx(0), c1 = e.idx(1);
+  Value group = e.idx(io.hq / io.hkv);
+  Value scale = e.f32(op.getEffectiveScale());
+  e.loop(c0, io.batch, [&](Value bi) {
+    e.loop(c0, e.idx(io.hq), [&](Value h) {
+      Value hk = e.divi(h, group);
+      e.loop(c0, io.nq, [&](Value i) {
+        // Pass 1: the score row and its maximum.
+        Value m = e.loop(c0, io.nk, c1, {e.f32(negInf)},
+                         [&](Value j, ValueRange it) -> SmallVector<Value> {
+          Value s = e.loop(c0, e.idx(io.d), c1, {e.f32(0.0)},
+                           [&](Value d, ValueRange acc) -> SmallVector<Value> {
+            Value x = e.loadF32(io.q, {bi, h, i, d});
+            Value y = e.loadF32(io.k, {bi, hk, j, d});
+            return {e.addf(acc[0], e.mulf(x, y))};
+          })[0];
+          s = e.mulf(s, scale);
+          if (op.hasScoreRegion())
+            s = e.inlineRegion(op.getScore(), {s, bi, h, i, j})[0];
+          if (op.hasMaskRegion()) {
+            Value keep = e.inlineRegion(op.getMask(), {bi, h, i, j})[0];
+            s = e.select(keep, s, e.f32(negInf));
+          }
+          memref::StoreOp::create(b, s, row, ValueRange{j});
+          return {e.maxf(it[0], s)};
+        })[0];
+        // Pass 2: exponentials against the max, weighted sum of values.
+        Value empty = e.cmpf(CmpFPredicate::OEQ, m, e.f32(negInf));
+        Value msafe = e.select(empty, e.f32(0.0), m);
+        e.loop(c0, e.idx(io.dv), [&](Value d) {
+          memref::StoreOp::create(b, e.f32(0.0), acc, ValueRange{d});
+        });
+        Value l = e.loop(c0, io.nk, c1, {e.f32(0.0)},
+                         [&](Value j, ValueRange it) -> SmallVector<Value> {
+          Value s = memref::LoadOp::create(b, row, ValueRange{j});
+          Value p = e.exp(e.subf(s, msafe));
+          e.loop(c0, e.idx(io.dv), [&](Value d) {
+            Value a = memref::LoadOp::create(b, acc, ValueRange{d});
+            Value vv = e.loadF32(io.v, {bi, hk, j, d});
+            memref::StoreOp::create(b, e.addf(a, e.mulf(p, vv)), acc,
+                                    ValueRange{d});
+          });
+          return {e.addf(it[0], p)};
+        })[0];
+        Value any = e.cmpf(CmpFPredicate::OGT, l, e.f32(0.0));
+        Value inv = e.select(any, e.divf(e.f32(1.0), l), e.f32(0.0));
+        e.loop(c0, e.idx(io.dv), [&](Value d) {
+          Value a = memref::LoadOp::create(b, acc, ValueRange{d});
+          e.storeF32(e.mulf(a, inv), io.o, {bi, h, i, d});
+        });
+        if (io.lse) {
+          Value lse = e.select(any, e.addf(msafe, e.log(l)), e.f32(negInf));
+          memref::StoreOp::create(b, lse, io.lse, ValueRange{bi, h, i});
+        }
+      });
+    });
+  });
+  memref::DeallocOp::create(b, row);
+  memref::DeallocOp::create(b, acc);
+  finishAttention(e, op, io);
+  return success();
+}
+
+namespace {
+struct ConvertAttnToReferencePass
+    : public mlir::attn::impl::ConvertAttnToReferenceBase<
+          ConvertAttnToReferencePass> {
+  void runOnOperation() override {
+    SmallVector<Operation *> ops;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<AttentionOp, LinearAttentionOp, ScanOp>(op))
+        ops.push_back(op);
+    });
+    for (Operation *op : ops) {
+      LogicalResult r = isa<AttentionOp>(op)
+                            ? lowerAttentionToReference(cast<AttentionOp>(op))
+                            : lowerLinearToReference(op);
+      if (failed(r))
+        return signalPassFailure();
+    }
+  }
+};
+} // namespace

@@ -1,0 +1,131 @@
+//===- Schedule.cpp - attn-select-schedule --------------------------------===//
+//
+// Part of attnc. The FlashAttention IO analysis: K and V are streamed once
+// per q tile, so HBM traffic is about N*D*(1 + 2*Nq/block_q); the largest
+// tile that fits on chip wins. Ties go to the larger block_q.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Target/TargetDesc.h"
+#include "attnc/Transforms/Passes.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNSELECTSCHEDULE
+#include "Attn/AttnPasses.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+
+static const TargetDesc kTargets[] = {
+    // CPU: the tiles of one core should stay in (a share of) its L2.
+    {"cpu", false, 256 * 1024, 0, 1, 1, false, false, false},
+    // A100-class: 164 KB of shared memory per block, mma.sync + cp.async.
+    {"sm_80", true, 163 * 1024, 192, 32, 2, true, false, false},
+    // H100: 227 KB of shared memory per block, wgmma + TMA.
+    {"sm_90a", true, 227 * 1024, 192, 32, 2, true, true, true},
+};
+
+const TargetDesc *mlir::attn::lookupTarget(llvm::StringRef name) {
+  for (const TargetDesc &t : kTargets)
+    if (t.name == name)
+      return &t;
+  return nullptr;
+}
+
+llvm::ArrayRef<TargetDesc> mlir::attn::allTargets() { return kTargets; }
+
+namespace {
+struct Choice {
+  int64_t bq = 0, bkv = 0, warps = 1, smem = 0;
+};
+
+/// Bytes and registers of a (bq, bkv) tile; returns false if it does not fit.
+static bool fits(const TargetDesc &t, int64_t bq, int64_t bkv, int64_t d,
+                 int64_t dv, int64_t elemBytes, Choice &out) {
+  int64_t warps = t.isGpu ? std::min<int64_t>(8, std::max<int64_t>(1, bq / 16))
+                          : 1;
+  if (t.isGpu && bq >= 64)
+    warps = 4;
+  int64_t smem;
+  if (t.isGpu) {
+    // Q tile, `stages` K and V tiles in shared memory; S and O in registers.
+    smem = (bq * d + t.stages * bkv * (d + dv)) * elemBytes;
+    int64_t regs = bq * (dv + bkv) / (warps * t.warpSize);
+    if (regs > t.accRegsPerThread)
+      return false;
+  } else {
+    // Everything in f32: Q tile, K and V tiles, scores, accumulator.
+    smem = (bq * d + bkv * (d + dv) + bq * bkv + bq * dv) * 4;
+  }
+  if (smem > t.onChipBytes)
+    return false;
+  out = {bq, bkv, warps, smem};
+  return true;
+}
+} // namespace
+
+namespace {
+struct AttnSelectSchedulePass
+    : public mlir::attn::impl::AttnSelectScheduleBase<AttnSelectSchedulePass> {
+  using AttnSelectScheduleBase::AttnSelectScheduleBase;
+
+  void runOnOperation() override {
+    const TargetDesc *t = lookupTarget(target);
+    if (!t) {
+      getOperation()->emitError()
+          << "attn-select-schedule: unknown target '" << target
+          << "' (expected cpu, sm_80 or sm_90a)";
+      return signalPassFailure();
+    }
+    auto bad = [](int64_t x) { return x < 0 || (x > 0 && (x & (x - 1))); };
+    if (bad(blockQ) || bad(blockKv)) {
+      getOperation()->emitError()
+          << "attn-select-schedule: block-q and block-kv must be powers of two";
+      return signalPassFailure();
+    }
+    WalkResult r = getOperation()->walk([&](AttentionOp op) -> WalkResult {
+      if (op.getScheduleAttr())
+        return WalkResult::advance();
+      int64_t d = op.getHeadDim(), dv = op.getValueDim();
+      Type elem = cast<RankedTensorType>(op.getQ().getType()).getElementType();
+      int64_t elemBytes = elem.getIntOrFloatBitWidth() / 8;
+      static const int64_t sizes[] = {128, 64, 32, 16};
+      Choice best;
+      for (int64_t bq : sizes) {
+        if (blockQ && bq != blockQ)
+          continue;
+        for (int64_t bkv : sizes) {
+          if (blockKv && bkv != blockKv)
+            continue;
+          Choice c;
+          if (!fits(*t, bq, bkv, d, dv, elemBytes, c))
+            continue;
+          if (c.bq * c.bkv > best.bq * best.bkv ||
+              (c.bq * c.bkv == best.bq * best.bkv && c.bq > best.bq))
+            best = c;
+        }
+      }
+      if (blockQ > 128 || blockKv > 128) {
+        // Forced sizes beyond the table: take them as given.
+        fits(*t, blockQ ? blockQ : 64, blockKv ? blockKv : 64, d, dv,
+             elemBytes, best);
+      }
+      if (best.bq == 0) {
+        op.emitOpError() << "no tile schedule fits " << t->name << " ("
+                         << t->onChipBytes << " bytes on chip) for head dims "
+                         << d << "/" << dv;
+        return WalkResult::interrupt();
+      }
+      op.setScheduleAttr(ScheduleAttr::get(op.getContext(), t->name, best.bq,
+                                           best.bkv, best.warps, t->stages,
+                                           best.smem));
+      return WalkResult::advance();
+    });
+    if (r.wasInterrupted())
+      signalPassFailure();
+  }
+};
+} // namespace

@@ -1,0 +1,326 @@
+//===- Tile.cpp - attn-tile: FlashAttention-2 loop nest for the CPU -------===//
+//
+// Part of attnc. Per (batch, head, q tile): running max m and sum l in f32,
+// an f32 accumulator, kv tiles visited over the range derived from the mask
+// analysis. Scores are kept in log2 units (log2(e) folded into the scale) so
+// that the softmax uses exp2. Empty tiles are never visited, full tiles run
+// without mask code, partial tiles evaluate the mask per element.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Analysis/MaskAnalysis.h"
+#include "attnc/Transforms/AttnLowering.h"
+#include "attnc/Transforms/Passes.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
+
+#include <cmath>
+#include <limits>
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNTILE
+#include "Attn/AttnPasses.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+using arith::CmpFPredicate;
+using arith::CmpIPredicate;
+
+namespace {
+class TiledAttentionEmitter {
+public:
+  TiledAttentionEmitter(AttentionOp op, ImplicitLocOpBuilder &b)
+      : op(op), b(b), e(b), ms(analyzeMaskStructure(op)) {}
+
+  LogicalResult emit();
+
+private:
+  /// Class of the tile [i0, i1] x [j0, j1] by interval evaluation (i8).
+  Value classifyByIntervals(Value bi, Value h, Value i0, Value i1, Value j0,
+                            Value j1);
+  /// Exact class of a tile by evaluating the mask on every element.
+  Value classifyExhaustively(Value bi, Value h, Value i0, Value rows, Value j0,
+                             Value cols);
+  /// The combined mask at one element (mask region and score -inf guard).
+  Value maskAt(Value bi, Value h, Value i, Value j);
+  /// Fills the [numQT x numKT] block map for (bi, h).
+  void fillBlockMap(Value bi, Value h);
+  void processTile(Value bi, Value h, Value hk, Value i0, Value rows, Value j0,
+                   Value cols, bool withMask);
+
+  AttentionOp op;
+  ImplicitLocOpBuilder &b;
+  Emitter e;
+  MaskStructure ms;
+  AttentionBuffers io;
+  int64_t bq = 0, bkv = 0;
+  Value numQT, numKT, blockMap, classes, mBuf, lBuf, accBuf, sBuf, qScale;
+  Value c0, c1;
+  bool needsMap = false;
+};
+} // namespace
+
+static Value i8(Emitter &e, int64_t v) {
+  return arith::ConstantIntOp::create(e.b, e.b.getI8Type(), v);
+}
+
+Value TiledAttentionEmitter::classifyByIntervals(Value bi, Value h, Value i0,
+                                                 Value i1, Value j0, Value j1) {
+  IRBackend be(b);
+  auto [mayTrue, mayFalse] = evalTileMask(be, op, ms, bi, h, i0, i1, j0, j1);
+  // empty = 0 if never true; full = 2 if never false; else partial = 1.
+  Value cls = e.select(mayFalse, i8(e, 1), i8(e, 2));
+  return e.select(mayTrue, cls, i8(e, 0));
+}
+
+Value TiledAttentionEmitter::maskAt(Value bi, Value h, Value i, Value j) {
+  Value keep = e.i1(true);
+  if (ms.maskValue)
+    keep = e.inlineRegion(op.getMask(), {bi, h, i, j})[0];
+  if (ms.scoreKeep) {
+    Block &blk = op.getScore().front();
+    IRMapping map;
+    map.map(blk.getArgument(0), e.f32(0.0));
+    map.map(blk.getArguments().drop_front(), ValueRange{bi, h, i, j});
+    for (Operation &inner : blk.without_terminator())
+      b.clone(inner, map);
+    Value k = map.lookup(ms.scoreKeep);
+    if (ms.scoreKeepNegated)
+      k = e.b.createOrFold<arith::XOrIOp>(k, e.i1(true));
+    keep = e.b.createOrFold<arith::AndIOp>(keep, k);
+  }
+  return keep;
+}
+
+Value TiledAttentionEmitter::classifyExhaustively(Value bi, Value h, Value i0,
+                                                  Value rows, Value j0,
+                                                  Value cols) {
+  Value count = e.loop(c0, rows, c1, {c0},
+                       [&](Value r, ValueRange acc) -> SmallVector<Value> {
+    Value inner = e.loop(c0, cols, c1, {acc[0]},
+                         [&](Value c, ValueRange acc2) -> SmallVector<Value> {
+      Value keep = maskAt(bi, h, e.addi(i0, r), e.addi(j0, c));
+      Value one = arith::IndexCastUIOp::create(
+          b, b.getIndexType(), arith::ExtUIOp::create(b, b.getI32Type(), keep));
+      return {e.addi(acc2[0], one)};
+    })[0];
+    return {inner};
+  })[0];
+  Value none = e.cmpi(CmpIPredicate::eq, count, c0);
+  Value all = e.cmpi(CmpIPredicate::eq, count, e.muli(rows, cols));
+  return e.select(none, i8(e, 0), e.select(all, i8(e, 2), i8(e, 1)));
+}
+
+void TiledAttentionEmitter::fillBlockMap(Value bi, Value h) {
+  e.loop(c0, numQT, [&](Value qt) {
+    Value i0 = e.muli(qt, e.idx(bq));
+    Value rows = e.mini(e.idx(bq), e.subi(io.nq, i0));
+    Value i1 = e.subi(e.addi(i0, rows), c1);
+    e.loop(c0, numKT, [&](Value kt) {
+      Value j0 = e.muli(kt, e.idx(bkv));
+      Value cols = e.mini(e.idx(bkv), e.subi(io.nk, j0));
+      Value j1 = e.subi(e.addi(j0, cols), c1);
+      Value cls = classifyByIntervals(bi, h, i0, i1, j0, j1);
+      Value partial = e.cmpi(CmpIPredicate::eq, cls, i8(e, 1));
+      Value refined = e.ifElse(partial, {b.getI8Type()}, [&] {
+        return SmallVector<Value>{
+            classifyExhaustively(bi, h, i0, rows, j0, cols)};
+      }, [&] { return SmallVector<Value>{cls}; })[0];
+      memref::StoreOp::create(b, refined, blockMap, ValueRange{qt, kt});
+    });
+  });
+}
+
+void TiledAttentionEmitter::processTile(Value bi, Value h, Value hk, Value i0,
+                                        Value rows, Value j0, Value cols,
+                                        bool withMask) {
+  const float negInf = -std::numeric_limits<float>::infinity();
+  const double log2e = 1.4426950408889634;
+  e.loop(c0, rows, [&](Value r) {
+    Value i = e.addi(i0, r);
+    Value qv = e.mulf(e.readRowF32(io.q, {bi, h, i, c0}, io.d),
+                      e.splat(qScale, io.d));
+    // Scores of this row in log2 units, and their maximum.
+    Value rowMax = e.loop(c0, cols, c1, {e.f32(negInf)},
+                          [&](Value jj, ValueRange it) -> SmallVector<Value> {
+      Value j = e.addi(j0, jj);
+      Value s = e.dot(qv, e.readRowF32(io.k, {bi, hk, j, c0}, io.d));
+      if (op.hasScoreRegion())
+        s = e.mulf(e.inlineRegion(op.getScore(), {s, bi, h, i, j})[0],
+                   e.f32(log2e));
+      if (withMask && op.hasMaskRegion()) {
+        Value keep = e.inlineRegion(op.getMask(), {bi, h, i, j})[0];
+        s = e.select(keep, s, e.f32(negInf));
+      }
+      memref::StoreOp::create(b, s, sBuf, ValueRange{jj});
+      return {e.maxf(it[0], s)};
+    })[0];
+    Value mOld = memref::LoadOp::create(b, mBuf, ValueRange{r});
+    Value mNew = e.maxf(mOld, rowMax);
+    Value isInf = e.cmpf(CmpFPredicate::OEQ, mNew, e.f32(negInf));
+    Value mSafe = e.select(isInf, e.f32(0.0), mNew);
+    Value alpha = e.exp2(e.subf(mOld, mSafe));
+    Value accv = e.mulf(e.readRowF32(accBuf, {r, c0}, io.dv),
+                        e.splat(alpha, io.dv));
+    SmallVector<Value> sums =
+        e.loop(c0, cols, c1, {e.f32(0.0), accv},
+               [&](Value jj, ValueRange it) -> SmallVector<Value> {
+      Value s = memref::LoadOp::create(b, sBuf, ValueRange{jj});
+      Value p = e.exp2(e.subf(s, mSafe));
+      Value vv = e.readRowF32(io.v, {bi, hk, e.addi(j0, jj), c0}, io.dv);
+      Value av = vector::FMAOp::create(b, e.splat(p, io.dv), vv, it[1]);
+      return {e.addf(it[0], p), av};
+    });
+    Value lOld = memref::LoadOp::create(b, lBuf, ValueRange{r});
+    memref::StoreOp::create(b, e.addf(e.mulf(lOld, alpha), sums[0]), lBuf,
+                            ValueRange{r});
+    memref::StoreOp::create(b, mNew, mBuf, ValueRange{r});
+    e.writeRowF32(sums[1], accBuf, {r, c0});
+  });
+}
+
+LogicalResult TiledAttentionEmitter::emit() {
+  ScheduleAttr sched = op.getScheduleAttr();
+  if (!sched)
+    return op.emitOpError()
+           << "has no #attn.schedule; run attn-select-schedule before attn-tile";
+  if (!op.getMaskInfoAttr())
+    return op.emitOpError()
+           << "has no #attn.mask_info; run attn-analyze-masks before attn-tile";
+  bq = sched.getBlockQ();
+  bkv = sched.getBlockKv();
+  const float negInf = -std::numeric_limits<float>::infinity();
+  const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
+  io = makeAttentionBuffers(e, op);
+  c0 = e.idx(0);
+  c1 = e.idx(1);
+  numQT = e.ceilDiv(io.nq, e.idx(bq));
+  numKT = e.ceilDiv(io.nk, e.idx(bkv));
+  Type f32 = e.f32Type();
+  mBuf = e.alloc({bq}, f32, {});
+  lBuf = e.alloc({bq}, f32, {});
+  accBuf = e.alloc({bq, io.dv}, f32, {});
+  sBuf = e.alloc({bkv}, f32, {});
+  double scale = op.getEffectiveScale();
+  qScale = e.f32(op.hasScoreRegion() ? scale : scale * log2e);
+  bool masked = ms.kind != MaskKind::none;
+  needsMap = ms.kind == MaskKind::data || ms.kind == MaskKind::opaque;
+  bool mapPerHead = needsMap && (ms.batch || ms.head);
+  if (masked)
+    classes = e.alloc({ShapedType::kDynamic}, b.getI8Type(), {numKT});
+  if (needsMap) {
+    blockMap = e.alloc({ShapedType::kDynamic, ShapedType::kDynamic},
+                       b.getI8Type(), {numQT, numKT});
+    if (!mapPerHead)
+      fillBlockMap(c0, c0);
+  }
+  Value group = e.idx(io.hq / io.hkv);
+  e.loop(c0, io.batch, [&](Value bi) {
+    e.loop(c0, e.idx(io.hq), [&](Value h) {
+      Value hk = e.divi(h, group);
+      if (mapPerHead)
+        fillBlockMap(bi, h);
+      e.loop(c0, numQT, [&](Value qt) {
+        Value i0 = e.muli(qt, e.idx(bq));
+        Value rows = e.mini(e.idx(bq), e.subi(io.nq, i0));
+        Value i1 = e.subi(e.addi(i0, rows), c1);
+        // The kv-tile range of this q tile, and the class of each tile.
+        Value lo = c0, hi = numKT;
+        if (masked) {
+          SmallVector<Value> range = e.loop(
+              c0, numKT, c1, {numKT, c0},
+              [&](Value kt, ValueRange it) -> SmallVector<Value> {
+            Value cls;
+            if (needsMap) {
+              cls = memref::LoadOp::create(b, blockMap, ValueRange{qt, kt});
+            } else {
+              Value j0 = e.muli(kt, e.idx(bkv));
+              Value j1 = e.subi(e.mini(e.addi(j0, e.idx(bkv)), io.nk), c1);
+              cls = classifyByIntervals(bi, h, i0, i1, j0, j1);
+            }
+            memref::StoreOp::create(b, cls, classes, ValueRange{kt});
+            Value nonEmpty = e.cmpi(CmpIPredicate::ne, cls, i8(e, 0));
+            return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
+                    e.select(nonEmpty, e.addi(kt, c1), it[1])};
+          });
+          lo = range[0];
+          hi = range[1];
+        }
+        e.loop(c0, e.idx(bq), [&](Value r) {
+          memref::StoreOp::create(b, e.f32(negInf), mBuf, ValueRange{r});
+          memref::StoreOp::create(b, e.f32(0.0), lBuf, ValueRange{r});
+          e.writeRowF32(e.splat(e.f32(0.0), io.dv), accBuf, {r, c0});
+        });
+        e.loop(lo, hi, [&](Value kt) {
+          Value j0 = e.muli(kt, e.idx(bkv));
+          Value cols = e.mini(e.idx(bkv), e.subi(io.nk, j0));
+          if (!masked) {
+            processTile(bi, h, hk, i0, rows, j0, cols, /*withMask=*/false);
+            return;
+          }
+          Value cls = memref::LoadOp::create(b, classes, ValueRange{kt});
+          e.ifThen(e.cmpi(CmpIPredicate::ne, cls, i8(e, 0)), [&] {
+            Value full = e.cmpi(CmpIPredicate::eq, cls, i8(e, 2));
+            e.ifElse(full, {}, [&] {
+              processTile(bi, h, hk, i0, rows, j0, cols, /*withMask=*/false);
+              return SmallVector<Value>();
+            }, [&] {
+              processTile(bi, h, hk, i0, rows, j0, cols, /*withMask=*/true);
+              return SmallVector<Value>();
+            });
+          });
+        });
+        // One normalization per row at the end.
+        e.loop(c0, rows, [&](Value r) {
+          Value i = e.addi(i0, r);
+          Value l = memref::LoadOp::create(b, lBuf, ValueRange{r});
+          Value any = e.cmpf(CmpFPredicate::OGT, l, e.f32(0.0));
+          Value inv = e.select(any, e.divf(e.f32(1.0), l), e.f32(0.0));
+          Value accv = e.readRowF32(accBuf, {r, c0}, io.dv);
+          e.writeRowF32(e.mulf(accv, e.splat(inv, io.dv)), io.o,
+                        {bi, h, i, c0});
+          if (io.lse) {
+            Value m = memref::LoadOp::create(b, mBuf, ValueRange{r});
+            Value lse = e.addf(e.mulf(m, e.f32(ln2)), e.log(l));
+            memref::StoreOp::create(b, e.select(any, lse, e.f32(negInf)),
+                                    io.lse, ValueRange{bi, h, i});
+          }
+        });
+      });
+    });
+  });
+  for (Value buf : {mBuf, lBuf, accBuf, sBuf, classes, blockMap})
+    if (buf)
+      memref::DeallocOp::create(b, buf);
+  finishAttention(e, op, io);
+  return success();
+}
+
+LogicalResult mlir::attn::lowerAttentionTiled(AttentionOp op) {
+  ImplicitLocOpBuilder b(op.getLoc(), op);
+  TiledAttentionEmitter emitter(op, b);
+  return emitter.emit();
+}
+
+namespace {
+struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
+  void runOnOperation() override {
+    SmallVector<Operation *> ops;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<AttentionOp, LinearAttentionOp, ScanOp>(op))
+        ops.push_back(op);
+    });
+    for (Operation *op : ops) {
+      LogicalResult r = isa<AttentionOp>(op)
+                            ? lowerAttentionTiled(cast<AttentionOp>(op))
+                            : lowerLinearRecurrent(op);
+      if (failed(r))
+        return signalPassFailure();
+    }
+  }
+};
+} // namespace
