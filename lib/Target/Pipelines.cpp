@@ -64,8 +64,23 @@ std::string mlir::attn::cpuPipelineText(const CpuPipelineOptions &options) {
   return s;
 }
 
+/// Registers the attn passes and the upstream passes the pipelines name
+/// (once; the textual pipelines are parsed against this registry).
+static void registerPipelinePasses() {
+  static bool done = [] {
+    attn::registerAttnPasses();
+    registerConversionPasses();
+    bufferization::registerBufferizationPasses();
+    memref::registerMemRefPasses();
+    registerTransformsPasses();
+    return true;
+  }();
+  (void)done;
+}
+
 void mlir::attn::buildCpuPipeline(OpPassManager &pm,
                                   const CpuPipelineOptions &options) {
+  registerPipelinePasses();
   std::string text = cpuPipelineText(options);
   // The module-level anchor is the pass manager itself: strip it.
   StringRef inner = StringRef(text).drop_front(strlen("builtin.module(")).drop_back();
@@ -74,10 +89,7 @@ void mlir::attn::buildCpuPipeline(OpPassManager &pm,
 }
 
 void mlir::attn::registerAttncPipelines() {
-  registerConversionPasses();
-  bufferization::registerBufferizationPasses();
-  memref::registerMemRefPasses();
-  registerTransformsPasses();
+  registerPipelinePasses();
   PassPipelineRegistration<>(
       "attn-lower-cpu",
       "Spec to LLVM dialect for the CPU through attn-tile (FlashAttention "

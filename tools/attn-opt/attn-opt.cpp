@@ -16,8 +16,6 @@
 #include "mlir/Transforms/Passes.h"
 
 int main(int argc, char **argv) {
-  mlir::registerTransformsPasses();
-  mlir::attn::registerAttnPasses();
   mlir::attn::registerAttncPipelines();
   mlir::DialectRegistry registry;
   mlir::attn::registerAttncDialects(registry);

@@ -1,0 +1,578 @@
+//===- attn-run.cpp - run a spec on random inputs against the reference ---===//
+//
+// Part of attnc. Parses a spec, draws seeded random inputs for the sizes
+// given on the command line, runs the compiled (tiled) kernel and the
+// reference lowering, and compares them. The last line is
+//   PASS <spec> max_rel_err=<x>     (exit 0)   or   FAIL <spec> <why> (exit 1)
+// max_rel_err is max|out - ref| / max|ref| over each output.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Dialect/Attn/Attn.h"
+#include "attnc/Target/CpuRunner.h"
+#include "attnc/Target/Pipelines.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+using namespace mlir;
+namespace cl = llvm::cl;
+
+static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<spec.mlir>"),
+                                      cl::Required);
+static cl::opt<std::string> funcName("func",
+                                     cl::desc("function to run (default: the "
+                                              "only public function)"),
+                                     cl::init(""));
+static cl::opt<std::string> backend("backend", cl::desc("cpu (cuda: later)"),
+                                    cl::init("cpu"));
+static cl::opt<int64_t> batch("batch", cl::desc("batch size"), cl::init(2));
+static cl::opt<int64_t> nq("nq", cl::desc("query sequence length"),
+                           cl::init(197));
+static cl::opt<int64_t> nk("nk", cl::desc("key sequence length (default nq)"),
+                           cl::init(0));
+static cl::opt<uint64_t> seed("seed", cl::desc("random seed"), cl::init(1));
+static cl::opt<double> inputScale("input-scale",
+                                  cl::desc("scale of random q and k"),
+                                  cl::init(1.0));
+static cl::opt<double> tol("tol",
+                           cl::desc("max relative error (default: 1e-4 for "
+                                    "f32, 1e-2 for bf16, 5e-3 for f16)"),
+                           cl::init(0.0));
+static cl::opt<int64_t> blockQ("block-q", cl::desc("force block_q"),
+                               cl::init(0));
+static cl::opt<int64_t> blockKv("block-kv", cl::desc("force block_kv"),
+                                cl::init(0));
+static cl::opt<int> repeat("repeat", cl::desc("timed runs (median reported)"),
+                           cl::init(1));
+
+namespace {
+enum class Kind { F32, F16, BF16, I1, I8, I32, I64 };
+
+struct HostBuffer {
+  Kind kind;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+  std::vector<int64_t> desc; // allocated, aligned, offset, sizes, strides
+  void *descPtr = nullptr;
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape)
+      n *= d;
+    return n;
+  }
+  void makeDesc() {
+    desc.assign(3 + 2 * shape.size(), 0);
+    auto ptr = reinterpret_cast<int64_t>(bytes.data());
+    desc[0] = desc[1] = ptr;
+    int64_t stride = 1;
+    for (int i = int(shape.size()) - 1; i >= 0; --i) {
+      desc[3 + i] = shape[i];
+      desc[3 + shape.size() + i] = stride;
+      stride *= shape[i];
+    }
+    descPtr = desc.data();
+  }
+};
+
+int64_t elemSize(Kind k) {
+  switch (k) {
+  case Kind::F32:
+  case Kind::I32:
+    return 4;
+  case Kind::F16:
+  case Kind::BF16:
+    return 2;
+  case Kind::I1:
+  case Kind::I8:
+    return 1;
+  case Kind::I64:
+    return 8;
+  }
+  return 4;
+}
+
+std::optional<Kind> kindOf(Type t) {
+  if (t.isF32())
+    return Kind::F32;
+  if (t.isF16())
+    return Kind::F16;
+  if (t.isBF16())
+    return Kind::BF16;
+  if (t.isInteger(1))
+    return Kind::I1;
+  if (t.isInteger(8))
+    return Kind::I8;
+  if (t.isInteger(32))
+    return Kind::I32;
+  if (t.isInteger(64) || t.isIndex())
+    return Kind::I64;
+  return std::nullopt;
+}
+
+uint16_t toBF16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if (std::isnan(f))
+    return 0x7fc0;
+  x += 0x7fff + ((x >> 16) & 1);
+  return uint16_t(x >> 16);
+}
+float fromBF16(uint16_t h) {
+  uint32_t x = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+void setFloat(HostBuffer &b, int64_t i, double v) {
+  switch (b.kind) {
+  case Kind::F32:
+    reinterpret_cast<float *>(b.bytes.data())[i] = float(v);
+    break;
+  case Kind::F16:
+    reinterpret_cast<_Float16 *>(b.bytes.data())[i] = _Float16(float(v));
+    break;
+  case Kind::BF16:
+    reinterpret_cast<uint16_t *>(b.bytes.data())[i] = toBF16(float(v));
+    break;
+  default:
+    break;
+  }
+}
+double getFloat(const HostBuffer &b, int64_t i) {
+  switch (b.kind) {
+  case Kind::F32:
+    return reinterpret_cast<const float *>(b.bytes.data())[i];
+  case Kind::F16:
+    return float(reinterpret_cast<const _Float16 *>(b.bytes.data())[i]);
+  case Kind::BF16:
+    return fromBF16(reinterpret_cast<const uint16_t *>(b.bytes.data())[i]);
+  default:
+    return 0;
+  }
+}
+void setInt(HostBuffer &b, int64_t i, int64_t v) {
+  switch (b.kind) {
+  case Kind::I1:
+  case Kind::I8:
+    reinterpret_cast<int8_t *>(b.bytes.data())[i] = int8_t(v);
+    break;
+  case Kind::I32:
+    reinterpret_cast<int32_t *>(b.bytes.data())[i] = int32_t(v);
+    break;
+  case Kind::I64:
+    reinterpret_cast<int64_t *>(b.bytes.data())[i] = v;
+    break;
+  default:
+    break;
+  }
+}
+
+/// Resolves a dimension spelled in `attn.run_dims`: b, nq, nk, n (max of nq
+/// and nk), an integer, or one of those divided (rounding up) by an integer:
+/// "nq/64".
+FailureOr<int64_t> resolveDim(StringRef s, int64_t b, int64_t q, int64_t k) {
+  auto [head, div] = s.split('/');
+  int64_t v;
+  if (head == "b")
+    v = b;
+  else if (head == "nq")
+    v = q;
+  else if (head == "nk")
+    v = k;
+  else if (head == "n")
+    v = std::max(q, k);
+  else if (head.getAsInteger(10, v))
+    return failure();
+  if (!div.empty()) {
+    int64_t d;
+    if (div.getAsInteger(10, d) || d <= 0)
+      return failure();
+    v = (v + d - 1) / d;
+  }
+  return v;
+}
+
+struct RunError {
+  std::string msg;
+};
+
+int fail(StringRef why) {
+  llvm::outs() << "FAIL " << inputFile << " " << why << "\n";
+  return 1;
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM y(argc, argv);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "attn-run: run an attn spec on random inputs and check it against the "
+      "reference lowering\n");
+  if (backend != "cpu") {
+    llvm::errs() << "attn-run: error: backend '" << backend
+                 << "' is not available in this build (supported: cpu)\n";
+    return fail("unsupported backend");
+  }
+  if (nk == 0)
+    nk = nq;
+  if (batch <= 0 || nq <= 0 || nk <= 0) {
+    llvm::errs() << "attn-run: error: --batch, --nq and --nk must be positive\n";
+    return fail("bad sizes");
+  }
+  if (repeat <= 0 || inputScale <= 0) {
+    llvm::errs() << "attn-run: error: --repeat and --input-scale must be "
+                    "positive\n";
+    return fail("bad flags");
+  }
+  auto badBlock = [](int64_t x) { return x < 0 || (x & (x - 1)) != 0; };
+  if (badBlock(blockQ) || badBlock(blockKv)) {
+    llvm::errs() << "attn-run: error: --block-q and --block-kv must be powers "
+                    "of two\n";
+    return fail("bad tile sizes");
+  }
+
+  DialectRegistry registry;
+  attn::registerAttncDialects(registry);
+  MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  llvm::SourceMgr sm;
+  SourceMgrDiagnosticHandler diag(sm, &ctx);
+  std::string err;
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(inputFile, sm,
+                                                           ParserConfig(&ctx));
+  if (!module)
+    return fail("spec does not parse");
+
+  func::FuncOp func;
+  for (auto f : module->getOps<func::FuncOp>()) {
+    if (f.isExternal())
+      continue;
+    if (!funcName.empty() ? f.getName() == funcName : f.isPublic()) {
+      if (func && funcName.empty()) {
+        llvm::errs() << "attn-run: error: several public functions; choose "
+                        "one with --func\n";
+        return fail("ambiguous function");
+      }
+      func = f;
+    }
+  }
+  if (!func) {
+    llvm::errs() << "attn-run: error: no function "
+                 << (funcName.empty() ? std::string("in the spec")
+                                      : "'" + funcName + "'")
+                 << "\n";
+    return fail("no function");
+  }
+
+  // Roles of the arguments, from the first attn op in the function.
+  Operation *attnOp = nullptr;
+  func.walk([&](Operation *op) {
+    if (!attnOp && isa<attn::AttentionOp, attn::LinearAttentionOp,
+                       attn::ScanOp>(op))
+      attnOp = op;
+  });
+  if (!attnOp) {
+    llvm::errs() << "attn-run: error: the function has no attn operation\n";
+    return fail("no attn op");
+  }
+  bool isLinear = !isa<attn::AttentionOp>(attnOp);
+  if (isLinear && nk != nq) {
+    llvm::errs() << "attn-run: error: linear attention and scans need "
+                    "--nk equal to --nq\n";
+    return fail("bad sizes");
+  }
+  Value qArg = attnOp->getOperand(0), kArg = attnOp->getOperand(1),
+        vArg = attnOp->getOperand(2);
+  Value decayArg;
+  if (auto l = dyn_cast<attn::LinearAttentionOp>(attnOp))
+    decayArg = l.getDecay();
+  if (auto s = dyn_cast<attn::ScanOp>(attnOp))
+    decayArg = s.getDecay();
+
+  std::mt19937_64 rng(seed);
+  std::vector<HostBuffer> inputs;
+  for (BlockArgument arg : func.getArguments()) {
+    auto t = dyn_cast<RankedTensorType>(arg.getType());
+    std::optional<Kind> kind = t ? kindOf(t.getElementType()) : std::nullopt;
+    if (!kind) {
+      llvm::errs() << "attn-run: error: argument #" << arg.getArgNumber()
+                   << " has unsupported type " << arg.getType() << "\n";
+      return fail("unsupported argument type");
+    }
+    HostBuffer hb;
+    hb.kind = *kind;
+    auto dimsAttr = func.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(),
+                                                     "attn.run_dims");
+    for (int64_t d = 0; d < t.getRank(); ++d) {
+      if (!t.isDynamicDim(d)) {
+        hb.shape.push_back(t.getDimSize(d));
+        continue;
+      }
+      int64_t size;
+      if (dimsAttr) {
+        auto s = dimsAttr.size() == size_t(t.getRank())
+                     ? dyn_cast<StringAttr>(dimsAttr[d])
+                     : StringAttr();
+        FailureOr<int64_t> r = failure();
+        if (s)
+          r = resolveDim(s.getValue(), batch, nq, nk);
+        if (failed(r)) {
+          llvm::errs() << "attn-run: error: argument #" << arg.getArgNumber()
+                       << ": attn.run_dims must list one of b, nq, nk, n, an "
+                          "integer or X/<int> per dimension\n";
+          return fail("bad attn.run_dims");
+        }
+        size = *r;
+      } else if (d == 0 && t.getRank() >= 3) {
+        size = batch;
+      } else if (arg == kArg || arg == vArg) {
+        size = nk;
+      } else if (arg == qArg || isLinear) {
+        size = nq;
+      } else {
+        size = std::max<int64_t>(nq, nk);
+      }
+      hb.shape.push_back(size);
+    }
+    hb.bytes.assign(hb.numel() * elemSize(hb.kind) + 64, 0);
+    // Initial values.
+    StringRef init;
+    if (auto s = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                   "attn.run_init"))
+      init = s.getValue();
+    SmallVector<StringRef> parts;
+    init.split(parts, ':');
+    auto param = [&](unsigned i, double dflt) {
+      double v;
+      if (parts.size() > i && !parts[i].getAsDouble(v))
+        return v;
+      return dflt;
+    };
+    bool isFloat = hb.kind == Kind::F32 || hb.kind == Kind::F16 ||
+                   hb.kind == Kind::BF16;
+    if (isFloat) {
+      double lo = -1, hi = 1;
+      if (arg == decayArg) {
+        // Log-gates: decays in (exp(-0.3), exp(-0.01)).
+        lo = -0.3;
+        hi = -0.01;
+      }
+      if (parts[0] == "uniform") {
+        lo = param(1, lo);
+        hi = param(2, hi);
+      } else if (!init.empty()) {
+        llvm::errs() << "attn-run: error: unknown attn.run_init '" << init
+                     << "' for a float argument (expected uniform:lo:hi)\n";
+        return fail("bad attn.run_init");
+      }
+      double s = (arg == qArg || arg == kArg) ? double(inputScale) : 1.0;
+      std::uniform_real_distribution<double> dist(lo, hi);
+      for (int64_t i = 0; i < hb.numel(); ++i)
+        setFloat(hb, i, s * dist(rng));
+    } else {
+      StringRef mode = init.empty()
+                           ? (hb.kind == Kind::I1 ? "bits" : "sorted")
+                           : parts[0];
+      if (mode == "bits") {
+        std::bernoulli_distribution dist(param(1, 0.5));
+        for (int64_t i = 0; i < hb.numel(); ++i)
+          setInt(hb, i, dist(rng) ? 1 : 0);
+      } else if (mode == "sorted" || mode == "randint") {
+        std::uniform_int_distribution<int64_t> dist(int64_t(param(1, 0)),
+                                                    int64_t(param(2, 3)));
+        std::vector<int64_t> vals(hb.numel());
+        for (auto &x : vals)
+          x = dist(rng);
+        if (mode == "sorted")
+          std::sort(vals.begin(), vals.end());
+        for (int64_t i = 0; i < hb.numel(); ++i)
+          setInt(hb, i, vals[i]);
+      } else {
+        llvm::errs() << "attn-run: error: unknown attn.run_init '" << init
+                     << "' for an integer argument (expected bits:p, "
+                        "randint:lo:hi or sorted:lo:hi)\n";
+        return fail("bad attn.run_init");
+      }
+    }
+    hb.makeDesc();
+    inputs.push_back(std::move(hb));
+  }
+
+  // Result layout: one descriptor per ranked result, packed.
+  SmallVector<RankedTensorType> resultTypes;
+  for (Type t : func.getResultTypes()) {
+    auto rt = dyn_cast<RankedTensorType>(t);
+    if (!rt || !kindOf(rt.getElementType())) {
+      llvm::errs() << "attn-run: error: unsupported result type " << t << "\n";
+      return fail("unsupported result type");
+    }
+    resultTypes.push_back(rt);
+  }
+  if (resultTypes.empty()) {
+    llvm::errs() << "attn-run: error: the function returns nothing\n";
+    return fail("no results");
+  }
+  size_t resultWords = 0;
+  for (auto rt : resultTypes)
+    resultWords += 3 + 2 * rt.getRank();
+
+  struct Outputs {
+    std::vector<std::vector<double>> values;
+    std::vector<std::vector<int64_t>> shapes;
+  };
+  auto run = [&](attn::CpuKernel &kernel, Outputs *out,
+                 double *ms) -> llvm::Error {
+    std::vector<int64_t> resultDesc(resultWords, 0);
+    void *resultPtr = resultDesc.data();
+    SmallVector<void *> args = {&resultPtr};
+    for (HostBuffer &hb : inputs)
+      args.push_back(&hb.descPtr);
+    auto t0 = std::chrono::steady_clock::now();
+    if (llvm::Error e = kernel.call(args))
+      return e;
+    auto t1 = std::chrono::steady_clock::now();
+    if (ms)
+      *ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    size_t off = 0;
+    for (auto rt : resultTypes) {
+      int64_t rank = rt.getRank();
+      auto *alloc = reinterpret_cast<void *>(resultDesc[off]);
+      auto *aligned = reinterpret_cast<uint8_t *>(resultDesc[off + 1]);
+      int64_t offset = resultDesc[off + 2];
+      std::vector<int64_t> shape(resultDesc.begin() + off + 3,
+                                 resultDesc.begin() + off + 3 + rank);
+      HostBuffer view;
+      view.kind = *kindOf(rt.getElementType());
+      view.shape = shape;
+      int64_t n = view.numel();
+      view.bytes.assign(aligned + offset * elemSize(view.kind),
+                        aligned + (offset + n) * elemSize(view.kind));
+      if (out) {
+        std::vector<double> vals(n);
+        for (int64_t i = 0; i < n; ++i)
+          vals[i] = getFloat(view, i);
+        out->values.push_back(std::move(vals));
+        out->shapes.push_back(shape);
+      }
+      std::free(alloc);
+      off += 3 + 2 * rank;
+    }
+    return llvm::Error::success();
+  };
+
+  attn::CpuPipelineOptions tiledOpts, refOpts;
+  tiledOpts.blockQ = blockQ;
+  tiledOpts.blockKv = blockKv;
+  refOpts.reference = true;
+  auto tiled = attn::CpuKernel::compile(*module, func.getName(), tiledOpts);
+  if (!tiled) {
+    llvm::errs() << "attn-run: error: " << llvm::toString(tiled.takeError())
+                 << "\n";
+    return fail("compilation failed");
+  }
+  auto ref = attn::CpuKernel::compile(*module, func.getName(), refOpts);
+  if (!ref) {
+    llvm::errs() << "attn-run: error: " << llvm::toString(ref.takeError())
+                 << "\n";
+    return fail("reference compilation failed");
+  }
+  Outputs got, want;
+  double refMs = 0;
+  std::vector<double> times;
+  if (auto e = run(**tiled, &got, nullptr)) {
+    llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e)) << "\n";
+    return fail("run failed");
+  }
+  for (int r = 0; r < repeat; ++r) {
+    double ms;
+    if (auto e = run(**tiled, nullptr, &ms)) {
+      llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e))
+                   << "\n";
+      return fail("run failed");
+    }
+    times.push_back(ms);
+  }
+  std::sort(times.begin(), times.end());
+  if (auto e = run(**ref, &want, &refMs)) {
+    llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e)) << "\n";
+    return fail("reference run failed");
+  }
+
+  Type elem = cast<RankedTensorType>(qArg.getType()).getElementType();
+  double limit = tol > 0 ? double(tol)
+                         : elem.isBF16() ? 1e-2 : elem.isF16() ? 5e-3 : 1e-4;
+  double worst = 0;
+  std::string why;
+  for (size_t r = 0; r < got.values.size(); ++r) {
+    const auto &a = got.values[r], &w = want.values[r];
+    double maxRef = 0, maxDiff = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (std::isnan(a[i]) || std::isnan(w[i])) {
+        why = "NaN in result #" + std::to_string(r);
+        break;
+      }
+      if (std::isinf(a[i]) || std::isinf(w[i])) {
+        if (a[i] != w[i])
+          why = "infinity mismatch in result #" + std::to_string(r);
+        continue;
+      }
+      maxRef = std::max(maxRef, std::abs(w[i]));
+      maxDiff = std::max(maxDiff, std::abs(a[i] - w[i]));
+    }
+    double rel = maxRef > 0 ? maxDiff / maxRef : maxDiff;
+    worst = std::max(worst, rel);
+  }
+  // Convention: a row whose keys are all masked has o = 0 and lse = -inf.
+  int64_t emptyRows = 0;
+  if (!isLinear && got.values.size() == 2) {
+    const auto &o = got.values[0], &lse = got.values[1];
+    int64_t dv = got.shapes[0].back();
+    for (size_t row = 0; row < lse.size(); ++row) {
+      if (!std::isinf(lse[row]))
+        continue;
+      ++emptyRows;
+      for (int64_t d = 0; d < dv; ++d)
+        if (o[row * dv + d] != 0.0)
+          why = "a fully masked row has a non-zero output";
+    }
+  }
+
+  auto sched = [&]() -> std::string {
+    if (isLinear)
+      return "recurrent";
+    int64_t d = cast<RankedTensorType>(qArg.getType()).getDimSize(3);
+    (void)d;
+    return "tiled";
+  }();
+  llvm::outs() << func.getName() << ": backend=cpu B=" << batch
+               << " Nq=" << nq << " Nk=" << nk;
+  if (!isLinear)
+    llvm::outs() << " empty_rows=" << emptyRows;
+  llvm::outs() << " " << sched << "_ms=" << llvm::format("%.2f", times[times.size() / 2])
+               << " reference_ms=" << llvm::format("%.2f", refMs)
+               << " max_rel_err=" << llvm::format("%.3e", worst) << "\n";
+  if (!why.empty())
+    return fail(why);
+  if (!(worst <= limit))
+    return fail(("max_rel_err=" + llvm::formatv("{0:e}", worst).str() +
+                 " above tolerance " + llvm::formatv("{0:e}", limit).str()));
+  llvm::outs() << "PASS " << inputFile << " max_rel_err="
+               << llvm::format("%.3e", worst) << "\n";
+  return 0;
+}
