@@ -1,13 +1,430 @@
 //===- Linear.cpp - lowerings of attn.linear_attention and attn.scan ------===//
+//
+// Part of attnc. Two lowerings of the same computation, so that each checks
+// the other:
+//  - the reference (quadratic) form: o_t = sum_s w(t,s) (phi_q(q_t).phi_k(k_s)) v_s
+//    with w(t,s) = exp(-|L_t - L_s|) from cumulative log-gates L;
+//  - the recurrent form: S_t = diag(a_t) S_{t-1} + phi_k(k_t) v_t^T,
+//    o_t = S_t^T phi_q(q_t), plus a backward recurrence for bidirectional
+//    scans. It carries the state token by token (the decode form); the
+//    chunked tensor-core form builds on it.
+//
+//===----------------------------------------------------------------------===//
 
 #include "attnc/Transforms/AttnLowering.h"
 
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
 using namespace mlir;
 using namespace mlir::attn;
+using arith::CmpFPredicate;
+using arith::CmpIPredicate;
+
+namespace {
+enum class DecayKind { None, Head, Token, TokenDim };
+
+struct LinearLowering {
+  LinearLowering(Operation *op, ImplicitLocOpBuilder &b) : op(op), b(b), e(b) {}
+
+  Operation *op;
+  ImplicitLocOpBuilder &b;
+  Emitter e;
+  Value q, k, v, decay, init, o, fin;
+  Value batch, n, c0, c1;
+  int64_t h = 0, hk = 0, d = 0, dv = 0, f = 0;
+  DecayKind kind = DecayKind::None;
+  Region *fq = nullptr, *fk = nullptr;
+  double scale = 1.0;
+  bool normalize = false, causal = true;
+
+  void setup();
+  void finish();
+  Value phiQ(Value bi, Value hi, Value t);
+  Value phiK(Value bi, Value hkv, Value t);
+  /// Log-gate at t: scalar f32 (Head, Token) or vector<F> (TokenDim).
+  Value logGate(Value bi, Value hi, Value t);
+  Value indexToF32(Value x) {
+    Value i = arith::IndexCastOp::create(b, b.getI64Type(), x);
+    return arith::SIToFPOp::create(b, b.getF32Type(), i);
+  }
+  Value absf(Value x) { return math::AbsFOp::create(b, x); }
+  Value negExpAbs(Value x) { // exp(-|x|)
+    return e.exp(arith::NegFOp::create(b, absf(x)));
+  }
+  Value zerosF(int64_t len) { return e.splat(e.f32(0.0), len); }
+
+  LogicalResult lowerReference();
+  LogicalResult lowerRecurrent();
+};
+} // namespace
+
+void LinearLowering::setup() {
+  Region *keyMap = nullptr;
+  if (auto la = dyn_cast<LinearAttentionOp>(op)) {
+    q = la.getQ();
+    k = la.getK();
+    v = la.getV();
+    decay = la.getDecay();
+    init = la.getInitialState();
+    fq = &la.getFeatureMap();
+    keyMap = &la.getKeyFeatureMap();
+    scale = la.getEffectiveScale();
+    normalize = la.getNormalize();
+    causal = la.getDirection() == Direction::causal;
+    f = la.getFeatureDim();
+  } else {
+    auto sc = cast<ScanOp>(op);
+    q = sc.getQ();
+    k = sc.getK();
+    v = sc.getV();
+    decay = sc.getDecay();
+    init = sc.getInitialState();
+    causal = sc.getDirection() == Direction::causal;
+    f = sc.getFeatureDim();
+  }
+  if (fq && fq->empty())
+    fq = nullptr;
+  fk = keyMap && !keyMap->empty() ? keyMap : fq;
+  auto qt = cast<RankedTensorType>(q.getType());
+  auto kt = cast<RankedTensorType>(k.getType());
+  auto vt = cast<RankedTensorType>(v.getType());
+  h = qt.getDimSize(1);
+  hk = kt.getDimSize(1);
+  d = qt.getDimSize(3);
+  dv = vt.getDimSize(3);
+  if (decay) {
+    int64_t rank = cast<RankedTensorType>(decay.getType()).getRank();
+    kind = rank == 1 ? DecayKind::Head
+                     : rank == 3 ? DecayKind::Token : DecayKind::TokenDim;
+  }
+  Value qTensor = q;
+  q = e.toBuffer(q);
+  k = e.toBuffer(k);
+  v = e.toBuffer(v);
+  if (decay)
+    decay = e.toBuffer(decay);
+  if (init)
+    init = e.toBuffer(init);
+  c0 = e.idx(0);
+  c1 = e.idx(1);
+  batch = e.dim(q, 0);
+  n = e.dim(q, 2);
+  (void)qTensor;
+  auto allocFor = [&](Type type, ArrayRef<Value> dims) {
+    auto t = cast<RankedTensorType>(type);
+    SmallVector<Value> dyn;
+    for (int64_t i = 0; i < t.getRank(); ++i)
+      if (t.isDynamicDim(i))
+        dyn.push_back(dims[i]);
+    return e.alloc(t.getShape(), t.getElementType(), dyn);
+  };
+  o = allocFor(op->getResult(0).getType(), {batch, e.idx(h), n, e.idx(dv)});
+  if (op->getNumResults() > 1)
+    fin = allocFor(op->getResult(1).getType(),
+                   {batch, e.idx(h), e.idx(f), e.idx(dv)});
+}
+
+void LinearLowering::finish() {
+  SmallVector<Value> results = {e.toTensor(o, op->getResult(0).getType())};
+  if (fin)
+    results.push_back(e.toTensor(fin, op->getResult(1).getType()));
+  op->replaceAllUsesWith(results);
+  op->erase();
+}
+
+Value LinearLowering::phiQ(Value bi, Value hi, Value t) {
+  Value x = e.mulf(e.readRowF32(q, {bi, hi, t, c0}, d),
+                   e.splat(e.f32(scale), d));
+  return fq ? e.inlineRegion(*fq, {x})[0] : x;
+}
+
+Value LinearLowering::phiK(Value bi, Value hkv, Value t) {
+  Value x = e.readRowF32(k, {bi, hkv, t, c0}, d);
+  return fk ? e.inlineRegion(*fk, {x})[0] : x;
+}
+
+Value LinearLowering::logGate(Value bi, Value hi, Value t) {
+  switch (kind) {
+  case DecayKind::None:
+    return e.f32(0.0);
+  case DecayKind::Head:
+    return memref::LoadOp::create(b, decay, ValueRange{hi});
+  case DecayKind::Token:
+    return memref::LoadOp::create(b, decay, ValueRange{bi, hi, t});
+  case DecayKind::TokenDim:
+    return e.readRowF32(decay, {bi, hi, t, c0}, f);
+  }
+  return Value();
+}
+
+LogicalResult LinearLowering::lowerReference() {
+  setup();
+  Value phik = e.alloc({ShapedType::kDynamic, f}, e.f32Type(), {n});
+  Value cum; // cumulative log-gates, [N] or [N, F]
+  if (kind == DecayKind::Token)
+    cum = e.alloc({ShapedType::kDynamic}, e.f32Type(), {n});
+  if (kind == DecayKind::TokenDim)
+    cum = e.alloc({ShapedType::kDynamic, f}, e.f32Type(), {n});
+  Value pqBuf = e.alloc({f}, e.f32Type(), {});
+  Value group = e.idx(h / hk);
+  e.loop(c0, batch, [&](Value bi) {
+    e.loop(c0, e.idx(h), [&](Value hi) {
+      Value hkv = e.divi(hi, group);
+      e.loop(c0, n, [&](Value s) {
+        e.writeRowF32(phiK(bi, hkv, s), phik, {s, c0});
+      });
+      if (cum) {
+        Value zero = kind == DecayKind::Token ? e.f32(0.0) : zerosF(f);
+        e.loop(c0, n, c1, {zero}, [&](Value t, ValueRange it) {
+          Value acc = e.addf(it[0], logGate(bi, hi, t));
+          if (kind == DecayKind::Token)
+            memref::StoreOp::create(b, acc, cum, ValueRange{t});
+          else
+            e.writeRowF32(acc, cum, {t, c0});
+          return SmallVector<Value>{acc};
+        });
+      }
+      // L_t: scalar (Head/Token) or vector<F> (TokenDim).
+      auto cumAt = [&](Value t) -> Value {
+        switch (kind) {
+        case DecayKind::None:
+          return e.f32(0.0);
+        case DecayKind::Head:
+          return e.mulf(e.addf(indexToF32(t), e.f32(1.0)),
+                        logGate(bi, hi, t));
+        case DecayKind::Token:
+          return memref::LoadOp::create(b, cum, ValueRange{t});
+        case DecayKind::TokenDim:
+          return e.readRowF32(cum, {t, c0}, f);
+        }
+        return Value();
+      };
+      e.loop(c0, n, [&](Value t) {
+        Value pq = phiQ(bi, hi, t);
+        Value lt = cumAt(t);
+        Value ub = causal ? e.addi(t, c1) : n;
+        SmallVector<Value> acc = e.loop(
+            c0, ub, c1, {zerosF(dv), e.f32(0.0)},
+            [&](Value s, ValueRange it) -> SmallVector<Value> {
+          Value pk = e.readRowF32(phik, {s, c0}, f);
+          Value a;
+          if (kind == DecayKind::TokenDim) {
+            a = e.dot(e.mulf(pq, negExpAbs(e.subf(lt, cumAt(s)))), pk);
+          } else {
+            a = e.dot(pq, pk);
+            if (kind != DecayKind::None)
+              a = e.mulf(a, negExpAbs(e.subf(lt, cumAt(s))));
+          }
+          Value vs = e.readRowF32(v, {bi, hkv, s, c0}, dv);
+          return {vector::FMAOp::create(b, e.splat(a, dv), vs, it[0]),
+                  e.addf(it[1], a)};
+        });
+        Value out = acc[0];
+        if (init) {
+          // The initial state, decayed by every gate up to t.
+          Value w = kind == DecayKind::None ? e.f32(1.0) : e.exp(lt);
+          Value pqw = kind == DecayKind::TokenDim
+                          ? e.mulf(pq, w)
+                          : e.mulf(pq, e.splat(w, f));
+          e.writeRowF32(pqw, pqBuf, {c0});
+          out = e.loop(c0, e.idx(f), c1, {out},
+                       [&](Value fi, ValueRange it) -> SmallVector<Value> {
+            Value c = memref::LoadOp::create(b, pqBuf, ValueRange{fi});
+            Value row = e.readRowF32(init, {bi, hi, fi, c0}, dv);
+            return {vector::FMAOp::create(b, e.splat(c, dv), row, it[0])};
+          })[0];
+        }
+        if (normalize) {
+          Value nz = e.cmpf(CmpFPredicate::ONE, acc[1], e.f32(0.0));
+          Value inv = e.select(nz, e.divf(e.f32(1.0), acc[1]), e.f32(0.0));
+          out = e.mulf(out, e.splat(inv, dv));
+        }
+        e.writeRowF32(out, o, {bi, hi, t, c0});
+      });
+      if (fin) {
+        Value nonEmpty = e.cmpi(CmpIPredicate::sgt, n, c0);
+        e.ifElse(nonEmpty, {}, [&] {
+          Value last = e.subi(n, c1);
+          Value lLast = cumAt(last);
+          e.loop(c0, e.idx(f), [&](Value fi) {
+            auto scalarAt = [&](Value l) {
+              return kind == DecayKind::TokenDim
+                         ? Value(vector::ExtractOp::create(
+                               b, l, ArrayRef<OpFoldResult>{fi}))
+                         : l;
+            };
+            Value lLastF = scalarAt(lLast);
+            Value row = e.loop(c0, n, c1, {zerosF(dv)},
+                               [&](Value s, ValueRange it) -> SmallVector<Value> {
+              Value w = kind == DecayKind::None
+                            ? e.f32(1.0)
+                            : e.exp(e.subf(lLastF, scalarAt(cumAt(s))));
+              Value pkf = memref::LoadOp::create(b, phik, ValueRange{s, fi});
+              Value vs = e.readRowF32(v, {bi, hkv, s, c0}, dv);
+              return {vector::FMAOp::create(b, e.splat(e.mulf(pkf, w), dv),
+                                            vs, it[0])};
+            })[0];
+            if (init) {
+              Value w0 = kind == DecayKind::None ? e.f32(1.0) : e.exp(lLastF);
+              Value s0 = e.readRowF32(init, {bi, hi, fi, c0}, dv);
+              row = vector::FMAOp::create(b, e.splat(w0, dv), s0, row);
+            }
+            e.writeRowF32(row, fin, {bi, hi, fi, c0});
+          });
+          return SmallVector<Value>();
+        }, [&] {
+          e.loop(c0, e.idx(f), [&](Value fi) {
+            Value row = init ? e.readRowF32(init, {bi, hi, fi, c0}, dv)
+                             : zerosF(dv);
+            e.writeRowF32(row, fin, {bi, hi, fi, c0});
+          });
+          return SmallVector<Value>();
+        });
+      }
+    });
+  });
+  for (Value buf : {phik, cum, pqBuf})
+    if (buf)
+      memref::DeallocOp::create(b, buf);
+  finish();
+  return success();
+}
+
+LogicalResult LinearLowering::lowerRecurrent() {
+  setup();
+  Value state = e.alloc({f, dv}, e.f32Type(), {});
+  Value z = e.alloc({f}, e.f32Type(), {});
+  Value pkBuf = e.alloc({f}, e.f32Type(), {});
+  Value pqBuf = e.alloc({f}, e.f32Type(), {});
+  Value aBuf = e.alloc({f}, e.f32Type(), {});
+  Value fwd, fwdDen;
+  if (!causal) {
+    fwd = e.alloc({ShapedType::kDynamic, dv}, e.f32Type(), {n});
+    fwdDen = e.alloc({ShapedType::kDynamic}, e.f32Type(), {n});
+  }
+  Value group = e.idx(h / hk);
+  Value fIdx = e.idx(f);
+
+  // a_t per feature into aBuf (1 when there is no decay).
+  auto storeDecay = [&](Value bi, Value hi, Value t) {
+    if (kind == DecayKind::TokenDim) {
+      e.writeRowF32(e.exp(logGate(bi, hi, t)), aBuf, {c0});
+      return Value();
+    }
+    return kind == DecayKind::None ? e.f32(1.0) : e.exp(logGate(bi, hi, t));
+  };
+  auto decayAt = [&](Value scalarA, Value fi) {
+    return scalarA ? scalarA
+                   : Value(memref::LoadOp::create(b, aBuf, ValueRange{fi}));
+  };
+  // S <- a (S + [pre] k v^T) with pre = true (backward) or S <- a S + k v^T.
+  auto update = [&](Value scalarA, Value vt, bool addBeforeDecay) {
+    e.loop(c0, fIdx, [&](Value fi) {
+      Value a = decayAt(scalarA, fi);
+      Value kf = memref::LoadOp::create(b, pkBuf, ValueRange{fi});
+      Value row = e.readRowF32(state, {fi, c0}, dv);
+      Value zf = memref::LoadOp::create(b, z, ValueRange{fi});
+      Value newRow, newZ;
+      if (addBeforeDecay) {
+        newRow = e.mulf(vector::FMAOp::create(b, e.splat(kf, dv), vt, row),
+                        e.splat(a, dv));
+        newZ = e.mulf(e.addf(zf, kf), a);
+      } else {
+        newRow = vector::FMAOp::create(b, e.splat(kf, dv), vt,
+                                       e.mulf(row, e.splat(a, dv)));
+        newZ = e.addf(e.mulf(zf, a), kf);
+      }
+      e.writeRowF32(newRow, state, {fi, c0});
+      memref::StoreOp::create(b, newZ, z, ValueRange{fi});
+    });
+  };
+  // (S^T pq, pq . z)
+  auto readOut = [&](Value pq) -> std::pair<Value, Value> {
+    e.writeRowF32(pq, pqBuf, {c0});
+    Value out = e.loop(c0, fIdx, c1, {zerosF(dv)},
+                       [&](Value fi, ValueRange it) -> SmallVector<Value> {
+      Value c = memref::LoadOp::create(b, pqBuf, ValueRange{fi});
+      Value row = e.readRowF32(state, {fi, c0}, dv);
+      return {vector::FMAOp::create(b, e.splat(c, dv), row, it[0])};
+    })[0];
+    Value den = e.dot(pq, e.readRowF32(z, {c0}, f));
+    return {out, den};
+  };
+  auto writeNormalized = [&](Value out, Value den, Value bi, Value hi,
+                             Value t) {
+    if (normalize) {
+      Value nz = e.cmpf(CmpFPredicate::ONE, den, e.f32(0.0));
+      Value inv = e.select(nz, e.divf(e.f32(1.0), den), e.f32(0.0));
+      out = e.mulf(out, e.splat(inv, dv));
+    }
+    e.writeRowF32(out, o, {bi, hi, t, c0});
+  };
+
+  e.loop(c0, batch, [&](Value bi) {
+    e.loop(c0, e.idx(h), [&](Value hi) {
+      Value hkv = e.divi(hi, group);
+      e.loop(c0, fIdx, [&](Value fi) {
+        Value row = init ? e.readRowF32(init, {bi, hi, fi, c0}, dv)
+                         : zerosF(dv);
+        e.writeRowF32(row, state, {fi, c0});
+        memref::StoreOp::create(b, e.f32(0.0), z, ValueRange{fi});
+      });
+      // Forward scan.
+      e.loop(c0, n, [&](Value t) {
+        Value scalarA = storeDecay(bi, hi, t);
+        e.writeRowF32(phiK(bi, hkv, t), pkBuf, {c0});
+        Value vt = e.readRowF32(v, {bi, hkv, t, c0}, dv);
+        update(scalarA, vt, /*addBeforeDecay=*/false);
+        auto [out, den] = readOut(phiQ(bi, hi, t));
+        if (causal) {
+          writeNormalized(out, den, bi, hi, t);
+        } else {
+          e.writeRowF32(out, fwd, {t, c0});
+          memref::StoreOp::create(b, den, fwdDen, ValueRange{t});
+        }
+      });
+      if (fin)
+        e.loop(c0, fIdx, [&](Value fi) {
+          e.writeRowF32(e.readRowF32(state, {fi, c0}, dv), fin,
+                        {bi, hi, fi, c0});
+        });
+      if (causal)
+        return;
+      // Backward scan: B_t = sum_{s>t} prod_{r=t+1..s} a_r k_s v_s^T.
+      e.loop(c0, fIdx, [&](Value fi) {
+        e.writeRowF32(zerosF(dv), state, {fi, c0});
+        memref::StoreOp::create(b, e.f32(0.0), z, ValueRange{fi});
+      });
+      e.loop(c0, n, [&](Value r) {
+        Value t = e.subi(e.subi(n, c1), r);
+        auto [out, den] = readOut(phiQ(bi, hi, t));
+        out = e.addf(out, e.readRowF32(fwd, {t, c0}, dv));
+        den = e.addf(den, memref::LoadOp::create(b, fwdDen, ValueRange{t}));
+        writeNormalized(out, den, bi, hi, t);
+        Value scalarA = storeDecay(bi, hi, t);
+        e.writeRowF32(phiK(bi, hkv, t), pkBuf, {c0});
+        Value vt = e.readRowF32(v, {bi, hkv, t, c0}, dv);
+        update(scalarA, vt, /*addBeforeDecay=*/true);
+      });
+    });
+  });
+  for (Value buf : {state, z, pkBuf, pqBuf, aBuf, fwd, fwdDen})
+    if (buf)
+      memref::DeallocOp::create(b, buf);
+  finish();
+  return success();
+}
 
 LogicalResult mlir::attn::lowerLinearToReference(Operation *op) {
-  return op->emitOpError() << "reference lowering not implemented yet";
+  ImplicitLocOpBuilder b(op->getLoc(), op);
+  LinearLowering l(op, b);
+  return l.lowerReference();
 }
+
 LogicalResult mlir::attn::lowerLinearRecurrent(Operation *op) {
-  return op->emitOpError() << "recurrent lowering not implemented yet";
+  ImplicitLocOpBuilder b(op->getLoc(), op);
+  LinearLowering l(op, b);
+  return l.lowerRecurrent();
 }
