@@ -33,3 +33,7 @@ if shutil.which("nvidia-smi"):
             config.available_features.add("cuda-device")
     except Exception:
         pass
+
+config.substitutions.append(("%attnc_unittests",
+                             os.path.join(config.attnc_obj_root, "test",
+                                          "Unit", "attnc-unittests")))
