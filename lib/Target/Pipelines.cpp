@@ -31,9 +31,9 @@ using namespace mlir;
 void mlir::attn::registerAttncDialects(DialectRegistry &registry) {
   registry.insert<attn::AttnDialect, func::FuncDialect, arith::ArithDialect,
                   math::MathDialect, tensor::TensorDialect,
-                  vector::VectorDialect, memref::MemRefDialect,
-                  scf::SCFDialect, bufferization::BufferizationDialect,
-                  cf::ControlFlowDialect, LLVM::LLVMDialect>();
+                  vector::VectorDialect, memref::MemRefDialect, scf::SCFDialect,
+                  bufferization::BufferizationDialect, cf::ControlFlowDialect,
+                  LLVM::LLVMDialect>();
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
       registry);
@@ -83,7 +83,8 @@ void mlir::attn::buildCpuPipeline(OpPassManager &pm,
   registerPipelinePasses();
   std::string text = cpuPipelineText(options);
   // The module-level anchor is the pass manager itself: strip it.
-  StringRef inner = StringRef(text).drop_front(strlen("builtin.module(")).drop_back();
+  StringRef inner =
+      StringRef(text).drop_front(strlen("builtin.module(")).drop_back();
   if (failed(parsePassPipeline(inner, pm, llvm::errs())))
     llvm::report_fatal_error("attnc: internal CPU pipeline does not parse");
 }

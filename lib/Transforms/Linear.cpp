@@ -2,7 +2,8 @@
 //
 // Part of attnc. Two lowerings of the same computation, so that each checks
 // the other:
-//  - the reference (quadratic) form: o_t = sum_s w(t,s) (phi_q(q_t).phi_k(k_s)) v_s
+//  - the reference (quadratic) form: o_t = sum_s w(t,s) (phi_q(q_t).phi_k(k_s))
+//  v_s
 //    with w(t,s) = exp(-|L_t - L_s|) from cumulative log-gates L;
 //  - the recurrent form: S_t = diag(a_t) S_{t-1} + phi_k(k_t) v_t^T,
 //    o_t = S_t^T phi_q(q_t), plus a backward recurrence for bidirectional
@@ -96,8 +97,9 @@ void LinearLowering::setup() {
   dv = vt.getDimSize(3);
   if (decay) {
     int64_t rank = cast<RankedTensorType>(decay.getType()).getRank();
-    kind = rank == 1 ? DecayKind::Head
-                     : rank == 3 ? DecayKind::Token : DecayKind::TokenDim;
+    kind = rank == 1   ? DecayKind::Head
+           : rank == 3 ? DecayKind::Token
+                       : DecayKind::TokenDim;
   }
   Value qTensor = q;
   q = e.toBuffer(q);
@@ -135,8 +137,8 @@ void LinearLowering::finish() {
 }
 
 Value LinearLowering::phiQ(Value bi, Value hi, Value t) {
-  Value x = e.mulf(e.readRowF32(q, {bi, hi, t, c0}, d),
-                   e.splat(e.f32(scale), d));
+  Value x =
+      e.mulf(e.readRowF32(q, {bi, hi, t, c0}, d), e.splat(e.f32(scale), d));
   return fq ? e.inlineRegion(*fq, {x})[0] : x;
 }
 
@@ -192,8 +194,7 @@ LogicalResult LinearLowering::lowerReference() {
         case DecayKind::None:
           return e.f32(0.0);
         case DecayKind::Head:
-          return e.mulf(e.addf(indexToF32(t), e.f32(1.0)),
-                        logGate(bi, hi, t));
+          return e.mulf(e.addf(indexToF32(t), e.f32(1.0)), logGate(bi, hi, t));
         case DecayKind::Token:
           return memref::LoadOp::create(b, cum, ValueRange{t});
         case DecayKind::TokenDim:
@@ -208,33 +209,33 @@ LogicalResult LinearLowering::lowerReference() {
         SmallVector<Value> acc = e.loop(
             c0, ub, c1, {zerosF(dv), e.f32(0.0)},
             [&](Value s, ValueRange it) -> SmallVector<Value> {
-          Value pk = e.readRowF32(phik, {s, c0}, f);
-          Value a;
-          if (kind == DecayKind::TokenDim) {
-            a = e.dot(e.mulf(pq, negExpAbs(e.subf(lt, cumAt(s)))), pk);
-          } else {
-            a = e.dot(pq, pk);
-            if (kind != DecayKind::None)
-              a = e.mulf(a, negExpAbs(e.subf(lt, cumAt(s))));
-          }
-          Value vs = e.readRowF32(v, {bi, hkv, s, c0}, dv);
-          return {vector::FMAOp::create(b, e.splat(a, dv), vs, it[0]),
-                  e.addf(it[1], a)};
-        });
+              Value pk = e.readRowF32(phik, {s, c0}, f);
+              Value a;
+              if (kind == DecayKind::TokenDim) {
+                a = e.dot(e.mulf(pq, negExpAbs(e.subf(lt, cumAt(s)))), pk);
+              } else {
+                a = e.dot(pq, pk);
+                if (kind != DecayKind::None)
+                  a = e.mulf(a, negExpAbs(e.subf(lt, cumAt(s))));
+              }
+              Value vs = e.readRowF32(v, {bi, hkv, s, c0}, dv);
+              return {vector::FMAOp::create(b, e.splat(a, dv), vs, it[0]),
+                      e.addf(it[1], a)};
+            });
         Value out = acc[0];
         if (init) {
           // The initial state, decayed by every gate up to t.
           Value w = kind == DecayKind::None ? e.f32(1.0) : e.exp(lt);
-          Value pqw = kind == DecayKind::TokenDim
-                          ? e.mulf(pq, w)
-                          : e.mulf(pq, e.splat(w, f));
+          Value pqw = kind == DecayKind::TokenDim ? e.mulf(pq, w)
+                                                  : e.mulf(pq, e.splat(w, f));
           e.writeRowF32(pqw, pqBuf, {c0});
-          out = e.loop(c0, e.idx(f), c1, {out},
-                       [&](Value fi, ValueRange it) -> SmallVector<Value> {
-            Value c = memref::LoadOp::create(b, pqBuf, ValueRange{fi});
-            Value row = e.readRowF32(init, {bi, hi, fi, c0}, dv);
-            return {vector::FMAOp::create(b, e.splat(c, dv), row, it[0])};
-          })[0];
+          out = e.loop(
+              c0, e.idx(f), c1, {out},
+              [&](Value fi, ValueRange it) -> SmallVector<Value> {
+                Value c = memref::LoadOp::create(b, pqBuf, ValueRange{fi});
+                Value row = e.readRowF32(init, {bi, hi, fi, c0}, dv);
+                return {vector::FMAOp::create(b, e.splat(c, dv), row, it[0])};
+              })[0];
         }
         if (normalize) {
           Value nz = e.cmpf(CmpFPredicate::ONE, acc[1], e.f32(0.0));
@@ -245,43 +246,49 @@ LogicalResult LinearLowering::lowerReference() {
       });
       if (fin) {
         Value nonEmpty = e.cmpi(CmpIPredicate::sgt, n, c0);
-        e.ifElse(nonEmpty, {}, [&] {
-          Value last = e.subi(n, c1);
-          Value lLast = cumAt(last);
-          e.loop(c0, e.idx(f), [&](Value fi) {
-            auto scalarAt = [&](Value l) {
-              return kind == DecayKind::TokenDim
-                         ? Value(vector::ExtractOp::create(
-                               b, l, ArrayRef<OpFoldResult>{fi}))
-                         : l;
-            };
-            Value lLastF = scalarAt(lLast);
-            Value row = e.loop(c0, n, c1, {zerosF(dv)},
-                               [&](Value s, ValueRange it) -> SmallVector<Value> {
-              Value w = kind == DecayKind::None
-                            ? e.f32(1.0)
-                            : e.exp(e.subf(lLastF, scalarAt(cumAt(s))));
-              Value pkf = memref::LoadOp::create(b, phik, ValueRange{s, fi});
-              Value vs = e.readRowF32(v, {bi, hkv, s, c0}, dv);
-              return {vector::FMAOp::create(b, e.splat(e.mulf(pkf, w), dv),
-                                            vs, it[0])};
-            })[0];
-            if (init) {
-              Value w0 = kind == DecayKind::None ? e.f32(1.0) : e.exp(lLastF);
-              Value s0 = e.readRowF32(init, {bi, hi, fi, c0}, dv);
-              row = vector::FMAOp::create(b, e.splat(w0, dv), s0, row);
-            }
-            e.writeRowF32(row, fin, {bi, hi, fi, c0});
-          });
-          return SmallVector<Value>();
-        }, [&] {
-          e.loop(c0, e.idx(f), [&](Value fi) {
-            Value row = init ? e.readRowF32(init, {bi, hi, fi, c0}, dv)
-                             : zerosF(dv);
-            e.writeRowF32(row, fin, {bi, hi, fi, c0});
-          });
-          return SmallVector<Value>();
-        });
+        e.ifElse(
+            nonEmpty, {},
+            [&] {
+              Value last = e.subi(n, c1);
+              Value lLast = cumAt(last);
+              e.loop(c0, e.idx(f), [&](Value fi) {
+                auto scalarAt = [&](Value l) {
+                  return kind == DecayKind::TokenDim
+                             ? Value(vector::ExtractOp::create(
+                                   b, l, ArrayRef<OpFoldResult>{fi}))
+                             : l;
+                };
+                Value lLastF = scalarAt(lLast);
+                Value row = e.loop(
+                    c0, n, c1, {zerosF(dv)},
+                    [&](Value s, ValueRange it) -> SmallVector<Value> {
+                      Value w = kind == DecayKind::None
+                                    ? e.f32(1.0)
+                                    : e.exp(e.subf(lLastF, scalarAt(cumAt(s))));
+                      Value pkf =
+                          memref::LoadOp::create(b, phik, ValueRange{s, fi});
+                      Value vs = e.readRowF32(v, {bi, hkv, s, c0}, dv);
+                      return {vector::FMAOp::create(
+                          b, e.splat(e.mulf(pkf, w), dv), vs, it[0])};
+                    })[0];
+                if (init) {
+                  Value w0 =
+                      kind == DecayKind::None ? e.f32(1.0) : e.exp(lLastF);
+                  Value s0 = e.readRowF32(init, {bi, hi, fi, c0}, dv);
+                  row = vector::FMAOp::create(b, e.splat(w0, dv), s0, row);
+                }
+                e.writeRowF32(row, fin, {bi, hi, fi, c0});
+              });
+              return SmallVector<Value>();
+            },
+            [&] {
+              e.loop(c0, e.idx(f), [&](Value fi) {
+                Value row = init ? e.readRowF32(init, {bi, hi, fi, c0}, dv)
+                                 : zerosF(dv);
+                e.writeRowF32(row, fin, {bi, hi, fi, c0});
+              });
+              return SmallVector<Value>();
+            });
       }
     });
   });
@@ -343,12 +350,13 @@ LogicalResult LinearLowering::lowerRecurrent() {
   // (S^T pq, pq . z)
   auto readOut = [&](Value pq) -> std::pair<Value, Value> {
     e.writeRowF32(pq, pqBuf, {c0});
-    Value out = e.loop(c0, fIdx, c1, {zerosF(dv)},
-                       [&](Value fi, ValueRange it) -> SmallVector<Value> {
-      Value c = memref::LoadOp::create(b, pqBuf, ValueRange{fi});
-      Value row = e.readRowF32(state, {fi, c0}, dv);
-      return {vector::FMAOp::create(b, e.splat(c, dv), row, it[0])};
-    })[0];
+    Value out =
+        e.loop(c0, fIdx, c1, {zerosF(dv)},
+               [&](Value fi, ValueRange it) -> SmallVector<Value> {
+                 Value c = memref::LoadOp::create(b, pqBuf, ValueRange{fi});
+                 Value row = e.readRowF32(state, {fi, c0}, dv);
+                 return {vector::FMAOp::create(b, e.splat(c, dv), row, it[0])};
+               })[0];
     Value den = e.dot(pq, e.readRowF32(z, {c0}, f));
     return {out, den};
   };
@@ -366,8 +374,8 @@ LogicalResult LinearLowering::lowerRecurrent() {
     e.loop(c0, e.idx(h), [&](Value hi) {
       Value hkv = e.divi(hi, group);
       e.loop(c0, fIdx, [&](Value fi) {
-        Value row = init ? e.readRowF32(init, {bi, hi, fi, c0}, dv)
-                         : zerosF(dv);
+        Value row =
+            init ? e.readRowF32(init, {bi, hi, fi, c0}, dv) : zerosF(dv);
         e.writeRowF32(row, state, {fi, c0});
         memref::StoreOp::create(b, e.f32(0.0), z, ValueRange{fi});
       });

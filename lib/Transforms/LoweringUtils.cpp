@@ -46,8 +46,8 @@ SmallVector<Value> Emitter::loop(Value lb, Value ub, Value step,
   if (!blk->empty() && isa<scf::YieldOp>(blk->back()))
     blk->back().erase();
   b.setInsertionPointToEnd(blk);
-  SmallVector<Value> results = body(forOp.getInductionVar(),
-                                    forOp.getRegionIterArgs());
+  SmallVector<Value> results =
+      body(forOp.getInductionVar(), forOp.getRegionIterArgs());
   scf::YieldOp::create(b, results);
   return SmallVector<Value>(forOp.getResults());
 }
@@ -77,10 +77,13 @@ Emitter::ifElse(Value cond, TypeRange types,
 }
 
 void Emitter::ifThen(Value cond, const std::function<void()> &then) {
-  ifElse(cond, {}, [&] {
-    then();
-    return SmallVector<Value>();
-  }, [] { return SmallVector<Value>(); });
+  ifElse(
+      cond, {},
+      [&] {
+        then();
+        return SmallVector<Value>();
+      },
+      [] { return SmallVector<Value>(); });
 }
 
 Value Emitter::loadF32(Value memref, ValueRange indices) {
@@ -136,11 +139,21 @@ Value Emitter::divf(Value x, Value y) { return arith::DivFOp::create(b, x, y); }
 Value Emitter::maxf(Value x, Value y) {
   return arith::MaximumFOp::create(b, x, y);
 }
-Value Emitter::addi(Value x, Value y) { return b.createOrFold<arith::AddIOp>(x, y); }
-Value Emitter::subi(Value x, Value y) { return b.createOrFold<arith::SubIOp>(x, y); }
-Value Emitter::muli(Value x, Value y) { return b.createOrFold<arith::MulIOp>(x, y); }
-Value Emitter::divi(Value x, Value y) { return b.createOrFold<arith::DivUIOp>(x, y); }
-Value Emitter::mini(Value x, Value y) { return b.createOrFold<arith::MinSIOp>(x, y); }
+Value Emitter::addi(Value x, Value y) {
+  return b.createOrFold<arith::AddIOp>(x, y);
+}
+Value Emitter::subi(Value x, Value y) {
+  return b.createOrFold<arith::SubIOp>(x, y);
+}
+Value Emitter::muli(Value x, Value y) {
+  return b.createOrFold<arith::MulIOp>(x, y);
+}
+Value Emitter::divi(Value x, Value y) {
+  return b.createOrFold<arith::DivUIOp>(x, y);
+}
+Value Emitter::mini(Value x, Value y) {
+  return b.createOrFold<arith::MinSIOp>(x, y);
+}
 Value Emitter::ceilDiv(Value x, Value y) {
   return b.createOrFold<arith::CeilDivUIOp>(x, y);
 }
@@ -157,8 +170,8 @@ Value Emitter::exp(Value x) { return math::ExpOp::create(b, x); }
 Value Emitter::exp2(Value x) { return math::Exp2Op::create(b, x); }
 Value Emitter::log(Value x) { return math::LogOp::create(b, x); }
 Value Emitter::splat(Value scalar, int64_t n) {
-  return vector::BroadcastOp::create(
-      b, VectorType::get({n}, scalar.getType()), scalar);
+  return vector::BroadcastOp::create(b, VectorType::get({n}, scalar.getType()),
+                                     scalar);
 }
 Value Emitter::dot(Value x, Value y) {
   Value prod = mulf(x, y);

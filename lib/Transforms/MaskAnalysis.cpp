@@ -22,9 +22,7 @@ using namespace mlir::attn;
 // IRBackend
 //===----------------------------------------------------------------------===//
 
-Value IRBackend::cst(int64_t x) {
-  return arith::ConstantIndexOp::create(b, x);
-}
+Value IRBackend::cst(int64_t x) { return arith::ConstantIndexOp::create(b, x); }
 Value IRBackend::bcst(bool x) {
   return arith::ConstantIntOp::create(b, b.getI1Type(), x ? 1 : 0);
 }
@@ -97,7 +95,8 @@ MaskStructure mlir::attn::analyzeMaskStructure(AttentionOp op) {
     ms.maskValue =
         cast<YieldOp>(op.getMask().front().getTerminator()).getValues()[0];
   if (op.hasScoreRegion()) {
-    Value r = cast<YieldOp>(op.getScore().front().getTerminator()).getValues()[0];
+    Value r =
+        cast<YieldOp>(op.getScore().front().getTerminator()).getValues()[0];
     if (auto sel = r.getDefiningOp<arith::SelectOp>()) {
       if (isNegInf(sel.getFalseValue())) {
         ms.scoreKeep = sel.getCondition();
@@ -109,8 +108,7 @@ MaskStructure mlir::attn::analyzeMaskStructure(AttentionOp op) {
   }
   ConstBackend be;
   // Flags: evaluate each part once at an arbitrary point.
-  auto probe = [&](Value cond, Region &region, unsigned first,
-                   bool &usable) {
+  auto probe = [&](Value cond, Region &region, unsigned first, bool &usable) {
     IntervalEvaluator<ConstBackend> ev(be);
     Block &blk = region.front();
     for (unsigned a = 0; a < 4; ++a)
@@ -180,7 +178,8 @@ struct AttnAnalyzeMasksPass
        << " Nk=" << nk << " tile " << bq << "x" << bk << " kind "
        << stringifyMaskKind(ms.kind) << "\n";
     ConstBackend be;
-    bool needsRuntime = ms.kind == MaskKind::data || ms.kind == MaskKind::opaque;
+    bool needsRuntime =
+        ms.kind == MaskKind::data || ms.kind == MaskKind::opaque;
     int64_t visited = 0, total = 0;
     for (int64_t qt = 0; qt < tq; ++qt) {
       std::string row;
@@ -188,7 +187,8 @@ struct AttnAnalyzeMasksPass
       for (int64_t kt = 0; kt < tk; ++kt) {
         int64_t i0 = qt * bq, i1 = std::min(nq, i0 + bq) - 1;
         int64_t j0 = kt * bk, j1 = std::min(nk, j0 + bk) - 1;
-        auto [mayTrue, mayFalse] = evalTileMask(be, op, ms, 0, 0, i0, i1, j0, j1);
+        auto [mayTrue, mayFalse] =
+            evalTileMask(be, op, ms, 0, 0, i0, i1, j0, j1);
         char c = !mayTrue ? '.' : !mayFalse ? 'F' : needsRuntime ? 'R' : 'P';
         row.push_back(c);
         if (c != '.') {

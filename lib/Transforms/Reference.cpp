@@ -49,8 +49,8 @@ AttentionBuffers mlir::attn::makeAttentionBuffers(Emitter &e, AttentionOp op) {
   io.o = allocFor(e, op.getO().getType(),
                   {io.batch, e.idx(io.hq), io.nq, e.idx(io.dv)});
   if (op.getLse())
-    io.lse = allocFor(e, op.getLse().getType(),
-                      {io.batch, e.idx(io.hq), io.nq});
+    io.lse =
+        allocFor(e, op.getLse().getType(), {io.batch, e.idx(io.hq), io.nq});
   return io;
 }
 
@@ -78,42 +78,45 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
       Value hk = e.divi(h, group);
       e.loop(c0, io.nq, [&](Value i) {
         // Pass 1: the score row and its maximum.
-        Value m = e.loop(c0, io.nk, c1, {e.f32(negInf)},
-                         [&](Value j, ValueRange it) -> SmallVector<Value> {
-          Value s = e.loop(c0, e.idx(io.d), c1, {e.f32(0.0)},
-                           [&](Value d, ValueRange acc) -> SmallVector<Value> {
-            Value x = e.loadF32(io.q, {bi, h, i, d});
-            Value y = e.loadF32(io.k, {bi, hk, j, d});
-            return {e.addf(acc[0], e.mulf(x, y))};
-          })[0];
-          s = e.mulf(s, scale);
-          if (op.hasScoreRegion())
-            s = e.inlineRegion(op.getScore(), {s, bi, h, i, j})[0];
-          if (op.hasMaskRegion()) {
-            Value keep = e.inlineRegion(op.getMask(), {bi, h, i, j})[0];
-            s = e.select(keep, s, e.f32(negInf));
-          }
-          memref::StoreOp::create(b, s, row, ValueRange{j});
-          return {e.maxf(it[0], s)};
-        })[0];
+        Value m = e.loop(
+            c0, io.nk, c1, {e.f32(negInf)},
+            [&](Value j, ValueRange it) -> SmallVector<Value> {
+              Value s =
+                  e.loop(c0, e.idx(io.d), c1, {e.f32(0.0)},
+                         [&](Value d, ValueRange acc) -> SmallVector<Value> {
+                           Value x = e.loadF32(io.q, {bi, h, i, d});
+                           Value y = e.loadF32(io.k, {bi, hk, j, d});
+                           return {e.addf(acc[0], e.mulf(x, y))};
+                         })[0];
+              s = e.mulf(s, scale);
+              if (op.hasScoreRegion())
+                s = e.inlineRegion(op.getScore(), {s, bi, h, i, j})[0];
+              if (op.hasMaskRegion()) {
+                Value keep = e.inlineRegion(op.getMask(), {bi, h, i, j})[0];
+                s = e.select(keep, s, e.f32(negInf));
+              }
+              memref::StoreOp::create(b, s, row, ValueRange{j});
+              return {e.maxf(it[0], s)};
+            })[0];
         // Pass 2: exponentials against the max, weighted sum of values.
         Value empty = e.cmpf(CmpFPredicate::OEQ, m, e.f32(negInf));
         Value msafe = e.select(empty, e.f32(0.0), m);
         e.loop(c0, e.idx(io.dv), [&](Value d) {
           memref::StoreOp::create(b, e.f32(0.0), acc, ValueRange{d});
         });
-        Value l = e.loop(c0, io.nk, c1, {e.f32(0.0)},
-                         [&](Value j, ValueRange it) -> SmallVector<Value> {
-          Value s = memref::LoadOp::create(b, row, ValueRange{j});
-          Value p = e.exp(e.subf(s, msafe));
-          e.loop(c0, e.idx(io.dv), [&](Value d) {
-            Value a = memref::LoadOp::create(b, acc, ValueRange{d});
-            Value vv = e.loadF32(io.v, {bi, hk, j, d});
-            memref::StoreOp::create(b, e.addf(a, e.mulf(p, vv)), acc,
-                                    ValueRange{d});
-          });
-          return {e.addf(it[0], p)};
-        })[0];
+        Value l =
+            e.loop(c0, io.nk, c1, {e.f32(0.0)},
+                   [&](Value j, ValueRange it) -> SmallVector<Value> {
+                     Value s = memref::LoadOp::create(b, row, ValueRange{j});
+                     Value p = e.exp(e.subf(s, msafe));
+                     e.loop(c0, e.idx(io.dv), [&](Value d) {
+                       Value a = memref::LoadOp::create(b, acc, ValueRange{d});
+                       Value vv = e.loadF32(io.v, {bi, hk, j, d});
+                       memref::StoreOp::create(b, e.addf(a, e.mulf(p, vv)), acc,
+                                               ValueRange{d});
+                     });
+                     return {e.addf(it[0], p)};
+                   })[0];
         Value any = e.cmpf(CmpFPredicate::OGT, l, e.f32(0.0));
         Value inv = e.select(any, e.divf(e.f32(1.0), l), e.f32(0.0));
         e.loop(c0, e.idx(io.dv), [&](Value d) {

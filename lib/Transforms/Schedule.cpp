@@ -45,8 +45,8 @@ struct Choice {
 /// Bytes and registers of a (bq, bkv) tile; returns false if it does not fit.
 static bool fits(const TargetDesc &t, int64_t bq, int64_t bkv, int64_t d,
                  int64_t dv, int64_t elemBytes, Choice &out) {
-  int64_t warps = t.isGpu ? std::min<int64_t>(8, std::max<int64_t>(1, bq / 16))
-                          : 1;
+  int64_t warps =
+      t.isGpu ? std::min<int64_t>(8, std::max<int64_t>(1, bq / 16)) : 1;
   if (t.isGpu && bq >= 64)
     warps = 4;
   int64_t smem;
@@ -110,8 +110,8 @@ struct AttnSelectSchedulePass
       }
       if (blockQ > 128 || blockKv > 128) {
         // Forced sizes beyond the table: take them as given.
-        fits(*t, blockQ ? blockQ : 64, blockKv ? blockKv : 64, d, dv,
-             elemBytes, best);
+        fits(*t, blockQ ? blockQ : 64, blockKv ? blockKv : 64, d, dv, elemBytes,
+             best);
       }
       if (best.bq == 0) {
         op.emitOpError() << "no tile schedule fits " << t->name << " ("

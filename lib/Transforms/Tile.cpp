@@ -99,17 +99,19 @@ Value TiledAttentionEmitter::maskAt(Value bi, Value h, Value i, Value j) {
 Value TiledAttentionEmitter::classifyExhaustively(Value bi, Value h, Value i0,
                                                   Value rows, Value j0,
                                                   Value cols) {
-  Value count = e.loop(c0, rows, c1, {c0},
-                       [&](Value r, ValueRange acc) -> SmallVector<Value> {
-    Value inner = e.loop(c0, cols, c1, {acc[0]},
-                         [&](Value c, ValueRange acc2) -> SmallVector<Value> {
-      Value keep = maskAt(bi, h, e.addi(i0, r), e.addi(j0, c));
-      Value one = arith::IndexCastUIOp::create(
-          b, b.getIndexType(), arith::ExtUIOp::create(b, b.getI32Type(), keep));
-      return {e.addi(acc2[0], one)};
-    })[0];
-    return {inner};
-  })[0];
+  Value count = e.loop(
+      c0, rows, c1, {c0}, [&](Value r, ValueRange acc) -> SmallVector<Value> {
+        Value inner =
+            e.loop(c0, cols, c1, {acc[0]},
+                   [&](Value c, ValueRange acc2) -> SmallVector<Value> {
+                     Value keep = maskAt(bi, h, e.addi(i0, r), e.addi(j0, c));
+                     Value one = arith::IndexCastUIOp::create(
+                         b, b.getIndexType(),
+                         arith::ExtUIOp::create(b, b.getI32Type(), keep));
+                     return {e.addi(acc2[0], one)};
+                   })[0];
+        return {inner};
+      })[0];
   Value none = e.cmpi(CmpIPredicate::eq, count, c0);
   Value all = e.cmpi(CmpIPredicate::eq, count, e.muli(rows, cols));
   return e.select(none, i8(e, 0), e.select(all, i8(e, 2), i8(e, 1)));
@@ -126,10 +128,13 @@ void TiledAttentionEmitter::fillBlockMap(Value bi, Value h) {
       Value j1 = e.subi(e.addi(j0, cols), c1);
       Value cls = classifyByIntervals(bi, h, i0, i1, j0, j1);
       Value partial = e.cmpi(CmpIPredicate::eq, cls, i8(e, 1));
-      Value refined = e.ifElse(partial, {b.getI8Type()}, [&] {
-        return SmallVector<Value>{
-            classifyExhaustively(bi, h, i0, rows, j0, cols)};
-      }, [&] { return SmallVector<Value>{cls}; })[0];
+      Value refined = e.ifElse(
+          partial, {b.getI8Type()},
+          [&] {
+            return SmallVector<Value>{
+                classifyExhaustively(bi, h, i0, rows, j0, cols)};
+          },
+          [&] { return SmallVector<Value>{cls}; })[0];
       memref::StoreOp::create(b, refined, blockMap, ValueRange{qt, kt});
     });
   });
@@ -142,39 +147,40 @@ void TiledAttentionEmitter::processTile(Value bi, Value h, Value hk, Value i0,
   const double log2e = 1.4426950408889634;
   e.loop(c0, rows, [&](Value r) {
     Value i = e.addi(i0, r);
-    Value qv = e.mulf(e.readRowF32(io.q, {bi, h, i, c0}, io.d),
-                      e.splat(qScale, io.d));
+    Value qv =
+        e.mulf(e.readRowF32(io.q, {bi, h, i, c0}, io.d), e.splat(qScale, io.d));
     // Scores of this row in log2 units, and their maximum.
-    Value rowMax = e.loop(c0, cols, c1, {e.f32(negInf)},
-                          [&](Value jj, ValueRange it) -> SmallVector<Value> {
-      Value j = e.addi(j0, jj);
-      Value s = e.dot(qv, e.readRowF32(io.k, {bi, hk, j, c0}, io.d));
-      if (op.hasScoreRegion())
-        s = e.mulf(e.inlineRegion(op.getScore(), {s, bi, h, i, j})[0],
-                   e.f32(log2e));
-      if (withMask && op.hasMaskRegion()) {
-        Value keep = e.inlineRegion(op.getMask(), {bi, h, i, j})[0];
-        s = e.select(keep, s, e.f32(negInf));
-      }
-      memref::StoreOp::create(b, s, sBuf, ValueRange{jj});
-      return {e.maxf(it[0], s)};
-    })[0];
+    Value rowMax = e.loop(
+        c0, cols, c1, {e.f32(negInf)},
+        [&](Value jj, ValueRange it) -> SmallVector<Value> {
+          Value j = e.addi(j0, jj);
+          Value s = e.dot(qv, e.readRowF32(io.k, {bi, hk, j, c0}, io.d));
+          if (op.hasScoreRegion())
+            s = e.mulf(e.inlineRegion(op.getScore(), {s, bi, h, i, j})[0],
+                       e.f32(log2e));
+          if (withMask && op.hasMaskRegion()) {
+            Value keep = e.inlineRegion(op.getMask(), {bi, h, i, j})[0];
+            s = e.select(keep, s, e.f32(negInf));
+          }
+          memref::StoreOp::create(b, s, sBuf, ValueRange{jj});
+          return {e.maxf(it[0], s)};
+        })[0];
     Value mOld = memref::LoadOp::create(b, mBuf, ValueRange{r});
     Value mNew = e.maxf(mOld, rowMax);
     Value isInf = e.cmpf(CmpFPredicate::OEQ, mNew, e.f32(negInf));
     Value mSafe = e.select(isInf, e.f32(0.0), mNew);
     Value alpha = e.exp2(e.subf(mOld, mSafe));
-    Value accv = e.mulf(e.readRowF32(accBuf, {r, c0}, io.dv),
-                        e.splat(alpha, io.dv));
-    SmallVector<Value> sums =
-        e.loop(c0, cols, c1, {e.f32(0.0), accv},
-               [&](Value jj, ValueRange it) -> SmallVector<Value> {
-      Value s = memref::LoadOp::create(b, sBuf, ValueRange{jj});
-      Value p = e.exp2(e.subf(s, mSafe));
-      Value vv = e.readRowF32(io.v, {bi, hk, e.addi(j0, jj), c0}, io.dv);
-      Value av = vector::FMAOp::create(b, e.splat(p, io.dv), vv, it[1]);
-      return {e.addf(it[0], p), av};
-    });
+    Value accv =
+        e.mulf(e.readRowF32(accBuf, {r, c0}, io.dv), e.splat(alpha, io.dv));
+    SmallVector<Value> sums = e.loop(
+        c0, cols, c1, {e.f32(0.0), accv},
+        [&](Value jj, ValueRange it) -> SmallVector<Value> {
+          Value s = memref::LoadOp::create(b, sBuf, ValueRange{jj});
+          Value p = e.exp2(e.subf(s, mSafe));
+          Value vv = e.readRowF32(io.v, {bi, hk, e.addi(j0, jj), c0}, io.dv);
+          Value av = vector::FMAOp::create(b, e.splat(p, io.dv), vv, it[1]);
+          return {e.addf(it[0], p), av};
+        });
     Value lOld = memref::LoadOp::create(b, lBuf, ValueRange{r});
     memref::StoreOp::create(b, e.addf(e.mulf(lOld, alpha), sums[0]), lBuf,
                             ValueRange{r});
@@ -186,8 +192,8 @@ void TiledAttentionEmitter::processTile(Value bi, Value h, Value hk, Value i0,
 LogicalResult TiledAttentionEmitter::emit() {
   ScheduleAttr sched = op.getScheduleAttr();
   if (!sched)
-    return op.emitOpError()
-           << "has no #attn.schedule; run attn-select-schedule before attn-tile";
+    return op.emitOpError() << "has no #attn.schedule; run "
+                               "attn-select-schedule before attn-tile";
   if (!op.getMaskInfoAttr())
     return op.emitOpError()
            << "has no #attn.mask_info; run attn-analyze-masks before attn-tile";
@@ -234,19 +240,19 @@ LogicalResult TiledAttentionEmitter::emit() {
           SmallVector<Value> range = e.loop(
               c0, numKT, c1, {numKT, c0},
               [&](Value kt, ValueRange it) -> SmallVector<Value> {
-            Value cls;
-            if (needsMap) {
-              cls = memref::LoadOp::create(b, blockMap, ValueRange{qt, kt});
-            } else {
-              Value j0 = e.muli(kt, e.idx(bkv));
-              Value j1 = e.subi(e.mini(e.addi(j0, e.idx(bkv)), io.nk), c1);
-              cls = classifyByIntervals(bi, h, i0, i1, j0, j1);
-            }
-            memref::StoreOp::create(b, cls, classes, ValueRange{kt});
-            Value nonEmpty = e.cmpi(CmpIPredicate::ne, cls, i8(e, 0));
-            return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
-                    e.select(nonEmpty, e.addi(kt, c1), it[1])};
-          });
+                Value cls;
+                if (needsMap) {
+                  cls = memref::LoadOp::create(b, blockMap, ValueRange{qt, kt});
+                } else {
+                  Value j0 = e.muli(kt, e.idx(bkv));
+                  Value j1 = e.subi(e.mini(e.addi(j0, e.idx(bkv)), io.nk), c1);
+                  cls = classifyByIntervals(bi, h, i0, i1, j0, j1);
+                }
+                memref::StoreOp::create(b, cls, classes, ValueRange{kt});
+                Value nonEmpty = e.cmpi(CmpIPredicate::ne, cls, i8(e, 0));
+                return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
+                        e.select(nonEmpty, e.addi(kt, c1), it[1])};
+              });
           lo = range[0];
           hi = range[1];
         }
@@ -265,13 +271,17 @@ LogicalResult TiledAttentionEmitter::emit() {
           Value cls = memref::LoadOp::create(b, classes, ValueRange{kt});
           e.ifThen(e.cmpi(CmpIPredicate::ne, cls, i8(e, 0)), [&] {
             Value full = e.cmpi(CmpIPredicate::eq, cls, i8(e, 2));
-            e.ifElse(full, {}, [&] {
-              processTile(bi, h, hk, i0, rows, j0, cols, /*withMask=*/false);
-              return SmallVector<Value>();
-            }, [&] {
-              processTile(bi, h, hk, i0, rows, j0, cols, /*withMask=*/true);
-              return SmallVector<Value>();
-            });
+            e.ifElse(
+                full, {},
+                [&] {
+                  processTile(bi, h, hk, i0, rows, j0, cols,
+                              /*withMask=*/false);
+                  return SmallVector<Value>();
+                },
+                [&] {
+                  processTile(bi, h, hk, i0, rows, j0, cols, /*withMask=*/true);
+                  return SmallVector<Value>();
+                });
           });
         });
         // One normalization per row at the end.

@@ -16,10 +16,11 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
 #include "llvm/Support/CommandLine.h"
-#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
@@ -208,10 +209,6 @@ FailureOr<int64_t> resolveDim(StringRef s, int64_t b, int64_t q, int64_t k) {
   return v;
 }
 
-struct RunError {
-  std::string msg;
-};
-
 int fail(StringRef why) {
   llvm::outs() << "FAIL " << inputFile << " " << why << "\n";
   return 1;
@@ -232,7 +229,8 @@ int main(int argc, char **argv) {
   if (nk == 0)
     nk = nq;
   if (batch <= 0 || nq <= 0 || nk <= 0) {
-    llvm::errs() << "attn-run: error: --batch, --nq and --nk must be positive\n";
+    llvm::errs()
+        << "attn-run: error: --batch, --nq and --nk must be positive\n";
     return fail("bad sizes");
   }
   if (repeat <= 0 || inputScale <= 0) {
@@ -253,9 +251,8 @@ int main(int argc, char **argv) {
   ctx.loadAllAvailableDialects();
   llvm::SourceMgr sm;
   SourceMgrDiagnosticHandler diag(sm, &ctx);
-  std::string err;
-  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(inputFile, sm,
-                                                           ParserConfig(&ctx));
+  OwningOpRef<ModuleOp> module =
+      parseSourceFile<ModuleOp>(inputFile, sm, ParserConfig(&ctx));
   if (!module)
     return fail("spec does not parse");
 
@@ -283,8 +280,8 @@ int main(int argc, char **argv) {
   // Roles of the arguments, from the first attn op in the function.
   Operation *attnOp = nullptr;
   func.walk([&](Operation *op) {
-    if (!attnOp && isa<attn::AttentionOp, attn::LinearAttentionOp,
-                       attn::ScanOp>(op))
+    if (!attnOp &&
+        isa<attn::AttentionOp, attn::LinearAttentionOp, attn::ScanOp>(op))
       attnOp = op;
   });
   if (!attnOp) {
@@ -317,8 +314,8 @@ int main(int argc, char **argv) {
     }
     HostBuffer hb;
     hb.kind = *kind;
-    auto dimsAttr = func.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(),
-                                                     "attn.run_dims");
+    auto dimsAttr =
+        func.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(), "attn.run_dims");
     for (int64_t d = 0; d < t.getRank(); ++d) {
       if (!t.isDynamicDim(d)) {
         hb.shape.push_back(t.getDimSize(d));
@@ -364,8 +361,8 @@ int main(int argc, char **argv) {
         return v;
       return dflt;
     };
-    bool isFloat = hb.kind == Kind::F32 || hb.kind == Kind::F16 ||
-                   hb.kind == Kind::BF16;
+    bool isFloat =
+        hb.kind == Kind::F32 || hb.kind == Kind::F16 || hb.kind == Kind::BF16;
     if (isFloat) {
       double lo = -1, hi = 1;
       if (arg == decayArg) {
@@ -386,9 +383,8 @@ int main(int argc, char **argv) {
       for (int64_t i = 0; i < hb.numel(); ++i)
         setFloat(hb, i, s * dist(rng));
     } else {
-      StringRef mode = init.empty()
-                           ? (hb.kind == Kind::I1 ? "bits" : "sorted")
-                           : parts[0];
+      StringRef mode =
+          init.empty() ? (hb.kind == Kind::I1 ? "bits" : "sorted") : parts[0];
       if (mode == "bits") {
         std::bernoulli_distribution dist(param(1, 0.5));
         for (int64_t i = 0; i < hb.numel(); ++i)
@@ -515,8 +511,10 @@ int main(int argc, char **argv) {
   }
 
   Type elem = cast<RankedTensorType>(qArg.getType()).getElementType();
-  double limit = tol > 0 ? double(tol)
-                         : elem.isBF16() ? 1e-2 : elem.isF16() ? 5e-3 : 1e-4;
+  double limit = tol > 0         ? double(tol)
+                 : elem.isBF16() ? 1e-2
+                 : elem.isF16()  ? 5e-3
+                                 : 1e-4;
   double worst = 0;
   std::string why;
   for (size_t r = 0; r < got.values.size(); ++r) {
@@ -553,26 +551,21 @@ int main(int argc, char **argv) {
     }
   }
 
-  auto sched = [&]() -> std::string {
-    if (isLinear)
-      return "recurrent";
-    int64_t d = cast<RankedTensorType>(qArg.getType()).getDimSize(3);
-    (void)d;
-    return "tiled";
-  }();
-  llvm::outs() << func.getName() << ": backend=cpu B=" << batch
-               << " Nq=" << nq << " Nk=" << nk;
+  std::string sched = isLinear ? "recurrent" : "tiled";
+  std::string summary =
+      fmt::format("{}: backend=cpu B={} Nq={} Nk={}", func.getName().str(),
+                  int64_t(batch), int64_t(nq), int64_t(nk));
   if (!isLinear)
-    llvm::outs() << " empty_rows=" << emptyRows;
-  llvm::outs() << " " << sched << "_ms=" << llvm::format("%.2f", times[times.size() / 2])
-               << " reference_ms=" << llvm::format("%.2f", refMs)
-               << " max_rel_err=" << llvm::format("%.3e", worst) << "\n";
+    summary += fmt::format(" empty_rows={}", emptyRows);
+  summary += fmt::format(" {}_ms={:.2f} reference_ms={:.2f} max_rel_err={:.3e}",
+                         sched, times[times.size() / 2], refMs, worst);
+  llvm::outs() << summary << "\n";
   if (!why.empty())
     return fail(why);
   if (!(worst <= limit))
-    return fail(("max_rel_err=" + llvm::formatv("{0:e}", worst).str() +
-                 " above tolerance " + llvm::formatv("{0:e}", limit).str()));
-  llvm::outs() << "PASS " << inputFile << " max_rel_err="
-               << llvm::format("%.3e", worst) << "\n";
+    return fail(
+        fmt::format("max_rel_err={:.3e} above tolerance {:.1e}", worst, limit));
+  llvm::outs() << fmt::format("PASS {} max_rel_err={:.3e}\n",
+                              std::string(inputFile), worst);
   return 0;
 }

@@ -1,4 +1,5 @@
-//===- MaskAnalysis.h - interval classification of attention masks -*- C++ -*-===//
+//===- MaskAnalysis.h - interval classification of attention masks -*- C++
+//-*-===//
 //
 // Part of attnc. The mask of an attn.attention (its `mask` region, and the
 // condition under which its `score` region yields -inf) is evaluated over a
@@ -98,8 +99,7 @@ struct IRBackend {
 };
 
 /// Interval evaluation of the integer/boolean slice of a region.
-template <typename BE>
-class IntervalEvaluator {
+template <typename BE> class IntervalEvaluator {
 public:
   using V = typename BE::V;
   using B = typename BE::B;

@@ -1,4 +1,5 @@
-//===- MaskAnalysisImpl.h - interval evaluator bodies ------------*- C++ -*-===//
+//===- MaskAnalysisImpl.h - interval evaluator bodies ------------*- C++
+//-*-===//
 //
 // Part of attnc. Included from MaskAnalysis.h only.
 //
@@ -136,8 +137,8 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
     }
     int64_t c = *b.constant;
     B nonNeg = be.bnot(mayNeg(a));
-    B sameBlock = be.band(nonNeg, be.eq(be.divTrunc(a.lo, c),
-                                        be.divTrunc(a.hi, c)));
+    B sameBlock =
+        be.band(nonNeg, be.eq(be.divTrunc(a.lo, c), be.divTrunc(a.hi, c)));
     V lo = be.sel(sameBlock, be.rem(a.lo, c),
                   be.sel(nonNeg, be.cst(0), be.cst(-(c - 1))));
     V hi = be.sel(sameBlock, be.rem(a.hi, c), be.cst(c - 1));
@@ -148,8 +149,7 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
     }
     return range(lo, hi);
   }
-  if (isa<arith::MinSIOp, arith::MaxSIOp, arith::MinUIOp, arith::MaxUIOp>(
-          op)) {
+  if (isa<arith::MinSIOp, arith::MaxSIOp, arith::MinUIOp, arith::MaxUIOp>(op)) {
     auto [a, b] = binary();
     if (a.top || b.top)
       return top;
@@ -169,8 +169,8 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
       return top;
     V zero = be.cst(0);
     V negLo = be.sub(zero, a.lo), negHi = be.sub(zero, a.hi);
-    V lo = be.sel(be.le(zero, a.lo), a.lo,
-                  be.sel(be.le(a.hi, zero), negHi, zero));
+    V lo =
+        be.sel(be.le(zero, a.lo), a.lo, be.sel(be.le(a.hi, zero), negHi, zero));
     return range(lo, be.max(negLo, a.hi));
   }
   if (auto sel = dyn_cast<arith::SelectOp>(op)) {
@@ -209,8 +209,8 @@ IntervalEvaluator<BE>::evalBoolImpl(Value v) {
       return unknown();
     using P = arith::CmpIPredicate;
     P pred = cmp.getPredicate();
-    bool isUnsigned = pred == P::ult || pred == P::ule || pred == P::ugt ||
-                      pred == P::uge;
+    bool isUnsigned =
+        pred == P::ult || pred == P::ule || pred == P::ugt || pred == P::uge;
     // Normalize to a < b, a <= b, a == b, a != b.
     if (pred == P::sgt || pred == P::ugt || pred == P::sge || pred == P::uge)
       std::swap(a, b);
@@ -253,15 +253,17 @@ IntervalEvaluator<BE>::evalBoolImpl(Value v) {
       return {be.band(a.mayTrue, b.mayTrue), be.bor(a.mayFalse, b.mayFalse)};
     if (isa<arith::OrIOp>(op))
       return {be.bor(a.mayTrue, b.mayTrue), be.band(a.mayFalse, b.mayFalse)};
-    return {be.bor(be.band(a.mayTrue, b.mayFalse), be.band(a.mayFalse, b.mayTrue)),
-            be.bor(be.band(a.mayTrue, b.mayTrue), be.band(a.mayFalse, b.mayFalse))};
+    return {
+        be.bor(be.band(a.mayTrue, b.mayFalse), be.band(a.mayFalse, b.mayTrue)),
+        be.bor(be.band(a.mayTrue, b.mayTrue), be.band(a.mayFalse, b.mayFalse))};
   }
   if (auto sel = dyn_cast<arith::SelectOp>(op)) {
     Tri c = evalBool(sel.getCondition());
     Tri a = evalBool(sel.getTrueValue()), b = evalBool(sel.getFalseValue());
-    return {be.bor(be.band(c.mayTrue, a.mayTrue), be.band(c.mayFalse, b.mayTrue)),
-            be.bor(be.band(c.mayTrue, a.mayFalse),
-                   be.band(c.mayFalse, b.mayFalse))};
+    return {
+        be.bor(be.band(c.mayTrue, a.mayTrue), be.band(c.mayFalse, b.mayTrue)),
+        be.bor(be.band(c.mayTrue, a.mayFalse),
+               be.band(c.mayFalse, b.mayFalse))};
   }
   if (isa<arith::TruncIOp>(op) || isa<tensor::ExtractOp>(op)) {
     // Reading a data-dependent boolean (e.g. a captured i1 block layout).

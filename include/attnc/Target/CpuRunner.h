@@ -1,4 +1,5 @@
-//===- CpuRunner.h - JIT a lowered spec on the host CPU -----------*- C++ -*-===//
+//===- CpuRunner.h - JIT a lowered spec on the host CPU -----------*- C++
+//-*-===//
 //
 // Part of attnc. Keeps mlir/ExecutionEngine out of widely included headers.
 //

@@ -1,4 +1,5 @@
-//===- TargetDesc.h - one description per target -----------------*- C++ -*-===//
+//===- TargetDesc.h - one description per target -----------------*- C++
+//-*-===//
 //
 // Part of attnc. Everything target-specific that passes consult lives here,
 // not in `if (sm90)` branches spread through the code.

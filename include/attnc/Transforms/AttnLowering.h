@@ -1,4 +1,5 @@
-//===- AttnLowering.h - entry points of the attn lowerings --------*- C++ -*-===//
+//===- AttnLowering.h - entry points of the attn lowerings --------*- C++
+//-*-===//
 #ifndef ATTNC_TRANSFORMS_ATTNLOWERING_H
 #define ATTNC_TRANSFORMS_ATTNLOWERING_H
 

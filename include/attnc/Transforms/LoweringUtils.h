@@ -1,4 +1,5 @@
-//===- LoweringUtils.h - helpers shared by the attn lowerings ----*- C++ -*-===//
+//===- LoweringUtils.h - helpers shared by the attn lowerings ----*- C++
+//-*-===//
 #ifndef ATTNC_TRANSFORMS_LOWERINGUTILS_H
 #define ATTNC_TRANSFORMS_LOWERINGUTILS_H
 

@@ -1,4 +1,5 @@
-//===- Passes.h - attnc passes -----------------------------------*- C++ -*-===//
+//===- Passes.h - attnc passes -----------------------------------*- C++
+//-*-===//
 #ifndef ATTNC_TRANSFORMS_PASSES_H
 #define ATTNC_TRANSFORMS_PASSES_H
 

@@ -35,10 +35,10 @@ void AttnDialect::initialize() {
       >();
 }
 
-LogicalResult
-ScheduleAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                     StringRef target, int64_t blockQ, int64_t blockKv,
-                     int64_t warps, int64_t stages, int64_t smemBytes) {
+LogicalResult ScheduleAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                   StringRef target, int64_t blockQ,
+                                   int64_t blockKv, int64_t warps,
+                                   int64_t stages, int64_t smemBytes) {
   auto isPow2 = [](int64_t x) { return x > 0 && (x & (x - 1)) == 0; };
   if (!isPow2(blockQ) || !isPow2(blockKv))
     return emitError() << "block_q and block_kv must be powers of two, got "
@@ -63,7 +63,9 @@ static std::string dimStr(int64_t d) {
   return ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d);
 }
 
-static bool isSupportedFloat(Type t) { return t.isF32() || t.isF16() || t.isBF16(); }
+static bool isSupportedFloat(Type t) {
+  return t.isF32() || t.isF16() || t.isBF16();
+}
 
 /// Parses `name(%a: t, %b: t) { ... }` into `region` if the keyword is there.
 static ParseResult parseOptionalNamedRegion(OpAsmParser &parser,
@@ -87,9 +89,8 @@ static void printNamedRegion(OpAsmPrinter &p, StringRef keyword,
     return;
   p.printNewline();
   p << "  " << keyword << "(";
-  llvm::interleaveComma(region.getArguments(), p, [&](BlockArgument arg) {
-    p.printRegionArgument(arg);
-  });
+  llvm::interleaveComma(region.getArguments(), p,
+                        [&](BlockArgument arg) { p.printRegionArgument(arg); });
   p << ") ";
   p.printRegion(region, /*printEntryBlockArgs=*/false);
 }
@@ -140,16 +141,15 @@ static LogicalResult verifyRegionSignature(Operation *op, Region &region,
              << expected << ", got " << arg.getType();
   auto yield = dyn_cast<YieldOp>(block.getTerminator());
   if (!yield)
-    return op->emitOpError() << "'" << name
-                             << "' region must end with attn.yield";
+    return op->emitOpError()
+           << "'" << name << "' region must end with attn.yield";
   if (yield.getValues().size() != 1 ||
       (yieldType && yield.getValues()[0].getType() != yieldType))
-    return op->emitOpError() << "'" << name << "' region must yield one "
-                             << yieldType << ", got " << yield.getValues().size()
-                             << " value(s)"
-                             << (yield.getValues().size() == 1
-                                     ? std::string(" of another type")
-                                     : std::string());
+    return op->emitOpError()
+           << "'" << name << "' region must yield one " << yieldType << ", got "
+           << yield.getValues().size() << " value(s)"
+           << (yield.getValues().size() == 1 ? std::string(" of another type")
+                                             : std::string());
   return success();
 }
 
@@ -176,10 +176,9 @@ static LogicalResult verifyRegionBodies(Operation *op, ValueRange captures,
       }
       for (Type t : inner->getResultTypes()) {
         if (!isScalarOrVector(t) || (!allowVectors && isa<VectorType>(t))) {
-          inner->emitOpError() << "produces " << t
-                               << "; attn regions must be pure "
-                               << (allowVectors ? "scalar or vector" : "scalar")
-                               << " code";
+          inner->emitOpError()
+              << "produces " << t << "; attn regions must be pure "
+              << (allowVectors ? "scalar or vector" : "scalar") << " code";
           return WalkResult::interrupt();
         }
       }
@@ -202,8 +201,8 @@ static LogicalResult verifyRegionBodies(Operation *op, ValueRange captures,
   }
   for (auto [idx, capture] : llvm::enumerate(captures))
     if (!used.contains(capture))
-      return op->emitOpError() << "capture #" << idx
-                               << " is not used by any region";
+      return op->emitOpError()
+             << "capture #" << idx << " is not used by any region";
   return success();
 }
 
@@ -237,15 +236,14 @@ static LogicalResult verifyQKV(Operation *op, RankedTensorType q,
       q.getElementType() != v.getElementType())
     return op->emitOpError() << "q, k and v must have the same element type, "
                                 "got "
-                             << q.getElementType() << ", "
-                             << k.getElementType() << " and "
-                             << v.getElementType();
+                             << q.getElementType() << ", " << k.getElementType()
+                             << " and " << v.getElementType();
   if (!compatible(q.getDimSize(0), k.getDimSize(0)) ||
       !compatible(q.getDimSize(0), v.getDimSize(0)))
-    return op->emitOpError() << "batch sizes of q, k and v differ ("
-                             << dimStr(q.getDimSize(0)) << ", "
-                             << dimStr(k.getDimSize(0)) << ", "
-                             << dimStr(v.getDimSize(0)) << ")";
+    return op->emitOpError()
+           << "batch sizes of q, k and v differ (" << dimStr(q.getDimSize(0))
+           << ", " << dimStr(k.getDimSize(0)) << ", " << dimStr(v.getDimSize(0))
+           << ")";
   if (q.getDimSize(3) != k.getDimSize(3))
     return op->emitOpError() << "head dim of q (" << q.getDimSize(3)
                              << ") and k (" << k.getDimSize(3) << ") differ";
@@ -254,18 +252,17 @@ static LogicalResult verifyQKV(Operation *op, RankedTensorType q,
                                 "got "
                              << k.getDimSize(1) << " and " << v.getDimSize(1);
   if (!compatible(k.getDimSize(2), v.getDimSize(2)))
-    return op->emitOpError() << "k and v sequence lengths differ ("
-                             << dimStr(k.getDimSize(2)) << " vs "
-                             << dimStr(v.getDimSize(2)) << ")";
-  if (sameSeq && !compatible(q.getDimSize(2), k.getDimSize(2)))
-    return op->emitOpError() << "q and k sequence lengths differ ("
-                             << dimStr(q.getDimSize(2)) << " vs "
-                             << dimStr(k.getDimSize(2)) << ")";
-  if (q.getDimSize(1) % k.getDimSize(1) != 0)
     return op->emitOpError()
-           << "query heads (" << q.getDimSize(1)
-           << ") must be a multiple of key/value heads (" << k.getDimSize(1)
-           << ")";
+           << "k and v sequence lengths differ (" << dimStr(k.getDimSize(2))
+           << " vs " << dimStr(v.getDimSize(2)) << ")";
+  if (sameSeq && !compatible(q.getDimSize(2), k.getDimSize(2)))
+    return op->emitOpError()
+           << "q and k sequence lengths differ (" << dimStr(q.getDimSize(2))
+           << " vs " << dimStr(k.getDimSize(2)) << ")";
+  if (q.getDimSize(1) % k.getDimSize(1) != 0)
+    return op->emitOpError() << "query heads (" << q.getDimSize(1)
+                             << ") must be a multiple of key/value heads ("
+                             << k.getDimSize(1) << ")";
   return success();
 }
 
@@ -319,7 +316,8 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
   if (succeeded(parser.parseOptionalKeyword("scale"))) {
     FloatAttr scale;
     if (parser.parseEqual() ||
-        parser.parseAttribute(scale, b.getF32Type(), "scale", result.attributes))
+        parser.parseAttribute(scale, b.getF32Type(), "scale",
+                              result.attributes))
       return failure();
   }
   Region *score = result.addRegion();
@@ -333,8 +331,8 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
       parser.parseTypeList(outTypes))
     return failure();
   if (inTypes.size() != 3)
-    return parser.emitError(loc) << "expected 3 input types (q, k, v), got "
-                                 << inTypes.size();
+    return parser.emitError(loc)
+           << "expected 3 input types (q, k, v), got " << inTypes.size();
   if (outTypes.empty() || outTypes.size() > 2)
     return parser.emitError(loc)
            << "expected 1 or 2 result types (o and optionally lse)";
@@ -371,13 +369,12 @@ LogicalResult AttentionOp::verify() {
   if (failed(verifyQKV(op, *q, *k, *v, /*sameSeq=*/false)))
     return failure();
   int64_t b = q->getDimSize(0), hq = q->getDimSize(1), nq = q->getDimSize(2);
-  if (failed(verifyShapeEq(op, getO().getType(),
-                           {b, hq, nq, v->getDimSize(3)}, q->getElementType(),
-                           "result o")))
+  if (failed(verifyShapeEq(op, getO().getType(), {b, hq, nq, v->getDimSize(3)},
+                           q->getElementType(), "result o")))
     return failure();
-  if (getLse() && failed(verifyShapeEq(op, getLse().getType(), {b, hq, nq},
-                                       Float32Type::get(getContext()),
-                                       "result lse")))
+  if (getLse() &&
+      failed(verifyShapeEq(op, getLse().getType(), {b, hq, nq},
+                           Float32Type::get(getContext()), "result lse")))
     return failure();
   if (auto s = getScale()) {
     float f = s->convertToFloat();
@@ -408,9 +405,7 @@ struct DropTrivialRegions : OpRewritePattern<AttentionOp> {
     if (op.hasMaskRegion()) {
       auto yield = cast<YieldOp>(op.getMask().front().getTerminator());
       if (matchPattern(yield.getValues()[0], m_One())) {
-        rewriter.modifyOpInPlace(op, [&] {
-          op.getMask().getBlocks().clear();
-        });
+        rewriter.modifyOpInPlace(op, [&] { op.getMask().getBlocks().clear(); });
         changed = true;
       }
     }
@@ -418,9 +413,8 @@ struct DropTrivialRegions : OpRewritePattern<AttentionOp> {
       Block &block = op.getScore().front();
       auto yield = cast<YieldOp>(block.getTerminator());
       if (yield.getValues()[0] == block.getArgument(0)) {
-        rewriter.modifyOpInPlace(op, [&] {
-          op.getScore().getBlocks().clear();
-        });
+        rewriter.modifyOpInPlace(op,
+                                 [&] { op.getScore().getBlocks().clear(); });
         changed = true;
       }
     }
@@ -443,9 +437,7 @@ struct DropUnusedCaptures : OpRewritePattern<AttentionOp> {
     }
     if (keep.size() == op.getCaptures().size())
       return failure();
-    rewriter.modifyOpInPlace(op, [&] {
-      op.getCapturesMutable().assign(keep);
-    });
+    rewriter.modifyOpInPlace(op, [&] { op.getCapturesMutable().assign(keep); });
     return success();
   }
 };
@@ -508,10 +500,18 @@ static LinearView view(LinearAttentionOp op) {
 }
 
 static LinearView view(ScanOp op) {
-  return {op,       op.getDirection(),    op.getQ(),
-          op.getK(), op.getV(),           op.getDecay(),
-          op.getInitialState(), op.getFinalState(), op.getO(),
-          ValueRange(), nullptr, nullptr};
+  return {op,
+          op.getDirection(),
+          op.getQ(),
+          op.getK(),
+          op.getV(),
+          op.getDecay(),
+          op.getInitialState(),
+          op.getFinalState(),
+          op.getO(),
+          ValueRange(),
+          nullptr,
+          nullptr};
 }
 
 /// Parses the shared syntax:
@@ -527,8 +527,8 @@ static ParseResult parseLinearLike(OpAsmParser &parser, OperationState &result,
     return failure();
   std::optional<Direction> dir = symbolizeDirection(dirKw);
   if (!dir)
-    return parser.emitError(loc) << "expected 'causal' or 'bidirectional', got '"
-                                 << dirKw << "'";
+    return parser.emitError(loc)
+           << "expected 'causal' or 'bidirectional', got '" << dirKw << "'";
   result.addAttribute("direction", DirectionAttr::get(b.getContext(), *dir));
   SmallVector<OpAsmParser::UnresolvedOperand, 3> qkv;
   if (parser.parseOperandList(qkv, 3))
@@ -573,8 +573,8 @@ static ParseResult parseLinearLike(OpAsmParser &parser, OperationState &result,
       parser.parseTypeList(outTypes))
     return failure();
   if (inTypes.size() != 3)
-    return parser.emitError(loc) << "expected 3 input types (q, k, v), got "
-                                 << inTypes.size();
+    return parser.emitError(loc)
+           << "expected 3 input types (q, k, v), got " << inTypes.size();
   if (outTypes.empty() || outTypes.size() > 2)
     return parser.emitError(loc)
            << "expected 1 or 2 result types (o and optionally the final state)";
@@ -614,9 +614,8 @@ static void printLinearLike(OpAsmPrinter &p, const LinearView &lv) {
     printNamedRegion(p, "feature_map", *lv.featureMap);
   if (lv.keyFeatureMap)
     printNamedRegion(p, "key_feature_map", *lv.keyFeatureMap);
-  p.printOptionalAttrDict(op->getAttrs(),
-                          {"operandSegmentSizes", "direction", "normalize",
-                           "scale"});
+  p.printOptionalAttrDict(op->getAttrs(), {"operandSegmentSizes", "direction",
+                                           "normalize", "scale"});
   p << " : " << lv.q.getType() << ", " << lv.k.getType() << ", "
     << lv.v.getType() << " -> " << lv.o.getType();
   if (lv.finalState)
@@ -654,8 +653,8 @@ static LogicalResult verifyLinearLike(const LinearView &lv) {
   if (lv.decay) {
     auto g = cast<RankedTensorType>(lv.decay.getType());
     if (g.getElementType() != f32)
-      return op->emitOpError() << "decay must hold f32 log-gates, got "
-                               << g.getElementType();
+      return op->emitOpError()
+             << "decay must hold f32 log-gates, got " << g.getElementType();
     if (g.getRank() == 1) {
       if (failed(verifyShapeEq(op, g, {h}, f32, "per-head decay")))
         return failure();
@@ -677,14 +676,13 @@ static LogicalResult verifyLinearLike(const LinearView &lv) {
   if (lv.initialState) {
     if (!causal)
       return op->emitOpError() << "initial_state requires a causal scan";
-    if (failed(verifyShapeEq(op, lv.initialState.getType(), {b, h, f, dv},
-                             f32, "initial_state")))
+    if (failed(verifyShapeEq(op, lv.initialState.getType(), {b, h, f, dv}, f32,
+                             "initial_state")))
       return failure();
   }
   if (lv.finalState) {
     if (!causal)
-      return op->emitOpError()
-             << "a final state result requires a causal scan";
+      return op->emitOpError() << "a final state result requires a causal scan";
     if (failed(verifyShapeEq(op, lv.finalState.getType(), {b, h, f, dv}, f32,
                              "final state")))
       return failure();
@@ -697,7 +695,8 @@ static LogicalResult verifyLinearRegions(const LinearView &lv) {
   if (!lv.featureMap)
     return success();
   auto q = cast<RankedTensorType>(lv.q.getType());
-  Type rowType = VectorType::get({q.getDimSize(3)}, Float32Type::get(op->getContext()));
+  Type rowType =
+      VectorType::get({q.getDimSize(3)}, Float32Type::get(op->getContext()));
   int64_t f = featureDimOf(lv.featureMap, q.getDimSize(3));
   Type featType = VectorType::get({f}, Float32Type::get(op->getContext()));
   if (!lv.featureMap->empty()) {
@@ -711,8 +710,8 @@ static LogicalResult verifyLinearRegions(const LinearView &lv) {
   if (!lv.keyFeatureMap->empty() && lv.featureMap->empty())
     return op->emitOpError()
            << "'key_feature_map' requires a 'feature_map' region";
-  if (failed(verifyRegionSignature(op, *lv.featureMap, "feature_map",
-                                   {rowType}, featType)) ||
+  if (failed(verifyRegionSignature(op, *lv.featureMap, "feature_map", {rowType},
+                                   featType)) ||
       failed(verifyRegionSignature(op, *lv.keyFeatureMap, "key_feature_map",
                                    {rowType}, featType)))
     return failure();
@@ -723,8 +722,12 @@ ParseResult LinearAttentionOp::parse(OpAsmParser &parser,
                                      OperationState &result) {
   return parseLinearLike(parser, result, /*isScan=*/false);
 }
-void LinearAttentionOp::print(OpAsmPrinter &p) { printLinearLike(p, view(*this)); }
-LogicalResult LinearAttentionOp::verify() { return verifyLinearLike(view(*this)); }
+void LinearAttentionOp::print(OpAsmPrinter &p) {
+  printLinearLike(p, view(*this));
+}
+LogicalResult LinearAttentionOp::verify() {
+  return verifyLinearLike(view(*this));
+}
 LogicalResult LinearAttentionOp::verifyRegions() {
   return verifyLinearRegions(view(*this));
 }

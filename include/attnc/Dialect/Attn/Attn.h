@@ -1,4 +1,5 @@
-//===- Attn.h - the attn dialect ---------------------------------*- C++ -*-===//
+//===- Attn.h - the attn dialect ---------------------------------*- C++
+//-*-===//
 //
 // Part of attnc. Declares the attn dialect, its attributes and operations.
 //

@@ -1,0 +1,160 @@
+// RUN: attn-opt %s | attn-opt | FileCheck %s
+// RUN: attn-opt %s --mlir-print-op-generic | attn-opt | FileCheck %s
+// Round trip of the attn ops: the printed form parses back to the same IR.
+
+// CHECK-LABEL: func.func @attention_full
+// CHECK: attn.attention %{{.*}}, %{{.*}}, %{{.*}} captures(%{{.*}}, %{{.*}} : tensor<?xi32>, tensor<4x32xf32>) scale = 1.250000e-01
+// CHECK: score(%{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index)
+// CHECK: tensor.extract
+// CHECK: attn.yield %{{.*}} : f32
+// CHECK: mask(%{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index)
+// CHECK: arith.cmpi eq
+// CHECK: attn.yield %{{.*}} : i1
+// CHECK: : tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x32xf32> -> tensor<?x8x?x32xf32>, tensor<?x8x?xf32>
+func.func @attention_full(%q: tensor<?x8x?x64xf32>, %k: tensor<?x2x?x64xf32>,
+                          %v: tensor<?x2x?x32xf32>, %docs: tensor<?xi32>,
+                          %bias: tensor<4x32xf32>)
+    -> (tensor<?x8x?x32xf32>, tensor<?x8x?xf32>) {
+  %o, %lse = attn.attention %q, %k, %v
+      captures(%docs, %bias : tensor<?xi32>, tensor<4x32xf32>) scale = 0.125
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %c3 = arith.constant 3 : index
+      %hh = arith.andi %h, %c3 : index
+      %c31 = arith.constant 31 : index
+      %d = arith.subi %i, %j : index
+      %a = math.absi %d : index
+      %bucket = arith.minsi %a, %c31 : index
+      %bv = tensor.extract %bias[%hh, %bucket] : tensor<4x32xf32>
+      %r = arith.addf %s, %bv : f32
+      attn.yield %r : f32
+    }
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %di = tensor.extract %docs[%i] : tensor<?xi32>
+      %dj = tensor.extract %docs[%j] : tensor<?xi32>
+      %c = arith.cmpi eq, %di, %dj : i32
+      attn.yield %c : i1
+    } : tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x32xf32>
+      -> tensor<?x8x?x32xf32>, tensor<?x8x?xf32>
+  return %o, %lse : tensor<?x8x?x32xf32>, tensor<?x8x?xf32>
+}
+
+// CHECK-LABEL: func.func @attention_plain_f16
+// CHECK: attn.attention %{{.*}}, %{{.*}}, %{{.*}} : tensor<2x4x128x64xf16>, tensor<2x4x256x64xf16>, tensor<2x4x256x64xf16> -> tensor<2x4x128x64xf16>
+func.func @attention_plain_f16(%q: tensor<2x4x128x64xf16>, %k: tensor<2x4x256x64xf16>,
+                               %v: tensor<2x4x256x64xf16>) -> tensor<2x4x128x64xf16> {
+  %o = attn.attention %q, %k, %v
+    : tensor<2x4x128x64xf16>, tensor<2x4x256x64xf16>, tensor<2x4x256x64xf16>
+      -> tensor<2x4x128x64xf16>
+  return %o : tensor<2x4x128x64xf16>
+}
+
+// CHECK-LABEL: func.func @attention_schedule
+// CHECK: attn.attention
+// CHECK: } {mask_info = #attn.mask_info<kind = index, batch = false, head = false, from_score = false>
+// CHECK-SAME: schedule = #attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 4, stages = 2, smem_bytes = 65536>
+func.func @attention_schedule(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+                              %v: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %c = arith.cmpi uge, %i, %j : index
+      attn.yield %c : i1
+    } {mask_info = #attn.mask_info<kind = index, batch = false, head = false, from_score = false>,
+       schedule = #attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 4, stages = 2, smem_bytes = 65536>}
+      : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+      -> tensor<?x4x?x64xbf16>
+  return %o : tensor<?x4x?x64xbf16>
+}
+
+// CHECK-LABEL: func.func @linear_causal_elu
+// CHECK: attn.linear_attention causal %{{.*}}, %{{.*}}, %{{.*}} normalize
+// CHECK: feature_map(%{{.*}}: vector<64xf32>)
+// CHECK: math.exp %{{.*}} : vector<64xf32>
+// CHECK: attn.yield %{{.*}} : vector<64xf32>
+// CHECK: : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+func.func @linear_causal_elu(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                             %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
+  %o = attn.linear_attention causal %q, %k, %v normalize
+    feature_map(%x: vector<64xf32>) {
+      %one = arith.constant dense<1.0> : vector<64xf32>
+      %zero = arith.constant dense<0.0> : vector<64xf32>
+      %e = math.exp %x : vector<64xf32>
+      %pos = arith.cmpf ogt, %x, %zero : vector<64xf32>
+      %xp1 = arith.addf %x, %one : vector<64xf32>
+      %r = arith.select %pos, %xp1, %e : vector<64xi1>, vector<64xf32>
+      attn.yield %r : vector<64xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// CHECK-LABEL: func.func @linear_bidirectional_retnet
+// CHECK: attn.linear_attention bidirectional %{{.*}}, %{{.*}}, %{{.*}} decay(%{{.*}} : tensor<4xf32>) scale = 1.250000e-01 : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x32xf32> -> tensor<?x4x?x32xf32>
+func.func @linear_bidirectional_retnet(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                                       %v: tensor<?x4x?x32xf32>, %g: tensor<4xf32>)
+    -> tensor<?x4x?x32xf32> {
+  %o = attn.linear_attention bidirectional %q, %k, %v decay(%g : tensor<4xf32>)
+      scale = 0.125
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x32xf32>
+      -> tensor<?x4x?x32xf32>
+  return %o : tensor<?x4x?x32xf32>
+}
+
+// CHECK-LABEL: func.func @linear_state
+// CHECK: attn.linear_attention causal %{{.*}}, %{{.*}}, %{{.*}} decay(%{{.*}} : tensor<?x4x?xf32>) initial_state(%{{.*}} : tensor<?x4x16x64xf32>)
+// CHECK: feature_map(%{{.*}}: vector<64xf32>)
+// CHECK: vector.extract_strided_slice
+// CHECK: key_feature_map(%{{.*}}: vector<64xf32>)
+// CHECK: -> tensor<?x4x?x64xf32>, tensor<?x4x16x64xf32>
+func.func @linear_state(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                        %v: tensor<?x4x?x64xf32>, %g: tensor<?x4x?xf32>,
+                        %s0: tensor<?x4x16x64xf32>)
+    -> (tensor<?x4x?x64xf32>, tensor<?x4x16x64xf32>) {
+  %o, %s1 = attn.linear_attention causal %q, %k, %v decay(%g : tensor<?x4x?xf32>)
+      initial_state(%s0 : tensor<?x4x16x64xf32>)
+    feature_map(%x: vector<64xf32>) {
+      %f = vector.extract_strided_slice %x {offsets = [0], sizes = [16], strides = [1]}
+        : vector<64xf32> to vector<16xf32>
+      %r = math.exp %f : vector<16xf32>
+      attn.yield %r : vector<16xf32>
+    }
+    key_feature_map(%x: vector<64xf32>) {
+      %f = vector.extract_strided_slice %x {offsets = [0], sizes = [16], strides = [1]}
+        : vector<64xf32> to vector<16xf32>
+      attn.yield %f : vector<16xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>, tensor<?x4x16x64xf32>
+  return %o, %s1 : tensor<?x4x?x64xf32>, tensor<?x4x16x64xf32>
+}
+
+// CHECK-LABEL: func.func @scan_causal
+// CHECK: attn.scan causal %{{.*}}, %{{.*}}, %{{.*}} decay(%{{.*}} : tensor<?x8x?xf32>) : tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32> -> tensor<?x8x?x64xf32>
+func.func @scan_causal(%q: tensor<?x8x?x64xf32>, %k: tensor<?x8x?x64xf32>,
+                       %v: tensor<?x8x?x64xf32>, %g: tensor<?x8x?xf32>)
+    -> tensor<?x8x?x64xf32> {
+  %o = attn.scan causal %q, %k, %v decay(%g : tensor<?x8x?xf32>)
+    : tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32>
+      -> tensor<?x8x?x64xf32>
+  return %o : tensor<?x8x?x64xf32>
+}
+
+// CHECK-LABEL: func.func @scan_bidirectional
+// CHECK: attn.scan bidirectional %{{.*}}, %{{.*}}, %{{.*}} decay(%{{.*}} : tensor<?x8x?x64xf32>) : tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32>, tensor<?x8x?x32xf32> -> tensor<?x8x?x32xf32>
+func.func @scan_bidirectional(%q: tensor<?x8x?x64xf32>, %k: tensor<?x8x?x64xf32>,
+                              %v: tensor<?x8x?x32xf32>, %g: tensor<?x8x?x64xf32>)
+    -> tensor<?x8x?x32xf32> {
+  %o = attn.scan bidirectional %q, %k, %v decay(%g : tensor<?x8x?x64xf32>)
+    : tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32>, tensor<?x8x?x32xf32>
+      -> tensor<?x8x?x32xf32>
+  return %o : tensor<?x8x?x32xf32>
+}
+
+// CHECK-LABEL: func.func @scan_state
+// CHECK: attn.scan causal %{{.*}}, %{{.*}}, %{{.*}} initial_state(%{{.*}} : tensor<?x8x64x64xf32>) : {{.*}} -> tensor<?x8x?x64xf32>, tensor<?x8x64x64xf32>
+func.func @scan_state(%q: tensor<?x8x?x64xf32>, %k: tensor<?x8x?x64xf32>,
+                      %v: tensor<?x8x?x64xf32>, %s0: tensor<?x8x64x64xf32>)
+    -> (tensor<?x8x?x64xf32>, tensor<?x8x64x64xf32>) {
+  %o, %s1 = attn.scan causal %q, %k, %v initial_state(%s0 : tensor<?x8x64x64xf32>)
+    : tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32>
+      -> tensor<?x8x?x64xf32>, tensor<?x8x64x64xf32>
+  return %o, %s1 : tensor<?x8x?x64xf32>, tensor<?x8x64x64xf32>
+}
