@@ -72,30 +72,27 @@ protected:
       int64_t i1 = std::min(n - 1, i0 + len(rng) - 1);
       int64_t j1 = std::min(n - 1, j0 + len(rng) - 1);
       int cls = classify(op, ms, i0, i1, j0, j1);
-      for (int64_t i = i0; i <= i1; ++i)
+      for (int64_t i = i0; i <= i1; ++i) {
         for (int64_t j = j0; j <= j1; ++j) {
           int point = classify(op, ms, i, i, j, j);
-          if (cls == 0) {
-            ASSERT_NE(point, 2)
-                << body << " tile i[" << i0 << "," << i1 << "] j[" << j0 << ","
-                << j1 << "] at " << i << "," << j;
-            if (cls == 2)
-              ASSERT_NE(point, 0)
-                  << body << " tile i[" << i0 << "," << i1 << "] j[" << j0
-                  << "," << j1 << "] at " << i << "," << j;
-          }
+          // Empty tiles hold no visible element, full tiles no masked one.
+          ASSERT_FALSE((cls == 0 && point == 2) || (cls == 2 && point == 0))
+              << body << " tile i[" << i0 << "," << i1 << "] j[" << j0 << ","
+              << j1 << "] class " << cls << " at " << i << "," << j;
         }
+      }
     }
+  }
 
-    MLIRContext ctx;
-    OwningOpRef<ModuleOp> module;
-  };
+  MLIRContext ctx;
+  OwningOpRef<ModuleOp> module;
+};
 
-  const char *kCausal = R"(
+const char *kCausal = R"(
       %c = arith.cmpi uge, %i, %j : index
       attn.yield %c : i1)";
 
-  const char *kWindow = R"(
+const char *kWindow = R"(
       %w = arith.constant 40 : index
       %c = arith.cmpi uge, %i, %j : index
       %d = arith.subi %i, %j : index
@@ -103,7 +100,7 @@ protected:
       %m = arith.andi %c, %n : i1
       attn.yield %m : i1)";
 
-  const char *kDilated = R"(
+const char *kDilated = R"(
       %two = arith.constant 2 : index
       %c = arith.cmpi uge, %i, %j : index
       %d = arith.subi %i, %j : index
@@ -113,7 +110,7 @@ protected:
       %m = arith.andi %c, %e : i1
       attn.yield %m : i1)";
 
-  const char *kNeighborhood = R"(
+const char *kNeighborhood = R"(
       %w = arith.constant 16 : index
       %two = arith.constant 2 : index
       %ri = arith.divui %i, %w : index
@@ -129,56 +126,52 @@ protected:
       %m = arith.andi %a, %b2 : i1
       attn.yield %m : i1)";
 
-  // Relies on unsigned wrap-around: i - j < 0 is a huge unsigned number.
-  const char *kUnsignedWrap = R"(
+// Relies on unsigned wrap-around: i - j < 0 is a huge unsigned number.
+const char *kUnsignedWrap = R"(
       %w = arith.constant 32 : index
       %d = arith.subi %i, %j : index
       %m = arith.cmpi ult, %d, %w : index
       attn.yield %m : i1)";
 
-  TEST_F(MaskAnalysisTest, CausalKnownTiles) {
-    AttentionOp op = parse(kCausal);
-    MaskStructure ms = analyzeMaskStructure(op);
-    EXPECT_EQ(ms.kind, MaskKind::index);
-    EXPECT_FALSE(ms.batch);
-    EXPECT_FALSE(ms.head);
-    EXPECT_EQ(classify(op, ms, 0, 63, 64, 127), 0);   // above the diagonal
-    EXPECT_EQ(classify(op, ms, 64, 127, 0, 63), 2);   // below
-    EXPECT_EQ(classify(op, ms, 64, 127, 64, 127), 1); // on it
-  }
+TEST_F(MaskAnalysisTest, CausalKnownTiles) {
+  AttentionOp op = parse(kCausal);
+  MaskStructure ms = analyzeMaskStructure(op);
+  EXPECT_EQ(ms.kind, MaskKind::index);
+  EXPECT_FALSE(ms.batch);
+  EXPECT_FALSE(ms.head);
+  EXPECT_EQ(classify(op, ms, 0, 63, 64, 127), 0);   // above the diagonal
+  EXPECT_EQ(classify(op, ms, 64, 127, 0, 63), 2);   // below
+  EXPECT_EQ(classify(op, ms, 64, 127, 64, 127), 1); // on it
+}
 
-  TEST_F(MaskAnalysisTest, NeighborhoodSkipsFarTiles) {
-    AttentionOp op = parse(kNeighborhood);
-    MaskStructure ms = analyzeMaskStructure(op);
-    EXPECT_EQ(ms.kind, MaskKind::index);
-    // Rows 0..3 of the grid against rows 12..15: empty.
-    EXPECT_EQ(classify(op, ms, 0, 63, 192, 255), 0);
-    EXPECT_EQ(classify(op, ms, 0, 63, 0, 63), 1);
-  }
+TEST_F(MaskAnalysisTest, NeighborhoodSkipsFarTiles) {
+  AttentionOp op = parse(kNeighborhood);
+  MaskStructure ms = analyzeMaskStructure(op);
+  EXPECT_EQ(ms.kind, MaskKind::index);
+  // Rows 0..3 of the grid against rows 12..15: empty.
+  EXPECT_EQ(classify(op, ms, 0, 63, 192, 255), 0);
+  EXPECT_EQ(classify(op, ms, 0, 63, 0, 63), 1);
+}
 
-  TEST_F(MaskAnalysisTest, UnsignedWrapIsNotFull) {
-    AttentionOp op = parse(kUnsignedWrap);
-    MaskStructure ms = analyzeMaskStructure(op);
-    // j > i everywhere in this tile: i - j wraps, so the mask is false there;
-    // a signed reading would call it full.
-    EXPECT_NE(classify(op, ms, 0, 15, 100, 115), 2);
-    EXPECT_EQ(classify(op, ms, 100, 115, 90, 99), 2);
-  }
+TEST_F(MaskAnalysisTest, UnsignedWrapIsNotFull) {
+  AttentionOp op = parse(kUnsignedWrap);
+  MaskStructure ms = analyzeMaskStructure(op);
+  // j > i everywhere in this tile: i - j wraps, so the mask is false there;
+  // a signed reading would call it full.
+  EXPECT_NE(classify(op, ms, 0, 15, 100, 115), 2);
+  EXPECT_EQ(classify(op, ms, 100, 115, 90, 99), 2);
+}
 
-  TEST_F(MaskAnalysisTest, SoundCausal) { checkSound(kCausal, 300); }
-  TEST_F(MaskAnalysisTest, SoundWindow) { checkSound(kWindow, 300); }
-  TEST_F(MaskAnalysisTest, SoundDilated) { checkSound(kDilated, 300); }
-  TEST_F(MaskAnalysisTest, SoundNeighborhood) {
-    checkSound(kNeighborhood, 256);
-  }
-  TEST_F(MaskAnalysisTest, SoundUnsignedWrap) {
-    checkSound(kUnsignedWrap, 300);
-  }
+TEST_F(MaskAnalysisTest, SoundCausal) { checkSound(kCausal, 300); }
+TEST_F(MaskAnalysisTest, SoundWindow) { checkSound(kWindow, 300); }
+TEST_F(MaskAnalysisTest, SoundDilated) { checkSound(kDilated, 300); }
+TEST_F(MaskAnalysisTest, SoundNeighborhood) { checkSound(kNeighborhood, 256); }
+TEST_F(MaskAnalysisTest, SoundUnsignedWrap) { checkSound(kUnsignedWrap, 300); }
 
-  TEST_F(MaskAnalysisTest, DataDependentMask) {
-    AttentionOp op;
-    {
-      std::string s = R"(
+TEST_F(MaskAnalysisTest, DataDependentMask) {
+  AttentionOp op;
+  {
+    std::string s = R"(
 func.func @f(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
              %v: tensor<?x2x?x16xf32>, %docs: tensor<?xi32>) -> tensor<?x2x?x16xf32> {
   %o = attn.attention %q, %k, %v captures(%docs : tensor<?xi32>)
@@ -193,15 +186,15 @@ func.func @f(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
       -> tensor<?x2x?x16xf32>
   return %o : tensor<?x2x?x16xf32>
 })";
-      module = parseSourceString<ModuleOp>(s, &ctx);
-      ASSERT_TRUE(module);
-      module->walk([&](AttentionOp a) { op = a; });
-    }
-    MaskStructure ms = analyzeMaskStructure(op);
-    EXPECT_EQ(ms.kind, MaskKind::data);
-    // The causal part still proves upper tiles empty; lower ones need data.
-    EXPECT_EQ(classify(op, ms, 0, 63, 64, 127), 0);
-    EXPECT_EQ(classify(op, ms, 64, 127, 0, 63), 1);
+    module = parseSourceString<ModuleOp>(s, &ctx);
+    ASSERT_TRUE(module);
+    module->walk([&](AttentionOp a) { op = a; });
   }
+  MaskStructure ms = analyzeMaskStructure(op);
+  EXPECT_EQ(ms.kind, MaskKind::data);
+  // The causal part still proves upper tiles empty; lower ones need data.
+  EXPECT_EQ(classify(op, ms, 0, 63, 64, 127), 0);
+  EXPECT_EQ(classify(op, ms, 64, 127, 0, 63), 1);
+}
 
 } // namespace

@@ -1,0 +1,517 @@
+// RUN: attn-opt %s -split-input-file -verify-diagnostics
+// One case per user-facing diagnostic of the attn dialect (AttnDialect.cpp).
+
+//===----------------------------------------------------------------------===//
+// attn.attention: operand and result types
+//===----------------------------------------------------------------------===//
+
+func.func @q_rank(%q: tensor<?x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{q must be a rank-4 tensor [B, H, N, D], got 'tensor<?x?x64xf32>'}}
+  %o = attn.attention %q, %k, %v : tensor<?x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @k_element_type(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xi32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{k element type must be f32, f16 or bf16, got 'i32'}}
+  %o = attn.attention %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x?x64xi32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @v_dynamic_heads(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x?x?x64xf32>) {
+  // expected-error @+1 {{v must have static head count and head dim}}
+  %o = attn.attention %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @mixed_element_types(%q: tensor<?x4x?x64xf16>, %k: tensor<?x4x?x64xf16>, %v: tensor<?x4x?x64xbf16>) {
+  // expected-error @+1 {{q, k and v must have the same element type, got 'f16', 'f16' and 'bf16'}}
+  %o = attn.attention %q, %k, %v : tensor<?x4x?x64xf16>, tensor<?x4x?x64xf16>, tensor<?x4x?x64xbf16> -> tensor<?x4x?x64xf16>
+  return
+}
+
+// -----
+
+func.func @batch_mismatch(%q: tensor<2x4x?x64xf32>, %k: tensor<3x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{batch sizes of q, k and v differ (2, 3, ?)}}
+  %o = attn.attention %q, %k, %v : tensor<2x4x?x64xf32>, tensor<3x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<2x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @head_dim_mismatch(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x32xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{head dim of q (64) and k (32) differ}}
+  %o = attn.attention %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x?x32xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @kv_heads(%q: tensor<?x8x?x64xf32>, %k: tensor<?x2x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{k and v must have the same number of heads, got 2 and 4}}
+  %o = attn.attention %q, %k, %v : tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x8x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @kv_seq(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x128x64xf32>, %v: tensor<?x4x64x64xf32>) {
+  // expected-error @+1 {{k and v sequence lengths differ (128 vs 64)}}
+  %o = attn.attention %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x128x64xf32>, tensor<?x4x64x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @gqa_ratio(%q: tensor<?x6x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{query heads (6) must be a multiple of key/value heads (4)}}
+  %o = attn.attention %q, %k, %v : tensor<?x6x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x6x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @o_shape(%q: tensor<?x8x?x64xf32>, %k: tensor<?x2x?x64xf32>, %v: tensor<?x2x?x32xf32>) {
+  // expected-error @+1 {{result o must be tensor<?x8x?x32x}}
+  %o = attn.attention %q, %k, %v : tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x32xf32> -> tensor<?x8x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @o_element_type(%q: tensor<?x4x?x64xf16>, %k: tensor<?x4x?x64xf16>, %v: tensor<?x4x?x64xf16>) {
+  // expected-error @+1 {{result o must be tensor<?x4x?x64x}}
+  %o = attn.attention %q, %k, %v : tensor<?x4x?x64xf16>, tensor<?x4x?x64xf16>, tensor<?x4x?x64xf16> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @lse_shape(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{result lse must be tensor<?x4x?x}}
+  %o, %lse = attn.attention %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>, tensor<?x4x?x1xf32>
+  return
+}
+
+// -----
+
+func.func @lse_f16(%q: tensor<?x4x?x64xf16>, %k: tensor<?x4x?x64xf16>, %v: tensor<?x4x?x64xf16>) {
+  // expected-error @+1 {{result lse must be tensor<?x4x?x}}
+  %o, %lse = attn.attention %q, %k, %v : tensor<?x4x?x64xf16>, tensor<?x4x?x64xf16>, tensor<?x4x?x64xf16> -> tensor<?x4x?x64xf16>, tensor<?x4x?xf16>
+  return
+}
+
+// -----
+
+func.func @scale_zero(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{scale must be finite and non-zero, got 0}}
+  %o = attn.attention %q, %k, %v scale = 0.0 : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @scale_inf(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{scale must be finite and non-zero}}
+  %o = attn.attention %q, %k, %v scale = 0x7F800000 : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
+// attn.attention: custom syntax
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @two_input_types(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{expected 3 input types (q, k, v), got 2}}
+  %o = attn.attention %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @three_result_types(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{expected 1 or 2 result types (o and optionally lse)}}
+  %o:3 = attn.attention %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>, tensor<?x4x?xf32>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @captures_count(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>, %d: tensor<?xi32>) {
+  // expected-error @+1 {{captures: 2 values but 1 types}}
+  %o = attn.attention %q, %k, %v captures(%d, %d : tensor<?xi32>) : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
+// attn.attention: regions
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @mask_arg_count(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{'mask' region must take 4 arguments}}
+  %o = attn.attention %q, %k, %v
+    mask(%i: index, %j: index) {
+      %c = arith.cmpi uge, %i, %j : index
+      attn.yield %c : i1
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @score_arg_type(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{'score' region argument #0 must be 'f32', got 'f16'}}
+  %o = attn.attention %q, %k, %v
+    score(%s: f16, %b: index, %h: index, %i: index, %j: index) {
+      %r = arith.extf %s : f16 to f32
+      attn.yield %r : f32
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @mask_arg_type(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{'mask' region argument #2 must be 'index', got 'i32'}}
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: i32, %j: index) {
+      %t = arith.constant true
+      attn.yield %t : i1
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @mask_yield_type(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{'mask' region must yield one 'i1', got 1 value(s) of another type}}
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %d = arith.subi %i, %j : index
+      attn.yield %d : index
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @score_yield_count(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{'score' region must yield one 'f32', got 2 value(s)}}
+  %o = attn.attention %q, %k, %v
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      attn.yield %s, %s : f32, f32
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @mask_terminator(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{'mask' region must end with attn.yield}}
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      llvm.unreachable
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @side_effect(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      // expected-error @+1 {{'memref.alloca' op has side effects; attn regions must be pure scalar code}}
+      %m = memref.alloca() : memref<1xi1>
+      %c0 = arith.constant 0 : index
+      %c = memref.load %m[%c0] : memref<1xi1>
+      attn.yield %c : i1
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @produces_tensor(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  %o = attn.attention %q, %k, %v
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      // expected-error @+1 {{'tensor.empty' op produces 'tensor<4xf32>'; attn regions must be pure scalar code}}
+      %t = tensor.empty() : tensor<4xf32>
+      %c0 = arith.constant 0 : index
+      %x = tensor.extract %t[%c0] : tensor<4xf32>
+      %r = arith.addf %s, %x : f32
+      attn.yield %r : f32
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @produces_vector(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  %o = attn.attention %q, %k, %v
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      // expected-error @+1 {{'vector.broadcast' op produces 'vector<4xf32>'; attn regions must be pure scalar code}}
+      %x = vector.broadcast %s : f32 to vector<4xf32>
+      %r = vector.reduction <add>, %x : vector<4xf32> into f32
+      attn.yield %r : f32
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @not_captured(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-note @+1 {{value defined here}}
+  %w = arith.constant 64 : index
+  // expected-error @+1 {{region uses a value defined outside the op that is not listed in captures(...)}}
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %d = arith.subi %i, %j : index
+      %c = arith.cmpi ult, %d, %w : index
+      attn.yield %c : i1
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @unused_capture(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>, %d: tensor<?xi32>, %e: tensor<?xi32>) {
+  // expected-error @+1 {{capture #1 is not used by any region}}
+  %o = attn.attention %q, %k, %v captures(%d, %e : tensor<?xi32>, tensor<?xi32>)
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %di = tensor.extract %d[%i] : tensor<?xi32>
+      %dj = tensor.extract %d[%j] : tensor<?xi32>
+      %c = arith.cmpi eq, %di, %dj : i32
+      attn.yield %c : i1
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
+// #attn.schedule
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @schedule_block_size(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{block_q and block_kv must be powers of two, got 48 and 64}}
+  %o = attn.attention %q, %k, %v {schedule = #attn.schedule<target = "cpu", block_q = 48, block_kv = 64, warps = 1, stages = 1, smem_bytes = 0>} : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @schedule_warps(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{warps and stages must be positive}}
+  %o = attn.attention %q, %k, %v {schedule = #attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 0, stages = 2, smem_bytes = 65536>} : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @schedule_target(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{unknown target 'sm_70' (expected cpu, sm_80 or sm_90a)}}
+  %o = attn.attention %q, %k, %v {schedule = #attn.schedule<target = "sm_70", block_q = 128, block_kv = 64, warps = 4, stages = 2, smem_bytes = 65536>} : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
+// attn.linear_attention and attn.scan
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @linear_direction(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{expected 'causal' or 'bidirectional', got 'forward'}}
+  %o = attn.linear_attention forward %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @linear_result_count(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{expected 1 or 2 result types (o and optionally the final state)}}
+  %o:3 = attn.scan causal %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>, tensor<?x4x64x64xf32>, tensor<?x4x64x64xf32>
+  return
+}
+
+// -----
+
+func.func @linear_seq(%q: tensor<?x4x128x64xf32>, %k: tensor<?x4x64x64xf32>, %v: tensor<?x4x64x64xf32>) {
+  // expected-error @+1 {{q and k sequence lengths differ (128 vs 64)}}
+  %o = attn.linear_attention causal %q, %k, %v : tensor<?x4x128x64xf32>, tensor<?x4x64x64xf32>, tensor<?x4x64x64xf32> -> tensor<?x4x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @scan_gqa_ratio(%q: tensor<?x3x?x64xf32>, %k: tensor<?x2x?x64xf32>, %v: tensor<?x2x?x64xf32>) {
+  // expected-error @+1 {{query heads (3) must be a multiple of key/value heads (2)}}
+  %o = attn.scan causal %q, %k, %v : tensor<?x3x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32> -> tensor<?x3x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @linear_o_shape(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x32xf32>) {
+  // expected-error @+1 {{result o must be tensor<?x4x?x32x}}
+  %o = attn.linear_attention causal %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x32xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @decay_f16(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>, %g: tensor<4xf16>) {
+  // expected-error @+1 {{decay must hold f32 log-gates, got 'f16'}}
+  %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<4xf16>) : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @decay_per_head(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>, %g: tensor<8xf32>) {
+  // expected-error @+1 {{per-head decay must be tensor<4x}}
+  %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<8xf32>) : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @decay_per_token(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>, %g: tensor<?x2x?xf32>) {
+  // expected-error @+1 {{per-token decay must be tensor<?x4x?x}}
+  %o = attn.scan causal %q, %k, %v decay(%g : tensor<?x2x?xf32>) : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @decay_per_feature(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>, %g: tensor<?x4x?x32xf32>) {
+  // expected-error @+1 {{per-token, per-feature decay must be tensor<?x4x?x64x}}
+  %o = attn.scan bidirectional %q, %k, %v decay(%g : tensor<?x4x?x32xf32>) : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @decay_rank(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>, %g: tensor<?x4xf32>) {
+  // expected-error @+1 {{decay must be [H] (per head), [B, H, N] (per token) or [B, H, N, F] (per token and feature), got 'tensor<?x4xf32>'}}
+  %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<?x4xf32>) : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @initial_state_bidirectional(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>, %s: tensor<?x4x64x64xf32>) {
+  // expected-error @+1 {{initial_state requires a causal scan}}
+  %o = attn.scan bidirectional %q, %k, %v initial_state(%s : tensor<?x4x64x64xf32>) : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @initial_state_shape(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x32xf32>, %s: tensor<?x4x64x64xf32>) {
+  // expected-error @+1 {{initial_state must be tensor<?x4x64x32x}}
+  %o = attn.scan causal %q, %k, %v initial_state(%s : tensor<?x4x64x64xf32>) : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x32xf32> -> tensor<?x4x?x32xf32>
+  return
+}
+
+// -----
+
+func.func @final_state_bidirectional(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{a final state result requires a causal scan}}
+  %o, %s = attn.linear_attention bidirectional %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>, tensor<?x4x64x64xf32>
+  return
+}
+
+// -----
+
+func.func @final_state_shape(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{final state must be tensor<?x4x16x64x}}
+  %o, %s = attn.linear_attention causal %q, %k, %v
+    feature_map(%x: vector<64xf32>) {
+      %f = vector.extract_strided_slice %x {offsets = [0], sizes = [16], strides = [1]} : vector<64xf32> to vector<16xf32>
+      attn.yield %f : vector<16xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>, tensor<?x4x64x64xf32>
+  return
+}
+
+// -----
+
+func.func @key_feature_map_alone(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{'key_feature_map' requires a 'feature_map' region}}
+  %o = attn.linear_attention causal %q, %k, %v
+    key_feature_map(%x: vector<64xf32>) {
+      attn.yield %x : vector<64xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @feature_map_scalar(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{'feature_map' region must yield a vector<Fxf32>, got 'f32'}}
+  %o = attn.linear_attention causal %q, %k, %v
+    feature_map(%x: vector<64xf32>) {
+      %r = vector.reduction <add>, %x : vector<64xf32> into f32
+      attn.yield %r : f32
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @feature_map_arg_type(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{'feature_map' region argument #0 must be 'vector<64xf32>', got 'vector<32xf32>'}}
+  %o = attn.linear_attention causal %q, %k, %v
+    feature_map(%x: vector<32xf32>) {
+      attn.yield %x : vector<32xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @key_feature_map_width(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{'key_feature_map' region must yield one 'vector<16xf32>', got 1 value(s) of another type}}
+  %o = attn.linear_attention causal %q, %k, %v
+    feature_map(%x: vector<64xf32>) {
+      %f = vector.extract_strided_slice %x {offsets = [0], sizes = [16], strides = [1]} : vector<64xf32> to vector<16xf32>
+      attn.yield %f : vector<16xf32>
+    }
+    key_feature_map(%x: vector<64xf32>) {
+      attn.yield %x : vector<64xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @feature_map_tensor(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  %o = attn.linear_attention causal %q, %k, %v
+    feature_map(%x: vector<64xf32>) {
+      // expected-error @+1 {{'tensor.empty' op produces 'tensor<64xf32>'; attn regions must be pure scalar or vector code}}
+      %t = tensor.empty() : tensor<64xf32>
+      attn.yield %x : vector<64xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @linear_unused_capture(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>, %w: tensor<64xf32>) {
+  // expected-error @+1 {{capture #0 is not used by any region}}
+  %o = attn.linear_attention causal %q, %k, %v captures(%w : tensor<64xf32>)
+    feature_map(%x: vector<64xf32>) {
+      attn.yield %x : vector<64xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
