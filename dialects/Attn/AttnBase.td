@@ -69,11 +69,14 @@ def Attn_MaskInfoAttr : Attn_Attr<"MaskInfo", "mask_info"> {
     * `data`: the mask reads captured tensors (document ids, block layouts).
       Tiles that the index part cannot classify are classified by a runtime
       block map computed before the tile loop;
-    * `opaque`: the mask uses an operation the analysis does not model: every
-      tile is treated as partial (correct, no skipping).
+    * `opaque`: the mask uses an operation the interval evaluator does not
+      model (floats, unknown ops). Like `data`, the tiles the intervals leave
+      undecided are classified by the runtime block map (an exact evaluation
+      of the mask over each such tile).
 
-    `batch` and `head` say whether the mask depends on b and h (a block map
-    can be shared across them when it does not). `from_score` says that the
+    `batch` and `head` say whether the mask depends on b and h anywhere in
+    its backward slice, the indices of captured-tensor reads included (a
+    block map is shared across batches and heads when it does not). `from_score` says that the
     score region yields -inf under a condition that was folded into the mask.
 
     Example: `#attn.mask_info<kind = index, batch = false, head = false, from_score = false>`

@@ -40,6 +40,12 @@ CpuKernel::compile(ModuleOp module, llvm::StringRef funcName,
     return llvm::createStringError("no function '" + funcName.str() +
                                    "' in the spec");
   func->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
+  // attn.run_* argument attributes are for attn-run, not for LLVM.
+  for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+    if (DictionaryAttr dict = func.getArgAttrDict(i))
+      for (NamedAttribute attr : dict)
+        if (attr.getName().getValue().starts_with("attn."))
+          func.removeArgAttr(i, attr.getName());
   PassManager pm(ctx);
   buildCpuPipeline(pm, options);
   std::string diagText;

@@ -107,25 +107,46 @@ MaskStructure mlir::attn::analyzeMaskStructure(AttentionOp op) {
     }
   }
   ConstBackend be;
-  // Flags: evaluate each part once at an arbitrary point.
+  // Flags: evaluate each part once at an arbitrary point; the dependences
+  // come from the whole backward slice (tensor.extract indices included).
   auto probe = [&](Value cond, Region &region, unsigned first, bool &usable) {
-    IntervalEvaluator<ConstBackend> ev(be);
     Block &blk = region.front();
+    llvm::SmallPtrSet<Value, 4> args;
+    llvm::SmallVector<Value> work = {cond};
+    llvm::SmallPtrSet<Value, 16> seen;
+    while (!work.empty()) {
+      Value v = work.pop_back_val();
+      if (!seen.insert(v).second)
+        continue;
+      if (auto arg = dyn_cast<BlockArgument>(v)) {
+        if (arg.getOwner() == &blk)
+          args.insert(arg);
+        continue;
+      }
+      Operation *def = v.getDefiningOp();
+      if (!def || !region.isAncestor(def->getParentRegion()))
+        continue;
+      def->walk([&](Operation *nested) {
+        for (Value operand : nested->getOperands())
+          work.push_back(operand);
+      });
+    }
+    // A score condition that looks at the score itself cannot be a mask.
+    usable = !(first == 1 && args.contains(blk.getArgument(0)));
+    if (!usable)
+      return;
+    IntervalEvaluator<ConstBackend> ev(be);
     for (unsigned a = 0; a < 4; ++a)
       ev.bind(blk.getArgument(first + a), 0, 0);
     (void)ev.evalBool(cond);
-    // A score condition that looks at the score itself cannot be a mask.
-    usable = !(first == 1 && ev.touchedArgs.contains(blk.getArgument(0)));
-    if (!usable)
-      return;
     if (ev.sawData)
       ms.kind = MaskKind::data;
     else if (ev.sawOpaque && ms.kind != MaskKind::data)
       ms.kind = MaskKind::opaque;
     else if (ms.kind == MaskKind::none)
       ms.kind = MaskKind::index;
-    ms.batch |= ev.touchedArgs.contains(blk.getArgument(first));
-    ms.head |= ev.touchedArgs.contains(blk.getArgument(first + 1));
+    ms.batch |= args.contains(blk.getArgument(first));
+    ms.head |= args.contains(blk.getArgument(first + 1));
   };
   bool usable = true;
   if (ms.maskValue)

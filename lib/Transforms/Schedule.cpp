@@ -39,31 +39,29 @@ llvm::ArrayRef<TargetDesc> mlir::attn::allTargets() { return kTargets; }
 
 namespace {
 struct Choice {
-  int64_t bq = 0, bkv = 0, warps = 1, smem = 0;
+  int64_t bq = 0, bkv = 0, warps = 1, smem = 0, regs = 0;
 };
 
-/// Bytes and registers of a (bq, bkv) tile; returns false if it does not fit.
-static bool fits(const TargetDesc &t, int64_t bq, int64_t bkv, int64_t d,
-                 int64_t dv, int64_t elemBytes, Choice &out) {
-  int64_t warps =
-      t.isGpu ? std::min<int64_t>(8, std::max<int64_t>(1, bq / 16)) : 1;
-  if (t.isGpu && bq >= 64)
-    warps = 4;
-  int64_t smem;
+/// On-chip bytes and accumulator registers of a (bq, bkv) tile.
+Choice measure(const TargetDesc &t, int64_t bq, int64_t bkv, int64_t d,
+               int64_t dv, int64_t elemBytes) {
+  Choice c;
+  c.bq = bq;
+  c.bkv = bkv;
   if (t.isGpu) {
+    c.warps = bq >= 64 ? 4 : std::max<int64_t>(1, bq / 16);
     // Q tile, `stages` K and V tiles in shared memory; S and O in registers.
-    smem = (bq * d + t.stages * bkv * (d + dv)) * elemBytes;
-    int64_t regs = bq * (dv + bkv) / (warps * t.warpSize);
-    if (regs > t.accRegsPerThread)
-      return false;
+    c.smem = (bq * d + t.stages * bkv * (d + dv)) * elemBytes;
+    c.regs = bq * (dv + bkv) / (c.warps * t.warpSize);
   } else {
     // Everything in f32: Q tile, K and V tiles, scores, accumulator.
-    smem = (bq * d + bkv * (d + dv) + bq * bkv + bq * dv) * 4;
+    c.smem = (bq * d + bkv * (d + dv) + bq * bkv + bq * dv) * 4;
   }
-  if (smem > t.onChipBytes)
-    return false;
-  out = {bq, bkv, warps, smem};
-  return true;
+  return c;
+}
+
+bool fits(const TargetDesc &t, const Choice &c) {
+  return c.smem <= t.onChipBytes && (!t.isGpu || c.regs <= t.accRegsPerThread);
 }
 } // namespace
 
@@ -93,25 +91,25 @@ struct AttnSelectSchedulePass
       Type elem = cast<RankedTensorType>(op.getQ().getType()).getElementType();
       int64_t elemBytes = elem.getIntOrFloatBitWidth() / 8;
       static const int64_t sizes[] = {128, 64, 32, 16};
+      int64_t forcedQ = blockQ, forcedKv = blockKv;
+      llvm::ArrayRef<int64_t> qs = forcedQ ? llvm::ArrayRef<int64_t>(forcedQ)
+                                           : llvm::ArrayRef<int64_t>(sizes);
+      llvm::ArrayRef<int64_t> kvs = forcedKv ? llvm::ArrayRef<int64_t>(forcedKv)
+                                             : llvm::ArrayRef<int64_t>(sizes);
       Choice best;
-      for (int64_t bq : sizes) {
-        if (blockQ && bq != blockQ)
-          continue;
-        for (int64_t bkv : sizes) {
-          if (blockKv && bkv != blockKv)
-            continue;
-          Choice c;
-          if (!fits(*t, bq, bkv, d, dv, elemBytes, c))
-            continue;
-          if (c.bq * c.bkv > best.bq * best.bkv ||
-              (c.bq * c.bkv == best.bq * best.bkv && c.bq > best.bq))
-            best = c;
-        }
-      }
-      if (blockQ > 128 || blockKv > 128) {
-        // Forced sizes beyond the table: take them as given.
-        fits(*t, blockQ ? blockQ : 64, blockKv ? blockKv : 64, d, dv, elemBytes,
-             best);
+      if (forcedQ && forcedKv) {
+        // Both forced: taken as given, even past the on-chip budget.
+        best = measure(*t, forcedQ, forcedKv, d, dv, elemBytes);
+      } else {
+        for (int64_t bq : qs)
+          for (int64_t bkv : kvs) {
+            Choice c = measure(*t, bq, bkv, d, dv, elemBytes);
+            if (!fits(*t, c))
+              continue;
+            if (c.bq * c.bkv > best.bq * best.bkv ||
+                (c.bq * c.bkv == best.bq * best.bkv && c.bq > best.bq))
+              best = c;
+          }
       }
       if (best.bq == 0) {
         op.emitOpError() << "no tile schedule fits " << t->name << " ("

@@ -276,10 +276,13 @@ static LogicalResult verifyShapeEq(Operation *op, Type actualType,
     ok = compatible(actual.getDimSize(i), expected[i]);
   if (ok)
     return success();
-  InFlightDiagnostic diag = op->emitOpError() << name << " must be tensor<";
+  std::string want;
+  llvm::raw_string_ostream os(want);
+  os << "tensor<";
   for (int64_t d : expected)
-    diag << dimStr(d) << "x";
-  return diag << elem << ">, got " << actual;
+    os << dimStr(d) << "x";
+  os << elem << ">";
+  return op->emitOpError() << name << " must be " << want << ", got " << actual;
 }
 
 //===----------------------------------------------------------------------===//
@@ -623,7 +626,7 @@ static void printLinearLike(OpAsmPrinter &p, const LinearView &lv) {
 }
 
 static int64_t featureDimOf(Region *fm, int64_t headDim) {
-  if (!fm || fm->empty())
+  if (!fm || fm->empty() || !fm->front().mightHaveTerminator())
     return headDim;
   auto yield = dyn_cast<YieldOp>(fm->front().getTerminator());
   if (!yield || yield.getValues().size() != 1)
@@ -672,6 +675,12 @@ static LogicalResult verifyLinearLike(const LinearView &lv) {
              << g;
     }
   }
+  if (auto s = op->getAttrOfType<FloatAttr>("scale")) {
+    double x = s.getValueAsDouble();
+    if (!std::isfinite(x) || x == 0.0)
+      return op->emitOpError()
+             << "scale must be finite and non-zero, got " << x;
+  }
   bool causal = lv.direction == Direction::causal;
   if (lv.initialState) {
     if (!causal)
@@ -699,7 +708,7 @@ static LogicalResult verifyLinearRegions(const LinearView &lv) {
       VectorType::get({q.getDimSize(3)}, Float32Type::get(op->getContext()));
   int64_t f = featureDimOf(lv.featureMap, q.getDimSize(3));
   Type featType = VectorType::get({f}, Float32Type::get(op->getContext()));
-  if (!lv.featureMap->empty()) {
+  if (!lv.featureMap->empty() && lv.featureMap->front().mightHaveTerminator()) {
     auto yield = dyn_cast<YieldOp>(lv.featureMap->front().getTerminator());
     if (yield && yield.getValues().size() == 1 &&
         !isa<VectorType>(yield.getValues()[0].getType()))

@@ -515,3 +515,23 @@ func.func @linear_unused_capture(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf
     } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
   return
 }
+
+// -----
+
+// An empty feature-map body is a clean error, not a crash in the verifier.
+func.func @empty_feature_map(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
+  // expected-error @+1 {{empty block: expect at least a terminator}}
+  %o = attn.linear_attention causal %q, %k, %v
+    feature_map(%x: vector<64xf32>) {
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// -----
+
+func.func @linear_zero_scale(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
+  // expected-error @+1 {{scale must be finite and non-zero}}
+  %o = attn.linear_attention causal %q, %k, %v scale = 0.0
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
