@@ -101,7 +101,6 @@ void LinearLowering::setup() {
            : rank == 3 ? DecayKind::Token
                        : DecayKind::TokenDim;
   }
-  Value qTensor = q;
   q = e.toBuffer(q);
   k = e.toBuffer(k);
   v = e.toBuffer(v);
@@ -113,19 +112,10 @@ void LinearLowering::setup() {
   c1 = e.idx(1);
   batch = e.dim(q, 0);
   n = e.dim(q, 2);
-  (void)qTensor;
-  auto allocFor = [&](Type type, ArrayRef<Value> dims) {
-    auto t = cast<RankedTensorType>(type);
-    SmallVector<Value> dyn;
-    for (int64_t i = 0; i < t.getRank(); ++i)
-      if (t.isDynamicDim(i))
-        dyn.push_back(dims[i]);
-    return e.alloc(t.getShape(), t.getElementType(), dyn);
-  };
-  o = allocFor(op->getResult(0).getType(), {batch, e.idx(h), n, e.idx(dv)});
+  o = e.allocLike(op->getResult(0).getType(), {batch, e.idx(h), n, e.idx(dv)});
   if (op->getNumResults() > 1)
-    fin = allocFor(op->getResult(1).getType(),
-                   {batch, e.idx(h), e.idx(f), e.idx(dv)});
+    fin = e.allocLike(op->getResult(1).getType(),
+                      {batch, e.idx(h), e.idx(f), e.idx(dv)});
 }
 
 void LinearLowering::finish() {

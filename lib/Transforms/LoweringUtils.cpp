@@ -28,6 +28,15 @@ Value Emitter::alloc(ArrayRef<int64_t> shape, Type elem, ValueRange dynSizes) {
   return memref::AllocOp::create(b, MemRefType::get(shape, elem), dynSizes);
 }
 
+Value Emitter::allocLike(Type tensorType, ArrayRef<Value> dims) {
+  auto t = cast<RankedTensorType>(tensorType);
+  SmallVector<Value> dyn;
+  for (int64_t i = 0; i < t.getRank(); ++i)
+    if (t.isDynamicDim(i))
+      dyn.push_back(dims[i]);
+  return alloc(t.getShape(), t.getElementType(), dyn);
+}
+
 Value Emitter::toTensor(Value buffer, Type tensorType) {
   return bufferization::ToTensorOp::create(b, tensorType, buffer,
                                            /*restrict=*/true,

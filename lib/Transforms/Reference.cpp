@@ -25,15 +25,6 @@ using namespace mlir::attn;
 using arith::CmpFPredicate;
 using arith::CmpIPredicate;
 
-static Value allocFor(Emitter &e, Type tensorType, ArrayRef<Value> dims) {
-  auto t = cast<RankedTensorType>(tensorType);
-  SmallVector<Value> dyn;
-  for (int64_t i = 0; i < t.getRank(); ++i)
-    if (t.isDynamicDim(i))
-      dyn.push_back(dims[i]);
-  return e.alloc(t.getShape(), t.getElementType(), dyn);
-}
-
 AttentionBuffers mlir::attn::makeAttentionBuffers(Emitter &e, AttentionOp op) {
   AttentionBuffers io;
   io.q = e.toBuffer(op.getQ());
@@ -46,11 +37,11 @@ AttentionBuffers mlir::attn::makeAttentionBuffers(Emitter &e, AttentionOp op) {
   io.hkv = op.getNumKvHeads();
   io.d = op.getHeadDim();
   io.dv = op.getValueDim();
-  io.o = allocFor(e, op.getO().getType(),
-                  {io.batch, e.idx(io.hq), io.nq, e.idx(io.dv)});
+  io.o = e.allocLike(op.getO().getType(),
+                     {io.batch, e.idx(io.hq), io.nq, e.idx(io.dv)});
   if (op.getLse())
     io.lse =
-        allocFor(e, op.getLse().getType(), {io.batch, e.idx(io.hq), io.nq});
+        e.allocLike(op.getLse().getType(), {io.batch, e.idx(io.hq), io.nq});
   return io;
 }
 

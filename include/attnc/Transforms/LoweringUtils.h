@@ -25,6 +25,9 @@ public:
   Value toBuffer(Value tensor);
   /// memref.alloc of `type`'s shape with `elem` (or its own element type).
   Value alloc(ArrayRef<int64_t> shape, Type elem, ValueRange dynSizes);
+  /// memref.alloc for a value of `tensorType`; `dims` holds every dim's
+  /// size (only the dynamic ones are used).
+  Value allocLike(Type tensorType, ArrayRef<Value> dims);
   Value toTensor(Value buffer, Type tensorType);
   Value dim(Value memref, int64_t d);
 
