@@ -80,4 +80,25 @@ def AttnTile : Pass<"attn-tile", "::mlir::ModuleOp"> {
     "::mlir::vector::VectorDialect", "::mlir::tensor::TensorDialect"];
 }
 
+def ConvertAttnToGPU : Pass<"convert-attn-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "Generate a FlashAttention-2 tensor-core kernel per attention op";
+  let description = [{
+    For every scheduled (GPU target) and mask-analysed `attn.attention`,
+    appends a `gpu.module @<func>_kernels` holding `gpu.func @<func>`: one
+    thread block per (q tile, head, batch), 16 query rows per warp, K/V tiles
+    staged in shared memory with `nvgpu.device_async_copy`, operands loaded
+    with `nvgpu.ldmatrix`, Q K^T and P V with `nvvm.mma.sync` m16n8k16
+    (f16/bf16, f32 accumulate), the online softmax in registers with
+    `ex2.approx`, the score and mask regions inlined per element. kv tiles
+    outside the range the mask analysis derives are never loaded; tiles it
+    proves full run without mask code. Fragment layouts are recorded in the
+    kernel's `attn.fragments` attribute. The spec function is left in place.
+  }];
+  let dependentDialects = [
+    "::mlir::gpu::GPUDialect", "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect"];
+}
+
 #endif // ATTN_PASSES_TD

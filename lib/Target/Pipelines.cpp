@@ -14,6 +14,16 @@
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Pipelines/Passes.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
@@ -33,7 +43,13 @@ void mlir::attn::registerAttncDialects(DialectRegistry &registry) {
                   math::MathDialect, tensor::TensorDialect,
                   vector::VectorDialect, memref::MemRefDialect, scf::SCFDialect,
                   bufferization::BufferizationDialect, cf::ControlFlowDialect,
-                  LLVM::LLVMDialect>();
+                  LLVM::LLVMDialect, gpu::GPUDialect, nvgpu::NVGPUDialect,
+                  NVVM::NVVMDialect>();
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  registerGPUDialectTranslation(registry);
+  registerNVVMDialectTranslation(registry);
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
       registry);
@@ -73,9 +89,23 @@ static void registerPipelinePasses() {
     bufferization::registerBufferizationPasses();
     memref::registerMemRefPasses();
     registerTransformsPasses();
+    registerGPUPasses();
+    gpu::registerGPUToNVVMPipeline();
     return true;
   }();
   (void)done;
+}
+
+std::string mlir::attn::gpuPipelineText(llvm::StringRef chip) {
+  // scf is lowered first and arith/cf/vector before convert-gpu-to-nvvm:
+  // in 22.1 the other orders leave index-typed branch operands behind.
+  return "gpu.module(convert-scf-to-cf),convert-nvgpu-to-nvvm,"
+         "convert-vector-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
+         "convert-cf-to-llvm,gpu.module(convert-gpu-to-nvvm),"
+         "convert-nvvm-to-llvm,reconcile-unrealized-casts,"
+         "nvvm-attach-target{chip=" +
+         chip.str() +
+         " features=+ptx80 O=3},gpu-module-to-binary{format=isa}";
 }
 
 void mlir::attn::buildCpuPipeline(OpPassManager &pm,

@@ -27,6 +27,10 @@ void buildCpuPipeline(OpPassManager &pm, const CpuPipelineOptions &options);
 /// The same pipeline as text (for diagnostics and documentation).
 std::string cpuPipelineText(const CpuPipelineOptions &options);
 
+/// gpu.module with kernels -> gpu.binary holding PTX for `chip` (as a pass
+/// list for a module-anchored pass manager).
+std::string gpuPipelineText(llvm::StringRef chip);
+
 } // namespace mlir::attn
 
 #endif // ATTNC_TARGET_PIPELINES_H

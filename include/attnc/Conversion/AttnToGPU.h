@@ -1,0 +1,51 @@
+//===- AttnToGPU.h - attn.attention to a tensor-core GPU kernel --*- C++ -*-===//
+//
+// Part of attnc. Builds, from a scheduled and mask-analysed attn.attention,
+// a gpu.func implementing FlashAttention-2 with mma.sync m16n8k16 (sm_80
+// instructions, which Hopper runs too): one thread block per (q tile, head,
+// batch), 16 query rows per warp, K/V tiles staged in shared memory with
+// cp.async, Q K^T and P V on tensor cores, the online softmax in registers
+// with exp2, the score and mask regions inlined per element.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_CONVERSION_ATTNTOGPU_H
+#define ATTNC_CONVERSION_ATTNTOGPU_H
+
+#include "attnc/Dialect/Attn/Attn.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+
+#include <string>
+#include <vector>
+
+namespace mlir::attn {
+
+/// What a launcher needs to know about a generated kernel.
+struct KernelArg {
+  std::string name;
+  /// "memref" (expands to 3 + 2 * rank parameters: allocated and aligned
+  /// pointers, offset, sizes, strides) or "i64".
+  std::string kind;
+  std::string elem; // memref element type
+  int64_t rank = 0;
+};
+
+struct KernelInfo {
+  std::string name;
+  std::string target;
+  std::string dtype;
+  int64_t headDim = 0, valueDim = 0, headsQ = 0, headsKv = 0;
+  int64_t blockQ = 0, blockKv = 0, threads = 0, sharedBytes = 0;
+  bool lse = false;
+  float scale = 1.0f;
+  std::string maskKind;
+  std::vector<KernelArg> args;
+};
+
+/// Appends to `module` a gpu.module `<name>_kernels` with a kernel `<name>`
+/// computing `op`. `op` must carry #attn.schedule and #attn.mask_info.
+FailureOr<KernelInfo> buildAttentionKernel(AttentionOp op, ModuleOp module,
+                                           StringRef name);
+
+} // namespace mlir::attn
+
+#endif // ATTNC_CONVERSION_ATTNTOGPU_H

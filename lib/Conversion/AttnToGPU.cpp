@@ -1,0 +1,601 @@
+//===- AttnToGPU.cpp - attn.attention to a tensor-core GPU kernel ---------===//
+//
+// Part of attnc. See AttnToGPU.h. Register fragments follow the PTX
+// mma.m16n8k16 layouts, which the kernel records in its
+// `attn.fragments` attribute:
+//   A (16x16, row):  lane holds rows lane/4 and lane/4+8, cols (lane%4)*2+{0,1}
+//                    and +8 (4 registers of 2 elements);
+//   B (16x8, col):   lane holds k = (lane%4)*2+{0,1} (+8), n = lane/4;
+//   C (16x8, f32):   lane holds row lane/4: cols (lane%4)*2+{0,1}, and the
+//                    same cols of row lane/4+8.
+// The C layout of S = Q K^T is reused as the A layout of P for P V.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Conversion/AttnToGPU.h"
+#include "attnc/Analysis/MaskAnalysis.h"
+#include "attnc/Transforms/LoweringUtils.h"
+#include "attnc/Transforms/Passes.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
+
+#include <limits>
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_CONVERTATTNTOGPU
+#include "Attn/AttnPasses.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+using arith::CmpFPredicate;
+using arith::CmpIPredicate;
+
+namespace {
+
+/// Four f32 accumulator values of one m16n8 C fragment.
+using Frag = std::array<Value, 4>;
+
+class GpuKernelEmitter {
+public:
+  GpuKernelEmitter(AttentionOp op, ImplicitLocOpBuilder &b)
+      : op(op), b(b), e(b), ms(analyzeMaskStructure(op)) {}
+
+  LogicalResult emit(gpu::GPUFuncOp func, const KernelInfo &info);
+
+  AttentionOp op;
+  ImplicitLocOpBuilder &b;
+  Emitter e;
+  MaskStructure ms;
+  int64_t d = 0, dv = 0, hq = 0, hkv = 0, bq = 0, bkv = 0, warps = 0;
+  Type elem;
+  bool bf16 = false;
+
+  Value q, k, v, o, lse;
+  SmallVector<Value> caps;
+  IRMapping capMap; // captured tensor -> kernel memref
+  Value batch, nq, nk;
+  Value qs[3], ks[3], vs[3], os[3];
+  Value sK, sV;
+  Value tid, lane, warp, bi, h, hk, i0;
+  Value c0, c1;
+  Value negInf;
+
+  Value cIdx(int64_t x) { return e.idx(x); }
+  Value ex2(Value x) {
+    auto op = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
+                                        ValueRange{x}, ValueRange{},
+                                        "ex2.approx.ftz.f32 $0, $1;", Value());
+    return op->getResult(0);
+  }
+  Value lg2(Value x) {
+    auto op = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
+                                        ValueRange{x}, ValueRange{},
+                                        "lg2.approx.ftz.f32 $0, $1;", Value());
+    return op->getResult(0);
+  }
+  Value shflXor(Value x, int32_t mask) {
+    return gpu::ShuffleOp::create(b, x, mask, 32, gpu::ShuffleMode::XOR)
+        .getShuffleResult();
+  }
+  /// Global element offset of (row, col) of a [B, H, N, D] view.
+  Value gOffset(Value *strides, Value hIdx, Value row, Value col) {
+    return e.addi(e.addi(e.muli(bi, strides[0]), e.muli(hIdx, strides[1])),
+                  e.addi(e.muli(row, strides[2]), col));
+  }
+  /// Stages rows [r0, r0 + rows) (clamped to n, zero-filled past it) of a
+  /// [B, H, N, width] tensor into smem[rows][width(+pad)] with cp.async.
+  void stageTile(Value gmem, Value *strides, Value hIdx, Value r0, Value n,
+                 Value smem, int64_t rows, int64_t width);
+  /// Splits an ldmatrix result into mma operands (i32 for bf16).
+  SmallVector<Value> operands(Value frag, int64_t count);
+  Frag mma(ArrayRef<Value> a, ArrayRef<Value> bOps, const Frag &c);
+  Value pack(Value x, Value y);
+  /// Inlines a region; tensor.extract from captures becomes memref.load.
+  Value inlineRegion(Region &region, ValueRange args);
+  Value classify(Value i0v, Value i1v, Value j0v, Value j1v);
+};
+} // namespace
+
+void GpuKernelEmitter::stageTile(Value gmem, Value *strides, Value hIdx,
+                                 Value r0, Value n, Value smem, int64_t rows,
+                                 int64_t width) {
+  int64_t chunksPerRow = width / 8;
+  int64_t total = rows * chunksPerRow;
+  int64_t threads = warps * 32;
+  SmallVector<Value> tokens;
+  Type tokenTy = nvgpu::DeviceAsyncTokenType::get(b.getContext());
+  for (int64_t it = 0; it * threads < total; ++it) {
+    Value c = e.addi(tid, cIdx(it * threads));
+    Value row = e.divi(c, cIdx(chunksPerRow));
+    Value col = e.muli(b.createOrFold<arith::RemUIOp>(c, cIdx(chunksPerRow)),
+                       cIdx(8));
+    Value grow = e.addi(r0, row);
+    Value valid = e.cmpi(CmpIPredicate::ult, grow, n);
+    if (total % threads != 0)
+      valid = b.createOrFold<arith::AndIOp>(
+          valid, e.cmpi(CmpIPredicate::ult, c, cIdx(total)));
+    Value safeRow = e.select(valid, grow, c0);
+    Value srcElems = e.select(valid, cIdx(8), c0);
+    Value rowIn = e.select(e.cmpi(CmpIPredicate::ult, c, cIdx(total)), row,
+                           c0);
+    Value off = gOffset(strides, hIdx, safeRow, col);
+    tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+        b, tokenTy, smem, ValueRange{rowIn, col}, gmem, ValueRange{off},
+        b.getIndexAttr(8), srcElems, UnitAttr::get(b.getContext())));
+  }
+  Value group = nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenTy, tokens);
+  nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
+}
+
+SmallVector<Value> GpuKernelEmitter::operands(Value frag, int64_t count) {
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < count; ++i) {
+    Value pair = vector::ExtractOp::create(b, frag, ArrayRef<int64_t>{i});
+    if (bf16)
+      pair = LLVM::BitcastOp::create(b, b.getI32Type(), pair);
+    out.push_back(pair);
+  }
+  return out;
+}
+
+Value GpuKernelEmitter::pack(Value x, Value y) {
+  Value xe = arith::TruncFOp::create(b, elem, x);
+  Value ye = arith::TruncFOp::create(b, elem, y);
+  Value pair = vector::FromElementsOp::create(
+      b, VectorType::get({2}, elem), ValueRange{xe, ye});
+  if (bf16)
+    pair = LLVM::BitcastOp::create(b, b.getI32Type(), pair);
+  return pair;
+}
+
+Frag GpuKernelEmitter::mma(ArrayRef<Value> a, ArrayRef<Value> bOps,
+                           const Frag &c) {
+  Type f32 = b.getF32Type();
+  auto resTy = LLVM::LLVMStructType::getLiteral(b.getContext(),
+                                                {f32, f32, f32, f32});
+  NVVM::MMATypes t = bf16 ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
+  auto mmaOp = NVVM::MmaOp::create(
+      b, resTy, a, bOps, ValueRange{c[0], c[1], c[2], c[3]},
+      ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+      std::array<NVVM::MMATypes, 2>{t, t},
+      std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                     NVVM::MMALayout::col});
+  Frag out;
+  for (int64_t i = 0; i < 4; ++i)
+    out[i] = LLVM::ExtractValueOp::create(b, mmaOp.getResult(),
+                                          ArrayRef<int64_t>{i});
+  return out;
+}
+
+Value GpuKernelEmitter::inlineRegion(Region &region, ValueRange args) {
+  Block &blk = region.front();
+  IRMapping map;
+  map.map(blk.getArguments(), args);
+  for (Operation &inner : blk.without_terminator()) {
+    if (auto ex = dyn_cast<tensor::ExtractOp>(inner)) {
+      if (Value mem = capMap.lookupOrNull(ex.getTensor())) {
+        SmallVector<Value> idx;
+        for (Value i : ex.getIndices())
+          idx.push_back(map.lookupOrDefault(i));
+        map.map(ex.getResult(),
+                memref::LoadOp::create(b, mem, idx).getResult());
+        continue;
+      }
+    }
+    b.clone(inner, map);
+  }
+  return map.lookupOrDefault(blk.getTerminator()->getOperand(0));
+}
+
+Value GpuKernelEmitter::classify(Value i0v, Value i1v, Value j0v, Value j1v) {
+  IRBackend be(b);
+  auto [mayTrue, mayFalse] =
+      evalTileMask(be, op, ms, bi, h, i0v, i1v, j0v, j1v);
+  Value two = cIdx(2), one = cIdx(1);
+  return e.select(mayTrue, e.select(mayFalse, one, two), c0);
+}
+
+LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
+                                     const KernelInfo &info) {
+  Block &entry = func.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  unsigned a = 0;
+  q = entry.getArgument(a++);
+  k = entry.getArgument(a++);
+  v = entry.getArgument(a++);
+  o = entry.getArgument(a++);
+  if (op.getLse())
+    lse = entry.getArgument(a++);
+  for (Value cap : op.getCaptures()) {
+    Value mem = entry.getArgument(a++);
+    caps.push_back(mem);
+    capMap.map(cap, mem);
+  }
+  batch = entry.getArgument(a++);
+  nq = entry.getArgument(a++);
+  nk = entry.getArgument(a++);
+  for (Value *s : {qs, ks, vs, os})
+    for (int i = 0; i < 3; ++i)
+      s[i] = entry.getArgument(a++);
+  sK = func.getWorkgroupAttributions()[0];
+  sV = func.getWorkgroupAttributions()[1];
+
+  const float inf = std::numeric_limits<float>::infinity();
+  const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
+  c0 = cIdx(0);
+  c1 = cIdx(1);
+  negInf = e.f32(-inf);
+  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  lane = b.createOrFold<arith::RemUIOp>(tid, cIdx(32));
+  warp = e.divi(tid, cIdx(32));
+  Value qt = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  hk = e.divi(h, cIdx(hq / hkv));
+  i0 = e.muli(qt, cIdx(bq));
+
+  // Q: staged through sK, then held in registers as A fragments.
+  stageTile(q, qs, h, i0, nq, sK, bq, d);
+  gpu::BarrierOp::create(b);
+  Value lrow = b.createOrFold<arith::RemUIOp>(lane, cIdx(16));
+  Value lhalf = e.muli(e.divi(lane, cIdx(16)), cIdx(8));
+  Value wrow = e.muli(warp, cIdx(16));
+  auto smemTy = [&](Value s) { return cast<MemRefType>(s.getType()); };
+  SmallVector<SmallVector<Value>> qFrags;
+  for (int64_t kk = 0; kk < d / 16; ++kk) {
+    Value f = nvgpu::LdMatrixOp::create(
+        b, VectorType::get({4, 2}, elem), sK,
+        ValueRange{e.addi(wrow, lrow), e.addi(cIdx(kk * 16), lhalf)},
+        b.getBoolAttr(false), b.getI32IntegerAttr(4));
+    qFrags.push_back(operands(f, 4));
+  }
+  (void)smemTy;
+
+  // kv-tile range of this q tile: the span of its non-empty tiles.
+  Value numKT = e.ceilDiv(nk, cIdx(bkv));
+  Value i1 = e.subi(e.mini(e.addi(i0, cIdx(bq)), nq), c1);
+  bool masked = ms.kind != MaskKind::none;
+  Value lo = c0, hi = numKT;
+  if (masked) {
+    SmallVector<Value> range =
+        e.loop(c0, numKT, c1, {numKT, c0},
+               [&](Value kt, ValueRange it) -> SmallVector<Value> {
+                 Value j0 = e.muli(kt, cIdx(bkv));
+                 Value j1 = e.subi(e.mini(e.addi(j0, cIdx(bkv)), nk), c1);
+                 Value cls = classify(i0, i1, j0, j1);
+                 Value nonEmpty = e.cmpi(CmpIPredicate::ne, cls, c0);
+                 return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
+                         e.select(nonEmpty, e.addi(kt, c1), it[1])};
+               });
+    lo = range[0];
+    hi = range[1];
+  }
+
+  // Loop state: O fragments (dv/8 of them), row max and partial sums for
+  // the two rows a lane holds.
+  int64_t nO = dv / 8, nS = bkv / 8;
+  Value zero = e.f32(0.0);
+  SmallVector<Value> init;
+  for (int64_t i = 0; i < nO * 4; ++i)
+    init.push_back(zero);
+  init.append({negInf, negInf, zero, zero});
+  Value r0 = e.addi(wrow, e.divi(lane, cIdx(4)));
+  Value r1 = e.addi(r0, cIdx(8));
+  Value lcol = e.muli(b.createOrFold<arith::RemUIOp>(lane, cIdx(4)), cIdx(2));
+  double scale = op.getEffectiveScale();
+  Value qkScale = e.f32(op.hasScoreRegion() ? scale : scale * log2e);
+
+  SmallVector<Value> state = e.loop(
+      lo, hi, c1, init, [&](Value kt, ValueRange st) -> SmallVector<Value> {
+        Value j0 = e.muli(kt, cIdx(bkv));
+        Value j1 = e.subi(e.mini(e.addi(j0, cIdx(bkv)), nk), c1);
+        Value cls = masked ? classify(i0, i1, j0, j1) : cIdx(2);
+        Value visit = e.cmpi(CmpIPredicate::ne, cls, c0);
+        SmallVector<Type> types(st.getTypes());
+        return e.ifElse(
+            visit, types,
+            [&]() -> SmallVector<Value> {
+              gpu::BarrierOp::create(b);
+              stageTile(k, ks, hk, j0, nk, sK, bkv, d);
+              stageTile(v, vs, hk, j0, nk, sV, bkv, dv);
+              gpu::BarrierOp::create(b);
+              // S = Q K^T for this warp's 16 rows.
+              Value krow = b.createOrFold<arith::RemUIOp>(lane, cIdx(8));
+              Value kcol = e.muli(
+                  b.createOrFold<arith::RemUIOp>(e.divi(lane, cIdx(8)),
+                                                 cIdx(2)),
+                  cIdx(8));
+              SmallVector<Frag> s;
+              for (int64_t nb = 0; nb < nS; ++nb) {
+                Frag acc = {zero, zero, zero, zero};
+                for (int64_t kk = 0; kk < d / 16; ++kk) {
+                  Value f = nvgpu::LdMatrixOp::create(
+                      b, VectorType::get({2, 2}, elem), sK,
+                      ValueRange{e.addi(cIdx(nb * 8), krow),
+                                 e.addi(cIdx(kk * 16), kcol)},
+                      b.getBoolAttr(false), b.getI32IntegerAttr(2));
+                  acc = mma(qFrags[kk], operands(f, 2), acc);
+                }
+                s.push_back(acc);
+              }
+              // Scores in log2 units; masked elements -inf. Full tiles (and
+              // complete ones) skip the mask code.
+              SmallVector<Value> flat;
+              for (const Frag &f : s)
+                flat.append(f.begin(), f.end());
+              auto transform = [&](bool withMask) {
+                SmallVector<Value> out;
+                for (int64_t nb = 0; nb < nS; ++nb)
+                  for (int64_t el = 0; el < 4; ++el) {
+                    Value x = flat[nb * 4 + el];
+                    Value i = e.addi(i0, el < 2 ? r0 : r1);
+                    Value j = e.addi(
+                        j0, e.addi(cIdx(nb * 8 + (el % 2)), lcol));
+                    x = e.mulf(x, qkScale);
+                    if (op.hasScoreRegion())
+                      x = e.mulf(inlineRegion(op.getScore(), {x, bi, h, i, j}),
+                                 e.f32(log2e));
+                    if (withMask) {
+                      Value keep = e.cmpi(CmpIPredicate::ult, j, nk);
+                      if (op.hasMaskRegion())
+                        keep = b.createOrFold<arith::AndIOp>(
+                            keep, inlineRegion(op.getMask(), {bi, h, i, j}));
+                      x = e.select(keep, x, negInf);
+                    }
+                    out.push_back(x);
+                  }
+                return out;
+              };
+              Value complete =
+                  e.cmpi(CmpIPredicate::ule, e.addi(j0, cIdx(bkv)), nk);
+              Value full = b.createOrFold<arith::AndIOp>(
+                  complete, e.cmpi(CmpIPredicate::eq, cls, cIdx(2)));
+              SmallVector<Type> f32s(flat.size(), b.getF32Type());
+              SmallVector<Value> x = e.ifElse(
+                  full, f32s, [&] { return transform(false); },
+                  [&] { return transform(true); });
+              // Online softmax.
+              Value mOld[2] = {st[nO * 4], st[nO * 4 + 1]};
+              Value lOld[2] = {st[nO * 4 + 2], st[nO * 4 + 3]};
+              Value mNew[2], mSafe[2], alpha[2], lNew[2];
+              for (int r = 0; r < 2; ++r) {
+                Value mx = mOld[r];
+                for (int64_t nb = 0; nb < nS; ++nb)
+                  for (int64_t el = 2 * r; el < 2 * r + 2; ++el)
+                    mx = e.maxf(mx, x[nb * 4 + el]);
+                mx = e.maxf(mx, shflXor(mx, 1));
+                mx = e.maxf(mx, shflXor(mx, 2));
+                mNew[r] = mx;
+                mSafe[r] = e.select(e.cmpf(CmpFPredicate::OEQ, mx, negInf),
+                                    zero, mx);
+                alpha[r] = ex2(e.subf(mOld[r], mSafe[r]));
+                lNew[r] = e.mulf(lOld[r], alpha[r]);
+              }
+              SmallVector<Value> p(x.size());
+              for (int64_t nb = 0; nb < nS; ++nb)
+                for (int64_t el = 0; el < 4; ++el) {
+                  int r = el / 2;
+                  p[nb * 4 + el] = ex2(e.subf(x[nb * 4 + el], mSafe[r]));
+                  lNew[r] = e.addf(lNew[r], p[nb * 4 + el]);
+                }
+              SmallVector<Frag> acc(nO);
+              for (int64_t nd = 0; nd < nO; ++nd)
+                for (int64_t el = 0; el < 4; ++el)
+                  acc[nd][el] = e.mulf(st[nd * 4 + el], alpha[el / 2]);
+              // O += P V: P's C fragments become A fragments.
+              Value vrow = b.createOrFold<arith::RemUIOp>(lane, cIdx(16));
+              for (int64_t kk = 0; kk < bkv / 16; ++kk) {
+                int64_t n0 = 2 * kk, n1 = 2 * kk + 1;
+                SmallVector<Value> aOps = {
+                    pack(p[n0 * 4 + 0], p[n0 * 4 + 1]),
+                    pack(p[n0 * 4 + 2], p[n0 * 4 + 3]),
+                    pack(p[n1 * 4 + 0], p[n1 * 4 + 1]),
+                    pack(p[n1 * 4 + 2], p[n1 * 4 + 3])};
+                for (int64_t nd = 0; nd < nO; ++nd) {
+                  Value f = nvgpu::LdMatrixOp::create(
+                      b, VectorType::get({2, 2}, elem), sV,
+                      ValueRange{e.addi(cIdx(kk * 16), vrow), cIdx(nd * 8)},
+                      b.getBoolAttr(true), b.getI32IntegerAttr(2));
+                  acc[nd] = mma(aOps, operands(f, 2), acc[nd]);
+                }
+              }
+              SmallVector<Value> next;
+              for (const Frag &f : acc)
+                next.append(f.begin(), f.end());
+              next.append({mNew[0], mNew[1], lNew[0], lNew[1]});
+              return next;
+            },
+            [&]() -> SmallVector<Value> { return SmallVector<Value>(st); });
+      });
+
+  // Epilogue: reduce the row sums over the quad, normalize once, store.
+  for (int r = 0; r < 2; ++r) {
+    Value l = state[nO * 4 + 2 + r];
+    l = e.addf(l, shflXor(l, 1));
+    l = e.addf(l, shflXor(l, 2));
+    Value any = e.cmpf(CmpFPredicate::OGT, l, zero);
+    Value inv = e.select(any, e.divf(e.f32(1.0), l), zero);
+    Value row = e.addi(i0, r == 0 ? r0 : r1);
+    Value inRange = e.cmpi(CmpIPredicate::ult, row, nq);
+    e.ifThen(inRange, [&] {
+      for (int64_t nd = 0; nd < nO; ++nd) {
+        Value x0 = e.mulf(state[nd * 4 + 2 * r], inv);
+        Value x1 = e.mulf(state[nd * 4 + 2 * r + 1], inv);
+        Value pair = vector::FromElementsOp::create(
+            b, VectorType::get({2}, elem),
+            ValueRange{arith::TruncFOp::create(b, elem, x0),
+                       arith::TruncFOp::create(b, elem, x1)});
+        Value off = gOffset(os, h, row, e.addi(cIdx(nd * 8), lcol));
+        vector::StoreOp::create(b, pair, o, ValueRange{off});
+      }
+      if (lse) {
+        Value first = e.cmpi(CmpIPredicate::eq, lcol, c0);
+        e.ifThen(first, [&] {
+          Value m = state[nO * 4 + r];
+          Value val = e.select(
+              any, e.mulf(e.addf(m, lg2(l)), e.f32(ln2)), negInf);
+          Value idx = e.addi(e.muli(e.addi(e.muli(bi, cIdx(hq)), h), nq),
+                             row);
+          memref::StoreOp::create(b, val, lse, ValueRange{idx});
+        });
+      }
+    });
+  }
+  gpu::ReturnOp::create(b);
+  (void)info;
+  return success();
+}
+
+FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
+                                                       ModuleOp module,
+                                                       StringRef name) {
+  ScheduleAttr sched = op.getScheduleAttr();
+  if (!sched || !op.getMaskInfoAttr())
+    return op.emitOpError()
+           << "needs #attn.schedule and #attn.mask_info before GPU code "
+              "generation (run attn-analyze-masks and attn-select-schedule)";
+  if (sched.getTarget() == "cpu")
+    return op.emitOpError() << "has a CPU schedule; select a GPU target "
+                               "(sm_80 or sm_90a) for GPU code generation";
+  auto qType = cast<RankedTensorType>(op.getQ().getType());
+  Type elem = qType.getElementType();
+  if (!elem.isBF16() && !elem.isF16())
+    return op.emitOpError() << "GPU kernels take bf16 or f16 inputs, got "
+                            << elem;
+  int64_t d = op.getHeadDim(), dv = op.getValueDim();
+  if (d % 16 != 0 || dv % 16 != 0 || d > 256 || dv > 256)
+    return op.emitOpError() << "GPU kernels need head dims that are multiples "
+                               "of 16 and at most 256, got "
+                            << d << " and " << dv;
+  int64_t bq = sched.getBlockQ(), bkv = sched.getBlockKv();
+  if (bq % 16 != 0 || bq > 128 || bkv % 16 != 0)
+    return op.emitOpError() << "GPU schedule needs block_q in {16, ..., 128} "
+                               "and block_kv a multiple of 16, got "
+                            << bq << "x" << bkv;
+  int64_t warps = bq / 16;
+  int64_t rowsK = std::max(bq, bkv);
+  int64_t elemBytes = 2;
+  int64_t shared = (rowsK * (d + 8) + bkv * (dv + 8)) * elemBytes;
+  if (shared > 48 * 1024)
+    return op.emitOpError() << "tiles need " << shared
+                            << " bytes of shared memory; static shared "
+                               "memory is limited to 49152 (use smaller "
+                               "block sizes)";
+  MLIRContext *ctx = op.getContext();
+  ctx->loadDialect<gpu::GPUDialect, nvgpu::NVGPUDialect, NVVM::NVVMDialect,
+                   LLVM::LLVMDialect, memref::MemRefDialect, scf::SCFDialect,
+                   vector::VectorDialect>();
+
+  KernelInfo info;
+  info.name = name.str();
+  info.target = sched.getTarget().str();
+  info.dtype = elem.isBF16() ? "bf16" : "f16";
+  info.headDim = d;
+  info.valueDim = dv;
+  info.headsQ = op.getNumQueryHeads();
+  info.headsKv = op.getNumKvHeads();
+  info.blockQ = bq;
+  info.blockKv = bkv;
+  info.threads = warps * 32;
+  info.sharedBytes = shared;
+  info.lse = bool(op.getLse());
+  info.scale = op.getEffectiveScale();
+  info.maskKind = stringifyMaskKind(op.getMaskInfoAttr().getKind()).str();
+
+  Builder bld(ctx);
+  Type idx = bld.getIndexType();
+  SmallVector<Type> argTypes;
+  auto addMem = [&](StringRef n, Type el, ArrayRef<int64_t> shape) {
+    argTypes.push_back(MemRefType::get(shape, el));
+    std::string es;
+    llvm::raw_string_ostream os(es);
+    os << el;
+    info.args.push_back({n.str(), "memref", es, int64_t(shape.size())});
+  };
+  addMem("q", elem, {ShapedType::kDynamic});
+  addMem("k", elem, {ShapedType::kDynamic});
+  addMem("v", elem, {ShapedType::kDynamic});
+  addMem("o", elem, {ShapedType::kDynamic});
+  if (op.getLse())
+    addMem("lse", bld.getF32Type(), {ShapedType::kDynamic});
+  for (auto [i, cap] : llvm::enumerate(op.getCaptures())) {
+    auto t = cast<RankedTensorType>(cap.getType());
+    addMem("capture" + std::to_string(i), t.getElementType(), t.getShape());
+  }
+  for (StringRef n : {"B", "Nq", "Nk", "q_stride_b", "q_stride_h",
+                      "q_stride_n", "k_stride_b", "k_stride_h", "k_stride_n",
+                      "v_stride_b", "v_stride_h", "v_stride_n", "o_stride_b",
+                      "o_stride_h", "o_stride_n"}) {
+    argTypes.push_back(idx);
+    info.args.push_back({n.str(), "i64", "", 0});
+  }
+
+  OpBuilder ob(ctx);
+  ob.setInsertionPointToEnd(module.getBody());
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                  UnitAttr::get(ctx));
+  auto gpuModule =
+      gpu::GPUModuleOp::create(ob, op.getLoc(), (name + "_kernels").str());
+  ob.setInsertionPointToStart(gpuModule.getBody());
+  auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  Type sKTy = MemRefType::get({rowsK, d + 8}, elem, AffineMap(), wg);
+  Type sVTy = MemRefType::get({bkv, dv + 8}, elem, AffineMap(), wg);
+  auto func = gpu::GPUFuncOp::create(ob, op.getLoc(), name,
+                                     ob.getFunctionType(argTypes, {}),
+                                     TypeRange{sKTy, sVTy});
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), ob.getUnitAttr());
+  func.setKnownBlockSizeAttr(
+      ob.getDenseI32ArrayAttr({int32_t(warps * 32), 1, 1}));
+  func->setAttr("attn.fragments",
+                ob.getDictionaryAttr({
+                    ob.getNamedAttr("q", ob.getStringAttr(
+                                             "mma.m16n8k16.A.row (ldmatrix.x4)")),
+                    ob.getNamedAttr("k", ob.getStringAttr(
+                                             "mma.m16n8k16.B.col (ldmatrix.x2)")),
+                    ob.getNamedAttr("s", ob.getStringAttr("mma.m16n8.C.f32")),
+                    ob.getNamedAttr("p", ob.getStringAttr(
+                                             "mma.m16n8k16.A.row (from C)")),
+                    ob.getNamedAttr("v", ob.getStringAttr(
+                                             "mma.m16n8k16.B.col (ldmatrix.x2.trans)")),
+                    ob.getNamedAttr("o", ob.getStringAttr("mma.m16n8.C.f32")),
+                }));
+  ImplicitLocOpBuilder b(op.getLoc(), ob);
+  GpuKernelEmitter emitter(op, b);
+  emitter.d = d;
+  emitter.dv = dv;
+  emitter.hq = info.headsQ;
+  emitter.hkv = info.headsKv;
+  emitter.bq = bq;
+  emitter.bkv = bkv;
+  emitter.warps = warps;
+  emitter.elem = elem;
+  emitter.bf16 = elem.isBF16();
+  if (failed(emitter.emit(func, info)))
+    return failure();
+  return info;
+}
+
+namespace {
+struct ConvertAttnToGPUPass
+    : public mlir::attn::impl::ConvertAttnToGPUBase<ConvertAttnToGPUPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<std::pair<AttentionOp, std::string>> work;
+    module.walk([&](AttentionOp op) {
+      auto func = op->getParentOfType<FunctionOpInterface>();
+      std::string name = func ? func.getName().str() : "attention";
+      work.push_back({op, name});
+    });
+    for (auto &[op, name] : work)
+      if (failed(buildAttentionKernel(op, module, name)))
+        return signalPassFailure();
+  }
+};
+} // namespace

@@ -1,0 +1,364 @@
+//===- attn-aot.cpp - ahead-of-time GPU kernels from a spec ---------------===//
+//
+// Part of attnc. `attn-aot SPEC.mlir --target=sm_80|sm_90a -o DIR` writes,
+// for every attn.attention in the spec (one kernel per function):
+//   DIR/<name>.ptx, DIR/<name>.cubin (ptxas), DIR/<name>.ptxas.txt,
+//   DIR/manifest.json (kernels, argument order and types, grid and block,
+//   shared memory, captures), DIR/<name>.h and DIR/<name>_launcher.c (embeds
+//   the cubin, uses only the CUDA driver API).
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Conversion/AttnToGPU.h"
+#include "attnc/Target/Pipelines.h"
+#include "attnc/Target/TargetDesc.h"
+#include "attnc/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+
+#include <fmt/format.h>
+
+using namespace mlir;
+namespace cl = llvm::cl;
+
+static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<spec.mlir>"),
+                                      cl::Required);
+static cl::opt<std::string> outDir("o", cl::desc("output directory"),
+                                   cl::Required);
+static cl::opt<std::string> target("target", cl::desc("sm_80 or sm_90a"),
+                                   cl::init("sm_80"));
+static cl::opt<int64_t> blockQ("block-q", cl::desc("force block_q"),
+                               cl::init(0));
+static cl::opt<int64_t> blockKv("block-kv", cl::desc("force block_kv"),
+                                cl::init(0));
+static cl::opt<std::string> ptxasPath("ptxas",
+                                      cl::desc("ptxas to assemble the cubin "
+                                               "(default: from CUDA_HOME, "
+                                               "/usr/local/cuda or PATH; "
+                                               "'none' skips the cubin)"),
+                                      cl::init(""));
+static cl::opt<bool> keepIR("keep-ir",
+                            cl::desc("also write the kernel IR (.mlir)"),
+                            cl::init(false));
+
+static int error(const llvm::Twine &msg) {
+  llvm::errs() << "attn-aot: error: " << msg << "\n";
+  return 1;
+}
+
+static bool writeFile(StringRef path, StringRef data) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec)
+    return false;
+  os << data;
+  return true;
+}
+
+static std::string findPtxas() {
+  if (!ptxasPath.empty())
+    return ptxasPath;
+  for (const char *env : {"CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"})
+    if (const char *p = std::getenv(env)) {
+      std::string c = std::string(p) + "/bin/ptxas";
+      if (llvm::sys::fs::can_execute(c))
+        return c;
+    }
+  if (llvm::sys::fs::can_execute("/usr/local/cuda/bin/ptxas"))
+    return "/usr/local/cuda/bin/ptxas";
+  if (auto p = llvm::sys::findProgramByName("ptxas"))
+    return *p;
+  return "";
+}
+
+static std::string json(StringRef s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+/// C parameter list of the launcher for `info`.
+static std::string cParams(const attn::KernelInfo &info) {
+  std::string p = "CUstream stream";
+  for (const attn::KernelArg &a : info.args) {
+    if (a.kind == "memref") {
+      p += fmt::format(", CUdeviceptr {}", a.name);
+      for (int64_t r = 0; r < a.rank; ++r)
+        p += fmt::format(", int64_t {}_size{}", a.name, r);
+      if (a.rank > 1 || a.name.rfind("capture", 0) == 0)
+        for (int64_t r = 0; r < a.rank; ++r)
+          p += fmt::format(", int64_t {}_stride{}", a.name, r);
+    } else {
+      p += fmt::format(", int64_t {}", a.name);
+    }
+  }
+  return p;
+}
+
+static std::string launcherSource(const attn::KernelInfo &info,
+                                  ArrayRef<char> cubin) {
+  std::string bytes;
+  for (size_t i = 0; i < cubin.size(); ++i) {
+    bytes += fmt::format("{}{}", i ? "," : "", int(uint8_t(cubin[i])));
+    if (i % 24 == 23)
+      bytes += "\n";
+  }
+  std::string packs, params;
+  int n = 0;
+  for (const attn::KernelArg &a : info.args) {
+    if (a.kind == "memref") {
+      bool explicitStrides = a.rank > 1 || a.name.rfind("capture", 0) == 0;
+      packs += fmt::format("  int64_t {0}_off = 0;\n", a.name);
+      params += fmt::format("  args[{}] = &{}; args[{}] = &{}; args[{}] = &{}_off;\n",
+                            n, a.name, n + 1, a.name, n + 2, a.name);
+      n += 3;
+      for (int64_t r = 0; r < a.rank; ++r)
+        params += fmt::format("  args[{}] = &{}_size{};\n", n++, a.name, r);
+      for (int64_t r = 0; r < a.rank; ++r) {
+        if (explicitStrides) {
+          params += fmt::format("  args[{}] = &{}_stride{};\n", n++, a.name, r);
+        } else {
+          packs += fmt::format("  int64_t {}_unit{} = 1;\n", a.name, r);
+          params += fmt::format("  args[{}] = &{}_unit{};\n", n++, a.name, r);
+        }
+      }
+    } else {
+      params += fmt::format("  args[{}] = &{};\n", n++, a.name);
+    }
+  }
+  return fmt::format(R"C(/* Generated by attn-aot: launcher for kernel {name}. Uses only the CUDA
+ * driver API; link with -lcuda. */
+#include "{name}.h"
+
+static const unsigned char attnc_{name}_cubin[] = {{
+{bytes}}};
+
+static CUmodule attnc_{name}_module;
+static CUfunction attnc_{name}_function;
+
+CUresult attnc_{name}_load(void) {{
+  if (attnc_{name}_function)
+    return CUDA_SUCCESS;
+  CUresult r = cuModuleLoadData(&attnc_{name}_module, attnc_{name}_cubin);
+  if (r != CUDA_SUCCESS)
+    return r;
+  return cuModuleGetFunction(&attnc_{name}_function, attnc_{name}_module,
+                             "{name}");
+}}
+
+CUresult attnc_{name}_launch({cparams}) {{
+  CUresult r = attnc_{name}_load();
+  if (r != CUDA_SUCCESS)
+    return r;
+  if (B <= 0 || Nq <= 0)
+    return CUDA_SUCCESS;
+{packs}  void *args[{nargs}];
+{params}  unsigned grid_x = (unsigned)((Nq + {bq} - 1) / {bq});
+  return cuLaunchKernel(attnc_{name}_function, grid_x, {hq}, (unsigned)B,
+                        {threads}, 1, 1, 0, stream, args, 0);
+}}
+)C",
+                     fmt::arg("name", info.name), fmt::arg("bytes", bytes),
+                     fmt::arg("cparams", cParams(info)),
+                     fmt::arg("packs", packs), fmt::arg("params", params),
+                     fmt::arg("nargs", std::max(n, 1)),
+                     fmt::arg("bq", info.blockQ), fmt::arg("hq", info.headsQ),
+                     fmt::arg("threads", info.threads));
+}
+
+static std::string headerSource(const attn::KernelInfo &info) {
+  std::string guard = "ATTNC_" + info.name + "_H";
+  for (char &c : guard)
+    c = std::toupper(c);
+  return fmt::format(R"C(/* Generated by attn-aot: kernel {name} ({dtype}, head dim {d}/{dv},
+ * {hq} query heads, {hkv} kv heads, target {target}).
+ * Tensors are [B, H, N, D] views given by element strides (the head dim
+ * contiguous, strides multiples of 8 elements, 16-byte aligned pointers).
+ * sizes: the number of elements each pointer covers. */
+#ifndef {guard}
+#define {guard}
+#include <cuda.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {{
+#endif
+CUresult attnc_{name}_load(void);
+CUresult attnc_{name}_launch({cparams});
+#ifdef __cplusplus
+}}
+#endif
+#endif
+)C",
+                     fmt::arg("name", info.name), fmt::arg("dtype", info.dtype),
+                     fmt::arg("d", info.headDim), fmt::arg("dv", info.valueDim),
+                     fmt::arg("hq", info.headsQ), fmt::arg("hkv", info.headsKv),
+                     fmt::arg("target", info.target), fmt::arg("guard", guard),
+                     fmt::arg("cparams", cParams(info)));
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM y(argc, argv);
+  cl::ParseCommandLineOptions(argc, argv,
+                              "attn-aot: ahead-of-time GPU kernels from an "
+                              "attn spec\n");
+  const attn::TargetDesc *t = attn::lookupTarget(target);
+  if (!t || !t->isGpu)
+    return error("unsupported target '" + target +
+                 "' (expected sm_80 or sm_90a)");
+  DialectRegistry registry;
+  attn::registerAttncDialects(registry);
+  MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  llvm::SourceMgr sm;
+  SourceMgrDiagnosticHandler diag(sm, &ctx);
+  OwningOpRef<ModuleOp> module =
+      parseSourceFile<ModuleOp>(inputFile, sm, ParserConfig(&ctx));
+  if (!module)
+    return error("cannot parse '" + inputFile + "'");
+
+  // Analysis and schedule for the target.
+  PassManager pm(&ctx, ModuleOp::getOperationName());
+  // Pass lists are parsed into a pass manager anchored on the module itself.
+  std::string pipeline = "attn-analyze-masks,attn-select-schedule{target=" +
+                         target;
+  if (blockQ)
+    pipeline += " block-q=" + std::to_string(blockQ);
+  if (blockKv)
+    pipeline += " block-kv=" + std::to_string(blockKv);
+  pipeline += "}";
+  attn::registerAttncPipelines();
+  if (failed(parsePassPipeline(pipeline, pm)) || failed(pm.run(*module)))
+    return error("mask analysis or schedule selection failed");
+
+  SmallVector<std::pair<attn::AttentionOp, std::string>> ops;
+  module->walk([&](attn::AttentionOp op) {
+    auto f = op->getParentOfType<func::FuncOp>();
+    ops.push_back({op, f ? f.getName().str() : "attention"});
+  });
+  if (ops.empty())
+    return error("the spec has no attn.attention (linear attention and scans "
+                 "have no GPU lowering yet)");
+
+  if (std::error_code ec = llvm::sys::fs::create_directories(outDir))
+    return error("cannot create '" + outDir + "': " + ec.message());
+  std::string ptxas = ptxasPath == "none" ? "" : findPtxas();
+
+  std::string manifest = "{\n  \"generator\": \"attn-aot\",\n  \"target\": " +
+                         json(target) + ",\n  \"kernels\": [\n";
+  for (auto [idx, entry] : llvm::enumerate(ops)) {
+    auto &[op, name] = entry;
+    OwningOpRef<ModuleOp> kmod = ModuleOp::create(op.getLoc());
+    FailureOr<attn::KernelInfo> info =
+        attn::buildAttentionKernel(op, *kmod, name);
+    if (failed(info))
+      return error("code generation failed for '" + name + "'");
+    if (keepIR)
+      writeFile(outDir + "/" + name + ".mlir",
+                [&] {
+                  std::string s;
+                  llvm::raw_string_ostream os(s);
+                  kmod->print(os);
+                  return s;
+                }());
+    PassManager lower(&ctx, ModuleOp::getOperationName());
+    std::string chip = target == "sm_90a" ? "sm_90a" : "sm_80";
+    std::string lp = attn::gpuPipelineText(chip);
+    if (failed(parsePassPipeline(lp, lower)) || failed(lower.run(*kmod)))
+      return error("lowering '" + name + "' to PTX failed");
+    std::string ptx;
+    kmod->walk([&](gpu::BinaryOp bin) {
+      for (Attribute a : bin.getObjects())
+        if (auto obj = dyn_cast<gpu::ObjectAttr>(a))
+          ptx = obj.getObject().getValue().str();
+    });
+    if (ptx.empty())
+      return error("no PTX produced for '" + name + "'");
+    std::string base = outDir + "/" + name;
+    if (!writeFile(base + ".ptx", ptx))
+      return error("cannot write " + base + ".ptx");
+
+    std::vector<char> cubin;
+    std::string ptxasLog;
+    if (!ptxas.empty()) {
+      std::string logPath = base + ".ptxas.txt";
+      std::string arch = "-arch=" + chip;
+      std::string out = base + ".cubin";
+      std::string in = base + ".ptx";
+      SmallVector<StringRef> args = {ptxas, arch, "-O3", "-v", "-o", out, in};
+      std::optional<StringRef> redirects[] = {std::nullopt, logPath, logPath};
+      std::string errMsg;
+      int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, redirects,
+                                         0, 0, &errMsg);
+      if (rc != 0)
+        return error("ptxas failed on " + in + " (see " + logPath + ")" +
+                     (errMsg.empty() ? "" : ": " + errMsg));
+      auto buf = llvm::MemoryBuffer::getFile(out);
+      if (!buf)
+        return error("cannot read " + out);
+      cubin.assign((*buf)->getBufferStart(), (*buf)->getBufferEnd());
+      if (auto lb = llvm::MemoryBuffer::getFile(logPath))
+        ptxasLog = (*lb)->getBuffer().str();
+      writeFile(base + ".h", headerSource(*info));
+      writeFile(base + "_launcher.c", launcherSource(*info, cubin));
+    }
+
+    std::string args;
+    for (auto [i, a] : llvm::enumerate(info->args))
+      args += fmt::format("{}        {{\"name\": {}, \"kind\": {}, \"elem\": {}, "
+                          "\"rank\": {}}}",
+                          i ? ",\n" : "", json(a.name), json(a.kind),
+                          json(a.elem), a.rank);
+    manifest += fmt::format(
+        R"JSON({sep}    {{
+      "name": {name}, "ptx": {ptx}, "cubin": {cubin},
+      "dtype": {dtype}, "head_dim": {d}, "value_dim": {dv},
+      "heads_q": {hq}, "heads_kv": {hkv}, "scale": {scale},
+      "block_q": {bq}, "block_kv": {bkv}, "mask_kind": {mk}, "lse": {lse},
+      "grid": ["ceil(Nq / {bq})", "{hq}", "B"], "block": [{threads}, 1, 1],
+      "shared_bytes": {smem}, "dynamic_shared_bytes": 0,
+      "args": [
+{args}
+      ]
+    }})JSON",
+        fmt::arg("sep", idx ? ",\n" : ""), fmt::arg("name", json(name)),
+        fmt::arg("ptx", json(name + ".ptx")),
+        fmt::arg("cubin", cubin.empty() ? std::string("null")
+                                        : json(name + ".cubin")),
+        fmt::arg("dtype", json(info->dtype)), fmt::arg("d", info->headDim),
+        fmt::arg("dv", info->valueDim), fmt::arg("hq", info->headsQ),
+        fmt::arg("hkv", info->headsKv), fmt::arg("scale", info->scale),
+        fmt::arg("bq", info->blockQ), fmt::arg("bkv", info->blockKv),
+        fmt::arg("mk", json(info->maskKind)),
+        fmt::arg("lse", info->lse ? "true" : "false"),
+        fmt::arg("threads", info->threads),
+        fmt::arg("smem", info->sharedBytes), fmt::arg("args", args));
+    llvm::outs() << fmt::format("{}: {} {} d={} tile {}x{} {} threads, {} B "
+                                "shared -> {}.ptx{}\n",
+                                name, target, info->dtype, info->headDim,
+                                info->blockQ, info->blockKv, info->threads,
+                                info->sharedBytes, base,
+                                cubin.empty() ? "" : ", .cubin");
+    if (!ptxasLog.empty())
+      llvm::outs() << ptxasLog;
+  }
+  manifest += "\n  ]\n}\n";
+  if (!writeFile(outDir + "/manifest.json", manifest))
+    return error("cannot write manifest.json");
+  return 0;
+}
