@@ -189,6 +189,16 @@ Value GpuKernelEmitter::inlineRegion(Region &region, ValueRange args) {
         continue;
       }
     }
+    if (auto abs = dyn_cast<math::AbsIOp>(inner)) {
+      // |x| as arith: math.absi on index has no NVVM lowering.
+      Value x = map.lookupOrDefault(abs.getOperand());
+      Value zero = arith::ConstantOp::create(b, b.getZeroAttr(x.getType()));
+      Value neg = arith::SubIOp::create(b, zero, x);
+      Value isNeg = arith::CmpIOp::create(b, CmpIPredicate::slt, x, zero);
+      map.map(abs.getResult(),
+              arith::SelectOp::create(b, isNeg, neg, x).getResult());
+      continue;
+    }
     b.clone(inner, map);
   }
   return map.lookupOrDefault(blk.getTerminator()->getOperand(0));

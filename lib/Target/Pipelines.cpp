@@ -102,6 +102,7 @@ std::string mlir::attn::gpuPipelineText(llvm::StringRef chip) {
   return "gpu.module(convert-scf-to-cf),convert-nvgpu-to-nvvm,"
          "convert-vector-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
          "convert-cf-to-llvm,gpu.module(convert-gpu-to-nvvm),"
+         "expand-strided-metadata,finalize-memref-to-llvm,"
          "convert-nvvm-to-llvm,reconcile-unrealized-casts,"
          "nvvm-attach-target{chip=" +
          chip.str() +

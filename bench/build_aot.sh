@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the benchmark kernels here (MLIR is on this machine only) into
+# devcarry/aot/<variant>/, which is carried to the GPU machine.
+#   bench/build_aot.sh [sm_90a|sm_80] [variants...]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+target="${1:-sm_90a}"
+shift || true
+out="$root/devcarry"
+mkdir -p "$out/specs" "$out/aot"
+/usr/bin/python3 "$root/bench/specs.py" "$out/specs"
+variants=("$@")
+[ ${#variants[@]} -eq 0 ] && variants=(full causal sliding_window prefix_lm document_mask block_sparse neighborhood_2d alibi softcap gqa)
+for v in "${variants[@]}"; do
+  "$root/build/bin/attn-aot" "$out/specs/$v.mlir" --target="$target" \
+    --block-q 64 --block-kv 64 -o "$out/aot/$v" | grep -E -- "->|registers|spill" || exit 1
+done
