@@ -13,5 +13,5 @@ variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(full causal sliding_window prefix_lm document_mask block_sparse neighborhood_2d alibi softcap gqa)
 for v in "${variants[@]}"; do
   "$root/build/bin/attn-aot" "$out/specs/$v.mlir" --target="$target" \
-    --block-q 64 --block-kv 64 -o "$out/aot/$v" | grep -E -- "->|registers|spill" || exit 1
+    --block-q "${BQ:-64}" --block-kv "${BKV:-64}" -o "$out/${AOT_DIR:-aot}/$v" | grep -E -- "->|registers|spill" || exit 1
 done

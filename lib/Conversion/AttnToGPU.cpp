@@ -80,6 +80,10 @@ public:
                                         "lg2.approx.ftz.f32 $0, $1;", Value());
     return op->getResult(0);
   }
+  /// Waits until at most `n` cp.async groups are in flight.
+  void waitGroups(int32_t n) {
+    NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(n));
+  }
   Value shflXor(Value x, int32_t mask) {
     return gpu::ShuffleOp::create(b, x, mask, 32, gpu::ShuffleMode::XOR)
         .getShuffleResult();
@@ -89,8 +93,9 @@ public:
     return e.addi(e.addi(e.muli(bi, strides[0]), e.muli(hIdx, strides[1])),
                   e.addi(e.muli(row, strides[2]), col));
   }
-  /// Stages rows [r0, r0 + rows) (clamped to n, zero-filled past it) of a
-  /// [B, H, N, width] tensor into smem[rows][width(+pad)] with cp.async.
+  /// Issues cp.async copies of rows [r0, r0 + rows) (zero-filled from row n
+  /// on) of a [B, H, N, width] tensor into smem[rows][width(+pad)], as one
+  /// commit group.
   void stageTile(Value gmem, Value *strides, Value hIdx, Value r0, Value n,
                  Value smem, int64_t rows, int64_t width);
   /// Splits an ldmatrix result into mma operands (i32 for bf16).
@@ -130,8 +135,8 @@ void GpuKernelEmitter::stageTile(Value gmem, Value *strides, Value hIdx,
         b, tokenTy, smem, ValueRange{rowIn, col}, gmem, ValueRange{off},
         b.getIndexAttr(8), srcElems, UnitAttr::get(b.getContext())));
   }
-  Value group = nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenTy, tokens);
-  nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
+  (void)tokens;
+  NVVM::CpAsyncCommitGroupOp::create(b);
 }
 
 SmallVector<Value> GpuKernelEmitter::operands(Value frag, int64_t count) {
@@ -251,22 +256,33 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
   hk = e.divi(h, cIdx(hq / hkv));
   i0 = e.muli(qt, cIdx(bq));
 
-  // Q: staged through sK, then held in registers as A fragments.
-  stageTile(q, qs, h, i0, nq, sK, bq, d);
-  gpu::BarrierOp::create(b);
+  // Q: staged through sK (bkv rows at a time), then held in registers as A
+  // fragments for the whole kernel.
   Value lrow = b.createOrFold<arith::RemUIOp>(lane, cIdx(16));
   Value lhalf = e.muli(e.divi(lane, cIdx(16)), cIdx(8));
   Value wrow = e.muli(warp, cIdx(16));
-  auto smemTy = [&](Value s) { return cast<MemRefType>(s.getType()); };
-  SmallVector<SmallVector<Value>> qFrags;
-  for (int64_t kk = 0; kk < d / 16; ++kk) {
-    Value f = nvgpu::LdMatrixOp::create(
-        b, VectorType::get({4, 2}, elem), sK,
-        ValueRange{e.addi(wrow, lrow), e.addi(cIdx(kk * 16), lhalf)},
-        b.getBoolAttr(false), b.getI32IntegerAttr(4));
-    qFrags.push_back(operands(f, 4));
+  SmallVector<Value> qVec(d / 16);
+  for (int64_t r0 = 0; r0 < bq; r0 += bkv) {
+    int64_t rows = std::min(bkv, bq - r0);
+    stageTile(q, qs, h, e.addi(i0, cIdx(r0)), nq, sK, rows, d);
+    waitGroups(0);
+    gpu::BarrierOp::create(b);
+    Value inRound = b.createOrFold<arith::AndIOp>(
+        e.cmpi(CmpIPredicate::uge, wrow, cIdx(r0)),
+        e.cmpi(CmpIPredicate::ult, wrow, cIdx(r0 + rows)));
+    Value local = e.select(inRound, e.subi(wrow, cIdx(r0)), c0);
+    for (int64_t kk = 0; kk < d / 16; ++kk) {
+      Value f = nvgpu::LdMatrixOp::create(
+          b, VectorType::get({4, 2}, elem), sK,
+          ValueRange{e.addi(local, lrow), e.addi(cIdx(kk * 16), lhalf)},
+          b.getBoolAttr(false), b.getI32IntegerAttr(4));
+      qVec[kk] = r0 == 0 ? f : e.select(inRound, f, qVec[kk]);
+    }
+    gpu::BarrierOp::create(b);
   }
-  (void)smemTy;
+  SmallVector<SmallVector<Value>> qFrags;
+  for (Value f : qVec)
+    qFrags.push_back(operands(f, 4));
 
   // kv-tile range of this q tile: the span of its non-empty tiles.
   Value numKT = e.ceilDiv(nk, cIdx(bkv));
@@ -302,6 +318,17 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
   double scale = op.getEffectiveScale();
   Value qkScale = e.f32(op.hasScoreRegion() ? scale : scale * log2e);
 
+  // Software pipeline: K and V of a tile are separate cp.async groups; the
+  // next tile's K is fetched while this tile's P V runs, its V while the
+  // next S = Q K^T runs. Past the last tile the copies zero-fill (no reads).
+  auto issue = [&](Value kt, Value real, Value src, Value *strides, Value smem,
+                   int64_t width) {
+    Value j0 = e.muli(kt, cIdx(bkv));
+    stageTile(src, strides, hk, j0, e.select(real, nk, c0), smem, bkv, width);
+  };
+  Value firstReal = e.cmpi(CmpIPredicate::ult, lo, hi);
+  issue(lo, firstReal, k, ks, sK, d);
+  issue(lo, firstReal, v, vs, sV, dv);
   SmallVector<Value> state = e.loop(
       lo, hi, c1, init, [&](Value kt, ValueRange st) -> SmallVector<Value> {
         Value j0 = e.muli(kt, cIdx(bkv));
@@ -309,13 +336,14 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
         Value cls = masked ? classify(i0, i1, j0, j1) : cIdx(2);
         Value visit = e.cmpi(CmpIPredicate::ne, cls, c0);
         SmallVector<Type> types(st.getTypes());
-        return e.ifElse(
-            visit, types,
+        Value nextKt = e.addi(kt, c1);
+        Value nextReal = e.cmpi(CmpIPredicate::ult, nextKt, hi);
+        waitGroups(1); // this tile's K has landed
+        gpu::BarrierOp::create(b);
+        SmallVector<Type> scoreTypes(nS * 4, b.getF32Type());
+        SmallVector<Value> x = e.ifElse(
+            visit, scoreTypes,
             [&]() -> SmallVector<Value> {
-              gpu::BarrierOp::create(b);
-              stageTile(k, ks, hk, j0, nk, sK, bkv, d);
-              stageTile(v, vs, hk, j0, nk, sV, bkv, dv);
-              gpu::BarrierOp::create(b);
               // S = Q K^T for this warp's 16 rows.
               Value krow = b.createOrFold<arith::RemUIOp>(lane, cIdx(8));
               Value kcol = e.muli(
@@ -367,10 +395,20 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
                   e.cmpi(CmpIPredicate::ule, e.addi(j0, cIdx(bkv)), nk);
               Value full = b.createOrFold<arith::AndIOp>(
                   complete, e.cmpi(CmpIPredicate::eq, cls, cIdx(2)));
-              SmallVector<Type> f32s(flat.size(), b.getF32Type());
-              SmallVector<Value> x = e.ifElse(
-                  full, f32s, [&] { return transform(false); },
+              return e.ifElse(
+                  full, scoreTypes, [&] { return transform(false); },
                   [&] { return transform(true); });
+            },
+            [&]() -> SmallVector<Value> {
+              return SmallVector<Value>(nS * 4, negInf);
+            });
+        gpu::BarrierOp::create(b); // every warp is done with sK
+        issue(nextKt, nextReal, k, ks, sK, d);
+        waitGroups(1); // this tile's V has landed
+        gpu::BarrierOp::create(b);
+        SmallVector<Value> next = e.ifElse(
+            visit, types,
+            [&]() -> SmallVector<Value> {
               // Online softmax.
               Value mOld[2] = {st[nO * 4], st[nO * 4 + 1]};
               Value lOld[2] = {st[nO * 4 + 2], st[nO * 4 + 3]};
@@ -417,13 +455,18 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
                 }
               }
               SmallVector<Value> next;
+              SmallVector<Value> out;
               for (const Frag &f : acc)
-                next.append(f.begin(), f.end());
-              next.append({mNew[0], mNew[1], lNew[0], lNew[1]});
-              return next;
+                out.append(f.begin(), f.end());
+              out.append({mNew[0], mNew[1], lNew[0], lNew[1]});
+              return out;
             },
             [&]() -> SmallVector<Value> { return SmallVector<Value>(st); });
+        gpu::BarrierOp::create(b); // every warp is done with sV
+        issue(nextKt, nextReal, v, vs, sV, dv);
+        return next;
       });
+  waitGroups(0);
 
   // Epilogue: reduce the row sums over the quad, normalize once, store.
   for (int r = 0; r < 2; ++r) {
@@ -485,12 +528,12 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
                                "of 16 and at most 256, got "
                             << d << " and " << dv;
   int64_t bq = sched.getBlockQ(), bkv = sched.getBlockKv();
-  if (bq % 16 != 0 || bq > 128 || bkv % 16 != 0)
+  if (bq % 16 != 0 || bq > 256 || bkv % 16 != 0)
     return op.emitOpError() << "GPU schedule needs block_q in {16, ..., 128} "
                                "and block_kv a multiple of 16, got "
                             << bq << "x" << bkv;
   int64_t warps = bq / 16;
-  int64_t rowsK = std::max(bq, bkv);
+  int64_t rowsK = bkv;
   int64_t elemBytes = 2;
   int64_t shared = (rowsK * (d + 8) + bkv * (dv + 8)) * elemBytes;
   if (shared > 48 * 1024)
