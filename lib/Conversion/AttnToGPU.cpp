@@ -344,24 +344,29 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
         SmallVector<Value> x = e.ifElse(
             visit, scoreTypes,
             [&]() -> SmallVector<Value> {
-              // S = Q K^T for this warp's 16 rows.
-              Value krow = b.createOrFold<arith::RemUIOp>(lane, cIdx(8));
+              // S = Q K^T for this warp's 16 rows. One ldmatrix.x4 gives
+              // the B fragments of two 8-column blocks.
+              Value krow8 = b.createOrFold<arith::RemUIOp>(lane, cIdx(8));
+              Value krow =
+                  e.addi(krow8, e.muli(e.divi(lane, cIdx(16)), cIdx(8)));
               Value kcol = e.muli(
                   b.createOrFold<arith::RemUIOp>(e.divi(lane, cIdx(8)),
                                                  cIdx(2)),
                   cIdx(8));
-              SmallVector<Frag> s;
-              for (int64_t nb = 0; nb < nS; ++nb) {
-                Frag acc = {zero, zero, zero, zero};
+              SmallVector<Frag> s(nS, Frag{zero, zero, zero, zero});
+              for (int64_t nb = 0; nb < nS; nb += 2) {
+                bool pair = nb + 1 < nS;
                 for (int64_t kk = 0; kk < d / 16; ++kk) {
                   Value f = nvgpu::LdMatrixOp::create(
-                      b, VectorType::get({2, 2}, elem), sK,
-                      ValueRange{e.addi(cIdx(nb * 8), krow),
+                      b, VectorType::get({pair ? 4 : 2, 2}, elem), sK,
+                      ValueRange{e.addi(cIdx(nb * 8), pair ? krow : krow8),
                                  e.addi(cIdx(kk * 16), kcol)},
-                      b.getBoolAttr(false), b.getI32IntegerAttr(2));
-                  acc = mma(qFrags[kk], operands(f, 2), acc);
+                      b.getBoolAttr(false), b.getI32IntegerAttr(pair ? 4 : 2));
+                  SmallVector<Value> ops = operands(f, pair ? 4 : 2);
+                  s[nb] = mma(qFrags[kk], {ops[0], ops[1]}, s[nb]);
+                  if (pair)
+                    s[nb + 1] = mma(qFrags[kk], {ops[2], ops[3]}, s[nb + 1]);
                 }
-                s.push_back(acc);
               }
               // Scores in log2 units; masked elements -inf. Full tiles (and
               // complete ones) skip the mask code.
@@ -437,8 +442,10 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
               for (int64_t nd = 0; nd < nO; ++nd)
                 for (int64_t el = 0; el < 4; ++el)
                   acc[nd][el] = e.mulf(st[nd * 4 + el], alpha[el / 2]);
-              // O += P V: P's C fragments become A fragments.
+              // O += P V: P's C fragments become A fragments; one
+              // ldmatrix.x4.trans gives the B fragments of two d-blocks.
               Value vrow = b.createOrFold<arith::RemUIOp>(lane, cIdx(16));
+              Value vcol = e.muli(e.divi(lane, cIdx(16)), cIdx(8));
               for (int64_t kk = 0; kk < bkv / 16; ++kk) {
                 int64_t n0 = 2 * kk, n1 = 2 * kk + 1;
                 SmallVector<Value> aOps = {
@@ -446,15 +453,20 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
                     pack(p[n0 * 4 + 2], p[n0 * 4 + 3]),
                     pack(p[n1 * 4 + 0], p[n1 * 4 + 1]),
                     pack(p[n1 * 4 + 2], p[n1 * 4 + 3])};
-                for (int64_t nd = 0; nd < nO; ++nd) {
+                for (int64_t nd = 0; nd < nO; nd += 2) {
+                  bool pair = nd + 1 < nO;
                   Value f = nvgpu::LdMatrixOp::create(
-                      b, VectorType::get({2, 2}, elem), sV,
-                      ValueRange{e.addi(cIdx(kk * 16), vrow), cIdx(nd * 8)},
-                      b.getBoolAttr(true), b.getI32IntegerAttr(2));
-                  acc[nd] = mma(aOps, operands(f, 2), acc[nd]);
+                      b, VectorType::get({pair ? 4 : 2, 2}, elem), sV,
+                      ValueRange{e.addi(cIdx(kk * 16), vrow),
+                                 pair ? e.addi(cIdx(nd * 8), vcol)
+                                      : cIdx(nd * 8)},
+                      b.getBoolAttr(true), b.getI32IntegerAttr(pair ? 4 : 2));
+                  SmallVector<Value> ops = operands(f, pair ? 4 : 2);
+                  acc[nd] = mma(aOps, {ops[0], ops[1]}, acc[nd]);
+                  if (pair)
+                    acc[nd + 1] = mma(aOps, {ops[2], ops[3]}, acc[nd + 1]);
                 }
               }
-              SmallVector<Value> next;
               SmallVector<Value> out;
               for (const Frag &f : acc)
                 out.append(f.begin(), f.end());
