@@ -163,6 +163,10 @@ def main():
     args = ap.parse_args()
 
     torch.backends.cuda.matmul.allow_tf32 = False
+    # One FlexAttention compilation per variant: lift dynamo's recompile cap.
+    import torch._dynamo
+    torch._dynamo.config.cache_size_limit = 256
+    torch._dynamo.config.recompile_limit = 256
     dev_name = torch.cuda.get_device_name()
     gen = torch.Generator(device="cuda").manual_seed(1234)
     results = []

@@ -194,6 +194,17 @@ Value GpuKernelEmitter::inlineRegion(Region &region, ValueRange args) {
         continue;
       }
     }
+    if (auto tanh = dyn_cast<math::TanhOp>(inner);
+        tanh && tanh.getType().isF32()) {
+      // The hardware tanh (sm_75+, max rel. error ~2^-11) instead of
+      // libdevice's polynomial: well inside bf16/f16 tolerances.
+      Value x = map.lookupOrDefault(tanh.getOperand());
+      auto ptx = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
+                                           ValueRange{x}, ValueRange{},
+                                           "tanh.approx.f32 $0, $1;", Value());
+      map.map(tanh.getResult(), ptx->getResult(0));
+      continue;
+    }
     if (auto abs = dyn_cast<math::AbsIOp>(inner)) {
       // |x| as arith: math.absi on index has no NVVM lowering.
       Value x = map.lookupOrDefault(abs.getOperand());
