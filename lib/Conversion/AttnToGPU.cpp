@@ -119,8 +119,8 @@ void GpuKernelEmitter::stageTile(Value gmem, Value *strides, Value hIdx,
   for (int64_t it = 0; it * threads < total; ++it) {
     Value c = e.addi(tid, cIdx(it * threads));
     Value row = e.divi(c, cIdx(chunksPerRow));
-    Value col = e.muli(b.createOrFold<arith::RemUIOp>(c, cIdx(chunksPerRow)),
-                       cIdx(8));
+    Value col =
+        e.muli(b.createOrFold<arith::RemUIOp>(c, cIdx(chunksPerRow)), cIdx(8));
     Value grow = e.addi(r0, row);
     Value valid = e.cmpi(CmpIPredicate::ult, grow, n);
     if (total % threads != 0)
@@ -128,8 +128,7 @@ void GpuKernelEmitter::stageTile(Value gmem, Value *strides, Value hIdx,
           valid, e.cmpi(CmpIPredicate::ult, c, cIdx(total)));
     Value safeRow = e.select(valid, grow, c0);
     Value srcElems = e.select(valid, cIdx(8), c0);
-    Value rowIn = e.select(e.cmpi(CmpIPredicate::ult, c, cIdx(total)), row,
-                           c0);
+    Value rowIn = e.select(e.cmpi(CmpIPredicate::ult, c, cIdx(total)), row, c0);
     Value off = gOffset(strides, hIdx, safeRow, col);
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
         b, tokenTy, smem, ValueRange{rowIn, col}, gmem, ValueRange{off},
@@ -153,8 +152,8 @@ SmallVector<Value> GpuKernelEmitter::operands(Value frag, int64_t count) {
 Value GpuKernelEmitter::pack(Value x, Value y) {
   Value xe = arith::TruncFOp::create(b, elem, x);
   Value ye = arith::TruncFOp::create(b, elem, y);
-  Value pair = vector::FromElementsOp::create(
-      b, VectorType::get({2}, elem), ValueRange{xe, ye});
+  Value pair = vector::FromElementsOp::create(b, VectorType::get({2}, elem),
+                                              ValueRange{xe, ye});
   if (bf16)
     pair = LLVM::BitcastOp::create(b, b.getI32Type(), pair);
   return pair;
@@ -163,15 +162,15 @@ Value GpuKernelEmitter::pack(Value x, Value y) {
 Frag GpuKernelEmitter::mma(ArrayRef<Value> a, ArrayRef<Value> bOps,
                            const Frag &c) {
   Type f32 = b.getF32Type();
-  auto resTy = LLVM::LLVMStructType::getLiteral(b.getContext(),
-                                                {f32, f32, f32, f32});
+  auto resTy =
+      LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
   NVVM::MMATypes t = bf16 ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
-  auto mmaOp = NVVM::MmaOp::create(
-      b, resTy, a, bOps, ValueRange{c[0], c[1], c[2], c[3]},
-      ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
-      std::array<NVVM::MMATypes, 2>{t, t},
-      std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
-                                     NVVM::MMALayout::col});
+  auto mmaOp =
+      NVVM::MmaOp::create(b, resTy, a, bOps, ValueRange{c[0], c[1], c[2], c[3]},
+                          ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
+                          std::nullopt, std::array<NVVM::MMATypes, 2>{t, t},
+                          std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                                         NVVM::MMALayout::col});
   Frag out;
   for (int64_t i = 0; i < 4; ++i)
     out[i] = LLVM::ExtractValueOp::create(b, mmaOp.getResult(),
@@ -360,10 +359,9 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
               Value krow8 = b.createOrFold<arith::RemUIOp>(lane, cIdx(8));
               Value krow =
                   e.addi(krow8, e.muli(e.divi(lane, cIdx(16)), cIdx(8)));
-              Value kcol = e.muli(
-                  b.createOrFold<arith::RemUIOp>(e.divi(lane, cIdx(8)),
-                                                 cIdx(2)),
-                  cIdx(8));
+              Value kcol = e.muli(b.createOrFold<arith::RemUIOp>(
+                                      e.divi(lane, cIdx(8)), cIdx(2)),
+                                  cIdx(8));
               SmallVector<Frag> s(nS, Frag{zero, zero, zero, zero});
               for (int64_t nb = 0; nb < nS; nb += 2) {
                 bool pair = nb + 1 < nS;
@@ -390,8 +388,7 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
                   for (int64_t el = 0; el < 4; ++el) {
                     Value x = flat[nb * 4 + el];
                     Value i = e.addi(i0, el < 2 ? r0 : r1);
-                    Value j = e.addi(
-                        j0, e.addi(cIdx(nb * 8 + (el % 2)), lcol));
+                    Value j = e.addi(j0, e.addi(cIdx(nb * 8 + (el % 2)), lcol));
                     x = e.mulf(x, qkScale);
                     if (op.hasScoreRegion())
                       x = e.mulf(inlineRegion(op.getScore(), {x, bi, h, i, j}),
@@ -437,8 +434,8 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
                 mx = e.maxf(mx, shflXor(mx, 1));
                 mx = e.maxf(mx, shflXor(mx, 2));
                 mNew[r] = mx;
-                mSafe[r] = e.select(e.cmpf(CmpFPredicate::OEQ, mx, negInf),
-                                    zero, mx);
+                mSafe[r] =
+                    e.select(e.cmpf(CmpFPredicate::OEQ, mx, negInf), zero, mx);
                 alpha[r] = ex2(e.subf(mOld[r], mSafe[r]));
                 lNew[r] = e.mulf(lOld[r], alpha[r]);
               }
@@ -459,11 +456,10 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
               Value vcol = e.muli(e.divi(lane, cIdx(16)), cIdx(8));
               for (int64_t kk = 0; kk < bkv / 16; ++kk) {
                 int64_t n0 = 2 * kk, n1 = 2 * kk + 1;
-                SmallVector<Value> aOps = {
-                    pack(p[n0 * 4 + 0], p[n0 * 4 + 1]),
-                    pack(p[n0 * 4 + 2], p[n0 * 4 + 3]),
-                    pack(p[n1 * 4 + 0], p[n1 * 4 + 1]),
-                    pack(p[n1 * 4 + 2], p[n1 * 4 + 3])};
+                SmallVector<Value> aOps = {pack(p[n0 * 4 + 0], p[n0 * 4 + 1]),
+                                           pack(p[n0 * 4 + 2], p[n0 * 4 + 3]),
+                                           pack(p[n1 * 4 + 0], p[n1 * 4 + 1]),
+                                           pack(p[n1 * 4 + 2], p[n1 * 4 + 3])};
                 for (int64_t nd = 0; nd < nO; nd += 2) {
                   bool pair = nd + 1 < nO;
                   Value f = nvgpu::LdMatrixOp::create(
@@ -515,10 +511,9 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
         Value first = e.cmpi(CmpIPredicate::eq, lcol, c0);
         e.ifThen(first, [&] {
           Value m = state[nO * 4 + r];
-          Value val = e.select(
-              any, e.mulf(e.addf(m, lg2(l)), e.f32(ln2)), negInf);
-          Value idx = e.addi(e.muli(e.addi(e.muli(bi, cIdx(hq)), h), nq),
-                             row);
+          Value val =
+              e.select(any, e.mulf(e.addf(m, lg2(l)), e.f32(ln2)), negInf);
+          Value idx = e.addi(e.muli(e.addi(e.muli(bi, cIdx(hq)), h), nq), row);
           memref::StoreOp::create(b, val, lse, ValueRange{idx});
         });
       }
@@ -543,8 +538,8 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   auto qType = cast<RankedTensorType>(op.getQ().getType());
   Type elem = qType.getElementType();
   if (!elem.isBF16() && !elem.isF16())
-    return op.emitOpError() << "GPU kernels take bf16 or f16 inputs, got "
-                            << elem;
+    return op.emitOpError()
+           << "GPU kernels take bf16 or f16 inputs, got " << elem;
   int64_t d = op.getHeadDim(), dv = op.getValueDim();
   if (d % 16 != 0 || dv % 16 != 0 || d > 256 || dv > 256)
     return op.emitOpError() << "GPU kernels need head dims that are multiples "
@@ -605,10 +600,10 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
     auto t = cast<RankedTensorType>(cap.getType());
     addMem("capture" + std::to_string(i), t.getElementType(), t.getShape());
   }
-  for (StringRef n : {"B", "Nq", "Nk", "q_stride_b", "q_stride_h",
-                      "q_stride_n", "k_stride_b", "k_stride_h", "k_stride_n",
-                      "v_stride_b", "v_stride_h", "v_stride_n", "o_stride_b",
-                      "o_stride_h", "o_stride_n"}) {
+  for (StringRef n :
+       {"B", "Nq", "Nk", "q_stride_b", "q_stride_h", "q_stride_n", "k_stride_b",
+        "k_stride_h", "k_stride_n", "v_stride_b", "v_stride_h", "v_stride_n",
+        "o_stride_b", "o_stride_h", "o_stride_n"}) {
     argTypes.push_back(idx);
     info.args.push_back({n.str(), "i64", "", 0});
   }
@@ -629,19 +624,19 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), ob.getUnitAttr());
   func.setKnownBlockSizeAttr(
       ob.getDenseI32ArrayAttr({int32_t(warps * 32), 1, 1}));
-  func->setAttr("attn.fragments",
-                ob.getDictionaryAttr({
-                    ob.getNamedAttr("q", ob.getStringAttr(
-                                             "mma.m16n8k16.A.row (ldmatrix.x4)")),
-                    ob.getNamedAttr("k", ob.getStringAttr(
-                                             "mma.m16n8k16.B.col (ldmatrix.x2)")),
-                    ob.getNamedAttr("s", ob.getStringAttr("mma.m16n8.C.f32")),
-                    ob.getNamedAttr("p", ob.getStringAttr(
-                                             "mma.m16n8k16.A.row (from C)")),
-                    ob.getNamedAttr("v", ob.getStringAttr(
-                                             "mma.m16n8k16.B.col (ldmatrix.x2.trans)")),
-                    ob.getNamedAttr("o", ob.getStringAttr("mma.m16n8.C.f32")),
-                }));
+  func->setAttr(
+      "attn.fragments",
+      ob.getDictionaryAttr({
+          ob.getNamedAttr("q",
+                          ob.getStringAttr("mma.m16n8k16.A.row (ldmatrix.x4)")),
+          ob.getNamedAttr("k",
+                          ob.getStringAttr("mma.m16n8k16.B.col (ldmatrix.x2)")),
+          ob.getNamedAttr("s", ob.getStringAttr("mma.m16n8.C.f32")),
+          ob.getNamedAttr("p", ob.getStringAttr("mma.m16n8k16.A.row (from C)")),
+          ob.getNamedAttr(
+              "v", ob.getStringAttr("mma.m16n8k16.B.col (ldmatrix.x2.trans)")),
+          ob.getNamedAttr("o", ob.getStringAttr("mma.m16n8.C.f32")),
+      }));
   ImplicitLocOpBuilder b(op.getLoc(), ob);
   GpuKernelEmitter emitter(op, b);
   emitter.d = d;

@@ -17,23 +17,24 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Pipelines/Passes.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
-#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
-#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
-#include "mlir/Target/LLVM/NVVM/Target.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Vector/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
@@ -96,7 +97,23 @@ static void registerPipelinePasses() {
   (void)done;
 }
 
+/// libdevice from the CUDA toolkit, for math functions in score regions.
+static std::string findLibdevice() {
+  SmallVector<std::string> roots;
+  for (const char *env : {"CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"})
+    if (const char *p = std::getenv(env))
+      roots.push_back(p);
+  roots.push_back("/usr/local/cuda");
+  for (const std::string &r : roots) {
+    std::string f = r + "/nvvm/libdevice/libdevice.10.bc";
+    if (llvm::sys::fs::exists(f))
+      return f;
+  }
+  return "";
+}
+
 std::string mlir::attn::gpuPipelineText(llvm::StringRef chip) {
+  std::string libdevice = findLibdevice();
   // scf is lowered first and arith/cf/vector before convert-gpu-to-nvvm:
   // in 22.1 the other orders leave index-typed branch operands behind.
   return "gpu.module(convert-scf-to-cf),convert-nvgpu-to-nvvm,"
@@ -105,8 +122,9 @@ std::string mlir::attn::gpuPipelineText(llvm::StringRef chip) {
          "expand-strided-metadata,finalize-memref-to-llvm,"
          "convert-nvvm-to-llvm,reconcile-unrealized-casts,"
          "nvvm-attach-target{chip=" +
-         chip.str() +
-         " features=+ptx80 O=3},gpu-module-to-binary{format=isa}";
+         chip.str() + " features=+ptx80 O=3" +
+         (libdevice.empty() ? std::string() : " l=" + libdevice) +
+         "},gpu-module-to-binary{format=isa}";
 }
 
 void mlir::attn::buildCpuPipeline(OpPassManager &pm,

@@ -22,10 +22,11 @@ using namespace mlir::attn;
 static const TargetDesc kTargets[] = {
     // CPU: the tiles of one core should stay in (a share of) its L2.
     {"cpu", false, 256 * 1024, 0, 1, 1, false, false, false},
-    // A100-class: 164 KB of shared memory per block, mma.sync + cp.async.
-    {"sm_80", true, 163 * 1024, 192, 32, 2, true, false, false},
-    // H100: 227 KB of shared memory per block, wgmma + TMA.
-    {"sm_90a", true, 227 * 1024, 192, 32, 2, true, true, true},
+    // GPUs: the kernels use static shared memory for now (48 KB per block;
+    // A100 has 164 KB and H100 227 KB with dynamic shared memory), one K/V
+    // stage, mma.sync (wgmma and TMA are available on sm_90a).
+    {"sm_80", true, 48 * 1024, 160, 32, 1, true, false, false},
+    {"sm_90a", true, 48 * 1024, 160, 32, 1, true, true, true},
 };
 
 const TargetDesc *mlir::attn::lookupTarget(llvm::StringRef name) {
@@ -49,10 +50,12 @@ Choice measure(const TargetDesc &t, int64_t bq, int64_t bkv, int64_t d,
   c.bq = bq;
   c.bkv = bkv;
   if (t.isGpu) {
-    c.warps = bq >= 64 ? 4 : std::max<int64_t>(1, bq / 16);
-    // Q tile, `stages` K and V tiles in shared memory; S and O in registers.
-    c.smem = (bq * d + t.stages * bkv * (d + dv)) * elemBytes;
-    c.regs = bq * (dv + bkv) / (c.warps * t.warpSize);
+    // The mma.sync kernel gives each warp 16 query rows and keeps Q, S and
+    // O in registers; shared memory holds one K and one V tile (rows padded
+    // by 8 elements against bank conflicts), Q is staged through the K tile.
+    c.warps = std::max<int64_t>(1, bq / 16);
+    c.smem = t.stages * bkv * (d + 8 + dv + 8) * elemBytes;
+    c.regs = 16 * (dv + bkv) / t.warpSize + 16 * d / (2 * t.warpSize);
   } else {
     // Everything in f32: Q tile, K and V tiles, scores, accumulator.
     c.smem = (bq * d + bkv * (d + dv) + bq * bkv + bq * dv) * 4;

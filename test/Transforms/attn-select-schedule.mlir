@@ -20,15 +20,15 @@
 // CPU-LABEL: func.func @f32_d64
 // CPU: schedule = #attn.schedule<target = "cpu", block_q = 128, block_kv = 128, warps = 1, stages = 1, smem_bytes = 196608>
 // SM80-LABEL: func.func @f32_d64
-// SM80: schedule = #attn.schedule<target = "sm_80", block_q = 128, block_kv = 128, warps = 4, stages = 2, smem_bytes = 163840>
+// SM80: schedule = #attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 8, stages = 1, smem_bytes = 36864>
 // SM90-LABEL: func.func @f32_d64
-// SM90: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 128, warps = 4, stages = 2, smem_bytes = 163840>
+// SM90: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 64, warps = 8, stages = 1, smem_bytes = 36864>
 // CPU-FORCED-LABEL: func.func @f32_d64
 // CPU-FORCED: schedule = #attn.schedule<target = "cpu", block_q = 32, block_kv = 64, warps = 1, stages = 1, smem_bytes = 57344>
 // SM80-BQ64-LABEL: func.func @f32_d64
-// SM80-BQ64: schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 128, warps = 4, stages = 2, smem_bytes = 147456>
+// SM80-BQ64: schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 64, warps = 4, stages = 1, smem_bytes = 36864>
 // SM90-BKV32-LABEL: func.func @f32_d64
-// SM90-BKV32: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 32, warps = 4, stages = 2, smem_bytes = 65536>
+// SM90-BKV32: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 32, warps = 8, stages = 1, smem_bytes = 18432>
 func.func @f32_d64(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
                    %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
   %o = attn.attention %q, %k, %v
@@ -42,15 +42,15 @@ func.func @f32_d64(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
 // CPU-LABEL: func.func @bf16_d128
 // CPU: schedule = #attn.schedule<target = "cpu", block_q = 128, block_kv = 64, warps = 1, stages = 1, smem_bytes = 229376>
 // SM80-LABEL: func.func @bf16_d128
-// SM80: schedule = #attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 4, stages = 2, smem_bytes = 98304>
+// SM80: schedule = #attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 8, stages = 1, smem_bytes = 34816>
 // SM90-LABEL: func.func @bf16_d128
-// SM90: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 64, warps = 4, stages = 2, smem_bytes = 98304>
+// SM90: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 64, warps = 8, stages = 1, smem_bytes = 34816>
 // CPU-FORCED-LABEL: func.func @bf16_d128
 // CPU-FORCED: schedule = #attn.schedule<target = "cpu", block_q = 32, block_kv = 64, warps = 1, stages = 1, smem_bytes = 106496>
 // SM80-BQ64-LABEL: func.func @bf16_d128
-// SM80-BQ64: schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 128, warps = 4, stages = 2, smem_bytes = 147456>
+// SM80-BQ64: schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 64, warps = 4, stages = 1, smem_bytes = 34816>
 // SM90-BKV32-LABEL: func.func @bf16_d128
-// SM90-BKV32: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 32, warps = 4, stages = 2, smem_bytes = 65536>
+// SM90-BKV32: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 32, warps = 8, stages = 1, smem_bytes = 17408>
 func.func @bf16_d128(%q: tensor<?x8x?x128xbf16>, %k: tensor<?x2x?x128xbf16>,
                      %v: tensor<?x2x?x128xbf16>) -> tensor<?x8x?x128xbf16> {
   %o = attn.attention %q, %k, %v
@@ -59,25 +59,25 @@ func.func @bf16_d128(%q: tensor<?x8x?x128xbf16>, %k: tensor<?x2x?x128xbf16>,
   return %o : tensor<?x8x?x128xbf16>
 }
 
-// f16, D = 256: smaller tiles.
-// CPU-LABEL: func.func @f16_d256
-// CPU: schedule = #attn.schedule<target = "cpu", block_q = 64, block_kv = 32, warps = 1, stages = 1, smem_bytes = 204800>
-// SM80-LABEL: func.func @f16_d256
-// SM80: schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 64, warps = 4, stages = 2, smem_bytes = 163840>
-// SM90-LABEL: func.func @f16_d256
-// SM90: schedule = #attn.schedule<target = "sm_90a", block_q = 64, block_kv = 64, warps = 4, stages = 2, smem_bytes = 163840>
-// CPU-FORCED-LABEL: func.func @f16_d256
-// CPU-FORCED: schedule = #attn.schedule<target = "cpu", block_q = 32, block_kv = 64, warps = 1, stages = 1, smem_bytes = 204800>
-// SM80-BQ64-LABEL: func.func @f16_d256
-// SM80-BQ64: schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 64, warps = 4, stages = 2, smem_bytes = 163840>
-// SM90-BKV32-LABEL: func.func @f16_d256
-// SM90-BKV32: schedule = #attn.schedule<target = "sm_90a", block_q = 64, block_kv = 32, warps = 4, stages = 2, smem_bytes = 98304>
-func.func @f16_d256(%q: tensor<?x4x?x256xf16>, %k: tensor<?x4x?x256xf16>,
-                    %v: tensor<?x4x?x256xf16>) -> tensor<?x4x?x256xf16> {
+// f16, D = 96: smaller tiles.
+// CPU-LABEL: func.func @f16_d96
+// CPU: schedule = #attn.schedule<target = "cpu", block_q = 128, block_kv = 128, warps = 1, stages = 1, smem_bytes = 262144>
+// SM80-LABEL: func.func @f16_d96
+// SM80: schedule = #attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 8, stages = 1, smem_bytes = 26624>
+// SM90-LABEL: func.func @f16_d96
+// SM90: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 64, warps = 8, stages = 1, smem_bytes = 26624>
+// CPU-FORCED-LABEL: func.func @f16_d96
+// CPU-FORCED: schedule = #attn.schedule<target = "cpu", block_q = 32, block_kv = 64, warps = 1, stages = 1, smem_bytes = 81920>
+// SM80-BQ64-LABEL: func.func @f16_d96
+// SM80-BQ64: schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 64, warps = 4, stages = 1, smem_bytes = 26624>
+// SM90-BKV32-LABEL: func.func @f16_d96
+// SM90-BKV32: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 32, warps = 8, stages = 1, smem_bytes = 13312>
+func.func @f16_d96(%q: tensor<?x4x?x96xf16>, %k: tensor<?x4x?x96xf16>,
+                    %v: tensor<?x4x?x96xf16>) -> tensor<?x4x?x96xf16> {
   %o = attn.attention %q, %k, %v
-    : tensor<?x4x?x256xf16>, tensor<?x4x?x256xf16>, tensor<?x4x?x256xf16>
-      -> tensor<?x4x?x256xf16>
-  return %o : tensor<?x4x?x256xf16>
+    : tensor<?x4x?x96xf16>, tensor<?x4x?x96xf16>, tensor<?x4x?x96xf16>
+      -> tensor<?x4x?x96xf16>
+  return %o : tensor<?x4x?x96xf16>
 }
 
 // A schedule written by the user is kept, whatever the target.

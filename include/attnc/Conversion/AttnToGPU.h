@@ -1,4 +1,5 @@
-//===- AttnToGPU.h - attn.attention to a tensor-core GPU kernel --*- C++ -*-===//
+//===- AttnToGPU.h - attn.attention to a tensor-core GPU kernel --*- C++
+//-*-===//
 //
 // Part of attnc. Builds, from a scheduled and mask-analysed attn.attention,
 // a gpu.func implementing FlashAttention-2 with mma.sync m16n8k16 (sm_80

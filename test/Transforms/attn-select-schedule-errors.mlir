@@ -1,0 +1,12 @@
+// RUN: attn-opt %s --attn-select-schedule=target=sm_90a -verify-diagnostics
+
+// Head dim 256 does not fit the register-resident mma.sync kernel: Q, S and
+// O fragments for 16 rows per warp exceed the register budget.
+func.func @f16_d256(%q: tensor<?x4x?x256xf16>, %k: tensor<?x4x?x256xf16>,
+                    %v: tensor<?x4x?x256xf16>) -> tensor<?x4x?x256xf16> {
+  // expected-error @+1 {{no tile schedule fits sm_90a (49152 bytes on chip) for head dims 256/256}}
+  %o = attn.attention %q, %k, %v
+    : tensor<?x4x?x256xf16>, tensor<?x4x?x256xf16>, tensor<?x4x?x256xf16>
+      -> tensor<?x4x?x256xf16>
+  return %o : tensor<?x4x?x256xf16>
+}
