@@ -37,6 +37,8 @@ class AotKernel:
         binary = self.meta["cubin"] or self.meta["ptx"]
         self.module = cupy.RawModule(path=os.path.join(path, binary))
         self.fn = self.module.get_function(self.meta["name"])
+        bm = self.meta.get("block_map")
+        self.map_fn = self.module.get_function(bm["kernel"]) if bm else None
         self.dtype = {"bf16": torch.bfloat16, "f16": torch.float16}[self.meta["dtype"]]
 
     def __call__(self, q, k, v, o, caps, lse=None):
@@ -61,13 +63,32 @@ class AotKernel:
             mem(lse)
         for c in caps:
             mem(c, rank1=False)
+        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)  # noqa
+        if self.map_fn is not None:
+            # Masks on captured data: build the block map first (timed too).
+            bm = m["block_map"]
+            slices = {"1": 1, "B": B, "Hq": Hq, "B*Hq": B * Hq}[bm["slices"]]
+            nqt = (Nq + m["block_q"] - 1) // m["block_q"]
+            nkt = (Nk + m["block_kv"] - 1) // m["block_kv"]
+            if getattr(self, "_map", None) is None or self._map.numel() < slices * nqt * nkt:
+                self._map = torch.empty(slices * nqt * nkt, dtype=torch.int8, device=q.device)
+            margs = []
+            for c in caps:
+                p = np.uint64(c.data_ptr())
+                margs.extend([p, p, np.int64(0)])
+                margs.extend(np.int64(x) for x in c.shape)
+                margs.extend(np.int64(x) for x in c.stride())
+            p = np.uint64(self._map.data_ptr())
+            margs.extend([p, p, np.int64(0), np.int64(self._map.numel()), np.int64(1)])
+            margs.extend(np.int64(x) for x in (slices, Nq, Nk))
+            self.map_fn((nqt, nkt, slices), tuple(bm["block"]), tuple(margs), stream=stream)
+            mem(self._map)
         args.extend(np.int64(x) for x in (B, Nq, Nk))
         for t in (q, k, v, o):
             sb, sh, sn, sd = t.stride()
             assert sd == 1, "head dim must be contiguous"
             args.extend(np.int64(x) for x in (sb, sh, sn))
         grid = ((Nq + m["block_q"] - 1) // m["block_q"], Hq, B)
-        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)  # noqa
         self.fn(grid, tuple(m["block"]), tuple(args), stream=stream)
 
 
@@ -164,9 +185,9 @@ def main():
 
     torch.backends.cuda.matmul.allow_tf32 = False
     # One FlexAttention compilation per variant: lift dynamo's recompile cap.
-    import torch._dynamo
-    torch._dynamo.config.cache_size_limit = 256
-    torch._dynamo.config.recompile_limit = 256
+    import torch._dynamo as dynamo
+    dynamo.config.cache_size_limit = 256
+    dynamo.config.recompile_limit = 256
     dev_name = torch.cuda.get_device_name()
     gen = torch.Generator(device="cuda").manual_seed(1234)
     results = []

@@ -104,7 +104,16 @@ public:
   Value pack(Value x, Value y);
   /// Inlines a region; tensor.extract from captures becomes memref.load.
   Value inlineRegion(Region &region, ValueRange args);
+  Value inlineRegion(Region &region, ValueRange args, IRMapping &map);
   Value classify(Value i0v, Value i1v, Value j0v, Value j1v);
+  /// The combined mask (mask region and score -inf guard) at one element.
+  Value maskAt(Value i, Value j);
+  /// Reads this (b, h) slice's class of tile (qt, kt) from the block map.
+  Value mapClass(Value qt, Value kt, Value numQT, Value numKT);
+  /// Emits the block-map kernel body into `func`.
+  void emitBlockMap(gpu::GPUFuncOp func);
+  Value blockMap;
+  bool needsMap = false;
 };
 } // namespace
 
@@ -179,8 +188,13 @@ Frag GpuKernelEmitter::mma(ArrayRef<Value> a, ArrayRef<Value> bOps,
 }
 
 Value GpuKernelEmitter::inlineRegion(Region &region, ValueRange args) {
-  Block &blk = region.front();
   IRMapping map;
+  return inlineRegion(region, args, map);
+}
+
+Value GpuKernelEmitter::inlineRegion(Region &region, ValueRange args,
+                                     IRMapping &map) {
+  Block &blk = region.front();
   map.map(blk.getArguments(), args);
   for (Operation &inner : blk.without_terminator()) {
     if (auto ex = dyn_cast<tensor::ExtractOp>(inner)) {
@@ -227,6 +241,126 @@ Value GpuKernelEmitter::classify(Value i0v, Value i1v, Value j0v, Value j1v) {
   return e.select(mayTrue, e.select(mayFalse, one, two), c0);
 }
 
+Value GpuKernelEmitter::maskAt(Value i, Value j) {
+  Value keep = e.i1(true);
+  if (ms.maskValue)
+    keep = inlineRegion(op.getMask(), {bi, h, i, j});
+  if (ms.scoreKeep) {
+    IRMapping map;
+    inlineRegion(op.getScore(), {e.f32(0.0), bi, h, i, j}, map);
+    Value k = map.lookup(ms.scoreKeep);
+    if (ms.scoreKeepNegated)
+      k = b.createOrFold<arith::XOrIOp>(k, e.i1(true));
+    keep = b.createOrFold<arith::AndIOp>(keep, k);
+  }
+  return keep;
+}
+
+/// Index of the (b, h) slice of the block map (0 when the mask depends on
+/// neither).
+static Value mapSlice(Emitter &e, const MaskStructure &ms, Value bi, Value h,
+                      int64_t hq) {
+  Value s = e.idx(0);
+  if (ms.batch)
+    s = bi;
+  if (ms.head)
+    s = e.addi(e.muli(s, e.idx(hq)), h);
+  return s;
+}
+
+Value GpuKernelEmitter::mapClass(Value qt, Value kt, Value numQT,
+                                 Value numKT) {
+  Value slice = mapSlice(e, ms, bi, h, hq);
+  Value idx = e.addi(e.muli(e.addi(e.muli(slice, numQT), qt), numKT), kt);
+  Value c = memref::LoadOp::create(b, blockMap, ValueRange{idx});
+  return arith::IndexCastUIOp::create(
+      b, b.getIndexType(), arith::ExtUIOp::create(b, b.getI32Type(), c));
+}
+
+void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
+  Block &entry = func.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  unsigned a = 0;
+  for (Value cap : op.getCaptures())
+    capMap.map(cap, entry.getArgument(a++));
+  blockMap = entry.getArgument(a++);
+  Value nbh = entry.getArgument(a++); // B * Hq
+  (void)nbh;
+  nq = entry.getArgument(a++);
+  nk = entry.getArgument(a++);
+  Value flags = func.getWorkgroupAttributions()[0];
+  c0 = cIdx(0);
+  c1 = cIdx(1);
+  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value qt = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value kt = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value slice = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  bi = ms.batch ? (ms.head ? e.divi(slice, cIdx(hq)) : slice) : c0;
+  h = ms.head ? b.createOrFold<arith::RemUIOp>(slice, cIdx(hq)) : c0;
+  Value i0v = e.muli(qt, cIdx(bq)), j0v = e.muli(kt, cIdx(bkv));
+  Value rows = e.mini(cIdx(bq), e.subi(nq, i0v));
+  Value cols = e.mini(cIdx(bkv), e.subi(nk, j0v));
+  Value cls = classify(i0v, e.subi(e.addi(i0v, rows), c1), j0v,
+                       e.subi(e.addi(j0v, cols), c1));
+  Value first = e.cmpi(CmpIPredicate::eq, tid, c0);
+  Type i32 = b.getI32Type();
+  Value zero32 = arith::ConstantIntOp::create(b, i32, 0);
+  e.ifThen(first, [&] {
+    memref::StoreOp::create(b, zero32, flags, ValueRange{c0});
+    memref::StoreOp::create(b, zero32, flags, ValueRange{c1});
+  });
+  gpu::BarrierOp::create(b);
+  // Tiles the intervals leave undecided: every element, in parallel.
+  Value partial = e.cmpi(CmpIPredicate::eq, cls, c1);
+  e.ifThen(partial, [&] {
+    int64_t threads = warps * 32;
+    SmallVector<Value> any = e.loop(
+        tid, e.muli(rows, cIdx(bkv)), cIdx(threads),
+        {e.i1(false), e.i1(false)},
+        [&](Value el, ValueRange it) -> SmallVector<Value> {
+          Value r = e.divi(el, cIdx(bkv));
+          Value c = b.createOrFold<arith::RemUIOp>(el, cIdx(bkv));
+          Value inCols = e.cmpi(CmpIPredicate::ult, c, cols);
+          Value res = e.ifElse(
+              inCols, {b.getI1Type()},
+              [&] {
+                return SmallVector<Value>{
+                    maskAt(e.addi(i0v, r), e.addi(j0v, c))};
+              },
+              [&] { return SmallVector<Value>{e.i1(false)}; })[0];
+          Value isFalse = b.createOrFold<arith::AndIOp>(
+              inCols, b.createOrFold<arith::XOrIOp>(res, e.i1(true)));
+          return {b.createOrFold<arith::OrIOp>(it[0], res),
+                  b.createOrFold<arith::OrIOp>(it[1], isFalse)};
+        });
+    for (int f = 0; f < 2; ++f) {
+      Value bit = arith::ExtUIOp::create(b, i32, any[f]);
+      memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::ori, bit, flags,
+                                  ValueRange{cIdx(f)});
+    }
+  });
+  gpu::BarrierOp::create(b);
+  e.ifThen(first, [&] {
+    Value anyTrue = e.cmpi(CmpIPredicate::ne,
+                           memref::LoadOp::create(b, flags, ValueRange{c0}),
+                           zero32);
+    Value anyFalse = e.cmpi(CmpIPredicate::ne,
+                            memref::LoadOp::create(b, flags, ValueRange{c1}),
+                            zero32);
+    Value exact =
+        e.select(anyTrue, e.select(anyFalse, c1, cIdx(2)), c0);
+    Value finalCls = e.select(partial, exact, cls);
+    Value numQT = gpu::GridDimOp::create(b, gpu::Dimension::x);
+    Value numKT = gpu::GridDimOp::create(b, gpu::Dimension::y);
+    Value idx = e.addi(e.muli(e.addi(e.muli(slice, numQT), qt), numKT), kt);
+    Value c8 = arith::TruncIOp::create(
+        b, b.getI8Type(),
+        arith::IndexCastUIOp::create(b, b.getI32Type(), finalCls));
+    memref::StoreOp::create(b, c8, blockMap, ValueRange{idx});
+  });
+  gpu::ReturnOp::create(b);
+}
+
 LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
                                      const KernelInfo &info) {
   Block &entry = func.getBody().front();
@@ -243,6 +377,8 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
     caps.push_back(mem);
     capMap.map(cap, mem);
   }
+  if (needsMap)
+    blockMap = entry.getArgument(a++);
   batch = entry.getArgument(a++);
   nq = entry.getArgument(a++);
   nk = entry.getArgument(a++);
@@ -296,6 +432,7 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
 
   // kv-tile range of this q tile: the span of its non-empty tiles.
   Value numKT = e.ceilDiv(nk, cIdx(bkv));
+  Value numQTv = e.ceilDiv(nq, cIdx(bq));
   Value i1 = e.subi(e.mini(e.addi(i0, cIdx(bq)), nq), c1);
   bool masked = ms.kind != MaskKind::none;
   Value lo = c0, hi = numKT;
@@ -305,7 +442,8 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
                [&](Value kt, ValueRange it) -> SmallVector<Value> {
                  Value j0 = e.muli(kt, cIdx(bkv));
                  Value j1 = e.subi(e.mini(e.addi(j0, cIdx(bkv)), nk), c1);
-                 Value cls = classify(i0, i1, j0, j1);
+                 Value cls = needsMap ? mapClass(qt, kt, numQTv, numKT)
+                                      : classify(i0, i1, j0, j1);
                  Value nonEmpty = e.cmpi(CmpIPredicate::ne, cls, c0);
                  return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
                          e.select(nonEmpty, e.addi(kt, c1), it[1])};
@@ -343,7 +481,9 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
       lo, hi, c1, init, [&](Value kt, ValueRange st) -> SmallVector<Value> {
         Value j0 = e.muli(kt, cIdx(bkv));
         Value j1 = e.subi(e.mini(e.addi(j0, cIdx(bkv)), nk), c1);
-        Value cls = masked ? classify(i0, i1, j0, j1) : cIdx(2);
+        Value cls = !masked   ? cIdx(2)
+                    : needsMap ? mapClass(qt, kt, numQTv, numKT)
+                               : classify(i0, i1, j0, j1);
         Value visit = e.cmpi(CmpIPredicate::ne, cls, c0);
         SmallVector<Type> types(st.getTypes());
         Value nextKt = e.addi(kt, c1);
@@ -600,6 +740,24 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
     auto t = cast<RankedTensorType>(cap.getType());
     addMem("capture" + std::to_string(i), t.getElementType(), t.getShape());
   }
+  MaskStructure ms = analyzeMaskStructure(op);
+  bool needsMap = ms.kind == MaskKind::data || ms.kind == MaskKind::opaque;
+  SmallVector<Type> mapArgTypes;
+  if (needsMap) {
+    mapArgTypes.assign(argTypes.begin() + (op.getLse() ? 5 : 4),
+                       argTypes.end());
+    info.mapArgs.assign(info.args.begin() + (op.getLse() ? 5 : 4),
+                        info.args.end());
+    addMem("block_map", bld.getI8Type(), {ShapedType::kDynamic});
+    mapArgTypes.push_back(argTypes.back());
+    info.mapArgs.push_back(info.args.back());
+    for (StringRef n : {"slices", "Nq", "Nk"}) {
+      mapArgTypes.push_back(idx);
+      info.mapArgs.push_back({n.str(), "i64", "", 0});
+    }
+    info.mapKernel = (name + "_blockmap").str();
+    info.mapSlices = ms.batch ? (ms.head ? "B*Hq" : "B") : (ms.head ? "Hq" : "1");
+  }
   for (StringRef n :
        {"B", "Nq", "Nk", "q_stride_b", "q_stride_h", "q_stride_n", "k_stride_b",
         "k_stride_h", "k_stride_n", "v_stride_b", "v_stride_h", "v_stride_n",
@@ -638,16 +796,35 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
           ob.getNamedAttr("o", ob.getStringAttr("mma.m16n8.C.f32")),
       }));
   ImplicitLocOpBuilder b(op.getLoc(), ob);
+  auto setup = [&](GpuKernelEmitter &em) {
+    em.d = d;
+    em.dv = dv;
+    em.hq = info.headsQ;
+    em.hkv = info.headsKv;
+    em.bq = bq;
+    em.bkv = bkv;
+    em.warps = warps;
+    em.elem = elem;
+    em.bf16 = elem.isBF16();
+    em.needsMap = needsMap;
+  };
+  if (needsMap) {
+    OpBuilder::InsertionGuard guard(ob);
+    Type flagsTy = MemRefType::get({2}, ob.getI32Type(), AffineMap(), wg);
+    auto mapFunc = gpu::GPUFuncOp::create(
+        ob, op.getLoc(), info.mapKernel, ob.getFunctionType(mapArgTypes, {}),
+        TypeRange{flagsTy});
+    mapFunc->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
+                     ob.getUnitAttr());
+    mapFunc.setKnownBlockSizeAttr(
+        ob.getDenseI32ArrayAttr({int32_t(warps * 32), 1, 1}));
+    ImplicitLocOpBuilder mb(op.getLoc(), ob);
+    GpuKernelEmitter mapEmitter(op, mb);
+    setup(mapEmitter);
+    mapEmitter.emitBlockMap(mapFunc);
+  }
   GpuKernelEmitter emitter(op, b);
-  emitter.d = d;
-  emitter.dv = dv;
-  emitter.hq = info.headsQ;
-  emitter.hkv = info.headsKv;
-  emitter.bq = bq;
-  emitter.bkv = bkv;
-  emitter.warps = warps;
-  emitter.elem = elem;
-  emitter.bf16 = elem.isBF16();
+  setup(emitter);
   if (failed(emitter.emit(func, info)))
     return failure();
   return info;

@@ -40,6 +40,13 @@ struct KernelInfo {
   float scale = 1.0f;
   std::string maskKind;
   std::vector<KernelArg> args;
+  /// Masks on captured data: a kernel that fills the block map (one i8 class
+  /// per (slice, q tile, kv tile)) runs first, on a grid of
+  /// (ceil(Nq/block_q), ceil(Nk/block_kv), slices).
+  std::string mapKernel;
+  std::vector<KernelArg> mapArgs;
+  /// "1", "B", "Hq" or "B*Hq": how many (b, h) slices the map has.
+  std::string mapSlices;
 };
 
 /// Appends to `module` a gpu.module `<name>_kernels` with a kernel `<name>`
