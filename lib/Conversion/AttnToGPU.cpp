@@ -474,19 +474,71 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
     Value j0 = e.muli(kt, cIdx(bkv));
     stageTile(src, strides, hk, j0, e.select(real, nk, c0), smem, bkv, width);
   };
-  Value firstReal = e.cmpi(CmpIPredicate::ult, lo, hi);
-  issue(lo, firstReal, k, ks, sK, d);
-  issue(lo, firstReal, v, vs, sV, dv);
-  SmallVector<Value> state = e.loop(
-      lo, hi, c1, init, [&](Value kt, ValueRange st) -> SmallVector<Value> {
+  auto classOf = [&](Value kt) -> Value {
+    if (!masked)
+      return cIdx(2);
+    if (needsMap)
+      return mapClass(qt, kt, numQTv, numKT);
+    Value j0 = e.muli(kt, cIdx(bkv));
+    Value j1 = e.subi(e.mini(e.addi(j0, cIdx(bkv)), nk), c1);
+    return classify(i0, i1, j0, j1);
+  };
+  // The first visited tile at or after `from` (hi if none) and its class:
+  // the loop below runs over visited tiles only, so empty tiles inside the
+  // range are neither loaded nor waited for, and each tile is classified
+  // once.
+  auto nextVisited = [&](Value from) -> std::pair<Value, Value> {
+    if (!masked)
+      return {from, cIdx(2)};
+    if (!needsMap) {
+      // Index masks: the range is tight and interval classes are a few
+      // integer ops; empty tiles inside it are skipped by `visit` (their
+      // prefetch is wasted, rare for affine masks). Scanning ahead here
+      // costs more than it saves (measured on causal).
+      Value inRange = e.cmpi(CmpIPredicate::ult, from, hi);
+      Value cls = e.ifElse(
+          inRange, {b.getIndexType()},
+          [&] { return SmallVector<Value>{classOf(from)}; },
+          [&] { return SmallVector<Value>{c0}; })[0];
+      return {from, cls};
+    }
+    Type idxTy = b.getIndexType();
+    auto w = scf::WhileOp::create(b, TypeRange{idxTy, idxTy},
+                                  ValueRange{from});
+    OpBuilder::InsertionGuard guard(b);
+    Block *before = b.createBlock(&w.getBefore(), {}, {idxTy}, {b.getLoc()});
+    b.setInsertionPointToEnd(before);
+    Value j = before->getArgument(0);
+    Value inRange = e.cmpi(CmpIPredicate::ult, j, hi);
+    Value cls = e.ifElse(
+        inRange, {idxTy}, [&] { return SmallVector<Value>{classOf(j)}; },
+        [&] { return SmallVector<Value>{c0}; })[0];
+    Value more = b.createOrFold<arith::AndIOp>(
+        inRange, e.cmpi(CmpIPredicate::eq, cls, c0));
+    scf::ConditionOp::create(b, more, ValueRange{j, cls});
+    Block *after =
+        b.createBlock(&w.getAfter(), {}, {idxTy, idxTy}, {b.getLoc(), b.getLoc()});
+    b.setInsertionPointToEnd(after);
+    scf::YieldOp::create(b, ValueRange{e.addi(after->getArgument(0), c1)});
+    return {w.getResult(0), w.getResult(1)};
+  };
+  auto [first, firstCls] = nextVisited(lo);
+  Value firstReal = e.cmpi(CmpIPredicate::ult, first, hi);
+  issue(first, firstReal, k, ks, sK, d);
+  issue(first, firstReal, v, vs, sV, dv);
+  SmallVector<Value> whileInit = {first, firstCls};
+  whileInit.append(init.begin(), init.end());
+  SmallVector<Value> whileOut = e.whileLoop(
+      whileInit,
+      [&](ValueRange it) { return e.cmpi(CmpIPredicate::ult, it[0], hi); },
+      [&](ValueRange it) -> SmallVector<Value> {
+        Value kt = it[0];
+        Value cls = it[1];
+        ValueRange st = it.drop_front(2);
         Value j0 = e.muli(kt, cIdx(bkv));
-        Value j1 = e.subi(e.mini(e.addi(j0, cIdx(bkv)), nk), c1);
-        Value cls = !masked   ? cIdx(2)
-                    : needsMap ? mapClass(qt, kt, numQTv, numKT)
-                               : classify(i0, i1, j0, j1);
         Value visit = e.cmpi(CmpIPredicate::ne, cls, c0);
         SmallVector<Type> types(st.getTypes());
-        Value nextKt = e.addi(kt, c1);
+        auto [nextKt, nextCls] = nextVisited(e.addi(kt, c1));
         Value nextReal = e.cmpi(CmpIPredicate::ult, nextKt, hi);
         waitGroups(1); // this tile's K has landed
         gpu::BarrierOp::create(b);
@@ -623,8 +675,11 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
             [&]() -> SmallVector<Value> { return SmallVector<Value>(st); });
         gpu::BarrierOp::create(b); // every warp is done with sV
         issue(nextKt, nextReal, v, vs, sV, dv);
-        return next;
+        SmallVector<Value> out = {nextKt, nextCls};
+        out.append(next.begin(), next.end());
+        return out;
       });
+  SmallVector<Value> state(whileOut.begin() + 2, whileOut.end());
   waitGroups(0);
 
   // Epilogue: reduce the row sums over the quad, normalize once, store.

@@ -69,6 +69,25 @@ void Emitter::loop(Value lb, Value ub, const std::function<void(Value)> &body) {
 }
 
 SmallVector<Value>
+Emitter::whileLoop(ValueRange init,
+                   const std::function<Value(ValueRange)> &cond,
+                   const std::function<SmallVector<Value>(ValueRange)> &body) {
+  TypeRange types = init.getTypes();
+  SmallVector<Location> locs(init.size(), b.getLoc());
+  auto whileOp = scf::WhileOp::create(b, types, init);
+  OpBuilder::InsertionGuard guard(b);
+  Block *before = b.createBlock(&whileOp.getBefore(), {}, types, locs);
+  b.setInsertionPointToEnd(before);
+  Value c = cond(before->getArguments());
+  scf::ConditionOp::create(b, c, before->getArguments());
+  Block *after = b.createBlock(&whileOp.getAfter(), {}, types, locs);
+  b.setInsertionPointToEnd(after);
+  SmallVector<Value> next = body(after->getArguments());
+  scf::YieldOp::create(b, next);
+  return SmallVector<Value>(whileOp.getResults());
+}
+
+SmallVector<Value>
 Emitter::ifElse(Value cond, TypeRange types,
                 const std::function<SmallVector<Value>()> &then,
                 const std::function<SmallVector<Value>()> &els) {

@@ -15,7 +15,7 @@
 // CHECK: nvvm.cp.async.commit.group
 // CHECK: nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false}
 // CHECK: scf.for {{.*}} -> (index, index)
-// CHECK: scf.for
+// CHECK: scf.while
 // CHECK: nvvm.cp.async.wait.group 1
 // CHECK: nvvm.mma.sync
 // CHECK-SAME: multiplicandAPtxType = #nvvm.mma_type<bf16>

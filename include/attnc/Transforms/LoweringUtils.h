@@ -36,6 +36,11 @@ public:
   SmallVector<Value> loop(Value lb, Value ub, Value step, ValueRange init,
                           const Body &body);
   void loop(Value lb, Value ub, const std::function<void(Value)> &body);
+  /// scf.while: `cond` sees the loop values and says whether to run `body`,
+  /// which returns the next values; returns the final values.
+  SmallVector<Value>
+  whileLoop(ValueRange init, const std::function<Value(ValueRange)> &cond,
+            const std::function<SmallVector<Value>(ValueRange)> &body);
   /// scf.if with results; both branches yield `types`.
   SmallVector<Value> ifElse(Value cond, TypeRange types,
                             const std::function<SmallVector<Value>()> &then,
