@@ -574,35 +574,44 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
               SmallVector<Value> flat;
               for (const Frag &f : s)
                 flat.append(f.begin(), f.end());
-              auto transform = [&](bool withMask) {
-                SmallVector<Value> out;
-                for (int64_t nb = 0; nb < nS; ++nb)
-                  for (int64_t el = 0; el < 4; ++el) {
-                    Value x = flat[nb * 4 + el];
-                    Value i = e.addi(i0, el < 2 ? r0 : r1);
-                    Value j = e.addi(j0, e.addi(cIdx(nb * 8 + (el % 2)), lcol));
-                    x = e.mulf(x, qkScale);
-                    if (op.hasScoreRegion())
-                      x = e.mulf(inlineRegion(op.getScore(), {x, bi, h, i, j}),
-                                 e.f32(log2e));
-                    if (withMask) {
-                      Value keep = e.cmpi(CmpIPredicate::ult, j, nk);
-                      if (op.hasMaskRegion())
-                        keep = b.createOrFold<arith::AndIOp>(
-                            keep, inlineRegion(op.getMask(), {bi, h, i, j}));
-                      x = e.select(keep, x, negInf);
-                    }
-                    out.push_back(x);
-                  }
-                return out;
+              // Scale and score region for every element (once), then the
+              // mask only on partial (or ragged) tiles.
+              SmallVector<Value> scored;
+              auto index = [&](int64_t nb, int64_t el) {
+                return std::make_pair(
+                    e.addi(i0, el < 2 ? r0 : r1),
+                    e.addi(j0, e.addi(cIdx(nb * 8 + (el % 2)), lcol)));
               };
+              for (int64_t nb = 0; nb < nS; ++nb)
+                for (int64_t el = 0; el < 4; ++el) {
+                  Value x = e.mulf(flat[nb * 4 + el], qkScale);
+                  if (op.hasScoreRegion()) {
+                    auto [i, j] = index(nb, el);
+                    x = e.mulf(inlineRegion(op.getScore(), {x, bi, h, i, j}),
+                               e.f32(log2e));
+                  }
+                  scored.push_back(x);
+                }
               Value complete =
                   e.cmpi(CmpIPredicate::ule, e.addi(j0, cIdx(bkv)), nk);
               Value full = b.createOrFold<arith::AndIOp>(
                   complete, e.cmpi(CmpIPredicate::eq, cls, cIdx(2)));
               return e.ifElse(
-                  full, scoreTypes, [&] { return transform(false); },
-                  [&] { return transform(true); });
+                  full, scoreTypes, [&] { return scored; },
+                  [&] {
+                    SmallVector<Value> out;
+                    for (int64_t nb = 0; nb < nS; ++nb)
+                      for (int64_t el = 0; el < 4; ++el) {
+                        auto [i, j] = index(nb, el);
+                        Value keep = e.cmpi(CmpIPredicate::ult, j, nk);
+                        if (op.hasMaskRegion())
+                          keep = b.createOrFold<arith::AndIOp>(
+                              keep, inlineRegion(op.getMask(), {bi, h, i, j}));
+                        out.push_back(
+                            e.select(keep, scored[nb * 4 + el], negInf));
+                      }
+                    return out;
+                  });
             },
             [&]() -> SmallVector<Value> {
               return SmallVector<Value>(nS * 4, negInf);
@@ -835,6 +844,10 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
                                      ob.getFunctionType(argTypes, {}),
                                      TypeRange{sKTy, sVTy});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), ob.getUnitAttr());
+  // `.minnctapersm 1`: otherwise ptxas may cap registers at 128 to fit more
+  // blocks per SM, and spill (seen for softcap, d = 64, sm_80).
+  func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                ob.getI32IntegerAttr(1));
   func.setKnownBlockSizeAttr(
       ob.getDenseI32ArrayAttr({int32_t(warps * 32), 1, 1}));
   func->setAttr(
