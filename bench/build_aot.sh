@@ -10,8 +10,10 @@ out="$root/devcarry"
 mkdir -p "$out/specs" "$out/aot"
 /usr/bin/python3 "$root/bench/specs.py" "$out/specs"
 variants=("$@")
-[ ${#variants[@]} -eq 0 ] && variants=(full causal sliding_window prefix_lm document_mask block_sparse neighborhood_2d alibi softcap gqa)
+if [ ${#variants[@]} -eq 0 ]; then
+  for f in "$out"/specs/*.mlir; do variants+=("$(basename "$f" .mlir)"); done
+fi
 for v in "${variants[@]}"; do
   "$root/build/bin/attn-aot" "$out/specs/$v.mlir" --target="$target" \
-    --block-q "${BQ:-64}" --block-kv "${BKV:-64}" -o "$out/${AOT_DIR:-aot}/$v" | grep -E -- "->|registers|spill" || exit 1
+    ${BQ:+--block-q $BQ} ${BKV:+--block-kv $BKV} -o "$out/${AOT_DIR:-aot}/$v" | grep -E -- "->|registers|spill" || exit 1
 done

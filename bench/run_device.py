@@ -98,7 +98,7 @@ def reference(q, k, v, scale, score_mod, mask_mod, rows):
     Hk = k.shape[1]
     kf = k.float().repeat_interleave(Hq // Hk, dim=1)
     vf = v.float().repeat_interleave(Hq // Hk, dim=1)
-    out = []
+    out, lses = [], []
     dev = q.device
     hi = torch.arange(Hq, device=dev)[:, None, None]
     ii = rows[None, :, None]
@@ -116,7 +116,8 @@ def reference(q, k, v, scale, score_mod, mask_mod, rows):
         l = p.sum(-1, keepdim=True)
         o = torch.einsum("hrn,hnd->hrd", p, vf[b]) / torch.where(l > 0, l, torch.ones_like(l))
         out.append(o)
-    return torch.stack(out)
+        lses.append(torch.where(empty, mx, mx + torch.log(l)).squeeze(-1))
+    return torch.stack(out), torch.stack(lses)
 
 
 def density(mask_mod, hq, nq, nk, dev):
@@ -156,19 +157,37 @@ def check(kern, name, B, nq, nk, hq, hkv, d, gen, layout="bhnd", rows_cap=512):
         return torch.randn(B, n, h, d, generator=gen, device=dev).to(dt).transpose(1, 2)
 
     q, k, v = make(hq, nq), make(hkv, nk), make(hkv, nk)
+    name = specs.base(name)
     caps = specs.captures(name, max(nq, nk), dev, torch.Generator().manual_seed(7))
     o = torch.full((B, hq, nq, d), float("nan"), device=dev, dtype=dt)
-    kern(q, k, v, o, caps)
+    lse = None
+    if kern.meta["lse"]:
+        lse = torch.full((B, hq, nq), float("nan"), device=dev, dtype=torch.float32)
+    kern(q, k, v, o, caps, lse)
     torch.cuda.synchronize()
     rows = torch.arange(nq, device=dev)
     if nq > rows_cap:
         rows = torch.randperm(nq, generator=gen, device=dev)[:rows_cap].sort().values
     score_mod, mask_mod = specs.mods(name, hq, caps)
-    ref = reference(q, k, v, kern.meta["scale"], score_mod, mask_mod, rows)
+    ref, ref_lse = reference(q, k, v, kern.meta["scale"], score_mod, mask_mod, rows)
     got = o[:, :, rows].float()
     if torch.isnan(got).any():
         return float("nan"), "unwritten or NaN outputs"
     err = ((got - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+    if lse is not None:
+        gl = lse[:, :, rows]
+        if torch.isnan(gl).any():
+            return float("nan"), "unwritten lse"
+        inf_ref = torch.isinf(ref_lse)
+        if not torch.equal(inf_ref, torch.isinf(gl)):
+            return float("nan"), "lse -inf rows differ"
+        if inf_ref.any() and got[inf_ref.unsqueeze(-1).expand_as(got)].abs().max() != 0:
+            return float("nan"), "fully masked rows are not 0"
+        fin = ~inf_ref
+        if fin.any():
+            lerr = ((gl[fin] - ref_lse[fin]).abs().max()
+                    / ref_lse[fin].abs().max().clamp_min(1e-30)).item()
+            err = max(err, lerr)
     return err, ""
 
 
@@ -181,6 +200,8 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seqlen", type=int, default=8192)
     ap.add_argument("--no-flex", action="store_true")
+    ap.add_argument("--extra", action="store_true",
+                    help="also check the correctness-only variants (f16, d=64, lse)")
     args = ap.parse_args()
 
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -191,7 +212,10 @@ def main():
     dev_name = torch.cuda.get_device_name()
     gen = torch.Generator(device="cuda").manual_seed(1234)
     results = []
-    for name in args.variants.split(","):
+    names = args.variants.split(",")
+    if args.extra:
+        names += list(specs.EXTRA)
+    for name in names:
         path = os.path.join(args.root, name)
         if not os.path.isdir(path):
             print(f"{name}: no AOT directory, skipped")
@@ -202,10 +226,11 @@ def main():
         tol = 1e-2 if m["dtype"] == "bf16" else 5e-3
         row = {"variant": name, "dtype": m["dtype"], "heads_q": hq, "heads_kv": hkv,
                "head_dim": d, "tile": [m["block_q"], m["block_kv"]]}
+        row["tolerance"] = 1e-2 if m["dtype"] == "bf16" else 5e-3
         checks = []
         sizes = [(2, 1000, 1000, "bhnd"), (1, 333, 333, "bnhd"), (3, 64, 64, "bhnd"),
                  (1, 1, 1, "bhnd")]
-        if name in ("full", "causal", "gqa"):
+        if specs.base(name) in ("full", "causal", "gqa", "strict_causal_lse"):
             sizes += [(2, 257, 1031, "bhnd"), (1, 700, 130, "bnhd")]
         sizes.append((args.batch, args.seqlen, args.seqlen, "bhnd"))
         ok = True
@@ -219,7 +244,7 @@ def main():
                   f"{'PASS' if passed else 'FAIL ' + why}", flush=True)
         row["checks"] = checks
         row["correct"] = ok
-        if not args.check_only:
+        if not args.check_only and name in specs.VARIANTS:
             B, N = args.batch, args.seqlen
             caps = specs.captures(name, N, "cuda", torch.Generator().manual_seed(7))
             score_mod, mask_mod = specs.mods(name, hq, caps)
