@@ -268,8 +268,7 @@ static Value mapSlice(Emitter &e, const MaskStructure &ms, Value bi, Value h,
   return s;
 }
 
-Value GpuKernelEmitter::mapClass(Value qt, Value kt, Value numQT,
-                                 Value numKT) {
+Value GpuKernelEmitter::mapClass(Value qt, Value kt, Value numQT, Value numKT) {
   Value slice = mapSlice(e, ms, bi, h, hq);
   Value idx = e.addi(e.muli(e.addi(e.muli(slice, numQT), qt), numKT), kt);
   Value c = memref::LoadOp::create(b, blockMap, ValueRange{idx});
@@ -315,8 +314,7 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
   e.ifThen(partial, [&] {
     int64_t threads = warps * 32;
     SmallVector<Value> any = e.loop(
-        tid, e.muli(rows, cIdx(bkv)), cIdx(threads),
-        {e.i1(false), e.i1(false)},
+        tid, e.muli(rows, cIdx(bkv)), cIdx(threads), {e.i1(false), e.i1(false)},
         [&](Value el, ValueRange it) -> SmallVector<Value> {
           Value r = e.divi(el, cIdx(bkv));
           Value c = b.createOrFold<arith::RemUIOp>(el, cIdx(bkv));
@@ -341,14 +339,13 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
   });
   gpu::BarrierOp::create(b);
   e.ifThen(first, [&] {
-    Value anyTrue = e.cmpi(CmpIPredicate::ne,
-                           memref::LoadOp::create(b, flags, ValueRange{c0}),
-                           zero32);
-    Value anyFalse = e.cmpi(CmpIPredicate::ne,
-                            memref::LoadOp::create(b, flags, ValueRange{c1}),
-                            zero32);
-    Value exact =
-        e.select(anyTrue, e.select(anyFalse, c1, cIdx(2)), c0);
+    Value anyTrue =
+        e.cmpi(CmpIPredicate::ne,
+               memref::LoadOp::create(b, flags, ValueRange{c0}), zero32);
+    Value anyFalse =
+        e.cmpi(CmpIPredicate::ne,
+               memref::LoadOp::create(b, flags, ValueRange{c1}), zero32);
+    Value exact = e.select(anyTrue, e.select(anyFalse, c1, cIdx(2)), c0);
     Value finalCls = e.select(partial, exact, cls);
     Value numQT = gpu::GridDimOp::create(b, gpu::Dimension::x);
     Value numKT = gpu::GridDimOp::create(b, gpu::Dimension::y);
@@ -503,8 +500,7 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
       return {from, cls};
     }
     Type idxTy = b.getIndexType();
-    auto w = scf::WhileOp::create(b, TypeRange{idxTy, idxTy},
-                                  ValueRange{from});
+    auto w = scf::WhileOp::create(b, TypeRange{idxTy, idxTy}, ValueRange{from});
     OpBuilder::InsertionGuard guard(b);
     Block *before = b.createBlock(&w.getBefore(), {}, {idxTy}, {b.getLoc()});
     b.setInsertionPointToEnd(before);
@@ -516,8 +512,8 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
     Value more = b.createOrFold<arith::AndIOp>(
         inRange, e.cmpi(CmpIPredicate::eq, cls, c0));
     scf::ConditionOp::create(b, more, ValueRange{j, cls});
-    Block *after =
-        b.createBlock(&w.getAfter(), {}, {idxTy, idxTy}, {b.getLoc(), b.getLoc()});
+    Block *after = b.createBlock(&w.getAfter(), {}, {idxTy, idxTy},
+                                 {b.getLoc(), b.getLoc()});
     b.setInsertionPointToEnd(after);
     scf::YieldOp::create(b, ValueRange{e.addi(after->getArgument(0), c1)});
     return {w.getResult(0), w.getResult(1)};
@@ -820,7 +816,8 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
       info.mapArgs.push_back({n.str(), "i64", "", 0});
     }
     info.mapKernel = (name + "_blockmap").str();
-    info.mapSlices = ms.batch ? (ms.head ? "B*Hq" : "B") : (ms.head ? "Hq" : "1");
+    info.mapSlices =
+        ms.batch ? (ms.head ? "B*Hq" : "B") : (ms.head ? "Hq" : "1");
   }
   for (StringRef n :
        {"B", "Nq", "Nk", "q_stride_b", "q_stride_h", "q_stride_n", "k_stride_b",
@@ -879,9 +876,9 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   if (needsMap) {
     OpBuilder::InsertionGuard guard(ob);
     Type flagsTy = MemRefType::get({2}, ob.getI32Type(), AffineMap(), wg);
-    auto mapFunc = gpu::GPUFuncOp::create(
-        ob, op.getLoc(), info.mapKernel, ob.getFunctionType(mapArgTypes, {}),
-        TypeRange{flagsTy});
+    auto mapFunc = gpu::GPUFuncOp::create(ob, op.getLoc(), info.mapKernel,
+                                          ob.getFunctionType(mapArgTypes, {}),
+                                          TypeRange{flagsTy});
     mapFunc->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
                      ob.getUnitAttr());
     mapFunc.setKnownBlockSizeAttr(

@@ -115,8 +115,7 @@ static std::string cParams(const attn::KernelInfo &info) {
 /// Memref arguments expand to allocated/aligned pointer, offset, sizes and
 /// strides; 1-D tensors views get unit strides.
 static std::string packArgs(const std::vector<attn::KernelArg> &argList,
-                            StringRef array, std::string &decls,
-                            int &count) {
+                            StringRef array, std::string &decls, int &count) {
   std::string params;
   int n = 0;
   for (const attn::KernelArg &a : argList) {
@@ -135,8 +134,8 @@ static std::string packArgs(const std::vector<attn::KernelArg> &argList,
       for (int64_t r = 0; r < a.rank; ++r) {
         std::string unit = fmt::format("{}_unit{}", a.name, r);
         if (explicitStrides) {
-          params += fmt::format("  {}[{}] = &{}_stride{};\n", array.str(),
-                                n++, a.name, r);
+          params += fmt::format("  {}[{}] = &{}_stride{};\n", array.str(), n++,
+                                a.name, r);
         } else {
           if (decls.find(" " + unit + " ") == std::string::npos)
             decls += fmt::format("  int64_t {} = 1;\n", unit);
@@ -201,8 +200,7 @@ static const unsigned char attnc_{name}_cubin[] = {{
 
 static CUmodule attnc_{name}_module;
 static CUfunction attnc_{name}_function;
-static CUfunction attnc_{name}_map_function;
-
+{mapdecl}
 CUresult attnc_{name}_load(void) {{
   if (attnc_{name}_function)
     return CUDA_SUCCESS;
@@ -231,6 +229,11 @@ CUresult attnc_{name}_launch({cparams}) {{
       fmt::arg("cparams", cParams(info)), fmt::arg("decls", decls),
       fmt::arg("params", params), fmt::arg("nargs", nargs),
       fmt::arg("maplaunch", mapLaunch), fmt::arg("mapload", mapLoad),
+      fmt::arg("mapdecl",
+               info.mapKernel.empty()
+                   ? std::string()
+                   : fmt::format("static CUfunction attnc_{}_map_function;\n",
+                                 info.name)),
       fmt::arg("bq", info.blockQ), fmt::arg("hq", info.headsQ),
       fmt::arg("threads", info.threads));
 }

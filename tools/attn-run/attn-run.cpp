@@ -223,7 +223,11 @@ int main(int argc, char **argv) {
       "reference lowering\n");
   if (backend != "cpu") {
     llvm::errs() << "attn-run: error: backend '" << backend
-                 << "' is not available in this build (supported: cpu)\n";
+                 << "' is not available in this build (supported: cpu)";
+    if (backend == "cuda")
+      llvm::errs() << "; GPU kernels are built with attn-aot and checked on "
+                      "the GPU machine by bench/run_device.py";
+    llvm::errs() << "\n";
     return fail("unsupported backend");
   }
   if (nk == 0)
