@@ -462,6 +462,7 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
   Value lcol = e.muli(b.createOrFold<arith::RemUIOp>(lane, cIdx(4)), cIdx(2));
   double scale = op.getEffectiveScale();
   Value qkScale = e.f32(op.hasScoreRegion() ? scale : scale * log2e);
+  bool fold = !op.hasScoreRegion() && scale > 0;
 
   // Software pipeline: K and V of a tile are separate cp.async groups; the
   // next tile's K is fetched while this tile's P V runs, its V while the
@@ -580,7 +581,11 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
               };
               for (int64_t nb = 0; nb < nS; ++nb)
                 for (int64_t el = 0; el < 4; ++el) {
-                  Value x = e.mulf(flat[nb * 4 + el], qkScale);
+                  // Without a score region the scale is folded into the
+                  // exponent below (one FMA instead of a multiply and a
+                  // subtraction per element).
+                  Value x = fold ? flat[nb * 4 + el]
+                                 : e.mulf(flat[nb * 4 + el], qkScale);
                   if (op.hasScoreRegion()) {
                     auto [i, j] = index(nb, el);
                     x = e.mulf(inlineRegion(op.getScore(), {x, bi, h, i, j}),
@@ -624,12 +629,16 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
               Value lOld[2] = {st[nO * 4 + 2], st[nO * 4 + 3]};
               Value mNew[2], mSafe[2], alpha[2], lNew[2];
               for (int r = 0; r < 2; ++r) {
-                Value mx = mOld[r];
+                Value mx = x[2 * r];
                 for (int64_t nb = 0; nb < nS; ++nb)
                   for (int64_t el = 2 * r; el < 2 * r + 2; ++el)
-                    mx = e.maxf(mx, x[nb * 4 + el]);
+                    if (nb * 4 + el != 2 * r)
+                      mx = e.maxf(mx, x[nb * 4 + el]);
                 mx = e.maxf(mx, shflXor(mx, 1));
                 mx = e.maxf(mx, shflXor(mx, 2));
+                if (fold)
+                  mx = e.mulf(mx, qkScale);
+                mx = e.maxf(mOld[r], mx);
                 mNew[r] = mx;
                 mSafe[r] =
                     e.select(e.cmpf(CmpFPredicate::OEQ, mx, negInf), zero, mx);
@@ -640,7 +649,11 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
               for (int64_t nb = 0; nb < nS; ++nb)
                 for (int64_t el = 0; el < 4; ++el) {
                   int r = el / 2;
-                  p[nb * 4 + el] = ex2(e.subf(x[nb * 4 + el], mSafe[r]));
+                  Value arg = fold ? Value(math::FmaOp::create(
+                                         b, x[nb * 4 + el], qkScale,
+                                         arith::NegFOp::create(b, mSafe[r])))
+                                   : e.subf(x[nb * 4 + el], mSafe[r]);
+                  p[nb * 4 + el] = ex2(arg);
                   lNew[r] = e.addf(lNew[r], p[nb * 4 + el]);
                 }
               SmallVector<Frag> acc(nO);
