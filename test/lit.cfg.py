@@ -19,6 +19,7 @@ llvm_config.add_tool_substitutions(["attn-opt", "attn-run", "attn-aot"],
 config.substitutions.append(("%examples", os.path.join(config.attnc_src_root,
                                                        "examples")))
 config.substitutions.append(("%python", "/usr/bin/python3"))
+config.substitutions.append(("%attnc_src", config.attnc_src_root))
 
 # Optional features: ptxas (CUDA toolkit) and a CUDA device.
 cuda_home = os.environ.get("CUDA_HOME", "/usr/local/cuda")
