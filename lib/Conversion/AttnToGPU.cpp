@@ -47,7 +47,7 @@ public:
   GpuKernelEmitter(AttentionOp op, ImplicitLocOpBuilder &b)
       : op(op), b(b), e(b), ms(analyzeMaskStructure(op)) {}
 
-  LogicalResult emit(gpu::GPUFuncOp func, const KernelInfo &info);
+  LogicalResult emit(gpu::GPUFuncOp func);
 
   AttentionOp op;
   ImplicitLocOpBuilder &b;
@@ -123,7 +123,6 @@ void GpuKernelEmitter::stageTile(Value gmem, Value *strides, Value hIdx,
   int64_t chunksPerRow = width / 8;
   int64_t total = rows * chunksPerRow;
   int64_t threads = warps * 32;
-  SmallVector<Value> tokens;
   Type tokenTy = nvgpu::DeviceAsyncTokenType::get(b.getContext());
   for (int64_t it = 0; it * threads < total; ++it) {
     Value c = e.addi(tid, cIdx(it * threads));
@@ -139,11 +138,12 @@ void GpuKernelEmitter::stageTile(Value gmem, Value *strides, Value hIdx,
     Value srcElems = e.select(valid, cIdx(8), c0);
     Value rowIn = e.select(e.cmpi(CmpIPredicate::ult, c, cIdx(total)), row, c0);
     Value off = gOffset(strides, hIdx, safeRow, col);
-    tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+    // The async token is not used: groups are committed and waited for with
+    // cp.async.commit_group / wait_group, which need no SSA dependence.
+    (void)nvgpu::DeviceAsyncCopyOp::create(
         b, tokenTy, smem, ValueRange{rowIn, col}, gmem, ValueRange{off},
-        b.getIndexAttr(8), srcElems, UnitAttr::get(b.getContext())));
+        b.getIndexAttr(8), srcElems, UnitAttr::get(b.getContext()));
   }
-  (void)tokens;
   NVVM::CpAsyncCommitGroupOp::create(b);
 }
 
@@ -283,8 +283,7 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
   for (Value cap : op.getCaptures())
     capMap.map(cap, entry.getArgument(a++));
   blockMap = entry.getArgument(a++);
-  Value nbh = entry.getArgument(a++); // B * Hq
-  (void)nbh;
+  ++a; // the slice count: the grid's z extent carries it
   nq = entry.getArgument(a++);
   nk = entry.getArgument(a++);
   Value flags = func.getWorkgroupAttributions()[0];
@@ -358,8 +357,7 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
   gpu::ReturnOp::create(b);
 }
 
-LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
-                                     const KernelInfo &info) {
+LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func) {
   Block &entry = func.getBody().front();
   b.setInsertionPointToStart(&entry);
   unsigned a = 0;
@@ -733,7 +731,6 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func,
     });
   }
   gpu::ReturnOp::create(b);
-  (void)info;
   return success();
 }
 
@@ -903,7 +900,7 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   }
   GpuKernelEmitter emitter(op, b);
   setup(emitter);
-  if (failed(emitter.emit(func, info)))
+  if (failed(emitter.emit(func)))
     return failure();
   return info;
 }
