@@ -193,7 +193,9 @@ def mods(name, hq, caps):
 EXTRA = {"causal@f16": dict(dtype="f16"), "full@d64": dict(hq=8, d=64),
          "document_mask@f16_d64": dict(dtype="f16", hq=8, d=64),
          "alibi@d64": dict(hq=8, d=64), "strict_causal_lse": {},
-         "strict_causal_lse@f16": dict(dtype="f16")}
+         "strict_causal_lse@f16": dict(dtype="f16"),
+         "causal@d32": dict(d=32), "causal@d96": dict(d=96),
+         "gqa@f16_d96": dict(dtype="f16", d=96)}
 
 
 def base(name):
