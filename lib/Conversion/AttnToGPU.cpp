@@ -242,18 +242,10 @@ Value GpuKernelEmitter::classify(Value i0v, Value i1v, Value j0v, Value j1v) {
 }
 
 Value GpuKernelEmitter::maskAt(Value i, Value j) {
-  Value keep = e.i1(true);
-  if (ms.maskValue)
-    keep = inlineRegion(op.getMask(), {bi, h, i, j});
-  if (ms.scoreKeep) {
-    IRMapping map;
-    inlineRegion(op.getScore(), {e.f32(0.0), bi, h, i, j}, map);
-    Value k = map.lookup(ms.scoreKeep);
-    if (ms.scoreKeepNegated)
-      k = b.createOrFold<arith::XOrIOp>(k, e.i1(true));
-    keep = b.createOrFold<arith::AndIOp>(keep, k);
-  }
-  return keep;
+  return emitMaskAt(b, op, ms, bi, h, i, j,
+                    [&](Region &region, ValueRange args, IRMapping &map) {
+                      inlineRegion(region, args, map);
+                    });
 }
 
 /// Index of the (b, h) slice of the block map (0 when the mask depends on

@@ -159,6 +159,28 @@ MaskStructure mlir::attn::analyzeMaskStructure(AttentionOp op) {
   return ms;
 }
 
+Value mlir::attn::emitMaskAt(ImplicitLocOpBuilder &b, AttentionOp op,
+                             const MaskStructure &ms, Value bi, Value h,
+                             Value i, Value j, RegionInliner inliner) {
+  Value keep = arith::ConstantIntOp::create(b, b.getI1Type(), 1);
+  if (ms.maskValue) {
+    IRMapping map;
+    inliner(op.getMask(), {bi, h, i, j}, map);
+    keep = map.lookupOrDefault(ms.maskValue);
+  }
+  if (ms.scoreKeep) {
+    IRMapping map;
+    Value zero = arith::ConstantOp::create(b, b.getF32FloatAttr(0.0f));
+    inliner(op.getScore(), {zero, bi, h, i, j}, map);
+    Value k = map.lookupOrDefault(ms.scoreKeep);
+    if (ms.scoreKeepNegated)
+      k = b.createOrFold<arith::XOrIOp>(
+          k, arith::ConstantIntOp::create(b, b.getI1Type(), 1));
+    keep = b.createOrFold<arith::AndIOp>(keep, k);
+  }
+  return keep;
+}
+
 //===----------------------------------------------------------------------===//
 // Pass
 //===----------------------------------------------------------------------===//

@@ -78,22 +78,13 @@ Value TiledAttentionEmitter::classifyByIntervals(Value bi, Value h, Value i0,
 }
 
 Value TiledAttentionEmitter::maskAt(Value bi, Value h, Value i, Value j) {
-  Value keep = e.i1(true);
-  if (ms.maskValue)
-    keep = e.inlineRegion(op.getMask(), {bi, h, i, j})[0];
-  if (ms.scoreKeep) {
-    Block &blk = op.getScore().front();
-    IRMapping map;
-    map.map(blk.getArgument(0), e.f32(0.0));
-    map.map(blk.getArguments().drop_front(), ValueRange{bi, h, i, j});
-    for (Operation &inner : blk.without_terminator())
-      b.clone(inner, map);
-    Value k = map.lookup(ms.scoreKeep);
-    if (ms.scoreKeepNegated)
-      k = e.b.createOrFold<arith::XOrIOp>(k, e.i1(true));
-    keep = e.b.createOrFold<arith::AndIOp>(keep, k);
-  }
-  return keep;
+  return emitMaskAt(b, op, ms, bi, h, i, j,
+                    [&](Region &region, ValueRange args, IRMapping &map) {
+                      Block &blk = region.front();
+                      map.map(blk.getArguments(), args);
+                      for (Operation &inner : blk.without_terminator())
+                        b.clone(inner, map);
+                    });
 }
 
 Value TiledAttentionEmitter::classifyExhaustively(Value bi, Value h, Value i0,

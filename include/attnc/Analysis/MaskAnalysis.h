@@ -17,6 +17,7 @@
 #define ATTNC_ANALYSIS_MASKANALYSIS_H
 
 #include "attnc/Dialect/Attn/Attn.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "llvm/ADT/DenseMap.h"
 
@@ -39,6 +40,18 @@ struct MaskStructure {
 
 /// Analyses `op`'s regions (does not modify the op).
 MaskStructure analyzeMaskStructure(AttentionOp op);
+
+/// Clones `region`'s block at the insertion point with its arguments bound
+/// to `args`, recording the clones in `map` (backends differ in how they
+/// rewrite reads of captured tensors).
+using RegionInliner =
+    llvm::function_ref<void(Region &region, ValueRange args, IRMapping &map)>;
+
+/// The combined mask at one element: the mask region and the score region's
+/// keep condition (evaluated with s = 0, which it does not read).
+Value emitMaskAt(ImplicitLocOpBuilder &b, AttentionOp op,
+                 const MaskStructure &ms, Value bi, Value h, Value i, Value j,
+                 RegionInliner inliner);
 
 /// Tile classes as stored in block maps.
 enum class TileClass : int8_t { Empty = 0, Partial = 1, Full = 2 };
