@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""attnc device harness (runs on the GPU machine; needs torch and cupy, no
-MLIR). Loads attn-aot directories through their manifests, checks each
+"""attnc device harness (runs on the GPU machine; needs torch and the CUDA
+driver, no MLIR; kernels are launched through python/attnc). Loads attn-aot directories through their manifests, checks each
 kernel against a float32 reference on fresh random inputs, and times it
 against PyTorch SDPA (flash and cuDNN backends, where the variant is one
 they support) and FlexAttention (compiled, with the same score/mask
@@ -18,78 +18,30 @@ import os
 import statistics
 import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import specs  # noqa: E402
 
-import cupy  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "python"))
+import attnc  # noqa: E402
 
 
 class AotKernel:
+    """An attn-aot directory's kernel through attnc.load (the same launch
+    code users get), with the harness's calling convention."""
+
     def __init__(self, path):
-        with open(os.path.join(path, "manifest.json")) as f:
-            man = json.load(f)
-        self.meta = man["kernels"][0]
-        self.target = man["target"]
-        binary = self.meta["cubin"] or self.meta["ptx"]
-        self.module = cupy.RawModule(path=os.path.join(path, binary))
-        self.fn = self.module.get_function(self.meta["name"])
-        bm = self.meta.get("block_map")
-        self.map_fn = self.module.get_function(bm["kernel"]) if bm else None
+        module = attnc.load(path)
+        (self.kernel,) = module.kernels.values()
+        self.meta = self.kernel.meta
+        self.target = module.target
         self.dtype = {"bf16": torch.bfloat16, "f16": torch.float16}[self.meta["dtype"]]
 
     def __call__(self, q, k, v, o, caps, lse=None):
-        m = self.meta
-        B, Hq, Nq, D = q.shape
-        Nk = k.shape[2]
-        args = []
-
-        def mem(t, rank1=True):
-            p = np.uint64(t.data_ptr())
-            if rank1:
-                n = t.untyped_storage().nbytes() // t.element_size()
-                args.extend([p, p, np.int64(0), np.int64(n), np.int64(1)])
-            else:
-                args.extend([p, p, np.int64(0)])
-                args.extend(np.int64(s) for s in t.shape)
-                args.extend(np.int64(s) for s in t.stride())
-
-        for t in (q, k, v, o):
-            mem(t)
-        if m["lse"]:
-            mem(lse)
-        for c in caps:
-            mem(c, rank1=False)
-        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)  # noqa
-        if self.map_fn is not None:
-            # Masks on captured data: build the block map first (timed too).
-            bm = m["block_map"]
-            slices = {"1": 1, "B": B, "Hq": Hq, "B*Hq": B * Hq}[bm["slices"]]
-            nqt = (Nq + m["block_q"] - 1) // m["block_q"]
-            nkt = (Nk + m["block_kv"] - 1) // m["block_kv"]
-            if getattr(self, "_map", None) is None or self._map.numel() < slices * nqt * nkt:
-                self._map = torch.empty(slices * nqt * nkt, dtype=torch.int8, device=q.device)
-            margs = []
-            for c in caps:
-                p = np.uint64(c.data_ptr())
-                margs.extend([p, p, np.int64(0)])
-                margs.extend(np.int64(x) for x in c.shape)
-                margs.extend(np.int64(x) for x in c.stride())
-            p = np.uint64(self._map.data_ptr())
-            margs.extend([p, p, np.int64(0), np.int64(self._map.numel()), np.int64(1)])
-            margs.extend(np.int64(x) for x in (slices, Nq, Nk))
-            self.map_fn((nqt, nkt, slices), tuple(bm["block"]), tuple(margs), stream=stream)
-            mem(self._map)
-        args.extend(np.int64(x) for x in (B, Nq, Nk))
-        for t in (q, k, v, o):
-            sb, sh, sn, sd = t.stride()
-            assert sd == 1, "head dim must be contiguous"
-            args.extend(np.int64(x) for x in (sb, sh, sn))
-        grid = ((Nq + m["block_q"] - 1) // m["block_q"], Hq, B)
-        self.fn(grid, tuple(m["block"]), tuple(args), stream=stream)
+        self.kernel(q, k, v, *caps, out=o, lse=lse)
 
 
 def reference(q, k, v, scale, score_mod, mask_mod, rows):

@@ -74,9 +74,6 @@ Value IRBackend::bnot(Value x) {
 Value IRBackend::sel(Value c, Value x, Value y) {
   return b.createOrFold<arith::SelectOp>(c, x, y);
 }
-Value IRBackend::bsel(Value c, Value x, Value y) {
-  return b.createOrFold<arith::SelectOp>(c, x, y);
-}
 
 //===----------------------------------------------------------------------===//
 // Structure

@@ -36,8 +36,6 @@ const TargetDesc *mlir::attn::lookupTarget(llvm::StringRef name) {
   return nullptr;
 }
 
-llvm::ArrayRef<TargetDesc> mlir::attn::allTargets() { return kTargets; }
-
 namespace {
 struct Choice {
   int64_t bq = 0, bkv = 0, warps = 1, smem = 0, regs = 0;

@@ -81,7 +81,6 @@ struct ConstBackend {
   B bor(B a, B b) { return a || b; }
   B bnot(B a) { return !a; }
   V sel(B c, V a, V b) { return c ? a : b; }
-  B bsel(B c, B a, B b) { return c ? a : b; }
 };
 
 /// Backend that emits index/i1 arith ops (folded when operands are constant).
@@ -108,7 +107,6 @@ struct IRBackend {
   B bor(B x, B y);
   B bnot(B x);
   V sel(B c, V x, V y);
-  B bsel(B c, B x, B y);
 };
 
 /// Interval evaluation of the integer/boolean slice of a region.

@@ -31,8 +31,6 @@ struct TargetDesc {
 
 /// Returns the description of `name` or null if it is not a known target.
 const TargetDesc *lookupTarget(llvm::StringRef name);
-/// Names of the known targets, for diagnostics.
-llvm::ArrayRef<TargetDesc> allTargets();
 
 } // namespace mlir::attn
 
