@@ -1,7 +1,8 @@
 /* Links an attn-aot launcher (driver API only) into a C program and runs it:
  * q = k = 1, v = 1 (bf16), so every output element must be exactly 1.
- * build: gcc launcher_smoke.c DIR/causal_launcher.c -IDIR -I$CUDA/include -lcuda */
+ * build: gcc launcher_smoke.c DIR/causal_launcher.c -IDIR -I$CUDA/include -lcuda (the launcher itself needs neither) */
 #include "causal.h"
+#include <cuda.h>
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -27,9 +27,6 @@ ptxas = shutil.which("ptxas") or os.path.join(cuda_home, "bin", "ptxas")
 if os.path.exists(ptxas):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))
-    config.substitutions.append(("%cuda_include",
-                                 os.path.join(os.path.dirname(os.path.dirname(
-                                     os.path.realpath(ptxas))), "include")))
 if shutil.which("nvidia-smi"):
     try:
         if subprocess.run(["nvidia-smi", "-L"], capture_output=True,
