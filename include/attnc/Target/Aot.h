@@ -1,0 +1,64 @@
+//===- Aot.h - GPU kernels as files: PTX, cubin, manifest, C launcher ------===//
+//
+// Part of attnc. Shared by attn-aot and the JIT compiler's disk cache: a
+// compiled spec is an "AOT directory" (docs/gpu.md).
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_TARGET_AOT_H
+#define ATTNC_TARGET_AOT_H
+
+#include "attnc/Conversion/AttnToGPU.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+
+#include <string>
+#include <vector>
+
+namespace mlir::attn {
+
+struct GpuCompileOptions {
+  /// sm_80 or sm_90a.
+  std::string target = "sm_80";
+  /// Tile overrides (0: the schedule's choice).
+  int64_t blockQ = 0, blockKv = 0;
+  /// ptxas to assemble cubins; empty: PTX only.
+  std::string ptxas;
+  /// Keep the kernel module's IR (before lowering) in the artifact.
+  bool keepIR = false;
+};
+
+/// One compiled kernel.
+struct GpuKernelArtifact {
+  KernelInfo info;
+  std::string ptx;
+  std::string cubin; // empty without ptxas
+  std::string ptxasLog;
+  std::string ir;
+};
+
+/// ptxas from CUDA_HOME/CUDA_ROOT/CUDA_PATH, /usr/local/cuda or PATH; "" if
+/// none is found.
+std::string findPtxas();
+
+/// Compiles every attn.attention of `module` (one kernel per function, named
+/// after it) for a GPU target. Annotates `module` with the mask analysis and
+/// schedule. Diagnostics go to the context's handler.
+llvm::Expected<std::vector<GpuKernelArtifact>>
+compileForGpu(ModuleOp module, const GpuCompileOptions &options);
+
+/// Writes an AOT directory: per kernel `<name>.ptx`, `<name>.cubin`,
+/// `<name>.ptxas.txt`, `<name>.h`, `<name>_launcher.c` (the last three only
+/// with a cubin), `<name>.mlir` with keepIR, and `manifest.json`.
+llvm::Error writeAotDirectory(llvm::StringRef dir, llvm::StringRef target,
+                              llvm::ArrayRef<GpuKernelArtifact> kernels);
+
+/// The manifest describing `kernels` (docs/gpu.md).
+std::string manifestJson(llvm::StringRef target,
+                         llvm::ArrayRef<GpuKernelArtifact> kernels);
+/// The C header and launcher of one kernel.
+std::string headerSource(const KernelInfo &info);
+std::string launcherSource(const KernelInfo &info, llvm::StringRef cubin);
+
+} // namespace mlir::attn
+
+#endif // ATTNC_TARGET_AOT_H

@@ -1,0 +1,476 @@
+//===- Aot.cpp - GPU kernels as files: PTX, cubin, manifest, C launcher ---===//
+//
+// Part of attnc.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Target/Aot.h"
+#include "attnc/Target/Pipelines.h"
+#include "attnc/Target/TargetDesc.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <fmt/format.h>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+std::string mlir::attn::findPtxas() {
+  for (const char *env : {"CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"})
+    if (const char *p = std::getenv(env)) {
+      std::string c = std::string(p) + "/bin/ptxas";
+      if (llvm::sys::fs::can_execute(c))
+        return c;
+    }
+  if (llvm::sys::fs::can_execute("/usr/local/cuda/bin/ptxas"))
+    return "/usr/local/cuda/bin/ptxas";
+  if (auto p = llvm::sys::findProgramByName("ptxas"))
+    return *p;
+  return "";
+}
+
+static std::string json(StringRef s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+/// C parameter list of the launcher for `info`.
+static std::string cParams(const attn::KernelInfo &info) {
+  std::string p = "attnc_stream stream";
+  for (const attn::KernelArg &a : info.args) {
+    if (a.kind == "memref") {
+      p += fmt::format(", attnc_deviceptr {}", a.name);
+      for (int64_t r = 0; r < a.rank; ++r)
+        p += fmt::format(", int64_t {}_size{}", a.name, r);
+      if (a.rank > 1 || a.name.rfind("capture", 0) == 0)
+        for (int64_t r = 0; r < a.rank; ++r)
+          p += fmt::format(", int64_t {}_stride{}", a.name, r);
+    } else {
+      p += fmt::format(", int64_t {}", a.name);
+    }
+  }
+  return p;
+}
+
+/// C statements storing the addresses of `argList`'s values into `array`.
+/// Memref arguments expand to allocated/aligned pointer, offset, sizes and
+/// strides; 1-D tensors views get unit strides.
+static std::string packArgs(const std::vector<attn::KernelArg> &argList,
+                            StringRef array, std::string &decls, int &count) {
+  std::string params;
+  int n = 0;
+  for (const attn::KernelArg &a : argList) {
+    if (a.kind == "memref") {
+      bool explicitStrides = a.rank > 1 || a.name.rfind("capture", 0) == 0;
+      std::string off = a.name + "_off";
+      if (decls.find(" " + off + " ") == std::string::npos)
+        decls += fmt::format("  int64_t {} = 0;\n", off);
+      params += fmt::format("  {0}[{1}] = &{2}; {0}[{3}] = &{2}; "
+                            "{0}[{4}] = &{5};\n",
+                            array.str(), n, a.name, n + 1, n + 2, off);
+      n += 3;
+      for (int64_t r = 0; r < a.rank; ++r)
+        params += fmt::format("  {}[{}] = &{}_size{};\n", array.str(), n++,
+                              a.name, r);
+      for (int64_t r = 0; r < a.rank; ++r) {
+        std::string unit = fmt::format("{}_unit{}", a.name, r);
+        if (explicitStrides) {
+          params += fmt::format("  {}[{}] = &{}_stride{};\n", array.str(), n++,
+                                a.name, r);
+        } else {
+          if (decls.find(" " + unit + " ") == std::string::npos)
+            decls += fmt::format("  int64_t {} = 1;\n", unit);
+          params += fmt::format("  {}[{}] = &{};\n", array.str(), n++, unit);
+        }
+      }
+    } else {
+      params += fmt::format("  {}[{}] = &{};\n", array.str(), n++, a.name);
+    }
+  }
+  count = std::max(n, 1);
+  return params;
+}
+
+std::string mlir::attn::launcherSource(const attn::KernelInfo &info,
+                                  StringRef cubin) {
+  std::string bytes;
+  for (size_t i = 0; i < cubin.size(); ++i) {
+    bytes += fmt::format("{}{}", i ? "," : "", int(uint8_t(cubin[i])));
+    if (i % 24 == 23)
+      bytes += "\n";
+  }
+  std::string decls;
+  int nargs = 0, nmap = 0;
+  std::string params = packArgs(info.args, "args", decls, nargs);
+  std::string mapLaunch;
+  if (!info.mapKernel.empty()) {
+    std::string slices = info.mapSlices == "B*Hq"
+                             ? fmt::format("B * {}", info.headsQ)
+                         : info.mapSlices == "Hq" ? std::to_string(info.headsQ)
+                         : info.mapSlices == "B"  ? std::string("B")
+                                                  : std::string("1");
+    std::string mp = packArgs(info.mapArgs, "margs", decls, nmap);
+    mapLaunch = fmt::format(
+        R"C(  /* The block map: one class (0 empty, 1 partial, 2 full) per tile. */
+  int64_t slices = {slices};
+  void *margs[{nmap}];
+{mp}  r = attnc_{name}_cuLaunchKernel(attnc_{name}_map_function,
+      (unsigned)((Nq + {bq} - 1) / {bq}), (unsigned)((Nk + {bkv} - 1) / {bkv}),
+      (unsigned)slices, {threads}, 1, 1, 0, stream, margs, 0);
+  if (r != ATTNC_SUCCESS)
+    return r;
+)C",
+        fmt::arg("slices", slices), fmt::arg("nmap", nmap), fmt::arg("mp", mp),
+        fmt::arg("name", info.name), fmt::arg("bq", info.blockQ),
+        fmt::arg("bkv", info.blockKv), fmt::arg("threads", info.threads));
+  }
+  std::string mapLoad =
+      info.mapKernel.empty()
+          ? std::string()
+          : fmt::format("  if (r == ATTNC_SUCCESS)\n"
+                        "    r = attnc_{0}_cuModuleGetFunction("
+                        "&attnc_{0}_map_function, attnc_{0}_module, "
+                        "\"{1}\");\n",
+                        info.name, info.mapKernel);
+  return fmt::format(
+      R"C(/* Generated by attn-aot: launcher for kernel {name}. Uses only the CUDA
+ * driver API, which it loads at run time (dlopen of libcuda.so.1): it needs
+ * neither the CUDA headers nor -lcuda to build, and on a machine without a
+ * driver every call returns ATTNC_ERROR_NO_DRIVER. */
+#define _POSIX_C_SOURCE 200809L
+#include "{name}.h"
+#include <dlfcn.h>
+
+static const unsigned char attnc_{name}_cubin[] = {{
+{bytes}}};
+
+typedef attnc_result (*attnc_{name}_load_fn)(void **, const void *);
+typedef attnc_result (*attnc_{name}_get_fn)(void **, void *, const char *);
+typedef attnc_result (*attnc_{name}_launch_fn)(void *, unsigned, unsigned,
+                                              unsigned, unsigned, unsigned,
+                                              unsigned, unsigned, attnc_stream,
+                                              void **, void **);
+static attnc_{name}_load_fn attnc_{name}_cuModuleLoadData;
+static attnc_{name}_get_fn attnc_{name}_cuModuleGetFunction;
+static attnc_{name}_launch_fn attnc_{name}_cuLaunchKernel;
+static void *attnc_{name}_module;
+static void *attnc_{name}_function;
+{mapdecl}
+static int attnc_{name}_driver(void) {{
+  void *lib;
+  if (attnc_{name}_cuLaunchKernel)
+    return 1;
+  lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!lib)
+    return 0;
+  *(void **)&attnc_{name}_cuModuleLoadData = dlsym(lib, "cuModuleLoadData");
+  *(void **)&attnc_{name}_cuModuleGetFunction =
+      dlsym(lib, "cuModuleGetFunction");
+  *(void **)&attnc_{name}_cuLaunchKernel = dlsym(lib, "cuLaunchKernel");
+  return attnc_{name}_cuModuleLoadData && attnc_{name}_cuModuleGetFunction &&
+         attnc_{name}_cuLaunchKernel;
+}}
+
+attnc_result attnc_{name}_load(void) {{
+  attnc_result r;
+  if (attnc_{name}_function)
+    return ATTNC_SUCCESS;
+  if (!attnc_{name}_driver())
+    return ATTNC_ERROR_NO_DRIVER;
+  r = attnc_{name}_cuModuleLoadData(&attnc_{name}_module, attnc_{name}_cubin);
+  if (r != ATTNC_SUCCESS)
+    return r;
+{mapload}  if (r != ATTNC_SUCCESS)
+    return r;
+  return attnc_{name}_cuModuleGetFunction(&attnc_{name}_function,
+                                          attnc_{name}_module, "{name}");
+}}
+
+attnc_result attnc_{name}_launch({cparams}) {{
+  unsigned grid_x;
+  attnc_result r = attnc_{name}_load();
+  if (r != ATTNC_SUCCESS)
+    return r;
+  if (B <= 0 || Nq <= 0)
+    return ATTNC_SUCCESS;
+  {{
+{decls}{maplaunch}  void *args[{nargs}];
+{params}  grid_x = (unsigned)((Nq + {bq} - 1) / {bq});
+  return attnc_{name}_cuLaunchKernel(attnc_{name}_function, grid_x, {hq},
+                                     (unsigned)B, {threads}, 1, 1, 0, stream,
+                                     args, 0);
+  }}
+}}
+)C",
+      fmt::arg("name", info.name), fmt::arg("bytes", bytes),
+      fmt::arg("cparams", cParams(info)), fmt::arg("decls", decls),
+      fmt::arg("params", params), fmt::arg("nargs", nargs),
+      fmt::arg("maplaunch", mapLaunch), fmt::arg("mapload", mapLoad),
+      fmt::arg("mapdecl",
+               info.mapKernel.empty()
+                   ? std::string()
+                   : fmt::format("static void *attnc_{}_map_function;\n",
+                                 info.name)),
+      fmt::arg("bq", info.blockQ), fmt::arg("hq", info.headsQ),
+      fmt::arg("threads", info.threads));
+}
+
+std::string mlir::attn::headerSource(const attn::KernelInfo &info) {
+  std::string guard = "ATTNC_" + info.name + "_H";
+  for (char &c : guard)
+    c = std::toupper(c);
+  return fmt::format(
+      R"C(/* Generated by attn-aot: kernel {name} ({dtype}, head dim {d}/{dv},
+ * {hq} query heads, {hkv} kv heads, target {target}).
+ * Tensors are [B, H, N, D] views given by element strides (the head dim
+ * contiguous, strides multiples of 8 elements, 16-byte aligned pointers).
+ * sizes: the number of elements each pointer covers.{mapnote} */
+#ifndef {guard}
+#define {guard}
+#include <stdint.h>
+#ifndef ATTNC_DRIVER_TYPES
+#define ATTNC_DRIVER_TYPES
+/* The driver API's types, ABI-compatible with cuda.h: attnc_result holds a
+ * CUresult, attnc_deviceptr a CUdeviceptr, attnc_stream a CUstream. */
+typedef int attnc_result;
+typedef unsigned long long attnc_deviceptr;
+typedef struct CUstream_st *attnc_stream;
+#define ATTNC_SUCCESS 0
+/* CUDA_ERROR_NO_DEVICE: libcuda.so.1 could not be loaded. */
+#define ATTNC_ERROR_NO_DRIVER 100
+#endif
+#ifdef __cplusplus
+extern "C" {{
+#endif
+attnc_result attnc_{name}_load(void);
+attnc_result attnc_{name}_launch({cparams});
+#ifdef __cplusplus
+}}
+#endif
+#endif
+)C",
+      fmt::arg("name", info.name), fmt::arg("dtype", info.dtype),
+      fmt::arg("d", info.headDim), fmt::arg("dv", info.valueDim),
+      fmt::arg("hq", info.headsQ), fmt::arg("hkv", info.headsKv),
+      fmt::arg("target", info.target), fmt::arg("guard", guard),
+      fmt::arg("cparams", cParams(info)),
+      fmt::arg("mapnote",
+               info.mapKernel.empty()
+                   ? std::string()
+                   : fmt::format("\n * block_map: caller-allocated workspace "
+                                 "of {} * ceil(Nq/{}) * ceil(Nk/{}) bytes.",
+                                 info.mapSlices, info.blockQ, info.blockKv)));
+}
+
+
+static llvm::Error fail(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+static llvm::Error writeFile(StringRef path, StringRef data) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec)
+    return fail("cannot write " + path + ": " + ec.message());
+  os << data;
+  os.close();
+  if (os.has_error())
+    return fail("cannot write " + path + ": " + os.error().message());
+  return llvm::Error::success();
+}
+
+llvm::Expected<std::vector<GpuKernelArtifact>>
+mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
+  const TargetDesc *t = lookupTarget(options.target);
+  if (!t || !t->isGpu)
+    return fail("unsupported target '" + options.target +
+                "' (expected sm_80 or sm_90a)");
+  MLIRContext *ctx = module.getContext();
+  registerAttncPipelines();
+  // Pass lists are parsed into a pass manager anchored on the module itself.
+  PassManager pm(ctx, ModuleOp::getOperationName());
+  std::string pipeline =
+      "attn-analyze-masks,attn-select-schedule{target=" + options.target;
+  if (options.blockQ)
+    pipeline += " block-q=" + std::to_string(options.blockQ);
+  if (options.blockKv)
+    pipeline += " block-kv=" + std::to_string(options.blockKv);
+  pipeline += "}";
+  if (failed(parsePassPipeline(pipeline, pm)) || failed(pm.run(module)))
+    return fail("mask analysis or schedule selection failed");
+
+  SmallVector<std::pair<AttentionOp, std::string>> ops;
+  module->walk([&](AttentionOp op) {
+    auto f = op->getParentOfType<func::FuncOp>();
+    ops.push_back({op, f ? f.getName().str() : "attention"});
+  });
+  if (ops.empty())
+    return fail("the spec has no attn.attention (linear attention and scans "
+                "have no GPU lowering yet)");
+
+  std::vector<GpuKernelArtifact> out;
+  std::string chip = options.target == "sm_90a" ? "sm_90a" : "sm_80";
+  for (auto &[op, name] : ops) {
+    GpuKernelArtifact art;
+    OwningOpRef<ModuleOp> kmod = ModuleOp::create(op.getLoc());
+    FailureOr<KernelInfo> info = buildAttentionKernel(op, *kmod, name);
+    if (failed(info))
+      return fail("code generation failed for '" + name + "'");
+    art.info = *info;
+    if (options.keepIR) {
+      llvm::raw_string_ostream os(art.ir);
+      kmod->print(os);
+    }
+    PassManager lower(ctx, ModuleOp::getOperationName());
+    if (failed(parsePassPipeline(gpuPipelineText(chip), lower)) ||
+        failed(lower.run(*kmod)))
+      return fail("lowering '" + name + "' to PTX failed");
+    kmod->walk([&](gpu::BinaryOp bin) {
+      for (Attribute a : bin.getObjects())
+        if (auto obj = dyn_cast<gpu::ObjectAttr>(a))
+          art.ptx = obj.getObject().getValue().str();
+    });
+    if (art.ptx.empty())
+      return fail("no PTX produced for '" + name + "'");
+
+    if (!options.ptxas.empty()) {
+      SmallString<128> tmpDir;
+      if (std::error_code ec =
+              llvm::sys::fs::createUniqueDirectory("attnc-ptxas", tmpDir))
+        return fail("cannot create a temporary directory: " + ec.message());
+      std::string in = (tmpDir + "/" + name + ".ptx").str();
+      std::string outPath = (tmpDir + "/" + name + ".cubin").str();
+      std::string logPath = (tmpDir + "/" + name + ".log").str();
+      auto cleanup = llvm::make_scope_exit([&] {
+        for (const std::string &f : {in, outPath, logPath})
+          llvm::sys::fs::remove(f);
+        llvm::sys::fs::remove(tmpDir);
+      });
+      if (llvm::Error e = writeFile(in, art.ptx))
+        return std::move(e);
+      std::string arch = "-arch=" + chip;
+      SmallVector<StringRef> args = {options.ptxas, arch, "-O3", "-v",
+                                     "-o",          outPath, in};
+      std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
+                                              StringRef(logPath)};
+      std::string errMsg;
+      int rc = llvm::sys::ExecuteAndWait(options.ptxas, args, std::nullopt,
+                                         redirects, 0, 0, &errMsg);
+      if (auto lb = llvm::MemoryBuffer::getFile(logPath))
+        art.ptxasLog = (*lb)->getBuffer().str();
+      if (rc != 0)
+        return fail("ptxas failed on '" + name + "'" +
+                    (errMsg.empty() ? "" : ": " + errMsg) + "\n" +
+                    art.ptxasLog);
+      auto buf = llvm::MemoryBuffer::getFile(outPath);
+      if (!buf)
+        return fail("cannot read the cubin ptxas wrote for '" + name + "'");
+      art.cubin = (*buf)->getBuffer().str();
+    }
+    out.push_back(std::move(art));
+  }
+  return out;
+}
+
+std::string
+mlir::attn::manifestJson(StringRef target,
+                         llvm::ArrayRef<GpuKernelArtifact> kernels) {
+  std::string manifest =
+      "{\n  \"generator\": \"attn-aot\",\n  \"target\": " + json(target) +
+      ",\n  \"kernels\": [\n";
+  for (auto [idx, art] : llvm::enumerate(kernels)) {
+    const KernelInfo *info = &art.info;
+    const std::string &name = info->name;
+    bool hasCubin = !art.cubin.empty();
+    std::string blockMap = "null";
+    if (!info->mapKernel.empty()) {
+      std::string margs;
+      for (auto [i, a] : llvm::enumerate(info->mapArgs))
+        margs += fmt::format("{}{{\"name\": {}, \"kind\": {}, \"elem\": {}, "
+                             "\"rank\": {}}}",
+                             i ? ", " : "", json(a.name), json(a.kind),
+                             json(a.elem), a.rank);
+      blockMap = fmt::format(
+          "{{\"kernel\": {}, \"slices\": {}, \"grid\": [\"ceil(Nq / {})\", "
+          "\"ceil(Nk / {})\", \"slices\"], \"block\": [{}, 1, 1], "
+          "\"bytes\": \"slices * ceil(Nq / {}) * ceil(Nk / {})\", "
+          "\"args\": [{}]}}",
+          json(info->mapKernel), json(info->mapSlices), info->blockQ,
+          info->blockKv, info->threads, info->blockQ, info->blockKv, margs);
+    }
+    std::string args;
+    for (auto [i, a] : llvm::enumerate(info->args))
+      args += fmt::format(
+          "{}        {{\"name\": {}, \"kind\": {}, \"elem\": {}, "
+          "\"rank\": {}}}",
+          i ? ",\n" : "", json(a.name), json(a.kind), json(a.elem), a.rank);
+    manifest += fmt::format(
+        R"JSON({sep}    {{
+      "name": {name}, "ptx": {ptx}, "cubin": {cubin},
+      "dtype": {dtype}, "head_dim": {d}, "value_dim": {dv},
+      "heads_q": {hq}, "heads_kv": {hkv}, "scale": {scale},
+      "block_q": {bq}, "block_kv": {bkv}, "mask_kind": {mk}, "lse": {lse},
+      "grid": ["ceil(Nq / {bq})", "{hq}", "B"], "block": [{threads}, 1, 1],
+      "shared_bytes": {smem}, "dynamic_shared_bytes": 0,
+      "block_map": {blockmap},
+      "args": [
+{args}
+      ]
+    }})JSON",
+        fmt::arg("sep", idx ? ",\n" : ""), fmt::arg("name", json(name)),
+        fmt::arg("ptx", json(name + ".ptx")),
+        fmt::arg("cubin",
+                 !hasCubin ? std::string("null") : json(name + ".cubin")),
+        fmt::arg("dtype", json(info->dtype)), fmt::arg("d", info->headDim),
+        fmt::arg("dv", info->valueDim), fmt::arg("hq", info->headsQ),
+        fmt::arg("hkv", info->headsKv), fmt::arg("scale", info->scale),
+        fmt::arg("bq", info->blockQ), fmt::arg("bkv", info->blockKv),
+        fmt::arg("mk", json(info->maskKind)),
+        fmt::arg("lse", info->lse ? "true" : "false"),
+        fmt::arg("threads", info->threads), fmt::arg("smem", info->sharedBytes),
+        fmt::arg("args", args), fmt::arg("blockmap", blockMap));
+  }
+  manifest += "\n  ]\n}\n";
+  return manifest;
+}
+
+llvm::Error mlir::attn::writeAotDirectory(
+    StringRef dir, StringRef target, llvm::ArrayRef<GpuKernelArtifact> kernels) {
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir))
+    return fail("cannot create '" + dir + "': " + ec.message());
+  for (const GpuKernelArtifact &art : kernels) {
+    std::string base = (dir + "/" + art.info.name).str();
+    if (llvm::Error e = writeFile(base + ".ptx", art.ptx))
+      return e;
+    if (!art.ir.empty())
+      if (llvm::Error e = writeFile(base + ".mlir", art.ir))
+        return e;
+    if (art.cubin.empty())
+      continue;
+    if (llvm::Error e = writeFile(base + ".cubin", art.cubin))
+      return e;
+    if (llvm::Error e = writeFile(base + ".ptxas.txt", art.ptxasLog))
+      return e;
+    if (llvm::Error e = writeFile(base + ".h", headerSource(art.info)))
+      return e;
+    if (llvm::Error e =
+            writeFile(base + "_launcher.c", launcherSource(art.info, art.cubin)))
+      return e;
+  }
+  return writeFile((dir + "/manifest.json").str(), manifestJson(target, kernels));
+}
