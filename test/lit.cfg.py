@@ -27,13 +27,27 @@ ptxas = shutil.which("ptxas") or os.path.join(cuda_home, "bin", "ptxas")
 if os.path.exists(ptxas):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))
+# %attnc_gpu_arch: the attn-aot target whose cubins load on this machine's
+# GPU (sm_80 where there is none).
+gpu_arch = "sm_80"
 if shutil.which("nvidia-smi"):
     try:
         if subprocess.run(["nvidia-smi", "-L"], capture_output=True,
                           timeout=20).returncode == 0:
             config.available_features.add("cuda-device")
+        cap = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap",
+                              "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20).stdout.split()
+        if cap and cap[0].startswith("9."):
+            gpu_arch = "sm_90a"
     except Exception:
         pass
+config.substitutions.append(("%attnc_gpu_arch", gpu_arch))
+
+# test/Package: installs this build and builds examples/consumer with CMake.
+config.substitutions.append(("%cmake", shutil.which("cmake") or
+                             "/usr/bin/cmake"))
+config.substitutions.append(("%attnc_obj_root", config.attnc_obj_root))
 
 config.substitutions.append(("%attnc_unittests",
                              os.path.join(config.attnc_obj_root, "test",
