@@ -49,6 +49,9 @@ config.substitutions.append(("%cmake", shutil.which("cmake") or
                              "/usr/bin/cmake"))
 config.substitutions.append(("%attnc_obj_root", config.attnc_obj_root))
 
+config.substitutions.append(("%attnc_runtime_tests",
+                             os.path.join(config.attnc_obj_root, "test",
+                                          "Unit", "attnc-runtime-tests")))
 config.substitutions.append(("%attnc_unittests",
                              os.path.join(config.attnc_obj_root, "test",
                                           "Unit", "attnc-unittests")))

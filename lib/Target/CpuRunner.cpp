@@ -8,6 +8,10 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
+#include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/TargetSelect.h"
 
 using namespace mlir;
@@ -26,7 +30,7 @@ CpuKernel::~CpuKernel() = default;
 
 llvm::Expected<std::unique_ptr<CpuKernel>>
 CpuKernel::compile(ModuleOp module, llvm::StringRef funcName,
-                   const CpuPipelineOptions &options) {
+                   const CpuPipelineOptions &options, std::string *object) {
   initializeCpuTarget();
   MLIRContext *ctx = module.getContext();
   DialectRegistry registry;
@@ -63,15 +67,57 @@ CpuKernel::compile(ModuleOp module, llvm::StringRef funcName,
   eo.transformer = makeOptimizingTransformer(/*optLevel=*/3, /*sizeLevel=*/0,
                                              /*targetMachine=*/nullptr);
   eo.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
+  eo.enableObjectDump = object != nullptr;
   auto engine = ExecutionEngine::create(*clone, eo);
   if (!engine)
     return engine.takeError();
   std::unique_ptr<CpuKernel> k(new CpuKernel());
   k->engine = std::move(*engine);
-  k->name = ("_mlir_ciface_" + funcName).str();
+  // Looking the function up compiles the module.
+  auto fn = k->engine->lookupPacked(("_mlir_ciface_" + funcName).str());
+  if (!fn)
+    return fn.takeError();
+  k->packed = *fn;
+  if (object) {
+    llvm::SmallString<128> path;
+    if (std::error_code ec =
+            llvm::sys::fs::createTemporaryFile("attnc-cpu", "o", path))
+      return llvm::createStringError("cannot create a temporary file: " +
+                                     ec.message());
+    k->engine->dumpToObjectFile(path);
+    auto buf = llvm::MemoryBuffer::getFile(path);
+    llvm::sys::fs::remove(path);
+    if (!buf)
+      return llvm::createStringError("cannot read the object code back");
+    *object = (*buf)->getBuffer().str();
+  }
+  return k;
+}
+
+llvm::Expected<std::unique_ptr<CpuKernel>>
+CpuKernel::load(llvm::StringRef object, llvm::StringRef funcName) {
+  initializeCpuTarget();
+  auto jit = llvm::orc::LLJITBuilder().create();
+  if (!jit)
+    return jit.takeError();
+  auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+      (*jit)->getDataLayout().getGlobalPrefix());
+  if (!gen)
+    return gen.takeError();
+  (*jit)->getMainJITDylib().addGenerator(std::move(*gen));
+  if (llvm::Error e = (*jit)->addObjectFile(
+          llvm::MemoryBuffer::getMemBufferCopy(object, "attnc-kernel.o")))
+    return std::move(e);
+  auto sym = (*jit)->lookup(("_mlir__mlir_ciface_" + funcName).str());
+  if (!sym)
+    return sym.takeError();
+  std::unique_ptr<CpuKernel> k(new CpuKernel());
+  k->packed = sym->toPtr<void (*)(void **)>();
+  k->jit = std::move(*jit);
   return k;
 }
 
 llvm::Error CpuKernel::call(llvm::MutableArrayRef<void *> args) {
-  return engine->invokePacked(name, args);
+  packed(args.data());
+  return llvm::Error::success();
 }

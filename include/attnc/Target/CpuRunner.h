@@ -13,6 +13,10 @@
 
 #include <memory>
 
+namespace llvm::orc {
+class LLJIT;
+} // namespace llvm::orc
+
 namespace mlir {
 class ExecutionEngine;
 namespace attn {
@@ -21,9 +25,14 @@ namespace attn {
 class CpuKernel {
 public:
   /// Lowers a clone of `module` with `options` and compiles `funcName`.
+  /// With `object`, also returns the native object code (for a disk cache).
   static llvm::Expected<std::unique_ptr<CpuKernel>>
   compile(ModuleOp module, llvm::StringRef funcName,
-          const CpuPipelineOptions &options);
+          const CpuPipelineOptions &options, std::string *object = nullptr);
+  /// Links object code from `compile` into a fresh JIT (no MLIR or LLVM
+  /// code generation).
+  static llvm::Expected<std::unique_ptr<CpuKernel>>
+  load(llvm::StringRef object, llvm::StringRef funcName);
   ~CpuKernel();
 
   /// Calls the C interface `_mlir_ciface_<func>`: `args[0]` points to the
@@ -34,7 +43,8 @@ public:
 private:
   CpuKernel() = default;
   std::unique_ptr<ExecutionEngine> engine;
-  std::string name;
+  std::unique_ptr<llvm::orc::LLJIT> jit;
+  void (*packed)(void **) = nullptr;
 };
 
 /// Initializes the native target once (idempotent).

@@ -1,0 +1,520 @@
+//===- Compiler.cpp - the JIT compiler and its kernel cache ---------------===//
+//
+// Part of attnc. A spec is parsed, canonicalized and printed; the hash of that
+// text, the target, the tile overrides, the function and the compiler version
+// is the cache key. A memory cache maps keys (and, for repeated calls with the
+// same text, the raw text) to kernels; the disk cache holds one directory per
+// key:
+//   <cache>/<key>/entry.json   version, key, target, function, and the size
+//                              and SHA-256 of every other file
+//   GPU: an attn-aot directory (manifest.json, .ptx, .cubin, launcher)
+//   CPU: kernel.o (native object code, linked with ORC on a hit)
+// An entry whose entry.json is missing, unparsable, from another compiler
+// version or whose files do not match their hashes is removed and rebuilt.
+// Entries are written to a temporary directory and renamed into place, so
+// concurrent processes never see half an entry.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Kernels.h"
+
+#include "attnc/Dialect/Attn/Attn.h"
+#include "attnc/Target/Aot.h"
+#include "attnc/Target/Pipelines.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Config/llvm-config.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SHA256.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <mutex>
+#include <unistd.h>
+
+#ifndef ATTNC_VERSION
+#define ATTNC_VERSION "0.0.0"
+#endif
+#ifndef ATTNC_REVISION
+#define ATTNC_REVISION "unknown"
+#endif
+
+using namespace attnc;
+using llvm::StringRef;
+namespace fs = llvm::sys::fs;
+
+StringRef Compiler::version() {
+  static const std::string v = std::string("attnc ") + ATTNC_VERSION + " (" +
+                               ATTNC_REVISION + ", MLIR " +
+                               LLVM_VERSION_STRING + ")";
+  return v;
+}
+
+static std::string sha256Hex(StringRef data) {
+  std::array<uint8_t, 32> h = llvm::SHA256::hash(
+      llvm::ArrayRef<uint8_t>(data.bytes_begin(), data.bytes_end()));
+  return llvm::toHex(h, /*LowerCase=*/true);
+}
+
+static std::string defaultCacheDir() {
+  if (const char *p = std::getenv("ATTNC_CACHE_DIR"))
+    return p;
+  if (const char *p = std::getenv("XDG_CACHE_HOME"); p && *p)
+    return std::string(p) + "/attnc";
+  if (const char *p = std::getenv("HOME"); p && *p)
+    return std::string(p) + "/.cache/attnc";
+  return "";
+}
+
+static llvm::Error writeFile(StringRef path, StringRef data) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec)
+    return makeError("cannot write " + path + ": " + ec.message());
+  os << data;
+  os.close();
+  if (os.has_error())
+    return makeError("cannot write " + path + ": " + os.error().message());
+  return llvm::Error::success();
+}
+
+struct Compiler::Impl {
+  Options options;
+  std::string cacheDir;
+  std::mutex mu;
+  std::unique_ptr<mlir::MLIRContext> ctx;
+  llvm::StringMap<std::shared_ptr<Kernel>> byRaw, byKey;
+  CacheStats stats;
+
+  /// What is being compiled.
+  struct Job {
+    CompileOptions options;
+    std::string key;
+    std::string function;
+    mutable mlir::ModuleOp module;
+  };
+
+  llvm::Expected<std::shared_ptr<Kernel>> compile(StringRef spec,
+                                                  StringRef bufferName,
+                                                  const CompileOptions &opts);
+  llvm::Expected<std::shared_ptr<Kernel>> loadEntry(const Job &job,
+                                                    StringRef dir);
+  llvm::Expected<std::shared_ptr<Kernel>> build(const Job &job);
+  void store(const Job &job,
+             llvm::ArrayRef<std::pair<std::string, std::string>> files);
+};
+
+Compiler::Compiler() : Compiler(Options()) {}
+
+Compiler::Compiler(Options options) : impl(std::make_unique<Impl>()) {
+  impl->options = options;
+  if (options.diskCache)
+    impl->cacheDir =
+        options.cacheDir.empty() ? defaultCacheDir() : options.cacheDir;
+  mlir::DialectRegistry registry;
+  mlir::attn::registerAttncDialects(registry);
+  impl->ctx = std::make_unique<mlir::MLIRContext>(registry);
+  impl->ctx->loadAllAvailableDialects();
+  // Diagnostics reach the caller through llvm::Error, never stderr.
+  impl->ctx->printOpOnDiagnostic(false);
+}
+
+Compiler::~Compiler() = default;
+
+CacheStats Compiler::stats() const {
+  std::lock_guard<std::mutex> lock(impl->mu);
+  return impl->stats;
+}
+
+std::string Compiler::cacheDir() const { return impl->cacheDir; }
+
+llvm::Expected<std::shared_ptr<Kernel>>
+Compiler::compile(StringRef spec, const CompileOptions &options) {
+  std::lock_guard<std::mutex> lock(impl->mu);
+  return impl->compile(spec, "<spec>", options);
+}
+
+llvm::Expected<std::shared_ptr<Kernel>>
+Compiler::compileFile(StringRef path, const CompileOptions &options) {
+  auto buf = llvm::MemoryBuffer::getFile(path);
+  if (!buf)
+    return makeError("cannot read '" + path + "': " + buf.getError().message());
+  std::lock_guard<std::mutex> lock(impl->mu);
+  return impl->compile((*buf)->getBuffer(), path, options);
+}
+
+/// The functions of `module` that contain attn operations.
+static llvm::SmallVector<mlir::func::FuncOp>
+attnFunctions(mlir::ModuleOp module) {
+  llvm::SmallVector<mlir::func::FuncOp> out;
+  module.walk([&](mlir::func::FuncOp f) {
+    bool has = false;
+    f.walk([&](mlir::Operation *op) {
+      if (op->getDialect() &&
+          op->getDialect()->getNamespace() == mlir::attn::AttnDialect::
+                                                  getDialectNamespace())
+        has = true;
+    });
+    if (has)
+      out.push_back(f);
+  });
+  return out;
+}
+
+llvm::Expected<std::shared_ptr<Kernel>>
+Compiler::Impl::compile(StringRef spec, StringRef bufferName,
+                        const CompileOptions &opts) {
+  if (opts.target != "cpu" && opts.target != "sm_80" &&
+      opts.target != "sm_90a")
+    return makeError("unsupported target '" + opts.target +
+                     "' (expected cpu, sm_80 or sm_90a)");
+  if (opts.blockQ < 0 || opts.blockKv < 0)
+    return makeError("tile sizes must not be negative");
+  std::string knobs = (opts.target + "\n" + llvm::Twine(opts.blockQ) + "\n" +
+                       llvm::Twine(opts.blockKv) + "\n" + opts.function + "\n")
+                          .str();
+  std::string rawKey = sha256Hex((version() + "\n" + knobs + spec).str());
+  if (options.memoryCache) {
+    auto it = byRaw.find(rawKey);
+    if (it != byRaw.end()) {
+      ++stats.memoryHits;
+      return it->second;
+    }
+  }
+
+  // Parse, with diagnostics collected for the error message.
+  llvm::SourceMgr sm;
+  sm.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(spec, bufferName),
+                        llvm::SMLoc());
+  std::string diagText;
+  llvm::raw_string_ostream diagOs(diagText);
+  mlir::SourceMgrDiagnosticHandler handler(sm, ctx.get(), diagOs);
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceFile<mlir::ModuleOp>(sm, mlir::ParserConfig(ctx.get()));
+  if (!module)
+    return makeError("the spec does not parse:\n" + diagText);
+
+  llvm::SmallVector<mlir::func::FuncOp> funcs = attnFunctions(*module);
+  mlir::func::FuncOp func;
+  if (!opts.function.empty()) {
+    func = module->lookupSymbol<mlir::func::FuncOp>(opts.function);
+    if (!func)
+      return makeError("the spec has no function '" + opts.function + "'");
+  } else if (funcs.size() == 1) {
+    func = funcs.front();
+  } else if (funcs.empty()) {
+    return makeError("the spec has no function with an attn operation");
+  } else {
+    std::string names;
+    for (auto f : funcs)
+      names += (names.empty() ? "" : ", ") + f.getName().str();
+    return makeError("the spec has " + llvm::Twine(funcs.size()) +
+                     " functions with attn operations (" + names +
+                     "): name one in CompileOptions::function");
+  }
+
+  // The canonical spec: canonicalized, printed without locations; run-time
+  // attributes for attn-run do not change the kernel.
+  for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+    if (mlir::DictionaryAttr dict = func.getArgAttrDict(i))
+      for (mlir::NamedAttribute attr : dict)
+        if (attr.getName().getValue().starts_with("attn."))
+          func.removeArgAttr(i, attr.getName());
+  {
+    mlir::PassManager pm(ctx.get());
+    pm.addPass(mlir::createCanonicalizerPass());
+    if (failed(pm.run(*module)))
+      return makeError("the spec does not canonicalize:\n" + diagText);
+  }
+  std::string canonical;
+  {
+    llvm::raw_string_ostream os(canonical);
+    module->print(os, mlir::OpPrintingFlags().enableDebugInfo(false));
+  }
+  Job job;
+  job.options = opts;
+  job.function = func.getName().str();
+  job.module = *module;
+  job.key = sha256Hex((version() + "\n" + knobs + job.function + "\n" +
+                       canonical)
+                          .str());
+  if (options.memoryCache) {
+    auto it = byKey.find(job.key);
+    if (it != byKey.end()) {
+      ++stats.memoryHits;
+      byRaw[rawKey] = it->second;
+      return it->second;
+    }
+  }
+
+  std::shared_ptr<Kernel> kernel;
+  if (!cacheDir.empty()) {
+    std::string dir = cacheDir + "/" + job.key;
+    if (fs::is_directory(dir)) {
+      auto k = loadEntry(job, dir);
+      if (k) {
+        ++stats.diskHits;
+        kernel = *k;
+      } else {
+        llvm::consumeError(k.takeError());
+        fs::remove_directories(dir, /*IgnoreErrors=*/true);
+        ++stats.rebuilt;
+      }
+    }
+  }
+  if (!kernel) {
+    auto k = build(job);
+    if (!k) {
+      std::string msg = llvm::toString(k.takeError());
+      if (!diagText.empty())
+        msg += "\n" + diagText;
+      return makeError(msg);
+    }
+    ++stats.compiles;
+    kernel = *k;
+  }
+  if (options.memoryCache) {
+    byKey[job.key] = kernel;
+    byRaw[rawKey] = kernel;
+  }
+  return kernel;
+}
+
+/// The CPU signature: the function's arguments and results.
+static llvm::Expected<KernelSignature> cpuSignature(mlir::func::FuncOp func) {
+  KernelSignature s;
+  s.name = func.getName().str();
+  s.target = "cpu";
+  auto add = [&](mlir::Type t, std::string name,
+                 llvm::SmallVectorImpl<ParamInfo> &dst) -> llvm::Error {
+    auto rt = llvm::dyn_cast<mlir::RankedTensorType>(t);
+    if (!rt)
+      return makeError("'" + s.name + "': parameter '" + name +
+                       "' is not a ranked tensor");
+    auto dt = dtypeOf(rt.getElementType());
+    if (!dt)
+      return makeError("'" + s.name + "': parameter '" + name + "': " +
+                       llvm::toString(dt.takeError()));
+    ParamInfo p;
+    p.name = std::move(name);
+    p.dtype = *dt;
+    for (int64_t d : rt.getShape())
+      p.shape.push_back(mlir::ShapedType::isDynamic(d) ? -1 : d);
+    dst.push_back(std::move(p));
+    return llvm::Error::success();
+  };
+  for (auto [i, t] : llvm::enumerate(func.getArgumentTypes())) {
+    std::string n = i == 0   ? "q"
+                    : i == 1 ? "k"
+                    : i == 2 ? "v"
+                             : "arg" + std::to_string(i);
+    if (llvm::Error e = add(t, n, s.inputs))
+      return std::move(e);
+  }
+  for (auto [i, t] : llvm::enumerate(func.getResultTypes()))
+    if (llvm::Error e = add(t, i == 0 ? "o" : "result" + std::to_string(i),
+                            s.outputs))
+      return std::move(e);
+  return s;
+}
+
+/// Whether `func` is one attn.attention on its arguments (q, k, v, captures
+/// in order) returning its results.
+static mlir::attn::AttentionOp attentionOf(mlir::func::FuncOp func) {
+  mlir::attn::AttentionOp found;
+  unsigned count = 0;
+  func.walk([&](mlir::attn::AttentionOp op) {
+    found = op;
+    ++count;
+  });
+  if (count != 1)
+    return {};
+  llvm::SmallVector<mlir::Value> operands = {found.getQ(), found.getK(),
+                                             found.getV()};
+  llvm::append_range(operands, found.getCaptures());
+  if (operands.size() != func.getNumArguments())
+    return {};
+  for (auto [v, a] : llvm::zip(operands, func.getArguments()))
+    if (v != a)
+      return {};
+  auto ret = llvm::dyn_cast<mlir::func::ReturnOp>(
+      func.getBody().front().getTerminator());
+  if (!ret || ret.getNumOperands() != found->getNumResults())
+    return {};
+  for (auto [v, r] : llvm::zip(ret.getOperands(), found->getResults()))
+    if (v != r)
+      return {};
+  return found;
+}
+
+llvm::Expected<std::shared_ptr<Kernel>>
+Compiler::Impl::build(const Job &job) {
+  auto func = job.module.lookupSymbol<mlir::func::FuncOp>(job.function);
+  if (job.options.target == "cpu") {
+    auto sig = cpuSignature(func);
+    if (!sig)
+      return sig.takeError();
+    mlir::attn::CpuPipelineOptions po;
+    po.blockQ = job.options.blockQ;
+    po.blockKv = job.options.blockKv;
+    std::string object;
+    auto k = mlir::attn::CpuKernel::compile(job.module, job.function, po,
+                                            cacheDir.empty() ? nullptr
+                                                             : &object);
+    if (!k)
+      return k.takeError();
+    if (!object.empty())
+      store(job, {{"kernel.o", object}});
+    return std::make_shared<CpuKernelImpl>(std::move(*sig), std::move(*k),
+                                           bool(attentionOf(func)));
+  }
+
+  if (!attentionOf(func))
+    return makeError("'" + job.function +
+                     "': GPU targets compile a function that is one "
+                     "attn.attention on its arguments (q, k, v, then the "
+                     "captured tensors, in that order) returning its results");
+  // Code generation rewrites the module: work on a clone.
+  mlir::OwningOpRef<mlir::ModuleOp> clone = job.module.clone();
+  // Keep only the function being compiled.
+  for (auto f : llvm::make_early_inc_range(clone->getOps<mlir::func::FuncOp>()))
+    if (f.getName() != job.function)
+      f.erase();
+  mlir::attn::GpuCompileOptions go;
+  go.target = job.options.target;
+  go.blockQ = job.options.blockQ;
+  go.blockKv = job.options.blockKv;
+  go.ptxas = mlir::attn::findPtxas();
+  auto arts = mlir::attn::compileForGpu(*clone, go);
+  if (!arts)
+    return arts.takeError();
+  const mlir::attn::GpuKernelArtifact &art = arts->front();
+  std::string dir;
+  if (!cacheDir.empty()) {
+    std::vector<std::pair<std::string, std::string>> files;
+    std::string n = art.info.name;
+    files.push_back({n + ".ptx", art.ptx});
+    if (!art.cubin.empty()) {
+      files.push_back({n + ".cubin", art.cubin});
+      files.push_back({n + ".ptxas.txt", art.ptxasLog});
+      files.push_back({n + ".h", mlir::attn::headerSource(art.info)});
+      files.push_back({n + "_launcher.c",
+                       mlir::attn::launcherSource(art.info, art.cubin)});
+    }
+    files.push_back(
+        {"manifest.json", mlir::attn::manifestJson(job.options.target, *arts)});
+    store(job, files);
+    if (fs::is_directory(cacheDir + "/" + job.key))
+      dir = cacheDir + "/" + job.key;
+  }
+  bool ptx = art.cubin.empty();
+  return std::make_shared<GpuKernelImpl>(
+      gpuSignature(art.info, job.options.target), art.info,
+      ptx ? art.ptx : art.cubin, ptx, dir);
+}
+
+void Compiler::Impl::store(
+    const Job &job, llvm::ArrayRef<std::pair<std::string, std::string>> files) {
+  // A cache that cannot be written only costs speed: errors are dropped.
+  if (fs::create_directories(cacheDir))
+    return;
+  std::string tmp = cacheDir + "/" + job.key + ".tmp." +
+                    std::to_string(::getpid()) + "." +
+                    std::to_string(reinterpret_cast<uintptr_t>(this) & 0xffff);
+  fs::remove_directories(tmp, true);
+  if (fs::create_directory(tmp))
+    return;
+  llvm::json::Object fileIndex;
+  for (const auto &[name, data] : files) {
+    if (llvm::Error e = writeFile(tmp + "/" + name, data)) {
+      llvm::consumeError(std::move(e));
+      fs::remove_directories(tmp, true);
+      return;
+    }
+    fileIndex[name] = llvm::json::Object{{"size", int64_t(data.size())},
+                                         {"sha256", sha256Hex(data)}};
+  }
+  llvm::json::Object entry{{"attnc", version()},
+                           {"key", job.key},
+                           {"target", job.options.target},
+                           {"function", job.function},
+                           {"files", std::move(fileIndex)}};
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(entry)));
+  if (llvm::Error e = writeFile(tmp + "/entry.json", text)) {
+    llvm::consumeError(std::move(e));
+    fs::remove_directories(tmp, true);
+    return;
+  }
+  std::string dst = cacheDir + "/" + job.key;
+  // Another process may have stored the same entry first: keep theirs.
+  if (fs::rename(tmp, dst))
+    fs::remove_directories(tmp, true);
+}
+
+llvm::Expected<std::shared_ptr<Kernel>>
+Compiler::Impl::loadEntry(const Job &job, StringRef dir) {
+  auto entryBuf = llvm::MemoryBuffer::getFile(dir + "/entry.json");
+  if (!entryBuf)
+    return makeError("no entry.json");
+  auto entry = llvm::json::parse((*entryBuf)->getBuffer());
+  if (!entry)
+    return entry.takeError();
+  const llvm::json::Object *obj = entry->getAsObject();
+  if (!obj || obj->getString("attnc") != version() ||
+      obj->getString("key") != StringRef(job.key) ||
+      obj->getString("function") != StringRef(job.function))
+    return makeError("stale entry");
+  const llvm::json::Object *files = obj->getObject("files");
+  if (!files)
+    return makeError("no file index");
+  llvm::StringMap<std::string> contents;
+  for (const auto &kv : *files) {
+    const llvm::json::Object *f = kv.second.getAsObject();
+    auto buf = llvm::MemoryBuffer::getFile(dir + "/" + kv.first.str());
+    if (!f || !buf || f->getInteger("size") != int64_t((*buf)->getBufferSize()) ||
+        f->getString("sha256") != StringRef(sha256Hex((*buf)->getBuffer())))
+      return makeError("corrupt file " + kv.first.str());
+    contents[kv.first.str()] = (*buf)->getBuffer().str();
+  }
+  auto func = job.module.lookupSymbol<mlir::func::FuncOp>(job.function);
+  if (job.options.target == "cpu") {
+    auto it = contents.find("kernel.o");
+    if (it == contents.end())
+      return makeError("no kernel.o");
+    auto sig = cpuSignature(func);
+    if (!sig)
+      return sig.takeError();
+    auto k = mlir::attn::CpuKernel::load(it->second, job.function);
+    if (!k)
+      return k.takeError();
+    return std::make_shared<CpuKernelImpl>(std::move(*sig), std::move(*k),
+                                           bool(attentionOf(func)));
+  }
+  auto m = contents.find("manifest.json");
+  if (m == contents.end())
+    return makeError("no manifest.json");
+  auto infos = parseManifest(m->second);
+  if (!infos)
+    return infos.takeError();
+  if (infos->size() != 1 || infos->front().name != job.function)
+    return makeError("the manifest does not describe '" + job.function + "'");
+  const mlir::attn::KernelInfo &info = infos->front();
+  auto cubin = contents.find(info.name + ".cubin");
+  auto ptx = contents.find(info.name + ".ptx");
+  bool isPtx = cubin == contents.end();
+  if (isPtx && ptx == contents.end())
+    return makeError("no kernel image");
+  return std::make_shared<GpuKernelImpl>(
+      gpuSignature(info, job.options.target), info,
+      isPtx ? ptx->second : cubin->second, isPtx, dir.str());
+}

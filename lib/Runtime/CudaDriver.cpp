@@ -1,0 +1,102 @@
+//===- CudaDriver.cpp - the CUDA driver API, loaded with dlopen -----------===//
+//
+// Part of attnc.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CudaDriver.h"
+#include "attnc/attnc.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <dlfcn.h>
+#include <mutex>
+#include <string>
+
+using namespace attnc;
+using namespace attnc::cuda;
+
+static llvm::Error error(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+namespace {
+struct Loaded {
+  Driver d{};
+  std::string error; // empty when loaded
+};
+} // namespace
+
+static const Loaded &load() {
+  static Loaded loaded = [] {
+    Loaded l;
+    const char *names[] = {"libcuda.so.1", "libcuda.so"};
+    void *lib = nullptr;
+    std::string why;
+    for (const char *n : names) {
+      lib = dlopen(n, RTLD_NOW | RTLD_LOCAL);
+      if (lib)
+        break;
+      if (why.empty())
+        if (const char *e = dlerror())
+          why = e;
+    }
+    if (!lib) {
+      l.error = "the CUDA driver (libcuda.so.1) cannot be loaded: GPU kernels "
+                "need an NVIDIA driver (" +
+                why + ")";
+      return l;
+    }
+    bool ok = true;
+    auto sym = [&](auto &fn, const char *name) {
+      *reinterpret_cast<void **>(&fn) = dlsym(lib, name);
+      if (!fn && ok) {
+        ok = false;
+        l.error = std::string("the CUDA driver has no ") + name +
+                  " (a driver for CUDA 11.2 or newer is needed)";
+      }
+    };
+    sym(l.d.cuInit, "cuInit");
+    sym(l.d.cuCtxGetCurrent, "cuCtxGetCurrent");
+    sym(l.d.cuModuleLoadData, "cuModuleLoadData");
+    sym(l.d.cuModuleGetFunction, "cuModuleGetFunction");
+    sym(l.d.cuLaunchKernel, "cuLaunchKernel");
+    sym(l.d.cuMemAllocAsync, "cuMemAllocAsync");
+    sym(l.d.cuMemFreeAsync, "cuMemFreeAsync");
+    sym(l.d.cuGetErrorString, "cuGetErrorString");
+    if (!ok)
+      return l;
+    if (CUresult r = l.d.cuInit(0)) {
+      const char *s = nullptr;
+      l.d.cuGetErrorString(r, &s);
+      l.error = std::string("cuInit failed: ") + (s ? s : "unknown error") +
+                " (CUresult " + std::to_string(r) + "; is there a GPU?)";
+    }
+    return l;
+  }();
+  return loaded;
+}
+
+llvm::Expected<const Driver &> attnc::cuda::driver() {
+  const Loaded &l = load();
+  if (!l.error.empty())
+    return error(l.error);
+  return l.d;
+}
+
+llvm::Error attnc::cuda::check(CUresult r, llvm::StringRef what) {
+  if (r == 0)
+    return llvm::Error::success();
+  const char *s = nullptr;
+  if (load().d.cuGetErrorString)
+    load().d.cuGetErrorString(r, &s);
+  return error(what + ": " + (s ? s : "unknown error") + " (CUresult " +
+               llvm::Twine(r) + ")");
+}
+
+bool attnc::cudaAvailable(std::string *why) {
+  const Loaded &l = load();
+  if (why)
+    *why = l.error;
+  return l.error.empty();
+}

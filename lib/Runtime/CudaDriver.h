@@ -1,0 +1,45 @@
+//===- CudaDriver.h - the CUDA driver API, loaded with dlopen -------------===//
+//
+// Part of attnc. Private to lib/Runtime.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_RUNTIME_CUDADRIVER_H
+#define ATTNC_RUNTIME_CUDADRIVER_H
+
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+
+namespace attnc::cuda {
+
+using CUresult = int;
+using CUdeviceptr = unsigned long long;
+using CUcontext = void *;
+using CUmodule = void *;
+using CUfunction = void *;
+using CUstream = void *;
+
+/// The entry points attnc uses. Filled once by `driver()`.
+struct Driver {
+  CUresult (*cuInit)(unsigned);
+  CUresult (*cuCtxGetCurrent)(CUcontext *);
+  CUresult (*cuModuleLoadData)(CUmodule *, const void *);
+  CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
+  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned,
+                             unsigned, unsigned, unsigned, unsigned, CUstream,
+                             void **, void **);
+  CUresult (*cuMemAllocAsync)(CUdeviceptr *, size_t, CUstream);
+  CUresult (*cuMemFreeAsync)(CUdeviceptr, CUstream);
+  CUresult (*cuGetErrorString)(CUresult, const char **);
+};
+
+/// The driver, loaded and initialized on first use; an error saying why not
+/// (no libcuda.so.1, a missing entry point, cuInit failing).
+llvm::Expected<const Driver &> driver();
+
+/// "<what>: <driver's error string> (CUresult <r>)".
+llvm::Error check(CUresult r, llvm::StringRef what);
+
+} // namespace attnc::cuda
+
+#endif // ATTNC_RUNTIME_CUDADRIVER_H

@@ -1,0 +1,72 @@
+//===- Kernels.h - CPU and GPU kernels behind attnc::Kernel ---------------===//
+//
+// Part of attnc. Private to lib/Runtime.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_RUNTIME_KERNELS_H
+#define ATTNC_RUNTIME_KERNELS_H
+
+#include "attnc/Conversion/AttnToGPU.h"
+#include "attnc/Target/CpuRunner.h"
+#include "attnc/attnc.h"
+
+#include "llvm/Support/JSON.h"
+
+#include <map>
+#include <mutex>
+
+namespace attnc {
+
+llvm::Error makeError(const llvm::Twine &msg);
+
+/// `t` as a DType, or an error naming it.
+llvm::Expected<DType> dtypeOf(mlir::Type t);
+llvm::Expected<DType> dtypeFromName(llvm::StringRef name);
+
+/// A spec function JIT-compiled for the host.
+class CpuKernelImpl : public Kernel {
+public:
+  CpuKernelImpl(KernelSignature signature,
+                std::unique_ptr<mlir::attn::CpuKernel> kernel,
+                bool attentionLayout);
+  llvm::Error launch(llvm::ArrayRef<TensorRef> inputs,
+                     llvm::ArrayRef<TensorRef> outputs, void *stream) override;
+
+private:
+  std::unique_ptr<mlir::attn::CpuKernel> kernel;
+  /// The function's arguments are q, k, v, captures and its results o (lse):
+  /// batch and sequence lengths are checked across them.
+  bool attentionLayout;
+};
+
+/// A generated GPU kernel: cubin (or PTX) plus what the manifest says.
+class GpuKernelImpl : public Kernel {
+public:
+  GpuKernelImpl(KernelSignature signature, mlir::attn::KernelInfo info,
+                std::string image, bool isPtx, std::string directory);
+  llvm::Error launch(llvm::ArrayRef<TensorRef> inputs,
+                     llvm::ArrayRef<TensorRef> outputs, void *stream) override;
+
+private:
+  struct Functions {
+    void *module = nullptr, *fn = nullptr, *mapFn = nullptr;
+  };
+  llvm::Expected<Functions> functions();
+
+  mlir::attn::KernelInfo info;
+  std::string image; // NUL-terminated when PTX
+  std::mutex mu;
+  std::map<void *, Functions> perContext;
+};
+
+/// The signature of a GPU kernel from its KernelInfo.
+KernelSignature gpuSignature(const mlir::attn::KernelInfo &info,
+                             llvm::StringRef target);
+
+/// The kernel entries of an attn-aot manifest.json.
+llvm::Expected<std::vector<mlir::attn::KernelInfo>>
+parseManifest(llvm::StringRef text);
+
+} // namespace attnc
+
+#endif // ATTNC_RUNTIME_KERNELS_H
