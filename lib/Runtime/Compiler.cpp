@@ -407,7 +407,8 @@ Compiler::Impl::build(const Job &job) {
       files.push_back({n + ".ptxas.txt", art.ptxasLog});
       files.push_back({n + ".h", mlir::attn::headerSource(art.info)});
       files.push_back({n + "_launcher.c",
-                       mlir::attn::launcherSource(art.info, art.cubin)});
+                       mlir::attn::launcherSource(art.info, art.cubin,
+                                                  art.ptx)});
     }
     files.push_back(
         {"manifest.json", mlir::attn::manifestJson(job.options.target, *arts)});
@@ -415,10 +416,9 @@ Compiler::Impl::build(const Job &job) {
     if (fs::is_directory(cacheDir + "/" + job.key))
       dir = cacheDir + "/" + job.key;
   }
-  bool ptx = art.cubin.empty();
   return std::make_shared<GpuKernelImpl>(
-      gpuSignature(art.info, job.options.target), art.info,
-      ptx ? art.ptx : art.cubin, ptx, dir);
+      gpuSignature(art.info, job.options.target), art.info, art.cubin, art.ptx,
+      dir);
 }
 
 void Compiler::Impl::store(
@@ -511,10 +511,10 @@ Compiler::Impl::loadEntry(const Job &job, StringRef dir) {
   const mlir::attn::KernelInfo &info = infos->front();
   auto cubin = contents.find(info.name + ".cubin");
   auto ptx = contents.find(info.name + ".ptx");
-  bool isPtx = cubin == contents.end();
-  if (isPtx && ptx == contents.end())
-    return makeError("no kernel image");
+  if (ptx == contents.end())
+    return makeError("no PTX");
   return std::make_shared<GpuKernelImpl>(
       gpuSignature(info, job.options.target), info,
-      isPtx ? ptx->second : cubin->second, isPtx, dir.str());
+      cubin == contents.end() ? std::string() : cubin->second, ptx->second,
+      dir.str());
 }

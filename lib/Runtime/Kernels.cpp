@@ -286,13 +286,12 @@ KernelSignature attnc::gpuSignature(const mlir::attn::KernelInfo &info,
 }
 
 GpuKernelImpl::GpuKernelImpl(KernelSignature signature,
-                             mlir::attn::KernelInfo info, std::string image,
-                             bool isPtx, std::string directory)
-    : info(std::move(info)), image(std::move(image)) {
+                             mlir::attn::KernelInfo info, std::string cubin,
+                             std::string ptx, std::string directory)
+    : info(std::move(info)), cubin(std::move(cubin)), ptx(std::move(ptx)) {
   sig = std::move(signature);
   dir = std::move(directory);
-  if (isPtx)
-    this->image.push_back('\0');
+  this->ptx.push_back('\0');
 }
 
 llvm::Expected<GpuKernelImpl::Functions> GpuKernelImpl::functions() {
@@ -311,8 +310,13 @@ llvm::Expected<GpuKernelImpl::Functions> GpuKernelImpl::functions() {
   if (it != perContext.end())
     return it->second;
   Functions f;
-  if (llvm::Error e = cuda::check(drv->cuModuleLoadData(&f.module, image.data()),
-                                  sig.name + ": loading the kernel image"))
+  // CUDA_ERROR_NO_BINARY_FOR_GPU (209): the cubin is for another
+  // architecture (sm_80 on Hopper); the driver JIT-compiles the PTX.
+  cuda::CUresult r =
+      cubin.empty() ? 209 : drv->cuModuleLoadData(&f.module, cubin.data());
+  if (r == 209)
+    r = drv->cuModuleLoadData(&f.module, ptx.data());
+  if (llvm::Error e = cuda::check(r, sig.name + ": loading the kernel"))
     return std::move(e);
   if (llvm::Error e =
           cuda::check(drv->cuModuleGetFunction(&f.fn, f.module, info.name.c_str()),

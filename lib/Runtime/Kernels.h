@@ -42,8 +42,9 @@ private:
 /// A generated GPU kernel: cubin (or PTX) plus what the manifest says.
 class GpuKernelImpl : public Kernel {
 public:
+  /// `cubin` may be empty; the PTX is loaded where the cubin does not run.
   GpuKernelImpl(KernelSignature signature, mlir::attn::KernelInfo info,
-                std::string image, bool isPtx, std::string directory);
+                std::string cubin, std::string ptx, std::string directory);
   llvm::Error launch(llvm::ArrayRef<TensorRef> inputs,
                      llvm::ArrayRef<TensorRef> outputs, void *stream) override;
 
@@ -54,7 +55,8 @@ private:
   llvm::Expected<Functions> functions();
 
   mlir::attn::KernelInfo info;
-  std::string image; // NUL-terminated when PTX
+  std::string cubin;
+  std::string ptx; // NUL-terminated
   std::mutex mu;
   std::map<void *, Functions> perContext;
 };

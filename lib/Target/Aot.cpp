@@ -106,14 +106,24 @@ static std::string packArgs(const std::vector<attn::KernelArg> &argList,
   return params;
 }
 
-std::string mlir::attn::launcherSource(const attn::KernelInfo &info,
-                                  StringRef cubin) {
+/// `data` as a C initializer list of bytes.
+static std::string cBytes(StringRef data, bool nulTerminate) {
   std::string bytes;
-  for (size_t i = 0; i < cubin.size(); ++i) {
-    bytes += fmt::format("{}{}", i ? "," : "", int(uint8_t(cubin[i])));
+  bytes.reserve(data.size() * 4);
+  for (size_t i = 0; i < data.size(); ++i) {
+    bytes += fmt::format("{}{}", i ? "," : "", int(uint8_t(data[i])));
     if (i % 24 == 23)
       bytes += "\n";
   }
+  if (nulTerminate)
+    bytes += ",0";
+  return bytes;
+}
+
+std::string mlir::attn::launcherSource(const attn::KernelInfo &info,
+                                       StringRef cubin, StringRef ptx) {
+  std::string bytes = cBytes(cubin, false);
+  std::string ptxBytes = cBytes(ptx, true);
   std::string decls;
   int nargs = 0, nmap = 0;
   std::string params = packArgs(info.args, "args", decls, nargs);
@@ -158,6 +168,10 @@ std::string mlir::attn::launcherSource(const attn::KernelInfo &info,
 
 static const unsigned char attnc_{name}_cubin[] = {{
 {bytes}}};
+/* The PTX, JIT-compiled by the driver where the cubin does not run (an sm_80
+ * cubin on a newer architecture: CUDA_ERROR_NO_BINARY_FOR_GPU). */
+static const unsigned char attnc_{name}_ptx[] = {{
+{ptxbytes}}};
 
 typedef attnc_result (*attnc_{name}_load_fn)(void **, const void *);
 typedef attnc_result (*attnc_{name}_get_fn)(void **, void *, const char *);
@@ -193,6 +207,8 @@ attnc_result attnc_{name}_load(void) {{
   if (!attnc_{name}_driver())
     return ATTNC_ERROR_NO_DRIVER;
   r = attnc_{name}_cuModuleLoadData(&attnc_{name}_module, attnc_{name}_cubin);
+  if (r == 209)
+    r = attnc_{name}_cuModuleLoadData(&attnc_{name}_module, attnc_{name}_ptx);
   if (r != ATTNC_SUCCESS)
     return r;
 {mapload}  if (r != ATTNC_SUCCESS)
@@ -218,6 +234,7 @@ attnc_result attnc_{name}_launch({cparams}) {{
 }}
 )C",
       fmt::arg("name", info.name), fmt::arg("bytes", bytes),
+      fmt::arg("ptxbytes", ptxBytes),
       fmt::arg("cparams", cParams(info)), fmt::arg("decls", decls),
       fmt::arg("params", params), fmt::arg("nargs", nargs),
       fmt::arg("maplaunch", mapLaunch), fmt::arg("mapload", mapLoad),
@@ -469,7 +486,8 @@ llvm::Error mlir::attn::writeAotDirectory(
     if (llvm::Error e = writeFile(base + ".h", headerSource(art.info)))
       return e;
     if (llvm::Error e =
-            writeFile(base + "_launcher.c", launcherSource(art.info, art.cubin)))
+            writeFile(base + "_launcher.c", launcherSource(art.info, art.cubin,
+                                                          art.ptx)))
       return e;
   }
   return writeFile((dir + "/manifest.json").str(), manifestJson(target, kernels));

@@ -130,7 +130,8 @@ static std::string findLibdevice() {
   return "";
 }
 
-std::string mlir::attn::gpuPipelineText(llvm::StringRef chip) {
+std::string mlir::attn::gpuPipelineText(llvm::StringRef chip,
+                                        llvm::StringRef format) {
   std::string libdevice = findLibdevice();
   // scf is lowered first and arith/cf/vector before convert-gpu-to-nvvm:
   // in 22.1 the other orders leave index-typed branch operands behind.
@@ -142,7 +143,7 @@ std::string mlir::attn::gpuPipelineText(llvm::StringRef chip) {
          "nvvm-attach-target{chip=" +
          chip.str() + " features=+ptx80 O=3" +
          (libdevice.empty() ? std::string() : " l=" + libdevice) +
-         "},gpu-module-to-binary{format=isa}";
+         "},gpu-module-to-binary{format=" + format.str() + "}";
 }
 
 void mlir::attn::buildCpuPipeline(OpPassManager &pm,
@@ -156,19 +157,89 @@ void mlir::attn::buildCpuPipeline(OpPassManager &pm,
     llvm::report_fatal_error("attnc: internal CPU pipeline does not parse");
 }
 
+namespace {
+struct AttnCompileOptions : public PassPipelineOptions<AttnCompileOptions> {
+  Option<std::string> target{*this, "target",
+                             llvm::cl::desc("cpu, sm_80 or sm_90a"),
+                             llvm::cl::init("cpu")};
+  Option<int64_t> blockQ{*this, "block-q",
+                         llvm::cl::desc("force the q tile (0: schedule)"),
+                         llvm::cl::init(0)};
+  Option<int64_t> blockKv{*this, "block-kv",
+                          llvm::cl::desc("force the kv tile (0: schedule)"),
+                          llvm::cl::init(0)};
+  Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("GPU binary: isa (PTX), bin (cubin, needs ptxas) or "
+                     "fatbin"),
+      llvm::cl::init("isa")};
+};
+} // namespace
+
+LogicalResult mlir::attn::buildCompilePipeline(
+    OpPassManager &pm, StringRef target, int64_t blockQ, int64_t blockKv,
+    StringRef format, function_ref<LogicalResult(const Twine &)> error) {
+  registerPipelinePasses();
+  if (blockQ < 0 || blockKv < 0)
+    return error("attn-compile: tile sizes must not be negative");
+  if (target == "cpu") {
+    CpuPipelineOptions o;
+    o.blockQ = blockQ;
+    o.blockKv = blockKv;
+    buildCpuPipeline(pm, o);
+    return success();
+  }
+  if (target != "sm_80" && target != "sm_90a")
+    return error("attn-compile: unsupported target '" + target +
+                 "' (expected cpu, sm_80 or sm_90a)");
+  if (format != "isa" && format != "bin" && format != "fatbin")
+    return error("attn-compile: unknown format '" + format +
+                 "' (expected isa, bin or fatbin)");
+  std::string text = "attn-analyze-masks,attn-select-schedule{target=" +
+                     target.str() + " block-q=" + std::to_string(blockQ) +
+                     " block-kv=" + std::to_string(blockKv) +
+                     "},convert-attn-to-gpu," + gpuPipelineText(target, format);
+  if (failed(parsePassPipeline(text, pm, llvm::errs())))
+    return error("attn-compile: internal GPU pipeline does not parse");
+  return success();
+}
+
 void mlir::attn::registerAttncPipelines() {
   registerPipelinePasses();
-  PassPipelineRegistration<>(
-      "attn-lower-cpu",
-      "Spec to LLVM dialect for the CPU through attn-tile (FlashAttention "
-      "loops)",
-      [](OpPassManager &pm) { buildCpuPipeline(pm, {}); });
-  PassPipelineRegistration<>(
-      "attn-lower-cpu-reference",
-      "Spec to LLVM dialect for the CPU through the naive reference lowering",
-      [](OpPassManager &pm) {
-        CpuPipelineOptions o;
-        o.reference = true;
-        buildCpuPipeline(pm, o);
-      });
+  // Once per process: a pipeline name may be registered only once.
+  static bool registered = [] {
+    registerPassPipeline(
+        "attn-compile",
+        "Spec to binary in one step: target=cpu gives the LLVM dialect for "
+        "the host JIT; target=sm_80|sm_90a adds a gpu.binary with one "
+        "FlashAttention-2 kernel per attn.attention (format=isa: PTX, bin: "
+        "cubin)",
+        [](OpPassManager &pm, StringRef optionsStr,
+           function_ref<LogicalResult(const Twine &)> errorHandler) {
+          AttnCompileOptions o;
+          if (failed(o.parseFromString(optionsStr)))
+            return failure();
+          return buildCompilePipeline(pm, o.target, o.blockQ, o.blockKv,
+                                      o.format, errorHandler);
+        },
+        [](function_ref<void(const mlir::detail::PassOptions &)> optHandler) {
+          optHandler(AttnCompileOptions());
+        });
+    PassPipelineRegistration<>(
+        "attn-lower-cpu",
+        "Spec to LLVM dialect for the CPU through attn-tile (FlashAttention "
+        "loops)",
+        [](OpPassManager &pm) { buildCpuPipeline(pm, {}); });
+    PassPipelineRegistration<>(
+        "attn-lower-cpu-reference",
+        "Spec to LLVM dialect for the CPU through the naive reference "
+        "lowering",
+        [](OpPassManager &pm) {
+          CpuPipelineOptions o;
+          o.reference = true;
+          buildCpuPipeline(pm, o);
+        });
+    return true;
+  }();
+  (void)registered;
 }

@@ -57,7 +57,10 @@ std::string manifestJson(llvm::StringRef target,
                          llvm::ArrayRef<GpuKernelArtifact> kernels);
 /// The C header and launcher of one kernel.
 std::string headerSource(const KernelInfo &info);
-std::string launcherSource(const KernelInfo &info, llvm::StringRef cubin);
+/// The launcher embeds the cubin and, for GPUs the cubin does not run on,
+/// the PTX.
+std::string launcherSource(const KernelInfo &info, llvm::StringRef cubin,
+                           llvm::StringRef ptx);
 
 } // namespace mlir::attn
 

@@ -19,7 +19,7 @@ struct CpuPipelineOptions {
 /// Dialects (and their bufferization models) that attnc pipelines create.
 void registerAttncDialects(DialectRegistry &registry);
 /// Registers the upstream passes the pipelines use and the named pipelines
-/// `attn-lower-cpu` and `attn-lower-cpu-reference`.
+/// `attn-compile`, `attn-lower-cpu` and `attn-lower-cpu-reference`.
 void registerAttncPipelines();
 
 /// Spec on tensors -> LLVM dialect for the CPU.
@@ -27,9 +27,19 @@ void buildCpuPipeline(OpPassManager &pm, const CpuPipelineOptions &options);
 /// The same pipeline as text (for diagnostics and documentation).
 std::string cpuPipelineText(const CpuPipelineOptions &options);
 
-/// gpu.module with kernels -> gpu.binary holding PTX for `chip` (as a pass
-/// list for a module-anchored pass manager).
-std::string gpuPipelineText(llvm::StringRef chip);
+/// gpu.module with kernels -> gpu.binary for `chip` (as a pass list for a
+/// module-anchored pass manager); `format` is gpu-module-to-binary's: isa
+/// (PTX), bin (cubin) or fatbin.
+std::string gpuPipelineText(llvm::StringRef chip,
+                            llvm::StringRef format = "isa");
+
+/// The `attn-compile` pipeline: spec to LLVM dialect (cpu) or to a module
+/// with a gpu.binary (sm_80, sm_90a). Bad options are reported through
+/// `error`.
+LogicalResult
+buildCompilePipeline(OpPassManager &pm, llvm::StringRef target, int64_t blockQ,
+                     int64_t blockKv, llvm::StringRef format,
+                     function_ref<LogicalResult(const llvm::Twine &)> error);
 
 } // namespace mlir::attn
 
