@@ -20,6 +20,9 @@ config.substitutions.append(("%examples", os.path.join(config.attnc_src_root,
                                                        "examples")))
 config.substitutions.append(("%python", "/usr/bin/python3"))
 config.substitutions.append(("%attnc_src", config.attnc_src_root))
+# test/Python: libattnc.so (the C API that attnc.compile loads).
+config.substitutions.append(("%attnc_lib_dir", os.path.join(config.attnc_obj_root,
+                                                           "lib")))
 
 # Optional features: ptxas (CUDA toolkit) and a CUDA device.
 cuda_home = os.environ.get("CUDA_HOME", "/usr/local/cuda")

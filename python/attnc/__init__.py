@@ -4,9 +4,17 @@
 manifest.json) and returns callables that take PyTorch CUDA tensors. It needs
 no MLIR: only the CUDA driver (libcuda, loaded with ctypes when first used)
 and torch.
+
+`attnc.compile(spec, target)` JIT-compiles a spec through libattnc.so (loaded
+with ctypes when first used): CPU kernels take numpy arrays, GPU kernels are
+`attnc.load` kernels from the compiler's disk cache.
 """
 
 from ._aot import AttncError, Kernel, Module, load
+from ._jit import CompiledKernel, cache_stats, compile, cuda_available, version
 
-__all__ = ["AttncError", "Kernel", "Module", "load"]
+AttncError.__module__ = __name__  # shown as attnc.AttncError
+
+__all__ = ["AttncError", "CompiledKernel", "Kernel", "Module", "cache_stats", "compile",
+           "cuda_available", "load", "version"]
 __version__ = "0.1.0"

@@ -32,12 +32,30 @@ class Kernel:
         self.target = target
         self.name = meta["name"]
         self._modules = {}  # CUDA context -> (module, function, map function)
+        self.signature = None  # set by attnc.compile (its C API signature)
 
     def __repr__(self):
         m = self.meta
         return (f"<attnc kernel {self.name}: {m['dtype']}, heads {m['heads_q']}:"
                 f"{m['heads_kv']}, d={m['head_dim']}/{m['value_dim']}, "
                 f"target {self.target}>")
+
+    def _read(self, name):
+        with open(os.path.join(self.directory, name), "rb") as f:
+            return f.read()
+
+    def _load_module(self):
+        """The cubin, or the PTX (NUL-terminated, JIT-compiled by the driver)
+        when there is no cubin or the cubin is for another GPU generation
+        (CUDA_ERROR_NO_BINARY_FOR_GPU, e.g. an sm_80 cubin on an H100)."""
+        cubin, ptx = self.meta.get("cubin"), self.meta.get("ptx")
+        if cubin:
+            try:
+                return _driver.load_module(self._read(cubin))
+            except _driver.DriverError as e:
+                if e.code != _driver.CUDA_ERROR_NO_BINARY_FOR_GPU or not ptx:
+                    raise
+        return _driver.load_module(self._read(ptx) + b"\0")
 
     def _functions(self):
         try:
@@ -46,12 +64,7 @@ class Kernel:
                 raise AttncError("no CUDA context is current (create a CUDA tensor first)")
             key = ctx.value
             if key not in self._modules:
-                binary = self.meta.get("cubin") or self.meta["ptx"]
-                with open(os.path.join(self.directory, binary), "rb") as f:
-                    image = f.read()
-                if binary.endswith(".ptx"):
-                    image += b"\0"
-                mod = _driver.load_module(image)
+                mod = self._load_module()
                 fn = _driver.get_function(mod, self.name)
                 bm = self.meta.get("block_map")
                 mfn = _driver.get_function(mod, bm["kernel"]) if bm else None

@@ -5,23 +5,31 @@ import ctypes
 _lib = None
 
 
+# CUresult values attnc reacts to.
+CUDA_ERROR_NO_BINARY_FOR_GPU = 209
+
+
 class DriverError(RuntimeError):
-    pass
+    """A failed driver call; `code` is its CUresult (None: no driver)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
 
 
 def lib():
     """libcuda, loaded once; DriverError if there is no driver."""
     global _lib
     if _lib is None:
-        last = None
+        first = None
         for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
             try:
                 _lib = ctypes.CDLL(name)
                 break
             except OSError as e:
-                last = e
+                first = first or e
         else:
-            raise DriverError(f"no CUDA driver found (libcuda.so.1): {last}")
+            raise DriverError(f"no CUDA driver found (libcuda.so.1): {first}")
         if _lib.cuInit(0) != 0:
             _lib = None
             raise DriverError("cuInit failed: no usable GPU")
@@ -33,7 +41,7 @@ def check(result, what):
         msg = ctypes.c_char_p()
         lib().cuGetErrorString(result, ctypes.byref(msg))
         text = msg.value.decode() if msg.value else f"error {result}"
-        raise DriverError(f"{what} failed: {text}")
+        raise DriverError(f"{what} failed: {text}", result)
 
 
 def current_context():
