@@ -10,6 +10,7 @@
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/FoldInterfaces.h"
 #include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -24,7 +25,20 @@ using namespace mlir::attn;
 #define GET_ATTRDEF_CLASSES
 #include "Attn/AttnAttrs.cpp.inc"
 
+namespace {
+/// Constants that folding creates in a score, mask or feature-map region stay
+/// in that region: the regions read values from above only through declared
+/// captures, and a GPU kernel outlines them away from the function.
+struct AttnFoldInterface : public DialectFoldInterface {
+  using DialectFoldInterface::DialectFoldInterface;
+  bool shouldMaterializeInto(Region *region) const final {
+    return isa<AttentionOp, LinearAttentionOp, ScanOp>(region->getParentOp());
+  }
+};
+} // namespace
+
 void AttnDialect::initialize() {
+  addInterfaces<AttnFoldInterface>();
   addAttributes<
 #define GET_ATTRDEF_LIST
 #include "Attn/AttnAttrs.cpp.inc"

@@ -119,3 +119,25 @@ func.func @dead(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
       -> tensor<?x4x?x64xf32>, tensor<?x4x?xf32>
   return
 }
+
+// Constants in a mask region stay there (they are not hoisted into the
+// function, where the region could not read them).
+// CHECK-LABEL: func.func @window_constants
+// CHECK-NEXT: attn.attention
+// CHECK: mask(
+// CHECK: arith.constant 128 : index
+// CHECK: attn.yield
+func.func @window_constants(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                            %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %w = arith.constant 128 : index
+      %jw = arith.addi %j, %w : index
+      %near = arith.cmpi ult, %i, %jw : index
+      %causal = arith.cmpi uge, %i, %j : index
+      %keep = arith.andi %near, %causal : i1
+      attn.yield %keep : i1
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
