@@ -148,7 +148,8 @@ def Attn_LinearAttentionOp : Attn_LinearLikeOp<"linear_attention"> {
                        Optional<AnyRankedTensor>:$decay,
                        Optional<AnyRankedTensor>:$initial_state,
                        Variadic<AnyRankedTensor>:$captures,
-                       UnitAttr:$normalize, OptionalAttr<F32Attr>:$scale);
+                       UnitAttr:$normalize, OptionalAttr<F32Attr>:$scale,
+                       OptionalAttr<Attn_ScheduleAttr>:$schedule);
   let results = (outs AnyRankedTensor:$o,
                       Optional<AnyRankedTensor>:$final_state);
   let regions = (region MaxSizedRegion<1>:$feature_map,
@@ -180,7 +181,10 @@ def Attn_ScanOp : Attn_LinearLikeOp<"scan"> {
     `L_t = sum_{r<=t} g_r`, as in bidirectional Mamba2. An `initial_state`
     `[B, H, D, Dv]` may be given and the final state returned (causal).
     `attn.linear_attention` with identity feature maps is the same
-    computation; `attn.scan` is the form the chunked lowering works on.
+    computation.
+
+    Both ops take an optional `schedule` (written by `attn-select-schedule`):
+    its `block_q` is the chunk length of the chunked lowering.
 
     ```mlir
     %o = attn.scan causal %q, %k, %v decay(%g : tensor<?x8x?xf32>)
@@ -191,7 +195,8 @@ def Attn_ScanOp : Attn_LinearLikeOp<"scan"> {
   let arguments = (ins Attn_DirectionAttr:$direction, AnyRankedTensor:$q,
                        AnyRankedTensor:$k, AnyRankedTensor:$v,
                        Optional<AnyRankedTensor>:$decay,
-                       Optional<AnyRankedTensor>:$initial_state);
+                       Optional<AnyRankedTensor>:$initial_state,
+                       OptionalAttr<Attn_ScheduleAttr>:$schedule);
   let results = (outs AnyRankedTensor:$o,
                       Optional<AnyRankedTensor>:$final_state);
   let extraClassDeclaration = [{

@@ -70,9 +70,17 @@ def AttnTile : Pass<"attn-tile", "::mlir::ModuleOp"> {
     tiles evaluate the mask. Dot products over the head dim are vector ops.
     exp2 with log2(e) folded into the scale. Rows with no visible key give
     o = 0 and lse = -inf. `attn.linear_attention` / `attn.scan` lower to
-    their recurrent form (state carried token by token), which is checked
-    against the quadratic reference.
+    their chunked form (chunk length from the schedule's `block_q`: the
+    quadratic form inside a chunk with the decay built from cumulative
+    log-gates, the F x Dv state across chunks; a backward pass over the
+    chunks for bidirectional scans) or, with `linear-form=recurrent`, to the
+    token-by-token recurrence (the decode form). Both are checked against
+    the quadratic reference.
   }];
+  let options = [
+    Option<"linearForm", "linear-form", "std::string", "\"chunked\"",
+           "lowering of linear attention and scans: chunked or recurrent">
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",

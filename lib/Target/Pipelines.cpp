@@ -87,7 +87,7 @@ std::string mlir::attn::cpuPipelineText(const CpuPipelineOptions &options) {
       s += " block-q=" + std::to_string(options.blockQ);
     if (options.blockKv)
       s += " block-kv=" + std::to_string(options.blockKv);
-    s += "},attn-tile,";
+    s += "},attn-tile{linear-form=" + options.linearForm + "},";
   }
   s += "canonicalize,cse,"
        "one-shot-bufferize{bufferize-function-boundaries "

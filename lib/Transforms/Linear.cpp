@@ -7,8 +7,12 @@
 //    with w(t,s) = exp(-|L_t - L_s|) from cumulative log-gates L;
 //  - the recurrent form: S_t = diag(a_t) S_{t-1} + phi_k(k_t) v_t^T,
 //    o_t = S_t^T phi_q(q_t), plus a backward recurrence for bidirectional
-//    scans. It carries the state token by token (the decode form); the
-//    chunked tensor-core form builds on it.
+//    scans. It carries the state token by token (the decode form);
+//  - the chunked form: the sequence in chunks of C tokens; inside a chunk the
+//    quadratic form with the decay matrix built from the chunk's cumulative
+//    log-gates, across chunks the F x Dv state. Every exponent is a
+//    difference L_i - L_j <= 0 of cumulative log-gates (gates <= 0), so
+//    nothing overflows however long the sequence.
 //
 //===----------------------------------------------------------------------===//
 
@@ -58,6 +62,7 @@ struct LinearLowering {
 
   LogicalResult lowerReference();
   LogicalResult lowerRecurrent();
+  LogicalResult lowerChunked(int64_t chunk);
 };
 } // namespace
 
@@ -415,6 +420,200 @@ LogicalResult LinearLowering::lowerRecurrent() {
   return success();
 }
 
+
+LogicalResult LinearLowering::lowerChunked(int64_t chunk) {
+  setup();
+  bool vecGate = kind == DecayKind::TokenDim;
+  Value cC = e.idx(chunk);
+  Value fIdx = e.idx(f);
+  Value group = e.idx(h / hk);
+  Value pqs = e.alloc({chunk, f}, e.f32Type(), {});
+  Value pks = e.alloc({chunk, f}, e.f32Type(), {});
+  Value vs = e.alloc({chunk, dv}, e.f32Type(), {});
+  // Cumulative log-gates inside the chunk: L_i = g_{t0} + ... + g_{t0+i}.
+  Value gates;
+  if (kind != DecayKind::None)
+    gates = vecGate ? e.alloc({chunk, f}, e.f32Type(), {})
+                    : e.alloc({chunk}, e.f32Type(), {});
+  Value state = e.alloc({f, dv}, e.f32Type(), {});
+  Value z = e.alloc({f}, e.f32Type(), {});
+  Value pqBuf = e.alloc({f}, e.f32Type(), {});
+  Value fwd, fwdDen;
+  if (!causal) {
+    fwd = e.alloc({ShapedType::kDynamic, dv}, e.f32Type(), {n});
+    fwdDen = e.alloc({ShapedType::kDynamic}, e.f32Type(), {n});
+  }
+
+  // L_i (scalar or vector<F>) and L_i[fi] (scalar).
+  auto gateAt = [&](Value i) -> Value {
+    return vecGate ? e.readRowF32(gates, {i, c0}, f)
+                   : Value(memref::LoadOp::create(b, gates, ValueRange{i}));
+  };
+  auto gateAtF = [&](Value i, Value fi) -> Value {
+    return vecGate ? memref::LoadOp::create(b, gates, ValueRange{i, fi})
+                   : memref::LoadOp::create(b, gates, ValueRange{i});
+  };
+  // x * exp(l), l scalar or vector<F>, x vector<F>.
+  auto scaleByExp = [&](Value x, Value l) {
+    return vecGate ? e.mulf(x, e.exp(l)) : e.mulf(x, e.splat(e.exp(l), f));
+  };
+  auto loadChunk = [&](Value bi, Value hi, Value hkv, Value t0, Value len) {
+    Value zero = vecGate ? zerosF(f) : e.f32(0.0);
+    e.loop(c0, len, c1, {zero}, [&](Value i, ValueRange it) {
+      Value t = e.addi(t0, i);
+      e.writeRowF32(phiQ(bi, hi, t), pqs, {i, c0});
+      e.writeRowF32(phiK(bi, hkv, t), pks, {i, c0});
+      e.writeRowF32(e.readRowF32(v, {bi, hkv, t, c0}, dv), vs, {i, c0});
+      if (kind == DecayKind::None)
+        return SmallVector<Value>{it[0]};
+      Value acc = e.addf(it[0], logGate(bi, hi, t));
+      if (vecGate)
+        e.writeRowF32(acc, gates, {i, c0});
+      else
+        memref::StoreOp::create(b, acc, gates, ValueRange{i});
+      return SmallVector<Value>{acc};
+    });
+  };
+  // The weight of key j for query i inside a chunk, folded into the dot
+  // product: pq . (pk * exp(sign * (L_i - L_j))).
+  auto intra = [&](Value pq, Value li, Value lb, Value ub, bool forward) {
+    return e.loop(
+        lb, ub, c1, {zerosF(dv), e.f32(0.0)},
+        [&](Value j, ValueRange it) -> SmallVector<Value> {
+          Value pk = e.readRowF32(pks, {j, c0}, f);
+          Value a;
+          if (kind == DecayKind::None) {
+            a = e.dot(pq, pk);
+          } else {
+            Value lj = gateAt(j);
+            Value diff = forward ? e.subf(li, lj) : e.subf(lj, li);
+            a = vecGate ? e.dot(e.mulf(pq, e.exp(diff)), pk)
+                        : e.mulf(e.dot(pq, pk), e.exp(diff));
+          }
+          Value vj = e.readRowF32(vs, {j, c0}, dv);
+          return {vector::FMAOp::create(b, e.splat(a, dv), vj, it[0]),
+                  e.addf(it[1], a)};
+        });
+  };
+  // (S^T pqw, pqw . z)
+  auto readState = [&](Value pqw) -> std::pair<Value, Value> {
+    e.writeRowF32(pqw, pqBuf, {c0});
+    Value out =
+        e.loop(c0, fIdx, c1, {zerosF(dv)},
+               [&](Value fi, ValueRange it) -> SmallVector<Value> {
+                 Value c = memref::LoadOp::create(b, pqBuf, ValueRange{fi});
+                 Value row = e.readRowF32(state, {fi, c0}, dv);
+                 return {vector::FMAOp::create(b, e.splat(c, dv), row, it[0])};
+               })[0];
+    return {out, e.dot(pqw, e.readRowF32(z, {c0}, f))};
+  };
+  // S <- exp(G) S + sum_j exp(G - L_j) (forward) or exp(L_j) (backward)
+  // pk_j v_j^T, and z likewise; G = L_{len-1}.
+  auto updateState = [&](Value len, bool forward) {
+    Value last = e.subi(len, c1);
+    e.loop(c0, fIdx, [&](Value fi) {
+      Value gLast = kind == DecayKind::None ? Value() : gateAtF(last, fi);
+      Value decayF = gLast ? e.exp(gLast) : e.f32(1.0);
+      Value row = e.mulf(e.readRowF32(state, {fi, c0}, dv), e.splat(decayF, dv));
+      Value zf = e.mulf(memref::LoadOp::create(b, z, ValueRange{fi}), decayF);
+      SmallVector<Value> acc = e.loop(
+          c0, len, c1, {row, zf},
+          [&](Value j, ValueRange it) -> SmallVector<Value> {
+            Value w = memref::LoadOp::create(b, pks, ValueRange{j, fi});
+            if (gLast) {
+              Value lj = gateAtF(j, fi);
+              w = e.mulf(w, e.exp(forward ? e.subf(gLast, lj) : lj));
+            }
+            Value vj = e.readRowF32(vs, {j, c0}, dv);
+            return {vector::FMAOp::create(b, e.splat(w, dv), vj, it[0]),
+                    e.addf(it[1], w)};
+          });
+      e.writeRowF32(acc[0], state, {fi, c0});
+      memref::StoreOp::create(b, acc[1], z, ValueRange{fi});
+    });
+  };
+  auto writeOut = [&](Value out, Value den, Value bi, Value hi, Value t) {
+    if (normalize) {
+      Value nz = e.cmpf(CmpFPredicate::ONE, den, e.f32(0.0));
+      Value inv = e.select(nz, e.divf(e.f32(1.0), den), e.f32(0.0));
+      out = e.mulf(out, e.splat(inv, dv));
+    }
+    e.writeRowF32(out, o, {bi, hi, t, c0});
+  };
+
+  e.loop(c0, batch, [&](Value bi) {
+    e.loop(c0, e.idx(h), [&](Value hi) {
+      Value hkv = e.divi(hi, group);
+      e.loop(c0, fIdx, [&](Value fi) {
+        Value row =
+            init ? e.readRowF32(init, {bi, hi, fi, c0}, dv) : zerosF(dv);
+        e.writeRowF32(row, state, {fi, c0});
+        memref::StoreOp::create(b, e.f32(0.0), z, ValueRange{fi});
+      });
+      // Forward: keys j <= i, the state from the chunks before.
+      e.loop(c0, n, cC, {}, [&](Value t0, ValueRange) {
+        Value len = e.mini(cC, e.subi(n, t0));
+        loadChunk(bi, hi, hkv, t0, len);
+        e.loop(c0, len, [&](Value i) {
+          Value t = e.addi(t0, i);
+          Value pq = e.readRowF32(pqs, {i, c0}, f);
+          Value li = kind == DecayKind::None ? Value() : gateAt(i);
+          SmallVector<Value> acc = intra(pq, li, c0, e.addi(i, c1), true);
+          auto [so, sd] = readState(li ? scaleByExp(pq, li) : pq);
+          Value out = e.addf(acc[0], so), den = e.addf(acc[1], sd);
+          if (causal) {
+            writeOut(out, den, bi, hi, t);
+          } else {
+            e.writeRowF32(out, fwd, {t, c0});
+            memref::StoreOp::create(b, den, fwdDen, ValueRange{t});
+          }
+        });
+        updateState(len, /*forward=*/true);
+        return SmallVector<Value>();
+      });
+      if (fin)
+        e.loop(c0, fIdx, [&](Value fi) {
+          e.writeRowF32(e.readRowF32(state, {fi, c0}, dv), fin,
+                        {bi, hi, fi, c0});
+        });
+      if (causal)
+        return;
+      // Backward: keys j > i, the state from the chunks after.
+      e.loop(c0, fIdx, [&](Value fi) {
+        e.writeRowF32(zerosF(dv), state, {fi, c0});
+        memref::StoreOp::create(b, e.f32(0.0), z, ValueRange{fi});
+      });
+      Value chunks = e.ceilDiv(n, cC);
+      e.loop(c0, chunks, [&](Value r) {
+        Value t0 = e.muli(e.subi(e.subi(chunks, c1), r), cC);
+        Value len = e.mini(cC, e.subi(n, t0));
+        loadChunk(bi, hi, hkv, t0, len);
+        Value gLast =
+            kind == DecayKind::None ? Value() : gateAt(e.subi(len, c1));
+        e.loop(c0, len, [&](Value i) {
+          Value t = e.addi(t0, i);
+          Value pq = e.readRowF32(pqs, {i, c0}, f);
+          Value li = kind == DecayKind::None ? Value() : gateAt(i);
+          SmallVector<Value> acc = intra(pq, li, e.addi(i, c1), len, false);
+          auto [so, sd] =
+              readState(li ? scaleByExp(pq, e.subf(gLast, li)) : pq);
+          Value out = e.addf(e.addf(acc[0], so), e.readRowF32(fwd, {t, c0}, dv));
+          Value den = e.addf(
+              e.addf(acc[1], sd),
+              memref::LoadOp::create(b, fwdDen, ValueRange{t}));
+          writeOut(out, den, bi, hi, t);
+        });
+        updateState(len, /*forward=*/false);
+      });
+    });
+  });
+  for (Value buf : {pqs, pks, vs, gates, state, z, pqBuf, fwd, fwdDen})
+    if (buf)
+      memref::DeallocOp::create(b, buf);
+  finish();
+  return success();
+}
+
 LogicalResult mlir::attn::lowerLinearToReference(Operation *op) {
   ImplicitLocOpBuilder b(op->getLoc(), op);
   LinearLowering l(op, b);
@@ -425,4 +624,14 @@ LogicalResult mlir::attn::lowerLinearRecurrent(Operation *op) {
   ImplicitLocOpBuilder b(op->getLoc(), op);
   LinearLowering l(op, b);
   return l.lowerRecurrent();
+}
+
+LogicalResult mlir::attn::lowerLinearChunked(Operation *op) {
+  auto sched = op->getAttrOfType<ScheduleAttr>("schedule");
+  int64_t chunk = sched ? sched.getBlockQ() : 64;
+  if (chunk <= 0)
+    return op->emitOpError() << "has a schedule with chunk length " << chunk;
+  ImplicitLocOpBuilder b(op->getLoc(), op);
+  LinearLowering l(op, b);
+  return l.lowerChunked(chunk);
 }

@@ -129,7 +129,54 @@ struct AttnSelectSchedulePass
       return WalkResult::advance();
     });
     if (r.wasInterrupted())
+      return signalPassFailure();
+    r = getOperation()->walk([&](Operation *op) -> WalkResult {
+      if (!isa<LinearAttentionOp, ScanOp>(op) || op->getAttr("schedule"))
+        return WalkResult::advance();
+      return scheduleLinear(op, *t) ? WalkResult::advance()
+                                    : WalkResult::interrupt();
+    });
+    if (r.wasInterrupted())
       signalPassFailure();
+  }
+
+  /// The chunk length of the chunked linear-attention / scan lowering. Per
+  /// token, the quadratic part inside a chunk costs about C * (F + Dv) / 2
+  /// multiply-adds and the state update 2 * F * Dv: chunks up to
+  /// C = 4 * F * Dv / (F + Dv) keep the two comparable (128 for F = Dv = 64
+  /// and above; flash-linear-attention uses 64). The chunk's rows of
+  /// phi(q), phi(k), v and the gates plus the F x Dv state (f32) must fit the
+  /// target's on-chip budget.
+  bool scheduleLinear(Operation *op, const TargetDesc &t) {
+    int64_t f = isa<LinearAttentionOp>(op)
+                    ? cast<LinearAttentionOp>(op).getFeatureDim()
+                    : cast<ScanOp>(op).getFeatureDim();
+    int64_t dv = cast<RankedTensorType>(op->getResult(0).getType())
+                     .getDimSize(3);
+    int64_t limit = std::max<int64_t>(16, 4 * f * dv / (f + dv));
+    auto bytes = [&](int64_t c) {
+      return (c * (3 * f + dv + 1) + f * dv + f) * 4;
+    };
+    int64_t chunk = 0;
+    if (blockQ) {
+      chunk = blockQ;
+    } else {
+      for (int64_t c : {128, 64, 32, 16})
+        if (c <= limit && bytes(c) <= t.onChipBytes) {
+          chunk = c;
+          break;
+        }
+    }
+    if (!chunk) {
+      op->emitOpError() << "no chunk length fits " << t.name << " ("
+                        << t.onChipBytes << " bytes on chip) for feature dim "
+                        << f << " and value dim " << dv;
+      return false;
+    }
+    op->setAttr("schedule",
+                ScheduleAttr::get(op->getContext(), t.name, chunk, chunk,
+                                  t.isGpu ? 4 : 1, 1, bytes(chunk)));
+    return true;
   }
 };
 } // namespace

@@ -309,7 +309,14 @@ LogicalResult mlir::attn::lowerAttentionTiled(AttentionOp op) {
 
 namespace {
 struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
+  using AttnTileBase::AttnTileBase;
   void runOnOperation() override {
+    if (linearForm != "chunked" && linearForm != "recurrent") {
+      getOperation()->emitError()
+          << "attn-tile: unknown linear-form '" << linearForm
+          << "' (expected chunked or recurrent)";
+      return signalPassFailure();
+    }
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
       if (isa<AttentionOp, LinearAttentionOp, ScanOp>(op))
@@ -318,7 +325,9 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
     for (Operation *op : ops) {
       LogicalResult r = isa<AttentionOp>(op)
                             ? lowerAttentionTiled(cast<AttentionOp>(op))
-                            : lowerLinearRecurrent(op);
+                            : linearForm == "recurrent"
+                                  ? lowerLinearRecurrent(op)
+                                  : lowerLinearChunked(op);
       if (failed(r))
         return signalPassFailure();
     }

@@ -57,6 +57,11 @@ static cl::opt<int64_t> blockQ("block-q", cl::desc("force block_q"),
                                cl::init(0));
 static cl::opt<int64_t> blockKv("block-kv", cl::desc("force block_kv"),
                                 cl::init(0));
+static cl::opt<std::string>
+    linearForm("linear-form",
+               cl::desc("lowering of linear attention and scans: chunked "
+                        "(chunk length = block_q) or recurrent"),
+               cl::init("chunked"));
 static cl::opt<int> repeat("repeat", cl::desc("timed runs (median reported)"),
                            cl::init(1));
 
@@ -247,6 +252,13 @@ int main(int argc, char **argv) {
     llvm::errs() << "attn-run: error: --block-q and --block-kv must be powers "
                     "of two\n";
     return fail("bad tile sizes");
+  }
+
+  if (linearForm != "chunked" && linearForm != "recurrent") {
+    llvm::errs() << "attn-run: error: --linear-form must be chunked or "
+                    "recurrent, got '"
+                 << linearForm << "'\n";
+    return fail("bad linear form");
   }
 
   DialectRegistry registry;
@@ -479,6 +491,7 @@ int main(int argc, char **argv) {
   attn::CpuPipelineOptions tiledOpts, refOpts;
   tiledOpts.blockQ = blockQ;
   tiledOpts.blockKv = blockKv;
+  tiledOpts.linearForm = linearForm;
   refOpts.reference = true;
   auto tiled = attn::CpuKernel::compile(*module, func.getName(), tiledOpts);
   if (!tiled) {

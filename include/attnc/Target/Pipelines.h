@@ -12,8 +12,11 @@ namespace mlir::attn {
 struct CpuPipelineOptions {
   /// Lower through convert-attn-to-reference instead of attn-tile.
   bool reference = false;
-  /// Forced tile sizes (0 = let attn-select-schedule choose).
+  /// Forced tile sizes (0 = let attn-select-schedule choose); block_q is
+  /// also the chunk length of linear attention and scans.
   int64_t blockQ = 0, blockKv = 0;
+  /// "chunked" or "recurrent" (attn-tile's linear-form).
+  std::string linearForm = "chunked";
 };
 
 /// Dialects (and their bufferization models) that attnc pipelines create.

@@ -26,6 +26,8 @@ LogicalResult lowerLinearToReference(Operation *op);
 LogicalResult lowerAttentionTiled(AttentionOp op);
 /// Recurrent (token by token) lowering of linear attention / scans.
 LogicalResult lowerLinearRecurrent(Operation *op);
+/// Chunked lowering (chunk length from the op's schedule, default 64).
+LogicalResult lowerLinearChunked(Operation *op);
 
 } // namespace mlir::attn
 
