@@ -125,8 +125,10 @@ def Attn_LinearAttentionOp : Attn_LinearLikeOp<"linear_attention"> {
     (f32) and return the final state as a second result.
 
     A feature map region takes `(x: vector<DxF32>)`, the row of q (scaled)
-    or k, and yields `vector<Fxf32>`; it is pure code on vectors (arith,
-    math, vector ops, reads of captured tensors).
+    or k, and optionally `(x, t: index)` with the token's position (for
+    position-dependent maps such as cosFormer's cos/sin reweighting), and
+    yields `vector<Fxf32>`; it is pure code on vectors (arith, math, vector
+    ops, reads of captured tensors such as a random or learned projection).
 
     ```mlir
     %o = attn.linear_attention causal %q, %k, %v normalize

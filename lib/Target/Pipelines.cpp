@@ -34,6 +34,7 @@
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Vector/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Vector/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVM/NVVM/Target.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
@@ -92,10 +93,12 @@ std::string mlir::attn::cpuPipelineText(const CpuPipelineOptions &options) {
   s += "canonicalize,cse,"
        "one-shot-bufferize{bufferize-function-boundaries "
        "function-boundary-type-conversion=identity-layout-map},"
-       "canonicalize,cse,convert-vector-to-scf,lower-affine,convert-scf-to-cf,"
+       "canonicalize,cse,func.func(lower-vector-multi-reduction),"
+       "convert-vector-to-scf{full-unroll=true},lower-affine,convert-scf-to-cf,"
        "convert-vector-to-llvm,expand-strided-metadata,"
        "finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,"
-       "convert-func-to-llvm,convert-cf-to-llvm,reconcile-unrealized-casts)";
+       "convert-ub-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
+       "reconcile-unrealized-casts)";
   return s;
 }
 
@@ -109,6 +112,7 @@ static void registerPipelinePasses() {
     memref::registerMemRefPasses();
     registerTransformsPasses();
     registerGPUPasses();
+    vector::registerVectorPasses();
     gpu::registerGPUToNVVMPipeline();
     return true;
   }();

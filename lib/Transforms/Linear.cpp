@@ -48,6 +48,12 @@ struct LinearLowering {
   void finish();
   Value phiQ(Value bi, Value hi, Value t);
   Value phiK(Value bi, Value hkv, Value t);
+  /// A feature map on row x of token t (regions may take t too).
+  Value applyMap(Region &r, Value x, Value t) {
+    if (r.front().getNumArguments() == 2)
+      return e.inlineRegion(r, {x, t})[0];
+    return e.inlineRegion(r, {x})[0];
+  }
   /// Log-gate at t: scalar f32 (Head, Token) or vector<F> (TokenDim).
   Value logGate(Value bi, Value hi, Value t);
   Value indexToF32(Value x) {
@@ -134,12 +140,12 @@ void LinearLowering::finish() {
 Value LinearLowering::phiQ(Value bi, Value hi, Value t) {
   Value x =
       e.mulf(e.readRowF32(q, {bi, hi, t, c0}, d), e.splat(e.f32(scale), d));
-  return fq ? e.inlineRegion(*fq, {x})[0] : x;
+  return fq ? applyMap(*fq, x, t) : x;
 }
 
 Value LinearLowering::phiK(Value bi, Value hkv, Value t) {
   Value x = e.readRowF32(k, {bi, hkv, t, c0}, d);
-  return fk ? e.inlineRegion(*fk, {x})[0] : x;
+  return fk ? applyMap(*fk, x, t) : x;
 }
 
 Value LinearLowering::logGate(Value bi, Value hi, Value t) {

@@ -568,7 +568,7 @@ int main(int argc, char **argv) {
     }
   }
 
-  std::string sched = isLinear ? "recurrent" : "tiled";
+  std::string sched = isLinear ? std::string(linearForm) : "tiled";
   std::string summary =
       fmt::format("{}: backend=cpu B={} Nq={} Nk={}", func.getName().str(),
                   int64_t(batch), int64_t(nq), int64_t(nk));

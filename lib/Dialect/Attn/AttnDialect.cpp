@@ -733,10 +733,17 @@ static LogicalResult verifyLinearRegions(const LinearView &lv) {
   if (!lv.keyFeatureMap->empty() && lv.featureMap->empty())
     return op->emitOpError()
            << "'key_feature_map' requires a 'feature_map' region";
-  if (failed(verifyRegionSignature(op, *lv.featureMap, "feature_map", {rowType},
-                                   featType)) ||
+  // A feature map takes the row, and optionally the token's position (for
+  // position-dependent maps such as cosFormer's reweighting).
+  auto argsOf = [&](Region &r) -> SmallVector<Type> {
+    if (!r.empty() && r.front().getNumArguments() == 2)
+      return {rowType, IndexType::get(op->getContext())};
+    return {rowType};
+  };
+  if (failed(verifyRegionSignature(op, *lv.featureMap, "feature_map",
+                                   argsOf(*lv.featureMap), featType)) ||
       failed(verifyRegionSignature(op, *lv.keyFeatureMap, "key_feature_map",
-                                   {rowType}, featType)))
+                                   argsOf(*lv.keyFeatureMap), featType)))
     return failure();
   return verifyRegionBodies(op, lv.captures, /*allowVectors=*/true);
 }

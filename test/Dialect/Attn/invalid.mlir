@@ -535,3 +535,14 @@ func.func @linear_zero_scale(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
     : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
   return %o : tensor<?x4x?x64xf32>
 }
+
+// -----
+
+func.func @feature_map_position_type(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{'feature_map' region argument #1 must be 'index', got 'i64'}}
+  %o = attn.linear_attention causal %q, %k, %v
+    feature_map(%x: vector<64xf32>, %t: i64) {
+      attn.yield %x : vector<64xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
