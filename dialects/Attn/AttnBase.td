@@ -105,4 +105,32 @@ def Attn_ScheduleAttr : Attn_Attr<"Schedule", "schedule"> {
   let genVerifyDecl = 1;
 }
 
+def Attn_TokenOrderAttr : Attn_Attr<"TokenOrder", "token_order"> {
+  let summary = "The order in which a scan visits the tokens of a grid";
+  let description = [{
+    The sequence holds `review` summary tokens, then the tokens of a grid
+    (for video, `[T, H, W]`) flattened row-major. A scan with this order
+    visits the review tokens first, then the grid with its dimensions nested
+    as `perm` says (`perm[0]` outermost): `perm = [0, 1, 2]` is the storage
+    order, `[1, 2, 0]` scans each pixel through time before moving on. The
+    order is folded into the kernel's load and store addressing (no copy);
+    o is returned in storage order. The sequence length must be
+    `review + product(grid)`. LinGen's MATE block changes the order from
+    layer to layer (rotary-major scans).
+
+    Example: `#attn.token_order<grid = [8, 16, 16], perm = [1, 2, 0], review = 4>`
+  }];
+  let parameters = (ins ArrayRefParameter<"int64_t">:$grid,
+                        ArrayRefParameter<"int64_t">:$perm,
+                        "int64_t":$review);
+  let assemblyFormat = [{
+    `<` `grid` `=` `[` $grid `]` `,` `perm` `=` `[` $perm `]` `,` `review` `=` $review `>`
+  }];
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// review + product(grid): the sequence length the order is for.
+    int64_t getLength() const;
+  }];
+}
+
 #endif // ATTN_BASE_TD

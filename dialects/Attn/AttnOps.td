@@ -151,7 +151,8 @@ def Attn_LinearAttentionOp : Attn_LinearLikeOp<"linear_attention"> {
                        Optional<AnyRankedTensor>:$initial_state,
                        Variadic<AnyRankedTensor>:$captures,
                        UnitAttr:$normalize, OptionalAttr<F32Attr>:$scale,
-                       OptionalAttr<Attn_ScheduleAttr>:$schedule);
+                       OptionalAttr<Attn_ScheduleAttr>:$schedule,
+                       OptionalAttr<Attn_TokenOrderAttr>:$order);
   let results = (outs AnyRankedTensor:$o,
                       Optional<AnyRankedTensor>:$final_state);
   let regions = (region MaxSizedRegion<1>:$feature_map,
@@ -186,7 +187,10 @@ def Attn_ScanOp : Attn_LinearLikeOp<"scan"> {
     computation.
 
     Both ops take an optional `schedule` (written by `attn-select-schedule`):
-    its `block_q` is the chunk length of the chunked lowering.
+    its `block_q` is the chunk length of the chunked lowering; and an
+    optional `order` (`#attn.token_order`): the scan visits the tokens in
+    that order (review tokens first, then a permuted grid), with gates read
+    and positions counted in scan order.
 
     ```mlir
     %o = attn.scan causal %q, %k, %v decay(%g : tensor<?x8x?xf32>)
@@ -198,7 +202,8 @@ def Attn_ScanOp : Attn_LinearLikeOp<"scan"> {
                        AnyRankedTensor:$k, AnyRankedTensor:$v,
                        Optional<AnyRankedTensor>:$decay,
                        Optional<AnyRankedTensor>:$initial_state,
-                       OptionalAttr<Attn_ScheduleAttr>:$schedule);
+                       OptionalAttr<Attn_ScheduleAttr>:$schedule,
+                       OptionalAttr<Attn_TokenOrderAttr>:$order);
   let results = (outs AnyRankedTensor:$o,
                       Optional<AnyRankedTensor>:$final_state);
   let extraClassDeclaration = [{

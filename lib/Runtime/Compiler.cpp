@@ -326,6 +326,33 @@ static llvm::Expected<KernelSignature> cpuSignature(mlir::func::FuncOp func) {
   return s;
 }
 
+/// Value checks for the linear ops of `func` whose operands are arguments.
+static InputChecks inputChecks(mlir::func::FuncOp func) {
+  InputChecks c;
+  auto argIndex = [&](mlir::Value v) -> std::optional<unsigned> {
+    auto arg = llvm::dyn_cast<mlir::BlockArgument>(v);
+    if (arg && arg.getOwner() == &func.getBody().front())
+      return arg.getArgNumber();
+    return std::nullopt;
+  };
+  auto visit = [&](mlir::Value decay, mlir::Value q,
+                   mlir::attn::TokenOrderAttr order) {
+    if (decay)
+      if (auto i = argIndex(decay))
+        c.logGates.push_back(*i);
+    if (order)
+      if (auto i = argIndex(q))
+        c.lengths.push_back({*i, 2u, order.getLength()});
+  };
+  func.walk([&](mlir::Operation *op) {
+    if (auto la = llvm::dyn_cast<mlir::attn::LinearAttentionOp>(op))
+      visit(la.getDecay(), la.getQ(), la.getOrderAttr());
+    else if (auto sc = llvm::dyn_cast<mlir::attn::ScanOp>(op))
+      visit(sc.getDecay(), sc.getQ(), sc.getOrderAttr());
+  });
+  return c;
+}
+
 /// Whether `func` is one attn.attention on its arguments (q, k, v, captures
 /// in order) returning its results.
 static mlir::attn::AttentionOp attentionOf(mlir::func::FuncOp func) {
@@ -374,7 +401,8 @@ Compiler::Impl::build(const Job &job) {
     if (!object.empty())
       store(job, {{"kernel.o", object}});
     return std::make_shared<CpuKernelImpl>(std::move(*sig), std::move(*k),
-                                           bool(attentionOf(func)));
+                                           bool(attentionOf(func)),
+                                           inputChecks(func));
   }
 
   if (!attentionOf(func))
@@ -498,7 +526,8 @@ Compiler::Impl::loadEntry(const Job &job, StringRef dir) {
     if (!k)
       return k.takeError();
     return std::make_shared<CpuKernelImpl>(std::move(*sig), std::move(*k),
-                                           bool(attentionOf(func)));
+                                           bool(attentionOf(func)),
+                                           inputChecks(func));
   }
   auto m = contents.find("manifest.json");
   if (m == contents.end())

@@ -166,8 +166,9 @@ static llvm::Error checkAttentionShapes(const KernelSignature &sig,
 
 CpuKernelImpl::CpuKernelImpl(KernelSignature signature,
                              std::unique_ptr<mlir::attn::CpuKernel> kernel,
-                             bool attentionLayout)
-    : kernel(std::move(kernel)), attentionLayout(attentionLayout) {
+                             bool attentionLayout, InputChecks checks)
+    : kernel(std::move(kernel)), attentionLayout(attentionLayout),
+      checks(std::move(checks)) {
   sig = std::move(signature);
 }
 
@@ -189,6 +190,26 @@ llvm::Error CpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
   if (attentionLayout)
     if (llvm::Error e = checkAttentionShapes(sig, inputs, outputs))
       return e;
+  for (auto [in, dim, len] : checks.lengths)
+    if (inputs[in].shape[dim] != len)
+      return makeError(sig.name + ": the token order of '" + sig.name +
+                       "' is for sequences of " + llvm::Twine(len) +
+                       " tokens, got " + llvm::Twine(inputs[in].shape[dim]));
+  for (unsigned in : checks.logGates) {
+    const TensorRef &t = inputs[in];
+    if (t.dtype != DType::F32)
+      continue;
+    int64_t n = 1;
+    for (int64_t d : t.shape)
+      n *= d;
+    const float *g = static_cast<const float *>(t.data);
+    for (int64_t i = 0; i < n; ++i)
+      if (!(g[i] <= 0.0f))
+        return makeError(sig.name + ": input '" + sig.inputs[in].name +
+                         "' holds log-gates of a decay, which must be <= 0 "
+                         "(the decay is exp(g)); element " + llvm::Twine(i) +
+                         " is " + std::to_string(g[i]));
+  }
 
   // Memref descriptors: allocated, aligned, offset, sizes, strides.
   std::vector<std::vector<int64_t>> descs;

@@ -23,12 +23,20 @@ llvm::Error makeError(const llvm::Twine &msg);
 llvm::Expected<DType> dtypeOf(mlir::Type t);
 llvm::Expected<DType> dtypeFromName(llvm::StringRef name);
 
+/// Checks on input values and lengths that the types cannot express.
+struct InputChecks {
+  /// Inputs holding log-gates of a decay: every value must be <= 0.
+  llvm::SmallVector<unsigned> logGates;
+  /// (input, dim, length): a token order fixes a sequence length.
+  llvm::SmallVector<std::tuple<unsigned, unsigned, int64_t>> lengths;
+};
+
 /// A spec function JIT-compiled for the host.
 class CpuKernelImpl : public Kernel {
 public:
   CpuKernelImpl(KernelSignature signature,
                 std::unique_ptr<mlir::attn::CpuKernel> kernel,
-                bool attentionLayout);
+                bool attentionLayout, InputChecks checks);
   llvm::Error launch(llvm::ArrayRef<TensorRef> inputs,
                      llvm::ArrayRef<TensorRef> outputs, void *stream) override;
 
@@ -37,6 +45,7 @@ private:
   /// The function's arguments are q, k, v, captures and its results o (lse):
   /// batch and sequence lengths are checked across them.
   bool attentionLayout;
+  InputChecks checks;
 };
 
 /// A generated GPU kernel: cubin (or PTX) plus what the manifest says.

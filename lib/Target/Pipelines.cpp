@@ -27,6 +27,9 @@
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
@@ -54,7 +57,7 @@ void mlir::attn::registerAttncDialects(DialectRegistry &registry) {
                   vector::VectorDialect, memref::MemRefDialect, scf::SCFDialect,
                   bufferization::BufferizationDialect, cf::ControlFlowDialect,
                   LLVM::LLVMDialect, gpu::GPUDialect, nvgpu::NVGPUDialect,
-                  NVVM::NVVMDialect>();
+                  NVVM::NVVMDialect, linalg::LinalgDialect>();
   NVVM::registerNVVMTargetInterfaceExternalModels(registry);
   // convert-gpu-to-nvvm converts the dialects that offer these (memref ops
   // on workgroup memory need its address-space mapping).
@@ -76,6 +79,7 @@ void mlir::attn::registerAttncDialects(DialectRegistry &registry) {
   scf::registerBufferizableOpInterfaceExternalModels(registry);
   tensor::registerBufferizableOpInterfaceExternalModels(registry);
   vector::registerBufferizableOpInterfaceExternalModels(registry);
+  linalg::registerBufferizableOpInterfaceExternalModels(registry);
 }
 
 std::string mlir::attn::cpuPipelineText(const CpuPipelineOptions &options) {
@@ -90,9 +94,12 @@ std::string mlir::attn::cpuPipelineText(const CpuPipelineOptions &options) {
       s += " block-kv=" + std::to_string(options.blockKv);
     s += "},attn-tile{linear-form=" + options.linearForm + "},";
   }
-  s += "canonicalize,cse,"
+  // Elementwise arith on whole tensors (a function combining several attn
+  // results, e.g. LinGen's MATE block) goes through linalg to loops.
+  s += "canonicalize,cse,func.func(convert-elementwise-to-linalg),"
        "one-shot-bufferize{bufferize-function-boundaries "
        "function-boundary-type-conversion=identity-layout-map},"
+       "func.func(convert-linalg-to-loops),"
        "canonicalize,cse,func.func(lower-vector-multi-reduction),"
        "convert-vector-to-scf{full-unroll=true},lower-affine,convert-scf-to-cf,"
        "convert-vector-to-llvm,expand-strided-metadata,"
@@ -113,6 +120,7 @@ static void registerPipelinePasses() {
     registerTransformsPasses();
     registerGPUPasses();
     vector::registerVectorPasses();
+    registerLinalgPasses();
     gpu::registerGPUToNVVMPipeline();
     return true;
   }();

@@ -48,6 +48,11 @@ struct LinearLowering {
   void finish();
   Value phiQ(Value bi, Value hi, Value t);
   Value phiK(Value bi, Value hkv, Value t);
+  /// The storage index of the token the scan visits at step s (the op's
+  /// token order; the identity without one, or when the sequence length is
+  /// not the order's).
+  Value tok(Value s);
+  TokenOrderAttr order;
   /// A feature map on row x of token t (regions may take t too).
   Value applyMap(Region &r, Value x, Value t) {
     if (r.front().getNumArguments() == 2)
@@ -83,6 +88,7 @@ void LinearLowering::setup() {
     fq = &la.getFeatureMap();
     keyMap = &la.getKeyFeatureMap();
     scale = la.getEffectiveScale();
+    order = la.getOrderAttr();
     normalize = la.getNormalize();
     causal = la.getDirection() == Direction::causal;
     f = la.getFeatureDim();
@@ -95,6 +101,7 @@ void LinearLowering::setup() {
     init = sc.getInitialState();
     causal = sc.getDirection() == Direction::causal;
     f = sc.getFeatureDim();
+    order = sc.getOrderAttr();
   }
   if (fq && fq->empty())
     fq = nullptr;
@@ -137,14 +144,38 @@ void LinearLowering::finish() {
   op->erase();
 }
 
+Value LinearLowering::tok(Value s) {
+  if (!order)
+    return s;
+  ArrayRef<int64_t> grid = order.getGrid(), perm = order.getPerm();
+  int64_t rank = grid.size();
+  SmallVector<int64_t> stride(rank, 1);
+  for (int64_t i = rank - 2; i >= 0; --i)
+    stride[i] = stride[i + 1] * grid[i + 1];
+  Value review = e.idx(order.getReview());
+  Value isGrid = e.cmpi(CmpIPredicate::uge, s, review);
+  // Grid step (clamped to 0 for review tokens), as digits in scan order.
+  Value rem = e.select(isGrid, e.subi(s, review), c0);
+  Value phys = c0;
+  for (int64_t i = rank - 1; i >= 0; --i) {
+    Value size = e.idx(grid[perm[i]]);
+    Value digit = arith::RemUIOp::create(b, rem, size);
+    rem = arith::DivUIOp::create(b, rem, size);
+    phys = e.addi(phys, e.muli(digit, e.idx(stride[perm[i]])));
+  }
+  Value ok = e.cmpi(CmpIPredicate::eq, n, e.idx(order.getLength()));
+  return e.select(arith::AndIOp::create(b, isGrid, ok), e.addi(review, phys),
+                  s);
+}
+
 Value LinearLowering::phiQ(Value bi, Value hi, Value t) {
   Value x =
-      e.mulf(e.readRowF32(q, {bi, hi, t, c0}, d), e.splat(e.f32(scale), d));
+      e.mulf(e.readRowF32(q, {bi, hi, tok(t), c0}, d), e.splat(e.f32(scale), d));
   return fq ? applyMap(*fq, x, t) : x;
 }
 
 Value LinearLowering::phiK(Value bi, Value hkv, Value t) {
-  Value x = e.readRowF32(k, {bi, hkv, t, c0}, d);
+  Value x = e.readRowF32(k, {bi, hkv, tok(t), c0}, d);
   return fk ? applyMap(*fk, x, t) : x;
 }
 
@@ -155,9 +186,9 @@ Value LinearLowering::logGate(Value bi, Value hi, Value t) {
   case DecayKind::Head:
     return memref::LoadOp::create(b, decay, ValueRange{hi});
   case DecayKind::Token:
-    return memref::LoadOp::create(b, decay, ValueRange{bi, hi, t});
+    return memref::LoadOp::create(b, decay, ValueRange{bi, hi, tok(t)});
   case DecayKind::TokenDim:
-    return e.readRowF32(decay, {bi, hi, t, c0}, f);
+    return e.readRowF32(decay, {bi, hi, tok(t), c0}, f);
   }
   return Value();
 }
@@ -219,7 +250,7 @@ LogicalResult LinearLowering::lowerReference() {
                 if (kind != DecayKind::None)
                   a = e.mulf(a, negExpAbs(e.subf(lt, cumAt(s))));
               }
-              Value vs = e.readRowF32(v, {bi, hkv, s, c0}, dv);
+              Value vs = e.readRowF32(v, {bi, hkv, tok(s), c0}, dv);
               return {vector::FMAOp::create(b, e.splat(a, dv), vs, it[0]),
                       e.addf(it[1], a)};
             });
@@ -243,7 +274,7 @@ LogicalResult LinearLowering::lowerReference() {
           Value inv = e.select(nz, e.divf(e.f32(1.0), acc[1]), e.f32(0.0));
           out = e.mulf(out, e.splat(inv, dv));
         }
-        e.writeRowF32(out, o, {bi, hi, t, c0});
+        e.writeRowF32(out, o, {bi, hi, tok(t), c0});
       });
       if (fin) {
         Value nonEmpty = e.cmpi(CmpIPredicate::sgt, n, c0);
@@ -268,7 +299,7 @@ LogicalResult LinearLowering::lowerReference() {
                                     : e.exp(e.subf(lLastF, scalarAt(cumAt(s))));
                       Value pkf =
                           memref::LoadOp::create(b, phik, ValueRange{s, fi});
-                      Value vs = e.readRowF32(v, {bi, hkv, s, c0}, dv);
+                      Value vs = e.readRowF32(v, {bi, hkv, tok(s), c0}, dv);
                       return {vector::FMAOp::create(
                           b, e.splat(e.mulf(pkf, w), dv), vs, it[0])};
                     })[0];
@@ -368,7 +399,7 @@ LogicalResult LinearLowering::lowerRecurrent() {
       Value inv = e.select(nz, e.divf(e.f32(1.0), den), e.f32(0.0));
       out = e.mulf(out, e.splat(inv, dv));
     }
-    e.writeRowF32(out, o, {bi, hi, t, c0});
+    e.writeRowF32(out, o, {bi, hi, tok(t), c0});
   };
 
   e.loop(c0, batch, [&](Value bi) {
@@ -384,7 +415,7 @@ LogicalResult LinearLowering::lowerRecurrent() {
       e.loop(c0, n, [&](Value t) {
         Value scalarA = storeDecay(bi, hi, t);
         e.writeRowF32(phiK(bi, hkv, t), pkBuf, {c0});
-        Value vt = e.readRowF32(v, {bi, hkv, t, c0}, dv);
+        Value vt = e.readRowF32(v, {bi, hkv, tok(t), c0}, dv);
         update(scalarA, vt, /*addBeforeDecay=*/false);
         auto [out, den] = readOut(phiQ(bi, hi, t));
         if (causal) {
@@ -414,7 +445,7 @@ LogicalResult LinearLowering::lowerRecurrent() {
         writeNormalized(out, den, bi, hi, t);
         Value scalarA = storeDecay(bi, hi, t);
         e.writeRowF32(phiK(bi, hkv, t), pkBuf, {c0});
-        Value vt = e.readRowF32(v, {bi, hkv, t, c0}, dv);
+        Value vt = e.readRowF32(v, {bi, hkv, tok(t), c0}, dv);
         update(scalarA, vt, /*addBeforeDecay=*/true);
       });
     });
@@ -469,7 +500,7 @@ LogicalResult LinearLowering::lowerChunked(int64_t chunk) {
       Value t = e.addi(t0, i);
       e.writeRowF32(phiQ(bi, hi, t), pqs, {i, c0});
       e.writeRowF32(phiK(bi, hkv, t), pks, {i, c0});
-      e.writeRowF32(e.readRowF32(v, {bi, hkv, t, c0}, dv), vs, {i, c0});
+      e.writeRowF32(e.readRowF32(v, {bi, hkv, tok(t), c0}, dv), vs, {i, c0});
       if (kind == DecayKind::None)
         return SmallVector<Value>{it[0]};
       Value acc = e.addf(it[0], logGate(bi, hi, t));
@@ -544,7 +575,7 @@ LogicalResult LinearLowering::lowerChunked(int64_t chunk) {
       Value inv = e.select(nz, e.divf(e.f32(1.0), den), e.f32(0.0));
       out = e.mulf(out, e.splat(inv, dv));
     }
-    e.writeRowF32(out, o, {bi, hi, t, c0});
+    e.writeRowF32(out, o, {bi, hi, tok(t), c0});
   };
 
   e.loop(c0, batch, [&](Value bi) {

@@ -65,6 +65,31 @@ LogicalResult ScheduleAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
+LogicalResult
+TokenOrderAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                       ArrayRef<int64_t> grid, ArrayRef<int64_t> perm,
+                       int64_t review) {
+  if (grid.empty() || llvm::any_of(grid, [](int64_t d) { return d <= 0; }))
+    return emitError() << "grid dims must be positive";
+  if (review < 0)
+    return emitError() << "review must not be negative, got " << review;
+  SmallVector<int64_t> sorted(perm);
+  llvm::sort(sorted);
+  for (auto [i, p] : llvm::enumerate(sorted))
+    if (p != int64_t(i) || perm.size() != grid.size())
+      return emitError() << "perm must be a permutation of 0.."
+                         << grid.size() - 1;
+  return success();
+}
+
+int64_t TokenOrderAttr::getLength() const {
+  int64_t n = getReview();
+  int64_t g = 1;
+  for (int64_t d : getGrid())
+    g *= d;
+  return n + g;
+}
+
 //===----------------------------------------------------------------------===//
 // Shared helpers
 //===----------------------------------------------------------------------===//
@@ -755,7 +780,22 @@ ParseResult LinearAttentionOp::parse(OpAsmParser &parser,
 void LinearAttentionOp::print(OpAsmPrinter &p) {
   printLinearLike(p, view(*this));
 }
+/// A token order is for one sequence length: a static one must match.
+static LogicalResult verifyTokenOrder(Operation *op, TokenOrderAttr order,
+                                      Value q) {
+  if (!order)
+    return success();
+  int64_t n = cast<RankedTensorType>(q.getType()).getDimSize(2);
+  if (!ShapedType::isDynamic(n) && n != order.getLength())
+    return op->emitOpError()
+           << "token order is for sequences of " << order.getLength()
+           << " tokens (review + product(grid)), got " << n;
+  return success();
+}
+
 LogicalResult LinearAttentionOp::verify() {
+  if (failed(verifyTokenOrder(*this, getOrderAttr(), getQ())))
+    return failure();
   return verifyLinearLike(view(*this));
 }
 LogicalResult LinearAttentionOp::verifyRegions() {
@@ -770,7 +810,11 @@ ParseResult ScanOp::parse(OpAsmParser &parser, OperationState &result) {
   return parseLinearLike(parser, result, /*isScan=*/true);
 }
 void ScanOp::print(OpAsmPrinter &p) { printLinearLike(p, view(*this)); }
-LogicalResult ScanOp::verify() { return verifyLinearLike(view(*this)); }
+LogicalResult ScanOp::verify() {
+  if (failed(verifyTokenOrder(*this, getOrderAttr(), getQ())))
+    return failure();
+  return verifyLinearLike(view(*this));
+}
 LogicalResult ScanOp::verifyRegions() { return success(); }
 int64_t ScanOp::getFeatureDim() {
   return cast<RankedTensorType>(getQ().getType()).getDimSize(3);

@@ -546,3 +546,23 @@ func.func @feature_map_position_type(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x
     } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
   return
 }
+
+// -----
+
+func.func @token_order_perm(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+2 {{perm must be a permutation of 0..2}}
+  %o = attn.scan causal %q, %k, %v
+    {order = #attn.token_order<grid = [2, 3, 4], perm = [0, 0, 2], review = 0>}
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @token_order_length(%q: tensor<1x4x30x64xf32>, %k: tensor<1x4x30x64xf32>, %v: tensor<1x4x30x64xf32>) {
+  // expected-error @+1 {{token order is for sequences of 28 tokens (review + product(grid)), got 30}}
+  %o = attn.scan causal %q, %k, %v
+    {order = #attn.token_order<grid = [2, 3, 4], perm = [2, 1, 0], review = 4>}
+    : tensor<1x4x30x64xf32>, tensor<1x4x30x64xf32>, tensor<1x4x30x64xf32> -> tensor<1x4x30x64xf32>
+  return
+}
