@@ -97,7 +97,7 @@ struct Compiler::Impl {
   /// What is being compiled.
   struct Job {
     CompileOptions options;
-    std::string key;
+    std::string key, rawKey;
     std::string function;
     mutable mlir::ModuleOp module;
   };
@@ -105,11 +105,14 @@ struct Compiler::Impl {
   llvm::Expected<std::shared_ptr<Kernel>> compile(StringRef spec,
                                                   StringRef bufferName,
                                                   const CompileOptions &opts);
-  llvm::Expected<std::shared_ptr<Kernel>> loadEntry(const Job &job,
-                                                    StringRef dir);
+  /// The kernel of the disk entry `dir` for (key, function, target).
+  llvm::Expected<std::shared_ptr<Kernel>>
+  loadEntry(StringRef key, StringRef function, StringRef target,
+            StringRef dir);
   llvm::Expected<std::shared_ptr<Kernel>> build(const Job &job);
   void store(const Job &job,
-             llvm::ArrayRef<std::pair<std::string, std::string>> files);
+             llvm::ArrayRef<std::pair<std::string, std::string>> files,
+             llvm::json::Object extra = {});
 };
 
 Compiler::Compiler() : Compiler(Options()) {}
@@ -190,6 +193,43 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
     }
   }
 
+  // The same text compiled before, by any process: the raw index names the
+  // entry, which loads without parsing the spec.
+  if (!cacheDir.empty()) {
+    if (auto idx = llvm::MemoryBuffer::getFile(cacheDir + "/raw/" + rawKey)) {
+      std::string key = (*idx)->getBuffer().trim().str();
+      if (options.memoryCache) {
+        auto it = byKey.find(key);
+        if (it != byKey.end()) {
+          ++stats.memoryHits;
+          byRaw[rawKey] = it->second;
+          return it->second;
+        }
+      }
+      std::string dir = cacheDir + "/" + key;
+      auto entry = llvm::MemoryBuffer::getFile(dir + "/entry.json");
+      std::string function;
+      if (entry)
+        if (auto j = llvm::json::parse((*entry)->getBuffer()))
+          if (auto *o = j->getAsObject())
+            function = o->getString("function").value_or("").str();
+      if (!function.empty() &&
+          (opts.function.empty() || opts.function == function)) {
+        auto k = loadEntry(key, function, opts.target, dir);
+        if (k) {
+          ++stats.diskHits;
+          if (options.memoryCache) {
+            byKey[key] = *k;
+            byRaw[rawKey] = *k;
+          }
+          return *k;
+        }
+        // A bad entry: the full path below finds and rebuilds it.
+        llvm::consumeError(k.takeError());
+      }
+    }
+  }
+
   // Parse, with diagnostics collected for the error message.
   llvm::SourceMgr sm;
   sm.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(spec, bufferName),
@@ -246,6 +286,7 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
   job.key = sha256Hex((version() + "\n" + knobs + job.function + "\n" +
                        canonical)
                           .str());
+  job.rawKey = rawKey;
   if (options.memoryCache) {
     auto it = byKey.find(job.key);
     if (it != byKey.end()) {
@@ -259,7 +300,7 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
   if (!cacheDir.empty()) {
     std::string dir = cacheDir + "/" + job.key;
     if (fs::is_directory(dir)) {
-      auto k = loadEntry(job, dir);
+      auto k = loadEntry(job.key, job.function, job.options.target, dir);
       if (k) {
         ++stats.diskHits;
         kernel = *k;
@@ -382,6 +423,97 @@ static mlir::attn::AttentionOp attentionOf(mlir::func::FuncOp func) {
   return found;
 }
 
+/// What a CPU entry needs besides its object code: the signature and the
+/// value checks (a disk hit then needs no spec).
+static llvm::json::Object cpuEntryJson(const KernelSignature &sig,
+                                       bool layout, const InputChecks &c) {
+  auto params = [](llvm::ArrayRef<ParamInfo> ps) {
+    llvm::json::Array a;
+    for (const ParamInfo &p : ps) {
+      llvm::json::Array shape;
+      for (int64_t d : p.shape)
+        shape.push_back(d);
+      a.push_back(llvm::json::Object{{"name", p.name},
+                                     {"dtype", dtypeName(p.dtype)},
+                                     {"shape", std::move(shape)}});
+    }
+    return a;
+  };
+  llvm::json::Array gates, lengths;
+  for (unsigned g : c.logGates)
+    gates.push_back(int64_t(g));
+  for (auto [in, dim, len] : c.lengths)
+    lengths.push_back(llvm::json::Array{int64_t(in), int64_t(dim), len});
+  return llvm::json::Object{{"inputs", params(sig.inputs)},
+                            {"outputs", params(sig.outputs)},
+                            {"attention_layout", layout},
+                            {"log_gates", std::move(gates)},
+                            {"lengths", std::move(lengths)}};
+}
+
+static llvm::Error parseCpuEntry(const llvm::json::Object &o,
+                                 StringRef function, KernelSignature &sig,
+                                 bool &layout, InputChecks &c) {
+  sig.name = function.str();
+  sig.target = "cpu";
+  auto params = [&](StringRef key,
+                    llvm::SmallVectorImpl<ParamInfo> &dst) -> llvm::Error {
+    const llvm::json::Array *a = o.getArray(key);
+    if (!a)
+      return makeError("entry has no " + key);
+    for (const llvm::json::Value &v : *a) {
+      const llvm::json::Object *p = v.getAsObject();
+      const llvm::json::Array *shape = p ? p->getArray("shape") : nullptr;
+      auto name = p ? p->getString("name") : std::nullopt;
+      auto dt = p ? p->getString("dtype") : std::nullopt;
+      if (!shape || !name || !dt)
+        return makeError("entry has a bad parameter");
+      auto dtype = dtypeFromName(*dt);
+      if (!dtype)
+        return dtype.takeError();
+      ParamInfo info;
+      info.name = name->str();
+      info.dtype = *dtype;
+      for (const llvm::json::Value &d : *shape) {
+        auto i = d.getAsInteger();
+        if (!i)
+          return makeError("entry has a bad shape");
+        info.shape.push_back(*i);
+      }
+      dst.push_back(std::move(info));
+    }
+    return llvm::Error::success();
+  };
+  if (llvm::Error e = params("inputs", sig.inputs))
+    return e;
+  if (llvm::Error e = params("outputs", sig.outputs))
+    return e;
+  auto l = o.getBoolean("attention_layout");
+  const llvm::json::Array *gates = o.getArray("log_gates");
+  const llvm::json::Array *lengths = o.getArray("lengths");
+  if (!l || !gates || !lengths)
+    return makeError("entry lacks value checks");
+  layout = *l;
+  for (const llvm::json::Value &g : *gates) {
+    auto i = g.getAsInteger();
+    if (!i || *i < 0 || size_t(*i) >= sig.inputs.size())
+      return makeError("entry has a bad log-gate input");
+    c.logGates.push_back(unsigned(*i));
+  }
+  for (const llvm::json::Value &t : *lengths) {
+    const llvm::json::Array *a = t.getAsArray();
+    if (!a || a->size() != 3 || !(*a)[0].getAsInteger() ||
+        !(*a)[1].getAsInteger() || !(*a)[2].getAsInteger())
+      return makeError("entry has a bad length check");
+    unsigned in = unsigned(*(*a)[0].getAsInteger());
+    unsigned dim = unsigned(*(*a)[1].getAsInteger());
+    if (in >= sig.inputs.size() || dim >= sig.inputs[in].shape.size())
+      return makeError("entry has a bad length check");
+    c.lengths.push_back({in, dim, *(*a)[2].getAsInteger()});
+  }
+  return llvm::Error::success();
+}
+
 llvm::Expected<std::shared_ptr<Kernel>>
 Compiler::Impl::build(const Job &job) {
   auto func = job.module.lookupSymbol<mlir::func::FuncOp>(job.function);
@@ -398,11 +530,12 @@ Compiler::Impl::build(const Job &job) {
                                                              : &object);
     if (!k)
       return k.takeError();
+    bool layout = bool(attentionOf(func));
+    InputChecks checks = inputChecks(func);
     if (!object.empty())
-      store(job, {{"kernel.o", object}});
+      store(job, {{"kernel.o", object}}, cpuEntryJson(*sig, layout, checks));
     return std::make_shared<CpuKernelImpl>(std::move(*sig), std::move(*k),
-                                           bool(attentionOf(func)),
-                                           inputChecks(func));
+                                           layout, std::move(checks));
   }
 
   if (!attentionOf(func))
@@ -450,7 +583,8 @@ Compiler::Impl::build(const Job &job) {
 }
 
 void Compiler::Impl::store(
-    const Job &job, llvm::ArrayRef<std::pair<std::string, std::string>> files) {
+    const Job &job, llvm::ArrayRef<std::pair<std::string, std::string>> files,
+    llvm::json::Object extra) {
   // A cache that cannot be written only costs speed: errors are dropped.
   if (fs::create_directories(cacheDir))
     return;
@@ -475,6 +609,8 @@ void Compiler::Impl::store(
                            {"target", job.options.target},
                            {"function", job.function},
                            {"files", std::move(fileIndex)}};
+  for (auto &kv : extra)
+    entry[kv.first] = std::move(kv.second);
   std::string text;
   llvm::raw_string_ostream os(text);
   os << llvm::formatv("{0:2}", llvm::json::Value(std::move(entry)));
@@ -487,10 +623,20 @@ void Compiler::Impl::store(
   // Another process may have stored the same entry first: keep theirs.
   if (fs::rename(tmp, dst))
     fs::remove_directories(tmp, true);
+  // The raw index: this exact text (and options) -> the entry's key.
+  if (!job.rawKey.empty() && !fs::create_directories(cacheDir + "/raw")) {
+    std::string idx = cacheDir + "/raw/" + job.rawKey;
+    std::string tmpIdx = idx + ".tmp." + std::to_string(::getpid());
+    if (llvm::Error e = writeFile(tmpIdx, job.key))
+      llvm::consumeError(std::move(e));
+    else if (fs::rename(tmpIdx, idx))
+      fs::remove(tmpIdx);
+  }
 }
 
 llvm::Expected<std::shared_ptr<Kernel>>
-Compiler::Impl::loadEntry(const Job &job, StringRef dir) {
+Compiler::Impl::loadEntry(StringRef key, StringRef function, StringRef target,
+                          StringRef dir) {
   auto entryBuf = llvm::MemoryBuffer::getFile(dir + "/entry.json");
   if (!entryBuf)
     return makeError("no entry.json");
@@ -499,35 +645,45 @@ Compiler::Impl::loadEntry(const Job &job, StringRef dir) {
     return entry.takeError();
   const llvm::json::Object *obj = entry->getAsObject();
   if (!obj || obj->getString("attnc") != version() ||
-      obj->getString("key") != StringRef(job.key) ||
-      obj->getString("function") != StringRef(job.function))
+      obj->getString("key") != key || obj->getString("function") != function ||
+      obj->getString("target") != target)
     return makeError("stale entry");
   const llvm::json::Object *files = obj->getObject("files");
   if (!files)
     return makeError("no file index");
   llvm::StringMap<std::string> contents;
+  // Every file must have its recorded size; the ones the kernel is made of
+  // (not the C header and launcher, kept for C programs) their hash too.
   for (const auto &kv : *files) {
+    StringRef name = kv.first;
     const llvm::json::Object *f = kv.second.getAsObject();
-    auto buf = llvm::MemoryBuffer::getFile(dir + "/" + kv.first.str());
-    if (!f || !buf || f->getInteger("size") != int64_t((*buf)->getBufferSize()) ||
+    std::string path = (dir + "/" + name).str();
+    uint64_t size = 0;
+    if (!f || fs::file_size(path, size) || f->getInteger("size") != int64_t(size))
+      return makeError("corrupt file " + name);
+    if (name.ends_with(".h") || name.ends_with("_launcher.c") ||
+        name.ends_with(".ptxas.txt"))
+      continue;
+    auto buf = llvm::MemoryBuffer::getFile(path);
+    if (!buf ||
         f->getString("sha256") != StringRef(sha256Hex((*buf)->getBuffer())))
-      return makeError("corrupt file " + kv.first.str());
-    contents[kv.first.str()] = (*buf)->getBuffer().str();
+      return makeError("corrupt file " + name);
+    contents[name] = (*buf)->getBuffer().str();
   }
-  auto func = job.module.lookupSymbol<mlir::func::FuncOp>(job.function);
-  if (job.options.target == "cpu") {
+  if (target == "cpu") {
     auto it = contents.find("kernel.o");
     if (it == contents.end())
       return makeError("no kernel.o");
-    auto sig = cpuSignature(func);
-    if (!sig)
-      return sig.takeError();
-    auto k = mlir::attn::CpuKernel::load(it->second, job.function);
+    KernelSignature sig;
+    bool layout = false;
+    InputChecks checks;
+    if (llvm::Error e = parseCpuEntry(*obj, function, sig, layout, checks))
+      return std::move(e);
+    auto k = mlir::attn::CpuKernel::load(it->second, function);
     if (!k)
       return k.takeError();
-    return std::make_shared<CpuKernelImpl>(std::move(*sig), std::move(*k),
-                                           bool(attentionOf(func)),
-                                           inputChecks(func));
+    return std::make_shared<CpuKernelImpl>(std::move(sig), std::move(*k),
+                                           layout, std::move(checks));
   }
   auto m = contents.find("manifest.json");
   if (m == contents.end())
@@ -535,15 +691,15 @@ Compiler::Impl::loadEntry(const Job &job, StringRef dir) {
   auto infos = parseManifest(m->second);
   if (!infos)
     return infos.takeError();
-  if (infos->size() != 1 || infos->front().name != job.function)
-    return makeError("the manifest does not describe '" + job.function + "'");
+  if (infos->size() != 1 || infos->front().name != function)
+    return makeError("the manifest does not describe '" + function + "'");
   const mlir::attn::KernelInfo &info = infos->front();
   auto cubin = contents.find(info.name + ".cubin");
   auto ptx = contents.find(info.name + ".ptx");
   if (ptx == contents.end())
     return makeError("no PTX");
   return std::make_shared<GpuKernelImpl>(
-      gpuSignature(info, job.options.target), info,
+      gpuSignature(info, target), info,
       cubin == contents.end() ? std::string() : cubin->second, ptx->second,
       dir.str());
 }

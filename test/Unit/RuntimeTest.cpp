@@ -47,13 +47,14 @@ struct TempDir {
   std::string str() const { return path.str().str(); }
 };
 
-/// The only entry directory of a cache.
+/// The only entry directory of a cache (besides the raw-text index).
 std::string onlyEntry(const std::string &cache) {
   std::string found;
   std::error_code ec;
   for (llvm::sys::fs::directory_iterator it(cache, ec), e; it != e && !ec;
        it.increment(ec))
-    found = it->path();
+    if (llvm::sys::path::filename(it->path()) != "raw")
+      found = it->path();
   return found;
 }
 
