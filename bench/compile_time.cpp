@@ -51,9 +51,8 @@ static std::string replaceAll(std::string s, const std::string &from,
 
 int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv, "attnc compile-time benchmark\n");
-  const char *names[] = {"full",        "causal",          "sliding_window",
-                         "document_mask", "alibi",         "softcap",
-                         "neighborhood_2d", "block_sparse"};
+  const char *names[] = {"full",  "causal",  "sliding_window",  "document_mask",
+                         "alibi", "softcap", "neighborhood_2d", "block_sparse"};
   const char *targets[] = {"cpu", "sm_90a"};
   std::string rows;
   double ctorMs = 0;
@@ -118,17 +117,17 @@ int main(int argc, char **argv) {
         llvm::sys::fs::remove_directories(dir);
       }
       rows += (rows.empty() ? "" : ",\n");
-      rows += "    {\"spec\": \"" + std::string(name) + "\", \"target\": \"" +
-              target + "\", \"cold_ms\": " + std::to_string(median(cold)) +
-              ", \"disk_hit_ms\": " + std::to_string(median(disk)) +
-              ", \"memory_hit_same_text_ms\": " +
-              std::to_string(median(memText)) +
-              ", \"memory_hit_canonical_ms\": " +
-              std::to_string(median(memCanon)) + "}";
+      rows +=
+          "    {\"spec\": \"" + std::string(name) + "\", \"target\": \"" +
+          target + "\", \"cold_ms\": " + std::to_string(median(cold)) +
+          ", \"disk_hit_ms\": " + std::to_string(median(disk)) +
+          ", \"memory_hit_same_text_ms\": " + std::to_string(median(memText)) +
+          ", \"memory_hit_canonical_ms\": " + std::to_string(median(memCanon)) +
+          "}";
       llvm::errs() << name << " " << target << ": cold " << median(cold)
                    << " ms, disk hit " << median(disk) << " ms, memory hit "
-                   << median(memText) << " ms (canonical "
-                   << median(memCanon) << " ms)\n";
+                   << median(memText) << " ms (canonical " << median(memCanon)
+                   << " ms)\n";
     }
   }
   char date[32];
@@ -137,8 +136,9 @@ int main(int argc, char **argv) {
   llvm::outs() << "{\n  \"benchmark\": \"compile_time\",\n  \"date\": \""
                << date << "\",\n  \"attnc\": \"" << attnc::Compiler::version()
                << "\",\n  \"host_threads\": "
-               << std::thread::hardware_concurrency() << ",\n  \"reps\": "
-               << reps << ",\n  \"compiler_construction_ms\": "
+               << std::thread::hardware_concurrency()
+               << ",\n  \"reps\": " << reps
+               << ",\n  \"compiler_construction_ms\": "
                << std::to_string(ctorMs) << ",\n  \"results\": [\n"
                << rows << "\n  ]\n}\n";
   return 0;

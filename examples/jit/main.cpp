@@ -22,7 +22,7 @@ func.func @causal(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
 )mlir";
 
 int main() {
-  attnc::Compiler compiler; // disk cache in $XDG_CACHE_HOME/attnc
+  attnc::Compiler compiler;   // disk cache in $XDG_CACHE_HOME/attnc
   attnc::CompileOptions opts; // target "cpu"
   auto kernel = compiler.compile(kSpec, opts);
   if (!kernel) {
@@ -45,7 +45,8 @@ int main() {
     r.shape = {B, H, N, D};
     return r;
   };
-  if (llvm::Error e = (*kernel)->launch({view(q), view(k), view(v)}, {view(o)})) {
+  if (llvm::Error e =
+          (*kernel)->launch({view(q), view(k), view(v)}, {view(o)})) {
     std::fprintf(stderr, "launch failed: %s\n",
                  llvm::toString(std::move(e)).c_str());
     return 1;

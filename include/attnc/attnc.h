@@ -3,11 +3,10 @@
 // Part of attnc. Compile an attention spec (the `attn` dialect) for the CPU or
 // a GPU target and launch it:
 //
-//   attnc::Compiler compiler;                      // cache: $XDG_CACHE_HOME/attnc
-//   attnc::CompileOptions opts;
-//   opts.target = "sm_90a";                        // or "sm_80", "cpu"
-//   auto kernel = compiler.compileFile("causal.mlir", opts);
-//   if (!kernel) { llvm::errs() << toString(kernel.takeError()); ... }
+//   attnc::Compiler compiler;                      // cache:
+//   $XDG_CACHE_HOME/attnc attnc::CompileOptions opts; opts.target = "sm_90a";
+//   // or "sm_80", "cpu" auto kernel = compiler.compileFile("causal.mlir",
+//   opts); if (!kernel) { llvm::errs() << toString(kernel.takeError()); ... }
 //   llvm::Error e = (*kernel)->launch({q, k, v}, {o}, stream);
 //
 // Compiled kernels are cached in memory and on disk, keyed by a hash of the
@@ -30,8 +29,15 @@
 namespace attnc {
 
 /// Element types of kernel parameters. The values are part of the C API.
-enum class DType : int { F32 = 0, F16 = 1, BF16 = 2, I1 = 3, I8 = 4, I32 = 5,
-                         I64 = 6 };
+enum class DType : int {
+  F32 = 0,
+  F16 = 1,
+  BF16 = 2,
+  I1 = 3,
+  I8 = 4,
+  I32 = 5,
+  I64 = 6
+};
 llvm::StringRef dtypeName(DType t);
 /// Bytes per element (i1 is stored as one byte).
 int64_t dtypeSize(DType t);
@@ -117,8 +123,8 @@ public:
   Compiler &operator=(const Compiler &) = delete;
 
   /// Compiles `spec` (MLIR text). Thread-safe.
-  llvm::Expected<std::shared_ptr<Kernel>> compile(llvm::StringRef spec,
-                                                  const CompileOptions &options);
+  llvm::Expected<std::shared_ptr<Kernel>>
+  compile(llvm::StringRef spec, const CompileOptions &options);
   llvm::Expected<std::shared_ptr<Kernel>>
   compileFile(llvm::StringRef path, const CompileOptions &options);
 

@@ -4,8 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "attnc/attnc_c.h"
 #include "attnc/attnc.h"
+#include "attnc/attnc_c.h"
 
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"

@@ -102,13 +102,11 @@ struct Compiler::Impl {
     mutable mlir::ModuleOp module;
   };
 
-  llvm::Expected<std::shared_ptr<Kernel>> compile(StringRef spec,
-                                                  StringRef bufferName,
-                                                  const CompileOptions &opts);
+  llvm::Expected<std::shared_ptr<Kernel>>
+  compile(StringRef spec, StringRef bufferName, const CompileOptions &opts);
   /// The kernel of the disk entry `dir` for (key, function, target).
   llvm::Expected<std::shared_ptr<Kernel>>
-  loadEntry(StringRef key, StringRef function, StringRef target,
-            StringRef dir);
+  loadEntry(StringRef key, StringRef function, StringRef target, StringRef dir);
   llvm::Expected<std::shared_ptr<Kernel>> build(const Job &job);
   void store(const Job &job,
              llvm::ArrayRef<std::pair<std::string, std::string>> files,
@@ -162,8 +160,8 @@ attnFunctions(mlir::ModuleOp module) {
     bool has = false;
     f.walk([&](mlir::Operation *op) {
       if (op->getDialect() &&
-          op->getDialect()->getNamespace() == mlir::attn::AttnDialect::
-                                                  getDialectNamespace())
+          op->getDialect()->getNamespace() ==
+              mlir::attn::AttnDialect::getDialectNamespace())
         has = true;
     });
     if (has)
@@ -175,8 +173,7 @@ attnFunctions(mlir::ModuleOp module) {
 llvm::Expected<std::shared_ptr<Kernel>>
 Compiler::Impl::compile(StringRef spec, StringRef bufferName,
                         const CompileOptions &opts) {
-  if (opts.target != "cpu" && opts.target != "sm_80" &&
-      opts.target != "sm_90a")
+  if (opts.target != "cpu" && opts.target != "sm_80" && opts.target != "sm_90a")
     return makeError("unsupported target '" + opts.target +
                      "' (expected cpu, sm_80 or sm_90a)");
   if (opts.blockQ < 0 || opts.blockKv < 0)
@@ -283,9 +280,8 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
   job.options = opts;
   job.function = func.getName().str();
   job.module = *module;
-  job.key = sha256Hex((version() + "\n" + knobs + job.function + "\n" +
-                       canonical)
-                          .str());
+  job.key = sha256Hex(
+      (version() + "\n" + knobs + job.function + "\n" + canonical).str());
   job.rawKey = rawKey;
   if (options.memoryCache) {
     auto it = byKey.find(job.key);
@@ -342,8 +338,8 @@ static llvm::Expected<KernelSignature> cpuSignature(mlir::func::FuncOp func) {
                        "' is not a ranked tensor");
     auto dt = dtypeOf(rt.getElementType());
     if (!dt)
-      return makeError("'" + s.name + "': parameter '" + name + "': " +
-                       llvm::toString(dt.takeError()));
+      return makeError("'" + s.name + "': parameter '" + name +
+                       "': " + llvm::toString(dt.takeError()));
     ParamInfo p;
     p.name = std::move(name);
     p.dtype = *dt;
@@ -361,8 +357,8 @@ static llvm::Expected<KernelSignature> cpuSignature(mlir::func::FuncOp func) {
       return std::move(e);
   }
   for (auto [i, t] : llvm::enumerate(func.getResultTypes()))
-    if (llvm::Error e = add(t, i == 0 ? "o" : "result" + std::to_string(i),
-                            s.outputs))
+    if (llvm::Error e =
+            add(t, i == 0 ? "o" : "result" + std::to_string(i), s.outputs))
       return std::move(e);
   return s;
 }
@@ -425,8 +421,8 @@ static mlir::attn::AttentionOp attentionOf(mlir::func::FuncOp func) {
 
 /// What a CPU entry needs besides its object code: the signature and the
 /// value checks (a disk hit then needs no spec).
-static llvm::json::Object cpuEntryJson(const KernelSignature &sig,
-                                       bool layout, const InputChecks &c) {
+static llvm::json::Object cpuEntryJson(const KernelSignature &sig, bool layout,
+                                       const InputChecks &c) {
   auto params = [](llvm::ArrayRef<ParamInfo> ps) {
     llvm::json::Array a;
     for (const ParamInfo &p : ps) {
@@ -514,8 +510,7 @@ static llvm::Error parseCpuEntry(const llvm::json::Object &o,
   return llvm::Error::success();
 }
 
-llvm::Expected<std::shared_ptr<Kernel>>
-Compiler::Impl::build(const Job &job) {
+llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
   auto func = job.module.lookupSymbol<mlir::func::FuncOp>(job.function);
   if (job.options.target == "cpu") {
     auto sig = cpuSignature(func);
@@ -525,9 +520,8 @@ Compiler::Impl::build(const Job &job) {
     po.blockQ = job.options.blockQ;
     po.blockKv = job.options.blockKv;
     std::string object;
-    auto k = mlir::attn::CpuKernel::compile(job.module, job.function, po,
-                                            cacheDir.empty() ? nullptr
-                                                             : &object);
+    auto k = mlir::attn::CpuKernel::compile(
+        job.module, job.function, po, cacheDir.empty() ? nullptr : &object);
     if (!k)
       return k.takeError();
     bool layout = bool(attentionOf(func));
@@ -567,9 +561,8 @@ Compiler::Impl::build(const Job &job) {
       files.push_back({n + ".cubin", art.cubin});
       files.push_back({n + ".ptxas.txt", art.ptxasLog});
       files.push_back({n + ".h", mlir::attn::headerSource(art.info)});
-      files.push_back({n + "_launcher.c",
-                       mlir::attn::launcherSource(art.info, art.cubin,
-                                                  art.ptx)});
+      files.push_back({n + "_launcher.c", mlir::attn::launcherSource(
+                                              art.info, art.cubin, art.ptx)});
     }
     files.push_back(
         {"manifest.json", mlir::attn::manifestJson(job.options.target, *arts)});
@@ -659,7 +652,8 @@ Compiler::Impl::loadEntry(StringRef key, StringRef function, StringRef target,
     const llvm::json::Object *f = kv.second.getAsObject();
     std::string path = (dir + "/" + name).str();
     uint64_t size = 0;
-    if (!f || fs::file_size(path, size) || f->getInteger("size") != int64_t(size))
+    if (!f || fs::file_size(path, size) ||
+        f->getInteger("size") != int64_t(size))
       return makeError("corrupt file " + name);
     if (name.ends_with(".h") || name.ends_with("_launcher.c") ||
         name.ends_with(".ptxas.txt"))

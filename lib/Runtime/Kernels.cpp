@@ -84,7 +84,8 @@ static std::string shapeStr(ArrayRef<int64_t> shape) {
   return s + "]";
 }
 
-static llvm::SmallVector<int64_t, 4> contiguousStrides(ArrayRef<int64_t> shape) {
+static llvm::SmallVector<int64_t, 4>
+contiguousStrides(ArrayRef<int64_t> shape) {
   llvm::SmallVector<int64_t, 4> st(shape.size(), 1);
   for (int i = int(shape.size()) - 2; i >= 0; --i)
     st[i] = st[i + 1] * std::max<int64_t>(shape[i + 1], 1);
@@ -125,10 +126,10 @@ static llvm::Error checkParam(StringRef kernel, StringRef role,
 static llvm::Error checkCounts(const KernelSignature &sig, size_t nin,
                                size_t nout) {
   if (nin != sig.inputs.size() || nout != sig.outputs.size())
-    return makeError(sig.name + ": expected " +
-                     llvm::Twine(sig.inputs.size()) + " input(s) and " +
-                     llvm::Twine(sig.outputs.size()) + " output(s), got " +
-                     llvm::Twine(nin) + " and " + llvm::Twine(nout));
+    return makeError(sig.name + ": expected " + llvm::Twine(sig.inputs.size()) +
+                     " input(s) and " + llvm::Twine(sig.outputs.size()) +
+                     " output(s), got " + llvm::Twine(nin) + " and " +
+                     llvm::Twine(nout));
   return llvm::Error::success();
 }
 
@@ -141,9 +142,8 @@ static llvm::Error checkAttentionShapes(const KernelSignature &sig,
   if (q.size() != 4 || k.size() != 4 || v.size() != 4)
     return llvm::Error::success();
   if (k[0] != q[0] || v[0] != q[0])
-    return makeError(sig.name + ": batch sizes differ: q " +
-                     llvm::Twine(q[0]) + ", k " + llvm::Twine(k[0]) + ", v " +
-                     llvm::Twine(v[0]));
+    return makeError(sig.name + ": batch sizes differ: q " + llvm::Twine(q[0]) +
+                     ", k " + llvm::Twine(k[0]) + ", v " + llvm::Twine(v[0]));
   if (v[2] != k[2])
     return makeError(sig.name + ": k and v sequence lengths differ: " +
                      llvm::Twine(k[2]) + " vs " + llvm::Twine(v[2]));
@@ -207,8 +207,8 @@ llvm::Error CpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
       if (!(g[i] <= 0.0f))
         return makeError(sig.name + ": input '" + sig.inputs[in].name +
                          "' holds log-gates of a decay, which must be <= 0 "
-                         "(the decay is exp(g)); element " + llvm::Twine(i) +
-                         " is " + std::to_string(g[i]));
+                         "(the decay is exp(g)); element " +
+                         llvm::Twine(i) + " is " + std::to_string(g[i]));
   }
 
   // Memref descriptors: allocated, aligned, offset, sizes, strides.
@@ -266,8 +266,7 @@ llvm::Error CpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
         so += idx[r] * rstrides[r];
         dO += idx[r] * dst[r];
       }
-      std::memcpy(static_cast<char *>(t.data) + dO * es, aligned + so * es,
-                  es);
+      std::memcpy(static_cast<char *>(t.data) + dO * es, aligned + so * es, es);
       for (int r = int(rank) - 1; r >= 0; --r) {
         if (++idx[r] < shape[r])
           break;
@@ -320,7 +319,8 @@ llvm::Expected<GpuKernelImpl::Functions> GpuKernelImpl::functions() {
   if (!drv)
     return drv.takeError();
   cuda::CUcontext ctx = nullptr;
-  if (llvm::Error e = cuda::check(drv->cuCtxGetCurrent(&ctx), "cuCtxGetCurrent"))
+  if (llvm::Error e =
+          cuda::check(drv->cuCtxGetCurrent(&ctx), "cuCtxGetCurrent"))
     return std::move(e);
   if (!ctx)
     return makeError(sig.name + ": no CUDA context is current (make one "
@@ -339,14 +339,15 @@ llvm::Expected<GpuKernelImpl::Functions> GpuKernelImpl::functions() {
     r = drv->cuModuleLoadData(&f.module, ptx.data());
   if (llvm::Error e = cuda::check(r, sig.name + ": loading the kernel"))
     return std::move(e);
-  if (llvm::Error e =
-          cuda::check(drv->cuModuleGetFunction(&f.fn, f.module, info.name.c_str()),
-                      sig.name + ": cuModuleGetFunction"))
+  if (llvm::Error e = cuda::check(
+          drv->cuModuleGetFunction(&f.fn, f.module, info.name.c_str()),
+          sig.name + ": cuModuleGetFunction"))
     return std::move(e);
   if (!info.mapKernel.empty())
-    if (llvm::Error e = cuda::check(
-            drv->cuModuleGetFunction(&f.mapFn, f.module, info.mapKernel.c_str()),
-            sig.name + ": cuModuleGetFunction (block map)"))
+    if (llvm::Error e =
+            cuda::check(drv->cuModuleGetFunction(&f.mapFn, f.module,
+                                                 info.mapKernel.c_str()),
+                        sig.name + ": cuModuleGetFunction (block map)"))
       return std::move(e);
   perContext[ctx] = f;
   return f;
@@ -444,9 +445,8 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
     int64_t nqt = (Nq + info.blockQ - 1) / info.blockQ;
     int64_t nkt = (Nk + info.blockKv - 1) / info.blockKv;
     int64_t bytes = std::max<int64_t>(slices * nqt * nkt, 1);
-    if (llvm::Error e =
-            cuda::check(drv.cuMemAllocAsync(&work, bytes, s),
-                        sig.name + ": allocating the block map"))
+    if (llvm::Error e = cuda::check(drv.cuMemAllocAsync(&work, bytes, s),
+                                    sig.name + ": allocating the block map"))
       return e;
     TensorRef w;
     w.data = reinterpret_cast<void *>(work);
@@ -459,11 +459,11 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
     mp.push(slices);
     mp.push(Nq);
     mp.push(Nk);
-    llvm::Error e = cuda::check(
-        drv.cuLaunchKernel(fns->mapFn, unsigned(nqt), unsigned(nkt),
-                           unsigned(slices), unsigned(info.threads), 1, 1, 0,
-                           s, mp.finish(), nullptr),
-        sig.name + ": launching the block-map kernel");
+    llvm::Error e =
+        cuda::check(drv.cuLaunchKernel(fns->mapFn, unsigned(nqt), unsigned(nkt),
+                                       unsigned(slices), unsigned(info.threads),
+                                       1, 1, 0, s, mp.finish(), nullptr),
+                    sig.name + ": launching the block-map kernel");
     if (e) {
       (void)drv.cuMemFreeAsync(work, s);
       return e;
@@ -480,11 +480,11 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
     params.push(st[2]);
   }
   unsigned gridX = unsigned((Nq + info.blockQ - 1) / info.blockQ);
-  llvm::Error e = cuda::check(
-      drv.cuLaunchKernel(fns->fn, gridX, unsigned(info.headsQ), unsigned(B),
-                         unsigned(info.threads), 1, 1, 0, s, params.finish(),
-                         nullptr),
-      sig.name + ": cuLaunchKernel");
+  llvm::Error e =
+      cuda::check(drv.cuLaunchKernel(fns->fn, gridX, unsigned(info.headsQ),
+                                     unsigned(B), unsigned(info.threads), 1, 1,
+                                     0, s, params.finish(), nullptr),
+                  sig.name + ": cuLaunchKernel");
   if (work)
     if (llvm::Error fe = cuda::check(drv.cuMemFreeAsync(work, s),
                                      sig.name + ": freeing the block map"))

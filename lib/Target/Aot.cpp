@@ -234,10 +234,10 @@ attnc_result attnc_{name}_launch({cparams}) {{
 }}
 )C",
       fmt::arg("name", info.name), fmt::arg("bytes", bytes),
-      fmt::arg("ptxbytes", ptxBytes),
-      fmt::arg("cparams", cParams(info)), fmt::arg("decls", decls),
-      fmt::arg("params", params), fmt::arg("nargs", nargs),
-      fmt::arg("maplaunch", mapLaunch), fmt::arg("mapload", mapLoad),
+      fmt::arg("ptxbytes", ptxBytes), fmt::arg("cparams", cParams(info)),
+      fmt::arg("decls", decls), fmt::arg("params", params),
+      fmt::arg("nargs", nargs), fmt::arg("maplaunch", mapLaunch),
+      fmt::arg("mapload", mapLoad),
       fmt::arg("mapdecl",
                info.mapKernel.empty()
                    ? std::string()
@@ -293,7 +293,6 @@ attnc_result attnc_{name}_launch({cparams});
                                  "of {} * ceil(Nq/{}) * ceil(Nk/{}) bytes.",
                                  info.mapSlices, info.blockQ, info.blockKv)));
 }
-
 
 static llvm::Error fail(const llvm::Twine &msg) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
@@ -381,7 +380,7 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
       if (llvm::Error e = writeFile(in, art.ptx))
         return std::move(e);
       std::string arch = "-arch=" + chip;
-      SmallVector<StringRef> args = {options.ptxas, arch, "-O3", "-v",
+      SmallVector<StringRef> args = {options.ptxas, arch,    "-O3", "-v",
                                      "-o",          outPath, in};
       std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
                                               StringRef(logPath)};
@@ -466,8 +465,9 @@ mlir::attn::manifestJson(StringRef target,
   return manifest;
 }
 
-llvm::Error mlir::attn::writeAotDirectory(
-    StringRef dir, StringRef target, llvm::ArrayRef<GpuKernelArtifact> kernels) {
+llvm::Error
+mlir::attn::writeAotDirectory(StringRef dir, StringRef target,
+                              llvm::ArrayRef<GpuKernelArtifact> kernels) {
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
     return fail("cannot create '" + dir + "': " + ec.message());
   for (const GpuKernelArtifact &art : kernels) {
@@ -485,10 +485,10 @@ llvm::Error mlir::attn::writeAotDirectory(
       return e;
     if (llvm::Error e = writeFile(base + ".h", headerSource(art.info)))
       return e;
-    if (llvm::Error e =
-            writeFile(base + "_launcher.c", launcherSource(art.info, art.cubin,
-                                                          art.ptx)))
+    if (llvm::Error e = writeFile(base + "_launcher.c",
+                                  launcherSource(art.info, art.cubin, art.ptx)))
       return e;
   }
-  return writeFile((dir + "/manifest.json").str(), manifestJson(target, kernels));
+  return writeFile((dir + "/manifest.json").str(),
+                   manifestJson(target, kernels));
 }

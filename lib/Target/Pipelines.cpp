@@ -207,10 +207,11 @@ LogicalResult mlir::attn::buildCompilePipeline(
   if (format != "isa" && format != "bin" && format != "fatbin")
     return error("attn-compile: unknown format '" + format +
                  "' (expected isa, bin or fatbin)");
-  std::string text = "attn-analyze-masks,attn-select-schedule{target=" +
-                     target.str() + " block-q=" + std::to_string(blockQ) +
-                     " block-kv=" + std::to_string(blockKv) +
-                     "},convert-attn-to-gpu," + gpuPipelineText(target, format);
+  std::string text =
+      "attn-analyze-masks,attn-select-schedule{target=" + target.str() +
+      " block-q=" + std::to_string(blockQ) +
+      " block-kv=" + std::to_string(blockKv) + "},convert-attn-to-gpu," +
+      gpuPipelineText(target, format);
   if (failed(parsePassPipeline(text, pm, llvm::errs())))
     return error("attn-compile: internal GPU pipeline does not parse");
   return success();

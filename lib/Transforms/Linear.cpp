@@ -169,8 +169,8 @@ Value LinearLowering::tok(Value s) {
 }
 
 Value LinearLowering::phiQ(Value bi, Value hi, Value t) {
-  Value x =
-      e.mulf(e.readRowF32(q, {bi, hi, tok(t), c0}, d), e.splat(e.f32(scale), d));
+  Value x = e.mulf(e.readRowF32(q, {bi, hi, tok(t), c0}, d),
+                   e.splat(e.f32(scale), d));
   return fq ? applyMap(*fq, x, t) : x;
 }
 
@@ -457,7 +457,6 @@ LogicalResult LinearLowering::lowerRecurrent() {
   return success();
 }
 
-
 LogicalResult LinearLowering::lowerChunked(int64_t chunk) {
   setup();
   bool vecGate = kind == DecayKind::TokenDim;
@@ -514,23 +513,22 @@ LogicalResult LinearLowering::lowerChunked(int64_t chunk) {
   // The weight of key j for query i inside a chunk, folded into the dot
   // product: pq . (pk * exp(sign * (L_i - L_j))).
   auto intra = [&](Value pq, Value li, Value lb, Value ub, bool forward) {
-    return e.loop(
-        lb, ub, c1, {zerosF(dv), e.f32(0.0)},
-        [&](Value j, ValueRange it) -> SmallVector<Value> {
-          Value pk = e.readRowF32(pks, {j, c0}, f);
-          Value a;
-          if (kind == DecayKind::None) {
-            a = e.dot(pq, pk);
-          } else {
-            Value lj = gateAt(j);
-            Value diff = forward ? e.subf(li, lj) : e.subf(lj, li);
-            a = vecGate ? e.dot(e.mulf(pq, e.exp(diff)), pk)
-                        : e.mulf(e.dot(pq, pk), e.exp(diff));
-          }
-          Value vj = e.readRowF32(vs, {j, c0}, dv);
-          return {vector::FMAOp::create(b, e.splat(a, dv), vj, it[0]),
-                  e.addf(it[1], a)};
-        });
+    return e.loop(lb, ub, c1, {zerosF(dv), e.f32(0.0)},
+                  [&](Value j, ValueRange it) -> SmallVector<Value> {
+                    Value pk = e.readRowF32(pks, {j, c0}, f);
+                    Value a;
+                    if (kind == DecayKind::None) {
+                      a = e.dot(pq, pk);
+                    } else {
+                      Value lj = gateAt(j);
+                      Value diff = forward ? e.subf(li, lj) : e.subf(lj, li);
+                      a = vecGate ? e.dot(e.mulf(pq, e.exp(diff)), pk)
+                                  : e.mulf(e.dot(pq, pk), e.exp(diff));
+                    }
+                    Value vj = e.readRowF32(vs, {j, c0}, dv);
+                    return {vector::FMAOp::create(b, e.splat(a, dv), vj, it[0]),
+                            e.addf(it[1], a)};
+                  });
   };
   // (S^T pqw, pqw . z)
   auto readState = [&](Value pqw) -> std::pair<Value, Value> {
@@ -551,20 +549,21 @@ LogicalResult LinearLowering::lowerChunked(int64_t chunk) {
     e.loop(c0, fIdx, [&](Value fi) {
       Value gLast = kind == DecayKind::None ? Value() : gateAtF(last, fi);
       Value decayF = gLast ? e.exp(gLast) : e.f32(1.0);
-      Value row = e.mulf(e.readRowF32(state, {fi, c0}, dv), e.splat(decayF, dv));
+      Value row =
+          e.mulf(e.readRowF32(state, {fi, c0}, dv), e.splat(decayF, dv));
       Value zf = e.mulf(memref::LoadOp::create(b, z, ValueRange{fi}), decayF);
-      SmallVector<Value> acc = e.loop(
-          c0, len, c1, {row, zf},
-          [&](Value j, ValueRange it) -> SmallVector<Value> {
-            Value w = memref::LoadOp::create(b, pks, ValueRange{j, fi});
-            if (gLast) {
-              Value lj = gateAtF(j, fi);
-              w = e.mulf(w, e.exp(forward ? e.subf(gLast, lj) : lj));
-            }
-            Value vj = e.readRowF32(vs, {j, c0}, dv);
-            return {vector::FMAOp::create(b, e.splat(w, dv), vj, it[0]),
-                    e.addf(it[1], w)};
-          });
+      SmallVector<Value> acc =
+          e.loop(c0, len, c1, {row, zf},
+                 [&](Value j, ValueRange it) -> SmallVector<Value> {
+                   Value w = memref::LoadOp::create(b, pks, ValueRange{j, fi});
+                   if (gLast) {
+                     Value lj = gateAtF(j, fi);
+                     w = e.mulf(w, e.exp(forward ? e.subf(gLast, lj) : lj));
+                   }
+                   Value vj = e.readRowF32(vs, {j, c0}, dv);
+                   return {vector::FMAOp::create(b, e.splat(w, dv), vj, it[0]),
+                           e.addf(it[1], w)};
+                 });
       e.writeRowF32(acc[0], state, {fi, c0});
       memref::StoreOp::create(b, acc[1], z, ValueRange{fi});
     });
@@ -634,10 +633,10 @@ LogicalResult LinearLowering::lowerChunked(int64_t chunk) {
           SmallVector<Value> acc = intra(pq, li, e.addi(i, c1), len, false);
           auto [so, sd] =
               readState(li ? scaleByExp(pq, e.subf(gLast, li)) : pq);
-          Value out = e.addf(e.addf(acc[0], so), e.readRowF32(fwd, {t, c0}, dv));
-          Value den = e.addf(
-              e.addf(acc[1], sd),
-              memref::LoadOp::create(b, fwdDen, ValueRange{t}));
+          Value out =
+              e.addf(e.addf(acc[0], so), e.readRowF32(fwd, {t, c0}, dv));
+          Value den = e.addf(e.addf(acc[1], sd),
+                             memref::LoadOp::create(b, fwdDen, ValueRange{t}));
           writeOut(out, den, bi, hi, t);
         });
         updateState(len, /*forward=*/false);

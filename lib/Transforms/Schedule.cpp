@@ -151,8 +151,8 @@ struct AttnSelectSchedulePass
     int64_t f = isa<LinearAttentionOp>(op)
                     ? cast<LinearAttentionOp>(op).getFeatureDim()
                     : cast<ScanOp>(op).getFeatureDim();
-    int64_t dv = cast<RankedTensorType>(op->getResult(0).getType())
-                     .getDimSize(3);
+    int64_t dv =
+        cast<RankedTensorType>(op->getResult(0).getType()).getDimSize(3);
     int64_t limit = std::max<int64_t>(16, 4 * f * dv / (f + dv));
     auto bytes = [&](int64_t c) {
       return (c * (3 * f + dv + 1) + f * dv + f) * 4;

@@ -102,7 +102,8 @@ struct Problem {
   }
 };
 
-double maxRelErr(const std::vector<float> &got, const std::vector<double> &want) {
+double maxRelErr(const std::vector<float> &got,
+                 const std::vector<double> &want) {
   double maxAbs = 0, err = 0;
   for (double w : want)
     maxAbs = std::max(maxAbs, std::abs(w));
@@ -136,7 +137,8 @@ TEST(Runtime, CpuKernelMatchesReference) {
       (*compiler.compile(readExample("causal.mlir"), {}))->signature();
   EXPECT_EQ(sig.name, "causal");
   ASSERT_EQ(sig.inputs.size(), 3u);
-  EXPECT_EQ(sig.inputs[0].shape, (llvm::SmallVector<int64_t, 4>{-1, 4, -1, 64}));
+  EXPECT_EQ(sig.inputs[0].shape,
+            (llvm::SmallVector<int64_t, 4>{-1, 4, -1, 64}));
   EXPECT_EQ(compiler.stats().memoryHits, 1u);
 }
 
@@ -222,8 +224,8 @@ TEST(Runtime, CorruptAndStaleEntriesAreRebuilt) {
     std::string path = onlyEntry(cache.str()) + "/entry.json";
     auto buf = llvm::MemoryBuffer::getFile(path);
     ASSERT_TRUE(bool(buf));
-    std::string text = replaceAll((*buf)->getBuffer().str(), "attnc 0.",
-                                  "attnc 9.");
+    std::string text =
+        replaceAll((*buf)->getBuffer().str(), "attnc 0.", "attnc 9.");
     std::ofstream(path) << text;
   }
   Compiler third(o);

@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
   options.target = target;
   options.blockQ = blockQ;
   options.blockKv = blockKv;
-  options.ptxas = ptxasPath == "none"  ? std::string()
+  options.ptxas = ptxasPath == "none" ? std::string()
                   : ptxasPath.empty() ? attn::findPtxas()
                                       : std::string(ptxasPath);
   options.keepIR = keepIR;

@@ -1,4 +1,5 @@
-//===- Aot.h - GPU kernels as files: PTX, cubin, manifest, C launcher ------===//
+//===- Aot.h - GPU kernels as files: PTX, cubin, manifest, C launcher
+//------===//
 //
 // Part of attnc. Shared by attn-aot and the JIT compiler's disk cache: a
 // compiled spec is an "AOT directory" (docs/gpu.md).
