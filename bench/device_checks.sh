@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# On the GPU machine, after bench/prepare_device.sh here (carry devcarry):
+# the runtime products on a real GPU, each printing PASS/FAIL lines.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+rc=0
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+echo "== attnc.load on attn-aot kernels"; python3 "$root/python/tests/test_gpu.py" "$root/devcarry/aot" || rc=1
+echo "== attnc.compile's cache directories (sm_80 via PTX, sm_90a)"; python3 "$root/python/tests/test_gpu_jit.py" "$root/devcarry/jit" || rc=1
+echo "== a C program built with attnc_add_kernels"; "$root/devcarry/consumer" || rc=1
+exit $rc

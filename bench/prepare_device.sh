@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Prepares, on this machine (MLIR, no GPU), everything the GPU machine (no
+# MLIR) needs for one call that checks the runtime products there:
+#   devcarry/aot/<variant>   attn-aot kernels of bench/specs.py (sm_90a)
+#   devcarry/jit/<target>    attn-aot directories written by attnc.compile's
+#                            disk cache for sm_80 and sm_90a (the sm_80 cubin
+#                            must fall back to PTX on Hopper)
+#   devcarry/consumer        examples/consumer built against the installed
+#                            package (sm_90a)
+# Then on the GPU machine (carry devcarry): bash bench/device_checks.sh
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="$root/devcarry"
+ninja -C "$root/build" > /dev/null
+"$root/bench/build_aot.sh" sm_90a causal document_mask strict_causal_lse > /dev/null
+rm -rf "$out/jit" "$out/jit-cache" "$out/prefix" "$out/consumer-build"
+for t in sm_80 sm_90a; do
+  dir=$(ATTNC_LIB_DIR="$root/build/lib" ATTNC_CACHE_DIR="$out/jit-cache" \
+        PYTHONPATH="$root/python" /usr/bin/python3 -c "
+import attnc, sys
+spec = open('$root/examples/lse_strict_causal.mlir').read().replace('x64xf32>', 'x64xbf16>')
+k = attnc.compile(spec, target='$t')
+print(k.directory)")
+  mkdir -p "$out/jit"
+  cp -r "$dir" "$out/jit/$t"
+done
+rm -rf "$out/jit-cache"
+cmake --install "$root/build" --prefix "$out/prefix" > /dev/null
+cmake -S "$root/examples/consumer" -B "$out/consumer-build" -G Ninja \
+  -Dattnc_DIR="$out/prefix/lib/cmake/attnc" -DCONSUMER_ARCH=sm_90a > /dev/null
+cmake --build "$out/consumer-build" > /dev/null
+cp "$out/consumer-build/consumer" "$out/consumer"
+rm -rf "$out/prefix" "$out/consumer-build"
+du -sh "$out"
