@@ -143,18 +143,26 @@ struct AttnSelectSchedulePass
   /// The chunk length of the chunked linear-attention / scan lowering. Per
   /// token, the quadratic part inside a chunk costs about C * (F + Dv) / 2
   /// multiply-adds and the state update 2 * F * Dv: chunks up to
-  /// C = 4 * F * Dv / (F + Dv) keep the two comparable (128 for F = Dv = 64
-  /// and above; flash-linear-attention uses 64). The chunk's rows of
-  /// phi(q), phi(k), v and the gates plus the F x Dv state (f32) must fit the
-  /// target's on-chip budget.
+  /// C = 4 * F * Dv / (F + Dv) keep the two comparable on tensor cores (128 for
+  /// F = Dv = 64 and above; flash-linear-attention uses 64). The chunk's rows
+  /// of phi(q), phi(k), v and the gates plus the F x Dv state (f32) must fit
+  /// the target's on-chip budget.
   bool scheduleLinear(Operation *op, const TargetDesc &t) {
     int64_t f = isa<LinearAttentionOp>(op)
                     ? cast<LinearAttentionOp>(op).getFeatureDim()
                     : cast<ScanOp>(op).getFeatureDim();
     int64_t dv =
         cast<RankedTensorType>(op->getResult(0).getType()).getDimSize(3);
-    int64_t limit = std::max<int64_t>(16, 4 * f * dv / (f + dv));
+    // Without matrix units (the CPU) the quadratic part costs as much per
+    // multiply-add as the state update, so short chunks win (measured, 2048
+    // tokens, F = Dv = 64: C = 16 takes 10 to 31 ms, C = 128 25 to 164 ms).
+    int64_t limit = t.isGpu ? std::max<int64_t>(16, 4 * f * dv / (f + dv)) : 16;
+    // CPU: the chunk's rows of phi(q), phi(k), v and the gates plus the
+    // F x Dv state, in f32. GPU: phi(q), phi(k), v staged in 16-bit, the
+    // gates in f32 (the state lives in registers).
     auto bytes = [&](int64_t c) {
+      if (t.isGpu)
+        return c * (2 * f + dv) * 2 + c * (f + 1) * 4;
       return (c * (3 * f + dv + 1) + f * dv + f) * 4;
     };
     int64_t chunk = 0;
