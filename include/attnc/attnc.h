@@ -142,6 +142,22 @@ private:
 /// Whether the CUDA driver can be loaded and initialized; `why` says why not.
 bool cudaAvailable(std::string *why = nullptr);
 
+/// Minimal device helpers over the same dlopen'ed driver, for programs with
+/// no CUDA runtime of their own (attn-run, tests). Programs using PyTorch or
+/// the CUDA runtime should use theirs.
+namespace cuda {
+/// Makes the primary context of device `ordinal` current on this thread.
+llvm::Error useDevice(int ordinal = 0);
+/// The attnc target for the current device: "sm_90a" for compute
+/// capability 9.0, "sm_80" for 8.x and newer; an error for older GPUs.
+llvm::Expected<std::string> currentTarget();
+llvm::Expected<void *> allocate(size_t bytes);
+llvm::Error release(void *ptr);
+llvm::Error copyToDevice(void *dst, const void *src, size_t bytes);
+llvm::Error copyToHost(void *dst, const void *src, size_t bytes);
+llvm::Error synchronize();
+} // namespace cuda
+
 } // namespace attnc
 
 #endif // ATTNC_ATTNC_H

@@ -31,6 +31,17 @@ struct Driver {
   CUresult (*cuMemAllocAsync)(CUdeviceptr *, size_t, CUstream);
   CUresult (*cuMemFreeAsync)(CUdeviceptr, CUstream);
   CUresult (*cuGetErrorString)(CUresult, const char **);
+  // Device helpers (attnc::cuda).
+  CUresult (*cuDeviceGet)(int *, int);
+  CUresult (*cuDeviceGetAttribute)(int *, int, int);
+  CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, int);
+  CUresult (*cuCtxSetCurrent)(CUcontext);
+  CUresult (*cuCtxGetDevice)(int *);
+  CUresult (*cuCtxSynchronize)();
+  CUresult (*cuMemAlloc)(CUdeviceptr *, size_t);
+  CUresult (*cuMemFree)(CUdeviceptr);
+  CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
+  CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
 };
 
 /// The driver, loaded and initialized on first use; an error saying why not

@@ -11,6 +11,7 @@
 #include "attnc/Dialect/Attn/Attn.h"
 #include "attnc/Target/CpuRunner.h"
 #include "attnc/Target/Pipelines.h"
+#include "attnc/attnc.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -38,8 +39,15 @@ static cl::opt<std::string> funcName("func",
                                      cl::desc("function to run (default: the "
                                               "only public function)"),
                                      cl::init(""));
-static cl::opt<std::string> backend("backend", cl::desc("cpu (cuda: later)"),
-                                    cl::init("cpu"));
+static cl::opt<std::string>
+    backend("backend",
+            cl::desc("cpu, or cuda (the generated GPU kernel on device 0, "
+                     "through libattnc's JIT; needs a GPU and bf16/f16 specs)"),
+            cl::init("cpu"));
+static cl::opt<std::string>
+    gpuTarget("gpu-target",
+              cl::desc("sm_80 or sm_90a (default: from the device)"),
+              cl::init(""));
 static cl::opt<int64_t> batch("batch", cl::desc("batch size"), cl::init(2));
 static cl::opt<int64_t> nq("nq", cl::desc("query sequence length"),
                            cl::init(197));
@@ -214,6 +222,120 @@ FailureOr<int64_t> resolveDim(StringRef s, int64_t b, int64_t q, int64_t k) {
   return v;
 }
 
+struct Outputs {
+  std::vector<std::vector<double>> values;
+  std::vector<std::vector<int64_t>> shapes;
+};
+
+attnc::DType dtypeOfKind(Kind k) {
+  switch (k) {
+  case Kind::F32:
+    return attnc::DType::F32;
+  case Kind::F16:
+    return attnc::DType::F16;
+  case Kind::BF16:
+    return attnc::DType::BF16;
+  case Kind::I1:
+    return attnc::DType::I1;
+  case Kind::I8:
+    return attnc::DType::I8;
+  case Kind::I32:
+    return attnc::DType::I32;
+  case Kind::I64:
+    return attnc::DType::I64;
+  }
+  return attnc::DType::F32;
+}
+
+/// Compiles `func` for the GPU through libattnc, runs it on device copies of
+/// `inputs` (`repeat` timed runs after one checked run) and reads the
+/// outputs back.
+llvm::Error runOnGpu(ModuleOp module, func::FuncOp func, StringRef target,
+                     std::vector<HostBuffer> &inputs,
+                     ArrayRef<RankedTensorType> resultTypes, Outputs &got,
+                     std::vector<double> &times) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module.print(os);
+  attnc::Compiler compiler;
+  attnc::CompileOptions opts;
+  opts.target = target.str();
+  opts.function = func.getName().str();
+  opts.blockQ = blockQ;
+  opts.blockKv = blockKv;
+  auto kernel = compiler.compile(text, opts);
+  if (!kernel)
+    return kernel.takeError();
+  std::vector<void *> buffers;
+  auto freeAll = [&] {
+    for (void *p : buffers)
+      llvm::consumeError(attnc::cuda::release(p));
+  };
+  auto devCopy = [&](const HostBuffer &hb) -> llvm::Expected<attnc::TensorRef> {
+    auto p = attnc::cuda::allocate(hb.bytes.size());
+    if (!p)
+      return p.takeError();
+    buffers.push_back(*p);
+    if (llvm::Error e =
+            attnc::cuda::copyToDevice(*p, hb.bytes.data(), hb.bytes.size()))
+      return std::move(e);
+    attnc::TensorRef t;
+    t.data = *p;
+    t.dtype = dtypeOfKind(hb.kind);
+    t.shape.assign(hb.shape.begin(), hb.shape.end());
+    return t;
+  };
+  llvm::SmallVector<attnc::TensorRef> in, out;
+  std::vector<HostBuffer> outHost;
+  for (HostBuffer &hb : inputs) {
+    auto t = devCopy(hb);
+    if (!t) {
+      freeAll();
+      return t.takeError();
+    }
+    in.push_back(*t);
+  }
+  // o: [B, Hq, Nq, Dv] in the spec's dtype; lse: [B, Hq, Nq] f32.
+  for (auto [i, rt] : llvm::enumerate(resultTypes)) {
+    HostBuffer hb;
+    hb.kind = *kindOf(rt.getElementType());
+    const auto &q = inputs[0].shape;
+    hb.shape = i == 0 ? std::vector<int64_t>{q[0], q[1], q[2], rt.getDimSize(3)}
+                      : std::vector<int64_t>{q[0], q[1], q[2]};
+    hb.bytes.assign(hb.numel() * elemSize(hb.kind), 0);
+    auto t = devCopy(hb);
+    if (!t) {
+      freeAll();
+      return t.takeError();
+    }
+    out.push_back(*t);
+    outHost.push_back(std::move(hb));
+  }
+  llvm::Error err = llvm::Error::success();
+  for (int r = 0; r <= repeat && !err; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    err = (*kernel)->launch(in, out, nullptr);
+    if (!err)
+      err = attnc::cuda::synchronize();
+    auto t1 = std::chrono::steady_clock::now();
+    if (r > 0)
+      times.push_back(
+          std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  for (size_t i = 0; i < out.size() && !err; ++i) {
+    err = attnc::cuda::copyToHost(outHost[i].bytes.data(), out[i].data,
+                                  outHost[i].bytes.size());
+    std::vector<double> vals(outHost[i].numel());
+    for (int64_t j = 0; j < outHost[i].numel(); ++j)
+      vals[j] = getFloat(outHost[i], j);
+    got.values.push_back(std::move(vals));
+    got.shapes.push_back(outHost[i].shape);
+  }
+  freeAll();
+  std::sort(times.begin(), times.end());
+  return err;
+}
+
 int fail(StringRef why) {
   llvm::outs() << "FAIL " << inputFile << " " << why << "\n";
   return 1;
@@ -226,14 +348,27 @@ int main(int argc, char **argv) {
       argc, argv,
       "attn-run: run an attn spec on random inputs and check it against the "
       "reference lowering\n");
-  if (backend != "cpu") {
+  if (backend != "cpu" && backend != "cuda") {
     llvm::errs() << "attn-run: error: backend '" << backend
-                 << "' is not available in this build (supported: cpu)";
-    if (backend == "cuda")
-      llvm::errs() << "; GPU kernels are built with attn-aot and checked on "
-                      "the GPU machine by bench/run_device.py";
-    llvm::errs() << "\n";
+                 << "' is not available (supported: cpu, cuda)\n";
     return fail("unsupported backend");
+  }
+  bool onGpu = backend == "cuda";
+  std::string target = gpuTarget;
+  if (onGpu) {
+    llvm::Error e = attnc::cuda::useDevice(0);
+    if (!e && target.empty()) {
+      auto t = attnc::cuda::currentTarget();
+      if (t)
+        target = *t;
+      else
+        e = t.takeError();
+    }
+    if (e) {
+      llvm::errs() << "attn-run: error: backend 'cuda': "
+                   << llvm::toString(std::move(e)) << "\n";
+      return fail("no CUDA device");
+    }
   }
   if (nk == 0)
     nk = nq;
@@ -444,10 +579,6 @@ int main(int argc, char **argv) {
   for (auto rt : resultTypes)
     resultWords += 3 + 2 * rt.getRank();
 
-  struct Outputs {
-    std::vector<std::vector<double>> values;
-    std::vector<std::vector<int64_t>> shapes;
-  };
   auto run = [&](attn::CpuKernel &kernel, Outputs *out,
                  double *ms) -> llvm::Error {
     std::vector<int64_t> resultDesc(resultWords, 0);
@@ -493,6 +624,17 @@ int main(int argc, char **argv) {
   tiledOpts.blockKv = blockKv;
   tiledOpts.linearForm = linearForm;
   refOpts.reference = true;
+  Outputs got, want;
+  double refMs = 0;
+  std::vector<double> times;
+  if (onGpu) {
+    if (llvm::Error e =
+            runOnGpu(*module, func, target, inputs, resultTypes, got, times)) {
+      llvm::errs() << "attn-run: error: backend 'cuda': "
+                   << llvm::toString(std::move(e)) << "\n";
+      return fail("cuda run failed");
+    }
+  }
   auto tiled = attn::CpuKernel::compile(*module, func.getName(), tiledOpts);
   if (!tiled) {
     llvm::errs() << "attn-run: error: " << llvm::toString(tiled.takeError())
@@ -505,14 +647,13 @@ int main(int argc, char **argv) {
                  << "\n";
     return fail("reference compilation failed");
   }
-  Outputs got, want;
-  double refMs = 0;
-  std::vector<double> times;
-  if (auto e = run(**tiled, &got, nullptr)) {
-    llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e)) << "\n";
-    return fail("run failed");
-  }
-  for (int r = 0; r < repeat; ++r) {
+  if (!onGpu)
+    if (auto e = run(**tiled, &got, nullptr)) {
+      llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e))
+                   << "\n";
+      return fail("run failed");
+    }
+  for (int r = 0; !onGpu && r < repeat; ++r) {
     double ms;
     if (auto e = run(**tiled, nullptr, &ms)) {
       llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e))
@@ -568,10 +709,12 @@ int main(int argc, char **argv) {
     }
   }
 
-  std::string sched = isLinear ? std::string(linearForm) : "tiled";
-  std::string summary =
-      fmt::format("{}: backend=cpu B={} Nq={} Nk={}", func.getName().str(),
-                  int64_t(batch), int64_t(nq), int64_t(nk));
+  std::string sched = onGpu      ? target
+                      : isLinear ? std::string(linearForm)
+                                 : "tiled";
+  std::string summary = fmt::format("{}: backend={} B={} Nq={} Nk={}",
+                                    func.getName().str(), std::string(backend),
+                                    int64_t(batch), int64_t(nq), int64_t(nk));
   if (!isLinear)
     summary += fmt::format(" empty_rows={}", emptyRows);
   summary += fmt::format(" {}_ms={:.2f} reference_ms={:.2f} max_rel_err={:.3e}",
