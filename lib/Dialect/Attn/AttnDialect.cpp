@@ -697,6 +697,15 @@ static LogicalResult verifyLinearLike(const LinearView &lv) {
     if (g.getElementType() != f32)
       return op->emitOpError()
              << "decay must hold f32 log-gates, got " << g.getElementType();
+    // Constant gates are checked here; others when a kernel is launched.
+    DenseFPElementsAttr values;
+    if (matchPattern(lv.decay, m_Constant(&values)))
+      for (auto [i, x] : llvm::enumerate(values.getValues<APFloat>()))
+        if (!(x.convertToDouble() <= 0.0))
+          return op->emitOpError()
+                 << "decay holds log-gates, which must be <= 0 (the decay "
+                    "is exp(g)); element "
+                 << i << " is " << x.convertToDouble();
     if (g.getRank() == 1) {
       if (failed(verifyShapeEq(op, g, {h}, f32, "per-head decay")))
         return failure();

@@ -566,3 +566,12 @@ func.func @token_order_length(%q: tensor<1x4x30x64xf32>, %k: tensor<1x4x30x64xf3
     : tensor<1x4x30x64xf32>, tensor<1x4x30x64xf32>, tensor<1x4x30x64xf32> -> tensor<1x4x30x64xf32>
   return
 }
+
+// -----
+
+func.func @decay_positive(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  %g = arith.constant dense<[-0.1, -0.2, 0.5, -0.1]> : tensor<4xf32>
+  // expected-error @+1 {{decay holds log-gates, which must be <= 0 (the decay is exp(g)); element 2 is 5.000000e-01}}
+  %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<4xf32>) : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
