@@ -10,6 +10,7 @@
 //    windows of 2 x 3 x 4 tokens (shifted by half a window on odd layers in
 //    LinGen; unshifted here), review tokens global.
 // Run one layer with `attn-run examples/mate.mlir --func mate_layer1 --nq 196 --nk 196`.
+// attn-run: --func mate_layer1 --batch 2 --nq 196 --nk 196
 
 func.func @mate_layer0(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
                        %v: tensor<?x4x?x64xf32>, %g: tensor<?x4x?xf32>)
