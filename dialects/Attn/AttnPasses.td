@@ -109,4 +109,25 @@ def ConvertAttnToGPU : Pass<"convert-attn-to-gpu", "::mlir::ModuleOp"> {
     "::mlir::vector::VectorDialect"];
 }
 
+def AttnFinalizeSm90 : Pass<"attn-finalize-sm90", "::mlir::gpu::GPUModuleOp"> {
+  let summary = "Finish sm_90a kernels after convert-gpu-to-nvvm: by-value "
+                "tensor maps and aligned dynamic shared memory";
+  let description = [{
+    Runs on a `gpu.module` after `convert-gpu-to-nvvm` (the sm_90a path,
+    docs/notes/sm90a-plan.md):
+    - on every `llvm.func` kernel (`nvvm.kernel`) with an `attn.tma_args`
+      array, the listed arguments (`!llvm.ptr`) become 128-byte TMA tensor
+      maps passed by value as `__grid_constant__` parameters:
+      `llvm.byval = !llvm.array<16 x i64>`, `llvm.align = 64`,
+      `nvvm.grid_constant` (in 22.1 `gpu.func` rejects `nvvm.grid_constant`
+      and the GPU-to-NVVM conversion drops `llvm.byval`);
+    - `__dynamic_shmem__*` globals (from `gpu.dynamic_shared_memory`) become
+      external with 1024-byte alignment, so that PTX declares real dynamic
+      shared memory (`.extern .shared .align 1024 .b8 ...[]`) aligned for
+      128-byte-swizzled TMA/wgmma tiles.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect",
+                           "::mlir::NVVM::NVVMDialect"];
+}
+
 #endif // ATTN_PASSES_TD

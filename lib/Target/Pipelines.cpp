@@ -150,6 +150,9 @@ std::string mlir::attn::gpuPipelineText(llvm::StringRef chip,
   return "gpu.module(convert-scf-to-cf),convert-nvgpu-to-nvvm,"
          "convert-vector-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
          "convert-cf-to-llvm,gpu.module(convert-gpu-to-nvvm),"
+         // sm_90a: by-value TMA maps, aligned dynamic shared memory.
+         + std::string(chip == "sm_90a" ? "gpu.module(attn-finalize-sm90),"
+                                        : "") +
          "expand-strided-metadata,finalize-memref-to-llvm,"
          "convert-nvvm-to-llvm,reconcile-unrealized-casts,"
          "nvvm-attach-target{chip=" +
