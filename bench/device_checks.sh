@@ -8,4 +8,5 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "== attnc.load on attn-aot kernels"; python3 "$root/python/tests/test_gpu.py" "$root/devcarry/aot" || rc=1
 echo "== attnc.compile's cache directories (sm_80 via PTX, sm_90a)"; python3 "$root/python/tests/test_gpu_jit.py" "$root/devcarry/jit" || rc=1
 echo "== a C program built with attnc_add_kernels"; "$root/devcarry/consumer" || rc=1
+echo "== sm_90a plan, step kernels"; python3 "$root/bench/sm90_checks.py" "$root/devcarry/sm90" || rc=1
 exit $rc

@@ -7,6 +7,9 @@
 #                            must fall back to PTX on Hopper)
 #   devcarry/consumer        examples/consumer built against the installed
 #                            package (sm_90a)
+#   devcarry/sm90/           step kernels of docs/notes/sm90a-plan.md
+#                            (test/Integration/sm90/*.mlir), for
+#                            bench/sm90_checks.py
 # Then on the GPU machine (carry devcarry): bash bench/device_checks.sh
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,4 +34,11 @@ cmake -S "$root/examples/consumer" -B "$out/consumer-build" -G Ninja \
 cmake --build "$out/consumer-build" > /dev/null
 cp "$out/consumer-build/consumer" "$out/consumer"
 rm -rf "$out/prefix" "$out/consumer-build"
+mkdir -p "$out/sm90"
+for k in "$root"/test/Integration/sm90/*.mlir; do
+  n=$(basename "$k" .mlir)
+  "$root/build/bin/attn-opt" "$k" --attn-compile="target=sm_90a" |
+    /usr/bin/python3 "$root/test/Conversion/Inputs/extract_ptx.py" "$out/sm90/$n.ptx"
+  /usr/local/cuda/bin/ptxas -arch=sm_90a -O3 "$out/sm90/$n.ptx" -o "$out/sm90/$n.cubin"
+done
 du -sh "$out"
