@@ -10,9 +10,9 @@ Step 3, O = P V with P in registers (register-A wgmma through inline PTX,
 MN-major V descriptors; test/Integration/sm90/wgmma_pv.mlir): compared with
 torch.
 
-Step 4, dense attention on one warpgroup per 64 query rows
-(test/Integration/sm90/attn_sm90.mlir): against torch at small sizes, then
-timed beside SDPA's flash backend (B=2, H=16, N=8192, d=128).
+Step 4, dense and causal attention on one warpgroup per 64 query rows
+(test/Integration/sm90/attn_sm90{,_causal}.mlir): against torch at small
+sizes, then timed beside SDPA's flash backend (B=2, H=16, N=8192, d=128).
 
 Step 1, TMA copy (test/Integration/sm90/tma_copy.mlir): a 2-D bf16 tensor
 map with a 128-row x 64-column box and 128B swizzle, passed by value; the
@@ -175,62 +175,74 @@ def step3(directory):
 
 
 def step4(directory):
-    """Dense attention on one warpgroup per 64 rows (TMA, wgmma, register-A
-    P V): correctness against torch, then TFLOP/s beside SDPA (flash)."""
-    with open(os.path.join(directory, "attn_sm90.cubin"), "rb") as f:
-        mod = _driver.load_module(f.read())
-    fn = _driver.get_function(mod, "attn_sm90")
-    smem = 81920
-    _driver.check(_driver.lib().cuFuncSetAttribute(fn, 8, smem),
-                  "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)")
+    """Dense and causal attention on one warpgroup per 64 rows (TMA, wgmma,
+    register-A P V): correctness against torch, then TFLOP/s beside SDPA
+    (flash backend) in the same run."""
     fails = 0
-
-    def run(q, k, v):
-        B, H, N, D = q.shape
-        o = torch.empty_like(q)
-        rows = lambda t: t.reshape(B * H * N, D)  # noqa: E731
-        keep = [encode_2d(rows(q), 64, 64), encode_2d(rows(k), 64, 128), encode_2d(rows(v), 64, 128)]
-        scale = D ** -0.5 * 1.4426950408889634
-        params = [keep[0][1], keep[1][1], keep[2][1],
-                  ctypes.c_void_p(o.data_ptr()), ctypes.c_void_p(o.data_ptr()), ctypes.c_int64(0),
-                  ctypes.c_int64(o.numel()), ctypes.c_int64(1), ctypes.c_int64(N), ctypes.c_float(scale)]
-        launch(fn, (N // 64, B * H, 1), (128, 1, 1), params, smem)
-        return o, keep
-
-    for B, H, N in ((1, 1, 128), (2, 4, 512), (1, 2, 1024)):
-        q, k, v = (torch.randn(B, H, N, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-        o, _keep = run(q, k, v)
-        torch.cuda.synchronize()
-        ref = torch.softmax((q.float() @ k.float().transpose(-1, -2)) * 128 ** -0.5, -1) @ v.float()
-        err = ((o.float() - ref).norm() / ref.norm()).item()
-        ok = err < 1e-2
-        print(f"{'PASS' if ok else 'FAIL'} step4 attn_sm90 B={B} H={H} N={N} rel_err={err:.2e}")
-        fails += not ok
-    if fails:
-        return fails
     B, H, N = 2, 16, 8192
-    q, k, v = (torch.randn(B, H, N, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-    flops = 4 * B * H * N * N * 128
+    big = [torch.randn(B, H, N, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
+    for causal in (False, True):
+        name = "attn_sm90_causal" if causal else "attn_sm90"
+        with open(os.path.join(directory, name + ".cubin"), "rb") as f:
+            mod = _driver.load_module(f.read())
+        fn = _driver.get_function(mod, name)
+        smem = 81920
+        _driver.check(_driver.lib().cuFuncSetAttribute(fn, 8, smem),
+                      "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)")
 
-    def timed(f):
-        for _ in range(3):
-            f()
-        times = []
-        for _ in range(10):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            f()
-            e.record()
+        def run(q, k, v):
+            Bq, Hq, Nq, D = q.shape
+            o = torch.empty_like(q)
+            rows = lambda t: t.reshape(Bq * Hq * Nq, D)  # noqa: E731
+            keep = [encode_2d(rows(q), 64, 64), encode_2d(rows(k), 64, 128),
+                    encode_2d(rows(v), 64, 128)]
+            scale = D ** -0.5 * 1.4426950408889634
+            params = [keep[0][1], keep[1][1], keep[2][1],
+                      ctypes.c_void_p(o.data_ptr()), ctypes.c_void_p(o.data_ptr()),
+                      ctypes.c_int64(0), ctypes.c_int64(o.numel()), ctypes.c_int64(1),
+                      ctypes.c_int64(Nq), ctypes.c_float(scale)]
+            launch(fn, (Nq // 64, Bq * Hq, 1), (128, 1, 1), params, smem)
+            return o, keep
+
+        bad = 0
+        for b, h, n in ((1, 1, 128), (2, 4, 512), (1, 2, 1024)):
+            q, k, v = (torch.randn(b, h, n, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+            o, _keep = run(q, k, v)
             torch.cuda.synchronize()
-            times.append(s.elapsed_time(e))
-        return sorted(times)[len(times) // 2]
+            s = (q.float() @ k.float().transpose(-1, -2)) * 128 ** -0.5
+            if causal:
+                i = torch.arange(n, device="cuda")
+                s = s.masked_fill(i[None, :] > i[:, None], float("-inf"))
+            ref = torch.softmax(s, -1) @ v.float()
+            err = ((o.float() - ref).norm() / ref.norm()).item()
+            ok = err < 1e-2
+            print(f"{'PASS' if ok else 'FAIL'} step4 {name} B={b} H={h} N={n} rel_err={err:.2e}")
+            bad += not ok
+        fails += bad
+        if bad:
+            continue
+        q, k, v = big
+        flops = 4 * B * H * N * N * 128 // (2 if causal else 1)
 
-    ours = timed(lambda: run(q, k, v))
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-        fa2 = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
-    print(f"TIME step4 dense B={B} H={H} N={N} d=128: attn_sm90 {ours:.3f} ms "
-          f"({flops / ours / 1e9:.0f} TFLOP/s), SDPA flash {fa2:.3f} ms ({flops / fa2 / 1e9:.0f} TFLOP/s)")
+        def timed(f):
+            for _ in range(3):
+                f()
+            times = []
+            for _ in range(10):
+                st, en = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                st.record()
+                f()
+                en.record()
+                torch.cuda.synchronize()
+                times.append(st.elapsed_time(en))
+            return sorted(times)[len(times) // 2]
+
+        ours = timed(lambda: run(q, k, v))
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            fa2 = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal))
+        print(f"TIME step4 {name} B={B} H={H} N={N} d=128: {ours:.3f} ms "
+              f"({flops / ours / 1e9:.0f} TFLOP/s); SDPA flash {fa2:.3f} ms ({flops / fa2 / 1e9:.0f} TFLOP/s)")
     return fails
 
 
