@@ -9,4 +9,6 @@ echo "== attnc.load on attn-aot kernels"; python3 "$root/python/tests/test_gpu.p
 echo "== attnc.compile's cache directories (sm_80 via PTX, sm_90a)"; python3 "$root/python/tests/test_gpu_jit.py" "$root/devcarry/jit" || rc=1
 echo "== a C program built with attnc_add_kernels"; "$root/devcarry/consumer" || rc=1
 echo "== sm_90a plan, step kernels"; python3 "$root/bench/sm90_checks.py" "$root/devcarry/sm90" || rc=1
+echo "== flash-linear-attention baselines (issue 5)"
+python3 "$root/bench/linear_baselines.py" "$root/devcarry/fla-src" "${OUT:-/tmp}/linear_baselines.json" || rc=1
 exit $rc

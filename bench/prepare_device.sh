@@ -7,6 +7,8 @@
 #                            must fall back to PTX on Hopper)
 #   devcarry/consumer        examples/consumer built against the installed
 #                            package (sm_90a)
+#   devcarry/fla-src/        flash-linear-attention's Python package (a
+#                            baseline for issue 5; fetched, never committed)
 #   devcarry/sm90/           step kernels of docs/notes/sm90a-plan.md
 #                            (test/Integration/sm90/*.mlir), for
 #                            bench/sm90_checks.py
@@ -41,4 +43,12 @@ for k in "$root"/test/Integration/sm90/*.mlir; do
     /usr/bin/python3 "$root/test/Conversion/Inputs/extract_ptx.py" "$out/sm90/$n.ptx"
   /usr/local/cuda/bin/ptxas -arch=sm_90a -O3 "$out/sm90/$n.ptx" -o "$out/sm90/$n.cubin"
 done
+# flash-linear-attention's `fla` package for bench/linear_baselines.py (a
+# baseline, never part of attnc): from a fetched mirror when there is one.
+fla_repo=/work/.mirror/fla-org+flash-linear-attention/repo
+if [ -d "$fla_repo" ]; then
+  rm -rf "$out/fla-src" && mkdir -p "$out/fla-src"
+  git --git-dir="$fla_repo" --work-tree="$out/fla-src" checkout HEAD -- fla 2>/dev/null ||
+    (cd "$fla_repo" && git archive HEAD fla | tar -x -C "$out/fla-src")
+fi
 du -sh "$out"
