@@ -323,7 +323,8 @@ TEST(Runtime, GpuKernelWithoutDriverFailsCleanly) {
   std::string why;
   if (cudaAvailable(&why))
     GTEST_SKIP() << "a CUDA driver is present";
-  EXPECT_NE(why.find("CUDA driver"), std::string::npos);
+  // No driver, or a driver without a GPU: either way a reason.
+  ASSERT_FALSE(why.empty());
   std::vector<uint16_t> buf(2 * 4 * 64 * 64, 0);
   std::vector<int32_t> docs(64, 0);
   TensorRef t;
@@ -336,7 +337,7 @@ TEST(Runtime, GpuKernelWithoutDriverFailsCleanly) {
   d.shape = {64};
   llvm::Error e = (*k)->launch({t, t, t, d}, {t});
   ASSERT_TRUE(bool(e));
-  EXPECT_NE(errorOf(std::move(e)).find("CUDA driver"), std::string::npos);
+  EXPECT_NE(errorOf(std::move(e)).find(why.substr(0, 16)), std::string::npos);
 }
 
 } // namespace
