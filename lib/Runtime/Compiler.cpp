@@ -28,6 +28,7 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Config/llvm-config.h"
 #include "llvm/Support/FileSystem.h"
@@ -195,7 +196,9 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
   if (!cacheDir.empty()) {
     if (auto idx = llvm::MemoryBuffer::getFile(cacheDir + "/raw/" + rawKey)) {
       std::string key = (*idx)->getBuffer().trim().str();
-      if (options.memoryCache) {
+      // A key is 64 hex digits; anything else is a damaged index.
+      bool valid = key.size() == 64 && llvm::all_of(key, llvm::isHexDigit);
+      if (valid && options.memoryCache) {
         auto it = byKey.find(key);
         if (it != byKey.end()) {
           ++stats.memoryHits;
@@ -204,12 +207,16 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
         }
       }
       std::string dir = cacheDir + "/" + key;
-      auto entry = llvm::MemoryBuffer::getFile(dir + "/entry.json");
       std::string function;
-      if (entry)
-        if (auto j = llvm::json::parse((*entry)->getBuffer()))
-          if (auto *o = j->getAsObject())
+      if (valid)
+        if (auto entry = llvm::MemoryBuffer::getFile(dir + "/entry.json")) {
+          llvm::Expected<llvm::json::Value> j =
+              llvm::json::parse((*entry)->getBuffer());
+          if (!j)
+            llvm::consumeError(j.takeError());
+          else if (auto *o = j->getAsObject())
             function = o->getString("function").value_or("").str();
+        }
       if (!function.empty() &&
           (opts.function.empty() || opts.function == function)) {
         auto k = loadEntry(key, function, opts.target, dir);
