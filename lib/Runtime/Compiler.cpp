@@ -379,20 +379,43 @@ static InputChecks inputChecks(mlir::func::FuncOp func) {
       return arg.getArgNumber();
     return std::nullopt;
   };
-  auto visit = [&](mlir::Value decay, mlir::Value q,
+  auto visit = [&](mlir::Value q, mlir::Value k, mlir::Value v,
+                   mlir::Value decay, mlir::Value init,
                    mlir::attn::TokenOrderAttr order) {
     if (decay)
       if (auto i = argIndex(decay))
         c.logGates.push_back(*i);
+    auto qi = argIndex(q);
+    if (!qi)
+      return;
     if (order)
-      if (auto i = argIndex(q))
-        c.lengths.push_back({*i, 2u, order.getLength()});
+      c.lengths.push_back({*qi, 2u, order.getLength()});
+    // Batch (dim 0) and sequence (dim 2) of k, v and per-token gates follow
+    // q; an initial state's batch too.
+    auto tie = [&](mlir::Value x, std::initializer_list<unsigned> dims) {
+      if (!x)
+        return;
+      auto xi = argIndex(x);
+      int64_t rank = llvm::cast<mlir::RankedTensorType>(x.getType()).getRank();
+      if (xi)
+        for (unsigned d : dims)
+          if (int64_t(d) < rank)
+            c.equalDims.push_back({*xi, d, *qi, d});
+    };
+    tie(k, {0, 2});
+    tie(v, {0, 2});
+    if (decay &&
+        llvm::cast<mlir::RankedTensorType>(decay.getType()).getRank() >= 3)
+      tie(decay, {0, 2});
+    tie(init, {0});
   };
   func.walk([&](mlir::Operation *op) {
     if (auto la = llvm::dyn_cast<mlir::attn::LinearAttentionOp>(op))
-      visit(la.getDecay(), la.getQ(), la.getOrderAttr());
+      visit(la.getQ(), la.getK(), la.getV(), la.getDecay(),
+            la.getInitialState(), la.getOrderAttr());
     else if (auto sc = llvm::dyn_cast<mlir::attn::ScanOp>(op))
-      visit(sc.getDecay(), sc.getQ(), sc.getOrderAttr());
+      visit(sc.getQ(), sc.getK(), sc.getV(), sc.getDecay(),
+            sc.getInitialState(), sc.getOrderAttr());
   });
   return c;
 }
@@ -442,16 +465,18 @@ static llvm::json::Object cpuEntryJson(const KernelSignature &sig, bool layout,
     }
     return a;
   };
-  llvm::json::Array gates, lengths;
+  llvm::json::Array gates, lengths, equal;
   for (unsigned g : c.logGates)
     gates.push_back(int64_t(g));
   for (auto [in, dim, len] : c.lengths)
     lengths.push_back(llvm::json::Array{int64_t(in), int64_t(dim), len});
-  return llvm::json::Object{{"inputs", params(sig.inputs)},
-                            {"outputs", params(sig.outputs)},
-                            {"attention_layout", layout},
-                            {"log_gates", std::move(gates)},
-                            {"lengths", std::move(lengths)}};
+  for (const std::array<unsigned, 4> &eq : c.equalDims)
+    equal.push_back(llvm::json::Array{int64_t(eq[0]), int64_t(eq[1]),
+                                      int64_t(eq[2]), int64_t(eq[3])});
+  return llvm::json::Object{
+      {"inputs", params(sig.inputs)},  {"outputs", params(sig.outputs)},
+      {"attention_layout", layout},    {"log_gates", std::move(gates)},
+      {"lengths", std::move(lengths)}, {"equal_dims", std::move(equal)}};
 }
 
 static llvm::Error parseCpuEntry(const llvm::json::Object &o,
@@ -513,6 +538,26 @@ static llvm::Error parseCpuEntry(const llvm::json::Object &o,
     if (in >= sig.inputs.size() || dim >= sig.inputs[in].shape.size())
       return makeError("entry has a bad length check");
     c.lengths.push_back({in, dim, *(*a)[2].getAsInteger()});
+  }
+  const llvm::json::Array *equal = o.getArray("equal_dims");
+  if (!equal)
+    return makeError("entry lacks dimension checks");
+  for (const llvm::json::Value &t : *equal) {
+    const llvm::json::Array *a = t.getAsArray();
+    if (!a || a->size() != 4)
+      return makeError("entry has a bad dimension check");
+    std::array<unsigned, 4> eq;
+    for (unsigned i = 0; i < 4; ++i) {
+      auto x = (*a)[i].getAsInteger();
+      if (!x || *x < 0)
+        return makeError("entry has a bad dimension check");
+      eq[i] = unsigned(*x);
+    }
+    if (eq[0] >= sig.inputs.size() || eq[2] >= sig.inputs.size() ||
+        eq[1] >= sig.inputs[eq[0]].shape.size() ||
+        eq[3] >= sig.inputs[eq[2]].shape.size())
+      return makeError("entry has a bad dimension check");
+    c.equalDims.push_back(eq);
   }
   return llvm::Error::success();
 }

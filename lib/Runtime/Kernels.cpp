@@ -190,6 +190,15 @@ llvm::Error CpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
   if (attentionLayout)
     if (llvm::Error e = checkAttentionShapes(sig, inputs, outputs))
       return e;
+  for (const std::array<unsigned, 4> &eq : checks.equalDims) {
+    int64_t x = inputs[eq[0]].shape[eq[1]], y = inputs[eq[2]].shape[eq[3]];
+    if (x != y)
+      return makeError(sig.name + ": input '" + sig.inputs[eq[0]].name +
+                       "' has size " + llvm::Twine(x) + " in dim " +
+                       llvm::Twine(eq[1]) + " but input '" +
+                       sig.inputs[eq[2]].name + "' has " + llvm::Twine(y) +
+                       " in dim " + llvm::Twine(eq[3]) + "; they must match");
+  }
   for (auto [in, dim, len] : checks.lengths)
     if (inputs[in].shape[dim] != len)
       return makeError(sig.name + ": the token order of '" + sig.name +

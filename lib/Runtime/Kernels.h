@@ -29,6 +29,9 @@ struct InputChecks {
   llvm::SmallVector<unsigned> logGates;
   /// (input, dim, length): a token order fixes a sequence length.
   llvm::SmallVector<std::tuple<unsigned, unsigned, int64_t>> lengths;
+  /// (input, dim, input, dim): sizes the op's semantics ties together
+  /// (batch and sequence lengths of q, k, v, gates and states).
+  llvm::SmallVector<std::array<unsigned, 4>> equalDims;
 };
 
 /// A spec function JIT-compiled for the host.

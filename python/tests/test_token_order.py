@@ -74,6 +74,14 @@ def main():
         failures += 1
     except attnc.AttncError as e:
         print("ERROR", e)
+    # Gates must cover the sequence: a shorter gate tensor is refused.
+    plain = attnc.compile(spec("scan", None))
+    try:
+        plain(q, q, q, np.zeros((1, 2, N - 1), np.float32))
+        print("FAIL no error for short gates")
+        failures += 1
+    except attnc.AttncError as e:
+        print("ERROR", e)
     return 1 if failures else 0
 
 
