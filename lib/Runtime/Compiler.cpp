@@ -23,8 +23,10 @@
 #include "attnc/Target/Pipelines.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
@@ -417,6 +419,50 @@ static InputChecks inputChecks(mlir::func::FuncOp func) {
       visit(sc.getQ(), sc.getK(), sc.getV(), sc.getDecay(),
             sc.getInitialState(), sc.getOrderAttr());
   });
+  // Captured tensors read with tensor.extract at i, j, b or h (possibly
+  // divided by a constant) must cover those ranges.
+  func.walk([&](mlir::attn::AttentionOp op) {
+    auto qi = argIndex(op.getQ()), ki = argIndex(op.getK());
+    if (!qi || !ki)
+      return;
+    auto scan = [&](mlir::Region &region, unsigned first) {
+      if (region.empty())
+        return;
+      mlir::Block &blk = region.front();
+      // (b, h, i, j) -> (input, dim)
+      std::pair<unsigned, unsigned> roles[] = {
+          {*qi, 0u}, {*qi, 1u}, {*qi, 2u}, {*ki, 2u}};
+      auto classify = [&](mlir::Value idx)
+          -> std::optional<std::tuple<unsigned, unsigned, int64_t>> {
+        int64_t div = 1;
+        if (auto d = idx.getDefiningOp<mlir::arith::DivUIOp>()) {
+          llvm::APInt c;
+          if (!mlir::matchPattern(d.getRhs(), mlir::m_ConstantInt(&c)) ||
+              c.getSExtValue() <= 0)
+            return std::nullopt;
+          div = c.getSExtValue();
+          idx = d.getLhs();
+        }
+        auto arg = llvm::dyn_cast<mlir::BlockArgument>(idx);
+        if (!arg || arg.getOwner() != &blk || arg.getArgNumber() < first ||
+            arg.getArgNumber() >= first + 4)
+          return std::nullopt;
+        auto [in, dim] = roles[arg.getArgNumber() - first];
+        return std::make_tuple(in, dim, div);
+      };
+      region.walk([&](mlir::tensor::ExtractOp ex) {
+        auto ci = argIndex(ex.getTensor());
+        if (!ci)
+          return;
+        for (auto [d, idx] : llvm::enumerate(ex.getIndices()))
+          if (auto r = classify(idx))
+            c.minExtents.push_back({*ci, unsigned(d), std::get<0>(*r),
+                                    std::get<1>(*r), std::get<2>(*r)});
+      });
+    };
+    scan(op.getMask(), 0);  // (b, h, i, j)
+    scan(op.getScore(), 1); // (s, b, h, i, j)
+  });
   return c;
 }
 
@@ -449,6 +495,95 @@ static mlir::attn::AttentionOp attentionOf(mlir::func::FuncOp func) {
   return found;
 }
 
+/// The value checks of a kernel, for its disk entry.
+static llvm::json::Object checksJson(const InputChecks &c) {
+  llvm::json::Array gates, lengths, equal, extents;
+  for (unsigned g : c.logGates)
+    gates.push_back(int64_t(g));
+  for (auto [in, dim, len] : c.lengths)
+    lengths.push_back(llvm::json::Array{int64_t(in), int64_t(dim), len});
+  for (const std::array<unsigned, 4> &eq : c.equalDims)
+    equal.push_back(llvm::json::Array{int64_t(eq[0]), int64_t(eq[1]),
+                                      int64_t(eq[2]), int64_t(eq[3])});
+  for (const InputChecks::MinExtent &m : c.minExtents)
+    extents.push_back(llvm::json::Array{int64_t(m.input), int64_t(m.dim),
+                                        int64_t(m.refInput), int64_t(m.refDim),
+                                        m.divisor});
+  return llvm::json::Object{{"log_gates", std::move(gates)},
+                            {"lengths", std::move(lengths)},
+                            {"equal_dims", std::move(equal)},
+                            {"min_extents", std::move(extents)}};
+}
+
+/// Integer tuples of `key` in `o`, each of `width` entries, each entry >= 0.
+static llvm::Expected<llvm::SmallVector<llvm::SmallVector<int64_t, 5>>>
+tuplesOf(const llvm::json::Object &o, StringRef key, size_t width) {
+  const llvm::json::Array *arr = o.getArray(key);
+  if (!arr)
+    return makeError("entry lacks " + key);
+  llvm::SmallVector<llvm::SmallVector<int64_t, 5>> out;
+  for (const llvm::json::Value &t : *arr) {
+    const llvm::json::Array *a = t.getAsArray();
+    if (!a || a->size() != width)
+      return makeError("entry has a bad " + key);
+    llvm::SmallVector<int64_t, 5> row;
+    for (const llvm::json::Value &x : *a) {
+      auto i = x.getAsInteger();
+      if (!i || *i < 0)
+        return makeError("entry has a bad " + key);
+      row.push_back(*i);
+    }
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+static llvm::Error parseChecks(const llvm::json::Object *o,
+                               const KernelSignature &sig, InputChecks &c) {
+  if (!o)
+    return makeError("entry lacks value checks");
+  auto inDim = [&](int64_t in, int64_t dim) {
+    return size_t(in) < sig.inputs.size() &&
+           size_t(dim) < sig.inputs[in].shape.size();
+  };
+  const llvm::json::Array *gates = o->getArray("log_gates");
+  if (!gates)
+    return makeError("entry lacks log_gates");
+  for (const llvm::json::Value &g : *gates) {
+    auto i = g.getAsInteger();
+    if (!i || *i < 0 || size_t(*i) >= sig.inputs.size())
+      return makeError("entry has a bad log-gate input");
+    c.logGates.push_back(unsigned(*i));
+  }
+  auto lengths = tuplesOf(*o, "lengths", 3);
+  if (!lengths)
+    return lengths.takeError();
+  for (auto &t : *lengths) {
+    if (!inDim(t[0], t[1]))
+      return makeError("entry has a bad length check");
+    c.lengths.push_back({unsigned(t[0]), unsigned(t[1]), t[2]});
+  }
+  auto equal = tuplesOf(*o, "equal_dims", 4);
+  if (!equal)
+    return equal.takeError();
+  for (auto &t : *equal) {
+    if (!inDim(t[0], t[1]) || !inDim(t[2], t[3]))
+      return makeError("entry has a bad dimension check");
+    c.equalDims.push_back(
+        {unsigned(t[0]), unsigned(t[1]), unsigned(t[2]), unsigned(t[3])});
+  }
+  auto extents = tuplesOf(*o, "min_extents", 5);
+  if (!extents)
+    return extents.takeError();
+  for (auto &t : *extents) {
+    if (!inDim(t[0], t[1]) || !inDim(t[2], t[3]) || t[4] <= 0)
+      return makeError("entry has a bad extent check");
+    c.minExtents.push_back(
+        {unsigned(t[0]), unsigned(t[1]), unsigned(t[2]), unsigned(t[3]), t[4]});
+  }
+  return llvm::Error::success();
+}
+
 /// What a CPU entry needs besides its object code: the signature and the
 /// value checks (a disk hit then needs no spec).
 static llvm::json::Object cpuEntryJson(const KernelSignature &sig, bool layout,
@@ -465,18 +600,10 @@ static llvm::json::Object cpuEntryJson(const KernelSignature &sig, bool layout,
     }
     return a;
   };
-  llvm::json::Array gates, lengths, equal;
-  for (unsigned g : c.logGates)
-    gates.push_back(int64_t(g));
-  for (auto [in, dim, len] : c.lengths)
-    lengths.push_back(llvm::json::Array{int64_t(in), int64_t(dim), len});
-  for (const std::array<unsigned, 4> &eq : c.equalDims)
-    equal.push_back(llvm::json::Array{int64_t(eq[0]), int64_t(eq[1]),
-                                      int64_t(eq[2]), int64_t(eq[3])});
-  return llvm::json::Object{
-      {"inputs", params(sig.inputs)},  {"outputs", params(sig.outputs)},
-      {"attention_layout", layout},    {"log_gates", std::move(gates)},
-      {"lengths", std::move(lengths)}, {"equal_dims", std::move(equal)}};
+  return llvm::json::Object{{"inputs", params(sig.inputs)},
+                            {"outputs", params(sig.outputs)},
+                            {"attention_layout", layout},
+                            {"checks", checksJson(c)}};
 }
 
 static llvm::Error parseCpuEntry(const llvm::json::Object &o,
@@ -517,49 +644,10 @@ static llvm::Error parseCpuEntry(const llvm::json::Object &o,
   if (llvm::Error e = params("outputs", sig.outputs))
     return e;
   auto l = o.getBoolean("attention_layout");
-  const llvm::json::Array *gates = o.getArray("log_gates");
-  const llvm::json::Array *lengths = o.getArray("lengths");
-  if (!l || !gates || !lengths)
-    return makeError("entry lacks value checks");
+  if (!l)
+    return makeError("entry lacks attention_layout");
   layout = *l;
-  for (const llvm::json::Value &g : *gates) {
-    auto i = g.getAsInteger();
-    if (!i || *i < 0 || size_t(*i) >= sig.inputs.size())
-      return makeError("entry has a bad log-gate input");
-    c.logGates.push_back(unsigned(*i));
-  }
-  for (const llvm::json::Value &t : *lengths) {
-    const llvm::json::Array *a = t.getAsArray();
-    if (!a || a->size() != 3 || !(*a)[0].getAsInteger() ||
-        !(*a)[1].getAsInteger() || !(*a)[2].getAsInteger())
-      return makeError("entry has a bad length check");
-    unsigned in = unsigned(*(*a)[0].getAsInteger());
-    unsigned dim = unsigned(*(*a)[1].getAsInteger());
-    if (in >= sig.inputs.size() || dim >= sig.inputs[in].shape.size())
-      return makeError("entry has a bad length check");
-    c.lengths.push_back({in, dim, *(*a)[2].getAsInteger()});
-  }
-  const llvm::json::Array *equal = o.getArray("equal_dims");
-  if (!equal)
-    return makeError("entry lacks dimension checks");
-  for (const llvm::json::Value &t : *equal) {
-    const llvm::json::Array *a = t.getAsArray();
-    if (!a || a->size() != 4)
-      return makeError("entry has a bad dimension check");
-    std::array<unsigned, 4> eq;
-    for (unsigned i = 0; i < 4; ++i) {
-      auto x = (*a)[i].getAsInteger();
-      if (!x || *x < 0)
-        return makeError("entry has a bad dimension check");
-      eq[i] = unsigned(*x);
-    }
-    if (eq[0] >= sig.inputs.size() || eq[2] >= sig.inputs.size() ||
-        eq[1] >= sig.inputs[eq[0]].shape.size() ||
-        eq[3] >= sig.inputs[eq[2]].shape.size())
-      return makeError("entry has a bad dimension check");
-    c.equalDims.push_back(eq);
-  }
-  return llvm::Error::success();
+  return parseChecks(o.getObject("checks"), sig, c);
 }
 
 llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
@@ -595,6 +683,7 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
   for (auto f : llvm::make_early_inc_range(clone->getOps<mlir::func::FuncOp>()))
     if (f.getName() != job.function)
       f.erase();
+  InputChecks checks = inputChecks(func);
   mlir::attn::GpuCompileOptions go;
   go.target = job.options.target;
   go.blockQ = job.options.blockQ;
@@ -618,13 +707,13 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
     }
     files.push_back(
         {"manifest.json", mlir::attn::manifestJson(job.options.target, *arts)});
-    store(job, files);
+    store(job, files, llvm::json::Object{{"checks", checksJson(checks)}});
     if (fs::is_directory(cacheDir + "/" + job.key))
       dir = cacheDir + "/" + job.key;
   }
   return std::make_shared<GpuKernelImpl>(
       gpuSignature(art.info, job.options.target), art.info, art.cubin, art.ptx,
-      dir);
+      dir, std::move(checks));
 }
 
 void Compiler::Impl::store(
@@ -744,8 +833,12 @@ Compiler::Impl::loadEntry(StringRef key, StringRef function, StringRef target,
   auto ptx = contents.find(info.name + ".ptx");
   if (ptx == contents.end())
     return makeError("no PTX");
+  KernelSignature sig = gpuSignature(info, target);
+  InputChecks checks;
+  if (llvm::Error e = parseChecks(obj->getObject("checks"), sig, checks))
+    return std::move(e);
   return std::make_shared<GpuKernelImpl>(
-      gpuSignature(info, target), info,
+      std::move(sig), info,
       cubin == contents.end() ? std::string() : cubin->second, ptx->second,
-      dir.str());
+      dir.str(), std::move(checks));
 }

@@ -160,6 +160,57 @@ static llvm::Error checkAttentionShapes(const KernelSignature &sig,
   return llvm::Error::success();
 }
 
+llvm::Error attnc::checkInputValues(const KernelSignature &sig,
+                                    const InputChecks &checks,
+                                    ArrayRef<TensorRef> inputs, bool host) {
+  for (const std::array<unsigned, 4> &eq : checks.equalDims) {
+    int64_t x = inputs[eq[0]].shape[eq[1]], y = inputs[eq[2]].shape[eq[3]];
+    if (x != y)
+      return makeError(sig.name + ": input '" + sig.inputs[eq[0]].name +
+                       "' has size " + llvm::Twine(x) + " in dim " +
+                       llvm::Twine(eq[1]) + " but input '" +
+                       sig.inputs[eq[2]].name + "' has " + llvm::Twine(y) +
+                       " in dim " + llvm::Twine(eq[3]) + "; they must match");
+  }
+  for (const InputChecks::MinExtent &m : checks.minExtents) {
+    int64_t ref = inputs[m.refInput].shape[m.refDim];
+    int64_t need = (ref + m.divisor - 1) / m.divisor;
+    int64_t have = inputs[m.input].shape[m.dim];
+    if (have < need)
+      return makeError(
+          sig.name + ": input '" + sig.inputs[m.input].name + "' has " +
+          llvm::Twine(have) + " elements in dim " + llvm::Twine(m.dim) +
+          ", but the spec indexes it up to " + llvm::Twine(need - 1) +
+          " (from input '" + sig.inputs[m.refInput].name + "' dim " +
+          llvm::Twine(m.refDim) + " = " + llvm::Twine(ref) +
+          (m.divisor > 1 ? " / " + std::to_string(m.divisor) : std::string()) +
+          ")");
+  }
+  for (auto [in, dim, len] : checks.lengths)
+    if (inputs[in].shape[dim] != len)
+      return makeError(sig.name + ": the token order of '" + sig.name +
+                       "' is for sequences of " + llvm::Twine(len) +
+                       " tokens, got " + llvm::Twine(inputs[in].shape[dim]));
+  if (!host)
+    return llvm::Error::success();
+  for (unsigned in : checks.logGates) {
+    const TensorRef &t = inputs[in];
+    if (t.dtype != DType::F32)
+      continue;
+    int64_t n = 1;
+    for (int64_t d : t.shape)
+      n *= d;
+    const float *g = static_cast<const float *>(t.data);
+    for (int64_t i = 0; i < n; ++i)
+      if (!(g[i] <= 0.0f))
+        return makeError(sig.name + ": input '" + sig.inputs[in].name +
+                         "' holds log-gates of a decay, which must be <= 0 "
+                         "(the decay is exp(g)); element " +
+                         llvm::Twine(i) + " is " + std::to_string(g[i]));
+  }
+  return llvm::Error::success();
+}
+
 //===----------------------------------------------------------------------===//
 // CPU
 //===----------------------------------------------------------------------===//
@@ -190,35 +241,8 @@ llvm::Error CpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
   if (attentionLayout)
     if (llvm::Error e = checkAttentionShapes(sig, inputs, outputs))
       return e;
-  for (const std::array<unsigned, 4> &eq : checks.equalDims) {
-    int64_t x = inputs[eq[0]].shape[eq[1]], y = inputs[eq[2]].shape[eq[3]];
-    if (x != y)
-      return makeError(sig.name + ": input '" + sig.inputs[eq[0]].name +
-                       "' has size " + llvm::Twine(x) + " in dim " +
-                       llvm::Twine(eq[1]) + " but input '" +
-                       sig.inputs[eq[2]].name + "' has " + llvm::Twine(y) +
-                       " in dim " + llvm::Twine(eq[3]) + "; they must match");
-  }
-  for (auto [in, dim, len] : checks.lengths)
-    if (inputs[in].shape[dim] != len)
-      return makeError(sig.name + ": the token order of '" + sig.name +
-                       "' is for sequences of " + llvm::Twine(len) +
-                       " tokens, got " + llvm::Twine(inputs[in].shape[dim]));
-  for (unsigned in : checks.logGates) {
-    const TensorRef &t = inputs[in];
-    if (t.dtype != DType::F32)
-      continue;
-    int64_t n = 1;
-    for (int64_t d : t.shape)
-      n *= d;
-    const float *g = static_cast<const float *>(t.data);
-    for (int64_t i = 0; i < n; ++i)
-      if (!(g[i] <= 0.0f))
-        return makeError(sig.name + ": input '" + sig.inputs[in].name +
-                         "' holds log-gates of a decay, which must be <= 0 "
-                         "(the decay is exp(g)); element " +
-                         llvm::Twine(i) + " is " + std::to_string(g[i]));
-  }
+  if (llvm::Error e = checkInputValues(sig, checks, inputs, /*host=*/true))
+    return e;
 
   // Memref descriptors: allocated, aligned, offset, sizes, strides.
   std::vector<std::vector<int64_t>> descs;
@@ -316,8 +340,10 @@ KernelSignature attnc::gpuSignature(const mlir::attn::KernelInfo &info,
 
 GpuKernelImpl::GpuKernelImpl(KernelSignature signature,
                              mlir::attn::KernelInfo info, std::string cubin,
-                             std::string ptx, std::string directory)
-    : info(std::move(info)), cubin(std::move(cubin)), ptx(std::move(ptx)) {
+                             std::string ptx, std::string directory,
+                             InputChecks checks)
+    : info(std::move(info)), cubin(std::move(cubin)), ptx(std::move(ptx)),
+      checks(std::move(checks)) {
   sig = std::move(signature);
   dir = std::move(directory);
   this->ptx.push_back('\0');
@@ -410,6 +436,8 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
     if (llvm::Error e = checkParam(sig.name, "output", p, t))
       return e;
   if (llvm::Error e = checkAttentionShapes(sig, inputs, outputs))
+    return e;
+  if (llvm::Error e = checkInputValues(sig, checks, inputs, /*host=*/false))
     return e;
   const TensorRef *qkvo[] = {&inputs[0], &inputs[1], &inputs[2], &outputs[0]};
   const char *names[] = {"q", "k", "v", "o"};

@@ -32,7 +32,21 @@ struct InputChecks {
   /// (input, dim, input, dim): sizes the op's semantics ties together
   /// (batch and sequence lengths of q, k, v, gates and states).
   llvm::SmallVector<std::array<unsigned, 4>> equalDims;
+  /// A captured tensor indexed by the spec with i, j, b or h (possibly
+  /// divided by a constant): dim `dim` of `input` needs at least
+  /// ceil(size(refInput, refDim) / divisor) elements.
+  struct MinExtent {
+    unsigned input, dim, refInput, refDim;
+    int64_t divisor;
+  };
+  llvm::SmallVector<MinExtent> minExtents;
 };
+
+/// The checks above, on the launch's inputs (value checks only with host
+/// data).
+llvm::Error checkInputValues(const KernelSignature &sig,
+                             const InputChecks &checks,
+                             llvm::ArrayRef<TensorRef> inputs, bool host);
 
 /// A spec function JIT-compiled for the host.
 class CpuKernelImpl : public Kernel {
@@ -56,7 +70,8 @@ class GpuKernelImpl : public Kernel {
 public:
   /// `cubin` may be empty; the PTX is loaded where the cubin does not run.
   GpuKernelImpl(KernelSignature signature, mlir::attn::KernelInfo info,
-                std::string cubin, std::string ptx, std::string directory);
+                std::string cubin, std::string ptx, std::string directory,
+                InputChecks checks);
   llvm::Error launch(llvm::ArrayRef<TensorRef> inputs,
                      llvm::ArrayRef<TensorRef> outputs, void *stream) override;
 
@@ -69,6 +84,7 @@ private:
   mlir::attn::KernelInfo info;
   std::string cubin;
   std::string ptx; // NUL-terminated
+  InputChecks checks;
   std::mutex mu;
   std::map<void *, Functions> perContext;
 };
