@@ -71,6 +71,20 @@ struct LinearLowering {
   }
   Value zerosF(int64_t len) { return e.splat(e.f32(0.0), len); }
 
+  // The F x Dv state, the normalizer's z and a row buffer of phi(q) shared
+  // by the recurrent and chunked lowerings.
+  Value state, z, pqBuf;
+  void allocState();
+  /// state <- initial_state (or 0 with `fromInit` false or no initial
+  /// state), z <- 0.
+  void resetState(Value bi, Value hi, bool fromInit);
+  /// (S^T pq, pq . z)
+  std::pair<Value, Value> readState(Value pq);
+  /// The final-state result (when the op has one) <- state.
+  void writeFinalState(Value bi, Value hi);
+  /// o at token t <- out (divided by den with `normalize`).
+  void writeOut(Value out, Value den, Value bi, Value hi, Value t);
+
   LogicalResult lowerReference();
   LogicalResult lowerRecurrent();
   LogicalResult lowerChunked(int64_t chunk);
@@ -191,6 +205,51 @@ Value LinearLowering::logGate(Value bi, Value hi, Value t) {
     return e.readRowF32(decay, {bi, hi, tok(t), c0}, f);
   }
   return Value();
+}
+
+void LinearLowering::allocState() {
+  state = e.alloc({f, dv}, e.f32Type(), {});
+  z = e.alloc({f}, e.f32Type(), {});
+  pqBuf = e.alloc({f}, e.f32Type(), {});
+}
+
+void LinearLowering::resetState(Value bi, Value hi, bool fromInit) {
+  e.loop(c0, e.idx(f), [&](Value fi) {
+    Value row = fromInit && init ? e.readRowF32(init, {bi, hi, fi, c0}, dv)
+                                 : zerosF(dv);
+    e.writeRowF32(row, state, {fi, c0});
+    memref::StoreOp::create(b, e.f32(0.0), z, ValueRange{fi});
+  });
+}
+
+std::pair<Value, Value> LinearLowering::readState(Value pq) {
+  e.writeRowF32(pq, pqBuf, {c0});
+  Value out =
+      e.loop(c0, e.idx(f), c1, {zerosF(dv)},
+             [&](Value fi, ValueRange it) -> SmallVector<Value> {
+               Value c = memref::LoadOp::create(b, pqBuf, ValueRange{fi});
+               Value row = e.readRowF32(state, {fi, c0}, dv);
+               return {vector::FMAOp::create(b, e.splat(c, dv), row, it[0])};
+             })[0];
+  return {out, e.dot(pq, e.readRowF32(z, {c0}, f))};
+}
+
+void LinearLowering::writeFinalState(Value bi, Value hi) {
+  if (!fin)
+    return;
+  e.loop(c0, e.idx(f), [&](Value fi) {
+    e.writeRowF32(e.readRowF32(state, {fi, c0}, dv), fin, {bi, hi, fi, c0});
+  });
+}
+
+void LinearLowering::writeOut(Value out, Value den, Value bi, Value hi,
+                              Value t) {
+  if (normalize) {
+    Value nz = e.cmpf(CmpFPredicate::ONE, den, e.f32(0.0));
+    Value inv = e.select(nz, e.divf(e.f32(1.0), den), e.f32(0.0));
+    out = e.mulf(out, e.splat(inv, dv));
+  }
+  e.writeRowF32(out, o, {bi, hi, tok(t), c0});
 }
 
 LogicalResult LinearLowering::lowerReference() {
@@ -333,10 +392,8 @@ LogicalResult LinearLowering::lowerReference() {
 
 LogicalResult LinearLowering::lowerRecurrent() {
   setup();
-  Value state = e.alloc({f, dv}, e.f32Type(), {});
-  Value z = e.alloc({f}, e.f32Type(), {});
+  allocState();
   Value pkBuf = e.alloc({f}, e.f32Type(), {});
-  Value pqBuf = e.alloc({f}, e.f32Type(), {});
   Value aBuf = e.alloc({f}, e.f32Type(), {});
   Value fwd, fwdDen;
   if (!causal) {
@@ -379,70 +436,35 @@ LogicalResult LinearLowering::lowerRecurrent() {
       memref::StoreOp::create(b, newZ, z, ValueRange{fi});
     });
   };
-  // (S^T pq, pq . z)
-  auto readOut = [&](Value pq) -> std::pair<Value, Value> {
-    e.writeRowF32(pq, pqBuf, {c0});
-    Value out =
-        e.loop(c0, fIdx, c1, {zerosF(dv)},
-               [&](Value fi, ValueRange it) -> SmallVector<Value> {
-                 Value c = memref::LoadOp::create(b, pqBuf, ValueRange{fi});
-                 Value row = e.readRowF32(state, {fi, c0}, dv);
-                 return {vector::FMAOp::create(b, e.splat(c, dv), row, it[0])};
-               })[0];
-    Value den = e.dot(pq, e.readRowF32(z, {c0}, f));
-    return {out, den};
-  };
-  auto writeNormalized = [&](Value out, Value den, Value bi, Value hi,
-                             Value t) {
-    if (normalize) {
-      Value nz = e.cmpf(CmpFPredicate::ONE, den, e.f32(0.0));
-      Value inv = e.select(nz, e.divf(e.f32(1.0), den), e.f32(0.0));
-      out = e.mulf(out, e.splat(inv, dv));
-    }
-    e.writeRowF32(out, o, {bi, hi, tok(t), c0});
-  };
-
   e.loop(c0, batch, [&](Value bi) {
     e.loop(c0, e.idx(h), [&](Value hi) {
       Value hkv = e.divi(hi, group);
-      e.loop(c0, fIdx, [&](Value fi) {
-        Value row =
-            init ? e.readRowF32(init, {bi, hi, fi, c0}, dv) : zerosF(dv);
-        e.writeRowF32(row, state, {fi, c0});
-        memref::StoreOp::create(b, e.f32(0.0), z, ValueRange{fi});
-      });
+      resetState(bi, hi, /*fromInit=*/true);
       // Forward scan.
       e.loop(c0, n, [&](Value t) {
         Value scalarA = storeDecay(bi, hi, t);
         e.writeRowF32(phiK(bi, hkv, t), pkBuf, {c0});
         Value vt = e.readRowF32(v, {bi, hkv, tok(t), c0}, dv);
         update(scalarA, vt, /*addBeforeDecay=*/false);
-        auto [out, den] = readOut(phiQ(bi, hi, t));
+        auto [out, den] = readState(phiQ(bi, hi, t));
         if (causal) {
-          writeNormalized(out, den, bi, hi, t);
+          writeOut(out, den, bi, hi, t);
         } else {
           e.writeRowF32(out, fwd, {t, c0});
           memref::StoreOp::create(b, den, fwdDen, ValueRange{t});
         }
       });
-      if (fin)
-        e.loop(c0, fIdx, [&](Value fi) {
-          e.writeRowF32(e.readRowF32(state, {fi, c0}, dv), fin,
-                        {bi, hi, fi, c0});
-        });
+      writeFinalState(bi, hi);
       if (causal)
         return;
       // Backward scan: B_t = sum_{s>t} prod_{r=t+1..s} a_r k_s v_s^T.
-      e.loop(c0, fIdx, [&](Value fi) {
-        e.writeRowF32(zerosF(dv), state, {fi, c0});
-        memref::StoreOp::create(b, e.f32(0.0), z, ValueRange{fi});
-      });
+      resetState(bi, hi, /*fromInit=*/false);
       e.loop(c0, n, [&](Value r) {
         Value t = e.subi(e.subi(n, c1), r);
-        auto [out, den] = readOut(phiQ(bi, hi, t));
+        auto [out, den] = readState(phiQ(bi, hi, t));
         out = e.addf(out, e.readRowF32(fwd, {t, c0}, dv));
         den = e.addf(den, memref::LoadOp::create(b, fwdDen, ValueRange{t}));
-        writeNormalized(out, den, bi, hi, t);
+        writeOut(out, den, bi, hi, t);
         Value scalarA = storeDecay(bi, hi, t);
         e.writeRowF32(phiK(bi, hkv, t), pkBuf, {c0});
         Value vt = e.readRowF32(v, {bi, hkv, tok(t), c0}, dv);
@@ -471,9 +493,7 @@ LogicalResult LinearLowering::lowerChunked(int64_t chunk) {
   if (kind != DecayKind::None)
     gates = vecGate ? e.alloc({chunk, f}, e.f32Type(), {})
                     : e.alloc({chunk}, e.f32Type(), {});
-  Value state = e.alloc({f, dv}, e.f32Type(), {});
-  Value z = e.alloc({f}, e.f32Type(), {});
-  Value pqBuf = e.alloc({f}, e.f32Type(), {});
+  allocState();
   Value fwd, fwdDen;
   if (!causal) {
     fwd = e.alloc({ShapedType::kDynamic, dv}, e.f32Type(), {n});
@@ -530,18 +550,6 @@ LogicalResult LinearLowering::lowerChunked(int64_t chunk) {
                             e.addf(it[1], a)};
                   });
   };
-  // (S^T pqw, pqw . z)
-  auto readState = [&](Value pqw) -> std::pair<Value, Value> {
-    e.writeRowF32(pqw, pqBuf, {c0});
-    Value out =
-        e.loop(c0, fIdx, c1, {zerosF(dv)},
-               [&](Value fi, ValueRange it) -> SmallVector<Value> {
-                 Value c = memref::LoadOp::create(b, pqBuf, ValueRange{fi});
-                 Value row = e.readRowF32(state, {fi, c0}, dv);
-                 return {vector::FMAOp::create(b, e.splat(c, dv), row, it[0])};
-               })[0];
-    return {out, e.dot(pqw, e.readRowF32(z, {c0}, f))};
-  };
   // S <- exp(G) S + sum_j exp(G - L_j) (forward) or exp(L_j) (backward)
   // pk_j v_j^T, and z likewise; G = L_{len-1}.
   auto updateState = [&](Value len, bool forward) {
@@ -568,24 +576,10 @@ LogicalResult LinearLowering::lowerChunked(int64_t chunk) {
       memref::StoreOp::create(b, acc[1], z, ValueRange{fi});
     });
   };
-  auto writeOut = [&](Value out, Value den, Value bi, Value hi, Value t) {
-    if (normalize) {
-      Value nz = e.cmpf(CmpFPredicate::ONE, den, e.f32(0.0));
-      Value inv = e.select(nz, e.divf(e.f32(1.0), den), e.f32(0.0));
-      out = e.mulf(out, e.splat(inv, dv));
-    }
-    e.writeRowF32(out, o, {bi, hi, tok(t), c0});
-  };
-
   e.loop(c0, batch, [&](Value bi) {
     e.loop(c0, e.idx(h), [&](Value hi) {
       Value hkv = e.divi(hi, group);
-      e.loop(c0, fIdx, [&](Value fi) {
-        Value row =
-            init ? e.readRowF32(init, {bi, hi, fi, c0}, dv) : zerosF(dv);
-        e.writeRowF32(row, state, {fi, c0});
-        memref::StoreOp::create(b, e.f32(0.0), z, ValueRange{fi});
-      });
+      resetState(bi, hi, /*fromInit=*/true);
       // Forward: keys j <= i, the state from the chunks before.
       e.loop(c0, n, cC, {}, [&](Value t0, ValueRange) {
         Value len = e.mini(cC, e.subi(n, t0));
@@ -607,18 +601,11 @@ LogicalResult LinearLowering::lowerChunked(int64_t chunk) {
         updateState(len, /*forward=*/true);
         return SmallVector<Value>();
       });
-      if (fin)
-        e.loop(c0, fIdx, [&](Value fi) {
-          e.writeRowF32(e.readRowF32(state, {fi, c0}, dv), fin,
-                        {bi, hi, fi, c0});
-        });
+      writeFinalState(bi, hi);
       if (causal)
         return;
       // Backward: keys j > i, the state from the chunks after.
-      e.loop(c0, fIdx, [&](Value fi) {
-        e.writeRowF32(zerosF(dv), state, {fi, c0});
-        memref::StoreOp::create(b, e.f32(0.0), z, ValueRange{fi});
-      });
+      resetState(bi, hi, /*fromInit=*/false);
       Value chunks = e.ceilDiv(n, cC);
       e.loop(c0, chunks, [&](Value r) {
         Value t0 = e.muli(e.subi(e.subi(chunks, c1), r), cC);
