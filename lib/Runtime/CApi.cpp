@@ -4,6 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Kernels.h"
 #include "attnc/attnc.h"
 #include "attnc/attnc_c.h"
 
@@ -66,19 +67,6 @@ void attnc_compiler_stats(attnc_compiler *c, uint64_t out[4]) {
   out[3] = s.rebuilt;
 }
 
-static llvm::json::Array params(llvm::ArrayRef<attnc::ParamInfo> ps) {
-  llvm::json::Array a;
-  for (const attnc::ParamInfo &p : ps) {
-    llvm::json::Array shape;
-    for (int64_t d : p.shape)
-      shape.push_back(d);
-    a.push_back(llvm::json::Object{{"name", p.name},
-                                   {"dtype", attnc::dtypeName(p.dtype)},
-                                   {"shape", std::move(shape)}});
-  }
-  return a;
-}
-
 int attnc_compile(attnc_compiler *c, const char *spec, const char *target,
                   const char *function, int64_t block_q, int64_t block_kv,
                   attnc_kernel **out, char *err, size_t errlen) {
@@ -97,8 +85,8 @@ int attnc_compile(attnc_compiler *c, const char *spec, const char *target,
   llvm::json::Object sig{{"name", s.name},
                          {"target", s.target},
                          {"directory", (*k)->directory()},
-                         {"inputs", params(s.inputs)},
-                         {"outputs", params(s.outputs)}};
+                         {"inputs", attnc::paramsJson(s.inputs)},
+                         {"outputs", attnc::paramsJson(s.outputs)}};
   std::string text;
   llvm::raw_string_ostream os(text);
   os << llvm::json::Value(std::move(sig));

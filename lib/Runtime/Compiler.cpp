@@ -77,18 +77,6 @@ static std::string defaultCacheDir() {
   return "";
 }
 
-static llvm::Error writeFile(StringRef path, StringRef data) {
-  std::error_code ec;
-  llvm::raw_fd_ostream os(path, ec);
-  if (ec)
-    return makeError("cannot write " + path + ": " + ec.message());
-  os << data;
-  os.close();
-  if (os.has_error())
-    return makeError("cannot write " + path + ": " + os.error().message());
-  return llvm::Error::success();
-}
-
 struct Compiler::Impl {
   Options options;
   std::string cacheDir;
@@ -107,7 +95,8 @@ struct Compiler::Impl {
 
   llvm::Expected<std::shared_ptr<Kernel>>
   compile(StringRef spec, StringRef bufferName, const CompileOptions &opts);
-  /// The kernel of the disk entry `dir` for (key, function, target).
+  /// The kernel of the disk entry `dir` for (key, function, target); an
+  /// empty `function` accepts the entry's.
   llvm::Expected<std::shared_ptr<Kernel>>
   loadEntry(StringRef key, StringRef function, StringRef target, StringRef dir);
   llvm::Expected<std::shared_ptr<Kernel>> build(const Job &job);
@@ -208,20 +197,11 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
           return it->second;
         }
       }
-      std::string dir = cacheDir + "/" + key;
-      std::string function;
-      if (valid)
-        if (auto entry = llvm::MemoryBuffer::getFile(dir + "/entry.json")) {
-          llvm::Expected<llvm::json::Value> j =
-              llvm::json::parse((*entry)->getBuffer());
-          if (!j)
-            llvm::consumeError(j.takeError());
-          else if (auto *o = j->getAsObject())
-            function = o->getString("function").value_or("").str();
-        }
-      if (!function.empty() &&
-          (opts.function.empty() || opts.function == function)) {
-        auto k = loadEntry(key, function, opts.target, dir);
+      if (valid) {
+        // The raw key covers CompileOptions::function: an empty one takes the
+        // function the entry was compiled for.
+        auto k =
+            loadEntry(key, opts.function, opts.target, cacheDir + "/" + key);
         if (k) {
           ++stats.diskHits;
           if (options.memoryCache) {
@@ -588,20 +568,8 @@ static llvm::Error parseChecks(const llvm::json::Object *o,
 /// value checks (a disk hit then needs no spec).
 static llvm::json::Object cpuEntryJson(const KernelSignature &sig, bool layout,
                                        const InputChecks &c) {
-  auto params = [](llvm::ArrayRef<ParamInfo> ps) {
-    llvm::json::Array a;
-    for (const ParamInfo &p : ps) {
-      llvm::json::Array shape;
-      for (int64_t d : p.shape)
-        shape.push_back(d);
-      a.push_back(llvm::json::Object{{"name", p.name},
-                                     {"dtype", dtypeName(p.dtype)},
-                                     {"shape", std::move(shape)}});
-    }
-    return a;
-  };
-  return llvm::json::Object{{"inputs", params(sig.inputs)},
-                            {"outputs", params(sig.outputs)},
+  return llvm::json::Object{{"inputs", paramsJson(sig.inputs)},
+                            {"outputs", paramsJson(sig.outputs)},
                             {"attention_layout", layout},
                             {"checks", checksJson(c)}};
 }
@@ -730,7 +698,7 @@ void Compiler::Impl::store(
     return;
   llvm::json::Object fileIndex;
   for (const auto &[name, data] : files) {
-    if (llvm::Error e = writeFile(tmp + "/" + name, data)) {
+    if (llvm::Error e = mlir::attn::writeFile(tmp + "/" + name, data)) {
       llvm::consumeError(std::move(e));
       fs::remove_directories(tmp, true);
       return;
@@ -748,7 +716,7 @@ void Compiler::Impl::store(
   std::string text;
   llvm::raw_string_ostream os(text);
   os << llvm::formatv("{0:2}", llvm::json::Value(std::move(entry)));
-  if (llvm::Error e = writeFile(tmp + "/entry.json", text)) {
+  if (llvm::Error e = mlir::attn::writeFile(tmp + "/entry.json", text)) {
     llvm::consumeError(std::move(e));
     fs::remove_directories(tmp, true);
     return;
@@ -761,7 +729,7 @@ void Compiler::Impl::store(
   if (!job.rawKey.empty() && !fs::create_directories(cacheDir + "/raw")) {
     std::string idx = cacheDir + "/raw/" + job.rawKey;
     std::string tmpIdx = idx + ".tmp." + std::to_string(::getpid());
-    if (llvm::Error e = writeFile(tmpIdx, job.key))
+    if (llvm::Error e = mlir::attn::writeFile(tmpIdx, job.key))
       llvm::consumeError(std::move(e));
     else if (fs::rename(tmpIdx, idx))
       fs::remove(tmpIdx);
@@ -778,10 +746,14 @@ Compiler::Impl::loadEntry(StringRef key, StringRef function, StringRef target,
   if (!entry)
     return entry.takeError();
   const llvm::json::Object *obj = entry->getAsObject();
+  std::string fn =
+      obj ? obj->getString("function").value_or("").str() : std::string();
   if (!obj || obj->getString("attnc") != version() ||
-      obj->getString("key") != key || obj->getString("function") != function ||
+      obj->getString("key") != key || fn.empty() ||
+      (!function.empty() && fn != function) ||
       obj->getString("target") != target)
     return makeError("stale entry");
+  function = fn;
   const llvm::json::Object *files = obj->getObject("files");
   if (!files)
     return makeError("no file index");

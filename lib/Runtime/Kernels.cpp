@@ -77,6 +77,19 @@ llvm::Expected<DType> attnc::dtypeOf(mlir::Type t) {
   return dtypeFromName(s);
 }
 
+llvm::json::Array attnc::paramsJson(ArrayRef<ParamInfo> params) {
+  llvm::json::Array a;
+  for (const ParamInfo &p : params) {
+    llvm::json::Array shape;
+    for (int64_t d : p.shape)
+      shape.push_back(d);
+    a.push_back(llvm::json::Object{{"name", p.name},
+                                   {"dtype", dtypeName(p.dtype)},
+                                   {"shape", std::move(shape)}});
+  }
+  return a;
+}
+
 static std::string shapeStr(ArrayRef<int64_t> shape) {
   std::string s = "[";
   for (auto [i, d] : llvm::enumerate(shape))

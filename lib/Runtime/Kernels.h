@@ -89,6 +89,10 @@ private:
   std::map<void *, Functions> perContext;
 };
 
+/// Parameters as JSON: [{"name", "dtype", "shape"}] (the C API's signature
+/// and the disk cache's CPU entries).
+llvm::json::Array paramsJson(llvm::ArrayRef<ParamInfo> params);
+
 /// The signature of a GPU kernel from its KernelInfo.
 KernelSignature gpuSignature(const mlir::attn::KernelInfo &info,
                              llvm::StringRef target);

@@ -298,7 +298,7 @@ static llvm::Error fail(const llvm::Twine &msg) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
 }
 
-static llvm::Error writeFile(StringRef path, StringRef data) {
+llvm::Error mlir::attn::writeFile(StringRef path, StringRef data) {
   std::error_code ec;
   llvm::raw_fd_ostream os(path, ec);
   if (ec)

@@ -53,6 +53,9 @@ compileForGpu(ModuleOp module, const GpuCompileOptions &options);
 llvm::Error writeAotDirectory(llvm::StringRef dir, llvm::StringRef target,
                               llvm::ArrayRef<GpuKernelArtifact> kernels);
 
+/// Writes `data` to `path`; the error names the file.
+llvm::Error writeFile(llvm::StringRef path, llvm::StringRef data);
+
 /// The manifest describing `kernels` (docs/gpu.md).
 std::string manifestJson(llvm::StringRef target,
                          llvm::ArrayRef<GpuKernelArtifact> kernels);
