@@ -74,7 +74,8 @@ static cl::opt<int> repeat("repeat", cl::desc("timed runs (median reported)"),
                            cl::init(1));
 
 namespace {
-enum class Kind { F32, F16, BF16, I1, I8, I32, I64 };
+/// Element types: the runtime's (attnc::DType).
+using Kind = attnc::DType;
 
 struct HostBuffer {
   Kind kind;
@@ -102,23 +103,6 @@ struct HostBuffer {
     descPtr = desc.data();
   }
 };
-
-int64_t elemSize(Kind k) {
-  switch (k) {
-  case Kind::F32:
-  case Kind::I32:
-    return 4;
-  case Kind::F16:
-  case Kind::BF16:
-    return 2;
-  case Kind::I1:
-  case Kind::I8:
-    return 1;
-  case Kind::I64:
-    return 8;
-  }
-  return 4;
-}
 
 std::optional<Kind> kindOf(Type t) {
   if (t.isF32())
@@ -227,26 +211,6 @@ struct Outputs {
   std::vector<std::vector<int64_t>> shapes;
 };
 
-attnc::DType dtypeOfKind(Kind k) {
-  switch (k) {
-  case Kind::F32:
-    return attnc::DType::F32;
-  case Kind::F16:
-    return attnc::DType::F16;
-  case Kind::BF16:
-    return attnc::DType::BF16;
-  case Kind::I1:
-    return attnc::DType::I1;
-  case Kind::I8:
-    return attnc::DType::I8;
-  case Kind::I32:
-    return attnc::DType::I32;
-  case Kind::I64:
-    return attnc::DType::I64;
-  }
-  return attnc::DType::F32;
-}
-
 /// Compiles `func` for the GPU through libattnc, runs it on device copies of
 /// `inputs` (`repeat` timed runs after one checked run) and reads the
 /// outputs back.
@@ -281,7 +245,7 @@ llvm::Error runOnGpu(ModuleOp module, func::FuncOp func, StringRef target,
       return std::move(e);
     attnc::TensorRef t;
     t.data = *p;
-    t.dtype = dtypeOfKind(hb.kind);
+    t.dtype = hb.kind;
     t.shape.assign(hb.shape.begin(), hb.shape.end());
     return t;
   };
@@ -302,7 +266,7 @@ llvm::Error runOnGpu(ModuleOp module, func::FuncOp func, StringRef target,
     const auto &q = inputs[0].shape;
     hb.shape = i == 0 ? std::vector<int64_t>{q[0], q[1], q[2], rt.getDimSize(3)}
                       : std::vector<int64_t>{q[0], q[1], q[2]};
-    hb.bytes.assign(hb.numel() * elemSize(hb.kind), 0);
+    hb.bytes.assign(hb.numel() * attnc::dtypeSize(hb.kind), 0);
     auto t = devCopy(hb);
     if (!t) {
       freeAll();
@@ -498,7 +462,7 @@ int main(int argc, char **argv) {
       }
       hb.shape.push_back(size);
     }
-    hb.bytes.assign(hb.numel() * elemSize(hb.kind) + 64, 0);
+    hb.bytes.assign(hb.numel() * attnc::dtypeSize(hb.kind) + 64, 0);
     // Initial values.
     StringRef init;
     if (auto s = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
@@ -604,8 +568,8 @@ int main(int argc, char **argv) {
       view.kind = *kindOf(rt.getElementType());
       view.shape = shape;
       int64_t n = view.numel();
-      view.bytes.assign(aligned + offset * elemSize(view.kind),
-                        aligned + (offset + n) * elemSize(view.kind));
+      view.bytes.assign(aligned + offset * attnc::dtypeSize(view.kind),
+                        aligned + (offset + n) * attnc::dtypeSize(view.kind));
       if (out) {
         std::vector<double> vals(n);
         for (int64_t i = 0; i < n; ++i)
