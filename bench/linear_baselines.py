@@ -1,28 +1,18 @@
 """flash-linear-attention's Triton chunk kernels and the memory floor for
 issue 5's problem (B=4, T=8192, H=16, D=Dv=128, bf16), timed on the GPU
-machine in one run: CUDA events, warm-up, median of 20, fresh inputs.
+machine in one run: CUDA events, warm-up, median of 20 (bench/timing.py).
 flash-linear-attention is not part of attnc: bench/prepare_device.sh copies
 its `fla` package (fetched here) into devcarry/fla-src, which is git-ignored.
   python3 bench/linear_baselines.py devcarry/fla-src [out.json]"""
 import json
+import os
 import sys
 import time
 
 import torch
 
-
-def timed(f, reps=20):
-    for _ in range(3):
-        f()
-    times = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        f()
-        e.record()
-        torch.cuda.synchronize()
-        times.append(s.elapsed_time(e))
-    return sorted(times)[len(times) // 2]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import timeit  # noqa: E402
 
 
 def main():
@@ -37,7 +27,7 @@ def main():
     # Achievable bandwidth: a large device-to-device copy (read + write).
     src = torch.empty(nbytes // 2, dtype=torch.uint8, device=dev)
     dst = torch.empty_like(src)
-    copy_ms = timed(lambda: dst.copy_(src))
+    copy_ms = timeit(lambda: dst.copy_(src), [()])
     bw = 2 * src.numel() / (copy_ms * 1e-3)
     floor_ms = nbytes / bw * 1e3
     rows = {"device": torch.cuda.get_device_name(), "date": time.strftime("%Y-%m-%d"),
@@ -62,7 +52,7 @@ def main():
     fails = 0
     for name, f in cases.items():
         try:
-            ms = timed(f)
+            ms = timeit(f, [()])
         except Exception as e:  # noqa: BLE001
             print(f"FAIL {name}: {type(e).__name__}: {e}")
             fails += 1

@@ -15,13 +15,13 @@ import datetime
 import json
 import math
 import os
-import statistics
 import sys
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import timeit  # noqa: E402
 import specs  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -82,21 +82,6 @@ def density(mask_mod, hq, nq, nk, dev):
         jj = torch.arange(nk, device=dev)[None, None, :]
         total += mask_mod(torch.tensor(0, device=dev), hi, ii, jj).expand(hq, -1, -1).sum().item()
     return total / (hq * nq * nk)
-
-
-def timeit(fn, sets, warmup=5, reps=20):
-    for r in range(warmup):
-        fn(*sets[r % len(sets)])
-    torch.cuda.synchronize()
-    events = []
-    for r in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn(*sets[r % len(sets)])
-        e.record()
-        events.append((s, e))
-    torch.cuda.synchronize()
-    return statistics.median(s.elapsed_time(e) for s, e in events)
 
 
 def check(kern, name, B, nq, nk, hq, hkv, d, gen, layout="bhnd", rows_cap=512):

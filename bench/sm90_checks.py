@@ -27,10 +27,25 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from attnc import _driver  # noqa: E402
+from timing import timeit  # noqa: E402
 
 CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9
 CU_TENSOR_MAP_SWIZZLE_128B = 3
+
+
+def kernel(directory, name, max_dynamic_smem=None):
+    """The function `name` of `directory/name.cubin`, opted in to
+    `max_dynamic_smem` bytes of dynamic shared memory when given."""
+    with open(os.path.join(directory, name + ".cubin"), "rb") as f:
+        mod = _driver.load_module(f.read())
+    fn = _driver.get_function(mod, name)
+    if max_dynamic_smem is not None:
+        # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+        _driver.check(_driver.lib().cuFuncSetAttribute(fn, 8, max_dynamic_smem),
+                      "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)")
+    return fn
 
 
 def encode_2d(t, box_cols, box_rows):
@@ -62,9 +77,7 @@ def launch(fn, grid, block, params, smem):
 
 
 def step1(directory):
-    with open(os.path.join(directory, "tma_copy.cubin"), "rb") as f:
-        mod = _driver.load_module(f.read())
-    fn = _driver.get_function(mod, "tma_copy")
+    fn = kernel(directory, "tma_copy")
     fails = 0
     for rows, row0 in ((256, 0), (200, 128), (200, 100)):
         x = torch.randn(rows, 128, device="cuda", dtype=torch.bfloat16)
@@ -104,13 +117,9 @@ def step1(directory):
 
 def step2(directory):
     """S = Q K^T through wgmma: [64, 128] f32 against torch."""
-    with open(os.path.join(directory, "wgmma_qk.cubin"), "rb") as f:
-        mod = _driver.load_module(f.read())
-    fn = _driver.get_function(mod, "wgmma_qk")
     # 48 KB of dynamic shared memory plus 1 KB static: opt in above 48 KB.
     smem = 49152
-    _driver.check(_driver.lib().cuFuncSetAttribute(fn, 8, smem + 1024),
-                  "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)")
+    fn = kernel(directory, "wgmma_qk", smem + 1024)
     fails = 0
     for qrows, krows, qrow0, krow0 in ((64, 128, 0, 0), (200, 300, 64, 128), (100, 200, 36, 100)):
         q = torch.randn(qrows, 128, device="cuda", dtype=torch.bfloat16)
@@ -145,9 +154,7 @@ def step2(directory):
 
 def step3(directory):
     """O = P V with P from registers (register-A wgmma) and V by TMA."""
-    with open(os.path.join(directory, "wgmma_pv.cubin"), "rb") as f:
-        mod = _driver.load_module(f.read())
-    fn = _driver.get_function(mod, "wgmma_pv")
+    fn = kernel(directory, "wgmma_pv")
     smem = 32768
     fails = 0
     for vrows, vrow0 in ((128, 0), (300, 128), (200, 100)):
@@ -183,12 +190,8 @@ def step4(directory):
     big = [torch.randn(B, H, N, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
     for causal in (False, True):
         name = "attn_sm90_causal" if causal else "attn_sm90"
-        with open(os.path.join(directory, name + ".cubin"), "rb") as f:
-            mod = _driver.load_module(f.read())
-        fn = _driver.get_function(mod, name)
         smem = 81920
-        _driver.check(_driver.lib().cuFuncSetAttribute(fn, 8, smem),
-                      "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)")
+        fn = kernel(directory, name, smem)
 
         def run(q, k, v):
             Bq, Hq, Nq, D = q.shape
@@ -224,23 +227,10 @@ def step4(directory):
         q, k, v = big
         flops = 4 * B * H * N * N * 128 // (2 if causal else 1)
 
-        def timed(f):
-            for _ in range(3):
-                f()
-            times = []
-            for _ in range(10):
-                st, en = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                st.record()
-                f()
-                en.record()
-                torch.cuda.synchronize()
-                times.append(st.elapsed_time(en))
-            return sorted(times)[len(times) // 2]
-
-        ours = timed(lambda: run(q, k, v))
+        ours = timeit(lambda: run(q, k, v), [()])
         from torch.nn.attention import SDPBackend, sdpa_kernel
         with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-            fa2 = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal))
+            fa2 = timeit(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal), [()])
         print(f"TIME step4 {name} B={B} H={H} N={N} d=128: {ours:.3f} ms "
               f"({flops / ours / 1e9:.0f} TFLOP/s); SDPA flash {fa2:.3f} ms ({flops / fa2 / 1e9:.0f} TFLOP/s)")
     return fails
