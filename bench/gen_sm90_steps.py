@@ -6,6 +6,91 @@ import os
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 ACC = "!llvm.struct<(" + ", ".join(["f32"] * 64) + ")>"
 
+# Thread coordinates in the wgmma accumulator layout (section 3 of the plan):
+# warp w, quad row g, quad lane q; this thread's rows row0 and row1 of the
+# 64-row tile and its first column 2q.
+LAYOUT = """%w = arith.divui %tid, %c32 : index
+%lane = arith.remui %tid, %c32 : index
+%g = arith.divui %lane, %c4 : index
+%q = arith.remui %lane, %c4 : index
+%w16 = arith.muli %w, %c16 : index
+%row0 = arith.addi %w16, %g : index
+%row1 = arith.addi %row0, %c8 : index
+%q2 = arith.addi %q, %q : index"""
+
+# The dynamic shared memory base and the constant fields of a 128B-swizzle
+# matrix descriptor: ((addr & 0x3FFFF) >> 4) | LBO << 16 | SBO << 32 | 1 << 62
+# with SBO = 1024 B (8 rows of 128 B).
+DESC_BASE = """%basei = memref.extract_aligned_pointer_as_index %smem : !smem -> index
+%base = arith.index_cast %basei : index to i64
+%mask = arith.constant 262143 : i64
+%i4 = arith.constant 4 : i64
+%fixed = arith.constant 4611686293305294848 : i64"""
+assert (64 << 32) | (1 << 62) == 4611686293305294848
+
+# A register-A wgmma m64n128k16 (no nvgpu/nvvm op takes A from registers in
+# MLIR 22): outputs $0..$63, A $64..$67, B descriptor $68, the accumulators
+# tied to the outputs; scale-d 1 (accumulate), trans-b 1 (MN-major B).
+RA_ASM = ("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" +
+          ", ".join(f"${i}" for i in range(64)) +
+          "}, {$64, $65, $66, $67}, $68, 1, 1, 1, 1;")
+RA_CONS = ",".join(["=f"] * 64 + ["r"] * 4 + ["l"] + [str(i) for i in range(64)])
+RA_TYPES = ", ".join(["i32"] * 4 + ["i64"] + ["f32"] * 64)
+
+
+def block(a, text, indent):
+    for line in text.splitlines():
+        a(indent + line)
+
+
+def emit_desc(a, indent, name, off, lbo):
+    """%name: the descriptor of the tile `off` bytes into shared memory."""
+    a(f"{indent}%{name}_o = arith.constant {off} : i64")
+    a(f"{indent}%{name}_a = arith.addi %base, %{name}_o : i64")
+    a(f"{indent}%{name}_m = arith.andi %{name}_a, %mask : i64")
+    a(f"{indent}%{name}_s = arith.shrui %{name}_m, %i4 : i64")
+    a(f"{indent}%{name}_l = arith.ori %{name}_s, {lbo} : i64")
+    a(f"{indent}%{name} = arith.ori %{name}_l, %fixed : i64")
+
+
+def emit_pack(a, indent, name, x, y):
+    """%name: the i32 of two f32 rounded to bf16 (x in the low half)."""
+    a(f"{indent}%{name}_x = arith.truncf {x} : f32 to bf16")
+    a(f"{indent}%{name}_y = arith.truncf {y} : f32 to bf16")
+    a(f"{indent}%{name}_v = vector.from_elements %{name}_x, %{name}_y : vector<2xbf16>")
+    a(f"{indent}%{name} = llvm.bitcast %{name}_v : vector<2xbf16> to i32")
+
+
+def emit_ra_wgmmas(a, indent, result, a_regs, descs, accs, extract_last=True):
+    """Register-A wgmmas, one per k-step; %result<kk> is step kk's result.
+    Returns the values of the last step's accumulators (extracted only with
+    `extract_last`; the struct %result<last> is there either way)."""
+    steps = len(descs)
+    for kk, (regs, desc) in enumerate(zip(a_regs, descs)):
+        args = ", ".join(list(regs) + [desc] + accs)
+        a(f'{indent}%{result}{kk} = llvm.inline_asm has_side_effects asm_dialect = att '
+          f'"{RA_ASM}", "{RA_CONS}" {args} : ({RA_TYPES}) -> !acc')
+        if kk == steps - 1 and not extract_last:
+            return []
+        accs = []
+        for i in range(64):
+            a(f"{indent}%{result}{kk}_{i} = llvm.extractvalue %{result}{kk}[{i}] : !acc")
+            accs.append(f"%{result}{kk}_{i}")
+    return accs
+
+
+def emit_store(a, indent, vals, memref, elem, rb0, rb1):
+    """Stores the 64 accumulator values of this thread, row-major [64][128],
+    at row bases rb0 (row0 * 128) and rb1 (row1 * 128)."""
+    for j in range(16):
+        for e in range(4):
+            i = 4 * j + e
+            rb = rb0 if e < 2 else rb1
+            a(f"{indent}%o{i}a = arith.addi {rb}, %q2 : index")
+            a(f"{indent}%o{i}c = arith.constant {8 * j + (e % 2)} : index")
+            a(f"{indent}%o{i} = arith.addi %o{i}a, %o{i}c : index")
+            a(f"{indent}memref.store {vals[i]}, %{memref}[%o{i}] : memref<?x{elem}>")
+
 
 def wgmma_qk():
     L = []
@@ -71,57 +156,31 @@ module attributes {gpu.container_module} {
       %parity = arith.constant false
       %ticks = arith.constant 10000000 : index
       nvgpu.mbarrier.try_wait.parity %bar[%c0], %parity, %ticks : !bar
-      // Matrix descriptors: ((addr & 0x3FFFF) >> 4) | LBO << 16 | SBO << 32 | 1 << 62
-      // (SBO = 1024 B: 8 rows of 128 B; LBO = the atom's bytes, unused for K-major).
-      %basei = memref.extract_aligned_pointer_as_index %smem : !smem -> index
-      %base = arith.index_cast %basei : index to i64
-      %mask = arith.constant 262143 : i64
-      %i4 = arith.constant 4 : i64
-      %fixed = arith.constant 4611686293305294848 : i64
-      %lboA = arith.constant 33554432 : i64
-      %lboB = arith.constant 67108864 : i64
-      nvvm.wgmma.fence.aligned
-      %acc0 = llvm.mlir.poison : !acc""")
-    # fixed = (64 << 32) | (1 << 62); lboA = 512 << 16; lboB = 1024 << 16
-    assert (64 << 32) | (1 << 62) == 4611686293305294848
-    assert 512 << 16 == 33554432 and 1024 << 16 == 67108864
+      // LBO = the atom's bytes (unused for K-major operands).""")
+    block(a, DESC_BASE, "      ")
+    a("      %lboA = arith.constant 33554432 : i64")  # 512 << 16
+    a("      %lboB = arith.constant 67108864 : i64")  # 1024 << 16
+    a("      nvvm.wgmma.fence.aligned")
+    a("      %acc0 = llvm.mlir.poison : !acc")
     acc = "%acc0"
     for kk in range(8):
         atom, part = divmod(kk, 4)
-        offA = atom * 8192 + part * 32
-        offB = 16384 + atom * 16384 + part * 32
-        for name, off, lbo in (("a", offA, "%lboA"), ("b", offB, "%lboB")):
-            a(f"      %{name}off{kk} = arith.constant {off} : i64")
-            a(f"      %{name}addr{kk} = arith.addi %base, %{name}off{kk} : i64")
-            a(f"      %{name}m{kk} = arith.andi %{name}addr{kk}, %mask : i64")
-            a(f"      %{name}s{kk} = arith.shrui %{name}m{kk}, %i4 : i64")
-            a(f"      %{name}l{kk} = arith.ori %{name}s{kk}, {lbo} : i64")
-            a(f"      %{name}d{kk} = arith.ori %{name}l{kk}, %fixed : i64")
+        emit_desc(a, "      ", f"ad{kk}", atom * 8192 + part * 32, "%lboA")
+        emit_desc(a, "      ", f"bd{kk}", 16384 + atom * 16384 + part * 32, "%lboB")
         scale = "zero" if kk == 0 else "one"
         a(f"      %acc{kk + 1} = nvvm.wgmma.mma_async %ad{kk}, %bd{kk}, {acc}, <m = 64, n = 128, k = 16>, "
           f"D [<f32>, <{scale}>], A [<bf16>, <one>, <row>], B [<bf16>, <one>, <col>] : !acc -> !acc")
         acc = f"%acc{kk + 1}"
     a("      nvvm.wgmma.commit.group.sync.aligned")
     a("      nvvm.wgmma.wait.group.sync.aligned 0")
-    a("""      %w = arith.divui %tid, %c32 : index
-      %lane = arith.remui %tid, %c32 : index
-      %g = arith.divui %lane, %c4 : index
-      %q = arith.remui %lane, %c4 : index
-      %w16 = arith.muli %w, %c16 : index
-      %row0 = arith.addi %w16, %g : index
-      %row1 = arith.addi %row0, %c8 : index
-      %q2 = arith.addi %q, %q : index
-      %rb0 = arith.muli %row0, %c128 : index
-      %rb1 = arith.muli %row1, %c128 : index""")
-    for j in range(16):
-        for e in range(4):
-            i = 4 * j + e
-            rb = "%rb0" if e < 2 else "%rb1"
-            a(f"      %v{i} = llvm.extractvalue {acc}[{i}] : !acc")
-            a(f"      %o{i}a = arith.addi {rb}, %q2 : index")
-            a(f"      %o{i}c = arith.constant {8 * j + (e % 2)} : index")
-            a(f"      %o{i} = arith.addi %o{i}a, %o{i}c : index")
-            a(f"      memref.store %v{i}, %out[%o{i}] : memref<?xf32>")
+    block(a, LAYOUT, "      ")
+    a("      %rb0 = arith.muli %row0, %c128 : index")
+    a("      %rb1 = arith.muli %row1, %c128 : index")
+    vals = []
+    for i in range(64):
+        a(f"      %v{i} = llvm.extractvalue {acc}[{i}] : !acc")
+        vals.append(f"%v{i}")
+    emit_store(a, "      ", vals, "out", "f32", "%rb0", "%rb1")
     a("""      gpu.return
     }
   }
@@ -184,27 +243,16 @@ module attributes {gpu.container_module} {
       }
       %parity = arith.constant false
       %ticks = arith.constant 10000000 : index
-      nvgpu.mbarrier.try_wait.parity %bar[%c0], %parity, %ticks : !bar
-      %w = arith.divui %tid, %c32 : index
-      %lane = arith.remui %tid, %c32 : index
-      %g = arith.divui %lane, %c4 : index
-      %q = arith.remui %lane, %c4 : index
-      %w16 = arith.muli %w, %c16 : index
-      %row0 = arith.addi %w16, %g : index
-      %row1 = arith.addi %row0, %c8 : index
-      %q2 = arith.addi %q, %q : index
-      %rb0 = arith.muli %row0, %c128 : index
-      %rb1 = arith.muli %row1, %c128 : index
-      // B descriptor fields: LBO = 16384 B >> 4 = 1024, SBO = 1024 B >> 4 = 64,
-      // 128B swizzle.
-      %basei = memref.extract_aligned_pointer_as_index %smem : !smem -> index
-      %base = arith.index_cast %basei : index to i64
-      %mask = arith.constant 262143 : i64
-      %i4 = arith.constant 4 : i64
-      %fixed = arith.constant 4611686293305294848 : i64
-      %lbo = arith.constant 67108864 : i64
-      %zero = arith.constant 0.0 : f32""")
-    # P fragment loads: a0 row0 cols 16kk+2q(+1), a1 row1 same, a2 row0 cols 16kk+8+2q, a3 row1.
+      nvgpu.mbarrier.try_wait.parity %bar[%c0], %parity, %ticks : !bar""")
+    block(a, LAYOUT, "      ")
+    a("      %rb0 = arith.muli %row0, %c128 : index")
+    a("      %rb1 = arith.muli %row1, %c128 : index")
+    # B = V, MN-major: LBO = the 16384 B between the two atoms.
+    block(a, DESC_BASE, "      ")
+    a("      %lbo = arith.constant 67108864 : i64")  # 1024 << 16
+    a("      %zero = arith.constant 0.0 : f32")
+    # P fragments: a0 row0 cols 16kk+2q(+1), a1 row1 same, a2 row0 cols
+    # 16kk+8+2q, a3 row1.
     for kk in range(8):
         for r, (rb, coff) in enumerate((("%rb0", 0), ("%rb1", 0), ("%rb0", 8), ("%rb1", 8))):
             n = f"{kk}_{r}"
@@ -214,40 +262,15 @@ module attributes {gpu.container_module} {
             a(f"      %pj{n} = arith.addi %pi{n}, %c1 : index")
             a(f"      %px{n} = memref.load %p[%pi{n}] : memref<?xf32>")
             a(f"      %py{n} = memref.load %p[%pj{n}] : memref<?xf32>")
-            a(f"      %bx{n} = arith.truncf %px{n} : f32 to bf16")
-            a(f"      %by{n} = arith.truncf %py{n} : f32 to bf16")
-            a(f"      %pv{n} = vector.from_elements %bx{n}, %by{n} : vector<2xbf16>")
-            a(f"      %pr{n} = llvm.bitcast %pv{n} : vector<2xbf16> to i32")
-        a(f"      %boff{kk} = arith.constant {kk * 2048} : i64")
-        a(f"      %baddr{kk} = arith.addi %base, %boff{kk} : i64")
-        a(f"      %bm{kk} = arith.andi %baddr{kk}, %mask : i64")
-        a(f"      %bs{kk} = arith.shrui %bm{kk}, %i4 : i64")
-        a(f"      %bl{kk} = arith.ori %bs{kk}, %lbo : i64")
-        a(f"      %bd{kk} = arith.ori %bl{kk}, %fixed : i64")
-    outs = ", ".join(f"${i}" for i in range(64))
-    cons = ",".join(["=f"] * 64 + ["r"] * 4 + ["l"] + [str(i) for i in range(64)])
-    asm = ("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" + outs +
-           "}, {$64, $65, $66, $67}, $68, 1, 1, 1, 1;")
+            emit_pack(a, "      ", f"pr{n}", f"%px{n}", f"%py{n}")
+        emit_desc(a, "      ", f"bd{kk}", kk * 2048, "%lbo")
     a("      nvvm.wgmma.fence.aligned")
-    accs = ["%zero"] * 64
-    for kk in range(8):
-        args = ", ".join([f"%pr{kk}_{r}" for r in range(4)] + [f"%bd{kk}"] + accs)
-        types = ", ".join(["i32"] * 4 + ["i64"] + ["f32"] * 64)
-        a(f'      %acc{kk} = llvm.inline_asm has_side_effects asm_dialect = att "{asm}", "{cons}" {args} : ({types}) -> !acc')
-        accs = []
-        for i in range(64):
-            a(f"      %e{kk}_{i} = llvm.extractvalue %acc{kk}[{i}] : !acc")
-            accs.append(f"%e{kk}_{i}")
+    accs = emit_ra_wgmmas(a, "      ", "acc",
+                          [[f"%pr{kk}_{r}" for r in range(4)] for kk in range(8)],
+                          [f"%bd{kk}" for kk in range(8)], ["%zero"] * 64)
     a("      nvvm.wgmma.commit.group.sync.aligned")
     a("      nvvm.wgmma.wait.group.sync.aligned 0")
-    for j in range(16):
-        for e in range(4):
-            i = 4 * j + e
-            rb = "%rb0" if e < 2 else "%rb1"
-            a(f"      %o{i}a = arith.addi {rb}, %q2 : index")
-            a(f"      %o{i}c = arith.constant {8 * j + (e % 2)} : index")
-            a(f"      %o{i} = arith.addi %o{i}a, %o{i}c : index")
-            a(f"      memref.store {accs[i]}, %out[%o{i}] : memref<?xf32>")
+    emit_store(a, "      ", accs, "out", "f32", "%rb0", "%rb1")
     a("""      gpu.return
     }
   }
@@ -331,36 +354,16 @@ module attributes {gpu.container_module} {
       }
       %false = arith.constant false
       %ticks = arith.constant 10000000 : index
-      nvgpu.mbarrier.try_wait.parity %bars[%c0], %false, %ticks : !bars
-      %w = arith.divui %tid, %c32 : index
-      %lane = arith.remui %tid, %c32 : index
-      %g = arith.divui %lane, %c4 : index
-      %qq = arith.remui %lane, %c4 : index
-      %w16 = arith.muli %w, %c16 : index
-      %row0 = arith.addi %w16, %g : index
-      %row1 = arith.addi %row0, %c8 : index
-      %q2 = arith.addi %qq, %qq : index
-      %basei = memref.extract_aligned_pointer_as_index %smem : !smem -> index
-      %base = arith.index_cast %basei : index to i64
-      %mask = arith.constant 262143 : i64
-      %i4 = arith.constant 4 : i64
-      %fixed = arith.constant 4611686293305294848 : i64
-      %lboQ = arith.constant 33554432 : i64
-      %lboKV = arith.constant 67108864 : i64""")
-
-    def desc(name, off, lbo):
-        a(f"      %{name}o = arith.constant {off} : i64")
-        a(f"      %{name}a = arith.addi %base, %{name}o : i64")
-        a(f"      %{name}m = arith.andi %{name}a, %mask : i64")
-        a(f"      %{name}s = arith.shrui %{name}m, %i4 : i64")
-        a(f"      %{name}l = arith.ori %{name}s, {lbo} : i64")
-        a(f"      %{name} = arith.ori %{name}l, %fixed : i64")
-
+      nvgpu.mbarrier.try_wait.parity %bars[%c0], %false, %ticks : !bars""")
+    block(a, LAYOUT, "      ")
+    block(a, DESC_BASE, "      ")
+    a("      %lboQ = arith.constant 33554432 : i64")  # 512 << 16
+    a("      %lboKV = arith.constant 67108864 : i64")  # 1024 << 16
     for kk in range(8):
         atom, part = divmod(kk, 4)
-        desc(f"dq{kk}", atom * 8192 + part * 32, "%lboQ")
-        desc(f"dk{kk}", 16384 + atom * 16384 + part * 32, "%lboKV")
-        desc(f"dv{kk}", 49152 + kk * 2048, "%lboKV")
+        emit_desc(a, "      ", f"dq{kk}", atom * 8192 + part * 32, "%lboQ")
+        emit_desc(a, "      ", f"dk{kk}", 16384 + atom * 16384 + part * 32, "%lboKV")
+        emit_desc(a, "      ", f"dv{kk}", 49152 + kk * 2048, "%lboKV")
     a("""      %c191 = arith.constant 191 : index
       %diag0 = arith.addi %qt64, %c191 : index
       %diagEnd = arith.minui %diag0, %n : index
@@ -447,25 +450,11 @@ module attributes {gpu.container_module} {
     for kk in range(8):
         for r in range(4):
             i0 = 8 * kk + 2 * r
-            a(f"        %bx{kk}_{r} = arith.truncf %p{i0} : f32 to bf16")
-            a(f"        %by{kk}_{r} = arith.truncf %p{i0 + 1} : f32 to bf16")
-            a(f"        %pv{kk}_{r} = vector.from_elements %bx{kk}_{r}, %by{kk}_{r} : vector<2xbf16>")
-            a(f"        %pr{kk}_{r} = llvm.bitcast %pv{kk}_{r} : vector<2xbf16> to i32")
-    outs = ", ".join(f"${i}" for i in range(64))
-    cons = ",".join(["=f"] * 64 + ["r"] * 4 + ["l"] + [str(i) for i in range(64)])
-    asm = ("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" + outs +
-           "}, {$64, $65, $66, $67}, $68, 1, 1, 1, 1;")
+            emit_pack(a, "        ", f"pr{kk}_{r}", f"%p{i0}", f"%p{i0 + 1}")
     a("        nvvm.wgmma.fence.aligned")
-    accs = oacc
-    for kk in range(8):
-        args = ", ".join([f"%pr{kk}_{r}" for r in range(4)] + [f"%dv{kk}"] + accs)
-        types = ", ".join(["i32"] * 4 + ["i64"] + ["f32"] * 64)
-        a(f'        %pvacc{kk} = llvm.inline_asm has_side_effects asm_dialect = att "{asm}", "{cons}" {args} : ({types}) -> !acc')
-        if kk < 7:
-            accs = []
-            for i in range(64):
-                a(f"        %e{kk}_{i} = llvm.extractvalue %pvacc{kk}[{i}] : !acc")
-                accs.append(f"%e{kk}_{i}")
+    emit_ra_wgmmas(a, "        ", "pvacc",
+                   [[f"%pr{kk}_{r}" for r in range(4)] for kk in range(8)],
+                   [f"%dv{kk}" for kk in range(8)], oacc, extract_last=False)
     a("        nvvm.wgmma.commit.group.sync.aligned")
     a("        nvvm.wgmma.wait.group.sync.aligned 0")
     a("        gpu.barrier")
@@ -478,17 +467,14 @@ module attributes {gpu.container_module} {
       %r1 = arith.addi %qrow, %row1 : index
       %rb0 = arith.muli %r0, %c128 : index
       %rb1 = arith.muli %r1, %c128 : index""")
-    for j in range(16):
-        for e in range(4):
-            i = 4 * j + e
-            rb, inv = ("%rb0", "%inv0") if e < 2 else ("%rb1", "%inv1")
-            a(f"      %f{i} = llvm.extractvalue %res#4[{i}] : !acc")
-            a(f"      %g{i} = arith.mulf %f{i}, {inv} : f32")
-            a(f"      %h{i} = arith.truncf %g{i} : f32 to bf16")
-            a(f"      %oa{i} = arith.addi {rb}, %q2 : index")
-            a(f"      %oc{i} = arith.constant {8 * j + (e % 2)} : index")
-            a(f"      %ox{i} = arith.addi %oa{i}, %oc{i} : index")
-            a(f"      memref.store %h{i}, %o[%ox{i}] : memref<?xbf16>")
+    vals = []
+    for i in range(64):
+        inv = "%inv0" if i % 4 < 2 else "%inv1"
+        a(f"      %f{i} = llvm.extractvalue %res#4[{i}] : !acc")
+        a(f"      %g{i} = arith.mulf %f{i}, {inv} : f32")
+        a(f"      %h{i} = arith.truncf %g{i} : f32 to bf16")
+        vals.append(f"%h{i}")
+    emit_store(a, "      ", vals, "o", "bf16", "%rb0", "%rb1")
     a("""      gpu.return
     }
   }

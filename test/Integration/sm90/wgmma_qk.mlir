@@ -59,8 +59,7 @@ module attributes {gpu.container_module} {
       %parity = arith.constant false
       %ticks = arith.constant 10000000 : index
       nvgpu.mbarrier.try_wait.parity %bar[%c0], %parity, %ticks : !bar
-      // Matrix descriptors: ((addr & 0x3FFFF) >> 4) | LBO << 16 | SBO << 32 | 1 << 62
-      // (SBO = 1024 B: 8 rows of 128 B; LBO = the atom's bytes, unused for K-major).
+      // LBO = the atom's bytes (unused for K-major operands).
       %basei = memref.extract_aligned_pointer_as_index %smem : !smem -> index
       %base = arith.index_cast %basei : index to i64
       %mask = arith.constant 262143 : i64
@@ -70,109 +69,109 @@ module attributes {gpu.container_module} {
       %lboB = arith.constant 67108864 : i64
       nvvm.wgmma.fence.aligned
       %acc0 = llvm.mlir.poison : !acc
-      %aoff0 = arith.constant 0 : i64
-      %aaddr0 = arith.addi %base, %aoff0 : i64
-      %am0 = arith.andi %aaddr0, %mask : i64
-      %as0 = arith.shrui %am0, %i4 : i64
-      %al0 = arith.ori %as0, %lboA : i64
-      %ad0 = arith.ori %al0, %fixed : i64
-      %boff0 = arith.constant 16384 : i64
-      %baddr0 = arith.addi %base, %boff0 : i64
-      %bm0 = arith.andi %baddr0, %mask : i64
-      %bs0 = arith.shrui %bm0, %i4 : i64
-      %bl0 = arith.ori %bs0, %lboB : i64
-      %bd0 = arith.ori %bl0, %fixed : i64
+      %ad0_o = arith.constant 0 : i64
+      %ad0_a = arith.addi %base, %ad0_o : i64
+      %ad0_m = arith.andi %ad0_a, %mask : i64
+      %ad0_s = arith.shrui %ad0_m, %i4 : i64
+      %ad0_l = arith.ori %ad0_s, %lboA : i64
+      %ad0 = arith.ori %ad0_l, %fixed : i64
+      %bd0_o = arith.constant 16384 : i64
+      %bd0_a = arith.addi %base, %bd0_o : i64
+      %bd0_m = arith.andi %bd0_a, %mask : i64
+      %bd0_s = arith.shrui %bd0_m, %i4 : i64
+      %bd0_l = arith.ori %bd0_s, %lboB : i64
+      %bd0 = arith.ori %bd0_l, %fixed : i64
       %acc1 = nvvm.wgmma.mma_async %ad0, %bd0, %acc0, <m = 64, n = 128, k = 16>, D [<f32>, <zero>], A [<bf16>, <one>, <row>], B [<bf16>, <one>, <col>] : !acc -> !acc
-      %aoff1 = arith.constant 32 : i64
-      %aaddr1 = arith.addi %base, %aoff1 : i64
-      %am1 = arith.andi %aaddr1, %mask : i64
-      %as1 = arith.shrui %am1, %i4 : i64
-      %al1 = arith.ori %as1, %lboA : i64
-      %ad1 = arith.ori %al1, %fixed : i64
-      %boff1 = arith.constant 16416 : i64
-      %baddr1 = arith.addi %base, %boff1 : i64
-      %bm1 = arith.andi %baddr1, %mask : i64
-      %bs1 = arith.shrui %bm1, %i4 : i64
-      %bl1 = arith.ori %bs1, %lboB : i64
-      %bd1 = arith.ori %bl1, %fixed : i64
+      %ad1_o = arith.constant 32 : i64
+      %ad1_a = arith.addi %base, %ad1_o : i64
+      %ad1_m = arith.andi %ad1_a, %mask : i64
+      %ad1_s = arith.shrui %ad1_m, %i4 : i64
+      %ad1_l = arith.ori %ad1_s, %lboA : i64
+      %ad1 = arith.ori %ad1_l, %fixed : i64
+      %bd1_o = arith.constant 16416 : i64
+      %bd1_a = arith.addi %base, %bd1_o : i64
+      %bd1_m = arith.andi %bd1_a, %mask : i64
+      %bd1_s = arith.shrui %bd1_m, %i4 : i64
+      %bd1_l = arith.ori %bd1_s, %lboB : i64
+      %bd1 = arith.ori %bd1_l, %fixed : i64
       %acc2 = nvvm.wgmma.mma_async %ad1, %bd1, %acc1, <m = 64, n = 128, k = 16>, D [<f32>, <one>], A [<bf16>, <one>, <row>], B [<bf16>, <one>, <col>] : !acc -> !acc
-      %aoff2 = arith.constant 64 : i64
-      %aaddr2 = arith.addi %base, %aoff2 : i64
-      %am2 = arith.andi %aaddr2, %mask : i64
-      %as2 = arith.shrui %am2, %i4 : i64
-      %al2 = arith.ori %as2, %lboA : i64
-      %ad2 = arith.ori %al2, %fixed : i64
-      %boff2 = arith.constant 16448 : i64
-      %baddr2 = arith.addi %base, %boff2 : i64
-      %bm2 = arith.andi %baddr2, %mask : i64
-      %bs2 = arith.shrui %bm2, %i4 : i64
-      %bl2 = arith.ori %bs2, %lboB : i64
-      %bd2 = arith.ori %bl2, %fixed : i64
+      %ad2_o = arith.constant 64 : i64
+      %ad2_a = arith.addi %base, %ad2_o : i64
+      %ad2_m = arith.andi %ad2_a, %mask : i64
+      %ad2_s = arith.shrui %ad2_m, %i4 : i64
+      %ad2_l = arith.ori %ad2_s, %lboA : i64
+      %ad2 = arith.ori %ad2_l, %fixed : i64
+      %bd2_o = arith.constant 16448 : i64
+      %bd2_a = arith.addi %base, %bd2_o : i64
+      %bd2_m = arith.andi %bd2_a, %mask : i64
+      %bd2_s = arith.shrui %bd2_m, %i4 : i64
+      %bd2_l = arith.ori %bd2_s, %lboB : i64
+      %bd2 = arith.ori %bd2_l, %fixed : i64
       %acc3 = nvvm.wgmma.mma_async %ad2, %bd2, %acc2, <m = 64, n = 128, k = 16>, D [<f32>, <one>], A [<bf16>, <one>, <row>], B [<bf16>, <one>, <col>] : !acc -> !acc
-      %aoff3 = arith.constant 96 : i64
-      %aaddr3 = arith.addi %base, %aoff3 : i64
-      %am3 = arith.andi %aaddr3, %mask : i64
-      %as3 = arith.shrui %am3, %i4 : i64
-      %al3 = arith.ori %as3, %lboA : i64
-      %ad3 = arith.ori %al3, %fixed : i64
-      %boff3 = arith.constant 16480 : i64
-      %baddr3 = arith.addi %base, %boff3 : i64
-      %bm3 = arith.andi %baddr3, %mask : i64
-      %bs3 = arith.shrui %bm3, %i4 : i64
-      %bl3 = arith.ori %bs3, %lboB : i64
-      %bd3 = arith.ori %bl3, %fixed : i64
+      %ad3_o = arith.constant 96 : i64
+      %ad3_a = arith.addi %base, %ad3_o : i64
+      %ad3_m = arith.andi %ad3_a, %mask : i64
+      %ad3_s = arith.shrui %ad3_m, %i4 : i64
+      %ad3_l = arith.ori %ad3_s, %lboA : i64
+      %ad3 = arith.ori %ad3_l, %fixed : i64
+      %bd3_o = arith.constant 16480 : i64
+      %bd3_a = arith.addi %base, %bd3_o : i64
+      %bd3_m = arith.andi %bd3_a, %mask : i64
+      %bd3_s = arith.shrui %bd3_m, %i4 : i64
+      %bd3_l = arith.ori %bd3_s, %lboB : i64
+      %bd3 = arith.ori %bd3_l, %fixed : i64
       %acc4 = nvvm.wgmma.mma_async %ad3, %bd3, %acc3, <m = 64, n = 128, k = 16>, D [<f32>, <one>], A [<bf16>, <one>, <row>], B [<bf16>, <one>, <col>] : !acc -> !acc
-      %aoff4 = arith.constant 8192 : i64
-      %aaddr4 = arith.addi %base, %aoff4 : i64
-      %am4 = arith.andi %aaddr4, %mask : i64
-      %as4 = arith.shrui %am4, %i4 : i64
-      %al4 = arith.ori %as4, %lboA : i64
-      %ad4 = arith.ori %al4, %fixed : i64
-      %boff4 = arith.constant 32768 : i64
-      %baddr4 = arith.addi %base, %boff4 : i64
-      %bm4 = arith.andi %baddr4, %mask : i64
-      %bs4 = arith.shrui %bm4, %i4 : i64
-      %bl4 = arith.ori %bs4, %lboB : i64
-      %bd4 = arith.ori %bl4, %fixed : i64
+      %ad4_o = arith.constant 8192 : i64
+      %ad4_a = arith.addi %base, %ad4_o : i64
+      %ad4_m = arith.andi %ad4_a, %mask : i64
+      %ad4_s = arith.shrui %ad4_m, %i4 : i64
+      %ad4_l = arith.ori %ad4_s, %lboA : i64
+      %ad4 = arith.ori %ad4_l, %fixed : i64
+      %bd4_o = arith.constant 32768 : i64
+      %bd4_a = arith.addi %base, %bd4_o : i64
+      %bd4_m = arith.andi %bd4_a, %mask : i64
+      %bd4_s = arith.shrui %bd4_m, %i4 : i64
+      %bd4_l = arith.ori %bd4_s, %lboB : i64
+      %bd4 = arith.ori %bd4_l, %fixed : i64
       %acc5 = nvvm.wgmma.mma_async %ad4, %bd4, %acc4, <m = 64, n = 128, k = 16>, D [<f32>, <one>], A [<bf16>, <one>, <row>], B [<bf16>, <one>, <col>] : !acc -> !acc
-      %aoff5 = arith.constant 8224 : i64
-      %aaddr5 = arith.addi %base, %aoff5 : i64
-      %am5 = arith.andi %aaddr5, %mask : i64
-      %as5 = arith.shrui %am5, %i4 : i64
-      %al5 = arith.ori %as5, %lboA : i64
-      %ad5 = arith.ori %al5, %fixed : i64
-      %boff5 = arith.constant 32800 : i64
-      %baddr5 = arith.addi %base, %boff5 : i64
-      %bm5 = arith.andi %baddr5, %mask : i64
-      %bs5 = arith.shrui %bm5, %i4 : i64
-      %bl5 = arith.ori %bs5, %lboB : i64
-      %bd5 = arith.ori %bl5, %fixed : i64
+      %ad5_o = arith.constant 8224 : i64
+      %ad5_a = arith.addi %base, %ad5_o : i64
+      %ad5_m = arith.andi %ad5_a, %mask : i64
+      %ad5_s = arith.shrui %ad5_m, %i4 : i64
+      %ad5_l = arith.ori %ad5_s, %lboA : i64
+      %ad5 = arith.ori %ad5_l, %fixed : i64
+      %bd5_o = arith.constant 32800 : i64
+      %bd5_a = arith.addi %base, %bd5_o : i64
+      %bd5_m = arith.andi %bd5_a, %mask : i64
+      %bd5_s = arith.shrui %bd5_m, %i4 : i64
+      %bd5_l = arith.ori %bd5_s, %lboB : i64
+      %bd5 = arith.ori %bd5_l, %fixed : i64
       %acc6 = nvvm.wgmma.mma_async %ad5, %bd5, %acc5, <m = 64, n = 128, k = 16>, D [<f32>, <one>], A [<bf16>, <one>, <row>], B [<bf16>, <one>, <col>] : !acc -> !acc
-      %aoff6 = arith.constant 8256 : i64
-      %aaddr6 = arith.addi %base, %aoff6 : i64
-      %am6 = arith.andi %aaddr6, %mask : i64
-      %as6 = arith.shrui %am6, %i4 : i64
-      %al6 = arith.ori %as6, %lboA : i64
-      %ad6 = arith.ori %al6, %fixed : i64
-      %boff6 = arith.constant 32832 : i64
-      %baddr6 = arith.addi %base, %boff6 : i64
-      %bm6 = arith.andi %baddr6, %mask : i64
-      %bs6 = arith.shrui %bm6, %i4 : i64
-      %bl6 = arith.ori %bs6, %lboB : i64
-      %bd6 = arith.ori %bl6, %fixed : i64
+      %ad6_o = arith.constant 8256 : i64
+      %ad6_a = arith.addi %base, %ad6_o : i64
+      %ad6_m = arith.andi %ad6_a, %mask : i64
+      %ad6_s = arith.shrui %ad6_m, %i4 : i64
+      %ad6_l = arith.ori %ad6_s, %lboA : i64
+      %ad6 = arith.ori %ad6_l, %fixed : i64
+      %bd6_o = arith.constant 32832 : i64
+      %bd6_a = arith.addi %base, %bd6_o : i64
+      %bd6_m = arith.andi %bd6_a, %mask : i64
+      %bd6_s = arith.shrui %bd6_m, %i4 : i64
+      %bd6_l = arith.ori %bd6_s, %lboB : i64
+      %bd6 = arith.ori %bd6_l, %fixed : i64
       %acc7 = nvvm.wgmma.mma_async %ad6, %bd6, %acc6, <m = 64, n = 128, k = 16>, D [<f32>, <one>], A [<bf16>, <one>, <row>], B [<bf16>, <one>, <col>] : !acc -> !acc
-      %aoff7 = arith.constant 8288 : i64
-      %aaddr7 = arith.addi %base, %aoff7 : i64
-      %am7 = arith.andi %aaddr7, %mask : i64
-      %as7 = arith.shrui %am7, %i4 : i64
-      %al7 = arith.ori %as7, %lboA : i64
-      %ad7 = arith.ori %al7, %fixed : i64
-      %boff7 = arith.constant 32864 : i64
-      %baddr7 = arith.addi %base, %boff7 : i64
-      %bm7 = arith.andi %baddr7, %mask : i64
-      %bs7 = arith.shrui %bm7, %i4 : i64
-      %bl7 = arith.ori %bs7, %lboB : i64
-      %bd7 = arith.ori %bl7, %fixed : i64
+      %ad7_o = arith.constant 8288 : i64
+      %ad7_a = arith.addi %base, %ad7_o : i64
+      %ad7_m = arith.andi %ad7_a, %mask : i64
+      %ad7_s = arith.shrui %ad7_m, %i4 : i64
+      %ad7_l = arith.ori %ad7_s, %lboA : i64
+      %ad7 = arith.ori %ad7_l, %fixed : i64
+      %bd7_o = arith.constant 32864 : i64
+      %bd7_a = arith.addi %base, %bd7_o : i64
+      %bd7_m = arith.andi %bd7_a, %mask : i64
+      %bd7_s = arith.shrui %bd7_m, %i4 : i64
+      %bd7_l = arith.ori %bd7_s, %lboB : i64
+      %bd7 = arith.ori %bd7_l, %fixed : i64
       %acc8 = nvvm.wgmma.mma_async %ad7, %bd7, %acc7, <m = 64, n = 128, k = 16>, D [<f32>, <one>], A [<bf16>, <one>, <row>], B [<bf16>, <one>, <col>] : !acc -> !acc
       nvvm.wgmma.commit.group.sync.aligned
       nvvm.wgmma.wait.group.sync.aligned 0
@@ -187,321 +186,321 @@ module attributes {gpu.container_module} {
       %rb0 = arith.muli %row0, %c128 : index
       %rb1 = arith.muli %row1, %c128 : index
       %v0 = llvm.extractvalue %acc8[0] : !acc
+      %v1 = llvm.extractvalue %acc8[1] : !acc
+      %v2 = llvm.extractvalue %acc8[2] : !acc
+      %v3 = llvm.extractvalue %acc8[3] : !acc
+      %v4 = llvm.extractvalue %acc8[4] : !acc
+      %v5 = llvm.extractvalue %acc8[5] : !acc
+      %v6 = llvm.extractvalue %acc8[6] : !acc
+      %v7 = llvm.extractvalue %acc8[7] : !acc
+      %v8 = llvm.extractvalue %acc8[8] : !acc
+      %v9 = llvm.extractvalue %acc8[9] : !acc
+      %v10 = llvm.extractvalue %acc8[10] : !acc
+      %v11 = llvm.extractvalue %acc8[11] : !acc
+      %v12 = llvm.extractvalue %acc8[12] : !acc
+      %v13 = llvm.extractvalue %acc8[13] : !acc
+      %v14 = llvm.extractvalue %acc8[14] : !acc
+      %v15 = llvm.extractvalue %acc8[15] : !acc
+      %v16 = llvm.extractvalue %acc8[16] : !acc
+      %v17 = llvm.extractvalue %acc8[17] : !acc
+      %v18 = llvm.extractvalue %acc8[18] : !acc
+      %v19 = llvm.extractvalue %acc8[19] : !acc
+      %v20 = llvm.extractvalue %acc8[20] : !acc
+      %v21 = llvm.extractvalue %acc8[21] : !acc
+      %v22 = llvm.extractvalue %acc8[22] : !acc
+      %v23 = llvm.extractvalue %acc8[23] : !acc
+      %v24 = llvm.extractvalue %acc8[24] : !acc
+      %v25 = llvm.extractvalue %acc8[25] : !acc
+      %v26 = llvm.extractvalue %acc8[26] : !acc
+      %v27 = llvm.extractvalue %acc8[27] : !acc
+      %v28 = llvm.extractvalue %acc8[28] : !acc
+      %v29 = llvm.extractvalue %acc8[29] : !acc
+      %v30 = llvm.extractvalue %acc8[30] : !acc
+      %v31 = llvm.extractvalue %acc8[31] : !acc
+      %v32 = llvm.extractvalue %acc8[32] : !acc
+      %v33 = llvm.extractvalue %acc8[33] : !acc
+      %v34 = llvm.extractvalue %acc8[34] : !acc
+      %v35 = llvm.extractvalue %acc8[35] : !acc
+      %v36 = llvm.extractvalue %acc8[36] : !acc
+      %v37 = llvm.extractvalue %acc8[37] : !acc
+      %v38 = llvm.extractvalue %acc8[38] : !acc
+      %v39 = llvm.extractvalue %acc8[39] : !acc
+      %v40 = llvm.extractvalue %acc8[40] : !acc
+      %v41 = llvm.extractvalue %acc8[41] : !acc
+      %v42 = llvm.extractvalue %acc8[42] : !acc
+      %v43 = llvm.extractvalue %acc8[43] : !acc
+      %v44 = llvm.extractvalue %acc8[44] : !acc
+      %v45 = llvm.extractvalue %acc8[45] : !acc
+      %v46 = llvm.extractvalue %acc8[46] : !acc
+      %v47 = llvm.extractvalue %acc8[47] : !acc
+      %v48 = llvm.extractvalue %acc8[48] : !acc
+      %v49 = llvm.extractvalue %acc8[49] : !acc
+      %v50 = llvm.extractvalue %acc8[50] : !acc
+      %v51 = llvm.extractvalue %acc8[51] : !acc
+      %v52 = llvm.extractvalue %acc8[52] : !acc
+      %v53 = llvm.extractvalue %acc8[53] : !acc
+      %v54 = llvm.extractvalue %acc8[54] : !acc
+      %v55 = llvm.extractvalue %acc8[55] : !acc
+      %v56 = llvm.extractvalue %acc8[56] : !acc
+      %v57 = llvm.extractvalue %acc8[57] : !acc
+      %v58 = llvm.extractvalue %acc8[58] : !acc
+      %v59 = llvm.extractvalue %acc8[59] : !acc
+      %v60 = llvm.extractvalue %acc8[60] : !acc
+      %v61 = llvm.extractvalue %acc8[61] : !acc
+      %v62 = llvm.extractvalue %acc8[62] : !acc
+      %v63 = llvm.extractvalue %acc8[63] : !acc
       %o0a = arith.addi %rb0, %q2 : index
       %o0c = arith.constant 0 : index
       %o0 = arith.addi %o0a, %o0c : index
       memref.store %v0, %out[%o0] : memref<?xf32>
-      %v1 = llvm.extractvalue %acc8[1] : !acc
       %o1a = arith.addi %rb0, %q2 : index
       %o1c = arith.constant 1 : index
       %o1 = arith.addi %o1a, %o1c : index
       memref.store %v1, %out[%o1] : memref<?xf32>
-      %v2 = llvm.extractvalue %acc8[2] : !acc
       %o2a = arith.addi %rb1, %q2 : index
       %o2c = arith.constant 0 : index
       %o2 = arith.addi %o2a, %o2c : index
       memref.store %v2, %out[%o2] : memref<?xf32>
-      %v3 = llvm.extractvalue %acc8[3] : !acc
       %o3a = arith.addi %rb1, %q2 : index
       %o3c = arith.constant 1 : index
       %o3 = arith.addi %o3a, %o3c : index
       memref.store %v3, %out[%o3] : memref<?xf32>
-      %v4 = llvm.extractvalue %acc8[4] : !acc
       %o4a = arith.addi %rb0, %q2 : index
       %o4c = arith.constant 8 : index
       %o4 = arith.addi %o4a, %o4c : index
       memref.store %v4, %out[%o4] : memref<?xf32>
-      %v5 = llvm.extractvalue %acc8[5] : !acc
       %o5a = arith.addi %rb0, %q2 : index
       %o5c = arith.constant 9 : index
       %o5 = arith.addi %o5a, %o5c : index
       memref.store %v5, %out[%o5] : memref<?xf32>
-      %v6 = llvm.extractvalue %acc8[6] : !acc
       %o6a = arith.addi %rb1, %q2 : index
       %o6c = arith.constant 8 : index
       %o6 = arith.addi %o6a, %o6c : index
       memref.store %v6, %out[%o6] : memref<?xf32>
-      %v7 = llvm.extractvalue %acc8[7] : !acc
       %o7a = arith.addi %rb1, %q2 : index
       %o7c = arith.constant 9 : index
       %o7 = arith.addi %o7a, %o7c : index
       memref.store %v7, %out[%o7] : memref<?xf32>
-      %v8 = llvm.extractvalue %acc8[8] : !acc
       %o8a = arith.addi %rb0, %q2 : index
       %o8c = arith.constant 16 : index
       %o8 = arith.addi %o8a, %o8c : index
       memref.store %v8, %out[%o8] : memref<?xf32>
-      %v9 = llvm.extractvalue %acc8[9] : !acc
       %o9a = arith.addi %rb0, %q2 : index
       %o9c = arith.constant 17 : index
       %o9 = arith.addi %o9a, %o9c : index
       memref.store %v9, %out[%o9] : memref<?xf32>
-      %v10 = llvm.extractvalue %acc8[10] : !acc
       %o10a = arith.addi %rb1, %q2 : index
       %o10c = arith.constant 16 : index
       %o10 = arith.addi %o10a, %o10c : index
       memref.store %v10, %out[%o10] : memref<?xf32>
-      %v11 = llvm.extractvalue %acc8[11] : !acc
       %o11a = arith.addi %rb1, %q2 : index
       %o11c = arith.constant 17 : index
       %o11 = arith.addi %o11a, %o11c : index
       memref.store %v11, %out[%o11] : memref<?xf32>
-      %v12 = llvm.extractvalue %acc8[12] : !acc
       %o12a = arith.addi %rb0, %q2 : index
       %o12c = arith.constant 24 : index
       %o12 = arith.addi %o12a, %o12c : index
       memref.store %v12, %out[%o12] : memref<?xf32>
-      %v13 = llvm.extractvalue %acc8[13] : !acc
       %o13a = arith.addi %rb0, %q2 : index
       %o13c = arith.constant 25 : index
       %o13 = arith.addi %o13a, %o13c : index
       memref.store %v13, %out[%o13] : memref<?xf32>
-      %v14 = llvm.extractvalue %acc8[14] : !acc
       %o14a = arith.addi %rb1, %q2 : index
       %o14c = arith.constant 24 : index
       %o14 = arith.addi %o14a, %o14c : index
       memref.store %v14, %out[%o14] : memref<?xf32>
-      %v15 = llvm.extractvalue %acc8[15] : !acc
       %o15a = arith.addi %rb1, %q2 : index
       %o15c = arith.constant 25 : index
       %o15 = arith.addi %o15a, %o15c : index
       memref.store %v15, %out[%o15] : memref<?xf32>
-      %v16 = llvm.extractvalue %acc8[16] : !acc
       %o16a = arith.addi %rb0, %q2 : index
       %o16c = arith.constant 32 : index
       %o16 = arith.addi %o16a, %o16c : index
       memref.store %v16, %out[%o16] : memref<?xf32>
-      %v17 = llvm.extractvalue %acc8[17] : !acc
       %o17a = arith.addi %rb0, %q2 : index
       %o17c = arith.constant 33 : index
       %o17 = arith.addi %o17a, %o17c : index
       memref.store %v17, %out[%o17] : memref<?xf32>
-      %v18 = llvm.extractvalue %acc8[18] : !acc
       %o18a = arith.addi %rb1, %q2 : index
       %o18c = arith.constant 32 : index
       %o18 = arith.addi %o18a, %o18c : index
       memref.store %v18, %out[%o18] : memref<?xf32>
-      %v19 = llvm.extractvalue %acc8[19] : !acc
       %o19a = arith.addi %rb1, %q2 : index
       %o19c = arith.constant 33 : index
       %o19 = arith.addi %o19a, %o19c : index
       memref.store %v19, %out[%o19] : memref<?xf32>
-      %v20 = llvm.extractvalue %acc8[20] : !acc
       %o20a = arith.addi %rb0, %q2 : index
       %o20c = arith.constant 40 : index
       %o20 = arith.addi %o20a, %o20c : index
       memref.store %v20, %out[%o20] : memref<?xf32>
-      %v21 = llvm.extractvalue %acc8[21] : !acc
       %o21a = arith.addi %rb0, %q2 : index
       %o21c = arith.constant 41 : index
       %o21 = arith.addi %o21a, %o21c : index
       memref.store %v21, %out[%o21] : memref<?xf32>
-      %v22 = llvm.extractvalue %acc8[22] : !acc
       %o22a = arith.addi %rb1, %q2 : index
       %o22c = arith.constant 40 : index
       %o22 = arith.addi %o22a, %o22c : index
       memref.store %v22, %out[%o22] : memref<?xf32>
-      %v23 = llvm.extractvalue %acc8[23] : !acc
       %o23a = arith.addi %rb1, %q2 : index
       %o23c = arith.constant 41 : index
       %o23 = arith.addi %o23a, %o23c : index
       memref.store %v23, %out[%o23] : memref<?xf32>
-      %v24 = llvm.extractvalue %acc8[24] : !acc
       %o24a = arith.addi %rb0, %q2 : index
       %o24c = arith.constant 48 : index
       %o24 = arith.addi %o24a, %o24c : index
       memref.store %v24, %out[%o24] : memref<?xf32>
-      %v25 = llvm.extractvalue %acc8[25] : !acc
       %o25a = arith.addi %rb0, %q2 : index
       %o25c = arith.constant 49 : index
       %o25 = arith.addi %o25a, %o25c : index
       memref.store %v25, %out[%o25] : memref<?xf32>
-      %v26 = llvm.extractvalue %acc8[26] : !acc
       %o26a = arith.addi %rb1, %q2 : index
       %o26c = arith.constant 48 : index
       %o26 = arith.addi %o26a, %o26c : index
       memref.store %v26, %out[%o26] : memref<?xf32>
-      %v27 = llvm.extractvalue %acc8[27] : !acc
       %o27a = arith.addi %rb1, %q2 : index
       %o27c = arith.constant 49 : index
       %o27 = arith.addi %o27a, %o27c : index
       memref.store %v27, %out[%o27] : memref<?xf32>
-      %v28 = llvm.extractvalue %acc8[28] : !acc
       %o28a = arith.addi %rb0, %q2 : index
       %o28c = arith.constant 56 : index
       %o28 = arith.addi %o28a, %o28c : index
       memref.store %v28, %out[%o28] : memref<?xf32>
-      %v29 = llvm.extractvalue %acc8[29] : !acc
       %o29a = arith.addi %rb0, %q2 : index
       %o29c = arith.constant 57 : index
       %o29 = arith.addi %o29a, %o29c : index
       memref.store %v29, %out[%o29] : memref<?xf32>
-      %v30 = llvm.extractvalue %acc8[30] : !acc
       %o30a = arith.addi %rb1, %q2 : index
       %o30c = arith.constant 56 : index
       %o30 = arith.addi %o30a, %o30c : index
       memref.store %v30, %out[%o30] : memref<?xf32>
-      %v31 = llvm.extractvalue %acc8[31] : !acc
       %o31a = arith.addi %rb1, %q2 : index
       %o31c = arith.constant 57 : index
       %o31 = arith.addi %o31a, %o31c : index
       memref.store %v31, %out[%o31] : memref<?xf32>
-      %v32 = llvm.extractvalue %acc8[32] : !acc
       %o32a = arith.addi %rb0, %q2 : index
       %o32c = arith.constant 64 : index
       %o32 = arith.addi %o32a, %o32c : index
       memref.store %v32, %out[%o32] : memref<?xf32>
-      %v33 = llvm.extractvalue %acc8[33] : !acc
       %o33a = arith.addi %rb0, %q2 : index
       %o33c = arith.constant 65 : index
       %o33 = arith.addi %o33a, %o33c : index
       memref.store %v33, %out[%o33] : memref<?xf32>
-      %v34 = llvm.extractvalue %acc8[34] : !acc
       %o34a = arith.addi %rb1, %q2 : index
       %o34c = arith.constant 64 : index
       %o34 = arith.addi %o34a, %o34c : index
       memref.store %v34, %out[%o34] : memref<?xf32>
-      %v35 = llvm.extractvalue %acc8[35] : !acc
       %o35a = arith.addi %rb1, %q2 : index
       %o35c = arith.constant 65 : index
       %o35 = arith.addi %o35a, %o35c : index
       memref.store %v35, %out[%o35] : memref<?xf32>
-      %v36 = llvm.extractvalue %acc8[36] : !acc
       %o36a = arith.addi %rb0, %q2 : index
       %o36c = arith.constant 72 : index
       %o36 = arith.addi %o36a, %o36c : index
       memref.store %v36, %out[%o36] : memref<?xf32>
-      %v37 = llvm.extractvalue %acc8[37] : !acc
       %o37a = arith.addi %rb0, %q2 : index
       %o37c = arith.constant 73 : index
       %o37 = arith.addi %o37a, %o37c : index
       memref.store %v37, %out[%o37] : memref<?xf32>
-      %v38 = llvm.extractvalue %acc8[38] : !acc
       %o38a = arith.addi %rb1, %q2 : index
       %o38c = arith.constant 72 : index
       %o38 = arith.addi %o38a, %o38c : index
       memref.store %v38, %out[%o38] : memref<?xf32>
-      %v39 = llvm.extractvalue %acc8[39] : !acc
       %o39a = arith.addi %rb1, %q2 : index
       %o39c = arith.constant 73 : index
       %o39 = arith.addi %o39a, %o39c : index
       memref.store %v39, %out[%o39] : memref<?xf32>
-      %v40 = llvm.extractvalue %acc8[40] : !acc
       %o40a = arith.addi %rb0, %q2 : index
       %o40c = arith.constant 80 : index
       %o40 = arith.addi %o40a, %o40c : index
       memref.store %v40, %out[%o40] : memref<?xf32>
-      %v41 = llvm.extractvalue %acc8[41] : !acc
       %o41a = arith.addi %rb0, %q2 : index
       %o41c = arith.constant 81 : index
       %o41 = arith.addi %o41a, %o41c : index
       memref.store %v41, %out[%o41] : memref<?xf32>
-      %v42 = llvm.extractvalue %acc8[42] : !acc
       %o42a = arith.addi %rb1, %q2 : index
       %o42c = arith.constant 80 : index
       %o42 = arith.addi %o42a, %o42c : index
       memref.store %v42, %out[%o42] : memref<?xf32>
-      %v43 = llvm.extractvalue %acc8[43] : !acc
       %o43a = arith.addi %rb1, %q2 : index
       %o43c = arith.constant 81 : index
       %o43 = arith.addi %o43a, %o43c : index
       memref.store %v43, %out[%o43] : memref<?xf32>
-      %v44 = llvm.extractvalue %acc8[44] : !acc
       %o44a = arith.addi %rb0, %q2 : index
       %o44c = arith.constant 88 : index
       %o44 = arith.addi %o44a, %o44c : index
       memref.store %v44, %out[%o44] : memref<?xf32>
-      %v45 = llvm.extractvalue %acc8[45] : !acc
       %o45a = arith.addi %rb0, %q2 : index
       %o45c = arith.constant 89 : index
       %o45 = arith.addi %o45a, %o45c : index
       memref.store %v45, %out[%o45] : memref<?xf32>
-      %v46 = llvm.extractvalue %acc8[46] : !acc
       %o46a = arith.addi %rb1, %q2 : index
       %o46c = arith.constant 88 : index
       %o46 = arith.addi %o46a, %o46c : index
       memref.store %v46, %out[%o46] : memref<?xf32>
-      %v47 = llvm.extractvalue %acc8[47] : !acc
       %o47a = arith.addi %rb1, %q2 : index
       %o47c = arith.constant 89 : index
       %o47 = arith.addi %o47a, %o47c : index
       memref.store %v47, %out[%o47] : memref<?xf32>
-      %v48 = llvm.extractvalue %acc8[48] : !acc
       %o48a = arith.addi %rb0, %q2 : index
       %o48c = arith.constant 96 : index
       %o48 = arith.addi %o48a, %o48c : index
       memref.store %v48, %out[%o48] : memref<?xf32>
-      %v49 = llvm.extractvalue %acc8[49] : !acc
       %o49a = arith.addi %rb0, %q2 : index
       %o49c = arith.constant 97 : index
       %o49 = arith.addi %o49a, %o49c : index
       memref.store %v49, %out[%o49] : memref<?xf32>
-      %v50 = llvm.extractvalue %acc8[50] : !acc
       %o50a = arith.addi %rb1, %q2 : index
       %o50c = arith.constant 96 : index
       %o50 = arith.addi %o50a, %o50c : index
       memref.store %v50, %out[%o50] : memref<?xf32>
-      %v51 = llvm.extractvalue %acc8[51] : !acc
       %o51a = arith.addi %rb1, %q2 : index
       %o51c = arith.constant 97 : index
       %o51 = arith.addi %o51a, %o51c : index
       memref.store %v51, %out[%o51] : memref<?xf32>
-      %v52 = llvm.extractvalue %acc8[52] : !acc
       %o52a = arith.addi %rb0, %q2 : index
       %o52c = arith.constant 104 : index
       %o52 = arith.addi %o52a, %o52c : index
       memref.store %v52, %out[%o52] : memref<?xf32>
-      %v53 = llvm.extractvalue %acc8[53] : !acc
       %o53a = arith.addi %rb0, %q2 : index
       %o53c = arith.constant 105 : index
       %o53 = arith.addi %o53a, %o53c : index
       memref.store %v53, %out[%o53] : memref<?xf32>
-      %v54 = llvm.extractvalue %acc8[54] : !acc
       %o54a = arith.addi %rb1, %q2 : index
       %o54c = arith.constant 104 : index
       %o54 = arith.addi %o54a, %o54c : index
       memref.store %v54, %out[%o54] : memref<?xf32>
-      %v55 = llvm.extractvalue %acc8[55] : !acc
       %o55a = arith.addi %rb1, %q2 : index
       %o55c = arith.constant 105 : index
       %o55 = arith.addi %o55a, %o55c : index
       memref.store %v55, %out[%o55] : memref<?xf32>
-      %v56 = llvm.extractvalue %acc8[56] : !acc
       %o56a = arith.addi %rb0, %q2 : index
       %o56c = arith.constant 112 : index
       %o56 = arith.addi %o56a, %o56c : index
       memref.store %v56, %out[%o56] : memref<?xf32>
-      %v57 = llvm.extractvalue %acc8[57] : !acc
       %o57a = arith.addi %rb0, %q2 : index
       %o57c = arith.constant 113 : index
       %o57 = arith.addi %o57a, %o57c : index
       memref.store %v57, %out[%o57] : memref<?xf32>
-      %v58 = llvm.extractvalue %acc8[58] : !acc
       %o58a = arith.addi %rb1, %q2 : index
       %o58c = arith.constant 112 : index
       %o58 = arith.addi %o58a, %o58c : index
       memref.store %v58, %out[%o58] : memref<?xf32>
-      %v59 = llvm.extractvalue %acc8[59] : !acc
       %o59a = arith.addi %rb1, %q2 : index
       %o59c = arith.constant 113 : index
       %o59 = arith.addi %o59a, %o59c : index
       memref.store %v59, %out[%o59] : memref<?xf32>
-      %v60 = llvm.extractvalue %acc8[60] : !acc
       %o60a = arith.addi %rb0, %q2 : index
       %o60c = arith.constant 120 : index
       %o60 = arith.addi %o60a, %o60c : index
       memref.store %v60, %out[%o60] : memref<?xf32>
-      %v61 = llvm.extractvalue %acc8[61] : !acc
       %o61a = arith.addi %rb0, %q2 : index
       %o61c = arith.constant 121 : index
       %o61 = arith.addi %o61a, %o61c : index
       memref.store %v61, %out[%o61] : memref<?xf32>
-      %v62 = llvm.extractvalue %acc8[62] : !acc
       %o62a = arith.addi %rb1, %q2 : index
       %o62c = arith.constant 120 : index
       %o62 = arith.addi %o62a, %o62c : index
       memref.store %v62, %out[%o62] : memref<?xf32>
-      %v63 = llvm.extractvalue %acc8[63] : !acc
       %o63a = arith.addi %rb1, %q2 : index
       %o63c = arith.constant 121 : index
       %o63 = arith.addi %o63a, %o63c : index
