@@ -13,6 +13,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Conversion/AttnToGPU.h"
+#include "GpuKernelEmitter.h"
+#include "attnc/Target/TargetDesc.h"
 #include "attnc/Analysis/MaskAnalysis.h"
 #include "attnc/Transforms/LoweringUtils.h"
 #include "attnc/Transforms/Passes.h"
@@ -37,85 +39,7 @@ using namespace mlir::attn;
 using arith::CmpFPredicate;
 using arith::CmpIPredicate;
 
-namespace {
-
-/// Four f32 accumulator values of one m16n8 C fragment.
-using Frag = std::array<Value, 4>;
-
-class GpuKernelEmitter {
-public:
-  GpuKernelEmitter(AttentionOp op, ImplicitLocOpBuilder &b)
-      : op(op), b(b), e(b), ms(analyzeMaskStructure(op)) {}
-
-  LogicalResult emit(gpu::GPUFuncOp func);
-
-  AttentionOp op;
-  ImplicitLocOpBuilder &b;
-  Emitter e;
-  MaskStructure ms;
-  int64_t d = 0, dv = 0, hq = 0, hkv = 0, bq = 0, bkv = 0, warps = 0;
-  Type elem;
-  bool bf16 = false;
-
-  Value q, k, v, o, lse;
-  SmallVector<Value> caps;
-  IRMapping capMap; // captured tensor -> kernel memref
-  Value batch, nq, nk;
-  Value qs[3], ks[3], vs[3], os[3];
-  Value sK, sV;
-  Value tid, lane, warp, bi, h, hk, i0;
-  Value c0, c1;
-  Value negInf;
-
-  Value cIdx(int64_t x) { return e.idx(x); }
-  Value ex2(Value x) {
-    auto op = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
-                                        ValueRange{x}, ValueRange{},
-                                        "ex2.approx.ftz.f32 $0, $1;", Value());
-    return op->getResult(0);
-  }
-  Value lg2(Value x) {
-    auto op = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
-                                        ValueRange{x}, ValueRange{},
-                                        "lg2.approx.ftz.f32 $0, $1;", Value());
-    return op->getResult(0);
-  }
-  /// Waits until at most `n` cp.async groups are in flight.
-  void waitGroups(int32_t n) {
-    NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(n));
-  }
-  Value shflXor(Value x, int32_t mask) {
-    return gpu::ShuffleOp::create(b, x, mask, 32, gpu::ShuffleMode::XOR)
-        .getShuffleResult();
-  }
-  /// Global element offset of (row, col) of a [B, H, N, D] view.
-  Value gOffset(Value *strides, Value hIdx, Value row, Value col) {
-    return e.addi(e.addi(e.muli(bi, strides[0]), e.muli(hIdx, strides[1])),
-                  e.addi(e.muli(row, strides[2]), col));
-  }
-  /// Issues cp.async copies of rows [r0, r0 + rows) (zero-filled from row n
-  /// on) of a [B, H, N, width] tensor into smem[rows][width(+pad)], as one
-  /// commit group.
-  void stageTile(Value gmem, Value *strides, Value hIdx, Value r0, Value n,
-                 Value smem, int64_t rows, int64_t width);
-  /// Splits an ldmatrix result into mma operands (i32 for bf16).
-  SmallVector<Value> operands(Value frag, int64_t count);
-  Frag mma(ArrayRef<Value> a, ArrayRef<Value> bOps, const Frag &c);
-  Value pack(Value x, Value y);
-  /// Inlines a region; tensor.extract from captures becomes memref.load.
-  Value inlineRegion(Region &region, ValueRange args);
-  Value inlineRegion(Region &region, ValueRange args, IRMapping &map);
-  Value classify(Value i0v, Value i1v, Value j0v, Value j1v);
-  /// The combined mask (mask region and score -inf guard) at one element.
-  Value maskAt(Value i, Value j);
-  /// Reads this (b, h) slice's class of tile (qt, kt) from the block map.
-  Value mapClass(Value qt, Value kt, Value numQT, Value numKT);
-  /// Emits the block-map kernel body into `func`.
-  void emitBlockMap(gpu::GPUFuncOp func);
-  Value blockMap;
-  bool needsMap = false;
-};
-} // namespace
+using namespace mlir::attn::detail;
 
 void GpuKernelEmitter::stageTile(Value gmem, Value *strides, Value hIdx,
                                  Value r0, Value n, Value smem, int64_t rows,
@@ -755,8 +679,13 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   int64_t warps = bq / 16;
   int64_t rowsK = bkv;
   int64_t elemBytes = 2;
-  int64_t shared = (rowsK * (d + 8) + bkv * (dv + 8)) * elemBytes;
-  if (shared > 48 * 1024)
+  // sm_90a with the schedule's 64 x 128 tiles: TMA + wgmma (one warpgroup).
+  const TargetDesc *tdesc = lookupTarget(sched.getTarget());
+  bool wgmma = tdesc && tdesc->wgmma && bq == kSm90BlockQ &&
+               bkv == kSm90BlockKv && sm90Supports(true, d, dv);
+  int64_t shared = wgmma ? sm90SharedBytes(d, dv)
+                         : (rowsK * (d + 8) + bkv * (dv + 8)) * elemBytes;
+  if (!wgmma && shared > 48 * 1024)
     return op.emitOpError() << "tiles need " << shared
                             << " bytes of shared memory; static shared "
                                "memory is limited to 49152 (use smaller "
@@ -781,6 +710,8 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   info.lse = bool(op.getLse());
   info.scale = op.getEffectiveScale();
   info.maskKind = stringifyMaskKind(op.getMaskInfoAttr().getKind()).str();
+  if (wgmma)
+    info.variant = "wgmma";
 
   Builder bld(ctx);
   Type idx = bld.getIndexType();
@@ -792,9 +723,17 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
     os << el;
     info.args.push_back({n.str(), "memref", es, int64_t(shape.size())});
   };
-  addMem("q", elem, {ShapedType::kDynamic});
-  addMem("k", elem, {ShapedType::kDynamic});
-  addMem("v", elem, {ShapedType::kDynamic});
+  for (StringRef n : {"q", "k", "v"}) {
+    if (!wgmma) {
+      addMem(n, elem, {ShapedType::kDynamic});
+      continue;
+    }
+    // A CUtensorMap by value (attn-finalize-sm90 makes the pointer byval).
+    argTypes.push_back(LLVM::LLVMPointerType::get(ctx));
+    KernelArg ka{n.str(), "tensormap", info.dtype, 4};
+    ka.boxRows = n == "q" ? bq : bkv;
+    info.args.push_back(ka);
+  }
   addMem("o", elem, {ShapedType::kDynamic});
   if (op.getLse())
     addMem("lse", bld.getF32Type(), {ShapedType::kDynamic});
@@ -839,9 +778,11 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   Type sKTy = MemRefType::get({rowsK, d + 8}, elem, AffineMap(), wg);
   Type sVTy = MemRefType::get({bkv, dv + 8}, elem, AffineMap(), wg);
-  auto func = gpu::GPUFuncOp::create(ob, op.getLoc(), name,
-                                     ob.getFunctionType(argTypes, {}),
-                                     TypeRange{sKTy, sVTy});
+  auto func = gpu::GPUFuncOp::create(
+      ob, op.getLoc(), name, ob.getFunctionType(argTypes, {}),
+      wgmma ? TypeRange{} : TypeRange{sKTy, sVTy});
+  if (wgmma)
+    func->setAttr("attn.tma_args", ob.getDenseI32ArrayAttr({0, 1, 2}));
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), ob.getUnitAttr());
   // `.minnctapersm 1`: otherwise ptxas may cap registers at 128 to fit more
   // blocks per SM, and spill (seen for softcap, d = 64, sm_80).
@@ -849,6 +790,22 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
                 ob.getI32IntegerAttr(1));
   func.setKnownBlockSizeAttr(
       ob.getDenseI32ArrayAttr({int32_t(warps * 32), 1, 1}));
+  if (wgmma)
+    func->setAttr(
+        "attn.fragments",
+        ob.getDictionaryAttr({
+            ob.getNamedAttr("q", ob.getStringAttr("smem, TMA 128B swizzle, "
+                                                  "wgmma descriptor (K-major)")),
+            ob.getNamedAttr("k", ob.getStringAttr("smem, TMA 128B swizzle, "
+                                                  "wgmma descriptor (K-major)")),
+            ob.getNamedAttr("s", ob.getStringAttr("wgmma.m64n128.D.f32")),
+            ob.getNamedAttr("p",
+                            ob.getStringAttr("wgmma.m64nNk16.A.regs (from D)")),
+            ob.getNamedAttr("v", ob.getStringAttr("smem, TMA 128B swizzle, "
+                                                  "wgmma descriptor (MN-major)")),
+            ob.getNamedAttr("o", ob.getStringAttr("wgmma.m64nDv.D.f32")),
+        }));
+  else
   func->setAttr(
       "attn.fragments",
       ob.getDictionaryAttr({
@@ -892,7 +849,7 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   }
   GpuKernelEmitter emitter(op, b);
   setup(emitter);
-  if (failed(emitter.emit(func)))
+  if (failed(wgmma ? emitter.emitSm90(func) : emitter.emit(func)))
     return failure();
   return info;
 }

@@ -74,6 +74,9 @@ static const Loaded &load() {
     sym(l.d.cuMemFree, "cuMemFree_v2");
     sym(l.d.cuMemcpyHtoD, "cuMemcpyHtoD_v2");
     sym(l.d.cuMemcpyDtoH, "cuMemcpyDtoH_v2");
+    sym(l.d.cuFuncSetAttribute, "cuFuncSetAttribute");
+    *reinterpret_cast<void **>(&l.d.cuTensorMapEncodeTiled) =
+        dlsym(lib, "cuTensorMapEncodeTiled");
     if (!ok)
       return l;
     if (CUresult r = l.d.cuInit(0)) {

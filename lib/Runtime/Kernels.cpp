@@ -391,6 +391,12 @@ llvm::Expected<GpuKernelImpl::Functions> GpuKernelImpl::functions() {
           drv->cuModuleGetFunction(&f.fn, f.module, info.name.c_str()),
           sig.name + ": cuModuleGetFunction"))
     return std::move(e);
+  if (info.variant == "wgmma" && info.sharedBytes > 48 * 1024)
+    if (llvm::Error e = cuda::check(
+            drv->cuFuncSetAttribute(f.fn, /*MAX_DYNAMIC_SHARED_SIZE_BYTES=*/8,
+                                    int(info.sharedBytes)),
+            sig.name + ": opting in to dynamic shared memory"))
+      return std::move(e);
   if (!info.mapKernel.empty())
     if (llvm::Error e =
             cuda::check(drv->cuModuleGetFunction(&f.mapFn, f.module,
@@ -405,9 +411,20 @@ namespace {
 /// Kernel parameters: values live in `words`, `ptrs` points at them.
 struct Params {
   std::vector<int64_t> words;
+  /// Where each parameter starts in `words` (a tensor map takes 16 words).
+  std::vector<size_t> starts;
   std::vector<void *> ptrs;
   Params() { words.reserve(256); }
-  void push(int64_t w) { words.push_back(w); }
+  void push(int64_t w) {
+    starts.push_back(words.size());
+    words.push_back(w);
+  }
+  /// A 128-byte CUtensorMap, by value.
+  void pushMap(const uint64_t (&map)[16]) {
+    starts.push_back(words.size());
+    for (uint64_t w : map)
+      words.push_back(int64_t(w));
+  }
   /// A memref argument for a view: 1-D over its extent, or with the view's
   /// sizes and strides.
   void mem(const TensorRef &t, bool flat) {
@@ -431,8 +448,8 @@ struct Params {
   }
   void **finish() {
     ptrs.clear();
-    for (int64_t &w : words)
-      ptrs.push_back(&w);
+    for (size_t i : starts)
+      ptrs.push_back(&words[i]);
     return ptrs.data();
   }
 };
@@ -478,8 +495,35 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
   ArrayRef<TensorRef> captures = inputs.drop_front(3);
 
   Params params;
-  for (int i = 0; i < 4; ++i)
-    params.mem(*qkvo[i], /*flat=*/true);
+  bool wgmma = info.variant == "wgmma";
+  for (int i = 0; i < 4; ++i) {
+    if (!wgmma || i == 3) {
+      params.mem(*qkvo[i], /*flat=*/true);
+      continue;
+    }
+    // sm_90a: a TMA map over the [B, H, N, D] view (64 x box_rows boxes,
+    // 128-byte swizzle, zero fill).
+    if (!drv.cuTensorMapEncodeTiled)
+      return makeError(sig.name + ": the CUDA driver has no "
+                                  "cuTensorMapEncodeTiled (sm_90a kernels "
+                                  "need a CUDA 12 driver)");
+    const TensorRef &t = *qkvo[i];
+    auto st = stridesOf(t);
+    alignas(64) uint64_t map[16] = {};
+    uint64_t dims[4] = {uint64_t(t.shape[3]), uint64_t(t.shape[2]),
+                        uint64_t(t.shape[1]), uint64_t(t.shape[0])};
+    uint64_t strides[3] = {uint64_t(st[2]) * 2, uint64_t(st[1]) * 2,
+                           uint64_t(st[0]) * 2};
+    unsigned box[4] = {64, unsigned(info.args[i].boxRows), 1, 1};
+    unsigned ones[4] = {1, 1, 1, 1};
+    if (llvm::Error e = cuda::check(
+            drv.cuTensorMapEncodeTiled(map, info.dtype == "bf16" ? 9 : 6, 4,
+                                       qkvo[i]->data, dims, strides, box, ones,
+                                       0, 3, 0, 0),
+            sig.name + ": cuTensorMapEncodeTiled(" + names[i] + ")"))
+      return e;
+    params.pushMap(map);
+  }
   if (info.lse)
     params.mem(outputs[1], /*flat=*/true);
   for (const TensorRef &c : captures)
@@ -533,7 +577,8 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
   llvm::Error e =
       cuda::check(drv.cuLaunchKernel(fns->fn, gridX, unsigned(info.headsQ),
                                      unsigned(B), unsigned(info.threads), 1, 1,
-                                     0, s, params.finish(), nullptr),
+                                     unsigned(wgmma ? info.sharedBytes : 0), s,
+                                     params.finish(), nullptr),
                   sig.name + ": cuLaunchKernel");
   if (work)
     if (llvm::Error fe = cuda::check(drv.cuMemFreeAsync(work, s),
@@ -565,6 +610,10 @@ parseArgs(const llvm::json::Array *arr) {
     a.kind = kind->str();
     a.elem = o->getString("elem").value_or("").str();
     a.rank = *rank;
+    a.boxRows = o->getInteger("box_rows").value_or(0);
+    if (a.kind == "tensormap" && a.boxRows <= 0)
+      return makeError("manifest: tensor map argument '" + a.name +
+                       "' lacks box_rows");
     out.push_back(std::move(a));
   }
   return out;
@@ -614,6 +663,10 @@ attnc::parseManifest(StringRef text) {
     info.sharedBytes = *smem;
     info.threads = *(*block)[0].getAsInteger();
     info.lse = k->getBoolean("lse").value_or(false);
+    info.variant = getS("variant").value_or("mma_sync");
+    if (info.variant != "mma_sync" && info.variant != "wgmma")
+      return makeError("manifest.json: unknown kernel variant '" +
+                       info.variant + "'");
     info.scale = float(k->getNumber("scale").value_or(1.0));
     auto args = parseArgs(k->getArray("args"));
     if (!args)

@@ -53,7 +53,10 @@ static std::string json(StringRef s) {
 static std::string cParams(const attn::KernelInfo &info) {
   std::string p = "attnc_stream stream";
   for (const attn::KernelArg &a : info.args) {
-    if (a.kind == "memref") {
+    if (a.kind == "tensormap") {
+      // The same parameters as a 1-D view: the map is built in the launcher.
+      p += fmt::format(", attnc_deviceptr {0}, int64_t {0}_size0", a.name);
+    } else if (a.kind == "memref") {
       p += fmt::format(", attnc_deviceptr {}", a.name);
       for (int64_t r = 0; r < a.rank; ++r)
         p += fmt::format(", int64_t {}_size{}", a.name, r);
@@ -75,6 +78,10 @@ static std::string packArgs(const std::vector<attn::KernelArg> &argList,
   std::string params;
   int n = 0;
   for (const attn::KernelArg &a : argList) {
+    if (a.kind == "tensormap") {
+      params += fmt::format("  {}[{}] = &{}_map;\n", array.str(), n++, a.name);
+      continue;
+    }
     if (a.kind == "memref") {
       bool explicitStrides = a.rank > 1 || a.name.rfind("capture", 0) == 0;
       std::string off = a.name + "_off";
@@ -149,6 +156,47 @@ std::string mlir::attn::launcherSource(const attn::KernelInfo &info,
         fmt::arg("name", info.name), fmt::arg("bq", info.blockQ),
         fmt::arg("bkv", info.blockKv), fmt::arg("threads", info.threads));
   }
+  // sm_90a: the TMA maps of q, k, v, built here on every launch (they hold
+  // the pointers), and the opt-in to the kernel's dynamic shared memory.
+  bool wgmma = info.variant == "wgmma";
+  int64_t dynSmem = wgmma ? info.sharedBytes : 0;
+  std::string tmaps;
+  for (const attn::KernelArg &a : info.args) {
+    if (a.kind != "tensormap")
+      continue;
+    bool isQ = a.name == "q";
+    tmaps += fmt::format(
+        R"C(  {{
+    unsigned long long dims[4] = {{{d}, (unsigned long long){n},
+                                  {h}, (unsigned long long)B}};
+    unsigned long long strides[3] = {{(unsigned long long){a}_stride_n * 2,
+                                     (unsigned long long){a}_stride_h * 2,
+                                     (unsigned long long){a}_stride_b * 2}};
+    unsigned box[4] = {{64, {rows}, 1, 1}}, ones[4] = {{1, 1, 1, 1}};
+    (void){a}_size0;
+    /* bf16 9 / f16 6; interleave none, 128-byte swizzle, no L2 promotion,
+     * zero fill past the end. */
+    r = attnc_{name}_cuTensorMapEncodeTiled(&{a}_map, {dt}, 4, (void *){a},
+                                           dims, strides, box, ones, 0, 3, 0,
+                                           0);
+    if (r != ATTNC_SUCCESS)
+      return r;
+  }}
+)C",
+        fmt::arg("d", a.name == "v" ? info.valueDim : info.headDim),
+        fmt::arg("n", isQ ? "Nq" : "Nk"),
+        fmt::arg("h", isQ ? info.headsQ : info.headsKv), fmt::arg("a", a.name),
+        fmt::arg("rows", a.boxRows), fmt::arg("name", info.name),
+        fmt::arg("dt", info.dtype == "bf16" ? 9 : 6));
+    decls += fmt::format("  attnc_tmap {}_map;\n", a.name);
+  }
+  std::string smemOptIn =
+      dynSmem > 48 * 1024
+          ? fmt::format("  if (r == ATTNC_SUCCESS)\n"
+                        "    r = attnc_{0}_cuFuncSetAttribute("
+                        "attnc_{0}_function, 8, {1});\n",
+                        info.name, dynSmem)
+          : std::string();
   std::string mapLoad =
       info.mapKernel.empty()
           ? std::string()
@@ -179,6 +227,17 @@ typedef attnc_result (*attnc_{name}_launch_fn)(void *, unsigned, unsigned,
                                               unsigned, unsigned, unsigned,
                                               unsigned, unsigned, attnc_stream,
                                               void **, void **);
+typedef attnc_result (*attnc_{name}_attr_fn)(void *, int, int);
+typedef attnc_result (*attnc_{name}_tmap_fn)(
+    void *, int, unsigned, void *, const unsigned long long *,
+    const unsigned long long *, const unsigned *, const unsigned *, int, int,
+    int, int);
+/* A CUtensorMap: 128 bytes, 64-byte aligned. */
+typedef struct {{
+  _Alignas(64) unsigned long long opaque[16];
+}} attnc_tmap;
+static attnc_{name}_attr_fn attnc_{name}_cuFuncSetAttribute;
+static attnc_{name}_tmap_fn attnc_{name}_cuTensorMapEncodeTiled;
 static attnc_{name}_load_fn attnc_{name}_cuModuleLoadData;
 static attnc_{name}_get_fn attnc_{name}_cuModuleGetFunction;
 static attnc_{name}_launch_fn attnc_{name}_cuLaunchKernel;
@@ -196,8 +255,11 @@ static int attnc_{name}_driver(void) {{
   *(void **)&attnc_{name}_cuModuleGetFunction =
       dlsym(lib, "cuModuleGetFunction");
   *(void **)&attnc_{name}_cuLaunchKernel = dlsym(lib, "cuLaunchKernel");
+  *(void **)&attnc_{name}_cuFuncSetAttribute = dlsym(lib, "cuFuncSetAttribute");
+  *(void **)&attnc_{name}_cuTensorMapEncodeTiled =
+      dlsym(lib, "cuTensorMapEncodeTiled");
   return attnc_{name}_cuModuleLoadData && attnc_{name}_cuModuleGetFunction &&
-         attnc_{name}_cuLaunchKernel;
+         attnc_{name}_cuLaunchKernel && attnc_{name}_cuFuncSetAttribute{needtmap};
 }}
 
 attnc_result attnc_{name}_load(void) {{
@@ -213,8 +275,9 @@ attnc_result attnc_{name}_load(void) {{
     return r;
 {mapload}  if (r != ATTNC_SUCCESS)
     return r;
-  return attnc_{name}_cuModuleGetFunction(&attnc_{name}_function,
-                                          attnc_{name}_module, "{name}");
+  r = attnc_{name}_cuModuleGetFunction(&attnc_{name}_function,
+                                       attnc_{name}_module, "{name}");
+{smemoptin}  return r;
 }}
 
 attnc_result attnc_{name}_launch({cparams}) {{
@@ -225,11 +288,11 @@ attnc_result attnc_{name}_launch({cparams}) {{
   if (B <= 0 || Nq <= 0)
     return ATTNC_SUCCESS;
   {{
-{decls}{maplaunch}  void *args[{nargs}];
+{decls}{tmaps}{maplaunch}  void *args[{nargs}];
 {params}  grid_x = (unsigned)((Nq + {bq} - 1) / {bq});
   return attnc_{name}_cuLaunchKernel(attnc_{name}_function, grid_x, {hq},
-                                     (unsigned)B, {threads}, 1, 1, 0, stream,
-                                     args, 0);
+                                     (unsigned)B, {threads}, 1, 1, {dsmem},
+                                     stream, args, 0);
   }}
 }}
 )C",
@@ -237,7 +300,13 @@ attnc_result attnc_{name}_launch({cparams}) {{
       fmt::arg("ptxbytes", ptxBytes), fmt::arg("cparams", cParams(info)),
       fmt::arg("decls", decls), fmt::arg("params", params),
       fmt::arg("nargs", nargs), fmt::arg("maplaunch", mapLaunch),
-      fmt::arg("mapload", mapLoad),
+      fmt::arg("mapload", mapLoad), fmt::arg("tmaps", tmaps),
+      fmt::arg("smemoptin", smemOptIn), fmt::arg("dsmem", dynSmem),
+      fmt::arg("needtmap",
+               wgmma ? fmt::format(" &&\n         "
+                                   "attnc_{}_cuTensorMapEncodeTiled",
+                                   info.name)
+                     : std::string()),
       fmt::arg("mapdecl",
                info.mapKernel.empty()
                    ? std::string()
@@ -433,8 +502,13 @@ mlir::attn::manifestJson(StringRef target,
     for (auto [i, a] : llvm::enumerate(info->args))
       args += fmt::format(
           "{}        {{\"name\": {}, \"kind\": {}, \"elem\": {}, "
-          "\"rank\": {}}}",
-          i ? ",\n" : "", json(a.name), json(a.kind), json(a.elem), a.rank);
+          "\"rank\": {}{}}}",
+          i ? ",\n" : "", json(a.name), json(a.kind), json(a.elem), a.rank,
+          a.kind == "tensormap"
+              ? fmt::format(", \"box_rows\": {}, \"box_cols\": 64, "
+                            "\"swizzle\": \"128B\"",
+                            a.boxRows)
+              : std::string());
     manifest += fmt::format(
         R"JSON({sep}    {{
       "name": {name}, "ptx": {ptx}, "cubin": {cubin},
@@ -442,7 +516,8 @@ mlir::attn::manifestJson(StringRef target,
       "heads_q": {hq}, "heads_kv": {hkv}, "scale": {scale},
       "block_q": {bq}, "block_kv": {bkv}, "mask_kind": {mk}, "lse": {lse},
       "grid": ["ceil(Nq / {bq})", "{hq}", "B"], "block": [{threads}, 1, 1],
-      "shared_bytes": {smem}, "dynamic_shared_bytes": 0,
+      "variant": {variant}, "shared_bytes": {smem},
+      "dynamic_shared_bytes": {dsmem},
       "block_map": {blockmap},
       "args": [
 {args}
@@ -459,6 +534,8 @@ mlir::attn::manifestJson(StringRef target,
         fmt::arg("mk", json(info->maskKind)),
         fmt::arg("lse", info->lse ? "true" : "false"),
         fmt::arg("threads", info->threads), fmt::arg("smem", info->sharedBytes),
+        fmt::arg("variant", json(info->variant)),
+        fmt::arg("dsmem", info->variant == "wgmma" ? info->sharedBytes : 0),
         fmt::arg("args", args), fmt::arg("blockmap", blockMap));
   }
   manifest += "\n  ]\n}\n";

@@ -101,6 +101,16 @@ struct AttnSelectSchedulePass
       // attention (290 vs 275 TFLOP/s), 64x64 on causal (277 vs 244).
       bool masked = op.hasMaskRegion() || op.hasScoreRegion();
       Choice best;
+      // sm_90a: the TMA + wgmma kernel has one tile shape; forcing another
+      // selects the mma.sync kernel.
+      if (t->wgmma && sm90Supports(elemBytes == 2, d, dv) &&
+          (!forcedQ || forcedQ == kSm90BlockQ) &&
+          (!forcedKv || forcedKv == kSm90BlockKv)) {
+        op.setScheduleAttr(ScheduleAttr::get(
+            op.getContext(), t->name, kSm90BlockQ, kSm90BlockKv,
+            kSm90BlockQ / 16, 1, sm90SharedBytes(d, dv)));
+        return WalkResult::advance();
+      }
       if (forcedQ && forcedKv) {
         // Both forced: taken as given, even past the on-chip budget.
         best = measure(*t, forcedQ, forcedKv, d, dv, elemBytes);

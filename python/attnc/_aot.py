@@ -68,6 +68,8 @@ class Kernel:
                 fn = _driver.get_function(mod, self.name)
                 bm = self.meta.get("block_map")
                 mfn = _driver.get_function(mod, bm["kernel"]) if bm else None
+                if self.meta.get("dynamic_shared_bytes", 0) > 48 * 1024:
+                    _driver.allow_shared(fn, self.meta["dynamic_shared_bytes"])
                 self._modules[key] = (mod, fn, mfn)
             return self._modules[key]
         except _driver.DriverError as e:
@@ -140,8 +142,17 @@ class Kernel:
                     params.extend(ctypes.c_int64(s) for s in t.shape)
                     params.extend(ctypes.c_int64(s) for s in t.stride())
 
-            for t in (q, k, v, out):
-                mem(t)
+            boxes = {a["name"]: a.get("box_rows", 0) for a in m["args"] if a["kind"] == "tensormap"}
+            for n, t in (("q", q), ("k", k), ("v", v)):
+                if n in boxes:  # sm_90a: a TMA map, by value
+                    try:
+                        params.append(_driver.TensorMap(t.data_ptr(), tuple(t.shape), t.stride(),
+                                                        m["dtype"], boxes[n]))
+                    except _driver.DriverError as e:
+                        raise AttncError(str(e)) from e
+                else:
+                    mem(t)
+            mem(out)
             if m["lse"]:
                 mem(lse)
             for c in captures:
@@ -169,7 +180,8 @@ class Kernel:
                 params.extend(ctypes.c_int64(s) for s in t.stride()[:3])
             grid = (-(-Nq // m["block_q"]), Hq, B)
             try:
-                _driver.launch(fn, grid, tuple(m["block"]), params, stream)
+                _driver.launch(fn, grid, tuple(m["block"]), params, stream,
+                               m.get("dynamic_shared_bytes", 0))
             except _driver.DriverError as e:
                 raise AttncError(str(e)) from e
             # `work` may be freed now: torch's allocator reuses it only for

@@ -64,12 +64,46 @@ def get_function(module, name):
     return fn
 
 
-def launch(fn, grid, block, params, stream):
-    """params: a list of ctypes scalars (c_void_p / c_int64)."""
+def launch(fn, grid, block, params, stream, shared=0):
+    """params: a list of ctypes values (c_void_p / c_int64 scalars, or a
+    TensorMap passed by value); `shared`: bytes of dynamic shared memory."""
     ptrs = (ctypes.c_void_p * max(1, len(params)))(
-        *[ctypes.cast(ctypes.pointer(p), ctypes.c_void_p) for p in params])
+        *[p.address if isinstance(p, TensorMap) else
+          ctypes.cast(ctypes.pointer(p), ctypes.c_void_p) for p in params])
     check(lib().cuLaunchKernel(fn, ctypes.c_uint(grid[0]), ctypes.c_uint(grid[1]),
                                ctypes.c_uint(grid[2]), ctypes.c_uint(block[0]),
                                ctypes.c_uint(block[1]), ctypes.c_uint(block[2]),
-                               ctypes.c_uint(0), ctypes.c_void_p(stream), ptrs,
+                               ctypes.c_uint(shared), ctypes.c_void_p(stream), ptrs,
                                None), "cuLaunchKernel")
+
+
+def allow_shared(fn, nbytes):
+    """Opts `fn` in to `nbytes` of dynamic shared memory (needed above 48 KB)."""
+    # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    check(lib().cuFuncSetAttribute(fn, 8, ctypes.c_int(nbytes)),
+          "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)")
+
+
+_TMAP_DTYPES = {"bf16": 9, "f16": 6}  # CU_TENSOR_MAP_DATA_TYPE_{BFLOAT16,FLOAT16}
+
+
+class TensorMap:
+    """A CUtensorMap (128 bytes, 64-byte aligned) over a [B, H, N, D] tensor
+    with boxes of 64 x `rows` elements, 128-byte swizzle and zero fill past
+    the end (cuTensorMapEncodeTiled)."""
+
+    def __init__(self, ptr, shape, strides, dtype, rows):
+        self._raw = ctypes.create_string_buffer(256)
+        addr = (ctypes.addressof(self._raw) + 127) // 128 * 128
+        self.address = ctypes.c_void_p(addr)
+        B, H, N, D = shape
+        dims = (ctypes.c_uint64 * 4)(D, N, H, B)
+        elem = 2
+        st = (ctypes.c_uint64 * 3)(strides[2] * elem, strides[1] * elem, strides[0] * elem)
+        box = (ctypes.c_uint32 * 4)(64, rows, 1, 1)
+        ones = (ctypes.c_uint32 * 4)(1, 1, 1, 1)
+        # interleave none, swizzle 128B, L2 promotion none, zero fill
+        check(lib().cuTensorMapEncodeTiled(self.address, _TMAP_DTYPES[dtype], 4,
+                                           ctypes.c_void_p(ptr), dims, st, box, ones,
+                                           0, 3, 0, 0),
+              "cuTensorMapEncodeTiled")

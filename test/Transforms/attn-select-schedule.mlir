@@ -44,7 +44,9 @@ func.func @f32_d64(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
 // SM80-LABEL: func.func @bf16_d128
 // SM80: schedule = #attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 8, stages = 1, smem_bytes = 34816>
 // SM90-LABEL: func.func @bf16_d128
-// SM90: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 64, warps = 8, stages = 1, smem_bytes = 34816>
+// sm_90a: 16-bit inputs with head dims 64/128 take the TMA + wgmma kernel's
+// 64x128 tiles (80 KiB of dynamic shared memory: Q 16, K 32, V 32).
+// SM90: schedule = #attn.schedule<target = "sm_90a", block_q = 64, block_kv = 128, warps = 4, stages = 1, smem_bytes = 81920>
 // CPU-FORCED-LABEL: func.func @bf16_d128
 // CPU-FORCED: schedule = #attn.schedule<target = "cpu", block_q = 32, block_kv = 64, warps = 1, stages = 1, smem_bytes = 106496>
 // SM80-BQ64-LABEL: func.func @bf16_d128

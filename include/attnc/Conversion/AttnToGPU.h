@@ -28,6 +28,10 @@ struct KernelArg {
   std::string kind;
   std::string elem; // memref element type
   int64_t rank = 0;
+  /// kind "tensormap": a CUtensorMap (128 bytes, by value) over the
+  /// [B, H, N, D] tensor `name`, with boxes of 64 columns x `boxRows` rows,
+  /// 128-byte swizzle, zero fill.
+  int64_t boxRows = 0;
 };
 
 struct KernelInfo {
@@ -36,6 +40,10 @@ struct KernelInfo {
   std::string dtype;
   int64_t headDim = 0, valueDim = 0, headsQ = 0, headsKv = 0;
   int64_t blockQ = 0, blockKv = 0, threads = 0, sharedBytes = 0;
+  /// "mma_sync" (sm_80 instructions, static shared memory) or "wgmma"
+  /// (sm_90a: TMA maps for q, k, v; `sharedBytes` of dynamic shared memory,
+  /// which needs the opt-in attribute above 48 KB).
+  std::string variant = "mma_sync";
   bool lse = false;
   float scale = 1.0f;
   std::string maskKind;

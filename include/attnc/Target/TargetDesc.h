@@ -25,12 +25,25 @@ struct TargetDesc {
   int64_t warpSize;
   /// Depth of the K/V pipeline.
   int64_t stages;
-  /// Tensor-core instructions available (informational for now).
+  /// Tensor-core instructions available (wgmma and tma: the sm_90a kernel).
   bool mmaSync, wgmma, tma;
 };
 
 /// Returns the description of `name` or null if it is not a known target.
 const TargetDesc *lookupTarget(llvm::StringRef name);
+
+/// The sm_90a wgmma kernel (lib/Conversion/AttnToGPUSm90.cpp): 64 query
+/// rows per warpgroup, 128-key tiles, for 16-bit inputs with head dims d and
+/// dv of 64 or 128.
+constexpr int64_t kSm90BlockQ = 64, kSm90BlockKv = 128;
+inline bool sm90Supports(bool sixteenBit, int64_t d, int64_t dv) {
+  return sixteenBit && (d == 64 || d == 128) && (dv == 64 || dv == 128);
+}
+/// Its dynamic shared memory: Q (d/64 atoms of 64 rows x 128 B), K and V
+/// (d/64 and dv/64 atoms of 128 rows x 128 B).
+inline int64_t sm90SharedBytes(int64_t d, int64_t dv) {
+  return (d / 64) * 8192 + (d / 64) * 16384 + (dv / 64) * 16384;
+}
 
 } // namespace mlir::attn
 

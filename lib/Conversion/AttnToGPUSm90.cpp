@@ -1,0 +1,417 @@
+//===- AttnToGPUSm90.cpp - attn.attention to a Hopper (sm_90a) kernel -----===//
+//
+// Part of attnc. The sm_90a sibling of the mma.sync kernel (AttnToGPU.cpp),
+// following docs/notes/sm90a-plan.md:
+//  - one warpgroup (128 threads) per 64 query rows (block_q = 64), 128-key
+//    tiles (block_kv = 128);
+//  - Q once and K, V per tile by TMA (4-D tensor maps over [B, H, N, D]
+//    with the tensor's strides, 64-column boxes, 128-byte swizzle, zero fill
+//    past N), completion on mbarriers;
+//  - S = Q K^T with nvvm.wgmma.mma_async m64n128k16 (A and B from shared
+//    memory through descriptors built here), O += P V with register-A wgmma
+//    m64n{Dv}k16 (P straight from the S accumulators, through inline PTX:
+//    no MLIR 22 op takes A from registers);
+//  - the online softmax in registers; the score and mask regions inlined per
+//    element; tiles the mask analysis proves empty are neither loaded nor
+//    computed, full tiles run without mask code.
+// Accumulator layout of wgmma m64nN (f32): warp w of the warpgroup holds
+// rows 16w + lane/4 and 16w + lane/4 + 8; value i (0 <= i < N/2) is in row
+// (i % 4 < 2 ? first : second), column 8 * (i / 4) + 2 * (lane % 4) + i % 2.
+// This is also the register-A layout of P for the P V wgmma.
+//
+//===----------------------------------------------------------------------===//
+
+#include "GpuKernelEmitter.h"
+#include "attnc/Target/TargetDesc.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include <limits>
+#include <string>
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::detail;
+using arith::CmpFPredicate;
+using arith::CmpIPredicate;
+
+namespace {
+/// A 128-byte-swizzle wgmma matrix descriptor of the tile at byte offset
+/// `off` of dynamic shared memory: ((addr & 0x3FFFF) >> 4) | LBO/16 << 16 |
+/// SBO/16 << 32 | 1 << 62, SBO = 1024 B (8 rows of 128 B).
+Value descriptor(ImplicitLocOpBuilder &b, Value base, int64_t off,
+                 int64_t lboBytes) {
+  Type i64 = b.getI64Type();
+  auto c = [&](int64_t x) {
+    return arith::ConstantIntOp::create(b, i64, x).getResult();
+  };
+  Value a = arith::AddIOp::create(b, base, c(off));
+  Value m = arith::AndIOp::create(b, a, c(0x3FFFF));
+  Value s = arith::ShRUIOp::create(b, m, c(4));
+  int64_t fixed = ((lboBytes / 16) << 16) | (int64_t(64) << 32) |
+                  (int64_t(1) << 62);
+  return arith::OrIOp::create(b, s, c(fixed));
+}
+} // namespace
+
+LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
+  MLIRContext *ctx = b.getContext();
+  Block &entry = func.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  unsigned a = 0;
+  Value qPtr = entry.getArgument(a++);
+  Value kPtr = entry.getArgument(a++);
+  Value vPtr = entry.getArgument(a++);
+  o = entry.getArgument(a++);
+  if (op.getLse())
+    lse = entry.getArgument(a++);
+  for (Value cap : op.getCaptures()) {
+    Value mem = entry.getArgument(a++);
+    caps.push_back(mem);
+    capMap.map(cap, mem);
+  }
+  if (needsMap)
+    blockMap = entry.getArgument(a++);
+  batch = entry.getArgument(a++);
+  nq = entry.getArgument(a++);
+  nk = entry.getArgument(a++);
+  for (Value *s : {qs, ks, vs, os})
+    for (int i = 0; i < 3; ++i)
+      s[i] = entry.getArgument(a++);
+
+  const float inf = std::numeric_limits<float>::infinity();
+  const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
+  Type f32 = b.getF32Type(), i64 = b.getI64Type(), idxTy = b.getIndexType();
+  c0 = cIdx(0);
+  c1 = cIdx(1);
+  negInf = e.f32(-inf);
+  Value zero = e.f32(0.0);
+  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  lane = b.createOrFold<arith::RemUIOp>(tid, cIdx(32));
+  warp = e.divi(tid, cIdx(32));
+  Value qt = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  hk = e.divi(h, cIdx(hq / hkv));
+  i0 = e.muli(qt, cIdx(bq));
+
+  // Shared memory: Q atoms, K atoms, V atoms (each 64 columns, 128 B rows).
+  auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  int64_t qAtoms = d / 64, kAtoms = d / 64, vAtoms = dv / 64;
+  int64_t qOff = 0, kOff = qAtoms * 8192, vOff = kOff + kAtoms * 16384;
+  auto qTileTy = MemRefType::get({1, 1, bq, 64}, elem, AffineMap(), wg);
+  auto kTileTy = MemRefType::get({1, 1, bkv, 64}, elem, AffineMap(), wg);
+  auto mapTy = [&](MemRefType t) {
+    return nvgpu::TensorMapDescriptorType::get(
+        ctx, t, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+        nvgpu::TensorMapL2PromoKind::L2PROMO_NONE,
+        nvgpu::TensorMapOOBKind::OOB_ZERO,
+        nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+  };
+  auto cast = [&](Value p, Type t) {
+    return UnrealizedConversionCastOp::create(b, TypeRange{t}, ValueRange{p})
+        .getResult(0);
+  };
+  Value qMap = cast(qPtr, mapTy(qTileTy));
+  Value kMap = cast(kPtr, mapTy(kTileTy));
+  Value vMap = cast(vPtr, mapTy(kTileTy));
+  auto smemTy =
+      MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), AffineMap(), wg);
+  Value smem = gpu::DynamicSharedMemoryOp::create(b, smemTy);
+  auto barsTy = nvgpu::MBarrierGroupType::get(ctx, wg, 2);
+  Value bars = nvgpu::MBarrierCreateOp::create(b, barsTy);
+  Value first = e.cmpi(CmpIPredicate::eq, tid, c0);
+  e.ifThen(first, [&] {
+    nvgpu::MBarrierInitOp::create(b, bars, c1, c0, Value());
+    nvgpu::MBarrierInitOp::create(b, bars, c1, c1, Value());
+  });
+  gpu::BarrierOp::create(b);
+  auto view = [&](int64_t off, MemRefType t) {
+    return memref::ViewOp::create(b, t, smem, cIdx(off), ValueRange{})
+        .getResult();
+  };
+  Value ticks = cIdx(10000000);
+  // Q, once: rows [i0, i0 + 64) of head h (zero past Nq).
+  e.ifThen(first, [&] {
+    nvgpu::MBarrierArriveExpectTxOp::create(b, bars, cIdx(qAtoms * 8192), c0,
+                                            Value());
+    for (int64_t at = 0; at < qAtoms; ++at)
+      nvgpu::TmaAsyncLoadOp::create(b, view(qOff + at * 8192, qTileTy), bars,
+                                    qMap,
+                                    ValueRange{cIdx(at * 64), i0, h, bi}, c0,
+                                    Value(), Value());
+  });
+  nvgpu::MBarrierTryWaitParityOp::create(b, bars, e.i1(false), ticks, c0);
+
+  // This thread's rows and first column in the accumulator layout.
+  Value g = e.divi(lane, cIdx(4));
+  Value r0 = e.addi(e.muli(warp, cIdx(16)), g);
+  Value r1 = e.addi(r0, cIdx(8));
+  Value lcol = e.muli(b.createOrFold<arith::RemUIOp>(lane, cIdx(4)), cIdx(2));
+
+  // Descriptors (constant over the loop): Q and K per 16-wide k-step, V per
+  // 16-key k-step.
+  Value baseIdx =
+      memref::ExtractAlignedPointerAsIndexOp::create(b, smem).getResult();
+  Value base = arith::IndexCastOp::create(b, i64, baseIdx);
+  SmallVector<Value> dq, dk, dvd;
+  for (int64_t kk = 0; kk < d / 16; ++kk) {
+    int64_t atom = kk / 4, part = kk % 4;
+    dq.push_back(descriptor(b, base, qOff + atom * 8192 + part * 32, 8192));
+    dk.push_back(descriptor(b, base, kOff + atom * 16384 + part * 32, 16384));
+  }
+  for (int64_t kk = 0; kk < bkv / 16; ++kk)
+    dvd.push_back(descriptor(b, base, vOff + kk * 2048, 16384));
+
+  // kv-tile range of this q tile (the span of its non-empty tiles).
+  Value numKT = e.ceilDiv(nk, cIdx(bkv));
+  Value numQTv = e.ceilDiv(nq, cIdx(bq));
+  Value i1v = e.subi(e.mini(e.addi(i0, cIdx(bq)), nq), c1);
+  bool masked = ms.kind != MaskKind::none;
+  Value lo = c0, hi = numKT;
+  auto classOf = [&](Value kt) -> Value {
+    if (!masked)
+      return cIdx(2);
+    if (needsMap)
+      return mapClass(qt, kt, numQTv, numKT);
+    Value j0 = e.muli(kt, cIdx(bkv));
+    Value j1 = e.subi(e.mini(e.addi(j0, cIdx(bkv)), nk), c1);
+    return classify(i0, i1v, j0, j1);
+  };
+  if (masked) {
+    SmallVector<Value> range =
+        e.loop(c0, numKT, c1, {numKT, c0},
+               [&](Value kt, ValueRange it) -> SmallVector<Value> {
+                 Value nonEmpty = e.cmpi(CmpIPredicate::ne, classOf(kt), c0);
+                 return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
+                         e.select(nonEmpty, e.addi(kt, c1), it[1])};
+               });
+    lo = range[0];
+    hi = e.select(e.cmpi(CmpIPredicate::ult, range[0], range[1]), range[1],
+                  range[0]);
+  }
+
+  int64_t nS = bkv / 2, nO = dv / 2; // accumulator values per thread
+  auto accTy = [&](int64_t n) {
+    return LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(n, f32));
+  };
+  Type sTy = accTy(nS), oTy = accTy(nO);
+  auto extract = [&](Value s, int64_t i) {
+    return LLVM::ExtractValueOp::create(b, s, ArrayRef<int64_t>{i})
+        .getResult();
+  };
+  NVVM::WGMMATypes wt = bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  std::string ty = bf16 ? "bf16" : "f16";
+  // Register-A wgmma m64n{dv}k16: outputs $0..$(nO-1), A the next four,
+  // then the B descriptor; accumulators tied to the outputs; scale-d 1,
+  // scale-a 1, scale-b 1, trans-b 1 (V is MN-major).
+  std::string asmStr = "wgmma.mma_async.sync.aligned.m64n" +
+                       std::to_string(dv) + "k16.f32." + ty + "." + ty + " {";
+  std::string cons;
+  for (int64_t i = 0; i < nO; ++i) {
+    asmStr += (i ? ", $" : "$") + std::to_string(i);
+    cons += "=f,";
+  }
+  asmStr += "}, {";
+  for (int64_t i = 0; i < 4; ++i)
+    asmStr += (i ? ", $" : "$") + std::to_string(nO + i);
+  asmStr += "}, $" + std::to_string(nO + 4) + ", 1, 1, 1, 1;";
+  cons += "r,r,r,r,l";
+  for (int64_t i = 0; i < nO; ++i)
+    cons += "," + std::to_string(i);
+
+  double scale = op.getEffectiveScale();
+  bool fold = !op.hasScoreRegion() && scale > 0;
+  Value qkScale = e.f32(op.hasScoreRegion() ? scale : scale * log2e);
+  Value oInit = LLVM::ZeroOp::create(b, oTy);
+  // Loop state: m (2 rows), l (2 rows), the O accumulators, the K/V
+  // barrier's phase.
+  SmallVector<Value> init = {negInf, negInf, zero, zero, oInit, e.i1(false)};
+  SmallVector<Value> res = e.loop(
+      lo, hi, c1, init, [&](Value kt, ValueRange st) -> SmallVector<Value> {
+        Value cls = classOf(kt);
+        Value visit = e.cmpi(CmpIPredicate::ne, cls, c0);
+        SmallVector<Type> types(st.getTypes());
+        return e.ifElse(
+            visit, types,
+            [&]() -> SmallVector<Value> {
+              Value j0 = e.muli(kt, cIdx(bkv));
+              e.ifThen(first, [&] {
+                nvgpu::MBarrierArriveExpectTxOp::create(
+                    b, bars, cIdx((kAtoms + vAtoms) * 16384), c1, Value());
+                for (int64_t at = 0; at < kAtoms; ++at)
+                  nvgpu::TmaAsyncLoadOp::create(
+                      b, view(kOff + at * 16384, kTileTy), bars, kMap,
+                      ValueRange{cIdx(at * 64), j0, hk, bi}, c1, Value(),
+                      Value());
+                for (int64_t at = 0; at < vAtoms; ++at)
+                  nvgpu::TmaAsyncLoadOp::create(
+                      b, view(vOff + at * 16384, kTileTy), bars, vMap,
+                      ValueRange{cIdx(at * 64), j0, hk, bi}, c1, Value(),
+                      Value());
+              });
+              Value phase = st[5];
+              nvgpu::MBarrierTryWaitParityOp::create(b, bars, phase, ticks,
+                                                     c1);
+              // S = Q K^T.
+              NVVM::WgmmaFenceAlignedOp::create(b);
+              Value s = LLVM::PoisonOp::create(b, sTy);
+              for (int64_t kk = 0; kk < d / 16; ++kk)
+                s = NVVM::WgmmaMmaAsyncOp::create(
+                    b, sTy, s, dq[kk], dk[kk],
+                    NVVM::MMAShapeAttr::get(ctx, 64, int(bkv), 16), wt, wt,
+                    NVVM::WGMMATypes::f32,
+                    kk == 0 ? NVVM::WGMMAScaleOut::zero
+                            : NVVM::WGMMAScaleOut::one,
+                    NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+                    NVVM::MMALayout::row, NVVM::MMALayout::col,
+                    NVVM::MMAIntOverflowAttr());
+              NVVM::WgmmaGroupSyncAlignedOp::create(b);
+              NVVM::WgmmaWaitGroupSyncOp::create(b, uint64_t(0));
+
+              // Scores (log2 units unless folded), mask on partial tiles.
+              auto index = [&](int64_t i) {
+                int64_t blk = i / 4, el = i % 4;
+                return std::make_pair(
+                    e.addi(i0, el < 2 ? r0 : r1),
+                    e.addi(j0, e.addi(cIdx(blk * 8 + el % 2), lcol)));
+              };
+              SmallVector<Value> scored;
+              for (int64_t i = 0; i < nS; ++i) {
+                Value x = extract(s, i);
+                if (!fold)
+                  x = e.mulf(x, qkScale);
+                if (op.hasScoreRegion()) {
+                  auto [qi, kj] = index(i);
+                  x = e.mulf(inlineRegion(op.getScore(), {x, bi, h, qi, kj}),
+                             e.f32(log2e));
+                }
+                scored.push_back(x);
+              }
+              SmallVector<Type> scoreTypes(nS, f32);
+              Value complete =
+                  e.cmpi(CmpIPredicate::ule, e.addi(j0, cIdx(bkv)), nk);
+              Value full = b.createOrFold<arith::AndIOp>(
+                  complete, e.cmpi(CmpIPredicate::eq, cls, cIdx(2)));
+              SmallVector<Value> x = e.ifElse(
+                  full, scoreTypes, [&] { return scored; },
+                  [&] {
+                    SmallVector<Value> out;
+                    for (int64_t i = 0; i < nS; ++i) {
+                      auto [qi, kj] = index(i);
+                      Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
+                      if (op.hasMaskRegion())
+                        keep = b.createOrFold<arith::AndIOp>(
+                            keep, inlineRegion(op.getMask(), {bi, h, qi, kj}));
+                      out.push_back(e.select(keep, scored[i], negInf));
+                    }
+                    return out;
+                  });
+
+              // Online softmax: the two rows of this thread, reduced over
+              // the quad of lanes that share them.
+              Value mNew[2], mSafe[2], alpha[2], lNew[2];
+              for (int r = 0; r < 2; ++r) {
+                Value mx = x[2 * r];
+                for (int64_t i = 0; i < nS; ++i)
+                  if ((i % 4) / 2 == r && i != 2 * r)
+                    mx = e.maxf(mx, x[i]);
+                mx = e.maxf(mx, shflXor(mx, 1));
+                mx = e.maxf(mx, shflXor(mx, 2));
+                if (fold)
+                  mx = e.mulf(mx, qkScale);
+                mx = e.maxf(st[r], mx);
+                mNew[r] = mx;
+                mSafe[r] =
+                    e.select(e.cmpf(CmpFPredicate::OEQ, mx, negInf), zero, mx);
+                alpha[r] = ex2(e.subf(st[r], mSafe[r]));
+                lNew[r] = e.mulf(st[2 + r], alpha[r]);
+              }
+              SmallVector<Value> p(nS);
+              for (int64_t i = 0; i < nS; ++i) {
+                int r = (i % 4) / 2;
+                Value arg = fold ? Value(math::FmaOp::create(
+                                       b, x[i], qkScale,
+                                       arith::NegFOp::create(b, mSafe[r])))
+                                 : e.subf(x[i], mSafe[r]);
+                p[i] = ex2(arg);
+                lNew[r] = e.addf(lNew[r], p[i]);
+              }
+              // O = alpha O + P V.
+              SmallVector<Value> acc;
+              for (int64_t i = 0; i < nO; ++i)
+                acc.push_back(e.mulf(extract(st[4], i), alpha[(i % 4) / 2]));
+              NVVM::WgmmaFenceAlignedOp::create(b);
+              Value oAcc;
+              for (int64_t kk = 0; kk < bkv / 16; ++kk) {
+                SmallVector<Value> ops;
+                for (int64_t rr = 0; rr < 4; ++rr)
+                  ops.push_back(pack(p[8 * kk + 2 * rr], p[8 * kk + 2 * rr + 1]));
+                ops.push_back(dvd[kk]);
+                ops.append(acc.begin(), acc.end());
+                auto asmOp = LLVM::InlineAsmOp::create(
+                    b, TypeRange{oTy}, ops, asmStr, cons,
+                    /*has_side_effects=*/true, /*is_align_stack=*/false,
+                    LLVM::tailcallkind::TailCallKind::None,
+                    LLVM::AsmDialectAttr::get(ctx, LLVM::AsmDialect::AD_ATT),
+                    ArrayAttr());
+                oAcc = asmOp.getResult(0);
+                if (kk + 1 < bkv / 16) {
+                  acc.clear();
+                  for (int64_t i = 0; i < nO; ++i)
+                    acc.push_back(extract(oAcc, i));
+                }
+              }
+              NVVM::WgmmaGroupSyncAlignedOp::create(b);
+              NVVM::WgmmaWaitGroupSyncOp::create(b, uint64_t(0));
+              // Every warp is done with K and V before the next TMA.
+              gpu::BarrierOp::create(b);
+              Value nextPhase =
+                  arith::XOrIOp::create(b, phase, e.i1(true)).getResult();
+              return {mNew[0], mNew[1], lNew[0], lNew[1], oAcc, nextPhase};
+            },
+            [&]() -> SmallVector<Value> { return SmallVector<Value>(st); });
+      });
+  (void)idxTy;
+
+  // Epilogue: reduce the row sums over the quad, normalize once, store.
+  for (int r = 0; r < 2; ++r) {
+    Value l = res[2 + r];
+    l = e.addf(l, shflXor(l, 1));
+    l = e.addf(l, shflXor(l, 2));
+    Value any = e.cmpf(CmpFPredicate::OGT, l, zero);
+    Value inv = e.select(any, e.divf(e.f32(1.0), l), zero);
+    Value row = e.addi(i0, r == 0 ? r0 : r1);
+    Value inRange = e.cmpi(CmpIPredicate::ult, row, nq);
+    e.ifThen(inRange, [&] {
+      for (int64_t blk = 0; blk < dv / 8; ++blk) {
+        Value x0 = e.mulf(extract(res[4], blk * 4 + 2 * r), inv);
+        Value x1 = e.mulf(extract(res[4], blk * 4 + 2 * r + 1), inv);
+        Value pair = vector::FromElementsOp::create(
+            b, VectorType::get({2}, elem),
+            ValueRange{arith::TruncFOp::create(b, elem, x0),
+                       arith::TruncFOp::create(b, elem, x1)});
+        Value off = gOffset(os, h, row, e.addi(cIdx(blk * 8), lcol));
+        vector::StoreOp::create(b, pair, o, ValueRange{off});
+      }
+      if (lse) {
+        Value isFirst = e.cmpi(CmpIPredicate::eq, lcol, c0);
+        e.ifThen(isFirst, [&] {
+          Value m = res[r];
+          Value val =
+              e.select(any, e.mulf(e.addf(m, lg2(l)), e.f32(ln2)), negInf);
+          Value idx = e.addi(e.muli(e.addi(e.muli(bi, cIdx(hq)), h), nq), row);
+          memref::StoreOp::create(b, val, lse, ValueRange{idx});
+        });
+      }
+    });
+  }
+  gpu::ReturnOp::create(b);
+  return success();
+}

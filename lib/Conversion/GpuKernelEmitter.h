@@ -1,0 +1,105 @@
+//===- GpuKernelEmitter.h - shared state of the attention GPU kernels ----===//
+//
+// Part of attnc. Internal to lib/Conversion: the emitter of the mma.sync
+// kernel (AttnToGPU.cpp) and of the sm_90a wgmma kernel (AttnToGPUSm90.cpp),
+// which share the region inlining, tile classification and block map.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_LIB_CONVERSION_GPUKERNELEMITTER_H
+#define ATTNC_LIB_CONVERSION_GPUKERNELEMITTER_H
+
+#include "attnc/Analysis/MaskAnalysis.h"
+#include "attnc/Conversion/AttnToGPU.h"
+#include "attnc/Transforms/LoweringUtils.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+#include <array>
+
+namespace mlir::attn::detail {
+
+/// Four f32 accumulator values of one m16n8 C fragment.
+using Frag = std::array<Value, 4>;
+
+class GpuKernelEmitter {
+public:
+  GpuKernelEmitter(AttentionOp op, ImplicitLocOpBuilder &b)
+      : op(op), b(b), e(b), ms(analyzeMaskStructure(op)) {}
+
+  LogicalResult emit(gpu::GPUFuncOp func);
+
+  AttentionOp op;
+  ImplicitLocOpBuilder &b;
+  Emitter e;
+  MaskStructure ms;
+  int64_t d = 0, dv = 0, hq = 0, hkv = 0, bq = 0, bkv = 0, warps = 0;
+  Type elem;
+  bool bf16 = false;
+
+  Value q, k, v, o, lse;
+  SmallVector<Value> caps;
+  IRMapping capMap; // captured tensor -> kernel memref
+  Value batch, nq, nk;
+  Value qs[3], ks[3], vs[3], os[3];
+  Value sK, sV;
+  Value tid, lane, warp, bi, h, hk, i0;
+  Value c0, c1;
+  Value negInf;
+
+  Value cIdx(int64_t x) { return e.idx(x); }
+  Value ex2(Value x) {
+    auto op = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
+                                        ValueRange{x}, ValueRange{},
+                                        "ex2.approx.ftz.f32 $0, $1;", Value());
+    return op->getResult(0);
+  }
+  Value lg2(Value x) {
+    auto op = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
+                                        ValueRange{x}, ValueRange{},
+                                        "lg2.approx.ftz.f32 $0, $1;", Value());
+    return op->getResult(0);
+  }
+  /// Waits until at most `n` cp.async groups are in flight.
+  void waitGroups(int32_t n) {
+    NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(n));
+  }
+  Value shflXor(Value x, int32_t mask) {
+    return gpu::ShuffleOp::create(b, x, mask, 32, gpu::ShuffleMode::XOR)
+        .getShuffleResult();
+  }
+  /// Global element offset of (row, col) of a [B, H, N, D] view.
+  Value gOffset(Value *strides, Value hIdx, Value row, Value col) {
+    return e.addi(e.addi(e.muli(bi, strides[0]), e.muli(hIdx, strides[1])),
+                  e.addi(e.muli(row, strides[2]), col));
+  }
+  /// Issues cp.async copies of rows [r0, r0 + rows) (zero-filled from row n
+  /// on) of a [B, H, N, width] tensor into smem[rows][width(+pad)], as one
+  /// commit group.
+  void stageTile(Value gmem, Value *strides, Value hIdx, Value r0, Value n,
+                 Value smem, int64_t rows, int64_t width);
+  /// Splits an ldmatrix result into mma operands (i32 for bf16).
+  SmallVector<Value> operands(Value frag, int64_t count);
+  Frag mma(ArrayRef<Value> a, ArrayRef<Value> bOps, const Frag &c);
+  Value pack(Value x, Value y);
+  /// Inlines a region; tensor.extract from captures becomes memref.load.
+  Value inlineRegion(Region &region, ValueRange args);
+  Value inlineRegion(Region &region, ValueRange args, IRMapping &map);
+  Value classify(Value i0v, Value i1v, Value j0v, Value j1v);
+  /// The combined mask (mask region and score -inf guard) at one element.
+  Value maskAt(Value i, Value j);
+  /// Reads this (b, h) slice's class of tile (qt, kt) from the block map.
+  Value mapClass(Value qt, Value kt, Value numQT, Value numKT);
+  /// Emits the block-map kernel body into `func`.
+  void emitBlockMap(gpu::GPUFuncOp func);
+  /// The sm_90a kernel (AttnToGPUSm90.cpp): TMA loads, wgmma for Q K^T and
+  /// P V, one warpgroup per 64 query rows, 128-key tiles.
+  LogicalResult emitSm90(gpu::GPUFuncOp func);
+  Value blockMap;
+  bool needsMap = false;
+};
+} // namespace mlir::attn::detail
+
+#endif // ATTNC_LIB_CONVERSION_GPUKERNELEMITTER_H
