@@ -109,6 +109,43 @@ def ConvertAttnToGPU : Pass<"convert-attn-to-gpu", "::mlir::ModuleOp"> {
     "::mlir::vector::VectorDialect"];
 }
 
+def ConvertAttnLinearToGPU : Pass<"convert-attn-linear-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "Generate a chunked tensor-core kernel per linear attention / scan op";
+  let description = [{
+    For every scheduled (GPU target) `attn.linear_attention` and `attn.scan`,
+    appends a `gpu.module @<func>_kernels` holding `gpu.func @<func>` (a
+    second op in the same function gets `<func>_1`, ...) and marks the op
+    with `attn.gpu_kernel` (marked ops are skipped, so the pass may run
+    twice). The kernel is the chunked algorithm on `nvvm.mma.sync`
+    m16n8k16 (bf16/f16, f32 accumulate): one thread block of 4 warps per
+    (Dv slice, head, batch) walks chunks of 64 tokens in order, the next
+    chunk's Q, K, V fetched with `nvgpu.device_async_copy` into a second
+    buffer while one is computed; inside a chunk the causal
+    `phi(Q) phi(K)^T` times the decay matrix `exp2(L_i - L_j)` of
+    cumulative log-gates, times V, plus `exp2(L_i) phi(Q) S`; the F x Dv
+    state S in f32 registers (a bf16/f16 copy in shared memory for the
+    product with Q), updated with `(phi(K) exp2(L_last - L_j))^T V`.
+    Elementwise feature maps are applied in shared memory after each load;
+    `normalize` adds a column of ones to V so the same mma instructions
+    carry the normalizer; bidirectional ops add a backward sweep. Supported:
+    head dims 64 and 128, no decay, per-head and per-token gates, initial
+    and final states. Unsupported (an error naming it): GLA's per-feature
+    gates, token orders, feature maps that are not elementwise or read
+    captures, bidirectional with normalize, f32 inputs. The kernel's ABI
+    (arguments, grid, block, dynamic shared memory) is a JSON string in its
+    `attn.abi` attribute; see docs/linear-gpu.md.
+  }];
+  let options = [
+    Option<"dvSlice", "dv-slice", "int64_t", "64",
+           "value columns per thread block (32 or 64)">,
+  ];
+  let dependentDialects = [
+    "::mlir::gpu::GPUDialect", "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect", "::mlir::math::MathDialect"];
+}
+
 def AttnFinalizeSm90 : Pass<"attn-finalize-sm90", "::mlir::gpu::GPUModuleOp"> {
   let summary = "Finish sm_90a kernels after convert-gpu-to-nvvm: by-value "
                 "tensor maps and aligned dynamic shared memory";

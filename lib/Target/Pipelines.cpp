@@ -150,9 +150,9 @@ std::string mlir::attn::gpuPipelineText(llvm::StringRef chip,
   return "gpu.module(convert-scf-to-cf),convert-nvgpu-to-nvvm,"
          "convert-vector-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
          "convert-cf-to-llvm,gpu.module(convert-gpu-to-nvvm),"
-         // sm_90a: by-value TMA maps, aligned dynamic shared memory.
-         + std::string(chip == "sm_90a" ? "gpu.module(attn-finalize-sm90),"
-                                        : "") +
+         // By-value TMA maps (sm_90a), aligned external dynamic shared
+         // memory (sm_90a, and the sm_80 linear-attention kernels).
+         "gpu.module(attn-finalize-sm90),"
          "expand-strided-metadata,finalize-memref-to-llvm,"
          "convert-nvvm-to-llvm,reconcile-unrealized-casts,"
          "nvvm-attach-target{chip=" +
@@ -213,7 +213,8 @@ LogicalResult mlir::attn::buildCompilePipeline(
   std::string text =
       "attn-analyze-masks,attn-select-schedule{target=" + target.str() +
       " block-q=" + std::to_string(blockQ) +
-      " block-kv=" + std::to_string(blockKv) + "},convert-attn-to-gpu," +
+      " block-kv=" + std::to_string(blockKv) +
+      "},convert-attn-to-gpu,convert-attn-linear-to-gpu," +
       gpuPipelineText(target, format);
   if (failed(parsePassPipeline(text, pm, llvm::errs())))
     return error("attn-compile: internal GPU pipeline does not parse");

@@ -1,0 +1,41 @@
+//===- LinearToGPU.h - linear attention / scans to a GPU kernel -*- C++ -*-===//
+//
+// Part of attnc. Builds, from a scheduled attn.linear_attention or attn.scan,
+// a gpu.func computing it with the chunked algorithm on mma.sync m16n8k16
+// tensor cores (sm_80 instructions, which Hopper runs too). See
+// docs/linear-gpu.md for the algorithm, the kernel ABI and the limits.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_CONVERSION_LINEARTOGPU_H
+#define ATTNC_CONVERSION_LINEARTOGPU_H
+
+#include "attnc/Dialect/Attn/Attn.h"
+#include "mlir/IR/BuiltinOps.h"
+
+#include <string>
+
+namespace mlir::attn {
+
+/// What a launcher needs to know about a generated linear-attention kernel
+/// (also recorded, as JSON, in the kernel's `attn.abi` attribute).
+struct LinearKernelInfo {
+  std::string name;
+  int64_t threads = 0, sharedBytes = 0, chunk = 0, dvSlice = 0;
+  /// The grid: (Dv / dvSlice, H, B).
+  int64_t gridX = 0;
+  std::string json;
+};
+
+/// Checks that `op` (attn.linear_attention or attn.scan) can become a GPU
+/// kernel; emits an error naming what is not supported otherwise.
+LogicalResult checkLinearGpuSupport(Operation *op, int64_t dvSlice);
+
+/// Appends to `module` a gpu.module `<name>_kernels` with a kernel `<name>`
+/// computing `op`, one thread block per (Dv slice of `dvSlice` columns,
+/// head, batch).
+FailureOr<LinearKernelInfo> buildLinearKernel(Operation *op, ModuleOp module,
+                                              StringRef name, int64_t dvSlice);
+
+} // namespace mlir::attn
+
+#endif // ATTNC_CONVERSION_LINEARTOGPU_H

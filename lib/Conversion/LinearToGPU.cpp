@@ -1,0 +1,1008 @@
+//===- LinearToGPU.cpp - linear attention / scans to a tensor-core kernel -===//
+//
+// Part of attnc. See LinearToGPU.h and docs/linear-gpu.md.
+//
+// The chunked algorithm, per (batch b, head h, Dv slice): chunks of C = 64
+// tokens walked in order (reverse order for the backward sweep of a
+// bidirectional scan) by one thread block of 4 warps; the F x Dv_slice
+// state S lives in registers (f32, warp w owns feature rows
+// [w F/4, (w+1) F/4)) and, rounded to the input type, in shared memory for
+// the product with the queries. With cumulative log-gates L (inside the
+// chunk, in log2 units):
+//   A     = (phi(Q) phi(K)^T) . causal . exp2(L_i - L_j)        (16 rows/warp)
+//   O     = exp2(L_i) (phi(Q) S) + A V
+//   S    <- exp2(L_last) S + (phi(K) . exp2(L_last - L_j))^T V
+// (backward sweep: keys j > i, exp2(L_j - L_i), exp2(L_last - L_i) on the
+// state term, exp2(L_j) on the update). The next chunk's Q, K, V tiles are
+// fetched with cp.async while this one is computed (two buffers). With
+// `normalize` the value tile gets a column of ones, so the same mma
+// instructions carry the normalizer sum (and z = sum phi(k) in the state).
+// Register fragments follow the PTX mma.m16n8k16 layouts (see
+// AttnToGPU.cpp): A (row) from ldmatrix.x4, B (col) from ldmatrix(.trans),
+// C in f32; phi(K)^T as the A operand of the state update comes from
+// ldmatrix.x4.trans of the row-major K tile.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Conversion/LinearToGPU.h"
+#include "attnc/Transforms/LoweringUtils.h"
+#include "attnc/Transforms/Passes.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_CONVERTATTNLINEARTOGPU
+#include "Attn/AttnPasses.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+using arith::CmpIPredicate;
+
+namespace {
+
+constexpr int64_t kChunk = 64;
+constexpr int64_t kWarps = 4;
+constexpr int64_t kThreads = kWarps * 32;
+constexpr double kLog2e = 1.4426950408889634;
+
+enum class Decay { None, Head, Token, TokenDim };
+
+/// The parts of a linear op the kernel needs.
+struct LinearSpec {
+  Operation *op = nullptr;
+  Value q, k, v, decay, init;
+  bool hasFinal = false, causal = true, normalize = false;
+  Region *fq = nullptr, *fk = nullptr;
+  double scale = 1.0;
+  int64_t h = 0, hk = 0, d = 0, dv = 0, f = 0;
+  Decay kind = Decay::None;
+  Type elem;
+  bool hasCaptures = false, hasOrder = false;
+
+  explicit LinearSpec(Operation *o) : op(o) {
+    Region *keyMap = nullptr;
+    if (auto la = dyn_cast<LinearAttentionOp>(o)) {
+      q = la.getQ();
+      k = la.getK();
+      v = la.getV();
+      decay = la.getDecay();
+      init = la.getInitialState();
+      fq = &la.getFeatureMap();
+      keyMap = &la.getKeyFeatureMap();
+      scale = la.getEffectiveScale();
+      normalize = la.getNormalize();
+      causal = la.getDirection() == Direction::causal;
+      f = la.getFeatureDim();
+      hasCaptures = !la.getCaptures().empty();
+      hasOrder = bool(la.getOrderAttr());
+      hasFinal = bool(la.getFinalState());
+    } else {
+      auto sc = cast<ScanOp>(o);
+      q = sc.getQ();
+      k = sc.getK();
+      v = sc.getV();
+      decay = sc.getDecay();
+      init = sc.getInitialState();
+      causal = sc.getDirection() == Direction::causal;
+      f = sc.getFeatureDim();
+      hasOrder = bool(sc.getOrderAttr());
+      hasFinal = bool(sc.getFinalState());
+    }
+    if (fq && fq->empty())
+      fq = nullptr;
+    fk = keyMap && !keyMap->empty() ? keyMap : fq;
+    auto qt = cast<RankedTensorType>(q.getType());
+    h = qt.getDimSize(1);
+    d = qt.getDimSize(3);
+    hk = cast<RankedTensorType>(k.getType()).getDimSize(1);
+    dv = cast<RankedTensorType>(v.getType()).getDimSize(3);
+    elem = qt.getElementType();
+    if (decay) {
+      int64_t rank = cast<RankedTensorType>(decay.getType()).getRank();
+      kind = rank == 1   ? Decay::Head
+             : rank == 3 ? Decay::Token
+                         : Decay::TokenDim;
+    }
+  }
+};
+
+/// The first op of a feature-map region that the GPU kernel cannot apply
+/// element by element (null when every op can be).
+Operation *firstNonElementwise(Region &r) {
+  for (Operation &inner : r.front().without_terminator()) {
+    if (isa<arith::ConstantOp>(inner))
+      continue;
+    if (auto bc = dyn_cast<vector::BroadcastOp>(inner))
+      if (!isa<VectorType>(bc.getSource().getType()))
+        continue;
+    bool scalar = llvm::all_of(inner.getOperandTypes(),
+                               [](Type t) { return !isa<ShapedType>(t); }) &&
+                  llvm::all_of(inner.getResultTypes(),
+                               [](Type t) { return !isa<ShapedType>(t); });
+    bool pureArith =
+        isa<arith::ArithDialect, math::MathDialect>(inner.getDialect());
+    if (pureArith && inner.getNumRegions() == 0 &&
+        (scalar || inner.hasTrait<OpTrait::Elementwise>()))
+      continue;
+    return &inner;
+  }
+  return nullptr;
+}
+
+class LinearGpuEmitter {
+public:
+  LinearGpuEmitter(const LinearSpec &s, ImplicitLocOpBuilder &b, int64_t dvs)
+      : s(s), b(b), e(b), dvs(dvs) {}
+
+  void emit(gpu::GPUFuncOp func);
+
+  const LinearSpec &s;
+  ImplicitLocOpBuilder &b;
+  Emitter e;
+  int64_t dvs;
+  bool bf16 = true;
+  Type elem;
+  int64_t nV = 0;    // n-tiles of 8 in the value/state/output tiles
+  int64_t mTile = 0; // state m-tiles of 16 rows per warp
+
+  Value q, k, v, decay, init, o, fin, batch, n;
+  Value qs[3], ks[3], vs[3], os[3], gs[3];
+  Value sQ, sK, sV, sS, sL;
+  Value sQw, sKw, sVw, sSw; // the same tiles as 32-bit words
+  Value tid, lane, warp, g4, t4, bi, hi, hkv, dv0, gHead;
+  Value c0, c1;
+
+  Value cIdx(int64_t x) { return e.idx(x); }
+  Value remu(Value x, int64_t m) {
+    return b.createOrFold<arith::RemUIOp>(x, cIdx(m));
+  }
+  Value ex2(Value x) {
+    auto op = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
+                                        ValueRange{x}, ValueRange{},
+                                        "ex2.approx.ftz.f32 $0, $1;", Value());
+    return op->getResult(0);
+  }
+  Value i32(Value idx) {
+    return arith::IndexCastOp::create(b, b.getI32Type(), idx);
+  }
+  Value shfl(Value x, Value offset, gpu::ShuffleMode mode) {
+    Value w = arith::ConstantIntOp::create(b, b.getI32Type(), 32);
+    return gpu::ShuffleOp::create(b, x, offset, w, mode).getShuffleResult();
+  }
+  Value goff(Value *st, Value hIdx, Value row, Value col) {
+    return e.addi(e.addi(e.muli(bi, st[0]), e.muli(hIdx, st[1])),
+                  e.addi(e.muli(row, st[2]), col));
+  }
+
+  /// cp.async of rows [r0, r0 + kChunk) (zero-filled from row `limit` on),
+  /// columns [col0, col0 + width) of a strided [B, H, N, *] tensor into
+  /// smem[buf][row][0, width), one commit group per call site group.
+  void stage(Value gmem, Value *st, Value hIdx, Value r0, Value limit,
+             Value col0, Value smem, Value buf, int64_t width) {
+    int64_t perRow = width / 8, total = kChunk * perRow;
+    Type tokenTy = nvgpu::DeviceAsyncTokenType::get(b.getContext());
+    for (int64_t it = 0; it * kThreads < total; ++it) {
+      Value c = e.addi(tid, cIdx(it * kThreads));
+      Value row = e.divi(c, cIdx(perRow));
+      Value col = e.muli(remu(c, perRow), cIdx(8));
+      Value grow = e.addi(r0, row);
+      Value valid = e.cmpi(CmpIPredicate::ult, grow, limit);
+      Value safeRow = e.select(valid, grow, c0);
+      Value srcElems = e.select(valid, cIdx(8), c0);
+      Value off = goff(st, hIdx, safeRow, e.addi(col0, col));
+      (void)nvgpu::DeviceAsyncCopyOp::create(
+          b, tokenTy, smem, ValueRange{buf, row, col}, gmem, ValueRange{off},
+          b.getIndexAttr(8), srcElems, UnitAttr::get(b.getContext()));
+    }
+  }
+  /// ldmatrix (x4 or x2, optionally transposed) at (buf, row, col) per lane;
+  /// returns the 2-element registers.
+  SmallVector<Value> ldm(Value smem, ValueRange idx, int64_t count,
+                         bool trans) {
+    Value f = nvgpu::LdMatrixOp::create(b, VectorType::get({count, 2}, elem),
+                                        smem, idx, b.getBoolAttr(trans),
+                                        b.getI32IntegerAttr(count));
+    SmallVector<Value> out;
+    for (int64_t i = 0; i < count; ++i)
+      out.push_back(vector::ExtractOp::create(b, f, ArrayRef<int64_t>{i}));
+    return out;
+  }
+  /// A vector<2 x elem> register as an mma operand.
+  Value opnd(Value pair) {
+    return bf16 ? Value(LLVM::BitcastOp::create(b, b.getI32Type(), pair))
+                : pair;
+  }
+  SmallVector<Value> opnds(ArrayRef<Value> pairs) {
+    SmallVector<Value> out;
+    for (Value p : pairs)
+      out.push_back(opnd(p));
+    return out;
+  }
+  Value pack(Value x, Value y) {
+    Value pair = vector::FromElementsOp::create(
+        b, VectorType::get({2}, elem),
+        ValueRange{arith::TruncFOp::create(b, elem, x),
+                   arith::TruncFOp::create(b, elem, y)});
+    return opnd(pair);
+  }
+  /// A register pair scaled elementwise by (w0, w1), as an mma operand.
+  Value scalePair(Value pair, Value w0, Value w1) {
+    Type v2f = VectorType::get({2}, b.getF32Type());
+    Value x = arith::ExtFOp::create(b, v2f, pair);
+    Value w = vector::FromElementsOp::create(b, v2f, ValueRange{w0, w1});
+    Value y = arith::MulFOp::create(b, x, w);
+    return opnd(arith::TruncFOp::create(b, VectorType::get({2}, elem), y));
+  }
+  using Frag = std::array<Value, 4>;
+  Frag mma(ArrayRef<Value> a, ArrayRef<Value> bOps, const Frag &c) {
+    Type f32 = b.getF32Type();
+    auto resTy =
+        LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
+    NVVM::MMATypes t = bf16 ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
+    auto m = NVVM::MmaOp::create(
+        b, resTy, a, bOps, ValueRange{c[0], c[1], c[2], c[3]},
+        ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+        std::array<NVVM::MMATypes, 2>{t, t},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                       NVVM::MMALayout::col});
+    Frag out;
+    for (int64_t i = 0; i < 4; ++i)
+      out[i] =
+          LLVM::ExtractValueOp::create(b, m.getResult(), ArrayRef<int64_t>{i});
+    return out;
+  }
+  Frag zeroFrag() {
+    Value z = e.f32(0.0);
+    return {z, z, z, z};
+  }
+
+  /// Applies a feature-map region to one f32 element: every op is applied
+  /// to scalars (the region is elementwise, checked before).
+  Value applyScalar(Region &r, Value x, Value t);
+  /// phi (and the query scale) applied in place to the Q and K tiles of
+  /// buffer `buf`; rows at or past n become 0.
+  void transformTiles(Value buf, Value t0);
+  /// Gates of chunk rows 2 lane, 2 lane + 1 (0 past n), loaded now.
+  std::pair<Value, Value> loadGates(Value t0, Value real);
+  /// Cumulative log2-gates of the chunk into sL[buf] (warp 0 writes).
+  void storeCumGates(std::pair<Value, Value> g, Value buf);
+  /// The state fragments into sS, rounded to the element type.
+  void storeStateSmem(ArrayRef<Value> state);
+  /// One sweep over the chunks; returns the final state registers.
+  SmallVector<Value> sweep(bool forward, SmallVector<Value> state);
+  void issueChunk(Value t0, Value real, Value buf);
+};
+} // namespace
+
+Value LinearGpuEmitter::applyScalar(Region &r, Value x, Value t) {
+  Block &blk = r.front();
+  IRMapping map;
+  map.map(blk.getArgument(0), x);
+  if (blk.getNumArguments() > 1)
+    map.map(blk.getArgument(1), t);
+  for (Operation &inner : blk.without_terminator()) {
+    if (auto cst = dyn_cast<arith::ConstantOp>(inner)) {
+      if (auto dense = dyn_cast<DenseElementsAttr>(cst.getValue())) {
+        // Elementwise maps use splat constants; a non-splat one was
+        // refused by checkLinearGpuSupport.
+        map.map(cst.getResult(),
+                arith::ConstantOp::create(
+                    b, cast<TypedAttr>(dense.getSplatValue<Attribute>())));
+        continue;
+      }
+    }
+    if (auto bc = dyn_cast<vector::BroadcastOp>(inner)) {
+      map.map(bc.getResult(), map.lookupOrDefault(bc.getSource()));
+      continue;
+    }
+    // Elementwise on vector<F>: the same op on the scalar element.
+    Operation *created = b.clone(inner, map);
+    for (OpResult r : created->getResults())
+      r.setType(getElementTypeOrSelf(r.getType()));
+  }
+  return map.lookupOrDefault(blk.getTerminator()->getOperand(0));
+}
+
+void LinearGpuEmitter::transformTiles(Value buf, Value t0) {
+  // Shared memory is read and written as 32-bit words (element pairs):
+  // vector loads of workgroup memrefs do not convert at module level.
+  int64_t perRow = s.d / 2, total = kChunk * perRow;
+  Type v2 = VectorType::get({2}, elem);
+  Type v2f = VectorType::get({2}, b.getF32Type());
+  for (int which = 0; which < 2; ++which) {
+    Region *r = which == 0 ? s.fq : s.fk;
+    Value tile = which == 0 ? sQw : sKw;
+    if (!r)
+      continue;
+    for (int64_t it = 0; it * kThreads < total; ++it) {
+      Value c = e.addi(tid, cIdx(it * kThreads));
+      Value row = e.divi(c, cIdx(perRow));
+      Value col = remu(c, perRow);
+      Value t = e.addi(t0, row);
+      Value valid = e.cmpi(CmpIPredicate::ult, t, n);
+      Value word = memref::LoadOp::create(b, tile, ValueRange{buf, row, col});
+      Value xf = arith::ExtFOp::create(
+          b, v2f, Value(LLVM::BitcastOp::create(b, v2, word)));
+      SmallVector<Value> out;
+      for (int64_t i = 0; i < 2; ++i) {
+        Value x = vector::ExtractOp::create(b, xf, ArrayRef<int64_t>{i});
+        if (which == 0 && s.scale != 1.0)
+          x = e.mulf(x, e.f32(s.scale));
+        Value y = applyScalar(*r, x, t);
+        out.push_back(e.select(valid, y, e.f32(0.0)));
+      }
+      Value yf = vector::FromElementsOp::create(b, v2f, out);
+      Value packed = LLVM::BitcastOp::create(
+          b, b.getI32Type(), Value(arith::TruncFOp::create(b, v2, yf)));
+      memref::StoreOp::create(b, packed, tile, ValueRange{buf, row, col});
+    }
+  }
+}
+
+std::pair<Value, Value> LinearGpuEmitter::loadGates(Value t0, Value real) {
+  Value zero = e.f32(0.0);
+  if (s.kind == Decay::None)
+    return {zero, zero};
+  Value out[2];
+  for (int i = 0; i < 2; ++i) {
+    Value t = e.addi(t0, e.addi(e.muli(lane, cIdx(2)), cIdx(i)));
+    Value valid =
+        b.createOrFold<arith::AndIOp>(real, e.cmpi(CmpIPredicate::ult, t, n));
+    if (s.kind == Decay::Head) {
+      out[i] = e.select(valid, gHead, zero);
+      continue;
+    }
+    Value off = goff(gs, hi, e.select(valid, t, c0), c0);
+    Value g = memref::LoadOp::create(b, decay, ValueRange{off});
+    out[i] = e.select(valid, g, zero);
+  }
+  return {out[0], out[1]};
+}
+
+void LinearGpuEmitter::storeCumGates(std::pair<Value, Value> g, Value buf) {
+  if (s.kind == Decay::None)
+    return;
+  Value a0 = g.first, pair = e.addf(g.first, g.second);
+  Value x = pair;
+  Value lane32 = i32(lane);
+  for (int32_t off = 1; off < 32; off *= 2) {
+    Value offV = arith::ConstantIntOp::create(b, b.getI32Type(), off);
+    Value y = shfl(x, offV, gpu::ShuffleMode::UP);
+    Value take = arith::CmpIOp::create(b, CmpIPredicate::sge, lane32, offV);
+    x = e.select(take, e.addf(x, y), x);
+  }
+  Value excl = e.subf(x, pair);
+  Value l0 = e.mulf(e.addf(excl, a0), e.f32(kLog2e));
+  Value l1 = e.mulf(x, e.f32(kLog2e));
+  Value first = e.cmpi(CmpIPredicate::eq, warp, c0);
+  e.ifThen(first, [&] {
+    Value r0 = e.muli(lane, cIdx(2));
+    memref::StoreOp::create(b, l0, sL, ValueRange{buf, r0});
+    memref::StoreOp::create(b, l1, sL, ValueRange{buf, e.addi(r0, c1)});
+  });
+}
+
+void LinearGpuEmitter::storeStateSmem(ArrayRef<Value> state) {
+  Type v2 = VectorType::get({2}, elem);
+  for (int64_t mt = 0; mt < mTile; ++mt)
+    for (int64_t nd = 0; nd < nV; ++nd)
+      for (int r = 0; r < 2; ++r) {
+        const Value *f = &state[(mt * nV + nd) * 4];
+        Value row = e.addi(e.muli(warp, cIdx(mTile * 16)),
+                           e.addi(cIdx(mt * 16 + r * 8), g4));
+        Value col = e.addi(cIdx(nd * 4), t4); // in element pairs
+        Value pair = vector::FromElementsOp::create(
+            b, v2,
+            ValueRange{arith::TruncFOp::create(b, elem, f[2 * r]),
+                       arith::TruncFOp::create(b, elem, f[2 * r + 1])});
+        memref::StoreOp::create(
+            b, Value(LLVM::BitcastOp::create(b, b.getI32Type(), pair)), sSw,
+            ValueRange{row, col});
+      }
+}
+
+void LinearGpuEmitter::issueChunk(Value t0, Value real, Value buf) {
+  Value limit = e.select(real, n, c0);
+  stage(q, qs, hi, t0, limit, c0, sQ, buf, s.d);
+  stage(k, ks, hkv, t0, limit, c0, sK, buf, s.d);
+  stage(v, vs, hkv, t0, limit, dv0, sV, buf, dvs);
+  NVVM::CpAsyncCommitGroupOp::create(b);
+}
+
+SmallVector<Value> LinearGpuEmitter::sweep(bool fwd, SmallVector<Value> st) {
+  Value cC = cIdx(kChunk);
+  Value chunks = e.ceilDiv(n, cC);
+  Value any = e.cmpi(CmpIPredicate::ugt, chunks, c0);
+  Value firstChunk =
+      fwd ? c0 : e.select(any, e.subi(chunks, c1), c0); // chunk index
+  Value firstT0 = e.muli(firstChunk, cC);
+  issueChunk(firstT0, any, c0);
+  storeCumGates(loadGates(firstT0, any), c0);
+  storeStateSmem(st);
+  Value zero = e.f32(0.0);
+
+  SmallVector<Value> out = e.loop(
+      c0, chunks, c1, st, [&](Value r, ValueRange it) -> SmallVector<Value> {
+        SmallVector<Value> S(it.begin(), it.end());
+        Value c = fwd ? r : e.subi(e.subi(chunks, c1), r);
+        Value t0 = e.muli(c, cC);
+        Value buf = remu(r, 2);
+        Value nbuf = e.subi(c1, buf);
+        Value hasNext = e.cmpi(CmpIPredicate::ult, e.addi(r, c1), chunks);
+        Value nextT0 =
+            fwd ? e.addi(t0, cC) : e.select(hasNext, e.subi(t0, cC), c0);
+        issueChunk(nextT0, hasNext, nbuf);
+        auto nextGates = loadGates(nextT0, hasNext);
+        NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(1));
+        gpu::BarrierOp::create(b);
+        if (s.fq || s.fk) {
+          transformTiles(buf, t0);
+          gpu::BarrierOp::create(b);
+        }
+        bool gated = s.kind != Decay::None;
+        Value wrow = e.muli(warp, cIdx(16));
+        Value lastL = gated ? Value(memref::LoadOp::create(
+                                  b, sL, ValueRange{buf, cIdx(kChunk - 1)}))
+                            : Value();
+        Value rowL[2];
+        for (int rr = 0; rr < 2; ++rr)
+          rowL[rr] =
+              gated ? Value(memref::LoadOp::create(
+                          b, sL,
+                          ValueRange{buf,
+                                     e.addi(wrow, e.addi(g4, cIdx(rr * 8)))}))
+                    : Value();
+
+        // Q fragments (A operands) for this warp's 16 rows.
+        Value lrow = remu(lane, 16);
+        Value lhalf = e.muli(e.divi(lane, cIdx(16)), cIdx(8));
+        SmallVector<SmallVector<Value>> qf;
+        for (int64_t kk = 0; kk < s.d / 16; ++kk)
+          qf.push_back(opnds(ldm(
+              sQ,
+              ValueRange{buf, e.addi(wrow, lrow), e.addi(cIdx(kk * 16), lhalf)},
+              4, false)));
+
+        // Intra-chunk scores, 16 columns (two n-blocks) at a time; blocks
+        // the causal structure empties are skipped (warp-uniform).
+        Value krow8 = remu(lane, 8);
+        Value krow = e.addi(krow8, lhalf);
+        Value kcol = e.muli(remu(e.divi(lane, cIdx(8)), 2), cIdx(8));
+        int64_t pairs = kChunk / 16;
+        auto needed = [&](int64_t p) -> Value {
+          return fwd ? e.cmpi(CmpIPredicate::ule, cIdx(p), warp)
+                     : e.cmpi(CmpIPredicate::uge, cIdx(p), warp);
+        };
+        SmallVector<Type> f8(8, b.getF32Type());
+        SmallVector<Frag> sc(kChunk / 8);
+        for (int64_t p = 0; p < pairs; ++p) {
+          SmallVector<Value> res = e.ifElse(
+              needed(p), f8,
+              [&]() -> SmallVector<Value> {
+                Frag s0 = zeroFrag(), s1 = zeroFrag();
+                for (int64_t kk = 0; kk < s.d / 16; ++kk) {
+                  SmallVector<Value> ops =
+                      opnds(ldm(sK,
+                                ValueRange{buf, e.addi(cIdx(p * 16), krow),
+                                           e.addi(cIdx(kk * 16), kcol)},
+                                4, false));
+                  s0 = mma(qf[kk], {ops[0], ops[1]}, s0);
+                  s1 = mma(qf[kk], {ops[2], ops[3]}, s1);
+                }
+                return {s0[0], s0[1], s0[2], s0[3], s1[0], s1[1], s1[2], s1[3]};
+              },
+              [&]() -> SmallVector<Value> {
+                return SmallVector<Value>(8, zero);
+              });
+          sc[2 * p] = {res[0], res[1], res[2], res[3]};
+          sc[2 * p + 1] = {res[4], res[5], res[6], res[7]};
+        }
+        // Causal mask and decay: A[i][j] = s * exp2(+-(L_i - L_j)).
+        Value lcol = e.muli(t4, cIdx(2));
+        for (int64_t nb = 0; nb < kChunk / 8; ++nb) {
+          Value colL[2];
+          for (int cc = 0; cc < 2; ++cc)
+            colL[cc] =
+                gated ? Value(memref::LoadOp::create(
+                            b, sL,
+                            ValueRange{buf, e.addi(cIdx(nb * 8 + cc), lcol)}))
+                      : Value();
+          for (int el = 0; el < 4; ++el) {
+            Value i = e.addi(wrow, e.addi(g4, cIdx((el / 2) * 8)));
+            Value j = e.addi(cIdx(nb * 8 + el % 2), lcol);
+            Value keep = fwd ? e.cmpi(CmpIPredicate::ule, j, i)
+                             : e.cmpi(CmpIPredicate::ugt, j, i);
+            Value a = sc[nb][el];
+            if (gated) {
+              Value diff = fwd ? e.subf(rowL[el / 2], colL[el % 2])
+                               : e.subf(colL[el % 2], rowL[el / 2]);
+              a = e.mulf(a, ex2(diff));
+            }
+            sc[nb][el] = e.select(keep, a, zero);
+          }
+        }
+
+        // O = (phi(Q) S) * exp2(row term) + A V.
+        Value vrow = remu(lane, 16);
+        SmallVector<Frag> acc(nV, zeroFrag());
+        for (int64_t kk = 0; kk < s.d / 16; ++kk)
+          for (int64_t nd = 0; nd < nV; nd += 2) {
+            bool pair = nd + 1 < nV;
+            SmallVector<Value> ops = opnds(ldm(
+                sS,
+                ValueRange{e.addi(cIdx(kk * 16), vrow),
+                           pair ? e.addi(cIdx(nd * 8), lhalf) : cIdx(nd * 8)},
+                pair ? 4 : 2, true));
+            acc[nd] = mma(qf[kk], {ops[0], ops[1]}, acc[nd]);
+            if (pair)
+              acc[nd + 1] = mma(qf[kk], {ops[2], ops[3]}, acc[nd + 1]);
+          }
+        if (gated) {
+          Value rs[2];
+          for (int rr = 0; rr < 2; ++rr)
+            rs[rr] = ex2(fwd ? rowL[rr] : e.subf(lastL, rowL[rr]));
+          for (Frag &fr : acc)
+            for (int el = 0; el < 4; ++el)
+              fr[el] = e.mulf(fr[el], rs[el / 2]);
+        }
+        SmallVector<Type> accTypes(nV * 4, b.getF32Type());
+        for (int64_t p = 0; p < pairs; ++p) {
+          SmallVector<Value> flat;
+          for (Frag &fr : acc)
+            flat.append(fr.begin(), fr.end());
+          SmallVector<Value> res = e.ifElse(
+              needed(p), accTypes,
+              [&]() -> SmallVector<Value> {
+                int64_t n0 = 2 * p, n1 = 2 * p + 1;
+                SmallVector<Value> aOps = {
+                    pack(sc[n0][0], sc[n0][1]), pack(sc[n0][2], sc[n0][3]),
+                    pack(sc[n1][0], sc[n1][1]), pack(sc[n1][2], sc[n1][3])};
+                SmallVector<Frag> a2 = acc;
+                for (int64_t nd = 0; nd < nV; nd += 2) {
+                  bool pair = nd + 1 < nV;
+                  SmallVector<Value> ops =
+                      opnds(ldm(sV,
+                                ValueRange{buf, e.addi(cIdx(p * 16), vrow),
+                                           pair ? e.addi(cIdx(nd * 8), lhalf)
+                                                : cIdx(nd * 8)},
+                                pair ? 4 : 2, true));
+                  a2[nd] = mma(aOps, {ops[0], ops[1]}, a2[nd]);
+                  if (pair)
+                    a2[nd + 1] = mma(aOps, {ops[2], ops[3]}, a2[nd + 1]);
+                }
+                SmallVector<Value> out;
+                for (Frag &fr : a2)
+                  out.append(fr.begin(), fr.end());
+                return out;
+              },
+              [&]() -> SmallVector<Value> { return flat; });
+          for (int64_t nd = 0; nd < nV; ++nd)
+            for (int el = 0; el < 4; ++el)
+              acc[nd][el] = res[nd * 4 + el];
+        }
+
+        // Store the chunk's rows of o (the scale of an identity feature map
+        // and the normalizer applied here).
+        Type v2 = VectorType::get({2}, elem);
+        Type v2f = VectorType::get({2}, b.getF32Type());
+        double outScale = s.fq || s.normalize ? 1.0 : s.scale;
+        for (int rr = 0; rr < 2; ++rr) {
+          Value inv;
+          if (s.normalize) {
+            // The normalizer is column 0 of the last n-tile (lane t4 == 0).
+            Value den = acc[nV - 1][2 * rr];
+            Value src = i32(e.subi(lane, t4));
+            den = shfl(den, src, gpu::ShuffleMode::IDX);
+            Value nz =
+                arith::CmpFOp::create(b, arith::CmpFPredicate::ONE, den, zero);
+            inv = e.select(nz, e.divf(e.f32(1.0), den), zero);
+          }
+          Value row = e.addi(t0, e.addi(wrow, e.addi(g4, cIdx(rr * 8))));
+          Value inRange = e.cmpi(CmpIPredicate::ult, row, n);
+          e.ifThen(inRange, [&] {
+            for (int64_t nd = 0; nd < dvs / 8; ++nd) {
+              Value x0 = acc[nd][2 * rr], x1 = acc[nd][2 * rr + 1];
+              if (inv) {
+                x0 = e.mulf(x0, inv);
+                x1 = e.mulf(x1, inv);
+              }
+              if (outScale != 1.0) {
+                x0 = e.mulf(x0, e.f32(outScale));
+                x1 = e.mulf(x1, e.f32(outScale));
+              }
+              Value off =
+                  goff(os, hi, row, e.addi(dv0, e.addi(cIdx(nd * 8), lcol)));
+              if (!s.causal && !fwd) {
+                // Bidirectional: add the forward sweep's part (stored by
+                // this same thread).
+                Value prev = arith::ExtFOp::create(
+                    b, v2f,
+                    Value(vector::LoadOp::create(b, v2, o, ValueRange{off})));
+                x0 = e.addf(x0, vector::ExtractOp::create(
+                                    b, prev, ArrayRef<int64_t>{0}));
+                x1 = e.addf(x1, vector::ExtractOp::create(
+                                    b, prev, ArrayRef<int64_t>{1}));
+              }
+              Value pair = vector::FromElementsOp::create(
+                  b, v2,
+                  ValueRange{arith::TruncFOp::create(b, elem, x0),
+                             arith::TruncFOp::create(b, elem, x1)});
+              vector::StoreOp::create(b, pair, o, ValueRange{off});
+            }
+          });
+        }
+
+        // S <- exp2(L_last) S + (phi(K) w)^T V, w_j = exp2(L_last - L_j)
+        // (forward) or exp2(L_j) (backward).
+        if (gated) {
+          Value dl = ex2(lastL);
+          for (Value &x : S)
+            x = e.mulf(x, dl);
+        }
+        for (int64_t kk = 0; kk < kChunk / 16; ++kk) {
+          Value w[4];
+          if (gated)
+            for (int wi = 0; wi < 4; ++wi) {
+              Value j = e.addi(cIdx(kk * 16 + (wi / 2) * 8 + wi % 2), lcol);
+              Value lj = memref::LoadOp::create(b, sL, ValueRange{buf, j});
+              w[wi] = ex2(fwd ? e.subf(lastL, lj) : lj);
+            }
+          SmallVector<SmallVector<Value>> aT;
+          for (int64_t mt = 0; mt < mTile; ++mt) {
+            Value d0 = e.addi(e.muli(warp, cIdx(mTile * 16)), cIdx(mt * 16));
+            SmallVector<Value> regs = ldm(
+                sK,
+                ValueRange{buf, e.addi(cIdx(kk * 16), krow), e.addi(d0, kcol)},
+                4, true);
+            SmallVector<Value> ops;
+            for (int ri = 0; ri < 4; ++ri)
+              ops.push_back(gated ? scalePair(regs[ri], w[(ri / 2) * 2],
+                                              w[(ri / 2) * 2 + 1])
+                                  : opnd(regs[ri]));
+            aT.push_back(ops);
+          }
+          for (int64_t nd = 0; nd < nV; nd += 2) {
+            bool pair = nd + 1 < nV;
+            SmallVector<Value> ops = opnds(ldm(
+                sV,
+                ValueRange{buf, e.addi(cIdx(kk * 16), vrow),
+                           pair ? e.addi(cIdx(nd * 8), lhalf) : cIdx(nd * 8)},
+                pair ? 4 : 2, true));
+            for (int64_t mt = 0; mt < mTile; ++mt)
+              for (int64_t x = 0; x < (pair ? 2 : 1); ++x) {
+                Value *f = &S[(mt * nV + nd + x) * 4];
+                Frag fr = {f[0], f[1], f[2], f[3]};
+                fr = mma(aT[mt], {ops[2 * x], ops[2 * x + 1]}, fr);
+                for (int el = 0; el < 4; ++el)
+                  f[el] = fr[el];
+              }
+          }
+        }
+        storeCumGates(nextGates, nbuf);
+        gpu::BarrierOp::create(b); // every warp is done with sS and buf
+        storeStateSmem(S);
+        return S;
+      });
+  NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(0));
+  gpu::BarrierOp::create(b);
+  return out;
+}
+
+void LinearGpuEmitter::emit(gpu::GPUFuncOp func) {
+  Block &entry = func.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  elem = s.elem;
+  bf16 = elem.isBF16();
+  nV = dvs / 8 + (s.normalize ? 1 : 0);
+  mTile = s.d / (16 * kWarps);
+  unsigned a = 0;
+  q = entry.getArgument(a++);
+  k = entry.getArgument(a++);
+  v = entry.getArgument(a++);
+  if (s.decay)
+    decay = entry.getArgument(a++);
+  if (s.init)
+    init = entry.getArgument(a++);
+  o = entry.getArgument(a++);
+  if (s.hasFinal)
+    fin = entry.getArgument(a++);
+  batch = entry.getArgument(a++);
+  n = entry.getArgument(a++);
+  for (Value *st : {qs, ks, vs, os})
+    for (int i = 0; i < 3; ++i)
+      st[i] = entry.getArgument(a++);
+  if (s.kind == Decay::Token)
+    for (int i = 0; i < 3; ++i)
+      gs[i] = entry.getArgument(a++);
+
+  c0 = cIdx(0);
+  c1 = cIdx(1);
+  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  lane = remu(tid, 32);
+  warp = e.divi(tid, cIdx(32));
+  g4 = e.divi(lane, cIdx(4));
+  t4 = remu(lane, 4);
+  Value slice = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  hi = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  hkv = e.divi(hi, cIdx(s.h / s.hk));
+  dv0 = e.muli(slice, cIdx(dvs));
+  if (s.kind == Decay::Head)
+    gHead = memref::LoadOp::create(b, decay, ValueRange{hi});
+
+  // Shared memory: Q, K, V tiles (two buffers each), the state, the
+  // cumulative gates; rows padded by 8 elements against bank conflicts.
+  auto wg =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  Value base = gpu::DynamicSharedMemoryOp::create(
+      b,
+      MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), AffineMap(), wg));
+  int64_t offset = 0;
+  auto view = [&](ArrayRef<int64_t> shape, Type t) {
+    return memref::ViewOp::create(b, MemRefType::get(shape, t, AffineMap(), wg),
+                                  base, cIdx(offset), ValueRange{});
+  };
+  // Each tile also gets a view as 32-bit words (element pairs).
+  auto tile = [&](ArrayRef<int64_t> shape, Value &elems, Value *words) {
+    elems = view(shape, elem);
+    SmallVector<int64_t> w(shape);
+    w.back() /= 2;
+    if (words)
+      *words = view(w, b.getI32Type());
+    int64_t bytes = 2;
+    for (int64_t x : shape)
+      bytes *= x;
+    offset += bytes;
+  };
+  tile({2, kChunk, s.d + 8}, sQ, &sQw);
+  tile({2, kChunk, s.d + 8}, sK, &sKw);
+  tile({2, kChunk, dvs + 8}, sV, &sVw);
+  tile({s.d, dvs + 8}, sS, &sSw);
+  sL = view({2, kChunk}, b.getF32Type());
+
+  if (s.normalize) {
+    // The column of ones after the value columns of both V buffers (the
+    // normalizer's sum rides along in the same mma instructions).
+    // Words of element pairs: (1, 0), then (0, 0).
+    Type v2 = VectorType::get({2}, elem);
+    Value one = arith::ConstantOp::create(b, b.getFloatAttr(elem, 1.0));
+    Value zeroE = arith::ConstantOp::create(b, b.getFloatAttr(elem, 0.0));
+    Value w0 = LLVM::BitcastOp::create(
+        b, b.getI32Type(),
+        Value(vector::FromElementsOp::create(b, v2, ValueRange{one, zeroE})));
+    Value wz = arith::ConstantIntOp::create(b, b.getI32Type(), 0);
+    e.ifThen(e.cmpi(CmpIPredicate::ult, tid, cIdx(2 * kChunk)), [&] {
+      Value bufI = e.divi(tid, cIdx(kChunk));
+      Value row = remu(tid, kChunk);
+      for (int64_t i = 0; i < 4; ++i)
+        memref::StoreOp::create(b, i == 0 ? w0 : wz, sVw,
+                                ValueRange{bufI, row, cIdx(dvs / 2 + i)});
+    });
+  }
+
+  // The state: initial state (f32, [B, H, F, Dv] contiguous) or zeros.
+  SmallVector<Value> S(mTile * nV * 4, e.f32(0.0));
+  Type v2f = VectorType::get({2}, b.getF32Type());
+  auto stateOff = [&](int64_t mt, int64_t nd, int rr) {
+    Value row = e.addi(e.muli(warp, cIdx(mTile * 16)),
+                       e.addi(cIdx(mt * 16 + rr * 8), g4));
+    Value col = e.addi(dv0, e.addi(cIdx(nd * 8), e.muli(t4, cIdx(2))));
+    Value bh = e.addi(e.muli(bi, cIdx(s.h)), hi);
+    return e.addi(e.muli(e.addi(e.muli(bh, cIdx(s.f)), row), cIdx(s.dv)), col);
+  };
+  if (init)
+    for (int64_t mt = 0; mt < mTile; ++mt)
+      for (int64_t nd = 0; nd < dvs / 8; ++nd)
+        for (int rr = 0; rr < 2; ++rr) {
+          Value x = vector::LoadOp::create(b, v2f, init,
+                                           ValueRange{stateOff(mt, nd, rr)});
+          for (int el = 0; el < 2; ++el)
+            S[(mt * nV + nd) * 4 + rr * 2 + el] =
+                vector::ExtractOp::create(b, x, ArrayRef<int64_t>{el});
+        }
+
+  S = sweep(/*forward=*/true, S);
+  if (fin)
+    for (int64_t mt = 0; mt < mTile; ++mt)
+      for (int64_t nd = 0; nd < dvs / 8; ++nd)
+        for (int rr = 0; rr < 2; ++rr) {
+          Value *f = &S[(mt * nV + nd) * 4 + rr * 2];
+          Value x =
+              vector::FromElementsOp::create(b, v2f, ValueRange{f[0], f[1]});
+          vector::StoreOp::create(b, x, fin, ValueRange{stateOff(mt, nd, rr)});
+        }
+  if (!s.causal) {
+    SmallVector<Value> zeros(S.size(), e.f32(0.0));
+    (void)sweep(/*forward=*/false, zeros);
+  }
+  gpu::ReturnOp::create(b);
+}
+
+LogicalResult mlir::attn::checkLinearGpuSupport(Operation *op,
+                                                int64_t dvSlice) {
+  LinearSpec s(op);
+  auto sched = op->getAttrOfType<ScheduleAttr>("schedule");
+  if (!sched)
+    return op->emitOpError() << "needs #attn.schedule before GPU code "
+                                "generation (run attn-select-schedule)";
+  if (sched.getTarget() == "cpu")
+    return op->emitOpError() << "has a CPU schedule; select a GPU target "
+                                "(sm_80 or sm_90a) for GPU code generation";
+  if (!s.elem.isBF16() && !s.elem.isF16())
+    return op->emitOpError()
+           << "GPU kernels take bf16 or f16 inputs, got " << s.elem;
+  if ((s.d != 64 && s.d != 128) || (s.dv != 64 && s.dv != 128))
+    return op->emitOpError()
+           << "GPU linear-attention kernels need head dims 64 or 128, got "
+           << s.d << " and " << s.dv;
+  if (s.f != s.d)
+    return op->emitOpError()
+           << "feature map changes the feature dimension (" << s.d << " -> "
+           << s.f << "): not supported on GPU";
+  if (dvSlice != 32 && dvSlice != 64)
+    return op->emitOpError()
+           << "GPU dv-slice must be 32 or 64, got " << dvSlice;
+  if (s.dv % dvSlice != 0)
+    return op->emitOpError()
+           << "value dim " << s.dv << " is not a multiple of the dv-slice "
+           << dvSlice;
+  if (s.kind == Decay::TokenDim)
+    return op->emitOpError()
+           << "per-token, per-feature decay (GLA) is not supported on GPU";
+  if (s.hasOrder)
+    return op->emitOpError() << "token order is not supported on GPU";
+  if (s.hasCaptures)
+    return op->emitOpError()
+           << "feature maps reading captured tensors are not supported on GPU";
+  if (s.normalize && !s.causal)
+    return op->emitOpError()
+           << "bidirectional with normalize is not supported on GPU";
+  for (Region *r : {s.fq, s.fk}) {
+    if (!r)
+      continue;
+    if (Operation *bad = firstNonElementwise(*r))
+      return op->emitOpError() << "feature map is not elementwise ('"
+                               << bad->getName() << "'): not supported on GPU";
+    for (Operation &inner : r->front().without_terminator())
+      if (auto cst = dyn_cast<arith::ConstantOp>(inner))
+        if (auto dense = dyn_cast<DenseElementsAttr>(cst.getValue()))
+          if (!dense.isSplat())
+            return op->emitOpError() << "feature map uses a non-splat "
+                                        "constant: not supported on GPU";
+  }
+  return success();
+}
+
+FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
+                                                          ModuleOp module,
+                                                          StringRef name,
+                                                          int64_t dvSlice) {
+  if (failed(checkLinearGpuSupport(op, dvSlice)))
+    return failure();
+  LinearSpec s(op);
+  MLIRContext *ctx = op->getContext();
+  ctx->loadDialect<gpu::GPUDialect, nvgpu::NVGPUDialect, NVVM::NVVMDialect,
+                   LLVM::LLVMDialect, memref::MemRefDialect, scf::SCFDialect,
+                   vector::VectorDialect, math::MathDialect>();
+  Builder bld(ctx);
+  Type idx = bld.getIndexType(), f32 = bld.getF32Type();
+  SmallVector<Type> argTypes;
+  std::string args;
+  llvm::raw_string_ostream as(args);
+  bool firstArg = true;
+  auto note = [&](StringRef n, StringRef kind) {
+    as << (firstArg ? "" : ", ") << "{\"name\": \"" << n << "\", \"kind\": \""
+       << kind << "\"}";
+    firstArg = false;
+  };
+  auto mem = [&](StringRef n, Type el) {
+    argTypes.push_back(MemRefType::get({ShapedType::kDynamic}, el));
+    note(n, el.isF32() ? "memref_f32" : "memref");
+  };
+  mem("q", s.elem);
+  mem("k", s.elem);
+  mem("v", s.elem);
+  if (s.decay)
+    mem("decay", f32);
+  if (s.init)
+    mem("initial_state", f32);
+  mem("o", s.elem);
+  if (s.hasFinal)
+    mem("final_state", f32);
+  SmallVector<StringRef> scalars = {
+      "B",          "N",          "q_stride_b", "q_stride_h", "q_stride_n",
+      "k_stride_b", "k_stride_h", "k_stride_n", "v_stride_b", "v_stride_h",
+      "v_stride_n", "o_stride_b", "o_stride_h", "o_stride_n"};
+  if (s.kind == Decay::Token)
+    scalars.append({"g_stride_b", "g_stride_h", "g_stride_n"});
+  for (StringRef n : scalars) {
+    argTypes.push_back(idx);
+    note(n, "i64");
+  }
+
+  int64_t nV = dvSlice / 8 + (s.normalize ? 1 : 0);
+  (void)nV;
+  int64_t shared = (2 * 2 * kChunk * (s.d + 8) + 2 * kChunk * (dvSlice + 8) +
+                    s.d * (dvSlice + 8)) *
+                       2 +
+                   2 * kChunk * 4;
+  LinearKernelInfo info;
+  info.name = name.str();
+  info.threads = kThreads;
+  info.sharedBytes = shared;
+  info.chunk = kChunk;
+  info.dvSlice = dvSlice;
+  info.gridX = s.dv / dvSlice;
+  llvm::raw_string_ostream js(info.json);
+  const char *decayName[] = {"none", "head", "token", "token_dim"};
+  js << "{\"kernel\": \"" << name << "\", \"dtype\": \""
+     << (s.elem.isBF16() ? "bf16" : "f16") << "\", \"H\": " << s.h
+     << ", \"Hkv\": " << s.hk << ", \"D\": " << s.d << ", \"Dv\": " << s.dv
+     << ", \"chunk\": " << kChunk << ", \"dv_slice\": " << dvSlice
+     << ", \"grid\": [" << info.gridX << ", \"H\", \"B\"], \"block\": ["
+     << kThreads << ", 1, 1], \"dynamic_smem\": " << shared << ", \"decay\": \""
+     << decayName[int(s.kind)]
+     << "\", \"causal\": " << (s.causal ? "true" : "false")
+     << ", \"normalize\": " << (s.normalize ? "true" : "false")
+     << ", \"scale\": " << s.scale << ", \"args\": [" << args << "]}";
+
+  OpBuilder ob(ctx);
+  ob.setInsertionPointToEnd(module.getBody());
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                  UnitAttr::get(ctx));
+  auto gpuModule =
+      gpu::GPUModuleOp::create(ob, op->getLoc(), (name + "_kernels").str());
+  ob.setInsertionPointToStart(gpuModule.getBody());
+  auto func = gpu::GPUFuncOp::create(ob, op->getLoc(), name,
+                                     ob.getFunctionType(argTypes, {}));
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), ob.getUnitAttr());
+  func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                ob.getI32IntegerAttr(1));
+  func.setKnownBlockSizeAttr(
+      ob.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
+  func->setAttr("attn.abi", ob.getStringAttr(info.json));
+  ImplicitLocOpBuilder b(op->getLoc(), ob);
+  LinearGpuEmitter em(s, b, dvSlice);
+  em.emit(func);
+  op->setAttr("attn.gpu_kernel", ob.getStringAttr(name));
+  return info;
+}
+
+namespace {
+struct ConvertAttnLinearToGPUPass
+    : public mlir::attn::impl::ConvertAttnLinearToGPUBase<
+          ConvertAttnLinearToGPUPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<std::pair<Operation *, std::string>> work;
+    llvm::StringMap<int> perFunc;
+    module.walk([&](Operation *op) {
+      if (!isa<LinearAttentionOp, ScanOp>(op) || op->hasAttr("attn.gpu_kernel"))
+        return;
+      auto func = op->getParentOfType<FunctionOpInterface>();
+      std::string name = func ? func.getName().str() : "linear";
+      int count = perFunc[name]++;
+      if (count)
+        name += "_" + std::to_string(count);
+      work.push_back({op, name});
+    });
+    for (auto &[op, name] : work) {
+      if (failed(buildLinearKernel(op, module, name, dvSlice)))
+        return signalPassFailure();
+    }
+  }
+};
+} // namespace
