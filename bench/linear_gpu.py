@@ -1,0 +1,381 @@
+"""attnc's linear-attention / scan GPU kernels (convert-attn-linear-to-gpu) on
+the GPU machine: correctness against an independent float32 torch reference,
+then timing at issue 5's shape (B=4, T=8192, H=16, D=Dv=128, bf16) beside
+flash-linear-attention's Triton chunk kernels and the memory floor, in one
+run. The kernels are built here (no MLIR there) by
+bench/prepare_linear_device.sh into devcarry/linear/ (manifest.json, one
+directory per Dv slice with <kernel>.cubin).
+
+  python3 bench/linear_gpu.py devcarry/linear devcarry/fla-src [out.json]
+
+Output: PASS/FAIL lines (max|o - ref| / max|ref| < 1e-2, also for final
+states), TIME lines, JSON to out.json or $OUT/linear_gpu.json.
+
+Also used here (no GPU, no torch) by the prepare script:
+  python3 bench/linear_gpu.py --write-specs DIR
+writes the bf16 specs it builds (the examples with bf16 q, k, v, o and the
+benchmark-shape variants at H=16, D=Dv=128)."""
+import ctypes
+import json
+import math
+import os
+import re
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# --------------------------------------------------------------------------
+# Specs (written on the build machine).
+
+EXAMPLES = ["linear_elu", "retnet", "mamba2_scan", "bidirectional_mamba2"]
+FEATURE_MAPS = {"linear_elu": "elu1", "elu128": "elu1"}
+# Baselines (flash-linear-attention) timed beside each benchmark kernel.
+BASELINES = {"lin128": "chunk_linear_attn", "elu128": "chunk_linear_attn_normalized",
+             "retnet128": "chunk_retention", "sgla128": "chunk_simple_gla"}
+
+
+def bench_specs():
+    T = "tensor<?x16x?x128xbf16>"
+    sc = f"{1 / math.sqrt(128):.9f}"
+    gam = ", ".join(f"{math.log(1 - 2 ** (-5 - h)):.9e}" for h in range(16))
+    hdr = "// bf16, H=16, D=Dv=128: issue 5's benchmark shape (bench/linear_gpu.py).\n"
+
+    def fn(name, body, extra=""):
+        return (f"{hdr}func.func @{name}(%q: {T}, %k: {T}, %v: {T}{extra}) -> {T} {{\n"
+                f"{body}\n  return %o : {T}\n}}\n")
+    elu = "\n".join([
+        "    feature_map(%x: vector<128xf32>) {",
+        "      %zero = arith.constant dense<0.0> : vector<128xf32>",
+        "      %one = arith.constant dense<1.0> : vector<128xf32>",
+        "      %e = math.exp %x : vector<128xf32>",
+        "      %pos = arith.cmpf ogt, %x, %zero : vector<128xf32>",
+        "      %xp1 = arith.addf %x, %one : vector<128xf32>",
+        "      %r = arith.select %pos, %xp1, %e : vector<128xi1>, vector<128xf32>",
+        "      attn.yield %r : vector<128xf32>",
+        "    }"])
+    ty = f"{T}, {T}, {T} -> {T}"
+    return {
+        # chunk_linear_attn(normalize=False): identity map, scale 1/sqrt(D).
+        "lin128": fn("lin128", f"  %o = attn.linear_attention causal %q, %k, %v scale = {sc}\n    : {ty}"),
+        "elu128": fn("elu128", f"  %o = attn.linear_attention causal %q, %k, %v normalize\n{elu} : {ty}"),
+        # chunk_retention's decays gamma_h = 1 - 2^(-5-h).
+        "retnet128": fn("retnet128",
+                        f"  %g = arith.constant dense<[{gam}]> : tensor<16xf32>\n"
+                        f"  %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<16xf32>)\n"
+                        f"    scale = {sc}\n    : {ty}"),
+        "sgla128": fn("sgla128",
+                      f"  %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<?x16x?xf32>)\n"
+                      f"    scale = {sc}\n    : {ty}", ", %g: tensor<?x16x?xf32>"),
+        "bimamba128": fn("bimamba128",
+                         f"  %o = attn.scan bidirectional %q, %k, %v decay(%g : tensor<?x16x?xf32>)\n    : {ty}",
+                         ", %g: tensor<?x16x?xf32>"),
+    }
+
+
+def write_specs(out):
+    os.makedirs(out, exist_ok=True)
+    for name in EXAMPLES:
+        with open(os.path.join(HERE, "..", "examples", name + ".mlir")) as f:
+            text = f.read()
+        # q, k, v and o (not gates or states) in bf16.
+        text = text.replace("?x4x?x64xf32>", "?x4x?x64xbf16>")
+        with open(os.path.join(out, name + ".mlir"), "w") as f:
+            f.write(text)
+    for name, text in bench_specs().items():
+        with open(os.path.join(out, name + ".mlir"), "w") as f:
+            f.write(text)
+
+
+# --------------------------------------------------------------------------
+# On the GPU machine.
+
+def load_kernel(path, name, smem):
+    from attnc import _driver
+    with open(path, "rb") as f:
+        mod = _driver.load_module(f.read())
+    fn = _driver.get_function(mod, name)
+    # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    _driver.check(_driver.lib().cuFuncSetAttribute(fn, 8, smem),
+                  "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)")
+    return mod, fn
+
+
+def launch(fn, grid, block, params, smem):
+    import torch
+    from attnc import _driver
+    arr = (ctypes.c_void_p * len(params))()
+    for i, p in enumerate(params):
+        arr[i] = ctypes.addressof(p)
+    s = torch.cuda.current_stream().cuda_stream
+    _driver.check(_driver.lib().cuLaunchKernel(
+        fn, *[ctypes.c_uint(x) for x in grid], *[ctypes.c_uint(x) for x in block],
+        ctypes.c_uint(smem), ctypes.c_void_p(s), arr, None), "cuLaunchKernel")
+
+
+def head_decays(spec_text):
+    m = re.search(r"dense<\[([^\]]*)\]> : tensor<(\d+)xf32>", spec_text)
+    return [float(x) for x in m.group(1).split(",")]
+
+
+class Case:
+    """Inputs for one kernel at one size; tensors in the layouts the kernel
+    reads through its strides: q, k, v [B, T, H, D] (or [B, H, T, D] with
+    layout 'bhtd'), token gates [B, T, H], states [B, H, F, Dv]."""
+
+    def __init__(self, entry, B, T, layout, seed, spec_text):
+        import torch
+        abi = entry["abi"]
+        g = torch.Generator(device="cuda").manual_seed(seed)
+        H, D, Dv = abi["H"], abi["D"], abi["Dv"]
+        dt = torch.bfloat16 if abi["dtype"] == "bf16" else torch.float16
+        self.B, self.T, self.H, self.D, self.Dv = B, T, H, D, Dv
+
+        def rnd(*shape):
+            return torch.randn(*shape, device="cuda", generator=g)
+        if layout == "bthd":
+            self.q, self.k = (rnd(B, T, H, D).to(dt) for _ in range(2))
+            self.v = rnd(B, T, H, Dv).to(dt)
+            self.o = torch.full((B, T, H, Dv), float("nan"), device="cuda", dtype=dt)
+        else:
+            self.q, self.k = (rnd(B, H, T, D).to(dt) for _ in range(2))
+            self.v = rnd(B, H, T, Dv).to(dt)
+            self.o = torch.full((B, H, T, Dv), float("nan"), device="cuda", dtype=dt)
+        self.layout = layout
+        self.decay = None
+        self.gate = None  # [B, H, T] float32 log-gates, for the reference
+        if abi["decay"] == "token":
+            self.decay = torch.nn.functional.logsigmoid(rnd(B, T, H)) / 16
+            self.gate = self.decay.permute(0, 2, 1)
+        elif abi["decay"] == "head":
+            self.decay = torch.tensor(head_decays(spec_text), device="cuda", dtype=torch.float32)
+            self.gate = self.decay.view(1, H, 1).expand(B, H, T)
+        names = [a["name"] for a in abi["args"]]
+        self.init = rnd(B, H, D, Dv) * 0.5 if "initial_state" in names else None
+        self.final = (torch.full((B, H, D, Dv), float("nan"), device="cuda")
+                      if "final_state" in names else None)
+
+    def bhtd(self, x):
+        return x if self.layout == "bhtd" else x.permute(0, 2, 1, 3)
+
+    def params(self, abi):
+        """The kernel's parameters (each memref: allocated and aligned
+        pointer, offset, size, stride)."""
+        keep = []
+        tensors = {"q": self.q, "k": self.k, "v": self.v, "o": self.o, "decay": self.decay,
+                   "initial_state": self.init, "final_state": self.final}
+        # Strides of the [B, H, T, D] view the kernel indexes.
+        strides = {}
+        for n in ("q", "k", "v", "o"):
+            st = self.bhtd(tensors[n]).stride()
+            strides.update({f"{n}_stride_b": st[0], f"{n}_stride_h": st[1], f"{n}_stride_n": st[2]})
+        if self.decay is not None and self.decay.dim() == 3:
+            st = self.decay.stride()  # [B, T, H]
+            strides.update({"g_stride_b": st[0], "g_stride_h": st[2], "g_stride_n": st[1]})
+        scalars = {"B": self.B, "N": self.T, **strides}
+        for a in abi["args"]:
+            if a["kind"].startswith("memref"):
+                t = tensors[a["name"]]
+                p = ctypes.c_void_p(t.data_ptr())
+                keep += [p, ctypes.c_void_p(t.data_ptr()), ctypes.c_int64(0),
+                         ctypes.c_int64(t.numel()), ctypes.c_int64(1)]
+            else:
+                keep.append(ctypes.c_int64(scalars[a["name"]]))
+        return keep
+
+    def reference(self, abi, fmap):
+        """o (and the final state) from the definition, in float32: the
+        quadratic form with weights exp(-|L_t - L_s|), L the cumulative
+        log-gates (attn.linear_attention / attn.scan docs)."""
+        import torch
+        q, k, v = (self.bhtd(x).float() for x in (self.q, self.k, self.v))
+        q = q * abi["scale"]
+        if fmap == "elu1":
+            q, k = torch.nn.functional.elu(q) + 1, torch.nn.functional.elu(k) + 1
+        T = self.T
+        if self.gate is not None:
+            L = torch.cumsum(self.gate.float(), dim=-1)  # [B, H, T]
+            W = torch.exp(-(L[..., :, None] - L[..., None, :]).abs())
+        else:
+            L = torch.zeros(self.B, self.H, T, device="cuda")
+            W = torch.ones(self.B, self.H, T, T, device="cuda")
+        if abi["causal"]:
+            W = W * torch.tril(torch.ones(T, T, device="cuda"))
+        A = (q @ k.transpose(-1, -2)) * W
+        o = A @ v
+        den = A.sum(-1)
+        final = None
+        if self.init is not None:
+            o = o + torch.exp(L)[..., None] * (q @ self.init)
+        if self.final is not None:
+            wl = torch.exp(L[..., -1:] - L)  # [B, H, T]
+            final = (k * wl[..., None]).transpose(-1, -2) @ v
+            if self.init is not None:
+                final = final + torch.exp(L[..., -1])[..., None, None] * self.init
+        if abi["normalize"]:
+            o = torch.where(den[..., None] != 0, o / den[..., None], torch.zeros_like(o))
+        return o, final
+
+
+def rel_err(got, ref):
+    import torch
+    if not torch.isfinite(got).all():
+        return float("inf")
+    return ((got.float() - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
+
+
+def run_kernel(fn, entry, case):
+    abi = entry["abi"]
+    params = case.params(abi)
+    launch(fn, (abi["grid"][0], case.H, case.B), tuple(abi["block"]), params, abi["dynamic_smem"])
+
+
+def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--write-specs":
+        write_specs(sys.argv[2])
+        return 0
+    import torch
+    sys.path.insert(0, os.path.join(HERE, "..", "python"))
+    sys.path.insert(0, HERE)
+    from timing import timeit
+    start = time.time()
+    kdir = sys.argv[1]
+    fla_src = sys.argv[2] if len(sys.argv) > 2 else None
+    out_json = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.environ.get("OUT", "."), "linear_gpu.json")
+    with open(os.path.join(kdir, "manifest.json")) as f:
+        manifest = json.load(f)
+    torch.zeros(1, device="cuda")  # the primary context, current
+    dev = torch.cuda.get_device_name()
+    result = {"device": dev, "date": time.strftime("%Y-%m-%d"), "checks": [], "times": {}, "fla": {}}
+    fails = 0
+    kernels = {}
+    for entry in manifest["kernels"]:
+        key = f"{entry['name']}/ds{entry['abi']['dv_slice']}"
+        try:
+            kernels[key] = load_kernel(os.path.join(kdir, entry["cubin"]), entry["abi"]["kernel"],
+                                       entry["abi"]["dynamic_smem"])
+        except Exception as e:  # noqa: BLE001
+            print(f"FAIL {key}: load: {type(e).__name__}: {e}")
+            fails += 1
+    print(f"{dev}: {len(kernels)} kernels loaded")
+
+    # Correctness: 3 sizes, one ragged, one in [B, H, T, D] layout.
+    for entry in manifest["kernels"]:
+        key = f"{entry['name']}/ds{entry['abi']['dv_slice']}"
+        if key not in kernels:
+            continue
+        fn = kernels[key][1]
+        with open(os.path.join(kdir, entry["spec"])) as f:
+            spec_text = f.read()
+        fmap = FEATURE_MAPS.get(entry["name"], "identity")
+        sizes = [(2, 256, "bthd"), (1, 333, "bthd"), (2, 200, "bhtd")]
+        if entry["abi"]["H"] <= 4:
+            sizes[1] = (3, 1000, "bthd")
+        for si, (B, T, layout) in enumerate(sizes):
+            what = f"{key} B={B} T={T} {layout}"
+            try:
+                case = Case(entry, B, T, layout, seed=17 + si, spec_text=spec_text)
+                run_kernel(fn, entry, case)
+                torch.cuda.synchronize()
+                ref_o, ref_f = case.reference(entry["abi"], fmap)
+                err = rel_err(case.bhtd(case.o), ref_o)
+                errs = {"o": err}
+                if ref_f is not None:
+                    errs["final_state"] = rel_err(case.final, ref_f)
+                ok = all(x < 1e-2 for x in errs.values())
+            except Exception as e:  # noqa: BLE001
+                print(f"FAIL {what}: {type(e).__name__}: {e}")
+                fails += 1
+                result["checks"].append({"kernel": key, "B": B, "T": T, "layout": layout, "error": str(e)})
+                continue
+            fails += not ok
+            desc = " ".join(f"{n}_rel_err={x:.2e}" for n, x in errs.items())
+            print(f"{'PASS' if ok else 'FAIL'} {what} {desc}")
+            result["checks"].append({"kernel": key, "B": B, "T": T, "layout": layout, "ok": ok, **errs})
+
+    # Timing at B=4, T=8192, H=16, D=Dv=128, bf16.
+    B, T, H, D = 4, 8192, 16, 128
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16) * 0.1 for _ in range(3))
+    g_tok = torch.nn.functional.logsigmoid(torch.randn(B, T, H, device="cuda")) / 16
+    nbytes = 4 * B * T * H * D * 2
+    src = torch.empty(nbytes // 2, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    copy_ms = timeit(lambda: dst.copy_(src), [()])
+    floor_ms = nbytes / (2 * src.numel() / (copy_ms * 1e-3)) * 1e3
+    del src, dst
+    result["floor_ms"] = floor_ms
+    print(f"floor (read q, k, v, write o once at copy bandwidth): {floor_ms:.3f} ms")
+    o = torch.empty(B, T, H, D, device="cuda", dtype=torch.bfloat16)
+    for entry in manifest["kernels"]:
+        abi = entry["abi"]
+        key = f"{entry['name']}/ds{abi['dv_slice']}"
+        if key not in kernels or abi["H"] != H or abi["D"] != D:
+            continue
+        with open(os.path.join(kdir, entry["spec"])) as f:
+            spec_text = f.read()
+
+        class Big:  # the timing inputs in Case's shape
+            pass
+        c = Big()
+        c.B, c.T, c.H, c.layout = B, T, H, "bthd"
+        c.q, c.k, c.v, c.o, c.init, c.final = q, k, v, o, None, None
+        c.decay = (g_tok if abi["decay"] == "token" else
+                   torch.tensor(head_decays(spec_text), device="cuda") if abi["decay"] == "head" else None)
+        c.bhtd = lambda x: x.permute(0, 2, 1, 3)
+        params = Case.params(c, abi)
+        fn = kernels[key][1]
+        grid = (abi["grid"][0], H, B)
+        try:
+            ms = timeit(lambda: launch(fn, grid, tuple(abi["block"]), params, abi["dynamic_smem"]), [()])
+        except Exception as e:  # noqa: BLE001
+            print(f"FAIL time {key}: {type(e).__name__}: {e}")
+            fails += 1
+            continue
+        result["times"][key] = {"ms": ms, "ratio_to_floor": ms / floor_ms}
+        print(f"TIME attnc {key}: {ms:.3f} ms ({ms / floor_ms:.2f} x floor)")
+
+    # flash-linear-attention on the same inputs (chunk_gla skipped: attnc
+    # has no GPU GLA kernel, and its autotuning alone takes minutes).
+    if fla_src:
+        sys.path.insert(0, fla_src)
+        try:
+            from fla.ops.linear_attn import chunk_linear_attn
+            from fla.ops.retention import chunk_retention
+            from fla.ops.simple_gla import chunk_simple_gla
+            cases = {
+                "chunk_linear_attn": lambda: chunk_linear_attn(q, k, v, normalize=False),
+                "chunk_linear_attn_normalized": lambda: chunk_linear_attn(q, k, v, normalize=True),
+                "chunk_retention": lambda: chunk_retention(q, k, v),
+                "chunk_simple_gla": lambda: chunk_simple_gla(q, k, v, g=g_tok),
+            }
+        except Exception as e:  # noqa: BLE001
+            print(f"SKIP flash-linear-attention: {type(e).__name__}: {e}")
+            cases = {}
+        for name, f in cases.items():
+            if time.time() - start > 180:
+                print(f"SKIP {name}: time guard")
+                continue
+            try:
+                ms = timeit(f, [()])
+            except Exception as e:  # noqa: BLE001
+                print(f"SKIP {name}: {type(e).__name__}: {e}")
+                continue
+            result["fla"][name] = {"ms": ms, "ratio_to_floor": ms / floor_ms}
+            print(f"TIME fla {name}: {ms:.3f} ms ({ms / floor_ms:.2f} x floor)")
+    print("\nvariant | attnc ds64 | attnc ds32 | fla | floor")
+    for name, base in BASELINES.items():
+        row = [result["times"].get(f"{name}/ds{s}", {}).get("ms") for s in (64, 32)]
+        fb = result["fla"].get(base, {}).get("ms")
+        cells = [f"{x:.3f}" if x else "-" for x in row + [fb]]
+        print(f"{name} ({base}) | {' | '.join(cells)} | {floor_ms:.3f}")
+    result["fails"] = fails
+    os.makedirs(os.path.dirname(os.path.abspath(out_json)), exist_ok=True)
+    with open(out_json, "w") as fh:
+        json.dump(result, fh, indent=2)
+    print(f"{'FAIL' if fails else 'PASS'} linear_gpu: {fails} failures, {time.time() - start:.0f} s")
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+// What convert-attn-linear-to-gpu does not support is an error naming it,
+// never a wrong kernel.
+// RUN: attn-opt %s --split-input-file --verify-diagnostics --attn-select-schedule=target=sm_80 --convert-attn-linear-to-gpu
+// RUN: not attn-opt %s --split-input-file --convert-attn-linear-to-gpu 2>&1 | FileCheck %s --check-prefix=NOSCHED
+// RUN: not attn-opt %s --split-input-file --attn-select-schedule=target=sm_80 --convert-attn-linear-to-gpu=dv-slice=16 2>&1 | FileCheck %s --check-prefix=SLICE
+
+// NOSCHED: needs #attn.schedule before GPU code generation
+// SLICE: GPU dv-slice must be 32 or 64, got 16
+
+func.func @f32_inputs(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                      %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
+  // expected-error @+1 {{GPU kernels take bf16 or f16 inputs, got 'f32'}}
+  %o = attn.scan causal %q, %k, %v
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// -----
+
+func.func @head_dim_32(%q: tensor<?x4x?x32xbf16>, %k: tensor<?x4x?x32xbf16>,
+                       %v: tensor<?x4x?x32xbf16>) -> tensor<?x4x?x32xbf16> {
+  // expected-error @+1 {{GPU linear-attention kernels need head dims 64 or 128, got 32 and 32}}
+  %o = attn.scan causal %q, %k, %v
+    : tensor<?x4x?x32xbf16>, tensor<?x4x?x32xbf16>, tensor<?x4x?x32xbf16>
+      -> tensor<?x4x?x32xbf16>
+  return %o : tensor<?x4x?x32xbf16>
+}
+
+// -----
+
+func.func @gla(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+               %v: tensor<?x4x?x64xbf16>, %g: tensor<?x4x?x64xf32>)
+    -> tensor<?x4x?x64xbf16> {
+  // expected-error @+1 {{per-token, per-feature decay (GLA) is not supported on GPU}}
+  %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<?x4x?x64xf32>)
+    : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+      -> tensor<?x4x?x64xbf16>
+  return %o : tensor<?x4x?x64xbf16>
+}
+
+// -----
+
+func.func @bidir_normalized(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+                            %v: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
+  // expected-error @+1 {{bidirectional with normalize is not supported on GPU}}
+  %o = attn.linear_attention bidirectional %q, %k, %v normalize
+    feature_map(%x: vector<64xf32>) {
+      %zero = arith.constant dense<0.0> : vector<64xf32>
+      %relu = arith.maximumf %x, %zero : vector<64xf32>
+      attn.yield %relu : vector<64xf32>
+    } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+      -> tensor<?x4x?x64xbf16>
+  return %o : tensor<?x4x?x64xbf16>
+}
+
+// -----
+
+func.func @feature_dim(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+                       %v: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
+  // expected-error @+1 {{feature map changes the feature dimension (64 -> 128): not supported on GPU}}
+  %o = attn.linear_attention causal %q, %k, %v
+    feature_map(%x: vector<64xf32>) {
+      %r = vector.shuffle %x, %x [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
+        31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+        49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66,
+        67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84,
+        85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101,
+        102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115,
+        116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127]
+        : vector<64xf32>, vector<64xf32>
+      attn.yield %r : vector<128xf32>
+    } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+      -> tensor<?x4x?x64xbf16>
+  return %o : tensor<?x4x?x64xbf16>
+}
+
+// -----
+
+// A softmax over the features (Hedgehog-style) is not elementwise.
+func.func @not_elementwise(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+                           %v: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
+  // expected-error @+1 {{feature map is not elementwise ('vector.reduction'): not supported on GPU}}
+  %o = attn.linear_attention causal %q, %k, %v normalize
+    feature_map(%x: vector<64xf32>) {
+      %pad = arith.constant 0.0 : f32
+      %e = math.exp %x : vector<64xf32>
+      %z = vector.reduction <add>, %e, %pad : vector<64xf32> into f32
+      %zb = vector.broadcast %z : f32 to vector<64xf32>
+      %p = arith.divf %e, %zb : vector<64xf32>
+      attn.yield %p : vector<64xf32>
+    } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+      -> tensor<?x4x?x64xbf16>
+  return %o : tensor<?x4x?x64xbf16>
+}
+
+// -----
+
+func.func @captures(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+                    %v: tensor<?x4x?x64xbf16>, %w: tensor<64xf32>)
+    -> tensor<?x4x?x64xbf16> {
+  // expected-error @+1 {{feature maps reading captured tensors are not supported on GPU}}
+  %o = attn.linear_attention causal %q, %k, %v captures(%w : tensor<64xf32>)
+    feature_map(%x: vector<64xf32>) {
+      %c0 = arith.constant 0 : index
+      %pad = arith.constant 0.0 : f32
+      %wv = vector.transfer_read %w[%c0], %pad {in_bounds = [true]}
+        : tensor<64xf32>, vector<64xf32>
+      %r = arith.mulf %x, %wv : vector<64xf32>
+      attn.yield %r : vector<64xf32>
+    } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+      -> tensor<?x4x?x64xbf16>
+  return %o : tensor<?x4x?x64xbf16>
+}
+
+// -----
+
+func.func @token_order(%q: tensor<?x2x?x64xbf16>, %k: tensor<?x2x?x64xbf16>,
+                       %v: tensor<?x2x?x64xbf16>) -> tensor<?x2x?x64xbf16> {
+  // expected-error @+1 {{token order is not supported on GPU}}
+  %o = attn.scan causal %q, %k, %v
+    {order = #attn.token_order<grid = [2, 3, 4], perm = [2, 0, 1], review = 2>}
+    : tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+      -> tensor<?x2x?x64xbf16>
+  return %o : tensor<?x2x?x64xbf16>
+}
