@@ -379,6 +379,23 @@ llvm::Error mlir::attn::writeFile(StringRef path, StringRef data) {
   return llvm::Error::success();
 }
 
+/// Whether a `ptxas -v` log reports spill stores or loads.
+static bool spills(StringRef log) {
+  SmallVector<StringRef> lines;
+  log.split(lines, '\n');
+  for (StringRef l : lines)
+    for (StringRef what : {" bytes spill stores", " bytes spill loads"}) {
+      size_t at = l.find(what);
+      if (at == StringRef::npos)
+        continue;
+      StringRef n = l.take_front(at).rtrim();
+      n = n.drop_front(n.find_last_of(' ') + 1);
+      if (n != "0")
+        return true;
+    }
+  return false;
+}
+
 llvm::Expected<std::vector<GpuKernelArtifact>>
 mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
   const TargetDesc *t = lookupTarget(options.target);
@@ -410,7 +427,8 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
 
   std::vector<GpuKernelArtifact> out;
   std::string chip = options.target == "sm_90a" ? "sm_90a" : "sm_80";
-  for (auto &[op, name] : ops) {
+  for (size_t opIdx = 0; opIdx < ops.size(); ++opIdx) {
+    auto &[op, name] = ops[opIdx];
     GpuKernelArtifact art;
     OwningOpRef<ModuleOp> kmod = ModuleOp::create(op.getLoc());
     FailureOr<KernelInfo> info = buildAttentionKernel(op, *kmod, name);
@@ -466,6 +484,18 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
       if (!buf)
         return fail("cannot read the cubin ptxas wrote for '" + name + "'");
       art.cubin = (*buf)->getBuffer().str();
+      // The wgmma kernel keeps S and O (2 x 64 f32 per thread at d = 128) in
+      // registers; a heavy mask region can push it into spills. Unless the
+      // tiles were forced, such an op is rebuilt as the mma.sync kernel with
+      // 64 x 64 tiles (the sm_80 choice for masked variants).
+      if (art.info.variant == "wgmma" && !options.blockQ &&
+          !options.blockKv && spills(art.ptxasLog)) {
+        int64_t d = op.getHeadDim(), dv = op.getValueDim();
+        op.setScheduleAttr(ScheduleAttr::get(ctx, options.target, 64, 64, 4, 1,
+                                             64 * (d + 8 + dv + 8) * 2));
+        --opIdx;
+        continue;
+      }
     }
     out.push_back(std::move(art));
   }
