@@ -224,6 +224,25 @@ def rel_err(got, ref):
     return ((got.float() - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
 
 
+def where_wrong(got, ref):
+    """A hint for a failed check: the worst element (b, h, t, col), its
+    position in its chunk of 64, the first token with an error above 1e-2
+    of max|ref|, and the worst error in the first chunk and after it."""
+    import torch
+    err = (got.float() - ref).abs()
+    err = torch.nan_to_num(err, nan=float("inf"))
+    scale = ref.abs().max().clamp_min(1e-30)
+    b, h, t, c = (int(x) for x in torch.nonzero(err == err.max())[0])
+    per_t = (err / scale).amax(dim=(0, 1, 3))
+    bad = torch.nonzero(per_t > 1e-2)
+    first = int(bad[0]) if len(bad) else -1
+    head = per_t[:64].max().item()
+    tail = per_t[64:].max().item() if per_t.numel() > 64 else 0.0
+    return (f"worst at b={b} h={h} t={t} (t%64={t % 64}) col={c}: got {got[b, h, t, c].item():.4g} "
+            f"want {ref[b, h, t, c].item():.4g}; first bad token {first}; "
+            f"chunk 0 err {head:.2e}, later {tail:.2e}")
+
+
 def run_kernel(fn, entry, case):
     abi = entry["abi"]
     params = case.params(abi)
@@ -291,6 +310,8 @@ def main():
             fails += not ok
             desc = " ".join(f"{n}_rel_err={x:.2e}" for n, x in errs.items())
             print(f"{'PASS' if ok else 'FAIL'} {what} {desc}")
+            if errs["o"] >= 1e-2:
+                print(f"  o: {where_wrong(case.bhtd(case.o), ref_o)}")
             result["checks"].append({"kernel": key, "B": B, "T": T, "layout": layout, "ok": ok, **errs})
 
     # Timing at B=4, T=8192, H=16, D=Dv=128, bf16.
