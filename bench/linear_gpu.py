@@ -264,6 +264,7 @@ def main():
     with open(os.path.join(kdir, "manifest.json")) as f:
         manifest = json.load(f)
     torch.zeros(1, device="cuda")  # the primary context, current
+    torch.backends.cuda.matmul.allow_tf32 = False  # a float32 reference
     dev = torch.cuda.get_device_name()
     result = {"device": dev, "date": time.strftime("%Y-%m-%d"), "checks": [], "times": {}, "fla": {}}
     fails = 0
