@@ -681,9 +681,9 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   int64_t elemBytes = 2;
   // sm_90a with the schedule's 64 x 128 tiles: TMA + wgmma (one warpgroup).
   const TargetDesc *tdesc = lookupTarget(sched.getTarget());
-  bool wgmma = tdesc && tdesc->wgmma && bq == kSm90BlockQ &&
-               bkv == kSm90BlockKv && sm90Supports(true, d, dv);
-  int64_t shared = wgmma ? sm90SharedBytes(d, dv)
+  bool wgmma = tdesc && tdesc->wgmma && sm90Tile(bq, bkv) &&
+               sm90Supports(true, d, dv);
+  int64_t shared = wgmma ? sm90SharedBytes(bq, d, dv)
                          : (rowsK * (d + 8) + bkv * (dv + 8)) * elemBytes;
   if (!wgmma && shared > 48 * 1024)
     return op.emitOpError() << "tiles need " << shared

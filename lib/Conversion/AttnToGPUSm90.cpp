@@ -42,21 +42,28 @@ using arith::CmpFPredicate;
 using arith::CmpIPredicate;
 
 namespace {
-/// A 128-byte-swizzle wgmma matrix descriptor of the tile at byte offset
-/// `off` of dynamic shared memory: ((addr & 0x3FFFF) >> 4) | LBO/16 << 16 |
-/// SBO/16 << 32 | 1 << 62, SBO = 1024 B (8 rows of 128 B).
-Value descriptor(ImplicitLocOpBuilder &b, Value base, int64_t off,
-                 int64_t lboBytes) {
+/// The 128-byte-swizzle wgmma matrix descriptor of the shared-memory byte
+/// address `addr` (i64): (addr >> 4) in bits 0-13, LBO / 16 << 16, SBO / 16
+/// << 32 with SBO = 1024 B (8 rows of 128 B), swizzle mode 1 << 62. Shared
+/// addresses are below 2^18, so the descriptor of addr + off (off a multiple
+/// of 16) is this one plus off / 16.
+Value descriptor(ImplicitLocOpBuilder &b, Value addr, int64_t lboBytes) {
   Type i64 = b.getI64Type();
   auto c = [&](int64_t x) {
     return arith::ConstantIntOp::create(b, i64, x).getResult();
   };
-  Value a = arith::AddIOp::create(b, base, c(off));
-  Value m = arith::AndIOp::create(b, a, c(0x3FFFF));
+  Value m = arith::AndIOp::create(b, addr, c(0x3FFFF));
   Value s = arith::ShRUIOp::create(b, m, c(4));
   int64_t fixed = ((lboBytes / 16) << 16) | (int64_t(64) << 32) |
                   (int64_t(1) << 62);
   return arith::OrIOp::create(b, s, c(fixed));
+}
+
+Value addConst(ImplicitLocOpBuilder &b, Value x, int64_t off) {
+  if (!off)
+    return x;
+  return arith::AddIOp::create(
+      b, x, arith::ConstantIntOp::create(b, x.getType(), off));
 }
 } // namespace
 
@@ -101,10 +108,16 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
   hk = e.divi(h, cIdx(hq / hkv));
   i0 = e.muli(qt, cIdx(bq));
 
-  // Shared memory: Q atoms, K atoms, V atoms (each 64 columns, 128 B rows).
+  // Shared memory: Q (d/64 atoms of bq rows), then `stages` stages of K
+  // (d/64 atoms) and V (dv/64 atoms) of 128 rows; every atom is 64 columns
+  // of 128-byte rows, 128-byte swizzled (1024-byte aligned).
   auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   int64_t qAtoms = d / 64, kAtoms = d / 64, vAtoms = dv / 64;
-  int64_t qOff = 0, kOff = qAtoms * 8192, vOff = kOff + kAtoms * 16384;
+  int64_t qAtomBytes = bq * 128, kvAtomBytes = bkv * 128;
+  int64_t stages = sm90Stages(bq);
+  int64_t kOff = qAtoms * qAtomBytes;
+  int64_t stageBytes = (kAtoms + vAtoms) * kvAtomBytes;
+  int64_t vRel = kAtoms * kvAtomBytes; // V after K within a stage
   auto qTileTy = MemRefType::get({1, 1, bq, 64}, elem, AffineMap(), wg);
   auto kTileTy = MemRefType::get({1, 1, bkv, 64}, elem, AffineMap(), wg);
   auto mapTy = [&](MemRefType t) {
@@ -124,50 +137,50 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
   auto smemTy =
       MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), AffineMap(), wg);
   Value smem = gpu::DynamicSharedMemoryOp::create(b, smemTy);
-  auto barsTy = nvgpu::MBarrierGroupType::get(ctx, wg, 2);
+  // Barrier 0: Q; barrier 1 + s: K and V of stage s.
+  auto barsTy = nvgpu::MBarrierGroupType::get(ctx, wg, 1 + stages);
   Value bars = nvgpu::MBarrierCreateOp::create(b, barsTy);
   Value first = e.cmpi(CmpIPredicate::eq, tid, c0);
   e.ifThen(first, [&] {
-    nvgpu::MBarrierInitOp::create(b, bars, c1, c0, Value());
-    nvgpu::MBarrierInitOp::create(b, bars, c1, c1, Value());
+    for (int64_t i = 0; i <= stages; ++i)
+      nvgpu::MBarrierInitOp::create(b, bars, c1, cIdx(i), Value());
   });
   gpu::BarrierOp::create(b);
-  auto view = [&](int64_t off, MemRefType t) {
-    return memref::ViewOp::create(b, t, smem, cIdx(off), ValueRange{})
-        .getResult();
+  auto view = [&](Value off, MemRefType t) {
+    return memref::ViewOp::create(b, t, smem, off, ValueRange{}).getResult();
   };
   Value ticks = cIdx(10000000);
-  // Q, once: rows [i0, i0 + 64) of head h (zero past Nq).
+  // Q, once: rows [i0, i0 + bq) of head h (zero past Nq).
   e.ifThen(first, [&] {
-    nvgpu::MBarrierArriveExpectTxOp::create(b, bars, cIdx(qAtoms * 8192), c0,
-                                            Value());
+    nvgpu::MBarrierArriveExpectTxOp::create(b, bars, cIdx(qAtoms * qAtomBytes),
+                                            c0, Value());
     for (int64_t at = 0; at < qAtoms; ++at)
-      nvgpu::TmaAsyncLoadOp::create(b, view(qOff + at * 8192, qTileTy), bars,
-                                    qMap,
+      nvgpu::TmaAsyncLoadOp::create(b, view(cIdx(at * qAtomBytes), qTileTy),
+                                    bars, qMap,
                                     ValueRange{cIdx(at * 64), i0, h, bi}, c0,
                                     Value(), Value());
   });
-  nvgpu::MBarrierTryWaitParityOp::create(b, bars, e.i1(false), ticks, c0);
 
-  // This thread's rows and first column in the accumulator layout.
+  // This thread's rows (of the block's bq) and first column in the
+  // accumulator layout; warpgroup wgi owns rows [64 wgi, 64 wgi + 64).
   Value g = e.divi(lane, cIdx(4));
   Value r0 = e.addi(e.muli(warp, cIdx(16)), g);
   Value r1 = e.addi(r0, cIdx(8));
   Value lcol = e.muli(b.createOrFold<arith::RemUIOp>(lane, cIdx(4)), cIdx(2));
+  Value wgi = e.divi(warp, cIdx(4));
 
-  // Descriptors (constant over the loop): Q and K per 16-wide k-step, V per
-  // 16-key k-step.
+  // Descriptors: Q per 16-wide k-step (this warpgroup's 64-row slab of the
+  // Q atom), K per k-step and V per 16-key k-step of a stage.
   Value baseIdx =
       memref::ExtractAlignedPointerAsIndexOp::create(b, smem).getResult();
   Value base = arith::IndexCastOp::create(b, i64, baseIdx);
-  SmallVector<Value> dq, dk, dvd;
-  for (int64_t kk = 0; kk < d / 16; ++kk) {
-    int64_t atom = kk / 4, part = kk % 4;
-    dq.push_back(descriptor(b, base, qOff + atom * 8192 + part * 32, 8192));
-    dk.push_back(descriptor(b, base, kOff + atom * 16384 + part * 32, 16384));
-  }
-  for (int64_t kk = 0; kk < bkv / 16; ++kk)
-    dvd.push_back(descriptor(b, base, vOff + kk * 2048, 16384));
+  Value wgRows = arith::IndexCastOp::create(b, i64, e.muli(wgi, cIdx(8192)));
+  Value dQ0 = descriptor(b, arith::AddIOp::create(b, base, wgRows), qAtomBytes);
+  Value dK0 = descriptor(b, addConst(b, base, kOff), kvAtomBytes);
+  Value dV0 = descriptor(b, addConst(b, base, kOff + vRel), kvAtomBytes);
+  SmallVector<Value> dq;
+  for (int64_t kk = 0; kk < d / 16; ++kk)
+    dq.push_back(addConst(b, dQ0, (kk / 4 * qAtomBytes + kk % 4 * 32) / 16));
 
   // kv-tile range of this q tile (the span of its non-empty tiles).
   Value numKT = e.ceilDiv(nk, cIdx(bkv));
@@ -196,6 +209,31 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
     hi = e.select(e.cmpi(CmpIPredicate::ult, range[0], range[1]), range[1],
                   range[0]);
   }
+  Value nTiles = e.subi(hi, lo);
+  // Loads tile lo + t into stage t % stages (every tile of the range is
+  // loaded, so the stage barriers' phases follow t).
+  auto issue = [&](Value t) {
+    Value stage = b.createOrFold<arith::RemUIOp>(t, cIdx(stages));
+    Value j0 = e.muli(e.addi(lo, t), cIdx(bkv));
+    Value sOff = e.addi(cIdx(kOff), e.muli(stage, cIdx(stageBytes)));
+    Value bar = e.addi(stage, c1);
+    nvgpu::MBarrierArriveExpectTxOp::create(b, bars, cIdx(stageBytes), bar,
+                                            Value());
+    for (int64_t at = 0; at < kAtoms; ++at)
+      nvgpu::TmaAsyncLoadOp::create(
+          b, view(e.addi(sOff, cIdx(at * kvAtomBytes)), kTileTy), bars, kMap,
+          ValueRange{cIdx(at * 64), j0, hk, bi}, bar, Value(), Value());
+    for (int64_t at = 0; at < vAtoms; ++at)
+      nvgpu::TmaAsyncLoadOp::create(
+          b, view(e.addi(sOff, cIdx(vRel + at * kvAtomBytes)), kTileTy), bars,
+          vMap, ValueRange{cIdx(at * 64), j0, hk, bi}, bar, Value(), Value());
+  };
+  // Prologue: the first stages - 1 tiles.
+  for (int64_t t = 0; t + 1 < stages; ++t)
+    e.ifThen(b.createOrFold<arith::AndIOp>(
+                 first, e.cmpi(CmpIPredicate::ult, cIdx(t), nTiles)),
+             [&] { issue(cIdx(t)); });
+  nvgpu::MBarrierTryWaitParityOp::create(b, bars, e.i1(false), ticks, c0);
 
   int64_t nS = bkv / 2, nO = dv / 2; // accumulator values per thread
   auto accTy = [&](int64_t n) {
@@ -230,41 +268,40 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
   bool fold = !op.hasScoreRegion() && scale > 0;
   Value qkScale = e.f32(op.hasScoreRegion() ? scale : scale * log2e);
   Value oInit = LLVM::ZeroOp::create(b, oTy);
-  // Loop state: m (2 rows), l (2 rows), the O accumulators, the K/V
-  // barrier's phase.
-  SmallVector<Value> init = {negInf, negInf, zero, zero, oInit, e.i1(false)};
+  // Loop state: m (2 rows), l (2 rows), the O accumulators.
+  SmallVector<Value> init = {negInf, negInf, zero, zero, oInit};
   SmallVector<Value> res = e.loop(
-      lo, hi, c1, init, [&](Value kt, ValueRange st) -> SmallVector<Value> {
+      c0, nTiles, c1, init, [&](Value t, ValueRange st) -> SmallVector<Value> {
+        Value kt = e.addi(lo, t);
+        // Prefetch tile t + stages - 1 into the stage freed by tile t - 1.
+        Value ahead = e.addi(t, cIdx(stages - 1));
+        e.ifThen(b.createOrFold<arith::AndIOp>(
+                     first, e.cmpi(CmpIPredicate::ult, ahead, nTiles)),
+                 [&] { issue(ahead); });
+        Value stage = b.createOrFold<arith::RemUIOp>(t, cIdx(stages));
+        Value use = e.divi(t, cIdx(stages));
+        Value parity = e.cmpi(CmpIPredicate::eq,
+                              b.createOrFold<arith::RemUIOp>(use, cIdx(2)), c1);
+        nvgpu::MBarrierTryWaitParityOp::create(b, bars, parity, ticks,
+                                               e.addi(stage, c1));
+        Value sDesc = arith::IndexCastOp::create(
+            b, i64, e.muli(stage, cIdx(stageBytes / 16)));
+        Value dK = arith::AddIOp::create(b, dK0, sDesc);
+        Value dV = arith::AddIOp::create(b, dV0, sDesc);
         Value cls = classOf(kt);
         Value visit = e.cmpi(CmpIPredicate::ne, cls, c0);
         SmallVector<Type> types(st.getTypes());
-        return e.ifElse(
+        SmallVector<Value> next = e.ifElse(
             visit, types,
             [&]() -> SmallVector<Value> {
               Value j0 = e.muli(kt, cIdx(bkv));
-              e.ifThen(first, [&] {
-                nvgpu::MBarrierArriveExpectTxOp::create(
-                    b, bars, cIdx((kAtoms + vAtoms) * 16384), c1, Value());
-                for (int64_t at = 0; at < kAtoms; ++at)
-                  nvgpu::TmaAsyncLoadOp::create(
-                      b, view(kOff + at * 16384, kTileTy), bars, kMap,
-                      ValueRange{cIdx(at * 64), j0, hk, bi}, c1, Value(),
-                      Value());
-                for (int64_t at = 0; at < vAtoms; ++at)
-                  nvgpu::TmaAsyncLoadOp::create(
-                      b, view(vOff + at * 16384, kTileTy), bars, vMap,
-                      ValueRange{cIdx(at * 64), j0, hk, bi}, c1, Value(),
-                      Value());
-              });
-              Value phase = st[5];
-              nvgpu::MBarrierTryWaitParityOp::create(b, bars, phase, ticks,
-                                                     c1);
               // S = Q K^T.
               NVVM::WgmmaFenceAlignedOp::create(b);
               Value s = LLVM::PoisonOp::create(b, sTy);
               for (int64_t kk = 0; kk < d / 16; ++kk)
                 s = NVVM::WgmmaMmaAsyncOp::create(
-                    b, sTy, s, dq[kk], dk[kk],
+                    b, sTy, s, dq[kk],
+                    addConst(b, dK, (kk / 4 * kvAtomBytes + kk % 4 * 32) / 16),
                     NVVM::MMAShapeAttr::get(ctx, 64, int(bkv), 16), wt, wt,
                     NVVM::WGMMATypes::f32,
                     kk == 0 ? NVVM::WGMMAScaleOut::zero
@@ -353,7 +390,7 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
                 SmallVector<Value> ops;
                 for (int64_t rr = 0; rr < 4; ++rr)
                   ops.push_back(pack(p[8 * kk + 2 * rr], p[8 * kk + 2 * rr + 1]));
-                ops.push_back(dvd[kk]);
+                ops.push_back(addConst(b, dV, kk * 16 * 128 / 16));
                 ops.append(acc.begin(), acc.end());
                 auto asmOp = LLVM::InlineAsmOp::create(
                     b, TypeRange{oTy}, ops, asmStr, cons,
@@ -370,13 +407,12 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
               }
               NVVM::WgmmaGroupSyncAlignedOp::create(b);
               NVVM::WgmmaWaitGroupSyncOp::create(b, uint64_t(0));
-              // Every warp is done with K and V before the next TMA.
-              gpu::BarrierOp::create(b);
-              Value nextPhase =
-                  arith::XOrIOp::create(b, phase, e.i1(true)).getResult();
-              return {mNew[0], mNew[1], lNew[0], lNew[1], oAcc, nextPhase};
+              return {mNew[0], mNew[1], lNew[0], lNew[1], oAcc};
             },
             [&]() -> SmallVector<Value> { return SmallVector<Value>(st); });
+        // Every warp is done with this stage before it is loaded again.
+        gpu::BarrierOp::create(b);
+        return next;
       });
   (void)idxTy;
 

@@ -103,12 +103,12 @@ struct AttnSelectSchedulePass
       Choice best;
       // sm_90a: the TMA + wgmma kernel has one tile shape; forcing another
       // selects the mma.sync kernel.
+      int64_t bq90 = forcedQ ? forcedQ : kSm90BlockQ;
       if (t->wgmma && sm90Supports(elemBytes == 2, d, dv) &&
-          (!forcedQ || forcedQ == kSm90BlockQ) &&
-          (!forcedKv || forcedKv == kSm90BlockKv)) {
+          sm90Tile(bq90, forcedKv ? forcedKv : kSm90BlockKv)) {
         op.setScheduleAttr(ScheduleAttr::get(
-            op.getContext(), t->name, kSm90BlockQ, kSm90BlockKv,
-            kSm90BlockQ / 16, 1, sm90SharedBytes(d, dv)));
+            op.getContext(), t->name, bq90, kSm90BlockKv, bq90 / 16,
+            sm90Stages(bq90), sm90SharedBytes(bq90, d, dv)));
         return WalkResult::advance();
       }
       if (forcedQ && forcedKv) {

@@ -5,6 +5,7 @@
 // RUN: attn-opt %s --attn-select-schedule="target=cpu block-q=32 block-kv=64" | FileCheck %s --check-prefix=CPU-FORCED
 // RUN: attn-opt %s --attn-select-schedule="target=sm_80 block-q=64" | FileCheck %s --check-prefix=SM80-BQ64
 // RUN: attn-opt %s --attn-select-schedule="target=sm_90a block-kv=32" | FileCheck %s --check-prefix=SM90-BKV32
+// RUN: attn-opt %s --attn-select-schedule="target=sm_90a block-q=64" | FileCheck %s --check-prefix=SM90-BQ64
 // RUN: not attn-opt %s --attn-select-schedule=target=sm_70 2>&1 | FileCheck %s --check-prefix=BADTARGET
 // RUN: not attn-opt %s --attn-select-schedule=block-q=48 2>&1 | FileCheck %s --check-prefix=BADBLOCK
 
@@ -45,14 +46,17 @@ func.func @f32_d64(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
 // SM80: schedule = #attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 8, stages = 1, smem_bytes = 34816>
 // SM90-LABEL: func.func @bf16_d128
 // sm_90a: 16-bit inputs with head dims 64/128 take the TMA + wgmma kernel's
-// 64x128 tiles (80 KiB of dynamic shared memory: Q 16, K 32, V 32).
-// SM90: schedule = #attn.schedule<target = "sm_90a", block_q = 64, block_kv = 128, warps = 4, stages = 1, smem_bytes = 81920>
+// 128x128 tiles, two warpgroups and two K/V stages (160 KiB of dynamic
+// shared memory: Q 32, K 32 + 32, V 32 + 32).
+// SM90: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 128, warps = 8, stages = 2, smem_bytes = 163840>
 // CPU-FORCED-LABEL: func.func @bf16_d128
 // CPU-FORCED: schedule = #attn.schedule<target = "cpu", block_q = 32, block_kv = 64, warps = 1, stages = 1, smem_bytes = 106496>
 // SM80-BQ64-LABEL: func.func @bf16_d128
 // SM80-BQ64: schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 64, warps = 4, stages = 1, smem_bytes = 34816>
 // SM90-BKV32-LABEL: func.func @bf16_d128
 // SM90-BKV32: schedule = #attn.schedule<target = "sm_90a", block_q = 128, block_kv = 32, warps = 8, stages = 1, smem_bytes = 17408>
+// SM90-BQ64-LABEL: func.func @bf16_d128
+// SM90-BQ64: schedule = #attn.schedule<target = "sm_90a", block_q = 64, block_kv = 128, warps = 4, stages = 1, smem_bytes = 81920>
 func.func @bf16_d128(%q: tensor<?x8x?x128xbf16>, %k: tensor<?x2x?x128xbf16>,
                      %v: tensor<?x2x?x128xbf16>) -> tensor<?x8x?x128xbf16> {
   %o = attn.attention %q, %k, %v

@@ -32,17 +32,25 @@ struct TargetDesc {
 /// Returns the description of `name` or null if it is not a known target.
 const TargetDesc *lookupTarget(llvm::StringRef name);
 
-/// The sm_90a wgmma kernel (lib/Conversion/AttnToGPUSm90.cpp): 64 query
-/// rows per warpgroup, 128-key tiles, for 16-bit inputs with head dims d and
-/// dv of 64 or 128.
-constexpr int64_t kSm90BlockQ = 64, kSm90BlockKv = 128;
+/// The sm_90a wgmma kernel (lib/Conversion/AttnToGPUSm90.cpp): one
+/// warpgroup per 64 query rows, block_q / 64 warpgroups sharing 128-key K/V
+/// tiles, for 16-bit inputs with head dims d and dv of 64 or 128. The
+/// schedule's default is 128 x 128 with two K/V stages (the next tile's TMA
+/// overlaps this tile's math); block_q = 64 runs one stage (two blocks per
+/// SM overlap instead).
+constexpr int64_t kSm90BlockQ = 128, kSm90BlockKv = 128;
 inline bool sm90Supports(bool sixteenBit, int64_t d, int64_t dv) {
   return sixteenBit && (d == 64 || d == 128) && (dv == 64 || dv == 128);
 }
-/// Its dynamic shared memory: Q (d/64 atoms of 64 rows x 128 B), K and V
-/// (d/64 and dv/64 atoms of 128 rows x 128 B).
-inline int64_t sm90SharedBytes(int64_t d, int64_t dv) {
-  return (d / 64) * 8192 + (d / 64) * 16384 + (dv / 64) * 16384;
+inline bool sm90Tile(int64_t bq, int64_t bkv) {
+  return (bq == 64 || bq == 128) && bkv == kSm90BlockKv;
+}
+inline int64_t sm90Stages(int64_t bq) { return bq == 128 ? 2 : 1; }
+/// Its dynamic shared memory: Q (d/64 atoms of bq rows x 128 B), then per
+/// stage K and V (d/64 and dv/64 atoms of 128 rows x 128 B).
+inline int64_t sm90SharedBytes(int64_t bq, int64_t d, int64_t dv) {
+  return (d / 64) * bq * 128 +
+         sm90Stages(bq) * ((d / 64) + (dv / 64)) * kSm90BlockKv * 128;
 }
 
 } // namespace mlir::attn
