@@ -14,8 +14,8 @@
 
 #include "attnc/Conversion/AttnToGPU.h"
 #include "GpuKernelEmitter.h"
-#include "attnc/Target/TargetDesc.h"
 #include "attnc/Analysis/MaskAnalysis.h"
+#include "attnc/Target/TargetDesc.h"
 #include "attnc/Transforms/LoweringUtils.h"
 #include "attnc/Transforms/Passes.h"
 
@@ -681,8 +681,8 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   int64_t elemBytes = 2;
   // sm_90a with the schedule's 64 x 128 tiles: TMA + wgmma (one warpgroup).
   const TargetDesc *tdesc = lookupTarget(sched.getTarget());
-  bool wgmma = tdesc && tdesc->wgmma && sm90Tile(bq, bkv) &&
-               sm90Supports(true, d, dv);
+  bool wgmma =
+      tdesc && tdesc->wgmma && sm90Tile(bq, bkv) && sm90Supports(true, d, dv);
   int64_t shared = wgmma ? sm90SharedBytes(bq, d, dv)
                          : (rowsK * (d + 8) + bkv * (dv + 8)) * elemBytes;
   if (!wgmma && shared > 48 * 1024)
@@ -778,9 +778,12 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   Type sKTy = MemRefType::get({rowsK, d + 8}, elem, AffineMap(), wg);
   Type sVTy = MemRefType::get({bkv, dv + 8}, elem, AffineMap(), wg);
+  // The wgmma kernel's scratch for reducing the kv-tile range: one (lo, hi)
+  // pair per warp.
+  Type redTy = MemRefType::get({2 * warps}, ob.getI32Type(), AffineMap(), wg);
   auto func = gpu::GPUFuncOp::create(
       ob, op.getLoc(), name, ob.getFunctionType(argTypes, {}),
-      wgmma ? TypeRange{} : TypeRange{sKTy, sVTy});
+      wgmma ? TypeRange{redTy} : TypeRange{sKTy, sVTy});
   if (wgmma)
     func->setAttr("attn.tma_args", ob.getDenseI32ArrayAttr({0, 1, 2}));
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), ob.getUnitAttr());
@@ -794,31 +797,35 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
     func->setAttr(
         "attn.fragments",
         ob.getDictionaryAttr({
-            ob.getNamedAttr("q", ob.getStringAttr("smem, TMA 128B swizzle, "
-                                                  "wgmma descriptor (K-major)")),
-            ob.getNamedAttr("k", ob.getStringAttr("smem, TMA 128B swizzle, "
-                                                  "wgmma descriptor (K-major)")),
+            ob.getNamedAttr("q",
+                            ob.getStringAttr("smem, TMA 128B swizzle, "
+                                             "wgmma descriptor (K-major)")),
+            ob.getNamedAttr("k",
+                            ob.getStringAttr("smem, TMA 128B swizzle, "
+                                             "wgmma descriptor (K-major)")),
             ob.getNamedAttr("s", ob.getStringAttr("wgmma.m64n128.D.f32")),
             ob.getNamedAttr("p",
                             ob.getStringAttr("wgmma.m64nNk16.A.regs (from D)")),
-            ob.getNamedAttr("v", ob.getStringAttr("smem, TMA 128B swizzle, "
-                                                  "wgmma descriptor (MN-major)")),
+            ob.getNamedAttr("v",
+                            ob.getStringAttr("smem, TMA 128B swizzle, "
+                                             "wgmma descriptor (MN-major)")),
             ob.getNamedAttr("o", ob.getStringAttr("wgmma.m64nDv.D.f32")),
         }));
   else
-  func->setAttr(
-      "attn.fragments",
-      ob.getDictionaryAttr({
-          ob.getNamedAttr("q",
-                          ob.getStringAttr("mma.m16n8k16.A.row (ldmatrix.x4)")),
-          ob.getNamedAttr("k",
-                          ob.getStringAttr("mma.m16n8k16.B.col (ldmatrix.x2)")),
-          ob.getNamedAttr("s", ob.getStringAttr("mma.m16n8.C.f32")),
-          ob.getNamedAttr("p", ob.getStringAttr("mma.m16n8k16.A.row (from C)")),
-          ob.getNamedAttr(
-              "v", ob.getStringAttr("mma.m16n8k16.B.col (ldmatrix.x2.trans)")),
-          ob.getNamedAttr("o", ob.getStringAttr("mma.m16n8.C.f32")),
-      }));
+    func->setAttr(
+        "attn.fragments",
+        ob.getDictionaryAttr({
+            ob.getNamedAttr(
+                "q", ob.getStringAttr("mma.m16n8k16.A.row (ldmatrix.x4)")),
+            ob.getNamedAttr(
+                "k", ob.getStringAttr("mma.m16n8k16.B.col (ldmatrix.x2)")),
+            ob.getNamedAttr("s", ob.getStringAttr("mma.m16n8.C.f32")),
+            ob.getNamedAttr("p",
+                            ob.getStringAttr("mma.m16n8k16.A.row (from C)")),
+            ob.getNamedAttr("v", ob.getStringAttr(
+                                     "mma.m16n8k16.B.col (ldmatrix.x2.trans)")),
+            ob.getNamedAttr("o", ob.getStringAttr("mma.m16n8.C.f32")),
+        }));
   ImplicitLocOpBuilder b(op.getLoc(), ob);
   auto setup = [&](GpuKernelEmitter &em) {
     em.d = d;

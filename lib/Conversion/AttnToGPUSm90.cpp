@@ -54,8 +54,8 @@ Value descriptor(ImplicitLocOpBuilder &b, Value addr, int64_t lboBytes) {
   };
   Value m = arith::AndIOp::create(b, addr, c(0x3FFFF));
   Value s = arith::ShRUIOp::create(b, m, c(4));
-  int64_t fixed = ((lboBytes / 16) << 16) | (int64_t(64) << 32) |
-                  (int64_t(1) << 62);
+  int64_t fixed =
+      ((lboBytes / 16) << 16) | (int64_t(64) << 32) | (int64_t(1) << 62);
   return arith::OrIOp::create(b, s, c(fixed));
 }
 
@@ -155,10 +155,9 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
     nvgpu::MBarrierArriveExpectTxOp::create(b, bars, cIdx(qAtoms * qAtomBytes),
                                             c0, Value());
     for (int64_t at = 0; at < qAtoms; ++at)
-      nvgpu::TmaAsyncLoadOp::create(b, view(cIdx(at * qAtomBytes), qTileTy),
-                                    bars, qMap,
-                                    ValueRange{cIdx(at * 64), i0, h, bi}, c0,
-                                    Value(), Value());
+      nvgpu::TmaAsyncLoadOp::create(
+          b, view(cIdx(at * qAtomBytes), qTileTy), bars, qMap,
+          ValueRange{cIdx(at * 64), i0, h, bi}, c0, Value(), Value());
   });
 
   // This thread's rows (of the block's bq) and first column in the
@@ -198,16 +197,41 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
     return classify(i0, i1v, j0, j1);
   };
   if (masked) {
-    SmallVector<Value> range =
-        e.loop(c0, numKT, c1, {numKT, c0},
+    // Every thread classifies tiles tid, tid + threads, ...; the block
+    // reduces the bounds (shuffles, then one i32 pair per warp in `red`):
+    // with a block map that is one map read per thread instead of numKT
+    // dependent reads per block.
+    int64_t threads = warps * 32;
+    SmallVector<Value> part =
+        e.loop(tid, numKT, cIdx(threads), {numKT, c0},
                [&](Value kt, ValueRange it) -> SmallVector<Value> {
                  Value nonEmpty = e.cmpi(CmpIPredicate::ne, classOf(kt), c0);
                  return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
                          e.select(nonEmpty, e.addi(kt, c1), it[1])};
                });
-    lo = range[0];
-    hi = e.select(e.cmpi(CmpIPredicate::ult, range[0], range[1]), range[1],
-                  range[0]);
+    Type i32 = b.getI32Type();
+    Value lo32 = arith::IndexCastUIOp::create(b, i32, part[0]);
+    Value hi32 = arith::IndexCastUIOp::create(b, i32, part[1]);
+    for (int32_t m = 16; m >= 1; m /= 2) {
+      lo32 = arith::MinUIOp::create(b, lo32, shflXor(lo32, m));
+      hi32 = arith::MaxUIOp::create(b, hi32, shflXor(hi32, m));
+    }
+    Value red = func.getWorkgroupAttributions()[0];
+    e.ifThen(e.cmpi(CmpIPredicate::eq, lane, c0), [&] {
+      memref::StoreOp::create(b, lo32, red, ValueRange{warp});
+      memref::StoreOp::create(b, hi32, red,
+                              ValueRange{e.addi(warp, cIdx(warps))});
+    });
+    gpu::BarrierOp::create(b);
+    for (int64_t w = 0; w < warps; ++w) {
+      Value l = memref::LoadOp::create(b, red, ValueRange{cIdx(w)});
+      Value u = memref::LoadOp::create(b, red, ValueRange{cIdx(warps + w)});
+      lo32 = w ? arith::MinUIOp::create(b, lo32, l).getResult() : l;
+      hi32 = w ? arith::MaxUIOp::create(b, hi32, u).getResult() : u;
+    }
+    lo = arith::IndexCastUIOp::create(b, b.getIndexType(), lo32);
+    Value hiv = arith::IndexCastUIOp::create(b, b.getIndexType(), hi32);
+    hi = e.select(e.cmpi(CmpIPredicate::ult, lo, hiv), hiv, lo);
   }
   Value nTiles = e.subi(hi, lo);
   // Loads tile lo + t into stage t % stages (every tile of the range is
@@ -241,8 +265,7 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
   };
   Type sTy = accTy(nS), oTy = accTy(nO);
   auto extract = [&](Value s, int64_t i) {
-    return LLVM::ExtractValueOp::create(b, s, ArrayRef<int64_t>{i})
-        .getResult();
+    return LLVM::ExtractValueOp::create(b, s, ArrayRef<int64_t>{i}).getResult();
   };
   NVVM::WGMMATypes wt = bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
   std::string ty = bf16 ? "bf16" : "f16";
@@ -295,6 +318,46 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
             visit, types,
             [&]() -> SmallVector<Value> {
               Value j0 = e.muli(kt, cIdx(bkv));
+              auto index = [&](int64_t i) {
+                int64_t blk = i / 4, el = i % 4;
+                return std::make_pair(
+                    e.addi(i0, el < 2 ? r0 : r1),
+                    e.addi(j0, e.addi(cIdx(blk * 8 + el % 2), lcol)));
+              };
+              // The mask of a partial (or ragged) tile, as bits (element i
+              // is bit i % 32 of word i / 32), evaluated before S exists:
+              // its index arithmetic does not compete with S and O for
+              // registers.
+              Value complete =
+                  e.cmpi(CmpIPredicate::ule, e.addi(j0, cIdx(bkv)), nk);
+              Value full = b.createOrFold<arith::AndIOp>(
+                  complete, e.cmpi(CmpIPredicate::eq, cls, cIdx(2)));
+              Type i32 = b.getI32Type();
+              int64_t nWords = (nS + 31) / 32;
+              SmallVector<Type> wordTypes(nWords, i32);
+              SmallVector<Value> keepBits = e.ifElse(
+                  full, wordTypes,
+                  [&] {
+                    return SmallVector<Value>(
+                        nWords, arith::ConstantIntOp::create(b, i32, -1));
+                  },
+                  [&] {
+                    SmallVector<Value> words(
+                        nWords, arith::ConstantIntOp::create(b, i32, 0));
+                    for (int64_t i = 0; i < nS; ++i) {
+                      auto [qi, kj] = index(i);
+                      Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
+                      if (op.hasMaskRegion())
+                        keep = b.createOrFold<arith::AndIOp>(
+                            keep, inlineRegion(op.getMask(), {bi, h, qi, kj}));
+                      Value bit = arith::ShLIOp::create(
+                          b, arith::ExtUIOp::create(b, i32, keep),
+                          arith::ConstantIntOp::create(b, i32, i % 32));
+                      words[i / 32] =
+                          arith::OrIOp::create(b, words[i / 32], bit);
+                    }
+                    return words;
+                  });
               // S = Q K^T.
               NVVM::WgmmaFenceAlignedOp::create(b);
               Value s = LLVM::PoisonOp::create(b, sTy);
@@ -313,12 +376,6 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
               NVVM::WgmmaWaitGroupSyncOp::create(b, uint64_t(0));
 
               // Scores (log2 units unless folded), mask on partial tiles.
-              auto index = [&](int64_t i) {
-                int64_t blk = i / 4, el = i % 4;
-                return std::make_pair(
-                    e.addi(i0, el < 2 ? r0 : r1),
-                    e.addi(j0, e.addi(cIdx(blk * 8 + el % 2), lcol)));
-              };
               SmallVector<Value> scored;
               for (int64_t i = 0; i < nS; ++i) {
                 Value x = extract(s, i);
@@ -332,20 +389,17 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
                 scored.push_back(x);
               }
               SmallVector<Type> scoreTypes(nS, f32);
-              Value complete =
-                  e.cmpi(CmpIPredicate::ule, e.addi(j0, cIdx(bkv)), nk);
-              Value full = b.createOrFold<arith::AndIOp>(
-                  complete, e.cmpi(CmpIPredicate::eq, cls, cIdx(2)));
               SmallVector<Value> x = e.ifElse(
                   full, scoreTypes, [&] { return scored; },
                   [&] {
                     SmallVector<Value> out;
+                    Value zero32 = arith::ConstantIntOp::create(b, i32, 0);
                     for (int64_t i = 0; i < nS; ++i) {
-                      auto [qi, kj] = index(i);
-                      Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
-                      if (op.hasMaskRegion())
-                        keep = b.createOrFold<arith::AndIOp>(
-                            keep, inlineRegion(op.getMask(), {bi, h, qi, kj}));
+                      Value bit = arith::AndIOp::create(
+                          b, keepBits[i / 32],
+                          arith::ConstantIntOp::create(
+                              b, i32, int32_t(uint32_t(1) << (i % 32))));
+                      Value keep = e.cmpi(CmpIPredicate::ne, bit, zero32);
                       out.push_back(e.select(keep, scored[i], negInf));
                     }
                     return out;
@@ -389,7 +443,8 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
               for (int64_t kk = 0; kk < bkv / 16; ++kk) {
                 SmallVector<Value> ops;
                 for (int64_t rr = 0; rr < 4; ++rr)
-                  ops.push_back(pack(p[8 * kk + 2 * rr], p[8 * kk + 2 * rr + 1]));
+                  ops.push_back(
+                      pack(p[8 * kk + 2 * rr], p[8 * kk + 2 * rr + 1]));
                 ops.push_back(addConst(b, dV, kk * 16 * 128 / 16));
                 ops.append(acc.begin(), acc.end());
                 auto asmOp = LLVM::InlineAsmOp::create(
