@@ -28,11 +28,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # --------------------------------------------------------------------------
 # Specs (written on the build machine).
 
-EXAMPLES = ["linear_elu", "retnet", "mamba2_scan", "bidirectional_mamba2"]
+EXAMPLES = ["linear_elu", "retnet", "mamba2_scan", "bidirectional_mamba2", "gla"]
 FEATURE_MAPS = {"linear_elu": "elu1", "elu128": "elu1"}
 # Baselines (flash-linear-attention) timed beside each benchmark kernel.
 BASELINES = {"lin128": "chunk_linear_attn", "elu128": "chunk_linear_attn_normalized",
-             "retnet128": "chunk_retention", "sgla128": "chunk_simple_gla"}
+             "retnet128": "chunk_retention", "sgla128": "chunk_simple_gla",
+             "gla128": "chunk_gla"}
+# Seconds the whole script may take: chunk_gla (Triton autotuning alone took
+# over 2 minutes once) runs last, in a child process killed at this limit.
+TIME_LIMIT_S = 285
 
 
 def bench_specs():
@@ -67,6 +71,10 @@ def bench_specs():
         "sgla128": fn("sgla128",
                       f"  %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<?x16x?xf32>)\n"
                       f"    scale = {sc}\n    : {ty}", ", %g: tensor<?x16x?xf32>"),
+        # chunk_gla: per-token, per-key-dimension log-gates [B, T, H, D].
+        "gla128": fn("gla128",
+                     f"  %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<?x16x?x128xf32>)\n"
+                     f"    scale = {sc}\n    : {ty}", ", %g: tensor<?x16x?x128xf32>"),
         "bimamba128": fn("bimamba128",
                          f"  %o = attn.scan bidirectional %q, %k, %v decay(%g : tensor<?x16x?xf32>)\n    : {ty}",
                          ", %g: tensor<?x16x?xf32>"),
@@ -80,6 +88,9 @@ def write_specs(out):
             text = f.read()
         # q, k, v and o (not gates or states) in bf16.
         text = text.replace("?x4x?x64xf32>", "?x4x?x64xbf16>")
+        # GLA's per-feature log-gates stay f32.
+        text = text.replace("%g: tensor<?x4x?x64xbf16>", "%g: tensor<?x4x?x64xf32>")
+        text = text.replace("decay(%g : tensor<?x4x?x64xbf16>)", "decay(%g : tensor<?x4x?x64xf32>)")
         with open(os.path.join(out, name + ".mlir"), "w") as f:
             f.write(text)
     for name, text in bench_specs().items():
@@ -121,9 +132,10 @@ def head_decays(spec_text):
 class Case:
     """Inputs for one kernel at one size; tensors in the layouts the kernel
     reads through its strides: q, k, v [B, T, H, D] (or [B, H, T, D] with
-    layout 'bhtd'), token gates [B, T, H], states [B, H, F, Dv]."""
+    layout 'bhtd'), token gates [B, T, H], per-feature gates [B, T, H, D],
+    states [B, H, F, Dv]. Log-gates are logsigmoid(x) / gate_div."""
 
-    def __init__(self, entry, B, T, layout, seed, spec_text):
+    def __init__(self, entry, B, T, layout, seed, spec_text, gate_div=16):
         import torch
         abi = entry["abi"]
         g = torch.Generator(device="cuda").manual_seed(seed)
@@ -147,6 +159,9 @@ class Case:
         if abi["decay"] == "token":
             self.decay = torch.nn.functional.logsigmoid(rnd(B, T, H)) / 16
             self.gate = self.decay.permute(0, 2, 1)
+        elif abi["decay"] == "token_dim":
+            self.decay = torch.nn.functional.logsigmoid(rnd(B, T, H, D)) / gate_div
+            self.gate = self.decay.permute(0, 2, 1, 3)  # [B, H, T, D]
         elif abi["decay"] == "head":
             self.decay = torch.tensor(head_decays(spec_text), device="cuda", dtype=torch.float32)
             self.gate = self.decay.view(1, H, 1).expand(B, H, T)
@@ -169,8 +184,8 @@ class Case:
         for n in ("q", "k", "v", "o"):
             st = self.bhtd(tensors[n]).stride()
             strides.update({f"{n}_stride_b": st[0], f"{n}_stride_h": st[1], f"{n}_stride_n": st[2]})
-        if self.decay is not None and self.decay.dim() == 3:
-            st = self.decay.stride()  # [B, T, H]
+        if self.decay is not None and self.decay.dim() >= 3:
+            st = self.decay.stride()  # [B, T, H] or [B, T, H, D]
             strides.update({"g_stride_b": st[0], "g_stride_h": st[2], "g_stride_n": st[1]})
         scalars = {"B": self.B, "N": self.T, **strides}
         for a in abi["args"]:
@@ -193,6 +208,8 @@ class Case:
         if fmap == "elu1":
             q, k = torch.nn.functional.elu(q) + 1, torch.nn.functional.elu(k) + 1
         T = self.T
+        if abi["decay"] == "token_dim":
+            return self.recurrence(q, k, v)
         if self.gate is not None:
             L = torch.cumsum(self.gate.float(), dim=-1)  # [B, H, T]
             W = torch.exp(-(L[..., :, None] - L[..., None, :]).abs())
@@ -215,6 +232,21 @@ class Case:
         if abi["normalize"]:
             o = torch.where(den[..., None] != 0, o / den[..., None], torch.zeros_like(o))
         return o, final
+
+
+    def recurrence(self, q, k, v):
+        """GLA from its recurrence, one token at a time in float32 (a
+        different computation from the kernel's chunked form):
+        S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t, o_t = q_t S_t."""
+        import torch
+        a = torch.exp(self.gate.float())  # [B, H, T, D]
+        S = (self.init.clone() if self.init is not None
+             else torch.zeros(self.B, self.H, self.D, self.Dv, device="cuda"))
+        o = torch.empty(self.B, self.H, self.T, self.Dv, device="cuda")
+        for t in range(self.T):
+            S = a[:, :, t, :, None] * S + k[:, :, t, :, None] * v[:, :, t, None, :]
+            o[:, :, t] = (q[:, :, t, None, :] @ S)[:, :, 0]
+        return o, (S if self.final is not None else None)
 
 
 def rel_err(got, ref):
@@ -249,10 +281,36 @@ def run_kernel(fn, entry, case):
     launch(fn, (abi["grid"][0], case.H, case.B), tuple(abi["block"]), params, abi["dynamic_smem"])
 
 
+def timing_inputs():
+    """The timing inputs (B=4, T=8192, H=16, D=128; [B, T, H, *] layouts),
+    the same in the parent and in the chunk_gla child."""
+    import torch
+    B, T, H, D = 4, 8192, 16, 128
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16) * 0.1 for _ in range(3))
+    g_tok = torch.nn.functional.logsigmoid(torch.randn(B, T, H, device="cuda")) / 16
+    g_dim = torch.nn.functional.logsigmoid(torch.randn(B, T, H, D, device="cuda")) / 16
+    return q, k, v, g_tok, g_dim
+
+
+def fla_gla_child(fla_src):
+    """Times fla's chunk_gla(q, k, v, g=g_dim) on timing_inputs()."""
+    sys.path.insert(0, HERE)
+    sys.path.insert(0, fla_src)
+    from timing import timeit
+    from fla.ops.gla import chunk_gla
+    q, k, v, _, g_dim = timing_inputs()
+    ms = timeit(lambda: chunk_gla(q, k, v, g=g_dim), [()])
+    print(f"CHUNK_GLA_MS {ms}")
+    return 0
+
+
 def main():
     if len(sys.argv) > 2 and sys.argv[1] == "--write-specs":
         write_specs(sys.argv[2])
         return 0
+    if len(sys.argv) > 2 and sys.argv[1] == "--fla-gla":
+        return fla_gla_child(sys.argv[2])
     import torch
     sys.path.insert(0, os.path.join(HERE, "..", "python"))
     sys.path.insert(0, HERE)
@@ -288,13 +346,17 @@ def main():
         with open(os.path.join(kdir, entry["spec"])) as f:
             spec_text = f.read()
         fmap = FEATURE_MAPS.get(entry["name"], "identity")
-        sizes = [(2, 256, "bthd"), (1, 333, "bthd"), (2, 200, "bhtd")]
+        sizes = [(2, 256, "bthd", 16), (1, 333, "bthd", 16), (2, 200, "bhtd", 16)]
         if entry["abi"]["H"] <= 4:
-            sizes[1] = (3, 1000, "bthd")
-        for si, (B, T, layout) in enumerate(sizes):
-            what = f"{key} B={B} T={T} {layout}"
+            sizes[1] = (3, 1000, "bthd", 16)
+        if entry["abi"]["decay"] == "token_dim":
+            # Stronger gates: logsigmoid(x) (about -52 nats per 64-token
+            # chunk on average; docs/linear-gpu.md gives the guaranteed range).
+            sizes.append((1, 333, "bthd", 1))
+        for si, (B, T, layout, gdiv) in enumerate(sizes):
+            what = f"{key} B={B} T={T} {layout}" + (f" gates=logsigmoid/{gdiv}" if gdiv != 16 else "")
             try:
-                case = Case(entry, B, T, layout, seed=17 + si, spec_text=spec_text)
+                case = Case(entry, B, T, layout, seed=17 + si, spec_text=spec_text, gate_div=gdiv)
                 run_kernel(fn, entry, case)
                 torch.cuda.synchronize()
                 ref_o, ref_f = case.reference(entry["abi"], fmap)
@@ -317,9 +379,7 @@ def main():
 
     # Timing at B=4, T=8192, H=16, D=Dv=128, bf16.
     B, T, H, D = 4, 8192, 16, 128
-    torch.manual_seed(0)
-    q, k, v = (torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16) * 0.1 for _ in range(3))
-    g_tok = torch.nn.functional.logsigmoid(torch.randn(B, T, H, device="cuda")) / 16
+    q, k, v, g_tok, g_dim = timing_inputs()
     nbytes = 4 * B * T * H * D * 2
     src = torch.empty(nbytes // 2, dtype=torch.uint8, device="cuda")
     dst = torch.empty_like(src)
@@ -342,7 +402,7 @@ def main():
         c = Big()
         c.B, c.T, c.H, c.layout = B, T, H, "bthd"
         c.q, c.k, c.v, c.o, c.init, c.final = q, k, v, o, None, None
-        c.decay = (g_tok if abi["decay"] == "token" else
+        c.decay = (g_tok if abi["decay"] == "token" else g_dim if abi["decay"] == "token_dim" else
                    torch.tensor(head_decays(spec_text), device="cuda") if abi["decay"] == "head" else None)
         c.bhtd = lambda x: x.permute(0, 2, 1, 3)
         params = Case.params(c, abi)
@@ -357,8 +417,7 @@ def main():
         result["times"][key] = {"ms": ms, "ratio_to_floor": ms / floor_ms}
         print(f"TIME attnc {key}: {ms:.3f} ms ({ms / floor_ms:.2f} x floor)")
 
-    # flash-linear-attention on the same inputs (chunk_gla skipped: attnc
-    # has no GPU GLA kernel, and its autotuning alone takes minutes).
+    # flash-linear-attention on the same inputs; chunk_gla last (below).
     if fla_src:
         sys.path.insert(0, fla_src)
         try:
@@ -385,6 +444,31 @@ def main():
                 continue
             result["fla"][name] = {"ms": ms, "ratio_to_floor": ms / floor_ms}
             print(f"TIME fla {name}: {ms:.3f} ms ({ms / floor_ms:.2f} x floor)")
+    # chunk_gla last, in a child process (same inputs: timing_inputs) that is
+    # killed when the script's time limit comes: its Triton autotuning alone
+    # took over 2 minutes once.
+    if fla_src:
+        left = TIME_LIMIT_S - (time.time() - start)
+        if left < 30:
+            print(f"SKIP chunk_gla: time guard ({time.time() - start:.0f} s used, {left:.0f} s left; not run)")
+            result["fla"]["chunk_gla"] = {"skipped": "time guard, not run"}
+        else:
+            import subprocess
+            try:
+                r = subprocess.run([sys.executable, os.path.abspath(__file__), "--fla-gla", fla_src],
+                                   capture_output=True, text=True, timeout=left)
+                m = re.search(r"^CHUNK_GLA_MS (\S+)$", r.stdout, re.M)
+                if m:
+                    ms = float(m.group(1))
+                    result["fla"]["chunk_gla"] = {"ms": ms, "ratio_to_floor": ms / floor_ms}
+                    print(f"TIME fla chunk_gla: {ms:.3f} ms ({ms / floor_ms:.2f} x floor)")
+                else:
+                    tail = (r.stdout + r.stderr).strip().splitlines()[-3:]
+                    print(f"SKIP chunk_gla: child failed (rc {r.returncode}): {' | '.join(tail)}")
+                    result["fla"]["chunk_gla"] = {"skipped": f"child failed rc {r.returncode}"}
+            except subprocess.TimeoutExpired:
+                print(f"SKIP chunk_gla: TIME GUARD, killed after {left:.0f} s (autotuning); no fla GLA timing")
+                result["fla"]["chunk_gla"] = {"skipped": f"time guard, killed after {left:.0f} s"}
     print("\nvariant | attnc ds64 | attnc ds32 | fla | floor")
     for name, base in BASELINES.items():
         row = [result["times"].get(f"{name}/ds{s}", {}).get("ms") for s in (64, 32)]

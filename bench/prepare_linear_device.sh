@@ -20,7 +20,7 @@ py=/usr/bin/python3
 out=$root/devcarry/linear
 rm -rf "$out" && mkdir -p "$out/specs"
 $py "$root/bench/linear_gpu.py" --write-specs "$out/specs"
-names="linear_elu retnet mamba2_scan bidirectional_mamba2 lin128 elu128 retnet128 sgla128 bimamba128"
+names="linear_elu retnet mamba2_scan bidirectional_mamba2 gla lin128 elu128 retnet128 sgla128 gla128 bimamba128"
 entries=()
 for ds in 64 32; do
   mkdir -p "$out/ds$ds"

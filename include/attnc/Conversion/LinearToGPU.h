@@ -30,6 +30,11 @@ struct LinearKernelInfo {
 /// kernel; emits an error naming what is not supported otherwise.
 LogicalResult checkLinearGpuSupport(Operation *op, int64_t dvSlice);
 
+/// The dv-slice `convert-attn-linear-to-gpu` uses when its option is not
+/// given: 32 for causal per-token scalar gates ([B, H, N] decay), 64
+/// otherwise (measured on an H100, see docs/linear-gpu.md).
+int64_t defaultLinearDvSlice(Operation *op);
+
 /// Appends to `module` a gpu.module `<name>_kernels` with a kernel `<name>`
 /// computing `op`, one thread block per (Dv slice of `dvSlice` columns,
 /// head, batch).
