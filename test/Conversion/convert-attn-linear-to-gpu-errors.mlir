@@ -32,8 +32,8 @@ func.func @head_dim_32(%q: tensor<?x4x?x32xbf16>, %k: tensor<?x4x?x32xbf16>,
 func.func @gla(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
                %v: tensor<?x4x?x64xbf16>, %g: tensor<?x4x?x64xf32>)
     -> tensor<?x4x?x64xbf16> {
-  // expected-error @+1 {{per-token, per-feature decay (GLA) is not supported on GPU}}
-  %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<?x4x?x64xf32>)
+  // expected-error @+1 {{bidirectional per-token, per-feature decay (GLA) is not supported on GPU}}
+  %o = attn.linear_attention bidirectional %q, %k, %v decay(%g : tensor<?x4x?x64xf32>)
     : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
       -> tensor<?x4x?x64xbf16>
   return %o : tensor<?x4x?x64xbf16>

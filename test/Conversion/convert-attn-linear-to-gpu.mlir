@@ -1,6 +1,7 @@
 // convert-attn-linear-to-gpu: a chunked tensor-core kernel per linear op.
 // RUN: attn-opt %s --attn-select-schedule=target=sm_80 --convert-attn-linear-to-gpu --split-input-file | FileCheck %s
 // RUN: attn-opt %s --attn-select-schedule=target=sm_80 --convert-attn-linear-to-gpu=dv-slice=32 --split-input-file | FileCheck %s --check-prefix=DS32
+// RUN: attn-opt %s --attn-select-schedule=target=sm_80 --convert-attn-linear-to-gpu=dv-slice=64 --split-input-file | FileCheck %s --check-prefix=DS64
 // RUN: attn-opt %s --attn-compile=target=sm_80 --split-input-file | FileCheck %s --check-prefix=PTX
 
 // RetNet-style per-head decay, bf16, D = Dv = 64.
@@ -44,14 +45,19 @@ func.func @retnet(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
 
 // A scan with per-token gates, an initial and a final state, f16, GQA 8:2,
 // D = Dv = 128: the gate strides follow the stride arguments; the states
-// are f32 memrefs.
+// are f32 memrefs. Causal per-token gates: default dv-slice 32 (an explicit
+// dv-slice=64 wins).
 // CHECK-LABEL: func.func @ssd
 // CHECK: gpu.func @ssd(%{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf32>, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index)
 // CHECK-SAME: \22Hkv\22: 2
-// CHECK-SAME: \22dynamic_smem\22: 107008
+// CHECK-SAME: \22dv_slice\22: 32, \22grid\22: [4, \22H\22, \22B\22]
+// CHECK-SAME: \22dynamic_smem\22: 90624
 // CHECK-SAME: \22decay\22: \22token\22
 // CHECK: gpu.shuffle up
 // CHECK: nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32)
+// DS64-LABEL: func.func @ssd
+// DS64: \22dv_slice\22: 64, \22grid\22: [2, \22H\22, \22B\22]
+// DS64-SAME: \22dynamic_smem\22: 107008
 // PTX: .visible .entry ssd(
 // PTX-SAME: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 func.func @ssd(%q: tensor<?x8x?x128xf16>, %k: tensor<?x2x?x128xf16>,
