@@ -9,7 +9,9 @@ directory per Dv slice with <kernel>.cubin).
   python3 bench/linear_gpu.py devcarry/linear devcarry/fla-src [out.json]
 
 Output: PASS/FAIL lines (max|o - ref| / max|ref| < 1e-2, also for final
-states), TIME lines, JSON to out.json or $OUT/linear_gpu.json.
+states), TIME lines, JSON to out.json or $OUT/linear_gpu.json. fla's
+chunk_gla runs last in a child process (python3 linear_gpu.py --fla-gla
+FLA_SRC) killed at TIME_LIMIT_S; a SKIP chunk_gla line says when it was.
 
 Also used here (no GPU, no torch) by the prepare script:
   python3 bench/linear_gpu.py --write-specs DIR

@@ -21,6 +21,12 @@
 // AttnToGPU.cpp): A (row) from ldmatrix.x4, B (col) from ldmatrix(.trans),
 // C in f32; phi(K)^T as the A operand of the state update comes from
 // ldmatrix.x4.trans of the row-major K tile.
+// GLA (per-token, per-feature log-gates [B, H, N, F]): the f32 gate tile is
+// staged with the chunk and scanned per feature (L, cumulative from the
+// chunk start); Q and K are scaled in shared memory by exp2(L_i) and
+// exp2(-L_j) (chunk-start reference), so the scores need only the causal
+// mask, and S <- diag(exp2(L_last)) (S + K~^T V). Exact while each chunk's
+// cumulative log-gate stays >= about -70 nats (docs/linear-gpu.md).
 //
 //===----------------------------------------------------------------------===//
 
