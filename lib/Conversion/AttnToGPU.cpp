@@ -784,8 +784,13 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   auto func = gpu::GPUFuncOp::create(
       ob, op.getLoc(), name, ob.getFunctionType(argTypes, {}),
       wgmma ? TypeRange{redTy} : TypeRange{sKTy, sVTy});
-  if (wgmma)
+  if (wgmma) {
     func->setAttr("attn.tma_args", ob.getDenseI32ArrayAttr({0, 1, 2}));
+    // 16-byte aligned: LLVM merges the reads of the per-warp pairs into
+    // 16-byte vector loads.
+    func.setWorkgroupAttributionAttr(0, LLVM::LLVMDialect::getAlignAttrName(),
+                                     ob.getI64IntegerAttr(16));
+  }
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), ob.getUnitAttr());
   // `.minnctapersm 1`: otherwise ptxas may cap registers at 128 to fit more
   // blocks per SM, and spill (seen for softcap, d = 64, sm_80).
