@@ -19,6 +19,17 @@ namespace attnc {
 
 llvm::Error makeError(const llvm::Twine &msg);
 
+/// Shape and signature checks shared by the CPU and GPU launches.
+std::string shapeStr(llvm::ArrayRef<int64_t> shape);
+llvm::SmallVector<int64_t, 4> contiguousStrides(llvm::ArrayRef<int64_t> shape);
+llvm::SmallVector<int64_t, 4> stridesOf(const TensorRef &t);
+llvm::Error checkParam(llvm::StringRef kernel, llvm::StringRef role,
+                       const ParamInfo &p, const TensorRef &t);
+llvm::Error checkCounts(const KernelSignature &sig, size_t nin, size_t nout);
+llvm::Error checkAttentionShapes(const KernelSignature &sig,
+                                 llvm::ArrayRef<TensorRef> inputs,
+                                 llvm::ArrayRef<TensorRef> outputs);
+
 /// `t` as a DType, or an error naming it.
 llvm::Expected<DType> dtypeOf(mlir::Type t);
 llvm::Expected<DType> dtypeFromName(llvm::StringRef name);

@@ -211,7 +211,8 @@ def fallback_check(kern):
     """attnc.load kernels load the PTX when the cubin is for another GPU
     (CUDA_ERROR_NO_BINARY_FOR_GPU, 209), with a stand-in driver."""
     from attnc import _driver
-    saved = _driver.current_context, _driver.load_module, _driver.get_function
+    saved = (_driver.current_context, _driver.load_module, _driver.get_function,
+             _driver.allow_shared)
 
     def run(code):
         seen = []
@@ -225,6 +226,7 @@ def fallback_check(kern):
         _driver.current_context = lambda: ctypes.c_void_p(1)
         _driver.load_module = load_module
         _driver.get_function = lambda mod, name: ctypes.c_void_p(2)
+        _driver.allow_shared = lambda fn, nbytes: seen.append(f"opt-in {nbytes} B")
         try:
             kern._modules.clear()
             kern._functions()
@@ -236,7 +238,8 @@ def fallback_check(kern):
         run(_driver.CUDA_ERROR_NO_BINARY_FOR_GPU)
         run(200)  # CUDA_ERROR_INVALID_IMAGE: no fallback
     finally:
-        _driver.current_context, _driver.load_module, _driver.get_function = saved
+        (_driver.current_context, _driver.load_module, _driver.get_function,
+         _driver.allow_shared) = saved
 
 
 if "--gpu" in sys.argv[1:]:

@@ -1,0 +1,586 @@
+//===- GpuKernels.cpp - signature checks and GPU kernel launches ----------===//
+//
+// Part of attnc. Every launch checks shapes, dtypes and strides against the
+// kernel's signature before anything runs. Nothing here needs MLIR at run
+// time: this file, CudaDriver.cpp and LLVMSupport make a launcher for
+// attn-aot directories (bench/gpu_launch_check.cpp links exactly these).
+//
+//===----------------------------------------------------------------------===//
+
+#include "CudaDriver.h"
+#include "Kernels.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cstdlib>
+#include <cstring>
+
+using namespace attnc;
+using llvm::ArrayRef;
+using llvm::StringRef;
+
+Kernel::~Kernel() = default;
+
+llvm::Error attnc::makeError(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+StringRef attnc::dtypeName(DType t) {
+  switch (t) {
+  case DType::F32:
+    return "f32";
+  case DType::F16:
+    return "f16";
+  case DType::BF16:
+    return "bf16";
+  case DType::I1:
+    return "i1";
+  case DType::I8:
+    return "i8";
+  case DType::I32:
+    return "i32";
+  case DType::I64:
+    return "i64";
+  }
+  return "?";
+}
+
+int64_t attnc::dtypeSize(DType t) {
+  switch (t) {
+  case DType::F32:
+  case DType::I32:
+    return 4;
+  case DType::F16:
+  case DType::BF16:
+    return 2;
+  case DType::I1:
+  case DType::I8:
+    return 1;
+  case DType::I64:
+    return 8;
+  }
+  return 0;
+}
+
+llvm::Expected<DType> attnc::dtypeFromName(StringRef name) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::I1, DType::I8,
+                  DType::I32, DType::I64})
+    if (dtypeName(t) == name)
+      return t;
+  return makeError("unsupported element type '" + name + "'");
+}
+
+llvm::json::Array attnc::paramsJson(ArrayRef<ParamInfo> params) {
+  llvm::json::Array a;
+  for (const ParamInfo &p : params) {
+    llvm::json::Array shape;
+    for (int64_t d : p.shape)
+      shape.push_back(d);
+    a.push_back(llvm::json::Object{{"name", p.name},
+                                   {"dtype", dtypeName(p.dtype)},
+                                   {"shape", std::move(shape)}});
+  }
+  return a;
+}
+
+std::string attnc::shapeStr(ArrayRef<int64_t> shape) {
+  std::string s = "[";
+  for (auto [i, d] : llvm::enumerate(shape))
+    s += (i ? ", " : "") + (d < 0 ? std::string("?") : std::to_string(d));
+  return s + "]";
+}
+
+llvm::SmallVector<int64_t, 4>
+attnc::contiguousStrides(ArrayRef<int64_t> shape) {
+  llvm::SmallVector<int64_t, 4> st(shape.size(), 1);
+  for (int i = int(shape.size()) - 2; i >= 0; --i)
+    st[i] = st[i + 1] * std::max<int64_t>(shape[i + 1], 1);
+  return st;
+}
+
+llvm::SmallVector<int64_t, 4> attnc::stridesOf(const TensorRef &t) {
+  return t.strides.empty() ? contiguousStrides(t.shape) : t.strides;
+}
+
+/// Checks `t` against `p`: dtype, rank, static dims, non-negative sizes,
+/// strides of the right rank.
+llvm::Error attnc::checkParam(StringRef kernel, StringRef role,
+                              const ParamInfo &p, const TensorRef &t) {
+  std::string what = (kernel + ": " + role + " '" + p.name + "'").str();
+  if (t.dtype != p.dtype)
+    return makeError(what + " must be " + dtypeName(p.dtype) + ", got " +
+                     dtypeName(t.dtype));
+  if (t.shape.size() != p.shape.size())
+    return makeError(what + " must have rank " + llvm::Twine(p.shape.size()) +
+                     " " + shapeStr(p.shape) + ", got " + shapeStr(t.shape));
+  for (auto [want, got] : llvm::zip(p.shape, t.shape)) {
+    if (got < 0)
+      return makeError(what + " has a negative size: " + shapeStr(t.shape));
+    if (want >= 0 && want != got)
+      return makeError(what + " must have shape " + shapeStr(p.shape) +
+                       ", got " + shapeStr(t.shape));
+  }
+  if (!t.strides.empty() && t.strides.size() != t.shape.size())
+    return makeError(what + " has " + llvm::Twine(t.strides.size()) +
+                     " strides for rank " + llvm::Twine(t.shape.size()));
+  bool empty = llvm::any_of(t.shape, [](int64_t d) { return d == 0; });
+  if (!t.data && !empty)
+    return makeError(what + " is a null pointer");
+  return llvm::Error::success();
+}
+
+llvm::Error attnc::checkCounts(const KernelSignature &sig, size_t nin,
+                               size_t nout) {
+  if (nin != sig.inputs.size() || nout != sig.outputs.size())
+    return makeError(sig.name + ": expected " + llvm::Twine(sig.inputs.size()) +
+                     " input(s) and " + llvm::Twine(sig.outputs.size()) +
+                     " output(s), got " + llvm::Twine(nin) + " and " +
+                     llvm::Twine(nout));
+  return llvm::Error::success();
+}
+
+/// For q, k, v, o (and lse): equal batch sizes, equal k/v lengths, o of
+/// shape [B, Hq, Nq, Dv].
+llvm::Error attnc::checkAttentionShapes(const KernelSignature &sig,
+                                        ArrayRef<TensorRef> in,
+                                        ArrayRef<TensorRef> out) {
+  const auto &q = in[0].shape, &k = in[1].shape, &v = in[2].shape;
+  if (q.size() != 4 || k.size() != 4 || v.size() != 4)
+    return llvm::Error::success();
+  if (k[0] != q[0] || v[0] != q[0])
+    return makeError(sig.name + ": batch sizes differ: q " + llvm::Twine(q[0]) +
+                     ", k " + llvm::Twine(k[0]) + ", v " + llvm::Twine(v[0]));
+  if (v[2] != k[2])
+    return makeError(sig.name + ": k and v sequence lengths differ: " +
+                     llvm::Twine(k[2]) + " vs " + llvm::Twine(v[2]));
+  llvm::SmallVector<int64_t, 4> oShape = {q[0], q[1], q[2], v[3]};
+  if (out[0].shape != ArrayRef<int64_t>(oShape))
+    return makeError(sig.name + ": o must have shape " + shapeStr(oShape) +
+                     ", got " + shapeStr(out[0].shape));
+  if (out.size() > 1) {
+    llvm::SmallVector<int64_t, 3> lShape = {q[0], q[1], q[2]};
+    if (out[1].shape != ArrayRef<int64_t>(lShape))
+      return makeError(sig.name + ": lse must have shape " + shapeStr(lShape) +
+                       ", got " + shapeStr(out[1].shape));
+  }
+  return llvm::Error::success();
+}
+
+llvm::Error attnc::checkInputValues(const KernelSignature &sig,
+                                    const InputChecks &checks,
+                                    ArrayRef<TensorRef> inputs, bool host) {
+  for (const std::array<unsigned, 4> &eq : checks.equalDims) {
+    int64_t x = inputs[eq[0]].shape[eq[1]], y = inputs[eq[2]].shape[eq[3]];
+    if (x != y)
+      return makeError(sig.name + ": input '" + sig.inputs[eq[0]].name +
+                       "' has size " + llvm::Twine(x) + " in dim " +
+                       llvm::Twine(eq[1]) + " but input '" +
+                       sig.inputs[eq[2]].name + "' has " + llvm::Twine(y) +
+                       " in dim " + llvm::Twine(eq[3]) + "; they must match");
+  }
+  for (const InputChecks::MinExtent &m : checks.minExtents) {
+    int64_t ref = inputs[m.refInput].shape[m.refDim];
+    int64_t need = (ref + m.divisor - 1) / m.divisor;
+    int64_t have = inputs[m.input].shape[m.dim];
+    if (have < need)
+      return makeError(
+          sig.name + ": input '" + sig.inputs[m.input].name + "' has " +
+          llvm::Twine(have) + " elements in dim " + llvm::Twine(m.dim) +
+          ", but the spec indexes it up to " + llvm::Twine(need - 1) +
+          " (from input '" + sig.inputs[m.refInput].name + "' dim " +
+          llvm::Twine(m.refDim) + " = " + llvm::Twine(ref) +
+          (m.divisor > 1 ? " / " + std::to_string(m.divisor) : std::string()) +
+          ")");
+  }
+  for (auto [in, dim, len] : checks.lengths)
+    if (inputs[in].shape[dim] != len)
+      return makeError(sig.name + ": the token order of '" + sig.name +
+                       "' is for sequences of " + llvm::Twine(len) +
+                       " tokens, got " + llvm::Twine(inputs[in].shape[dim]));
+  if (!host)
+    return llvm::Error::success();
+  for (unsigned in : checks.logGates) {
+    const TensorRef &t = inputs[in];
+    if (t.dtype != DType::F32)
+      continue;
+    int64_t n = 1;
+    for (int64_t d : t.shape)
+      n *= d;
+    const float *g = static_cast<const float *>(t.data);
+    for (int64_t i = 0; i < n; ++i)
+      if (!(g[i] <= 0.0f))
+        return makeError(sig.name + ": input '" + sig.inputs[in].name +
+                         "' holds log-gates of a decay, which must be <= 0 "
+                         "(the decay is exp(g)); element " +
+                         llvm::Twine(i) + " is " + std::to_string(g[i]));
+  }
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// GPU
+//===----------------------------------------------------------------------===//
+
+KernelSignature attnc::gpuSignature(const mlir::attn::KernelInfo &info,
+                                    StringRef target) {
+  KernelSignature s;
+  s.name = info.name;
+  s.target = target.str();
+  DType dt = info.dtype == "bf16" ? DType::BF16 : DType::F16;
+  s.inputs.push_back({"q", dt, {-1, info.headsQ, -1, info.headDim}});
+  s.inputs.push_back({"k", dt, {-1, info.headsKv, -1, info.headDim}});
+  s.inputs.push_back({"v", dt, {-1, info.headsKv, -1, info.valueDim}});
+  s.outputs.push_back({"o", dt, {-1, info.headsQ, -1, info.valueDim}});
+  if (info.lse)
+    s.outputs.push_back({"lse", DType::F32, {-1, info.headsQ, -1}});
+  for (const mlir::attn::KernelArg &a : info.args)
+    if (StringRef(a.name).starts_with("capture")) {
+      ParamInfo p;
+      p.name = a.name;
+      p.dtype = llvm::cantFail(dtypeFromName(a.elem));
+      p.shape.assign(a.rank, -1);
+      s.inputs.push_back(p);
+    }
+  return s;
+}
+
+GpuKernelImpl::GpuKernelImpl(KernelSignature signature,
+                             mlir::attn::KernelInfo info, std::string cubin,
+                             std::string ptx, std::string directory,
+                             InputChecks checks)
+    : info(std::move(info)), cubin(std::move(cubin)), ptx(std::move(ptx)),
+      checks(std::move(checks)) {
+  sig = std::move(signature);
+  dir = std::move(directory);
+  this->ptx.push_back('\0');
+}
+
+llvm::Expected<GpuKernelImpl::Functions> GpuKernelImpl::functions() {
+  auto drv = cuda::driver();
+  if (!drv)
+    return drv.takeError();
+  cuda::CUcontext ctx = nullptr;
+  if (llvm::Error e =
+          cuda::check(drv->cuCtxGetCurrent(&ctx), "cuCtxGetCurrent"))
+    return std::move(e);
+  if (!ctx)
+    return makeError(sig.name + ": no CUDA context is current (make one "
+                                "current, e.g. with cuDevicePrimaryCtxRetain "
+                                "and cuCtxSetCurrent, or cudaSetDevice)");
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = perContext.find(ctx);
+  if (it != perContext.end())
+    return it->second;
+  Functions f;
+  // CUDA_ERROR_NO_BINARY_FOR_GPU (209): the cubin is for another
+  // architecture (sm_80 on Hopper); the driver JIT-compiles the PTX.
+  cuda::CUresult r =
+      cubin.empty() ? 209 : drv->cuModuleLoadData(&f.module, cubin.data());
+  if (r == 209)
+    r = drv->cuModuleLoadData(&f.module, ptx.data());
+  if (llvm::Error e = cuda::check(r, sig.name + ": loading the kernel"))
+    return std::move(e);
+  if (llvm::Error e = cuda::check(
+          drv->cuModuleGetFunction(&f.fn, f.module, info.name.c_str()),
+          sig.name + ": cuModuleGetFunction"))
+    return std::move(e);
+  if (info.variant == "wgmma" && info.sharedBytes > 48 * 1024)
+    if (llvm::Error e = cuda::check(
+            drv->cuFuncSetAttribute(f.fn, /*MAX_DYNAMIC_SHARED_SIZE_BYTES=*/8,
+                                    int(info.sharedBytes)),
+            sig.name + ": opting in to dynamic shared memory"))
+      return std::move(e);
+  if (!info.mapKernel.empty())
+    if (llvm::Error e =
+            cuda::check(drv->cuModuleGetFunction(&f.mapFn, f.module,
+                                                 info.mapKernel.c_str()),
+                        sig.name + ": cuModuleGetFunction (block map)"))
+      return std::move(e);
+  perContext[ctx] = f;
+  return f;
+}
+
+namespace {
+/// Kernel parameters: values live in `words`, `ptrs` points at them.
+struct Params {
+  std::vector<int64_t> words;
+  /// Where each parameter starts in `words` (a tensor map takes 16 words).
+  std::vector<size_t> starts;
+  std::vector<void *> ptrs;
+  Params() { words.reserve(256); }
+  void push(int64_t w) {
+    starts.push_back(words.size());
+    words.push_back(w);
+  }
+  /// A 128-byte CUtensorMap, by value.
+  void pushMap(const uint64_t (&map)[16]) {
+    starts.push_back(words.size());
+    for (uint64_t w : map)
+      words.push_back(int64_t(w));
+  }
+  /// A memref argument for a view: 1-D over its extent, or with the view's
+  /// sizes and strides.
+  void mem(const TensorRef &t, bool flat) {
+    auto st = stridesOf(t);
+    int64_t p = int64_t(reinterpret_cast<intptr_t>(t.data));
+    push(p);
+    push(p);
+    push(0);
+    if (flat) {
+      int64_t extent = 1;
+      for (auto [d, s] : llvm::zip(t.shape, st))
+        extent += (d - 1) * s;
+      push(extent);
+      push(1);
+    } else {
+      for (int64_t d : t.shape)
+        push(d);
+      for (int64_t s : st)
+        push(s);
+    }
+  }
+  void **finish() {
+    ptrs.clear();
+    for (size_t i : starts)
+      ptrs.push_back(&words[i]);
+    return ptrs.data();
+  }
+};
+} // namespace
+
+llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
+                                  ArrayRef<TensorRef> outputs, void *stream) {
+  if (llvm::Error e = checkCounts(sig, inputs.size(), outputs.size()))
+    return e;
+  for (auto [p, t] : llvm::zip(sig.inputs, inputs))
+    if (llvm::Error e = checkParam(sig.name, "input", p, t))
+      return e;
+  for (auto [p, t] : llvm::zip(sig.outputs, outputs))
+    if (llvm::Error e = checkParam(sig.name, "output", p, t))
+      return e;
+  if (llvm::Error e = checkAttentionShapes(sig, inputs, outputs))
+    return e;
+  if (llvm::Error e = checkInputValues(sig, checks, inputs, /*host=*/false))
+    return e;
+  const TensorRef *qkvo[] = {&inputs[0], &inputs[1], &inputs[2], &outputs[0]};
+  const char *names[] = {"q", "k", "v", "o"};
+  for (int i = 0; i < 4; ++i) {
+    auto st = stridesOf(*qkvo[i]);
+    if (st[3] != 1 || st[0] % 8 || st[1] % 8 || st[2] % 8 ||
+        reinterpret_cast<uintptr_t>(qkvo[i]->data) % 16)
+      return makeError(sig.name + ": " + names[i] +
+                       " needs a contiguous head dim, strides that are "
+                       "multiples of 8 and 16-byte alignment (strides " +
+                       shapeStr(st) + ")");
+  }
+  if (info.lse && stridesOf(outputs[1]) != contiguousStrides(outputs[1].shape))
+    return makeError(sig.name + ": lse must be contiguous");
+  int64_t B = inputs[0].shape[0], Nq = inputs[0].shape[2],
+          Nk = inputs[1].shape[2];
+  if (B == 0 || Nq == 0)
+    return llvm::Error::success();
+
+  auto fns = functions();
+  if (!fns)
+    return fns.takeError();
+  const cuda::Driver &drv = *cuda::driver();
+  auto *s = static_cast<cuda::CUstream>(stream);
+  ArrayRef<TensorRef> captures = inputs.drop_front(3);
+
+  Params params;
+  bool wgmma = info.variant == "wgmma";
+  for (int i = 0; i < 4; ++i) {
+    if (!wgmma || i == 3) {
+      params.mem(*qkvo[i], /*flat=*/true);
+      continue;
+    }
+    // sm_90a: a TMA map over the [B, H, N, D] view (64 x box_rows boxes,
+    // 128-byte swizzle, zero fill).
+    if (!drv.cuTensorMapEncodeTiled)
+      return makeError(sig.name + ": the CUDA driver has no "
+                                  "cuTensorMapEncodeTiled (sm_90a kernels "
+                                  "need a CUDA 12 driver)");
+    const TensorRef &t = *qkvo[i];
+    auto st = stridesOf(t);
+    alignas(64) uint64_t map[16] = {};
+    uint64_t dims[4] = {uint64_t(t.shape[3]), uint64_t(t.shape[2]),
+                        uint64_t(t.shape[1]), uint64_t(t.shape[0])};
+    uint64_t strides[3] = {uint64_t(st[2]) * 2, uint64_t(st[1]) * 2,
+                           uint64_t(st[0]) * 2};
+    unsigned box[4] = {64, unsigned(info.args[i].boxRows), 1, 1};
+    unsigned ones[4] = {1, 1, 1, 1};
+    if (llvm::Error e = cuda::check(
+            drv.cuTensorMapEncodeTiled(map, info.dtype == "bf16" ? 9 : 6, 4,
+                                       qkvo[i]->data, dims, strides, box, ones,
+                                       0, 3, 0, 0),
+            sig.name + ": cuTensorMapEncodeTiled(" + names[i] + ")"))
+      return e;
+    params.pushMap(map);
+  }
+  if (info.lse)
+    params.mem(outputs[1], /*flat=*/true);
+  for (const TensorRef &c : captures)
+    params.mem(c, /*flat=*/false);
+
+  cuda::CUdeviceptr work = 0;
+  if (fns->mapFn) {
+    int64_t Hq = info.headsQ;
+    int64_t slices = info.mapSlices == "B*Hq" ? B * Hq
+                     : info.mapSlices == "Hq" ? Hq
+                     : info.mapSlices == "B"  ? B
+                                              : 1;
+    int64_t nqt = (Nq + info.blockQ - 1) / info.blockQ;
+    int64_t nkt = (Nk + info.blockKv - 1) / info.blockKv;
+    int64_t bytes = std::max<int64_t>(slices * nqt * nkt, 1);
+    if (llvm::Error e = cuda::check(drv.cuMemAllocAsync(&work, bytes, s),
+                                    sig.name + ": allocating the block map"))
+      return e;
+    TensorRef w;
+    w.data = reinterpret_cast<void *>(work);
+    w.dtype = DType::I8;
+    w.shape = {bytes};
+    Params mp;
+    for (const TensorRef &c : captures)
+      mp.mem(c, /*flat=*/false);
+    mp.mem(w, /*flat=*/true);
+    mp.push(slices);
+    mp.push(Nq);
+    mp.push(Nk);
+    llvm::Error e =
+        cuda::check(drv.cuLaunchKernel(fns->mapFn, unsigned(nqt), unsigned(nkt),
+                                       unsigned(slices), unsigned(info.threads),
+                                       1, 1, 0, s, mp.finish(), nullptr),
+                    sig.name + ": launching the block-map kernel");
+    if (e) {
+      (void)drv.cuMemFreeAsync(work, s);
+      return e;
+    }
+    params.mem(w, /*flat=*/true);
+  }
+  params.push(B);
+  params.push(Nq);
+  params.push(Nk);
+  for (int i = 0; i < 4; ++i) {
+    auto st = stridesOf(*qkvo[i]);
+    params.push(st[0]);
+    params.push(st[1]);
+    params.push(st[2]);
+  }
+  unsigned gridX = unsigned((Nq + info.blockQ - 1) / info.blockQ);
+  llvm::Error e =
+      cuda::check(drv.cuLaunchKernel(fns->fn, gridX, unsigned(info.headsQ),
+                                     unsigned(B), unsigned(info.threads), 1, 1,
+                                     unsigned(wgmma ? info.sharedBytes : 0), s,
+                                     params.finish(), nullptr),
+                  sig.name + ": cuLaunchKernel");
+  if (work)
+    if (llvm::Error fe = cuda::check(drv.cuMemFreeAsync(work, s),
+                                     sig.name + ": freeing the block map"))
+      return llvm::joinErrors(std::move(e), std::move(fe));
+  return e;
+}
+
+//===----------------------------------------------------------------------===//
+// Manifest
+//===----------------------------------------------------------------------===//
+
+static llvm::Expected<std::vector<mlir::attn::KernelArg>>
+parseArgs(const llvm::json::Array *arr) {
+  std::vector<mlir::attn::KernelArg> out;
+  if (!arr)
+    return makeError("manifest: missing args");
+  for (const llvm::json::Value &v : *arr) {
+    const llvm::json::Object *o = v.getAsObject();
+    if (!o)
+      return makeError("manifest: an argument is not an object");
+    mlir::attn::KernelArg a;
+    auto name = o->getString("name");
+    auto kind = o->getString("kind");
+    auto rank = o->getInteger("rank");
+    if (!name || !kind || !rank)
+      return makeError("manifest: an argument lacks name, kind or rank");
+    a.name = name->str();
+    a.kind = kind->str();
+    a.elem = o->getString("elem").value_or("").str();
+    a.rank = *rank;
+    a.boxRows = o->getInteger("box_rows").value_or(0);
+    if (a.kind == "tensormap" && a.boxRows <= 0)
+      return makeError("manifest: tensor map argument '" + a.name +
+                       "' lacks box_rows");
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+llvm::Expected<std::vector<mlir::attn::KernelInfo>>
+attnc::parseManifest(StringRef text) {
+  auto root = llvm::json::parse(text);
+  if (!root)
+    return makeError("manifest.json does not parse: " +
+                     llvm::toString(root.takeError()));
+  const llvm::json::Object *obj = root->getAsObject();
+  if (!obj || obj->getString("generator") != StringRef("attn-aot"))
+    return makeError("manifest.json was not written by attn-aot");
+  const llvm::json::Array *kernels = obj->getArray("kernels");
+  if (!kernels)
+    return makeError("manifest.json has no kernels");
+  std::vector<mlir::attn::KernelInfo> out;
+  for (const llvm::json::Value &kv : *kernels) {
+    const llvm::json::Object *k = kv.getAsObject();
+    if (!k)
+      return makeError("manifest.json: a kernel is not an object");
+    mlir::attn::KernelInfo info;
+    auto getS = [&](StringRef key) -> std::optional<std::string> {
+      if (auto s = k->getString(key))
+        return s->str();
+      return std::nullopt;
+    };
+    auto getI = [&](StringRef key) { return k->getInteger(key); };
+    auto name = getS("name"), dtype = getS("dtype"), mk = getS("mask_kind");
+    auto d = getI("head_dim"), dv = getI("value_dim"), hq = getI("heads_q"),
+         hkv = getI("heads_kv"), bq = getI("block_q"), bkv = getI("block_kv"),
+         smem = getI("shared_bytes");
+    const llvm::json::Array *block = k->getArray("block");
+    if (!name || !dtype || !mk || !d || !dv || !hq || !hkv || !bq || !bkv ||
+        !smem || !block || block->empty() || !(*block)[0].getAsInteger())
+      return makeError("manifest.json: a kernel lacks a required field");
+    info.name = *name;
+    info.dtype = *dtype;
+    info.maskKind = *mk;
+    info.headDim = *d;
+    info.valueDim = *dv;
+    info.headsQ = *hq;
+    info.headsKv = *hkv;
+    info.blockQ = *bq;
+    info.blockKv = *bkv;
+    info.sharedBytes = *smem;
+    info.threads = *(*block)[0].getAsInteger();
+    info.lse = k->getBoolean("lse").value_or(false);
+    info.variant = getS("variant").value_or("mma_sync");
+    if (info.variant != "mma_sync" && info.variant != "wgmma")
+      return makeError("manifest.json: unknown kernel variant '" +
+                       info.variant + "'");
+    info.scale = float(k->getNumber("scale").value_or(1.0));
+    auto args = parseArgs(k->getArray("args"));
+    if (!args)
+      return args.takeError();
+    info.args = std::move(*args);
+    if (const llvm::json::Object *bm = k->getObject("block_map")) {
+      auto kn = bm->getString("kernel");
+      auto sl = bm->getString("slices");
+      if (!kn || !sl)
+        return makeError("manifest.json: block_map lacks kernel or slices");
+      info.mapKernel = kn->str();
+      info.mapSlices = sl->str();
+      auto margs = parseArgs(bm->getArray("args"));
+      if (!margs)
+        return margs.takeError();
+      info.mapArgs = std::move(*margs);
+    }
+    if (info.dtype != "bf16" && info.dtype != "f16")
+      return makeError("manifest.json: unsupported dtype '" + info.dtype + "'");
+    out.push_back(std::move(info));
+  }
+  return out;
+}
