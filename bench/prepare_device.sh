@@ -5,6 +5,7 @@
 #   devcarry/jit/<target>    attn-aot directories written by attnc.compile's
 #                            disk cache for sm_80 and sm_90a (the sm_80 cubin
 #                            must fall back to PTX on Hopper)
+#   devcarry/attnc-gpu-launch-check  the C++ JIT's launch path, MLIR-free
 #   devcarry/consumer        examples/consumer built against the installed
 #                            package (sm_90a)
 #   devcarry/fla-src/        flash-linear-attention's Python package (a
@@ -17,6 +18,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/devcarry"
 ninja -C "$root/build" > /dev/null
+# The C++ JIT's GPU launch without MLIR (bench/gpu_launch_check.cpp).
+cp "$root/build/bin/attnc-gpu-launch-check" "$out/"
 "$root/bench/build_aot.sh" sm_90a causal document_mask strict_causal_lse > /dev/null
 rm -rf "$out/jit" "$out/jit-cache" "$out/prefix" "$out/consumer-build"
 for t in sm_80 sm_90a; do
