@@ -89,11 +89,21 @@ def AttnTile : Pass<"attn-tile", "::mlir::ModuleOp"> {
 }
 
 def ConvertAttnToGPU : Pass<"convert-attn-to-gpu", "::mlir::ModuleOp"> {
-  let summary = "Generate a FlashAttention-2 tensor-core kernel per attention op";
+  let summary = "Generate a FlashAttention-class tensor-core kernel per attention op";
   let description = [{
     For every scheduled (GPU target) and mask-analysed `attn.attention`,
-    appends a `gpu.module @<func>_kernels` holding `gpu.func @<func>`: one
-    thread block per (q tile, head, batch), 16 query rows per warp, K/V tiles
+    appends a `gpu.module @<func>_kernels` holding `gpu.func @<func>`.
+
+    With an sm_90a schedule of 128 (or 64) x 128 tiles and 16-bit inputs
+    with head dims 64/128, the Hopper kernel: block_q / 64 warpgroups share
+    128-key K/V tiles that TMA loads (4-D tensor maps passed by value,
+    128-byte swizzle) through a two-stage mbarrier pipeline; S = Q K^T with
+    `nvvm.wgmma.mma_async` (shared-memory descriptors), O += P V with
+    register-A wgmma; the kv-tile range is reduced over the block and a
+    partial tile's mask is evaluated into bits before S exists.
+
+    Otherwise the mma.sync kernel (sm_80 instructions, which Hopper runs):
+    one thread block per (q tile, head, batch), 16 query rows per warp, K/V tiles
     staged in shared memory with `nvgpu.device_async_copy`, operands loaded
     with `nvgpu.ldmatrix`, Q K^T and P V with `nvvm.mma.sync` m16n8k16
     (f16/bf16, f32 accumulate), the online softmax in registers with
@@ -128,10 +138,13 @@ def ConvertAttnLinearToGPU : Pass<"convert-attn-linear-to-gpu", "::mlir::ModuleO
     Elementwise feature maps are applied in shared memory after each load;
     `normalize` adds a column of ones to V so the same mma instructions
     carry the normalizer; bidirectional ops add a backward sweep. Supported:
-    head dims 64 and 128, no decay, per-head and per-token gates, initial
-    and final states. Unsupported (an error naming it): GLA's per-feature
-    gates, token orders, feature maps that are not elementwise or read
-    captures, bidirectional with normalize, f32 inputs. The kernel's ABI
+    head dims 64 and 128, no decay, per-head and per-token gates, GLA's
+    per-token per-feature gates (causal), initial and final states.
+    Unsupported (an error naming it): token orders, feature maps that are
+    not elementwise or read captures, bidirectional with normalize or with
+    per-feature gates, f32 inputs. Unless `dv-slice` is given, causal ops
+    with per-token scalar gates take 32 value columns per block and all
+    others 64 (measured on an H100, docs/linear-gpu.md). The kernel's ABI
     (arguments, grid, block, dynamic shared memory) is a JSON string in its
     `attn.abi` attribute; see docs/linear-gpu.md.
   }];

@@ -679,7 +679,8 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   int64_t warps = bq / 16;
   int64_t rowsK = bkv;
   int64_t elemBytes = 2;
-  // sm_90a with the schedule's 64 x 128 tiles: TMA + wgmma (one warpgroup).
+  // sm_90a with the schedule's 128 (or 64) x 128 tiles: TMA + wgmma, one
+  // warpgroup per 64 query rows (AttnToGPUSm90.cpp).
   const TargetDesc *tdesc = lookupTarget(sched.getTarget());
   bool wgmma =
       tdesc && tdesc->wgmma && sm90Tile(bq, bkv) && sm90Supports(true, d, dv);

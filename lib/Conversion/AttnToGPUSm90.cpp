@@ -1,19 +1,22 @@
 //===- AttnToGPUSm90.cpp - attn.attention to a Hopper (sm_90a) kernel -----===//
 //
 // Part of attnc. The sm_90a sibling of the mma.sync kernel (AttnToGPU.cpp),
-// following docs/notes/sm90a-plan.md:
-//  - one warpgroup (128 threads) per 64 query rows (block_q = 64), 128-key
-//    tiles (block_kv = 128);
+// following docs/notes/sm90a-plan.md (described in docs/gpu-sm90.md):
+//  - block_q / 64 warpgroups (128 threads each, 64 query rows each) share
+//    128-key K/V tiles (block_kv = 128); block_q 128 is the default;
 //  - Q once and K, V per tile by TMA (4-D tensor maps over [B, H, N, D]
 //    with the tensor's strides, 64-column boxes, 128-byte swizzle, zero fill
-//    past N), completion on mbarriers;
+//    past N), completion on mbarriers; with block_q 128, two K/V stages:
+//    the next tile is loaded while this one is computed;
 //  - S = Q K^T with nvvm.wgmma.mma_async m64n128k16 (A and B from shared
 //    memory through descriptors built here), O += P V with register-A wgmma
 //    m64n{Dv}k16 (P straight from the S accumulators, through inline PTX:
 //    no MLIR 22 op takes A from registers);
 //  - the online softmax in registers; the score and mask regions inlined per
-//    element; tiles the mask analysis proves empty are neither loaded nor
-//    computed, full tiles run without mask code.
+//    element. kv tiles outside the range of non-empty tiles (reduced over
+//    the block) are neither loaded nor computed; empty tiles inside it are
+//    loaded but not computed; full tiles run without mask code; a partial
+//    tile's mask is evaluated into bits before S exists.
 // Accumulator layout of wgmma m64nN (f32): warp w of the warpgroup holds
 // rows 16w + lane/4 and 16w + lane/4 + 8; value i (0 <= i < N/2) is in row
 // (i % 4 < 2 ? first : second), column 8 * (i / 4) + 2 * (lane % 4) + i % 2.

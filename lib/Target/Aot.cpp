@@ -422,8 +422,9 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
     ops.push_back({op, f ? f.getName().str() : "attention"});
   });
   if (ops.empty())
-    return fail("the spec has no attn.attention (linear attention and scans "
-                "have no GPU lowering yet)");
+    return fail("the spec has no attn.attention: attn-aot and the JIT package "
+                "attention kernels only (linear attention and scans compile "
+                "with attn-opt --attn-compile; see docs/linear-gpu.md)");
 
   std::vector<GpuKernelArtifact> out;
   std::string chip = options.target == "sm_90a" ? "sm_90a" : "sm_80";

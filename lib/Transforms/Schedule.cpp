@@ -22,9 +22,11 @@ using namespace mlir::attn;
 static const TargetDesc kTargets[] = {
     // CPU: the tiles of one core should stay in (a share of) its L2.
     {"cpu", false, 256 * 1024, 0, 1, 1, false, false, false},
-    // GPUs: the kernels use static shared memory for now (48 KB per block;
-    // A100 has 164 KB and H100 227 KB with dynamic shared memory), one K/V
-    // stage, mma.sync (wgmma and TMA are available on sm_90a).
+    // GPUs: the budget of the mma.sync kernel (static shared memory, 48 KB
+    // per block, one K/V stage), which sm_90a also uses for the shapes the
+    // wgmma kernel does not take. The wgmma kernel's tiles and dynamic
+    // shared memory (up to 160 KB of the H100's 227) are the sm90* helpers
+    // of TargetDesc.h.
     {"sm_80", true, 48 * 1024, 160, 32, 1, true, false, false},
     {"sm_90a", true, 48 * 1024, 160, 32, 1, true, true, true},
 };

@@ -143,6 +143,8 @@ class Kernel:
                     params.extend(ctypes.c_int64(s) for s in t.stride())
 
             boxes = {a["name"]: a.get("box_rows", 0) for a in m["args"] if a["kind"] == "tensormap"}
+            if any(r <= 0 for r in boxes.values()):
+                raise AttncError(f"{self.name}: manifest.json: a tensor map argument lacks box_rows")
             for n, t in (("q", q), ("k", k), ("v", v)):
                 if n in boxes:  # sm_90a: a TMA map, by value
                     try:
