@@ -41,6 +41,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Matchers.h"
@@ -76,6 +77,11 @@ struct LinearSpec {
   Decay kind = Decay::None;
   Type elem;
   bool hasCaptures = false, hasOrder = false;
+  SmallVector<Value> captures;
+  /// The chunked kernel of a feature-kernel op: q and k are the workspaces
+  /// phi(q), phi(k) ([B, H, N, F], [B, Hkv, N, F], contiguous; d == f), no
+  /// feature map, scale 1 (both applied by the feature kernel).
+  bool workspace = false;
 
   explicit LinearSpec(Operation *o) : op(o) {
     Region *keyMap = nullptr;
@@ -92,6 +98,7 @@ struct LinearSpec {
       causal = la.getDirection() == Direction::causal;
       f = la.getFeatureDim();
       hasCaptures = !la.getCaptures().empty();
+      captures = llvm::to_vector(la.getCaptures());
       hasOrder = bool(la.getOrderAttr());
       hasFinal = bool(la.getFinalState());
     } else {
@@ -146,6 +153,348 @@ Operation *firstNonElementwise(Region &r) {
   }
   return nullptr;
 }
+
+/// Whether the op's feature maps need the per-row feature kernel (a
+/// workspace pass before the chunked kernel): they read captured tensors,
+/// change the feature dimension, or are not elementwise.
+bool needsFeatureKernel(const LinearSpec &s) {
+  if (s.hasCaptures || s.f != s.d)
+    return true;
+  for (Region *r : {s.fq, s.fk}) {
+    if (!r)
+      continue;
+    if (firstNonElementwise(*r))
+      return true;
+    for (Operation &inner : r->front().without_terminator())
+      if (auto cst = dyn_cast<arith::ConstantOp>(inner))
+        if (auto dense = dyn_cast<DenseElementsAttr>(cst.getValue()))
+          if (!dense.isSplat())
+            return true;
+  }
+  return false;
+}
+
+// Upper bound on the scalar code one feature-map evaluation unrolls to
+// (every vector value's elements, summed over the region's ops).
+constexpr int64_t kMaxUnrolledElements = 1 << 17;
+
+int64_t numElements(Type t) {
+  if (auto vt = dyn_cast<VectorType>(t))
+    return vt.getNumElements();
+  return 1;
+}
+
+/// The first op of a feature-map region the feature kernel cannot evaluate
+/// (null when it can), with the reason in `why`.
+Operation *firstUnscalarizable(Region &r, ArrayRef<Value> captures,
+                               std::string &why) {
+  int64_t total = 0;
+  Operation *bad = nullptr;
+  auto isCapture = [&](Value v) { return llvm::is_contained(captures, v); };
+  r.walk([&](Operation *inner) -> WalkResult {
+    if (inner->getBlock() != &r.front()) {
+      why = "nested regions";
+      bad = inner->getParentOp();
+      return WalkResult::interrupt();
+    }
+    if (inner == r.front().getTerminator())
+      return WalkResult::advance();
+    for (Type t : inner->getResultTypes()) {
+      if (isa<ShapedType>(t) && !isa<VectorType>(t)) {
+        why = "non-vector shaped result";
+        bad = inner;
+        return WalkResult::interrupt();
+      }
+      if (auto vt = dyn_cast<VectorType>(t))
+        if (vt.isScalable()) {
+          why = "scalable vector";
+          bad = inner;
+          return WalkResult::interrupt();
+        }
+      total += numElements(t);
+    }
+    for (Value o : inner->getOperands()) {
+      if (r.isAncestor(o.getParentRegion()))
+        continue;
+      // From above: a capture (read by transfer_read) or a constant.
+      bool ok = isCapture(o) ? isa<vector::TransferReadOp>(inner)
+                             : matchPattern(o, m_Constant()) &&
+                                   !isa<ShapedType>(o.getType());
+      if (!ok) {
+        why = "a value from above that is not a capture or a scalar constant";
+        bad = inner;
+        return WalkResult::interrupt();
+      }
+    }
+    if (auto tr = dyn_cast<vector::TransferReadOp>(inner)) {
+      auto st = dyn_cast<RankedTensorType>(tr.getBase().getType());
+      if (!isCapture(tr.getBase()) || !st || !st.hasStaticShape() ||
+          !isa<FloatType>(st.getElementType()) || tr.getMask() ||
+          !tr.getPermutationMap().isMinorIdentity()) {
+        why = "transfer_read of other than a static-shaped float capture "
+              "with a minor identity map and no mask";
+        bad = inner;
+        return WalkResult::interrupt();
+      }
+      VectorType vt = tr.getVectorType();
+      int64_t lead = st.getRank() - vt.getRank();
+      for (int64_t d = 0; d < vt.getRank(); ++d) {
+        if (tr.isDimInBounds(d))
+          continue;
+        APInt c;
+        if (!matchPattern(tr.getIndices()[lead + d], m_ConstantInt(&c)) ||
+            c.getSExtValue() + vt.getDimSize(d) > st.getDimSize(lead + d)) {
+          why = "transfer_read that may be out of bounds";
+          bad = inner;
+          return WalkResult::interrupt();
+        }
+      }
+      return WalkResult::advance();
+    }
+    if (auto sh = dyn_cast<vector::ShuffleOp>(inner)) {
+      if (sh.getV1VectorType().getRank() != 1 ||
+          sh.getV2VectorType().getRank() != 1) {
+        why = "shuffle of other than rank-1 vectors";
+        bad = inner;
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    }
+    if (auto ex = dyn_cast<vector::ExtractOp>(inner)) {
+      if (!ex.getDynamicPosition().empty()) {
+        why = "extract at a dynamic position";
+        bad = inner;
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    }
+    if (auto red = dyn_cast<vector::ReductionOp>(inner)) {
+      if (!isa<FloatType>(red.getType()) || cast<VectorType>(red.getVector().getType()).getRank() != 1) {
+        why = "non-float reduction";
+        bad = inner;
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    }
+    if (auto mr = dyn_cast<vector::MultiDimReductionOp>(inner)) {
+      if (!isa<FloatType>(getElementTypeOrSelf(mr.getType()))) {
+        why = "non-float reduction";
+        bad = inner;
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    }
+    if (isa<vector::BroadcastOp, vector::FMAOp>(inner))
+      return WalkResult::advance();
+    if (isa<arith::ArithDialect, math::MathDialect>(inner->getDialect()) &&
+        inner->getNumRegions() == 0) {
+      // Elementwise on vectors (all vector operands/results of one shape)
+      // or scalar.
+      std::optional<ArrayRef<int64_t>> shape;
+      bool same = true;
+      SmallVector<Type> types(inner->getOperandTypes());
+      llvm::append_range(types, inner->getResultTypes());
+      for (Type t : types)
+        if (auto vt = dyn_cast<VectorType>(t)) {
+          if (shape && *shape != vt.getShape())
+            same = false;
+          shape = vt.getShape();
+        }
+      bool elementwise = !shape || inner->hasTrait<OpTrait::Elementwise>() ||
+                         isa<arith::ConstantOp>(inner);
+      if (same && elementwise)
+        return WalkResult::advance();
+    }
+    why = "not supported in feature maps on GPU";
+    bad = inner;
+    return WalkResult::interrupt();
+  });
+  if (!bad && total > kMaxUnrolledElements) {
+    why = "too large to unroll (" + std::to_string(total) + " elements)";
+    bad = r.getParentOp();
+  }
+  return bad;
+}
+
+SmallVector<int64_t> delinearize(int64_t flat, ArrayRef<int64_t> shape) {
+  SmallVector<int64_t> idx(shape.size());
+  for (int64_t d = int64_t(shape.size()) - 1; d >= 0; --d) {
+    idx[d] = flat % shape[d];
+    flat /= shape[d];
+  }
+  return idx;
+}
+int64_t linearize(ArrayRef<int64_t> idx, ArrayRef<int64_t> shape) {
+  int64_t flat = 0;
+  for (size_t d = 0; d < shape.size(); ++d)
+    flat = flat * shape[d] + idx[d];
+  return flat;
+}
+
+/// Evaluates a feature-map region on one row as scalar code: the element
+/// `flat` of a vector value is emitted when first asked for (and cached),
+/// so a reduction streams through its operand (W x reads W[i][j] x[j]
+/// without materializing W or the product) and ops run in demand order.
+/// Captures are read from f32/bf16/f16 memrefs (row-major, flattened).
+class RowScalarizer {
+public:
+  /// `x(j)`: element j of the row (f32); `readCap(capture, indices)`: one
+  /// element of a capture.
+  using CaptureReader = std::function<Value(Value, ArrayRef<Value>)>;
+  RowScalarizer(ImplicitLocOpBuilder &b, Region &r,
+                std::function<Value(int64_t)> x, Value t, CaptureReader readCap)
+      : b(b), e(b), r(r), x(std::move(x)), t(t), readCap(std::move(readCap)) {}
+
+  Value get(Value v, int64_t flat) {
+    if (!isa<VectorType>(v.getType()))
+      flat = 0;
+    auto key = std::make_pair(v, flat);
+    auto it = cache.find(key);
+    if (it != cache.end())
+      return it->second;
+    Value out = compute(v, flat);
+    cache[key] = out;
+    return out;
+  }
+  Value result(int64_t flat) {
+    return get(r.front().getTerminator()->getOperand(0), flat);
+  }
+
+private:
+  ImplicitLocOpBuilder &b;
+  Emitter e;
+  Region &r;
+  std::function<Value(int64_t)> x;
+  Value t;
+  CaptureReader readCap;
+  DenseMap<std::pair<Value, int64_t>, Value> cache;
+
+  Value convert(Value val, Type to) {
+    if (val.getType() == to)
+      return val;
+    if (to.getIntOrFloatBitWidth() > val.getType().getIntOrFloatBitWidth())
+      return arith::ExtFOp::create(b, to, val);
+    return arith::TruncFOp::create(b, to, val);
+  }
+
+  Value compute(Value v, int64_t flat) {
+    if (auto ba = dyn_cast<BlockArgument>(v)) {
+      assert(ba.getOwner() == &r.front() && "feature map argument");
+      return ba.getArgNumber() == 0 ? x(flat) : t;
+    }
+    Operation *op = v.getDefiningOp();
+    if (!r.isAncestor(op->getParentRegion())) {
+      // A scalar constant from above.
+      Operation *c = b.clone(*op);
+      return c->getResult(cast<OpResult>(v).getResultNumber());
+    }
+    if (auto cst = dyn_cast<arith::ConstantOp>(op)) {
+      if (auto dense = dyn_cast<DenseElementsAttr>(cst.getValue())) {
+        Attribute a = dense.isSplat() ? dense.getSplatValue<Attribute>()
+                                      : dense.getValues<Attribute>()[flat];
+        return arith::ConstantOp::create(b, llvm::cast<TypedAttr>(a));
+      }
+      return arith::ConstantOp::create(b, cst.getValue());
+    }
+    if (auto bc = dyn_cast<vector::BroadcastOp>(op)) {
+      auto st = dyn_cast<VectorType>(bc.getSource().getType());
+      if (!st)
+        return get(bc.getSource(), 0);
+      auto rt = bc.getResultVectorType();
+      SmallVector<int64_t> idx = delinearize(flat, rt.getShape());
+      int64_t off = rt.getRank() - st.getRank();
+      SmallVector<int64_t> si;
+      for (int64_t d = 0; d < st.getRank(); ++d)
+        si.push_back(st.getDimSize(d) == 1 ? 0 : idx[d + off]);
+      return get(bc.getSource(), linearize(si, st.getShape()));
+    }
+    if (auto tr = dyn_cast<vector::TransferReadOp>(op)) {
+      auto st = llvm::cast<RankedTensorType>(tr.getBase().getType());
+      VectorType vt = tr.getVectorType();
+      SmallVector<int64_t> vi = delinearize(flat, vt.getShape());
+      int64_t lead = st.getRank() - vt.getRank();
+      SmallVector<Value> pos;
+      for (int64_t d = 0; d < st.getRank(); ++d) {
+        int64_t local = d >= lead ? vi[d - lead] : 0;
+        APInt c;
+        if (matchPattern(tr.getIndices()[d], m_ConstantInt(&c)))
+          pos.push_back(e.idx(c.getSExtValue() + local));
+        else
+          pos.push_back(e.addi(get(tr.getIndices()[d], 0), e.idx(local)));
+      }
+      return convert(readCap(tr.getBase(), pos), vt.getElementType());
+    }
+    if (auto mr = dyn_cast<vector::MultiDimReductionOp>(op)) {
+      VectorType st = mr.getSourceVectorType();
+      ArrayRef<int64_t> shape = st.getShape();
+      SmallVector<bool> reduced(shape.size(), false);
+      for (int64_t d : mr.getReductionDims())
+        reduced[d] = true;
+      SmallVector<int64_t> ridx;
+      if (auto rt = dyn_cast<VectorType>(mr.getType()))
+        ridx = delinearize(flat, rt.getShape());
+      SmallVector<int64_t> redShape;
+      for (size_t d = 0; d < shape.size(); ++d)
+        if (reduced[d])
+          redShape.push_back(shape[d]);
+      int64_t count = 1;
+      for (int64_t s : redShape)
+        count *= s;
+      Value acc = get(mr.getAcc(), flat);
+      for (int64_t c = 0; c < count; ++c) {
+        SmallVector<int64_t> ci = delinearize(c, redShape), full;
+        size_t ri = 0, rr = 0;
+        for (size_t d = 0; d < shape.size(); ++d)
+          full.push_back(reduced[d] ? ci[rr++] : ridx[ri++]);
+        acc = vector::makeArithReduction(b, b.getLoc(), mr.getKind(),
+                                         get(mr.getSource(), linearize(full, shape)),
+                                         acc);
+      }
+      return acc;
+    }
+    if (auto red = dyn_cast<vector::ReductionOp>(op)) {
+      int64_t count = cast<VectorType>(red.getVector().getType()).getNumElements();
+      Value acc = red.getAcc() ? get(red.getAcc(), 0) : Value();
+      for (int64_t i = 0; i < count; ++i) {
+        Value el = get(red.getVector(), i);
+        acc = acc ? vector::makeArithReduction(b, b.getLoc(), red.getKind(),
+                                               el, acc)
+                  : el;
+      }
+      return acc;
+    }
+    if (auto sh = dyn_cast<vector::ShuffleOp>(op)) {
+      int64_t m = sh.getMask()[flat];
+      int64_t n1 = sh.getV1VectorType().getNumElements();
+      if (m < 0)
+        return arith::ConstantOp::create(
+            b, b.getZeroAttr(sh.getResultVectorType().getElementType()));
+      return m < n1 ? get(sh.getV1(), m) : get(sh.getV2(), m - n1);
+    }
+    if (auto ex = dyn_cast<vector::ExtractOp>(op)) {
+      VectorType st = ex.getSourceVectorType();
+      SmallVector<int64_t> idx(ex.getStaticPosition());
+      if (auto rt = dyn_cast<VectorType>(ex.getType()))
+        llvm::append_range(idx, delinearize(flat, rt.getShape()));
+      return get(ex.getSource(), linearize(idx, st.getShape()));
+    }
+    if (auto fma = dyn_cast<vector::FMAOp>(op))
+      return math::FmaOp::create(b, get(fma.getLhs(), flat),
+                                 get(fma.getRhs(), flat),
+                                 get(fma.getAcc(), flat));
+    // arith / math, elementwise or scalar: the op on this element.
+    IRMapping map;
+    for (Value o : op->getOperands())
+      map.map(o, get(o, flat));
+    Operation *c = b.clone(*op, map);
+    for (OpResult res : c->getResults()) {
+      res.setType(getElementTypeOrSelf(res.getType()));
+      if (res.getResultNumber() != cast<OpResult>(v).getResultNumber())
+        cache[{op->getResult(res.getResultNumber()), flat}] = res;
+    }
+    return c->getResult(cast<OpResult>(v).getResultNumber());
+  }
+};
 
 class LinearGpuEmitter {
 public:
@@ -792,15 +1141,25 @@ void LinearGpuEmitter::emit(gpu::GPUFuncOp func) {
     fin = entry.getArgument(a++);
   batch = entry.getArgument(a++);
   n = entry.getArgument(a++);
-  for (Value *st : {qs, ks, vs, os})
+  for (Value *st : {qs, ks, vs, os}) {
+    if (s.workspace && (st == qs || st == ks))
+      continue; // the contiguous workspaces: strides below
     for (int i = 0; i < 3; ++i)
       st[i] = entry.getArgument(a++);
+  }
   if (s.kind == Decay::Token || s.kind == Decay::TokenDim)
     for (int i = 0; i < 3; ++i)
       gs[i] = entry.getArgument(a++);
 
   c0 = cIdx(0);
   c1 = cIdx(1);
+  if (s.workspace) {
+    // phi(q) [B, H, N, F] and phi(k) [B, Hkv, N, F], contiguous.
+    qs[2] = ks[2] = cIdx(s.d);
+    qs[1] = ks[1] = e.muli(n, cIdx(s.d));
+    qs[0] = e.muli(qs[1], cIdx(s.h));
+    ks[0] = e.muli(ks[1], cIdx(s.hk));
+  }
   tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   lane = remu(tid, 32);
   warp = e.divi(tid, cIdx(32));
@@ -905,6 +1264,120 @@ void LinearGpuEmitter::emit(gpu::GPUFuncOp func) {
   gpu::ReturnOp::create(b);
 }
 
+namespace {
+constexpr int64_t kFeatureThreads = 128;
+
+/// The feature kernel: thread (blockIdx.x * 128 + tid) of block row y
+/// evaluates the query feature map (y < H, head y; scale first) or the key
+/// feature map (head y - H) on token t of batch blockIdx.z and writes the F
+/// features, rounded to the element type, to the workspace.
+void emitFeatureKernel(const LinearSpec &s, gpu::GPUFuncOp func,
+                       ImplicitLocOpBuilder &b) {
+  Block &entry = func.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  Emitter e(b);
+  unsigned a = 0;
+  Value q = entry.getArgument(a++), k = entry.getArgument(a++);
+  DenseMap<Value, Value> caps;
+  for (Value c : s.captures)
+    caps[c] = entry.getArgument(a++);
+  Value pq = entry.getArgument(a++), pk = entry.getArgument(a++);
+  a++; // B (the grid's z)
+  Value n = entry.getArgument(a++);
+  Value qs[3], ks[3];
+  for (Value *st : {qs, ks})
+    for (int i = 0; i < 3; ++i)
+      st[i] = entry.getArgument(a++);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value by = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value bz = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value t = e.addi(e.muli(bx, e.idx(kFeatureThreads)), tid);
+  Value valid = e.cmpi(CmpIPredicate::ult, t, n);
+  Value isQ = e.cmpi(CmpIPredicate::ult, by, e.idx(s.h));
+  Type elem = s.elem;
+  Type v2 = VectorType::get({2}, elem);
+  auto row = [&](Region *r, Value src, Value *st, Value head, Value dst,
+                 int64_t heads, bool query) {
+    Value base = e.addi(e.addi(e.muli(bz, st[0]), e.muli(head, st[1])),
+                        e.muli(t, st[2]));
+    auto x = [&](int64_t j) -> Value {
+      Value raw = memref::LoadOp::create(b, src, ValueRange{e.addi(base, e.idx(j))});
+      Value xf = arith::ExtFOp::create(b, b.getF32Type(), raw);
+      if (query && s.scale != 1.0)
+        xf = e.mulf(xf, e.f32(s.scale));
+      return xf;
+    };
+    Value dbase = e.muli(
+        e.addi(e.muli(e.addi(e.muli(bz, e.idx(heads)), head), n), t),
+        e.idx(s.f));
+    // Captures: row-major f32/bf16/f16 memrefs (flattened).
+    auto readCap = [&](Value cap, ArrayRef<Value> pos) -> Value {
+      auto ct = cast<RankedTensorType>(cap.getType());
+      Value off = e.idx(0);
+      for (int64_t d = 0; d < ct.getRank(); ++d)
+        off = e.addi(e.muli(off, e.idx(ct.getDimSize(d))), pos[d]);
+      return memref::LoadOp::create(b, caps.lookup(cap), ValueRange{off});
+    };
+    std::optional<RowScalarizer> sc;
+    if (r)
+      sc.emplace(b, *r, x, t, readCap);
+    for (int64_t j = 0; j < s.f; j += 2) {
+      Value y0 = sc ? sc->result(j) : x(j);
+      Value y1 = sc ? sc->result(j + 1) : x(j + 1);
+      Value pair = vector::FromElementsOp::create(
+          b, v2,
+          ValueRange{arith::TruncFOp::create(b, elem, y0),
+                     arith::TruncFOp::create(b, elem, y1)});
+      vector::StoreOp::create(b, pair, dst,
+                              ValueRange{e.addi(dbase, e.idx(j))});
+    }
+  };
+  e.ifThen(arith::AndIOp::create(b, valid, isQ),
+           [&] { row(s.fq, q, qs, by, pq, s.h, true); });
+  Value isK = e.cmpi(CmpIPredicate::uge, by, e.idx(s.h));
+  e.ifThen(arith::AndIOp::create(b, valid, isK), [&] {
+    row(s.fk, k, ks, e.subi(by, e.idx(s.h)), pk, s.hk, false);
+  });
+  gpu::ReturnOp::create(b);
+}
+} // namespace
+
+namespace {
+/// The spec op's feature map, rewritten in place into the same computation
+/// on scalars (vector.extract of the row, tensor.extract of captures,
+/// vector.from_elements of the features): the GPU pipeline later lowers
+/// the host function's vector code to LLVM, where n-D vectors (W x's
+/// vector<F x D>) would leave the region with LLVM arrays, which attn
+/// regions do not allow.
+void scalarizeHostRegion(Region &r) {
+  Block &blk = r.front();
+  Operation *term = blk.getTerminator();
+  SmallVector<Operation *> old;
+  for (Operation &inner : blk.without_terminator())
+    old.push_back(&inner);
+  OpBuilder ob(term);
+  ImplicitLocOpBuilder b(term->getLoc(), ob);
+  Value xa = blk.getArgument(0);
+  Value t = blk.getNumArguments() > 1 ? blk.getArgument(1) : Value();
+  auto x = [&](int64_t j) -> Value {
+    return vector::ExtractOp::create(b, xa, ArrayRef<int64_t>{j});
+  };
+  auto readCap = [&](Value cap, ArrayRef<Value> pos) -> Value {
+    return tensor::ExtractOp::create(b, cap, pos);
+  };
+  RowScalarizer sc(b, r, x, t, readCap);
+  auto yt = cast<VectorType>(term->getOperand(0).getType());
+  SmallVector<Value> els;
+  for (int64_t f = 0; f < yt.getNumElements(); ++f)
+    els.push_back(sc.result(f));
+  Value y = vector::FromElementsOp::create(b, yt, els);
+  term->setOperand(0, y);
+  for (Operation *o : llvm::reverse(old))
+    o->erase();
+}
+} // namespace
+
 LogicalResult mlir::attn::checkLinearGpuSupport(Operation *op,
                                                 int64_t dvSlice) {
   LinearSpec s(op);
@@ -918,14 +1391,20 @@ LogicalResult mlir::attn::checkLinearGpuSupport(Operation *op,
   if (!s.elem.isBF16() && !s.elem.isF16())
     return op->emitOpError()
            << "GPU kernels take bf16 or f16 inputs, got " << s.elem;
-  if ((s.d != 64 && s.d != 128) || (s.dv != 64 && s.dv != 128))
+  bool feat = needsFeatureKernel(s);
+  if (!feat && ((s.d != 64 && s.d != 128) || (s.dv != 64 && s.dv != 128)))
     return op->emitOpError()
            << "GPU linear-attention kernels need head dims 64 or 128, got "
            << s.d << " and " << s.dv;
-  if (s.f != s.d)
+  if (feat && ((s.f != 64 && s.f != 128) || (s.dv != 64 && s.dv != 128)))
     return op->emitOpError()
-           << "feature map changes the feature dimension (" << s.d << " -> "
-           << s.f << "): not supported on GPU";
+           << "GPU linear-attention kernels need a feature dim and a value "
+              "dim of 64 or 128, got "
+           << s.f << " and " << s.dv;
+  if (feat && s.d > 256)
+    return op->emitOpError() << "GPU feature kernels read head dims up to "
+                                "256, got "
+                             << s.d;
   if (dvSlice != 32 && dvSlice != 64)
     return op->emitOpError()
            << "GPU dv-slice must be 32 or 64, got " << dvSlice;
@@ -938,24 +1417,16 @@ LogicalResult mlir::attn::checkLinearGpuSupport(Operation *op,
                                 "(GLA) is not supported on GPU";
   if (s.hasOrder)
     return op->emitOpError() << "token order is not supported on GPU";
-  if (s.hasCaptures)
-    return op->emitOpError()
-           << "feature maps reading captured tensors are not supported on GPU";
   if (s.normalize && !s.causal)
     return op->emitOpError()
            << "bidirectional with normalize is not supported on GPU";
   for (Region *r : {s.fq, s.fk}) {
-    if (!r)
+    if (!r || !feat)
       continue;
-    if (Operation *bad = firstNonElementwise(*r))
-      return op->emitOpError() << "feature map is not elementwise ('"
-                               << bad->getName() << "'): not supported on GPU";
-    for (Operation &inner : r->front().without_terminator())
-      if (auto cst = dyn_cast<arith::ConstantOp>(inner))
-        if (auto dense = dyn_cast<DenseElementsAttr>(cst.getValue()))
-          if (!dense.isSplat())
-            return op->emitOpError() << "feature map uses a non-splat "
-                                        "constant: not supported on GPU";
+    std::string why;
+    if (Operation *bad = firstUnscalarizable(*r, s.captures, why))
+      return op->emitOpError() << "feature map op '" << bad->getName()
+                               << "' cannot run on GPU: " << why;
   }
   return success();
 }
@@ -980,10 +1451,21 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
   if (failed(checkLinearGpuSupport(op, dvSlice)))
     return failure();
   LinearSpec s(op);
+  // With a feature kernel the chunked kernel reads phi(q), phi(k) from the
+  // workspaces: an identity map on F features, scale 1.
+  bool feat = needsFeatureKernel(s);
+  LinearSpec cs = s;
+  if (feat) {
+    cs.workspace = true;
+    cs.d = s.f;
+    cs.fq = cs.fk = nullptr;
+    cs.scale = 1.0;
+  }
   MLIRContext *ctx = op->getContext();
   ctx->loadDialect<gpu::GPUDialect, nvgpu::NVGPUDialect, NVVM::NVVMDialect,
                    LLVM::LLVMDialect, memref::MemRefDialect, scf::SCFDialect,
-                   vector::VectorDialect, math::MathDialect>();
+                   vector::VectorDialect, math::MathDialect,
+                   tensor::TensorDialect>();
   Builder bld(ctx);
   Type idx = bld.getIndexType(), f32 = bld.getF32Type();
   SmallVector<Type> argTypes;
@@ -999,8 +1481,8 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
     argTypes.push_back(MemRefType::get({ShapedType::kDynamic}, el));
     note(n, el.isF32() ? "memref_f32" : "memref");
   };
-  mem("q", s.elem);
-  mem("k", s.elem);
+  mem(feat ? "phi_q" : "q", s.elem);
+  mem(feat ? "phi_k" : "k", s.elem);
   mem("v", s.elem);
   if (s.decay)
     mem("decay", f32);
@@ -1009,10 +1491,12 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
   mem("o", s.elem);
   if (s.hasFinal)
     mem("final_state", f32);
-  SmallVector<StringRef> scalars = {
-      "B",          "N",          "q_stride_b", "q_stride_h", "q_stride_n",
-      "k_stride_b", "k_stride_h", "k_stride_n", "v_stride_b", "v_stride_h",
-      "v_stride_n", "o_stride_b", "o_stride_h", "o_stride_n"};
+  SmallVector<StringRef> scalars = {"B", "N"};
+  if (!feat)
+    scalars.append({"q_stride_b", "q_stride_h", "q_stride_n", "k_stride_b",
+                    "k_stride_h", "k_stride_n"});
+  scalars.append({"v_stride_b", "v_stride_h", "v_stride_n", "o_stride_b",
+                  "o_stride_h", "o_stride_n"});
   if (s.kind == Decay::Token || s.kind == Decay::TokenDim)
     scalars.append({"g_stride_b", "g_stride_h", "g_stride_n"});
   for (StringRef n : scalars) {
@@ -1022,11 +1506,11 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
 
   int64_t nV = dvSlice / 8 + (s.normalize ? 1 : 0);
   (void)nV;
-  int64_t shared = (2 * 2 * kChunk * (s.d + 8) + 2 * kChunk * (dvSlice + 8) +
-                    s.d * (dvSlice + 8)) *
+  int64_t shared = (2 * 2 * kChunk * (cs.d + 8) + 2 * kChunk * (dvSlice + 8) +
+                    cs.d * (dvSlice + 8)) *
                        2 +
                    2 * kChunk * 4 +
-                   (s.kind == Decay::TokenDim ? 2 * kChunk * s.d * 4 : 0);
+                   (s.kind == Decay::TokenDim ? 2 * kChunk * cs.d * 4 : 0);
   LinearKernelInfo info;
   info.name = name.str();
   info.threads = kThreads;
@@ -1045,7 +1529,56 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
      << decayName[int(s.kind)]
      << "\", \"causal\": " << (s.causal ? "true" : "false")
      << ", \"normalize\": " << (s.normalize ? "true" : "false")
-     << ", \"scale\": " << s.scale << ", \"args\": [" << args << "]}";
+     << ", \"scale\": " << s.scale << ", \"F\": " << s.f << ", \"args\": ["
+     << args << "]";
+  // The feature kernel: its parameters, the workspaces, the launch order.
+  std::string phiName = name.str() + "_phi";
+  SmallVector<Type> phiTypes;
+  if (feat) {
+    std::string pargs;
+    llvm::raw_string_ostream ps(pargs);
+    bool firstP = true;
+    auto pnote = [&](StringRef n, Type t, StringRef kind) {
+      phiTypes.push_back(t);
+      ps << (firstP ? "" : ", ") << "{\"name\": \"" << n
+         << "\", \"kind\": \"" << kind << "\"}";
+      firstP = false;
+    };
+    auto pmem = [&](StringRef n, Type el) {
+      pnote(n, MemRefType::get({ShapedType::kDynamic}, el),
+            el.isF32() ? "memref_f32" : "memref");
+    };
+    pmem("q", s.elem);
+    pmem("k", s.elem);
+    std::string caps;
+    llvm::raw_string_ostream cps(caps);
+    for (auto [i, c] : llvm::enumerate(s.captures)) {
+      auto ct = cast<RankedTensorType>(c.getType());
+      std::string cn = "capture" + std::to_string(i);
+      pmem(cn, ct.getElementType());
+      cps << (i ? ", " : "") << "{\"name\": \"" << cn << "\", \"dtype\": \""
+          << ct.getElementType() << "\", \"shape\": [";
+      llvm::interleave(ct.getShape(), cps, ", ");
+      cps << "]}";
+    }
+    pmem("phi_q", s.elem);
+    pmem("phi_k", s.elem);
+    for (StringRef n : {"B", "N", "q_stride_b", "q_stride_h", "q_stride_n",
+                        "k_stride_b", "k_stride_h", "k_stride_n"})
+      pnote(n, idx, "i64");
+    const char *dt = s.elem.isBF16() ? "bf16" : "f16";
+    js << ", \"captures\": [" << caps
+       << "], \"workspace\": [{\"name\": \"phi_q\", \"dtype\": \"" << dt
+       << "\", \"shape\": [\"B\", " << s.h << ", \"N\", " << s.f
+       << "]}, {\"name\": \"phi_k\", \"dtype\": \"" << dt
+       << "\", \"shape\": [\"B\", " << s.hk << ", \"N\", " << s.f
+       << "]}], \"launch_order\": [\"" << phiName << "\", \"" << name
+       << "\"], \"feature_kernel\": {\"kernel\": \"" << phiName
+       << "\", \"grid\": [\"ceil(N/" << kFeatureThreads << ")\", " << s.h + s.hk
+       << ", \"B\"], \"block\": [" << kFeatureThreads
+       << ", 1, 1], \"dynamic_smem\": 0, \"args\": [" << pargs << "]}";
+  }
+  js << "}";
 
   OpBuilder ob(ctx);
   ob.setInsertionPointToEnd(module.getBody());
@@ -1063,8 +1596,23 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
       ob.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
   func->setAttr("attn.abi", ob.getStringAttr(info.json));
   ImplicitLocOpBuilder b(op->getLoc(), ob);
-  LinearGpuEmitter em(s, b, dvSlice);
+  LinearGpuEmitter em(cs, b, dvSlice);
   em.emit(func);
+  if (feat) {
+    // After the chunked kernel (whose attn.abi describes both).
+    ob.setInsertionPointAfter(func);
+    auto pf = gpu::GPUFuncOp::create(ob, op->getLoc(), phiName,
+                                     ob.getFunctionType(phiTypes, {}));
+    pf->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), ob.getUnitAttr());
+    pf.setKnownBlockSizeAttr(
+        ob.getDenseI32ArrayAttr({int32_t(kFeatureThreads), 1, 1}));
+    ImplicitLocOpBuilder pb(op->getLoc(), ob);
+    emitFeatureKernel(s, pf, pb);
+    if (s.fq)
+      scalarizeHostRegion(*s.fq);
+    if (s.fk && s.fk != s.fq)
+      scalarizeHostRegion(*s.fk);
+  }
   op->setAttr("attn.gpu_kernel", ob.getStringAttr(name));
   return info;
 }

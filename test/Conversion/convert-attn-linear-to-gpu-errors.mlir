@@ -56,64 +56,60 @@ func.func @bidir_normalized(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>
 
 // -----
 
-func.func @feature_dim(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
-                       %v: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
-  // expected-error @+1 {{feature map changes the feature dimension (64 -> 128): not supported on GPU}}
+// Feature maps run in a feature kernel before the chunked kernel, whose
+// feature dim must be 64 or 128.
+func.func @feature_dim_32(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+                          %v: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
+  // expected-error @+1 {{GPU linear-attention kernels need a feature dim and a value dim of 64 or 128, got 32 and 64}}
   %o = attn.linear_attention causal %q, %k, %v
     feature_map(%x: vector<64xf32>) {
       %r = vector.shuffle %x, %x [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
         13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
-        31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
-        49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66,
-        67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84,
-        85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101,
-        102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115,
-        116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127]
-        : vector<64xf32>, vector<64xf32>
-      attn.yield %r : vector<128xf32>
+        31] : vector<64xf32>, vector<64xf32>
+      attn.yield %r : vector<32xf32>
     } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
       -> tensor<?x4x?x64xbf16>
   return %o : tensor<?x4x?x64xbf16>
 }
-
 // -----
 
-// A softmax over the features (Hedgehog-style) is not elementwise.
-func.func @not_elementwise(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
-                           %v: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
-  // expected-error @+1 {{feature map is not elementwise ('vector.reduction'): not supported on GPU}}
-  %o = attn.linear_attention causal %q, %k, %v normalize
+// An op the feature kernel does not evaluate.
+func.func @unsupported_op(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+                          %v: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
+  // expected-error @+1 {{feature map op 'vector.extract_strided_slice' cannot run on GPU: not supported in feature maps on GPU}}
+  %o = attn.linear_attention causal %q, %k, %v
     feature_map(%x: vector<64xf32>) {
-      %pad = arith.constant 0.0 : f32
-      %e = math.exp %x : vector<64xf32>
-      %z = vector.reduction <add>, %e, %pad : vector<64xf32> into f32
-      %zb = vector.broadcast %z : f32 to vector<64xf32>
-      %p = arith.divf %e, %zb : vector<64xf32>
-      attn.yield %p : vector<64xf32>
+      %h = vector.extract_strided_slice %x {offsets = [0], sizes = [32], strides = [1]}
+        : vector<64xf32> to vector<32xf32>
+      %r = vector.shuffle %h, %h [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
+        31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+        49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63]
+        : vector<32xf32>, vector<32xf32>
+      attn.yield %r : vector<64xf32>
     } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
       -> tensor<?x4x?x64xbf16>
   return %o : tensor<?x4x?x64xbf16>
 }
-
 // -----
 
-func.func @captures(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
-                    %v: tensor<?x4x?x64xbf16>, %w: tensor<64xf32>)
+// Captures must have a static shape (they are read at fixed offsets).
+func.func @dynamic_capture(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+                           %v: tensor<?x4x?x64xbf16>, %w: tensor<?xf32>)
     -> tensor<?x4x?x64xbf16> {
-  // expected-error @+1 {{feature maps reading captured tensors are not supported on GPU}}
-  %o = attn.linear_attention causal %q, %k, %v captures(%w : tensor<64xf32>)
+  // expected-error @+1 {{feature map op 'vector.transfer_read' cannot run on GPU: transfer_read of other than a static-shaped float capture with a minor identity map and no mask}}
+  %o = attn.linear_attention causal %q, %k, %v captures(%w : tensor<?xf32>)
     feature_map(%x: vector<64xf32>) {
       %c0 = arith.constant 0 : index
       %pad = arith.constant 0.0 : f32
       %wv = vector.transfer_read %w[%c0], %pad {in_bounds = [true]}
-        : tensor<64xf32>, vector<64xf32>
+        : tensor<?xf32>, vector<64xf32>
       %r = arith.mulf %x, %wv : vector<64xf32>
       attn.yield %r : vector<64xf32>
     } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
       -> tensor<?x4x?x64xbf16>
   return %o : tensor<?x4x?x64xbf16>
 }
-
 // -----
 
 func.func @token_order(%q: tensor<?x2x?x64xbf16>, %k: tensor<?x2x?x64xbf16>,
