@@ -294,6 +294,11 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
   bool fold = !op.hasScoreRegion() && scale > 0;
   Value qkScale = e.f32(op.hasScoreRegion() ? scale : scale * log2e);
   Value oInit = LLVM::ZeroOp::create(b, oTy);
+  // Mask regions with more than a few operations are evaluated in a rolled
+  // loop (see below).
+  bool heavyMask =
+      op.hasMaskRegion() && std::distance(op.getMask().front().begin(),
+                                          op.getMask().front().end()) > 8;
   // Loop state: m (2 rows), l (2 rows), the O accumulators.
   SmallVector<Value> init = {negInf, negInf, zero, zero, oInit};
   SmallVector<Value> res = e.loop(
@@ -347,6 +352,44 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
                   [&] {
                     SmallVector<Value> words(
                         nWords, arith::ConstantIntOp::create(b, i32, 0));
+                    if (heavyMask) {
+                      // A rolled loop over the elements: a mask region with
+                      // much index arithmetic (2D neighborhoods) unrolled
+                      // 64 times outgrows the registers left beside O.
+                      return e.loop(
+                          c0, cIdx(nS), c1, words,
+                          [&](Value i, ValueRange w) -> SmallVector<Value> {
+                            Value blk = e.divi(i, cIdx(4));
+                            Value el =
+                                b.createOrFold<arith::RemUIOp>(i, cIdx(4));
+                            Value qi =
+                                e.addi(i0, e.select(e.cmpi(CmpIPredicate::ult,
+                                                           el, cIdx(2)),
+                                                    r0, r1));
+                            Value kj = e.addi(
+                                j0,
+                                e.addi(e.addi(e.muli(blk, cIdx(8)),
+                                              b.createOrFold<arith::RemUIOp>(
+                                                  el, cIdx(2))),
+                                       lcol));
+                            Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
+                            keep = b.createOrFold<arith::AndIOp>(
+                                keep,
+                                inlineRegion(op.getMask(), {bi, h, qi, kj}));
+                            Value sh = arith::IndexCastUIOp::create(
+                                b, i32,
+                                b.createOrFold<arith::RemUIOp>(i, cIdx(32)));
+                            Value bit = arith::ShLIOp::create(
+                                b, arith::ExtUIOp::create(b, i32, keep), sh);
+                            Value wi = e.divi(i, cIdx(32));
+                            SmallVector<Value> out;
+                            for (int64_t k = 0; k < nWords; ++k)
+                              out.push_back(e.select(
+                                  e.cmpi(CmpIPredicate::eq, wi, cIdx(k)),
+                                  arith::OrIOp::create(b, w[k], bit), w[k]));
+                            return out;
+                          });
+                    }
                     for (int64_t i = 0; i < nS; ++i) {
                       auto [qi, kj] = index(i);
                       Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);

@@ -470,6 +470,7 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
       std::string arch = "-arch=" + chip;
       SmallVector<StringRef> args = {options.ptxas, arch,    "-O3", "-v",
                                      "-o",          outPath, in};
+
       std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
                                               StringRef(logPath)};
       std::string errMsg;
