@@ -8,6 +8,13 @@ directory per Dv slice with <kernel>.cubin).
 
   python3 bench/linear_gpu.py devcarry/linear devcarry/fla-src [out.json]
 
+Hedgehog, Performer and cosFormer (feature maps with captured projections,
+softmax over features, F = 2 D) have a feature kernel (<name>_phi, in the
+same cubin, ABI under "feature_kernel" in attn.abi): it is launched first
+and writes phi(q), phi(k) to workspaces that the chunked kernel reads; their
+captured projections are drawn here (uniform, the spec's attn.run_init
+range) and the float32 reference applies the maps with torch (no timing).
+
 Output: PASS/FAIL lines (max|o - ref| / max|ref| < 1e-2, also for final
 states), TIME lines, JSON to out.json or $OUT/linear_gpu.json. fla's
 chunk_gla runs last in a child process (python3 linear_gpu.py --fla-gla
@@ -30,8 +37,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # --------------------------------------------------------------------------
 # Specs (written on the build machine).
 
-EXAMPLES = ["linear_elu", "retnet", "mamba2_scan", "bidirectional_mamba2", "gla"]
-FEATURE_MAPS = {"linear_elu": "elu1", "elu128": "elu1"}
+EXAMPLES = ["linear_elu", "retnet", "mamba2_scan", "bidirectional_mamba2", "gla",
+            "hedgehog", "performer", "cosformer"]
+# Feature maps the reference applies (Case.reference); hedgehog, performer
+# and cosformer run through the feature kernel (<name>_phi, launched first,
+# writing phi(q), phi(k) to workspaces the chunked kernel reads).
+FEATURE_MAPS = {"linear_elu": "elu1", "elu128": "elu1", "hedgehog": "hedgehog",
+                "performer": "performer", "cosformer": "cosformer"}
 # Baselines (flash-linear-attention) timed beside each benchmark kernel.
 BASELINES = {"lin128": "chunk_linear_attn", "elu128": "chunk_linear_attn_normalized",
              "retnet128": "chunk_retention", "sgla128": "chunk_simple_gla",
@@ -114,6 +126,16 @@ def load_kernel(path, name, smem):
     return mod, fn
 
 
+def load_kernels(path, abi):
+    """(module, chunked kernel, feature kernel or None) from one cubin."""
+    from attnc import _driver
+    mod, fn = load_kernel(path, abi["kernel"], abi["dynamic_smem"])
+    phi = None
+    if "feature_kernel" in abi:
+        phi = _driver.get_function(mod, abi["feature_kernel"]["kernel"])
+    return mod, fn, phi
+
+
 def launch(fn, grid, block, params, smem):
     import torch
     from attnc import _driver
@@ -168,6 +190,20 @@ class Case:
             self.decay = torch.tensor(head_decays(spec_text), device="cuda", dtype=torch.float32)
             self.gate = self.decay.view(1, H, 1).expand(B, H, T)
         names = [a["name"] for a in abi["args"]]
+        # Captured tensors (float32, uniform in the spec's attn.run_init
+        # range, in order; [-0.5, 0.5] without one) and the workspaces
+        # phi(q) [B, H, T, F], phi(k) [B, Hkv, T, F] of the feature kernel.
+        self.caps = {}
+        self.phi_q = self.phi_k = None
+        if "feature_kernel" in abi:
+            ranges = re.findall(r'attn\.run_init = "uniform:([-0-9.e]+):([-0-9.e]+)"', spec_text)
+            for i, c in enumerate(abi["captures"]):
+                lo, hi = (float(x) for x in ranges[i]) if i < len(ranges) else (-0.5, 0.5)
+                u = torch.rand(*c["shape"], device="cuda", generator=g)
+                self.caps[c["name"]] = lo + (hi - lo) * u
+            F = abi["F"]
+            self.phi_q = torch.full((B, H, T, F), float("nan"), device="cuda", dtype=dt)
+            self.phi_k = torch.full((B, abi["Hkv"], T, F), float("nan"), device="cuda", dtype=dt)
         self.init = rnd(B, H, D, Dv) * 0.5 if "initial_state" in names else None
         self.final = (torch.full((B, H, D, Dv), float("nan"), device="cuda")
                       if "final_state" in names else None)
@@ -175,12 +211,15 @@ class Case:
     def bhtd(self, x):
         return x if self.layout == "bhtd" else x.permute(0, 2, 1, 3)
 
-    def params(self, abi):
+    def params(self, abi, args=None):
         """The kernel's parameters (each memref: allocated and aligned
-        pointer, offset, size, stride)."""
+        pointer, offset, size, stride); `args`: another argument list of
+        the ABI (the feature kernel's)."""
         keep = []
         tensors = {"q": self.q, "k": self.k, "v": self.v, "o": self.o, "decay": self.decay,
-                   "initial_state": self.init, "final_state": self.final}
+                   "initial_state": self.init, "final_state": self.final,
+                   "phi_q": getattr(self, "phi_q", None), "phi_k": getattr(self, "phi_k", None),
+                   **getattr(self, "caps", {})}
         # Strides of the [B, H, T, D] view the kernel indexes.
         strides = {}
         for n in ("q", "k", "v", "o"):
@@ -190,7 +229,7 @@ class Case:
             st = self.decay.stride()  # [B, T, H] or [B, T, H, D]
             strides.update({"g_stride_b": st[0], "g_stride_h": st[2], "g_stride_n": st[1]})
         scalars = {"B": self.B, "N": self.T, **strides}
-        for a in abi["args"]:
+        for a in args if args is not None else abi["args"]:
             if a["kind"].startswith("memref"):
                 t = tensors[a["name"]]
                 p = ctypes.c_void_p(t.data_ptr())
@@ -207,9 +246,34 @@ class Case:
         import torch
         q, k, v = (self.bhtd(x).float() for x in (self.q, self.k, self.v))
         q = q * abi["scale"]
+        T = self.T
         if fmap == "elu1":
             q, k = torch.nn.functional.elu(q) + 1, torch.nn.functional.elu(k) + 1
-        T = self.T
+        elif fmap == "hedgehog":
+            # [softmax(W x), softmax(-W x)] over the features.
+            w = self.caps["capture0"]
+            sm = torch.nn.functional.softmax
+
+            def phi(x):
+                wx = x @ w.t()
+                return torch.cat([sm(wx, dim=-1), sm(-wx, dim=-1)], dim=-1)
+            q, k = phi(q), phi(k)
+        elif fmap == "performer":
+            # FAVOR+: exp(W x - |x|^2 / 2) / sqrt(64).
+            w = self.caps["capture0"]
+
+            def phi(x):
+                return torch.exp(x @ w.t() - 0.5 * (x * x).sum(-1, keepdim=True)) * 0.125
+            q, k = phi(q), phi(k)
+        elif fmap == "cosformer":
+            # [relu(x) cos(pi t / 2M), relu(x) sin(pi t / 2M)], M = 4096.
+            ang = torch.arange(T, device="cuda", dtype=torch.float32) * (math.pi / (2 * 4096))
+            c, s_ = torch.cos(ang)[:, None], torch.sin(ang)[:, None]
+
+            def phi(x):
+                r = torch.relu(x)
+                return torch.cat([r * c, r * s_], dim=-1)
+            q, k = phi(q), phi(k)
         if abi["decay"] == "token_dim":
             return self.recurrence(q, k, v)
         if self.gate is not None:
@@ -277,8 +341,14 @@ def where_wrong(got, ref):
             f"chunk 0 err {head:.2e}, later {tail:.2e}")
 
 
-def run_kernel(fn, entry, case):
+def run_kernel(fn, entry, case, phi=None):
     abi = entry["abi"]
+    if "feature_kernel" in abi:
+        # Launch order (abi["launch_order"]): the feature kernel, then the
+        # chunked kernel on its workspaces (same stream).
+        fk = abi["feature_kernel"]
+        grid = ((case.T + fk["block"][0] - 1) // fk["block"][0], abi["H"] + abi["Hkv"], case.B)
+        launch(phi, grid, tuple(fk["block"]), case.params(abi, fk["args"]), fk["dynamic_smem"])
     params = case.params(abi)
     launch(fn, (abi["grid"][0], case.H, case.B), tuple(abi["block"]), params, abi["dynamic_smem"])
 
@@ -332,8 +402,7 @@ def main():
     for entry in manifest["kernels"]:
         key = f"{entry['name']}/ds{entry['abi']['dv_slice']}"
         try:
-            kernels[key] = load_kernel(os.path.join(kdir, entry["cubin"]), entry["abi"]["kernel"],
-                                       entry["abi"]["dynamic_smem"])
+            kernels[key] = load_kernels(os.path.join(kdir, entry["cubin"]), entry["abi"])
         except Exception as e:  # noqa: BLE001
             print(f"FAIL {key}: load: {type(e).__name__}: {e}")
             fails += 1
@@ -344,7 +413,7 @@ def main():
         key = f"{entry['name']}/ds{entry['abi']['dv_slice']}"
         if key not in kernels:
             continue
-        fn = kernels[key][1]
+        fn, phi = kernels[key][1], kernels[key][2]
         with open(os.path.join(kdir, entry["spec"])) as f:
             spec_text = f.read()
         fmap = FEATURE_MAPS.get(entry["name"], "identity")
@@ -359,7 +428,7 @@ def main():
             what = f"{key} B={B} T={T} {layout}" + (f" gates=logsigmoid/{gdiv}" if gdiv != 16 else "")
             try:
                 case = Case(entry, B, T, layout, seed=17 + si, spec_text=spec_text, gate_div=gdiv)
-                run_kernel(fn, entry, case)
+                run_kernel(fn, entry, case, phi)
                 torch.cuda.synchronize()
                 ref_o, ref_f = case.reference(entry["abi"], fmap)
                 err = rel_err(case.bhtd(case.o), ref_o)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds attnc's linear-attention / scan GPU kernels for bench/linear_gpu.py
 # into devcarry/linear/ (git-ignored, carried to the GPU machine):
-#   specs/<name>.mlir          the bf16 specs (examples + benchmark shape)
+#   specs/<name>.mlir          the bf16 specs (examples + benchmark shape;
+#                              hedgehog, performer, cosformer: a feature kernel
+#                              <name>_phi in the same cubin, launched first)
 #   ds64/<name>.{ptx,cubin}     kernels with 64 value columns per block
 #   ds32/<name>.{ptx,cubin}     ... with 32 (twice the blocks)
 #   manifest.json               per kernel: spec, cubin, ABI (attn.abi), ptxas -v
@@ -20,7 +22,7 @@ py=/usr/bin/python3
 out=$root/devcarry/linear
 rm -rf "$out" && mkdir -p "$out/specs"
 $py "$root/bench/linear_gpu.py" --write-specs "$out/specs"
-names="linear_elu retnet mamba2_scan bidirectional_mamba2 gla lin128 elu128 retnet128 sgla128 gla128 bimamba128"
+names="linear_elu retnet mamba2_scan bidirectional_mamba2 gla hedgehog performer cosformer lin128 elu128 retnet128 sgla128 gla128 bimamba128"
 entries=()
 for ds in 64 32; do
   mkdir -p "$out/ds$ds"
