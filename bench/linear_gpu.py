@@ -204,8 +204,9 @@ class Case:
             F = abi["F"]
             self.phi_q = torch.full((B, H, T, F), float("nan"), device="cuda", dtype=dt)
             self.phi_k = torch.full((B, abi["Hkv"], T, F), float("nan"), device="cuda", dtype=dt)
-        self.init = rnd(B, H, D, Dv) * 0.5 if "initial_state" in names else None
-        self.final = (torch.full((B, H, D, Dv), float("nan"), device="cuda")
+        F = abi.get("F", D)  # states are [B, H, F, Dv]
+        self.init = rnd(B, H, F, Dv) * 0.5 if "initial_state" in names else None
+        self.final = (torch.full((B, H, F, Dv), float("nan"), device="cuda")
                       if "final_state" in names else None)
 
     def bhtd(self, x):

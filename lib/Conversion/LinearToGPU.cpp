@@ -27,6 +27,11 @@
 // exp2(-L_j) (chunk-start reference), so the scores need only the causal
 // mask, and S <- diag(exp2(L_last)) (S + K~^T V). Exact while each chunk's
 // cumulative log-gate stays >= about -70 nats (docs/linear-gpu.md).
+// Feature maps that are not elementwise, read captures or change the feature
+// dim (Hedgehog, Performer, cosFormer): a feature kernel <name>_phi runs
+// first, one thread per (b, t, head) row evaluating the region as unrolled
+// scalar code (RowScalarizer), and writes phi(q), phi(k) to workspaces that
+// the chunked kernel reads with the identity map (LinearSpec::workspace).
 //
 //===----------------------------------------------------------------------===//
 

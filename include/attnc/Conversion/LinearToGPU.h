@@ -37,7 +37,12 @@ int64_t defaultLinearDvSlice(Operation *op);
 
 /// Appends to `module` a gpu.module `<name>_kernels` with a kernel `<name>`
 /// computing `op`, one thread block per (Dv slice of `dvSlice` columns,
-/// head, batch).
+/// head, batch). Feature maps that are not elementwise, read captures or
+/// change the feature dim also get a feature kernel `<name>_phi`, launched
+/// first, writing phi(q), phi(k) to caller-allocated workspaces that
+/// `<name>` reads (the ABI JSON's "workspace", "launch_order",
+/// "feature_kernel"); the spec op's feature map is then rewritten into the
+/// same computation on scalars (see docs/linear-gpu.md).
 FailureOr<LinearKernelInfo> buildLinearKernel(Operation *op, ModuleOp module,
                                               StringRef name, int64_t dvSlice);
 
