@@ -23,7 +23,12 @@ FLA_SRC) killed at TIME_LIMIT_S; a SKIP chunk_gla line says when it was.
 Also used here (no GPU, no torch) by the prepare script:
   python3 bench/linear_gpu.py --write-specs DIR
 writes the bf16 specs it builds (the examples with bf16 q, k, v, o and the
-benchmark-shape variants at H=16, D=Dv=128)."""
+benchmark-shape variants at H=16, D=Dv=128), and by
+test/Integration/cuda/linear-feature-maps.test:
+  python3 bench/linear_gpu.py --check-scalar-map SPEC.generic.mlir NAME
+evaluates the scalar form of a feature map that the pass leaves in the spec
+op (the feature kernel's code, element by element) against the map's
+definition (feature_map_definition) in pure Python."""
 import ctypes
 import json
 import math
@@ -110,6 +115,94 @@ def write_specs(out):
     for name, text in bench_specs().items():
         with open(os.path.join(out, name + ".mlir"), "w") as f:
             f.write(text)
+
+
+def _softmax(v):
+    m = max(v)
+    e = [math.exp(a - m) for a in v]
+    z = sum(e)
+    return [a / z for a in e]
+
+
+def feature_map_definition(name, x, w, t):
+    """phi(x) at position t from the examples' definitions (pure Python, in
+    double precision): the same maps Case.reference applies with torch."""
+    if name == "hedgehog":
+        wx = [sum(wi[j] * x[j] for j in range(len(x))) for wi in w]
+        return _softmax(wx) + _softmax([-a for a in wx])
+    if name == "performer":
+        wx = [sum(wi[j] * x[j] for j in range(len(x))) for wi in w]
+        h = 0.5 * sum(a * a for a in x)
+        return [math.exp(a - h) * 0.125 for a in wx]
+    if name == "cosformer":
+        ang = t * math.pi / (2 * 4096)
+        r = [max(a, 0.0) for a in x]
+        return [a * math.cos(ang) for a in r] + [a * math.sin(ang) for a in r]
+    raise ValueError(name)
+
+
+def eval_scalar_region(text, x, caps, t):
+    """Evaluates the scalar feature-map region that
+    convert-attn-linear-to-gpu leaves in the spec op (generic MLIR form,
+    --mlir-print-op-generic) on the row x at position t."""
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if '"attn.linear_attention"' in ln)
+    env = {}
+    args = re.findall(r"(%arg\d+): ([^,)]+)", lines[start + 1])
+    env[args[0][0]] = x
+    if len(args) > 1:
+        env[args[1][0]] = t
+    caps_in = re.findall(r"(%arg\d+): tensor<\d+x\d+xf32>", lines[start - 1])
+    for n, c in zip(caps_in, caps):
+        env[n] = c
+    binary = {"arith.mulf": lambda a, b: a * b, "arith.addf": lambda a, b: a + b,
+              "arith.subf": lambda a, b: a - b, "arith.divf": lambda a, b: a / b,
+              "arith.maximumf": max}
+    unary = {"arith.negf": lambda a: -a, "math.exp": math.exp, "math.cos": math.cos,
+             "math.sin": math.sin, "arith.index_cast": float, "arith.sitofp": float}
+    for ln in lines[start + 2:]:
+        if '"attn.yield"' in ln:
+            return env[re.search(r"\((%\d+)\)", ln).group(1)]
+        res, op, opnds, rest = re.match(r'\s*(%\d+) = "([\w.]+)"\(([^)]*)\)(.*)', ln).groups()
+        o = [env[a.strip()] for a in opnds.split(",") if a.strip()]
+        if op == "arith.constant":
+            env[res] = float(re.search(r"value = ([-\d.eE+]+)", rest).group(1))
+        elif op == "vector.extract":
+            env[res] = o[0][int(re.search(r"array<i64: (\d+)>", rest).group(1))]
+        elif op == "tensor.extract":
+            env[res] = o[0][int(o[1])][int(o[2])]
+        elif op == "vector.from_elements":
+            env[res] = o
+        elif op in binary:
+            env[res] = binary[op](o[0], o[1])
+        elif op in unary:
+            env[res] = unary[op](o[0])
+        else:
+            raise ValueError(f"op {op} not handled by this check")
+    raise ValueError("no attn.yield")
+
+
+def check_scalar_map(path, name):
+    """The rewritten (scalar) feature map of example `name` against its
+    definition on random rows: PASS/FAIL lines, exit status."""
+    import random
+    random.seed(5)
+    text = open(path).read()
+    rows, lim = {"hedgehog": (32, 0.3), "performer": (64, 0.5), "cosformer": (0, 0)}[name]
+    worst = 0.0
+    for _ in range(4):
+        x = [random.gauss(0, 1) for _ in range(64)]
+        t = random.randrange(0, 5000)
+        w = [[random.uniform(-lim, lim) for _ in range(64)] for _ in range(rows)]
+        got = eval_scalar_region(text, x, [w], t)
+        ref = feature_map_definition(name, x, w, t)
+        if len(got) != len(ref):
+            print(f"FAIL {name}: {len(got)} features, want {len(ref)}")
+            return 1
+        worst = max(worst, max(abs(a - b) for a, b in zip(got, ref)) / max(abs(b) for b in ref))
+    ok = worst < 1e-6
+    print(f"{'PASS' if ok else 'FAIL'} {name} scalar feature map: {len(ref)} features, max_rel_err={worst:.1e}")
+    return 0 if ok else 1
 
 
 # --------------------------------------------------------------------------
@@ -382,6 +475,8 @@ def main():
     if len(sys.argv) > 2 and sys.argv[1] == "--write-specs":
         write_specs(sys.argv[2])
         return 0
+    if len(sys.argv) > 3 and sys.argv[1] == "--check-scalar-map":
+        return check_scalar_map(sys.argv[2], sys.argv[3])
     if len(sys.argv) > 2 and sys.argv[1] == "--fla-gla":
         return fla_gla_child(sys.argv[2])
     import torch
