@@ -140,9 +140,11 @@ def ConvertAttnLinearToGPU : Pass<"convert-attn-linear-to-gpu", "::mlir::ModuleO
     carry the normalizer; bidirectional ops add a backward sweep. Supported:
     head dims 64 and 128, no decay, per-head and per-token gates, GLA's
     per-token per-feature gates (causal), initial and final states.
-    Unsupported (an error naming it): token orders, feature maps that are
-    not elementwise or read captures, bidirectional with normalize or with
-    per-feature gates, f32 inputs. Unless `dv-slice` is given, causal ops
+    Feature maps that are not elementwise, read captures or change the
+    feature dim (Hedgehog, Performer, cosFormer) run first in a feature
+    kernel that writes phi(q), phi(k) to caller-allocated workspaces
+    (F = 64 or 128). Unsupported (an error naming it): token orders,
+    bidirectional with normalize or with per-feature gates, f32 inputs. Unless `dv-slice` is given, causal ops
     with per-token scalar gates take 32 value columns per block and all
     others 64 (measured on an H100, docs/linear-gpu.md). The kernel's ABI
     (arguments, grid, block, dynamic shared memory) is a JSON string in its
