@@ -51,6 +51,7 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Matchers.h"
 
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/raw_ostream.h"
 
 namespace mlir::attn {
@@ -82,6 +83,8 @@ struct LinearSpec {
   Decay kind = Decay::None;
   Type elem;
   bool hasCaptures = false, hasOrder = false;
+  /// The op's token order (null without one): scan position -> storage row.
+  TokenOrderAttr order;
   SmallVector<Value> captures;
   /// The chunked kernel of a feature-kernel op: q and k are the workspaces
   /// phi(q), phi(k) ([B, H, N, F], [B, Hkv, N, F], contiguous; d == f), no
@@ -104,7 +107,8 @@ struct LinearSpec {
       f = la.getFeatureDim();
       hasCaptures = !la.getCaptures().empty();
       captures = llvm::to_vector(la.getCaptures());
-      hasOrder = bool(la.getOrderAttr());
+      order = la.getOrderAttr();
+      hasOrder = bool(order);
       hasFinal = bool(la.getFinalState());
     } else {
       auto sc = cast<ScanOp>(o);
@@ -115,7 +119,8 @@ struct LinearSpec {
       init = sc.getInitialState();
       causal = sc.getDirection() == Direction::causal;
       f = sc.getFeatureDim();
-      hasOrder = bool(sc.getOrderAttr());
+      order = sc.getOrderAttr();
+      hasOrder = bool(order);
       hasFinal = bool(sc.getFinalState());
     }
     if (fq && fq->empty())
@@ -501,6 +506,41 @@ private:
   }
 };
 
+/// The storage row of the token that the scan visits at position `pos`
+/// (the token order folded into the addressing; lib/Transforms/Linear.cpp's
+/// `tok` on the CPU): the `review` tokens first, unchanged; then the grid
+/// with its dims nested as `perm` says (perm[0] outermost), each digit of
+/// the grid step in scan order (rem/div by the constant dim sizes, innermost
+/// first) times its row-major storage stride; `pos` itself when `orderOn`
+/// (N == review + product(grid)) is false. Callers pass pos < N only, so the
+/// outermost digit is the quotient left (no remainder taken).
+Value tokenRow(ImplicitLocOpBuilder &b, Emitter &e, TokenOrderAttr order,
+               Value orderOn, Value pos) {
+  if (!order)
+    return pos;
+  ArrayRef<int64_t> grid = order.getGrid(), perm = order.getPerm();
+  int64_t rank = grid.size();
+  SmallVector<int64_t> stride(rank, 1);
+  for (int64_t i = rank - 2; i >= 0; --i)
+    stride[i] = stride[i + 1] * grid[i + 1];
+  Value c0 = e.idx(0);
+  Value review = e.idx(order.getReview());
+  Value isGrid = order.getReview() ? e.cmpi(CmpIPredicate::uge, pos, review)
+                                   : Value();
+  Value rem = order.getReview() ? e.select(isGrid, e.subi(pos, review), c0)
+                                : pos;
+  Value phys = c0;
+  for (int64_t i = rank - 1; i >= 0; --i) {
+    Value size = e.idx(grid[perm[i]]);
+    Value digit = i == 0 ? rem : b.createOrFold<arith::RemUIOp>(rem, size);
+    if (i > 0)
+      rem = b.createOrFold<arith::DivUIOp>(rem, size);
+    phys = e.addi(phys, e.muli(digit, e.idx(stride[perm[i]])));
+  }
+  Value use = isGrid ? b.createOrFold<arith::AndIOp>(isGrid, orderOn) : orderOn;
+  return e.select(use, e.addi(review, phys), pos);
+}
+
 class LinearGpuEmitter {
 public:
   LinearGpuEmitter(const LinearSpec &s, ImplicitLocOpBuilder &b, int64_t dvs)
@@ -523,6 +563,10 @@ public:
   Value sQw, sKw, sVw, sSw; // the same tiles as 32-bit words
   Value tid, lane, warp, g4, t4, bi, hi, hkv, dv0, gHead;
   Value c0, c1;
+  Value orderOn; // N == the token order's length (null without an order)
+
+  /// The storage row of scan position `pos` (tokenRow).
+  Value tok(Value pos) { return tokenRow(b, e, s.order, orderOn, pos); }
 
   Value cIdx(int64_t x) { return e.idx(x); }
   Value remu(Value x, int64_t m) {
@@ -549,8 +593,11 @@ public:
   /// cp.async of rows [r0, r0 + kChunk) (zero-filled from row `limit` on),
   /// columns [col0, col0 + width) of a strided [B, H, N, *] tensor into
   /// smem[buf][row][0, width), one commit group per call site group.
+  /// Rows are scan positions; with a token order (and `permute`) the row
+  /// read is the token's storage row.
   void stage(Value gmem, Value *st, Value hIdx, Value r0, Value limit,
-             Value col0, Value smem, Value buf, int64_t width) {
+             Value col0, Value smem, Value buf, int64_t width,
+             bool permute = true) {
     int64_t vec = 16 / (cast<MemRefType>(smem.getType())
                             .getElementType()
                             .getIntOrFloatBitWidth() /
@@ -564,6 +611,8 @@ public:
       Value grow = e.addi(r0, row);
       Value valid = e.cmpi(CmpIPredicate::ult, grow, limit);
       Value safeRow = e.select(valid, grow, c0);
+      if (permute)
+        safeRow = tok(safeRow);
       Value srcElems = e.select(valid, cIdx(vec), c0);
       Value off = goff(st, hIdx, safeRow, e.addi(col0, col));
       (void)nvgpu::DeviceAsyncCopyOp::create(
@@ -767,7 +816,7 @@ std::pair<Value, Value> LinearGpuEmitter::loadGates(Value t0, Value real) {
       out[i] = e.select(valid, gHead, zero);
       continue;
     }
-    Value off = goff(gs, hi, e.select(valid, t, c0), c0);
+    Value off = goff(gs, hi, tok(e.select(valid, t, c0)), c0);
     Value g = memref::LoadOp::create(b, decay, ValueRange{off});
     out[i] = e.select(valid, g, zero);
   }
@@ -818,8 +867,9 @@ void LinearGpuEmitter::storeStateSmem(ArrayRef<Value> state) {
 
 void LinearGpuEmitter::issueChunk(Value t0, Value real, Value buf) {
   Value limit = e.select(real, n, c0);
-  stage(q, qs, hi, t0, limit, c0, sQ, buf, s.d);
-  stage(k, ks, hkv, t0, limit, c0, sK, buf, s.d);
+  // The feature kernel's workspaces are already in scan order.
+  stage(q, qs, hi, t0, limit, c0, sQ, buf, s.d, !s.workspace);
+  stage(k, ks, hkv, t0, limit, c0, sK, buf, s.d, !s.workspace);
   stage(v, vs, hkv, t0, limit, dv0, sV, buf, dvs);
   if (s.kind == Decay::TokenDim)
     stage(decay, gs, hi, t0, limit, c0, sG, buf, s.d);
@@ -1023,6 +1073,7 @@ SmallVector<Value> LinearGpuEmitter::sweep(bool fwd, SmallVector<Value> st) {
           Value row = e.addi(t0, e.addi(wrow, e.addi(g4, cIdx(rr * 8))));
           Value inRange = e.cmpi(CmpIPredicate::ult, row, n);
           e.ifThen(inRange, [&] {
+            Value orow = tok(row); // o in storage order
             for (int64_t nd = 0; nd < dvs / 8; ++nd) {
               Value x0 = acc[nd][2 * rr], x1 = acc[nd][2 * rr + 1];
               if (inv) {
@@ -1033,8 +1084,8 @@ SmallVector<Value> LinearGpuEmitter::sweep(bool fwd, SmallVector<Value> st) {
                 x0 = e.mulf(x0, e.f32(outScale));
                 x1 = e.mulf(x1, e.f32(outScale));
               }
-              Value off =
-                  goff(os, hi, row, e.addi(dv0, e.addi(cIdx(nd * 8), lcol)));
+              Value off = goff(os, hi, orow,
+                               e.addi(dv0, e.addi(cIdx(nd * 8), lcol)));
               if (!s.causal && !fwd) {
                 // Bidirectional: add the forward sweep's part (stored by
                 // this same thread).
@@ -1158,6 +1209,8 @@ void LinearGpuEmitter::emit(gpu::GPUFuncOp func) {
 
   c0 = cIdx(0);
   c1 = cIdx(1);
+  if (s.order)
+    orderOn = e.cmpi(CmpIPredicate::eq, n, cIdx(s.order.getLength()));
   if (s.workspace) {
     // phi(q) [B, H, N, F] and phi(k) [B, Hkv, N, F], contiguous.
     qs[2] = ks[2] = cIdx(s.d);
@@ -1299,13 +1352,19 @@ void emitFeatureKernel(const LinearSpec &s, gpu::GPUFuncOp func,
   Value bz = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   Value t = e.addi(e.muli(bx, e.idx(kFeatureThreads)), tid);
   Value valid = e.cmpi(CmpIPredicate::ult, t, n);
+  // t is the scan position (the map's position argument, the workspace
+  // row); with a token order the row read is the token's storage row.
+  Value orderOn = s.order ? e.cmpi(CmpIPredicate::eq, n,
+                                   e.idx(s.order.getLength()))
+                          : Value();
+  Value srcRow = tokenRow(b, e, s.order, orderOn, t);
   Value isQ = e.cmpi(CmpIPredicate::ult, by, e.idx(s.h));
   Type elem = s.elem;
   Type v2 = VectorType::get({2}, elem);
   auto row = [&](Region *r, Value src, Value *st, Value head, Value dst,
                  int64_t heads, bool query) {
     Value base = e.addi(e.addi(e.muli(bz, st[0]), e.muli(head, st[1])),
-                        e.muli(t, st[2]));
+                        e.muli(srcRow, st[2]));
     auto x = [&](int64_t j) -> Value {
       Value raw = memref::LoadOp::create(b, src, ValueRange{e.addi(base, e.idx(j))});
       Value xf = arith::ExtFOp::create(b, b.getF32Type(), raw);
@@ -1420,8 +1479,6 @@ LogicalResult mlir::attn::checkLinearGpuSupport(Operation *op,
   if (s.kind == Decay::TokenDim && !s.causal)
     return op->emitOpError() << "bidirectional per-token, per-feature decay "
                                 "(GLA) is not supported on GPU";
-  if (s.hasOrder)
-    return op->emitOpError() << "token order is not supported on GPU";
   if (s.normalize && !s.causal)
     return op->emitOpError()
            << "bidirectional with normalize is not supported on GPU";
@@ -1641,6 +1698,23 @@ struct ConvertAttnLinearToGPUPass
         name += "_" + std::to_string(count);
       work.push_back({op, name});
     });
+    // Kernel modules are @<name>_kernels; convert-attn-to-gpu names the
+    // module of an attn.attention in the same function (MATE's TESA branch)
+    // alike: on a clash, @<name>_linear_kernels (then _linear_1, ...).
+    llvm::StringSet<> taken;
+    for (auto &[op, name] : work)
+      taken.insert(name);
+    for (auto &[op, name] : work) {
+      if (!module.lookupSymbol(name + "_kernels"))
+        continue;
+      std::string base = name + "_linear", cand = base;
+      for (int i = 1; module.lookupSymbol(cand + "_kernels") ||
+                      taken.contains(cand);
+           ++i)
+        cand = base + "_" + std::to_string(i);
+      taken.insert(cand);
+      name = cand;
+    }
     for (auto &[op, name] : work) {
       // An explicit dv-slice wins; otherwise the measured default.
       int64_t ds = dvSlice.hasValue() ? int64_t(dvSlice)

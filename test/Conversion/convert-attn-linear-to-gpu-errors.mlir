@@ -112,10 +112,12 @@ func.func @dynamic_capture(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
 }
 // -----
 
-func.func @token_order(%q: tensor<?x2x?x64xbf16>, %k: tensor<?x2x?x64xbf16>,
-                       %v: tensor<?x2x?x64xbf16>) -> tensor<?x2x?x64xbf16> {
-  // expected-error @+1 {{token order is not supported on GPU}}
-  %o = attn.scan causal %q, %k, %v
+// Token orders are supported (convert-attn-linear-to-gpu-order.mlir); the
+// op's other limits still apply with one.
+func.func @token_order_gla_bidirectional(%q: tensor<?x2x?x64xbf16>, %k: tensor<?x2x?x64xbf16>,
+                       %v: tensor<?x2x?x64xbf16>, %g: tensor<?x2x?x64xf32>) -> tensor<?x2x?x64xbf16> {
+  // expected-error @+1 {{bidirectional per-token, per-feature decay (GLA) is not supported on GPU}}
+  %o = attn.scan bidirectional %q, %k, %v decay(%g : tensor<?x2x?x64xf32>)
     {order = #attn.token_order<grid = [2, 3, 4], perm = [2, 0, 1], review = 2>}
     : tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
       -> tensor<?x2x?x64xbf16>
