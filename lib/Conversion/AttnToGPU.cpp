@@ -192,6 +192,64 @@ Value GpuKernelEmitter::mapClass(Value qt, Value kt, Value numQT, Value numKT) {
       b, b.getIndexType(), arith::ExtUIOp::create(b, b.getI32Type(), c));
 }
 
+namespace {
+/// A conjunct `cap_a[.., i, ..] == cap_b[.., j, ..]` of a mask region (a
+/// document mask): the extract reading at the query index i and the one
+/// reading at the key index j, each indexed otherwise only by b, h or
+/// constants, holding integers of at most 32 bits.
+struct CaptureEquality {
+  tensor::ExtractOp atI, atJ;
+};
+
+std::optional<CaptureEquality> findCaptureEquality(AttentionOp op) {
+  if (!op.hasMaskRegion())
+    return std::nullopt;
+  Block &blk = op.getMask().front();
+  Value iArg = blk.getArgument(2), jArg = blk.getArgument(3);
+  auto indexedBy = [&](tensor::ExtractOp ex, Value want, Value other) {
+    auto t = cast<RankedTensorType>(ex.getTensor().getType());
+    if (!t.getElementType().isSignlessInteger() ||
+        t.getElementType().getIntOrFloatBitWidth() > 32)
+      return false;
+    bool found = false;
+    for (Value ix : ex.getIndices()) {
+      if (ix == want) {
+        found = true;
+        continue;
+      }
+      auto arg = dyn_cast<BlockArgument>(ix);
+      bool bh = arg && arg.getOwner() == &blk && arg.getArgNumber() < 2;
+      if (ix == other || (!bh && !ix.getDefiningOp<arith::ConstantOp>()))
+        return false;
+    }
+    return found;
+  };
+  SmallVector<Value> work = {blk.getTerminator()->getOperand(0)};
+  while (!work.empty()) {
+    Operation *d = work.pop_back_val().getDefiningOp();
+    if (!d)
+      continue;
+    if (auto a = dyn_cast<arith::AndIOp>(d)) {
+      work.push_back(a.getLhs());
+      work.push_back(a.getRhs());
+      continue;
+    }
+    auto cmp = dyn_cast<arith::CmpIOp>(d);
+    if (!cmp || cmp.getPredicate() != CmpIPredicate::eq)
+      continue;
+    auto x = cmp.getLhs().getDefiningOp<tensor::ExtractOp>();
+    auto y = cmp.getRhs().getDefiningOp<tensor::ExtractOp>();
+    if (!x || !y)
+      continue;
+    if (indexedBy(x, iArg, jArg) && indexedBy(y, jArg, iArg))
+      return CaptureEquality{x, y};
+    if (indexedBy(y, iArg, jArg) && indexedBy(x, jArg, iArg))
+      return CaptureEquality{y, x};
+  }
+  return std::nullopt;
+}
+} // namespace
+
 void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
   Block &entry = func.getBody().front();
   b.setInsertionPointToStart(&entry);
@@ -219,33 +277,115 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
   Value first = e.cmpi(CmpIPredicate::eq, tid, c0);
   Type i32 = b.getI32Type();
   Value zero32 = arith::ConstantIntOp::create(b, i32, 0);
+  std::optional<CaptureEquality> capEq = findCaptureEquality(op);
   e.ifThen(first, [&] {
     memref::StoreOp::create(b, zero32, flags, ValueRange{c0});
     memref::StoreOp::create(b, zero32, flags, ValueRange{c1});
+    if (capEq)
+      for (int64_t k = 0; k < 4; ++k)
+        memref::StoreOp::create(b,
+                                arith::ConstantIntOp::create(
+                                    b, i32,
+                                    k % 2 == 0
+                                        ? std::numeric_limits<int32_t>::max()
+                                        : std::numeric_limits<int32_t>::min()),
+                                flags, ValueRange{cIdx(2 + k)});
   });
   gpu::BarrierOp::create(b);
-  // Tiles the intervals leave undecided: every element, in parallel.
+  // Tiles the intervals leave undecided: every element, in parallel. Each
+  // thread takes 4 x 4 blocks of elements: the mask regions of a block read
+  // their captures at 4 rows and 4 columns, so loads of captured data shared
+  // by a row or a column are made once, not 16 times (LLVM merges them).
+  // Elements past Nq/Nk evaluate the mask at the last row/column (always in
+  // bounds) and do not count.
   Value partial = e.cmpi(CmpIPredicate::eq, cls, c1);
-  e.ifThen(partial, [&] {
+  Value evaluate = partial;
+  if (capEq) {
+    // A document mask: the tile is empty when the values the rows read and
+    // the values the columns read have disjoint ranges (one pass over the
+    // tile's rows and columns instead of all its elements).
     int64_t threads = warps * 32;
-    SmallVector<Value> any = e.loop(
-        tid, e.muli(rows, cIdx(bkv)), cIdx(threads), {e.i1(false), e.i1(false)},
-        [&](Value el, ValueRange it) -> SmallVector<Value> {
-          Value r = e.divi(el, cIdx(bkv));
-          Value c = b.createOrFold<arith::RemUIOp>(el, cIdx(bkv));
-          Value inCols = e.cmpi(CmpIPredicate::ult, c, cols);
-          Value res = e.ifElse(
-              inCols, {b.getI1Type()},
-              [&] {
-                return SmallVector<Value>{
-                    maskAt(e.addi(i0v, r), e.addi(j0v, c))};
-              },
-              [&] { return SmallVector<Value>{e.i1(false)}; })[0];
-          Value isFalse = b.createOrFold<arith::AndIOp>(
-              inCols, b.createOrFold<arith::XOrIOp>(res, e.i1(true)));
-          return {b.createOrFold<arith::OrIOp>(it[0], res),
-                  b.createOrFold<arith::OrIOp>(it[1], isFalse)};
-        });
+    auto readAt = [&](tensor::ExtractOp ex, Value idx) {
+      Block &blk = op.getMask().front();
+      Value args[4] = {bi, h, idx, idx};
+      SmallVector<Value> ix;
+      for (Value v : ex.getIndices()) {
+        if (auto arg = dyn_cast<BlockArgument>(v);
+            arg && arg.getOwner() == &blk)
+          ix.push_back(args[arg.getArgNumber()]);
+        else
+          ix.push_back(b.clone(*v.getDefiningOp())->getResult(0));
+      }
+      Value x = memref::LoadOp::create(b, capMap.lookup(ex.getTensor()), ix);
+      if (x.getType() != i32)
+        x = arith::ExtSIOp::create(b, i32, x);
+      return x;
+    };
+    e.ifThen(partial, [&] {
+      e.loop(tid, e.addi(rows, cols), cIdx(threads), ValueRange{},
+             [&](Value t, ValueRange) -> SmallVector<Value> {
+               Value isRow = e.cmpi(CmpIPredicate::ult, t, rows);
+               e.ifElse(
+                   isRow, {},
+                   [&] {
+                     Value x = readAt(capEq->atI, e.addi(i0v, t));
+                     memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::mins,
+                                                 x, flags, ValueRange{cIdx(2)});
+                     memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::maxs,
+                                                 x, flags, ValueRange{cIdx(3)});
+                     return SmallVector<Value>{};
+                   },
+                   [&] {
+                     Value x = readAt(capEq->atJ, e.addi(j0v, e.subi(t, rows)));
+                     memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::mins,
+                                                 x, flags, ValueRange{cIdx(4)});
+                     memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::maxs,
+                                                 x, flags, ValueRange{cIdx(5)});
+                     return SmallVector<Value>{};
+                   });
+               return SmallVector<Value>{};
+             });
+    });
+    gpu::BarrierOp::create(b);
+    auto slot = [&](int64_t k) {
+      return memref::LoadOp::create(b, flags, ValueRange{cIdx(k)}).getResult();
+    };
+    Value disjoint = b.createOrFold<arith::OrIOp>(
+        arith::CmpIOp::create(b, CmpIPredicate::slt, slot(3), slot(4)),
+        arith::CmpIOp::create(b, CmpIPredicate::slt, slot(5), slot(2)));
+    evaluate = b.createOrFold<arith::AndIOp>(
+        partial, b.createOrFold<arith::XOrIOp>(disjoint, e.i1(true)));
+  }
+  e.ifThen(evaluate, [&] {
+    int64_t threads = warps * 32;
+    constexpr int64_t kMicro = 4;
+    int64_t perRow = bkv / kMicro;
+    Value blocks = e.muli(e.ceilDiv(rows, cIdx(kMicro)), cIdx(perRow));
+    Value lastR = e.subi(rows, c1), lastC = e.subi(cols, c1);
+    SmallVector<Value> any =
+        e.loop(tid, blocks, cIdx(threads), {e.i1(false), e.i1(false)},
+               [&](Value u, ValueRange it) -> SmallVector<Value> {
+                 Value r0b = e.muli(e.divi(u, cIdx(perRow)), cIdx(kMicro));
+                 Value c0b =
+                     e.muli(b.createOrFold<arith::RemUIOp>(u, cIdx(perRow)),
+                            cIdx(kMicro));
+                 Value anyT = it[0], anyF = it[1];
+                 for (int64_t a = 0; a < kMicro; ++a)
+                   for (int64_t bb = 0; bb < kMicro; ++bb) {
+                     Value r = e.addi(r0b, cIdx(a)), c = e.addi(c0b, cIdx(bb));
+                     Value in = b.createOrFold<arith::AndIOp>(
+                         e.cmpi(CmpIPredicate::ult, r, rows),
+                         e.cmpi(CmpIPredicate::ult, c, cols));
+                     Value m = maskAt(e.addi(i0v, e.mini(r, lastR)),
+                                      e.addi(j0v, e.mini(c, lastC)));
+                     Value res = b.createOrFold<arith::AndIOp>(in, m);
+                     Value isFalse = b.createOrFold<arith::AndIOp>(
+                         in, b.createOrFold<arith::XOrIOp>(m, e.i1(true)));
+                     anyT = b.createOrFold<arith::OrIOp>(anyT, res);
+                     anyF = b.createOrFold<arith::OrIOp>(anyF, isFalse);
+                   }
+                 return {anyT, anyF};
+               });
     for (int f = 0; f < 2; ++f) {
       Value bit = arith::ExtUIOp::create(b, i32, any[f]);
       memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::ori, bit, flags,
@@ -847,7 +987,8 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   };
   if (needsMap) {
     OpBuilder::InsertionGuard guard(ob);
-    Type flagsTy = MemRefType::get({2}, ob.getI32Type(), AffineMap(), wg);
+    // any-true, any-false, and the row / column ranges of a document mask.
+    Type flagsTy = MemRefType::get({6}, ob.getI32Type(), AffineMap(), wg);
     auto mapFunc = gpu::GPUFuncOp::create(ob, op.getLoc(), info.mapKernel,
                                           ob.getFunctionType(mapArgTypes, {}),
                                           TypeRange{flagsTy});
