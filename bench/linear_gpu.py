@@ -43,11 +43,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Specs (written on the build machine).
 
 EXAMPLES = ["linear_elu", "retnet", "mamba2_scan", "bidirectional_mamba2", "gla",
-            "hedgehog", "performer", "cosformer"]
+            "hedgehog", "performer", "cosformer", "relu_squared"]
 # Feature maps the reference applies (Case.reference); hedgehog, performer
 # and cosformer run through the feature kernel (<name>_phi, launched first,
 # writing phi(q), phi(k) to workspaces the chunked kernel reads).
-FEATURE_MAPS = {"linear_elu": "elu1", "elu128": "elu1", "hedgehog": "hedgehog",
+FEATURE_MAPS = {"linear_elu": "elu1", "elu128": "elu1", "relu_squared": "relu2", "hedgehog": "hedgehog",
                 "performer": "performer", "cosformer": "cosformer"}
 # Baselines (flash-linear-attention) timed beside each benchmark kernel.
 BASELINES = {"lin128": "chunk_linear_attn", "elu128": "chunk_linear_attn_normalized",
@@ -366,6 +366,12 @@ class Case:
         self.init = rnd(B, H, F, Dv) * 0.5 if "initial_state" in names else None
         self.final = (torch.full((B, H, F, Dv), float("nan"), device="cuda")
                       if "final_state" in names else None)
+        # Bidirectional with normalize: the f32 scratch (NaN-filled: the
+        # kernel must write every element it reads).
+        self.scratch = None
+        if "scratch" in names:
+            n = B * H * T * (Dv + Dv // abi["dv_slice"])
+            self.scratch = torch.full((n,), float("nan"), device="cuda")
 
     def bhtd(self, x):
         return x if self.layout == "bhtd" else x.permute(0, 2, 1, 3)
@@ -378,6 +384,7 @@ class Case:
         tensors = {"q": self.q, "k": self.k, "v": self.v, "o": self.o, "decay": self.decay,
                    "initial_state": self.init, "final_state": self.final,
                    "phi_q": getattr(self, "phi_q", None), "phi_k": getattr(self, "phi_k", None),
+                   "scratch": getattr(self, "scratch", None),
                    **getattr(self, "caps", {})}
         # Strides of the [B, H, T, D] view the kernel indexes.
         strides = {}
@@ -416,6 +423,8 @@ class Case:
                 gate = gate[:, :, rows]
         if fmap == "elu1":
             q, k = torch.nn.functional.elu(q) + 1, torch.nn.functional.elu(k) + 1
+        elif fmap == "relu2":
+            q, k = torch.relu(q) ** 2, torch.relu(k) ** 2
         elif fmap == "hedgehog":
             # [softmax(W x), softmax(-W x)] over the features.
             w = self.caps["capture0"]

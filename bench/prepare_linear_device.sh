@@ -25,7 +25,7 @@ py=/usr/bin/python3
 out=$root/devcarry/linear
 rm -rf "$out" && mkdir -p "$out/specs"
 $py "$root/bench/linear_gpu.py" --write-specs "$out/specs"
-names="linear_elu retnet mamba2_scan bidirectional_mamba2 gla hedgehog performer cosformer lin128 elu128 retnet128 sgla128 gla128 bimamba128 mate_layer0 mate_layer1 mate_layer2 mate_big"
+names="linear_elu retnet mamba2_scan bidirectional_mamba2 gla relu_squared hedgehog performer cosformer lin128 elu128 retnet128 sgla128 gla128 bimamba128 mate_layer0 mate_layer1 mate_layer2 mate_big"
 entries=()
 for ds in 64 32; do
   mkdir -p "$out/ds$ds"

@@ -561,7 +561,8 @@ public:
   Value qs[3], ks[3], vs[3], os[3], gs[3];
   Value sQ, sK, sV, sS, sL, sG; // sG: GLA's per-feature gates [2][C][D]
   Value sQw, sKw, sVw, sSw; // the same tiles as 32-bit words
-  Value tid, lane, warp, g4, t4, bi, hi, hkv, dv0, gHead;
+  Value tid, lane, warp, g4, t4, bi, hi, hkv, dv0, gHead, sliceIdx;
+  Value scratch; // f32, bidirectional with normalize (see sweep)
   Value c0, c1;
   Value orderOn; // N == the token order's length (null without an order)
 
@@ -1059,23 +1060,71 @@ SmallVector<Value> LinearGpuEmitter::sweep(bool fwd, SmallVector<Value> st) {
         Type v2 = VectorType::get({2}, elem);
         Type v2f = VectorType::get({2}, b.getF32Type());
         double outScale = s.fq || s.normalize ? 1.0 : s.scale;
+        // Bidirectional with normalize: o = (num_f + num_b) / (den_f +
+        // den_b). The forward sweep writes its f32 numerators and
+        // denominators to the scratch (by scan position; each thread the
+        // elements it rereads, the denominator by lane t4 == 0 of the row's
+        // quad); the backward sweep adds its own, divides and writes o.
+        bool biNorm = s.normalize && !s.causal;
         for (int rr = 0; rr < 2; ++rr) {
-          Value inv;
+          Value inv, den;
           if (s.normalize) {
             // The normalizer is column 0 of the last n-tile (lane t4 == 0).
-            Value den = acc[nV - 1][2 * rr];
+            den = acc[nV - 1][2 * rr];
             Value src = i32(e.subi(lane, t4));
             den = shfl(den, src, gpu::ShuffleMode::IDX);
-            Value nz =
-                arith::CmpFOp::create(b, arith::CmpFPredicate::ONE, den, zero);
-            inv = e.select(nz, e.divf(e.f32(1.0), den), zero);
+            if (!biNorm) {
+              Value nz = arith::CmpFOp::create(b, arith::CmpFPredicate::ONE,
+                                               den, zero);
+              inv = e.select(nz, e.divf(e.f32(1.0), den), zero);
+            }
           }
           Value row = e.addi(t0, e.addi(wrow, e.addi(g4, cIdx(rr * 8))));
           Value inRange = e.cmpi(CmpIPredicate::ult, row, n);
           e.ifThen(inRange, [&] {
             Value orow = tok(row); // o in storage order
+            // Scratch rows: (b, h, scan position) of [B, H, N, *].
+            Value srow = biNorm ? e.addi(e.muli(e.addi(e.muli(bi, cIdx(s.h)),
+                                                       hi),
+                                                n),
+                                         row)
+                                : Value();
+            if (biNorm) {
+              // Denominators after the B H N Dv numerators, one per Dv slice.
+              Value dOff = e.addi(
+                  e.muli(e.muli(e.muli(batch, cIdx(s.h)), n), cIdx(s.dv)),
+                  e.addi(e.muli(srow, cIdx(s.dv / dvs)), sliceIdx));
+              if (fwd) {
+                e.ifThen(e.cmpi(CmpIPredicate::eq, t4, c0), [&] {
+                  memref::StoreOp::create(b, den, scratch, ValueRange{dOff});
+                });
+              } else {
+                Value total = e.addf(
+                    den, memref::LoadOp::create(b, scratch, ValueRange{dOff}));
+                Value nz = arith::CmpFOp::create(
+                    b, arith::CmpFPredicate::ONE, total, zero);
+                inv = e.select(nz, e.divf(e.f32(1.0), total), zero);
+              }
+            }
             for (int64_t nd = 0; nd < dvs / 8; ++nd) {
               Value x0 = acc[nd][2 * rr], x1 = acc[nd][2 * rr + 1];
+              if (biNorm) {
+                Value sOff =
+                    e.addi(e.muli(srow, cIdx(s.dv)),
+                           e.addi(dv0, e.addi(cIdx(nd * 8), lcol)));
+                if (fwd) {
+                  Value num = vector::FromElementsOp::create(
+                      b, v2f, ValueRange{x0, x1});
+                  vector::StoreOp::create(b, num, scratch, ValueRange{sOff});
+                  continue;
+                }
+                Value prev =
+                    vector::LoadOp::create(b, v2f, scratch, ValueRange{sOff});
+                x0 = e.addf(x0, vector::ExtractOp::create(
+                                    b, prev, ArrayRef<int64_t>{0}));
+                x1 = e.addf(x1, vector::ExtractOp::create(
+                                    b, prev, ArrayRef<int64_t>{1}));
+              }
               if (inv) {
                 x0 = e.mulf(x0, inv);
                 x1 = e.mulf(x1, inv);
@@ -1086,7 +1135,7 @@ SmallVector<Value> LinearGpuEmitter::sweep(bool fwd, SmallVector<Value> st) {
               }
               Value off = goff(os, hi, orow,
                                e.addi(dv0, e.addi(cIdx(nd * 8), lcol)));
-              if (!s.causal && !fwd) {
+              if (!s.causal && !fwd && !biNorm) {
                 // Bidirectional: add the forward sweep's part (stored by
                 // this same thread).
                 Value prev = arith::ExtFOp::create(
@@ -1195,6 +1244,8 @@ void LinearGpuEmitter::emit(gpu::GPUFuncOp func) {
   o = entry.getArgument(a++);
   if (s.hasFinal)
     fin = entry.getArgument(a++);
+  if (s.normalize && !s.causal)
+    scratch = entry.getArgument(a++);
   batch = entry.getArgument(a++);
   n = entry.getArgument(a++);
   for (Value *st : {qs, ks, vs, os}) {
@@ -1224,6 +1275,7 @@ void LinearGpuEmitter::emit(gpu::GPUFuncOp func) {
   g4 = e.divi(lane, cIdx(4));
   t4 = remu(lane, 4);
   Value slice = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  sliceIdx = slice;
   hi = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   hkv = e.divi(hi, cIdx(s.h / s.hk));
@@ -1479,9 +1531,6 @@ LogicalResult mlir::attn::checkLinearGpuSupport(Operation *op,
   if (s.kind == Decay::TokenDim && !s.causal)
     return op->emitOpError() << "bidirectional per-token, per-feature decay "
                                 "(GLA) is not supported on GPU";
-  if (s.normalize && !s.causal)
-    return op->emitOpError()
-           << "bidirectional with normalize is not supported on GPU";
   for (Region *r : {s.fq, s.fk}) {
     if (!r || !feat)
       continue;
@@ -1553,6 +1602,9 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
   mem("o", s.elem);
   if (s.hasFinal)
     mem("final_state", f32);
+  bool biNorm = s.normalize && !s.causal;
+  if (biNorm)
+    mem("scratch", f32);
   SmallVector<StringRef> scalars = {"B", "N"};
   if (!feat)
     scalars.append({"q_stride_b", "q_stride_h", "q_stride_n", "k_stride_b",
@@ -1593,6 +1645,13 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
      << ", \"normalize\": " << (s.normalize ? "true" : "false")
      << ", \"scale\": " << s.scale << ", \"F\": " << s.f << ", \"args\": ["
      << args << "]";
+  // Bidirectional with normalize: the caller's f32 scratch, the forward
+  // sweep's numerators [B, H, N, Dv] then its denominators
+  // [B, H, N, Dv / dv_slice] (by scan position); fully written before read.
+  if (biNorm)
+    js << ", \"scratch\": {\"name\": \"scratch\", \"dtype\": \"f32\", "
+          "\"elements\": \"B * "
+       << s.h << " * N * " << (s.dv + s.dv / dvSlice) << "\"}";
   // The feature kernel: its parameters, the workspaces, the launch order.
   std::string phiName = name.str() + "_phi";
   SmallVector<Type> phiTypes;

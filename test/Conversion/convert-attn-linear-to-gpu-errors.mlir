@@ -41,21 +41,6 @@ func.func @gla(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
 
 // -----
 
-func.func @bidir_normalized(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
-                            %v: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
-  // expected-error @+1 {{bidirectional with normalize is not supported on GPU}}
-  %o = attn.linear_attention bidirectional %q, %k, %v normalize
-    feature_map(%x: vector<64xf32>) {
-      %zero = arith.constant dense<0.0> : vector<64xf32>
-      %relu = arith.maximumf %x, %zero : vector<64xf32>
-      attn.yield %relu : vector<64xf32>
-    } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
-      -> tensor<?x4x?x64xbf16>
-  return %o : tensor<?x4x?x64xbf16>
-}
-
-// -----
-
 // Feature maps run in a feature kernel before the chunked kernel, whose
 // feature dim must be 64 or 128.
 func.func @feature_dim_32(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,

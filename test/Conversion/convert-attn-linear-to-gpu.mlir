@@ -96,3 +96,38 @@ func.func @elu(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
       -> tensor<?x4x?x64xbf16>
   return %o : tensor<?x4x?x64xbf16>
 }
+
+// -----
+
+// Bidirectional with normalize (examples/relu_squared.mlir): the caller's f32
+// scratch after o; the forward sweep stores its numerators (f32 pairs) and,
+// from lane t4 == 0, its denominator there; the backward sweep reads both
+// back, adds its own, divides and writes o.
+// CHECK-LABEL: func.func @relu_squared
+// CHECK: gpu.func @relu_squared(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %[[SCR:.*]]: memref<?xf32>, %{{.*}}: index
+// CHECK-SAME: \22causal\22: false, \22normalize\22: true
+// CHECK-SAME: {\22name\22: \22scratch\22, \22kind\22: \22memref_f32\22}
+// CHECK-SAME: \22scratch\22: {\22name\22: \22scratch\22, \22dtype\22: \22f32\22, \22elements\22: \22B * 4 * N * 65\22}
+// CHECK: gpu.shuffle idx
+// CHECK: memref.store %{{.*}}, %[[SCR]][%{{.*}}] : memref<?xf32>
+// CHECK: vector.store %{{.*}}, %[[SCR]][%{{.*}}] : memref<?xf32>, vector<2xf32>
+// CHECK: gpu.shuffle idx
+// CHECK: %[[DF:.*]] = memref.load %[[SCR]][%{{.*}}] : memref<?xf32>
+// CHECK: %[[DEN:.*]] = arith.addf %{{.*}}, %[[DF]] : f32
+// CHECK: arith.divf %{{.*}}, %[[DEN]] : f32
+// CHECK: vector.load %[[SCR]][%{{.*}}] : memref<?xf32>, vector<2xf32>
+// CHECK: vector.store %{{.*}}, %arg3[%{{.*}}] : memref<?xbf16>, vector<2xbf16>
+// DS32-LABEL: func.func @relu_squared
+// DS32: \22elements\22: \22B * 4 * N * 66\22
+func.func @relu_squared(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+                        %v: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
+  %o = attn.linear_attention bidirectional %q, %k, %v normalize
+    feature_map(%x: vector<64xf32>) {
+      %zero = arith.constant dense<0.0> : vector<64xf32>
+      %relu = arith.maximumf %x, %zero : vector<64xf32>
+      %sq = arith.mulf %relu, %relu : vector<64xf32>
+      attn.yield %sq : vector<64xf32>
+    } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+      -> tensor<?x4x?x64xbf16>
+  return %o : tensor<?x4x?x64xbf16>
+}
