@@ -48,7 +48,7 @@ EXAMPLES = ["linear_elu", "retnet", "mamba2_scan", "bidirectional_mamba2", "gla"
 # and cosformer run through the feature kernel (<name>_phi, launched first,
 # writing phi(q), phi(k) to workspaces the chunked kernel reads).
 FEATURE_MAPS = {"linear_elu": "elu1", "elu128": "elu1", "relu_squared": "relu2", "hedgehog": "hedgehog",
-                "performer": "performer", "cosformer": "cosformer"}
+                "performer": "performer", "cosformer": "cosformer", "cosformer_ordered": "cosformer"}
 # Baselines (flash-linear-attention) timed beside each benchmark kernel.
 BASELINES = {"lin128": "chunk_linear_attn", "elu128": "chunk_linear_attn_normalized",
              "retnet128": "chunk_retention", "sgla128": "chunk_simple_gla",
@@ -123,6 +123,16 @@ def mate_specs():
     big = re.sub(r"#attn\.token_order<[^>]*>", MATE_BIG_ORDER, out["mate_layer1"])
     big = big.replace("@mate_layer1 (bf16", "@mate_layer1 on an 8 x 16 x 16 grid (bf16")
     out["mate_big"] = big.replace("func.func @mate_layer1", "func.func @mate_big")
+    # A token order through the feature kernel (which reads q, k at the
+    # token's row and writes the workspaces in scan order; cosFormer's
+    # position argument is the scan position).
+    with open(os.path.join(HERE, "..", "examples", "cosformer.mlir")) as f:
+        cos = f.read().replace("?x4x?x64xf32>", "?x4x?x64xbf16>")
+    cos = cos.replace("func.func @cosformer(", "func.func @cosformer_ordered(")
+    i = cos.index("    } : tensor<?x4x?x64xbf16>")
+    cos = (cos[:i] + "    } {order = #attn.token_order<grid = [4, 6, 8], perm = [2, 0, 1], review = 4>}\n"
+           + cos[i + len("    }"):])
+    out["cosformer_ordered"] = cos
     return out
 
 

@@ -6,7 +6,9 @@
 #                              <name>_phi in the same cubin, launched first)
 #                              mate_layer0..2: the token-ordered bidirectional
 #                              scan of each examples/mate.mlir layer alone;
-#                              mate_big: the same on an 8 x 16 x 16 grid
+#                              mate_big: the same on an 8 x 16 x 16 grid;
+#                              cosformer_ordered: cosformer with a token order
+#                              (through the feature kernel)
 #   ds64/<name>.{ptx,cubin}     kernels with 64 value columns per block
 #   ds32/<name>.{ptx,cubin}     ... with 32 (twice the blocks)
 #   manifest.json               per kernel: spec, cubin, ABI (attn.abi), ptxas -v
@@ -25,7 +27,7 @@ py=/usr/bin/python3
 out=$root/devcarry/linear
 rm -rf "$out" && mkdir -p "$out/specs"
 $py "$root/bench/linear_gpu.py" --write-specs "$out/specs"
-names="linear_elu retnet mamba2_scan bidirectional_mamba2 gla relu_squared hedgehog performer cosformer lin128 elu128 retnet128 sgla128 gla128 bimamba128 mate_layer0 mate_layer1 mate_layer2 mate_big"
+names="linear_elu retnet mamba2_scan bidirectional_mamba2 gla relu_squared hedgehog performer cosformer lin128 elu128 retnet128 sgla128 gla128 bimamba128 mate_layer0 mate_layer1 mate_layer2 mate_big cosformer_ordered"
 entries=()
 for ds in 64 32; do
   mkdir -p "$out/ds$ds"
