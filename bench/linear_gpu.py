@@ -20,6 +20,9 @@ states), TIME lines, JSON to out.json or $OUT/linear_gpu.json. fla's
 chunk_gla runs last in a child process (python3 linear_gpu.py --fla-gla
 FLA_SRC) killed at TIME_LIMIT_S; a SKIP chunk_gla line says when it was.
 
+Correctness of some kernels only, no timing:
+  LINEAR_GPU_ONLY=mamba2_scan,retnet LINEAR_GPU_CHECK_ONLY=1 python3 bench/linear_gpu.py devcarry/linear
+
 Also used here (no GPU, no torch) by the prepare script:
   python3 bench/linear_gpu.py --write-specs DIR
 writes the bf16 specs it builds (the examples with bf16 q, k, v, o and the
@@ -606,7 +609,8 @@ def main():
     # Correctness: 3 sizes, one ragged, one in [B, H, T, D] layout.
     for entry in manifest["kernels"]:
         key = f"{entry['name']}/ds{entry['abi']['dv_slice']}"
-        if key not in kernels:
+        only = os.environ.get("LINEAR_GPU_ONLY")  # e.g. "mamba2_scan,retnet"
+        if key not in kernels or (only and entry["name"] not in only.split(",")):
             continue
         fn, phi = kernels[key][1], kernels[key][2]
         with open(os.path.join(kdir, entry["spec"])) as f:
@@ -622,6 +626,9 @@ def main():
             # in storage order, as on the CPU.
             n = order[2] + math.prod(order[0])
             sizes = [(2, n, "bthd", 16), (1, n, "bhtd", 16), (1, n + 4, "bthd", 16)]
+        if "initial_state" in [a["name"] for a in entry["abi"]["args"]] and not order:
+            # Decode: a state in, one token (and a few), the state out.
+            sizes += [(2, 1, "bthd", 16), (1, 5, "bhtd", 16)]
         if entry["abi"]["decay"] == "token_dim":
             # Stronger gates: logsigmoid(x) (about -52 nats per 64-token
             # chunk on average; docs/linear-gpu.md gives the guaranteed range).
@@ -649,6 +656,10 @@ def main():
             if errs["o"] >= 1e-2:
                 print(f"  o: {where_wrong(case.bhtd(case.o), ref_o)}")
             result["checks"].append({"kernel": key, "B": B, "T": T, "layout": layout, "ok": ok, **errs})
+
+    if os.environ.get("LINEAR_GPU_CHECK_ONLY"):
+        print(f"{'PASS' if not fails else 'FAIL'} linear_gpu checks: {fails} failures (timing skipped)")
+        return 1 if fails else 0
 
     # Timing at B=4, T=8192, H=16, D=Dv=128, bf16.
     B, T, H, D = 4, 8192, 16, 128
