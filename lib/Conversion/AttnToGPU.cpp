@@ -192,6 +192,66 @@ Value GpuKernelEmitter::mapClass(Value qt, Value kt, Value numQT, Value numKT) {
       b, b.getIndexType(), arith::ExtUIOp::create(b, b.getI32Type(), c));
 }
 
+void GpuKernelEmitter::bindArguments(Block &entry) {
+  unsigned a = 0;
+  q = entry.getArgument(a++);
+  k = entry.getArgument(a++);
+  v = entry.getArgument(a++);
+  o = entry.getArgument(a++);
+  if (op.getLse())
+    lse = entry.getArgument(a++);
+  for (Value cap : op.getCaptures()) {
+    Value mem = entry.getArgument(a++);
+    caps.push_back(mem);
+    capMap.map(cap, mem);
+  }
+  if (needsMap)
+    blockMap = entry.getArgument(a++);
+  batch = entry.getArgument(a++);
+  nq = entry.getArgument(a++);
+  nk = entry.getArgument(a++);
+  for (Value *s : {qs, ks, vs, os})
+    for (int i = 0; i < 3; ++i)
+      s[i] = entry.getArgument(a++);
+}
+
+void GpuKernelEmitter::emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l,
+                                    llvm::function_ref<Value(int64_t)> acc,
+                                    Value r0, Value r1, Value lcol) {
+  const double ln2 = 0.6931471805599453;
+  Value zero = e.f32(0.0);
+  for (int r = 0; r < 2; ++r) {
+    Value sum = l[r];
+    sum = e.addf(sum, shflXor(sum, 1));
+    sum = e.addf(sum, shflXor(sum, 2));
+    Value any = e.cmpf(CmpFPredicate::OGT, sum, zero);
+    Value inv = e.select(any, e.divf(e.f32(1.0), sum), zero);
+    Value row = e.addi(i0, r == 0 ? r0 : r1);
+    Value inRange = e.cmpi(CmpIPredicate::ult, row, nq);
+    e.ifThen(inRange, [&] {
+      for (int64_t nd = 0; nd < dv / 8; ++nd) {
+        Value x0 = e.mulf(acc(nd * 4 + 2 * r), inv);
+        Value x1 = e.mulf(acc(nd * 4 + 2 * r + 1), inv);
+        Value pair = vector::FromElementsOp::create(
+            b, VectorType::get({2}, elem),
+            ValueRange{arith::TruncFOp::create(b, elem, x0),
+                       arith::TruncFOp::create(b, elem, x1)});
+        Value off = gOffset(os, h, row, e.addi(cIdx(nd * 8), lcol));
+        vector::StoreOp::create(b, pair, o, ValueRange{off});
+      }
+      if (lse) {
+        Value first = e.cmpi(CmpIPredicate::eq, lcol, c0);
+        e.ifThen(first, [&] {
+          Value val =
+              e.select(any, e.mulf(e.addf(m[r], lg2(sum)), e.f32(ln2)), negInf);
+          Value idx = e.addi(e.muli(e.addi(e.muli(bi, cIdx(hq)), h), nq), row);
+          memref::StoreOp::create(b, val, lse, ValueRange{idx});
+        });
+      }
+    });
+  }
+}
+
 namespace {
 /// A conjunct `cap_a[.., i, ..] == cap_b[.., j, ..]` of a mask region (a
 /// document mask): the extract reading at the query index i and the one
@@ -416,31 +476,12 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
 LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func) {
   Block &entry = func.getBody().front();
   b.setInsertionPointToStart(&entry);
-  unsigned a = 0;
-  q = entry.getArgument(a++);
-  k = entry.getArgument(a++);
-  v = entry.getArgument(a++);
-  o = entry.getArgument(a++);
-  if (op.getLse())
-    lse = entry.getArgument(a++);
-  for (Value cap : op.getCaptures()) {
-    Value mem = entry.getArgument(a++);
-    caps.push_back(mem);
-    capMap.map(cap, mem);
-  }
-  if (needsMap)
-    blockMap = entry.getArgument(a++);
-  batch = entry.getArgument(a++);
-  nq = entry.getArgument(a++);
-  nk = entry.getArgument(a++);
-  for (Value *s : {qs, ks, vs, os})
-    for (int i = 0; i < 3; ++i)
-      s[i] = entry.getArgument(a++);
+  bindArguments(entry);
   sK = func.getWorkgroupAttributions()[0];
   sV = func.getWorkgroupAttributions()[1];
 
   const float inf = std::numeric_limits<float>::infinity();
-  const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
+  const double log2e = 1.4426950408889634;
   c0 = cIdx(0);
   c1 = cIdx(1);
   negInf = e.f32(-inf);
@@ -754,38 +795,10 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func) {
   SmallVector<Value> state(whileOut.begin() + 2, whileOut.end());
   waitGroups(0);
 
-  // Epilogue: reduce the row sums over the quad, normalize once, store.
-  for (int r = 0; r < 2; ++r) {
-    Value l = state[nO * 4 + 2 + r];
-    l = e.addf(l, shflXor(l, 1));
-    l = e.addf(l, shflXor(l, 2));
-    Value any = e.cmpf(CmpFPredicate::OGT, l, zero);
-    Value inv = e.select(any, e.divf(e.f32(1.0), l), zero);
-    Value row = e.addi(i0, r == 0 ? r0 : r1);
-    Value inRange = e.cmpi(CmpIPredicate::ult, row, nq);
-    e.ifThen(inRange, [&] {
-      for (int64_t nd = 0; nd < nO; ++nd) {
-        Value x0 = e.mulf(state[nd * 4 + 2 * r], inv);
-        Value x1 = e.mulf(state[nd * 4 + 2 * r + 1], inv);
-        Value pair = vector::FromElementsOp::create(
-            b, VectorType::get({2}, elem),
-            ValueRange{arith::TruncFOp::create(b, elem, x0),
-                       arith::TruncFOp::create(b, elem, x1)});
-        Value off = gOffset(os, h, row, e.addi(cIdx(nd * 8), lcol));
-        vector::StoreOp::create(b, pair, o, ValueRange{off});
-      }
-      if (lse) {
-        Value first = e.cmpi(CmpIPredicate::eq, lcol, c0);
-        e.ifThen(first, [&] {
-          Value m = state[nO * 4 + r];
-          Value val =
-              e.select(any, e.mulf(e.addf(m, lg2(l)), e.f32(ln2)), negInf);
-          Value idx = e.addi(e.muli(e.addi(e.muli(bi, cIdx(hq)), h), nq), row);
-          memref::StoreOp::create(b, val, lse, ValueRange{idx});
-        });
-      }
-    });
-  }
+  emitEpilogue(
+      {state[nO * 4], state[nO * 4 + 1]},
+      {state[nO * 4 + 2], state[nO * 4 + 3]},
+      [&](int64_t i) { return state[i]; }, r0, r1, lcol);
   gpu::ReturnOp::create(b);
   return success();
 }

@@ -74,29 +74,12 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
   MLIRContext *ctx = b.getContext();
   Block &entry = func.getBody().front();
   b.setInsertionPointToStart(&entry);
-  unsigned a = 0;
-  Value qPtr = entry.getArgument(a++);
-  Value kPtr = entry.getArgument(a++);
-  Value vPtr = entry.getArgument(a++);
-  o = entry.getArgument(a++);
-  if (op.getLse())
-    lse = entry.getArgument(a++);
-  for (Value cap : op.getCaptures()) {
-    Value mem = entry.getArgument(a++);
-    caps.push_back(mem);
-    capMap.map(cap, mem);
-  }
-  if (needsMap)
-    blockMap = entry.getArgument(a++);
-  batch = entry.getArgument(a++);
-  nq = entry.getArgument(a++);
-  nk = entry.getArgument(a++);
-  for (Value *s : {qs, ks, vs, os})
-    for (int i = 0; i < 3; ++i)
-      s[i] = entry.getArgument(a++);
+  bindArguments(entry);
+  // q, k, v are the TMA maps' pointers here.
+  Value qPtr = q, kPtr = k, vPtr = v;
 
   const float inf = std::numeric_limits<float>::infinity();
-  const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
+  const double log2e = 1.4426950408889634;
   Type f32 = b.getF32Type(), i64 = b.getI64Type(), idxTy = b.getIndexType();
   c0 = cIdx(0);
   c1 = cIdx(1);
@@ -517,38 +500,9 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
       });
   (void)idxTy;
 
-  // Epilogue: reduce the row sums over the quad, normalize once, store.
-  for (int r = 0; r < 2; ++r) {
-    Value l = res[2 + r];
-    l = e.addf(l, shflXor(l, 1));
-    l = e.addf(l, shflXor(l, 2));
-    Value any = e.cmpf(CmpFPredicate::OGT, l, zero);
-    Value inv = e.select(any, e.divf(e.f32(1.0), l), zero);
-    Value row = e.addi(i0, r == 0 ? r0 : r1);
-    Value inRange = e.cmpi(CmpIPredicate::ult, row, nq);
-    e.ifThen(inRange, [&] {
-      for (int64_t blk = 0; blk < dv / 8; ++blk) {
-        Value x0 = e.mulf(extract(res[4], blk * 4 + 2 * r), inv);
-        Value x1 = e.mulf(extract(res[4], blk * 4 + 2 * r + 1), inv);
-        Value pair = vector::FromElementsOp::create(
-            b, VectorType::get({2}, elem),
-            ValueRange{arith::TruncFOp::create(b, elem, x0),
-                       arith::TruncFOp::create(b, elem, x1)});
-        Value off = gOffset(os, h, row, e.addi(cIdx(blk * 8), lcol));
-        vector::StoreOp::create(b, pair, o, ValueRange{off});
-      }
-      if (lse) {
-        Value isFirst = e.cmpi(CmpIPredicate::eq, lcol, c0);
-        e.ifThen(isFirst, [&] {
-          Value m = res[r];
-          Value val =
-              e.select(any, e.mulf(e.addf(m, lg2(l)), e.f32(ln2)), negInf);
-          Value idx = e.addi(e.muli(e.addi(e.muli(bi, cIdx(hq)), h), nq), row);
-          memref::StoreOp::create(b, val, lse, ValueRange{idx});
-        });
-      }
-    });
-  }
+  emitEpilogue(
+      {res[0], res[1]}, {res[2], res[3]},
+      [&](int64_t i) { return extract(res[4], i); }, r0, r1, lcol);
   gpu::ReturnOp::create(b);
   return success();
 }

@@ -92,6 +92,16 @@ public:
   Value maskAt(Value i, Value j);
   /// Reads this (b, h) slice's class of tile (qt, kt) from the block map.
   Value mapClass(Value qt, Value kt, Value numQT, Value numKT);
+  /// Binds the attention kernel's arguments (the same order in both
+  /// kernels; q, k, v are memrefs or, for sm_90a, TMA-map pointers).
+  void bindArguments(Block &entry);
+  /// The epilogue of both kernels: reduces this thread's two row sums over
+  /// its quad, normalizes the accumulators once (`acc(i)`: value i in the
+  /// m16n8 / wgmma accumulator layout, columns 8 * (i / 4) + lcol + i % 2 of
+  /// row (i % 4 < 2 ? r0 : r1)), stores o and lse.
+  void emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l,
+                    llvm::function_ref<Value(int64_t)> acc, Value r0, Value r1,
+                    Value lcol);
   /// Emits the block-map kernel body into `func`.
   void emitBlockMap(gpu::GPUFuncOp func);
   /// The sm_90a kernel (AttnToGPUSm90.cpp): TMA loads, wgmma for Q K^T and
