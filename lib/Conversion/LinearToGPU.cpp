@@ -36,6 +36,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Conversion/LinearToGPU.h"
+#include "attnc/Transforms/AttnLowering.h"
 #include "attnc/Transforms/LoweringUtils.h"
 #include "attnc/Transforms/Passes.h"
 
@@ -70,74 +71,19 @@ constexpr int64_t kWarps = 4;
 constexpr int64_t kThreads = kWarps * 32;
 constexpr double kLog2e = 1.4426950408889634;
 
-enum class Decay { None, Head, Token, TokenDim };
+using Decay = LinearDecay;
 
 /// The parts of a linear op the kernel needs.
-struct LinearSpec {
-  Operation *op = nullptr;
-  Value q, k, v, decay, init;
-  bool hasFinal = false, causal = true, normalize = false;
-  Region *fq = nullptr, *fk = nullptr;
-  double scale = 1.0;
-  int64_t h = 0, hk = 0, d = 0, dv = 0, f = 0;
-  Decay kind = Decay::None;
-  Type elem;
+struct LinearSpec : LinearOpView {
   bool hasCaptures = false, hasOrder = false;
-  /// The op's token order (null without one): scan position -> storage row.
-  TokenOrderAttr order;
-  SmallVector<Value> captures;
   /// The chunked kernel of a feature-kernel op: q and k are the workspaces
   /// phi(q), phi(k) ([B, H, N, F], [B, Hkv, N, F], contiguous; d == f), no
   /// feature map, scale 1 (both applied by the feature kernel).
   bool workspace = false;
 
-  explicit LinearSpec(Operation *o) : op(o) {
-    Region *keyMap = nullptr;
-    if (auto la = dyn_cast<LinearAttentionOp>(o)) {
-      q = la.getQ();
-      k = la.getK();
-      v = la.getV();
-      decay = la.getDecay();
-      init = la.getInitialState();
-      fq = &la.getFeatureMap();
-      keyMap = &la.getKeyFeatureMap();
-      scale = la.getEffectiveScale();
-      normalize = la.getNormalize();
-      causal = la.getDirection() == Direction::causal;
-      f = la.getFeatureDim();
-      hasCaptures = !la.getCaptures().empty();
-      captures = llvm::to_vector(la.getCaptures());
-      order = la.getOrderAttr();
-      hasOrder = bool(order);
-      hasFinal = bool(la.getFinalState());
-    } else {
-      auto sc = cast<ScanOp>(o);
-      q = sc.getQ();
-      k = sc.getK();
-      v = sc.getV();
-      decay = sc.getDecay();
-      init = sc.getInitialState();
-      causal = sc.getDirection() == Direction::causal;
-      f = sc.getFeatureDim();
-      order = sc.getOrderAttr();
-      hasOrder = bool(order);
-      hasFinal = bool(sc.getFinalState());
-    }
-    if (fq && fq->empty())
-      fq = nullptr;
-    fk = keyMap && !keyMap->empty() ? keyMap : fq;
-    auto qt = cast<RankedTensorType>(q.getType());
-    h = qt.getDimSize(1);
-    d = qt.getDimSize(3);
-    hk = cast<RankedTensorType>(k.getType()).getDimSize(1);
-    dv = cast<RankedTensorType>(v.getType()).getDimSize(3);
-    elem = qt.getElementType();
-    if (decay) {
-      int64_t rank = cast<RankedTensorType>(decay.getType()).getRank();
-      kind = rank == 1   ? Decay::Head
-             : rank == 3 ? Decay::Token
-                         : Decay::TokenDim;
-    }
+  explicit LinearSpec(Operation *o) : LinearOpView(o) {
+    hasCaptures = !captures.empty();
+    hasOrder = bool(order);
   }
 };
 
@@ -279,7 +225,8 @@ Operation *firstUnscalarizable(Region &r, ArrayRef<Value> captures,
       return WalkResult::advance();
     }
     if (auto red = dyn_cast<vector::ReductionOp>(inner)) {
-      if (!isa<FloatType>(red.getType()) || cast<VectorType>(red.getVector().getType()).getRank() != 1) {
+      if (!isa<FloatType>(red.getType()) ||
+          cast<VectorType>(red.getVector().getType()).getRank() != 1) {
         why = "non-float reduction";
         bad = inner;
         return WalkResult::interrupt();
@@ -456,19 +403,20 @@ private:
         size_t ri = 0, rr = 0;
         for (size_t d = 0; d < shape.size(); ++d)
           full.push_back(reduced[d] ? ci[rr++] : ridx[ri++]);
-        acc = vector::makeArithReduction(b, b.getLoc(), mr.getKind(),
-                                         get(mr.getSource(), linearize(full, shape)),
-                                         acc);
+        acc = vector::makeArithReduction(
+            b, b.getLoc(), mr.getKind(),
+            get(mr.getSource(), linearize(full, shape)), acc);
       }
       return acc;
     }
     if (auto red = dyn_cast<vector::ReductionOp>(op)) {
-      int64_t count = cast<VectorType>(red.getVector().getType()).getNumElements();
+      int64_t count =
+          cast<VectorType>(red.getVector().getType()).getNumElements();
       Value acc = red.getAcc() ? get(red.getAcc(), 0) : Value();
       for (int64_t i = 0; i < count; ++i) {
         Value el = get(red.getVector(), i);
-        acc = acc ? vector::makeArithReduction(b, b.getLoc(), red.getKind(),
-                                               el, acc)
+        acc = acc ? vector::makeArithReduction(b, b.getLoc(), red.getKind(), el,
+                                               acc)
                   : el;
       }
       return acc;
@@ -525,10 +473,10 @@ Value tokenRow(ImplicitLocOpBuilder &b, Emitter &e, TokenOrderAttr order,
     stride[i] = stride[i + 1] * grid[i + 1];
   Value c0 = e.idx(0);
   Value review = e.idx(order.getReview());
-  Value isGrid = order.getReview() ? e.cmpi(CmpIPredicate::uge, pos, review)
-                                   : Value();
-  Value rem = order.getReview() ? e.select(isGrid, e.subi(pos, review), c0)
-                                : pos;
+  Value isGrid =
+      order.getReview() ? e.cmpi(CmpIPredicate::uge, pos, review) : Value();
+  Value rem =
+      order.getReview() ? e.select(isGrid, e.subi(pos, review), c0) : pos;
   Value phys = c0;
   for (int64_t i = rank - 1; i >= 0; --i) {
     Value size = e.idx(grid[perm[i]]);
@@ -560,7 +508,7 @@ public:
   Value q, k, v, decay, init, o, fin, batch, n;
   Value qs[3], ks[3], vs[3], os[3], gs[3];
   Value sQ, sK, sV, sS, sL, sG; // sG: GLA's per-feature gates [2][C][D]
-  Value sQw, sKw, sVw, sSw; // the same tiles as 32-bit words
+  Value sQw, sKw, sVw, sSw;     // the same tiles as 32-bit words
   Value tid, lane, warp, g4, t4, bi, hi, hkv, dv0, gHead, sliceIdx;
   Value scratch; // f32, bidirectional with normalize (see sweep)
   Value c0, c1;
@@ -1084,11 +1032,10 @@ SmallVector<Value> LinearGpuEmitter::sweep(bool fwd, SmallVector<Value> st) {
           e.ifThen(inRange, [&] {
             Value orow = tok(row); // o in storage order
             // Scratch rows: (b, h, scan position) of [B, H, N, *].
-            Value srow = biNorm ? e.addi(e.muli(e.addi(e.muli(bi, cIdx(s.h)),
-                                                       hi),
-                                                n),
-                                         row)
-                                : Value();
+            Value srow =
+                biNorm
+                    ? e.addi(e.muli(e.addi(e.muli(bi, cIdx(s.h)), hi), n), row)
+                    : Value();
             if (biNorm) {
               // Denominators after the B H N Dv numerators, one per Dv slice.
               Value dOff = e.addi(
@@ -1101,17 +1048,16 @@ SmallVector<Value> LinearGpuEmitter::sweep(bool fwd, SmallVector<Value> st) {
               } else {
                 Value total = e.addf(
                     den, memref::LoadOp::create(b, scratch, ValueRange{dOff}));
-                Value nz = arith::CmpFOp::create(
-                    b, arith::CmpFPredicate::ONE, total, zero);
+                Value nz = arith::CmpFOp::create(b, arith::CmpFPredicate::ONE,
+                                                 total, zero);
                 inv = e.select(nz, e.divf(e.f32(1.0), total), zero);
               }
             }
             for (int64_t nd = 0; nd < dvs / 8; ++nd) {
               Value x0 = acc[nd][2 * rr], x1 = acc[nd][2 * rr + 1];
               if (biNorm) {
-                Value sOff =
-                    e.addi(e.muli(srow, cIdx(s.dv)),
-                           e.addi(dv0, e.addi(cIdx(nd * 8), lcol)));
+                Value sOff = e.addi(e.muli(srow, cIdx(s.dv)),
+                                    e.addi(dv0, e.addi(cIdx(nd * 8), lcol)));
                 if (fwd) {
                   Value num = vector::FromElementsOp::create(
                       b, v2f, ValueRange{x0, x1});
@@ -1133,8 +1079,8 @@ SmallVector<Value> LinearGpuEmitter::sweep(bool fwd, SmallVector<Value> st) {
                 x0 = e.mulf(x0, e.f32(outScale));
                 x1 = e.mulf(x1, e.f32(outScale));
               }
-              Value off = goff(os, hi, orow,
-                               e.addi(dv0, e.addi(cIdx(nd * 8), lcol)));
+              Value off =
+                  goff(os, hi, orow, e.addi(dv0, e.addi(cIdx(nd * 8), lcol)));
               if (!s.causal && !fwd && !biNorm) {
                 // Bidirectional: add the forward sweep's part (stored by
                 // this same thread).
@@ -1406,9 +1352,9 @@ void emitFeatureKernel(const LinearSpec &s, gpu::GPUFuncOp func,
   Value valid = e.cmpi(CmpIPredicate::ult, t, n);
   // t is the scan position (the map's position argument, the workspace
   // row); with a token order the row read is the token's storage row.
-  Value orderOn = s.order ? e.cmpi(CmpIPredicate::eq, n,
-                                   e.idx(s.order.getLength()))
-                          : Value();
+  Value orderOn = s.order
+                      ? e.cmpi(CmpIPredicate::eq, n, e.idx(s.order.getLength()))
+                      : Value();
   Value srcRow = tokenRow(b, e, s.order, orderOn, t);
   Value isQ = e.cmpi(CmpIPredicate::ult, by, e.idx(s.h));
   Type elem = s.elem;
@@ -1418,15 +1364,16 @@ void emitFeatureKernel(const LinearSpec &s, gpu::GPUFuncOp func,
     Value base = e.addi(e.addi(e.muli(bz, st[0]), e.muli(head, st[1])),
                         e.muli(srcRow, st[2]));
     auto x = [&](int64_t j) -> Value {
-      Value raw = memref::LoadOp::create(b, src, ValueRange{e.addi(base, e.idx(j))});
+      Value raw =
+          memref::LoadOp::create(b, src, ValueRange{e.addi(base, e.idx(j))});
       Value xf = arith::ExtFOp::create(b, b.getF32Type(), raw);
       if (query && s.scale != 1.0)
         xf = e.mulf(xf, e.f32(s.scale));
       return xf;
     };
-    Value dbase = e.muli(
-        e.addi(e.muli(e.addi(e.muli(bz, e.idx(heads)), head), n), t),
-        e.idx(s.f));
+    Value dbase =
+        e.muli(e.addi(e.muli(e.addi(e.muli(bz, e.idx(heads)), head), n), t),
+               e.idx(s.f));
     // Captures: row-major f32/bf16/f16 memrefs (flattened).
     auto readCap = [&](Value cap, ArrayRef<Value> pos) -> Value {
       auto ct = cast<RankedTensorType>(cap.getType());
@@ -1452,9 +1399,8 @@ void emitFeatureKernel(const LinearSpec &s, gpu::GPUFuncOp func,
   e.ifThen(arith::AndIOp::create(b, valid, isQ),
            [&] { row(s.fq, q, qs, by, pq, s.h, true); });
   Value isK = e.cmpi(CmpIPredicate::uge, by, e.idx(s.h));
-  e.ifThen(arith::AndIOp::create(b, valid, isK), [&] {
-    row(s.fk, k, ks, e.subi(by, e.idx(s.h)), pk, s.hk, false);
-  });
+  e.ifThen(arith::AndIOp::create(b, valid, isK),
+           [&] { row(s.fk, k, ks, e.subi(by, e.idx(s.h)), pk, s.hk, false); });
   gpu::ReturnOp::create(b);
 }
 } // namespace
@@ -1661,8 +1607,8 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
     bool firstP = true;
     auto pnote = [&](StringRef n, Type t, StringRef kind) {
       phiTypes.push_back(t);
-      ps << (firstP ? "" : ", ") << "{\"name\": \"" << n
-         << "\", \"kind\": \"" << kind << "\"}";
+      ps << (firstP ? "" : ", ") << "{\"name\": \"" << n << "\", \"kind\": \""
+         << kind << "\"}";
       firstP = false;
     };
     auto pmem = [&](StringRef n, Type el) {
@@ -1767,17 +1713,16 @@ struct ConvertAttnLinearToGPUPass
       if (!module.lookupSymbol(name + "_kernels"))
         continue;
       std::string base = name + "_linear", cand = base;
-      for (int i = 1; module.lookupSymbol(cand + "_kernels") ||
-                      taken.contains(cand);
-           ++i)
+      for (int i = 1;
+           module.lookupSymbol(cand + "_kernels") || taken.contains(cand); ++i)
         cand = base + "_" + std::to_string(i);
       taken.insert(cand);
       name = cand;
     }
     for (auto &[op, name] : work) {
       // An explicit dv-slice wins; otherwise the measured default.
-      int64_t ds = dvSlice.hasValue() ? int64_t(dvSlice)
-                                      : defaultLinearDvSlice(op);
+      int64_t ds =
+          dvSlice.hasValue() ? int64_t(dvSlice) : defaultLinearDvSlice(op);
       if (failed(buildLinearKernel(op, module, name, ds)))
         return signalPassFailure();
     }

@@ -28,21 +28,16 @@ using arith::CmpFPredicate;
 using arith::CmpIPredicate;
 
 namespace {
-enum class DecayKind { None, Head, Token, TokenDim };
+using DecayKind = LinearDecay;
 
-struct LinearLowering {
-  LinearLowering(Operation *op, ImplicitLocOpBuilder &b) : op(op), b(b), e(b) {}
+struct LinearLowering : LinearOpView {
+  LinearLowering(Operation *op, ImplicitLocOpBuilder &b)
+      : LinearOpView(op), b(b), e(b) {}
 
-  Operation *op;
   ImplicitLocOpBuilder &b;
   Emitter e;
-  Value q, k, v, decay, init, o, fin;
+  Value o, fin;
   Value batch, n, c0, c1;
-  int64_t h = 0, hk = 0, d = 0, dv = 0, f = 0;
-  DecayKind kind = DecayKind::None;
-  Region *fq = nullptr, *fk = nullptr;
-  double scale = 1.0;
-  bool normalize = false, causal = true;
 
   void setup();
   void finish();
@@ -52,7 +47,6 @@ struct LinearLowering {
   /// token order; the identity without one, or when the sequence length is
   /// not the order's).
   Value tok(Value s);
-  TokenOrderAttr order;
   /// A feature map on row x of token t (regions may take t too).
   Value applyMap(Region &r, Value x, Value t) {
     if (r.front().getNumArguments() == 2)
@@ -91,9 +85,9 @@ struct LinearLowering {
 };
 } // namespace
 
-void LinearLowering::setup() {
+LinearOpView::LinearOpView(Operation *o) : op(o) {
   Region *keyMap = nullptr;
-  if (auto la = dyn_cast<LinearAttentionOp>(op)) {
+  if (auto la = dyn_cast<LinearAttentionOp>(o)) {
     q = la.getQ();
     k = la.getK();
     v = la.getV();
@@ -106,8 +100,10 @@ void LinearLowering::setup() {
     normalize = la.getNormalize();
     causal = la.getDirection() == Direction::causal;
     f = la.getFeatureDim();
+    captures = llvm::to_vector(la.getCaptures());
+    hasFinal = bool(la.getFinalState());
   } else {
-    auto sc = cast<ScanOp>(op);
+    auto sc = cast<ScanOp>(o);
     q = sc.getQ();
     k = sc.getK();
     v = sc.getV();
@@ -116,23 +112,26 @@ void LinearLowering::setup() {
     causal = sc.getDirection() == Direction::causal;
     f = sc.getFeatureDim();
     order = sc.getOrderAttr();
+    hasFinal = bool(sc.getFinalState());
   }
   if (fq && fq->empty())
     fq = nullptr;
   fk = keyMap && !keyMap->empty() ? keyMap : fq;
   auto qt = cast<RankedTensorType>(q.getType());
-  auto kt = cast<RankedTensorType>(k.getType());
-  auto vt = cast<RankedTensorType>(v.getType());
   h = qt.getDimSize(1);
-  hk = kt.getDimSize(1);
   d = qt.getDimSize(3);
-  dv = vt.getDimSize(3);
+  hk = cast<RankedTensorType>(k.getType()).getDimSize(1);
+  dv = cast<RankedTensorType>(v.getType()).getDimSize(3);
+  elem = qt.getElementType();
   if (decay) {
     int64_t rank = cast<RankedTensorType>(decay.getType()).getRank();
-    kind = rank == 1   ? DecayKind::Head
-           : rank == 3 ? DecayKind::Token
-                       : DecayKind::TokenDim;
+    kind = rank == 1   ? LinearDecay::Head
+           : rank == 3 ? LinearDecay::Token
+                       : LinearDecay::TokenDim;
   }
+}
+
+void LinearLowering::setup() {
   q = e.toBuffer(q);
   k = e.toBuffer(k);
   v = e.toBuffer(v);

@@ -19,6 +19,29 @@ AttentionBuffers makeAttentionBuffers(Emitter &e, AttentionOp op);
 /// Replaces op's results with tensors of the filled buffers.
 void finishAttention(Emitter &e, AttentionOp op, const AttentionBuffers &io);
 
+/// How a linear op decays its state: not at all, per head (a constant), per
+/// token (a scalar log-gate) or per token and key feature (GLA).
+enum class LinearDecay { None, Head, Token, TokenDim };
+
+/// The operands, regions and sizes of an attn.linear_attention or attn.scan
+/// that its lowerings read (CPU: Linear.cpp; GPU: LinearToGPU.cpp).
+struct LinearOpView {
+  explicit LinearOpView(Operation *op);
+  Operation *op;
+  Value q, k, v, decay, init;
+  /// Feature maps of q and k (null: identity); fk is fq unless the op has a
+  /// separate key map.
+  Region *fq = nullptr, *fk = nullptr;
+  double scale = 1.0;
+  bool normalize = false, causal = true, hasFinal = false;
+  int64_t h = 0, hk = 0, d = 0, dv = 0, f = 0;
+  LinearDecay kind = LinearDecay::None;
+  /// The token order (null without one): scan position -> storage row.
+  TokenOrderAttr order;
+  SmallVector<Value> captures;
+  Type elem;
+};
+
 /// Naive lowerings (the oracle).
 LogicalResult lowerAttentionToReference(AttentionOp op);
 LogicalResult lowerLinearToReference(Operation *op);
