@@ -14,7 +14,8 @@ config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py",
                    "Inputs"]
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
-llvm_config.add_tool_substitutions(["attn-opt", "attn-run", "attn-aot"],
+llvm_config.add_tool_substitutions(["attn-opt", "attn-run", "attn-aot",
+                                    "attnc-gpu-launch-check"],
                                    [config.attnc_tools_dir])
 config.substitutions.append(("%examples", os.path.join(config.attnc_src_root,
                                                        "examples")))
