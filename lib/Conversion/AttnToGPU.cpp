@@ -215,6 +215,41 @@ void GpuKernelEmitter::bindArguments(Block &entry) {
       s[i] = entry.getArgument(a++);
 }
 
+GpuKernelEmitter::SoftmaxStep
+GpuKernelEmitter::onlineSoftmax(ArrayRef<Value> x, ArrayRef<Value> mOld,
+                                ArrayRef<Value> lOld, bool fold,
+                                Value qkScale) {
+  Value zero = e.f32(0.0);
+  SoftmaxStep st;
+  Value mSafe[2];
+  for (int r = 0; r < 2; ++r) {
+    Value mx = x[2 * r];
+    for (size_t i = 0; i < x.size(); ++i)
+      if ((i % 4) / 2 == size_t(r) && i != size_t(2 * r))
+        mx = e.maxf(mx, x[i]);
+    mx = e.maxf(mx, shflXor(mx, 1));
+    mx = e.maxf(mx, shflXor(mx, 2));
+    if (fold)
+      mx = e.mulf(mx, qkScale);
+    mx = e.maxf(mOld[r], mx);
+    st.m[r] = mx;
+    mSafe[r] = e.select(e.cmpf(CmpFPredicate::OEQ, mx, negInf), zero, mx);
+    st.alpha[r] = ex2(e.subf(mOld[r], mSafe[r]));
+    st.l[r] = e.mulf(lOld[r], st.alpha[r]);
+  }
+  st.p.resize(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    int r = (i % 4) / 2;
+    Value arg =
+        fold ? Value(math::FmaOp::create(b, x[i], qkScale,
+                                         arith::NegFOp::create(b, mSafe[r])))
+             : e.subf(x[i], mSafe[r]);
+    st.p[i] = ex2(arg);
+    st.l[r] = e.addf(st.l[r], st.p[i]);
+  }
+  return st;
+}
+
 void GpuKernelEmitter::emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l,
                                     llvm::function_ref<Value(int64_t)> acc,
                                     Value r0, Value r1, Value lcol) {
@@ -719,38 +754,11 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func) {
         SmallVector<Value> next = e.ifElse(
             visit, types,
             [&]() -> SmallVector<Value> {
-              // Online softmax.
-              Value mOld[2] = {st[nO * 4], st[nO * 4 + 1]};
-              Value lOld[2] = {st[nO * 4 + 2], st[nO * 4 + 3]};
-              Value mNew[2], mSafe[2], alpha[2], lNew[2];
-              for (int r = 0; r < 2; ++r) {
-                Value mx = x[2 * r];
-                for (int64_t nb = 0; nb < nS; ++nb)
-                  for (int64_t el = 2 * r; el < 2 * r + 2; ++el)
-                    if (nb * 4 + el != 2 * r)
-                      mx = e.maxf(mx, x[nb * 4 + el]);
-                mx = e.maxf(mx, shflXor(mx, 1));
-                mx = e.maxf(mx, shflXor(mx, 2));
-                if (fold)
-                  mx = e.mulf(mx, qkScale);
-                mx = e.maxf(mOld[r], mx);
-                mNew[r] = mx;
-                mSafe[r] =
-                    e.select(e.cmpf(CmpFPredicate::OEQ, mx, negInf), zero, mx);
-                alpha[r] = ex2(e.subf(mOld[r], mSafe[r]));
-                lNew[r] = e.mulf(lOld[r], alpha[r]);
-              }
-              SmallVector<Value> p(x.size());
-              for (int64_t nb = 0; nb < nS; ++nb)
-                for (int64_t el = 0; el < 4; ++el) {
-                  int r = el / 2;
-                  Value arg = fold ? Value(math::FmaOp::create(
-                                         b, x[nb * 4 + el], qkScale,
-                                         arith::NegFOp::create(b, mSafe[r])))
-                                   : e.subf(x[nb * 4 + el], mSafe[r]);
-                  p[nb * 4 + el] = ex2(arg);
-                  lNew[r] = e.addf(lNew[r], p[nb * 4 + el]);
-                }
+              SoftmaxStep sm = onlineSoftmax(x, {st[nO * 4], st[nO * 4 + 1]},
+                                             {st[nO * 4 + 2], st[nO * 4 + 3]},
+                                             fold, qkScale);
+              ArrayRef<Value> p = sm.p;
+              Value *alpha = sm.alpha;
               SmallVector<Frag> acc(nO);
               for (int64_t nd = 0; nd < nO; ++nd)
                 for (int64_t el = 0; el < 4; ++el)
@@ -782,7 +790,7 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func) {
               SmallVector<Value> out;
               for (const Frag &f : acc)
                 out.append(f.begin(), f.end());
-              out.append({mNew[0], mNew[1], lNew[0], lNew[1]});
+              out.append({sm.m[0], sm.m[1], sm.l[0], sm.l[1]});
               return out;
             },
             [&]() -> SmallVector<Value> { return SmallVector<Value>(st); });

@@ -436,33 +436,10 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
 
               // Online softmax: the two rows of this thread, reduced over
               // the quad of lanes that share them.
-              Value mNew[2], mSafe[2], alpha[2], lNew[2];
-              for (int r = 0; r < 2; ++r) {
-                Value mx = x[2 * r];
-                for (int64_t i = 0; i < nS; ++i)
-                  if ((i % 4) / 2 == r && i != 2 * r)
-                    mx = e.maxf(mx, x[i]);
-                mx = e.maxf(mx, shflXor(mx, 1));
-                mx = e.maxf(mx, shflXor(mx, 2));
-                if (fold)
-                  mx = e.mulf(mx, qkScale);
-                mx = e.maxf(st[r], mx);
-                mNew[r] = mx;
-                mSafe[r] =
-                    e.select(e.cmpf(CmpFPredicate::OEQ, mx, negInf), zero, mx);
-                alpha[r] = ex2(e.subf(st[r], mSafe[r]));
-                lNew[r] = e.mulf(st[2 + r], alpha[r]);
-              }
-              SmallVector<Value> p(nS);
-              for (int64_t i = 0; i < nS; ++i) {
-                int r = (i % 4) / 2;
-                Value arg = fold ? Value(math::FmaOp::create(
-                                       b, x[i], qkScale,
-                                       arith::NegFOp::create(b, mSafe[r])))
-                                 : e.subf(x[i], mSafe[r]);
-                p[i] = ex2(arg);
-                lNew[r] = e.addf(lNew[r], p[i]);
-              }
+              SoftmaxStep sm = onlineSoftmax(x, {st[0], st[1]}, {st[2], st[3]},
+                                             fold, qkScale);
+              ArrayRef<Value> p = sm.p;
+              Value *alpha = sm.alpha;
               // O = alpha O + P V.
               SmallVector<Value> acc;
               for (int64_t i = 0; i < nO; ++i)
@@ -491,7 +468,7 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
               }
               NVVM::WgmmaGroupSyncAlignedOp::create(b);
               NVVM::WgmmaWaitGroupSyncOp::create(b, uint64_t(0));
-              return {mNew[0], mNew[1], lNew[0], lNew[1], oAcc};
+              return {sm.m[0], sm.m[1], sm.l[0], sm.l[1], oAcc};
             },
             [&]() -> SmallVector<Value> { return SmallVector<Value>(st); });
         // Every warp is done with this stage before it is loaded again.

@@ -92,6 +92,16 @@ public:
   Value maskAt(Value i, Value j);
   /// Reads this (b, h) slice's class of tile (qt, kt) from the block map.
   Value mapClass(Value qt, Value kt, Value numQT, Value numKT);
+  /// One online-softmax step over this thread's scores `x` (value i belongs
+  /// to its row (i % 4) / 2, the accumulator layout of both kernels), given
+  /// the running maxima and sums of its two rows: with `fold`, x is unscaled
+  /// and qkScale (scale * log2 e) is folded into the exponent.
+  struct SoftmaxStep {
+    Value m[2], alpha[2], l[2];
+    SmallVector<Value> p;
+  };
+  SoftmaxStep onlineSoftmax(ArrayRef<Value> x, ArrayRef<Value> mOld,
+                            ArrayRef<Value> lOld, bool fold, Value qkScale);
   /// Binds the attention kernel's arguments (the same order in both
   /// kernels; q, k, v are memrefs or, for sm_90a, TMA-map pointers).
   void bindArguments(Block &entry);
