@@ -136,10 +136,7 @@ Value GpuKernelEmitter::inlineRegion(Region &region, ValueRange args,
       // The hardware tanh (sm_75+, max rel. error ~2^-11) instead of
       // libdevice's polynomial: well inside bf16/f16 tolerances.
       Value x = map.lookupOrDefault(tanh.getOperand());
-      auto ptx = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
-                                           ValueRange{x}, ValueRange{},
-                                           "tanh.approx.f32 $0, $1;", Value());
-      map.map(tanh.getResult(), ptx->getResult(0));
+      map.map(tanh.getResult(), ptxUnaryF32(b, "tanh.approx.f32", x));
       continue;
     }
     if (auto abs = dyn_cast<math::AbsIOp>(inner)) {

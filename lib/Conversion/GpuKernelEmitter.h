@@ -21,6 +21,18 @@
 
 namespace mlir::attn::detail {
 
+/// `<instr> $0, $1;` on one f32 (inline PTX), e.g. "ex2.approx.ftz.f32".
+inline Value ptxUnaryF32(ImplicitLocOpBuilder &b, StringRef instr, Value x) {
+  auto op = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
+                                      ValueRange{x}, ValueRange{},
+                                      (instr + " $0, $1;").str(), Value());
+  return op->getResult(0);
+}
+/// 2^x with the hardware approximation (all GPU kernels' exponentials).
+inline Value ex2Approx(ImplicitLocOpBuilder &b, Value x) {
+  return ptxUnaryF32(b, "ex2.approx.ftz.f32", x);
+}
+
 /// Four f32 accumulator values of one m16n8 C fragment.
 using Frag = std::array<Value, 4>;
 
@@ -50,18 +62,8 @@ public:
   Value negInf;
 
   Value cIdx(int64_t x) { return e.idx(x); }
-  Value ex2(Value x) {
-    auto op = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
-                                        ValueRange{x}, ValueRange{},
-                                        "ex2.approx.ftz.f32 $0, $1;", Value());
-    return op->getResult(0);
-  }
-  Value lg2(Value x) {
-    auto op = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
-                                        ValueRange{x}, ValueRange{},
-                                        "lg2.approx.ftz.f32 $0, $1;", Value());
-    return op->getResult(0);
-  }
+  Value ex2(Value x) { return ex2Approx(b, x); }
+  Value lg2(Value x) { return ptxUnaryF32(b, "lg2.approx.ftz.f32", x); }
   /// Waits until at most `n` cp.async groups are in flight.
   void waitGroups(int32_t n) {
     NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(n));

@@ -36,6 +36,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Conversion/LinearToGPU.h"
+#include "GpuKernelEmitter.h"
 #include "attnc/Transforms/AttnLowering.h"
 #include "attnc/Transforms/LoweringUtils.h"
 #include "attnc/Transforms/Passes.h"
@@ -521,12 +522,7 @@ public:
   Value remu(Value x, int64_t m) {
     return b.createOrFold<arith::RemUIOp>(x, cIdx(m));
   }
-  Value ex2(Value x) {
-    auto op = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
-                                        ValueRange{x}, ValueRange{},
-                                        "ex2.approx.ftz.f32 $0, $1;", Value());
-    return op->getResult(0);
-  }
+  Value ex2(Value x) { return mlir::attn::detail::ex2Approx(b, x); }
   Value i32(Value idx) {
     return arith::IndexCastOp::create(b, b.getI32Type(), idx);
   }
