@@ -455,41 +455,6 @@ private:
   }
 };
 
-/// The storage row of the token that the scan visits at position `pos`
-/// (the token order folded into the addressing; lib/Transforms/Linear.cpp's
-/// `tok` on the CPU): the `review` tokens first, unchanged; then the grid
-/// with its dims nested as `perm` says (perm[0] outermost), each digit of
-/// the grid step in scan order (rem/div by the constant dim sizes, innermost
-/// first) times its row-major storage stride; `pos` itself when `orderOn`
-/// (N == review + product(grid)) is false. Callers pass pos < N only, so the
-/// outermost digit is the quotient left (no remainder taken).
-Value tokenRow(ImplicitLocOpBuilder &b, Emitter &e, TokenOrderAttr order,
-               Value orderOn, Value pos) {
-  if (!order)
-    return pos;
-  ArrayRef<int64_t> grid = order.getGrid(), perm = order.getPerm();
-  int64_t rank = grid.size();
-  SmallVector<int64_t> stride(rank, 1);
-  for (int64_t i = rank - 2; i >= 0; --i)
-    stride[i] = stride[i + 1] * grid[i + 1];
-  Value c0 = e.idx(0);
-  Value review = e.idx(order.getReview());
-  Value isGrid =
-      order.getReview() ? e.cmpi(CmpIPredicate::uge, pos, review) : Value();
-  Value rem =
-      order.getReview() ? e.select(isGrid, e.subi(pos, review), c0) : pos;
-  Value phys = c0;
-  for (int64_t i = rank - 1; i >= 0; --i) {
-    Value size = e.idx(grid[perm[i]]);
-    Value digit = i == 0 ? rem : b.createOrFold<arith::RemUIOp>(rem, size);
-    if (i > 0)
-      rem = b.createOrFold<arith::DivUIOp>(rem, size);
-    phys = e.addi(phys, e.muli(digit, e.idx(stride[perm[i]])));
-  }
-  Value use = isGrid ? b.createOrFold<arith::AndIOp>(isGrid, orderOn) : orderOn;
-  return e.select(use, e.addi(review, phys), pos);
-}
-
 class LinearGpuEmitter {
 public:
   LinearGpuEmitter(const LinearSpec &s, ImplicitLocOpBuilder &b, int64_t dvs)

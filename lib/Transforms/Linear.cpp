@@ -157,28 +157,38 @@ void LinearLowering::finish() {
   op->erase();
 }
 
-Value LinearLowering::tok(Value s) {
+Value mlir::attn::tokenRow(ImplicitLocOpBuilder &b, Emitter &e,
+                           TokenOrderAttr order, Value orderOn, Value pos) {
   if (!order)
-    return s;
+    return pos;
   ArrayRef<int64_t> grid = order.getGrid(), perm = order.getPerm();
   int64_t rank = grid.size();
   SmallVector<int64_t> stride(rank, 1);
   for (int64_t i = rank - 2; i >= 0; --i)
     stride[i] = stride[i + 1] * grid[i + 1];
+  Value c0 = e.idx(0);
   Value review = e.idx(order.getReview());
-  Value isGrid = e.cmpi(CmpIPredicate::uge, s, review);
-  // Grid step (clamped to 0 for review tokens), as digits in scan order.
-  Value rem = e.select(isGrid, e.subi(s, review), c0);
+  Value isGrid =
+      order.getReview() ? e.cmpi(CmpIPredicate::uge, pos, review) : Value();
+  Value rem =
+      order.getReview() ? e.select(isGrid, e.subi(pos, review), c0) : pos;
   Value phys = c0;
   for (int64_t i = rank - 1; i >= 0; --i) {
     Value size = e.idx(grid[perm[i]]);
-    Value digit = arith::RemUIOp::create(b, rem, size);
-    rem = arith::DivUIOp::create(b, rem, size);
+    Value digit = i == 0 ? rem : b.createOrFold<arith::RemUIOp>(rem, size);
+    if (i > 0)
+      rem = b.createOrFold<arith::DivUIOp>(rem, size);
     phys = e.addi(phys, e.muli(digit, e.idx(stride[perm[i]])));
   }
-  Value ok = e.cmpi(CmpIPredicate::eq, n, e.idx(order.getLength()));
-  return e.select(arith::AndIOp::create(b, isGrid, ok), e.addi(review, phys),
-                  s);
+  Value use = isGrid ? b.createOrFold<arith::AndIOp>(isGrid, orderOn) : orderOn;
+  return e.select(use, e.addi(review, phys), pos);
+}
+
+Value LinearLowering::tok(Value s) {
+  if (!order)
+    return s;
+  return tokenRow(b, e, order,
+                  e.cmpi(CmpIPredicate::eq, n, e.idx(order.getLength())), s);
 }
 
 Value LinearLowering::phiQ(Value bi, Value hi, Value t) {

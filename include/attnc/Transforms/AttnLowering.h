@@ -42,6 +42,17 @@ struct LinearOpView {
   Type elem;
 };
 
+/// The storage row of the token that the scan visits at position `pos` (a
+/// token order folded into the addressing, on the CPU and the GPU): the
+/// `review` tokens first, unchanged; then the grid with its dims nested as
+/// `perm` says (perm[0] outermost), each digit of the grid step in scan
+/// order (rem/div by the constant dim sizes, innermost first) times its
+/// row-major storage stride; `pos` itself when `orderOn` (N == review +
+/// product(grid)) is false, or without an order. Callers pass pos < N only,
+/// so the outermost digit is the quotient left (no remainder taken).
+Value tokenRow(ImplicitLocOpBuilder &b, Emitter &e, TokenOrderAttr order,
+               Value orderOn, Value pos);
+
 /// Naive lowerings (the oracle).
 LogicalResult lowerAttentionToReference(AttentionOp op);
 LogicalResult lowerLinearToReference(Operation *op);
