@@ -547,16 +547,49 @@ def run_kernel(fn, entry, case, phi=None):
     launch(fn, (abi["grid"][0], case.H, case.B), tuple(abi["block"]), params, abi["dynamic_smem"])
 
 
-def timing_inputs():
+def timing_inputs(g_dim_dtype=None):
     """The timing inputs (B=4, T=8192, H=16, D=128; [B, T, H, *] layouts),
-    the same in the parent and in the chunk_gla child."""
+    the same in the parent and in the chunk_gla child (and in
+    bench/linear_baselines.py, which draws GLA's gates in bf16)."""
     import torch
     B, T, H, D = 4, 8192, 16, 128
     torch.manual_seed(0)
     q, k, v = (torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16) * 0.1 for _ in range(3))
     g_tok = torch.nn.functional.logsigmoid(torch.randn(B, T, H, device="cuda")) / 16
-    g_dim = torch.nn.functional.logsigmoid(torch.randn(B, T, H, D, device="cuda")) / 16
+    g_dim = torch.nn.functional.logsigmoid(
+        torch.randn(B, T, H, D, device="cuda", dtype=g_dim_dtype or torch.float32)) / 16
     return q, k, v, g_tok, g_dim
+
+
+def memory_floor(B, T, H, D):
+    """(floor ms, bytes/s): reading q, k, v and writing o once (bf16) at the
+    bandwidth of a large device-to-device copy (read + write)."""
+    import torch
+    from timing import timeit
+    nbytes = 4 * B * T * H * D * 2
+    src = torch.empty(nbytes // 2, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    copy_ms = timeit(lambda: dst.copy_(src), [()])
+    bw = 2 * src.numel() / (copy_ms * 1e-3)
+    return nbytes / bw * 1e3, bw
+
+
+def fla_cases(q, k, v, g_tok, g_dim=None):
+    """flash-linear-attention's chunk kernels on these inputs, by name
+    (chunk_gla too when g_dim is given); raises if fla cannot be imported."""
+    from fla.ops.linear_attn import chunk_linear_attn
+    from fla.ops.retention import chunk_retention
+    from fla.ops.simple_gla import chunk_simple_gla
+    cases = {
+        "chunk_linear_attn": lambda: chunk_linear_attn(q, k, v, normalize=False),
+        "chunk_linear_attn_normalized": lambda: chunk_linear_attn(q, k, v, normalize=True),
+        "chunk_retention": lambda: chunk_retention(q, k, v),
+        "chunk_simple_gla": lambda: chunk_simple_gla(q, k, v, g=g_tok),
+    }
+    if g_dim is not None:
+        from fla.ops.gla import chunk_gla
+        cases["chunk_gla"] = lambda: chunk_gla(q, k, v, g=g_dim)
+    return cases
 
 
 def fla_gla_child(fla_src):
@@ -664,12 +697,7 @@ def main():
     # Timing at B=4, T=8192, H=16, D=Dv=128, bf16.
     B, T, H, D = 4, 8192, 16, 128
     q, k, v, g_tok, g_dim = timing_inputs()
-    nbytes = 4 * B * T * H * D * 2
-    src = torch.empty(nbytes // 2, dtype=torch.uint8, device="cuda")
-    dst = torch.empty_like(src)
-    copy_ms = timeit(lambda: dst.copy_(src), [()])
-    floor_ms = nbytes / (2 * src.numel() / (copy_ms * 1e-3)) * 1e3
-    del src, dst
+    floor_ms, _ = memory_floor(B, T, H, D)
     result["floor_ms"] = floor_ms
     print(f"floor (read q, k, v, write o once at copy bandwidth): {floor_ms:.3f} ms")
     o = torch.empty(B, T, H, D, device="cuda", dtype=torch.bfloat16)
@@ -705,15 +733,7 @@ def main():
     if fla_src:
         sys.path.insert(0, fla_src)
         try:
-            from fla.ops.linear_attn import chunk_linear_attn
-            from fla.ops.retention import chunk_retention
-            from fla.ops.simple_gla import chunk_simple_gla
-            cases = {
-                "chunk_linear_attn": lambda: chunk_linear_attn(q, k, v, normalize=False),
-                "chunk_linear_attn_normalized": lambda: chunk_linear_attn(q, k, v, normalize=True),
-                "chunk_retention": lambda: chunk_retention(q, k, v),
-                "chunk_simple_gla": lambda: chunk_simple_gla(q, k, v, g=g_tok),
-            }
+            cases = fla_cases(q, k, v, g_tok)
         except Exception as e:  # noqa: BLE001
             print(f"SKIP flash-linear-attention: {type(e).__name__}: {e}")
             cases = {}
