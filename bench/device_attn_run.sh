@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# On the GPU machine (carry devcarry; see bench/build_device_tools.sh):
+# `attn-run --backend=cuda` on every softmax example, in bf16 and f16, at
+# the sizes of test/Integration/cuda/examples.test plus a batched ragged
+# one. attn-run compiles each spec through libattnc's JIT for the device's
+# target (ptxas from the CUDA toolkit), runs it, and compares with the CPU
+# reference lowering. Prints one line per run and a summary; exits 1 on
+# any FAIL. Writes the log to $1 (default /tmp/attn-run-cuda.log).
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$root/devcarry/tools"
+log="${1:-/tmp/attn-run-cuda.log}"
+work=$(mktemp -d)
+if [ ! -x "$tools/attn-run" ]; then
+  python3 -c "import lzma, shutil, sys
+with lzma.open(sys.argv[1]) as f, open(sys.argv[2], 'wb') as g:
+    shutil.copyfileobj(f, g)" "$tools/attn-run.xz" "$tools/attn-run"
+  chmod +x "$tools/attn-run"
+fi
+for d in /usr/local/cuda/bin /usr/local/cuda-13.0/bin; do
+  [ -x "$d/ptxas" ] && export PATH="$PATH:$d" && break
+done
+export ATTNC_CACHE_DIR="$work/cache"
+: > "$log"
+pass=0; fail=0
+run() {
+  local line
+  line=$("$tools/attn-run" "$@" 2>&1 | tail -1)
+  echo "$line" | tee -a "$log"
+  case "$line" in PASS*) pass=$((pass + 1)) ;; *) fail=$((fail + 1)) ;; esac
+}
+for f in full causal sliding_window dilated_window prefix_lm document_mask \
+         alibi softcap relative_bias neighborhood_2d gqa block_sparse \
+         lse_strict_causal; do
+  sed -e 's/x64xf32>/x64xbf16>/g' "$root/examples/$f.mlir" > "$work/$f.mlir"
+  sed -e 's/x64xf32>/x64xf16>/g' "$root/examples/$f.mlir" > "$work/$f.f16.mlir"
+  run "$work/$f.mlir" --backend=cuda --nq 300 --nk 300
+  run "$work/$f.f16.mlir" --backend=cuda --nq 130 --nk 260
+  run "$work/$f.mlir" --backend=cuda --batch 2 --nq 1000 --nk 777
+done
+echo "attn-run --backend=cuda: $pass passed, $fail failed" | tee -a "$log"
+rm -rf "$work"
+[ "$fail" -eq 0 ]
