@@ -154,6 +154,94 @@ Value GpuKernelEmitter::inlineRegion(Region &region, ValueRange args,
   return map.lookupOrDefault(blk.getTerminator()->getOperand(0));
 }
 
+bool GpuKernelEmitter::rolledMask() {
+  return op.hasMaskRegion() && std::distance(op.getMask().front().begin(),
+                                             op.getMask().front().end()) > 8;
+}
+
+SmallVector<Value> GpuKernelEmitter::maskWords(Value full, Value j0, Value r0,
+                                               Value r1, Value lcol,
+                                               int64_t n) {
+  Type i32 = b.getI32Type();
+  int64_t nWords = (n + 31) / 32;
+  SmallVector<Type> wordTypes(nWords, i32);
+  return e.ifElse(
+      full, wordTypes,
+      [&] {
+        return SmallVector<Value>(nWords,
+                                  arith::ConstantIntOp::create(b, i32, -1));
+      },
+      [&] {
+        SmallVector<Value> words(nWords,
+                                 arith::ConstantIntOp::create(b, i32, 0));
+        if (rolledMask())
+          return e.loop(
+              c0, cIdx(n), c1, words,
+              [&](Value i, ValueRange w) -> SmallVector<Value> {
+                Value blk = e.divi(i, cIdx(4));
+                Value el = b.createOrFold<arith::RemUIOp>(i, cIdx(4));
+                Value qi =
+                    e.addi(i0, e.select(e.cmpi(CmpIPredicate::ult, el, cIdx(2)),
+                                        r0, r1));
+                Value kj = e.addi(
+                    j0,
+                    e.addi(e.addi(e.muli(blk, cIdx(8)),
+                                  b.createOrFold<arith::RemUIOp>(el, cIdx(2))),
+                           lcol));
+                Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
+                keep = b.createOrFold<arith::AndIOp>(
+                    keep, inlineRegion(op.getMask(), {bi, h, qi, kj}));
+                Value sh = arith::IndexCastUIOp::create(
+                    b, i32, b.createOrFold<arith::RemUIOp>(i, cIdx(32)));
+                Value bit = arith::ShLIOp::create(
+                    b, arith::ExtUIOp::create(b, i32, keep), sh);
+                Value wi = e.divi(i, cIdx(32));
+                SmallVector<Value> out;
+                for (int64_t k = 0; k < nWords; ++k)
+                  out.push_back(e.select(e.cmpi(CmpIPredicate::eq, wi, cIdx(k)),
+                                         arith::OrIOp::create(b, w[k], bit),
+                                         w[k]));
+                return out;
+              });
+        for (int64_t i = 0; i < n; ++i) {
+          int64_t blk = i / 4, el = i % 4;
+          Value qi = e.addi(i0, el < 2 ? r0 : r1);
+          Value kj = e.addi(j0, e.addi(cIdx(blk * 8 + el % 2), lcol));
+          Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
+          if (op.hasMaskRegion())
+            keep = b.createOrFold<arith::AndIOp>(
+                keep, inlineRegion(op.getMask(), {bi, h, qi, kj}));
+          Value bit = arith::ShLIOp::create(
+              b, arith::ExtUIOp::create(b, i32, keep),
+              arith::ConstantIntOp::create(b, i32, i % 32));
+          words[i / 32] = arith::OrIOp::create(b, words[i / 32], bit);
+        }
+        return words;
+      });
+}
+
+SmallVector<Value> GpuKernelEmitter::applyMaskWords(Value full,
+                                                    ArrayRef<Value> words,
+                                                    ArrayRef<Value> scored) {
+  Type i32 = b.getI32Type();
+  SmallVector<Type> types(scored.size(), b.getF32Type());
+  return e.ifElse(
+      full, types, [&] { return SmallVector<Value>(scored); },
+      [&] {
+        SmallVector<Value> out;
+        Value zero32 = arith::ConstantIntOp::create(b, i32, 0);
+        for (auto [i, x] : llvm::enumerate(scored)) {
+          Value bit = arith::AndIOp::create(
+              b, words[i / 32],
+              arith::ConstantIntOp::create(b, i32,
+                                           int32_t(uint32_t(1) << (i % 32))));
+          Value keep = e.cmpi(CmpIPredicate::ne, bit, zero32);
+          out.push_back(e.select(keep, x, negInf));
+        }
+        return out;
+      });
+}
+
 Value GpuKernelEmitter::classify(Value i0v, Value i1v, Value j0v, Value j1v) {
   IRBackend be(b);
   auto [mayTrue, mayFalse] =
@@ -393,9 +481,8 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
   Value partial = e.cmpi(CmpIPredicate::eq, cls, c1);
   Value evaluate = partial;
   if (capEq) {
-    // A document mask: the tile is empty when the values the rows read and
-    // the values the columns read have disjoint ranges (one pass over the
-    // tile's rows and columns instead of all its elements).
+    // A document mask: the ranges of the values the tile's rows and columns
+    // read (one pass over its rows and columns instead of all its elements).
     int64_t threads = warps * 32;
     auto readAt = [&](tensor::ExtractOp ex, Value idx) {
       Block &blk = op.getMask().front();
@@ -440,13 +527,27 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
     });
     gpu::BarrierOp::create(b);
     auto slot = [&](int64_t k) {
-      return memref::LoadOp::create(b, flags, ValueRange{cIdx(k)}).getResult();
+      return arith::IndexCastOp::create(
+                 b, b.getIndexType(),
+                 memref::LoadOp::create(b, flags, ValueRange{cIdx(k)}))
+          .getResult();
     };
-    Value disjoint = b.createOrFold<arith::OrIOp>(
-        arith::CmpIOp::create(b, CmpIPredicate::slt, slot(3), slot(4)),
-        arith::CmpIOp::create(b, CmpIPredicate::slt, slot(5), slot(2)));
-    evaluate = b.createOrFold<arith::AndIOp>(
-        partial, b.createOrFold<arith::XOrIOp>(disjoint, e.i1(true)));
+    // The mask over the tile with the two reads bound to those ranges:
+    // disjoint ranges make the tile empty; one value on both sides (the
+    // tile inside one document) leaves the rest of the mask (a causal
+    // mask's class, say); only tiles still undecided are evaluated per
+    // element.
+    IRBackend be(b);
+    std::tuple<Value, Value, Value> known[] = {
+        {capEq->atI.getResult(), slot(2), slot(3)},
+        {capEq->atJ.getResult(), slot(4), slot(5)}};
+    auto [mayTrue, mayFalse] =
+        evalTileMask(be, op, ms, bi, h, i0v, e.subi(e.addi(i0v, rows), c1), j0v,
+                     e.subi(e.addi(j0v, cols), c1), ArrayRef(known));
+    Value ranged = e.select(mayTrue, e.select(mayFalse, c1, cIdx(2)), c0);
+    cls = e.select(partial, ranged, cls);
+    partial = e.cmpi(CmpIPredicate::eq, cls, c1);
+    evaluate = partial;
   }
   e.ifThen(evaluate, [&] {
     int64_t threads = warps * 32;
@@ -678,6 +779,20 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func) {
               Value kcol = e.muli(b.createOrFold<arith::RemUIOp>(
                                       e.divi(lane, cIdx(8)), cIdx(2)),
                                   cIdx(8));
+              // A rolled mask is evaluated into bits before S exists, as in
+              // the sm_90a kernel.
+              Value full;
+              SmallVector<Value> words;
+              auto fullTile = [&] {
+                Value complete =
+                    e.cmpi(CmpIPredicate::ule, e.addi(j0, cIdx(bkv)), nk);
+                return b.createOrFold<arith::AndIOp>(
+                    complete, e.cmpi(CmpIPredicate::eq, cls, cIdx(2)));
+              };
+              if (rolledMask()) {
+                full = fullTile();
+                words = maskWords(full, j0, r0, r1, lcol, nS * 4);
+              }
               SmallVector<Frag> s(nS, Frag{zero, zero, zero, zero});
               for (int64_t nb = 0; nb < nS; nb += 2) {
                 bool pair = nb + 1 < nS;
@@ -720,10 +835,9 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func) {
                   }
                   scored.push_back(x);
                 }
-              Value complete =
-                  e.cmpi(CmpIPredicate::ule, e.addi(j0, cIdx(bkv)), nk);
-              Value full = b.createOrFold<arith::AndIOp>(
-                  complete, e.cmpi(CmpIPredicate::eq, cls, cIdx(2)));
+              if (rolledMask())
+                return applyMaskWords(full, words, scored);
+              full = fullTile();
               return e.ifElse(
                   full, scoreTypes, [&] { return scored; },
                   [&] {

@@ -277,16 +277,25 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
   bool fold = !op.hasScoreRegion() && scale > 0;
   Value qkScale = e.f32(op.hasScoreRegion() ? scale : scale * log2e);
   Value oInit = LLVM::ZeroOp::create(b, oTy);
-  // Mask regions with more than a few operations are evaluated in a rolled
-  // loop (see below).
-  bool heavyMask =
-      op.hasMaskRegion() && std::distance(op.getMask().front().begin(),
-                                          op.getMask().front().end()) > 8;
   // Loop state: m (2 rows), l (2 rows), the O accumulators.
   SmallVector<Value> init = {negInf, negInf, zero, zero, oInit};
+  // With a block map, each tile's class is read one iteration ahead: the
+  // load's latency overlaps a tile's math instead of stalling the start of
+  // the next tile (the class decides whether and how it is computed).
+  if (needsMap)
+    init.push_back(e.ifElse(
+        e.cmpi(CmpIPredicate::ult, c0, nTiles), {idxTy},
+        [&] { return SmallVector<Value>{classOf(lo)}; },
+        [&] { return SmallVector<Value>{c0}; })[0]);
   SmallVector<Value> res = e.loop(
-      c0, nTiles, c1, init, [&](Value t, ValueRange st) -> SmallVector<Value> {
+      c0, nTiles, c1, init,
+      [&](Value t, ValueRange carried) -> SmallVector<Value> {
+        ValueRange st = carried.take_front(5);
         Value kt = e.addi(lo, t);
+        // The next tile's class (this one's again on the last tile).
+        Value nextCls;
+        if (needsMap)
+          nextCls = classOf(e.mini(e.addi(kt, c1), e.subi(hi, c1)));
         // Prefetch tile t + stages - 1 into the stage freed by tile t - 1.
         Value ahead = e.addi(t, cIdx(stages - 1));
         e.ifThen(b.createOrFold<arith::AndIOp>(
@@ -302,7 +311,7 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
             b, i64, e.muli(stage, cIdx(stageBytes / 16)));
         Value dK = arith::AddIOp::create(b, dK0, sDesc);
         Value dV = arith::AddIOp::create(b, dV0, sDesc);
-        Value cls = classOf(kt);
+        Value cls = needsMap ? carried[5] : classOf(kt);
         Value visit = e.cmpi(CmpIPredicate::ne, cls, c0);
         SmallVector<Type> types(st.getTypes());
         SmallVector<Value> next = e.ifElse(
@@ -323,70 +332,8 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
                   e.cmpi(CmpIPredicate::ule, e.addi(j0, cIdx(bkv)), nk);
               Value full = b.createOrFold<arith::AndIOp>(
                   complete, e.cmpi(CmpIPredicate::eq, cls, cIdx(2)));
-              Type i32 = b.getI32Type();
-              int64_t nWords = (nS + 31) / 32;
-              SmallVector<Type> wordTypes(nWords, i32);
-              SmallVector<Value> keepBits = e.ifElse(
-                  full, wordTypes,
-                  [&] {
-                    return SmallVector<Value>(
-                        nWords, arith::ConstantIntOp::create(b, i32, -1));
-                  },
-                  [&] {
-                    SmallVector<Value> words(
-                        nWords, arith::ConstantIntOp::create(b, i32, 0));
-                    if (heavyMask) {
-                      // A rolled loop over the elements: a mask region with
-                      // much index arithmetic (2D neighborhoods) unrolled
-                      // 64 times outgrows the registers left beside O.
-                      return e.loop(
-                          c0, cIdx(nS), c1, words,
-                          [&](Value i, ValueRange w) -> SmallVector<Value> {
-                            Value blk = e.divi(i, cIdx(4));
-                            Value el =
-                                b.createOrFold<arith::RemUIOp>(i, cIdx(4));
-                            Value qi =
-                                e.addi(i0, e.select(e.cmpi(CmpIPredicate::ult,
-                                                           el, cIdx(2)),
-                                                    r0, r1));
-                            Value kj = e.addi(
-                                j0,
-                                e.addi(e.addi(e.muli(blk, cIdx(8)),
-                                              b.createOrFold<arith::RemUIOp>(
-                                                  el, cIdx(2))),
-                                       lcol));
-                            Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
-                            keep = b.createOrFold<arith::AndIOp>(
-                                keep,
-                                inlineRegion(op.getMask(), {bi, h, qi, kj}));
-                            Value sh = arith::IndexCastUIOp::create(
-                                b, i32,
-                                b.createOrFold<arith::RemUIOp>(i, cIdx(32)));
-                            Value bit = arith::ShLIOp::create(
-                                b, arith::ExtUIOp::create(b, i32, keep), sh);
-                            Value wi = e.divi(i, cIdx(32));
-                            SmallVector<Value> out;
-                            for (int64_t k = 0; k < nWords; ++k)
-                              out.push_back(e.select(
-                                  e.cmpi(CmpIPredicate::eq, wi, cIdx(k)),
-                                  arith::OrIOp::create(b, w[k], bit), w[k]));
-                            return out;
-                          });
-                    }
-                    for (int64_t i = 0; i < nS; ++i) {
-                      auto [qi, kj] = index(i);
-                      Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
-                      if (op.hasMaskRegion())
-                        keep = b.createOrFold<arith::AndIOp>(
-                            keep, inlineRegion(op.getMask(), {bi, h, qi, kj}));
-                      Value bit = arith::ShLIOp::create(
-                          b, arith::ExtUIOp::create(b, i32, keep),
-                          arith::ConstantIntOp::create(b, i32, i % 32));
-                      words[i / 32] =
-                          arith::OrIOp::create(b, words[i / 32], bit);
-                    }
-                    return words;
-                  });
+              SmallVector<Value> keepBits =
+                  maskWords(full, j0, r0, r1, lcol, nS);
               // S = Q K^T.
               NVVM::WgmmaFenceAlignedOp::create(b);
               Value s = LLVM::PoisonOp::create(b, sTy);
@@ -417,22 +364,7 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
                 }
                 scored.push_back(x);
               }
-              SmallVector<Type> scoreTypes(nS, f32);
-              SmallVector<Value> x = e.ifElse(
-                  full, scoreTypes, [&] { return scored; },
-                  [&] {
-                    SmallVector<Value> out;
-                    Value zero32 = arith::ConstantIntOp::create(b, i32, 0);
-                    for (int64_t i = 0; i < nS; ++i) {
-                      Value bit = arith::AndIOp::create(
-                          b, keepBits[i / 32],
-                          arith::ConstantIntOp::create(
-                              b, i32, int32_t(uint32_t(1) << (i % 32))));
-                      Value keep = e.cmpi(CmpIPredicate::ne, bit, zero32);
-                      out.push_back(e.select(keep, scored[i], negInf));
-                    }
-                    return out;
-                  });
+              SmallVector<Value> x = applyMaskWords(full, keepBits, scored);
 
               // Online softmax: the two rows of this thread, reduced over
               // the quad of lanes that share them.
@@ -473,9 +405,10 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
             [&]() -> SmallVector<Value> { return SmallVector<Value>(st); });
         // Every warp is done with this stage before it is loaded again.
         gpu::BarrierOp::create(b);
+        if (needsMap)
+          next.push_back(nextCls);
         return next;
       });
-  (void)idxTy;
 
   emitEpilogue(
       {res[0], res[1]}, {res[2], res[3]},

@@ -125,7 +125,8 @@ public:
 
   IntervalEvaluator(BE &be) : be(be) {}
 
-  /// Binds an index block argument to [lo, hi].
+  /// Binds an index block argument (or any integer value of the regions
+  /// whose range is known) to [lo, hi].
   void bind(Value arg, V lo, V hi) {
     Itv itv;
     itv.top = false;

@@ -279,12 +279,17 @@ IntervalEvaluator<BE>::evalBoolImpl(Value v) {
 
 /// Evaluates the combined mask of `op` over b, h and the index rectangle
 /// [i0, i1] x [j0, j1] (inclusive): returns (may be true, may be false).
+/// `known` gives ranges of values of the regions that the evaluator cannot
+/// bound itself (a captured tensor's values over the tile, read at run time).
 template <typename BE>
-std::pair<typename BE::B, typename BE::B>
-evalTileMask(BE &be, AttentionOp op, const MaskStructure &ms, typename BE::V b,
-             typename BE::V h, typename BE::V i0, typename BE::V i1,
-             typename BE::V j0, typename BE::V j1) {
+std::pair<typename BE::B, typename BE::B> evalTileMask(
+    BE &be, AttentionOp op, const MaskStructure &ms, typename BE::V b,
+    typename BE::V h, typename BE::V i0, typename BE::V i1, typename BE::V j0,
+    typename BE::V j1,
+    ArrayRef<std::tuple<Value, typename BE::V, typename BE::V>> known = {}) {
   IntervalEvaluator<BE> ev(be);
+  for (auto [v, lo, hi] : known)
+    ev.bind(v, lo, hi);
   auto bindAll = [&](Region &r, unsigned first) {
     if (r.empty())
       return;
