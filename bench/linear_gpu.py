@@ -123,6 +123,14 @@ def mate_specs():
         out[name] = (f"// The scan of examples/mate.mlir's @{name} (bf16; bench/linear_gpu.py).\n"
                      f"func.func @{name}(%q: {T}, %k: {T}, %v: {T}, %g: tensor<?x4x?xf32>) -> {T} {{\n"
                      f"  %o = {op}\n  return %o : {T}\n}}\n")
+    # The TEmporal Swin Attention branch (the same in every layer), alone,
+    # for attn-aot: run_mate composes it with each layer's scan.
+    body = text[text.index("func.func @mate_layer0("):]
+    m = re.search(r"%sw = (attn\.attention .*?-> tensor<\?x4x\?x64xf32>)", body, re.S)
+    op = m.group(1).replace("?x4x?x64xf32>", "?x4x?x64xbf16>")
+    out["mate_tesa"] = (f"// The TESA branch of examples/mate.mlir (bf16; bench/linear_gpu.py).\n"
+                        f"func.func @mate_tesa(%q: {T}, %k: {T}, %v: {T}) -> {T} {{\n"
+                        f"  %o = {op}\n  return %o : {T}\n}}\n")
     big = re.sub(r"#attn\.token_order<[^>]*>", MATE_BIG_ORDER, out["mate_layer1"])
     big = big.replace("@mate_layer1 (bf16", "@mate_layer1 on an 8 x 16 x 16 grid (bf16")
     out["mate_big"] = big.replace("func.func @mate_layer1", "func.func @mate_big")
@@ -547,6 +555,67 @@ def run_kernel(fn, entry, case, phi=None):
     launch(fn, (abi["grid"][0], case.H, case.B), tuple(abi["block"]), params, abi["dynamic_smem"])
 
 
+def tesa_mask(b, h, i, j):
+    """examples/mate.mlir's TESA mask from its definition: review tokens
+    (the first 4) attend and are attended globally; the others attend within
+    2 x 3 x 4 windows of the 4 x 6 x 8 (T, H, W) grid."""
+    import torch
+    r = 4
+    gi, gj = (i - r).clamp(min=0), (j - r).clamp(min=0)
+
+    def window(g):
+        return g // 48 // 2, (g // 8) % 6 // 3, g % 8 // 4
+
+    same = torch.ones_like(gi == gj)
+    for a, c in zip(window(gi), window(gj)):
+        same = same & (a == c)
+    return (i < r) | (j < r) | same
+
+
+def run_mate(kdir, manifest, kernels, result):
+    """Checks each MATE layer on the GPU: o = scan + TESA, both generated
+    kernels, against the float32 definition of the layer."""
+    import torch
+    import run_device
+    tesa = run_device.AotKernel(os.path.join(kdir, "tesa"))
+    fails = 0
+    for entry in manifest["kernels"]:
+        if not entry["name"].startswith("mate_layer") or entry["abi"]["dv_slice"] != 64:
+            continue
+        key = f"{entry['name']}/ds64"
+        if key not in kernels:
+            continue
+        with open(os.path.join(kdir, entry["spec"])) as f:
+            spec_text = f.read()
+        order = token_order(spec_text)
+        T = order[2] + math.prod(order[0])
+        for si, B in enumerate((1, 2)):
+            what = f"MATE {entry['name']} (scan + TESA) B={B} T={T}"
+            try:
+                case = Case(entry, B, T, "bhtd", seed=71 + si, spec_text=spec_text)
+                run_kernel(kernels[key][1], entry, case)
+                q, k, v = (case.bhtd(x) for x in (case.q, case.k, case.v))
+                o_sw = torch.empty_like(q)
+                tesa(q, k, v, o_sw, [])
+                torch.cuda.synchronize()
+                got = case.bhtd(case.o).float() + o_sw.float()
+                ref_ma, _ = case.reference(entry["abi"], "identity")
+                rows = torch.arange(T, device="cuda")
+                ref_sw, _ = run_device.reference(q, k, v, 1 / math.sqrt(q.shape[-1]), None,
+                                                 tesa_mask, rows)
+                err = rel_err(got, ref_ma + ref_sw)
+                ok = err < 1e-2
+            except Exception as e:  # noqa: BLE001
+                print(f"FAIL {what}: {type(e).__name__}: {e}")
+                fails += 1
+                continue
+            fails += not ok
+            print(f"{'PASS' if ok else 'FAIL'} {what} o_rel_err={err:.2e}")
+            result["checks"].append({"kernel": "mate:" + entry["name"], "B": B, "T": T,
+                                     "layout": "bhtd", "ok": ok, "o": err})
+    return fails
+
+
 def timing_inputs(g_dim_dtype=None):
     """The timing inputs (B=4, T=8192, H=16, D=128; [B, T, H, *] layouts),
     the same in the parent and in the chunk_gla child (and in
@@ -689,6 +758,12 @@ def main():
             if errs["o"] >= 1e-2:
                 print(f"  o: {where_wrong(case.bhtd(case.o), ref_o)}")
             result["checks"].append({"kernel": key, "B": B, "T": T, "layout": layout, "ok": ok, **errs})
+
+    # MATE (examples/mate.mlir): each layer's scan kernel plus the TESA
+    # attention kernel (attn-aot, sm_90a), summed, against the whole layer
+    # in float32.
+    if os.path.isdir(os.path.join(kdir, "tesa")) and not os.environ.get("LINEAR_GPU_ONLY"):
+        fails += run_mate(kdir, manifest, kernels, result)
 
     if os.environ.get("LINEAR_GPU_CHECK_ONLY"):
         print(f"{'PASS' if not fails else 'FAIL'} linear_gpu checks: {fails} failures (timing skipped)")

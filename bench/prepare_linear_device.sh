@@ -9,6 +9,9 @@
 #                              mate_big: the same on an 8 x 16 x 16 grid;
 #                              cosformer_ordered: cosformer with a token order
 #                              (through the feature kernel)
+#                              mate_tesa: the TESA attention of mate.mlir
+#   tesa/                       attn-aot directory of mate_tesa (sm_90a), for
+#                               the MATE check (scan kernel + TESA kernel)
 #   ds64/<name>.{ptx,cubin}     kernels with 64 value columns per block
 #   ds32/<name>.{ptx,cubin}     ... with 32 (twice the blocks)
 #   manifest.json               per kernel: spec, cubin, ABI (attn.abi), ptxas -v
@@ -44,6 +47,9 @@ for ds in 64 32; do
     entries+=("$n ds$ds/$n.cubin specs/$n.mlir $step1 $info")
   done
 done
+# MATE's TESA branch (specs/mate_tesa.mlir) through attn-aot for the H100.
+"$build/bin/attn-aot" "$out/specs/mate_tesa.mlir" --target=sm_90a -o "$out/tesa" |
+  grep -E -- "-> |Used [0-9]+ registers|spill"
 # manifest.json: the ABI JSON of each kernel from its attn.abi attribute.
 printf '%s\n' "${entries[@]}" > "$out/entries.txt"
 $py - "$out" <<'EOF'
