@@ -11,6 +11,9 @@ GRID_W = 128       # 2D neighborhood: tokens on a grid of width GRID_W
 RADIUS = 7         # 2D neighborhood radius
 SOFTCAP = 30.0
 BLOCK = 128        # block-sparse layout granularity
+DILATED = 2048     # dilated window (every second key within it)
+BUCKETS = 32       # relative-position bias buckets (|i - j| clamped)
+BIAS_HEADS = 16    # relative_bias: the bias table's heads (the spec's hq)
 
 
 def _types(hq, hkv, d, dtype):
@@ -67,6 +70,30 @@ def spec(name, hq=16, hkv=None, d=128, dtype="bf16", fname=None):
       %x = tensor.extract %layout[%bi, %bj] : tensor<?x?xi8>
       %m = arith.cmpi ne, %x, %z : i8
       attn.yield %m : i1
+"""
+    elif name == "dilated_window":
+        mask = causal + f"""      %w = arith.constant {DILATED} : index
+      %c2 = arith.constant 2 : index
+      %c0 = arith.constant 0 : index
+      %d = arith.subi %i, %j : index
+      %near = arith.cmpi slt, %d, %w : index
+      %r = arith.remsi %d, %c2 : index
+      %even = arith.cmpi eq, %r, %c0 : index
+      %a = arith.andi %causal, %near : i1
+      %m = arith.andi %a, %even : i1
+      attn.yield %m : i1
+"""
+    elif name == "relative_bias":
+        assert hq == BIAS_HEADS, "relative_bias: the bias table has BIAS_HEADS heads"
+        capargs = f", %bias: tensor<{hq}x{BUCKETS}xf32>"
+        caps = f" captures(%bias : tensor<{hq}x{BUCKETS}xf32>)"
+        score = f"""      %last = arith.constant {BUCKETS - 1} : index
+      %d = arith.subi %i, %j : index
+      %a = math.absi %d : index
+      %bucket = arith.minsi %a, %last : index
+      %bv = tensor.extract %bias[%h, %bucket] : tensor<{hq}x{BUCKETS}xf32>
+      %r = arith.addf %s, %bv : f32
+      attn.yield %r : f32
 """
     elif name == "neighborhood_2d":
         mask = f"""      %w = arith.constant {GRID_W} : index
@@ -131,8 +158,9 @@ def spec(name, hq=16, hkv=None, d=128, dtype="bf16", fname=None):
             f"{body}  return %o : {to}\n}}\n")
 
 
-VARIANTS = ["full", "causal", "sliding_window", "prefix_lm", "document_mask",
-            "block_sparse", "neighborhood_2d", "alibi", "softcap", "gqa"]
+VARIANTS = ["full", "causal", "sliding_window", "dilated_window", "prefix_lm",
+            "document_mask", "block_sparse", "neighborhood_2d", "alibi", "softcap",
+            "relative_bias", "gqa"]
 
 
 # ---------------------------------------------------------------- PyTorch side
@@ -153,6 +181,8 @@ def captures(name, n, device, gen):
         layout = (torch.rand(nb, nb, generator=gen) < 0.5).to(torch.int8)
         layout.fill_diagonal_(1)
         return [layout.to(device)]
+    if name == "relative_bias":
+        return [torch.randn(BIAS_HEADS, BUCKETS, generator=gen).to(device)]
     return []
 
 
@@ -175,6 +205,13 @@ def mods(name, hq, caps):
     if name == "block_sparse":
         layout = caps[0]
         mask_mod = lambda b, h, i, j: layout[i // BLOCK, j // BLOCK] != 0
+    if name == "dilated_window":
+        mask_mod = lambda b, h, i, j: (i >= j) & (i - j < DILATED) & ((i - j) % 2 == 0)
+    if name == "relative_bias":
+        bias = caps[0]
+
+        def score_mod(s, b, h, i, j):
+            return s + bias[h, torch.clamp((i - j).abs(), max=BUCKETS - 1)]
     if name == "neighborhood_2d":
         mask_mod = lambda b, h, i, j: (
             ((i // GRID_W - j // GRID_W).abs() <= RADIUS)

@@ -480,6 +480,7 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
   // bounds) and do not count.
   Value partial = e.cmpi(CmpIPredicate::eq, cls, c1);
   Value evaluate = partial;
+  SmallVector<std::tuple<Value, Value, Value>> known;
   if (capEq) {
     // A document mask: the ranges of the values the tile's rows and columns
     // read (one pass over its rows and columns instead of all its elements).
@@ -532,15 +533,58 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
                  memref::LoadOp::create(b, flags, ValueRange{cIdx(k)}))
           .getResult();
     };
-    // The mask over the tile with the two reads bound to those ranges:
-    // disjoint ranges make the tile empty; one value on both sides (the
-    // tile inside one document) leaves the rest of the mask (a causal
-    // mask's class, say); only tiles still undecided are evaluated per
-    // element.
+    known.push_back({capEq->atI.getResult(), slot(2), slot(3)});
+    known.push_back({capEq->atJ.getResult(), slot(4), slot(5)});
+  }
+  // Reads of captured integers at indices that are the same for every
+  // element of the tile (a block layout read at (i / 128, j / 128) on a
+  // 128 x 128 tile): one load each, made only where the indices' intervals
+  // over the tile are points.
+  if (op.hasMaskRegion()) {
     IRBackend be(b);
-    std::tuple<Value, Value, Value> known[] = {
-        {capEq->atI.getResult(), slot(2), slot(3)},
-        {capEq->atJ.getResult(), slot(4), slot(5)}};
+    IntervalEvaluator<IRBackend> ev(be);
+    Block &blk = op.getMask().front();
+    ev.bind(blk.getArgument(0), bi, bi);
+    ev.bind(blk.getArgument(1), h, h);
+    ev.bind(blk.getArgument(2), i0v, e.subi(e.addi(i0v, rows), c1));
+    ev.bind(blk.getArgument(3), j0v, e.subi(e.addi(j0v, cols), c1));
+    blk.walk([&](tensor::ExtractOp ex) {
+      auto ty = dyn_cast<IntegerType>(ex.getType());
+      if (!ty || ty.getWidth() < 2 || ty.getWidth() > 32 ||
+          (capEq && (ex == capEq->atI || ex == capEq->atJ)))
+        return;
+      Value point = e.i1(true);
+      SmallVector<Value> at;
+      for (Value ix : ex.getIndices()) {
+        auto itv = ev.evalInt(ix);
+        if (itv.top)
+          return;
+        point = b.createOrFold<arith::AndIOp>(
+            point, e.cmpi(CmpIPredicate::eq, itv.lo, itv.hi));
+        at.push_back(itv.lo);
+      }
+      Value use = b.createOrFold<arith::AndIOp>(partial, point);
+      Value x = e.ifElse(
+          use, {b.getIndexType()},
+          [&] {
+            Value v =
+                memref::LoadOp::create(b, capMap.lookup(ex.getTensor()), at);
+            return SmallVector<Value>{arith::IndexCastOp::create(
+                b, b.getIndexType(), arith::ExtSIOp::create(b, i32, v))};
+          },
+          [&] { return SmallVector<Value>{c0}; })[0];
+      known.push_back({ex.getResult(),
+                       e.select(use, x, cIdx(-(int64_t(1) << 40))),
+                       e.select(use, x, cIdx(int64_t(1) << 40))});
+    });
+  }
+  if (!known.empty()) {
+    // The mask over the tile with those reads bound to their ranges:
+    // disjoint document ranges make the tile empty; one document on both
+    // sides leaves the rest of the mask (a causal mask's class, say); a
+    // block layout's value decides its block. Only tiles still undecided
+    // are evaluated per element.
+    IRBackend be(b);
     auto [mayTrue, mayFalse] =
         evalTileMask(be, op, ms, bi, h, i0v, e.subi(e.addi(i0v, rows), c1), j0v,
                      e.subi(e.addi(j0v, cols), c1), ArrayRef(known));
