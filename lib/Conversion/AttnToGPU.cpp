@@ -599,33 +599,35 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
     int64_t perRow = bkv / kMicro;
     Value blocks = e.muli(e.ceilDiv(rows, cIdx(kMicro)), cIdx(perRow));
     Value lastR = e.subi(rows, c1), lastC = e.subi(cols, c1);
-    SmallVector<Value> any =
-        e.loop(tid, blocks, cIdx(threads), {e.i1(false), e.i1(false)},
-               [&](Value u, ValueRange it) -> SmallVector<Value> {
-                 Value r0b = e.muli(e.divi(u, cIdx(perRow)), cIdx(kMicro));
-                 Value c0b =
-                     e.muli(b.createOrFold<arith::RemUIOp>(u, cIdx(perRow)),
-                            cIdx(kMicro));
-                 Value anyT = it[0], anyF = it[1];
-                 for (int64_t a = 0; a < kMicro; ++a)
-                   for (int64_t bb = 0; bb < kMicro; ++bb) {
-                     Value r = e.addi(r0b, cIdx(a)), c = e.addi(c0b, cIdx(bb));
-                     Value in = b.createOrFold<arith::AndIOp>(
-                         e.cmpi(CmpIPredicate::ult, r, rows),
-                         e.cmpi(CmpIPredicate::ult, c, cols));
-                     Value m = maskAt(e.addi(i0v, e.mini(r, lastR)),
-                                      e.addi(j0v, e.mini(c, lastC)));
-                     Value res = b.createOrFold<arith::AndIOp>(in, m);
-                     Value isFalse = b.createOrFold<arith::AndIOp>(
-                         in, b.createOrFold<arith::XOrIOp>(m, e.i1(true)));
-                     anyT = b.createOrFold<arith::OrIOp>(anyT, res);
-                     anyF = b.createOrFold<arith::OrIOp>(anyF, isFalse);
-                   }
-                 return {anyT, anyF};
-               });
+    SmallVector<Value> any = e.loop(
+        tid, blocks, cIdx(threads), {zero32, zero32},
+        [&](Value u, ValueRange it) -> SmallVector<Value> {
+          Value r0b = e.muli(e.divi(u, cIdx(perRow)), cIdx(kMicro));
+          Value c0b = e.muli(b.createOrFold<arith::RemUIOp>(u, cIdx(perRow)),
+                             cIdx(kMicro));
+          Value anyT = it[0], anyF = it[1];
+          for (int64_t a = 0; a < kMicro; ++a)
+            for (int64_t bb = 0; bb < kMicro; ++bb) {
+              Value r = e.addi(r0b, cIdx(a)), c = e.addi(c0b, cIdx(bb));
+              Value in = b.createOrFold<arith::AndIOp>(
+                  e.cmpi(CmpIPredicate::ult, r, rows),
+                  e.cmpi(CmpIPredicate::ult, c, cols));
+              Value m = maskAt(e.addi(i0v, e.mini(r, lastR)),
+                               e.addi(j0v, e.mini(c, lastC)));
+              Value res = b.createOrFold<arith::AndIOp>(in, m);
+              Value isFalse = b.createOrFold<arith::AndIOp>(
+                  in, b.createOrFold<arith::XOrIOp>(m, e.i1(true)));
+              // Accumulated in i32: 16 elements of i1 flags at once
+              // outnumber the predicate registers.
+              anyT = arith::OrIOp::create(b, anyT,
+                                          arith::ExtUIOp::create(b, i32, res));
+              anyF = arith::OrIOp::create(
+                  b, anyF, arith::ExtUIOp::create(b, i32, isFalse));
+            }
+          return {anyT, anyF};
+        });
     for (int f = 0; f < 2; ++f) {
-      Value bit = arith::ExtUIOp::create(b, i32, any[f]);
-      memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::ori, bit, flags,
+      memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::ori, any[f], flags,
                                   ValueRange{cIdx(f)});
     }
   });
