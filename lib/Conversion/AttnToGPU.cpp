@@ -155,8 +155,13 @@ Value GpuKernelEmitter::inlineRegion(Region &region, ValueRange args,
 }
 
 bool GpuKernelEmitter::rolledMask() {
-  return op.hasMaskRegion() && std::distance(op.getMask().front().begin(),
-                                             op.getMask().front().end()) > 8;
+  if (!op.hasMaskRegion())
+    return false;
+  // Constants cost nothing per element: count the other operations.
+  int64_t n = llvm::count_if(op.getMask().front(), [](Operation &o) {
+    return !o.hasTrait<OpTrait::ConstantLike>();
+  });
+  return n > 8;
 }
 
 SmallVector<Value> GpuKernelEmitter::maskWords(Value full, Value j0, Value r0,
@@ -174,55 +179,41 @@ SmallVector<Value> GpuKernelEmitter::maskWords(Value full, Value j0, Value r0,
       [&] {
         SmallVector<Value> words(nWords,
                                  arith::ConstantIntOp::create(b, i32, 0));
-        if (rolledMask())
-          return e.loop(
-              c0, cIdx(n), c1, words,
-              [&](Value i, ValueRange w) -> SmallVector<Value> {
-                Value blk = e.divi(i, cIdx(4));
-                Value el = b.createOrFold<arith::RemUIOp>(i, cIdx(4));
-                Value qi =
-                    e.addi(i0, e.select(e.cmpi(CmpIPredicate::ult, el, cIdx(2)),
-                                        r0, r1));
-                Value kj = e.addi(
-                    j0,
-                    e.addi(e.addi(e.muli(blk, cIdx(8)),
-                                  b.createOrFold<arith::RemUIOp>(el, cIdx(2))),
-                           lcol));
-                Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
-                keep = b.createOrFold<arith::AndIOp>(
-                    keep, inlineRegion(op.getMask(), {bi, h, qi, kj}));
-                Value sh = arith::IndexCastUIOp::create(
-                    b, i32, b.createOrFold<arith::RemUIOp>(i, cIdx(32)));
-                Value bit = arith::ShLIOp::create(
-                    b, arith::ExtUIOp::create(b, i32, keep), sh);
-                Value wi = e.divi(i, cIdx(32));
-                SmallVector<Value> out;
-                for (int64_t k = 0; k < nWords; ++k)
-                  out.push_back(e.select(e.cmpi(CmpIPredicate::eq, wi, cIdx(k)),
-                                         arith::OrIOp::create(b, w[k], bit),
-                                         w[k]));
-                return out;
-              });
-        for (int64_t i = 0; i < n; ++i) {
-          int64_t blk = i / 4, el = i % 4;
-          Value qi = e.addi(i0, el < 2 ? r0 : r1);
-          Value kj = e.addi(j0, e.addi(cIdx(blk * 8 + el % 2), lcol));
-          Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
-          if (op.hasMaskRegion())
-            keep = b.createOrFold<arith::AndIOp>(
-                keep, inlineRegion(op.getMask(), {bi, h, qi, kj}));
-          Value bit = arith::ShLIOp::create(
-              b, arith::ExtUIOp::create(b, i32, keep),
-              arith::ConstantIntOp::create(b, i32, i % 32));
-          words[i / 32] = arith::OrIOp::create(b, words[i / 32], bit);
-        }
-        return words;
+        return e.loop(
+            c0, cIdx(n), c1, words,
+            [&](Value i, ValueRange w) -> SmallVector<Value> {
+              Value blk = e.divi(i, cIdx(4));
+              Value el = b.createOrFold<arith::RemUIOp>(i, cIdx(4));
+              Value qi =
+                  e.addi(i0, e.select(e.cmpi(CmpIPredicate::ult, el, cIdx(2)),
+                                      r0, r1));
+              Value kj = e.addi(
+                  j0,
+                  e.addi(e.addi(e.muli(blk, cIdx(8)),
+                                b.createOrFold<arith::RemUIOp>(el, cIdx(2))),
+                         lcol));
+              Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
+              keep = b.createOrFold<arith::AndIOp>(
+                  keep, inlineRegion(op.getMask(), {bi, h, qi, kj}));
+              Value sh = arith::IndexCastUIOp::create(
+                  b, i32, b.createOrFold<arith::RemUIOp>(i, cIdx(32)));
+              Value bit = arith::ShLIOp::create(
+                  b, arith::ExtUIOp::create(b, i32, keep), sh);
+              Value wi = e.divi(i, cIdx(32));
+              SmallVector<Value> out;
+              for (int64_t k = 0; k < nWords; ++k)
+                out.push_back(e.select(e.cmpi(CmpIPredicate::eq, wi, cIdx(k)),
+                                       arith::OrIOp::create(b, w[k], bit),
+                                       w[k]));
+              return out;
+            });
       });
 }
 
-SmallVector<Value> GpuKernelEmitter::applyMaskWords(Value full,
-                                                    ArrayRef<Value> words,
-                                                    ArrayRef<Value> scored) {
+SmallVector<Value> GpuKernelEmitter::applyMask(Value full, Value j0, Value r0,
+                                               Value r1, Value lcol,
+                                               ArrayRef<Value> scored,
+                                               ArrayRef<Value> words) {
   Type i32 = b.getI32Type();
   SmallVector<Type> types(scored.size(), b.getF32Type());
   return e.ifElse(
@@ -231,11 +222,22 @@ SmallVector<Value> GpuKernelEmitter::applyMaskWords(Value full,
         SmallVector<Value> out;
         Value zero32 = arith::ConstantIntOp::create(b, i32, 0);
         for (auto [i, x] : llvm::enumerate(scored)) {
-          Value bit = arith::AndIOp::create(
-              b, words[i / 32],
-              arith::ConstantIntOp::create(b, i32,
-                                           int32_t(uint32_t(1) << (i % 32))));
-          Value keep = e.cmpi(CmpIPredicate::ne, bit, zero32);
+          Value keep;
+          if (!words.empty()) {
+            Value bit = arith::AndIOp::create(
+                b, words[i / 32],
+                arith::ConstantIntOp::create(b, i32,
+                                             int32_t(uint32_t(1) << (i % 32))));
+            keep = e.cmpi(CmpIPredicate::ne, bit, zero32);
+          } else {
+            int64_t blk = i / 4, el = i % 4;
+            Value qi = e.addi(i0, el < 2 ? r0 : r1);
+            Value kj = e.addi(j0, e.addi(cIdx(blk * 8 + el % 2), lcol));
+            keep = e.cmpi(CmpIPredicate::ult, kj, nk);
+            if (op.hasMaskRegion())
+              keep = b.createOrFold<arith::AndIOp>(
+                  keep, inlineRegion(op.getMask(), {bi, h, qi, kj}));
+          }
           out.push_back(e.select(keep, x, negInf));
         }
         return out;
@@ -881,25 +883,9 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func) {
                   }
                   scored.push_back(x);
                 }
-              if (rolledMask())
-                return applyMaskWords(full, words, scored);
-              full = fullTile();
-              return e.ifElse(
-                  full, scoreTypes, [&] { return scored; },
-                  [&] {
-                    SmallVector<Value> out;
-                    for (int64_t nb = 0; nb < nS; ++nb)
-                      for (int64_t el = 0; el < 4; ++el) {
-                        auto [i, j] = index(nb, el);
-                        Value keep = e.cmpi(CmpIPredicate::ult, j, nk);
-                        if (op.hasMaskRegion())
-                          keep = b.createOrFold<arith::AndIOp>(
-                              keep, inlineRegion(op.getMask(), {bi, h, i, j}));
-                        out.push_back(
-                            e.select(keep, scored[nb * 4 + el], negInf));
-                      }
-                    return out;
-                  });
+              if (!full)
+                full = fullTile();
+              return applyMask(full, j0, r0, r1, lcol, scored, words);
             },
             [&]() -> SmallVector<Value> {
               return SmallVector<Value>(nS * 4, negInf);

@@ -324,16 +324,18 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
                     e.addi(i0, el < 2 ? r0 : r1),
                     e.addi(j0, e.addi(cIdx(blk * 8 + el % 2), lcol)));
               };
-              // The mask of a partial (or ragged) tile, as bits (element i
-              // is bit i % 32 of word i / 32), evaluated before S exists:
-              // its index arithmetic does not compete with S and O for
-              // registers.
+              // The mask of a partial (or ragged) tile: a rolled one as bits
+              // evaluated before S exists (its index arithmetic does not
+              // compete with S and O for registers), any other per element
+              // on the scores (fewer instructions: measured faster on the
+              // H100, bench/results/2026-11-24-h100-mask-bits-vs-direct.md).
               Value complete =
                   e.cmpi(CmpIPredicate::ule, e.addi(j0, cIdx(bkv)), nk);
               Value full = b.createOrFold<arith::AndIOp>(
                   complete, e.cmpi(CmpIPredicate::eq, cls, cIdx(2)));
-              SmallVector<Value> keepBits =
-                  maskWords(full, j0, r0, r1, lcol, nS);
+              SmallVector<Value> keepBits;
+              if (rolledMask())
+                keepBits = maskWords(full, j0, r0, r1, lcol, nS);
               // S = Q K^T.
               NVVM::WgmmaFenceAlignedOp::create(b);
               Value s = LLVM::PoisonOp::create(b, sTy);
@@ -364,7 +366,8 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
                 }
                 scored.push_back(x);
               }
-              SmallVector<Value> x = applyMaskWords(full, keepBits, scored);
+              SmallVector<Value> x =
+                  applyMask(full, j0, r0, r1, lcol, scored, keepBits);
 
               // Online softmax: the two rows of this thread, reduced over
               // the quad of lanes that share them.

@@ -109,16 +109,18 @@ public:
   /// windows) outgrows the registers left beside the accumulators.
   bool rolledMask();
   /// The keep bits of this thread's `n` scores of the tile at column `j0`
-  /// (element i, in the accumulator layout of both kernels, is row
-  /// i0 + (i % 4 < 2 ? r0 : r1), column j0 + 8 (i / 4) + i % 2 + lcol; it is
-  /// bit i % 32 of word i / 32): the column bound and the mask region, in a
-  /// rolled loop when rolledMask(). All ones when `full`.
+  /// for a rolled mask (element i, in the accumulator layout of both
+  /// kernels, is row i0 + (i % 4 < 2 ? r0 : r1), column j0 + 8 (i / 4) +
+  /// i % 2 + lcol; it is bit i % 32 of word i / 32): the column bound and the
+  /// mask region, evaluated in a rolled loop. All ones when `full`.
   SmallVector<Value> maskWords(Value full, Value j0, Value r0, Value r1,
                                Value lcol, int64_t n);
-  /// `scored` with the elements whose bit is clear set to -inf (unchanged
-  /// when `full`).
-  SmallVector<Value> applyMaskWords(Value full, ArrayRef<Value> words,
-                                    ArrayRef<Value> scored);
+  /// `scored` (in that layout) with the masked elements set to -inf: read
+  /// from `words` (maskWords) or, without words, the column bound and the
+  /// mask region inlined per element. Unchanged when `full`.
+  SmallVector<Value> applyMask(Value full, Value j0, Value r0, Value r1,
+                               Value lcol, ArrayRef<Value> scored,
+                               ArrayRef<Value> words);
   /// Binds the attention kernel's arguments (the same order in both
   /// kernels; q, k, v are memrefs or, for sm_90a, TMA-map pointers).
   void bindArguments(Block &entry);
