@@ -179,31 +179,38 @@ SmallVector<Value> GpuKernelEmitter::maskWords(Value full, Value j0, Value r0,
       [&] {
         SmallVector<Value> words(nWords,
                                  arith::ConstantIntOp::create(b, i32, 0));
+        // One n8 block (2 rows x 2 columns) per iteration: what depends on
+        // the row only is loop-invariant (hoisted), what depends on the
+        // column only is shared by the block's two rows.
+        Value qa = e.addi(i0, r0), qb = e.addi(i0, r1);
         return e.loop(
-            c0, cIdx(n), c1, words,
-            [&](Value i, ValueRange w) -> SmallVector<Value> {
-              Value blk = e.divi(i, cIdx(4));
-              Value el = b.createOrFold<arith::RemUIOp>(i, cIdx(4));
-              Value qi =
-                  e.addi(i0, e.select(e.cmpi(CmpIPredicate::ult, el, cIdx(2)),
-                                      r0, r1));
-              Value kj = e.addi(
-                  j0,
-                  e.addi(e.addi(e.muli(blk, cIdx(8)),
-                                b.createOrFold<arith::RemUIOp>(el, cIdx(2))),
-                         lcol));
-              Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
-              keep = b.createOrFold<arith::AndIOp>(
-                  keep, inlineRegion(op.getMask(), {bi, h, qi, kj}));
+            c0, cIdx(n / 4), c1, words,
+            [&](Value blk, ValueRange w) -> SmallVector<Value> {
+              Value jb = e.addi(j0, e.addi(e.muli(blk, cIdx(8)), lcol));
+              Value nib = arith::ConstantIntOp::create(b, i32, 0);
+              for (int64_t el = 0; el < 4; ++el) {
+                Value qi = el < 2 ? qa : qb;
+                Value kj = e.addi(jb, cIdx(el % 2));
+                Value keep = e.cmpi(CmpIPredicate::ult, kj, nk);
+                keep = b.createOrFold<arith::AndIOp>(
+                    keep, inlineRegion(op.getMask(), {bi, h, qi, kj}));
+                nib = arith::OrIOp::create(
+                    b, nib,
+                    arith::ShLIOp::create(
+                        b, arith::ExtUIOp::create(b, i32, keep),
+                        arith::ConstantIntOp::create(b, i32, el)));
+              }
+              // Element 4 blk + el is bit (blk % 8) * 4 + el of word blk / 8.
               Value sh = arith::IndexCastUIOp::create(
-                  b, i32, b.createOrFold<arith::RemUIOp>(i, cIdx(32)));
-              Value bit = arith::ShLIOp::create(
-                  b, arith::ExtUIOp::create(b, i32, keep), sh);
-              Value wi = e.divi(i, cIdx(32));
+                  b, i32,
+                  e.muli(b.createOrFold<arith::RemUIOp>(blk, cIdx(8)),
+                         cIdx(4)));
+              Value bits = arith::ShLIOp::create(b, nib, sh);
+              Value wi = e.divi(blk, cIdx(8));
               SmallVector<Value> out;
               for (int64_t k = 0; k < nWords; ++k)
                 out.push_back(e.select(e.cmpi(CmpIPredicate::eq, wi, cIdx(k)),
-                                       arith::OrIOp::create(b, w[k], bit),
+                                       arith::OrIOp::create(b, w[k], bits),
                                        w[k]));
               return out;
             });
