@@ -6,8 +6,9 @@
 // CHECK: nvvm.wgmma.mma_async
 // A document mask (a conjunct docs[i] == docs[j]) and causal: the block-map
 // kernel first reduces the range of doc ids over the tile's rows and columns
-// (atomic min/max in its workgroup scratch) and evaluates the elements, in
-// 4x4 blocks, only when the two ranges overlap.
+// (atomic min/max in its workgroup scratch), classifies the tile from those
+// ranges with the interval rules, and evaluates the elements, in 4x4
+// blocks, only when that leaves it partial.
 // CHECK: gpu.func @document_mask_blockmap
 // CHECK-SAME: workgroup(%{{.*}} : memref<6xi32, #gpu.address_space<workgroup>>)
 // CHECK-DAG: memref.atomic_rmw mins
@@ -27,6 +28,33 @@ func.func @document_mask(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
       %same = arith.cmpi eq, %di, %dj : i32
       %m = arith.andi %same, %causal : i1
       attn.yield %m : i1
+    } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+      -> tensor<?x4x?x64xbf16>
+  return %o : tensor<?x4x?x64xbf16>
+}
+
+// A block layout read at (i / 128, j / 128) on 128 x 128 tiles: the indices
+// are one point over a tile, so the map kernel loads the layout byte once
+// (only where the point check holds) and classifies the tile from it before
+// any per-element pass.
+// CHECK: gpu.func @block_sparse_blockmap
+// CHECK: scf.if %{{.*}} -> (index) {
+// CHECK-NEXT: memref.load %{{.*}}[%{{.*}}, %{{.*}}] : memref<?x?xi8>
+// CHECK-NEXT: arith.extsi %{{.*}} : i8 to i32
+// CHECK: scf.for
+// CHECK-COUNT-16: memref.load %{{.*}} : memref<?x?xi8>
+func.func @block_sparse(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+                        %v: tensor<?x4x?x64xbf16>, %layout: tensor<?x?xi8>)
+    -> tensor<?x4x?x64xbf16> {
+  %o = attn.attention %q, %k, %v captures(%layout : tensor<?x?xi8>)
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %bs = arith.constant 128 : index
+      %zero = arith.constant 0 : i8
+      %bi = arith.divui %i, %bs : index
+      %bj = arith.divui %j, %bs : index
+      %x = tensor.extract %layout[%bi, %bj] : tensor<?x?xi8>
+      %keep = arith.cmpi ne, %x, %zero : i8
+      attn.yield %keep : i1
     } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
       -> tensor<?x4x?x64xbf16>
   return %o : tensor<?x4x?x64xbf16>
