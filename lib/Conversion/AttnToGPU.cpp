@@ -481,12 +481,6 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
                                 flags, ValueRange{cIdx(2 + k)});
   });
   gpu::BarrierOp::create(b);
-  // Tiles the intervals leave undecided: every element, in parallel. Each
-  // thread takes 4 x 4 blocks of elements: the mask regions of a block read
-  // their captures at 4 rows and 4 columns, so loads of captured data shared
-  // by a row or a column are made once, not 16 times (LLVM merges them).
-  // Elements past Nq/Nk evaluate the mask at the last row/column (always in
-  // bounds) and do not count.
   Value partial = e.cmpi(CmpIPredicate::eq, cls, c1);
   Value evaluate = partial;
   SmallVector<std::tuple<Value, Value, Value>> known;
@@ -602,6 +596,12 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
     partial = e.cmpi(CmpIPredicate::eq, cls, c1);
     evaluate = partial;
   }
+  // Tiles the intervals leave undecided: every element, in parallel. Each
+  // thread takes 4 x 4 blocks of elements: the mask regions of a block read
+  // their captures at 4 rows and 4 columns, so loads of captured data shared
+  // by a row or a column are made once, not 16 times (LLVM merges them).
+  // Elements past Nq/Nk evaluate the mask at the last row/column (always in
+  // bounds) and do not count.
   e.ifThen(evaluate, [&] {
     int64_t threads = warps * 32;
     constexpr int64_t kMicro = 4;
