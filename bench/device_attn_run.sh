@@ -2,7 +2,7 @@
 # On the GPU machine (carry devcarry; see bench/build_device_tools.sh):
 # `attn-run --backend=cuda` on every softmax example, in bf16 and f16, at
 # the sizes of test/Integration/cuda/examples.test plus a batched ragged
-# one. attn-run compiles each spec through libattnc's JIT for the device's
+# one, and on every linear-attention / scan example in bf16. attn-run compiles each spec through libattnc's JIT for the device's
 # target (ptxas from the CUDA toolkit), runs it, and compares with the CPU
 # reference lowering. Prints one line per run and a summary; exits 1 on
 # any FAIL. Writes the log to $1 (default /tmp/attn-run-cuda.log).
@@ -37,6 +37,21 @@ for f in full causal sliding_window dilated_window prefix_lm document_mask \
   run "$work/$f.mlir" --backend=cuda --nq 300 --nk 300
   run "$work/$f.f16.mlir" --backend=cuda --nq 130 --nk 260
   run "$work/$f.mlir" --backend=cuda --batch 2 --nq 1000 --nk 777
+done
+# Linear attention and scans (convert-attn-linear-to-gpu through the JIT):
+# bf16 q, k, v (gates and states stay f32), a ragged batched length and a
+# longer one; T = 1 (decode) where the spec takes an initial state.
+for f in linear_elu retnet mamba2_scan bidirectional_mamba2 gla relu_squared \
+         hedgehog performer cosformer; do
+  sed -e 's/?x4x?x64xf32>/?x4x?x64xbf16>/g' \
+      -e 's/%g: tensor<?x4x?x64xbf16>/%g: tensor<?x4x?x64xf32>/' \
+      -e 's/decay(%g : tensor<?x4x?x64xbf16>)/decay(%g : tensor<?x4x?x64xf32>)/' \
+      "$root/examples/$f.mlir" > "$work/$f.mlir"
+  run "$work/$f.mlir" --backend=cuda --batch 2 --nq 200 --nk 200
+  run "$work/$f.mlir" --backend=cuda --nq 1000 --nk 1000
+  if grep -q initial_state "$work/$f.mlir"; then
+    run "$work/$f.mlir" --backend=cuda --batch 2 --nq 1 --nk 1
+  fi
 done
 echo "attn-run --backend=cuda: $pass passed, $fail failed" | tee -a "$log"
 rm -rf "$work"

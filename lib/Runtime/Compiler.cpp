@@ -21,8 +21,11 @@
 #include "attnc/Dialect/Attn/Attn.h"
 #include "attnc/Target/Aot.h"
 #include "attnc/Target/Pipelines.h"
+#include "attnc/Transforms/AttnLowering.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -77,6 +80,8 @@ static std::string defaultCacheDir() {
   return "";
 }
 
+struct LinearFunction;
+
 struct Compiler::Impl {
   Options options;
   std::string cacheDir;
@@ -100,6 +105,9 @@ struct Compiler::Impl {
   llvm::Expected<std::shared_ptr<Kernel>>
   loadEntry(StringRef key, StringRef function, StringRef target, StringRef dir);
   llvm::Expected<std::shared_ptr<Kernel>> build(const Job &job);
+  llvm::Expected<std::shared_ptr<Kernel>> buildLinear(const Job &job,
+                                                      mlir::func::FuncOp func,
+                                                      const LinearFunction &lf);
   void store(const Job &job,
              llvm::ArrayRef<std::pair<std::string, std::string>> files,
              llvm::json::Object extra = {});
@@ -475,6 +483,60 @@ static mlir::attn::AttentionOp attentionOf(mlir::func::FuncOp func) {
   return found;
 }
 
+/// A function that is one attn.linear_attention or attn.scan on its
+/// arguments (its decay may be a constant) returning its results: the op,
+/// the kernel ABI's name of each argument and the constant's decays.
+struct LinearFunction {
+  mlir::Operation *op = nullptr;
+  llvm::SmallVector<std::string> names;
+  std::vector<float> constDecay;
+};
+
+static std::optional<LinearFunction> linearOf(mlir::func::FuncOp func) {
+  LinearFunction lf;
+  unsigned count = 0;
+  func.walk([&](mlir::Operation *op) {
+    if (llvm::isa<mlir::attn::LinearAttentionOp, mlir::attn::ScanOp,
+                  mlir::attn::AttentionOp>(op)) {
+      lf.op = op;
+      ++count;
+    }
+  });
+  if (count != 1 || llvm::isa<mlir::attn::AttentionOp>(lf.op))
+    return std::nullopt;
+  mlir::attn::LinearOpView view(lf.op);
+  llvm::DenseMap<mlir::Value, std::string> roles = {
+      {view.q, "q"}, {view.k, "k"}, {view.v, "v"}};
+  if (view.init)
+    roles[view.init] = "initial_state";
+  for (auto [i, c] : llvm::enumerate(view.captures))
+    roles[c] = "capture" + std::to_string(i);
+  mlir::DenseElementsAttr decayConst;
+  if (view.decay) {
+    if (matchPattern(view.decay, mlir::m_Constant(&decayConst)))
+      for (llvm::APFloat f : decayConst.getValues<llvm::APFloat>())
+        lf.constDecay.push_back(f.convertToFloat());
+    else
+      roles[view.decay] = "decay";
+  }
+  if (roles.size() != func.getNumArguments())
+    return std::nullopt;
+  for (mlir::BlockArgument a : func.getArguments()) {
+    auto it = roles.find(a);
+    if (it == roles.end())
+      return std::nullopt;
+    lf.names.push_back(it->second);
+  }
+  auto ret = llvm::dyn_cast<mlir::func::ReturnOp>(
+      func.getBody().front().getTerminator());
+  if (!ret || ret.getNumOperands() != lf.op->getNumResults())
+    return std::nullopt;
+  for (auto [v, r] : llvm::zip(ret.getOperands(), lf.op->getResults()))
+    if (v != r)
+      return std::nullopt;
+  return lf;
+}
+
 /// The value checks of a kernel, for its disk entry.
 static llvm::json::Object checksJson(const InputChecks &c) {
   llvm::json::Array gates, lengths, equal, extents;
@@ -640,11 +702,16 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
                                            layout, std::move(checks));
   }
 
-  if (!attentionOf(func))
+  if (!attentionOf(func)) {
+    if (std::optional<LinearFunction> lf = linearOf(func))
+      return buildLinear(job, func, *lf);
     return makeError("'" + job.function +
                      "': GPU targets compile a function that is one "
                      "attn.attention on its arguments (q, k, v, then the "
-                     "captured tensors, in that order) returning its results");
+                     "captured tensors, in that order), or one "
+                     "attn.linear_attention or attn.scan on its arguments, "
+                     "returning its results");
+  }
   // Code generation rewrites the module: work on a clone.
   mlir::OwningOpRef<mlir::ModuleOp> clone = job.module.clone();
   // Keep only the function being compiled.
@@ -682,6 +749,77 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
   return std::make_shared<GpuKernelImpl>(
       gpuSignature(art.info, job.options.target), art.info, art.cubin, art.ptx,
       dir, std::move(checks));
+}
+
+/// A linear-attention / scan function for the GPU: the kernel of
+/// convert-attn-linear-to-gpu (and its feature kernel) as PTX with its ABI.
+/// Not written to the disk cache.
+llvm::Expected<std::shared_ptr<Kernel>>
+Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
+                            const LinearFunction &lf) {
+  mlir::OwningOpRef<mlir::ModuleOp> clone = job.module.clone();
+  for (auto f : llvm::make_early_inc_range(clone->getOps<mlir::func::FuncOp>()))
+    if (f.getName() != job.function)
+      f.erase();
+  std::string diag;
+  llvm::raw_string_ostream diagOs(diag);
+  mlir::ScopedDiagnosticHandler handler(ctx.get(), [&](mlir::Diagnostic &d) {
+    diagOs << d << "\n";
+    return mlir::success();
+  });
+  mlir::attn::registerAttncPipelines();
+  {
+    // The kernel and its ABI (an attribute of the kernel function, gone
+    // once the module is serialized).
+    mlir::PassManager pm(ctx.get());
+    std::string text = "attn-select-schedule{target=" + job.options.target +
+                       "},convert-attn-linear-to-gpu";
+    if (failed(mlir::parsePassPipeline(text, pm, diagOs)) ||
+        failed(pm.run(*clone)))
+      return makeError("'" + job.function +
+                       "': the linear-attention GPU lowering failed:\n" + diag);
+  }
+  std::string abiText;
+  clone->walk([&](mlir::gpu::GPUFuncOp f) {
+    if (auto a = f->getAttrOfType<mlir::StringAttr>("attn.abi"))
+      abiText = a.getValue().str();
+  });
+  auto abi = llvm::json::parse(abiText);
+  if (!abi || !abi->getAsObject()) {
+    if (!abi)
+      llvm::consumeError(abi.takeError());
+    return makeError("'" + job.function + "': no kernel ABI was produced");
+  }
+  {
+    mlir::PassManager pm(ctx.get());
+    if (failed(mlir::attn::buildCompilePipeline(pm, job.options.target, 0, 0,
+                                                "isa",
+                                                [&](const llvm::Twine &m) {
+                                                  diagOs << m << "\n";
+                                                  return mlir::failure();
+                                                })) ||
+        failed(pm.run(*clone)))
+      return makeError("'" + job.function +
+                       "': compiling the linear-attention kernel failed:\n" +
+                       diag);
+  }
+  std::string ptx;
+  clone->walk([&](mlir::gpu::BinaryOp bin) {
+    for (mlir::Attribute a : bin.getObjects())
+      if (auto o = llvm::dyn_cast<mlir::gpu::ObjectAttr>(a))
+        ptx = o.getObject().getValue().str();
+  });
+  if (ptx.empty())
+    return makeError("'" + job.function + "': no PTX was produced");
+  auto sig = cpuSignature(func);
+  if (!sig)
+    return sig.takeError();
+  sig->target = job.options.target;
+  for (auto [p, n] : llvm::zip(sig->inputs, lf.names))
+    p.name = n;
+  return std::make_shared<GpuLinearKernelImpl>(
+      std::move(*sig), std::move(*abi->getAsObject()), std::move(ptx), lf.names,
+      lf.constDecay, inputChecks(func));
 }
 
 void Compiler::Impl::store(

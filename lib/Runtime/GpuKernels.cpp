@@ -482,6 +482,245 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
 }
 
 //===----------------------------------------------------------------------===//
+// Linear attention and scans
+//===----------------------------------------------------------------------===//
+
+GpuLinearKernelImpl::GpuLinearKernelImpl(
+    KernelSignature signature, llvm::json::Object abi, std::string ptx,
+    llvm::SmallVector<std::string> inputNames, std::vector<float> constDecay,
+    InputChecks checks)
+    : abi(std::move(abi)), ptx(std::move(ptx)),
+      inputNames(std::move(inputNames)), constDecay(std::move(constDecay)),
+      checks(std::move(checks)) {
+  sig = std::move(signature);
+  this->ptx.push_back('\0');
+}
+
+llvm::Expected<GpuLinearKernelImpl::Functions>
+GpuLinearKernelImpl::functions() {
+  auto drv = cuda::driver();
+  if (!drv)
+    return drv.takeError();
+  cuda::CUcontext ctx = nullptr;
+  if (llvm::Error e =
+          cuda::check(drv->cuCtxGetCurrent(&ctx), "cuCtxGetCurrent"))
+    return std::move(e);
+  if (!ctx)
+    return makeError(sig.name + ": no CUDA context is current");
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = perContext.find(ctx);
+  if (it != perContext.end())
+    return it->second;
+  Functions f;
+  // The driver compiles the PTX for the device (mma.sync kernels: any
+  // sm_80 or newer GPU).
+  if (llvm::Error e = cuda::check(drv->cuModuleLoadData(&f.module, ptx.data()),
+                                  sig.name + ": loading the kernel"))
+    return std::move(e);
+  std::string name = abi.getString("kernel").value_or("").str();
+  if (llvm::Error e =
+          cuda::check(drv->cuModuleGetFunction(&f.fn, f.module, name.c_str()),
+                      sig.name + ": cuModuleGetFunction"))
+    return std::move(e);
+  int64_t smem = abi.getInteger("dynamic_smem").value_or(0);
+  if (smem > 48 * 1024)
+    if (llvm::Error e = cuda::check(
+            drv->cuFuncSetAttribute(f.fn, /*MAX_DYNAMIC_SHARED_SIZE_BYTES=*/8,
+                                    int(smem)),
+            sig.name + ": opting in to dynamic shared memory"))
+      return std::move(e);
+  if (const llvm::json::Object *fk = abi.getObject("feature_kernel")) {
+    std::string pn = fk->getString("kernel").value_or("").str();
+    if (llvm::Error e = cuda::check(
+            drv->cuModuleGetFunction(&f.phiFn, f.module, pn.c_str()),
+            sig.name + ": cuModuleGetFunction (feature kernel)"))
+      return std::move(e);
+  }
+  if (!constDecay.empty()) {
+    cuda::CUdeviceptr p = 0;
+    size_t bytes = constDecay.size() * sizeof(float);
+    if (llvm::Error e = cuda::check(drv->cuMemAlloc(&p, bytes),
+                                    sig.name + ": allocating the decays"))
+      return std::move(e);
+    if (llvm::Error e =
+            cuda::check(drv->cuMemcpyHtoD(p, constDecay.data(), bytes),
+                        sig.name + ": copying the decays"))
+      return std::move(e);
+    f.decay = reinterpret_cast<void *>(p);
+  }
+  perContext[ctx] = f;
+  return f;
+}
+
+/// A grid entry of a linear kernel's ABI: a number, "B", "H", or
+/// "ceil(N/<c>)".
+static llvm::Expected<unsigned> gridValue(const llvm::json::Value &v, int64_t B,
+                                          int64_t N, int64_t H) {
+  if (auto i = v.getAsInteger())
+    return unsigned(*i);
+  std::optional<StringRef> s = v.getAsString();
+  int64_t c = 0;
+  if (s && *s == "B")
+    return unsigned(B);
+  if (s && *s == "H")
+    return unsigned(H);
+  if (s && s->consume_front("ceil(N/") && s->consume_back(")") &&
+      !s->getAsInteger(10, c) && c > 0)
+    return unsigned((N + c - 1) / c);
+  return makeError("linear kernel ABI: unknown grid entry");
+}
+
+llvm::Error GpuLinearKernelImpl::launch(ArrayRef<TensorRef> inputs,
+                                        ArrayRef<TensorRef> outputs,
+                                        void *stream) {
+  if (llvm::Error e = checkCounts(sig, inputs.size(), outputs.size()))
+    return e;
+  for (auto [p, t] : llvm::zip(sig.inputs, inputs))
+    if (llvm::Error e = checkParam(sig.name, "input", p, t))
+      return e;
+  for (auto [p, t] : llvm::zip(sig.outputs, outputs))
+    if (llvm::Error e = checkParam(sig.name, "output", p, t))
+      return e;
+  if (llvm::Error e = checkInputValues(sig, checks, inputs, /*host=*/false))
+    return e;
+  std::map<std::string, TensorRef> byName;
+  for (auto [n, t] : llvm::zip(inputNames, inputs))
+    byName[n] = t;
+  byName["o"] = outputs[0];
+  if (outputs.size() > 1)
+    byName["final_state"] = outputs[1];
+  const TensorRef &q = byName["q"];
+  int64_t B = q.shape[0], N = q.shape[2];
+  int64_t H = abi.getInteger("H").value_or(0);
+  // Token and per-feature gates are read through (b, h, n) strides; the
+  // other tensors are read flat with these strides (a contiguous last dim).
+  std::map<std::string, int64_t> scalars = {{"B", B}, {"N", N}};
+  for (const char *n : {"q", "k", "v", "o", "decay"}) {
+    auto it = byName.find(n);
+    if (it == byName.end())
+      continue;
+    auto st = stridesOf(it->second);
+    if (it->second.shape.size() < 3)
+      continue;
+    if (it->second.shape.size() == 4 && st[3] != 1)
+      return makeError(sig.name + ": '" + n +
+                       "' needs a contiguous last dimension");
+    std::string p = std::string(n) == "decay" ? "g" : n;
+    scalars[p + "_stride_b"] = st[0];
+    scalars[p + "_stride_h"] = st[1];
+    scalars[p + "_stride_n"] = st[2];
+  }
+  auto fns = functions();
+  if (!fns)
+    return fns.takeError();
+  const cuda::Driver &drv = *cuda::driver();
+  auto s = static_cast<cuda::CUstream>(stream);
+  if (fns->decay) {
+    TensorRef d;
+    d.data = fns->decay;
+    d.dtype = DType::F32;
+    d.shape = {int64_t(constDecay.size())};
+    byName["decay"] = d;
+  }
+  // Workspaces (phi_q, phi_k) and the bidirectional scratch, in stream
+  // order: freed after the launches that use them.
+  llvm::SmallVector<cuda::CUdeviceptr> temps;
+  auto freeTemps = [&](llvm::Error e) {
+    for (cuda::CUdeviceptr p : temps)
+      if (llvm::Error fe = cuda::check(drv.cuMemFreeAsync(p, s),
+                                       sig.name + ": freeing a workspace"))
+        e = llvm::joinErrors(std::move(e), std::move(fe));
+    return e;
+  };
+  auto scratchOf = [&](StringRef name, int64_t elems,
+                       int64_t elemBytes) -> llvm::Error {
+    cuda::CUdeviceptr p = 0;
+    if (llvm::Error e =
+            cuda::check(drv.cuMemAllocAsync(&p, size_t(elems * elemBytes), s),
+                        (sig.name + ": allocating '" + name + "'").str()))
+      return e;
+    temps.push_back(p);
+    TensorRef t;
+    t.data = reinterpret_cast<void *>(p);
+    t.dtype = DType::I8;
+    t.shape = {elems * elemBytes};
+    byName[name.str()] = t;
+    return llvm::Error::success();
+  };
+  if (const llvm::json::Array *ws = abi.getArray("workspace"))
+    for (const llvm::json::Value &w : *ws) {
+      const llvm::json::Object *o = w.getAsObject();
+      int64_t elems = 1;
+      for (const llvm::json::Value &d : *o->getArray("shape"))
+        elems *= d.getAsInteger()          ? *d.getAsInteger()
+                 : *d.getAsString() == "B" ? B
+                                           : N;
+      if (llvm::Error e = scratchOf(*o->getString("name"), elems, 2))
+        return freeTemps(std::move(e));
+    }
+  if (const llvm::json::Object *sc = abi.getObject("scratch")) {
+    // "B * H * N * C": B * N elements times the constant product.
+    int64_t per = 1;
+    StringRef expr = sc->getString("elements").value_or("");
+    llvm::SmallVector<StringRef> factors;
+    expr.split(factors, '*');
+    for (StringRef f : factors) {
+      f = f.trim();
+      int64_t c;
+      if (f != "B" && f != "N" && !f.getAsInteger(10, c))
+        per *= c;
+    }
+    if (llvm::Error e = scratchOf("scratch", B * N * per, 4))
+      return freeTemps(std::move(e));
+  }
+  auto pack = [&](const llvm::json::Array &args,
+                  Params &params) -> llvm::Error {
+    for (const llvm::json::Value &a : args) {
+      const llvm::json::Object *o = a.getAsObject();
+      std::string n = o->getString("name").value_or("").str();
+      if (o->getString("kind").value_or("").starts_with("memref")) {
+        auto it = byName.find(n);
+        if (it == byName.end())
+          return makeError(sig.name + ": no tensor for kernel argument '" + n +
+                           "'");
+        params.mem(it->second, /*flat=*/true);
+      } else {
+        auto it = scalars.find(n);
+        if (it == scalars.end())
+          return makeError(sig.name + ": no value for kernel argument '" + n +
+                           "'");
+        params.push(it->second);
+      }
+    }
+    return llvm::Error::success();
+  };
+  auto launchOne = [&](void *fn, const llvm::json::Object &k,
+                       const llvm::json::Array &args) -> llvm::Error {
+    Params params;
+    if (llvm::Error e = pack(args, params))
+      return e;
+    unsigned grid[3], block[3];
+    for (int i = 0; i < 3; ++i) {
+      auto g = gridValue((*k.getArray("grid"))[i], B, N, H);
+      if (!g)
+        return g.takeError();
+      grid[i] = *g;
+      block[i] = unsigned((*k.getArray("block"))[i].getAsInteger().value_or(1));
+    }
+    return cuda::check(
+        drv.cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0], block[1],
+                           block[2],
+                           unsigned(k.getInteger("dynamic_smem").value_or(0)),
+                           s, params.finish(), nullptr),
+        sig.name + ": cuLaunchKernel");
+  };
+  if (const llvm::json::Object *fk = abi.getObject("feature_kernel"))
+    if (llvm::Error e = launchOne(fns->phiFn, *fk, *fk->getArray("args")))
+      return freeTemps(std::move(e));
+  return freeTemps(launchOne(fns->fn, abi, *abi.getArray("args")));
+}
+
+//===----------------------------------------------------------------------===//
 // Manifest
 //===----------------------------------------------------------------------===//
 

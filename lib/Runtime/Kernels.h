@@ -100,6 +100,39 @@ private:
   std::map<void *, Functions> perContext;
 };
 
+/// A linear-attention / scan kernel of convert-attn-linear-to-gpu, launched
+/// from its ABI (the `attn.abi` JSON, docs/linear-gpu.md): the feature
+/// kernel first when the spec has one, workspaces and scratch allocated in
+/// stream order per launch.
+class GpuLinearKernelImpl : public Kernel {
+public:
+  /// `inputNames`: the ABI name of each input (the function's arguments);
+  /// `constDecay`: the per-head decays when the spec's decay is a constant
+  /// (uploaded once per context).
+  GpuLinearKernelImpl(KernelSignature signature, llvm::json::Object abi,
+                      std::string ptx,
+                      llvm::SmallVector<std::string> inputNames,
+                      std::vector<float> constDecay, InputChecks checks);
+  llvm::Error launch(llvm::ArrayRef<TensorRef> inputs,
+                     llvm::ArrayRef<TensorRef> outputs, void *stream) override;
+
+private:
+  struct Functions {
+    void *module = nullptr, *fn = nullptr, *phiFn = nullptr;
+    /// Device copy of constDecay.
+    void *decay = nullptr;
+  };
+  llvm::Expected<Functions> functions();
+
+  llvm::json::Object abi;
+  std::string ptx; // NUL-terminated
+  llvm::SmallVector<std::string> inputNames;
+  std::vector<float> constDecay;
+  InputChecks checks;
+  std::mutex mu;
+  std::map<void *, Functions> perContext;
+};
+
 /// Parameters as JSON: [{"name", "dtype", "shape"}] (the C API's signature
 /// and the disk cache's CPU entries).
 llvm::json::Array paramsJson(llvm::ArrayRef<ParamInfo> params);

@@ -259,13 +259,14 @@ llvm::Error runOnGpu(ModuleOp module, func::FuncOp func, StringRef target,
     }
     in.push_back(*t);
   }
-  // o: [B, Hq, Nq, Dv] in the spec's dtype; lse: [B, Hq, Nq] f32.
-  for (auto [i, rt] : llvm::enumerate(resultTypes)) {
+  // Results: o [B, H, N, Dv], lse [B, Hq, Nq], a final state [B, H, F, Dv]:
+  // a dynamic dim 0 is q's batch, a dynamic dim 2 q's sequence length.
+  for (auto rt : resultTypes) {
     HostBuffer hb;
     hb.kind = *kindOf(rt.getElementType());
     const auto &q = inputs[0].shape;
-    hb.shape = i == 0 ? std::vector<int64_t>{q[0], q[1], q[2], rt.getDimSize(3)}
-                      : std::vector<int64_t>{q[0], q[1], q[2]};
+    for (auto [d, n] : llvm::enumerate(rt.getShape()))
+      hb.shape.push_back(!ShapedType::isDynamic(n) ? n : d == 0 ? q[0] : q[2]);
     hb.bytes.assign(hb.numel() * attnc::dtypeSize(hb.kind), 0);
     auto t = devCopy(hb);
     if (!t) {
