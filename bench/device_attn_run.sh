@@ -2,7 +2,8 @@
 # On the GPU machine (carry devcarry; see bench/build_device_tools.sh):
 # `attn-run --backend=cuda` on every softmax example, in bf16 and f16, at
 # the sizes of test/Integration/cuda/examples.test plus a batched ragged
-# one, and on every linear-attention / scan example in bf16. attn-run compiles each spec through libattnc's JIT for the device's
+# one, on every linear-attention / scan example in bf16, and on MATE's
+# three layers (programs of several kernels). attn-run compiles each spec through libattnc's JIT for the device's
 # target (ptxas from the CUDA toolkit), runs it, and compares with the CPU
 # reference lowering. Prints one line per run and a summary; exits 1 on
 # any FAIL. Writes the log to $1 (default /tmp/attn-run-cuda.log).
@@ -52,6 +53,13 @@ for f in linear_elu retnet mamba2_scan bidirectional_mamba2 gla relu_squared \
   if grep -q initial_state "$work/$f.mlir"; then
     run "$work/$f.mlir" --backend=cuda --batch 2 --nq 1 --nk 1
   fi
+done
+# MATE (examples/mate.mlir): each layer is a program of the JIT (the scan's
+# kernel, the TESA attention's kernel, an elementwise sum), at the grid's
+# length (a token order fixes it).
+sed -e 's/?x4x?x64xf32>/?x4x?x64xbf16>/g' "$root/examples/mate.mlir" > "$work/mate.mlir"
+for l in 0 1 2; do
+  run "$work/mate.mlir" --func "mate_layer$l" --backend=cuda --batch 2 --nq 196 --nk 196
 done
 echo "attn-run --backend=cuda: $pass passed, $fail failed" | tee -a "$log"
 rm -rf "$work"

@@ -26,13 +26,17 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Config/llvm-config.h"
@@ -108,6 +112,8 @@ struct Compiler::Impl {
   llvm::Expected<std::shared_ptr<Kernel>> buildLinear(const Job &job,
                                                       mlir::func::FuncOp func,
                                                       const LinearFunction &lf);
+  llvm::Expected<std::shared_ptr<Kernel>> buildProgram(const Job &job,
+                                                       mlir::func::FuncOp func);
   void store(const Job &job,
              llvm::ArrayRef<std::pair<std::string, std::string>> files,
              llvm::json::Object extra = {});
@@ -705,12 +711,7 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
   if (!attentionOf(func)) {
     if (std::optional<LinearFunction> lf = linearOf(func))
       return buildLinear(job, func, *lf);
-    return makeError("'" + job.function +
-                     "': GPU targets compile a function that is one "
-                     "attn.attention on its arguments (q, k, v, then the "
-                     "captured tensors, in that order), or one "
-                     "attn.linear_attention or attn.scan on its arguments, "
-                     "returning its results");
+    return buildProgram(job, func);
   }
   // Code generation rewrites the module: work on a clone.
   mlir::OwningOpRef<mlir::ModuleOp> clone = job.module.clone();
@@ -820,6 +821,220 @@ Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
   return std::make_shared<GpuLinearKernelImpl>(
       std::move(*sig), std::move(*abi->getAsObject()), std::move(ptx), lf.names,
       lf.constDecay, inputChecks(func));
+}
+
+/// PTX of `out[i] = a[i] <op> b[i]` over flat tensors (16-bit floats
+/// computed in f32), one thread per element.
+static llvm::Expected<std::string> elementwisePtx(mlir::MLIRContext *ctx,
+                                                  mlir::Operation *op,
+                                                  llvm::StringRef target) {
+  using namespace mlir;
+  ctx->loadDialect<gpu::GPUDialect, memref::MemRefDialect, scf::SCFDialect,
+                   arith::ArithDialect>();
+  Location loc = op->getLoc();
+  Type elem =
+      cast<RankedTensorType>(op->getResult(0).getType()).getElementType();
+  OwningOpRef<ModuleOp> m = ModuleOp::create(loc);
+  (*m)->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                UnitAttr::get(ctx));
+  OpBuilder b(ctx);
+  b.setInsertionPointToEnd(m->getBody());
+  auto gm = gpu::GPUModuleOp::create(b, loc, "elementwise");
+  b.setInsertionPointToStart(gm.getBody());
+  auto mt = MemRefType::get({ShapedType::kDynamic}, elem);
+  auto fn = gpu::GPUFuncOp::create(
+      b, loc, "elementwise",
+      b.getFunctionType({mt, mt, mt, b.getIndexType()}, {}));
+  fn->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  Block &entry = fn.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  Value i = arith::AddIOp::create(
+      b, loc,
+      arith::MulIOp::create(b, loc,
+                            gpu::BlockIdOp::create(b, loc, gpu::Dimension::x),
+                            gpu::BlockDimOp::create(b, loc, gpu::Dimension::x)),
+      gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+  Value in = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, i,
+                                   entry.getArgument(3));
+  auto ifOp = scf::IfOp::create(b, loc, in, /*withElseRegion=*/false);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  Type f32 = b.getF32Type();
+  auto load = [&](unsigned a) -> Value {
+    Value x = memref::LoadOp::create(b, loc, entry.getArgument(a), i);
+    return elem == f32 ? x : arith::ExtFOp::create(b, loc, f32, x).getResult();
+  };
+  Value x = load(0), y = load(1), r;
+  if (isa<arith::AddFOp>(op))
+    r = arith::AddFOp::create(b, loc, x, y);
+  else if (isa<arith::SubFOp>(op))
+    r = arith::SubFOp::create(b, loc, x, y);
+  else
+    r = arith::MulFOp::create(b, loc, x, y);
+  if (elem != f32)
+    r = arith::TruncFOp::create(b, loc, elem, r);
+  memref::StoreOp::create(b, loc, r, entry.getArgument(2), i);
+  b.setInsertionPointToEnd(&entry);
+  gpu::ReturnOp::create(b, loc);
+  std::string diag;
+  llvm::raw_string_ostream os(diag);
+  mlir::attn::registerAttncPipelines();
+  PassManager pm(ctx);
+  if (failed(parsePassPipeline(mlir::attn::gpuPipelineText(target), pm, os)) ||
+      failed(pm.run(*m)))
+    return makeError("compiling an elementwise kernel failed:\n" + diag);
+  std::string ptx;
+  m->walk([&](gpu::BinaryOp bin) {
+    for (Attribute a : bin.getObjects())
+      if (auto o = dyn_cast<gpu::ObjectAttr>(a))
+        ptx = o.getObject().getValue().str();
+  });
+  if (ptx.empty())
+    return makeError("no PTX for an elementwise kernel");
+  return ptx;
+}
+
+/// A function of several attn ops (or of one attn op not in the single-op
+/// forms) for a GPU: one kernel per attn op and elementwise kernels for
+/// addf, subf and mulf on tensors. Not written to the disk cache.
+llvm::Expected<std::shared_ptr<Kernel>>
+Compiler::Impl::buildProgram(const Job &job, mlir::func::FuncOp func) {
+  using namespace mlir;
+  auto refuse = [&](const llvm::Twine &why) {
+    return makeError("'" + job.function +
+                     "': GPU targets compile functions of attn ops "
+                     "(attention, linear attention, scans) on the "
+                     "function's arguments, combined by elementwise addf, "
+                     "subf or mulf on tensors: " +
+                     why);
+  };
+  Block &body = func.getBody().front();
+  GpuProgram prog;
+  llvm::DenseMap<Value, GpuProgram::Ref> where;
+  // The input whose batch and sequence sizes a value has.
+  llvm::DenseMap<Value, unsigned> like;
+  for (auto [i, a] : llvm::enumerate(func.getArguments())) {
+    where[a] = {GpuProgram::Ref::Input, unsigned(i)};
+    like[a] = unsigned(i);
+  }
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  for (auto [j, v] : llvm::enumerate(ret.getOperands())) {
+    if (where.count(v))
+      return refuse("result " + llvm::Twine(j) +
+                    " is an argument or returned twice");
+    where[v] = {GpuProgram::Ref::Output, unsigned(j)};
+  }
+  std::string typeErr;
+  auto resultRef = [&](Value v, unsigned likeInput) -> GpuProgram::Ref {
+    like[v] = likeInput;
+    auto it = where.find(v);
+    if (it != where.end())
+      return it->second;
+    auto rt = cast<RankedTensorType>(v.getType());
+    GpuProgram::Temp t;
+    auto dt = dtypeOf(rt.getElementType());
+    if (!dt)
+      typeErr = llvm::toString(dt.takeError());
+    else
+      t.dtype = *dt;
+    for (int64_t n : rt.getShape())
+      t.shape.push_back(ShapedType::isDynamic(n) ? -1 : n);
+    t.like = likeInput;
+    prog.temps.push_back(t);
+    GpuProgram::Ref r{GpuProgram::Ref::Temp, unsigned(prog.temps.size() - 1)};
+    where[v] = r;
+    return r;
+  };
+  // The parts are not cached on disk: their entries would be indexed by
+  // this spec's raw key.
+  std::string savedCacheDir = cacheDir;
+  cacheDir.clear();
+  auto restore = llvm::make_scope_exit([&] { cacheDir = savedCacheDir; });
+  unsigned part = 0;
+  for (Operation &op : body.without_terminator()) {
+    if (isa<arith::ConstantOp>(op))
+      continue; // cloned into the parts that use it
+    if (isa<attn::AttentionOp, attn::LinearAttentionOp, attn::ScanOp>(op)) {
+      // The op alone, on the arguments it reads (constants cloned).
+      Location loc = op.getLoc();
+      OwningOpRef<ModuleOp> sub = ModuleOp::create(loc);
+      SmallVector<Value> args;
+      SmallVector<Type> types;
+      for (Value v : op.getOperands()) {
+        if (v.getDefiningOp<arith::ConstantOp>())
+          continue;
+        auto arg = dyn_cast<BlockArgument>(v);
+        if (!arg || arg.getOwner() != &body)
+          return refuse("'" + op.getName().getStringRef() +
+                        "' reads a value that is not an argument");
+        if (!llvm::is_contained(args, v)) {
+          args.push_back(v);
+          types.push_back(v.getType());
+        }
+      }
+      OpBuilder b(ctx.get());
+      b.setInsertionPointToEnd(sub->getBody());
+      std::string name = job.function + "_part" + std::to_string(part++);
+      auto f = func::FuncOp::create(
+          b, loc, name, b.getFunctionType(types, op.getResultTypes()));
+      Block *entry = f.addEntryBlock();
+      b.setInsertionPointToStart(entry);
+      IRMapping map;
+      for (auto [a, ba] : llvm::zip(args, entry->getArguments()))
+        map.map(a, ba);
+      for (Value v : op.getOperands())
+        if (auto c = v.getDefiningOp<arith::ConstantOp>())
+          if (!map.contains(v))
+            map.map(v, b.clone(*c)->getResult(0));
+      Operation *cl = b.clone(op, map);
+      func::ReturnOp::create(b, loc, cl->getResults());
+      Job subJob;
+      subJob.options = job.options;
+      subJob.options.function = name;
+      subJob.function = name;
+      subJob.module = *sub;
+      subJob.key = job.key;
+      auto k = build(subJob);
+      if (!k)
+        return k.takeError();
+      GpuProgram::Step st;
+      st.kernel = *k;
+      unsigned q = where[args.front()].index;
+      for (Value a : args)
+        st.ins.push_back(where[a]);
+      for (Value r : op.getResults())
+        st.outs.push_back(resultRef(r, q));
+      prog.steps.push_back(std::move(st));
+      continue;
+    }
+    if (isa<arith::AddFOp, arith::SubFOp, arith::MulFOp>(op) &&
+        isa<RankedTensorType>(op.getResult(0).getType())) {
+      GpuProgram::Step st;
+      for (Value v : op.getOperands()) {
+        if (!where.count(v))
+          return refuse("an operand of '" + op.getName().getStringRef() +
+                        "' is not an argument or a computed tensor");
+        st.ins.push_back(where[v]);
+      }
+      auto ptx = elementwisePtx(ctx.get(), &op, job.options.target);
+      if (!ptx)
+        return ptx.takeError();
+      st.ptx = std::move(*ptx);
+      st.ptx.push_back('\0');
+      st.name = "elementwise";
+      st.outs.push_back(resultRef(op.getResult(0), like[op.getOperand(0)]));
+      prog.steps.push_back(std::move(st));
+      continue;
+    }
+    return refuse("'" + op.getName().getStringRef() +
+                  "' cannot run in a GPU program");
+  }
+  if (!typeErr.empty())
+    return refuse(typeErr);
+  auto sig = cpuSignature(func);
+  if (!sig)
+    return sig.takeError();
+  sig->target = job.options.target;
+  return std::make_shared<GpuProgramImpl>(std::move(*sig), std::move(prog));
 }
 
 void Compiler::Impl::store(

@@ -721,6 +721,125 @@ llvm::Error GpuLinearKernelImpl::launch(ArrayRef<TensorRef> inputs,
 }
 
 //===----------------------------------------------------------------------===//
+// Programs of several attn ops
+//===----------------------------------------------------------------------===//
+
+GpuProgramImpl::GpuProgramImpl(KernelSignature signature, GpuProgram program)
+    : program(std::move(program)) {
+  sig = std::move(signature);
+}
+
+llvm::Error GpuProgramImpl::launch(ArrayRef<TensorRef> inputs,
+                                   ArrayRef<TensorRef> outputs, void *stream) {
+  if (llvm::Error e = checkCounts(sig, inputs.size(), outputs.size()))
+    return e;
+  for (auto [p, t] : llvm::zip(sig.inputs, inputs))
+    if (llvm::Error e = checkParam(sig.name, "input", p, t))
+      return e;
+  for (auto [p, t] : llvm::zip(sig.outputs, outputs))
+    if (llvm::Error e = checkParam(sig.name, "output", p, t))
+      return e;
+  auto drv = cuda::driver();
+  if (!drv)
+    return drv.takeError();
+  auto s = static_cast<cuda::CUstream>(stream);
+  cuda::CUcontext ctx = nullptr;
+  if (llvm::Error e =
+          cuda::check(drv->cuCtxGetCurrent(&ctx), "cuCtxGetCurrent"))
+    return e;
+  if (!ctx)
+    return makeError(sig.name + ": no CUDA context is current");
+  // Temporaries: contiguous, in stream order.
+  llvm::SmallVector<TensorRef, 4> temps;
+  llvm::SmallVector<cuda::CUdeviceptr, 4> allocs;
+  auto finish = [&](llvm::Error e) {
+    for (cuda::CUdeviceptr p : allocs)
+      if (llvm::Error fe = cuda::check(drv->cuMemFreeAsync(p, s),
+                                       sig.name + ": freeing a temporary"))
+        e = llvm::joinErrors(std::move(e), std::move(fe));
+    return e;
+  };
+  for (const GpuProgram::Temp &t : program.temps) {
+    TensorRef r;
+    r.dtype = t.dtype;
+    const TensorRef &like = inputs[t.like];
+    for (auto [d, n] : llvm::enumerate(t.shape))
+      r.shape.push_back(n >= 0 ? n : like.shape[d == 0 ? 0 : 2]);
+    int64_t bytes = dtypeSize(t.dtype);
+    for (int64_t n : r.shape)
+      bytes *= n;
+    cuda::CUdeviceptr p = 0;
+    if (llvm::Error e = cuda::check(drv->cuMemAllocAsync(&p, size_t(bytes), s),
+                                    sig.name + ": allocating a temporary"))
+      return finish(std::move(e));
+    allocs.push_back(p);
+    r.data = reinterpret_cast<void *>(p);
+    temps.push_back(std::move(r));
+  }
+  auto ref = [&](GpuProgram::Ref r) -> const TensorRef & {
+    return r.kind == GpuProgram::Ref::Input    ? inputs[r.index]
+           : r.kind == GpuProgram::Ref::Output ? outputs[r.index]
+                                               : temps[r.index];
+  };
+  for (auto [i, step] : llvm::enumerate(program.steps)) {
+    llvm::SmallVector<TensorRef, 4> ins, outs;
+    for (GpuProgram::Ref r : step.ins)
+      ins.push_back(ref(r));
+    for (GpuProgram::Ref r : step.outs)
+      outs.push_back(ref(r));
+    if (step.kernel) {
+      if (llvm::Error e = step.kernel->launch(ins, outs, stream))
+        return finish(std::move(e));
+      continue;
+    }
+    // Elementwise: flat over contiguous tensors of one shape.
+    for (const TensorRef &t : llvm::concat<const TensorRef>(ins, outs)) {
+      if (t.shape != outs[0].shape)
+        return finish(makeError(sig.name + ": elementwise operands of shapes " +
+                                shapeStr(t.shape) + " and " +
+                                shapeStr(outs[0].shape)));
+      if (stridesOf(t) != contiguousStrides(t.shape))
+        return finish(makeError(sig.name + ": the outputs of a program of "
+                                           "several attn ops must be "
+                                           "contiguous"));
+    }
+    void *fn = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = functions.find({ctx, i});
+      if (it != functions.end()) {
+        fn = it->second;
+      } else {
+        void *module = nullptr;
+        if (llvm::Error e =
+                cuda::check(drv->cuModuleLoadData(&module, step.ptx.data()),
+                            sig.name + ": loading the elementwise kernel"))
+          return finish(std::move(e));
+        if (llvm::Error e = cuda::check(
+                drv->cuModuleGetFunction(&fn, module, step.name.c_str()),
+                sig.name + ": cuModuleGetFunction (elementwise)"))
+          return finish(std::move(e));
+        functions[{ctx, i}] = fn;
+      }
+    }
+    int64_t n = 1;
+    for (int64_t d : outs[0].shape)
+      n *= d;
+    Params params;
+    params.mem(ins[0], /*flat=*/true);
+    params.mem(ins[1], /*flat=*/true);
+    params.mem(outs[0], /*flat=*/true);
+    params.push(n);
+    if (llvm::Error e = cuda::check(
+            drv->cuLaunchKernel(fn, unsigned((n + 255) / 256), 1, 1, 256, 1, 1,
+                                0, s, params.finish(), nullptr),
+            sig.name + ": launching an elementwise kernel"))
+      return finish(std::move(e));
+  }
+  return finish(llvm::Error::success());
+}
+
+//===----------------------------------------------------------------------===//
 // Manifest
 //===----------------------------------------------------------------------===//
 

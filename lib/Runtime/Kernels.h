@@ -133,6 +133,48 @@ private:
   std::map<void *, Functions> perContext;
 };
 
+/// A function of several attn ops for a GPU (MATE's layers): each attn op
+/// is its own kernel; elementwise tensor arithmetic on their results
+/// (addf, subf, mulf) runs as generated elementwise kernels; intermediate
+/// tensors live in stream-ordered workspaces.
+struct GpuProgram {
+  /// Where a step reads or writes: an input or output of the function, or
+  /// a temporary (contiguous).
+  struct Ref {
+    enum Kind { Input, Output, Temp } kind;
+    unsigned index;
+  };
+  struct Temp {
+    DType dtype;
+    /// -1: dynamic, taken from input `like`'s dim 0 (batch) or dim 2
+    /// (sequence length).
+    llvm::SmallVector<int64_t, 4> shape;
+    unsigned like;
+  };
+  struct Step {
+    /// An attn op's kernel, or (null) an elementwise step.
+    std::shared_ptr<Kernel> kernel;
+    /// Elementwise: the kernel's PTX (NUL-terminated) and name.
+    std::string ptx, name;
+    llvm::SmallVector<Ref, 4> ins, outs;
+  };
+  llvm::SmallVector<Temp, 4> temps;
+  llvm::SmallVector<Step, 4> steps;
+};
+
+class GpuProgramImpl : public Kernel {
+public:
+  GpuProgramImpl(KernelSignature signature, GpuProgram program);
+  llvm::Error launch(llvm::ArrayRef<TensorRef> inputs,
+                     llvm::ArrayRef<TensorRef> outputs, void *stream) override;
+
+private:
+  GpuProgram program;
+  std::mutex mu;
+  /// (context, step) -> elementwise function.
+  std::map<std::pair<void *, size_t>, void *> functions;
+};
+
 /// Parameters as JSON: [{"name", "dtype", "shape"}] (the C API's signature
 /// and the disk cache's CPU entries).
 llvm::json::Array paramsJson(llvm::ArrayRef<ParamInfo> params);
