@@ -589,6 +589,13 @@ llvm::Error GpuLinearKernelImpl::launch(ArrayRef<TensorRef> inputs,
   byName["o"] = outputs[0];
   if (outputs.size() > 1)
     byName["final_state"] = outputs[1];
+  // States are read and written flat.
+  for (const char *n : {"initial_state", "final_state"}) {
+    auto it = byName.find(n);
+    if (it != byName.end() &&
+        stridesOf(it->second) != contiguousStrides(it->second.shape))
+      return makeError(sig.name + ": '" + n + "' must be contiguous");
+  }
   const TensorRef &q = byName["q"];
   int64_t B = q.shape[0], N = q.shape[2];
   int64_t H = abi.getInteger("H").value_or(0);
