@@ -191,12 +191,11 @@ std::string mlir::attn::launcherSource(const attn::KernelInfo &info,
     decls += fmt::format("  attnc_tmap {}_map;\n", a.name);
   }
   std::string smemOptIn =
-      dynSmem > 48 * 1024
-          ? fmt::format("  if (r == ATTNC_SUCCESS)\n"
-                        "    r = attnc_{0}_cuFuncSetAttribute("
-                        "attnc_{0}_function, 8, {1});\n",
-                        info.name, dynSmem)
-          : std::string();
+      dynSmem > 48 * 1024 ? fmt::format("  if (r == ATTNC_SUCCESS)\n"
+                                        "    r = attnc_{0}_cuFuncSetAttribute("
+                                        "attnc_{0}_function, 8, {1});\n",
+                                        info.name, dynSmem)
+                          : std::string();
   std::string mapLoad =
       info.mapKernel.empty()
           ? std::string()
@@ -302,11 +301,11 @@ attnc_result attnc_{name}_launch({cparams}) {{
       fmt::arg("nargs", nargs), fmt::arg("maplaunch", mapLaunch),
       fmt::arg("mapload", mapLoad), fmt::arg("tmaps", tmaps),
       fmt::arg("smemoptin", smemOptIn), fmt::arg("dsmem", dynSmem),
-      fmt::arg("needtmap",
-               wgmma ? fmt::format(" &&\n         "
-                                   "attnc_{}_cuTensorMapEncodeTiled",
-                                   info.name)
-                     : std::string()),
+      fmt::arg("needtmap", wgmma
+                               ? fmt::format(" &&\n         "
+                                             "attnc_{}_cuTensorMapEncodeTiled",
+                                             info.name)
+                               : std::string()),
       fmt::arg("mapdecl",
                info.mapKernel.empty()
                    ? std::string()
@@ -416,15 +415,46 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
   if (failed(parsePassPipeline(pipeline, pm)) || failed(pm.run(module)))
     return fail("mask analysis or schedule selection failed");
 
+  // A kernel stands for its function: the function must be one
+  // attn.attention returning its results (anything else it computes would
+  // be missing from the kernel).
+  for (auto f : module.getOps<func::FuncOp>()) {
+    if (f.isExternal())
+      continue;
+    SmallVector<Operation *> attnOps;
+    f.walk([&](Operation *op) {
+      if (isa<AttentionOp, LinearAttentionOp, ScanOp>(op))
+        attnOps.push_back(op);
+    });
+    if (attnOps.empty())
+      continue;
+    Operation *ret = f.getBody().front().getTerminator();
+    bool oneAttention = attnOps.size() == 1 && isa<AttentionOp>(attnOps[0]);
+    if (oneAttention &&
+        llvm::equal(ret->getOperands(), attnOps[0]->getResults()))
+      continue;
+    std::string what =
+        attnOps.size() > 1
+            ? "has " + std::to_string(attnOps.size()) + " attn ops"
+        : oneAttention ? std::string("computes more than its attn.attention")
+                       : std::string("is a linear attention or scan");
+    return fail("'" + f.getName().str() +
+                "': attn-aot packages functions that are one attn.attention "
+                "returning its results; this one " +
+                what +
+                " (such functions run on GPUs through the C++ JIT: "
+                "attnc::Compiler, attn-run --backend=cuda)");
+  }
   SmallVector<std::pair<AttentionOp, std::string>> ops;
   module->walk([&](AttentionOp op) {
     auto f = op->getParentOfType<func::FuncOp>();
     ops.push_back({op, f ? f.getName().str() : "attention"});
   });
   if (ops.empty())
-    return fail("the spec has no attn.attention: attn-aot and the JIT package "
-                "attention kernels only (linear attention and scans compile "
-                "with attn-opt --attn-compile; see docs/linear-gpu.md)");
+    return fail("the spec has no attn.attention: attn-aot packages "
+                "attention kernels only (linear attention and scans run on "
+                "GPUs through the C++ JIT or attn-opt --attn-compile; see "
+                "docs/linear-gpu.md)");
 
   std::vector<GpuKernelArtifact> out;
   std::string chip = options.target == "sm_90a" ? "sm_90a" : "sm_80";
@@ -490,8 +520,8 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
       // registers; a heavy mask region can push it into spills. Unless the
       // tiles were forced, such an op is rebuilt as the mma.sync kernel with
       // 64 x 64 tiles (the sm_80 choice for masked variants).
-      if (art.info.variant == "wgmma" && !options.blockQ &&
-          !options.blockKv && spills(art.ptxasLog)) {
+      if (art.info.variant == "wgmma" && !options.blockQ && !options.blockKv &&
+          spills(art.ptxasLog)) {
         int64_t d = op.getHeadDim(), dv = op.getValueDim();
         op.setScheduleAttr(ScheduleAttr::get(ctx, options.target, 64, 64, 4, 1,
                                              64 * (d + 8 + dv + 8) * 2));
