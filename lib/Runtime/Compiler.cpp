@@ -1030,6 +1030,16 @@ Compiler::Impl::buildProgram(const Job &job, mlir::func::FuncOp func) {
   }
   if (!typeErr.empty())
     return refuse(typeErr);
+  // Every result must be written by a step (a returned constant is not).
+  llvm::SmallVector<bool> written(ret.getNumOperands(), false);
+  for (const GpuProgram::Step &st : prog.steps)
+    for (GpuProgram::Ref r : st.outs)
+      if (r.kind == GpuProgram::Ref::Output)
+        written[r.index] = true;
+  for (auto [j, w] : llvm::enumerate(written))
+    if (!w)
+      return refuse("result " + llvm::Twine(j) +
+                    " is not computed by an attn op or an elementwise op");
   auto sig = cpuSignature(func);
   if (!sig)
     return sig.takeError();

@@ -22,3 +22,21 @@ for name, function in (("retnet", None), ("hedgehog", None), ("mamba2_scan", Non
         print(f"{name}: compiled and returned")
     except attnc.AttncError as e:
         print(f"{name}: " + str(e).replace("\n", " "))
+
+# A function returning a constant beside its attention: nothing would
+# write that result on the GPU.
+RET_CONST = """
+func.func @ret_const(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+                     %v: tensor<?x4x?x64xbf16>)
+    -> (tensor<?x4x?x64xbf16>, tensor<2x2xf32>) {
+  %o = attn.attention %q, %k, %v : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>,
+      tensor<?x4x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  %c = arith.constant dense<1.0> : tensor<2x2xf32>
+  return %o, %c : tensor<?x4x?x64xbf16>, tensor<2x2xf32>
+}
+"""
+try:
+    attnc.compile(RET_CONST, target="sm_90a")
+    print("ret_const: compiled and returned")
+except attnc.AttncError as e:
+    print("ret_const: " + str(e).replace("\n", " "))
