@@ -804,12 +804,7 @@ Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
                        "': compiling the linear-attention kernel failed:\n" +
                        diag);
   }
-  std::string ptx;
-  clone->walk([&](mlir::gpu::BinaryOp bin) {
-    for (mlir::Attribute a : bin.getObjects())
-      if (auto o = llvm::dyn_cast<mlir::gpu::ObjectAttr>(a))
-        ptx = o.getObject().getValue().str();
-  });
+  std::string ptx = mlir::attn::binaryPtx(*clone);
   if (ptx.empty())
     return makeError("'" + job.function + "': no PTX was produced");
   auto sig = cpuSignature(func);
@@ -882,12 +877,7 @@ static llvm::Expected<std::string> elementwisePtx(mlir::MLIRContext *ctx,
   if (failed(parsePassPipeline(mlir::attn::gpuPipelineText(target), pm, os)) ||
       failed(pm.run(*m)))
     return makeError("compiling an elementwise kernel failed:\n" + diag);
-  std::string ptx;
-  m->walk([&](gpu::BinaryOp bin) {
-    for (Attribute a : bin.getObjects())
-      if (auto o = dyn_cast<gpu::ObjectAttr>(a))
-        ptx = o.getObject().getValue().str();
-  });
+  std::string ptx = mlir::attn::binaryPtx(*m);
   if (ptx.empty())
     return makeError("no PTX for an elementwise kernel");
   return ptx;
@@ -948,7 +938,7 @@ Compiler::Impl::buildProgram(const Job &job, mlir::func::FuncOp func) {
   // this spec's raw key.
   std::string savedCacheDir = cacheDir;
   cacheDir.clear();
-  auto restore = llvm::make_scope_exit([&] { cacheDir = savedCacheDir; });
+  llvm::scope_exit restore([&] { cacheDir = savedCacheDir; });
   unsigned part = 0;
   for (Operation &op : body.without_terminator()) {
     if (isa<arith::ConstantOp>(op))

@@ -140,6 +140,35 @@ llvm::Error attnc::checkCounts(const KernelSignature &sig, size_t nin,
   return llvm::Error::success();
 }
 
+llvm::Error attnc::checkSignature(const KernelSignature &sig,
+                                  ArrayRef<TensorRef> inputs,
+                                  ArrayRef<TensorRef> outputs) {
+  if (llvm::Error e = checkCounts(sig, inputs.size(), outputs.size()))
+    return e;
+  for (auto [p, t] : llvm::zip(sig.inputs, inputs))
+    if (llvm::Error e = checkParam(sig.name, "input", p, t))
+      return e;
+  for (auto [p, t] : llvm::zip(sig.outputs, outputs))
+    if (llvm::Error e = checkParam(sig.name, "output", p, t))
+      return e;
+  return llvm::Error::success();
+}
+
+llvm::Expected<void *> attnc::currentContext(StringRef kernel) {
+  auto drv = cuda::driver();
+  if (!drv)
+    return drv.takeError();
+  cuda::CUcontext ctx = nullptr;
+  if (llvm::Error e =
+          cuda::check(drv->cuCtxGetCurrent(&ctx), "cuCtxGetCurrent"))
+    return std::move(e);
+  if (!ctx)
+    return makeError(kernel + ": no CUDA context is current (make one "
+                              "current, e.g. with cuDevicePrimaryCtxRetain "
+                              "and cuCtxSetCurrent, or cudaSetDevice)");
+  return ctx;
+}
+
 /// For q, k, v, o (and lse): equal batch sizes, equal k/v lengths, o of
 /// shape [B, Hq, Nq, Dv].
 llvm::Error attnc::checkAttentionShapes(const KernelSignature &sig,
@@ -257,17 +286,12 @@ GpuKernelImpl::GpuKernelImpl(KernelSignature signature,
 }
 
 llvm::Expected<GpuKernelImpl::Functions> GpuKernelImpl::functions() {
-  auto drv = cuda::driver();
-  if (!drv)
-    return drv.takeError();
-  cuda::CUcontext ctx = nullptr;
-  if (llvm::Error e =
-          cuda::check(drv->cuCtxGetCurrent(&ctx), "cuCtxGetCurrent"))
-    return std::move(e);
-  if (!ctx)
-    return makeError(sig.name + ": no CUDA context is current (make one "
-                                "current, e.g. with cuDevicePrimaryCtxRetain "
-                                "and cuCtxSetCurrent, or cudaSetDevice)");
+  auto current = currentContext(sig.name);
+  if (!current)
+    return current.takeError();
+  void *ctx = *current;
+  // currentContext has loaded the driver.
+  const cuda::Driver *drv = &llvm::cantFail(cuda::driver());
   std::lock_guard<std::mutex> lock(mu);
   auto it = perContext.find(ctx);
   if (it != perContext.end())
@@ -351,14 +375,8 @@ struct Params {
 
 llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
                                   ArrayRef<TensorRef> outputs, void *stream) {
-  if (llvm::Error e = checkCounts(sig, inputs.size(), outputs.size()))
+  if (llvm::Error e = checkSignature(sig, inputs, outputs))
     return e;
-  for (auto [p, t] : llvm::zip(sig.inputs, inputs))
-    if (llvm::Error e = checkParam(sig.name, "input", p, t))
-      return e;
-  for (auto [p, t] : llvm::zip(sig.outputs, outputs))
-    if (llvm::Error e = checkParam(sig.name, "output", p, t))
-      return e;
   if (llvm::Error e = checkAttentionShapes(sig, inputs, outputs))
     return e;
   if (llvm::Error e = checkInputValues(sig, checks, inputs, /*host=*/false))
@@ -498,15 +516,12 @@ GpuLinearKernelImpl::GpuLinearKernelImpl(
 
 llvm::Expected<GpuLinearKernelImpl::Functions>
 GpuLinearKernelImpl::functions() {
-  auto drv = cuda::driver();
-  if (!drv)
-    return drv.takeError();
-  cuda::CUcontext ctx = nullptr;
-  if (llvm::Error e =
-          cuda::check(drv->cuCtxGetCurrent(&ctx), "cuCtxGetCurrent"))
-    return std::move(e);
-  if (!ctx)
-    return makeError(sig.name + ": no CUDA context is current");
+  auto current = currentContext(sig.name);
+  if (!current)
+    return current.takeError();
+  void *ctx = *current;
+  // currentContext has loaded the driver.
+  const cuda::Driver *drv = &llvm::cantFail(cuda::driver());
   std::lock_guard<std::mutex> lock(mu);
   auto it = perContext.find(ctx);
   if (it != perContext.end())
@@ -573,14 +588,8 @@ static llvm::Expected<unsigned> gridValue(const llvm::json::Value &v, int64_t B,
 llvm::Error GpuLinearKernelImpl::launch(ArrayRef<TensorRef> inputs,
                                         ArrayRef<TensorRef> outputs,
                                         void *stream) {
-  if (llvm::Error e = checkCounts(sig, inputs.size(), outputs.size()))
+  if (llvm::Error e = checkSignature(sig, inputs, outputs))
     return e;
-  for (auto [p, t] : llvm::zip(sig.inputs, inputs))
-    if (llvm::Error e = checkParam(sig.name, "input", p, t))
-      return e;
-  for (auto [p, t] : llvm::zip(sig.outputs, outputs))
-    if (llvm::Error e = checkParam(sig.name, "output", p, t))
-      return e;
   if (llvm::Error e = checkInputValues(sig, checks, inputs, /*host=*/false))
     return e;
   std::map<std::string, TensorRef> byName;
@@ -738,24 +747,15 @@ GpuProgramImpl::GpuProgramImpl(KernelSignature signature, GpuProgram program)
 
 llvm::Error GpuProgramImpl::launch(ArrayRef<TensorRef> inputs,
                                    ArrayRef<TensorRef> outputs, void *stream) {
-  if (llvm::Error e = checkCounts(sig, inputs.size(), outputs.size()))
+  if (llvm::Error e = checkSignature(sig, inputs, outputs))
     return e;
-  for (auto [p, t] : llvm::zip(sig.inputs, inputs))
-    if (llvm::Error e = checkParam(sig.name, "input", p, t))
-      return e;
-  for (auto [p, t] : llvm::zip(sig.outputs, outputs))
-    if (llvm::Error e = checkParam(sig.name, "output", p, t))
-      return e;
-  auto drv = cuda::driver();
-  if (!drv)
-    return drv.takeError();
+  auto current = currentContext(sig.name);
+  if (!current)
+    return current.takeError();
+  void *ctx = *current;
+  // currentContext has loaded the driver.
+  const cuda::Driver *drv = &llvm::cantFail(cuda::driver());
   auto s = static_cast<cuda::CUstream>(stream);
-  cuda::CUcontext ctx = nullptr;
-  if (llvm::Error e =
-          cuda::check(drv->cuCtxGetCurrent(&ctx), "cuCtxGetCurrent"))
-    return e;
-  if (!ctx)
-    return makeError(sig.name + ": no CUDA context is current");
   // Temporaries: contiguous, in stream order.
   llvm::SmallVector<TensorRef, 4> temps;
   llvm::SmallVector<cuda::CUdeviceptr, 4> allocs;

@@ -26,6 +26,13 @@ llvm::SmallVector<int64_t, 4> stridesOf(const TensorRef &t);
 llvm::Error checkParam(llvm::StringRef kernel, llvm::StringRef role,
                        const ParamInfo &p, const TensorRef &t);
 llvm::Error checkCounts(const KernelSignature &sig, size_t nin, size_t nout);
+/// checkCounts, then checkParam for every input and output.
+llvm::Error checkSignature(const KernelSignature &sig,
+                           llvm::ArrayRef<TensorRef> inputs,
+                           llvm::ArrayRef<TensorRef> outputs);
+/// The current CUDA context of this thread; an error naming `kernel` when
+/// there is none.
+llvm::Expected<void *> currentContext(llvm::StringRef kernel);
 llvm::Error checkAttentionShapes(const KernelSignature &sig,
                                  llvm::ArrayRef<TensorRef> inputs,
                                  llvm::ArrayRef<TensorRef> outputs);

@@ -395,6 +395,16 @@ static bool spills(StringRef log) {
   return false;
 }
 
+std::string mlir::attn::binaryPtx(ModuleOp module) {
+  std::string ptx;
+  module->walk([&](gpu::BinaryOp bin) {
+    for (Attribute a : bin.getObjects())
+      if (auto obj = dyn_cast<gpu::ObjectAttr>(a))
+        ptx = obj.getObject().getValue().str();
+  });
+  return ptx;
+}
+
 llvm::Expected<std::vector<GpuKernelArtifact>>
 mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
   const TargetDesc *t = lookupTarget(options.target);
@@ -474,11 +484,7 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
     if (failed(parsePassPipeline(gpuPipelineText(chip), lower)) ||
         failed(lower.run(*kmod)))
       return fail("lowering '" + name + "' to PTX failed");
-    kmod->walk([&](gpu::BinaryOp bin) {
-      for (Attribute a : bin.getObjects())
-        if (auto obj = dyn_cast<gpu::ObjectAttr>(a))
-          art.ptx = obj.getObject().getValue().str();
-    });
+    art.ptx = binaryPtx(*kmod);
     if (art.ptx.empty())
       return fail("no PTX produced for '" + name + "'");
 

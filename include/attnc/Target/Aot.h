@@ -37,6 +37,10 @@ struct GpuKernelArtifact {
   std::string ir;
 };
 
+/// The PTX of a module lowered with gpuPipelineText (format isa): the
+/// object of its gpu.binary (the last, if several); "" without one.
+std::string binaryPtx(ModuleOp module);
+
 /// ptxas from CUDA_HOME/CUDA_ROOT/CUDA_PATH, /usr/local/cuda or PATH; "" if
 /// none is found.
 std::string findPtxas();
