@@ -251,6 +251,21 @@ SmallVector<Value> GpuKernelEmitter::applyMask(Value full, Value j0, Value r0,
       });
 }
 
+Value GpuKernelEmitter::bindIndices() {
+  c0 = cIdx(0);
+  c1 = cIdx(1);
+  negInf = e.f32(-std::numeric_limits<float>::infinity());
+  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  lane = b.createOrFold<arith::RemUIOp>(tid, cIdx(32));
+  warp = e.divi(tid, cIdx(32));
+  Value qt = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  hk = e.divi(h, cIdx(hq / hkv));
+  i0 = e.muli(qt, cIdx(bq));
+  return qt;
+}
+
 Value GpuKernelEmitter::classify(Value i0v, Value i1v, Value j0v, Value j1v) {
   IRBackend be(b);
   auto [mayTrue, mayFalse] =
@@ -461,8 +476,10 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
   Value i0v = e.muli(qt, cIdx(bq)), j0v = e.muli(kt, cIdx(bkv));
   Value rows = e.mini(cIdx(bq), e.subi(nq, i0v));
   Value cols = e.mini(cIdx(bkv), e.subi(nk, j0v));
-  Value cls = classify(i0v, e.subi(e.addi(i0v, rows), c1), j0v,
-                       e.subi(e.addi(j0v, cols), c1));
+  // The tile's last row and column (inclusive bounds).
+  Value i1v = e.subi(e.addi(i0v, rows), c1),
+        j1v = e.subi(e.addi(j0v, cols), c1);
+  Value cls = classify(i0v, i1v, j0v, j1v);
   Value first = e.cmpi(CmpIPredicate::eq, tid, c0);
   Type i32 = b.getI32Type();
   Value zero32 = arith::ConstantIntOp::create(b, i32, 0);
@@ -549,8 +566,8 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
     Block &blk = op.getMask().front();
     ev.bind(blk.getArgument(0), bi, bi);
     ev.bind(blk.getArgument(1), h, h);
-    ev.bind(blk.getArgument(2), i0v, e.subi(e.addi(i0v, rows), c1));
-    ev.bind(blk.getArgument(3), j0v, e.subi(e.addi(j0v, cols), c1));
+    ev.bind(blk.getArgument(2), i0v, i1v);
+    ev.bind(blk.getArgument(3), j0v, j1v);
     blk.walk([&](tensor::ExtractOp ex) {
       auto ty = dyn_cast<IntegerType>(ex.getType());
       if (!ty || ty.getWidth() < 2 || ty.getWidth() > 32 ||
@@ -589,8 +606,7 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
     // are evaluated per element.
     IRBackend be(b);
     auto [mayTrue, mayFalse] =
-        evalTileMask(be, op, ms, bi, h, i0v, e.subi(e.addi(i0v, rows), c1), j0v,
-                     e.subi(e.addi(j0v, cols), c1), ArrayRef(known));
+        evalTileMask(be, op, ms, bi, h, i0v, i1v, j0v, j1v, ArrayRef(known));
     Value ranged = e.select(mayTrue, e.select(mayFalse, c1, cIdx(2)), c0);
     cls = e.select(partial, ranged, cls);
     partial = e.cmpi(CmpIPredicate::eq, cls, c1);
@@ -668,19 +684,8 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func) {
   sK = func.getWorkgroupAttributions()[0];
   sV = func.getWorkgroupAttributions()[1];
 
-  const float inf = std::numeric_limits<float>::infinity();
   const double log2e = 1.4426950408889634;
-  c0 = cIdx(0);
-  c1 = cIdx(1);
-  negInf = e.f32(-inf);
-  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  lane = b.createOrFold<arith::RemUIOp>(tid, cIdx(32));
-  warp = e.divi(tid, cIdx(32));
-  Value qt = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-  hk = e.divi(h, cIdx(hq / hkv));
-  i0 = e.muli(qt, cIdx(bq));
+  Value qt = bindIndices();
 
   // Q: staged through sK (bkv rows at a time), then held in registers as A
   // fragments for the whole kernel.

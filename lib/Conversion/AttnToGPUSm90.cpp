@@ -78,21 +78,10 @@ LogicalResult GpuKernelEmitter::emitSm90(gpu::GPUFuncOp func) {
   // q, k, v are the TMA maps' pointers here.
   Value qPtr = q, kPtr = k, vPtr = v;
 
-  const float inf = std::numeric_limits<float>::infinity();
   const double log2e = 1.4426950408889634;
   Type f32 = b.getF32Type(), i64 = b.getI64Type(), idxTy = b.getIndexType();
-  c0 = cIdx(0);
-  c1 = cIdx(1);
-  negInf = e.f32(-inf);
+  Value qt = bindIndices();
   Value zero = e.f32(0.0);
-  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  lane = b.createOrFold<arith::RemUIOp>(tid, cIdx(32));
-  warp = e.divi(tid, cIdx(32));
-  Value qt = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-  hk = e.divi(h, cIdx(hq / hkv));
-  i0 = e.muli(qt, cIdx(bq));
 
   // Shared memory: Q (d/64 atoms of bq rows), then `stages` stages of K
   // (d/64 atoms) and V (dv/64 atoms) of 128 rows; every atom is 64 columns

@@ -121,6 +121,10 @@ public:
   SmallVector<Value> applyMask(Value full, Value j0, Value r0, Value r1,
                                Value lcol, ArrayRef<Value> scored,
                                ArrayRef<Value> words);
+  /// Sets c0, c1, negInf and the thread and block indices of both attention
+  /// kernels (tid, lane, warp; h, bi from the grid's y and z, hk, i0);
+  /// returns the q tile (the grid's x).
+  Value bindIndices();
   /// Binds the attention kernel's arguments (the same order in both
   /// kernels; q, k, v are memrefs or, for sm_90a, TMA-map pointers).
   void bindArguments(Block &entry);
