@@ -93,6 +93,13 @@ func.func @sliding_window(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
 // MAP-NEXT:   q2 FFP. kv [0, 3)
 // MAP-NEXT:   q3 FFFP kv [0, 4)
 // MAP-NEXT:   visited 10 of 16 tiles
+// ODD-LABEL: tile map of {{.*}} kind index
+// ODD-NEXT:   q0 F.... kv [0, 1)
+// ODD-NEXT:   q1 F.... kv [0, 1)
+// ODD-NEXT:   q2 FP... kv [0, 2)
+// ODD-NEXT:   q3 FP... kv [0, 2)
+// ODD-NEXT:   q4 FFP.. kv [0, 3)
+// ODD-NEXT:   visited 9 of 25 tiles
 // CHECK-LABEL: func.func @prefix_lm
 // CHECK: mask_info = #attn.mask_info<kind = index, batch = false, head = false, from_score = false>
 func.func @prefix_lm(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
@@ -104,6 +111,77 @@ func.func @prefix_lm(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
       %causal = arith.cmpi uge, %i, %j : index
       %keep = arith.ori %prefix, %causal : i1
       attn.yield %keep : i1
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// Dilated window (128 past keys, every second one): the rem makes no tile
+// full, but tiles beyond the window are still never visited.
+// MAP-LABEL: tile map of {{.*}} kind index
+// MAP-NEXT:   q0 P... kv [0, 1)
+// MAP-NEXT:   q1 PP.. kv [0, 2)
+// MAP-NEXT:   q2 PPP. kv [0, 3)
+// MAP-NEXT:   q3 .PPP kv [1, 4)
+// MAP-NEXT:   visited 9 of 16 tiles
+// ODD-LABEL: tile map of {{.*}} kind index
+// ODD-NEXT:   q0 P.... kv [0, 1)
+// ODD-NEXT:   q1 P.... kv [0, 1)
+// ODD-NEXT:   q2 PP... kv [0, 2)
+// ODD-NEXT:   q3 PP... kv [0, 2)
+// ODD-NEXT:   q4 PPP.. kv [0, 3)
+// ODD-NEXT:   visited 9 of 25 tiles
+// CHECK-LABEL: func.func @dilated_window
+// CHECK: mask_info = #attn.mask_info<kind = index, batch = false, head = false, from_score = false>
+func.func @dilated_window(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                          %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %w = arith.constant 128 : index
+      %c2 = arith.constant 2 : index
+      %c0 = arith.constant 0 : index
+      %causal = arith.cmpi uge, %i, %j : index
+      %d = arith.subi %i, %j : index
+      %near = arith.cmpi slt, %d, %w : index
+      %r = arith.remsi %d, %c2 : index
+      %even = arith.cmpi eq, %r, %c0 : index
+      %a = arith.andi %causal, %near : i1
+      %keep = arith.andi %a, %even : i1
+      attn.yield %keep : i1
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// Chunked (block-local) causal attention in chunks of 128 written with div:
+// tiles below the diagonal inside a chunk are full, tiles of earlier chunks
+// are empty and skipped.
+// MAP-LABEL: tile map of {{.*}} kind index
+// MAP-NEXT:   q0 P... kv [0, 1)
+// MAP-NEXT:   q1 FP.. kv [0, 2)
+// MAP-NEXT:   q2 ..P. kv [2, 3)
+// MAP-NEXT:   q3 ..FP kv [2, 4)
+// MAP-NEXT:   visited 6 of 16 tiles
+// ODD-LABEL: tile map of {{.*}} kind index
+// ODD-NEXT:   q0 P.... kv [0, 1)
+// ODD-NEXT:   q1 P.... kv [0, 1)
+// ODD-NEXT:   q2 FP... kv [0, 2)
+// ODD-NEXT:   q3 FP... kv [0, 2)
+// ODD-NEXT:   q4 ..P.. kv [2, 3)
+// ODD-NEXT:   visited 7 of 25 tiles
+// CHECK-LABEL: func.func @chunked_causal
+// CHECK: mask_info = #attn.mask_info<kind = index, batch = false, head = false, from_score = false>
+func.func @chunked_causal(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                          %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %c = arith.constant 128 : index
+      %ci = arith.divui %i, %c : index
+      %cj = arith.divui %j, %c : index
+      %same = arith.cmpi eq, %ci, %cj : index
+      %causal = arith.cmpi uge, %i, %j : index
+      %m = arith.andi %same, %causal : i1
+      attn.yield %m : i1
     } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
       -> tensor<?x4x?x64xf32>
   return %o : tensor<?x4x?x64xf32>
