@@ -405,13 +405,38 @@ int main(int argc, char **argv) {
     return fail("no attn op");
   }
   bool isLinear = !isa<attn::AttentionOp>(attnOp);
+  Value qArg = attnOp->getOperand(0), kArg = attnOp->getOperand(1),
+        vArg = attnOp->getOperand(2);
+  // A spec that fixes the batch or a sequence length statically runs at that
+  // size (and reports it); a flag that asks for another size is an error
+  // rather than silently ignored.
+  auto fixStatic = [&](Value v, unsigned dim, cl::opt<int64_t> &opt,
+                       StringRef flag) -> LogicalResult {
+    auto t = dyn_cast<RankedTensorType>(v.getType());
+    if (!t || t.getRank() != 4 || t.isDynamicDim(dim))
+      return success();
+    int64_t n = t.getDimSize(dim);
+    if (opt.getNumOccurrences() && opt != n) {
+      llvm::errs() << "attn-run: error: the spec fixes " << flag.drop_front(2)
+                   << " = " << n << " in its types, but " << flag << " "
+                   << int64_t(opt) << " was given\n";
+      return failure();
+    }
+    opt = n;
+    return success();
+  };
+  if (failed(fixStatic(qArg, 0, batch, "--batch")) ||
+      failed(fixStatic(qArg, 2, nq, "--nq")))
+    return fail("bad sizes");
+  if (!nk.getNumOccurrences())
+    nk = nq;
+  if (failed(fixStatic(kArg, 2, nk, "--nk")))
+    return fail("bad sizes");
   if (isLinear && nk != nq) {
     llvm::errs() << "attn-run: error: linear attention and scans need "
                     "--nk equal to --nq\n";
     return fail("bad sizes");
   }
-  Value qArg = attnOp->getOperand(0), kArg = attnOp->getOperand(1),
-        vArg = attnOp->getOperand(2);
   Value decayArg;
   if (auto l = dyn_cast<attn::LinearAttentionOp>(attnOp))
     decayArg = l.getDecay();
