@@ -988,7 +988,7 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
                                "of 16 and at most 256, got "
                             << d << " and " << dv;
   int64_t bq = sched.getBlockQ(), bkv = sched.getBlockKv();
-  if (bq % 16 != 0 || bq > 256 || bkv % 16 != 0)
+  if (bq % 16 != 0 || bq > 128 || bkv % 16 != 0)
     return op.emitOpError() << "GPU schedule needs block_q in {16, ..., 128} "
                                "and block_kv a multiple of 16, got "
                             << bq << "x" << bkv;

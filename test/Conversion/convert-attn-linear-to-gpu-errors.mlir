@@ -108,3 +108,34 @@ func.func @token_order_gla_bidirectional(%q: tensor<?x2x?x64xbf16>, %k: tensor<?
       -> tensor<?x2x?x64xbf16>
   return %o : tensor<?x2x?x64xbf16>
 }
+// -----
+
+// A schedule written for the CPU is kept by attn-select-schedule.
+func.func @cpu_schedule(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
+                        %v: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
+  // expected-error @+1 {{has a CPU schedule; select a GPU target (sm_80 or sm_90a) for GPU code generation}}
+  %o = attn.scan causal %q, %k, %v
+    {schedule = #attn.schedule<target = "cpu", block_q = 16, block_kv = 16, warps = 1, stages = 1, smem_bytes = 0>}
+    : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+      -> tensor<?x4x?x64xbf16>
+  return %o : tensor<?x4x?x64xbf16>
+}
+// -----
+
+// The feature kernel reads rows of q and k of at most 256 elements, even when
+// the feature dim it writes is supported.
+func.func @feature_head_dim_512(%q: tensor<?x4x?x512xbf16>, %k: tensor<?x4x?x512xbf16>,
+                                %v: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
+  // expected-error @+1 {{GPU feature kernels read head dims up to 256, got 512}}
+  %o = attn.linear_attention causal %q, %k, %v
+    feature_map(%x: vector<512xf32>) {
+      %r = vector.shuffle %x, %x [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
+        31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+        49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63]
+        : vector<512xf32>, vector<512xf32>
+      attn.yield %r : vector<64xf32>
+    } : tensor<?x4x?x512xbf16>, tensor<?x4x?x512xbf16>, tensor<?x4x?x64xbf16>
+      -> tensor<?x4x?x64xbf16>
+  return %o : tensor<?x4x?x64xbf16>
+}

@@ -1,4 +1,4 @@
-// RUN: attn-opt %s --attn-select-schedule=target=sm_90a -verify-diagnostics
+// RUN: attn-opt %s --attn-select-schedule=target=sm_90a -split-input-file -verify-diagnostics
 
 // Head dim 256 does not fit the register-resident mma.sync kernel: Q, S and
 // O fragments for 16 rows per warp exceed the register budget.
@@ -9,4 +9,17 @@ func.func @f16_d256(%q: tensor<?x4x?x256xf16>, %k: tensor<?x4x?x256xf16>,
     : tensor<?x4x?x256xf16>, tensor<?x4x?x256xf16>, tensor<?x4x?x256xf16>
       -> tensor<?x4x?x256xf16>
   return %o : tensor<?x4x?x256xf16>
+}
+
+// -----
+
+// Linear attention and scans: even the shortest chunk's rows of phi(q),
+// phi(k), v and the gates exceed the on-chip budget at F = Dv = 1024.
+func.func @scan_d1024(%q: tensor<?x1x?x1024xbf16>, %k: tensor<?x1x?x1024xbf16>,
+                      %v: tensor<?x1x?x1024xbf16>) -> tensor<?x1x?x1024xbf16> {
+  // expected-error @+1 {{no chunk length fits sm_90a (49152 bytes on chip) for feature dim 1024 and value dim 1024}}
+  %o = attn.scan causal %q, %k, %v
+    : tensor<?x1x?x1024xbf16>, tensor<?x1x?x1024xbf16>, tensor<?x1x?x1024xbf16>
+      -> tensor<?x1x?x1024xbf16>
+  return %o : tensor<?x1x?x1024xbf16>
 }

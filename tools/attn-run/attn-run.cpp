@@ -203,6 +203,8 @@ FailureOr<int64_t> resolveDim(StringRef s, int64_t b, int64_t q, int64_t k) {
       return failure();
     v = (v + d - 1) / d;
   }
+  if (v <= 0)
+    return failure();
   return v;
 }
 
@@ -342,6 +344,11 @@ int main(int argc, char **argv) {
         << "attn-run: error: --batch, --nq and --nk must be positive\n";
     return fail("bad sizes");
   }
+  if (tol.getNumOccurrences() && !(tol > 0)) {
+    llvm::errs() << "attn-run: error: --tol must be positive, got " << tol
+                 << "\n";
+    return fail("bad flags");
+  }
   if (repeat <= 0 || inputScale <= 0) {
     llvm::errs() << "attn-run: error: --repeat and --input-scale must be "
                     "positive\n";
@@ -472,8 +479,8 @@ int main(int argc, char **argv) {
           r = resolveDim(s.getValue(), batch, nq, nk);
         if (failed(r)) {
           llvm::errs() << "attn-run: error: argument #" << arg.getArgNumber()
-                       << ": attn.run_dims must list one of b, nq, nk, n, an "
-                          "integer or X/<int> per dimension\n";
+                       << ": attn.run_dims must list one of b, nq, nk, n, a "
+                          "positive integer or X/<int> per dimension\n";
           return fail("bad attn.run_dims");
         }
         size = *r;
@@ -496,11 +503,25 @@ int main(int argc, char **argv) {
       init = s.getValue();
     SmallVector<StringRef> parts;
     init.split(parts, ':');
-    auto param = [&](unsigned i, double dflt) {
+    // The numbers after the mode: all of them or none, each a number.
+    SmallVector<double, 2> nums;
+    for (StringRef p : llvm::drop_begin(parts)) {
       double v;
-      if (parts.size() > i && !parts[i].getAsDouble(v))
-        return v;
-      return dflt;
+      if (p.getAsDouble(v) || !std::isfinite(v)) {
+        llvm::errs() << "attn-run: error: argument #" << arg.getArgNumber()
+                     << ": attn.run_init '" << init << "': '" << p
+                     << "' is not a number\n";
+        return fail("bad attn.run_init");
+      }
+      nums.push_back(v);
+    }
+    auto badInit = [&](StringRef why) {
+      llvm::errs() << "attn-run: error: argument #" << arg.getArgNumber()
+                   << ": attn.run_init '" << init << "': " << why << "\n";
+      return fail("bad attn.run_init");
+    };
+    auto param = [&](unsigned i, double dflt) {
+      return nums.size() > i - 1 ? nums[i - 1] : dflt;
     };
     bool isFloat =
         hb.kind == Kind::F32 || hb.kind == Kind::F16 || hb.kind == Kind::BF16;
@@ -512,8 +533,12 @@ int main(int argc, char **argv) {
         hi = -0.01;
       }
       if (parts[0] == "uniform") {
+        if (!nums.empty() && nums.size() != 2)
+          return badInit("expected uniform:lo:hi");
         lo = param(1, lo);
         hi = param(2, hi);
+        if (!(lo < hi))
+          return badInit("lo must be below hi");
       } else if (!init.empty()) {
         llvm::errs() << "attn-run: error: unknown attn.run_init '" << init
                      << "' for a float argument (expected uniform:lo:hi)\n";
@@ -527,10 +552,14 @@ int main(int argc, char **argv) {
       StringRef mode =
           init.empty() ? (hb.kind == Kind::I1 ? "bits" : "sorted") : parts[0];
       if (mode == "bits") {
+        if (nums.size() > 1 || !(param(1, 0.5) >= 0 && param(1, 0.5) <= 1))
+          return badInit("expected bits:p with p in [0, 1]");
         std::bernoulli_distribution dist(param(1, 0.5));
         for (int64_t i = 0; i < hb.numel(); ++i)
           setInt(hb, i, dist(rng) ? 1 : 0);
       } else if (mode == "sorted" || mode == "randint") {
+        if ((!nums.empty() && nums.size() != 2) || param(1, 0) > param(2, 3))
+          return badInit("expected " + mode.str() + ":lo:hi with lo <= hi");
         std::uniform_int_distribution<int64_t> dist(int64_t(param(1, 0)),
                                                     int64_t(param(2, 3)));
         std::vector<int64_t> vals(hb.numel());

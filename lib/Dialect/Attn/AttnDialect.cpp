@@ -57,8 +57,11 @@ LogicalResult ScheduleAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (!isPow2(blockQ) || !isPow2(blockKv))
     return emitError() << "block_q and block_kv must be powers of two, got "
                        << blockQ << " and " << blockKv;
-  if (warps <= 0 || stages <= 0 || smemBytes < 0)
-    return emitError() << "warps and stages must be positive";
+  if (warps <= 0 || stages <= 0)
+    return emitError() << "warps and stages must be positive, got " << warps
+                       << " and " << stages;
+  if (smemBytes < 0)
+    return emitError() << "smem_bytes must not be negative, got " << smemBytes;
   if (target != "cpu" && target != "sm_80" && target != "sm_90a")
     return emitError() << "unknown target '" << target
                        << "' (expected cpu, sm_80 or sm_90a)";
@@ -264,6 +267,13 @@ static FailureOr<RankedTensorType> getRank4(Operation *op, Value v,
                       << type;
     return failure();
   }
+  if (type.getDimSize(1) == 0 || type.getDimSize(3) == 0) {
+    op->emitOpError() << name
+                      << " must have at least one head and a non-zero head "
+                         "dim, got "
+                      << type;
+    return failure();
+  }
   return type;
 }
 
@@ -403,10 +413,11 @@ void AttentionOp::print(OpAsmPrinter &p) {
 
 LogicalResult AttentionOp::verify() {
   Operation *op = getOperation();
-  auto q = getRank4(op, getQ(), "q");
-  auto k = getRank4(op, getK(), "k");
-  auto v = getRank4(op, getV(), "v");
-  if (failed(q) || failed(k) || failed(v))
+  // One diagnostic: the first of q, k, v that is malformed.
+  FailureOr<RankedTensorType> q = getRank4(op, getQ(), "q"), k = failure(),
+                              v = failure();
+  if (failed(q) || failed(k = getRank4(op, getK(), "k")) ||
+      failed(v = getRank4(op, getV(), "v")))
     return failure();
   if (failed(verifyQKV(op, *q, *k, *v, /*sameSeq=*/false)))
     return failure();
@@ -678,10 +689,10 @@ static int64_t featureDimOf(Region *fm, int64_t headDim) {
 
 static LogicalResult verifyLinearLike(const LinearView &lv) {
   Operation *op = lv.op;
-  auto q = getRank4(op, lv.q, "q");
-  auto k = getRank4(op, lv.k, "k");
-  auto v = getRank4(op, lv.v, "v");
-  if (failed(q) || failed(k) || failed(v))
+  FailureOr<RankedTensorType> q = getRank4(op, lv.q, "q"), k = failure(),
+                              v = failure();
+  if (failed(q) || failed(k = getRank4(op, lv.k, "k")) ||
+      failed(v = getRank4(op, lv.v, "v")))
     return failure();
   if (failed(verifyQKV(op, *q, *k, *v, /*sameSeq=*/true)))
     return failure();
@@ -769,6 +780,14 @@ static LogicalResult verifyLinearRegions(const LinearView &lv) {
            << "'key_feature_map' requires a 'feature_map' region";
   // A feature map takes the row, and optionally the token's position (for
   // position-dependent maps such as cosFormer's reweighting).
+  for (auto [r, name] :
+       {std::pair<Region *, StringRef>{lv.featureMap, "feature_map"},
+        {lv.keyFeatureMap, "key_feature_map"}})
+    if (!r->empty() && r->front().getNumArguments() > 2)
+      return op->emitOpError()
+             << "'" << name << "' region must take the row (" << rowType
+             << ") and optionally the token's position (index), got "
+             << r->front().getNumArguments() << " arguments";
   auto argsOf = [&](Region &r) -> SmallVector<Type> {
     if (!r.empty() && r.front().getNumArguments() == 2)
       return {rowType, IndexType::get(op->getContext())};
@@ -803,9 +822,10 @@ static LogicalResult verifyTokenOrder(Operation *op, TokenOrderAttr order,
 }
 
 LogicalResult LinearAttentionOp::verify() {
-  if (failed(verifyTokenOrder(*this, getOrderAttr(), getQ())))
+  // Shapes first: the token order reads q's sequence length.
+  if (failed(verifyLinearLike(view(*this))))
     return failure();
-  return verifyLinearLike(view(*this));
+  return verifyTokenOrder(*this, getOrderAttr(), getQ());
 }
 LogicalResult LinearAttentionOp::verifyRegions() {
   return verifyLinearRegions(view(*this));
@@ -820,9 +840,10 @@ ParseResult ScanOp::parse(OpAsmParser &parser, OperationState &result) {
 }
 void ScanOp::print(OpAsmPrinter &p) { printLinearLike(p, view(*this)); }
 LogicalResult ScanOp::verify() {
-  if (failed(verifyTokenOrder(*this, getOrderAttr(), getQ())))
+  // Shapes first: the token order reads q's sequence length.
+  if (failed(verifyLinearLike(view(*this))))
     return failure();
-  return verifyLinearLike(view(*this));
+  return verifyTokenOrder(*this, getOrderAttr(), getQ());
 }
 LogicalResult ScanOp::verifyRegions() { return success(); }
 int64_t ScanOp::getFeatureDim() {

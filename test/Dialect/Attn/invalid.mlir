@@ -151,6 +151,16 @@ func.func @captures_count(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v
   return
 }
 
+// -----
+
+// A named region with neither arguments nor a body.
+func.func @score_region_empty(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+2 {{'score' region must not be empty}}
+  %o = attn.attention %q, %k, %v
+    score() {} : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
 //===----------------------------------------------------------------------===//
 // attn.attention: regions
 //===----------------------------------------------------------------------===//
@@ -311,7 +321,7 @@ func.func @schedule_block_size(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32
 // -----
 
 func.func @schedule_warps(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
-  // expected-error @+1 {{warps and stages must be positive}}
+  // expected-error @+1 {{warps and stages must be positive, got 0 and 2}}
   %o = attn.attention %q, %k, %v {schedule = #attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 0, stages = 2, smem_bytes = 65536>} : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
   return
 }
@@ -333,6 +343,14 @@ func.func @schedule_target(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %
 func.func @linear_direction(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
   // expected-error @+1 {{expected 'causal' or 'bidirectional', got 'forward'}}
   %o = attn.linear_attention forward %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @linear_two_input_types(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{expected 3 input types (q, k, v), got 2}}
+  %o = attn.linear_attention causal %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
   return
 }
 
@@ -469,6 +487,60 @@ func.func @feature_map_scalar(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>
 
 // -----
 
+func.func @schedule_smem(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{smem_bytes must not be negative, got -1}}
+  %o = attn.attention %q, %k, %v {schedule = #attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 4, stages = 2, smem_bytes = -1>} : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @zero_kv_heads(%q: tensor<?x4x?x64xf32>, %k: tensor<?x0x?x64xf32>, %v: tensor<?x0x?x64xf32>) {
+  // expected-error @+1 {{k must have at least one head and a non-zero head dim, got 'tensor<?x0x?x64xf32>'}}
+  %o = attn.attention %q, %k, %v : tensor<?x4x?x64xf32>, tensor<?x0x?x64xf32>, tensor<?x0x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @zero_head_dim(%q: tensor<?x4x?x0xf32>, %k: tensor<?x4x?x0xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{q must have at least one head and a non-zero head dim, got 'tensor<?x4x?x0xf32>'}}
+  %o = attn.attention %q, %k, %v : tensor<?x4x?x0xf32>, tensor<?x4x?x0xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @scan_zero_heads(%q: tensor<?x0x?x64xf32>, %k: tensor<?x0x?x64xf32>, %v: tensor<?x0x?x64xf32>) {
+  // expected-error @+1 {{q must have at least one head and a non-zero head dim}}
+  %o = attn.scan causal %q, %k, %v : tensor<?x0x?x64xf32>, tensor<?x0x?x64xf32>, tensor<?x0x?x64xf32> -> tensor<?x0x?x64xf32>
+  return
+}
+
+// -----
+
+// The token order reads q's sequence length only once q is known to be
+// rank 4.
+func.func @token_order_rank(%q: tensor<4xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{q must be a rank-4 tensor [B, H, N, D], got 'tensor<4xf32>'}}
+  %o = attn.scan causal %q, %k, %v {order = #attn.token_order<grid = [2, 3, 4], perm = [0, 1, 2], review = 0>}
+    : tensor<4xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @feature_map_arg_count(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{'feature_map' region must take the row ('vector<64xf32>') and optionally the token's position (index), got 3 arguments}}
+  %o = attn.linear_attention causal %q, %k, %v
+    feature_map(%x: vector<64xf32>, %t: index, %u: index) {
+      attn.yield %x : vector<64xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
 func.func @feature_map_arg_type(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
   // expected-error @+1 {{'feature_map' region argument #0 must be 'vector<64xf32>', got 'vector<32xf32>'}}
   %o = attn.linear_attention causal %q, %k, %v
@@ -553,6 +625,26 @@ func.func @token_order_perm(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, 
   // expected-error @+2 {{perm must be a permutation of 0..2}}
   %o = attn.scan causal %q, %k, %v
     {order = #attn.token_order<grid = [2, 3, 4], perm = [0, 0, 2], review = 0>}
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @token_order_grid(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+2 {{grid dims must be positive}}
+  %o = attn.scan causal %q, %k, %v
+    {order = #attn.token_order<grid = [2, 0, 4], perm = [0, 1, 2], review = 0>}
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @token_order_review(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  // expected-error @+2 {{review must not be negative, got -1}}
+  %o = attn.linear_attention causal %q, %k, %v
+    {order = #attn.token_order<grid = [2, 3, 4], perm = [0, 1, 2], review = -1>}
     : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
   return
 }
