@@ -337,9 +337,10 @@ int main(int argc, char **argv) {
       return fail("no CUDA device");
     }
   }
-  if (nk == 0)
-    nk = nq;
-  if (batch <= 0 || nq <= 0 || nk <= 0) {
+  // --nk 0 (the default) means "as --nq", resolved once the spec's static
+  // sizes are known.
+  bool nkGiven = nk != 0;
+  if (batch <= 0 || nq <= 0 || nk < 0) {
     llvm::errs()
         << "attn-run: error: --batch, --nq and --nk must be positive\n";
     return fail("bad sizes");
@@ -418,12 +419,17 @@ int main(int argc, char **argv) {
   // size (and reports it); a flag that asks for another size is an error
   // rather than silently ignored.
   auto fixStatic = [&](Value v, unsigned dim, cl::opt<int64_t> &opt,
-                       StringRef flag) -> LogicalResult {
+                       StringRef flag, bool given) -> LogicalResult {
     auto t = dyn_cast<RankedTensorType>(v.getType());
     if (!t || t.getRank() != 4 || t.isDynamicDim(dim))
       return success();
     int64_t n = t.getDimSize(dim);
-    if (opt.getNumOccurrences() && opt != n) {
+    if (n <= 0) {
+      llvm::errs() << "attn-run: error: the spec fixes " << flag.drop_front(2)
+                   << " = " << n << "; attn-run needs positive sizes\n";
+      return failure();
+    }
+    if (given && opt != n) {
       llvm::errs() << "attn-run: error: the spec fixes " << flag.drop_front(2)
                    << " = " << n << " in its types, but " << flag << " "
                    << int64_t(opt) << " was given\n";
@@ -432,12 +438,13 @@ int main(int argc, char **argv) {
     opt = n;
     return success();
   };
-  if (failed(fixStatic(qArg, 0, batch, "--batch")) ||
-      failed(fixStatic(qArg, 2, nq, "--nq")))
+  if (failed(fixStatic(qArg, 0, batch, "--batch",
+                       batch.getNumOccurrences() > 0)) ||
+      failed(fixStatic(qArg, 2, nq, "--nq", nq.getNumOccurrences() > 0)))
     return fail("bad sizes");
-  if (!nk.getNumOccurrences())
+  if (!nkGiven)
     nk = nq;
-  if (failed(fixStatic(kArg, 2, nk, "--nk")))
+  if (failed(fixStatic(kArg, 2, nk, "--nk", nkGiven)))
     return fail("bad sizes");
   if (isLinear && nk != nq) {
     llvm::errs() << "attn-run: error: linear attention and scans need "
