@@ -543,6 +543,28 @@ def where_wrong(got, ref):
             f"chunk 0 err {head:.2e}, later {tail:.2e}")
 
 
+def check_sizes(abi, spec_text):
+    """(B, T, layout, gate divisor) of the correctness checks of a kernel."""
+    sizes = [(2, 256, "bthd", 16), (1, 333, "bthd", 16), (2, 200, "bhtd", 16)]
+    if abi["H"] <= 4:
+        sizes[1] = (3, 1000, "bthd", 16)
+    order = token_order(spec_text)
+    if order:
+        # The order applies at N = review + prod(grid) (two sizes, both
+        # layouts); one more size (N + 4) checks that other lengths scan
+        # in storage order, as on the CPU.
+        n = order[2] + math.prod(order[0])
+        sizes = [(2, n, "bthd", 16), (1, n, "bhtd", 16), (1, n + 4, "bthd", 16)]
+    if "initial_state" in [a["name"] for a in abi["args"]] and not order:
+        # Decode: a state in, one token (and a few), the state out.
+        sizes += [(2, 1, "bthd", 16), (1, 5, "bhtd", 16)]
+    if abi["decay"] == "token_dim":
+        # Stronger gates: logsigmoid(x) (about -52 nats per 64-token
+        # chunk on average; docs/linear-gpu.md gives the guaranteed range).
+        sizes.append((1, 333, "bthd", 1))
+    return sizes
+
+
 def run_kernel(fn, entry, case, phi=None):
     abi = entry["abi"]
     if "feature_kernel" in abi:
@@ -718,23 +740,7 @@ def main():
         with open(os.path.join(kdir, entry["spec"])) as f:
             spec_text = f.read()
         fmap = FEATURE_MAPS.get(entry["name"], "identity")
-        sizes = [(2, 256, "bthd", 16), (1, 333, "bthd", 16), (2, 200, "bhtd", 16)]
-        if entry["abi"]["H"] <= 4:
-            sizes[1] = (3, 1000, "bthd", 16)
-        order = token_order(spec_text)
-        if order:
-            # The order applies at N = review + prod(grid) (two sizes, both
-            # layouts); one more size (N + 4) checks that other lengths scan
-            # in storage order, as on the CPU.
-            n = order[2] + math.prod(order[0])
-            sizes = [(2, n, "bthd", 16), (1, n, "bhtd", 16), (1, n + 4, "bthd", 16)]
-        if "initial_state" in [a["name"] for a in entry["abi"]["args"]] and not order:
-            # Decode: a state in, one token (and a few), the state out.
-            sizes += [(2, 1, "bthd", 16), (1, 5, "bhtd", 16)]
-        if entry["abi"]["decay"] == "token_dim":
-            # Stronger gates: logsigmoid(x) (about -52 nats per 64-token
-            # chunk on average; docs/linear-gpu.md gives the guaranteed range).
-            sizes.append((1, 333, "bthd", 1))
+        sizes = check_sizes(entry["abi"], spec_text)
         for si, (B, T, layout, gdiv) in enumerate(sizes):
             what = f"{key} B={B} T={T} {layout}" + (f" gates=logsigmoid/{gdiv}" if gdiv != 16 else "")
             try:

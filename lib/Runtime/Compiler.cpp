@@ -7,7 +7,9 @@
 // key:
 //   <cache>/<key>/entry.json   version, key, target, function, and the size
 //                              and SHA-256 of every other file
-//   GPU: an attn-aot directory (manifest.json, .ptx, .cubin, launcher)
+//   GPU: an attn-aot directory (manifest.json, .ptx, .cubin, launcher); for
+//        linear attention and scans manifest.json (a kernel of kind
+//        "linear") and the .ptx
 //   CPU: kernel.o (native object code, linked with ORC on a hit)
 // An entry whose entry.json is missing, unparsable, from another compiler
 // version or whose files do not match their hashes is removed and rebuilt.
@@ -686,6 +688,38 @@ static llvm::Error parseCpuEntry(const llvm::json::Object &o,
   return parseChecks(o.getObject("checks"), sig, c);
 }
 
+/// manifest.json of a linear-attention / scan kernel's cache entry.
+static std::string linearManifestJson(StringRef target, StringRef function,
+                                      StringRef ptxFile,
+                                      const llvm::json::Object &abi,
+                                      const KernelSignature &sig,
+                                      llvm::ArrayRef<std::string> names,
+                                      llvm::ArrayRef<float> constDecay,
+                                      const InputChecks &checks) {
+  llvm::json::Array nameList, decays;
+  for (const std::string &n : names)
+    nameList.push_back(n);
+  for (float d : constDecay)
+    decays.push_back(double(d));
+  llvm::json::Object kernel{{"name", function},
+                            {"kind", "linear"},
+                            {"ptx", ptxFile},
+                            {"abi", llvm::json::Object(abi)},
+                            {"inputs", paramsJson(sig.inputs)},
+                            {"outputs", paramsJson(sig.outputs)},
+                            {"input_names", std::move(nameList)},
+                            {"const_decay", std::move(decays)},
+                            {"checks", checksJson(checks)}};
+  llvm::json::Object manifest{
+      {"generator", "attnc"},
+      {"target", target},
+      {"kernels", llvm::json::Array{std::move(kernel)}}};
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(manifest)));
+  return text;
+}
+
 llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
   auto func = job.module.lookupSymbol<mlir::func::FuncOp>(job.function);
   if (job.options.target == "cpu") {
@@ -754,7 +788,7 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
 
 /// A linear-attention / scan function for the GPU: the kernel of
 /// convert-attn-linear-to-gpu (and its feature kernel) as PTX with its ABI.
-/// Not written to the disk cache.
+/// Its disk-cache entry is a directory attnc.load reads.
 llvm::Expected<std::shared_ptr<Kernel>>
 Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
                             const LinearFunction &lf) {
@@ -813,9 +847,26 @@ Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
   sig->target = job.options.target;
   for (auto [p, n] : llvm::zip(sig->inputs, lf.names))
     p.name = n;
+  InputChecks checks = inputChecks(func);
+  std::string dir;
+  if (!cacheDir.empty()) {
+    // The entry is a directory attnc.load reads: the PTX and a manifest
+    // with one kernel of kind "linear" (its ABI, signature, input roles,
+    // constant decays and value checks; docs/runtime.md).
+    std::string file = job.function + ".ptx";
+    store(job,
+          {{file, ptx},
+           {"manifest.json",
+            linearManifestJson(job.options.target, job.function, file,
+                               *abi->getAsObject(), *sig, lf.names,
+                               lf.constDecay, checks)}},
+          cpuEntryJson(*sig, /*layout=*/false, checks));
+    if (fs::is_directory(cacheDir + "/" + job.key))
+      dir = cacheDir + "/" + job.key;
+  }
   return std::make_shared<GpuLinearKernelImpl>(
       std::move(*sig), std::move(*abi->getAsObject()), std::move(ptx), lf.names,
-      lf.constDecay, inputChecks(func));
+      lf.constDecay, std::move(checks), std::move(dir));
 }
 
 /// PTX of `out[i] = a[i] <op> b[i]` over flat tensors (16-bit floats
@@ -1089,6 +1140,59 @@ void Compiler::Impl::store(
   }
 }
 
+/// Whether a cache entry's manifest holds a linear-attention / scan kernel.
+static bool isLinearManifest(StringRef text) {
+  auto m = llvm::json::parse(text);
+  if (!m) {
+    llvm::consumeError(m.takeError());
+    return false;
+  }
+  const llvm::json::Object *o = m->getAsObject();
+  const llvm::json::Array *ks = o ? o->getArray("kernels") : nullptr;
+  const llvm::json::Object *k =
+      ks && ks->size() == 1 ? ks->front().getAsObject() : nullptr;
+  return k && k->getString("kind") == "linear";
+}
+
+/// The kernel of a linear entry (written by buildLinear).
+static llvm::Expected<std::shared_ptr<Kernel>>
+loadLinearEntry(const llvm::json::Object &entry, StringRef function,
+                StringRef target, StringRef manifest,
+                const llvm::StringMap<std::string> &contents, StringRef dir) {
+  auto m = llvm::json::parse(manifest);
+  if (!m)
+    return m.takeError();
+  const llvm::json::Object *k =
+      m->getAsObject()->getArray("kernels")->front().getAsObject();
+  const llvm::json::Object *abi = k->getObject("abi");
+  const llvm::json::Array *names = k->getArray("input_names");
+  const llvm::json::Array *decays = k->getArray("const_decay");
+  auto ptxFile = k->getString("ptx");
+  if (k->getString("name") != function || !abi || !names || !decays || !ptxFile)
+    return makeError("the manifest does not describe '" + function + "'");
+  auto ptx = contents.find(*ptxFile);
+  if (ptx == contents.end())
+    return makeError("no PTX");
+  llvm::SmallVector<std::string> inputNames;
+  for (const llvm::json::Value &n : *names)
+    inputNames.push_back(n.getAsString().value_or("").str());
+  std::vector<float> constDecay;
+  for (const llvm::json::Value &d : *decays)
+    constDecay.push_back(float(d.getAsNumber().value_or(0.0)));
+  KernelSignature sig;
+  bool layout = false;
+  InputChecks checks;
+  if (llvm::Error e = parseCpuEntry(entry, function, sig, layout, checks))
+    return std::move(e);
+  sig.target = target.str();
+  if (inputNames.size() != sig.inputs.size())
+    return makeError("the manifest's input names do not match the signature");
+  return std::make_shared<GpuLinearKernelImpl>(
+      std::move(sig), llvm::json::Object(*abi), ptx->second,
+      std::move(inputNames), std::move(constDecay), std::move(checks),
+      dir.str());
+}
+
 llvm::Expected<std::shared_ptr<Kernel>>
 Compiler::Impl::loadEntry(StringRef key, StringRef function, StringRef target,
                           StringRef dir) {
@@ -1148,6 +1252,8 @@ Compiler::Impl::loadEntry(StringRef key, StringRef function, StringRef target,
   auto m = contents.find("manifest.json");
   if (m == contents.end())
     return makeError("no manifest.json");
+  if (isLinearManifest(m->second))
+    return loadLinearEntry(*obj, function, target, m->second, contents, dir);
   auto infos = parseManifest(m->second);
   if (!infos)
     return infos.takeError();

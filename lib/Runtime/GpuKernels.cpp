@@ -506,11 +506,12 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
 GpuLinearKernelImpl::GpuLinearKernelImpl(
     KernelSignature signature, llvm::json::Object abi, std::string ptx,
     llvm::SmallVector<std::string> inputNames, std::vector<float> constDecay,
-    InputChecks checks)
+    InputChecks checks, std::string directory)
     : abi(std::move(abi)), ptx(std::move(ptx)),
       inputNames(std::move(inputNames)), constDecay(std::move(constDecay)),
       checks(std::move(checks)) {
   sig = std::move(signature);
+  dir = std::move(directory);
   this->ptx.push_back('\0');
 }
 

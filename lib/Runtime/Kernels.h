@@ -115,11 +115,13 @@ class GpuLinearKernelImpl : public Kernel {
 public:
   /// `inputNames`: the ABI name of each input (the function's arguments);
   /// `constDecay`: the per-head decays when the spec's decay is a constant
-  /// (uploaded once per context).
+  /// (uploaded once per context); `directory`: its disk-cache entry, which
+  /// `attnc.load` reads (empty when the disk cache is off).
   GpuLinearKernelImpl(KernelSignature signature, llvm::json::Object abi,
                       std::string ptx,
                       llvm::SmallVector<std::string> inputNames,
-                      std::vector<float> constDecay, InputChecks checks);
+                      std::vector<float> constDecay, InputChecks checks,
+                      std::string directory);
   llvm::Error launch(llvm::ArrayRef<TensorRef> inputs,
                      llvm::ArrayRef<TensorRef> outputs, void *stream) override;
 

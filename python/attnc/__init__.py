@@ -10,11 +10,11 @@ with ctypes when first used): CPU kernels take numpy arrays, GPU kernels are
 `attnc.load` kernels from the compiler's disk cache.
 """
 
-from ._aot import AttncError, Kernel, Module, load
+from ._aot import AttncError, Kernel, LinearKernel, Module, load
 from ._jit import CompiledKernel, cache_stats, compile, cuda_available, version
 
 AttncError.__module__ = __name__  # shown as attnc.AttncError
 
-__all__ = ["AttncError", "CompiledKernel", "Kernel", "Module", "cache_stats", "compile",
+__all__ = ["AttncError", "CompiledKernel", "Kernel", "LinearKernel", "Module", "cache_stats", "compile",
            "cuda_available", "load", "version"]
 __version__ = "0.1.0"

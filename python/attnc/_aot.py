@@ -191,6 +191,218 @@ class Kernel:
         return (out, lse) if m["lse"] else out
 
 
+def _ceil(a, b):
+    return -(-a // b)
+
+
+class LinearKernel:
+    """A linear-attention or scan kernel (a cache entry of attnc.compile; see
+    docs/linear-gpu.md): the chunked kernel, preceded by the feature kernel
+    when the spec has one, launched from the ABI in its manifest."""
+
+    def __init__(self, directory, meta, target):
+        self.directory = directory
+        self.meta = meta
+        self.abi = meta["abi"]
+        self.target = target
+        self.name = meta["name"]
+        self.inputs = meta["inputs"]
+        self.outputs = meta["outputs"]
+        self.names = meta["input_names"]
+        self.checks = meta.get("checks", {})
+        self._per_context = {}  # CUDA context -> (module, fn, feature fn, decay)
+        self.signature = None  # set by attnc.compile
+
+    def __repr__(self):
+        a = self.abi
+        return (f"<attnc linear kernel {self.name}: {a['dtype']}, {a['H']} heads, "
+                f"D={a['D']} Dv={a['Dv']}, {'causal' if a['causal'] else 'bidirectional'}, "
+                f"target {self.target}>")
+
+    def _functions(self, device):
+        torch = _torch()
+        try:
+            ctx = _driver.current_context()
+            if not ctx.value:
+                raise AttncError("no CUDA context is current (create a CUDA tensor first)")
+            if ctx.value not in self._per_context:
+                with open(os.path.join(self.directory, self.meta["ptx"]), "rb") as f:
+                    mod = _driver.load_module(f.read() + b"\0")
+                fn = _driver.get_function(mod, self.abi["kernel"])
+                if self.abi.get("dynamic_smem", 0) > 48 * 1024:
+                    _driver.allow_shared(fn, self.abi["dynamic_smem"])
+                fk = self.abi.get("feature_kernel")
+                phi = _driver.get_function(mod, fk["kernel"]) if fk else None
+                decay = None
+                if self.meta.get("const_decay"):
+                    decay = torch.tensor(self.meta["const_decay"], dtype=torch.float32,
+                                         device=device)
+                self._per_context[ctx.value] = (mod, fn, phi, decay)
+            return self._per_context[ctx.value]
+        except _driver.DriverError as e:
+            raise AttncError(str(e)) from e
+
+    def _check_inputs(self, inputs):
+        for t, p in zip(inputs, self.inputs):
+            self._check_tensor(p["name"], t, p)
+        q = inputs[self.names.index("q")]
+        B, N = q.shape[0], q.shape[2]
+        for t, p in zip(inputs, self.inputs):
+            self._check_dims(p["name"], t, p, B, N)
+            if t.device != q.device:
+                raise AttncError(f"{self.name}: {p['name']} is on {t.device}, q on {q.device}")
+        c = self.checks
+        for i in c.get("log_gates", []):
+            if bool((inputs[i] > 0).any()):
+                raise AttncError(f"{self.name}: {self.inputs[i]['name']} holds log-gates, "
+                                 "which must be <= 0 (the decay is exp(g))")
+        for i, d, n in c.get("lengths", []):
+            if inputs[i].shape[d] != n:
+                raise AttncError(f"{self.name}: {self.inputs[i]['name']} must have {n} "
+                                 f"elements in dim {d} (the spec's token order is for "
+                                 f"{n} tokens), got {inputs[i].shape[d]}")
+        for a, da, b, db in c.get("equal_dims", []):
+            if inputs[a].shape[da] != inputs[b].shape[db]:
+                raise AttncError(f"{self.name}: dim {da} of {self.inputs[a]['name']} and dim "
+                                 f"{db} of {self.inputs[b]['name']} must be equal")
+        for i, d, r, rd, div in c.get("min_extents", []):
+            need = _ceil(inputs[r].shape[rd], div)
+            if inputs[i].shape[d] < need:
+                raise AttncError(f"{self.name}: {self.inputs[i]['name']} needs at least "
+                                 f"{need} elements in dim {d}, got {inputs[i].shape[d]}")
+        return q, B, N
+
+    def _check_tensor(self, name, t, p):
+        torch = _torch()
+        if not isinstance(t, torch.Tensor):
+            raise AttncError(f"{self.name}: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_cuda:
+            raise AttncError(f"{self.name}: {name} must be on a CUDA device, got {t.device}")
+        want = getattr(torch, _DTYPES[p["dtype"]])
+        if t.dtype != want:
+            raise AttncError(f"{self.name}: {name} must be {want}, got {t.dtype}")
+        if t.dim() != len(p["shape"]):
+            raise AttncError(f"{self.name}: {name} must have rank {len(p['shape'])}, "
+                             f"got shape {tuple(t.shape)}")
+
+    def _check_dims(self, name, t, p, B, N):
+        # A dynamic dim 0 is the batch, a dynamic dim 2 the sequence length.
+        want = [B if (d < 0 and i == 0) else N if (d < 0 and i == 2) else d
+                for i, d in enumerate(p["shape"])]
+        if list(t.shape) != want:
+            shown = ["B" if (d < 0 and i == 0) else "N" if d < 0 else str(d)
+                     for i, d in enumerate(p["shape"])]
+            raise AttncError(f"{self.name}: {name} must be [{', '.join(shown)}] = {want}, "
+                             f"got {list(t.shape)}")
+        if name in ("q", "k", "v", "o", "decay") and t.dim() >= 3:
+            # Read through (b, h, n) strides with a contiguous last dim.
+            if t.dim() == 4 and t.stride(3) != 1:
+                raise AttncError(f"{self.name}: {name} needs a contiguous last dimension "
+                                 f"(strides {t.stride()})")
+            if t.element_size() == 2 and (any(s % 8 for s in t.stride()[:3])
+                                          or t.data_ptr() % 16):
+                raise AttncError(f"{self.name}: {name} needs strides that are multiples of "
+                                 f"8 and 16-byte alignment (strides {t.stride()})")
+        elif not t.is_contiguous():
+            raise AttncError(f"{self.name}: {name} must be contiguous")
+
+    def __call__(self, *inputs, out=None, final_state=None):
+        """o (and the final state when the spec returns it) for the spec's
+        inputs in its argument order: q [B, H, N, D], k, v [B, H, N, Dv],
+        and the decay, initial state and captured tensors it declares."""
+        if len(inputs) != len(self.inputs):
+            names = ", ".join(p["name"] for p in self.inputs)
+            raise AttncError(f"{self.name}: expected {len(self.inputs)} inputs ({names}), "
+                             f"got {len(inputs)}")
+        torch = _torch()
+        q, B, N = self._check_inputs(inputs)
+        outs = []
+        for i, p in enumerate(self.outputs):
+            given = out if i == 0 else final_state
+            shape = [B if (d < 0 and j == 0) else N if d < 0 else d
+                     for j, d in enumerate(p["shape"])]
+            if given is None:
+                given = torch.empty(shape, device=q.device,
+                                    dtype=getattr(torch, _DTYPES[p["dtype"]]))
+            else:
+                self._check_tensor(p["name"], given, p)
+                self._check_dims("o" if i == 0 else "final_state", given, p, B, N)
+            outs.append(given)
+        if B == 0 or N == 0:
+            return outs[0] if len(outs) == 1 else tuple(outs)
+        by_name = dict(zip(self.names, inputs))
+        by_name["o"] = outs[0]
+        if len(outs) > 1:
+            by_name["final_state"] = outs[1]
+        scalars = {"B": B, "N": N}
+        for n in ("q", "k", "v", "o", "decay"):
+            t = by_name.get(n)
+            if t is not None and t.dim() >= 3:
+                p = "g" if n == "decay" else n
+                st = t.stride()
+                scalars.update({f"{p}_stride_b": st[0], f"{p}_stride_h": st[1],
+                                f"{p}_stride_n": st[2]})
+        with torch.cuda.device(q.device):
+            _, fn, phi, decay = self._functions(q.device)
+            if decay is not None:
+                by_name["decay"] = decay
+            # Workspaces (phi(q), phi(k): 16-bit) and the bidirectional
+            # scratch (f32), freed by torch's allocator in stream order.
+            for w in self.abi.get("workspace", []):
+                elems = 1
+                for d in w["shape"]:
+                    elems *= B if d == "B" else N if d == "N" else d
+                by_name[w["name"]] = torch.empty(elems * 2, dtype=torch.uint8, device=q.device)
+            sc = self.abi.get("scratch")
+            if sc:
+                per = 1
+                for f in sc["elements"].split("*"):
+                    f = f.strip()
+                    if f not in ("B", "N"):
+                        per *= int(f)
+                by_name["scratch"] = torch.empty(B * N * per * 4, dtype=torch.uint8,
+                                                 device=q.device)
+            stream = torch.cuda.current_stream().cuda_stream
+
+            def grid_of(g):
+                if isinstance(g, int):
+                    return g
+                if g == "B":
+                    return B
+                if g == "H":
+                    return self.abi["H"]
+                if g.startswith("ceil(N/") and g.endswith(")"):
+                    return _ceil(N, int(g[7:-1]))
+                raise AttncError(f"{self.name}: manifest.json: unknown grid entry {g!r}")
+
+            def run(f, k, args):
+                params = []
+                for a in args:
+                    n = a["name"]
+                    if a["kind"].startswith("memref"):
+                        t = by_name.get(n)
+                        if t is None:
+                            raise AttncError(f"{self.name}: no tensor for kernel argument {n!r}")
+                        extent = 1 + sum((d - 1) * s for d, s in zip(t.shape, t.stride()))
+                        params += [ctypes.c_void_p(t.data_ptr()), ctypes.c_void_p(t.data_ptr()),
+                                   ctypes.c_int64(0), ctypes.c_int64(extent), ctypes.c_int64(1)]
+                    else:
+                        if n not in scalars:
+                            raise AttncError(f"{self.name}: no value for kernel argument {n!r}")
+                        params.append(ctypes.c_int64(scalars[n]))
+                try:
+                    _driver.launch(f, tuple(grid_of(g) for g in k["grid"]), tuple(k["block"]),
+                                   params, stream, k.get("dynamic_smem", 0))
+                except _driver.DriverError as e:
+                    raise AttncError(str(e)) from e
+
+            fk = self.abi.get("feature_kernel")
+            if fk:
+                run(phi, fk, fk["args"])
+            run(fn, self.abi, self.abi["args"])
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
 class Module:
     """The kernels of one AOT directory, by name."""
 
@@ -200,10 +412,11 @@ class Module:
             raise AttncError(f"{directory} is not an attn-aot directory (no manifest.json)")
         with open(path) as f:
             man = json.load(f)
-        if man.get("generator") != "attn-aot":
-            raise AttncError(f"{path} was not written by attn-aot")
+        if man.get("generator") not in ("attn-aot", "attnc"):
+            raise AttncError(f"{path} was not written by attn-aot or attnc.compile")
         self.target = man["target"]
-        self.kernels = {k["name"]: Kernel(directory, k, self.target) for k in man["kernels"]}
+        self.kernels = {k["name"]: (LinearKernel if k.get("kind") == "linear" else Kernel)(
+            directory, k, self.target) for k in man["kernels"]}
 
     def __getitem__(self, name):
         return self.kernels[name]

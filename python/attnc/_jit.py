@@ -391,10 +391,10 @@ def compile(spec, target="cpu", function=None, block_q=0, block_kv=0, cache_dir=
         raise AttncError(f"{kernel.name}: compiled for {kernel.target}, but GPU kernels are "
                          "called from Python through their attn-aot directory in the disk "
                          "cache, and there is none (disk cache off with cache_dir='', or "
-                         "not writable); pass a writable cache_dir. Linear-attention and "
-                         "scan kernels, and functions of several attn ops, have no attn-aot "
-                         "directory yet: on GPUs they run through the C++ JIT "
-                         "(attnc::Compiler, attn-run --backend=cuda)")
+                         "not writable); pass a writable cache_dir. Functions of several "
+                         "attn ops (programs such as MATE's layers) have no directory yet: "
+                         "on GPUs they run through the C++ JIT (attnc::Compiler, attn-run "
+                         "--backend=cuda)")
     gpu = load(directory)[kernel.name]
     gpu.signature = kernel.signature
     return gpu

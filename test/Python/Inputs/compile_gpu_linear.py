@@ -1,5 +1,5 @@
 """attnc.compile(spec, target='sm_90a') for the specs in argv[1] (see
-compile_gpu_linear.test): prints each error on one line."""
+compile_gpu_linear.test): prints each kernel, or each error on one line."""
 import os
 import sys
 
@@ -18,8 +18,19 @@ for name, function in (("retnet", None), ("hedgehog", None), ("mamba2_scan", Non
                             "  %o = math.exp %s : tensor<?x4x?x64xbf16>\n"
                             "  return %o : tensor<?x4x?x64xbf16>\n}\n\nfunc.func @mate_layer1(", 1)
     try:
-        attnc.compile(spec, target="sm_90a", function=function)
-        print(f"{name}: compiled and returned")
+        k = attnc.compile(spec, target="sm_90a", function=function)
+        print(f"{name}: {k!r}")
+        if isinstance(k, attnc.LinearKernel):
+            # What attnc.load found in the cache entry.
+            print(f"{name}: inputs {k.names}, outputs "
+                  f"{[(p['name'], p['shape']) for p in k.outputs]}, "
+                  f"feature kernel {'feature_kernel' in k.abi}, "
+                  f"constant decays {len(k.meta['const_decay'])}, log-gate checks "
+                  f"{k.checks['log_gates']}")
+            try:
+                k(1, 2)
+            except attnc.AttncError as e:
+                print(f"{name}: call: {e}")
     except attnc.AttncError as e:
         print(f"{name}: " + str(e).replace("\n", " "))
 
@@ -40,3 +51,4 @@ try:
     print("ret_const: compiled and returned")
 except attnc.AttncError as e:
     print("ret_const: " + str(e).replace("\n", " "))
+print("STATS " + " ".join(f"{k}={v}" for k, v in sorted(attnc.cache_stats().items())))
