@@ -140,13 +140,18 @@ def main():
         args = views + [extra[n] for n in kern.names[3:]]
         o = torch.empty(B, H, T, abi["Dv"], device="cuda", dtype=torch.bfloat16)
         try:
+            # The default call checks the log-gates (a read of the gates
+            # and a wait for the answer); check_values=False skips that.
             ms = timeit(lambda: kern(*args, out=o), [()])
+            fast = timeit(lambda: kern(*args, out=o, check_values=False), [()])
         except Exception as ex:  # noqa: BLE001
             print(f"FAIL time {name}: {type(ex).__name__}: {ex}")
             fails += 1
             continue
-        result["times"][name] = {"ms": ms, "ratio_to_floor": ms / floor_ms}
-        print(f"TIME attnc.LinearKernel {name}: {ms:.3f} ms ({ms / floor_ms:.2f} x floor)")
+        result["times"][name] = {"ms": ms, "ms_no_value_checks": fast,
+                                 "ratio_to_floor": fast / floor_ms}
+        print(f"TIME attnc.LinearKernel {name}: {ms:.3f} ms, check_values=False "
+              f"{fast:.3f} ms ({fast / floor_ms:.2f} x floor)")
 
     result["fails"] = fails
     os.makedirs(out_dir, exist_ok=True)

@@ -242,7 +242,7 @@ class LinearKernel:
         except _driver.DriverError as e:
             raise AttncError(str(e)) from e
 
-    def _check_inputs(self, inputs):
+    def _check_inputs(self, inputs, check_values):
         for t, p in zip(inputs, self.inputs):
             self._check_tensor(p["name"], t, p)
         q = inputs[self.names.index("q")]
@@ -252,7 +252,7 @@ class LinearKernel:
             if t.device != q.device:
                 raise AttncError(f"{self.name}: {p['name']} is on {t.device}, q on {q.device}")
         c = self.checks
-        for i in c.get("log_gates", []):
+        for i in c.get("log_gates", []) if check_values else []:
             if bool((inputs[i] > 0).any()):
                 raise AttncError(f"{self.name}: {self.inputs[i]['name']} holds log-gates, "
                                  "which must be <= 0 (the decay is exp(g))")
@@ -306,16 +306,21 @@ class LinearKernel:
         elif not t.is_contiguous():
             raise AttncError(f"{self.name}: {name} must be contiguous")
 
-    def __call__(self, *inputs, out=None, final_state=None):
+    def __call__(self, *inputs, out=None, final_state=None, check_values=True):
         """o (and the final state when the spec returns it) for the spec's
         inputs in its argument order: q [B, H, N, D], k, v [B, H, N, Dv],
-        and the decay, initial state and captured tensors it declares."""
+        and the decay, initial state and captured tensors it declares.
+
+        check_values: refuse log-gates above 0 (the kernels assume decays
+        exp(g) <= 1). The check reads the gates on the GPU and waits for the
+        answer, which stalls the stream; pass False where the gates are
+        known to be valid (e.g. logsigmoid outputs) and speed matters."""
         if len(inputs) != len(self.inputs):
             names = ", ".join(p["name"] for p in self.inputs)
             raise AttncError(f"{self.name}: expected {len(self.inputs)} inputs ({names}), "
                              f"got {len(inputs)}")
         torch = _torch()
-        q, B, N = self._check_inputs(inputs)
+        q, B, N = self._check_inputs(inputs, check_values)
         outs = []
         for i, p in enumerate(self.outputs):
             given = out if i == 0 else final_state
