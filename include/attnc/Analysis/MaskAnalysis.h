@@ -21,6 +21,7 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "llvm/ADT/DenseMap.h"
 
+#include <limits>
 #include <optional>
 
 namespace mlir::attn {
@@ -114,9 +115,17 @@ template <typename BE> class IntervalEvaluator {
 public:
   using V = typename BE::V;
   using B = typename BE::B;
+  /// [lo, hi]: bounds over the bound ranges (values of the backend: numbers,
+  /// or IR computing them at run time). [slo, shi]: bounds known when the
+  /// evaluator runs, whatever the bound ranges are (index arguments are
+  /// taken to be in [0, 2^40]); an op whose result may leave its type's range
+  /// there (wrap around) or that reads a negative value as unsigned makes the
+  /// result `top`, so lo and hi are always the true, unwrapped bounds.
   struct Itv {
     bool top = true;
     V lo{}, hi{};
+    int64_t slo = std::numeric_limits<int64_t>::min();
+    int64_t shi = std::numeric_limits<int64_t>::max();
     std::optional<int64_t> constant;
   };
   struct Tri {
@@ -132,6 +141,15 @@ public:
     itv.top = false;
     itv.lo = lo;
     itv.hi = hi;
+    if (arg.getType().isIndex()) {
+      // Batch, head and sequence positions.
+      itv.slo = 0;
+      itv.shi = int64_t(1) << 40;
+    } else {
+      auto [tlo, thi] = typeRange(arg.getType());
+      itv.slo = int64_t(tlo);
+      itv.shi = int64_t(thi);
+    }
     ints[arg] = itv;
   }
 
@@ -161,6 +179,28 @@ private:
   }
   Itv evalIntImpl(Value v);
   Tri evalBoolImpl(Value v);
+  /// The signed range of an integer or index type.
+  static std::pair<__int128, __int128> typeRange(Type t) {
+    unsigned w = t.isIndex() ? 64 : t.getIntOrFloatBitWidth();
+    if (w >= 64)
+      return {std::numeric_limits<int64_t>::min(),
+              std::numeric_limits<int64_t>::max()};
+    return {-(__int128(1) << (w - 1)), (__int128(1) << (w - 1)) - 1};
+  }
+  /// `r` with the static bounds [slo, shi] when they fit the type of
+  /// `result`; otherwise the value may have wrapped: top (opaque).
+  Itv fit(Itv r, Value result, __int128 slo, __int128 shi) {
+    if (r.top)
+      return r;
+    auto [tlo, thi] = typeRange(result.getType());
+    if (slo < tlo || shi > thi) {
+      sawOpaque = true;
+      return Itv();
+    }
+    r.slo = int64_t(slo);
+    r.shi = int64_t(shi);
+    return r;
+  }
   B mayNeg(const Itv &x) { return be.lt(x.lo, be.cst(0)); }
 
   BE &be;

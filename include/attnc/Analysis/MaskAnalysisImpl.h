@@ -51,6 +51,7 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
   if (matchPattern(v, m_ConstantInt(&cst))) {
     Itv r = point(be.cst(cst.getSExtValue()));
     r.constant = cst.getSExtValue();
+    r.slo = r.shi = cst.getSExtValue();
     return r;
   }
   // i1 -> integer extension: [0, 1] narrowed by what the bool may be.
@@ -60,44 +61,67 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
     V one = be.cst(isa<arith::ExtUIOp>(op) ? 1 : -1);
     V zero = be.cst(0);
     if (isa<arith::ExtUIOp>(op))
-      return range(be.sel(t.mayFalse, zero, one), be.sel(t.mayTrue, one, zero));
-    return range(be.sel(t.mayTrue, one, zero), be.sel(t.mayFalse, zero, one));
+      return fit(
+          range(be.sel(t.mayFalse, zero, one), be.sel(t.mayTrue, one, zero)), v,
+          0, 1);
+    return fit(
+        range(be.sel(t.mayTrue, one, zero), be.sel(t.mayFalse, zero, one)), v,
+        -1, 0);
   }
-  if (isa<arith::IndexCastOp, arith::IndexCastUIOp, arith::ExtSIOp,
-          arith::ExtUIOp, arith::TruncIOp>(op))
-    return evalInt(op->getOperand(0));
+  // Casts keep the value where it fits the result type; an unsigned cast
+  // also needs a value that is not negative.
+  if (isa<arith::IndexCastOp, arith::ExtSIOp, arith::TruncIOp>(op)) {
+    Itv a = evalInt(op->getOperand(0));
+    return fit(a, v, a.slo, a.shi);
+  }
+  if (isa<arith::IndexCastUIOp, arith::ExtUIOp>(op)) {
+    Itv a = evalInt(op->getOperand(0));
+    if (!a.top && a.slo < 0) {
+      sawOpaque = true;
+      return top;
+    }
+    return fit(a, v, a.slo, a.shi);
+  }
 
   auto binary = [&]() -> std::pair<Itv, Itv> {
     return {evalInt(op->getOperand(0)), evalInt(op->getOperand(1))};
   };
+  using I128 = __int128;
   if (isa<arith::AddIOp>(op)) {
     auto [a, b] = binary();
     if (a.top || b.top)
       return top;
-    return range(be.add(a.lo, b.lo), be.add(a.hi, b.hi));
+    return fit(range(be.add(a.lo, b.lo), be.add(a.hi, b.hi)), v,
+               I128(a.slo) + b.slo, I128(a.shi) + b.shi);
   }
   if (isa<arith::SubIOp>(op)) {
     auto [a, b] = binary();
     if (a.top || b.top)
       return top;
-    return range(be.sub(a.lo, b.hi), be.sub(a.hi, b.lo));
+    return fit(range(be.sub(a.lo, b.hi), be.sub(a.hi, b.lo)), v,
+               I128(a.slo) - b.shi, I128(a.shi) - b.slo);
   }
   if (isa<arith::MulIOp>(op)) {
     auto [a, b] = binary();
     if (a.top || b.top)
       return top;
+    I128 s1 = I128(a.slo) * b.slo, s2 = I128(a.slo) * b.shi;
+    I128 s3 = I128(a.shi) * b.slo, s4 = I128(a.shi) * b.shi;
+    I128 slo = std::min(std::min(s1, s2), std::min(s3, s4));
+    I128 shi = std::max(std::max(s1, s2), std::max(s3, s4));
     if (a.constant)
       std::swap(a, b);
     if (b.constant) {
       V c = be.cst(*b.constant);
       if (*b.constant >= 0)
-        return range(be.mul(a.lo, c), be.mul(a.hi, c));
-      return range(be.mul(a.hi, c), be.mul(a.lo, c));
+        return fit(range(be.mul(a.lo, c), be.mul(a.hi, c)), v, slo, shi);
+      return fit(range(be.mul(a.hi, c), be.mul(a.lo, c)), v, slo, shi);
     }
     V p1 = be.mul(a.lo, b.lo), p2 = be.mul(a.lo, b.hi);
     V p3 = be.mul(a.hi, b.lo), p4 = be.mul(a.hi, b.hi);
-    return range(be.min(be.min(p1, p2), be.min(p3, p4)),
-                 be.max(be.max(p1, p2), be.max(p3, p4)));
+    return fit(range(be.min(be.min(p1, p2), be.min(p3, p4)),
+                     be.max(be.max(p1, p2), be.max(p3, p4))),
+               v, slo, shi);
   }
   if (isa<arith::DivSIOp, arith::DivUIOp, arith::FloorDivSIOp,
           arith::CeilDivSIOp, arith::CeilDivUIOp>(op)) {
@@ -108,8 +132,20 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
     }
     int64_t c = *b.constant;
     bool isUnsigned = isa<arith::DivUIOp, arith::CeilDivUIOp>(op);
-    if (isUnsigned && c < 0)
+    if (isUnsigned && c < 0) {
+      sawOpaque = true;
       return top;
+    }
+    if (isUnsigned && c == 1)
+      return a;
+    // Static bounds: the quotient's magnitude is at most the dividend's
+    // (rounded up), with the sign of x / c.
+    I128 m = std::max(-I128(a.slo), I128(a.shi)) / (c > 0 ? c : -I128(c)) + 1;
+    I128 qlo = -m, qhi = m;
+    if (a.slo >= 0)
+      (c > 0 ? qlo : qhi) = 0;
+    if (a.shi <= 0)
+      (c > 0 ? qhi : qlo) = 0;
     auto apply = [&](V x) {
       if (isa<arith::FloorDivSIOp>(op))
         return be.divFloor(x, c);
@@ -120,14 +156,17 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
     // x -> x / c is monotone (non-decreasing for c > 0).
     Itv r = c > 0 ? range(apply(a.lo), apply(a.hi))
                   : range(apply(a.hi), apply(a.lo));
-    if (isUnsigned) {
-      // Unsigned division of a possibly negative value wraps: give up there.
+    if (isUnsigned && a.slo < 0) {
+      // A negative x reads as 2^w + x: the quotient is in [0, (2^w - 1) / c]
+      // (c >= 2, so it stays below 2^(w-1)).
+      I128 big = ((I128(typeRange(v.getType()).second) + 1) * 2 - 1) / c;
       B neg = mayNeg(a);
-      V big = be.cst(int64_t(1) << 62);
       r.lo = be.sel(neg, be.cst(0), r.lo);
-      r.hi = be.sel(neg, big, r.hi);
+      r.hi = be.sel(neg, be.cst(int64_t(big)), r.hi);
+      qlo = 0;
+      qhi = std::max(qhi, big);
     }
-    return r;
+    return fit(r, v, qlo, qhi);
   }
   if (isa<arith::RemSIOp, arith::RemUIOp>(op)) {
     auto [a, b] = binary();
@@ -142,26 +181,34 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
     V lo = be.sel(sameBlock, be.rem(a.lo, c),
                   be.sel(nonNeg, be.cst(0), be.cst(-(c - 1))));
     V hi = be.sel(sameBlock, be.rem(a.hi, c), be.cst(c - 1));
-    if (isa<arith::RemUIOp>(op)) {
+    bool isUnsigned = isa<arith::RemUIOp>(op);
+    if (isUnsigned) {
       // Negative inputs wrap for unsigned remainder: any residue.
       lo = be.sel(nonNeg, lo, be.cst(0));
       hi = be.sel(nonNeg, hi, be.cst(c - 1));
     }
-    return range(lo, hi);
+    I128 slo = a.slo >= 0 || isUnsigned ? 0 : -(I128(c) - 1);
+    I128 shi = a.slo >= 0 ? std::min(I128(a.shi), I128(c) - 1) : I128(c) - 1;
+    return fit(range(lo, hi), v, slo, shi);
   }
   if (isa<arith::MinSIOp, arith::MaxSIOp, arith::MinUIOp, arith::MaxUIOp>(op)) {
     auto [a, b] = binary();
     if (a.top || b.top)
       return top;
-    Itv r = isa<arith::MinSIOp, arith::MinUIOp>(op)
-                ? range(be.min(a.lo, b.lo), be.min(a.hi, b.hi))
-                : range(be.max(a.lo, b.lo), be.max(a.hi, b.hi));
+    bool isMin = isa<arith::MinSIOp, arith::MinUIOp>(op);
+    Itv r = isMin ? range(be.min(a.lo, b.lo), be.min(a.hi, b.hi))
+                  : range(be.max(a.lo, b.lo), be.max(a.hi, b.hi));
     if (isa<arith::MinUIOp, arith::MaxUIOp>(op)) {
+      // A negative value is the largest unsigned one; the result is still
+      // one of the operands: their union bounds it.
       B neg = be.bor(mayNeg(a), mayNeg(b));
-      r.lo = be.sel(neg, be.cst(-(int64_t(1) << 62)), r.lo);
-      r.hi = be.sel(neg, be.cst(int64_t(1) << 62), r.hi);
+      r.lo = be.sel(neg, be.min(a.lo, b.lo), r.lo);
+      r.hi = be.sel(neg, be.max(a.hi, b.hi), r.hi);
+      if (a.slo < 0 || b.slo < 0)
+        return fit(r, v, std::min(a.slo, b.slo), std::max(a.shi, b.shi));
     }
-    return r;
+    return isMin ? fit(r, v, std::min(a.slo, b.slo), std::min(a.shi, b.shi))
+                 : fit(r, v, std::max(a.slo, b.slo), std::max(a.shi, b.shi));
   }
   if (auto abs = dyn_cast<math::AbsIOp>(op)) {
     Itv a = evalInt(abs.getOperand());
@@ -171,7 +218,10 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
     V negLo = be.sub(zero, a.lo), negHi = be.sub(zero, a.hi);
     V lo =
         be.sel(be.le(zero, a.lo), a.lo, be.sel(be.le(a.hi, zero), negHi, zero));
-    return range(lo, be.max(negLo, a.hi));
+    // |min| does not fit: fit() turns that into top.
+    I128 slo = a.slo >= 0 ? I128(a.slo) : a.shi <= 0 ? -I128(a.shi) : 0;
+    return fit(range(lo, be.max(negLo, a.hi)), v, slo,
+               std::max(-I128(a.slo), I128(a.shi)));
   }
   if (auto sel = dyn_cast<arith::SelectOp>(op)) {
     Tri c = evalBool(sel.getCondition());
@@ -181,7 +231,8 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
     B onlyA = be.bnot(c.mayFalse), onlyB = be.bnot(c.mayTrue);
     V lo = be.sel(onlyA, a.lo, be.sel(onlyB, b.lo, be.min(a.lo, b.lo)));
     V hi = be.sel(onlyA, a.hi, be.sel(onlyB, b.hi, be.max(a.hi, b.hi)));
-    return range(lo, hi);
+    return fit(range(lo, hi), v, std::min(a.slo, b.slo),
+               std::max(a.shi, b.shi));
   }
   if (isa<tensor::ExtractOp>(op))
     sawData = true;
