@@ -982,6 +982,8 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   if (!elem.isBF16() && !elem.isF16())
     return op.emitOpError()
            << "GPU kernels take bf16 or f16 inputs, got " << elem;
+  if (failed(detail::checkGpuRegionOps(op)))
+    return failure();
   int64_t d = op.getHeadDim(), dv = op.getValueDim();
   if (d % 16 != 0 || dv % 16 != 0 || d > 256 || dv > 256)
     return op.emitOpError() << "GPU kernels need head dims that are multiples "

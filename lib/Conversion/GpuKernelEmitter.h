@@ -14,12 +14,30 @@
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
 #include <array>
 
 namespace mlir::attn::detail {
+
+/// Region ops the GPU code generation has no lowering for (on the CPU they
+/// become function calls): a clear error instead of a failure deep in the
+/// NVVM translation.
+inline LogicalResult checkGpuRegionOps(Operation *attnOp) {
+  WalkResult r =
+      attnOp->walk([&](Operation *inner) {
+        if (inner == attnOp || !isa<math::IPowIOp, math::FPowIOp>(inner))
+          return WalkResult::advance();
+        attnOp->emitOpError()
+            << "'" << inner->getName()
+            << "' in a region has no GPU lowering; write the power as "
+               "multiplications (or math.powf)";
+        return WalkResult::interrupt();
+      });
+  return failure(r.wasInterrupted());
+}
 
 /// `<instr> $0, $1;` on one f32 (inline PTX), e.g. "ex2.approx.ftz.f32".
 inline Value ptxUnaryF32(ImplicitLocOpBuilder &b, StringRef instr, Value x) {

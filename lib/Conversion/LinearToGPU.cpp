@@ -1414,6 +1414,8 @@ LogicalResult mlir::attn::checkLinearGpuSupport(Operation *op,
   if (!s.elem.isBF16() && !s.elem.isF16())
     return op->emitOpError()
            << "GPU kernels take bf16 or f16 inputs, got " << s.elem;
+  if (failed(detail::checkGpuRegionOps(op)))
+    return failure();
   bool feat = needsFeatureKernel(s);
   if (!feat && ((s.d != 64 && s.d != 128) || (s.dv != 64 && s.dv != 128)))
     return op->emitOpError()
