@@ -129,10 +129,18 @@ struct AttnSelectSchedulePass
               best = c;
           }
       }
+      // The CPU's budget is its cache: past it the smallest tiles still run
+      // (slower). A GPU's shared memory and registers are hard limits.
+      if (best.bq == 0 && !t->isGpu)
+        best = measure(*t, qs.back(), kvs.back(), d, dv, elemBytes);
       if (best.bq == 0) {
-        op.emitOpError() << "no tile schedule fits " << t->name << " ("
-                         << t->onChipBytes << " bytes on chip) for head dims "
-                         << d << "/" << dv;
+        InFlightDiagnostic diag =
+            op.emitOpError()
+            << "no tile schedule fits " << t->name << " (" << t->onChipBytes
+            << " bytes on chip) for head dims " << d << "/" << dv;
+        if (forcedQ || forcedKv)
+          diag << " with the forced block-q=" << forcedQ
+               << " block-kv=" << forcedKv << " (0: free)";
         return WalkResult::interrupt();
       }
       op.setScheduleAttr(ScheduleAttr::get(op.getContext(), t->name, best.bq,
@@ -187,6 +195,10 @@ struct AttnSelectSchedulePass
           break;
         }
     }
+    // The CPU's budget is its cache: past it the shortest chunk still runs
+    // (the recurrent form needs no chunk at all).
+    if (!chunk && !t.isGpu)
+      chunk = 16;
     if (!chunk) {
       op->emitOpError() << "no chunk length fits " << t.name << " ("
                         << t.onChipBytes << " bytes on chip) for feature dim "

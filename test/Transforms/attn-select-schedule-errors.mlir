@@ -1,4 +1,10 @@
 // RUN: attn-opt %s --attn-select-schedule=target=sm_90a -split-input-file -verify-diagnostics
+// RUN: not attn-opt %s --attn-select-schedule="target=sm_80 block-kv=64" -split-input-file -o /dev/null 2>&1 | FileCheck %s --check-prefix=FORCED
+// FORCED: no tile schedule fits sm_80 (49152 bytes on chip) for head dims 256/256 with the forced block-q=0 block-kv=64 (0: free)
+// The CPU's budget is its cache, not a limit: past it, the smallest chunk.
+// RUN: attn-opt %s --attn-select-schedule=target=cpu -split-input-file 2>/dev/null | FileCheck %s --check-prefix=CPU
+// CPU: #attn.schedule<target = "cpu", block_q = 64, block_kv = 32
+// CPU: #attn.schedule<target = "cpu", block_q = 16, block_kv = 16
 
 // Head dim 256 does not fit the register-resident mma.sync kernel: Q, S and
 // O fragments for 16 rows per warp exceed the register budget.
