@@ -113,7 +113,7 @@ def main():
     bad = list(args)
     bad[m2.names.index("decay")] = case.gate.abs() + 0.1
     checks = [
-        ("positive log-gates", lambda: m2(*bad), "must be <= 0"),
+        ("positive log-gates", lambda: m2(*bad), "<= 0 (the decay is exp(g))"),
         ("f16 q for a bf16 kernel", lambda: m2(args[0].half(), *args[1:]), "must be torch.bfloat16"),
         ("a short k", lambda: m2(args[0], args[1][:, :, :32], *args[2:]), "must be [B, 4, N, 64]"),
         ("too few inputs", lambda: m2(*args[:3]), "expected 5 inputs"),

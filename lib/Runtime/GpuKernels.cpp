@@ -238,10 +238,10 @@ llvm::Error attnc::checkInputValues(const KernelSignature &sig,
       n *= d;
     const float *g = static_cast<const float *>(t.data);
     for (int64_t i = 0; i < n; ++i)
-      if (!(g[i] <= 0.0f))
+      if (!(g[i] <= 0.0f) || !std::isfinite(g[i]))
         return makeError(sig.name + ": input '" + sig.inputs[in].name +
-                         "' holds log-gates of a decay, which must be <= 0 "
-                         "(the decay is exp(g)); element " +
+                         "' holds log-gates of a decay, which must be finite "
+                         "and <= 0 (the decay is exp(g)); element " +
                          llvm::Twine(i) + " is " + std::to_string(g[i]));
   }
   return llvm::Error::success();

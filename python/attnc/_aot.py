@@ -243,6 +243,7 @@ class LinearKernel:
             raise AttncError(str(e)) from e
 
     def _check_inputs(self, inputs, check_values):
+        torch = _torch()
         for t, p in zip(inputs, self.inputs):
             self._check_tensor(p["name"], t, p)
         q = inputs[self.names.index("q")]
@@ -253,9 +254,10 @@ class LinearKernel:
                 raise AttncError(f"{self.name}: {p['name']} is on {t.device}, q on {q.device}")
         c = self.checks
         for i in c.get("log_gates", []) if check_values else []:
-            if bool((inputs[i] > 0).any()):
+            g = inputs[i]
+            if bool(((g > 0) | ~torch.isfinite(g)).any()):
                 raise AttncError(f"{self.name}: {self.inputs[i]['name']} holds log-gates, "
-                                 "which must be <= 0 (the decay is exp(g))")
+                                 "which must be finite and <= 0 (the decay is exp(g))")
         for i, d, n in c.get("lengths", []):
             if inputs[i].shape[d] != n:
                 raise AttncError(f"{self.name}: {self.inputs[i]['name']} must have {n} "

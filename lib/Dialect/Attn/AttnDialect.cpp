@@ -712,10 +712,10 @@ static LogicalResult verifyLinearLike(const LinearView &lv) {
     DenseFPElementsAttr values;
     if (matchPattern(lv.decay, m_Constant(&values)))
       for (auto [i, x] : llvm::enumerate(values.getValues<APFloat>()))
-        if (!(x.convertToDouble() <= 0.0))
+        if (!(x.convertToDouble() <= 0.0) || !x.isFinite())
           return op->emitOpError()
-                 << "decay holds log-gates, which must be <= 0 (the decay "
-                    "is exp(g)); element "
+                 << "decay holds log-gates, which must be finite and <= 0 "
+                    "(the decay is exp(g)); element "
                  << i << " is " << x.convertToDouble();
     if (g.getRank() == 1) {
       if (failed(verifyShapeEq(op, g, {h}, f32, "per-head decay")))

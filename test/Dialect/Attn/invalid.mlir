@@ -663,7 +663,18 @@ func.func @token_order_length(%q: tensor<1x4x30x64xf32>, %k: tensor<1x4x30x64xf3
 
 func.func @decay_positive(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
   %g = arith.constant dense<[-0.1, -0.2, 0.5, -0.1]> : tensor<4xf32>
-  // expected-error @+1 {{decay holds log-gates, which must be <= 0 (the decay is exp(g)); element 2 is 5.000000e-01}}
+  // expected-error @+1 {{decay holds log-gates, which must be finite and <= 0 (the decay is exp(g)); element 2 is 5.000000e-01}}
+  %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<4xf32>) : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+// A -inf log-gate (a decay of exactly 0) gives -inf - -inf in the chunked
+// form's cumulative sums: refused; a large finite one resets the state.
+func.func @decay_neg_inf(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
+  %g = arith.constant dense<[-0.1, 0xFF800000, -0.5, -0.1]> : tensor<4xf32>
+  // expected-error @+1 {{decay holds log-gates, which must be finite and <= 0 (the decay is exp(g)); element 1 is -INF}}
   %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<4xf32>) : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
   return
 }
