@@ -678,3 +678,31 @@ func.func @decay_neg_inf(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v:
   %o = attn.linear_attention causal %q, %k, %v decay(%g : tensor<4xf32>) : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
   return
 }
+
+// -----
+
+func.func @extract_out_of_bounds(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>, %t: tensor<4xf32>) {
+  %o = attn.attention %q, %k, %v captures(%t : tensor<4xf32>)
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %c9 = arith.constant 9 : index
+      // expected-error @+1 {{reads index 9 of dimension 0, which has 4 elements}}
+      %x = tensor.extract %t[%c9] : tensor<4xf32>
+      %r = arith.addf %s, %x : f32
+      attn.yield %r : f32
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @mask_divides_by_zero(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>) {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %c0 = arith.constant 0 : index
+      // expected-error @+1 {{divides by a constant zero}}
+      %x = arith.divui %i, %c0 : index
+      %c = arith.cmpi uge, %x, %j : index
+      attn.yield %c : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
