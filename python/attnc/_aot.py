@@ -254,8 +254,9 @@ class LinearKernel:
                 raise AttncError(f"{self.name}: {p['name']} is on {t.device}, q on {q.device}")
         c = self.checks
         for i in c.get("log_gates", []) if check_values else []:
-            g = inputs[i]
-            if bool(((g > 0) | ~torch.isfinite(g)).any()):
+            # One pass over the gates; a NaN fails both comparisons.
+            lo, hi = torch.aminmax(inputs[i])
+            if not (bool(hi <= 0) and bool(lo > float("-inf"))):
                 raise AttncError(f"{self.name}: {self.inputs[i]['name']} holds log-gates, "
                                  "which must be finite and <= 0 (the decay is exp(g))")
         for i, d, n in c.get("lengths", []):
