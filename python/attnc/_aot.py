@@ -23,6 +23,20 @@ def _torch():
     return torch
 
 
+def _check_tensor(kernel, name, t, dtype, rank):
+    """A CUDA torch.Tensor of the manifest's dtype and rank."""
+    torch = _torch()
+    if not isinstance(t, torch.Tensor):
+        raise AttncError(f"{kernel}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if not t.is_cuda:
+        raise AttncError(f"{kernel}: {name} must be on a CUDA device, got {t.device}")
+    want = getattr(torch, _DTYPES[dtype])
+    if t.dtype != want:
+        raise AttncError(f"{kernel}: {name} must be {want}, got {t.dtype}")
+    if t.dim() != rank:
+        raise AttncError(f"{kernel}: {name} must have rank {rank}, got shape {tuple(t.shape)}")
+
+
 class Kernel:
     """One attention kernel of an AOT directory (see docs/gpu.md)."""
 
@@ -75,18 +89,6 @@ class Kernel:
         except _driver.DriverError as e:
             raise AttncError(str(e)) from e
 
-    def _check(self, name, t, dtype, rank):
-        torch = _torch()
-        if not isinstance(t, torch.Tensor):
-            raise AttncError(f"{self.name}: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_cuda:
-            raise AttncError(f"{self.name}: {name} must be on a CUDA device, got {t.device}")
-        want = getattr(torch, _DTYPES[dtype])
-        if t.dtype != want:
-            raise AttncError(f"{self.name}: {name} must be {want}, got {t.dtype}")
-        if t.dim() != rank:
-            raise AttncError(f"{self.name}: {name} must have rank {rank}, got shape {tuple(t.shape)}")
-
     def __call__(self, q, k, v, *captures, out=None, lse=None):
         """o (and lse when the spec returns it) for q [B,Hq,Nq,D], k [B,Hkv,Nk,D],
         v [B,Hkv,Nk,Dv] (any strides with a contiguous last dim)."""
@@ -94,7 +96,7 @@ class Kernel:
         m = self.meta
         for n, t, d in (("q", q, m["head_dim"]), ("k", k, m["head_dim"]),
                         ("v", v, m["value_dim"])):
-            self._check(n, t, m["dtype"], 4)
+            _check_tensor(self.name, n, t, m["dtype"], 4)
             heads = m["heads_q"] if n == "q" else m["heads_kv"]
             if t.shape[1] != heads or t.shape[3] != d:
                 raise AttncError(f"{self.name}: {n} must be [B, {heads}, N, {d}], got {tuple(t.shape)}")
@@ -113,13 +115,13 @@ class Kernel:
         if len(captures) != len(cap_args):
             raise AttncError(f"{self.name}: expected {len(cap_args)} captured tensor(s), got {len(captures)}")
         for i, (c, a) in enumerate(zip(captures, cap_args)):
-            self._check(f"capture #{i}", c, a["elem"], a["rank"])
+            _check_tensor(self.name, f"capture #{i}", c, a["elem"], a["rank"])
             if c.device != q.device:
                 raise AttncError(f"{self.name}: capture #{i} is on {c.device}, q on {q.device}")
         if out is None:
             out = torch.empty(B, Hq, Nq, m["value_dim"], device=q.device, dtype=q.dtype)
         else:
-            self._check("out", out, m["dtype"], 4)
+            _check_tensor(self.name, "out", out, m["dtype"], 4)
             if tuple(out.shape) != (B, Hq, Nq, m["value_dim"]) or out.stride(3) != 1:
                 raise AttncError(f"{self.name}: out must be [{B}, {Hq}, {Nq}, {m['value_dim']}] "
                                  "with a contiguous last dim")
@@ -245,7 +247,7 @@ class LinearKernel:
     def _check_inputs(self, inputs, check_values):
         torch = _torch()
         for t, p in zip(inputs, self.inputs):
-            self._check_tensor(p["name"], t, p)
+            _check_tensor(self.name, p["name"], t, p["dtype"], len(p["shape"]))
         q = inputs[self.names.index("q")]
         B, N = q.shape[0], q.shape[2]
         for t, p in zip(inputs, self.inputs):
@@ -274,19 +276,6 @@ class LinearKernel:
                 raise AttncError(f"{self.name}: {self.inputs[i]['name']} needs at least "
                                  f"{need} elements in dim {d}, got {inputs[i].shape[d]}")
         return q, B, N
-
-    def _check_tensor(self, name, t, p):
-        torch = _torch()
-        if not isinstance(t, torch.Tensor):
-            raise AttncError(f"{self.name}: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_cuda:
-            raise AttncError(f"{self.name}: {name} must be on a CUDA device, got {t.device}")
-        want = getattr(torch, _DTYPES[p["dtype"]])
-        if t.dtype != want:
-            raise AttncError(f"{self.name}: {name} must be {want}, got {t.dtype}")
-        if t.dim() != len(p["shape"]):
-            raise AttncError(f"{self.name}: {name} must have rank {len(p['shape'])}, "
-                             f"got shape {tuple(t.shape)}")
 
     def _check_dims(self, name, t, p, B, N):
         # A dynamic dim 0 is the batch, a dynamic dim 2 the sequence length.
@@ -333,7 +322,7 @@ class LinearKernel:
                 given = torch.empty(shape, device=q.device,
                                     dtype=getattr(torch, _DTYPES[p["dtype"]]))
             else:
-                self._check_tensor(p["name"], given, p)
+                _check_tensor(self.name, p["name"], given, p["dtype"], len(p["shape"]))
                 self._check_dims("o" if i == 0 else "final_state", given, p, B, N)
             outs.append(given)
         if B == 0 or N == 0:
