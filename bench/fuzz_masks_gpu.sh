@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# On the GPU machine: attn-run --backend=cuda (the self-contained build of
+# bench/build_device_tools.sh, carried in devcarry/tools) on every line of
+# DIR/runs.txt written by bench/fuzz_masks.py; one line per run, then a
+# summary. Each spec is compiled once (a disk cache under $TMPDIR).
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dir=$1
+tools="$root/devcarry/tools"
+if [ ! -x "$tools/attn-run" ]; then
+  python3 -c "import lzma, shutil, sys
+with lzma.open(sys.argv[1]) as f, open(sys.argv[2], 'wb') as g:
+    shutil.copyfileobj(f, g)" "$tools/attn-run.xz" "$tools/attn-run"
+  chmod +x "$tools/attn-run"
+fi
+export ATTNC_CACHE_DIR=$(mktemp -d)
+pass=0 fail=0
+while read -r spec rest; do
+  # shellcheck disable=SC2086
+  out=$(timeout 120 "$tools/attn-run" "$dir/$spec" --backend=cuda $rest 2>&1)
+  rc=$?
+  last=$(echo "$out" | tail -1)
+  if [ $rc -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "$out" | tail -3; fi
+  echo "$spec $rest :: $last"
+done < "$dir/runs.txt"
+echo "fuzz_masks --backend=cuda: $pass passed, $fail failed"
+[ $fail -eq 0 ]
