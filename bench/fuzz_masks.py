@@ -19,17 +19,18 @@ class Gen:
     def __init__(self, rng):
         self.r, self.lines, self.n = rng, [], 0
 
-    def _v(self, rhs, ty):
+    def _def(self, rhs):
+        """A new value %vN = rhs."""
         self.n += 1
         v = f"%v{self.n}"
-        self.lines.append(f"{v} = {rhs} : {ty}")
+        self.lines.append(f"{v} = {rhs}")
         return v
 
+    def _v(self, rhs, ty):
+        return self._def(f"{rhs} : {ty}")
+
     def const(self, val, ty="index"):
-        self.n += 1
-        v = f"%v{self.n}"
-        self.lines.append(f"{v} = arith.constant {val} : {ty}")
-        return v
+        return self._def(f"arith.constant {val} : {ty}")
 
     def idx(self, depth):
         r = self.r
@@ -61,25 +62,16 @@ class Gen:
             c, a, b = self.boolean(depth - 1), self.idx(depth - 1), self.idx(depth - 1)
             return self._v(f"arith.select {c}, {a}, {b}", "index")
         # cast32: a round trip through i32 arithmetic.
-        a = self.idx(depth - 1)
-        self.n += 1
-        v = f"%v{self.n}"
-        self.lines.append(f"{v} = arith.index_cast {a} : index to i32")
+        v = self._def(f"arith.index_cast {self.idx(depth - 1)} : index to i32")
         w = self._v(f"arith.{r.choice(['addi', 'subi', 'maxsi', 'minsi', 'divsi', 'remsi'])} "
                     f"{v}, {self.const(r.choice([1, 3, -2, 100]), 'i32')}", "i32")
-        self.n += 1
-        x = f"%v{self.n}"
-        self.lines.append(f"{x} = arith.index_cast {w} : i32 to index")
-        return x
+        return self._def(f"arith.index_cast {w} : i32 to index")
 
     def boolean(self, depth):
         r = self.r
         if depth <= 0 or r.random() < 0.45:
             if r.random() < 0.05:
-                self.n += 1
-                v = f"%v{self.n}"
-                self.lines.append(f"{v} = arith.constant {r.choice(['true', 'false'])}")
-                return v
+                return self._def(f"arith.constant {r.choice(['true', 'false'])}")
             p = r.choice(["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"])
             return self._v(f"arith.cmpi {p}, {self.idx(depth - 1)}, {self.idx(depth - 1)}",
                            "index")
