@@ -8,7 +8,7 @@ wrong tile classification, kv range or block map shows up as a FAIL.
   python3 bench/fuzz_masks.py DIR N [--seed S] [--dtype bf16|f32]
 writes DIR/r<seed>.mlir and DIR/runs.txt (one attn-run flag set per line:
 spec and sizes, ragged, Nq != Nk, GQA). On the GPU machine:
-  bench/fuzz_masks_gpu.sh DIR   (attn-run --backend=cuda on every line)
+  bench/fuzz_gpu.sh DIR   (attn-run --backend=cuda on every line)
 and on this machine `while read ...; attn-run $line` for the CPU."""
 import argparse
 import os

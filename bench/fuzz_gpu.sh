@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # On the GPU machine: attn-run --backend=cuda (the self-contained build of
 # bench/build_device_tools.sh, carried in devcarry/tools) on every line of
-# DIR/runs.txt written by bench/fuzz_masks.py; one line per run, then a
-# summary. Each spec is compiled once (a disk cache under $TMPDIR).
+# DIR/runs.txt (bench/fuzz_masks.py, bench/fuzz_linear_sizes.py); one line
+# per run, then a summary. Each spec is compiled once (a disk cache under
+# $TMPDIR).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir=$1
@@ -23,5 +24,5 @@ while read -r spec rest; do
   if [ $rc -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "$out" | tail -3; fi
   echo "$spec $rest :: $last"
 done < "$dir/runs.txt"
-echo "fuzz_masks --backend=cuda: $pass passed, $fail failed"
+echo "attn-run --backend=cuda: $pass passed, $fail failed"
 [ $fail -eq 0 ]
