@@ -453,7 +453,9 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
                 "returning its results; this one " +
                 what +
                 " (such functions run on GPUs through the C++ JIT: "
-                "attnc::Compiler, attn-run --backend=cuda)");
+                "attnc::Compiler, attn-run --backend=cuda; a linear attention "
+                "or scan also through Python's attnc.compile, whose cache "
+                "entry attnc.load reads)");
   }
   SmallVector<std::pair<AttentionOp, std::string>> ops;
   module->walk([&](AttentionOp op) {
