@@ -3,8 +3,9 @@ include/attnc/attnc_c.h) with ctypes.
 
 CPU kernels take and return numpy arrays and launch through the C API. GPU
 kernels (sm_80, sm_90a) are compiled through the C API into the disk cache,
-whose entry is an attn-aot directory; they are returned as `attnc.load(dir)`
-kernels, which take torch CUDA tensors.
+whose entry is an attn-aot directory (for linear attention and scans, a
+manifest and the PTX); they are returned as `attnc.load(dir)` kernels, which
+take torch CUDA tensors.
 
 The library is loaded on first use, so `import attnc` works without it (the
 GPU machine only needs `attnc.load`).
@@ -365,8 +366,9 @@ def compile(spec, target="cpu", function=None, block_q=0, block_kv=0, cache_dir=
     """Compiles an attn spec (MLIR text, or the path of a .mlir file).
 
     target: "cpu" (returns a CompiledKernel taking numpy arrays), "sm_80" or
-    "sm_90a" (returns an attnc.load kernel taking torch CUDA tensors; needs
-    the disk cache). function: the function to compile (None: the only one
+    "sm_90a" (returns an attnc.load kernel taking torch CUDA tensors: a
+    Kernel for attention, a LinearKernel for linear attention and scans;
+    needs the disk cache). function: the function to compile (None: the only one
     with attn operations). block_q / block_kv: tile overrides (0: the
     schedule's). cache_dir: None for the default compiler ($ATTNC_CACHE_DIR,
     $XDG_CACHE_HOME/attnc or ~/.cache/attnc), a directory, or "" for no disk
