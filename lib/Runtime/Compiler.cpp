@@ -1140,35 +1140,26 @@ void Compiler::Impl::store(
   }
 }
 
-/// Whether a cache entry's manifest holds a linear-attention / scan kernel.
-static bool isLinearManifest(StringRef text) {
-  auto m = llvm::json::parse(text);
-  if (!m) {
-    llvm::consumeError(m.takeError());
-    return false;
-  }
-  const llvm::json::Object *o = m->getAsObject();
+/// The kernel of a cache entry's manifest when it is a linear-attention /
+/// scan kernel (written by buildLinear), else null.
+static const llvm::json::Object *linearKernelOf(const llvm::json::Value &m) {
+  const llvm::json::Object *o = m.getAsObject();
   const llvm::json::Array *ks = o ? o->getArray("kernels") : nullptr;
   const llvm::json::Object *k =
       ks && ks->size() == 1 ? ks->front().getAsObject() : nullptr;
-  return k && k->getString("kind") == "linear";
+  return k && k->getString("kind") == "linear" ? k : nullptr;
 }
 
-/// The kernel of a linear entry (written by buildLinear).
+/// The kernel of a linear entry.
 static llvm::Expected<std::shared_ptr<Kernel>>
 loadLinearEntry(const llvm::json::Object &entry, StringRef function,
-                StringRef target, StringRef manifest,
+                StringRef target, const llvm::json::Object &k,
                 const llvm::StringMap<std::string> &contents, StringRef dir) {
-  auto m = llvm::json::parse(manifest);
-  if (!m)
-    return m.takeError();
-  const llvm::json::Object *k =
-      m->getAsObject()->getArray("kernels")->front().getAsObject();
-  const llvm::json::Object *abi = k->getObject("abi");
-  const llvm::json::Array *names = k->getArray("input_names");
-  const llvm::json::Array *decays = k->getArray("const_decay");
-  auto ptxFile = k->getString("ptx");
-  if (k->getString("name") != function || !abi || !names || !decays || !ptxFile)
+  const llvm::json::Object *abi = k.getObject("abi");
+  const llvm::json::Array *names = k.getArray("input_names");
+  const llvm::json::Array *decays = k.getArray("const_decay");
+  auto ptxFile = k.getString("ptx");
+  if (k.getString("name") != function || !abi || !names || !decays || !ptxFile)
     return makeError("the manifest does not describe '" + function + "'");
   auto ptx = contents.find(*ptxFile);
   if (ptx == contents.end())
@@ -1252,9 +1243,13 @@ Compiler::Impl::loadEntry(StringRef key, StringRef function, StringRef target,
   auto m = contents.find("manifest.json");
   if (m == contents.end())
     return makeError("no manifest.json");
-  if (isLinearManifest(m->second))
-    return loadLinearEntry(*obj, function, target, m->second, contents, dir);
-  auto infos = parseManifest(m->second);
+  auto manifest = llvm::json::parse(m->second);
+  if (!manifest)
+    return makeError("manifest.json does not parse: " +
+                     llvm::toString(manifest.takeError()));
+  if (const llvm::json::Object *k = linearKernelOf(*manifest))
+    return loadLinearEntry(*obj, function, target, *k, contents, dir);
+  auto infos = parseManifest(*manifest);
   if (!infos)
     return infos.takeError();
   if (infos->size() != 1 || infos->front().name != function)

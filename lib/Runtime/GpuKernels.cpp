@@ -285,44 +285,45 @@ GpuKernelImpl::GpuKernelImpl(KernelSignature signature,
   this->ptx.push_back('\0');
 }
 
+/// Opts `fn` in to more than 48 KB of dynamic shared memory.
+static llvm::Error allowDynamicShared(const cuda::Driver &drv, void *fn,
+                                      int64_t bytes, StringRef kernel) {
+  if (bytes <= 48 * 1024)
+    return llvm::Error::success();
+  return cuda::check(drv.cuFuncSetAttribute(
+                         fn, /*MAX_DYNAMIC_SHARED_SIZE_BYTES=*/8, int(bytes)),
+                     (kernel + ": opting in to dynamic shared memory").str());
+}
+
 llvm::Expected<GpuKernelImpl::Functions> GpuKernelImpl::functions() {
-  auto current = currentContext(sig.name);
-  if (!current)
-    return current.takeError();
-  void *ctx = *current;
-  // currentContext has loaded the driver.
-  const cuda::Driver *drv = &llvm::cantFail(cuda::driver());
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = perContext.find(ctx);
-  if (it != perContext.end())
-    return it->second;
-  Functions f;
-  // CUDA_ERROR_NO_BINARY_FOR_GPU (209): the cubin is for another
-  // architecture (sm_80 on Hopper); the driver JIT-compiles the PTX.
-  cuda::CUresult r =
-      cubin.empty() ? 209 : drv->cuModuleLoadData(&f.module, cubin.data());
-  if (r == 209)
-    r = drv->cuModuleLoadData(&f.module, ptx.data());
-  if (llvm::Error e = cuda::check(r, sig.name + ": loading the kernel"))
-    return std::move(e);
-  if (llvm::Error e = cuda::check(
-          drv->cuModuleGetFunction(&f.fn, f.module, info.name.c_str()),
-          sig.name + ": cuModuleGetFunction"))
-    return std::move(e);
-  if (info.variant == "wgmma" && info.sharedBytes > 48 * 1024)
+  return perContext.get(sig.name, [&]() -> llvm::Expected<Functions> {
+    // currentContext has loaded the driver.
+    const cuda::Driver *drv = &llvm::cantFail(cuda::driver());
+    Functions f;
+    // CUDA_ERROR_NO_BINARY_FOR_GPU (209): the cubin is for another
+    // architecture (sm_80 on Hopper); the driver JIT-compiles the PTX.
+    cuda::CUresult r =
+        cubin.empty() ? 209 : drv->cuModuleLoadData(&f.module, cubin.data());
+    if (r == 209)
+      r = drv->cuModuleLoadData(&f.module, ptx.data());
+    if (llvm::Error e = cuda::check(r, sig.name + ": loading the kernel"))
+      return std::move(e);
     if (llvm::Error e = cuda::check(
-            drv->cuFuncSetAttribute(f.fn, /*MAX_DYNAMIC_SHARED_SIZE_BYTES=*/8,
-                                    int(info.sharedBytes)),
-            sig.name + ": opting in to dynamic shared memory"))
+            drv->cuModuleGetFunction(&f.fn, f.module, info.name.c_str()),
+            sig.name + ": cuModuleGetFunction"))
       return std::move(e);
-  if (!info.mapKernel.empty())
-    if (llvm::Error e =
-            cuda::check(drv->cuModuleGetFunction(&f.mapFn, f.module,
-                                                 info.mapKernel.c_str()),
-                        sig.name + ": cuModuleGetFunction (block map)"))
-      return std::move(e);
-  perContext[ctx] = f;
-  return f;
+    if (info.variant == "wgmma")
+      if (llvm::Error e =
+              allowDynamicShared(*drv, f.fn, info.sharedBytes, sig.name))
+        return std::move(e);
+    if (!info.mapKernel.empty())
+      if (llvm::Error e =
+              cuda::check(drv->cuModuleGetFunction(&f.mapFn, f.module,
+                                                   info.mapKernel.c_str()),
+                          sig.name + ": cuModuleGetFunction (block map)"))
+        return std::move(e);
+    return f;
+  });
 }
 
 namespace {
@@ -517,55 +518,45 @@ GpuLinearKernelImpl::GpuLinearKernelImpl(
 
 llvm::Expected<GpuLinearKernelImpl::Functions>
 GpuLinearKernelImpl::functions() {
-  auto current = currentContext(sig.name);
-  if (!current)
-    return current.takeError();
-  void *ctx = *current;
-  // currentContext has loaded the driver.
-  const cuda::Driver *drv = &llvm::cantFail(cuda::driver());
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = perContext.find(ctx);
-  if (it != perContext.end())
-    return it->second;
-  Functions f;
-  // The driver compiles the PTX for the device (mma.sync kernels: any
-  // sm_80 or newer GPU).
-  if (llvm::Error e = cuda::check(drv->cuModuleLoadData(&f.module, ptx.data()),
-                                  sig.name + ": loading the kernel"))
-    return std::move(e);
-  std::string name = abi.getString("kernel").value_or("").str();
-  if (llvm::Error e =
-          cuda::check(drv->cuModuleGetFunction(&f.fn, f.module, name.c_str()),
-                      sig.name + ": cuModuleGetFunction"))
-    return std::move(e);
-  int64_t smem = abi.getInteger("dynamic_smem").value_or(0);
-  if (smem > 48 * 1024)
-    if (llvm::Error e = cuda::check(
-            drv->cuFuncSetAttribute(f.fn, /*MAX_DYNAMIC_SHARED_SIZE_BYTES=*/8,
-                                    int(smem)),
-            sig.name + ": opting in to dynamic shared memory"))
-      return std::move(e);
-  if (const llvm::json::Object *fk = abi.getObject("feature_kernel")) {
-    std::string pn = fk->getString("kernel").value_or("").str();
-    if (llvm::Error e = cuda::check(
-            drv->cuModuleGetFunction(&f.phiFn, f.module, pn.c_str()),
-            sig.name + ": cuModuleGetFunction (feature kernel)"))
-      return std::move(e);
-  }
-  if (!constDecay.empty()) {
-    cuda::CUdeviceptr p = 0;
-    size_t bytes = constDecay.size() * sizeof(float);
-    if (llvm::Error e = cuda::check(drv->cuMemAlloc(&p, bytes),
-                                    sig.name + ": allocating the decays"))
-      return std::move(e);
+  return perContext.get(sig.name, [&]() -> llvm::Expected<Functions> {
+    // currentContext has loaded the driver.
+    const cuda::Driver *drv = &llvm::cantFail(cuda::driver());
+    Functions f;
+    // The driver compiles the PTX for the device (mma.sync kernels: any
+    // sm_80 or newer GPU).
     if (llvm::Error e =
-            cuda::check(drv->cuMemcpyHtoD(p, constDecay.data(), bytes),
-                        sig.name + ": copying the decays"))
+            cuda::check(drv->cuModuleLoadData(&f.module, ptx.data()),
+                        sig.name + ": loading the kernel"))
       return std::move(e);
-    f.decay = reinterpret_cast<void *>(p);
-  }
-  perContext[ctx] = f;
-  return f;
+    std::string name = abi.getString("kernel").value_or("").str();
+    if (llvm::Error e =
+            cuda::check(drv->cuModuleGetFunction(&f.fn, f.module, name.c_str()),
+                        sig.name + ": cuModuleGetFunction"))
+      return std::move(e);
+    if (llvm::Error e = allowDynamicShared(
+            *drv, f.fn, abi.getInteger("dynamic_smem").value_or(0), sig.name))
+      return std::move(e);
+    if (const llvm::json::Object *fk = abi.getObject("feature_kernel")) {
+      std::string pn = fk->getString("kernel").value_or("").str();
+      if (llvm::Error e = cuda::check(
+              drv->cuModuleGetFunction(&f.phiFn, f.module, pn.c_str()),
+              sig.name + ": cuModuleGetFunction (feature kernel)"))
+        return std::move(e);
+    }
+    if (!constDecay.empty()) {
+      cuda::CUdeviceptr p = 0;
+      size_t bytes = constDecay.size() * sizeof(float);
+      if (llvm::Error e = cuda::check(drv->cuMemAlloc(&p, bytes),
+                                      sig.name + ": allocating the decays"))
+        return std::move(e);
+      if (llvm::Error e =
+              cuda::check(drv->cuMemcpyHtoD(p, constDecay.data(), bytes),
+                          sig.name + ": copying the decays"))
+        return std::move(e);
+      f.decay = reinterpret_cast<void *>(p);
+    }
+    return f;
+  });
 }
 
 /// A grid entry of a linear kernel's ABI: a number, "B", "H", or
@@ -885,7 +876,12 @@ attnc::parseManifest(StringRef text) {
   if (!root)
     return makeError("manifest.json does not parse: " +
                      llvm::toString(root.takeError()));
-  const llvm::json::Object *obj = root->getAsObject();
+  return parseManifest(*root);
+}
+
+llvm::Expected<std::vector<mlir::attn::KernelInfo>>
+attnc::parseManifest(const llvm::json::Value &root) {
+  const llvm::json::Object *obj = root.getAsObject();
   if (!obj || obj->getString("generator") != StringRef("attn-aot"))
     return makeError("manifest.json was not written by attn-aot");
   const llvm::json::Array *kernels = obj->getArray("kernels");

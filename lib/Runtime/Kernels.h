@@ -33,6 +33,31 @@ llvm::Error checkSignature(const KernelSignature &sig,
 /// The current CUDA context of this thread; an error naming `kernel` when
 /// there is none.
 llvm::Expected<void *> currentContext(llvm::StringRef kernel);
+/// State a GPU kernel builds once per CUDA context (its loaded module and
+/// functions), kept under a lock.
+template <typename T> class PerContext {
+public:
+  /// The state of the current context (an error naming `kernel` when there
+  /// is none); `make` builds it the first time. A failure is not kept.
+  llvm::Expected<T> get(llvm::StringRef kernel,
+                        llvm::function_ref<llvm::Expected<T>()> make) {
+    auto ctx = currentContext(kernel);
+    if (!ctx)
+      return ctx.takeError();
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = values.find(*ctx);
+    if (it != values.end())
+      return it->second;
+    llvm::Expected<T> v = make();
+    if (v)
+      values[*ctx] = *v;
+    return v;
+  }
+
+private:
+  std::mutex mu;
+  std::map<void *, T> values;
+};
 llvm::Error checkAttentionShapes(const KernelSignature &sig,
                                  llvm::ArrayRef<TensorRef> inputs,
                                  llvm::ArrayRef<TensorRef> outputs);
@@ -103,8 +128,7 @@ private:
   std::string cubin;
   std::string ptx; // NUL-terminated
   InputChecks checks;
-  std::mutex mu;
-  std::map<void *, Functions> perContext;
+  PerContext<Functions> perContext;
 };
 
 /// A linear-attention / scan kernel of convert-attn-linear-to-gpu, launched
@@ -138,8 +162,7 @@ private:
   llvm::SmallVector<std::string> inputNames;
   std::vector<float> constDecay;
   InputChecks checks;
-  std::mutex mu;
-  std::map<void *, Functions> perContext;
+  PerContext<Functions> perContext;
 };
 
 /// A function of several attn ops for a GPU (MATE's layers): each attn op
@@ -192,9 +215,11 @@ llvm::json::Array paramsJson(llvm::ArrayRef<ParamInfo> params);
 KernelSignature gpuSignature(const mlir::attn::KernelInfo &info,
                              llvm::StringRef target);
 
-/// The kernel entries of an attn-aot manifest.json.
+/// The kernel entries of an attn-aot manifest.json (its text, or parsed).
 llvm::Expected<std::vector<mlir::attn::KernelInfo>>
 parseManifest(llvm::StringRef text);
+llvm::Expected<std::vector<mlir::attn::KernelInfo>>
+parseManifest(const llvm::json::Value &root);
 
 } // namespace attnc
 
