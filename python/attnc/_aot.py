@@ -23,6 +23,20 @@ def _torch():
     return torch
 
 
+def _per_context(cache, build):
+    """cache[the current CUDA context], made by build() the first time;
+    driver errors become AttncError."""
+    try:
+        ctx = _driver.current_context()
+        if not ctx.value:
+            raise AttncError("no CUDA context is current (create a CUDA tensor first)")
+        if ctx.value not in cache:
+            cache[ctx.value] = build()
+        return cache[ctx.value]
+    except _driver.DriverError as e:
+        raise AttncError(str(e)) from e
+
+
 def _check_tensor(kernel, name, t, dtype, rank):
     """A CUDA torch.Tensor of the manifest's dtype and rank."""
     torch = _torch()
@@ -72,22 +86,15 @@ class Kernel:
         return _driver.load_module(self._read(ptx) + b"\0")
 
     def _functions(self):
-        try:
-            ctx = _driver.current_context()
-            if not ctx.value:
-                raise AttncError("no CUDA context is current (create a CUDA tensor first)")
-            key = ctx.value
-            if key not in self._modules:
-                mod = self._load_module()
-                fn = _driver.get_function(mod, self.name)
-                bm = self.meta.get("block_map")
-                mfn = _driver.get_function(mod, bm["kernel"]) if bm else None
-                if self.meta.get("dynamic_shared_bytes", 0) > 48 * 1024:
-                    _driver.allow_shared(fn, self.meta["dynamic_shared_bytes"])
-                self._modules[key] = (mod, fn, mfn)
-            return self._modules[key]
-        except _driver.DriverError as e:
-            raise AttncError(str(e)) from e
+        def build():
+            mod = self._load_module()
+            fn = _driver.get_function(mod, self.name)
+            bm = self.meta.get("block_map")
+            mfn = _driver.get_function(mod, bm["kernel"]) if bm else None
+            if self.meta.get("dynamic_shared_bytes", 0) > 48 * 1024:
+                _driver.allow_shared(fn, self.meta["dynamic_shared_bytes"])
+            return mod, fn, mfn
+        return _per_context(self._modules, build)
 
     def __call__(self, q, k, v, *captures, out=None, lse=None):
         """o (and lse when the spec returns it) for q [B,Hq,Nq,D], k [B,Hkv,Nk,D],
@@ -222,27 +229,21 @@ class LinearKernel:
                 f"target {self.target}>")
 
     def _functions(self, device):
-        torch = _torch()
-        try:
-            ctx = _driver.current_context()
-            if not ctx.value:
-                raise AttncError("no CUDA context is current (create a CUDA tensor first)")
-            if ctx.value not in self._per_context:
-                with open(os.path.join(self.directory, self.meta["ptx"]), "rb") as f:
-                    mod = _driver.load_module(f.read() + b"\0")
-                fn = _driver.get_function(mod, self.abi["kernel"])
-                if self.abi.get("dynamic_smem", 0) > 48 * 1024:
-                    _driver.allow_shared(fn, self.abi["dynamic_smem"])
-                fk = self.abi.get("feature_kernel")
-                phi = _driver.get_function(mod, fk["kernel"]) if fk else None
-                decay = None
-                if self.meta.get("const_decay"):
-                    decay = torch.tensor(self.meta["const_decay"], dtype=torch.float32,
-                                         device=device)
-                self._per_context[ctx.value] = (mod, fn, phi, decay)
-            return self._per_context[ctx.value]
-        except _driver.DriverError as e:
-            raise AttncError(str(e)) from e
+        def build():
+            torch = _torch()
+            with open(os.path.join(self.directory, self.meta["ptx"]), "rb") as f:
+                mod = _driver.load_module(f.read() + b"\0")
+            fn = _driver.get_function(mod, self.abi["kernel"])
+            if self.abi.get("dynamic_smem", 0) > 48 * 1024:
+                _driver.allow_shared(fn, self.abi["dynamic_smem"])
+            fk = self.abi.get("feature_kernel")
+            phi = _driver.get_function(mod, fk["kernel"]) if fk else None
+            decay = None
+            if self.meta.get("const_decay"):
+                decay = torch.tensor(self.meta["const_decay"], dtype=torch.float32,
+                                     device=device)
+            return mod, fn, phi, decay
+        return _per_context(self._per_context, build)
 
     def _check_inputs(self, inputs, check_values):
         torch = _torch()
