@@ -510,23 +510,19 @@ int main(int argc, char **argv) {
       init = s.getValue();
     SmallVector<StringRef> parts;
     init.split(parts, ':');
-    // The numbers after the mode: all of them or none, each a number.
-    SmallVector<double, 2> nums;
-    for (StringRef p : llvm::drop_begin(parts)) {
-      double v;
-      if (p.getAsDouble(v) || !std::isfinite(v)) {
-        llvm::errs() << "attn-run: error: argument #" << arg.getArgNumber()
-                     << ": attn.run_init '" << init << "': '" << p
-                     << "' is not a number\n";
-        return fail("bad attn.run_init");
-      }
-      nums.push_back(v);
-    }
-    auto badInit = [&](StringRef why) {
+    auto badInit = [&](const llvm::Twine &why) {
       llvm::errs() << "attn-run: error: argument #" << arg.getArgNumber()
                    << ": attn.run_init '" << init << "': " << why << "\n";
       return fail("bad attn.run_init");
     };
+    // The numbers after the mode: all of them or none, each a number.
+    SmallVector<double, 2> nums;
+    for (StringRef p : llvm::drop_begin(parts)) {
+      double v;
+      if (p.getAsDouble(v) || !std::isfinite(v))
+        return badInit("'" + p + "' is not a number");
+      nums.push_back(v);
+    }
     auto param = [&](unsigned i, double dflt) {
       return nums.size() > i - 1 ? nums[i - 1] : dflt;
     };
@@ -568,7 +564,7 @@ int main(int argc, char **argv) {
           setInt(hb, i, dist(rng) ? 1 : 0);
       } else if (mode == "sorted" || mode == "randint") {
         if ((!nums.empty() && nums.size() != 2) || param(1, 0) > param(2, 3))
-          return badInit("expected " + mode.str() + ":lo:hi with lo <= hi");
+          return badInit("expected " + mode + ":lo:hi with lo <= hi");
         std::uniform_int_distribution<int64_t> dist(int64_t(param(1, 0)),
                                                     int64_t(param(2, 3)));
         std::vector<int64_t> vals(hb.numel());
