@@ -119,6 +119,12 @@ struct Compiler::Impl {
   void store(const Job &job,
              llvm::ArrayRef<std::pair<std::string, std::string>> files,
              llvm::json::Object extra = {});
+  /// The job's entry directory once stored; empty when it is not there
+  /// (the cache could not be written).
+  std::string entryDir(const Job &job) {
+    std::string d = cacheDir + "/" + job.key;
+    return fs::is_directory(d) ? d : std::string();
+  }
 };
 
 Compiler::Compiler() : Compiler(Options()) {}
@@ -778,8 +784,7 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
     files.push_back(
         {"manifest.json", mlir::attn::manifestJson(job.options.target, *arts)});
     store(job, files, llvm::json::Object{{"checks", checksJson(checks)}});
-    if (fs::is_directory(cacheDir + "/" + job.key))
-      dir = cacheDir + "/" + job.key;
+    dir = entryDir(job);
   }
   return std::make_shared<GpuKernelImpl>(
       gpuSignature(art.info, job.options.target), art.info, art.cubin, art.ptx,
@@ -861,8 +866,7 @@ Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
                                *abi->getAsObject(), *sig, lf.names,
                                lf.constDecay, checks)}},
           cpuEntryJson(*sig, /*layout=*/false, checks));
-    if (fs::is_directory(cacheDir + "/" + job.key))
-      dir = cacheDir + "/" + job.key;
+    dir = entryDir(job);
   }
   return std::make_shared<GpuLinearKernelImpl>(
       std::move(*sig), std::move(*abi->getAsObject()), std::move(ptx), lf.names,
