@@ -8,7 +8,11 @@
 #include "attnc/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "llvm/Support/CheckedArithmetic.h"
 #include "llvm/Support/raw_ostream.h"
+
+#include <optional>
+#include <string>
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNANALYZEMASKS
@@ -210,27 +214,51 @@ struct AttnAnalyzeMasksPass
     });
   }
 
+  /// Tile maps print at most this many tile rows and columns; a larger map
+  /// prints the number of tiles of each class instead, and says so.
+  static constexpr int64_t kMaxPrintedTiles = 256;
+  /// Tiles classified for those counts at most (about a second of interval
+  /// evaluation); past it the map says it was not classified.
+  static constexpr int64_t kMaxCountedTiles = int64_t(1) << 20;
+
   void printTileMap(AttentionOp op, const MaskStructure &ms) {
     int64_t nq = tileMap[0], nk = tileMap[1], bq = tileMap[2], bk = tileMap[3];
-    int64_t tq = (nq + bq - 1) / bq, tk = (nk + bk - 1) / bk;
+    // ceil(n / b) without overflowing near INT64_MAX.
+    int64_t tq = nq / bq + (nq % bq != 0), tk = nk / bk + (nk % bk != 0);
     llvm::raw_ostream &os = llvm::outs();
     os << "tile map of " << op->getLoc() << " (b=0 h=0) Nq=" << nq
        << " Nk=" << nk << " tile " << bq << "x" << bk << " kind "
        << stringifyMaskKind(ms.kind) << "\n";
+    std::optional<int64_t> total = llvm::checkedMul(tq, tk);
+    bool printRows = tq <= kMaxPrintedTiles && tk <= kMaxPrintedTiles;
+    if (!printRows) {
+      os << "  truncated: " << tq << "x" << tk << " tiles exceed the "
+         << kMaxPrintedTiles << "x" << kMaxPrintedTiles
+         << " printed at most; tiles per class instead\n";
+      if (!total || *total > kMaxCountedTiles) {
+        os << "  not classified: more than the " << kMaxCountedTiles
+           << " tiles classified at most (use larger tiles)\n";
+        return;
+      }
+    }
     ConstBackend be;
     bool needsRuntime =
         ms.kind == MaskKind::data || ms.kind == MaskKind::opaque;
-    int64_t visited = 0, total = 0;
+    int64_t visited = 0;
+    int64_t counts[4] = {0, 0, 0, 0}; // F, P, R, .
+    static constexpr char kClasses[] = "FPR.";
     for (int64_t qt = 0; qt < tq; ++qt) {
       std::string row;
       int64_t lo = -1, hi = -1;
       for (int64_t kt = 0; kt < tk; ++kt) {
-        int64_t i0 = qt * bq, i1 = std::min(nq, i0 + bq) - 1;
-        int64_t j0 = kt * bk, j1 = std::min(nk, j0 + bk) - 1;
+        int64_t i0 = qt * bq, i1 = i0 + std::min(bq, nq - i0) - 1;
+        int64_t j0 = kt * bk, j1 = j0 + std::min(bk, nk - j0) - 1;
         auto [mayTrue, mayFalse] =
             evalTileMask(be, op, ms, 0, 0, i0, i1, j0, j1);
         char c = !mayTrue ? '.' : !mayFalse ? 'F' : needsRuntime ? 'R' : 'P';
-        row.push_back(c);
+        ++counts[llvm::StringRef(kClasses).find(c)];
+        if (printRows)
+          row.push_back(c);
         if (c != '.') {
           if (lo < 0)
             lo = kt;
@@ -240,10 +268,13 @@ struct AttnAnalyzeMasksPass
       if (lo < 0)
         lo = hi = 0;
       visited += hi - lo;
-      total += tk;
-      os << "  q" << qt << " " << row << " kv [" << lo << ", " << hi << ")\n";
+      if (printRows)
+        os << "  q" << qt << " " << row << " kv [" << lo << ", " << hi << ")\n";
     }
-    os << "  visited " << visited << " of " << total << " tiles\n";
+    if (!printRows)
+      os << "  tiles: " << counts[0] << " F, " << counts[1] << " P, "
+         << counts[2] << " R, " << counts[3] << " .\n";
+    os << "  visited " << visited << " of " << *total << " tiles\n";
   }
 };
 } // namespace

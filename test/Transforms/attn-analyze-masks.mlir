@@ -4,11 +4,44 @@
 // RUN: not attn-opt %s --attn-analyze-masks=tile-map=256,256,64 2>&1 | FileCheck %s --check-prefix=BADMAP
 // RUN: not attn-opt %s --attn-analyze-masks=tile-map=256,256,0,64 2>&1 | FileCheck %s --check-prefix=BADMAP0
 
+// RUN: attn-opt %s --attn-analyze-masks=tile-map=256,8,1,1 -o /dev/null | FileCheck %s --check-prefix=EDGE
+// RUN: attn-opt %s --attn-analyze-masks=tile-map=257,8,1,1 -o /dev/null | FileCheck %s --check-prefix=ROWS --implicit-check-not=kv
+// RUN: attn-opt %s --attn-analyze-masks=tile-map=8,257,1,1 -o /dev/null | FileCheck %s --check-prefix=COLS --implicit-check-not=kv
+// RUN: attn-opt %s --attn-analyze-masks=tile-map=19200,19200,64,64 -o /dev/null | FileCheck %s --check-prefix=BIG --implicit-check-not=kv
+// RUN: attn-opt %s --attn-analyze-masks=tile-map=9223372036854775807,9223372036854775807,1,1 -o /dev/null | FileCheck %s --check-prefix=HUGE --implicit-check-not=kv
+
 // Tile maps: F full, P partial, . empty, R decided at run time; each q tile
 // visits the kv tiles [lo, hi).
 
 // BADMAP: tile-map takes 4 values (Nq,Nk,block_q,block_kv), got 3
 // BADMAP0: tile-map values must be positive
+
+// Tile maps are printed up to 256 x 256 tiles (EDGE); past that in either
+// direction they print the count of each class and say why (ROWS, COLS,
+// BIG). Past 2^20 tiles they are not classified at all (the HUGE map has
+// 2^126 tiles, a count that overflows int64).
+// EDGE-LABEL: tile map of {{.*}} Nq=256 Nk=8 tile 1x1 kind none
+// EDGE:       q255 FFFFFFFF kv [0, 8)
+// EDGE-NEXT:   visited 2048 of 2048 tiles
+// ROWS-LABEL: tile map of {{.*}} Nq=257 Nk=8 tile 1x1 kind none
+// ROWS-NEXT:   truncated: 257x8 tiles exceed the 256x256 printed at most; tiles per class instead
+// ROWS-NEXT:   tiles: 2056 F, 0 P, 0 R, 0 .
+// ROWS-NEXT:   visited 2056 of 2056 tiles
+// COLS-LABEL: tile map of {{.*}} Nq=8 Nk=257 tile 1x1 kind none
+// COLS-NEXT:   truncated: 8x257 tiles exceed the 256x256 printed at most; tiles per class instead
+// COLS-NEXT:   tiles: 2056 F, 0 P, 0 R, 0 .
+// COLS-NEXT:   visited 2056 of 2056 tiles
+// BIG-LABEL: tile map of {{.*}} Nq=19200 Nk=19200 tile 64x64 kind none
+// BIG-NEXT:   truncated: 300x300 tiles exceed the 256x256 printed at most; tiles per class instead
+// BIG-NEXT:   tiles: 90000 F, 0 P, 0 R, 0 .
+// BIG-NEXT:   visited 90000 of 90000 tiles
+// BIG-LABEL: tile map of {{.*}} kind index
+// BIG-NEXT:   truncated: 300x300 tiles
+// BIG-NEXT:   tiles: 44850 F, 300 P, 0 R, 44850 .
+// BIG-NEXT:   visited 45150 of 90000 tiles
+// HUGE-LABEL: tile map of {{.*}} Nq=9223372036854775807 Nk=9223372036854775807 tile 1x1 kind none
+// HUGE-NEXT:   truncated: 9223372036854775807x9223372036854775807 tiles exceed the 256x256 printed at most; tiles per class instead
+// HUGE-NEXT:   not classified: more than the 1048576 tiles classified at most (use larger tiles)
 
 // No mask: every tile is full.
 // MAP-LABEL: tile map of {{.*}} Nq=256 Nk=256 tile 64x64 kind none
