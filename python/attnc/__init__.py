@@ -17,4 +17,22 @@ AttncError.__module__ = __name__  # shown as attnc.AttncError
 
 __all__ = ["AttncError", "CompiledKernel", "Kernel", "LinearKernel", "Module", "cache_stats", "compile",
            "cuda_available", "load", "version"]
-__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """attnc.__version__: the version libattnc.so reports (attnc_version(),
+    "attnc X.Y.Z (...)"), read when first asked for. The one version is
+    `project(attnc VERSION ...)` in the top-level CMakeLists.txt; there is no
+    copy here to keep in step."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        full = version()
+    except AttncError as e:
+        raise AttributeError("attnc.__version__ comes from libattnc.so, which was not "
+                             f"found: {e}") from None
+    parts = full.split()
+    if len(parts) < 2 or parts[0] != "attnc":
+        raise AttributeError(f"attnc.__version__: unexpected attnc_version() {full!r}")
+    globals()["__version__"] = parts[1]
+    return parts[1]

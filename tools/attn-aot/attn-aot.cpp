@@ -12,6 +12,7 @@
 #include "attnc/Target/Aot.h"
 #include "attnc/Target/Pipelines.h"
 #include "attnc/Target/TargetDesc.h"
+#include "attnc/Tools/ToolVersion.h"
 #include "attnc/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -33,25 +34,29 @@
 using namespace mlir;
 namespace cl = llvm::cl;
 
+// --help lists these (and --help, --version) only: LLVM's backend flags
+// are hidden.
+static cl::OptionCategory toolCategory("attn-aot options");
+
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<spec.mlir>"),
-                                      cl::Required);
+                                      cl::Required, cl::cat(toolCategory));
 static cl::opt<std::string> outDir("o", cl::desc("output directory"),
-                                   cl::Required);
+                                   cl::Required, cl::cat(toolCategory));
 static cl::opt<std::string> target("target", cl::desc("sm_80 or sm_90a"),
-                                   cl::init("sm_80"));
+                                   cl::init("sm_80"), cl::cat(toolCategory));
 static cl::opt<int64_t> blockQ("block-q", cl::desc("force block_q"),
-                               cl::init(0));
+                               cl::init(0), cl::cat(toolCategory));
 static cl::opt<int64_t> blockKv("block-kv", cl::desc("force block_kv"),
-                                cl::init(0));
+                                cl::init(0), cl::cat(toolCategory));
 static cl::opt<std::string> ptxasPath("ptxas",
                                       cl::desc("ptxas to assemble the cubin "
                                                "(default: from CUDA_HOME, "
                                                "/usr/local/cuda or PATH; "
                                                "'none' skips the cubin)"),
-                                      cl::init(""));
+                                      cl::init(""), cl::cat(toolCategory));
 static cl::opt<bool> keepIR("keep-ir",
                             cl::desc("also write the kernel IR (.mlir)"),
-                            cl::init(false));
+                            cl::init(false), cl::cat(toolCategory));
 
 static int error(const llvm::Twine &msg) {
   llvm::errs() << "attn-aot: error: " << msg << "\n";
@@ -60,6 +65,8 @@ static int error(const llvm::Twine &msg) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM y(argc, argv);
+  attnc::setToolVersionPrinter();
+  cl::HideUnrelatedOptions(toolCategory);
   cl::ParseCommandLineOptions(argc, argv,
                               "attn-aot: ahead-of-time GPU kernels from an "
                               "attn spec\n");

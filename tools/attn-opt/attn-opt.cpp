@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Target/Pipelines.h"
+#include "attnc/Tools/ToolVersion.h"
 #include "attnc/Transforms/Passes.h"
 
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
@@ -16,6 +17,7 @@
 #include "mlir/Transforms/Passes.h"
 
 int main(int argc, char **argv) {
+  attnc::setToolVersionPrinter();
   mlir::attn::registerAttncPipelines();
   mlir::DialectRegistry registry;
   mlir::attn::registerAttncDialects(registry);

@@ -11,11 +11,13 @@
 #include "attnc/Dialect/Attn/Attn.h"
 #include "attnc/Target/CpuRunner.h"
 #include "attnc/Target/Pipelines.h"
+#include "attnc/Tools/ToolVersion.h"
 #include "attnc/attnc.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
+#include "llvm/Support/CheckedArithmetic.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
@@ -28,67 +30,173 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <random>
 
 using namespace mlir;
 namespace cl = llvm::cl;
 
+// --help lists these (and --help, --version) only: LLVM's backend flags
+// are hidden.
+static cl::OptionCategory toolCategory("attn-run options");
+
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<spec.mlir>"),
-                                      cl::Required);
+                                      cl::Required, cl::cat(toolCategory));
 static cl::opt<std::string> funcName("func",
                                      cl::desc("function to run (default: the "
                                               "only public function)"),
-                                     cl::init(""));
+                                     cl::init(""), cl::cat(toolCategory));
 static cl::opt<std::string>
     backend("backend",
             cl::desc("cpu, or cuda (the generated GPU kernel on device 0, "
                      "through libattnc's JIT; needs a GPU and bf16/f16 specs)"),
-            cl::init("cpu"));
+            cl::init("cpu"), cl::cat(toolCategory));
 static cl::opt<std::string>
     gpuTarget("gpu-target",
               cl::desc("sm_80 or sm_90a (default: from the device)"),
-              cl::init(""));
-static cl::opt<int64_t> batch("batch", cl::desc("batch size"), cl::init(2));
+              cl::init(""), cl::cat(toolCategory));
+static cl::opt<int64_t> batch("batch", cl::desc("batch size"), cl::init(2),
+                              cl::cat(toolCategory));
 static cl::opt<int64_t> nq("nq", cl::desc("query sequence length"),
-                           cl::init(197));
+                           cl::init(197), cl::cat(toolCategory));
 static cl::opt<int64_t> nk("nk", cl::desc("key sequence length (default nq)"),
-                           cl::init(0));
-static cl::opt<uint64_t> seed("seed", cl::desc("random seed"), cl::init(1));
+                           cl::init(0), cl::cat(toolCategory));
+static cl::opt<uint64_t> seed("seed", cl::desc("random seed"), cl::init(1),
+                              cl::cat(toolCategory));
 static cl::opt<double> inputScale("input-scale",
                                   cl::desc("scale of random q and k"),
-                                  cl::init(1.0));
+                                  cl::init(1.0), cl::cat(toolCategory));
 static cl::opt<double> tol("tol",
                            cl::desc("max relative error (default: 1e-4 for "
                                     "f32, 1e-2 for bf16, 5e-3 for f16)"),
-                           cl::init(0.0));
+                           cl::init(0.0), cl::cat(toolCategory));
 static cl::opt<int64_t> blockQ("block-q", cl::desc("force block_q"),
-                               cl::init(0));
+                               cl::init(0), cl::cat(toolCategory));
 static cl::opt<int64_t> blockKv("block-kv", cl::desc("force block_kv"),
-                                cl::init(0));
+                                cl::init(0), cl::cat(toolCategory));
 static cl::opt<std::string>
     linearForm("linear-form",
                cl::desc("lowering of linear attention and scans: chunked "
                         "(chunk length = block_q) or recurrent"),
-               cl::init("chunked"));
+               cl::init("chunked"), cl::cat(toolCategory));
 static cl::opt<int> repeat("repeat", cl::desc("timed runs (median reported)"),
-                           cl::init(1));
+                           cl::init(1), cl::cat(toolCategory));
 
 namespace {
 /// Element types: the runtime's (attnc::DType).
 using Kind = attnc::DType;
 
+/// Zero-filled heap memory whose allocation failure is reported instead of
+/// ending the process (std::vector throws std::bad_alloc, which aborts a
+/// build without exceptions). calloc refuses a size the system cannot back
+/// without touching any memory.
+template <typename T> class HeapArray {
+public:
+  /// Allocates `n` zeroed elements; false when the system refuses.
+  bool allocate(size_t n) {
+    ptr.reset(static_cast<T *>(std::calloc(std::max<size_t>(n, 1), sizeof(T))));
+    count = ptr ? n : 0;
+    return ptr != nullptr;
+  }
+  T *data() const { return ptr.get(); }
+  size_t size() const { return count; }
+  T &operator[](size_t i) const { return ptr.get()[i]; }
+  T *begin() const { return ptr.get(); }
+  T *end() const { return ptr.get() + count; }
+
+private:
+  struct Free {
+    void operator()(T *p) const { std::free(p); }
+  };
+  std::unique_ptr<T, Free> ptr;
+  size_t count = 0;
+};
+
+/// "1125899906842624 bytes (1.0 PiB)".
+std::string describeBytes(uint64_t bytes) {
+  static const char *units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  std::string s = fmt::format("{} bytes", bytes);
+  if (bytes < 1024)
+    return s;
+  double v = double(bytes) / 1024;
+  unsigned u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  return s + fmt::format(" ({:.1f} {})", v, units[u]);
+}
+
+/// "2x4x300x64".
+std::string shapeString(ArrayRef<int64_t> shape) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  llvm::interleave(shape, os, "x");
+  return s;
+}
+
+/// `count` elements of `elemBytes` plus `slack` bytes, or nullopt past int64.
+std::optional<int64_t> checkedBytes(std::optional<int64_t> count,
+                                    int64_t elemBytes, int64_t slack = 0) {
+  if (!count)
+    return std::nullopt;
+  std::optional<int64_t> b = llvm::checkedMul(*count, elemBytes);
+  return b ? llvm::checkedAdd(*b, slack) : std::nullopt;
+}
+
+/// The number of elements of `shape`, or nullopt past int64.
+std::optional<int64_t> checkedNumel(ArrayRef<int64_t> shape) {
+  std::optional<int64_t> n = 1;
+  for (int64_t d : shape)
+    if (n)
+      n = llvm::checkedMul(*n, d);
+  return n;
+}
+
+/// The error for an allocation of `bytes` (nullopt: its size overflowed
+/// int64) for `what`, whose size is `how` ("2x4x300x64 f32 elements").
+llvm::Error allocationError(std::optional<int64_t> bytes,
+                            const llvm::Twine &what, StringRef how) {
+  if (!bytes)
+    return llvm::createStringError("cannot allocate " + what + ": its size (" +
+                                   how + ") overflows 64-bit byte counts");
+  return llvm::createStringError("cannot allocate " +
+                                 describeBytes(uint64_t(*bytes)) + " for " +
+                                 what + " (" + how + ")");
+}
+
+/// Allocates `count` zeroed elements of `a` for `what`, or says why not.
+template <typename T>
+llvm::Error allocateArray(HeapArray<T> &a, int64_t count,
+                          const llvm::Twine &what) {
+  std::optional<int64_t> bytes = checkedBytes(count, sizeof(T));
+  if (!bytes || !a.allocate(size_t(count)))
+    return allocationError(
+        bytes, what, fmt::format("{} elements of {} bytes", count, sizeof(T)));
+  return llvm::Error::success();
+}
+
 struct HostBuffer {
   Kind kind;
   std::vector<int64_t> shape;
-  std::vector<uint8_t> bytes;
+  HeapArray<uint8_t> bytes;
+  int64_t count = 0;         // elements
   std::vector<int64_t> desc; // allocated, aligned, offset, sizes, strides
   void *descPtr = nullptr;
 
-  int64_t numel() const {
-    int64_t n = 1;
-    for (int64_t d : shape)
-      n *= d;
-    return n;
+  int64_t numel() const { return count; }
+  /// Allocates zeroed storage for `shape` (and `slack` bytes more) for
+  /// `what`; an error names the size that overflowed or was refused.
+  llvm::Error allocate(const llvm::Twine &what, int64_t slack = 0) {
+    std::optional<int64_t> n = checkedNumel(shape);
+    std::optional<int64_t> b = checkedBytes(n, attnc::dtypeSize(kind), slack);
+    if (!b || !bytes.allocate(size_t(*b)))
+      return allocationError(b, what,
+                             fmt::format("{} {} elements", shapeString(shape),
+                                         attnc::dtypeName(kind).str()));
+    count = *n;
+    return llvm::Error::success();
   }
   void makeDesc() {
     desc.assign(3 + 2 * shape.size(), 0);
@@ -152,17 +260,20 @@ void setFloat(HostBuffer &b, int64_t i, double v) {
     break;
   }
 }
-double getFloat(const HostBuffer &b, int64_t i) {
-  switch (b.kind) {
+double loadFloat(Kind kind, const uint8_t *data, int64_t i) {
+  switch (kind) {
   case Kind::F32:
-    return reinterpret_cast<const float *>(b.bytes.data())[i];
+    return reinterpret_cast<const float *>(data)[i];
   case Kind::F16:
-    return float(reinterpret_cast<const _Float16 *>(b.bytes.data())[i]);
+    return float(reinterpret_cast<const _Float16 *>(data)[i]);
   case Kind::BF16:
-    return fromBF16(reinterpret_cast<const uint16_t *>(b.bytes.data())[i]);
+    return fromBF16(reinterpret_cast<const uint16_t *>(data)[i]);
   default:
     return 0;
   }
+}
+double getFloat(const HostBuffer &b, int64_t i) {
+  return loadFloat(b.kind, b.bytes.data(), i);
 }
 void setInt(HostBuffer &b, int64_t i, int64_t v) {
   switch (b.kind) {
@@ -201,15 +312,27 @@ FailureOr<int64_t> resolveDim(StringRef s, int64_t b, int64_t q, int64_t k) {
     int64_t d;
     if (div.getAsInteger(10, d) || d <= 0)
       return failure();
-    v = (v + d - 1) / d;
+    v = v / d + (v % d != 0); // (v + d - 1) / d without overflow
   }
   if (v <= 0)
     return failure();
   return v;
 }
 
+/// A result's shape: its static sizes; a dynamic dim 0 is q's batch, a
+/// dynamic dim 2 q's sequence length (o [B, H, N, Dv], lse [B, Hq, Nq], a
+/// final state [B, H, F, Dv]).
+std::vector<int64_t> resultShape(RankedTensorType rt, ArrayRef<int64_t> q) {
+  std::vector<int64_t> shape;
+  for (auto [d, n] : llvm::enumerate(rt.getShape()))
+    shape.push_back(!ShapedType::isDynamic(n) ? n
+                    : d == 0 || q.size() < 3  ? q[0]
+                                              : q[2]);
+  return shape;
+}
+
 struct Outputs {
-  std::vector<std::vector<double>> values;
+  std::vector<HeapArray<double>> values;
   std::vector<std::vector<int64_t>> shapes;
 };
 
@@ -263,13 +386,14 @@ llvm::Error runOnGpu(ModuleOp module, func::FuncOp func, StringRef target,
   }
   // Results: o [B, H, N, Dv], lse [B, Hq, Nq], a final state [B, H, F, Dv]:
   // a dynamic dim 0 is q's batch, a dynamic dim 2 q's sequence length.
-  for (auto rt : resultTypes) {
+  for (auto [r, rt] : llvm::enumerate(resultTypes)) {
     HostBuffer hb;
     hb.kind = *kindOf(rt.getElementType());
-    const auto &q = inputs[0].shape;
-    for (auto [d, n] : llvm::enumerate(rt.getShape()))
-      hb.shape.push_back(!ShapedType::isDynamic(n) ? n : d == 0 ? q[0] : q[2]);
-    hb.bytes.assign(hb.numel() * attnc::dtypeSize(hb.kind), 0);
+    hb.shape = resultShape(rt, inputs[0].shape);
+    if (llvm::Error e = hb.allocate("result #" + llvm::Twine(r))) {
+      freeAll();
+      return e;
+    }
     auto t = devCopy(hb);
     if (!t) {
       freeAll();
@@ -292,7 +416,12 @@ llvm::Error runOnGpu(ModuleOp module, func::FuncOp func, StringRef target,
   for (size_t i = 0; i < out.size() && !err; ++i) {
     err = attnc::cuda::copyToHost(outHost[i].bytes.data(), out[i].data,
                                   outHost[i].bytes.size());
-    std::vector<double> vals(outHost[i].numel());
+    HeapArray<double> vals;
+    if (!err)
+      err = allocateArray(vals, outHost[i].numel(),
+                          "the values of result #" + llvm::Twine(i));
+    if (err)
+      break;
     for (int64_t j = 0; j < outHost[i].numel(); ++j)
       vals[j] = getFloat(outHost[i], j);
     got.values.push_back(std::move(vals));
@@ -307,10 +436,17 @@ int fail(StringRef why) {
   llvm::outs() << "FAIL " << inputFile << " " << why << "\n";
   return 1;
 }
+
+int failAlloc(llvm::Error e) {
+  llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e)) << "\n";
+  return fail("allocation failed");
+}
 } // namespace
 
 int main(int argc, char **argv) {
   llvm::InitLLVM y(argc, argv);
+  attnc::setToolVersionPrinter();
+  cl::HideUnrelatedOptions(toolCategory);
   cl::ParseCommandLineOptions(
       argc, argv,
       "attn-run: run an attn spec on random inputs and check it against the "
@@ -502,7 +638,10 @@ int main(int argc, char **argv) {
       }
       hb.shape.push_back(size);
     }
-    hb.bytes.assign(hb.numel() * attnc::dtypeSize(hb.kind) + 64, 0);
+    if (llvm::Error e =
+            hb.allocate("argument #" + llvm::Twine(arg.getArgNumber()),
+                        /*slack=*/64))
+      return failAlloc(std::move(e));
     // Initial values.
     StringRef init;
     if (auto s = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
@@ -567,7 +706,11 @@ int main(int argc, char **argv) {
           return badInit("expected " + mode + ":lo:hi with lo <= hi");
         std::uniform_int_distribution<int64_t> dist(int64_t(param(1, 0)),
                                                     int64_t(param(2, 3)));
-        std::vector<int64_t> vals(hb.numel());
+        HeapArray<int64_t> vals;
+        if (llvm::Error e = allocateArray(vals, hb.numel(),
+                                          "the values of argument #" +
+                                              llvm::Twine(arg.getArgNumber())))
+          return failAlloc(std::move(e));
         for (auto &x : vals)
           x = dist(rng);
         if (mode == "sorted")
@@ -599,6 +742,28 @@ int main(int argc, char **argv) {
     llvm::errs() << "attn-run: error: the function returns nothing\n";
     return fail("no results");
   }
+  // The CPU kernels allocate their results themselves, where a refused
+  // malloc cannot be reported: check first that each result, and its values
+  // as doubles from the kernel and the reference, can be allocated (a probe:
+  // malloc does not touch the memory it returns).
+  ArrayRef<int64_t> qShape = inputs[0].shape;
+  if (auto qa = dyn_cast<BlockArgument>(qArg);
+      qa && qa.getOwner() == &func.getBody().front())
+    qShape = inputs[qa.getArgNumber()].shape;
+  for (auto [r, rt] : llvm::enumerate(resultTypes)) {
+    std::vector<int64_t> shape = resultShape(rt, qShape);
+    Kind kind = *kindOf(rt.getElementType());
+    std::optional<int64_t> bytes = checkedBytes(
+        checkedNumel(shape), attnc::dtypeSize(kind) + 2 * sizeof(double));
+    void *probe = bytes ? std::malloc(size_t(*bytes)) : nullptr;
+    std::free(probe);
+    if (!probe)
+      return failAlloc(allocationError(
+          bytes, "result #" + llvm::Twine(r) + " and its checked values",
+          fmt::format("{} {} elements, and 2 doubles per element",
+                      shapeString(shape), attnc::dtypeName(kind).str())));
+  }
+
   size_t resultWords = 0;
   for (auto rt : resultTypes)
     resultWords += 3 + 2 * rt.getRank();
@@ -617,6 +782,7 @@ int main(int argc, char **argv) {
     if (ms)
       *ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
     size_t off = 0;
+    llvm::Error err = llvm::Error::success();
     for (auto rt : resultTypes) {
       int64_t rank = rt.getRank();
       auto *alloc = reinterpret_cast<void *>(resultDesc[off]);
@@ -624,23 +790,23 @@ int main(int argc, char **argv) {
       int64_t offset = resultDesc[off + 2];
       std::vector<int64_t> shape(resultDesc.begin() + off + 3,
                                  resultDesc.begin() + off + 3 + rank);
-      HostBuffer view;
-      view.kind = *kindOf(rt.getElementType());
-      view.shape = shape;
-      int64_t n = view.numel();
-      view.bytes.assign(aligned + offset * attnc::dtypeSize(view.kind),
-                        aligned + (offset + n) * attnc::dtypeSize(view.kind));
-      if (out) {
-        std::vector<double> vals(n);
-        for (int64_t i = 0; i < n; ++i)
-          vals[i] = getFloat(view, i);
+      Kind kind = *kindOf(rt.getElementType());
+      int64_t n = checkedNumel(shape).value_or(0);
+      const uint8_t *data = aligned + offset * attnc::dtypeSize(kind);
+      if (out && !err) {
+        HeapArray<double> vals;
+        err = allocateArray(vals, n,
+                            "the values of result #" +
+                                llvm::Twine(out->values.size()));
+        for (int64_t i = 0; !err && i < n; ++i)
+          vals[i] = loadFloat(kind, data, i);
         out->values.push_back(std::move(vals));
         out->shapes.push_back(shape);
       }
       std::free(alloc);
       off += 3 + 2 * rank;
     }
-    return llvm::Error::success();
+    return err;
   };
 
   attn::CpuPipelineOptions tiledOpts, refOpts;
