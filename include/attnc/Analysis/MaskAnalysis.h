@@ -63,15 +63,21 @@ struct ConstBackend {
   using B = bool;
   V cst(int64_t x) { return x; }
   B bcst(bool x) { return x; }
-  V add(V a, V b) { return a + b; }
-  V sub(V a, V b) { return a - b; }
-  V mul(V a, V b) { return a * b; }
+  // Wrapping arithmetic: the evaluator discards results that left the range
+  // of their type (see IntervalEvaluator::fit), but computing them must not
+  // be undefined. The evaluator never divides the minimum by -1.
+  V add(V a, V b) { return V(uint64_t(a) + uint64_t(b)); }
+  V sub(V a, V b) { return V(uint64_t(a) - uint64_t(b)); }
+  V mul(V a, V b) { return V(uint64_t(a) * uint64_t(b)); }
   V divTrunc(V a, int64_t c) { return a / c; }
   V divFloor(V a, int64_t c) {
     V q = a / c;
     return (a % c != 0 && ((a < 0) != (c < 0))) ? q - 1 : q;
   }
-  V divCeil(V a, int64_t c) { return -divFloor(-a, c); }
+  V divCeil(V a, int64_t c) {
+    V q = a / c;
+    return (a % c != 0 && ((a < 0) == (c < 0))) ? q + 1 : q;
+  }
   V rem(V a, int64_t c) { return a % c; }
   V min(V a, V b) { return a < b ? a : b; }
   V max(V a, V b) { return a > b ? a : b; }
@@ -179,9 +185,12 @@ private:
   }
   Itv evalIntImpl(Value v);
   Tri evalBoolImpl(Value v);
+  static unsigned typeWidth(Type t) {
+    return t.isIndex() ? 64 : t.getIntOrFloatBitWidth();
+  }
   /// The signed range of an integer or index type.
   static std::pair<__int128, __int128> typeRange(Type t) {
-    unsigned w = t.isIndex() ? 64 : t.getIntOrFloatBitWidth();
+    unsigned w = typeWidth(t);
     if (w >= 64)
       return {std::numeric_limits<int64_t>::min(),
               std::numeric_limits<int64_t>::max()};
@@ -202,6 +211,17 @@ private:
     return r;
   }
   B mayNeg(const Itv &x) { return be.lt(x.lo, be.cst(0)); }
+  /// minsi / maxsi of an unbounded value and `x`: bounded on one side by
+  /// `x` (a clamp such as `maxsi(data, 1)`), so a divisor or an index can
+  /// be proven in range. Unsigned min/max of an unbounded value stay top.
+  Itv clampOfTop(bool isMinS, bool isMaxS, const Itv &x, Value result) {
+    if (!isMinS && !isMaxS)
+      return Itv();
+    auto [tlo, thi] = typeRange(result.getType());
+    if (isMaxS)
+      return fit(range(x.lo, be.cst(int64_t(thi))), result, x.slo, thi);
+    return fit(range(be.cst(int64_t(tlo)), x.hi), result, tlo, x.shi);
+  }
 
   BE &be;
   llvm::DenseMap<Value, Itv> ints;

@@ -138,6 +138,12 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
     }
     if (isUnsigned && c == 1)
       return a;
+    // x / -1 overflows at the type's minimum (a trap on x86): never evaluate
+    // it there.
+    if (!isUnsigned && c == -1 && a.slo <= typeRange(v.getType()).first) {
+      sawOpaque = true;
+      return top;
+    }
     // Static bounds: the quotient's magnitude is at most the dividend's
     // (rounded up), with the sign of x / c.
     I128 m = std::max(-I128(a.slo), I128(a.shi)) / (c > 0 ? c : -I128(c)) + 1;
@@ -193,8 +199,11 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
   }
   if (isa<arith::MinSIOp, arith::MaxSIOp, arith::MinUIOp, arith::MaxUIOp>(op)) {
     auto [a, b] = binary();
-    if (a.top || b.top)
+    if (a.top && b.top)
       return top;
+    if (a.top || b.top)
+      return clampOfTop(isa<arith::MinSIOp>(op), isa<arith::MaxSIOp>(op),
+                        a.top ? b : a, v);
     bool isMin = isa<arith::MinSIOp, arith::MinUIOp>(op);
     Itv r = isMin ? range(be.min(a.lo, b.lo), be.min(a.hi, b.hi))
                   : range(be.max(a.lo, b.lo), be.max(a.hi, b.hi));
@@ -209,6 +218,45 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
     }
     return isMin ? fit(r, v, std::min(a.slo, b.slo), std::min(a.shi, b.shi))
                  : fit(r, v, std::max(a.slo, b.slo), std::max(a.shi, b.shi));
+  }
+  if (isa<arith::AndIOp>(op)) {
+    // x & c with a constant c >= 0 is in [0, c] (and at most x when x >= 0).
+    auto [a, b] = binary();
+    if (a.constant)
+      std::swap(a, b);
+    if (!b.constant || *b.constant < 0) {
+      sawOpaque = true;
+      return top;
+    }
+    V c = be.cst(*b.constant);
+    if (a.top || a.slo < 0)
+      return fit(range(be.cst(0), c), v, 0, *b.constant);
+    return fit(range(be.cst(0), be.min(a.hi, c)), v, 0,
+               std::min(a.shi, *b.constant));
+  }
+  if (isa<arith::ShLIOp>(op)) {
+    // x << c is x * 2^c (top where that leaves the type).
+    auto [a, b] = binary();
+    if (a.top || !b.constant || *b.constant < 0 || *b.constant >= 62) {
+      sawOpaque |= !a.top;
+      return top;
+    }
+    int64_t p = int64_t(1) << *b.constant;
+    return fit(range(be.mul(a.lo, be.cst(p)), be.mul(a.hi, be.cst(p))), v,
+               I128(a.slo) * p, I128(a.shi) * p);
+  }
+  if (isa<arith::ShRUIOp, arith::ShRSIOp>(op)) {
+    // x >> c of a non-negative x is floor(x / 2^c).
+    auto [a, b] = binary();
+    unsigned w = typeWidth(v.getType());
+    if (a.top || a.slo < 0 || !b.constant || *b.constant < 0 ||
+        *b.constant >= int64_t(w) || *b.constant >= 62) {
+      sawOpaque |= !a.top;
+      return top;
+    }
+    int64_t p = int64_t(1) << *b.constant;
+    return fit(range(be.divFloor(a.lo, p), be.divFloor(a.hi, p)), v,
+               a.slo / p, a.shi / p);
   }
   if (auto abs = dyn_cast<math::AbsIOp>(op)) {
     Itv a = evalInt(abs.getOperand());

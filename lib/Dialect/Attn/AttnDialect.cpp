@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Dialect/Attn/Attn.h"
+#include "attnc/Dialect/Attn/RegionSafety.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
@@ -216,27 +217,6 @@ static LogicalResult verifyRegionBodies(Operation *op, ValueRange captures,
             << "has side effects; attn regions must be pure scalar code";
         return WalkResult::interrupt();
       }
-      // Undefined behaviour visible in the spec itself.
-      if (isa<arith::DivUIOp, arith::DivSIOp, arith::RemUIOp, arith::RemSIOp,
-              arith::CeilDivSIOp, arith::CeilDivUIOp, arith::FloorDivSIOp>(
-              inner) &&
-          matchPattern(inner->getOperand(1), m_Zero())) {
-        inner->emitOpError() << "divides by a constant zero";
-        return WalkResult::interrupt();
-      }
-      if (auto ex = dyn_cast<tensor::ExtractOp>(inner)) {
-        auto tt = ex.getTensor().getType();
-        for (auto [d, idx] : llvm::enumerate(ex.getIndices())) {
-          APInt c;
-          if (!tt.isDynamicDim(d) && matchPattern(idx, m_ConstantInt(&c)) &&
-              (c.isNegative() || c.getSExtValue() >= tt.getDimSize(d))) {
-            inner->emitOpError()
-                << "reads index " << c.getSExtValue() << " of dimension " << d
-                << ", which has " << tt.getDimSize(d) << " elements";
-            return WalkResult::interrupt();
-          }
-        }
-      }
       for (Type t : inner->getResultTypes()) {
         if (!isScalarOrVector(t) || (!allowVectors && isa<VectorType>(t))) {
           inner->emitOpError()
@@ -266,7 +246,8 @@ static LogicalResult verifyRegionBodies(Operation *op, ValueRange captures,
     if (!used.contains(capture))
       return op->emitOpError()
              << "capture #" << idx << " is not used by any region";
-  return success();
+  // Divisions and capture reads defined on every (b, h, i, j).
+  return verifyRegionSafety(op, captures);
 }
 
 static FailureOr<RankedTensorType> getRank4(Operation *op, Value v,

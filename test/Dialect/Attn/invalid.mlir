@@ -685,7 +685,7 @@ func.func @extract_out_of_bounds(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf
   %o = attn.attention %q, %k, %v captures(%t : tensor<4xf32>)
     score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
       %c9 = arith.constant 9 : index
-      // expected-error @+1 {{reads index 9 of dimension 0, which has 4 elements}}
+      // expected-error @+1 {{reads capture #0 of type 'tensor<4xf32>' along dimension 0 (4 elements) at indices [9, 9], outside the tensor}}
       %x = tensor.extract %t[%c9] : tensor<4xf32>
       %r = arith.addf %s, %x : f32
       attn.yield %r : f32
@@ -703,6 +703,204 @@ func.func @mask_divides_by_zero(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf3
       %x = arith.divui %i, %c0 : index
       %c = arith.cmpi uge, %x, %j : index
       attn.yield %c : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
+// Region safety (RegionSafety.cpp): divisions and capture reads defined on
+// every (b, h, i, j)
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @intmin_divsi(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>) {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %m = arith.constant -9223372036854775808 : index
+      %n1 = arith.constant -1 : index
+      // expected-error @+1 {{'arith.divsi' op may divide the minimum of 'index' by -1, which overflows}}
+      %x = arith.divsi %m, %n1 : index
+      %z = arith.constant 0 : index
+      %c = arith.cmpi sge, %x, %z : index
+      attn.yield %c : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @intmin_ceildivsi(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>) {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %m = arith.constant -9223372036854775808 : index
+      %n1 = arith.constant -1 : index
+      // expected-error @+1 {{'arith.ceildivsi' op may divide the minimum of 'index' by -1, which overflows}}
+      %x = arith.ceildivsi %m, %n1 : index
+      %z = arith.constant 0 : index
+      %c = arith.cmpi sge, %x, %z : index
+      attn.yield %c : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @intmin_floordivsi(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>) {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %m = arith.constant -9223372036854775808 : index
+      %n1 = arith.constant -1 : index
+      // expected-error @+1 {{'arith.floordivsi' op may divide the minimum of 'index' by -1, which overflows}}
+      %x = arith.floordivsi %m, %n1 : index
+      %z = arith.constant 0 : index
+      %c = arith.cmpi sge, %x, %z : index
+      attn.yield %c : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @intmin_remsi(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>) {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %m = arith.constant -9223372036854775808 : index
+      %n1 = arith.constant -1 : index
+      // expected-error @+1 {{'arith.remsi' op may divide the minimum of 'index' by -1, which overflows}}
+      %x = arith.remsi %m, %n1 : index
+      %z = arith.constant 0 : index
+      %c = arith.cmpi sge, %x, %z : index
+      attn.yield %c : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @intmin_divsi_range(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>) {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %m = arith.constant -9223372036854775808 : index
+      %n1 = arith.constant -1 : index
+      %y = arith.addi %i, %m : index
+      // expected-error @+1 {{'arith.divsi' op may divide the minimum of 'index' by -1, which overflows; the dividend is in [-9223372036854775808, -9223370937343148032]}}
+      %x = arith.divsi %y, %n1 : index
+      %z = arith.constant 0 : index
+      %c = arith.cmpi sge, %x, %z : index
+      attn.yield %c : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @intmin_divsi_i32(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>) {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %m = arith.constant -2147483648 : i32
+      %n1 = arith.constant -1 : i32
+      %i32 = arith.index_cast %i : index to i32
+      %y = arith.addi %i32, %m : i32
+      // expected-error @+1 {{'arith.divsi' op may divide the minimum of 'i32' by -1, which overflows; the dividend is unbounded}}
+      %x = arith.divsi %y, %n1 : i32
+      %z = arith.constant 0 : i32
+      %c = arith.cmpi sge, %x, %z : i32
+      attn.yield %c : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @divisor_may_be_zero(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>) {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %c1 = arith.constant 1 : index
+      %d = arith.subi %j, %c1 : index
+      // expected-error @+1 {{'arith.divsi' op divides by a value in [-1, 1099511627775], which may be zero}}
+      %x = arith.divsi %i, %d : index
+      %c = arith.cmpi sge, %x, %h : index
+      attn.yield %c : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @divisor_from_data(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>, %t: tensor<?xi32>) {
+  %o = attn.attention %q, %k, %v captures(%t : tensor<?xi32>)
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %d = tensor.extract %t[%j] : tensor<?xi32>
+      %i32 = arith.constant 7 : i32
+      // expected-error @+1 {{'arith.divui' op has a divisor the analysis cannot bound}}
+      %x = arith.divui %i32, %d : i32
+      %z = arith.constant 0 : i32
+      %c = arith.cmpi eq, %x, %z : i32
+      attn.yield %c : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @capture_index_unchecked(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>, %t: tensor<?xi32>) {
+  %o = attn.attention %q, %k, %v captures(%t : tensor<?xi32>)
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %c = arith.constant 4096 : index
+      %ii = arith.muli %i, %c : index
+      %x = arith.addi %ii, %j : index
+      // expected-error @+1 {{reads capture #0 of type 'tensor<?xi32>' along its dynamic dimension 0 at an index no launch can check (in [0, 4504699138998272])}}
+      %y = tensor.extract %t[%x] : tensor<?xi32>
+      %z = arith.constant 0 : i32
+      %keep = arith.cmpi eq, %y, %z : i32
+      attn.yield %keep : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @capture_index_past_heads(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>, %t: tensor<2xi1>) {
+  %o = attn.attention %q, %k, %v captures(%t : tensor<2xi1>)
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      // expected-error @+1 {{reads capture #0 of type 'tensor<2xi1>' along dimension 0 (2 elements) at indices [0, 3], outside the tensor}}
+      %y = tensor.extract %t[%h] : tensor<2xi1>
+      attn.yield %y : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @capture_index_unbounded_static(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>, %t: tensor<8xindex>) {
+  %o = attn.attention %q, %k, %v captures(%t : tensor<8xindex>)
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %c0 = arith.constant 0 : index
+      %x = tensor.extract %t[%c0] : tensor<8xindex>
+      // expected-error @+1 {{reads capture #0 of type 'tensor<8xindex>' along dimension 0 (8 elements) at an index the analysis cannot bound; clamp it with arith.minsi / arith.maxsi}}
+      %y = tensor.extract %t[%x] : tensor<8xindex>
+      %c = arith.cmpi uge, %y, %j : index
+      attn.yield %c : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @transfer_read_in_bounds_unproven(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>, %w: tensor<16x16xf32>) {
+  %o = attn.linear_attention causal %q, %k, %v captures(%w : tensor<16x16xf32>)
+    feature_map(%x: vector<16xf32>) {
+      %c = arith.constant 4294967296 : index
+      %c0 = arith.constant 0 : index
+      %pad = arith.constant 0.0 : f32
+      // expected-error @+1 {{'vector.transfer_read' op reads capture #0 of type 'tensor<16x16xf32>' along dimension 0 (16 elements) at indices [4294967296, 4294967296] + 15, outside the tensor}}
+      %wm = vector.transfer_read %w[%c, %c0], %pad {in_bounds = [true, true]} : tensor<16x16xf32>, vector<16x16xf32>
+      %zero = arith.constant dense<0.0> : vector<16xf32>
+      %xb = vector.broadcast %x : vector<16xf32> to vector<16x16xf32>
+      %p = arith.mulf %wm, %xb : vector<16x16xf32>
+      %r = vector.multi_reduction <add>, %p, %zero [1] : vector<16x16xf32> to vector<16xf32>
+      attn.yield %r : vector<16xf32>
     } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
   return
 }

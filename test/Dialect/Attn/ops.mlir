@@ -158,3 +158,35 @@ func.func @scan_state(%q: tensor<?x8x?x64xf32>, %k: tensor<?x8x?x64xf32>,
       -> tensor<?x8x?x64xf32>, tensor<?x8x64x64xf32>
   return %o, %s1 : tensor<?x8x?x64xf32>, tensor<?x8x64x64xf32>
 }
+
+// A divisor clamped away from zero and a capture index clamped into its
+// table are proven safe (RegionSafety.cpp); b, h, i and j index dynamic
+// capture dimensions, checked at launch.
+// CHECK-LABEL: func.func @clamped_reads
+// CHECK: arith.maxsi
+// CHECK: arith.divsi
+func.func @clamped_reads(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>,
+                         %v: tensor<?x4x?x16xf32>, %docs: tensor<?xi32>,
+                         %bias: tensor<4x32xf32>) -> tensor<?x4x?x16xf32> {
+  %o = attn.attention %q, %k, %v captures(%docs, %bias : tensor<?xi32>, tensor<4x32xf32>)
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %c0 = arith.constant 0 : index
+      %c31 = arith.constant 31 : index
+      %d = arith.subi %i, %j : index
+      %lo = arith.maxsi %d, %c0 : index
+      %bucket = arith.minsi %lo, %c31 : index
+      %x = tensor.extract %bias[%h, %bucket] : tensor<4x32xf32>
+      %r = arith.addf %s, %x : f32
+      attn.yield %r : f32
+    }
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %one = arith.constant 1 : i32
+      %di = tensor.extract %docs[%i] : tensor<?xi32>
+      %dj = tensor.extract %docs[%j] : tensor<?xi32>
+      %den = arith.maxsi %dj, %one : i32
+      %x = arith.divsi %di, %den : i32
+      %c = arith.cmpi eq, %x, %one : i32
+      attn.yield %c : i1
+    } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
+  return %o : tensor<?x4x?x16xf32>
+}
