@@ -111,10 +111,19 @@ class Compiler {
 public:
   struct Options {
     /// Cache directory; empty: $ATTNC_CACHE_DIR, else $XDG_CACHE_HOME/attnc,
-    /// else $HOME/.cache/attnc.
+    /// else $HOME/.cache/attnc. It is created with mode 0700; one owned by
+    /// another user or writable by group or others is refused (compile
+    /// returns an error).
     std::string cacheDir;
     bool diskCache = true;
     bool memoryCache = true;
+    /// Size cap of the disk cache in bytes: beyond it the least recently
+    /// used entries are evicted. 0: $ATTNC_CACHE_MAX_BYTES, else 2 GiB.
+    uint64_t cacheMaxBytes = 0;
+    /// Kernels kept in the memory cache (least recently used dropped; a
+    /// kernel a caller still holds lives on). 0:
+    /// $ATTNC_MEMORY_CACHE_ENTRIES, else 64.
+    unsigned memoryCacheEntries = 0;
   };
   Compiler();
   explicit Compiler(Options options);

@@ -2,19 +2,30 @@
 //
 // Part of attnc. A spec is parsed, canonicalized and printed; the hash of that
 // text, the target, the tile overrides, the function and the compiler version
-// is the cache key. A memory cache maps keys (and, for repeated calls with the
-// same text, the raw text) to kernels; the disk cache holds one directory per
-// key:
-//   <cache>/<key>/entry.json   version, key, target, function, and the size
-//                              and SHA-256 of every other file
+// is the cache key. The raw key hashes the exact text and options instead.
+//
+// The memory cache (per Compiler) maps keys, and raw keys as aliases, to
+// kernels; beyond Options::memoryCacheEntries kernels the least recently used
+// is dropped. The disk cache holds one directory per key:
+//   <cache>/<key>/entry.json   version, key, target, function, the raw keys
+//                              compiled to it, the size and SHA-256 of every
+//                              other file, the CPU signature and value
+//                              checks, and entry_sha256: the SHA-256 of all
+//                              of that (the JSON with sorted keys)
 //   GPU: an attn-aot directory (manifest.json, .ptx, .cubin, launcher); for
 //        linear attention and scans manifest.json (a kernel of kind
 //        "linear") and the .ptx
 //   CPU: kernel.o (native object code, linked with ORC on a hit)
-// An entry whose entry.json is missing, unparsable, from another compiler
-// version or whose files do not match their hashes is removed and rebuilt.
-// Entries are written to a temporary directory and renamed into place, so
-// concurrent processes never see half an entry.
+//   <cache>/raw/<raw key>      the key of the entry this text compiles to
+// Nothing read is trusted: an entry is used only when entry.json matches its
+// hash and every file its size and hash; a raw index only when the entry it
+// names lists the raw key. Anything else is a miss: the entry is deleted,
+// rebuilt and overwritten, with a warning (ATTNC_LOG=1). Entries and index
+// files are written to temporaries and renamed into place, so concurrent
+// processes never see half an entry. The directory is created 0700, and one
+// owned by another user or writable by others is refused. Entries beyond the
+// size cap (Options::cacheMaxBytes) are evicted least recently used first; a
+// hit refreshes the entry directory's mtime.
 //
 //===----------------------------------------------------------------------===//
 
@@ -49,7 +60,14 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <list>
 #include <mutex>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef ATTNC_VERSION
@@ -86,14 +104,430 @@ static std::string defaultCacheDir() {
   return "";
 }
 
+/// Writes `msg` to stderr when ATTNC_LOG=1. The caches report what they
+/// refuse this way (a damaged or edited entry, a raw index that names the
+/// wrong entry) and carry on with a recompile.
+static void logWarning(const llvm::Twine &msg) {
+  const char *v = std::getenv("ATTNC_LOG");
+  if (v && StringRef(v) == "1")
+    llvm::errs() << "attnc: warning: " << msg << "\n";
+}
+
+/// A positive count from the environment variable `name` (an optional K, M
+/// or G suffix multiplies by 2^10, 2^20, 2^30), else `fallback`.
+static uint64_t envCount(const char *name, uint64_t fallback) {
+  const char *v = std::getenv(name);
+  if (!v || !*v)
+    return fallback;
+  StringRef s = StringRef(v).trim();
+  unsigned shift = 0;
+  if (!s.empty() && StringRef("KMG").contains(llvm::toUpper(s.back()))) {
+    shift = 10 * (StringRef("KMG").find(llvm::toUpper(s.back())) + 1);
+    s = s.drop_back();
+  }
+  uint64_t n = 0;
+  if (s.getAsInteger(10, n) || n == 0 || n > (UINT64_MAX >> shift)) {
+    logWarning(llvm::Twine(name) + "='" + v +
+               "' is not a positive count; using " + llvm::Twine(fallback));
+    return fallback;
+  }
+  return n << shift;
+}
+
+/// Whether `s` is a cache key (64 lower-case hex digits).
+static bool isKey(StringRef s) {
+  return s.size() == 64 && llvm::all_of(s, [](char c) {
+           return llvm::isDigit(c) || (c >= 'a' && c <= 'f');
+         });
+}
+
+namespace {
+/// The in-memory kernel cache: kernels by key, and aliases from raw keys
+/// (the hash of the exact text and options) to keys. Beyond `capacity`
+/// kernels the least recently used one is dropped with its aliases; a kernel
+/// a caller still holds lives on (kernels are shared).
+class MemoryCache {
+public:
+  void setCapacity(size_t n) { capacity = std::max<size_t>(n, 1); }
+  std::shared_ptr<Kernel> find(StringRef key) {
+    auto it = byKey.find(key);
+    if (it == byKey.end())
+      return nullptr;
+    lru.splice(lru.begin(), lru, it->second);
+    return it->second->kernel;
+  }
+  std::shared_ptr<Kernel> findRaw(StringRef rawKey) {
+    auto it = byRaw.find(rawKey);
+    return it == byRaw.end() ? nullptr : find(it->second);
+  }
+  /// Remembers `kernel` under `key` (keeping an existing one) and `rawKey`
+  /// as an alias of `key`.
+  void insert(StringRef key, StringRef rawKey, std::shared_ptr<Kernel> kernel) {
+    if (!find(key)) {
+      lru.push_front({key.str(), std::move(kernel), {}});
+      byKey[key] = lru.begin();
+    }
+    Slot &slot = *lru.begin();
+    if (!rawKey.empty() && byRaw.insert({rawKey, key.str()}).second) {
+      slot.rawKeys.push_back(rawKey.str());
+      // A spec respelled many times keeps only its newest aliases.
+      if (slot.rawKeys.size() > kMaxAliases) {
+        byRaw.erase(slot.rawKeys.front());
+        slot.rawKeys.erase(slot.rawKeys.begin());
+      }
+    }
+    while (lru.size() > capacity) {
+      for (const std::string &r : lru.back().rawKeys)
+        byRaw.erase(r);
+      byKey.erase(lru.back().key);
+      lru.pop_back();
+    }
+  }
+
+private:
+  static constexpr size_t kMaxAliases = 8;
+  struct Slot {
+    std::string key;
+    std::shared_ptr<Kernel> kernel;
+    std::vector<std::string> rawKeys;
+  };
+  size_t capacity = 64;
+  std::list<Slot> lru; // most recently used first
+  llvm::StringMap<std::list<Slot>::iterator> byKey;
+  llvm::StringMap<std::string> byRaw;
+};
+
+/// A disk entry whose metadata and files matched their hashes.
+struct DiskEntry {
+  std::string dir;
+  llvm::json::Object meta;
+  llvm::StringMap<std::string> contents;
+};
+
+/// The disk cache (the layout is in the header comment). Nothing read is
+/// trusted: an entry is used only when entry.json matches its own hash and
+/// every file its recorded size and hash, and a raw index only when the
+/// entry it names lists the raw key. Every write is a temporary file or
+/// directory renamed into place.
+class DiskCache {
+public:
+  DiskCache(std::string dir, uint64_t maxBytes)
+      : dir(std::move(dir)), maxBytes(maxBytes) {}
+  /// Creates the directory (mode 0700) or checks the existing one. False
+  /// (with a warning) when it cannot be created: the compile goes on
+  /// without it. An error when it is not ours to trust.
+  llvm::Expected<bool> prepare() const;
+  /// The key that raw/<rawKey> names, unverified.
+  std::optional<std::string> rawIndex(StringRef rawKey) const;
+  /// Entry `key`, verified; its directory's mtime is refreshed (LRU).
+  llvm::Expected<DiskEntry> read(StringRef key) const;
+  /// Whether entry metadata `meta` was compiled from raw key `rawKey`.
+  static bool serves(const llvm::json::Object &meta, StringRef rawKey);
+  /// Stores an entry: `meta` gains the version, key, raw keys and the file
+  /// index. Keeps an entry another process stored first. Then evicts least
+  /// recently used entries beyond the size cap.
+  void store(StringRef key, StringRef rawKey,
+             llvm::ArrayRef<std::pair<std::string, std::string>> files,
+             llvm::json::Object meta) const;
+  /// Records that the text of `rawKey` compiles to the stored entry `key`
+  /// (its raw_keys and the raw index).
+  void addRawKey(StringRef key, StringRef rawKey) const;
+  /// Moves entry `key` aside and deletes it.
+  void discard(StringRef key) const;
+
+private:
+  std::string entryPath(StringRef key) const { return dir + "/" + key.str(); }
+  llvm::Expected<llvm::json::Object> readMeta(StringRef key) const;
+  bool writeMeta(StringRef path, llvm::json::Object meta) const;
+  void evict(StringRef keep) const;
+  llvm::Error refuse(const llvm::Twine &why) const;
+
+  std::string dir;
+  uint64_t maxBytes;
+};
+} // namespace
+
+/// The hash of entry metadata: its JSON (keys sorted) without the hash.
+static std::string metadataHash(const llvm::json::Object &meta) {
+  llvm::json::Object copy = meta;
+  copy.erase("entry_sha256");
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::json::Value(std::move(copy));
+  return sha256Hex("attnc cache entry\n" + text);
+}
+
+/// Writes `data` to `path` through a temporary file renamed over it.
+static bool atomicWrite(const llvm::Twine &path, StringRef data) {
+  llvm::SmallString<128> tmp;
+  if (fs::createUniqueFile(path + ".tmp-%%%%%%%%", tmp))
+    return false;
+  llvm::Error e = mlir::attn::writeFile(tmp, data);
+  if (!e && !fs::rename(tmp, path))
+    return true;
+  llvm::consumeError(std::move(e));
+  fs::remove(tmp);
+  return false;
+}
+
+llvm::Error DiskCache::refuse(const llvm::Twine &why) const {
+  return makeError("refusing the kernel cache directory '" + dir + "': " + why +
+                   ". Fix it, or choose another directory (ATTNC_CACHE_DIR, "
+                   "Compiler::Options::cacheDir, cache_dir=) or none");
+}
+
+llvm::Expected<bool> DiskCache::prepare() const {
+  if (!fs::exists(dir)) {
+    StringRef parent = llvm::sys::path::parent_path(dir);
+    std::error_code ec;
+    if (!parent.empty())
+      ec = fs::create_directories(parent);
+    if (!ec)
+      ec = fs::create_directory(dir, /*IgnoreExisting=*/true, fs::owner_all);
+    if (ec) {
+      logWarning("cannot create the kernel cache directory '" + dir +
+                 "': " + ec.message() + "; compiling without it");
+      return false;
+    }
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st))
+    return refuse(std::strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return refuse("it is not a directory");
+  if (st.st_uid != ::geteuid())
+    return refuse("it is owned by another user (uid " +
+                  llvm::Twine(unsigned(st.st_uid)) + ", not " +
+                  llvm::Twine(unsigned(::geteuid())) +
+                  "), who could plant kernels in it");
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", unsigned(st.st_mode & 07777));
+    return refuse("it is writable by group or others (mode " +
+                  llvm::Twine(mode) +
+                  "), who could plant kernels in it; `chmod go-w` it");
+  }
+  return true;
+}
+
+std::optional<std::string> DiskCache::rawIndex(StringRef rawKey) const {
+  auto buf = llvm::MemoryBuffer::getFile(dir + "/raw/" + rawKey);
+  if (!buf)
+    return std::nullopt;
+  StringRef key = (*buf)->getBuffer().trim();
+  if (!isKey(key))
+    return std::nullopt;
+  return key.str();
+}
+
+bool DiskCache::serves(const llvm::json::Object &meta, StringRef rawKey) {
+  const llvm::json::Array *raws = meta.getArray("raw_keys");
+  return raws && llvm::any_of(*raws, [&](const llvm::json::Value &v) {
+           return v.getAsString() == rawKey;
+         });
+}
+
+llvm::Expected<llvm::json::Object> DiskCache::readMeta(StringRef key) const {
+  auto buf = llvm::MemoryBuffer::getFile(entryPath(key) + "/entry.json");
+  if (!buf)
+    return makeError("no entry.json");
+  auto v = llvm::json::parse((*buf)->getBuffer());
+  if (!v)
+    return makeError("entry.json does not parse: " +
+                     llvm::toString(v.takeError()));
+  llvm::json::Object *meta = v->getAsObject();
+  if (!meta)
+    return makeError("entry.json is not an object");
+  std::optional<StringRef> hash = meta->getString("entry_sha256");
+  if (!hash || *hash != metadataHash(*meta))
+    return makeError("entry.json does not match its hash (edited or damaged)");
+  if (meta->getString("attnc") != Compiler::version())
+    return makeError("the entry is from another compiler version");
+  if (meta->getString("key") != key)
+    return makeError("the entry is for another key");
+  return std::move(*meta);
+}
+
+llvm::Expected<DiskEntry> DiskCache::read(StringRef key) const {
+  DiskEntry entry;
+  entry.dir = entryPath(key);
+  auto meta = readMeta(key);
+  if (!meta)
+    return meta.takeError();
+  entry.meta = std::move(*meta);
+  const llvm::json::Object *files = entry.meta.getObject("files");
+  if (!files)
+    return makeError("the entry has no file index");
+  for (const auto &[name, info] : *files) {
+    const llvm::json::Object *f = info.getAsObject();
+    StringRef n = name;
+    if (!f || n.empty() || n.contains('/') || n.starts_with(".") ||
+        n == "entry.json")
+      return makeError("the entry lists a bad file name");
+    auto buf = llvm::MemoryBuffer::getFile(entry.dir + "/" + n);
+    if (!buf || f->getInteger("size") != int64_t((*buf)->getBufferSize()) ||
+        f->getString("sha256") != StringRef(sha256Hex((*buf)->getBuffer())))
+      return makeError("file " + n + " is missing or does not match its hash");
+    entry.contents[n] = (*buf)->getBuffer().str();
+  }
+  // A hit: the entry becomes the most recently used.
+  ::utimensat(AT_FDCWD, entry.dir.c_str(), nullptr, 0);
+  return entry;
+}
+
+/// Writes entry metadata `meta`, with its hash, to `path`.
+bool DiskCache::writeMeta(StringRef path, llvm::json::Object meta) const {
+  meta.erase("entry_sha256");
+  std::string hash = metadataHash(meta);
+  meta["entry_sha256"] = std::move(hash);
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(meta)));
+  return atomicWrite(path, text);
+}
+
+void DiskCache::store(StringRef key, StringRef rawKey,
+                      llvm::ArrayRef<std::pair<std::string, std::string>> files,
+                      llvm::json::Object meta) const {
+  // A cache that cannot be written only costs speed: failures are logged.
+  llvm::SmallString<128> tmp;
+  if (fs::createUniqueDirectory(entryPath(key) + ".tmp", tmp)) {
+    logWarning("cannot write to the kernel cache directory '" + dir + "'");
+    return;
+  }
+  llvm::scope_exit cleanup([&] { fs::remove_directories(tmp, true); });
+  llvm::json::Object fileIndex;
+  for (const auto &[name, data] : files) {
+    if (llvm::Error e = mlir::attn::writeFile((tmp + "/" + name).str(), data)) {
+      logWarning("cannot write a kernel cache entry: " +
+                 llvm::toString(std::move(e)));
+      return;
+    }
+    fileIndex[name] = llvm::json::Object{{"size", int64_t(data.size())},
+                                         {"sha256", sha256Hex(data)}};
+  }
+  meta["attnc"] = Compiler::version();
+  meta["key"] = key;
+  meta["files"] = std::move(fileIndex);
+  meta["raw_keys"] =
+      rawKey.empty() ? llvm::json::Array() : llvm::json::Array{rawKey};
+  if (!writeMeta((tmp + "/entry.json").str(), std::move(meta)))
+    return;
+  // Another process may have stored the same entry first: keep theirs.
+  bool stored = !fs::rename(tmp, entryPath(key));
+  addRawKey(key, rawKey);
+  if (stored)
+    evict(key);
+}
+
+void DiskCache::addRawKey(StringRef key, StringRef rawKey) const {
+  if (rawKey.empty())
+    return;
+  auto meta = readMeta(key);
+  if (!meta) {
+    llvm::consumeError(meta.takeError());
+    return;
+  }
+  if (!serves(*meta, rawKey)) {
+    // A spec respelled many times keeps only its newest raw keys.
+    llvm::json::Array raws;
+    if (const llvm::json::Array *old = meta->getArray("raw_keys"))
+      raws = *old;
+    raws.push_back(rawKey);
+    if (raws.size() > 32)
+      raws.erase(raws.begin());
+    (*meta)["raw_keys"] = std::move(raws);
+    if (!writeMeta(entryPath(key) + "/entry.json", std::move(*meta)))
+      return;
+  }
+  if (rawIndex(rawKey) != key.str() &&
+      !fs::create_directory(dir + "/raw", /*IgnoreExisting=*/true,
+                            fs::owner_all))
+    atomicWrite(dir + "/raw/" + rawKey, key);
+}
+
+void DiskCache::discard(StringRef key) const {
+  llvm::SmallString<128> trash;
+  fs::createUniquePath(entryPath(key) + ".old-%%%%%%%%", trash,
+                       /*MakeAbsolute=*/false);
+  // Another process may have moved it first.
+  if (!fs::rename(entryPath(key), trash))
+    fs::remove_directories(trash, /*IgnoreErrors=*/true);
+}
+
+/// The bytes of the files in directory `path`.
+static uint64_t directoryBytes(StringRef path) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(path, ec), end; it != end && !ec;
+       it.increment(ec))
+    if (llvm::ErrorOr<fs::basic_file_status> st = it->status())
+      total += st->getSize();
+  return total;
+}
+
+void DiskCache::evict(StringRef keep) const {
+  struct Item {
+    std::string key;
+    uint64_t bytes;
+    llvm::sys::TimePoint<> used;
+  };
+  std::vector<Item> items;
+  uint64_t total = 0;
+  auto now = std::chrono::system_clock::now();
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; it != end && !ec;
+       it.increment(ec)) {
+    fs::file_status st;
+    StringRef name = llvm::sys::path::filename(it->path());
+    if (fs::status(it->path(), st) ||
+        st.type() != fs::file_type::directory_file)
+      continue;
+    if (isKey(name)) {
+      items.push_back({name.str(), directoryBytes(it->path()),
+                       st.getLastModificationTime()});
+      total += items.back().bytes;
+    } else if ((name.contains(".tmp-") || name.contains(".old-")) &&
+               now - st.getLastModificationTime() > std::chrono::hours(1)) {
+      // Left behind by a process that died while writing or deleting.
+      fs::remove_directories(it->path(), /*IgnoreErrors=*/true);
+    }
+  }
+  if (total <= maxBytes)
+    return;
+  llvm::sort(items,
+             [](const Item &a, const Item &b) { return a.used < b.used; });
+  for (const Item &item : items) {
+    if (total <= maxBytes)
+      break;
+    if (item.key == keep)
+      continue;
+    // Its raw index files go with it (those that still name it).
+    if (auto meta = readMeta(item.key)) {
+      if (const llvm::json::Array *raws = meta->getArray("raw_keys"))
+        for (const llvm::json::Value &r : *raws)
+          if (std::optional<StringRef> rk = r.getAsString();
+              rk && isKey(*rk) && rawIndex(*rk) == item.key)
+            fs::remove(dir + "/raw/" + *rk);
+    } else {
+      llvm::consumeError(meta.takeError());
+    }
+    discard(item.key);
+    total -= item.bytes;
+  }
+}
+
 struct LinearFunction;
 
 struct Compiler::Impl {
   Options options;
+  /// The disk cache's directory; empty while it is off (also for the parts
+  /// of a GPU program, and when it cannot be created).
   std::string cacheDir;
+  std::optional<DiskCache> disk;
   std::mutex mu;
   std::unique_ptr<mlir::MLIRContext> ctx;
-  llvm::StringMap<std::shared_ptr<Kernel>> byRaw, byKey;
+  MemoryCache memory;
   CacheStats stats;
 
   /// What is being compiled.
@@ -106,10 +540,22 @@ struct Compiler::Impl {
 
   llvm::Expected<std::shared_ptr<Kernel>>
   compile(StringRef spec, StringRef bufferName, const CompileOptions &opts);
-  /// The kernel of the disk entry `dir` for (key, function, target); an
-  /// empty `function` accepts the entry's.
+  /// The kernel of the stored entry raw/<rawKey> names, when that entry
+  /// verifies and lists `rawKey`; else null.
+  std::shared_ptr<Kernel> fromRawIndex(StringRef rawKey,
+                                       const CompileOptions &opts);
+  /// The kernel of the job's stored entry; null (after deleting the entry
+  /// when it is unusable) when there is none.
+  std::shared_ptr<Kernel> fromDisk(const Job &job);
+  /// The kernel of a verified entry for (function, target); an empty
+  /// `function` accepts the entry's.
   llvm::Expected<std::shared_ptr<Kernel>>
-  loadEntry(StringRef key, StringRef function, StringRef target, StringRef dir);
+  kernelOf(const DiskEntry &entry, StringRef function, StringRef target);
+  void remember(StringRef key, StringRef rawKey,
+                const std::shared_ptr<Kernel> &kernel) {
+    if (options.memoryCache)
+      memory.insert(key, rawKey, kernel);
+  }
   llvm::Expected<std::shared_ptr<Kernel>> build(const Job &job);
   llvm::Expected<std::shared_ptr<Kernel>> buildLinear(const Job &job,
                                                       mlir::func::FuncOp func,
@@ -118,7 +564,11 @@ struct Compiler::Impl {
                                                        mlir::func::FuncOp func);
   void store(const Job &job,
              llvm::ArrayRef<std::pair<std::string, std::string>> files,
-             llvm::json::Object extra = {});
+             llvm::json::Object extra = {}) {
+    extra["target"] = job.options.target;
+    extra["function"] = job.function;
+    disk->store(job.key, job.rawKey, files, std::move(extra));
+  }
   /// The job's entry directory once stored; empty when it is not there
   /// (the cache could not be written).
   std::string entryDir(const Job &job) {
@@ -134,6 +584,14 @@ Compiler::Compiler(Options options) : impl(std::make_unique<Impl>()) {
   if (options.diskCache)
     impl->cacheDir =
         options.cacheDir.empty() ? defaultCacheDir() : options.cacheDir;
+  if (!impl->cacheDir.empty())
+    impl->disk.emplace(impl->cacheDir,
+                       options.cacheMaxBytes
+                           ? options.cacheMaxBytes
+                           : envCount("ATTNC_CACHE_MAX_BYTES", 2ull << 30));
+  impl->memory.setCapacity(options.memoryCacheEntries
+                               ? options.memoryCacheEntries
+                               : envCount("ATTNC_MEMORY_CACHE_ENTRIES", 64));
   mlir::DialectRegistry registry;
   mlir::attn::registerAttncDialects(registry);
   impl->ctx = std::make_unique<mlir::MLIRContext>(registry);
@@ -184,6 +642,49 @@ attnFunctions(mlir::ModuleOp module) {
   return out;
 }
 
+/// The function of `module` to compile: `name`, else the only one with attn
+/// operations.
+static llvm::Expected<mlir::func::FuncOp> selectFunction(mlir::ModuleOp module,
+                                                         StringRef name) {
+  if (!name.empty()) {
+    auto func = module.lookupSymbol<mlir::func::FuncOp>(name);
+    if (!func)
+      return makeError("the spec has no function '" + name + "'");
+    return func;
+  }
+  llvm::SmallVector<mlir::func::FuncOp> funcs = attnFunctions(module);
+  if (funcs.size() == 1)
+    return funcs.front();
+  if (funcs.empty())
+    return makeError("the spec has no function with an attn operation");
+  std::string names;
+  for (auto f : funcs)
+    names += (names.empty() ? "" : ", ") + f.getName().str();
+  return makeError("the spec has " + llvm::Twine(funcs.size()) +
+                   " functions with attn operations (" + names +
+                   "): name one in CompileOptions::function");
+}
+
+/// The canonical spec: canonicalized, printed without locations; run-time
+/// attributes for attn-run do not change the kernel.
+static llvm::Expected<std::string> canonicalSpec(mlir::ModuleOp module,
+                                                 mlir::func::FuncOp func,
+                                                 StringRef diagText) {
+  for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+    if (mlir::DictionaryAttr dict = func.getArgAttrDict(i))
+      for (mlir::NamedAttribute attr : dict)
+        if (attr.getName().getValue().starts_with("attn."))
+          func.removeArgAttr(i, attr.getName());
+  mlir::PassManager pm(module.getContext());
+  pm.addPass(mlir::createCanonicalizerPass());
+  if (failed(pm.run(module)))
+    return makeError("the spec does not canonicalize:\n" + diagText);
+  std::string canonical;
+  llvm::raw_string_ostream os(canonical);
+  module.print(os, mlir::OpPrintingFlags().enableDebugInfo(false));
+  return canonical;
+}
+
 llvm::Expected<std::shared_ptr<Kernel>>
 Compiler::Impl::compile(StringRef spec, StringRef bufferName,
                         const CompileOptions &opts) {
@@ -196,47 +697,28 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
                        llvm::Twine(opts.blockKv) + "\n" + opts.function + "\n")
                           .str();
   std::string rawKey = sha256Hex((version() + "\n" + knobs + spec).str());
-  if (options.memoryCache) {
-    auto it = byRaw.find(rawKey);
-    if (it != byRaw.end()) {
+  if (options.memoryCache)
+    if (std::shared_ptr<Kernel> k = memory.findRaw(rawKey)) {
       ++stats.memoryHits;
-      return it->second;
+      return k;
     }
-  }
 
+  // The disk cache must be a directory of ours; one that cannot be created
+  // is skipped for this compile.
+  std::string savedCacheDir = cacheDir;
+  llvm::scope_exit restore([&] { cacheDir = savedCacheDir; });
+  if (!cacheDir.empty()) {
+    llvm::Expected<bool> usable = disk->prepare();
+    if (!usable)
+      return usable.takeError();
+    if (!*usable)
+      cacheDir.clear();
+  }
   // The same text compiled before, by any process: the raw index names the
   // entry, which loads without parsing the spec.
-  if (!cacheDir.empty()) {
-    if (auto idx = llvm::MemoryBuffer::getFile(cacheDir + "/raw/" + rawKey)) {
-      std::string key = (*idx)->getBuffer().trim().str();
-      // A key is 64 hex digits; anything else is a damaged index.
-      bool valid = key.size() == 64 && llvm::all_of(key, llvm::isHexDigit);
-      if (valid && options.memoryCache) {
-        auto it = byKey.find(key);
-        if (it != byKey.end()) {
-          ++stats.memoryHits;
-          byRaw[rawKey] = it->second;
-          return it->second;
-        }
-      }
-      if (valid) {
-        // The raw key covers CompileOptions::function: an empty one takes the
-        // function the entry was compiled for.
-        auto k =
-            loadEntry(key, opts.function, opts.target, cacheDir + "/" + key);
-        if (k) {
-          ++stats.diskHits;
-          if (options.memoryCache) {
-            byKey[key] = *k;
-            byRaw[rawKey] = *k;
-          }
-          return *k;
-        }
-        // A bad entry: the full path below finds and rebuilds it.
-        llvm::consumeError(k.takeError());
-      }
-    }
-  }
+  if (!cacheDir.empty())
+    if (std::shared_ptr<Kernel> k = fromRawIndex(rawKey, opts))
+      return k;
 
   // Parse, with diagnostics collected for the error message.
   llvm::SourceMgr sm;
@@ -249,75 +731,26 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
       mlir::parseSourceFile<mlir::ModuleOp>(sm, mlir::ParserConfig(ctx.get()));
   if (!module)
     return makeError("the spec does not parse:\n" + diagText);
-
-  llvm::SmallVector<mlir::func::FuncOp> funcs = attnFunctions(*module);
-  mlir::func::FuncOp func;
-  if (!opts.function.empty()) {
-    func = module->lookupSymbol<mlir::func::FuncOp>(opts.function);
-    if (!func)
-      return makeError("the spec has no function '" + opts.function + "'");
-  } else if (funcs.size() == 1) {
-    func = funcs.front();
-  } else if (funcs.empty()) {
-    return makeError("the spec has no function with an attn operation");
-  } else {
-    std::string names;
-    for (auto f : funcs)
-      names += (names.empty() ? "" : ", ") + f.getName().str();
-    return makeError("the spec has " + llvm::Twine(funcs.size()) +
-                     " functions with attn operations (" + names +
-                     "): name one in CompileOptions::function");
-  }
-
-  // The canonical spec: canonicalized, printed without locations; run-time
-  // attributes for attn-run do not change the kernel.
-  for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
-    if (mlir::DictionaryAttr dict = func.getArgAttrDict(i))
-      for (mlir::NamedAttribute attr : dict)
-        if (attr.getName().getValue().starts_with("attn."))
-          func.removeArgAttr(i, attr.getName());
-  {
-    mlir::PassManager pm(ctx.get());
-    pm.addPass(mlir::createCanonicalizerPass());
-    if (failed(pm.run(*module)))
-      return makeError("the spec does not canonicalize:\n" + diagText);
-  }
-  std::string canonical;
-  {
-    llvm::raw_string_ostream os(canonical);
-    module->print(os, mlir::OpPrintingFlags().enableDebugInfo(false));
-  }
+  llvm::Expected<mlir::func::FuncOp> func =
+      selectFunction(*module, opts.function);
+  if (!func)
+    return func.takeError();
+  llvm::Expected<std::string> canonical =
+      canonicalSpec(*module, *func, diagText);
+  if (!canonical)
+    return canonical.takeError();
   Job job;
   job.options = opts;
-  job.function = func.getName().str();
+  job.function = func->getName().str();
   job.module = *module;
   job.key = sha256Hex(
-      (version() + "\n" + knobs + job.function + "\n" + canonical).str());
+      (version() + "\n" + knobs + job.function + "\n" + *canonical).str());
   job.rawKey = rawKey;
-  if (options.memoryCache) {
-    auto it = byKey.find(job.key);
-    if (it != byKey.end()) {
-      ++stats.memoryHits;
-      byRaw[rawKey] = it->second;
-      return it->second;
-    }
-  }
-
   std::shared_ptr<Kernel> kernel;
-  if (!cacheDir.empty()) {
-    std::string dir = cacheDir + "/" + job.key;
-    if (fs::is_directory(dir)) {
-      auto k = loadEntry(job.key, job.function, job.options.target, dir);
-      if (k) {
-        ++stats.diskHits;
-        kernel = *k;
-      } else {
-        llvm::consumeError(k.takeError());
-        fs::remove_directories(dir, /*IgnoreErrors=*/true);
-        ++stats.rebuilt;
-      }
-    }
-  }
+  if (options.memoryCache && (kernel = memory.find(job.key)))
+    ++stats.memoryHits;
+  else if (!cacheDir.empty() && (kernel = fromDisk(job)))
+    ++stats.diskHits;
   if (!kernel) {
     auto k = build(job);
     if (!k) {
@@ -329,11 +762,63 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
     ++stats.compiles;
     kernel = *k;
   }
-  if (options.memoryCache) {
-    byKey[job.key] = kernel;
-    byRaw[rawKey] = kernel;
-  }
+  remember(job.key, rawKey, kernel);
   return kernel;
+}
+
+std::shared_ptr<Kernel>
+Compiler::Impl::fromRawIndex(StringRef rawKey, const CompileOptions &opts) {
+  std::optional<std::string> key = disk->rawIndex(rawKey);
+  if (!key)
+    return nullptr;
+  llvm::Expected<DiskEntry> entry = disk->read(*key);
+  if (!entry) {
+    // The full path finds the entry again, reports it and rebuilds it.
+    llvm::consumeError(entry.takeError());
+    return nullptr;
+  }
+  if (!DiskCache::serves(entry->meta, rawKey)) {
+    logWarning("kernel cache: the raw index '" + cacheDir + "/raw/" + rawKey +
+               "' names entry " + *key +
+               ", which was not compiled from this text (an edited index?); "
+               "ignoring it");
+    return nullptr;
+  }
+  std::shared_ptr<Kernel> k = options.memoryCache ? memory.find(*key) : nullptr;
+  if (k) {
+    ++stats.memoryHits;
+  } else {
+    auto loaded = kernelOf(*entry, opts.function, opts.target);
+    if (!loaded) {
+      llvm::consumeError(loaded.takeError());
+      return nullptr;
+    }
+    k = *loaded;
+    ++stats.diskHits;
+  }
+  remember(*key, rawKey, k);
+  return k;
+}
+
+std::shared_ptr<Kernel> Compiler::Impl::fromDisk(const Job &job) {
+  if (!fs::is_directory(cacheDir + "/" + job.key))
+    return nullptr;
+  llvm::Expected<DiskEntry> entry = disk->read(job.key);
+  llvm::Expected<std::shared_ptr<Kernel>> k =
+      entry ? kernelOf(*entry, job.function, job.options.target)
+            : llvm::Expected<std::shared_ptr<Kernel>>(entry.takeError());
+  if (k) {
+    disk->addRawKey(job.key, job.rawKey);
+    return *k;
+  }
+  // Never a wrong kernel: an entry that does not verify is a miss,
+  // recompiled and overwritten.
+  logWarning("kernel cache entry '" + cacheDir + "/" + job.key +
+             "' is unusable (" + llvm::toString(k.takeError()) +
+             "); recompiling it");
+  disk->discard(job.key);
+  ++stats.rebuilt;
+  return nullptr;
 }
 
 /// The CPU signature: the function's arguments and results.
@@ -1092,58 +1577,6 @@ Compiler::Impl::buildProgram(const Job &job, mlir::func::FuncOp func) {
   return std::make_shared<GpuProgramImpl>(std::move(*sig), std::move(prog));
 }
 
-void Compiler::Impl::store(
-    const Job &job, llvm::ArrayRef<std::pair<std::string, std::string>> files,
-    llvm::json::Object extra) {
-  // A cache that cannot be written only costs speed: errors are dropped.
-  if (fs::create_directories(cacheDir))
-    return;
-  std::string tmp = cacheDir + "/" + job.key + ".tmp." +
-                    std::to_string(::getpid()) + "." +
-                    std::to_string(reinterpret_cast<uintptr_t>(this) & 0xffff);
-  fs::remove_directories(tmp, true);
-  if (fs::create_directory(tmp))
-    return;
-  llvm::json::Object fileIndex;
-  for (const auto &[name, data] : files) {
-    if (llvm::Error e = mlir::attn::writeFile(tmp + "/" + name, data)) {
-      llvm::consumeError(std::move(e));
-      fs::remove_directories(tmp, true);
-      return;
-    }
-    fileIndex[name] = llvm::json::Object{{"size", int64_t(data.size())},
-                                         {"sha256", sha256Hex(data)}};
-  }
-  llvm::json::Object entry{{"attnc", version()},
-                           {"key", job.key},
-                           {"target", job.options.target},
-                           {"function", job.function},
-                           {"files", std::move(fileIndex)}};
-  for (auto &kv : extra)
-    entry[kv.first] = std::move(kv.second);
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(entry)));
-  if (llvm::Error e = mlir::attn::writeFile(tmp + "/entry.json", text)) {
-    llvm::consumeError(std::move(e));
-    fs::remove_directories(tmp, true);
-    return;
-  }
-  std::string dst = cacheDir + "/" + job.key;
-  // Another process may have stored the same entry first: keep theirs.
-  if (fs::rename(tmp, dst))
-    fs::remove_directories(tmp, true);
-  // The raw index: this exact text (and options) -> the entry's key.
-  if (!job.rawKey.empty() && !fs::create_directories(cacheDir + "/raw")) {
-    std::string idx = cacheDir + "/raw/" + job.rawKey;
-    std::string tmpIdx = idx + ".tmp." + std::to_string(::getpid());
-    if (llvm::Error e = mlir::attn::writeFile(tmpIdx, job.key))
-      llvm::consumeError(std::move(e));
-    else if (fs::rename(tmpIdx, idx))
-      fs::remove(tmpIdx);
-  }
-}
-
 /// The kernel of a cache entry's manifest when it is a linear-attention /
 /// scan kernel (written by buildLinear), else null.
 static const llvm::json::Object *linearKernelOf(const llvm::json::Value &m) {
@@ -1189,46 +1622,16 @@ loadLinearEntry(const llvm::json::Object &entry, StringRef function,
 }
 
 llvm::Expected<std::shared_ptr<Kernel>>
-Compiler::Impl::loadEntry(StringRef key, StringRef function, StringRef target,
-                          StringRef dir) {
-  auto entryBuf = llvm::MemoryBuffer::getFile(dir + "/entry.json");
-  if (!entryBuf)
-    return makeError("no entry.json");
-  auto entry = llvm::json::parse((*entryBuf)->getBuffer());
-  if (!entry)
-    return entry.takeError();
-  const llvm::json::Object *obj = entry->getAsObject();
-  std::string fn =
-      obj ? obj->getString("function").value_or("").str() : std::string();
-  if (!obj || obj->getString("attnc") != version() ||
-      obj->getString("key") != key || fn.empty() ||
-      (!function.empty() && fn != function) ||
+Compiler::Impl::kernelOf(const DiskEntry &entry, StringRef function,
+                         StringRef target) {
+  const llvm::json::Object *obj = &entry.meta;
+  std::string fn = obj->getString("function").value_or("").str();
+  if (fn.empty() || (!function.empty() && fn != function) ||
       obj->getString("target") != target)
-    return makeError("stale entry");
+    return makeError("the entry is for another function or target");
   function = fn;
-  const llvm::json::Object *files = obj->getObject("files");
-  if (!files)
-    return makeError("no file index");
-  llvm::StringMap<std::string> contents;
-  // Every file must have its recorded size; the ones the kernel is made of
-  // (not the C header and launcher, kept for C programs) their hash too.
-  for (const auto &kv : *files) {
-    StringRef name = kv.first;
-    const llvm::json::Object *f = kv.second.getAsObject();
-    std::string path = (dir + "/" + name).str();
-    uint64_t size = 0;
-    if (!f || fs::file_size(path, size) ||
-        f->getInteger("size") != int64_t(size))
-      return makeError("corrupt file " + name);
-    if (name.ends_with(".h") || name.ends_with("_launcher.c") ||
-        name.ends_with(".ptxas.txt"))
-      continue;
-    auto buf = llvm::MemoryBuffer::getFile(path);
-    if (!buf ||
-        f->getString("sha256") != StringRef(sha256Hex((*buf)->getBuffer())))
-      return makeError("corrupt file " + name);
-    contents[name] = (*buf)->getBuffer().str();
-  }
+  const llvm::StringMap<std::string> &contents = entry.contents;
+  StringRef dir = entry.dir;
   if (target == "cpu") {
     auto it = contents.find("kernel.o");
     if (it == contents.end())

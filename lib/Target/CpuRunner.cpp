@@ -14,6 +14,8 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/TargetSelect.h"
 
+#include <cstdlib>
+
 using namespace mlir;
 using namespace mlir::attn;
 
@@ -27,6 +29,12 @@ void mlir::attn::initializeCpuTarget() {
 }
 
 CpuKernel::~CpuKernel() = default;
+
+/// Whether the environment variable `name` is set to 1.
+static bool envFlag(const char *name) {
+  const char *v = std::getenv(name);
+  return v && llvm::StringRef(v) == "1";
+}
 
 llvm::Expected<std::unique_ptr<CpuKernel>>
 CpuKernel::compile(ModuleOp module, llvm::StringRef funcName,
@@ -68,6 +76,11 @@ CpuKernel::compile(ModuleOp module, llvm::StringRef funcName,
                                              /*targetMachine=*/nullptr);
   eo.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
   eo.enableObjectDump = object != nullptr;
+  // Profiler and debugger registration only when asked: the perf listener
+  // writes jitdump files under ~/.debug/jit (or $JITDUMPDIR) for every
+  // process, the GDB listener keeps a copy of every object (docs/runtime.md).
+  eo.enablePerfNotificationListener = envFlag("ATTNC_JIT_PERF");
+  eo.enableGDBNotificationListener = envFlag("ATTNC_JIT_GDB");
   auto engine = ExecutionEngine::create(*clone, eo);
   if (!engine)
     return engine.takeError();
