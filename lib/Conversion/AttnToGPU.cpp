@@ -309,11 +309,8 @@ void GpuKernelEmitter::bindArguments(Block &entry) {
   o = entry.getArgument(a++);
   if (op.getLse())
     lse = entry.getArgument(a++);
-  for (Value cap : op.getCaptures()) {
-    Value mem = entry.getArgument(a++);
-    caps.push_back(mem);
-    capMap.map(cap, mem);
-  }
+  for (Value cap : captures)
+    capMap.map(cap, entry.getArgument(a++));
   if (needsMap)
     blockMap = entry.getArgument(a++);
   batch = entry.getArgument(a++);
@@ -458,7 +455,7 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
   Block &entry = func.getBody().front();
   b.setInsertionPointToStart(&entry);
   unsigned a = 0;
-  for (Value cap : op.getCaptures())
+  for (Value cap : captures)
     capMap.map(cap, entry.getArgument(a++));
   blockMap = entry.getArgument(a++);
   ++a; // the slice count: the grid's z extent carries it
@@ -589,8 +586,10 @@ void GpuKernelEmitter::emitBlockMap(gpu::GPUFuncOp func) {
           [&] {
             Value v =
                 memref::LoadOp::create(b, capMap.lookup(ex.getTensor()), at);
-            return SmallVector<Value>{arith::IndexCastOp::create(
-                b, b.getIndexType(), arith::ExtSIOp::create(b, i32, v))};
+            // index_cast sign-extends any integer width to index (an extsi
+            // to i32 first was invalid on i32 captures).
+            return SmallVector<Value>{
+                arith::IndexCastOp::create(b, b.getIndexType(), v)};
           },
           [&] { return SmallVector<Value>{c0}; })[0];
       known.push_back({ex.getResult(),
@@ -966,6 +965,35 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func) {
   return success();
 }
 
+/// The captures a kernel of `op` takes: the enclosing function's arguments
+/// after q, k and v where `op` is an attention on the function's arguments
+/// whose captures are some of those, in order (the others were captures
+/// whose uses folded away: the kernel keeps the function's signature and
+/// ignores them); otherwise `op`'s captures.
+static SmallVector<Value> kernelCaptures(AttentionOp op) {
+  SmallVector<Value> own(op.getCaptures());
+  auto func = op->getParentOfType<FunctionOpInterface>();
+  if (!func || func.isExternal())
+    return own;
+  ArrayRef<BlockArgument> args = func.getArguments();
+  if (args.size() < 3 || op.getQ() != args[0] || op.getK() != args[1] ||
+      op.getV() != args[2])
+    return own;
+  SmallVector<Value> all(args.drop_front(3));
+  if (!llvm::all_of(all,
+                    [](Value a) { return isa<RankedTensorType>(a.getType()); }))
+    return own;
+  // `own` must be a subsequence of `all`.
+  auto it = all.begin();
+  for (Value c : own) {
+    it = std::find(it, all.end(), c);
+    if (it == all.end())
+      return own;
+    ++it;
+  }
+  return all;
+}
+
 FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
                                                        ModuleOp module,
                                                        StringRef name) {
@@ -1005,10 +1033,11 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   int64_t shared = wgmma ? sm90SharedBytes(bq, d, dv)
                          : (rowsK * (d + 8) + bkv * (dv + 8)) * elemBytes;
   if (!wgmma && shared > 48 * 1024)
-    return op.emitOpError() << "tiles need " << shared
-                            << " bytes of shared memory; static shared "
-                               "memory is limited to 49152 (use smaller "
-                               "block sizes)";
+    return op.emitOpError()
+           << "the mma.sync kernel's " << bkv << "-row tiles of K and V need "
+           << shared
+           << " bytes of shared memory, past the 49152 (48 KB) of static "
+              "shared memory a block may use: use a smaller block_kv";
   MLIRContext *ctx = op.getContext();
   ctx->loadDialect<gpu::GPUDialect, nvgpu::NVGPUDialect, NVVM::NVVMDialect,
                    LLVM::LLVMDialect, memref::MemRefDialect, scf::SCFDialect,
@@ -1056,7 +1085,8 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   addMem("o", elem, {ShapedType::kDynamic});
   if (op.getLse())
     addMem("lse", bld.getF32Type(), {ShapedType::kDynamic});
-  for (auto [i, cap] : llvm::enumerate(op.getCaptures())) {
+  SmallVector<Value> captures = kernelCaptures(op);
+  for (auto [i, cap] : llvm::enumerate(captures)) {
     auto t = cast<RankedTensorType>(cap.getType());
     addMem("capture" + std::to_string(i), t.getElementType(), t.getShape());
   }
@@ -1162,6 +1192,7 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
     em.elem = elem;
     em.bf16 = elem.isBF16();
     em.needsMap = needsMap;
+    em.captures = captures;
   };
   if (needsMap) {
     OpBuilder::InsertionGuard guard(ob);

@@ -70,7 +70,11 @@ public:
   bool bf16 = false;
 
   Value q, k, v, o, lse;
-  SmallVector<Value> caps;
+  /// The tensors the kernel takes after q, k, v, o and lse, in order: the
+  /// enclosing function's capture arguments, including those the regions no
+  /// longer use (canonicalization drops them from the op; the kernel keeps
+  /// the function's signature and ignores them), or else the op's captures.
+  SmallVector<Value> captures;
   IRMapping capMap; // captured tensor -> kernel memref
   Value batch, nq, nk;
   Value qs[3], ks[3], vs[3], os[3];

@@ -96,7 +96,8 @@ std::string mlir::attn::cpuPipelineText(const CpuPipelineOptions &options) {
   }
   // Elementwise arith on whole tensors (a function combining several attn
   // results, e.g. LinGen's MATE block) goes through linalg to loops.
-  s += "canonicalize,cse,func.func(convert-elementwise-to-linalg),"
+  s += "canonicalize,cse,func.func(convert-elementwise-to-linalg,"
+       "attn-copy-aliased-results),"
        "one-shot-bufferize{bufferize-function-boundaries "
        "function-boundary-type-conversion=identity-layout-map},"
        "func.func(convert-linalg-to-loops),"
@@ -148,13 +149,18 @@ std::string mlir::attn::gpuPipelineText(llvm::StringRef chip,
   std::string libdevice = findLibdevice();
   // scf is lowered first and arith/cf/vector before convert-gpu-to-nvvm:
   // in 22.1 the other orders leave index-typed branch operands behind.
-  return "gpu.module(convert-scf-to-cf),convert-nvgpu-to-nvvm,"
-         "convert-vector-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
-         "convert-cf-to-llvm,gpu.module(convert-gpu-to-nvvm),"
+  // Passes that can be nested run on the kernel modules only: on the host
+  // function they would rewrite (fold, convert to llvm) the regions of the
+  // attn ops kept there, and folding can leave a capture unused, which the
+  // attn verifier refuses. convert-cf-to-llvm and finalize-memref-to-llvm
+  // are anchored on builtin.module and the host has no cf or memref ops.
+  return "gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,"
+         "convert-vector-to-llvm,convert-arith-to-llvm,convert-index-to-llvm),"
+         "convert-cf-to-llvm,gpu.module(convert-gpu-to-nvvm,"
          // By-value TMA maps (sm_90a), aligned external dynamic shared
          // memory (sm_90a, and the sm_80 linear-attention kernels).
-         "gpu.module(attn-finalize-sm90),"
-         "expand-strided-metadata,finalize-memref-to-llvm,"
+         "attn-finalize-sm90,expand-strided-metadata),"
+         "finalize-memref-to-llvm,"
          "convert-nvvm-to-llvm,reconcile-unrealized-casts,"
          "nvvm-attach-target{chip=" +
          chip.str() + " features=+ptx80 O=3" +

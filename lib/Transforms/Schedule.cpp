@@ -10,6 +10,7 @@
 #include "attnc/Transforms/Passes.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/raw_ostream.h"
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNSELECTSCHEDULE
@@ -65,6 +66,59 @@ Choice measure(const TargetDesc &t, int64_t bq, int64_t bkv, int64_t d,
 
 bool fits(const TargetDesc &t, const Choice &c) {
   return c.smem <= t.onChipBytes && (!t.isGpu || c.regs <= t.accRegsPerThread);
+}
+
+/// Whether some free tile of the mma.sync kernel fits head dims d and dv.
+bool anyTileFits(const TargetDesc &t, int64_t d, int64_t dv,
+                 int64_t elemBytes) {
+  // The smallest tile needs the least of both resources.
+  return fits(t, measure(t, 16, 16, d, dv, elemBytes));
+}
+
+/// Explains, in the user's terms, why no GPU tile fits head dims d and dv
+/// (forced block sizes, 0 when free): which resource the kernel runs out of,
+/// by how much, and which head dims the target supports.
+void emitNoGpuTile(AttentionOp op, const TargetDesc &t, int64_t d, int64_t dv,
+                   int64_t elemBytes, int64_t forcedQ, int64_t forcedKv) {
+  Choice c = measure(t, forcedQ ? forcedQ : 16, forcedKv ? forcedKv : 16, d, dv,
+                     elemBytes);
+  bool forced = forcedQ || forcedKv;
+  InFlightDiagnostic diag = op.emitOpError() << "head dims " << d << "/" << dv;
+  if (forced)
+    diag << " do not fit " << t.name << " with the forced block-q=" << forcedQ
+         << " block-kv=" << forcedKv << " (0: free)";
+  else
+    diag << " are not supported on " << t.name << " yet";
+  diag << ": the kernel for them (mma.sync, 16 query rows per warp";
+  if (t.wgmma)
+    diag << "; the wgmma kernel takes head dims 64 and 128 only";
+  diag << ")";
+  bool regs = c.regs > t.accRegsPerThread, smem = c.smem > t.onChipBytes;
+  std::string elemName;
+  llvm::raw_string_ostream(elemName) << op.getQ().getType().getElementType();
+  if (regs)
+    diag << " keeps each warp's output rows (16 x " << dv
+         << " f32) and query rows (16 x " << d << " " << elemName
+         << ") in registers, which takes " << c.regs << " registers per thread "
+         << (forced ? "with" : "even with") << " " << c.bkv
+         << "-key tiles, against the " << t.accRegsPerThread
+         << " of 255 it can spare";
+  if (regs && smem)
+    diag << ", and";
+  if (smem)
+    diag << " keeps a " << c.bkv << "-row tile of K and of V in shared memory, "
+         << c.smem << " bytes against the " << t.onChipBytes
+         << " (48 KB) of static shared memory a block may use";
+  // The head dims that fit (d = dv), from the same measure.
+  int64_t largest = 0;
+  for (int64_t x = 16; x <= 256; x += 16)
+    if (anyTileFits(t, x, x, elemBytes))
+      largest = x;
+  diag << "; supported: head dims that are multiples of 16 up to " << largest
+       << " (d = dv; a smaller value dim leaves room for a larger d)";
+  if (forced)
+    diag << ", with free or smaller block sizes";
+  diag << "; the CPU backend takes any head dim";
 }
 } // namespace
 
@@ -134,13 +188,7 @@ struct AttnSelectSchedulePass
       if (best.bq == 0 && !t->isGpu)
         best = measure(*t, qs.back(), kvs.back(), d, dv, elemBytes);
       if (best.bq == 0) {
-        InFlightDiagnostic diag =
-            op.emitOpError()
-            << "no tile schedule fits " << t->name << " (" << t->onChipBytes
-            << " bytes on chip) for head dims " << d << "/" << dv;
-        if (forcedQ || forcedKv)
-          diag << " with the forced block-q=" << forcedQ
-               << " block-kv=" << forcedKv << " (0: free)";
+        emitNoGpuTile(op, *t, d, dv, elemBytes, forcedQ, forcedKv);
         return WalkResult::interrupt();
       }
       op.setScheduleAttr(ScheduleAttr::get(op.getContext(), t->name, best.bq,

@@ -40,7 +40,7 @@ func.func @document_mask(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
 // CHECK: gpu.func @block_sparse_blockmap
 // CHECK: scf.if %{{.*}} -> (index) {
 // CHECK-NEXT: memref.load %{{.*}}[%{{.*}}, %{{.*}}] : memref<?x?xi8>
-// CHECK-NEXT: arith.extsi %{{.*}} : i8 to i32
+// CHECK-NEXT: arith.index_cast %{{.*}} : i8 to index
 // CHECK: scf.for
 // CHECK-COUNT-16: memref.load %{{.*}} : memref<?x?xi8>
 func.func @block_sparse(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,

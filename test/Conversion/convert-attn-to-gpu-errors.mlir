@@ -78,7 +78,7 @@ func.func @block_q_256(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
 // 2 x 128 x 136 x 2 bytes, past the 48 KB of static shared memory.
 func.func @shared_memory(%q: tensor<?x4x?x128xbf16>, %k: tensor<?x4x?x128xbf16>,
                          %v: tensor<?x4x?x128xbf16>) -> tensor<?x4x?x128xbf16> {
-  // expected-error @+1 {{tiles need 69632 bytes of shared memory; static shared memory is limited to 49152 (use smaller block sizes)}}
+  // expected-error @+1 {{the mma.sync kernel's 128-row tiles of K and V need 69632 bytes of shared memory, past the 49152 (48 KB) of static shared memory a block may use: use a smaller block_kv}}
   %o = attn.attention %q, %k, %v
     {schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 128, warps = 4, stages = 1, smem_bytes = 0>}
     : tensor<?x4x?x128xbf16>, tensor<?x4x?x128xbf16>, tensor<?x4x?x128xbf16>
