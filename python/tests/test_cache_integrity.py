@@ -275,6 +275,11 @@ def permissions():
     out, err = run_child("compile", file_cache, "full.mlir")
     check("not a directory" in out.get("full.mlir", ""),
           "permissions: a file in the directory's place is refused", out)
+    out, err = run_child("compile", os.path.join(file_cache, "sub"), "full.mlir")
+    check(out.get("full.mlir") == "ok" and out["stats"]["compiles"] == 1
+          and "cannot create the kernel cache directory" in err,
+          "permissions: a directory that cannot be created is skipped with a warning",
+          f"{out} {err}")
     out, err = run_child("compile", cache, "full.mlir")
     check(out.get("full.mlir") == "ok", "permissions: the fixed directory works again", out)
     shutil.rmtree(root, ignore_errors=True)
