@@ -44,6 +44,49 @@ def AttnSelectSchedule : Pass<"attn-select-schedule"> {
   let dependentDialects = ["::mlir::attn::AttnDialect"];
 }
 
+def AttnCopyAliasedResults : Pass<"attn-copy-aliased-results",
+                                   "::mlir::func::FuncOp"> {
+  let summary = "Give every function result its own buffer";
+  let description = [{
+    A kernel's caller owns each output buffer. A function that returns one
+    of its arguments, or the same value twice, would hand out a buffer that
+    aliases an input or another output (freed twice, or written by the
+    caller through both). This pass replaces such a returned value with a
+    copy (`bufferization.alloc_tensor() copy(...)`), so that after
+    bufferization each result is a fresh allocation. Other results are left
+    alone. Runs before bufferization in the CPU pipeline.
+
+    ```mlir
+    // return %o, %o, %k  becomes
+    %c1 = bufferization.alloc_tensor() copy(%o) : tensor<?x4x?x64xf32>
+    %c2 = bufferization.alloc_tensor() copy(%k) : tensor<?x4x?x64xf32>
+    return %o, %c1, %c2 : ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
+}
+
+def AttnWidenIndexMath : Pass<"attn-widen-index-math"> {
+  let summary = "Compute math ops on index values in i64";
+  let description = [{
+    The `math` lowerings (convert-math-to-funcs, convert-math-to-llvm) take
+    integer types but not `index`, so a region computing `math.ipowi` or
+    `math.absi` on indices failed to compile. This pass rewrites each math op
+    whose operands or results are `index` into the same op on i64 between
+    `arith.index_cast`s (index is 64 bits on every attnc target).
+
+    ```mlir
+    %p = math.ipowi %j, %c2 : index
+    // becomes
+    %a = arith.index_cast %j : index to i64
+    %b = arith.index_cast %c2 : index to i64
+    %p64 = math.ipowi %a, %b : i64
+    %p = arith.index_cast %p64 : i64 to index
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 def ConvertAttnToReference : Pass<"convert-attn-to-reference", "::mlir::ModuleOp"> {
   let summary = "Lower attn ops to their naive definition (the test oracle)";
   let description = [{

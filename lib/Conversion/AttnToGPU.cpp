@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "attnc/Dialect/Attn/SpecFunctions.h"
 #include "attnc/Conversion/AttnToGPU.h"
 #include "GpuKernelEmitter.h"
 #include "attnc/Analysis/MaskAnalysis.h"
@@ -965,35 +966,6 @@ LogicalResult GpuKernelEmitter::emit(gpu::GPUFuncOp func) {
   return success();
 }
 
-/// The captures a kernel of `op` takes: the enclosing function's arguments
-/// after q, k and v where `op` is an attention on the function's arguments
-/// whose captures are some of those, in order (the others were captures
-/// whose uses folded away: the kernel keeps the function's signature and
-/// ignores them); otherwise `op`'s captures.
-static SmallVector<Value> kernelCaptures(AttentionOp op) {
-  SmallVector<Value> own(op.getCaptures());
-  auto func = op->getParentOfType<FunctionOpInterface>();
-  if (!func || func.isExternal())
-    return own;
-  ArrayRef<BlockArgument> args = func.getArguments();
-  if (args.size() < 3 || op.getQ() != args[0] || op.getK() != args[1] ||
-      op.getV() != args[2])
-    return own;
-  SmallVector<Value> all(args.drop_front(3));
-  if (!llvm::all_of(all,
-                    [](Value a) { return isa<RankedTensorType>(a.getType()); }))
-    return own;
-  // `own` must be a subsequence of `all`.
-  auto it = all.begin();
-  for (Value c : own) {
-    it = std::find(it, all.end(), c);
-    if (it == all.end())
-      return own;
-    ++it;
-  }
-  return all;
-}
-
 FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
                                                        ModuleOp module,
                                                        StringRef name) {
@@ -1085,7 +1057,7 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   addMem("o", elem, {ShapedType::kDynamic});
   if (op.getLse())
     addMem("lse", bld.getF32Type(), {ShapedType::kDynamic});
-  SmallVector<Value> captures = kernelCaptures(op);
+  SmallVector<Value> captures = attentionKernelCaptures(op);
   for (auto [i, cap] : llvm::enumerate(captures)) {
     auto t = cast<RankedTensorType>(cap.getType());
     addMem("capture" + std::to_string(i), t.getElementType(), t.getShape());

@@ -32,6 +32,7 @@
 #include "Kernels.h"
 
 #include "attnc/Dialect/Attn/Attn.h"
+#include "attnc/Dialect/Attn/SpecFunctions.h"
 #include "attnc/Target/Aot.h"
 #include "attnc/Target/Pipelines.h"
 #include "attnc/Transforms/AttnLowering.h"
@@ -633,35 +634,21 @@ Compiler::compileFile(StringRef path, const CompileOptions &options) {
   return impl->compile((*buf)->getBuffer(), path, options);
 }
 
-/// The functions of `module` that contain attn operations.
-static llvm::SmallVector<mlir::func::FuncOp>
-attnFunctions(mlir::ModuleOp module) {
-  llvm::SmallVector<mlir::func::FuncOp> out;
-  module.walk([&](mlir::func::FuncOp f) {
-    bool has = false;
-    f.walk([&](mlir::Operation *op) {
-      if (op->getDialect() &&
-          op->getDialect()->getNamespace() ==
-              mlir::attn::AttnDialect::getDialectNamespace())
-        has = true;
-    });
-    if (has)
-      out.push_back(f);
-  });
-  return out;
-}
-
 /// The function of `module` to compile: `name`, else the only one with attn
 /// operations.
-static llvm::Expected<mlir::func::FuncOp> selectFunction(mlir::ModuleOp module,
-                                                         StringRef name) {
+static llvm::Expected<mlir::func::FuncOp>
+selectFunction(mlir::ModuleOp module, StringRef name,
+               const std::string &diagText) {
+  auto specFuncs = mlir::attn::specFunctions(module);
+  if (failed(specFuncs))
+    return makeError("the spec cannot be compiled:\n" + diagText);
   if (!name.empty()) {
     auto func = module.lookupSymbol<mlir::func::FuncOp>(name);
     if (!func)
       return makeError("the spec has no function '" + name + "'");
     return func;
   }
-  llvm::SmallVector<mlir::func::FuncOp> funcs = attnFunctions(module);
+  llvm::SmallVector<mlir::func::FuncOp> &funcs = *specFuncs;
   if (funcs.size() == 1)
     return funcs.front();
   if (funcs.empty())
@@ -741,7 +728,7 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
   if (!module)
     return makeError("the spec does not parse:\n" + diagText);
   llvm::Expected<mlir::func::FuncOp> func =
-      selectFunction(*module, opts.function);
+      selectFunction(*module, opts.function, diagText);
   if (!func)
     return func.takeError();
   llvm::Expected<std::string> canonical =
@@ -973,9 +960,10 @@ static mlir::attn::AttentionOp attentionOf(mlir::func::FuncOp func) {
   });
   if (count != 1)
     return {};
+  // Captures whose uses folded away stay in the kernel's signature.
   llvm::SmallVector<mlir::Value> operands = {found.getQ(), found.getK(),
                                              found.getV()};
-  llvm::append_range(operands, found.getCaptures());
+  llvm::append_range(operands, mlir::attn::attentionKernelCaptures(found));
   if (operands.size() != func.getNumArguments())
     return {};
   for (auto [v, a] : llvm::zip(operands, func.getArguments()))

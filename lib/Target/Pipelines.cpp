@@ -104,7 +104,8 @@ std::string mlir::attn::cpuPipelineText(const CpuPipelineOptions &options) {
        "canonicalize,cse,func.func(lower-vector-multi-reduction),"
        "convert-vector-to-scf{full-unroll=true},lower-affine,convert-scf-to-cf,"
        "convert-vector-to-llvm,expand-strided-metadata,"
-       "finalize-memref-to-llvm,convert-math-to-funcs,convert-math-to-llvm,"
+       "finalize-memref-to-llvm,attn-widen-index-math,convert-math-to-funcs,"
+       "convert-math-to-llvm,"
        "convert-math-to-libm,convert-arith-to-llvm,"
        "convert-ub-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
        "reconcile-unrealized-casts)";

@@ -87,7 +87,7 @@ func.func @dynamic_capture(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
     feature_map(%x: vector<64xf32>) {
       %c0 = arith.constant 0 : index
       %pad = arith.constant 0.0 : f32
-      %wv = vector.transfer_read %w[%c0], %pad {in_bounds = [true]}
+      %wv = vector.transfer_read %w[%c0], %pad {in_bounds = [false]}
         : tensor<?xf32>, vector<64xf32>
       %r = arith.mulf %x, %wv : vector<64xf32>
       attn.yield %r : vector<64xf32>

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "attnc/Dialect/Attn/SpecFunctions.h"
 #include "attnc/Target/Aot.h"
 #include "attnc/Target/Pipelines.h"
 #include "attnc/Target/TargetDesc.h"
@@ -84,6 +85,8 @@ int main(int argc, char **argv) {
       parseSourceFile<ModuleOp>(inputFile, sm, ParserConfig(&ctx));
   if (!module)
     return error("cannot parse '" + inputFile + "'");
+  if (failed(attn::specFunctions(*module)))
+    return error("cannot compile '" + inputFile + "'");
 
   attn::GpuCompileOptions options;
   options.target = target;

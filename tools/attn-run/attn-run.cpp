@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Dialect/Attn/Attn.h"
+#include "attnc/Dialect/Attn/SpecFunctions.h"
 #include "attnc/Target/CpuRunner.h"
 #include "attnc/Target/Pipelines.h"
 #include "attnc/Tools/ToolVersion.h"
@@ -515,6 +516,8 @@ int main(int argc, char **argv) {
       parseSourceFile<ModuleOp>(inputFile, sm, ParserConfig(&ctx));
   if (!module)
     return fail("spec does not parse");
+  if (failed(attn::specFunctions(*module)))
+    return fail("attn op outside a top-level function");
 
   func::FuncOp func;
   for (auto f : module->getOps<func::FuncOp>()) {
