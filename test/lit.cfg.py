@@ -59,3 +59,8 @@ config.substitutions.append(("%attnc_runtime_tests",
 config.substitutions.append(("%attnc_unittests",
                              os.path.join(config.attnc_obj_root, "test",
                                           "Unit", "attnc-unittests")))
+# The kernel-set ABI without MLIR (test/Unit/abi.test).
+for tool in ("attnc-abi-tests", "attnc-abi-check"):
+    config.substitutions.append(("%" + tool.replace("-", "_"),
+                                 os.path.join(config.attnc_obj_root, "test",
+                                              "Unit", tool)))

@@ -1464,10 +1464,97 @@ int64_t mlir::attn::defaultLinearDvSlice(Operation *op) {
   return 64;
 }
 
-FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
-                                                          ModuleOp module,
-                                                          StringRef name,
-                                                          int64_t dvSlice) {
+namespace {
+/// `t` as the ABI spells element types (bf16, f16, f32, i1, ...).
+std::string typeName(Type t) {
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  os << t;
+  return out;
+}
+
+/// A 1-D memref argument of element type `el`.
+attnc::abi::Arg memArg(StringRef name, Type el) {
+  return {name.str(),
+          el.isF32() ? attnc::abi::ArgKind::MemrefF32
+                     : attnc::abi::ArgKind::Memref,
+          typeName(el), 1, 0};
+}
+
+attnc::abi::Arg scalarArg(StringRef name) {
+  return {name.str(), attnc::abi::ArgKind::Scalar, "", 0, 0};
+}
+
+/// The ABI of `s`'s chunked kernel without its arguments: sizes, the grid
+/// (Dv / dvSlice, H, B), shared memory and, bidirectional with normalize,
+/// the caller's f32 scratch: the forward sweep's numerators [B, H, N, Dv]
+/// then its denominators [B, H, N, Dv / dv_slice] (by scan position), fully
+/// written before read. `d`: the head dim the kernel reads (the feature dim
+/// with a feature kernel).
+attnc::abi::LinearKernel linearAbi(const LinearSpec &s, StringRef name,
+                                   int64_t dvSlice, int64_t d) {
+  using attnc::abi::SizeExpr;
+  attnc::abi::LinearKernel k;
+  k.dtype = s.elem.isBF16() ? "bf16" : "f16";
+  k.heads = s.h;
+  k.headsKv = s.hk;
+  k.headDim = s.d;
+  k.valueDim = s.dv;
+  k.featureDim = s.f;
+  k.chunk = kChunk;
+  k.dvSlice = dvSlice;
+  switch (s.kind) {
+  case Decay::None:
+    k.decay = attnc::abi::Decay::None;
+    break;
+  case Decay::Head:
+    k.decay = attnc::abi::Decay::Head;
+    break;
+  case Decay::Token:
+    k.decay = attnc::abi::Decay::Token;
+    break;
+  case Decay::TokenDim:
+    k.decay = attnc::abi::Decay::TokenDim;
+    break;
+  }
+  k.causal = s.causal;
+  k.normalize = s.normalize;
+  k.scale = s.scale;
+  k.main.kernel = name.str();
+  k.main.grid = {SizeExpr::constant(s.dv / dvSlice), SizeExpr::of("H"),
+                 SizeExpr::of("B")};
+  k.main.block = {kThreads, 1, 1};
+  k.main.dynamicSharedBytes =
+      (2 * 2 * kChunk * (d + 8) + 2 * kChunk * (dvSlice + 8) +
+       d * (dvSlice + 8)) *
+          2 +
+      2 * kChunk * 4 + (s.kind == Decay::TokenDim ? 2 * kChunk * d * 4 : 0);
+  if (s.normalize && !s.causal)
+    k.scratch = attnc::abi::Buffer{"scratch",
+                                   "f32",
+                                   {SizeExpr::of("B"), SizeExpr::constant(s.h),
+                                    SizeExpr::of("N"),
+                                    SizeExpr::constant(s.dv + s.dv / dvSlice)}};
+  return k;
+}
+
+/// The workspaces phi(q) [B, H, N, F] and phi(k) [B, Hkv, N, F] of a
+/// feature kernel.
+void addWorkspaces(const LinearSpec &s, attnc::abi::LinearKernel &k) {
+  using attnc::abi::SizeExpr;
+  for (auto [n, heads] :
+       {std::pair<const char *, int64_t>{"phi_q", s.h}, {"phi_k", s.hk}})
+    k.workspace.push_back(
+        attnc::abi::Buffer{n,
+                           k.dtype,
+                           {SizeExpr::of("B"), SizeExpr::constant(heads),
+                            SizeExpr::of("N"), SizeExpr::constant(s.f)}});
+}
+} // namespace
+
+FailureOr<attnc::abi::LinearKernel>
+mlir::attn::buildLinearKernel(Operation *op, ModuleOp module, StringRef name,
+                              int64_t dvSlice) {
   if (failed(checkLinearGpuSupport(op, dvSlice)))
     return failure();
   LinearSpec s(op);
@@ -1489,17 +1576,10 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
   Builder bld(ctx);
   Type idx = bld.getIndexType(), f32 = bld.getF32Type();
   SmallVector<Type> argTypes;
-  std::string args;
-  llvm::raw_string_ostream as(args);
-  bool firstArg = true;
-  auto note = [&](StringRef n, StringRef kind) {
-    as << (firstArg ? "" : ", ") << "{\"name\": \"" << n << "\", \"kind\": \""
-       << kind << "\"}";
-    firstArg = false;
-  };
+  attnc::abi::LinearKernel abi = linearAbi(s, name, dvSlice, cs.d);
   auto mem = [&](StringRef n, Type el) {
     argTypes.push_back(MemRefType::get({ShapedType::kDynamic}, el));
-    note(n, el.isF32() ? "memref_f32" : "memref");
+    abi.main.args.push_back(memArg(n, el));
   };
   mem(feat ? "phi_q" : "q", s.elem);
   mem(feat ? "phi_k" : "k", s.elem);
@@ -1511,8 +1591,7 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
   mem("o", s.elem);
   if (s.hasFinal)
     mem("final_state", f32);
-  bool biNorm = s.normalize && !s.causal;
-  if (biNorm)
+  if (abi.scratch)
     mem("scratch", f32);
   SmallVector<StringRef> scalars = {"B", "N"};
   if (!feat)
@@ -1524,91 +1603,47 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
     scalars.append({"g_stride_b", "g_stride_h", "g_stride_n"});
   for (StringRef n : scalars) {
     argTypes.push_back(idx);
-    note(n, "i64");
+    abi.main.args.push_back(scalarArg(n));
   }
-
-  int64_t nV = dvSlice / 8 + (s.normalize ? 1 : 0);
-  (void)nV;
-  int64_t shared = (2 * 2 * kChunk * (cs.d + 8) + 2 * kChunk * (dvSlice + 8) +
-                    cs.d * (dvSlice + 8)) *
-                       2 +
-                   2 * kChunk * 4 +
-                   (s.kind == Decay::TokenDim ? 2 * kChunk * cs.d * 4 : 0);
-  LinearKernelInfo info;
-  info.name = name.str();
-  info.threads = kThreads;
-  info.sharedBytes = shared;
-  info.chunk = kChunk;
-  info.dvSlice = dvSlice;
-  info.gridX = s.dv / dvSlice;
-  llvm::raw_string_ostream js(info.json);
-  const char *decayName[] = {"none", "head", "token", "token_dim"};
-  js << "{\"kernel\": \"" << name << "\", \"dtype\": \""
-     << (s.elem.isBF16() ? "bf16" : "f16") << "\", \"H\": " << s.h
-     << ", \"Hkv\": " << s.hk << ", \"D\": " << s.d << ", \"Dv\": " << s.dv
-     << ", \"chunk\": " << kChunk << ", \"dv_slice\": " << dvSlice
-     << ", \"grid\": [" << info.gridX << ", \"H\", \"B\"], \"block\": ["
-     << kThreads << ", 1, 1], \"dynamic_smem\": " << shared << ", \"decay\": \""
-     << decayName[int(s.kind)]
-     << "\", \"causal\": " << (s.causal ? "true" : "false")
-     << ", \"normalize\": " << (s.normalize ? "true" : "false")
-     << ", \"scale\": " << s.scale << ", \"F\": " << s.f << ", \"args\": ["
-     << args << "]";
-  // Bidirectional with normalize: the caller's f32 scratch, the forward
-  // sweep's numerators [B, H, N, Dv] then its denominators
-  // [B, H, N, Dv / dv_slice] (by scan position); fully written before read.
-  if (biNorm)
-    js << ", \"scratch\": {\"name\": \"scratch\", \"dtype\": \"f32\", "
-          "\"elements\": \"B * "
-       << s.h << " * N * " << (s.dv + s.dv / dvSlice) << "\"}";
-  // The feature kernel: its parameters, the workspaces, the launch order.
+  // The feature kernel: its parameters (q, k, the captures, the workspaces,
+  // sizes and strides).
   std::string phiName = name.str() + "_phi";
   SmallVector<Type> phiTypes;
   if (feat) {
-    std::string pargs;
-    llvm::raw_string_ostream ps(pargs);
-    bool firstP = true;
-    auto pnote = [&](StringRef n, Type t, StringRef kind) {
-      phiTypes.push_back(t);
-      ps << (firstP ? "" : ", ") << "{\"name\": \"" << n << "\", \"kind\": \""
-         << kind << "\"}";
-      firstP = false;
-    };
+    attnc::abi::Launch &phi = abi.featureKernel.emplace();
+    phi.kernel = phiName;
+    phi.grid = {attnc::abi::SizeExpr::of("N", kFeatureThreads),
+                attnc::abi::SizeExpr::constant(s.h + s.hk),
+                attnc::abi::SizeExpr::of("B")};
+    phi.block = {kFeatureThreads, 1, 1};
+    addWorkspaces(s, abi);
     auto pmem = [&](StringRef n, Type el) {
-      pnote(n, MemRefType::get({ShapedType::kDynamic}, el),
-            el.isF32() ? "memref_f32" : "memref");
+      phiTypes.push_back(MemRefType::get({ShapedType::kDynamic}, el));
+      phi.args.push_back(memArg(n, el));
     };
     pmem("q", s.elem);
     pmem("k", s.elem);
-    std::string caps;
-    llvm::raw_string_ostream cps(caps);
     for (auto [i, c] : llvm::enumerate(s.captures)) {
       auto ct = cast<RankedTensorType>(c.getType());
       std::string cn = "capture" + std::to_string(i);
       pmem(cn, ct.getElementType());
-      cps << (i ? ", " : "") << "{\"name\": \"" << cn << "\", \"dtype\": \""
-          << ct.getElementType() << "\", \"shape\": [";
-      llvm::interleave(ct.getShape(), cps, ", ");
-      cps << "]}";
+      attnc::abi::Buffer &buf = abi.captures.emplace_back();
+      buf.name = cn;
+      buf.dtype = typeName(ct.getElementType());
+      for (int64_t d : ct.getShape())
+        buf.shape.push_back(
+            attnc::abi::SizeExpr::constant(ShapedType::isDynamic(d) ? -1 : d));
     }
     pmem("phi_q", s.elem);
     pmem("phi_k", s.elem);
     for (StringRef n : {"B", "N", "q_stride_b", "q_stride_h", "q_stride_n",
-                        "k_stride_b", "k_stride_h", "k_stride_n"})
-      pnote(n, idx, "i64");
-    const char *dt = s.elem.isBF16() ? "bf16" : "f16";
-    js << ", \"captures\": [" << caps
-       << "], \"workspace\": [{\"name\": \"phi_q\", \"dtype\": \"" << dt
-       << "\", \"shape\": [\"B\", " << s.h << ", \"N\", " << s.f
-       << "]}, {\"name\": \"phi_k\", \"dtype\": \"" << dt
-       << "\", \"shape\": [\"B\", " << s.hk << ", \"N\", " << s.f
-       << "]}], \"launch_order\": [\"" << phiName << "\", \"" << name
-       << "\"], \"feature_kernel\": {\"kernel\": \"" << phiName
-       << "\", \"grid\": [\"ceil(N/" << kFeatureThreads << ")\", " << s.h + s.hk
-       << ", \"B\"], \"block\": [" << kFeatureThreads
-       << ", 1, 1], \"dynamic_smem\": 0, \"args\": [" << pargs << "]}";
+                        "k_stride_b", "k_stride_h", "k_stride_n"}) {
+      phiTypes.push_back(idx);
+      phi.args.push_back(scalarArg(n));
+    }
   }
-  js << "}";
+  std::string abiJson =
+      attnc::abi::formatJson(attnc::abi::toJson(abi), /*lines=*/false);
 
   OpBuilder ob(ctx);
   ob.setInsertionPointToEnd(module.getBody());
@@ -1624,7 +1659,7 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
                 ob.getI32IntegerAttr(1));
   func.setKnownBlockSizeAttr(
       ob.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
-  func->setAttr("attn.abi", ob.getStringAttr(info.json));
+  func->setAttr("attn.abi", ob.getStringAttr(abiJson));
   ImplicitLocOpBuilder b(op->getLoc(), ob);
   LinearGpuEmitter em(cs, b, dvSlice);
   em.emit(func);
@@ -1644,7 +1679,7 @@ FailureOr<LinearKernelInfo> mlir::attn::buildLinearKernel(Operation *op,
       scalarizeHostRegion(*s.fk);
   }
   op->setAttr("attn.gpu_kernel", ob.getStringAttr(name));
-  return info;
+  return abi;
 }
 
 namespace {

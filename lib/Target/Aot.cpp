@@ -24,6 +24,7 @@
 
 using namespace mlir;
 using namespace mlir::attn;
+namespace abi = attnc::abi;
 
 std::string mlir::attn::findPtxas() {
   for (const char *env : {"CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"})
@@ -37,16 +38,6 @@ std::string mlir::attn::findPtxas() {
   if (auto p = llvm::sys::findProgramByName("ptxas"))
     return *p;
   return "";
-}
-
-static std::string json(StringRef s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      out += '\\';
-    out += c;
-  }
-  return out + "\"";
 }
 
 /// C parameter list of the launcher for `info`.
@@ -542,74 +533,78 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
   return out;
 }
 
+/// A KernelInfo argument in the ABI.
+static abi::Arg abiArg(const KernelArg &a) {
+  abi::ArgKind kind = a.kind == "tensormap" ? abi::ArgKind::TensorMap
+                      : a.kind == "memref"  ? abi::ArgKind::Memref
+                                            : abi::ArgKind::Scalar;
+  return {a.name, kind, a.elem, a.rank, a.boxRows};
+}
+
+static std::vector<abi::Arg> abiArgs(llvm::ArrayRef<KernelArg> args) {
+  std::vector<abi::Arg> out;
+  for (const KernelArg &a : args)
+    out.push_back(abiArg(a));
+  return out;
+}
+
+abi::Kernel mlir::attn::abiKernelOf(const GpuKernelArtifact &art) {
+  const KernelInfo &info = art.info;
+  abi::Kernel k;
+  k.name = info.name;
+  k.kind = abi::KernelKind::Attention;
+  k.ptxFile = info.name + ".ptx";
+  if (!art.cubin.empty())
+    k.cubinFile = info.name + ".cubin";
+  abi::AttentionKernel &a = k.attention;
+  a.dtype = info.dtype;
+  a.headDim = info.headDim;
+  a.valueDim = info.valueDim;
+  a.headsQ = info.headsQ;
+  a.headsKv = info.headsKv;
+  a.blockQ = info.blockQ;
+  a.blockKv = info.blockKv;
+  a.sharedBytes = info.sharedBytes;
+  a.variant =
+      info.variant == "wgmma" ? abi::Variant::Wgmma : abi::Variant::MmaSync;
+  a.lse = info.lse;
+  a.scale = info.scale;
+  a.maskKind = info.maskKind;
+  // One block per (q tile, head, batch); wgmma kernels take their shared
+  // memory dynamically.
+  a.main.kernel = info.name;
+  a.main.grid = {abi::SizeExpr::of("Nq", info.blockQ),
+                 abi::SizeExpr::constant(info.headsQ), abi::SizeExpr::of("B")};
+  a.main.block = {info.threads, 1, 1};
+  a.main.dynamicSharedBytes =
+      a.variant == abi::Variant::Wgmma ? info.sharedBytes : 0;
+  a.main.args = abiArgs(info.args);
+  if (info.mapKernel.empty())
+    return k;
+  abi::BlockMap bm;
+  bm.slices = info.mapSlices == "B*Hq" ? abi::MapSlices::BatchHeads
+              : info.mapSlices == "Hq" ? abi::MapSlices::Heads
+              : info.mapSlices == "B"  ? abi::MapSlices::Batch
+                                       : abi::MapSlices::One;
+  bm.launch.kernel = info.mapKernel;
+  bm.launch.grid = {abi::SizeExpr::of("Nq", info.blockQ),
+                    abi::SizeExpr::of("Nk", info.blockKv),
+                    abi::SizeExpr::of("slices")};
+  bm.launch.block = {info.threads, 1, 1};
+  bm.launch.args = abiArgs(info.mapArgs);
+  a.blockMap = std::move(bm);
+  return k;
+}
+
 std::string
 mlir::attn::manifestJson(StringRef target,
                          llvm::ArrayRef<GpuKernelArtifact> kernels) {
-  std::string manifest =
-      "{\n  \"generator\": \"attn-aot\",\n  \"target\": " + json(target) +
-      ",\n  \"kernels\": [\n";
-  for (auto [idx, art] : llvm::enumerate(kernels)) {
-    const KernelInfo *info = &art.info;
-    const std::string &name = info->name;
-    bool hasCubin = !art.cubin.empty();
-    std::string blockMap = "null";
-    if (!info->mapKernel.empty()) {
-      std::string margs;
-      for (auto [i, a] : llvm::enumerate(info->mapArgs))
-        margs += fmt::format("{}{{\"name\": {}, \"kind\": {}, \"elem\": {}, "
-                             "\"rank\": {}}}",
-                             i ? ", " : "", json(a.name), json(a.kind),
-                             json(a.elem), a.rank);
-      blockMap = fmt::format(
-          "{{\"kernel\": {}, \"slices\": {}, \"grid\": [\"ceil(Nq / {})\", "
-          "\"ceil(Nk / {})\", \"slices\"], \"block\": [{}, 1, 1], "
-          "\"bytes\": \"slices * ceil(Nq / {}) * ceil(Nk / {})\", "
-          "\"args\": [{}]}}",
-          json(info->mapKernel), json(info->mapSlices), info->blockQ,
-          info->blockKv, info->threads, info->blockQ, info->blockKv, margs);
-    }
-    std::string args;
-    for (auto [i, a] : llvm::enumerate(info->args))
-      args += fmt::format(
-          "{}        {{\"name\": {}, \"kind\": {}, \"elem\": {}, "
-          "\"rank\": {}{}}}",
-          i ? ",\n" : "", json(a.name), json(a.kind), json(a.elem), a.rank,
-          a.kind == "tensormap"
-              ? fmt::format(", \"box_rows\": {}, \"box_cols\": 64, "
-                            "\"swizzle\": \"128B\"",
-                            a.boxRows)
-              : std::string());
-    manifest += fmt::format(
-        R"JSON({sep}    {{
-      "name": {name}, "ptx": {ptx}, "cubin": {cubin},
-      "dtype": {dtype}, "head_dim": {d}, "value_dim": {dv},
-      "heads_q": {hq}, "heads_kv": {hkv}, "scale": {scale},
-      "block_q": {bq}, "block_kv": {bkv}, "mask_kind": {mk}, "lse": {lse},
-      "grid": ["ceil(Nq / {bq})", "{hq}", "B"], "block": [{threads}, 1, 1],
-      "variant": {variant}, "shared_bytes": {smem},
-      "dynamic_shared_bytes": {dsmem},
-      "block_map": {blockmap},
-      "args": [
-{args}
-      ]
-    }})JSON",
-        fmt::arg("sep", idx ? ",\n" : ""), fmt::arg("name", json(name)),
-        fmt::arg("ptx", json(name + ".ptx")),
-        fmt::arg("cubin",
-                 !hasCubin ? std::string("null") : json(name + ".cubin")),
-        fmt::arg("dtype", json(info->dtype)), fmt::arg("d", info->headDim),
-        fmt::arg("dv", info->valueDim), fmt::arg("hq", info->headsQ),
-        fmt::arg("hkv", info->headsKv), fmt::arg("scale", info->scale),
-        fmt::arg("bq", info->blockQ), fmt::arg("bkv", info->blockKv),
-        fmt::arg("mk", json(info->maskKind)),
-        fmt::arg("lse", info->lse ? "true" : "false"),
-        fmt::arg("threads", info->threads), fmt::arg("smem", info->sharedBytes),
-        fmt::arg("variant", json(info->variant)),
-        fmt::arg("dsmem", info->variant == "wgmma" ? info->sharedBytes : 0),
-        fmt::arg("args", args), fmt::arg("blockmap", blockMap));
-  }
-  manifest += "\n  ]\n}\n";
-  return manifest;
+  abi::KernelSet set;
+  set.generator = "attn-aot";
+  set.target = target.str();
+  for (const GpuKernelArtifact &art : kernels)
+    set.kernels.push_back(abiKernelOf(art));
+  return abi::formatKernelSet(set);
 }
 
 llvm::Error

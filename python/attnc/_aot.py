@@ -11,6 +11,9 @@ class AttncError(ValueError):
     """A call attnc cannot make: wrong shapes, dtypes, devices, strides, or no GPU."""
 
 
+# manifest.json's schema_version (attnc::abi::kSchemaVersion).
+_SCHEMA_VERSION = 1
+
 _DTYPES = {"bf16": "bfloat16", "f16": "float16", "f32": "float32",
            "i8": "int8", "i32": "int32", "i64": "int64", "i1": "bool"}
 
@@ -412,6 +415,12 @@ class Module:
             man = json.load(f)
         if man.get("generator") not in ("attn-aot", "attnc"):
             raise AttncError(f"{path} was not written by attn-aot or attnc.compile")
+        # The kernel-set ABI's version (docs/runtime.md); linear cache entries
+        # of attnc.compile do not carry it yet.
+        version = man.get("schema_version", _SCHEMA_VERSION)
+        if version != _SCHEMA_VERSION:
+            raise AttncError(f"{path}: manifest schema_version {version!r} is not supported "
+                             f"(this attnc reads {_SCHEMA_VERSION}); rebuild the directory")
         self.target = man["target"]
         self.kernels = {k["name"]: (LinearKernel if k.get("kind") == "linear" else Kernel)(
             directory, k, self.target) for k in man["kernels"]}

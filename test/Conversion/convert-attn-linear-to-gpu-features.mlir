@@ -16,11 +16,11 @@
 // CHECK: attn.gpu_kernel = "softmax_map"
 // CHECK: gpu.module @softmax_map_kernels
 // CHECK: gpu.func @softmax_map(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index) kernel
-// CHECK-SAME: \22H\22: 4, \22Hkv\22: 2, \22D\22: 64
-// CHECK-SAME: \22F\22: 64, \22args\22: [{\22name\22: \22phi_q\22, \22kind\22: \22memref\22}, {\22name\22: \22phi_k\22
-// CHECK-SAME: \22captures\22: [], \22workspace\22: [{\22name\22: \22phi_q\22, \22dtype\22: \22bf16\22, \22shape\22: [\22B\22, 4, \22N\22, 64]}, {\22name\22: \22phi_k\22, \22dtype\22: \22bf16\22, \22shape\22: [\22B\22, 2, \22N\22, 64]}]
+// CHECK-SAME: \22D\22: 64, \22Dv\22: 64, \22F\22: 64, \22H\22: 4, \22Hkv\22: 2, \22args\22: [{\22elem\22: \22bf16\22, \22kind\22: \22memref\22, \22name\22: \22phi_q\22, \22rank\22: 1}, {\22elem\22: \22bf16\22, \22kind\22: \22memref\22, \22name\22: \22phi_k\22
+// CHECK-SAME: \22feature_kernel\22: {\22args\22: [{\22elem\22: \22bf16\22, \22kind\22: \22memref\22, \22name\22: \22q\22, \22rank\22: 1}
+// CHECK-SAME: \22block\22: [128, 1, 1], \22dynamic_smem\22: 0, \22grid\22: [\22ceil(N/128)\22, 6, \22B\22], \22kernel\22: \22softmax_map_phi\22}
 // CHECK-SAME: \22launch_order\22: [\22softmax_map_phi\22, \22softmax_map\22]
-// CHECK-SAME: \22feature_kernel\22: {\22kernel\22: \22softmax_map_phi\22, \22grid\22: [\22ceil(N/128)\22, 6, \22B\22], \22block\22: [128, 1, 1]
+// CHECK-SAME: \22workspace\22: [{\22dtype\22: \22bf16\22, \22name\22: \22phi_q\22, \22shape\22: [\22B\22, 4, \22N\22, 64]}, {\22dtype\22: \22bf16\22, \22name\22: \22phi_k\22, \22shape\22: [\22B\22, 2, \22N\22, 64]}]
 // The chunked kernel applies no feature map (no math.exp).
 // CHECK-NOT: math.exp
 // CHECK: nvvm.mma.sync
@@ -64,9 +64,10 @@ func.func @softmax_map(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>,
 // CHECK-LABEL: func.func @projection
 // CHECK: tensor.extract %arg3
 // CHECK: gpu.func @projection(
-// CHECK-SAME: \22scale\22: 5.000000e-01, \22F\22: 64
-// CHECK-SAME: \22captures\22: [{\22name\22: \22capture0\22, \22dtype\22: \22f32\22, \22shape\22: [64, 64]}]
-// CHECK-SAME: {\22name\22: \22capture0\22, \22kind\22: \22memref_f32\22}, {\22name\22: \22phi_q\22
+// CHECK-SAME: \22F\22: 64
+// CHECK-SAME: \22captures\22: [{\22dtype\22: \22f32\22, \22name\22: \22capture0\22, \22shape\22: [64, 64]}]
+// CHECK-SAME: {\22elem\22: \22f32\22, \22kind\22: \22memref_f32\22, \22name\22: \22capture0\22, \22rank\22: 1}, {\22elem\22: \22bf16\22, \22kind\22: \22memref\22, \22name\22: \22phi_q\22
+// CHECK-SAME: \22scale\22: 0.5
 // CHECK: gpu.func @projection_phi(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %[[W:.*]]: memref<?xf32>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: index
 // CHECK: scf.if
 // CHECK: arith.mulf %{{.*}}, %{{.*}} : f32
@@ -102,9 +103,8 @@ func.func @projection(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
 // F = 128 (107008 bytes of shared memory with dv-slice 64).
 // CHECK-LABEL: func.func @cosine
 // CHECK: gpu.func @cosine(
-// CHECK-SAME: \22D\22: 64, \22Dv\22: 64
+// CHECK-SAME: \22D\22: 64, \22Dv\22: 64, \22F\22: 128
 // CHECK-SAME: \22dynamic_smem\22: 107008
-// CHECK-SAME: \22F\22: 128
 // CHECK-SAME: \22shape\22: [\22B\22, 4, \22N\22, 128]
 // CHECK: gpu.func @cosine_phi(
 // CHECK: arith.index_cast

@@ -11,10 +11,10 @@
 // shared memory 65024 + 2 * 64 * 64 * 4.
 // CHECK-LABEL: func.func @gla
 // CHECK: gpu.func @gla(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xbf16>, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index)
-// CHECK-SAME: \22dv_slice\22: 64, \22grid\22: [1, \22H\22, \22B\22]
-// CHECK-SAME: \22dynamic_smem\22: 97792, \22decay\22: \22token_dim\22
-// CHECK-SAME: {\22name\22: \22decay\22, \22kind\22: \22memref_f32\22}
-// CHECK-SAME: {\22name\22: \22g_stride_b\22, \22kind\22: \22i64\22}, {\22name\22: \22g_stride_h\22, \22kind\22: \22i64\22}, {\22name\22: \22g_stride_n\22, \22kind\22: \22i64\22}]}"
+// CHECK-SAME: {\22elem\22: \22f32\22, \22kind\22: \22memref_f32\22, \22name\22: \22decay\22, \22rank\22: 1}
+// CHECK-SAME: {\22elem\22: \22\22, \22kind\22: \22i64\22, \22name\22: \22g_stride_b\22, \22rank\22: 0}, {\22elem\22: \22\22, \22kind\22: \22i64\22, \22name\22: \22g_stride_h\22, \22rank\22: 0}, {\22elem\22: \22\22, \22kind\22: \22i64\22, \22name\22: \22g_stride_n\22, \22rank\22: 0}]
+// CHECK-SAME: \22decay\22: \22token_dim\22
+// CHECK-SAME: \22dv_slice\22: 64, \22dynamic_smem\22: 97792, \22grid\22: [1, \22H\22, \22B\22]
 // CHECK: nvgpu.device_async_copy {{.*}} : memref<?xf32> to memref<2x64x64xf32, #gpu.address_space<workgroup>>
 // CHECK: scf.for
 // CHECK: nvvm.cp.async.wait.group 1
@@ -26,8 +26,7 @@
 // CHECK: ex2.approx.ftz.f32
 // CHECK: nvvm.mma.sync
 // DS32-LABEL: func.func @gla
-// DS32: \22dv_slice\22: 32, \22grid\22: [2, \22H\22, \22B\22]
-// DS32-SAME: \22dynamic_smem\22: 85504
+// DS32: \22dv_slice\22: 32, \22dynamic_smem\22: 85504, \22grid\22: [2, \22H\22, \22B\22]
 // PTX: .visible .entry gla(
 // PTX-SAME: cp.async.cg.shared.global
 // PTX-SAME: min.NaN.f32
@@ -47,8 +46,8 @@ func.func @gla(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
 // Causal per-token scalar gates ([B, H, N]): default dv-slice 32 (faster
 // on the H100, docs/linear-gpu.md).
 // CHECK-LABEL: func.func @sgla
-// CHECK: \22dv_slice\22: 32, \22grid\22: [4, \22H\22, \22B\22]
-// CHECK-SAME: \22dynamic_smem\22: 90624, \22decay\22: \22token\22
+// CHECK: \22decay\22: \22token\22
+// CHECK-SAME: \22dv_slice\22: 32, \22dynamic_smem\22: 90624, \22grid\22: [4, \22H\22, \22B\22]
 // DS32-LABEL: func.func @sgla
 // DS32: \22dv_slice\22: 32
 func.func @sgla(%q: tensor<?x16x?x128xbf16>, %k: tensor<?x16x?x128xbf16>,
@@ -68,11 +67,9 @@ func.func @sgla(%q: tensor<?x16x?x128xbf16>, %k: tensor<?x16x?x128xbf16>,
 // shared memory: H100, not A100, with 64).
 // CHECK-LABEL: func.func @bimamba
 // CHECK: gpu.func @bimamba(
-// CHECK-SAME: \22dv_slice\22: 64, \22grid\22: [2, \22H\22, \22B\22]
-// CHECK-SAME: \22dynamic_smem\22: 107008
+// CHECK-SAME: \22dv_slice\22: 64, \22dynamic_smem\22: 107008, \22grid\22: [2, \22H\22, \22B\22]
 // CHECK: gpu.func @gla128(
-// CHECK-SAME: \22dv_slice\22: 64, \22grid\22: [2, \22H\22, \22B\22]
-// CHECK-SAME: \22dynamic_smem\22: 172544
+// CHECK-SAME: \22dv_slice\22: 64, \22dynamic_smem\22: 172544, \22grid\22: [2, \22H\22, \22B\22]
 func.func @bimamba(%q: tensor<?x16x?x128xbf16>, %k: tensor<?x16x?x128xbf16>,
                    %v: tensor<?x16x?x128xbf16>, %g: tensor<?x16x?xf32>)
     -> tensor<?x16x?x128xbf16> {

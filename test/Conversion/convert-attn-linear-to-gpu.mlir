@@ -10,7 +10,8 @@
 // CHECK: gpu.module @retnet_kernels
 // CHECK: gpu.func @retnet(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xbf16>, %{{.*}}: index
 // CHECK-SAME: kernel
-// CHECK-SAME: attn.abi = "{\22kernel\22: \22retnet\22, \22dtype\22: \22bf16\22, \22H\22: 4, \22Hkv\22: 4, \22D\22: 64, \22Dv\22: 64, \22chunk\22: 64, \22dv_slice\22: 64, \22grid\22: [1, \22H\22, \22B\22], \22block\22: [128, 1, 1], \22dynamic_smem\22: 65024, \22decay\22: \22head\22
+// CHECK-SAME: attn.abi = "{\22D\22: 64, \22Dv\22: 64, \22F\22: 64, \22H\22: 4, \22Hkv\22: 4, \22args\22: [{\22elem\22: \22bf16\22, \22kind\22: \22memref\22, \22name\22: \22q\22, \22rank\22: 1}
+// CHECK-SAME: \22block\22: [128, 1, 1], \22causal\22: true, \22chunk\22: 64, \22decay\22: \22head\22, \22dtype\22: \22bf16\22, \22dv_slice\22: 64, \22dynamic_smem\22: 65024, \22grid\22: [1, \22H\22, \22B\22], \22kernel\22: \22retnet\22
 // CHECK: gpu.dynamic_shared_memory
 // CHECK: nvgpu.device_async_copy
 // CHECK: nvvm.cp.async.commit.group
@@ -50,14 +51,12 @@ func.func @retnet(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
 // CHECK-LABEL: func.func @ssd
 // CHECK: gpu.func @ssd(%{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf32>, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index)
 // CHECK-SAME: \22Hkv\22: 2
-// CHECK-SAME: \22dv_slice\22: 32, \22grid\22: [4, \22H\22, \22B\22]
-// CHECK-SAME: \22dynamic_smem\22: 90624
 // CHECK-SAME: \22decay\22: \22token\22
+// CHECK-SAME: \22dv_slice\22: 32, \22dynamic_smem\22: 90624, \22grid\22: [4, \22H\22, \22B\22]
 // CHECK: gpu.shuffle up
 // CHECK: nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32)
 // DS64-LABEL: func.func @ssd
-// DS64: \22dv_slice\22: 64, \22grid\22: [2, \22H\22, \22B\22]
-// DS64-SAME: \22dynamic_smem\22: 107008
+// DS64: \22dv_slice\22: 64, \22dynamic_smem\22: 107008, \22grid\22: [2, \22H\22, \22B\22]
 // PTX: .visible .entry ssd(
 // PTX-SAME: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 func.func @ssd(%q: tensor<?x8x?x128xf16>, %k: tensor<?x2x?x128xf16>,
@@ -105,9 +104,9 @@ func.func @elu(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
 // back, adds its own, divides and writes o.
 // CHECK-LABEL: func.func @relu_squared
 // CHECK: gpu.func @relu_squared(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %[[SCR:.*]]: memref<?xf32>, %{{.*}}: index
-// CHECK-SAME: \22causal\22: false, \22normalize\22: true
-// CHECK-SAME: {\22name\22: \22scratch\22, \22kind\22: \22memref_f32\22}
-// CHECK-SAME: \22scratch\22: {\22name\22: \22scratch\22, \22dtype\22: \22f32\22, \22elements\22: \22B * 4 * N * 65\22}
+// CHECK-SAME: {\22elem\22: \22f32\22, \22kind\22: \22memref_f32\22, \22name\22: \22scratch\22, \22rank\22: 1}
+// CHECK-SAME: \22causal\22: false
+// CHECK-SAME: \22normalize\22: true, \22scale\22: 1, \22scratch\22: {\22dtype\22: \22f32\22, \22elements\22: \22B * 4 * N * 65\22, \22name\22: \22scratch\22}
 // CHECK: gpu.shuffle idx
 // CHECK: memref.store %{{.*}}, %[[SCR]][%{{.*}}] : memref<?xf32>
 // CHECK: vector.store %{{.*}}, %[[SCR]][%{{.*}}] : memref<?xf32>, vector<2xf32>

@@ -9,22 +9,13 @@
 #ifndef ATTNC_CONVERSION_LINEARTOGPU_H
 #define ATTNC_CONVERSION_LINEARTOGPU_H
 
+#include "attnc/Abi/KernelSet.h"
 #include "attnc/Dialect/Attn/Attn.h"
 #include "mlir/IR/BuiltinOps.h"
 
 #include <string>
 
 namespace mlir::attn {
-
-/// What a launcher needs to know about a generated linear-attention kernel
-/// (also recorded, as JSON, in the kernel's `attn.abi` attribute).
-struct LinearKernelInfo {
-  std::string name;
-  int64_t threads = 0, sharedBytes = 0, chunk = 0, dvSlice = 0;
-  /// The grid: (Dv / dvSlice, H, B).
-  int64_t gridX = 0;
-  std::string json;
-};
 
 /// Checks that `op` (attn.linear_attention or attn.scan) can become a GPU
 /// kernel; emits an error naming what is not supported otherwise.
@@ -40,11 +31,15 @@ int64_t defaultLinearDvSlice(Operation *op);
 /// head, batch). Feature maps that are not elementwise, read captures or
 /// change the feature dim also get a feature kernel `<name>_phi`, launched
 /// first, writing phi(q), phi(k) to caller-allocated workspaces that
-/// `<name>` reads (the ABI JSON's "workspace", "launch_order",
-/// "feature_kernel"); the spec op's feature map is then rewritten into the
-/// same computation on scalars (see docs/linear-gpu.md).
-FailureOr<LinearKernelInfo> buildLinearKernel(Operation *op, ModuleOp module,
-                                              StringRef name, int64_t dvSlice);
+/// `<name>` reads (the ABI's workspace, feature kernel and launch order);
+/// the spec op's feature map is then rewritten into the same computation on
+/// scalars (see docs/linear-gpu.md). Returns the kernel's ABI, which the
+/// kernel function also carries as JSON in its `attn.abi` attribute
+/// (attnc::abi::toJson(const LinearKernel &)).
+FailureOr<attnc::abi::LinearKernel> buildLinearKernel(Operation *op,
+                                                      ModuleOp module,
+                                                      StringRef name,
+                                                      int64_t dvSlice);
 
 } // namespace mlir::attn
 

@@ -8,6 +8,7 @@
 #ifndef ATTNC_TARGET_AOT_H
 #define ATTNC_TARGET_AOT_H
 
+#include "attnc/Abi/KernelSet.h"
 #include "attnc/Conversion/AttnToGPU.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
@@ -60,7 +61,11 @@ llvm::Error writeAotDirectory(llvm::StringRef dir, llvm::StringRef target,
 /// Writes `data` to `path`; the error names the file.
 llvm::Error writeFile(llvm::StringRef path, llvm::StringRef data);
 
-/// The manifest describing `kernels` (docs/gpu.md).
+/// The ABI description of a compiled attention kernel: the one place a
+/// KernelInfo becomes an abi::Kernel.
+attnc::abi::Kernel abiKernelOf(const GpuKernelArtifact &art);
+/// The manifest describing `kernels` (docs/runtime.md): their kernel set,
+/// written by attnc::abi::formatKernelSet.
 std::string manifestJson(llvm::StringRef target,
                          llvm::ArrayRef<GpuKernelArtifact> kernels);
 /// The C header and launcher of one kernel.
