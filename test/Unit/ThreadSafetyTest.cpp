@@ -9,18 +9,22 @@
 // (evictions while other threads still hold and launch them). Every output
 // is compared with a float64 reference; the launches of one kernel from
 // several threads are concurrent too (CPU kernels keep no state between
-// launches).
+// launches). Last, 16 compilers build sm_80 and sm_90a kernels at once (no
+// GPU needed), each giving the same PTX, cubin and manifest as alone.
 //
 //===----------------------------------------------------------------------===//
 
 #include "attnc/attnc.h"
 
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <cmath>
 #include <mutex>
 #include <random>
@@ -46,12 +50,12 @@ const SpecParams kSpecs[] = {{1, 0}, {7, 0}, {33, 0.25}, {1000, 0},
                              {5, 0.5}, {64, 0.125}};
 constexpr int kNumSpecs = sizeof(kSpecs) / sizeof(kSpecs[0]);
 
-std::string specText(int n) {
+std::string specText(int n, const std::string &et = "f32") {
   const SpecParams &p = kSpecs[n];
   std::ostringstream s;
-  auto t = [](int64_t h) {
-    return "tensor<?x" + std::to_string(h) + "x?x" + std::to_string(D) +
-           "xf32>";
+  auto t = [&](int64_t h) {
+    return "tensor<?x" + std::to_string(h) + "x?x" + std::to_string(D) + "x" +
+           et + ">";
   };
   std::string lse = "tensor<?x" + std::to_string(Hq) + "x?xf32>";
   s << "func.func @win" << n << "(%q: " << t(Hq) << ", %k: " << t(Hkv)
@@ -310,6 +314,68 @@ TEST(Threads, ConcurrentLaunchesOfOneKernel) {
     th.join();
   EXPECT_TRUE(f.list.empty()) << joined(f.list);
   EXPECT_EQ(f.launches.load(), kThreads * 6);
+}
+
+/// The files of a GPU kernel's cache entry (name -> contents), logs left
+/// out.
+std::map<std::string, std::string> entryFiles(llvm::StringRef dir) {
+  std::map<std::string, std::string> files;
+  std::error_code ec;
+  for (llvm::sys::fs::directory_iterator it(dir, ec), e; it != e && !ec;
+       it.increment(ec)) {
+    llvm::StringRef name = llvm::sys::path::filename(it->path());
+    if (name.ends_with(".txt") || name == "entry.json")
+      continue;
+    auto buf = llvm::MemoryBuffer::getFile(it->path());
+    files[name.str()] = buf ? (*buf)->getBuffer().str() : "<unreadable>";
+  }
+  return files;
+}
+
+TEST(Threads, GpuCompilesInParallel) {
+  // 16 compilers (own disk caches) compiling bf16 specs for sm_80 and
+  // sm_90a at once (NVPTX code generation and ptxas from many threads; no
+  // GPU needed): each (spec, target) must give the same files as a compile
+  // on its own.
+  TempDir root;
+  auto key = [](int t) { return std::make_pair(t % 2, t % 4 < 2 ? "sm_80" : "sm_90a"); };
+  std::map<std::pair<int, std::string>, std::map<std::string, std::string>>
+      serial;
+  for (int t = 0; t < 4; ++t) {
+    Compiler::Options o;
+    o.cacheDir = root.str() + "/serial" + std::to_string(t);
+    Compiler c(o);
+    CompileOptions co;
+    co.target = key(t).second;
+    auto k = c.compile(specText(key(t).first, "bf16"), co);
+    ASSERT_TRUE(bool(k)) << llvm::toString(k.takeError());
+    serial[key(t)] = entryFiles((*k)->directory());
+    ASSERT_FALSE(serial[key(t)].empty());
+  }
+  Failures f;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      Compiler::Options o;
+      o.cacheDir = root.str() + "/t" + std::to_string(t);
+      Compiler c(o);
+      CompileOptions co;
+      co.target = key(t).second;
+      auto k = c.compile(specText(key(t).first, "bf16"), co);
+      if (!k) {
+        f.add("thread " + std::to_string(t) + ": " +
+              llvm::toString(k.takeError()));
+        return;
+      }
+      ++f.launches;
+      if (entryFiles((*k)->directory()) != serial.at(key(t)))
+        f.add("thread " + std::to_string(t) + ": " + co.target +
+              " files differ from the serial compile");
+    });
+  for (auto &th : threads)
+    th.join();
+  EXPECT_TRUE(f.list.empty()) << joined(f.list);
+  EXPECT_EQ(f.launches.load(), kThreads);
 }
 
 } // namespace
