@@ -12,6 +12,7 @@
 #include "attnc/Conversion/AttnToGPU.h"
 #include "attnc/Transforms/LoweringUtils.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -28,12 +29,16 @@ namespace mlir::attn::detail {
 inline LogicalResult checkGpuRegionOps(Operation *attnOp) {
   WalkResult r =
       attnOp->walk([&](Operation *inner) {
-        if (inner == attnOp || !isa<math::IPowIOp, math::FPowIOp>(inner))
+        if (inner == attnOp ||
+            !isa<math::IPowIOp, math::FPowIOp, math::CountLeadingZerosOp,
+                 math::CountTrailingZerosOp, math::CtPopOp, arith::RemFOp>(
+                inner))
           return WalkResult::advance();
-        attnOp->emitOpError()
-            << "'" << inner->getName()
-            << "' in a region has no GPU lowering; write the power as "
-               "multiplications (or math.powf)";
+        auto diag = attnOp->emitOpError()
+                    << "'" << inner->getName()
+                    << "' in a region has no GPU lowering";
+        if (isa<math::IPowIOp, math::FPowIOp>(inner))
+          diag << "; write the power as multiplications (or math.powf)";
         return WalkResult::interrupt();
       });
   return failure(r.wasInterrupted());

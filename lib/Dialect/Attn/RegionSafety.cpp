@@ -206,6 +206,18 @@ static LogicalResult verifyRegion(const RegionFacts &facts, int64_t heads,
   Evaluator ev(be);
   bindArguments(ev, facts, heads);
   WalkResult result = facts.region.walk([&](Operation *op) -> WalkResult {
+    // MLIR 22's arith canonicalization (CmpFIntToFPConst) segfaults on these
+    // predicates when an operand is converted from an integer.
+    if (auto cmp = dyn_cast<arith::CmpFOp>(op);
+        cmp && (cmp.getPredicate() == arith::CmpFPredicate::AlwaysTrue ||
+                cmp.getPredicate() == arith::CmpFPredicate::AlwaysFalse)) {
+      bool value = cmp.getPredicate() == arith::CmpFPredicate::AlwaysTrue;
+      cmp.emitOpError() << "with predicate '"
+                        << arith::stringifyCmpFPredicate(cmp.getPredicate())
+                        << "' is a constant: write arith.constant "
+                        << (value ? "true" : "false");
+      return WalkResult::interrupt();
+    }
     if (isa<arith::DivUIOp, arith::DivSIOp, arith::RemUIOp, arith::RemSIOp,
             arith::CeilDivSIOp, arith::CeilDivUIOp, arith::FloorDivSIOp>(op))
       return failed(checkDivision(op, ev)) ? WalkResult::interrupt()
