@@ -646,6 +646,12 @@ def prepare_gpu(a):
         print(f"{case.name}: {'refused' if 'refused' in index[case.name] else 'ok'}", flush=True)
     with open(os.path.join(a.prepare, "index.json"), "w") as f:
         json.dump(index, f, indent=1)
+    # attnc.load needs manifest.json and the cubin / PTX: the C launchers
+    # (most of the bytes) stay behind, so the directory fits a carry.
+    for d, _, files in os.walk(os.path.join(a.prepare, "cache")):
+        for n in files:
+            if n.endswith("_launcher.c"):
+                os.remove(os.path.join(d, n))
 
 
 def sweep_gpu(a, stats):
