@@ -83,32 +83,12 @@ void mlir::attn::registerAttncDialects(DialectRegistry &registry) {
 }
 
 std::string mlir::attn::cpuPipelineText(const CpuPipelineOptions &options) {
-  std::string s = "builtin.module(";
-  if (options.reference) {
-    s += "convert-attn-to-reference,";
-  } else {
-    s += "attn-analyze-masks,attn-select-schedule{target=cpu";
-    if (options.blockQ)
-      s += " block-q=" + std::to_string(options.blockQ);
-    if (options.blockKv)
-      s += " block-kv=" + std::to_string(options.blockKv);
-    s += "},attn-tile{linear-form=" + options.linearForm + "},";
-  }
-  // Elementwise arith on whole tensors (a function combining several attn
-  // results, e.g. LinGen's MATE block) goes through linalg to loops.
-  s += "canonicalize,cse,func.func(convert-elementwise-to-linalg,"
-       "attn-copy-aliased-results),"
-       "one-shot-bufferize{bufferize-function-boundaries "
-       "function-boundary-type-conversion=identity-layout-map},"
-       "func.func(convert-linalg-to-loops),"
-       "canonicalize,cse,func.func(lower-vector-multi-reduction),"
-       "convert-vector-to-scf{full-unroll=true},lower-affine,convert-scf-to-cf,"
-       "convert-vector-to-llvm,expand-strided-metadata,"
-       "finalize-memref-to-llvm,attn-widen-index-math,convert-math-to-funcs,"
-       "convert-math-to-llvm,"
-       "convert-math-to-libm,convert-arith-to-llvm,"
-       "convert-ub-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
-       "reconcile-unrealized-casts)";
+  // The text is printed from the pipeline itself: one definition.
+  OpPassManager pm(ModuleOp::getOperationName());
+  buildCpuPipeline(pm, options);
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  pm.printAsTextualPipeline(os);
   return s;
 }
 
@@ -169,15 +149,62 @@ std::string mlir::attn::gpuPipelineText(llvm::StringRef chip,
          "},gpu-module-to-binary{format=" + format.str() + "}";
 }
 
+/// The spec-level part of the CPU pipeline: attn ops to loops on tensors.
+static void addCpuSpecPasses(OpPassManager &pm,
+                             const attn::CpuPipelineOptions &options) {
+  if (options.reference) {
+    pm.addPass(attn::createConvertAttnToReference());
+    return;
+  }
+  pm.addPass(attn::createAttnAnalyzeMasks());
+  attn::AttnSelectScheduleOptions schedule;
+  schedule.target = "cpu";
+  schedule.blockQ = options.blockQ;
+  schedule.blockKv = options.blockKv;
+  pm.addPass(attn::createAttnSelectSchedule(schedule));
+  attn::AttnTileOptions tile;
+  tile.linearForm = options.linearForm;
+  pm.addPass(attn::createAttnTile(tile));
+}
+
 void mlir::attn::buildCpuPipeline(OpPassManager &pm,
                                   const CpuPipelineOptions &options) {
-  registerPipelinePasses();
-  std::string text = cpuPipelineText(options);
-  // The module-level anchor is the pass manager itself: strip it.
-  StringRef inner =
-      StringRef(text).drop_front(strlen("builtin.module(")).drop_back();
-  if (failed(parsePassPipeline(inner, pm, llvm::errs())))
-    llvm::report_fatal_error("attnc: internal CPU pipeline does not parse");
+  addCpuSpecPasses(pm, options);
+  // Elementwise arith on whole tensors (a function combining several attn
+  // results, e.g. LinGen's MATE block) goes through linalg to loops; every
+  // result gets its own buffer before bufferization.
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
+  pm.addNestedPass<func::FuncOp>(attn::createAttnCopyAliasedResults());
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(vector::createLowerVectorMultiReductionPass());
+  VectorTransferToSCFOptions toScf;
+  toScf.unroll = true;
+  pm.addPass(createConvertVectorToSCFPass(toScf));
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertVectorToLLVMPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  // Math: index operands widened, then functions (ipowi, erf...), LLVM
+  // intrinsics and libm calls.
+  pm.addPass(attn::createAttnWidenIndexMath());
+  pm.addPass(createConvertMathToFuncs());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createUBToLLVMConversionPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
 namespace {
