@@ -32,3 +32,24 @@ func.func @cmpf_true_in_score(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf1
     } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> tensor<?x4x?x64xbf16>
   return %o : tensor<?x4x?x64xbf16>
 }
+
+// -----
+
+// A value used before its definition (found by attn-parse-fuzzer): region
+// safety followed the cycle %d -> %a -> %d until the stack overflowed; the
+// dominance check reports it.
+func.func @use_before_def(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>, %bias: tensor<4x32xf32>) -> tensor<?x4x?x64xf32> {
+  %o = attn.attention %q, %k, %v captures(%bias : tensor<4x32xf32>)
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %c31 = arith.constant 31 : index
+      // expected-error @+1 {{operand #0 does not dominate this use}}
+      %d = arith.subi %a, %j : index
+      // expected-note @+1 {{operand defined here}}
+      %a = math.absi %d : index
+      %bucket = arith.minui %a, %c31 : index
+      %bv = tensor.extract %bias[%h, %bucket] : tensor<4x32xf32>
+      %r = arith.addf %s, %bv : f32
+      attn.yield %r : f32
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}

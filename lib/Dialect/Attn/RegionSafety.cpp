@@ -198,9 +198,28 @@ captureReadOf(Operation *op) {
   return std::make_pair(rd.getBase(), uses);
 }
 
+/// Whether an op of `region` uses a value defined after it (a cycle through
+/// the use-def chains, which the interval evaluator must not follow).
+static bool usesValueBeforeDefinition(Region &region) {
+  WalkResult r = region.walk([&](Operation *op) {
+    for (Value v : op->getOperands()) {
+      Operation *def = v.getDefiningOp();
+      if (!def)
+        continue;
+      Operation *user = def->getBlock()->findAncestorOpInBlock(*op);
+      if (user && !def->isBeforeInBlock(user))
+        return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return r.wasInterrupted();
+}
+
 static LogicalResult verifyRegion(const RegionFacts &facts, int64_t heads,
                                   ValueRange captures) {
-  if (facts.region.empty())
+  // Op verifiers run before dominance is verified: a use before its
+  // definition is reported there ("does not dominate this use").
+  if (facts.region.empty() || usesValueBeforeDefinition(facts.region))
     return success();
   ConstBackend be;
   Evaluator ev(be);
