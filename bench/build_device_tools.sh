@@ -24,6 +24,7 @@ g++ -o "$out/attn-run" \
   "$build"/lib/Runtime/CMakeFiles/attnc.dir/*.o \
   "$build/lib/libAttncTarget.a" "$build/lib/libAttncConversion.a" \
   "$build/lib/libAttncTransforms.a" "$build/lib/libAttncDialect.a" \
+  "$build/lib/libAttncAbi.a" \
   -Wl,--start-group "${mlir_libs[@]}" "$L"/libLLVM*.a -Wl,--end-group \
   /usr/lib/x86_64-linux-gnu/libfmt.so.9 /usr/lib/x86_64-linux-gnu/libzstd.so.1 \
   -lz -ldl -lpthread -static-libstdc++ -static-libgcc -fuse-ld=gold \

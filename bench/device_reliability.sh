@@ -7,6 +7,9 @@
 #   3. compute-sanitizer memcheck and racecheck on every attn-aot kernel of
 #      bench/specs.py (bench/sanitize.py at small ragged sizes)
 #   4. attnc.load / attnc.compile's cache directories (python/tests/test_gpu*.py)
+#   5. the numerics sweep on sm_90a (bench/numerics_sweep.py --prepared)
+#   6. launch overhead against SDPA and FlexAttention (bench/launch_overhead.py)
+# Steps (all by default): examples fuzz memcheck racecheck load sweep launch.
 # Logs under $OUT; a summary table last. Exits 1 on any failure.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,26 +26,29 @@ step() {
   summary+=("$(printf '%-28s rc=%-3s %4ss  %s' "$name" "$r" $((SECONDS - t0)) \
     "$(grep -E 'passed|PASS|FAIL|ERROR' "$out/$name.log" | tail -1)")")
 }
+want() { [ ${#steps[@]} -eq 0 ] || [[ " ${steps[*]} " == *" $1 "* ]]; }
+steps=("$@")
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__)"
-step attn-run-examples 420 bash "$root/bench/device_attn_run.sh" "$out/attn-run-examples.runs"
-[ -f "$root/devcarry/fuzz/runs.txt" ] &&
+want examples && step attn-run-examples 420 bash "$root/bench/device_attn_run.sh" "$out/attn-run-examples.runs"
+want fuzz && [ -f "$root/devcarry/fuzz/runs.txt" ] &&
   step fuzz-masks-gpu 420 bash "$root/bench/fuzz_gpu.sh" "$root/devcarry/fuzz"
 san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 names=$(ls "$root/devcarry/aot")
-if [ -n "$san" ]; then
+for tool in memcheck racecheck; do
+  want $tool || continue
+  if [ -z "$san" ]; then summary+=("compute-sanitizer not found"); rc=1; continue; fi
   # shellcheck disable=SC2086
-  step sanitize-memcheck 500 "$san" --tool memcheck --error-exitcode 9 \
+  step sanitize-$tool 500 "$san" --tool $tool --error-exitcode 9 \
     python3 "$root/bench/sanitize.py" "$root/devcarry/aot" $names
-  # shellcheck disable=SC2086
-  step sanitize-racecheck 500 "$san" --tool racecheck --error-exitcode 9 \
-    python3 "$root/bench/sanitize.py" "$root/devcarry/aot" $names
-else
-  summary+=("compute-sanitizer not found")
-  rc=1
-fi
-step attnc-load 140 python3 "$root/python/tests/test_gpu.py" "$root/devcarry/aot"
-[ -d "$root/devcarry/jit" ] &&
+done
+want load && step attnc-load 140 python3 "$root/python/tests/test_gpu.py" "$root/devcarry/aot"
+want load && [ -d "$root/devcarry/jit" ] &&
   step attnc-compile-dirs 60 python3 "$root/python/tests/test_gpu_jit.py" "$root/devcarry/jit"
+want sweep && [ -d "$root/devcarry/sweep" ] &&
+  step numerics-sweep-gpu 400 python3 "$root/bench/numerics_sweep.py" --target sm_90a \
+    --prepared "$root/devcarry/sweep" --specs 120 --sizes 9 --seed 1 --json "$out/sweep.json"
+want launch && step launch-overhead 200 python3 "$root/bench/launch_overhead.py" \
+  "$root/devcarry/aot/causal" "$out/launch_overhead.json"
 printf '%s\n' "${summary[@]}"
 exit $rc
