@@ -594,6 +594,14 @@ Compiler::Compiler(Options options) : impl(std::make_unique<Impl>()) {
   if (options.diskCache)
     impl->cacheDir =
         options.cacheDir.empty() ? defaultCacheDir() : options.cacheDir;
+  if (!impl->cacheDir.empty()) {
+    // Absolute: a relative directory would follow the process's working
+    // directory, and LLVM creates unique temporaries of relative names in
+    // the system's temporary directory (every store then failed).
+    llvm::SmallString<128> abs(impl->cacheDir);
+    if (!fs::make_absolute(abs))
+      impl->cacheDir = std::string(abs);
+  }
   if (!impl->cacheDir.empty())
     impl->disk.emplace(impl->cacheDir,
                        options.cacheMaxBytes
