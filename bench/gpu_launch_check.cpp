@@ -2,12 +2,13 @@
 //
 // Part of attnc. The GPU machine has no MLIR, so libattnc.so (which links
 // libMLIR.so) cannot run there. This program links only what a launch of a
-// compiled GPU kernel uses (lib/Runtime/GpuKernels.cpp, CudaDriver.cpp and
-// LLVMSupport): it loads an attn-aot directory (as the JIT's disk cache
-// holds them) into the same GpuKernelImpl that attnc::Compiler returns and
-// launches it through attnc::Kernel::launch on device pointers, in the
-// [B, H, N, D] layout and in [B, N, H, D] through strides, then compares
-// with a float64 reference computed here.
+// compiled GPU kernel uses (lib/Runtime/GpuKernels.cpp, CudaDriver.cpp,
+// AttncAbi and LLVMSupport): it reads an attn-aot directory's manifest.json
+// (as the JIT's disk cache holds them) with the ABI's reader into the same
+// GpuKernelImpl that attnc::Compiler returns and launches it through
+// attnc::Kernel::launch on device pointers, in the [B, H, N, D] layout and in
+// [B, N, H, D] through strides, then compares with a float64 reference computed
+// here.
 //   attnc-gpu-launch-check DIR causal|strict|none
 // Prints PASS/FAIL lines; exit 1 on any failure.
 //
@@ -68,8 +69,7 @@ void report(bool ok, const std::string &what) {
 }
 
 /// One launch at (B, Nq, Nk) in the given layout; returns the relative error.
-llvm::Expected<double> runOnce(Kernel &kernel,
-                               const mlir::attn::KernelInfo &info,
+llvm::Expected<double> runOnce(Kernel &kernel, const abi::AttentionKernel &info,
                                llvm::StringRef mask, int64_t B, int64_t Nq,
                                int64_t Nk, bool bnhd, std::mt19937 &rng) {
   bool bf16 = info.dtype == "bf16";
@@ -248,9 +248,9 @@ int main(int argc, char **argv) {
     llvm::errs() << "cannot read " << dir << "/manifest.json\n";
     return 2;
   }
-  auto infos = parseManifest((*mf)->getBuffer());
-  if (!infos) {
-    llvm::errs() << llvm::toString(infos.takeError()) << "\n";
+  auto set = abi::parseKernelSetText((*mf)->getBuffer());
+  if (!set) {
+    llvm::errs() << llvm::toString(set.takeError()) << "\n";
     return 2;
   }
   if (llvm::Error e = cuda::useDevice(0)) {
@@ -261,13 +261,20 @@ int main(int argc, char **argv) {
   std::string tgt = target ? *target : "?";
   llvm::consumeError(target.takeError());
   std::mt19937 rng(1234);
-  for (const mlir::attn::KernelInfo &info : *infos) {
-    auto read = [&](llvm::StringRef ext) {
-      auto b = llvm::MemoryBuffer::getFile(dir + "/" + info.name + ext);
+  for (const abi::Kernel &k : set->kernels) {
+    if (k.kind != abi::KernelKind::Attention) {
+      llvm::outs() << "SKIP " << k.name << ": not an attention kernel\n";
+      continue;
+    }
+    const abi::AttentionKernel &info = k.attention;
+    auto read = [&](const std::string &file) {
+      if (file.empty())
+        return std::string();
+      auto b = llvm::MemoryBuffer::getFile(dir + "/" + file);
       return b ? (*b)->getBuffer().str() : std::string();
     };
-    GpuKernelImpl kernel(gpuSignature(info, info.target), info, read(".cubin"),
-                         read(".ptx"), dir, InputChecks{});
+    GpuKernelImpl kernel(gpuSignature(k, set->target), k, read(k.cubinFile),
+                         read(k.ptxFile), dir, InputChecks{});
     struct Case {
       int64_t B, Nq, Nk;
       bool bnhd;
@@ -276,8 +283,8 @@ int main(int argc, char **argv) {
       auto err = runOnce(kernel, info, mask, c.B, c.Nq, c.Nk, c.bnhd, rng);
       std::string what =
           llvm::formatv("{0} ({1} {2} kernel on {3}) B={4} Nq={5} Nk={6} {7}",
-                        info.name, info.variant, info.target, tgt, c.B, c.Nq,
-                        c.Nk, c.bnhd ? "bnhd" : "bhnd");
+                        k.name, abi::stringify(info.variant), set->target, tgt,
+                        c.B, c.Nq, c.Nk, c.bnhd ? "bnhd" : "bhnd");
       if (!err) {
         report(false, what + ": " + llvm::toString(err.takeError()));
         continue;
@@ -310,7 +317,7 @@ int main(int argc, char **argv) {
     llvm::Error e = kernel.launch({bad, kv, vv}, outs, nullptr);
     std::string msg = e ? llvm::toString(std::move(e)) : "";
     report(msg.find("strides") != std::string::npos,
-           info.name + ": bad strides refused: " + msg);
+           k.name + ": bad strides refused: " + msg);
   }
   return fails ? 1 : 0;
 }

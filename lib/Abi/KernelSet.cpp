@@ -359,6 +359,12 @@ json::Value attnc::abi::toJson(const LinearKernel &k) {
   return o;
 }
 
+json::Object attnc::abi::toJson(const Signature &s) {
+  json::Object o;
+  writeSignature(o, s);
+  return o;
+}
+
 json::Value attnc::abi::toJson(const KernelSet &set) {
   json::Array kernels;
   for (const Kernel &k : set.kernels)
@@ -993,6 +999,14 @@ attnc::abi::parseLinearKernel(const json::Value &json) {
   if (llvm::Error e = r.takeError())
     return std::move(e);
   return k;
+}
+
+llvm::Expected<Signature> attnc::abi::parseSignature(const json::Value &json) {
+  Reader r;
+  Signature s = parseSignature(Obj(r, &json, "signature"));
+  if (llvm::Error e = r.takeError())
+    return std::move(e);
+  return s;
 }
 
 llvm::Expected<KernelSet> attnc::abi::parseKernelSet(const json::Value &json) {

@@ -1041,179 +1041,66 @@ static std::optional<LinearFunction> linearOf(mlir::func::FuncOp func) {
   return lf;
 }
 
-/// The value checks of a kernel, for its disk entry.
-static llvm::json::Object checksJson(const InputChecks &c) {
-  llvm::json::Array gates, lengths, equal, extents;
-  for (unsigned g : c.logGates)
-    gates.push_back(int64_t(g));
-  for (auto [in, dim, len] : c.lengths)
-    lengths.push_back(llvm::json::Array{int64_t(in), int64_t(dim), len});
-  for (const std::array<unsigned, 4> &eq : c.equalDims)
-    equal.push_back(llvm::json::Array{int64_t(eq[0]), int64_t(eq[1]),
-                                      int64_t(eq[2]), int64_t(eq[3])});
-  for (const InputChecks::MinExtent &m : c.minExtents)
-    extents.push_back(llvm::json::Array{int64_t(m.input), int64_t(m.dim),
-                                        int64_t(m.refInput), int64_t(m.refDim),
-                                        m.divisor});
-  return llvm::json::Object{{"log_gates", std::move(gates)},
-                            {"lengths", std::move(lengths)},
-                            {"equal_dims", std::move(equal)},
-                            {"min_extents", std::move(extents)}};
+/// The names of `params`.
+static llvm::SmallVector<std::string>
+namesOf(llvm::ArrayRef<ParamInfo> params) {
+  llvm::SmallVector<std::string> names;
+  for (const ParamInfo &p : params)
+    names.push_back(p.name);
+  return names;
 }
 
-/// Integer tuples of `key` in `o`, each of `width` entries, each entry >= 0.
-static llvm::Expected<llvm::SmallVector<llvm::SmallVector<int64_t, 5>>>
-tuplesOf(const llvm::json::Object &o, StringRef key, size_t width) {
-  const llvm::json::Array *arr = o.getArray(key);
-  if (!arr)
-    return makeError("entry lacks " + key);
-  llvm::SmallVector<llvm::SmallVector<int64_t, 5>> out;
-  for (const llvm::json::Value &t : *arr) {
-    const llvm::json::Array *a = t.getAsArray();
-    if (!a || a->size() != width)
-      return makeError("entry has a bad " + key);
-    llvm::SmallVector<int64_t, 5> row;
-    for (const llvm::json::Value &x : *a) {
-      auto i = x.getAsInteger();
-      if (!i || *i < 0)
-        return makeError("entry has a bad " + key);
-      row.push_back(*i);
-    }
-    out.push_back(std::move(row));
-  }
-  return out;
-}
-
-static llvm::Error parseChecks(const llvm::json::Object *o,
-                               const KernelSignature &sig, InputChecks &c) {
-  if (!o)
-    return makeError("entry lacks value checks");
-  auto inDim = [&](int64_t in, int64_t dim) {
-    return size_t(in) < sig.inputs.size() &&
-           size_t(dim) < sig.inputs[in].shape.size();
-  };
-  const llvm::json::Array *gates = o->getArray("log_gates");
-  if (!gates)
-    return makeError("entry lacks log_gates");
-  for (const llvm::json::Value &g : *gates) {
-    auto i = g.getAsInteger();
-    if (!i || *i < 0 || size_t(*i) >= sig.inputs.size())
-      return makeError("entry has a bad log-gate input");
-    c.logGates.push_back(unsigned(*i));
-  }
-  auto lengths = tuplesOf(*o, "lengths", 3);
-  if (!lengths)
-    return lengths.takeError();
-  for (auto &t : *lengths) {
-    if (!inDim(t[0], t[1]))
-      return makeError("entry has a bad length check");
-    c.lengths.push_back({unsigned(t[0]), unsigned(t[1]), t[2]});
-  }
-  auto equal = tuplesOf(*o, "equal_dims", 4);
-  if (!equal)
-    return equal.takeError();
-  for (auto &t : *equal) {
-    if (!inDim(t[0], t[1]) || !inDim(t[2], t[3]))
-      return makeError("entry has a bad dimension check");
-    c.equalDims.push_back(
-        {unsigned(t[0]), unsigned(t[1]), unsigned(t[2]), unsigned(t[3])});
-  }
-  auto extents = tuplesOf(*o, "min_extents", 5);
-  if (!extents)
-    return extents.takeError();
-  for (auto &t : *extents) {
-    if (!inDim(t[0], t[1]) || !inDim(t[2], t[3]) || t[4] <= 0)
-      return makeError("entry has a bad extent check");
-    c.minExtents.push_back(
-        {unsigned(t[0]), unsigned(t[1]), unsigned(t[2]), unsigned(t[3]), t[4]});
-  }
-  return llvm::Error::success();
+/// A kernel's signature and value checks for its entry.json, in the ABI's
+/// form.
+static llvm::json::Object signatureJson(const KernelSignature &sig,
+                                        const InputChecks &c) {
+  return abi::toJson(abiSignature(sig, namesOf(sig.inputs), {}, c));
 }
 
 /// What a CPU entry needs besides its object code: the signature and the
 /// value checks (a disk hit then needs no spec).
 static llvm::json::Object cpuEntryJson(const KernelSignature &sig, bool layout,
                                        const InputChecks &c) {
-  return llvm::json::Object{{"inputs", paramsJson(sig.inputs)},
-                            {"outputs", paramsJson(sig.outputs)},
-                            {"attention_layout", layout},
-                            {"checks", checksJson(c)}};
+  llvm::json::Object o = signatureJson(sig, c);
+  o["attention_layout"] = layout;
+  return o;
 }
 
+/// The signature and value checks of an entry written by cpuEntryJson.
 static llvm::Error parseCpuEntry(const llvm::json::Object &o,
                                  StringRef function, KernelSignature &sig,
                                  bool &layout, InputChecks &c) {
-  sig.name = function.str();
-  sig.target = "cpu";
-  auto params = [&](StringRef key,
-                    llvm::SmallVectorImpl<ParamInfo> &dst) -> llvm::Error {
-    const llvm::json::Array *a = o.getArray(key);
-    if (!a)
-      return makeError("entry has no " + key);
-    for (const llvm::json::Value &v : *a) {
-      const llvm::json::Object *p = v.getAsObject();
-      const llvm::json::Array *shape = p ? p->getArray("shape") : nullptr;
-      auto name = p ? p->getString("name") : std::nullopt;
-      auto dt = p ? p->getString("dtype") : std::nullopt;
-      if (!shape || !name || !dt)
-        return makeError("entry has a bad parameter");
-      auto dtype = dtypeFromName(*dt);
-      if (!dtype)
-        return dtype.takeError();
-      ParamInfo info;
-      info.name = name->str();
-      info.dtype = *dtype;
-      for (const llvm::json::Value &d : *shape) {
-        auto i = d.getAsInteger();
-        if (!i)
-          return makeError("entry has a bad shape");
-        info.shape.push_back(*i);
-      }
-      dst.push_back(std::move(info));
-    }
-    return llvm::Error::success();
-  };
-  if (llvm::Error e = params("inputs", sig.inputs))
-    return e;
-  if (llvm::Error e = params("outputs", sig.outputs))
-    return e;
+  auto s = abi::parseSignature(llvm::json::Value(llvm::json::Object(o)));
+  if (!s)
+    return s.takeError();
+  auto ks = kernelSignature(*s, function, "cpu");
+  if (!ks)
+    return ks.takeError();
+  sig = std::move(*ks);
+  c = inputChecksOf(s->checks);
   auto l = o.getBoolean("attention_layout");
   if (!l)
     return makeError("entry lacks attention_layout");
   layout = *l;
-  return parseChecks(o.getObject("checks"), sig, c);
+  return llvm::Error::success();
 }
 
-/// manifest.json of a linear-attention / scan kernel's cache entry.
+/// manifest.json of a linear-attention / scan kernel's cache entry: one
+/// kernel of kind linear with its signature.
 static std::string linearManifestJson(StringRef target, StringRef function,
                                       StringRef ptxFile,
-                                      const llvm::json::Object &abi,
-                                      const KernelSignature &sig,
-                                      llvm::ArrayRef<std::string> names,
-                                      llvm::ArrayRef<float> constDecay,
-                                      const InputChecks &checks) {
-  llvm::json::Array nameList, decays;
-  for (const std::string &n : names)
-    nameList.push_back(n);
-  for (float d : constDecay)
-    decays.push_back(double(d));
-  llvm::json::Object kernel{{"name", function},
-                            {"kind", "linear"},
-                            {"ptx", ptxFile},
-                            {"abi", llvm::json::Object(abi)},
-                            {"inputs", paramsJson(sig.inputs)},
-                            {"outputs", paramsJson(sig.outputs)},
-                            {"input_names", std::move(nameList)},
-                            {"const_decay", std::move(decays)},
-                            {"checks", checksJson(checks)}};
-  llvm::json::Object manifest{
-      {"generator", "attnc"},
-      {"target", target},
-      {"kernels", llvm::json::Array{std::move(kernel)}}};
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(manifest)));
-  return text;
+                                      abi::LinearKernel linear,
+                                      abi::Signature sig) {
+  abi::KernelSet set;
+  set.generator = "attnc";
+  set.target = target.str();
+  abi::Kernel &k = set.kernels.emplace_back();
+  k.name = function.str();
+  k.kind = abi::KernelKind::Linear;
+  k.ptxFile = ptxFile.str();
+  k.linear = std::move(linear);
+  k.signature = std::move(sig);
+  return abi::formatKernelSet(set);
 }
 
 llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
@@ -1259,6 +1146,8 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
   if (!arts)
     return arts.takeError();
   const mlir::attn::GpuKernelArtifact &art = arts->front();
+  abi::Kernel kernel = mlir::attn::abiKernelOf(art);
+  KernelSignature sig = gpuSignature(kernel, job.options.target);
   std::string dir;
   if (!cacheDir.empty()) {
     std::vector<std::pair<std::string, std::string>> files;
@@ -1273,12 +1162,13 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
     }
     files.push_back(
         {"manifest.json", mlir::attn::manifestJson(job.options.target, *arts)});
-    store(job, files, llvm::json::Object{{"checks", checksJson(checks)}});
+    // The value checks, with the signature they index.
+    store(job, files, signatureJson(sig, checks));
     dir = entryDir(job);
   }
-  return std::make_shared<GpuKernelImpl>(
-      gpuSignature(art.info, job.options.target), art.info, art.cubin, art.ptx,
-      dir, std::move(checks));
+  return std::make_shared<GpuKernelImpl>(std::move(sig), std::move(kernel),
+                                         art.cubin, art.ptx, dir,
+                                         std::move(checks));
 }
 
 /// A linear-attention / scan function for the GPU: the kernel of
@@ -1314,12 +1204,14 @@ Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
     if (auto a = f->getAttrOfType<mlir::StringAttr>("attn.abi"))
       abiText = a.getValue().str();
   });
-  auto abi = llvm::json::parse(abiText);
-  if (!abi || !abi->getAsObject()) {
-    if (!abi)
-      llvm::consumeError(abi.takeError());
-    return makeError("'" + job.function + "': no kernel ABI was produced");
-  }
+  auto abiJson = llvm::json::parse(abiText);
+  auto linear = abiJson
+                    ? abi::parseLinearKernel(*abiJson)
+                    : llvm::Expected<abi::LinearKernel>(abiJson.takeError());
+  if (!linear)
+    return makeError("'" + job.function +
+                     "': no valid kernel ABI was produced: " +
+                     llvm::toString(linear.takeError()));
   {
     mlir::PassManager pm(ctx.get());
     if (failed(mlir::attn::buildCompilePipeline(pm, job.options.target, 0, 0,
@@ -1342,25 +1234,25 @@ Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
   sig->target = job.options.target;
   for (auto [p, n] : llvm::zip(sig->inputs, lf.names))
     p.name = n;
-  InputChecks checks = inputChecks(func);
+  abi::Signature abiSig =
+      abiSignature(*sig, lf.names, lf.constDecay, inputChecks(func));
   std::string dir;
   if (!cacheDir.empty()) {
     // The entry is a directory attnc.load reads: the PTX and a manifest
     // with one kernel of kind "linear" (its ABI, signature, input roles,
     // constant decays and value checks; docs/runtime.md).
     std::string file = job.function + ".ptx";
-    store(job,
-          {{file, ptx},
-           {"manifest.json",
-            linearManifestJson(job.options.target, job.function, file,
-                               *abi->getAsObject(), *sig, lf.names,
-                               lf.constDecay, checks)}},
-          cpuEntryJson(*sig, /*layout=*/false, checks));
+    store(
+        job,
+        {{file, ptx},
+         {"manifest.json", linearManifestJson(job.options.target, job.function,
+                                              file, *linear, abiSig)}},
+        llvm::json::Object());
     dir = entryDir(job);
   }
-  return std::make_shared<GpuLinearKernelImpl>(
-      std::move(*sig), std::move(*abi->getAsObject()), std::move(ptx), lf.names,
-      lf.constDecay, std::move(checks), std::move(dir));
+  return std::make_shared<GpuLinearKernelImpl>(std::move(*sig),
+                                               std::move(*linear), abiSig,
+                                               std::move(ptx), std::move(dir));
 }
 
 /// PTX of `out[i] = a[i] <op> b[i]` over flat tensors (16-bit floats
@@ -1582,48 +1474,52 @@ Compiler::Impl::buildProgram(const Job &job, mlir::func::FuncOp func) {
   return std::make_shared<GpuProgramImpl>(std::move(*sig), std::move(prog));
 }
 
-/// The kernel of a cache entry's manifest when it is a linear-attention /
-/// scan kernel (written by buildLinear), else null.
-static const llvm::json::Object *linearKernelOf(const llvm::json::Value &m) {
-  const llvm::json::Object *o = m.getAsObject();
-  const llvm::json::Array *ks = o ? o->getArray("kernels") : nullptr;
-  const llvm::json::Object *k =
-      ks && ks->size() == 1 ? ks->front().getAsObject() : nullptr;
-  return k && k->getString("kind") == "linear" ? k : nullptr;
-}
-
-/// The kernel of a linear entry.
+/// The kernel of a GPU entry: its manifest.json, read by the ABI, describes
+/// one kernel, `function`; linear kernels carry their signature and value
+/// checks, attention kernels' are in entry.json.
 static llvm::Expected<std::shared_ptr<Kernel>>
-loadLinearEntry(const llvm::json::Object &entry, StringRef function,
-                StringRef target, const llvm::json::Object &k,
-                const llvm::StringMap<std::string> &contents, StringRef dir) {
-  const llvm::json::Object *abi = k.getObject("abi");
-  const llvm::json::Array *names = k.getArray("input_names");
-  const llvm::json::Array *decays = k.getArray("const_decay");
-  auto ptxFile = k.getString("ptx");
-  if (k.getString("name") != function || !abi || !names || !decays || !ptxFile)
+loadGpuEntry(const llvm::json::Object &meta, StringRef function,
+             StringRef target, const llvm::StringMap<std::string> &contents,
+             StringRef dir) {
+  auto m = contents.find("manifest.json");
+  if (m == contents.end())
+    return makeError("no manifest.json");
+  auto set = abi::parseKernelSetText(m->second);
+  if (!set)
+    return set.takeError();
+  if (set->target != target || set->kernels.size() != 1 ||
+      set->kernels.front().name != function)
     return makeError("the manifest does not describe '" + function + "'");
-  auto ptx = contents.find(*ptxFile);
+  abi::Kernel &k = set->kernels.front();
+  auto ptx = contents.find(k.ptxFile);
   if (ptx == contents.end())
     return makeError("no PTX");
-  llvm::SmallVector<std::string> inputNames;
-  for (const llvm::json::Value &n : *names)
-    inputNames.push_back(n.getAsString().value_or("").str());
-  std::vector<float> constDecay;
-  for (const llvm::json::Value &d : *decays)
-    constDecay.push_back(float(d.getAsNumber().value_or(0.0)));
-  KernelSignature sig;
-  bool layout = false;
-  InputChecks checks;
-  if (llvm::Error e = parseCpuEntry(entry, function, sig, layout, checks))
-    return std::move(e);
-  sig.target = target.str();
-  if (inputNames.size() != sig.inputs.size())
-    return makeError("the manifest's input names do not match the signature");
-  return std::make_shared<GpuLinearKernelImpl>(
-      std::move(sig), llvm::json::Object(*abi), ptx->second,
-      std::move(inputNames), std::move(constDecay), std::move(checks),
-      dir.str());
+  if (k.kind == abi::KernelKind::Linear) {
+    if (!k.signature)
+      return makeError("the manifest has no signature for '" + function + "'");
+    auto sig = kernelSignature(*k.signature, function, target);
+    if (!sig)
+      return sig.takeError();
+    return std::make_shared<GpuLinearKernelImpl>(
+        std::move(*sig), std::move(k.linear), *k.signature, ptx->second,
+        dir.str());
+  }
+  KernelSignature sig = gpuSignature(k, target);
+  // The value checks index the signature they were written with.
+  auto written =
+      abi::parseSignature(llvm::json::Value(llvm::json::Object(meta)));
+  if (!written)
+    return written.takeError();
+  abi::Signature expected = abiSignature(sig, namesOf(sig.inputs), {}, {});
+  if (written->inputs != expected.inputs ||
+      written->outputs != expected.outputs)
+    return makeError("entry.json's signature does not match the manifest");
+  auto cubin =
+      k.cubinFile.empty() ? contents.end() : contents.find(k.cubinFile);
+  return std::make_shared<GpuKernelImpl>(
+      std::move(sig), std::move(k),
+      cubin == contents.end() ? std::string() : cubin->second, ptx->second,
+      dir.str(), inputChecksOf(written->checks));
 }
 
 llvm::Expected<std::shared_ptr<Kernel>>
@@ -1636,47 +1532,19 @@ Compiler::Impl::kernelOf(const DiskEntry &entry, StringRef function,
     return makeError("the entry is for another function or target");
   function = fn;
   const llvm::StringMap<std::string> &contents = entry.contents;
-  StringRef dir = entry.dir;
-  if (target == "cpu") {
-    auto it = contents.find("kernel.o");
-    if (it == contents.end())
-      return makeError("no kernel.o");
-    KernelSignature sig;
-    bool layout = false;
-    InputChecks checks;
-    if (llvm::Error e = parseCpuEntry(*obj, function, sig, layout, checks))
-      return std::move(e);
-    auto k = mlir::attn::CpuKernel::load(it->second, function);
-    if (!k)
-      return k.takeError();
-    return std::make_shared<CpuKernelImpl>(std::move(sig), std::move(*k),
-                                           layout, std::move(checks));
-  }
-  auto m = contents.find("manifest.json");
-  if (m == contents.end())
-    return makeError("no manifest.json");
-  auto manifest = llvm::json::parse(m->second);
-  if (!manifest)
-    return makeError("manifest.json does not parse: " +
-                     llvm::toString(manifest.takeError()));
-  if (const llvm::json::Object *k = linearKernelOf(*manifest))
-    return loadLinearEntry(*obj, function, target, *k, contents, dir);
-  auto infos = parseManifest(*manifest);
-  if (!infos)
-    return infos.takeError();
-  if (infos->size() != 1 || infos->front().name != function)
-    return makeError("the manifest does not describe '" + function + "'");
-  const mlir::attn::KernelInfo &info = infos->front();
-  auto cubin = contents.find(info.name + ".cubin");
-  auto ptx = contents.find(info.name + ".ptx");
-  if (ptx == contents.end())
-    return makeError("no PTX");
-  KernelSignature sig = gpuSignature(info, target);
+  if (target != "cpu")
+    return loadGpuEntry(*obj, function, target, contents, entry.dir);
+  auto it = contents.find("kernel.o");
+  if (it == contents.end())
+    return makeError("no kernel.o");
+  KernelSignature sig;
+  bool layout = false;
   InputChecks checks;
-  if (llvm::Error e = parseChecks(obj->getObject("checks"), sig, checks))
+  if (llvm::Error e = parseCpuEntry(*obj, function, sig, layout, checks))
     return std::move(e);
-  return std::make_shared<GpuKernelImpl>(
-      std::move(sig), info,
-      cubin == contents.end() ? std::string() : cubin->second, ptx->second,
-      dir.str(), std::move(checks));
+  auto k = mlir::attn::CpuKernel::load(it->second, function);
+  if (!k)
+    return k.takeError();
+  return std::make_shared<CpuKernelImpl>(std::move(sig), std::move(*k), layout,
+                                         std::move(checks));
 }

@@ -247,38 +247,108 @@ llvm::Error attnc::checkInputValues(const KernelSignature &sig,
   return llvm::Error::success();
 }
 
+abi::ValueChecks attnc::abiChecks(const InputChecks &c) {
+  abi::ValueChecks out;
+  for (unsigned g : c.logGates)
+    out.logGates.push_back(g);
+  for (auto [in, dim, len] : c.lengths)
+    out.lengths.push_back({in, dim, len});
+  for (const std::array<unsigned, 4> &eq : c.equalDims)
+    out.equalDims.push_back({eq[0], eq[1], eq[2], eq[3]});
+  for (const InputChecks::MinExtent &m : c.minExtents)
+    out.minExtents.push_back({m.input, m.dim, m.refInput, m.refDim, m.divisor});
+  return out;
+}
+
+/// The ABI's reader has checked that every index names an input and dim.
+InputChecks attnc::inputChecksOf(const abi::ValueChecks &c) {
+  InputChecks out;
+  for (int64_t g : c.logGates)
+    out.logGates.push_back(unsigned(g));
+  for (const std::array<int64_t, 3> &l : c.lengths)
+    out.lengths.push_back({unsigned(l[0]), unsigned(l[1]), l[2]});
+  for (const std::array<int64_t, 4> &eq : c.equalDims)
+    out.equalDims.push_back(
+        {unsigned(eq[0]), unsigned(eq[1]), unsigned(eq[2]), unsigned(eq[3])});
+  for (const std::array<int64_t, 5> &m : c.minExtents)
+    out.minExtents.push_back(
+        {unsigned(m[0]), unsigned(m[1]), unsigned(m[2]), unsigned(m[3]), m[4]});
+  return out;
+}
+
+abi::Signature attnc::abiSignature(const KernelSignature &sig,
+                                   ArrayRef<std::string> inputNames,
+                                   ArrayRef<float> constDecay,
+                                   const InputChecks &checks) {
+  abi::Signature s;
+  auto params = [](ArrayRef<ParamInfo> ps, std::vector<abi::Param> &dst) {
+    for (const ParamInfo &p : ps)
+      dst.push_back({p.name, dtypeName(p.dtype).str(),
+                     std::vector<int64_t>(p.shape.begin(), p.shape.end())});
+  };
+  params(sig.inputs, s.inputs);
+  params(sig.outputs, s.outputs);
+  s.inputNames.assign(inputNames.begin(), inputNames.end());
+  s.constDecay.assign(constDecay.begin(), constDecay.end());
+  s.checks = abiChecks(checks);
+  return s;
+}
+
+llvm::Expected<KernelSignature> attnc::kernelSignature(const abi::Signature &s,
+                                                       StringRef name,
+                                                       StringRef target) {
+  KernelSignature sig;
+  sig.name = name.str();
+  sig.target = target.str();
+  auto params = [](ArrayRef<abi::Param> ps,
+                   llvm::SmallVectorImpl<ParamInfo> &dst) -> llvm::Error {
+    for (const abi::Param &p : ps) {
+      auto dtype = dtypeFromName(p.dtype);
+      if (!dtype)
+        return dtype.takeError();
+      dst.push_back({p.name, *dtype, {p.shape.begin(), p.shape.end()}});
+    }
+    return llvm::Error::success();
+  };
+  if (llvm::Error e = params(s.inputs, sig.inputs))
+    return std::move(e);
+  if (llvm::Error e = params(s.outputs, sig.outputs))
+    return std::move(e);
+  return sig;
+}
+
 //===----------------------------------------------------------------------===//
 // GPU
 //===----------------------------------------------------------------------===//
 
-KernelSignature attnc::gpuSignature(const mlir::attn::KernelInfo &info,
+KernelSignature attnc::gpuSignature(const abi::Kernel &kernel,
                                     StringRef target) {
+  const abi::AttentionKernel &a = kernel.attention;
   KernelSignature s;
-  s.name = info.name;
+  s.name = kernel.name;
   s.target = target.str();
-  DType dt = info.dtype == "bf16" ? DType::BF16 : DType::F16;
-  s.inputs.push_back({"q", dt, {-1, info.headsQ, -1, info.headDim}});
-  s.inputs.push_back({"k", dt, {-1, info.headsKv, -1, info.headDim}});
-  s.inputs.push_back({"v", dt, {-1, info.headsKv, -1, info.valueDim}});
-  s.outputs.push_back({"o", dt, {-1, info.headsQ, -1, info.valueDim}});
-  if (info.lse)
-    s.outputs.push_back({"lse", DType::F32, {-1, info.headsQ, -1}});
-  for (const mlir::attn::KernelArg &a : info.args)
-    if (StringRef(a.name).starts_with("capture")) {
+  DType dt = a.dtype == "bf16" ? DType::BF16 : DType::F16;
+  s.inputs.push_back({"q", dt, {-1, a.headsQ, -1, a.headDim}});
+  s.inputs.push_back({"k", dt, {-1, a.headsKv, -1, a.headDim}});
+  s.inputs.push_back({"v", dt, {-1, a.headsKv, -1, a.valueDim}});
+  s.outputs.push_back({"o", dt, {-1, a.headsQ, -1, a.valueDim}});
+  if (a.lse)
+    s.outputs.push_back({"lse", DType::F32, {-1, a.headsQ, -1}});
+  for (const abi::Arg &arg : a.main.args)
+    if (abi::argRole(arg.name) == abi::ArgRole::Capture) {
       ParamInfo p;
-      p.name = a.name;
-      p.dtype = llvm::cantFail(dtypeFromName(a.elem));
-      p.shape.assign(a.rank, -1);
+      p.name = arg.name;
+      p.dtype = llvm::cantFail(dtypeFromName(arg.elem));
+      p.shape.assign(arg.rank, -1);
       s.inputs.push_back(p);
     }
   return s;
 }
 
-GpuKernelImpl::GpuKernelImpl(KernelSignature signature,
-                             mlir::attn::KernelInfo info, std::string cubin,
-                             std::string ptx, std::string directory,
-                             InputChecks checks)
-    : info(std::move(info)), cubin(std::move(cubin)), ptx(std::move(ptx)),
+GpuKernelImpl::GpuKernelImpl(KernelSignature signature, abi::Kernel kernel,
+                             std::string cubin, std::string ptx,
+                             std::string directory, InputChecks checks)
+    : kernel(std::move(kernel)), cubin(std::move(cubin)), ptx(std::move(ptx)),
       checks(std::move(checks)) {
   sig = std::move(signature);
   dir = std::move(directory);
@@ -308,19 +378,20 @@ llvm::Expected<GpuKernelImpl::Functions> GpuKernelImpl::functions() {
       r = drv->cuModuleLoadData(&f.module, ptx.data());
     if (llvm::Error e = cuda::check(r, sig.name + ": loading the kernel"))
       return std::move(e);
+    const abi::AttentionKernel &a = kernel.attention;
     if (llvm::Error e = cuda::check(
-            drv->cuModuleGetFunction(&f.fn, f.module, info.name.c_str()),
+            drv->cuModuleGetFunction(&f.fn, f.module, a.main.kernel.c_str()),
             sig.name + ": cuModuleGetFunction"))
       return std::move(e);
-    if (info.variant == "wgmma")
-      if (llvm::Error e =
-              allowDynamicShared(*drv, f.fn, info.sharedBytes, sig.name))
-        return std::move(e);
-    if (!info.mapKernel.empty())
-      if (llvm::Error e =
-              cuda::check(drv->cuModuleGetFunction(&f.mapFn, f.module,
-                                                   info.mapKernel.c_str()),
-                          sig.name + ": cuModuleGetFunction (block map)"))
+    // Only wgmma kernels take their shared memory dynamically.
+    if (llvm::Error e =
+            allowDynamicShared(*drv, f.fn, a.main.dynamicSharedBytes, sig.name))
+      return std::move(e);
+    if (a.blockMap)
+      if (llvm::Error e = cuda::check(
+              drv->cuModuleGetFunction(&f.mapFn, f.module,
+                                       a.blockMap->launch.kernel.c_str()),
+              sig.name + ": cuModuleGetFunction (block map)"))
         return std::move(e);
     return f;
   });
@@ -393,7 +464,8 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
                        "multiples of 8 and 16-byte alignment (strides " +
                        shapeStr(st) + ")");
   }
-  if (info.lse && stridesOf(outputs[1]) != contiguousStrides(outputs[1].shape))
+  const abi::AttentionKernel &ak = kernel.attention;
+  if (ak.lse && stridesOf(outputs[1]) != contiguousStrides(outputs[1].shape))
     return makeError(sig.name + ": lse must be contiguous");
   int64_t B = inputs[0].shape[0], Nq = inputs[0].shape[2],
           Nk = inputs[1].shape[2];
@@ -408,7 +480,7 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
   ArrayRef<TensorRef> captures = inputs.drop_front(3);
 
   Params params;
-  bool wgmma = info.variant == "wgmma";
+  bool wgmma = ak.variant == abi::Variant::Wgmma;
   for (int i = 0; i < 4; ++i) {
     if (!wgmma || i == 3) {
       params.mem(*qkvo[i], /*flat=*/true);
@@ -427,30 +499,31 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
                         uint64_t(t.shape[1]), uint64_t(t.shape[0])};
     uint64_t strides[3] = {uint64_t(st[2]) * 2, uint64_t(st[1]) * 2,
                            uint64_t(st[0]) * 2};
-    unsigned box[4] = {64, unsigned(info.args[i].boxRows), 1, 1};
+    unsigned box[4] = {64, unsigned(ak.main.args[i].boxRows), 1, 1};
     unsigned ones[4] = {1, 1, 1, 1};
     if (llvm::Error e = cuda::check(
-            drv.cuTensorMapEncodeTiled(map, info.dtype == "bf16" ? 9 : 6, 4,
+            drv.cuTensorMapEncodeTiled(map, ak.dtype == "bf16" ? 9 : 6, 4,
                                        qkvo[i]->data, dims, strides, box, ones,
                                        0, 3, 0, 0),
             sig.name + ": cuTensorMapEncodeTiled(" + names[i] + ")"))
       return e;
     params.pushMap(map);
   }
-  if (info.lse)
+  if (ak.lse)
     params.mem(outputs[1], /*flat=*/true);
   for (const TensorRef &c : captures)
     params.mem(c, /*flat=*/false);
 
   cuda::CUdeviceptr work = 0;
   if (fns->mapFn) {
-    int64_t Hq = info.headsQ;
-    int64_t slices = info.mapSlices == "B*Hq" ? B * Hq
-                     : info.mapSlices == "Hq" ? Hq
-                     : info.mapSlices == "B"  ? B
-                                              : 1;
-    int64_t nqt = (Nq + info.blockQ - 1) / info.blockQ;
-    int64_t nkt = (Nk + info.blockKv - 1) / info.blockKv;
+    const abi::BlockMap &bm = *ak.blockMap;
+    int64_t Hq = ak.headsQ;
+    int64_t slices = bm.slices == abi::MapSlices::BatchHeads ? B * Hq
+                     : bm.slices == abi::MapSlices::Heads    ? Hq
+                     : bm.slices == abi::MapSlices::Batch    ? B
+                                                             : 1;
+    int64_t nqt = (Nq + ak.blockQ - 1) / ak.blockQ;
+    int64_t nkt = (Nk + ak.blockKv - 1) / ak.blockKv;
     int64_t bytes = std::max<int64_t>(slices * nqt * nkt, 1);
     if (llvm::Error e = cuda::check(drv.cuMemAllocAsync(&work, bytes, s),
                                     sig.name + ": allocating the block map"))
@@ -466,11 +539,11 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
     mp.push(slices);
     mp.push(Nq);
     mp.push(Nk);
-    llvm::Error e =
-        cuda::check(drv.cuLaunchKernel(fns->mapFn, unsigned(nqt), unsigned(nkt),
-                                       unsigned(slices), unsigned(info.threads),
-                                       1, 1, 0, s, mp.finish(), nullptr),
-                    sig.name + ": launching the block-map kernel");
+    llvm::Error e = cuda::check(
+        drv.cuLaunchKernel(fns->mapFn, unsigned(nqt), unsigned(nkt),
+                           unsigned(slices), unsigned(bm.launch.block[0]), 1, 1,
+                           0, s, mp.finish(), nullptr),
+        sig.name + ": launching the block-map kernel");
     if (e) {
       (void)drv.cuMemFreeAsync(work, s);
       return e;
@@ -486,11 +559,11 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
     params.push(st[1]);
     params.push(st[2]);
   }
-  unsigned gridX = unsigned((Nq + info.blockQ - 1) / info.blockQ);
+  unsigned gridX = unsigned((Nq + ak.blockQ - 1) / ak.blockQ);
   llvm::Error e =
-      cuda::check(drv.cuLaunchKernel(fns->fn, gridX, unsigned(info.headsQ),
-                                     unsigned(B), unsigned(info.threads), 1, 1,
-                                     unsigned(wgmma ? info.sharedBytes : 0), s,
+      cuda::check(drv.cuLaunchKernel(fns->fn, gridX, unsigned(ak.headsQ),
+                                     unsigned(B), unsigned(ak.main.block[0]), 1,
+                                     1, unsigned(ak.main.dynamicSharedBytes), s,
                                      params.finish(), nullptr),
                   sig.name + ": cuLaunchKernel");
   if (work)
@@ -504,13 +577,13 @@ llvm::Error GpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
 // Linear attention and scans
 //===----------------------------------------------------------------------===//
 
-GpuLinearKernelImpl::GpuLinearKernelImpl(
-    KernelSignature signature, llvm::json::Object abi, std::string ptx,
-    llvm::SmallVector<std::string> inputNames, std::vector<float> constDecay,
-    InputChecks checks, std::string directory)
-    : abi(std::move(abi)), ptx(std::move(ptx)),
-      inputNames(std::move(inputNames)), constDecay(std::move(constDecay)),
-      checks(std::move(checks)) {
+GpuLinearKernelImpl::GpuLinearKernelImpl(KernelSignature signature,
+                                         abi::LinearKernel abi,
+                                         const abi::Signature &abiSig,
+                                         std::string ptx, std::string directory)
+    : abi(std::move(abi)), ptx(std::move(ptx)), inputNames(abiSig.inputNames),
+      constDecay(abiSig.constDecay.begin(), abiSig.constDecay.end()),
+      checks(inputChecksOf(abiSig.checks)) {
   sig = std::move(signature);
   dir = std::move(directory);
   this->ptx.push_back('\0');
@@ -528,21 +601,19 @@ GpuLinearKernelImpl::functions() {
             cuda::check(drv->cuModuleLoadData(&f.module, ptx.data()),
                         sig.name + ": loading the kernel"))
       return std::move(e);
-    std::string name = abi.getString("kernel").value_or("").str();
-    if (llvm::Error e =
-            cuda::check(drv->cuModuleGetFunction(&f.fn, f.module, name.c_str()),
-                        sig.name + ": cuModuleGetFunction"))
+    if (llvm::Error e = cuda::check(
+            drv->cuModuleGetFunction(&f.fn, f.module, abi.main.kernel.c_str()),
+            sig.name + ": cuModuleGetFunction"))
       return std::move(e);
     if (llvm::Error e = allowDynamicShared(
-            *drv, f.fn, abi.getInteger("dynamic_smem").value_or(0), sig.name))
+            *drv, f.fn, abi.main.dynamicSharedBytes, sig.name))
       return std::move(e);
-    if (const llvm::json::Object *fk = abi.getObject("feature_kernel")) {
-      std::string pn = fk->getString("kernel").value_or("").str();
+    if (abi.featureKernel)
       if (llvm::Error e = cuda::check(
-              drv->cuModuleGetFunction(&f.phiFn, f.module, pn.c_str()),
+              drv->cuModuleGetFunction(&f.phiFn, f.module,
+                                       abi.featureKernel->kernel.c_str()),
               sig.name + ": cuModuleGetFunction (feature kernel)"))
         return std::move(e);
-    }
     if (!constDecay.empty()) {
       cuda::CUdeviceptr p = 0;
       size_t bytes = constDecay.size() * sizeof(float);
@@ -559,22 +630,53 @@ GpuLinearKernelImpl::functions() {
   });
 }
 
-/// A grid entry of a linear kernel's ABI: a number, "B", "H", or
-/// "ceil(N/<c>)".
-static llvm::Expected<unsigned> gridValue(const llvm::json::Value &v, int64_t B,
-                                          int64_t N, int64_t H) {
-  if (auto i = v.getAsInteger())
-    return unsigned(*i);
-  std::optional<StringRef> s = v.getAsString();
-  int64_t c = 0;
-  if (s && *s == "B")
-    return unsigned(B);
-  if (s && *s == "H")
-    return unsigned(H);
-  if (s && s->consume_front("ceil(N/") && s->consume_back(")") &&
-      !s->getAsInteger(10, c) && c > 0)
-    return unsigned((N + c - 1) / c);
-  return makeError("linear kernel ABI: unknown grid entry");
+namespace {
+/// The launch variables of a linear kernel (B, H, N).
+struct LinearVars {
+  int64_t B, H, N;
+
+  /// `e` at these values (the reader admits no other variables in a linear
+  /// kernel's sizes).
+  int64_t operator()(const abi::SizeExpr &e) const {
+    if (e.var.empty())
+      return e.value;
+    int64_t v = e.var == "B" ? B : e.var == "H" ? H : N;
+    return (v + e.value - 1) / e.value;
+  }
+};
+} // namespace
+
+/// Allocates the workspaces and the scratch of `abi` in stream order (into
+/// `byName`, recorded in `temps`).
+static llvm::Error
+allocateTemps(const abi::LinearKernel &abi, const LinearVars &vars,
+              StringRef kernel, cuda::CUstream s,
+              std::map<std::string, TensorRef> &byName,
+              llvm::SmallVectorImpl<cuda::CUdeviceptr> &temps) {
+  const cuda::Driver &drv = *cuda::driver();
+  auto alloc = [&](const abi::Buffer &buf) -> llvm::Error {
+    int64_t bytes = dtypeSize(llvm::cantFail(dtypeFromName(buf.dtype)));
+    for (const abi::SizeExpr &d : buf.shape)
+      bytes *= vars(d);
+    cuda::CUdeviceptr p = 0;
+    if (llvm::Error e =
+            cuda::check(drv.cuMemAllocAsync(&p, size_t(bytes), s),
+                        (kernel + ": allocating '" + buf.name + "'").str()))
+      return e;
+    temps.push_back(p);
+    TensorRef t;
+    t.data = reinterpret_cast<void *>(p);
+    t.dtype = DType::I8;
+    t.shape = {bytes};
+    byName[buf.name] = t;
+    return llvm::Error::success();
+  };
+  for (const abi::Buffer &w : abi.workspace)
+    if (llvm::Error e = alloc(w))
+      return e;
+  if (abi.scratch)
+    return alloc(*abi.scratch);
+  return llvm::Error::success();
 }
 
 llvm::Error GpuLinearKernelImpl::launch(ArrayRef<TensorRef> inputs,
@@ -599,7 +701,6 @@ llvm::Error GpuLinearKernelImpl::launch(ArrayRef<TensorRef> inputs,
   }
   const TensorRef &q = byName["q"];
   int64_t B = q.shape[0], N = q.shape[2];
-  int64_t H = abi.getInteger("H").value_or(0);
   // Token and per-feature gates are read through (b, h, n) strides; the
   // other tensors are read flat with these strides (a contiguous last dim).
   std::map<std::string, int64_t> scalars = {{"B", B}, {"N", N}};
@@ -640,92 +741,38 @@ llvm::Error GpuLinearKernelImpl::launch(ArrayRef<TensorRef> inputs,
         e = llvm::joinErrors(std::move(e), std::move(fe));
     return e;
   };
-  auto scratchOf = [&](StringRef name, int64_t elems,
-                       int64_t elemBytes) -> llvm::Error {
-    cuda::CUdeviceptr p = 0;
-    if (llvm::Error e =
-            cuda::check(drv.cuMemAllocAsync(&p, size_t(elems * elemBytes), s),
-                        (sig.name + ": allocating '" + name + "'").str()))
-      return e;
-    temps.push_back(p);
-    TensorRef t;
-    t.data = reinterpret_cast<void *>(p);
-    t.dtype = DType::I8;
-    t.shape = {elems * elemBytes};
-    byName[name.str()] = t;
-    return llvm::Error::success();
-  };
-  if (const llvm::json::Array *ws = abi.getArray("workspace"))
-    for (const llvm::json::Value &w : *ws) {
-      const llvm::json::Object *o = w.getAsObject();
-      int64_t elems = 1;
-      for (const llvm::json::Value &d : *o->getArray("shape"))
-        elems *= d.getAsInteger()          ? *d.getAsInteger()
-                 : *d.getAsString() == "B" ? B
-                                           : N;
-      if (llvm::Error e = scratchOf(*o->getString("name"), elems, 2))
-        return freeTemps(std::move(e));
-    }
-  if (const llvm::json::Object *sc = abi.getObject("scratch")) {
-    // "B * H * N * C": B * N elements times the constant product.
-    int64_t per = 1;
-    StringRef expr = sc->getString("elements").value_or("");
-    llvm::SmallVector<StringRef> factors;
-    expr.split(factors, '*');
-    for (StringRef f : factors) {
-      f = f.trim();
-      int64_t c;
-      if (f != "B" && f != "N" && !f.getAsInteger(10, c))
-        per *= c;
-    }
-    if (llvm::Error e = scratchOf("scratch", B * N * per, 4))
-      return freeTemps(std::move(e));
-  }
-  auto pack = [&](const llvm::json::Array &args,
-                  Params &params) -> llvm::Error {
-    for (const llvm::json::Value &a : args) {
-      const llvm::json::Object *o = a.getAsObject();
-      std::string n = o->getString("name").value_or("").str();
-      if (o->getString("kind").value_or("").starts_with("memref")) {
-        auto it = byName.find(n);
+  LinearVars vars{B, abi.heads, N};
+  if (llvm::Error e = allocateTemps(abi, vars, sig.name, s, byName, temps))
+    return freeTemps(std::move(e));
+  auto launchOne = [&](void *fn, const abi::Launch &l) -> llvm::Error {
+    Params params;
+    for (const abi::Arg &a : l.args) {
+      if (a.kind == abi::ArgKind::Memref || a.kind == abi::ArgKind::MemrefF32) {
+        auto it = byName.find(a.name);
         if (it == byName.end())
-          return makeError(sig.name + ": no tensor for kernel argument '" + n +
-                           "'");
+          return makeError(sig.name + ": no tensor for kernel argument '" +
+                           a.name + "'");
         params.mem(it->second, /*flat=*/true);
       } else {
-        auto it = scalars.find(n);
+        auto it = scalars.find(a.name);
         if (it == scalars.end())
-          return makeError(sig.name + ": no value for kernel argument '" + n +
-                           "'");
+          return makeError(sig.name + ": no value for kernel argument '" +
+                           a.name + "'");
         params.push(it->second);
       }
     }
-    return llvm::Error::success();
-  };
-  auto launchOne = [&](void *fn, const llvm::json::Object &k,
-                       const llvm::json::Array &args) -> llvm::Error {
-    Params params;
-    if (llvm::Error e = pack(args, params))
-      return e;
-    unsigned grid[3], block[3];
-    for (int i = 0; i < 3; ++i) {
-      auto g = gridValue((*k.getArray("grid"))[i], B, N, H);
-      if (!g)
-        return g.takeError();
-      grid[i] = *g;
-      block[i] = unsigned((*k.getArray("block"))[i].getAsInteger().value_or(1));
-    }
     return cuda::check(
-        drv.cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0], block[1],
-                           block[2],
-                           unsigned(k.getInteger("dynamic_smem").value_or(0)),
+        drv.cuLaunchKernel(fn, unsigned(vars(l.grid[0])),
+                           unsigned(vars(l.grid[1])), unsigned(vars(l.grid[2])),
+                           unsigned(l.block[0]), unsigned(l.block[1]),
+                           unsigned(l.block[2]), unsigned(l.dynamicSharedBytes),
                            s, params.finish(), nullptr),
         sig.name + ": cuLaunchKernel");
   };
-  if (const llvm::json::Object *fk = abi.getObject("feature_kernel"))
-    if (llvm::Error e = launchOne(fns->phiFn, *fk, *fk->getArray("args")))
+  if (abi.featureKernel)
+    if (llvm::Error e = launchOne(fns->phiFn, *abi.featureKernel))
       return freeTemps(std::move(e));
-  return freeTemps(launchOne(fns->fn, abi, *abi.getArray("args")));
+  return freeTemps(launchOne(fns->fn, abi.main));
 }
 
 //===----------------------------------------------------------------------===//
@@ -836,113 +883,4 @@ llvm::Error GpuProgramImpl::launch(ArrayRef<TensorRef> inputs,
       return finish(std::move(e));
   }
   return finish(llvm::Error::success());
-}
-
-//===----------------------------------------------------------------------===//
-// Manifest
-//===----------------------------------------------------------------------===//
-
-static llvm::Expected<std::vector<mlir::attn::KernelArg>>
-parseArgs(const llvm::json::Array *arr) {
-  std::vector<mlir::attn::KernelArg> out;
-  if (!arr)
-    return makeError("manifest: missing args");
-  for (const llvm::json::Value &v : *arr) {
-    const llvm::json::Object *o = v.getAsObject();
-    if (!o)
-      return makeError("manifest: an argument is not an object");
-    mlir::attn::KernelArg a;
-    auto name = o->getString("name");
-    auto kind = o->getString("kind");
-    auto rank = o->getInteger("rank");
-    if (!name || !kind || !rank)
-      return makeError("manifest: an argument lacks name, kind or rank");
-    a.name = name->str();
-    a.kind = kind->str();
-    a.elem = o->getString("elem").value_or("").str();
-    a.rank = *rank;
-    a.boxRows = o->getInteger("box_rows").value_or(0);
-    if (a.kind == "tensormap" && a.boxRows <= 0)
-      return makeError("manifest: tensor map argument '" + a.name +
-                       "' lacks box_rows");
-    out.push_back(std::move(a));
-  }
-  return out;
-}
-
-llvm::Expected<std::vector<mlir::attn::KernelInfo>>
-attnc::parseManifest(StringRef text) {
-  auto root = llvm::json::parse(text);
-  if (!root)
-    return makeError("manifest.json does not parse: " +
-                     llvm::toString(root.takeError()));
-  return parseManifest(*root);
-}
-
-llvm::Expected<std::vector<mlir::attn::KernelInfo>>
-attnc::parseManifest(const llvm::json::Value &root) {
-  const llvm::json::Object *obj = root.getAsObject();
-  if (!obj || obj->getString("generator") != StringRef("attn-aot"))
-    return makeError("manifest.json was not written by attn-aot");
-  const llvm::json::Array *kernels = obj->getArray("kernels");
-  if (!kernels)
-    return makeError("manifest.json has no kernels");
-  std::vector<mlir::attn::KernelInfo> out;
-  for (const llvm::json::Value &kv : *kernels) {
-    const llvm::json::Object *k = kv.getAsObject();
-    if (!k)
-      return makeError("manifest.json: a kernel is not an object");
-    mlir::attn::KernelInfo info;
-    auto getS = [&](StringRef key) -> std::optional<std::string> {
-      if (auto s = k->getString(key))
-        return s->str();
-      return std::nullopt;
-    };
-    auto getI = [&](StringRef key) { return k->getInteger(key); };
-    auto name = getS("name"), dtype = getS("dtype"), mk = getS("mask_kind");
-    auto d = getI("head_dim"), dv = getI("value_dim"), hq = getI("heads_q"),
-         hkv = getI("heads_kv"), bq = getI("block_q"), bkv = getI("block_kv"),
-         smem = getI("shared_bytes");
-    const llvm::json::Array *block = k->getArray("block");
-    if (!name || !dtype || !mk || !d || !dv || !hq || !hkv || !bq || !bkv ||
-        !smem || !block || block->empty() || !(*block)[0].getAsInteger())
-      return makeError("manifest.json: a kernel lacks a required field");
-    info.name = *name;
-    info.dtype = *dtype;
-    info.maskKind = *mk;
-    info.headDim = *d;
-    info.valueDim = *dv;
-    info.headsQ = *hq;
-    info.headsKv = *hkv;
-    info.blockQ = *bq;
-    info.blockKv = *bkv;
-    info.sharedBytes = *smem;
-    info.threads = *(*block)[0].getAsInteger();
-    info.lse = k->getBoolean("lse").value_or(false);
-    info.variant = getS("variant").value_or("mma_sync");
-    if (info.variant != "mma_sync" && info.variant != "wgmma")
-      return makeError("manifest.json: unknown kernel variant '" +
-                       info.variant + "'");
-    info.scale = float(k->getNumber("scale").value_or(1.0));
-    auto args = parseArgs(k->getArray("args"));
-    if (!args)
-      return args.takeError();
-    info.args = std::move(*args);
-    if (const llvm::json::Object *bm = k->getObject("block_map")) {
-      auto kn = bm->getString("kernel");
-      auto sl = bm->getString("slices");
-      if (!kn || !sl)
-        return makeError("manifest.json: block_map lacks kernel or slices");
-      info.mapKernel = kn->str();
-      info.mapSlices = sl->str();
-      auto margs = parseArgs(bm->getArray("args"));
-      if (!margs)
-        return margs.takeError();
-      info.mapArgs = std::move(*margs);
-    }
-    if (info.dtype != "bf16" && info.dtype != "f16")
-      return makeError("manifest.json: unsupported dtype '" + info.dtype + "'");
-    out.push_back(std::move(info));
-  }
-  return out;
 }

@@ -6,7 +6,7 @@
 #ifndef ATTNC_RUNTIME_KERNELS_H
 #define ATTNC_RUNTIME_KERNELS_H
 
-#include "attnc/Conversion/AttnToGPU.h"
+#include "attnc/Abi/KernelSet.h"
 #include "attnc/Target/CpuRunner.h"
 #include "attnc/attnc.h"
 
@@ -85,6 +85,20 @@ struct InputChecks {
   llvm::SmallVector<MinExtent> minExtents;
 };
 
+/// The checks as the ABI writes them, and back.
+abi::ValueChecks abiChecks(const InputChecks &c);
+InputChecks inputChecksOf(const abi::ValueChecks &c);
+/// `sig` in the ABI with its input names (the kernel-argument names),
+/// constant decays and value checks.
+abi::Signature abiSignature(const KernelSignature &sig,
+                            llvm::ArrayRef<std::string> inputNames,
+                            llvm::ArrayRef<float> constDecay,
+                            const InputChecks &checks);
+/// The parameters of an ABI signature as the signature of kernel `name`.
+llvm::Expected<KernelSignature> kernelSignature(const abi::Signature &s,
+                                                llvm::StringRef name,
+                                                llvm::StringRef target);
+
 /// The checks above, on the launch's inputs (value checks only with host
 /// data).
 llvm::Error checkInputValues(const KernelSignature &sig,
@@ -112,7 +126,7 @@ private:
 class GpuKernelImpl : public Kernel {
 public:
   /// `cubin` may be empty; the PTX is loaded where the cubin does not run.
-  GpuKernelImpl(KernelSignature signature, mlir::attn::KernelInfo info,
+  GpuKernelImpl(KernelSignature signature, abi::Kernel kernel,
                 std::string cubin, std::string ptx, std::string directory,
                 InputChecks checks);
   llvm::Error launch(llvm::ArrayRef<TensorRef> inputs,
@@ -124,7 +138,8 @@ private:
   };
   llvm::Expected<Functions> functions();
 
-  mlir::attn::KernelInfo info;
+  /// An attention kernel.
+  abi::Kernel kernel;
   std::string cubin;
   std::string ptx; // NUL-terminated
   InputChecks checks;
@@ -132,19 +147,16 @@ private:
 };
 
 /// A linear-attention / scan kernel of convert-attn-linear-to-gpu, launched
-/// from its ABI (the `attn.abi` JSON, docs/linear-gpu.md): the feature
-/// kernel first when the spec has one, workspaces and scratch allocated in
-/// stream order per launch.
+/// from its ABI (docs/linear-gpu.md): the feature kernel first when the spec
+/// has one, workspaces and scratch allocated in stream order per launch.
 class GpuLinearKernelImpl : public Kernel {
 public:
-  /// `inputNames`: the ABI name of each input (the function's arguments);
-  /// `constDecay`: the per-head decays when the spec's decay is a constant
-  /// (uploaded once per context); `directory`: its disk-cache entry, which
-  /// `attnc.load` reads (empty when the disk cache is off).
-  GpuLinearKernelImpl(KernelSignature signature, llvm::json::Object abi,
-                      std::string ptx,
-                      llvm::SmallVector<std::string> inputNames,
-                      std::vector<float> constDecay, InputChecks checks,
+  /// `abiSig`: the kernel-argument name of each input, the per-head decays
+  /// when the spec's decay is a constant (uploaded once per context) and the
+  /// value checks; `directory`: its disk-cache entry, which `attnc.load`
+  /// reads (empty when the disk cache is off).
+  GpuLinearKernelImpl(KernelSignature signature, abi::LinearKernel abi,
+                      const abi::Signature &abiSig, std::string ptx,
                       std::string directory);
   llvm::Error launch(llvm::ArrayRef<TensorRef> inputs,
                      llvm::ArrayRef<TensorRef> outputs, void *stream) override;
@@ -157,9 +169,9 @@ private:
   };
   llvm::Expected<Functions> functions();
 
-  llvm::json::Object abi;
+  abi::LinearKernel abi;
   std::string ptx; // NUL-terminated
-  llvm::SmallVector<std::string> inputNames;
+  std::vector<std::string> inputNames;
   std::vector<float> constDecay;
   InputChecks checks;
   PerContext<Functions> perContext;
@@ -211,15 +223,8 @@ private:
 /// and the disk cache's CPU entries).
 llvm::json::Array paramsJson(llvm::ArrayRef<ParamInfo> params);
 
-/// The signature of a GPU kernel from its KernelInfo.
-KernelSignature gpuSignature(const mlir::attn::KernelInfo &info,
-                             llvm::StringRef target);
-
-/// The kernel entries of an attn-aot manifest.json (its text, or parsed).
-llvm::Expected<std::vector<mlir::attn::KernelInfo>>
-parseManifest(llvm::StringRef text);
-llvm::Expected<std::vector<mlir::attn::KernelInfo>>
-parseManifest(const llvm::json::Value &root);
+/// The signature of an attention kernel.
+KernelSignature gpuSignature(const abi::Kernel &kernel, llvm::StringRef target);
 
 } // namespace attnc
 

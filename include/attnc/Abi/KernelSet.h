@@ -250,6 +250,10 @@ llvm::json::Value toJson(const KernelSet &set);
 /// A linear kernel's JSON (manifest.json's "abi" of the kernel; the
 /// `attn.abi` attribute). Part of the writer above.
 llvm::json::Value toJson(const LinearKernel &k);
+/// A signature's fields (inputs, outputs, input_names, const_decay, checks),
+/// as a kernel of manifest.json carries them; also the JIT cache's entry.json.
+/// Part of the writer above.
+llvm::json::Object toJson(const Signature &s);
 /// JSON text: keys sorted, ": " and ", " between entries; with `lines`,
 /// objects and arrays that hold objects or arrays are broken over indented
 /// lines (the others stay on one line) and the text ends in a newline.
@@ -265,6 +269,8 @@ llvm::Expected<KernelSet> parseKernelSet(const llvm::json::Value &json);
 llvm::Expected<KernelSet> parseKernelSetText(llvm::StringRef text);
 /// A linear kernel's JSON (the `attn.abi` attribute).
 llvm::Expected<LinearKernel> parseLinearKernel(const llvm::json::Value &json);
+/// A signature's fields of `json` (an object; other fields are ignored).
+llvm::Expected<Signature> parseSignature(const llvm::json::Value &json);
 
 llvm::StringRef stringify(ArgKind k);
 llvm::StringRef stringify(Variant v);
