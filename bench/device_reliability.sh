@@ -45,6 +45,13 @@ done
 want load && step attnc-load 140 python3 "$root/python/tests/test_gpu.py" "$root/devcarry/aot"
 want load && [ -d "$root/devcarry/jit" ] &&
   step attnc-compile-dirs 60 python3 "$root/python/tests/test_gpu_jit.py" "$root/devcarry/jit"
+if want load && [ -x "$root/devcarry/attnc-gpu-launch-check" ]; then
+  for d in jit/sm_80:strict jit/sm_90a:strict aot/causal:causal aot/full:none; do
+    n=${d%%:*}
+    [ -d "$root/devcarry/$n" ] && step "launch-check-${n//\//-}" 60 \
+      "$root/devcarry/attnc-gpu-launch-check" "$root/devcarry/${d%%:*}" "${d##*:}"
+  done
+fi
 want sweep && [ -d "$root/devcarry/sweep" ] &&
   step numerics-sweep-gpu 400 python3 "$root/bench/numerics_sweep.py" --target sm_90a \
     --prepared "$root/devcarry/sweep" --specs 120 --sizes 9 --seed 1 --json "$out/sweep.json"

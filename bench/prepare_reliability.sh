@@ -10,6 +10,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/devcarry"
 n="${1:-40}"
 bash "$root/bench/build_device_tools.sh"
+cp "$root/build/bin/attnc-gpu-launch-check" "$out/"
 rm -rf "$out/aot" "$out/fuzz" "$out/jit"
 bash "$root/bench/build_aot.sh" sm_90a > /dev/null
 /usr/bin/python3 "$root/bench/fuzz_masks.py" "$out/fuzz" "$n" --seed 5000 --dtype bf16
