@@ -34,8 +34,10 @@
 #include "attnc/Dialect/Attn/Attn.h"
 #include "attnc/Dialect/Attn/SpecFunctions.h"
 #include "attnc/Target/Aot.h"
+#include "attnc/Target/CudaToolkit.h"
 #include "attnc/Target/Pipelines.h"
 #include "attnc/Transforms/AttnLowering.h"
+#include "attnc/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -1141,7 +1143,7 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
   go.target = job.options.target;
   go.blockQ = job.options.blockQ;
   go.blockKv = job.options.blockKv;
-  go.ptxas = mlir::attn::findPtxas();
+  go.ptxas = mlir::attn::findCudaToolkit().ptxas;
   auto arts = mlir::attn::compileForGpu(*clone, go);
   if (!arts)
     return arts.takeError();
@@ -1192,10 +1194,9 @@ Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
     // The kernel and its ABI (an attribute of the kernel function, gone
     // once the module is serialized).
     mlir::PassManager pm(ctx.get());
-    std::string text = "attn-select-schedule{target=" + job.options.target +
-                       "},convert-attn-linear-to-gpu";
-    if (failed(mlir::parsePassPipeline(text, pm, diagOs)) ||
-        failed(pm.run(*clone)))
+    mlir::attn::addScheduleSelection(pm, job.options.target);
+    pm.addPass(mlir::attn::createConvertAttnLinearToGPU());
+    if (failed(pm.run(*clone)))
       return makeError("'" + job.function +
                        "': the linear-attention GPU lowering failed:\n" + diag);
   }
@@ -1311,8 +1312,8 @@ static llvm::Expected<std::string> elementwisePtx(mlir::MLIRContext *ctx,
   llvm::raw_string_ostream os(diag);
   mlir::attn::registerAttncPipelines();
   PassManager pm(ctx);
-  if (failed(parsePassPipeline(mlir::attn::gpuPipelineText(target), pm, os)) ||
-      failed(pm.run(*m)))
+  mlir::attn::buildGpuBinaryPipeline(pm, target);
+  if (failed(pm.run(*m)))
     return makeError("compiling an elementwise kernel failed:\n" + diag);
   std::string ptx = mlir::attn::binaryPtx(*m);
   if (ptx.empty())

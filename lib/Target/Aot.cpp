@@ -26,20 +26,6 @@ using namespace mlir;
 using namespace mlir::attn;
 namespace abi = attnc::abi;
 
-std::string mlir::attn::findPtxas() {
-  for (const char *env : {"CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"})
-    if (const char *p = std::getenv(env)) {
-      std::string c = std::string(p) + "/bin/ptxas";
-      if (llvm::sys::fs::can_execute(c))
-        return c;
-    }
-  if (llvm::sys::fs::can_execute("/usr/local/cuda/bin/ptxas"))
-    return "/usr/local/cuda/bin/ptxas";
-  if (auto p = llvm::sys::findProgramByName("ptxas"))
-    return *p;
-  return "";
-}
-
 /// C parameter list of the launcher for `info`.
 static std::string cParams(const attn::KernelInfo &info) {
   std::string p = "attnc_stream stream";
@@ -404,16 +390,9 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
                 "' (expected sm_80 or sm_90a)");
   MLIRContext *ctx = module.getContext();
   registerAttncPipelines();
-  // Pass lists are parsed into a pass manager anchored on the module itself.
   PassManager pm(ctx, ModuleOp::getOperationName());
-  std::string pipeline =
-      "attn-analyze-masks,attn-select-schedule{target=" + options.target;
-  if (options.blockQ)
-    pipeline += " block-q=" + std::to_string(options.blockQ);
-  if (options.blockKv)
-    pipeline += " block-kv=" + std::to_string(options.blockKv);
-  pipeline += "}";
-  if (failed(parsePassPipeline(pipeline, pm)) || failed(pm.run(module)))
+  addScheduleSelection(pm, options.target, options.blockQ, options.blockKv);
+  if (failed(pm.run(module)))
     return fail("mask analysis or schedule selection failed");
 
   // A kernel stands for its function: the function must be one
@@ -474,8 +453,8 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
       kmod->print(os);
     }
     PassManager lower(ctx, ModuleOp::getOperationName());
-    if (failed(parsePassPipeline(gpuPipelineText(chip), lower)) ||
-        failed(lower.run(*kmod)))
+    buildGpuBinaryPipeline(lower, chip);
+    if (failed(lower.run(*kmod)))
       return fail("lowering '" + name + "' to PTX failed");
     art.ptx = binaryPtx(*kmod);
     if (art.ptx.empty())

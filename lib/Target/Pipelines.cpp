@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Target/Pipelines.h"
+#include "attnc/Target/CudaToolkit.h"
 #include "attnc/Transforms/Passes.h"
 
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
@@ -110,24 +111,8 @@ static void registerPipelinePasses() {
   (void)done;
 }
 
-/// libdevice from the CUDA toolkit, for math functions in score regions.
-static std::string findLibdevice() {
-  SmallVector<std::string> roots;
-  for (const char *env : {"CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"})
-    if (const char *p = std::getenv(env))
-      roots.push_back(p);
-  roots.push_back("/usr/local/cuda");
-  for (const std::string &r : roots) {
-    std::string f = r + "/nvvm/libdevice/libdevice.10.bc";
-    if (llvm::sys::fs::exists(f))
-      return f;
-  }
-  return "";
-}
-
-std::string mlir::attn::gpuPipelineText(llvm::StringRef chip,
-                                        llvm::StringRef format) {
-  std::string libdevice = findLibdevice();
+void mlir::attn::buildGpuBinaryPipeline(OpPassManager &pm, StringRef chip,
+                                        StringRef format) {
   // scf is lowered first and arith/cf/vector before convert-gpu-to-nvvm:
   // in 22.1 the other orders leave index-typed branch operands behind.
   // Passes that can be nested run on the kernel modules only: on the host
@@ -135,18 +120,43 @@ std::string mlir::attn::gpuPipelineText(llvm::StringRef chip,
   // attn ops kept there, and folding can leave a capture unused, which the
   // attn verifier refuses. convert-cf-to-llvm and finalize-memref-to-llvm
   // are anchored on builtin.module and the host has no cf or memref ops.
-  return "gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,"
-         "convert-vector-to-llvm,convert-arith-to-llvm,convert-index-to-llvm),"
-         "convert-cf-to-llvm,gpu.module(convert-gpu-to-nvvm,"
-         // By-value TMA maps (sm_90a), aligned external dynamic shared
-         // memory (sm_90a, and the sm_80 linear-attention kernels).
-         "attn-finalize-sm90,expand-strided-metadata),"
-         "finalize-memref-to-llvm,"
-         "convert-nvvm-to-llvm,reconcile-unrealized-casts,"
-         "nvvm-attach-target{chip=" +
-         chip.str() + " features=+ptx80 O=3" +
-         (libdevice.empty() ? std::string() : " l=" + libdevice) +
-         "},gpu-module-to-binary{format=" + format.str() + "}";
+  OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  kernels.addPass(createSCFToControlFlowPass());
+  kernels.addPass(createConvertNVGPUToNVVMPass());
+  kernels.addPass(createConvertVectorToLLVMPass());
+  kernels.addPass(createArithToLLVMConversionPass());
+  kernels.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  OpPassManager &nvvm = pm.nest<gpu::GPUModuleOp>();
+  nvvm.addPass(createConvertGpuOpsToNVVMOps());
+  // By-value TMA maps (sm_90a), aligned external dynamic shared memory
+  // (sm_90a, and the sm_80 linear-attention kernels).
+  nvvm.addPass(attn::createAttnFinalizeSm90());
+  nvvm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertNVVMToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  GpuNVVMAttachTargetOptions target;
+  target.chip = chip.str();
+  target.features = "+ptx80";
+  target.optLevel = 3;
+  if (const std::string &libdevice = findCudaToolkit().libdevice;
+      !libdevice.empty())
+    target.linkLibs.push_back(libdevice);
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = format.str();
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void mlir::attn::addScheduleSelection(OpPassManager &pm, StringRef target,
+                                      int64_t blockQ, int64_t blockKv) {
+  pm.addPass(attn::createAttnAnalyzeMasks());
+  attn::AttnSelectScheduleOptions schedule;
+  schedule.target = target.str();
+  schedule.blockQ = blockQ;
+  schedule.blockKv = blockKv;
+  pm.addPass(attn::createAttnSelectSchedule(schedule));
 }
 
 /// The spec-level part of the CPU pipeline: attn ops to loops on tensors.
@@ -156,12 +166,7 @@ static void addCpuSpecPasses(OpPassManager &pm,
     pm.addPass(attn::createConvertAttnToReference());
     return;
   }
-  pm.addPass(attn::createAttnAnalyzeMasks());
-  attn::AttnSelectScheduleOptions schedule;
-  schedule.target = "cpu";
-  schedule.blockQ = options.blockQ;
-  schedule.blockKv = options.blockKv;
-  pm.addPass(attn::createAttnSelectSchedule(schedule));
+  attn::addScheduleSelection(pm, "cpu", options.blockQ, options.blockKv);
   attn::AttnTileOptions tile;
   tile.linearForm = options.linearForm;
   pm.addPass(attn::createAttnTile(tile));
@@ -245,14 +250,10 @@ LogicalResult mlir::attn::buildCompilePipeline(
   if (format != "isa" && format != "bin" && format != "fatbin")
     return error("attn-compile: unknown format '" + format +
                  "' (expected isa, bin or fatbin)");
-  std::string text =
-      "attn-analyze-masks,attn-select-schedule{target=" + target.str() +
-      " block-q=" + std::to_string(blockQ) +
-      " block-kv=" + std::to_string(blockKv) +
-      "},convert-attn-to-gpu,convert-attn-linear-to-gpu," +
-      gpuPipelineText(target, format);
-  if (failed(parsePassPipeline(text, pm, llvm::errs())))
-    return error("attn-compile: internal GPU pipeline does not parse");
+  addScheduleSelection(pm, target, blockQ, blockKv);
+  pm.addPass(createConvertAttnToGPU());
+  pm.addPass(createConvertAttnLinearToGPU());
+  buildGpuBinaryPipeline(pm, target, format);
   return success();
 }
 

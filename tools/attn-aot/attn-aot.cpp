@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Dialect/Attn/SpecFunctions.h"
+#include "attnc/Target/CudaToolkit.h"
 #include "attnc/Target/Aot.h"
 #include "attnc/Target/Pipelines.h"
 #include "attnc/Target/TargetDesc.h"
@@ -93,7 +94,7 @@ int main(int argc, char **argv) {
   options.blockQ = blockQ;
   options.blockKv = blockKv;
   options.ptxas = ptxasPath == "none" ? std::string()
-                  : ptxasPath.empty() ? attn::findPtxas()
+                  : ptxasPath.empty() ? attn::findCudaToolkit().ptxas
                                       : std::string(ptxasPath);
   options.keepIR = keepIR;
   auto kernels = attn::compileForGpu(*module, options);

@@ -38,13 +38,9 @@ struct GpuKernelArtifact {
   std::string ir;
 };
 
-/// The PTX of a module lowered with gpuPipelineText (format isa): the
+/// The PTX of a module lowered with buildGpuBinaryPipeline (format isa): the
 /// object of its gpu.binary (the last, if several); "" without one.
 std::string binaryPtx(ModuleOp module);
-
-/// ptxas from CUDA_HOME/CUDA_ROOT/CUDA_PATH, /usr/local/cuda or PATH; "" if
-/// none is found.
-std::string findPtxas();
 
 /// Compiles every attn.attention of `module` (one kernel per function, named
 /// after it) for a GPU target. Annotates `module` with the mask analysis and

@@ -30,11 +30,16 @@ void buildCpuPipeline(OpPassManager &pm, const CpuPipelineOptions &options);
 /// The same pipeline as text (for diagnostics and documentation).
 std::string cpuPipelineText(const CpuPipelineOptions &options);
 
-/// gpu.module with kernels -> gpu.binary for `chip` (as a pass list for a
-/// module-anchored pass manager); `format` is gpu-module-to-binary's: isa
-/// (PTX), bin (cubin) or fatbin.
-std::string gpuPipelineText(llvm::StringRef chip,
+/// gpu.module with kernels -> gpu.binary for `chip` (on a module-anchored
+/// pass manager); `format` is gpu-module-to-binary's: isa (PTX), bin
+/// (cubin) or fatbin.
+void buildGpuBinaryPipeline(OpPassManager &pm, llvm::StringRef chip,
                             llvm::StringRef format = "isa");
+
+/// attn-analyze-masks and attn-select-schedule for `target` (cpu, sm_80,
+/// sm_90a), with forced tiles where non-zero.
+void addScheduleSelection(OpPassManager &pm, llvm::StringRef target,
+                          int64_t blockQ = 0, int64_t blockKv = 0);
 
 /// The `attn-compile` pipeline: spec to LLVM dialect (cpu) or to a module
 /// with a gpu.binary (sm_80, sm_90a). Bad options are reported through
