@@ -9,18 +9,10 @@
 # any FAIL. Writes the log to $1 (default /tmp/attn-run-cuda.log).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-tools="$root/devcarry/tools"
 log="${1:-/tmp/attn-run-cuda.log}"
 work=$(mktemp -d)
-if [ ! -x "$tools/attn-run" ]; then
-  python3 -c "import lzma, shutil, sys
-with lzma.open(sys.argv[1]) as f, open(sys.argv[2], 'wb') as g:
-    shutil.copyfileobj(f, g)" "$tools/attn-run.xz" "$tools/attn-run"
-  chmod +x "$tools/attn-run"
-fi
-for d in /usr/local/cuda/bin /usr/local/cuda-13.0/bin; do
-  [ -x "$d/ptxas" ] && export PATH="$PATH:$d" && break
-done
+# shellcheck source=device_tools.sh
+. "$root/bench/device_tools.sh"
 export ATTNC_CACHE_DIR="$work/cache"
 : > "$log"
 pass=0; fail=0
@@ -44,10 +36,7 @@ done
 # longer one; T = 1 (decode) where the spec takes an initial state.
 for f in linear_elu retnet mamba2_scan bidirectional_mamba2 gla relu_squared \
          hedgehog performer cosformer; do
-  sed -e 's/?x4x?x64xf32>/?x4x?x64xbf16>/g' \
-      -e 's/%g: tensor<?x4x?x64xbf16>/%g: tensor<?x4x?x64xf32>/' \
-      -e 's/decay(%g : tensor<?x4x?x64xbf16>)/decay(%g : tensor<?x4x?x64xf32>)/' \
-      "$root/examples/$f.mlir" > "$work/$f.mlir"
+  linear_bf16 "$f" "$work"
   run "$work/$f.mlir" --backend=cuda --batch 2 --nq 200 --nk 200
   run "$work/$f.mlir" --backend=cuda --nq 1000 --nk 1000
   if grep -q initial_state "$work/$f.mlir"; then

@@ -7,13 +7,8 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir=$1
-tools="$root/devcarry/tools"
-if [ ! -x "$tools/attn-run" ]; then
-  python3 -c "import lzma, shutil, sys
-with lzma.open(sys.argv[1]) as f, open(sys.argv[2], 'wb') as g:
-    shutil.copyfileobj(f, g)" "$tools/attn-run.xz" "$tools/attn-run"
-  chmod +x "$tools/attn-run"
-fi
+# shellcheck source=device_tools.sh
+. "$root/bench/device_tools.sh"
 export ATTNC_CACHE_DIR=$(mktemp -d)
 pass=0 fail=0
 while read -r spec rest; do
