@@ -167,6 +167,18 @@ public:
   bool sawOpaque = false; // an op the evaluator does not model
   llvm::SmallPtrSet<Value, 8> touchedArgs;
 
+  static unsigned typeWidth(Type t) {
+    return t.isIndex() ? 64 : t.getIntOrFloatBitWidth();
+  }
+  /// The signed range of an integer or index type.
+  static std::pair<__int128, __int128> typeRange(Type t) {
+    unsigned w = typeWidth(t);
+    if (w >= 64)
+      return {std::numeric_limits<int64_t>::min(),
+              std::numeric_limits<int64_t>::max()};
+    return {-(__int128(1) << (w - 1)), (__int128(1) << (w - 1)) - 1};
+  }
+
 private:
   Tri unknown() { return {be.bcst(true), be.bcst(true)}; }
   Itv point(V x) {
@@ -185,17 +197,6 @@ private:
   }
   Itv evalIntImpl(Value v);
   Tri evalBoolImpl(Value v);
-  static unsigned typeWidth(Type t) {
-    return t.isIndex() ? 64 : t.getIntOrFloatBitWidth();
-  }
-  /// The signed range of an integer or index type.
-  static std::pair<__int128, __int128> typeRange(Type t) {
-    unsigned w = typeWidth(t);
-    if (w >= 64)
-      return {std::numeric_limits<int64_t>::min(),
-              std::numeric_limits<int64_t>::max()};
-    return {-(__int128(1) << (w - 1)), (__int128(1) << (w - 1)) - 1};
-  }
   /// `r` with the static bounds [slo, shi] when they fit the type of
   /// `result`; otherwise the value may have wrapped: top (opaque).
   Itv fit(Itv r, Value result, __int128 slo, __int128 shi) {

@@ -63,23 +63,13 @@ static void bindArguments(Evaluator &ev, const RegionFacts &facts,
       ev.bind(arg, 0, isHead ? heads - 1 : int64_t(1) << 40);
       continue;
     }
-    unsigned w = t.getIntOrFloatBitWidth();
-    int64_t lo = w >= 64 ? std::numeric_limits<int64_t>::min()
-                         : -(int64_t(1) << (w - 1));
-    int64_t hi = w >= 64 ? std::numeric_limits<int64_t>::max()
-                         : (int64_t(1) << (w - 1)) - 1;
-    ev.bind(arg, lo, hi);
+    auto [lo, hi] = Evaluator::typeRange(t);
+    ev.bind(arg, int64_t(lo), int64_t(hi));
   }
 }
 
 static std::string rangeStr(const Evaluator::Itv &x) {
   return "[" + std::to_string(x.lo) + ", " + std::to_string(x.hi) + "]";
-}
-
-static int64_t minOf(Type t) {
-  unsigned w = t.isIndex() ? 64 : t.getIntOrFloatBitWidth();
-  return w >= 64 ? std::numeric_limits<int64_t>::min()
-                 : -(int64_t(1) << (w - 1));
 }
 
 /// The divisor of `div` is never zero, and a signed division never divides
@@ -111,7 +101,7 @@ static LogicalResult checkDivision(Operation *div, Evaluator &ev) {
   if (!isSigned || dv.lo > -1 || dv.hi < -1)
     return success();
   Evaluator::Itv xv = ev.evalInt(x);
-  if (xv.top || xv.lo <= minOf(x.getType()))
+  if (xv.top || xv.lo <= Evaluator::typeRange(x.getType()).first)
     return div->emitOpError()
            << "may divide the minimum of " << x.getType()
            << " by -1, which overflows; the dividend is "
