@@ -9,11 +9,16 @@
 #   4. attnc.load / attnc.compile's cache directories (python/tests/test_gpu*.py)
 #   5. the numerics sweep on sm_90a (bench/numerics_sweep.py --prepared)
 #   6. launch overhead against SDPA and FlexAttention (bench/launch_overhead.py)
-# Steps (all by default): examples fuzz memcheck racecheck load sweep launch.
+#      and of the launch library's C API (attnc-launch-bench)
+#   7. torch.compile, CUDA graphs and non-waiting value checks
+#      (bench/torch_integration.py)
+# Steps (all by default): examples fuzz memcheck racecheck load sweep launch
+# torch. Python loads the launch library from devcarry/lib.
 # Logs under $OUT; a summary table last. Exits 1 on any failure.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${OUT:-/tmp}"
+export ATTNC_LIB_DIR="$root/devcarry/lib"
 rc=0
 summary=()
 step() {
@@ -45,11 +50,11 @@ done
 want load && step attnc-load 140 python3 "$root/python/tests/test_gpu.py" "$root/devcarry/aot"
 want load && [ -d "$root/devcarry/jit" ] &&
   step attnc-compile-dirs 60 python3 "$root/python/tests/test_gpu_jit.py" "$root/devcarry/jit"
-if want load && [ -x "$root/devcarry/attnc-gpu-launch-check" ]; then
+if want load && [ -x "$root/devcarry/bin/attnc-gpu-launch-check" ]; then
   for d in jit/sm_80:strict jit/sm_90a:strict aot/causal:causal aot/full:none; do
     n=${d%%:*}
     [ -d "$root/devcarry/$n" ] && step "launch-check-${n//\//-}" 60 \
-      "$root/devcarry/attnc-gpu-launch-check" "$root/devcarry/${d%%:*}" "${d##*:}"
+      "$root/devcarry/bin/attnc-gpu-launch-check" "$root/devcarry/${d%%:*}" "${d##*:}"
   done
 fi
 want sweep && [ -d "$root/devcarry/sweep" ] &&
@@ -57,5 +62,15 @@ want sweep && [ -d "$root/devcarry/sweep" ] &&
     --prepared "$root/devcarry/sweep" --specs 120 --sizes 9 --seed 1 --json "$out/sweep.json"
 want launch && step launch-overhead 200 python3 "$root/bench/launch_overhead.py" \
   "$root/devcarry/aot/causal" "$out/launch_overhead.json"
+if want launch && [ -x "$root/devcarry/bin/attnc-launch-bench" ]; then
+  for bn in "1 512" "8 1024"; do
+    # shellcheck disable=SC2086
+    step "launch-capi-${bn// /-}" 60 "$root/devcarry/bin/attnc-launch-bench" \
+      "$root/devcarry/aot/causal" causal $bn
+  done
+fi
+lin=$(ls -d "$root"/devcarry/linear/* 2>/dev/null | head -1)
+want torch && step torch-integration 300 python3 "$root/bench/torch_integration.py" \
+  "$root/devcarry/aot/causal" $lin
 printf '%s\n' "${summary[@]}"
 exit $rc

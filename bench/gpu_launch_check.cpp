@@ -1,20 +1,22 @@
 //===- gpu_launch_check.cpp - the C++ JIT's GPU launch on a real GPU ------===//
 //
 // Part of attnc. The GPU machine has no MLIR, so libattnc.so (which links
-// libMLIR.so) cannot run there. This program links only what a launch of a
-// compiled GPU kernel uses (lib/Runtime/GpuKernels.cpp, CudaDriver.cpp,
-// AttncAbi and LLVMSupport): it reads an attn-aot directory's manifest.json
-// (as the JIT's disk cache holds them) with the ABI's reader into the same
-// GpuKernelImpl that attnc::Compiler returns and launches it through
-// attnc::Kernel::launch on device pointers, in the [B, H, N, D] layout and in
-// [B, N, H, D] through strides, then compares with a float64 reference computed
-// here.
+// libMLIR.so) cannot run there. This program drives the launch library
+// (libattnc_runtime.so, the one launcher of the JIT, the AOT launcher and
+// Python) through its C API: it loads an attn-aot directory
+// (attnc_rt_module_load) and launches each attention kernel
+// (attnc_rt_kernel_launch) on device pointers, in the [B, H, N, D] layout and
+// in [B, N, H, D] through strides, then compares with a float64 reference
+// computed here.
 //   attnc-gpu-launch-check DIR causal|strict|none
 // Prints PASS/FAIL lines; exit 1 on any failure.
 //
 //===----------------------------------------------------------------------===//
 
-#include "../lib/Runtime/Kernels.h"
+#include "attnc/Abi/TensorChecks.h"
+#include "attnc/attnc_runtime.h"
+
+#include "llvm/Support/FormatVariadic.h"
 
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
@@ -62,6 +64,36 @@ float fromHalf(uint16_t h, bool bf16) {
   return f;
 }
 
+/// The launch library's last error.
+llvm::Error rtError() { return makeError(attnc_rt_last_error()); }
+
+llvm::Expected<void *> allocate(size_t bytes) {
+  void *p = nullptr;
+  if (attnc_rt_alloc(bytes, &p))
+    return rtError();
+  return p;
+}
+
+llvm::Error status(int failed) {
+  return failed ? rtError() : llvm::Error::success();
+}
+
+/// attnc_rt_kernel_launch on TensorRefs.
+llvm::Error launch(attnc_rt_kernel *k, llvm::ArrayRef<TensorRef> ins,
+                   llvm::ArrayRef<TensorRef> outs) {
+  auto c = [](llvm::ArrayRef<TensorRef> ts) {
+    std::vector<attnc_tensor> out;
+    for (const TensorRef &t : ts)
+      out.push_back({t.data, int32_t(t.dtype), int32_t(t.shape.size()),
+                     t.shape.data(),
+                     t.strides.empty() ? nullptr : t.strides.data()});
+    return out;
+  };
+  auto ci = c(ins), co = c(outs);
+  return status(attnc_rt_kernel_launch(k, ci.data(), int32_t(ci.size()),
+                                       co.data(), int32_t(co.size()), nullptr));
+}
+
 int fails = 0;
 void report(bool ok, const std::string &what) {
   fails += !ok;
@@ -69,7 +101,8 @@ void report(bool ok, const std::string &what) {
 }
 
 /// One launch at (B, Nq, Nk) in the given layout; returns the relative error.
-llvm::Expected<double> runOnce(Kernel &kernel, const abi::AttentionKernel &info,
+llvm::Expected<double> runOnce(attnc_rt_kernel *kernel,
+                               const abi::AttentionKernel &info,
                                llvm::StringRef mask, int64_t B, int64_t Nq,
                                int64_t Nk, bool bnhd, std::mt19937 &rng) {
   bool bf16 = info.dtype == "bf16";
@@ -114,17 +147,18 @@ llvm::Expected<double> runOnce(Kernel &kernel, const abi::AttentionKernel &info,
   };
   std::vector<void *> bufs;
   auto upload = [&](const std::vector<uint16_t> &v) -> llvm::Expected<void *> {
-    auto p = cuda::allocate(v.size() * 2);
+    auto p = allocate(v.size() * 2);
     if (!p)
       return p.takeError();
     bufs.push_back(*p);
-    if (llvm::Error e = cuda::copyToDevice(*p, v.data(), v.size() * 2))
+    if (llvm::Error e =
+            status(attnc_rt_copy_to_device(*p, v.data(), v.size() * 2)))
       return std::move(e);
     return *p;
   };
   auto freeAll = [&] {
     for (void *p : bufs)
-      llvm::consumeError(cuda::release(p));
+      (void)attnc_rt_free(p);
   };
   auto q = upload(layout(qh, Hq, Nq, D));
   auto k = upload(layout(kh, Hk, Nk, D));
@@ -141,7 +175,7 @@ llvm::Expected<double> runOnce(Kernel &kernel, const abi::AttentionKernel &info,
                          llvm::joinErrors(v.takeError(), o.takeError())));
   }
   if (info.lse) {
-    auto p = cuda::allocate(lseh.size() * 4);
+    auto p = allocate(lseh.size() * 4);
     if (!p) {
       freeAll();
       return p.takeError();
@@ -167,17 +201,17 @@ llvm::Expected<double> runOnce(Kernel &kernel, const abi::AttentionKernel &info,
     t.shape = {B, Hq, Nq};
     outs.push_back(t);
   }
-  if (llvm::Error e = kernel.launch(ins, outs, nullptr)) {
+  if (llvm::Error e = launch(kernel, ins, outs)) {
     freeAll();
     return std::move(e);
   }
-  if (llvm::Error e = cuda::synchronize()) {
+  if (llvm::Error e = status(attnc_rt_synchronize())) {
     freeAll();
     return std::move(e);
   }
-  llvm::Error e = cuda::copyToHost(oh.data(), *o, oh.size() * 2);
+  llvm::Error e = status(attnc_rt_copy_to_host(oh.data(), *o, oh.size() * 2));
   if (!e && lse)
-    e = cuda::copyToHost(lseh.data(), lse, lseh.size() * 4);
+    e = status(attnc_rt_copy_to_host(lseh.data(), lse, lseh.size() * 4));
   freeAll();
   if (e)
     return std::move(e);
@@ -253,28 +287,26 @@ int main(int argc, char **argv) {
     llvm::errs() << llvm::toString(set.takeError()) << "\n";
     return 2;
   }
-  if (llvm::Error e = cuda::useDevice(0)) {
-    report(false, "useDevice: " + llvm::toString(std::move(e)));
+  if (attnc_rt_use_device(0)) {
+    report(false, std::string("use device 0: ") + attnc_rt_last_error());
     return 1;
   }
-  auto target = cuda::currentTarget();
-  std::string tgt = target ? *target : "?";
-  llvm::consumeError(target.takeError());
+  char tgt[16] = "?";
+  if (attnc_rt_current_target(tgt, sizeof(tgt)))
+    tgt[0] = '?', tgt[1] = 0;
+  attnc_rt_module *module = nullptr;
+  if (attnc_rt_module_load(dir.c_str(), &module)) {
+    report(false, std::string("loading: ") + attnc_rt_last_error());
+    return 1;
+  }
   std::mt19937 rng(1234);
-  for (const abi::Kernel &k : set->kernels) {
+  for (auto [index, k] : llvm::enumerate(set->kernels)) {
     if (k.kind != abi::KernelKind::Attention) {
       llvm::outs() << "SKIP " << k.name << ": not an attention kernel\n";
       continue;
     }
     const abi::AttentionKernel &info = k.attention;
-    auto read = [&](const std::string &file) {
-      if (file.empty())
-        return std::string();
-      auto b = llvm::MemoryBuffer::getFile(dir + "/" + file);
-      return b ? (*b)->getBuffer().str() : std::string();
-    };
-    GpuKernelImpl kernel(gpuSignature(k, set->target), k, read(k.cubinFile),
-                         read(k.ptxFile), dir, InputChecks{});
+    attnc_rt_kernel *kernel = attnc_rt_module_kernel(module, int32_t(index));
     struct Case {
       int64_t B, Nq, Nk;
       bool bnhd;
@@ -314,10 +346,11 @@ int main(int argc, char **argv) {
     }
     TensorRef vv = kv;
     vv.shape[3] = info.valueDim;
-    llvm::Error e = kernel.launch({bad, kv, vv}, outs, nullptr);
+    llvm::Error e = launch(kernel, {bad, kv, vv}, outs);
     std::string msg = e ? llvm::toString(std::move(e)) : "";
     report(msg.find("strides") != std::string::npos,
            k.name + ": bad strides refused: " + msg);
   }
+  attnc_rt_module_destroy(module);
   return fails ? 1 : 0;
 }

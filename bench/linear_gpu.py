@@ -292,7 +292,7 @@ def check_scalar_map(path, name):
 # On the GPU machine.
 
 def load_kernel(path, name, smem):
-    from attnc import _driver
+    import cuda_driver as _driver
     with open(path, "rb") as f:
         mod = _driver.load_module(f.read())
     fn = _driver.get_function(mod, name)
@@ -304,7 +304,7 @@ def load_kernel(path, name, smem):
 
 def load_kernels(path, abi):
     """(module, chunked kernel, feature kernel or None) from one cubin."""
-    from attnc import _driver
+    import cuda_driver as _driver
     mod, fn = load_kernel(path, abi["kernel"], abi["dynamic_smem"])
     phi = None
     if "feature_kernel" in abi:
@@ -314,7 +314,7 @@ def load_kernels(path, abi):
 
 def launch(fn, grid, block, params, smem):
     import torch
-    from attnc import _driver
+    import cuda_driver as _driver
     arr = (ctypes.c_void_p * len(params))()
     for i, p in enumerate(params):
         arr[i] = ctypes.addressof(p)

@@ -518,13 +518,13 @@ def launch_cpu(kernel, case, ins, B, Nq):
         o, lse = (out if case.lse else (out, None))
         return o.astype(np.float64), lse
     import ctypes
-    from attnc import _jit
+    from attnc import _jit, _runtime
     o = np.empty((B, case.hq, Nq, case.dv), dtype=np.uint16)
     lse = np.empty((B, case.hq, Nq), dtype=np.float32) if case.lse else None
     keep = []
 
     def tensors(arrs, codes):
-        ts = (_jit._Tensor * len(arrs))()
+        ts = (_runtime.Tensor * len(arrs))()
         for t, a, c in zip(ts, arrs, codes):
             shape = (ctypes.c_int64 * a.ndim)(*a.shape)
             keep.append(shape)

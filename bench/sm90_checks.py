@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from attnc import _driver  # noqa: E402
+import cuda_driver as _driver  # noqa: E402
 from timing import timeit  # noqa: E402
 
 CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9

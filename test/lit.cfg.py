@@ -25,6 +25,19 @@ config.substitutions.append(("%attnc_src", config.attnc_src_root))
 config.substitutions.append(("%attnc_lib_dir", os.path.join(config.attnc_obj_root,
                                                            "lib")))
 
+# debug-only: attn-opt takes -debug-only=<pass flag> (LLVM_DEBUG output of
+# the passes). Only LLVM builds with assertions (or LLVM_ENABLE_DUMP) and an
+# attnc built without NDEBUG have it; the Debian/apt.llvm.org LLVM 22
+# packages do not (docs/user-guide.md, "Debug output and logs").
+try:
+    help_hidden = subprocess.run(
+        [os.path.join(config.attnc_tools_dir, "attn-opt"), "--help-hidden"],
+        capture_output=True, text=True, timeout=60).stdout
+    if "-debug-only=" in help_hidden:
+        config.available_features.add("debug-only")
+except Exception:
+    pass
+
 # Optional features: ptxas (CUDA toolkit) and a CUDA device.
 cuda_home = os.environ.get("CUDA_HOME", "/usr/local/cuda")
 ptxas = shutil.which("ptxas") or os.path.join(cuda_home, "bin", "ptxas")
@@ -60,7 +73,10 @@ config.substitutions.append(("%attnc_unittests",
                              os.path.join(config.attnc_obj_root, "test",
                                           "Unit", "attnc-unittests")))
 # The kernel-set ABI without MLIR (test/Unit/abi.test).
-for tool in ("attnc-abi-tests", "attnc-abi-check"):
+for tool in ("attnc-abi-tests", "attnc-abi-check", "attnc-launch-check"):
     config.substitutions.append(("%" + tool.replace("-", "_"),
                                  os.path.join(config.attnc_obj_root, "test",
                                               "Unit", tool)))
+# The stand-in CUDA driver of test/Unit/launch.test.
+config.substitutions.append(("%fake_cuda_dir", os.path.join(
+    config.attnc_obj_root, "test", "Unit", "fakecuda")))

@@ -26,6 +26,8 @@
 #include <memory>
 #include <string>
 
+struct attnc_rt_kernel;
+
 namespace attnc {
 
 /// Element types of kernel parameters. The values are part of the C API.
@@ -86,6 +88,10 @@ public:
   /// GPU kernels: the AOT directory holding the cubin and manifest.json (in
   /// the disk cache; empty when the disk cache is off).
   llvm::StringRef directory() const { return dir; }
+  /// GPU kernels: the kernel in the launch library (attnc/attnc_runtime.h)
+  /// that `launch` runs, valid while this kernel lives; null for CPU
+  /// kernels and programs of several attn ops.
+  virtual attnc_rt_kernel *runtimeKernel() const { return nullptr; }
 
 protected:
   KernelSignature sig;

@@ -12,6 +12,8 @@
 #ifndef ATTNC_ATTNC_C_H
 #define ATTNC_ATTNC_C_H
 
+#include "attnc/attnc_runtime.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,25 +24,8 @@ extern "C" {
 typedef struct attnc_compiler attnc_compiler;
 typedef struct attnc_kernel attnc_kernel;
 
-/* Element types (attnc::DType). */
-enum {
-  ATTNC_F32 = 0,
-  ATTNC_F16 = 1,
-  ATTNC_BF16 = 2,
-  ATTNC_I1 = 3,
-  ATTNC_I8 = 4,
-  ATTNC_I32 = 5,
-  ATTNC_I64 = 6
-};
-
-/* A tensor view. `strides` (in elements) may be NULL for contiguous. */
-typedef struct attnc_tensor {
-  void *data;
-  int32_t dtype;
-  int32_t rank;
-  const int64_t *shape;
-  const int64_t *strides;
-} attnc_tensor;
+/* Element types and attnc_tensor: attnc_runtime.h (the launch library,
+ * which libattnc.so links). */
 
 /* "attnc <version> (<revision>, MLIR <version>)". */
 const char *attnc_version(void);
@@ -75,6 +60,11 @@ int attnc_kernel_launch(attnc_kernel *k, const attnc_tensor *inputs,
                         int32_t num_inputs, const attnc_tensor *outputs,
                         int32_t num_outputs, void *stream, char *err,
                         size_t errlen);
+
+/* GPU kernels: the kernel in the launch library (attnc_runtime.h) that
+ * attnc_kernel_launch runs, valid while `k` lives; NULL for CPU kernels and
+ * programs of several attn ops. Launching it directly skips libattnc. */
+attnc_rt_kernel *attnc_kernel_runtime(attnc_kernel *k);
 
 void attnc_kernel_release(attnc_kernel *k);
 

@@ -30,7 +30,7 @@ constexpr StringLiteral kArgKinds[] = {"memref", "memref_f32", "i64",
 constexpr StringLiteral kVariants[] = {"mma_sync", "wgmma"};
 constexpr StringLiteral kSlices[] = {"1", "B", "Hq", "B*Hq"};
 constexpr StringLiteral kDecays[] = {"none", "head", "token", "token_dim"};
-constexpr StringLiteral kKernelKinds[] = {"attention", "linear"};
+constexpr StringLiteral kKernelKinds[] = {"attention", "linear", "elementwise"};
 constexpr StringLiteral kGenerators[] = {"attn-aot", "attnc"};
 constexpr StringLiteral kTargets[] = {"sm_80", "sm_90a"};
 constexpr StringLiteral kKernelDtypes[] = {"bf16", "f16"};
@@ -38,7 +38,7 @@ constexpr StringLiteral kDtypes[] = {"f32", "f16", "bf16", "i1",
                                      "i8",  "i32", "i64"};
 constexpr StringLiteral kMaskKinds[] = {"none", "index", "data", "opaque"};
 /// Launch variables a size may name.
-constexpr StringLiteral kVars[] = {"B", "H", "N", "Nq", "Nk", "slices"};
+constexpr StringLiteral kVars[] = {"B", "H", "N", "Nq", "Nk", "slices", "n"};
 
 /// Bounds the reader enforces (well above what any kernel uses, well below
 /// what overflows the launch arithmetic).
@@ -72,7 +72,10 @@ const struct {
               {"N", ArgRole::SeqLen},
               {"Nq", ArgRole::SeqLenQ},
               {"Nk", ArgRole::SeqLenK},
-              {"slices", ArgRole::Slices}};
+              {"slices", ArgRole::Slices},
+              {"a", ArgRole::Operand},
+              {"b", ArgRole::Operand},
+              {"n", ArgRole::Elements}};
 } // namespace
 
 std::optional<ArgRole> attnc::abi::argRole(StringRef name) {
@@ -120,10 +123,11 @@ bool BlockMap::operator==(const BlockMap &o) const {
 }
 bool AttentionKernel::operator==(const AttentionKernel &o) const {
   return std::tie(dtype, headDim, valueDim, headsQ, headsKv, blockQ, blockKv,
-                  sharedBytes, variant, lse, scale, maskKind, main, blockMap) ==
+                  sharedBytes, variant, lse, scale, maskKind, fallback, main,
+                  blockMap) ==
          std::tie(o.dtype, o.headDim, o.valueDim, o.headsQ, o.headsKv, o.blockQ,
                   o.blockKv, o.sharedBytes, o.variant, o.lse, o.scale,
-                  o.maskKind, o.main, o.blockMap);
+                  o.maskKind, o.fallback, o.main, o.blockMap);
 }
 bool LinearKernel::operator==(const LinearKernel &o) const {
   return std::tie(dtype, heads, headsKv, headDim, valueDim, featureDim, chunk,
@@ -150,6 +154,8 @@ bool Kernel::operator==(const Kernel &o) const {
       std::tie(o.name, o.kind, o.ptxFile, o.cubinFile, o.reductions,
                o.signature))
     return false;
+  if (kind == KernelKind::Elementwise)
+    return elementwise == o.elementwise;
   return kind == KernelKind::Attention ? attention == o.attention
                                        : linear == o.linear;
 }
@@ -165,6 +171,8 @@ attnc::abi::launchSequence(const Kernel &k) {
     if (k.attention.blockMap)
       seq.push_back(&k.attention.blockMap->launch);
     seq.push_back(&k.attention.main);
+  } else if (k.kind == KernelKind::Elementwise) {
+    seq.push_back(&k.elementwise);
   } else {
     if (k.linear.featureKernel)
       seq.push_back(&*k.linear.featureKernel);
@@ -258,6 +266,8 @@ void writeAttention(json::Object &o, const AttentionKernel &a) {
   o["lse"] = a.lse;
   o["variant"] = stringify(a.variant);
   o["shared_bytes"] = a.sharedBytes;
+  if (!a.fallback.empty())
+    o["fallback"] = a.fallback;
   writeLaunch(o, a.main, "", "dynamic_shared_bytes");
   if (!a.blockMap) {
     o["block_map"] = nullptr;
@@ -309,6 +319,8 @@ json::Value kernelJson(const Kernel &k) {
                                                : json::Value(k.cubinFile)}};
   if (k.kind == KernelKind::Attention)
     writeAttention(o, k.attention);
+  else if (k.kind == KernelKind::Elementwise)
+    writeLaunch(o, k.elementwise, "kernel", "");
   else
     o["abi"] = toJson(k.linear);
   if (!k.reductions.empty()) {
@@ -617,7 +629,7 @@ SizeExpr Reader::sizeText(StringRef text, const Twine &path, int64_t lo,
     if (isVar(var) && !div.getAsInteger(10, c) && c >= 1 && c <= kMaxGrid)
       return SizeExpr::of(var, c);
   }
-  fail(path, "expected a size (an integer, B, H, N, Nq, Nk, slices or "
+  fail(path, "expected a size (an integer, B, H, N, Nq, Nk, slices, n or "
              "ceil(<variable>/<integer>)), got '" +
                  text + "'");
   return {};
@@ -781,6 +793,8 @@ void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
   a.lse = o.boolean("lse");
   a.variant = Variant(o.oneOf("variant", kVariants, "kernel variant"));
   a.sharedBytes = o.integer("shared_bytes", 0, kMaxShared);
+  if (o.has("fallback"))
+    a.fallback = o.string("fallback");
   a.main = parseLaunch(o, "", "dynamic_shared_bytes");
   a.main.kernel = name.str();
   if (!r.failed() && !o.get("block_map"))
@@ -979,6 +993,8 @@ Kernel parseKernel(Reader &r, const json::Value &v, const std::string &path) {
     return k;
   if (k.kind == KernelKind::Attention)
     parseAttention(o, k.name, k.attention);
+  else if (k.kind == KernelKind::Elementwise)
+    k.elementwise = parseLaunch(o, "kernel", "");
   else
     k.linear = parseLinear(o.object("abi"));
   if (o.has("reductions"))
@@ -988,6 +1004,9 @@ Kernel parseKernel(Reader &r, const json::Value &v, const std::string &path) {
     });
   if (o.has("inputs"))
     k.signature = parseSignature(o);
+  else if (!r.failed() && k.kind == KernelKind::Elementwise)
+    r.fail(o.at("inputs"), "missing field (an elementwise kernel records its "
+                           "signature)");
   return k;
 }
 } // namespace

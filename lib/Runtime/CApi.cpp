@@ -137,6 +137,10 @@ int attnc_kernel_launch(attnc_kernel *k, const attnc_tensor *inputs,
   return 0;
 }
 
+attnc_rt_kernel *attnc_kernel_runtime(attnc_kernel *k) {
+  return k ? k->kernel->runtimeKernel() : nullptr;
+}
+
 void attnc_kernel_release(attnc_kernel *k) { delete k; }
 
 } // extern "C"

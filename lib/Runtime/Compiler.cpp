@@ -119,10 +119,45 @@ static std::string defaultCacheDir() {
 /// Writes `msg` to stderr when ATTNC_LOG=1. The caches report what they
 /// refuse this way (a damaged or edited entry, a raw index that names the
 /// wrong entry) and carry on with a recompile.
-static void logWarning(const llvm::Twine &msg) {
+static bool logEnabled() {
   const char *v = std::getenv("ATTNC_LOG");
-  if (v && StringRef(v) == "1")
+  return v && StringRef(v) == "1";
+}
+static void logWarning(const llvm::Twine &msg) {
+  if (logEnabled())
     llvm::errs() << "attnc: warning: " << msg << "\n";
+}
+/// Writes `msg` to stderr when ATTNC_LOG=1: cache hits and misses, the
+/// kernel each compile chose (variant and tiles) and its fallbacks.
+static void logInfo(const llvm::Twine &msg) {
+  if (logEnabled())
+    llvm::errs() << "attnc: " << msg << "\n";
+}
+
+/// What `k` is, for the log: its variant and tiles, and why it is not the
+/// target's first choice where it is not.
+static std::string describeKernel(const abi::Kernel &k, StringRef target) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << "'" << k.name << "': " << target;
+  if (k.kind == abi::KernelKind::Linear) {
+    const abi::LinearKernel &l = k.linear;
+    os << " linear kernel, chunk " << l.chunk << ", value-dim slice "
+       << l.dvSlice << ", " << l.main.block[0] << " threads";
+    return s;
+  }
+  if (k.kind != abi::KernelKind::Attention) {
+    os << " elementwise kernel";
+    return s;
+  }
+  const abi::AttentionKernel &a = k.attention;
+  os << (a.variant == abi::Variant::Wgmma ? " wgmma" : " mma.sync")
+     << " kernel, tile " << a.blockQ << "x" << a.blockKv << ", "
+     << a.main.block[0] << " threads, " << a.sharedBytes << " B shared"
+     << (a.blockMap ? ", block map" : "");
+  if (!a.fallback.empty())
+    os << "; fallback: " << a.fallback;
+  return s;
 }
 
 /// A positive count from the environment variable `name` (an optional K, M
@@ -706,6 +741,7 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
   if (options.memoryCache)
     if (std::shared_ptr<Kernel> k = memory.findRaw(rawKey)) {
       ++stats.memoryHits;
+      logInfo("kernel cache: memory hit (the same text, " + opts.target + ")");
       return k;
     }
 
@@ -753,11 +789,18 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
       (version() + "\n" + knobs + job.function + "\n" + *canonical).str());
   job.rawKey = rawKey;
   std::shared_ptr<Kernel> kernel;
-  if (options.memoryCache && (kernel = memory.find(job.key)))
+  if (options.memoryCache && (kernel = memory.find(job.key))) {
     ++stats.memoryHits;
-  else if (!cacheDir.empty() && (kernel = fromDisk(job)))
+    logInfo("kernel cache: memory hit for '" + job.function + "' (" +
+            opts.target + ")");
+  } else if (!cacheDir.empty() && (kernel = fromDisk(job))) {
     ++stats.diskHits;
+    logInfo("kernel cache: disk hit for '" + job.function + "' (" +
+            opts.target + "): " + cacheDir + "/" + job.key);
+  }
   if (!kernel) {
+    logInfo("kernel cache: miss for '" + job.function + "' (" + opts.target +
+            (cacheDir.empty() ? ", no disk cache" : "") + "); compiling");
     auto k = build(job);
     if (!k) {
       std::string msg = llvm::toString(k.takeError());
@@ -793,6 +836,8 @@ Compiler::Impl::fromRawIndex(StringRef rawKey, const CompileOptions &opts) {
   std::shared_ptr<Kernel> k = options.memoryCache ? memory.find(*key) : nullptr;
   if (k) {
     ++stats.memoryHits;
+    logInfo("kernel cache: memory hit through the raw index: " + cacheDir +
+            "/raw/" + rawKey);
   } else {
     auto loaded = kernelOf(*entry, opts.function, opts.target);
     if (!loaded) {
@@ -801,6 +846,8 @@ Compiler::Impl::fromRawIndex(StringRef rawKey, const CompileOptions &opts) {
     }
     k = *loaded;
     ++stats.diskHits;
+    logInfo("kernel cache: disk hit through the raw index: " + cacheDir + "/" +
+            *key);
   }
   remember(*key, rawKey, k);
   return k;
@@ -1089,22 +1136,6 @@ static llvm::Error parseCpuEntry(const llvm::json::Object &o,
 
 /// manifest.json of a linear-attention / scan kernel's cache entry: one
 /// kernel of kind linear with its signature.
-static std::string linearManifestJson(StringRef target, StringRef function,
-                                      StringRef ptxFile,
-                                      abi::LinearKernel linear,
-                                      abi::Signature sig) {
-  abi::KernelSet set;
-  set.generator = "attnc";
-  set.target = target.str();
-  abi::Kernel &k = set.kernels.emplace_back();
-  k.name = function.str();
-  k.kind = abi::KernelKind::Linear;
-  k.ptxFile = ptxFile.str();
-  k.linear = std::move(linear);
-  k.signature = std::move(sig);
-  return abi::formatKernelSet(set);
-}
-
 llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
   auto func = job.module.lookupSymbol<mlir::func::FuncOp>(job.function);
   if (job.options.target == "cpu") {
@@ -1119,6 +1150,7 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
         job.module, job.function, po, cacheDir.empty() ? nullptr : &object);
     if (!k)
       return k.takeError();
+    logInfo("compiled '" + job.function + "': cpu kernel (host JIT)");
     bool layout = bool(attentionOf(func));
     InputChecks checks = inputChecks(func);
     if (!object.empty())
@@ -1148,12 +1180,22 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
   if (!arts)
     return arts.takeError();
   const mlir::attn::GpuKernelArtifact &art = arts->front();
-  abi::Kernel kernel = mlir::attn::abiKernelOf(art);
+  abi::KernelSet set;
+  set.generator = "attnc";
+  set.target = job.options.target;
+  abi::Kernel &kernel = set.kernels.emplace_back(mlir::attn::abiKernelOf(art));
+  logInfo("compiled " + describeKernel(kernel, job.options.target));
+  // The signature and value checks travel in the manifest.
   KernelSignature sig = gpuSignature(kernel, job.options.target);
+  kernel.signature = abiSignature(sig, namesOf(sig.inputs), {}, checks);
+  std::string n = art.info.name;
+  llvm::StringMap<std::string> images;
+  images[kernel.ptxFile] = art.ptx;
+  if (!art.cubin.empty())
+    images[kernel.cubinFile] = art.cubin;
   std::string dir;
   if (!cacheDir.empty()) {
     std::vector<std::pair<std::string, std::string>> files;
-    std::string n = art.info.name;
     files.push_back({n + ".ptx", art.ptx});
     if (!art.cubin.empty()) {
       files.push_back({n + ".cubin", art.cubin});
@@ -1162,15 +1204,11 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
       files.push_back({n + "_launcher.c", mlir::attn::launcherSource(
                                               art.info, art.cubin, art.ptx)});
     }
-    files.push_back(
-        {"manifest.json", mlir::attn::manifestJson(job.options.target, *arts)});
-    // The value checks, with the signature they index.
-    store(job, files, signatureJson(sig, checks));
+    files.push_back({"manifest.json", abi::formatKernelSet(set)});
+    store(job, files, llvm::json::Object());
     dir = entryDir(job);
   }
-  return std::make_shared<GpuKernelImpl>(std::move(sig), std::move(kernel),
-                                         art.cubin, art.ptx, dir,
-                                         std::move(checks));
+  return makeGpuKernel(set, images, dir);
 }
 
 /// A linear-attention / scan function for the GPU: the kernel of
@@ -1213,6 +1251,9 @@ Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
     return makeError("'" + job.function +
                      "': no valid kernel ABI was produced: " +
                      llvm::toString(linear.takeError()));
+  logInfo("compiled '" + job.function + "': " + job.options.target +
+          " linear kernel, chunk " + llvm::Twine(linear->chunk) +
+          ", value-dim slice " + llvm::Twine(linear->dvSlice));
   {
     mlir::PassManager pm(ctx.get());
     if (failed(mlir::attn::buildCompilePipeline(pm, job.options.target, 0, 0,
@@ -1235,25 +1276,27 @@ Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
   sig->target = job.options.target;
   for (auto [p, n] : llvm::zip(sig->inputs, lf.names))
     p.name = n;
-  abi::Signature abiSig =
-      abiSignature(*sig, lf.names, lf.constDecay, inputChecks(func));
+  abi::KernelSet set;
+  set.generator = "attnc";
+  set.target = job.options.target;
+  abi::Kernel &k = set.kernels.emplace_back();
+  k.name = job.function;
+  k.kind = abi::KernelKind::Linear;
+  k.ptxFile = job.function + ".ptx";
+  k.linear = std::move(*linear);
+  k.signature = abiSignature(*sig, lf.names, lf.constDecay, inputChecks(func));
   std::string dir;
   if (!cacheDir.empty()) {
     // The entry is a directory attnc.load reads: the PTX and a manifest
     // with one kernel of kind "linear" (its ABI, signature, input roles,
     // constant decays and value checks; docs/runtime.md).
-    std::string file = job.function + ".ptx";
-    store(
-        job,
-        {{file, ptx},
-         {"manifest.json", linearManifestJson(job.options.target, job.function,
-                                              file, *linear, abiSig)}},
-        llvm::json::Object());
+    store(job, {{k.ptxFile, ptx}, {"manifest.json", abi::formatKernelSet(set)}},
+          llvm::json::Object());
     dir = entryDir(job);
   }
-  return std::make_shared<GpuLinearKernelImpl>(std::move(*sig),
-                                               std::move(*linear), abiSig,
-                                               std::move(ptx), std::move(dir));
+  llvm::StringMap<std::string> images;
+  images[k.ptxFile] = std::move(ptx);
+  return makeGpuKernel(set, images, dir);
 }
 
 /// PTX of `out[i] = a[i] <op> b[i]` over flat tensors (16-bit floats
@@ -1319,6 +1362,48 @@ static llvm::Expected<std::string> elementwisePtx(mlir::MLIRContext *ctx,
   if (ptx.empty())
     return makeError("no PTX for an elementwise kernel");
   return ptx;
+}
+
+/// The elementwise kernel of `op` (addf, subf or mulf on tensors): its PTX
+/// and a kernel set of kind "elementwise" in the launch library, taking a,
+/// b and o flat and n, the element count, one thread per element.
+static llvm::Expected<std::shared_ptr<Kernel>>
+elementwiseKernel(mlir::MLIRContext *ctx, mlir::Operation *op,
+                  llvm::StringRef target) {
+  auto ptx = elementwisePtx(ctx, op, target);
+  if (!ptx)
+    return ptx.takeError();
+  auto type = mlir::cast<mlir::RankedTensorType>(op->getResult(0).getType());
+  auto dtype = dtypeOf(type.getElementType());
+  if (!dtype)
+    return dtype.takeError();
+  abi::KernelSet set;
+  set.generator = "attnc";
+  set.target = target.str();
+  abi::Kernel &k = set.kernels.emplace_back();
+  k.name = "elementwise";
+  k.kind = abi::KernelKind::Elementwise;
+  k.ptxFile = "elementwise.ptx";
+  abi::Launch &l = k.elementwise;
+  l.kernel = "elementwise";
+  l.grid = {abi::SizeExpr::of("n", 256), abi::SizeExpr::constant(1),
+            abi::SizeExpr::constant(1)};
+  l.block = {256, 1, 1};
+  std::string elem = dtypeName(*dtype).str();
+  for (const char *n : {"a", "b", "o"})
+    l.args.push_back({n, abi::ArgKind::Memref, elem, 1, 0});
+  l.args.push_back({"n", abi::ArgKind::Scalar, "", 0, 0});
+  abi::Signature sig;
+  std::vector<int64_t> shape;
+  for (int64_t d : type.getShape())
+    shape.push_back(mlir::ShapedType::isDynamic(d) ? -1 : d);
+  sig.inputs = {{"a", elem, shape}, {"b", elem, shape}};
+  sig.outputs = {{"o", elem, shape}};
+  sig.inputNames = {"a", "b"};
+  k.signature = std::move(sig);
+  llvm::StringMap<std::string> images;
+  images[k.ptxFile] = std::move(*ptx);
+  return makeGpuKernel(set, images, "");
 }
 
 /// A function of several attn ops (or of one attn op not in the single-op
@@ -1443,12 +1528,10 @@ Compiler::Impl::buildProgram(const Job &job, mlir::func::FuncOp func) {
                         "' is not an argument or a computed tensor");
         st.ins.push_back(where[v]);
       }
-      auto ptx = elementwisePtx(ctx.get(), &op, job.options.target);
-      if (!ptx)
-        return ptx.takeError();
-      st.ptx = std::move(*ptx);
-      st.ptx.push_back('\0');
-      st.name = "elementwise";
+      auto kernel = elementwiseKernel(ctx.get(), &op, job.options.target);
+      if (!kernel)
+        return kernel.takeError();
+      st.kernel = std::move(*kernel);
       st.outs.push_back(resultRef(op.getResult(0), like[op.getOperand(0)]));
       prog.steps.push_back(std::move(st));
       continue;
@@ -1472,16 +1555,16 @@ Compiler::Impl::buildProgram(const Job &job, mlir::func::FuncOp func) {
   if (!sig)
     return sig.takeError();
   sig->target = job.options.target;
+  logInfo("compiled '" + job.function + "': " + job.options.target +
+          " program of " + llvm::Twine(prog.steps.size()) + " kernels");
   return std::make_shared<GpuProgramImpl>(std::move(*sig), std::move(prog));
 }
 
 /// The kernel of a GPU entry: its manifest.json, read by the ABI, describes
-/// one kernel, `function`; linear kernels carry their signature and value
-/// checks, attention kernels' are in entry.json.
+/// one kernel, `function`, with its signature and value checks.
 static llvm::Expected<std::shared_ptr<Kernel>>
-loadGpuEntry(const llvm::json::Object &meta, StringRef function,
-             StringRef target, const llvm::StringMap<std::string> &contents,
-             StringRef dir) {
+loadGpuEntry(StringRef function, StringRef target,
+             const llvm::StringMap<std::string> &contents, StringRef dir) {
   auto m = contents.find("manifest.json");
   if (m == contents.end())
     return makeError("no manifest.json");
@@ -1489,38 +1572,10 @@ loadGpuEntry(const llvm::json::Object &meta, StringRef function,
   if (!set)
     return set.takeError();
   if (set->target != target || set->kernels.size() != 1 ||
-      set->kernels.front().name != function)
+      set->kernels.front().name != function || !set->kernels.front().signature)
     return makeError("the manifest does not describe '" + function + "'");
-  abi::Kernel &k = set->kernels.front();
-  auto ptx = contents.find(k.ptxFile);
-  if (ptx == contents.end())
-    return makeError("no PTX");
-  if (k.kind == abi::KernelKind::Linear) {
-    if (!k.signature)
-      return makeError("the manifest has no signature for '" + function + "'");
-    auto sig = kernelSignature(*k.signature, function, target);
-    if (!sig)
-      return sig.takeError();
-    return std::make_shared<GpuLinearKernelImpl>(
-        std::move(*sig), std::move(k.linear), *k.signature, ptx->second,
-        dir.str());
-  }
-  KernelSignature sig = gpuSignature(k, target);
-  // The value checks index the signature they were written with.
-  auto written =
-      abi::parseSignature(llvm::json::Value(llvm::json::Object(meta)));
-  if (!written)
-    return written.takeError();
-  abi::Signature expected = abiSignature(sig, namesOf(sig.inputs), {}, {});
-  if (written->inputs != expected.inputs ||
-      written->outputs != expected.outputs)
-    return makeError("entry.json's signature does not match the manifest");
-  auto cubin =
-      k.cubinFile.empty() ? contents.end() : contents.find(k.cubinFile);
-  return std::make_shared<GpuKernelImpl>(
-      std::move(sig), std::move(k),
-      cubin == contents.end() ? std::string() : cubin->second, ptx->second,
-      dir.str(), inputChecksOf(written->checks));
+  logInfo("loaded " + describeKernel(set->kernels.front(), target));
+  return makeGpuKernel(*set, contents, dir);
 }
 
 llvm::Expected<std::shared_ptr<Kernel>>
@@ -1534,7 +1589,7 @@ Compiler::Impl::kernelOf(const DiskEntry &entry, StringRef function,
   function = fn;
   const llvm::StringMap<std::string> &contents = entry.contents;
   if (target != "cpu")
-    return loadGpuEntry(*obj, function, target, contents, entry.dir);
+    return loadGpuEntry(function, target, contents, entry.dir);
   auto it = contents.find("kernel.o");
   if (it == contents.end())
     return makeError("no kernel.o");

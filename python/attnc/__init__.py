@@ -2,12 +2,14 @@
 
 `attnc.load(aot_dir)` loads a directory written by `attn-aot` (PTX/cubin and
 manifest.json) and returns callables that take PyTorch CUDA tensors. It needs
-no MLIR: only the CUDA driver (libcuda, loaded with ctypes when first used)
-and torch.
+no MLIR: only the launch library libattnc_runtime.so (loaded with ctypes when
+first used), the CUDA driver and torch.
 
 `attnc.compile(spec, target)` JIT-compiles a spec through libattnc.so (loaded
 with ctypes when first used): CPU kernels take numpy arrays, GPU kernels are
-`attnc.load` kernels from the compiler's disk cache.
+the same kernels of the launch library as `attnc.load` returns. GPU kernels
+are torch.library custom ops under torch.compile (no graph break) and can
+be captured in CUDA graphs.
 """
 
 from ._aot import AttncError, Kernel, LinearKernel, Module, load

@@ -1,429 +1,272 @@
-"""Loading attn-aot directories and calling their kernels on torch tensors."""
+"""Kernel sets (attn-aot directories, JIT cache entries) and their kernels on
+torch tensors, launched by the launch library (libattnc_runtime.so).
+
+Python does no launch work of its own: a call packs each tensor's pointer,
+dtype, shape and strides into one array and makes one call into the library,
+which checks them against the kernel's signature, encodes tensor maps (cached),
+allocates workspaces and launches the kernel sequence on the current stream.
+"""
 
 import ctypes
+import hashlib
 import json
 import os
 
-from . import _driver
-
-
-class AttncError(ValueError):
-    """A call attnc cannot make: wrong shapes, dtypes, devices, strides, or no GPU."""
-
-
-# manifest.json's schema_version (attnc::abi::kSchemaVersion).
-_SCHEMA_VERSION = 1
+from . import _runtime
+from ._runtime import AttncError
 
 _DTYPES = {"bf16": "bfloat16", "f16": "float16", "f32": "float32",
            "i8": "int8", "i32": "int32", "i64": "int64", "i1": "bool"}
 
+_torch_mod = None
+_codes = None  # torch dtype -> attnc dtype code
+
 
 def _torch():
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover - depends on the machine
-        raise AttncError("attnc kernels take torch tensors; torch is not installed") from e
-    return torch
+    global _torch_mod, _codes
+    if _torch_mod is None:
+        try:
+            import torch
+        except ImportError as e:  # pragma: no cover - depends on the machine
+            raise AttncError("attnc kernels take torch tensors; torch is not installed") from e
+        _codes = {getattr(torch, _DTYPES[n]): c for n, c in _runtime.DTYPE_CODES.items()}
+        _torch_mod = torch
+    return _torch_mod
 
 
-def _per_context(cache, build):
-    """cache[the current CUDA context], made by build() the first time;
-    driver errors become AttncError."""
-    try:
-        ctx = _driver.current_context()
-        if not ctx.value:
-            raise AttncError("no CUDA context is current (create a CUDA tensor first)")
-        if ctx.value not in cache:
-            cache[ctx.value] = build()
-        return cache[ctx.value]
-    except _driver.DriverError as e:
-        raise AttncError(str(e)) from e
-
-
-def _check_tensor(kernel, name, t, dtype, rank):
-    """A CUDA torch.Tensor of the manifest's dtype and rank."""
-    torch = _torch()
-    if not isinstance(t, torch.Tensor):
-        raise AttncError(f"{kernel}: {name} must be a torch.Tensor, got {type(t).__name__}")
-    if not t.is_cuda:
-        raise AttncError(f"{kernel}: {name} must be on a CUDA device, got {t.device}")
-    want = getattr(torch, _DTYPES[dtype])
-    if t.dtype != want:
-        raise AttncError(f"{kernel}: {name} must be {want}, got {t.dtype}")
-    if t.dim() != rank:
-        raise AttncError(f"{kernel}: {name} must have rank {rank}, got shape {tuple(t.shape)}")
+def _raw_stream(torch):
+    """A function device -> the current CUstream (as an int) of that device."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    if raw is not None:
+        return raw
+    return lambda dev: torch.cuda.current_stream(dev).cuda_stream
 
 
 class Kernel:
-    """One attention kernel of an AOT directory (see docs/gpu.md)."""
+    """One kernel of a kernel set (see docs/runtime.md and docs/gpu.md).
 
-    def __init__(self, directory, meta, target):
+    `k(*inputs, out=None, lse=None, final_state=None, check_values=None)`
+    takes the spec's inputs in order (q, k, v for attention, then the
+    decays, states and captured tensors the spec declares) as torch CUDA
+    tensors and returns the outputs (o, and lse or the final state when the
+    spec returns them), allocated unless passed."""
+
+    def __init__(self, owner, handle, directory=""):
+        lib = _runtime.library()
+        self._owner = owner  # keeps the launch library's module alive
+        self._handle = handle
         self.directory = directory
-        self.meta = meta
-        self.target = target
-        self.name = meta["name"]
-        self._modules = {}  # CUDA context -> (module, function, map function)
+        self.info = json.loads(lib.attnc_rt_kernel_info(handle).decode())
+        self.meta = self.info  # the kernel's manifest record
+        self.abi = self.info.get("abi", {})
+        self.name = self.info["name"]
+        self.kind = self.info["kind"]
+        self.target = self.info["target"]
+        sig = self.info["signature"]
+        self.inputs, self.outputs = sig["inputs"], sig["outputs"]
+        self.names = self.info["input_names"]
+        # The input whose batch (dim 0) and sequence length (dim 2) size the
+        # outputs.
+        self.q_index = self.names.index("q") if "q" in self.names else 0
+        self.checks = self.info.get("checks", {})
         self.signature = None  # set by attnc.compile (its C API signature)
+        self._launch = lib.attnc_rt_kernel_launch_packed
+        self._op = None  # the torch.library op, made on first use
+        self._flags = {}  # device -> the value-check error flag
+        # Output shapes: a dynamic dim 0 is q's batch, any other q's dim 2.
+        self._out_shapes = [[(0 if i == 0 else 2) if d < 0 else -1 - d
+                             for i, d in enumerate(p["shape"])] for p in self.outputs]
+        self._out_names = ("out", "lse" if self.kind == "attention" else "final_state")
 
     def __repr__(self):
-        m = self.meta
-        return (f"<attnc kernel {self.name}: {m['dtype']}, heads {m['heads_q']}:"
-                f"{m['heads_kv']}, d={m['head_dim']}/{m['value_dim']}, "
-                f"target {self.target}>")
+        m = self.info
+        if self.kind == "attention":
+            fallback = f", {m['fallback']}" if m.get("fallback") else ""
+            return (f"<attnc kernel {self.name}: {m['dtype']}, heads {m['heads_q']}:"
+                    f"{m['heads_kv']}, d={m['head_dim']}/{m['value_dim']}, "
+                    f"{m['variant']} {m['block_q']}x{m['block_kv']}, target "
+                    f"{self.target}{fallback}>")
+        if self.kind == "linear":
+            a = self.abi
+            return (f"<attnc linear kernel {self.name}: {a['dtype']}, {a['H']} heads, "
+                    f"D={a['D']} Dv={a['Dv']}, "
+                    f"{'causal' if a['causal'] else 'bidirectional'}, target {self.target}>")
+        return f"<attnc {self.kind} kernel {self.name}, target {self.target}>"
 
-    def _read(self, name):
-        with open(os.path.join(self.directory, name), "rb") as f:
-            return f.read()
+    # -- calls --------------------------------------------------------------
 
-    def _load_module(self):
-        """The cubin, or the PTX (NUL-terminated, JIT-compiled by the driver)
-        when there is no cubin or the cubin is for another GPU generation
-        (CUDA_ERROR_NO_BINARY_FOR_GPU, e.g. an sm_80 cubin on an H100)."""
-        cubin, ptx = self.meta.get("cubin"), self.meta.get("ptx")
-        if cubin:
-            try:
-                return _driver.load_module(self._read(cubin))
-            except _driver.DriverError as e:
-                if e.code != _driver.CUDA_ERROR_NO_BINARY_FOR_GPU or not ptx:
-                    raise
-        return _driver.load_module(self._read(ptx) + b"\0")
-
-    def _functions(self):
-        def build():
-            mod = self._load_module()
-            fn = _driver.get_function(mod, self.name)
-            bm = self.meta.get("block_map")
-            mfn = _driver.get_function(mod, bm["kernel"]) if bm else None
-            if self.meta.get("dynamic_shared_bytes", 0) > 48 * 1024:
-                _driver.allow_shared(fn, self.meta["dynamic_shared_bytes"])
-            return mod, fn, mfn
-        return _per_context(self._modules, build)
-
-    def __call__(self, q, k, v, *captures, out=None, lse=None):
-        """o (and lse when the spec returns it) for q [B,Hq,Nq,D], k [B,Hkv,Nk,D],
-        v [B,Hkv,Nk,Dv] (any strides with a contiguous last dim)."""
+    def __call__(self, *inputs, out=None, lse=None, final_state=None, check_values=None):
+        """check_values (kernels whose inputs hold log-gates, which must be
+        finite and <= 0): None (default) checks on the GPU without waiting,
+        into an error flag that `check_errors()` reads; True checks and waits
+        (stalls the stream, raises at once); False skips the check."""
+        if len(inputs) != len(self.inputs):
+            return self.launch(inputs)  # the count error
         torch = _torch()
-        m = self.meta
-        for n, t, d in (("q", q, m["head_dim"]), ("k", k, m["head_dim"]),
-                        ("v", v, m["value_dim"])):
-            _check_tensor(self.name, n, t, m["dtype"], 4)
-            heads = m["heads_q"] if n == "q" else m["heads_kv"]
-            if t.shape[1] != heads or t.shape[3] != d:
-                raise AttncError(f"{self.name}: {n} must be [B, {heads}, N, {d}], got {tuple(t.shape)}")
-            if t.stride(3) != 1 or any(s % 8 for s in t.stride()[:3]) or t.data_ptr() % 16:
-                raise AttncError(f"{self.name}: {n} needs a contiguous head dim, strides that are "
-                                 f"multiples of 8 and 16-byte alignment (strides {t.stride()})")
-        B, Hq, Nq, _ = q.shape
-        Nk = k.shape[2]
-        if k.shape[0] != B or v.shape[0] != B:
-            raise AttncError(f"{self.name}: batch sizes differ: q {B}, k {k.shape[0]}, v {v.shape[0]}")
-        if v.shape[2] != Nk:
-            raise AttncError(f"{self.name}: k and v sequence lengths differ: {Nk} vs {v.shape[2]}")
-        if len({t.device for t in (q, k, v)}) != 1:
-            raise AttncError(f"{self.name}: q, k and v must be on the same device")
-        cap_args = [a for a in m["args"] if a["name"].startswith("capture")]
-        if len(captures) != len(cap_args):
-            raise AttncError(f"{self.name}: expected {len(cap_args)} captured tensor(s), got {len(captures)}")
-        for i, (c, a) in enumerate(zip(captures, cap_args)):
-            _check_tensor(self.name, f"capture #{i}", c, a["elem"], a["rank"])
-            if c.device != q.device:
-                raise AttncError(f"{self.name}: capture #{i} is on {c.device}, q on {q.device}")
-        if out is None:
-            out = torch.empty(B, Hq, Nq, m["value_dim"], device=q.device, dtype=q.dtype)
-        else:
-            _check_tensor(self.name, "out", out, m["dtype"], 4)
-            if tuple(out.shape) != (B, Hq, Nq, m["value_dim"]) or out.stride(3) != 1:
-                raise AttncError(f"{self.name}: out must be [{B}, {Hq}, {Nq}, {m['value_dim']}] "
-                                 "with a contiguous last dim")
-        if m["lse"] and lse is None:
-            lse = torch.empty(B, Hq, Nq, device=q.device, dtype=torch.float32)
-        if B == 0 or Nq == 0:
-            return (out, lse) if m["lse"] else out
-        with torch.cuda.device(q.device):
-            _, fn, mfn = self._functions()
-            stream = torch.cuda.current_stream().cuda_stream
-            params = []
+        if torch.compiler.is_compiling() if hasattr(torch, "compiler") else False:
+            return self._compiled_call(inputs, out, lse if lse is not None else final_state)
+        given = (out, lse if lse is not None else final_state)
+        return self.launch(inputs, given, check_values)
 
-            def mem(t, rank1=True):
-                p = ctypes.c_void_p(t.data_ptr())
-                params.extend([p, ctypes.c_void_p(t.data_ptr()), ctypes.c_int64(0)])
-                if rank1:
-                    n = t.untyped_storage().nbytes() // t.element_size()
-                    params.extend([ctypes.c_int64(n), ctypes.c_int64(1)])
-                else:
-                    params.extend(ctypes.c_int64(s) for s in t.shape)
-                    params.extend(ctypes.c_int64(s) for s in t.stride())
-
-            boxes = {a["name"]: a.get("box_rows", 0) for a in m["args"] if a["kind"] == "tensormap"}
-            if any(r <= 0 for r in boxes.values()):
-                raise AttncError(f"{self.name}: manifest.json: a tensor map argument lacks box_rows")
-            for n, t in (("q", q), ("k", k), ("v", v)):
-                if n in boxes:  # sm_90a: a TMA map, by value
-                    try:
-                        params.append(_driver.TensorMap(t.data_ptr(), tuple(t.shape), t.stride(),
-                                                        m["dtype"], boxes[n]))
-                    except _driver.DriverError as e:
-                        raise AttncError(str(e)) from e
-                else:
-                    mem(t)
-            mem(out)
-            if m["lse"]:
-                mem(lse)
-            for c in captures:
-                mem(c, rank1=False)
-            if mfn is not None:
-                bm = m["block_map"]
-                slices = {"1": 1, "B": B, "Hq": Hq, "B*Hq": B * Hq}[bm["slices"]]
-                nqt = -(-Nq // m["block_q"])
-                nkt = -(-Nk // m["block_kv"])
-                work = torch.empty(slices * nqt * nkt, dtype=torch.int8, device=q.device)
-                mparams = []
-                saved, params = params, mparams
-                for c in captures:
-                    mem(c, rank1=False)
-                mem(work)
-                mparams.extend(ctypes.c_int64(x) for x in (slices, Nq, Nk))
-                params = saved
-                try:
-                    _driver.launch(mfn, (nqt, nkt, slices), tuple(bm["block"]), mparams, stream)
-                except _driver.DriverError as e:
-                    raise AttncError(str(e)) from e
-                mem(work)
-            params.extend(ctypes.c_int64(x) for x in (B, Nq, Nk))
-            for t in (q, k, v, out):
-                params.extend(ctypes.c_int64(s) for s in t.stride()[:3])
-            grid = (-(-Nq // m["block_q"]), Hq, B)
-            try:
-                _driver.launch(fn, grid, tuple(m["block"]), params, stream,
-                               m.get("dynamic_shared_bytes", 0))
-            except _driver.DriverError as e:
-                raise AttncError(str(e)) from e
-            # `work` may be freed now: torch's allocator reuses it only for
-            # work ordered after these launches on the same stream.
-        return (out, lse) if m["lse"] else out
-
-
-def _ceil(a, b):
-    return -(-a // b)
-
-
-class LinearKernel:
-    """A linear-attention or scan kernel (a cache entry of attnc.compile; see
-    docs/linear-gpu.md): the chunked kernel, preceded by the feature kernel
-    when the spec has one, launched from the ABI in its manifest."""
-
-    def __init__(self, directory, meta, target):
-        self.directory = directory
-        self.meta = meta
-        self.abi = meta["abi"]
-        self.target = target
-        self.name = meta["name"]
-        self.inputs = meta["inputs"]
-        self.outputs = meta["outputs"]
-        self.names = meta["input_names"]
-        self.checks = meta.get("checks", {})
-        self._per_context = {}  # CUDA context -> (module, fn, feature fn, decay)
-        self.signature = None  # set by attnc.compile
-
-    def __repr__(self):
-        a = self.abi
-        return (f"<attnc linear kernel {self.name}: {a['dtype']}, {a['H']} heads, "
-                f"D={a['D']} Dv={a['Dv']}, {'causal' if a['causal'] else 'bidirectional'}, "
-                f"target {self.target}>")
-
-    def _functions(self, device):
-        def build():
-            torch = _torch()
-            with open(os.path.join(self.directory, self.meta["ptx"]), "rb") as f:
-                mod = _driver.load_module(f.read() + b"\0")
-            fn = _driver.get_function(mod, self.abi["kernel"])
-            if self.abi.get("dynamic_smem", 0) > 48 * 1024:
-                _driver.allow_shared(fn, self.abi["dynamic_smem"])
-            fk = self.abi.get("feature_kernel")
-            phi = _driver.get_function(mod, fk["kernel"]) if fk else None
-            decay = None
-            if self.meta.get("const_decay"):
-                decay = torch.tensor(self.meta["const_decay"], dtype=torch.float32,
-                                     device=device)
-            return mod, fn, phi, decay
-        return _per_context(self._per_context, build)
-
-    def _check_inputs(self, inputs, check_values):
-        torch = _torch()
-        for t, p in zip(inputs, self.inputs):
-            _check_tensor(self.name, p["name"], t, p["dtype"], len(p["shape"]))
-        q = inputs[self.names.index("q")]
-        B, N = q.shape[0], q.shape[2]
-        for t, p in zip(inputs, self.inputs):
-            self._check_dims(p["name"], t, p, B, N)
-            if t.device != q.device:
-                raise AttncError(f"{self.name}: {p['name']} is on {t.device}, q on {q.device}")
-        c = self.checks
-        for i in c.get("log_gates", []) if check_values else []:
-            # One pass over the gates; a NaN fails both comparisons.
-            lo, hi = torch.aminmax(inputs[i])
-            if not (bool(hi <= 0) and bool(lo > float("-inf"))):
-                raise AttncError(f"{self.name}: {self.inputs[i]['name']} holds log-gates, "
-                                 "which must be finite and <= 0 (the decay is exp(g))")
-        for i, d, n in c.get("lengths", []):
-            if inputs[i].shape[d] != n:
-                raise AttncError(f"{self.name}: {self.inputs[i]['name']} must have {n} "
-                                 f"elements in dim {d} (the spec's token order is for "
-                                 f"{n} tokens), got {inputs[i].shape[d]}")
-        for a, da, b, db in c.get("equal_dims", []):
-            if inputs[a].shape[da] != inputs[b].shape[db]:
-                raise AttncError(f"{self.name}: dim {da} of {self.inputs[a]['name']} and dim "
-                                 f"{db} of {self.inputs[b]['name']} must be equal")
-        for i, d, r, rd, div in c.get("min_extents", []):
-            need = _ceil(inputs[r].shape[rd], div)
-            if inputs[i].shape[d] < need:
-                raise AttncError(f"{self.name}: {self.inputs[i]['name']} needs at least "
-                                 f"{need} elements in dim {d}, got {inputs[i].shape[d]}")
-        return q, B, N
-
-    def _check_dims(self, name, t, p, B, N):
-        # A dynamic dim 0 is the batch, a dynamic dim 2 the sequence length.
-        want = [B if (d < 0 and i == 0) else N if (d < 0 and i == 2) else d
-                for i, d in enumerate(p["shape"])]
-        if list(t.shape) != want:
-            shown = ["B" if (d < 0 and i == 0) else "N" if d < 0 else str(d)
-                     for i, d in enumerate(p["shape"])]
-            raise AttncError(f"{self.name}: {name} must be [{', '.join(shown)}] = {want}, "
-                             f"got {list(t.shape)}")
-        if name in ("q", "k", "v", "o", "decay") and t.dim() >= 3:
-            # Read through (b, h, n) strides with a contiguous last dim.
-            if t.dim() == 4 and t.stride(3) != 1:
-                raise AttncError(f"{self.name}: {name} needs a contiguous last dimension "
-                                 f"(strides {t.stride()})")
-            if t.element_size() == 2 and (any(s % 8 for s in t.stride()[:3])
-                                          or t.data_ptr() % 16):
-                raise AttncError(f"{self.name}: {name} needs strides that are multiples of "
-                                 f"8 and 16-byte alignment (strides {t.stride()})")
-        elif not t.is_contiguous():
-            raise AttncError(f"{self.name}: {name} must be contiguous")
-
-    def __call__(self, *inputs, out=None, final_state=None, check_values=True):
-        """o (and the final state when the spec returns it) for the spec's
-        inputs in its argument order: q [B, H, N, D], k, v [B, H, N, Dv],
-        and the decay, initial state and captured tensors it declares.
-
-        check_values: refuse log-gates above 0 (the kernels assume decays
-        exp(g) <= 1). The check reads the gates on the GPU and waits for the
-        answer, which stalls the stream; pass False where the gates are
-        known to be valid (e.g. logsigmoid outputs) and speed matters."""
+    def launch(self, inputs, given=(None, None), check_values=None):
+        """The eager call: checks, packs and launches; returns the outputs."""
         if len(inputs) != len(self.inputs):
             names = ", ".join(p["name"] for p in self.inputs)
             raise AttncError(f"{self.name}: expected {len(self.inputs)} inputs ({names}), "
                              f"got {len(inputs)}")
         torch = _torch()
-        q, B, N = self._check_inputs(inputs, check_values)
+        q = inputs[self.q_index]
+        qname = self.inputs[self.q_index]["name"]
+        if not isinstance(q, torch.Tensor):
+            raise AttncError(f"{self.name}: {qname} must be a torch.Tensor, "
+                             f"got {type(q).__name__}")
+        dev = q.get_device()
+        if dev < 0:
+            raise AttncError(f"{self.name}: {qname} must be on a CUDA device, got {q.device}")
+        outs = self._outputs(q, given, torch)
+        words = []
+        for role, ts, ps in (("input", inputs, self.inputs), ("output", outs, self.outputs)):
+            for t, p in zip(ts, ps):
+                self._pack(words, t, p, role, dev, torch)
+        if self.checks.get("log_gates") and check_values is not False:
+            self._check_gates(inputs, dev, check_values is True)
+        self._run(words, dev, torch)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _outputs(self, q, given, torch):
         outs = []
         for i, p in enumerate(self.outputs):
-            given = out if i == 0 else final_state
-            shape = [B if (d < 0 and j == 0) else N if d < 0 else d
-                     for j, d in enumerate(p["shape"])]
-            if given is None:
-                given = torch.empty(shape, device=q.device,
-                                    dtype=getattr(torch, _DTYPES[p["dtype"]]))
+            t = given[i] if i < len(given) else None
+            if t is None:
+                shape = [q.shape[d] if d >= 0 else -1 - d for d in self._out_shapes[i]]
+                t = q.new_empty(shape, dtype=getattr(torch, _DTYPES[p["dtype"]]))
+            outs.append(t)
+        return outs
+
+    def _pack(self, words, t, p, role, dev, torch):
+        """Appends t's pointer, dtype, rank, sizes and strides; the library
+        checks them against the signature."""
+        if not isinstance(t, torch.Tensor):
+            raise AttncError(f"{self.name}: {role} {p['name']} must be a torch.Tensor, got "
+                             f"{type(t).__name__}")
+        if t.get_device() != dev:
+            raise AttncError(f"{self.name}: {role} {p['name']} is on {t.device}, but q is "
+                             f"on cuda:{dev}")
+        code = _codes.get(t.dtype)
+        if code is None:
+            raise AttncError(f"{self.name}: {role} {p['name']} has dtype {t.dtype}, which "
+                             "attnc kernels do not take")
+        words.append(t.data_ptr())
+        words.append(code)
+        words.append(t.dim())
+        words.extend(t.shape)
+        words.extend(t.stride())
+
+    def _run(self, words, dev, torch):
+        arr = (ctypes.c_int64 * len(words))(*words)
+        stream = _raw_stream(torch)(dev)
+        if self._launch(self._handle, arr, len(words), stream):
+            msg = _runtime.last_error()
+            if "no CUDA context is current" not in msg:
+                raise AttncError(msg)
+            # A thread that has not used CUDA yet: make the device current.
+            with torch.cuda.device(dev):
+                _runtime.check(self._launch(self._handle, arr, len(words), stream))
+
+    # -- value checks ---------------------------------------------------------
+
+    def _check_gates(self, inputs, dev, wait):
+        """Log-gates must be finite and <= 0: checked on the GPU into this
+        kernel's error flag (no wait), or at once (wait)."""
+        torch = _torch()
+        flag = self._flags.get(dev)
+        if flag is None:
+            flag = self._flags[dev] = torch.zeros((), dtype=torch.bool, device=f"cuda:{dev}")
+        for i in self.checks["log_gates"]:
+            g = inputs[i]
+            bad = torch.logical_or(g > 0, torch.logical_not(torch.isfinite(g))).any()
+            if wait:
+                if bool(bad):
+                    raise AttncError(self._gate_message(i))
             else:
-                _check_tensor(self.name, p["name"], given, p["dtype"], len(p["shape"]))
-                self._check_dims("o" if i == 0 else "final_state", given, p, B, N)
-            outs.append(given)
-        if B == 0 or N == 0:
-            return outs[0] if len(outs) == 1 else tuple(outs)
-        by_name = dict(zip(self.names, inputs))
-        by_name["o"] = outs[0]
-        if len(outs) > 1:
-            by_name["final_state"] = outs[1]
-        scalars = {"B": B, "N": N}
-        for n in ("q", "k", "v", "o", "decay"):
-            t = by_name.get(n)
-            if t is not None and t.dim() >= 3:
-                p = "g" if n == "decay" else n
-                st = t.stride()
-                scalars.update({f"{p}_stride_b": st[0], f"{p}_stride_h": st[1],
-                                f"{p}_stride_n": st[2]})
-        with torch.cuda.device(q.device):
-            _, fn, phi, decay = self._functions(q.device)
-            if decay is not None:
-                by_name["decay"] = decay
-            # Workspaces (phi(q), phi(k): 16-bit) and the bidirectional
-            # scratch (f32), freed by torch's allocator in stream order.
-            for w in self.abi.get("workspace", []):
-                elems = 1
-                for d in w["shape"]:
-                    elems *= B if d == "B" else N if d == "N" else d
-                by_name[w["name"]] = torch.empty(elems * 2, dtype=torch.uint8, device=q.device)
-            sc = self.abi.get("scratch")
-            if sc:
-                per = 1
-                for f in sc["elements"].split("*"):
-                    f = f.strip()
-                    if f not in ("B", "N"):
-                        per *= int(f)
-                by_name["scratch"] = torch.empty(B * N * per * 4, dtype=torch.uint8,
-                                                 device=q.device)
-            stream = torch.cuda.current_stream().cuda_stream
+                flag.logical_or_(bad)
 
-            def grid_of(g):
-                if isinstance(g, int):
-                    return g
-                if g == "B":
-                    return B
-                if g == "H":
-                    return self.abi["H"]
-                if g.startswith("ceil(N/") and g.endswith(")"):
-                    return _ceil(N, int(g[7:-1]))
-                raise AttncError(f"{self.name}: manifest.json: unknown grid entry {g!r}")
+    def _gate_message(self, i):
+        return (f"{self.name}: {self.inputs[i]['name']} holds log-gates, which must be "
+                "finite and <= 0 (the decay is exp(g))")
 
-            def run(f, k, args):
-                params = []
-                for a in args:
-                    n = a["name"]
-                    if a["kind"].startswith("memref"):
-                        t = by_name.get(n)
-                        if t is None:
-                            raise AttncError(f"{self.name}: no tensor for kernel argument {n!r}")
-                        extent = 1 + sum((d - 1) * s for d, s in zip(t.shape, t.stride()))
-                        params += [ctypes.c_void_p(t.data_ptr()), ctypes.c_void_p(t.data_ptr()),
-                                   ctypes.c_int64(0), ctypes.c_int64(extent), ctypes.c_int64(1)]
-                    else:
-                        if n not in scalars:
-                            raise AttncError(f"{self.name}: no value for kernel argument {n!r}")
-                        params.append(ctypes.c_int64(scalars[n]))
-                try:
-                    _driver.launch(f, tuple(grid_of(g) for g in k["grid"]), tuple(k["block"]),
-                                   params, stream, k.get("dynamic_smem", 0))
-                except _driver.DriverError as e:
-                    raise AttncError(str(e)) from e
+    def check_errors(self):
+        """Raises AttncError when a launch since the last call was given
+        invalid log-gates (waits for those launches); clears the flag."""
+        for dev, flag in self._flags.items():
+            if bool(flag):
+                flag.zero_()
+                names = ", ".join(self.inputs[i]["name"] for i in self.checks["log_gates"])
+                raise AttncError(f"{self.name}: a launch on cuda:{dev} was given log-gates "
+                                 f"({names}) that are not finite and <= 0 (the decay is "
+                                 "exp(g)); its output is not valid")
 
-            fk = self.abi.get("feature_kernel")
-            if fk:
-                run(phi, fk, fk["args"])
-            run(fn, self.abi, self.abi["args"])
+    # -- torch.compile ----------------------------------------------------------
+
+    def _compiled_call(self, inputs, out, second):
+        from . import _torch_ops
+        if out is not None or second is not None:
+            raise AttncError(f"{self.name}: out=/lse=/final_state= are not supported under "
+                             "torch.compile; use the returned tensors")
+        if self._op is None:
+            self._op = _torch_ops.register(self)
+        outs = self._op(list(inputs))
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def op_name(self):
+        """The torch.library name of this kernel's op (attnc::k_<hash>)."""
+        h = hashlib.sha256(self.info_text().encode()).hexdigest()[:16]
+        return f"attnc::k_{h}"
+
+    def info_text(self):
+        return json.dumps(self.info, sort_keys=True)
+
+
+class LinearKernel(Kernel):
+    """A linear-attention or scan kernel (kind "linear"): the feature kernel
+    first when the spec has one, then the chunked kernel (docs/linear-gpu.md)."""
+
+
+def _kernel_class(kind):
+    return LinearKernel if kind == "linear" else Kernel
+
+
+class _ModuleHandle:
+    """Owns a module of the launch library."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self._lib = _runtime.library()
+
+    def __del__(self):
+        if self.handle:
+            self._lib.attnc_rt_module_destroy(self.handle)
+            self.handle = None
 
 
 class Module:
-    """The kernels of one AOT directory, by name."""
+    """The kernels of one kernel set (an attn-aot directory), by name."""
 
     def __init__(self, directory):
-        path = os.path.join(directory, "manifest.json")
-        if not os.path.exists(path):
+        if not os.path.exists(os.path.join(directory, "manifest.json")):
             raise AttncError(f"{directory} is not an attn-aot directory (no manifest.json)")
-        with open(path) as f:
-            man = json.load(f)
-        if man.get("generator") not in ("attn-aot", "attnc"):
-            raise AttncError(f"{path} was not written by attn-aot or attnc.compile")
-        # The kernel-set ABI's version (docs/runtime.md); linear cache entries
-        # of attnc.compile do not carry it yet.
-        version = man.get("schema_version", _SCHEMA_VERSION)
-        if version != _SCHEMA_VERSION:
-            raise AttncError(f"{path}: manifest schema_version {version!r} is not supported "
-                             f"(this attnc reads {_SCHEMA_VERSION}); rebuild the directory")
-        self.target = man["target"]
-        self.kernels = {k["name"]: (LinearKernel if k.get("kind") == "linear" else Kernel)(
-            directory, k, self.target) for k in man["kernels"]}
+        lib = _runtime.library()
+        h = ctypes.c_void_p()
+        _runtime.check(lib.attnc_rt_module_load(os.fsencode(directory), ctypes.byref(h)))
+        self._module = _ModuleHandle(h.value)
+        self.directory = directory
+        self.target = lib.attnc_rt_module_target(h.value).decode()
+        self.kernels = {}
+        for i in range(lib.attnc_rt_module_num_kernels(h.value)):
+            kh = lib.attnc_rt_module_kernel(h.value, i)
+            kind = json.loads(lib.attnc_rt_kernel_info(kh).decode())["kind"]
+            k = _kernel_class(kind)(self._module, kh, directory)
+            self.kernels[k.name] = k
 
     def __getitem__(self, name):
         return self.kernels[name]
@@ -437,3 +280,9 @@ class Module:
 def load(directory):
     """Loads an attn-aot output directory (no MLIR needed)."""
     return Module(directory)
+
+
+def wrap(owner, handle, directory=""):
+    """A kernel of the launch library held by `owner` (attnc.compile's)."""
+    kind = json.loads(_runtime.library().attnc_rt_kernel_info(handle).decode())["kind"]
+    return _kernel_class(kind)(owner, handle, directory)

@@ -12,12 +12,12 @@ GPU machine only needs `attnc.load`).
 """
 
 import ctypes
-import ctypes.util
 import json
 import os
 import threading
 
-from ._aot import AttncError, load
+from . import _runtime
+from ._aot import AttncError, wrap
 
 _ERRLEN = 1 << 18
 _LIBNAME = "libattnc.so"
@@ -28,35 +28,7 @@ _NUMPY = {"f32": "float32", "f16": "float16", "bf16": None, "i1": "bool",
           "i8": "int8", "i32": "int32", "i64": "int64"}
 
 _lock = threading.RLock()
-_lib = None
 _compilers = {}  # None (the default) or a cache dir -> _Compiler
-
-
-class _Tensor(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int32),
-                ("rank", ctypes.c_int32), ("shape", ctypes.POINTER(ctypes.c_int64)),
-                ("strides", ctypes.POINTER(ctypes.c_int64))]
-
-
-def _candidates():
-    """Where libattnc.so is looked for, in order (paths, then the bare name)."""
-    out = []
-    env = os.environ.get("ATTNC_LIB_DIR")
-    if env:
-        out.append(os.path.join(env, _LIBNAME))
-    pkg = os.path.dirname(os.path.abspath(__file__))
-    top = os.path.dirname(os.path.dirname(pkg))
-    dirs = [os.path.join(top, "build", "lib"),  # source tree: <src>/python/attnc
-            os.path.join(top, "lib")]           # <prefix>/python/attnc
-    if os.path.basename(top).startswith("python"):
-        # <prefix>/lib/python3[.X]/{dist,site}-packages/attnc: <prefix>/lib
-        dirs.append(os.path.dirname(top))
-    dirs.append(pkg)                            # bundled with the package
-    for d in dirs:
-        p = os.path.join(d, _LIBNAME)
-        if p not in out:
-            out.append(p)
-    return out
 
 
 def _declare(lib):
@@ -77,9 +49,11 @@ def _declare(lib):
     lib.attnc_compiler_stats.restype = None
     lib.attnc_kernel_signature.argtypes = [c.c_void_p]
     lib.attnc_kernel_signature.restype = c.c_char_p
-    lib.attnc_kernel_launch.argtypes = [c.c_void_p, c.POINTER(_Tensor), c.c_int32,
-                                        c.POINTER(_Tensor), c.c_int32, c.c_void_p, err, sz]
+    lib.attnc_kernel_launch.argtypes = [c.c_void_p, c.POINTER(_runtime.Tensor), c.c_int32,
+                                        c.POINTER(_runtime.Tensor), c.c_int32, c.c_void_p, err, sz]
     lib.attnc_kernel_launch.restype = c.c_int
+    lib.attnc_kernel_runtime.argtypes = [c.c_void_p]
+    lib.attnc_kernel_runtime.restype = c.c_void_p
     lib.attnc_kernel_release.argtypes = [c.c_void_p]
     lib.attnc_kernel_release.restype = None
     return lib
@@ -88,30 +62,7 @@ def _declare(lib):
 def library():
     """libattnc.so through ctypes, loaded once: $ATTNC_LIB_DIR, the build tree
     next to this package, an install prefix, then the dynamic loader's path."""
-    global _lib
-    with _lock:
-        if _lib is not None:
-            return _lib
-        tried = []
-        for path in _candidates():
-            if not os.path.exists(path):
-                tried.append(path)
-                continue
-            try:
-                _lib = _declare(ctypes.CDLL(path))
-                return _lib
-            except (OSError, AttributeError) as e:
-                tried.append(f"{path} ({e})")
-        found = ctypes.util.find_library("attnc")
-        for name in ([found] if found else []) + [_LIBNAME]:
-            try:
-                _lib = _declare(ctypes.CDLL(name))
-                return _lib
-            except (OSError, AttributeError) as e:
-                tried.append(f"{name} ({e})")
-        raise AttncError("attnc.compile needs libattnc.so (build it with `ninja -C build "
-                         "attnc`, or set ATTNC_LIB_DIR to its directory); searched:\n  "
-                         + "\n  ".join(tried))
+    return _runtime.load_library(_LIBNAME, _declare, "attnc.compile")
 
 
 def version():
@@ -120,21 +71,9 @@ def version():
 
 
 def cuda_available():
-    """(True, "") when the CUDA driver loads and initializes, else (False, why).
-    Asks libattnc, or the driver directly where libattnc is not found."""
-    try:
-        lib = library()
-    except AttncError:
-        from . import _driver
-        try:
-            _driver.lib()
-            return True, ""
-        except _driver.DriverError as e:
-            return False, str(e)
-    err = ctypes.create_string_buffer(4096)
-    if lib.attnc_cuda_available(err, len(err)):
-        return True, ""
-    return False, err.value.decode(errors="replace")
+    """(True, "") when the CUDA driver loads and initializes, else (False, why),
+    as the launch library (libattnc_runtime.so) finds it."""
+    return _runtime.cuda_available()
 
 
 class _Compiler:
@@ -337,7 +276,7 @@ class CompiledKernel:
         keep = []
 
         def tensors(arrs, with_strides):
-            ts = (_Tensor * max(1, len(arrs)))()
+            ts = (_runtime.Tensor * max(1, len(arrs)))()
             for t, a, p in zip(ts, arrs, self.inputs if not with_strides else self.outputs):
                 shape = (ctypes.c_int64 * max(1, a.ndim))(*a.shape)
                 keep.append(shape)
@@ -388,15 +327,11 @@ def compile(spec, target="cpu", function=None, block_q=0, block_kv=0, cache_dir=
     kernel = CompiledKernel(c, handle.value)
     if kernel.target == "cpu":
         return kernel
-    directory = kernel.signature.get("directory", "")
-    if not directory:
-        raise AttncError(f"{kernel.name}: compiled for {kernel.target}, but GPU kernels are "
-                         "called from Python through their attn-aot directory in the disk "
-                         "cache, and there is none (disk cache off with cache_dir='', or "
-                         "not writable); pass a writable cache_dir. Functions of several "
-                         "attn ops (programs such as MATE's layers) have no directory yet: "
-                         "on GPUs they run through the C++ JIT (attnc::Compiler, attn-run "
-                         "--backend=cuda)")
-    gpu = load(directory)[kernel.name]
+    handle = c._lib.attnc_kernel_runtime(kernel._handle)
+    if not handle:
+        raise AttncError(f"{kernel.name}: compiled for {kernel.target} as a program of several "
+                         "attn ops, which Python cannot call yet: on GPUs such programs run "
+                         "through the C++ JIT (attnc::Compiler, attn-run --backend=cuda)")
+    gpu = wrap(kernel, handle, kernel.signature.get("directory", ""))
     gpu.signature = kernel.signature
     return gpu

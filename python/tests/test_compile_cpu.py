@@ -175,7 +175,9 @@ def cpu_tests():
     kb = attnc.compile(bf16)
     print("KERNEL", repr(kb))
     error("bf16 cpu", lambda: kb(q, k, v))
-    error("gpu no disk cache", lambda: attnc.compile(bf16, target="sm_80", cache_dir=""))
+    # GPU kernels need no disk cache: they live in the launch library.
+    kg = attnc.compile(bf16, target="sm_80", cache_dir="")
+    print("GPU NO DISK CACHE", repr(kg), repr(kg.directory))
 
     # A compiler without a disk cache, then the memory cache.
     k0 = attnc.compile(example("causal"), cache_dir="")
@@ -202,44 +204,8 @@ def gpu_tests():
         print("OUTPUTS", [(p["name"], p["dtype"], p["shape"]) for p in kern.signature["outputs"]])
         q = np.zeros((1, 4, 64, 64), np.float32)
         error(f"call {target}", lambda: kern(q, q, q))
-    fallback_check(kern)
     st = attnc.cache_stats()
     print(f"STATS compiles={st['compiles']} disk_hits={st['disk_hits']}")
-
-
-def fallback_check(kern):
-    """attnc.load kernels load the PTX when the cubin is for another GPU
-    (CUDA_ERROR_NO_BINARY_FOR_GPU, 209), with a stand-in driver."""
-    from attnc import _driver
-    saved = (_driver.current_context, _driver.load_module, _driver.get_function,
-             _driver.allow_shared)
-
-    def run(code):
-        seen = []
-
-        def load_module(image):
-            if image.startswith(b"\x7fELF"):
-                seen.append("cubin")
-                raise _driver.DriverError(f"cuModuleLoadData failed: error {code}", code)
-            seen.append("ptx" + (" NUL-terminated" if image.endswith(b"\0") else ""))
-            return ctypes.c_void_p(1)
-        _driver.current_context = lambda: ctypes.c_void_p(1)
-        _driver.load_module = load_module
-        _driver.get_function = lambda mod, name: ctypes.c_void_p(2)
-        _driver.allow_shared = lambda fn, nbytes: seen.append(f"opt-in {nbytes} B")
-        try:
-            kern._modules.clear()
-            kern._functions()
-            print(f"LOADED after error {code}:", seen)
-        except attnc.AttncError as e:
-            print(f"ERROR after error {code}: {e}", seen)
-
-    try:
-        run(_driver.CUDA_ERROR_NO_BINARY_FOR_GPU)
-        run(200)  # CUDA_ERROR_INVALID_IMAGE: no fallback
-    finally:
-        (_driver.current_context, _driver.load_module, _driver.get_function,
-         _driver.allow_shared) = saved
 
 
 if "--gpu" in sys.argv[1:]:

@@ -180,6 +180,23 @@ TEST(Abi, RoundTripAttentionWgmmaWithBlockMap) {
   expectRoundTrip(setOf({attention("doc", true)}));
 }
 
+TEST(Abi, RoundTripAttentionFallback) {
+  // A wgmma kernel that spilled and was rebuilt as mma.sync says so; the
+  // field is written only when set.
+  Kernel k = attention("nb", false);
+  k.attention.fallback = "wgmma spilled 8 bytes; mma.sync used";
+  KernelSet set = setOf({k}, "sm_90a");
+  expectRoundTrip(set);
+  json::Value v = toJson(set);
+  const json::Object &a =
+      *(*v.getAsObject()->getArray("kernels"))[0].getAsObject();
+  EXPECT_EQ(a.getString("fallback"), k.attention.fallback);
+  json::Value plain = toJson(setOf({attention("causal", false)}, "sm_80"));
+  const json::Object &b =
+      *(*plain.getAsObject()->getArray("kernels"))[0].getAsObject();
+  EXPECT_FALSE(b.get("fallback"));
+}
+
 TEST(Abi, RoundTripLinear) {
   expectRoundTrip(setOf({linear("gla", false)}, "sm_80", "attnc"));
 }
@@ -210,6 +227,37 @@ TEST(Abi, RoundTripSeveralKernelsAndReductions) {
   seq = launchSequence(set.kernels[0]);
   ASSERT_EQ(seq.size(), 2u);
   EXPECT_EQ(seq[1]->kernel, "split_reduce");
+}
+
+/// An elementwise kernel of a GPU program: o = a <op> b over n elements.
+TEST(Abi, ElementwiseRoundTrip) {
+  Kernel k;
+  k.name = "elementwise";
+  k.kind = KernelKind::Elementwise;
+  k.ptxFile = "elementwise.ptx";
+  k.elementwise.kernel = "elementwise";
+  k.elementwise.grid = {SizeExpr::of("n", 256), SizeExpr::constant(1),
+                        SizeExpr::constant(1)};
+  k.elementwise.block = {256, 1, 1};
+  k.elementwise.args = {mem("a", "bf16"), mem("b", "bf16"), mem("o", "bf16"),
+                        scalar("n")};
+  Signature sig;
+  sig.inputs = {{"a", "bf16", {-1, 4}}, {"b", "bf16", {-1, 4}}};
+  sig.outputs = {{"o", "bf16", {-1, 4}}};
+  sig.inputNames = {"a", "b"};
+  k.signature = sig;
+  KernelSet set = setOf({k});
+  llvm::Expected<KernelSet> back = parseKernelSetText(formatKernelSet(set));
+  ASSERT_TRUE(bool(back)) << llvm::toString(back.takeError());
+  EXPECT_EQ(*back, set);
+  EXPECT_EQ(launchSequence(back->kernels[0]).front()->kernel, "elementwise");
+  // Its signature is what the launcher checks: without it, it is refused.
+  set.kernels[0].signature.reset();
+  llvm::Expected<KernelSet> bad = parseKernelSetText(formatKernelSet(set));
+  ASSERT_FALSE(bool(bad));
+  EXPECT_EQ(llvm::toString(bad.takeError()),
+            "manifest.kernels[0].inputs: missing field (an elementwise kernel "
+            "records its signature)");
 }
 
 TEST(Abi, LinearKernelAlone) {
@@ -435,7 +483,7 @@ TEST(Abi, RejectsUnknownRolesKindsAndNames) {
                          (*kernel0(m).getArray("grid"))[0] = "ceil(Q/128)";
                        }),
             "manifest.kernels[0].grid[0]: expected a size (an integer, B, H, "
-            "N, Nq, Nk, slices or ceil(<variable>/<integer>)), got "
+            "N, Nq, Nk, slices, n or ceil(<variable>/<integer>)), got "
             "'ceil(Q/128)'");
   EXPECT_EQ(errorAfter(wgmmaSet(),
                        [](json::Object &m) { kernel0(m)["name"] = "a-b"; }),
@@ -490,16 +538,17 @@ TEST(Abi, RejectsInconsistentKernels) {
                        }),
             "manifest.kernels[0].checks.lengths[0][1]: expected an integer in "
             "[0, 3], got 4");
-  EXPECT_EQ(errorAfter(linearSet(),
-                       [](json::Object &m) {
-                         (*kernel0(m).getObject("abi"))["scratch"] =
-                             json::Object{{"name", "scratch"},
-                                          {"dtype", "f32"},
-                                          {"elements", "B * x"}};
-                       }),
-            "manifest.kernels[0].abi.scratch.elements: expected a size (an "
-            "integer, B, H, N, Nq, Nk, slices or ceil(<variable>/<integer>)), "
-            "got ' x'");
+  EXPECT_EQ(
+      errorAfter(linearSet(),
+                 [](json::Object &m) {
+                   (*kernel0(m).getObject("abi"))["scratch"] =
+                       json::Object{{"name", "scratch"},
+                                    {"dtype", "f32"},
+                                    {"elements", "B * x"}};
+                 }),
+      "manifest.kernels[0].abi.scratch.elements: expected a size (an "
+      "integer, B, H, N, Nq, Nk, slices, n or ceil(<variable>/<integer>)), "
+      "got ' x'");
   KernelSet twice = setOf({attention("a", false), attention("a", false)});
   EXPECT_EQ(errorAfter(twice, [](json::Object &) {}),
             "manifest.kernels[1]: kernel 'a' appears twice");

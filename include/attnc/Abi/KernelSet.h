@@ -53,6 +53,7 @@ enum class ArgRole {
   InitialState, ///< initial_state
   FinalState,   ///< final_state
   Capture,      ///< capture<i>: the spec's captured tensors, in order
+  Operand,      ///< a, b: an elementwise kernel's operands
   BlockMap,     ///< block_map: the map kernel's output
   Workspace,    ///< phi_q, phi_k: the feature kernel's outputs
   Scratch,      ///< scratch
@@ -61,6 +62,7 @@ enum class ArgRole {
   SeqLenQ,      ///< Nq
   SeqLenK,      ///< Nk
   Slices,       ///< slices: the block map's (b, h) slices
+  Elements,     ///< n: an elementwise kernel's element count
   Stride,       ///< <t>_stride_{b,h,n}, t one of q, k, v, o, g (the gates)
 };
 
@@ -84,7 +86,7 @@ struct Arg {
 };
 
 /// A size known at launch: the constant `value`, the launch variable `var`
-/// (B, H, N, Nq, Nk or slices) or, with `value` > 1, ceil(var / value).
+/// (B, H, N, Nq, Nk, slices or n) or, with `value` > 1, ceil(var / value).
 struct SizeExpr {
   std::string var;
   int64_t value = 1;
@@ -147,6 +149,11 @@ struct AttentionKernel {
   bool lse = false;
   double scale = 1.0;
   std::string maskKind; // none, index, data or opaque
+  /// Why this is not the target's first choice of kernel, for people to
+  /// read (empty: it is). attn-aot and the JIT rebuild an sm_90a wgmma
+  /// kernel that ptxas reports spilling as the mma.sync kernel: "wgmma
+  /// spilled 96 bytes; mma.sync used".
+  std::string fallback;
   /// `main.kernel` is the kernel's name.
   Launch main;
   std::optional<BlockMap> blockMap;
@@ -212,7 +219,10 @@ struct Signature {
   bool operator==(const Signature &o) const;
 };
 
-enum class KernelKind { Attention, Linear };
+/// Attention and linear kernels compute an attn op; an elementwise kernel
+/// (`o[i] = a[i] <op> b[i]` over flat tensors) combines their results in a
+/// program of several attn ops.
+enum class KernelKind { Attention, Linear, Elementwise };
 
 struct Kernel {
   /// The spec function; also the attention kernel's function name.
@@ -223,6 +233,8 @@ struct Kernel {
   /// The description of `kind`.
   AttentionKernel attention;
   LinearKernel linear;
+  /// Elementwise kernels: the one launch (its signature is recorded).
+  Launch elementwise;
   /// Launched after the main kernel, in order (none are generated yet).
   std::vector<Launch> reductions;
   std::optional<Signature> signature;

@@ -1,4 +1,6 @@
-"""The few CUDA driver entry points attnc needs, through ctypes."""
+"""The few CUDA driver entry points the raw-kernel benchmarks (linear_gpu.py,
+sm90_checks.py) use, through ctypes. Not part of the attnc package: attnc
+kernels launch through the launch library (libattnc_runtime.so)."""
 
 import ctypes
 

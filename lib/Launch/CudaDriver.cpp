@@ -5,7 +5,6 @@
 //===----------------------------------------------------------------------===//
 
 #include "CudaDriver.h"
-#include "attnc/attnc.h"
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -107,93 +106,4 @@ llvm::Error attnc::cuda::check(CUresult r, llvm::StringRef what) {
                llvm::Twine(r) + ")");
 }
 
-bool attnc::cudaAvailable(std::string *why) {
-  const Loaded &l = load();
-  if (why)
-    *why = l.error;
-  return l.error.empty();
-}
-
-//===----------------------------------------------------------------------===//
-// attnc::cuda
-//===----------------------------------------------------------------------===//
-
-llvm::Error attnc::cuda::useDevice(int ordinal) {
-  auto d = driver();
-  if (!d)
-    return d.takeError();
-  int dev = 0;
-  CUcontext ctx = nullptr;
-  if (llvm::Error e = check(d->cuDeviceGet(&dev, ordinal),
-                            "cuDeviceGet(" + std::to_string(ordinal) + ")"))
-    return e;
-  if (llvm::Error e = check(d->cuDevicePrimaryCtxRetain(&ctx, dev),
-                            "cuDevicePrimaryCtxRetain"))
-    return e;
-  return check(d->cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
-}
-
-llvm::Expected<std::string> attnc::cuda::currentTarget() {
-  auto d = driver();
-  if (!d)
-    return d.takeError();
-  int dev = 0, major = 0, minor = 0;
-  if (llvm::Error e = check(d->cuCtxGetDevice(&dev),
-                            "cuCtxGetDevice (is a context current?)"))
-    return std::move(e);
-  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR.
-  if (llvm::Error e = check(d->cuDeviceGetAttribute(&major, 75, dev),
-                            "cuDeviceGetAttribute"))
-    return std::move(e);
-  if (llvm::Error e = check(d->cuDeviceGetAttribute(&minor, 76, dev),
-                            "cuDeviceGetAttribute"))
-    return std::move(e);
-  if (major == 9 && minor == 0)
-    return std::string("sm_90a");
-  if (major >= 8)
-    return std::string("sm_80");
-  return error("the GPU has compute capability " + llvm::Twine(major) + "." +
-               llvm::Twine(minor) + "; attnc kernels need 8.0 or newer");
-}
-
-llvm::Expected<void *> attnc::cuda::allocate(size_t bytes) {
-  auto d = driver();
-  if (!d)
-    return d.takeError();
-  CUdeviceptr p = 0;
-  if (llvm::Error e =
-          check(d->cuMemAlloc(&p, std::max<size_t>(bytes, 1)), "cuMemAlloc"))
-    return std::move(e);
-  return reinterpret_cast<void *>(p);
-}
-
-llvm::Error attnc::cuda::release(void *ptr) {
-  auto d = driver();
-  if (!d)
-    return d.takeError();
-  return check(d->cuMemFree(reinterpret_cast<CUdeviceptr>(ptr)), "cuMemFree");
-}
-
-llvm::Error attnc::cuda::copyToDevice(void *dst, const void *src,
-                                      size_t bytes) {
-  auto d = driver();
-  if (!d)
-    return d.takeError();
-  return check(d->cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(dst), src, bytes),
-               "cuMemcpyHtoD");
-}
-
-llvm::Error attnc::cuda::copyToHost(void *dst, const void *src, size_t bytes) {
-  auto d = driver();
-  if (!d)
-    return d.takeError();
-  return check(d->cuMemcpyDtoH(dst, reinterpret_cast<CUdeviceptr>(src), bytes),
-               "cuMemcpyDtoH");
-}
-
-llvm::Error attnc::cuda::synchronize() {
-  auto d = driver();
-  if (!d)
-    return d.takeError();
-  return check(d->cuCtxSynchronize(), "cuCtxSynchronize");
-}
+std::string attnc::cuda::unavailableReason() { return load().error; }

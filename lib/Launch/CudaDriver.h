@@ -1,10 +1,10 @@
 //===- CudaDriver.h - the CUDA driver API, loaded with dlopen -------------===//
 //
-// Part of attnc. Private to lib/Runtime.
+// Part of attnc. Private to the launch library (lib/Launch).
 //
 //===----------------------------------------------------------------------===//
-#ifndef ATTNC_RUNTIME_CUDADRIVER_H
-#define ATTNC_RUNTIME_CUDADRIVER_H
+#ifndef ATTNC_LAUNCH_CUDADRIVER_H
+#define ATTNC_LAUNCH_CUDADRIVER_H
 
 #include "llvm/Support/Error.h"
 
@@ -54,9 +54,12 @@ struct Driver {
 /// (no libcuda.so.1, a missing entry point, cuInit failing).
 llvm::Expected<const Driver &> driver();
 
+/// Why the driver cannot be used; empty when it can.
+std::string unavailableReason();
+
 /// "<what>: <driver's error string> (CUresult <r>)".
 llvm::Error check(CUresult r, llvm::StringRef what);
 
 } // namespace attnc::cuda
 
-#endif // ATTNC_RUNTIME_CUDADRIVER_H
+#endif // ATTNC_LAUNCH_CUDADRIVER_H

@@ -1,0 +1,97 @@
+//===- TensorChecks.h - checking tensors against a kernel's signature -*- C++
+//-*-===//
+//
+// Part of attnc. MLIR-free (LLVMSupport only), like the ABI it checks
+// against: the signature and value checks every launch runs before anything
+// runs, shared by the launch library (libattnc_runtime.so) and the CPU
+// kernels of the JIT (libattnc.so). Each links its own copy.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_ABI_TENSORCHECKS_H
+#define ATTNC_ABI_TENSORCHECKS_H
+
+#include "attnc/Abi/KernelSet.h"
+#include "attnc/attnc.h"
+
+#include "llvm/Support/JSON.h"
+
+#include <array>
+#include <tuple>
+
+namespace attnc {
+
+llvm::Error makeError(const llvm::Twine &msg);
+
+/// Shape and signature checks shared by the CPU and GPU launches.
+std::string shapeStr(llvm::ArrayRef<int64_t> shape);
+llvm::SmallVector<int64_t, 4> contiguousStrides(llvm::ArrayRef<int64_t> shape);
+llvm::SmallVector<int64_t, 4> stridesOf(const TensorRef &t);
+llvm::Error checkParam(llvm::StringRef kernel, llvm::StringRef role,
+                       const ParamInfo &p, const TensorRef &t);
+llvm::Error checkCounts(const KernelSignature &sig, size_t nin, size_t nout);
+/// checkCounts, then checkParam for every input and output.
+llvm::Error checkSignature(const KernelSignature &sig,
+                           llvm::ArrayRef<TensorRef> inputs,
+                           llvm::ArrayRef<TensorRef> outputs);
+/// For q, k, v, o (and lse): equal batch sizes, equal k/v lengths, o of
+/// shape [B, Hq, Nq, Dv].
+llvm::Error checkAttentionShapes(const KernelSignature &sig,
+                                 llvm::ArrayRef<TensorRef> inputs,
+                                 llvm::ArrayRef<TensorRef> outputs);
+
+llvm::Expected<DType> dtypeFromName(llvm::StringRef name);
+
+/// Checks on input values and lengths that the types cannot express.
+struct InputChecks {
+  /// Inputs holding log-gates of a decay: every value must be <= 0.
+  llvm::SmallVector<unsigned> logGates;
+  /// (input, dim, length): a token order fixes a sequence length.
+  llvm::SmallVector<std::tuple<unsigned, unsigned, int64_t>> lengths;
+  /// (input, dim, input, dim): sizes the op's semantics ties together
+  /// (batch and sequence lengths of q, k, v, gates and states).
+  llvm::SmallVector<std::array<unsigned, 4>> equalDims;
+  /// A captured tensor indexed by the spec with i, j, b or h (possibly
+  /// divided by a constant): dim `dim` of `input` needs at least
+  /// ceil(size(refInput, refDim) / divisor) elements.
+  struct MinExtent {
+    unsigned input, dim, refInput, refDim;
+    int64_t divisor;
+  };
+  llvm::SmallVector<MinExtent> minExtents;
+};
+
+/// The checks as the ABI writes them, and back.
+abi::ValueChecks abiChecks(const InputChecks &c);
+InputChecks inputChecksOf(const abi::ValueChecks &c);
+/// `sig` in the ABI with its input names (the kernel-argument names),
+/// constant decays and value checks.
+abi::Signature abiSignature(const KernelSignature &sig,
+                            llvm::ArrayRef<std::string> inputNames,
+                            llvm::ArrayRef<float> constDecay,
+                            const InputChecks &checks);
+/// The parameters of an ABI signature as the signature of kernel `name`.
+llvm::Expected<KernelSignature> kernelSignature(const abi::Signature &s,
+                                                llvm::StringRef name,
+                                                llvm::StringRef target);
+
+/// The checks above, on the launch's inputs (value checks only with host
+/// data).
+llvm::Error checkInputValues(const KernelSignature &sig,
+                             const InputChecks &checks,
+                             llvm::ArrayRef<TensorRef> inputs, bool host);
+
+/// Parameters as JSON: [{"name", "dtype", "shape"}] (the C API's signature
+/// and the disk cache's CPU entries).
+llvm::json::Array paramsJson(llvm::ArrayRef<ParamInfo> params);
+
+/// The signature in a kernel's description (attnc_rt_kernel_info's JSON:
+/// "name" and "signature": {"inputs", "outputs"}).
+llvm::Expected<KernelSignature> signatureOfInfo(const llvm::json::Value &info,
+                                                llvm::StringRef target);
+
+/// The signature of an attention kernel.
+KernelSignature gpuSignature(const abi::Kernel &kernel, llvm::StringRef target);
+
+} // namespace attnc
+
+#endif // ATTNC_ABI_TENSORCHECKS_H

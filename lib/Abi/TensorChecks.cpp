@@ -1,0 +1,362 @@
+//===- TensorChecks.cpp - checking tensors against a kernel's signature ---===//
+//
+// Part of attnc. Every launch checks shapes, dtypes and strides against the
+// kernel's signature before anything runs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Abi/TensorChecks.h"
+
+#include "llvm/ADT/StringExtras.h"
+
+#include <cmath>
+
+using namespace attnc;
+using llvm::ArrayRef;
+using llvm::StringRef;
+
+llvm::Error attnc::makeError(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+StringRef attnc::dtypeName(DType t) {
+  switch (t) {
+  case DType::F32:
+    return "f32";
+  case DType::F16:
+    return "f16";
+  case DType::BF16:
+    return "bf16";
+  case DType::I1:
+    return "i1";
+  case DType::I8:
+    return "i8";
+  case DType::I32:
+    return "i32";
+  case DType::I64:
+    return "i64";
+  }
+  return "?";
+}
+
+int64_t attnc::dtypeSize(DType t) {
+  switch (t) {
+  case DType::F32:
+  case DType::I32:
+    return 4;
+  case DType::F16:
+  case DType::BF16:
+    return 2;
+  case DType::I1:
+  case DType::I8:
+    return 1;
+  case DType::I64:
+    return 8;
+  }
+  return 0;
+}
+
+llvm::Expected<DType> attnc::dtypeFromName(StringRef name) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::I1, DType::I8,
+                  DType::I32, DType::I64})
+    if (dtypeName(t) == name)
+      return t;
+  return makeError("unsupported element type '" + name + "'");
+}
+
+llvm::json::Array attnc::paramsJson(ArrayRef<ParamInfo> params) {
+  llvm::json::Array a;
+  for (const ParamInfo &p : params) {
+    llvm::json::Array shape;
+    for (int64_t d : p.shape)
+      shape.push_back(d);
+    a.push_back(llvm::json::Object{{"name", p.name},
+                                   {"dtype", dtypeName(p.dtype)},
+                                   {"shape", std::move(shape)}});
+  }
+  return a;
+}
+
+std::string attnc::shapeStr(ArrayRef<int64_t> shape) {
+  std::string s = "[";
+  for (auto [i, d] : llvm::enumerate(shape))
+    s += (i ? ", " : "") + (d < 0 ? std::string("?") : std::to_string(d));
+  return s + "]";
+}
+
+llvm::SmallVector<int64_t, 4>
+attnc::contiguousStrides(ArrayRef<int64_t> shape) {
+  llvm::SmallVector<int64_t, 4> st(shape.size(), 1);
+  for (int i = int(shape.size()) - 2; i >= 0; --i)
+    st[i] = st[i + 1] * std::max<int64_t>(shape[i + 1], 1);
+  return st;
+}
+
+llvm::SmallVector<int64_t, 4> attnc::stridesOf(const TensorRef &t) {
+  return t.strides.empty() ? contiguousStrides(t.shape) : t.strides;
+}
+
+/// Checks `t` against `p`: dtype, rank, static dims, non-negative sizes,
+/// strides of the right rank.
+llvm::Error attnc::checkParam(StringRef kernel, StringRef role,
+                              const ParamInfo &p, const TensorRef &t) {
+  std::string what = (kernel + ": " + role + " '" + p.name + "'").str();
+  if (t.dtype != p.dtype)
+    return makeError(what + " must be " + dtypeName(p.dtype) + ", got " +
+                     dtypeName(t.dtype));
+  if (t.shape.size() != p.shape.size())
+    return makeError(what + " must have rank " + llvm::Twine(p.shape.size()) +
+                     " " + shapeStr(p.shape) + ", got " + shapeStr(t.shape));
+  for (auto [want, got] : llvm::zip(p.shape, t.shape)) {
+    if (got < 0)
+      return makeError(what + " has a negative size: " + shapeStr(t.shape));
+    if (want >= 0 && want != got)
+      return makeError(what + " must have shape " + shapeStr(p.shape) +
+                       ", got " + shapeStr(t.shape));
+  }
+  if (!t.strides.empty() && t.strides.size() != t.shape.size())
+    return makeError(what + " has " + llvm::Twine(t.strides.size()) +
+                     " strides for rank " + llvm::Twine(t.shape.size()));
+  bool empty = llvm::any_of(t.shape, [](int64_t d) { return d == 0; });
+  if (!t.data && !empty)
+    return makeError(what + " is a null pointer");
+  return llvm::Error::success();
+}
+
+llvm::Error attnc::checkCounts(const KernelSignature &sig, size_t nin,
+                               size_t nout) {
+  if (nin != sig.inputs.size() || nout != sig.outputs.size())
+    return makeError(sig.name + ": expected " + llvm::Twine(sig.inputs.size()) +
+                     " input(s) and " + llvm::Twine(sig.outputs.size()) +
+                     " output(s), got " + llvm::Twine(nin) + " and " +
+                     llvm::Twine(nout));
+  return llvm::Error::success();
+}
+
+llvm::Error attnc::checkSignature(const KernelSignature &sig,
+                                  ArrayRef<TensorRef> inputs,
+                                  ArrayRef<TensorRef> outputs) {
+  if (llvm::Error e = checkCounts(sig, inputs.size(), outputs.size()))
+    return e;
+  for (auto [p, t] : llvm::zip(sig.inputs, inputs))
+    if (llvm::Error e = checkParam(sig.name, "input", p, t))
+      return e;
+  for (auto [p, t] : llvm::zip(sig.outputs, outputs))
+    if (llvm::Error e = checkParam(sig.name, "output", p, t))
+      return e;
+  return llvm::Error::success();
+}
+
+/// For q, k, v, o (and lse): equal batch sizes, equal k/v lengths, o of
+/// shape [B, Hq, Nq, Dv].
+llvm::Error attnc::checkAttentionShapes(const KernelSignature &sig,
+                                        ArrayRef<TensorRef> in,
+                                        ArrayRef<TensorRef> out) {
+  const auto &q = in[0].shape, &k = in[1].shape, &v = in[2].shape;
+  if (q.size() != 4 || k.size() != 4 || v.size() != 4)
+    return llvm::Error::success();
+  if (k[0] != q[0] || v[0] != q[0])
+    return makeError(sig.name + ": batch sizes differ: q " + llvm::Twine(q[0]) +
+                     ", k " + llvm::Twine(k[0]) + ", v " + llvm::Twine(v[0]));
+  if (v[2] != k[2])
+    return makeError(sig.name + ": k and v sequence lengths differ: " +
+                     llvm::Twine(k[2]) + " vs " + llvm::Twine(v[2]));
+  llvm::SmallVector<int64_t, 4> oShape = {q[0], q[1], q[2], v[3]};
+  if (out[0].shape != ArrayRef<int64_t>(oShape))
+    return makeError(sig.name + ": o must have shape " + shapeStr(oShape) +
+                     ", got " + shapeStr(out[0].shape));
+  if (out.size() > 1) {
+    llvm::SmallVector<int64_t, 3> lShape = {q[0], q[1], q[2]};
+    if (out[1].shape != ArrayRef<int64_t>(lShape))
+      return makeError(sig.name + ": lse must have shape " + shapeStr(lShape) +
+                       ", got " + shapeStr(out[1].shape));
+  }
+  return llvm::Error::success();
+}
+
+llvm::Error attnc::checkInputValues(const KernelSignature &sig,
+                                    const InputChecks &checks,
+                                    ArrayRef<TensorRef> inputs, bool host) {
+  for (const std::array<unsigned, 4> &eq : checks.equalDims) {
+    int64_t x = inputs[eq[0]].shape[eq[1]], y = inputs[eq[2]].shape[eq[3]];
+    if (x != y)
+      return makeError(sig.name + ": input '" + sig.inputs[eq[0]].name +
+                       "' has size " + llvm::Twine(x) + " in dim " +
+                       llvm::Twine(eq[1]) + " but input '" +
+                       sig.inputs[eq[2]].name + "' has " + llvm::Twine(y) +
+                       " in dim " + llvm::Twine(eq[3]) + "; they must match");
+  }
+  for (const InputChecks::MinExtent &m : checks.minExtents) {
+    int64_t ref = inputs[m.refInput].shape[m.refDim];
+    int64_t need = (ref + m.divisor - 1) / m.divisor;
+    int64_t have = inputs[m.input].shape[m.dim];
+    if (have < need)
+      return makeError(
+          sig.name + ": input '" + sig.inputs[m.input].name + "' has " +
+          llvm::Twine(have) + " elements in dim " + llvm::Twine(m.dim) +
+          ", but the spec indexes it up to " + llvm::Twine(need - 1) +
+          " (from input '" + sig.inputs[m.refInput].name + "' dim " +
+          llvm::Twine(m.refDim) + " = " + llvm::Twine(ref) +
+          (m.divisor > 1 ? " / " + std::to_string(m.divisor) : std::string()) +
+          ")");
+  }
+  for (auto [in, dim, len] : checks.lengths)
+    if (inputs[in].shape[dim] != len)
+      return makeError(sig.name + ": the token order of '" + sig.name +
+                       "' is for sequences of " + llvm::Twine(len) +
+                       " tokens, got " + llvm::Twine(inputs[in].shape[dim]));
+  if (!host)
+    return llvm::Error::success();
+  for (unsigned in : checks.logGates) {
+    const TensorRef &t = inputs[in];
+    if (t.dtype != DType::F32)
+      continue;
+    int64_t n = 1;
+    for (int64_t d : t.shape)
+      n *= d;
+    const float *g = static_cast<const float *>(t.data);
+    for (int64_t i = 0; i < n; ++i)
+      if (!(g[i] <= 0.0f) || !std::isfinite(g[i]))
+        return makeError(sig.name + ": input '" + sig.inputs[in].name +
+                         "' holds log-gates of a decay, which must be finite "
+                         "and <= 0 (the decay is exp(g)); element " +
+                         llvm::Twine(i) + " is " + std::to_string(g[i]));
+  }
+  return llvm::Error::success();
+}
+
+abi::ValueChecks attnc::abiChecks(const InputChecks &c) {
+  abi::ValueChecks out;
+  for (unsigned g : c.logGates)
+    out.logGates.push_back(g);
+  for (auto [in, dim, len] : c.lengths)
+    out.lengths.push_back({in, dim, len});
+  for (const std::array<unsigned, 4> &eq : c.equalDims)
+    out.equalDims.push_back({eq[0], eq[1], eq[2], eq[3]});
+  for (const InputChecks::MinExtent &m : c.minExtents)
+    out.minExtents.push_back({m.input, m.dim, m.refInput, m.refDim, m.divisor});
+  return out;
+}
+
+/// The ABI's reader has checked that every index names an input and dim.
+InputChecks attnc::inputChecksOf(const abi::ValueChecks &c) {
+  InputChecks out;
+  for (int64_t g : c.logGates)
+    out.logGates.push_back(unsigned(g));
+  for (const std::array<int64_t, 3> &l : c.lengths)
+    out.lengths.push_back({unsigned(l[0]), unsigned(l[1]), l[2]});
+  for (const std::array<int64_t, 4> &eq : c.equalDims)
+    out.equalDims.push_back(
+        {unsigned(eq[0]), unsigned(eq[1]), unsigned(eq[2]), unsigned(eq[3])});
+  for (const std::array<int64_t, 5> &m : c.minExtents)
+    out.minExtents.push_back(
+        {unsigned(m[0]), unsigned(m[1]), unsigned(m[2]), unsigned(m[3]), m[4]});
+  return out;
+}
+
+abi::Signature attnc::abiSignature(const KernelSignature &sig,
+                                   ArrayRef<std::string> inputNames,
+                                   ArrayRef<float> constDecay,
+                                   const InputChecks &checks) {
+  abi::Signature s;
+  auto params = [](ArrayRef<ParamInfo> ps, std::vector<abi::Param> &dst) {
+    for (const ParamInfo &p : ps)
+      dst.push_back({p.name, dtypeName(p.dtype).str(),
+                     std::vector<int64_t>(p.shape.begin(), p.shape.end())});
+  };
+  params(sig.inputs, s.inputs);
+  params(sig.outputs, s.outputs);
+  s.inputNames.assign(inputNames.begin(), inputNames.end());
+  s.constDecay.assign(constDecay.begin(), constDecay.end());
+  s.checks = abiChecks(checks);
+  return s;
+}
+
+llvm::Expected<KernelSignature> attnc::kernelSignature(const abi::Signature &s,
+                                                       StringRef name,
+                                                       StringRef target) {
+  KernelSignature sig;
+  sig.name = name.str();
+  sig.target = target.str();
+  auto params = [](ArrayRef<abi::Param> ps,
+                   llvm::SmallVectorImpl<ParamInfo> &dst) -> llvm::Error {
+    for (const abi::Param &p : ps) {
+      auto dtype = dtypeFromName(p.dtype);
+      if (!dtype)
+        return dtype.takeError();
+      dst.push_back({p.name, *dtype, {p.shape.begin(), p.shape.end()}});
+    }
+    return llvm::Error::success();
+  };
+  if (llvm::Error e = params(s.inputs, sig.inputs))
+    return std::move(e);
+  if (llvm::Error e = params(s.outputs, sig.outputs))
+    return std::move(e);
+  return sig;
+}
+
+KernelSignature attnc::gpuSignature(const abi::Kernel &kernel,
+                                    StringRef target) {
+  const abi::AttentionKernel &a = kernel.attention;
+  KernelSignature s;
+  s.name = kernel.name;
+  s.target = target.str();
+  DType dt = a.dtype == "bf16" ? DType::BF16 : DType::F16;
+  s.inputs.push_back({"q", dt, {-1, a.headsQ, -1, a.headDim}});
+  s.inputs.push_back({"k", dt, {-1, a.headsKv, -1, a.headDim}});
+  s.inputs.push_back({"v", dt, {-1, a.headsKv, -1, a.valueDim}});
+  s.outputs.push_back({"o", dt, {-1, a.headsQ, -1, a.valueDim}});
+  if (a.lse)
+    s.outputs.push_back({"lse", DType::F32, {-1, a.headsQ, -1}});
+  for (const abi::Arg &arg : a.main.args)
+    if (abi::argRole(arg.name) == abi::ArgRole::Capture) {
+      ParamInfo p;
+      p.name = arg.name;
+      p.dtype = llvm::cantFail(dtypeFromName(arg.elem));
+      p.shape.assign(arg.rank, -1);
+      s.inputs.push_back(p);
+    }
+  return s;
+}
+
+/// Parameters written by paramsJson.
+static llvm::Error paramsOf(const llvm::json::Array *a,
+                            llvm::SmallVectorImpl<ParamInfo> &out) {
+  if (!a)
+    return makeError("the kernel description has no parameter list");
+  for (const llvm::json::Value &v : *a) {
+    const llvm::json::Object *o = v.getAsObject();
+    const llvm::json::Array *shape = o ? o->getArray("shape") : nullptr;
+    auto name = o ? o->getString("name") : std::nullopt;
+    auto dtype = o ? o->getString("dtype") : std::nullopt;
+    if (!shape || !name || !dtype)
+      return makeError("a parameter of the kernel description lacks name, "
+                       "dtype or shape");
+    ParamInfo p;
+    p.name = name->str();
+    auto dt = dtypeFromName(*dtype);
+    if (!dt)
+      return dt.takeError();
+    p.dtype = *dt;
+    for (const llvm::json::Value &d : *shape)
+      p.shape.push_back(d.getAsInteger().value_or(-1));
+    out.push_back(std::move(p));
+  }
+  return llvm::Error::success();
+}
+
+llvm::Expected<KernelSignature>
+attnc::signatureOfInfo(const llvm::json::Value &info, StringRef target) {
+  const llvm::json::Object *o = info.getAsObject();
+  const llvm::json::Object *s = o ? o->getObject("signature") : nullptr;
+  if (!s || !o->getString("name"))
+    return makeError("the kernel description has no name or signature");
+  KernelSignature sig;
+  sig.name = o->getString("name")->str();
+  sig.target = target.str();
+  if (llvm::Error e = paramsOf(s->getArray("inputs"), sig.inputs))
+    return std::move(e);
+  if (llvm::Error e = paramsOf(s->getArray("outputs"), sig.outputs))
+    return std::move(e);
+  return sig;
+}

@@ -1,0 +1,215 @@
+//===- AttentionLaunch.cpp - launching FlashAttention kernels -------------===//
+//
+// Part of attnc. The launch sequence of an attention kernel (docs/gpu.md):
+// the block-map kernel when the mask reads captured data, then the main
+// kernel over a (q tiles, Hq, B) grid.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Context.h"
+#include "CudaDriver.h"
+#include "KernelLauncher.h"
+#include "LaunchParams.h"
+#include "TensorMapCache.h"
+
+using namespace attnc;
+using namespace attnc::rt;
+using llvm::ArrayRef;
+
+namespace {
+class AttentionLauncher : public KernelLauncher {
+public:
+  using KernelLauncher::KernelLauncher;
+  llvm::Error launch(ArrayRef<TensorRef> inputs, ArrayRef<TensorRef> outputs,
+                     void *stream) override;
+
+private:
+  struct Functions {
+    void *module = nullptr, *fn = nullptr, *mapFn = nullptr;
+  };
+  llvm::Expected<Functions> functions();
+  llvm::Error checkLayout(ArrayRef<TensorRef> inputs,
+                          ArrayRef<TensorRef> outputs) const;
+  llvm::Error pushOperands(LaunchParams &params,
+                           ArrayRef<const TensorRef *> qkvo);
+  llvm::Expected<TensorRef> launchBlockMap(void *mapFn,
+                                           ArrayRef<TensorRef> captures,
+                                           int64_t B, int64_t Nq, int64_t Nk,
+                                           void *stream);
+
+  PerContext<Functions> perContext;
+  TensorMapCache maps[3];
+};
+} // namespace
+
+llvm::Expected<AttentionLauncher::Functions> AttentionLauncher::functions() {
+  return perContext.get(sig.name, [&]() -> llvm::Expected<Functions> {
+    Functions f;
+    const abi::AttentionKernel &a = kernel.attention;
+    // Only wgmma kernels take their shared memory dynamically.
+    if (llvm::Error e = loadFunction(f.module, f.fn, a.main.kernel,
+                                     a.main.dynamicSharedBytes))
+      return std::move(e);
+    if (a.blockMap)
+      if (llvm::Error e =
+              loadFunction(f.module, f.mapFn, a.blockMap->launch.kernel, 0))
+        return std::move(e);
+    return f;
+  });
+}
+
+/// q, k, v and o: a contiguous head dim, strides that are multiples of 8,
+/// 16-byte alignment (16-byte vector loads and TMA); a contiguous lse.
+llvm::Error AttentionLauncher::checkLayout(ArrayRef<TensorRef> inputs,
+                                           ArrayRef<TensorRef> outputs) const {
+  const TensorRef *qkvo[] = {&inputs[0], &inputs[1], &inputs[2], &outputs[0]};
+  const char *names[] = {"q", "k", "v", "o"};
+  for (int i = 0; i < 4; ++i) {
+    auto st = stridesOf(*qkvo[i]);
+    if (st[3] != 1 || st[0] % 8 || st[1] % 8 || st[2] % 8 ||
+        reinterpret_cast<uintptr_t>(qkvo[i]->data) % 16)
+      return makeError(sig.name + ": " + names[i] +
+                       " needs a contiguous head dim, strides that are "
+                       "multiples of 8 and 16-byte alignment (strides " +
+                       shapeStr(st) + ")");
+  }
+  if (kernel.attention.lse &&
+      stridesOf(outputs[1]) != contiguousStrides(outputs[1].shape))
+    return makeError(sig.name + ": lse must be contiguous");
+  return llvm::Error::success();
+}
+
+/// q, k, v (TMA maps for wgmma kernels, memrefs otherwise) and o.
+llvm::Error AttentionLauncher::pushOperands(LaunchParams &params,
+                                            ArrayRef<const TensorRef *> qkvo) {
+  const abi::AttentionKernel &ak = kernel.attention;
+  bool wgmma = ak.variant == abi::Variant::Wgmma;
+  const char *names[] = {"q", "k", "v"};
+  for (int i = 0; i < 3; ++i) {
+    if (!wgmma) {
+      params.memref(*qkvo[i], /*flat=*/true);
+      continue;
+    }
+    auto map = maps[i].get(*qkvo[i], ak.main.args[i].boxRows,
+                           sig.name + " (" + names[i] + ")");
+    if (!map)
+      return map.takeError();
+    uint64_t words[16];
+    std::copy(map->begin(), map->end(), words);
+    params.pushMap(words);
+  }
+  params.memref(*qkvo[3], /*flat=*/true);
+  return llvm::Error::success();
+}
+
+/// Launches the map kernel into a stream-ordered workspace of one i8 class
+/// per (slice, q tile, kv tile); the caller frees it after the main kernel.
+llvm::Expected<TensorRef>
+AttentionLauncher::launchBlockMap(void *mapFn, ArrayRef<TensorRef> captures,
+                                  int64_t B, int64_t Nq, int64_t Nk,
+                                  void *stream) {
+  const abi::AttentionKernel &ak = kernel.attention;
+  const abi::BlockMap &bm = *ak.blockMap;
+  const cuda::Driver &drv = *cuda::driver();
+  auto *s = static_cast<cuda::CUstream>(stream);
+  int64_t Hq = ak.headsQ;
+  int64_t slices = bm.slices == abi::MapSlices::BatchHeads ? B * Hq
+                   : bm.slices == abi::MapSlices::Heads    ? Hq
+                   : bm.slices == abi::MapSlices::Batch    ? B
+                                                           : 1;
+  int64_t nqt = (Nq + ak.blockQ - 1) / ak.blockQ;
+  int64_t nkt = (Nk + ak.blockKv - 1) / ak.blockKv;
+  int64_t bytes = std::max<int64_t>(slices * nqt * nkt, 1);
+  cuda::CUdeviceptr work = 0;
+  if (llvm::Error e = cuda::check(drv.cuMemAllocAsync(&work, bytes, s),
+                                  sig.name + ": allocating the block map"))
+    return std::move(e);
+  TensorRef w;
+  w.data = reinterpret_cast<void *>(work);
+  w.dtype = DType::I8;
+  w.shape = {bytes};
+  LaunchParams mp;
+  for (const TensorRef &c : captures)
+    mp.memref(c, /*flat=*/false);
+  mp.memref(w, /*flat=*/true);
+  mp.push(slices);
+  mp.push(Nq);
+  mp.push(Nk);
+  if (llvm::Error e = cuda::check(
+          drv.cuLaunchKernel(mapFn, unsigned(nqt), unsigned(nkt),
+                             unsigned(slices), unsigned(bm.launch.block[0]), 1,
+                             1, 0, s, mp.finish(), nullptr),
+          sig.name + ": launching the block-map kernel")) {
+    (void)drv.cuMemFreeAsync(work, s);
+    return std::move(e);
+  }
+  return w;
+}
+
+llvm::Error AttentionLauncher::launch(ArrayRef<TensorRef> inputs,
+                                      ArrayRef<TensorRef> outputs,
+                                      void *stream) {
+  if (llvm::Error e = checkSignature(sig, inputs, outputs))
+    return e;
+  if (llvm::Error e = checkAttentionShapes(sig, inputs, outputs))
+    return e;
+  if (llvm::Error e = checkInputValues(sig, checks, inputs, /*host=*/false))
+    return e;
+  if (llvm::Error e = checkLayout(inputs, outputs))
+    return e;
+  int64_t B = inputs[0].shape[0], Nq = inputs[0].shape[2],
+          Nk = inputs[1].shape[2];
+  if (B == 0 || Nq == 0)
+    return llvm::Error::success();
+  auto fns = functions();
+  if (!fns)
+    return fns.takeError();
+  const abi::AttentionKernel &ak = kernel.attention;
+  const TensorRef *qkvo[] = {&inputs[0], &inputs[1], &inputs[2], &outputs[0]};
+  LaunchParams params;
+  if (llvm::Error e = pushOperands(params, qkvo))
+    return e;
+  if (ak.lse)
+    params.memref(outputs[1], /*flat=*/true);
+  ArrayRef<TensorRef> captures = inputs.drop_front(3);
+  for (const TensorRef &c : captures)
+    params.memref(c, /*flat=*/false);
+  cuda::CUdeviceptr work = 0;
+  if (fns->mapFn) {
+    auto w = launchBlockMap(fns->mapFn, captures, B, Nq, Nk, stream);
+    if (!w)
+      return w.takeError();
+    work = reinterpret_cast<cuda::CUdeviceptr>(w->data);
+    params.memref(*w, /*flat=*/true);
+  }
+  params.push(B);
+  params.push(Nq);
+  params.push(Nk);
+  for (const TensorRef *t : qkvo) {
+    auto st = stridesOf(*t);
+    params.push(st[0]);
+    params.push(st[1]);
+    params.push(st[2]);
+  }
+  const cuda::Driver &drv = *cuda::driver();
+  auto *s = static_cast<cuda::CUstream>(stream);
+  unsigned gridX = unsigned((Nq + ak.blockQ - 1) / ak.blockQ);
+  llvm::Error e =
+      cuda::check(drv.cuLaunchKernel(fns->fn, gridX, unsigned(ak.headsQ),
+                                     unsigned(B), unsigned(ak.main.block[0]), 1,
+                                     1, unsigned(ak.main.dynamicSharedBytes), s,
+                                     params.finish(), nullptr),
+                  sig.name + ": cuLaunchKernel");
+  if (work)
+    if (llvm::Error fe = cuda::check(drv.cuMemFreeAsync(work, s),
+                                     sig.name + ": freeing the block map"))
+      return llvm::joinErrors(std::move(e), std::move(fe));
+  return e;
+}
+
+std::unique_ptr<KernelLauncher>
+attnc::rt::makeAttentionLauncher(KernelSignature sig, abi::Kernel kernel,
+                                 KernelImages images, InputChecks checks) {
+  return std::unique_ptr<KernelLauncher>(new AttentionLauncher(
+      std::move(sig), std::move(kernel), std::move(images), std::move(checks)));
+}
