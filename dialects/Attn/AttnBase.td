@@ -86,6 +86,15 @@ def Attn_MaskInfoAttr : Attn_Attr<"MaskInfo", "mask_info"> {
   let assemblyFormat = "`<` struct(params) `>`";
 }
 
+/// A compilation target, the C++ enum mlir::attn::Target of the
+/// AttncTargetDesc library (include/attnc/Target/TargetDesc.h), written as
+/// its quoted name: "cpu", "sm_80" or "sm_90a" (a bare name also parses).
+def Attn_TargetParameter : AttrParameter<"::mlir::attn::Target",
+                                         "compilation target"> {
+  let parser = "::mlir::attn::parseTargetParameter($_parser)";
+  let printer = [{ $_printer << '"' << ::mlir::attn::stringifyTarget($_self) << '"' }];
+}
+
 def Attn_ScheduleAttr : Attn_Attr<"Schedule", "schedule"> {
   let summary = "IO-aware tiling schedule";
   let description = [{
@@ -93,11 +102,12 @@ def Attn_ScheduleAttr : Attn_Attr<"Schedule", "schedule"> {
     keeps it). `block_q` x `block_kv` is the tile of the score matrix that
     one step of the online softmax processes; `warps` the warps per thread
     block on GPUs; `stages` the depth of the kv pipeline; `smem_bytes` the
-    on-chip bytes the tiles occupy for this head dim and dtype.
+    on-chip bytes the tiles occupy for this head dim and dtype. `target` is
+    one of `"cpu"`, `"sm_80"` and `"sm_90a"` (stored as an enum).
 
     Example: `#attn.schedule<target = "sm_80", block_q = 128, block_kv = 64, warps = 4, stages = 2, smem_bytes = 65536>`
   }];
-  let parameters = (ins StringRefParameter<"target name">:$target,
+  let parameters = (ins Attn_TargetParameter:$target,
                         "int64_t":$block_q, "int64_t":$block_kv,
                         "int64_t":$warps, "int64_t":$stages,
                         "int64_t":$smem_bytes);

@@ -28,6 +28,8 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/IRMapping.h"
 
+#include "llvm/Support/Debug.h"
+
 #include <limits>
 
 namespace mlir::attn {
@@ -974,7 +976,7 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
     return op.emitOpError()
            << "needs #attn.schedule and #attn.mask_info before GPU code "
               "generation (run attn-analyze-masks and attn-select-schedule)";
-  if (sched.getTarget() == "cpu")
+  if (sched.getTarget() == Target::Cpu)
     return op.emitOpError() << "has a CPU schedule; select a GPU target "
                                "(sm_80 or sm_90a) for GPU code generation";
   auto qType = cast<RankedTensorType>(op.getQ().getType());
@@ -999,12 +1001,11 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   int64_t elemBytes = 2;
   // sm_90a with the schedule's 128 (or 64) x 128 tiles: TMA + wgmma, one
   // warpgroup per 64 query rows (AttnToGPUSm90.cpp).
-  const TargetDesc *tdesc = lookupTarget(sched.getTarget());
-  bool wgmma =
-      tdesc && tdesc->wgmma && sm90Tile(bq, bkv) && sm90Supports(true, d, dv);
+  const TargetDesc &tdesc = getTargetDesc(sched.getTarget());
+  bool wgmma = tdesc.wgmma && sm90Tile(bq, bkv) && sm90Supports(true, d, dv);
   int64_t shared = wgmma ? sm90SharedBytes(bq, d, dv)
-                         : (rowsK * (d + 8) + bkv * (dv + 8)) * elemBytes;
-  if (!wgmma && shared > 48 * 1024)
+                         : mmaSyncSharedBytes(rowsK, d, dv, elemBytes);
+  if (!wgmma && shared > kStaticSharedBytes)
     return op.emitOpError()
            << "the mma.sync kernel's " << bkv << "-row tiles of K and V need "
            << shared
@@ -1017,7 +1018,7 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
 
   KernelInfo info;
   info.name = name.str();
-  info.target = sched.getTarget().str();
+  info.target = stringifyTarget(sched.getTarget()).str();
   info.dtype = elem.isBF16() ? "bf16" : "f16";
   info.headDim = d;
   info.valueDim = dv;
@@ -1189,6 +1190,7 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   return info;
 }
 
+#define DEBUG_TYPE "convert-attn-to-gpu"
 namespace {
 struct ConvertAttnToGPUPass
     : public mlir::attn::impl::ConvertAttnToGPUBase<ConvertAttnToGPUPass> {
@@ -1200,9 +1202,12 @@ struct ConvertAttnToGPUPass
       std::string name = func ? func.getName().str() : "attention";
       work.push_back({op, name});
     });
-    for (auto &[op, name] : work)
+    for (auto &[op, name] : work) {
+      LLVM_DEBUG(llvm::dbgs() << "kernel '" << name << "' for "
+                              << op.getScheduleAttr() << "\n");
       if (failed(buildAttentionKernel(op, module, name)))
         return signalPassFailure();
+    }
   }
 };
 } // namespace

@@ -10,6 +10,9 @@
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "llvm/Support/Debug.h"
+
+#define DEBUG_TYPE "attn-finalize-sm90"
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNFINALIZESM90
@@ -52,6 +55,8 @@ struct AttnFinalizeSm90Pass
                         b.getUnitAttr());
       }
       func->removeAttr("attn.tma_args");
+      LLVM_DEBUG(llvm::dbgs() << func.getName() << ": " << tma.size()
+                              << " TMA maps passed by value\n");
     });
     if (failedAny)
       return signalPassFailure();

@@ -54,6 +54,7 @@
 #include "mlir/IR/Matchers.h"
 
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Debug.h"
 #include "llvm/Support/raw_ostream.h"
 
 namespace mlir::attn {
@@ -1408,7 +1409,7 @@ LogicalResult mlir::attn::checkLinearGpuSupport(Operation *op,
   if (!sched)
     return op->emitOpError() << "needs #attn.schedule before GPU code "
                                 "generation (run attn-select-schedule)";
-  if (sched.getTarget() == "cpu")
+  if (sched.getTarget() == Target::Cpu)
     return op->emitOpError() << "has a CPU schedule; select a GPU target "
                                 "(sm_80 or sm_90a) for GPU code generation";
   if (!s.elem.isBF16() && !s.elem.isF16())
@@ -1682,6 +1683,7 @@ mlir::attn::buildLinearKernel(Operation *op, ModuleOp module, StringRef name,
   return abi;
 }
 
+#define DEBUG_TYPE "convert-attn-linear-to-gpu"
 namespace {
 struct ConvertAttnLinearToGPUPass
     : public mlir::attn::impl::ConvertAttnLinearToGPUBase<
@@ -1721,6 +1723,9 @@ struct ConvertAttnLinearToGPUPass
       // An explicit dv-slice wins; otherwise the measured default.
       int64_t ds =
           dvSlice.hasValue() ? int64_t(dvSlice) : defaultLinearDvSlice(op);
+      LLVM_DEBUG(llvm::dbgs() << "kernel '" << name << "' for "
+                              << op->getAttr("schedule") << ", dv slice " << ds
+                              << "\n");
       if (failed(buildLinearKernel(op, module, name, ds)))
         return signalPassFailure();
     }

@@ -14,6 +14,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/Debug.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -21,6 +22,8 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <fmt/format.h>
+
+#define DEBUG_TYPE "attn-aot"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -168,11 +171,12 @@ std::string mlir::attn::launcherSource(const attn::KernelInfo &info,
     decls += fmt::format("  attnc_tmap {}_map;\n", a.name);
   }
   std::string smemOptIn =
-      dynSmem > 48 * 1024 ? fmt::format("  if (r == ATTNC_SUCCESS)\n"
-                                        "    r = attnc_{0}_cuFuncSetAttribute("
-                                        "attnc_{0}_function, 8, {1});\n",
-                                        info.name, dynSmem)
-                          : std::string();
+      dynSmem > kStaticSharedBytes
+          ? fmt::format("  if (r == ATTNC_SUCCESS)\n"
+                        "    r = attnc_{0}_cuFuncSetAttribute("
+                        "attnc_{0}_function, 8, {1});\n",
+                        info.name, dynSmem)
+          : std::string();
   std::string mapLoad =
       info.mapKernel.empty()
           ? std::string()
@@ -355,10 +359,12 @@ llvm::Error mlir::attn::writeFile(StringRef path, StringRef data) {
   return llvm::Error::success();
 }
 
-/// Whether a `ptxas -v` log reports spill stores or loads.
-static bool spills(StringRef log) {
+/// The bytes of spill stores a `ptxas -v` log reports (the largest over its
+/// functions), or of spill loads where there are no stores; 0 without spills.
+static int64_t spillBytes(StringRef log) {
   SmallVector<StringRef> lines;
   log.split(lines, '\n');
+  int64_t stores = 0, loads = 0;
   for (StringRef l : lines)
     for (StringRef what : {" bytes spill stores", " bytes spill loads"}) {
       size_t at = l.find(what);
@@ -366,10 +372,13 @@ static bool spills(StringRef log) {
         continue;
       StringRef n = l.take_front(at).rtrim();
       n = n.drop_front(n.find_last_of(' ') + 1);
-      if (n != "0")
-        return true;
+      int64_t bytes = 0;
+      if (n.getAsInteger(10, bytes))
+        continue;
+      int64_t &sum = what.contains("stores") ? stores : loads;
+      sum = std::max(sum, bytes);
     }
-  return false;
+  return stores ? stores : loads;
 }
 
 std::string mlir::attn::binaryPtx(ModuleOp module) {
@@ -386,12 +395,12 @@ llvm::Expected<std::vector<GpuKernelArtifact>>
 mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
   const TargetDesc *t = lookupTarget(options.target);
   if (!t || !t->isGpu)
-    return fail("unsupported target '" + options.target +
-                "' (expected sm_80 or sm_90a)");
+    return fail("unsupported target '" + options.target + "' (expected " +
+                knownTargetNames(/*gpuOnly=*/true) + ")");
   MLIRContext *ctx = module.getContext();
   registerAttncPipelines();
   PassManager pm(ctx, ModuleOp::getOperationName());
-  addScheduleSelection(pm, options.target, options.blockQ, options.blockKv);
+  addScheduleSelection(pm, t->kind, options.blockQ, options.blockKv);
   if (failed(pm.run(module)))
     return fail("mask analysis or schedule selection failed");
 
@@ -439,7 +448,8 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
                 "docs/linear-gpu.md)");
 
   std::vector<GpuKernelArtifact> out;
-  std::string chip = options.target == "sm_90a" ? "sm_90a" : "sm_80";
+  // Why the op being compiled was rebuilt as another kernel ("": it was not).
+  std::string fallback;
   for (size_t opIdx = 0; opIdx < ops.size(); ++opIdx) {
     auto &[op, name] = ops[opIdx];
     GpuKernelArtifact art;
@@ -448,12 +458,17 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
     if (failed(info))
       return fail("code generation failed for '" + name + "'");
     art.info = *info;
+    art.fallback = std::exchange(fallback, std::string());
+    LLVM_DEBUG(llvm::dbgs() << "'" << name << "': " << art.info.variant << " "
+                            << art.info.blockQ << "x" << art.info.blockKv
+                            << ", " << art.info.threads << " threads, "
+                            << art.info.sharedBytes << " B shared\n");
     if (options.keepIR) {
       llvm::raw_string_ostream os(art.ir);
       kmod->print(os);
     }
     PassManager lower(ctx, ModuleOp::getOperationName());
-    buildGpuBinaryPipeline(lower, chip);
+    buildGpuBinaryPipeline(lower, t->chip);
     if (failed(lower.run(*kmod)))
       return fail("lowering '" + name + "' to PTX failed");
     art.ptx = binaryPtx(*kmod);
@@ -475,7 +490,7 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
       });
       if (llvm::Error e = writeFile(in, art.ptx))
         return std::move(e);
-      std::string arch = "-arch=" + chip;
+      std::string arch = ("-arch=" + t->chip).str();
       SmallVector<StringRef> args = {options.ptxas, arch,    "-O3", "-v",
                                      "-o",          outPath, in};
 
@@ -498,11 +513,17 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
       // registers; a heavy mask region can push it into spills. Unless the
       // tiles were forced, such an op is rebuilt as the mma.sync kernel with
       // 64 x 64 tiles (the sm_80 choice for masked variants).
+      int64_t spilled = spillBytes(art.ptxasLog);
       if (art.info.variant == "wgmma" && !options.blockQ && !options.blockKv &&
-          spills(art.ptxasLog)) {
+          spilled) {
         int64_t d = op.getHeadDim(), dv = op.getValueDim();
-        op.setScheduleAttr(ScheduleAttr::get(ctx, options.target, 64, 64, 4, 1,
-                                             64 * (d + 8 + dv + 8) * 2));
+        fallback =
+            fmt::format("wgmma spilled {} bytes; mma.sync used", spilled);
+        LLVM_DEBUG(llvm::dbgs() << "'" << name << "': " << fallback << "\n");
+        const int64_t tile = kMmaSyncFallbackTile;
+        op.setScheduleAttr(ScheduleAttr::get(
+            ctx, t->kind, tile, tile, tile / 16, 1,
+            mmaSyncSharedBytes(tile, d, dv, /*elemBytes=*/2)));
         --opIdx;
         continue;
       }
@@ -549,6 +570,7 @@ abi::Kernel mlir::attn::abiKernelOf(const GpuKernelArtifact &art) {
   a.lse = info.lse;
   a.scale = info.scale;
   a.maskKind = info.maskKind;
+  a.fallback = art.fallback;
   // One block per (q tile, head, batch); wgmma kernels take their shared
   // memory dynamically.
   a.main.kernel = info.name;

@@ -159,6 +159,11 @@ void mlir::attn::addScheduleSelection(OpPassManager &pm, StringRef target,
   pm.addPass(attn::createAttnSelectSchedule(schedule));
 }
 
+void mlir::attn::addScheduleSelection(OpPassManager &pm, Target target,
+                                      int64_t blockQ, int64_t blockKv) {
+  addScheduleSelection(pm, stringifyTarget(target), blockQ, blockKv);
+}
+
 /// The spec-level part of the CPU pipeline: attn ops to loops on tensors.
 static void addCpuSpecPasses(OpPassManager &pm,
                              const attn::CpuPipelineOptions &options) {
@@ -166,7 +171,8 @@ static void addCpuSpecPasses(OpPassManager &pm,
     pm.addPass(attn::createConvertAttnToReference());
     return;
   }
-  attn::addScheduleSelection(pm, "cpu", options.blockQ, options.blockKv);
+  attn::addScheduleSelection(pm, attn::Target::Cpu, options.blockQ,
+                             options.blockKv);
   attn::AttnTileOptions tile;
   tile.linearForm = options.linearForm;
   pm.addPass(attn::createAttnTile(tile));
@@ -237,23 +243,24 @@ LogicalResult mlir::attn::buildCompilePipeline(
   registerPipelinePasses();
   if (blockQ < 0 || blockKv < 0)
     return error("attn-compile: tile sizes must not be negative");
-  if (target == "cpu") {
+  const TargetDesc *t = lookupTarget(target);
+  if (!t)
+    return error("attn-compile: unsupported target '" + target +
+                 "' (expected " + knownTargetNames() + ")");
+  if (!t->isGpu) {
     CpuPipelineOptions o;
     o.blockQ = blockQ;
     o.blockKv = blockKv;
     buildCpuPipeline(pm, o);
     return success();
   }
-  if (target != "sm_80" && target != "sm_90a")
-    return error("attn-compile: unsupported target '" + target +
-                 "' (expected cpu, sm_80 or sm_90a)");
   if (format != "isa" && format != "bin" && format != "fatbin")
     return error("attn-compile: unknown format '" + format +
                  "' (expected isa, bin or fatbin)");
-  addScheduleSelection(pm, target, blockQ, blockKv);
+  addScheduleSelection(pm, t->kind, blockQ, blockKv);
   pm.addPass(createConvertAttnToGPU());
   pm.addPass(createConvertAttnLinearToGPU());
-  buildGpuBinaryPipeline(pm, target, format);
+  buildGpuBinaryPipeline(pm, t->chip, format);
   return success();
 }
 

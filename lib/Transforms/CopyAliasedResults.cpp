@@ -9,6 +9,9 @@
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/SmallPtrSet.h"
+#include "llvm/Support/Debug.h"
+
+#define DEBUG_TYPE "attn-copy-aliased-results"
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNCOPYALIASEDRESULTS
@@ -36,6 +39,12 @@ struct AttnCopyAliasedResultsPass
           continue;
         auto copy = bufferization::AllocTensorOp::create(
             b, ret.getLoc(), type, /*dynamicSizes=*/ValueRange(), /*copy=*/v);
+        LLVM_DEBUG(llvm::dbgs()
+                   << func.getName() << ": result "
+                   << operand.getOperandNumber()
+                   << (isa<BlockArgument>(v) ? " is an argument"
+                                             : " repeats another result")
+                   << "; copied\n");
         operand.set(copy);
       }
     });

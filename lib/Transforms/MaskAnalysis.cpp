@@ -9,6 +9,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "llvm/Support/CheckedArithmetic.h"
+#include "llvm/Support/Debug.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <optional>
@@ -18,6 +19,8 @@ namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNANALYZEMASKS
 #include "Attn/AttnPasses.h.inc"
 } // namespace mlir::attn
+
+#define DEBUG_TYPE "attn-analyze-masks"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -207,6 +210,11 @@ struct AttnAnalyzeMasksPass
     }
     getOperation()->walk([&](AttentionOp op) {
       MaskStructure ms = analyzeMaskStructure(op);
+      LLVM_DEBUG(llvm::dbgs()
+                 << "attention at " << op->getLoc() << ": mask kind "
+                 << stringifyMaskKind(ms.kind) << ", depends on batch "
+                 << ms.batch << ", head " << ms.head << ", score keep "
+                 << bool(ms.scoreKeep) << "\n");
       op.setMaskInfoAttr(MaskInfoAttr::get(op.getContext(), ms.kind, ms.batch,
                                            ms.head, bool(ms.scoreKeep)));
       if (tileMap.size() == 4)

@@ -12,6 +12,7 @@
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "llvm/Support/Debug.h"
 
 #include <limits>
 
@@ -19,6 +20,8 @@ namespace mlir::attn {
 #define GEN_PASS_DEF_CONVERTATTNTOREFERENCE
 #include "Attn/AttnPasses.h.inc"
 } // namespace mlir::attn
+
+#define DEBUG_TYPE "convert-attn-to-reference"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -138,6 +141,8 @@ struct ConvertAttnToReferencePass
         ops.push_back(op);
     });
     for (Operation *op : ops) {
+      LLVM_DEBUG(llvm::dbgs() << "reference lowering of " << op->getName()
+                              << " at " << op->getLoc() << "\n");
       LogicalResult r = isa<AttentionOp>(op)
                             ? lowerAttentionToReference(cast<AttentionOp>(op))
                             : lowerLinearToReference(op);

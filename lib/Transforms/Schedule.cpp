@@ -10,6 +10,7 @@
 #include "attnc/Transforms/Passes.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/Debug.h"
 #include "llvm/Support/raw_ostream.h"
 
 namespace mlir::attn {
@@ -17,27 +18,10 @@ namespace mlir::attn {
 #include "Attn/AttnPasses.h.inc"
 } // namespace mlir::attn
 
+#define DEBUG_TYPE "attn-select-schedule"
+
 using namespace mlir;
 using namespace mlir::attn;
-
-static const TargetDesc kTargets[] = {
-    // CPU: the tiles of one core should stay in (a share of) its L2.
-    {"cpu", false, 256 * 1024, 0, 1, 1, false, false, false},
-    // GPUs: the budget of the mma.sync kernel (static shared memory, 48 KB
-    // per block, one K/V stage), which sm_90a also uses for the shapes the
-    // wgmma kernel does not take. The wgmma kernel's tiles and dynamic
-    // shared memory (up to 160 KB of the H100's 227) are the sm90* helpers
-    // of TargetDesc.h.
-    {"sm_80", true, 48 * 1024, 160, 32, 1, true, false, false},
-    {"sm_90a", true, 48 * 1024, 160, 32, 1, true, true, true},
-};
-
-const TargetDesc *mlir::attn::lookupTarget(llvm::StringRef name) {
-  for (const TargetDesc &t : kTargets)
-    if (t.name == name)
-      return &t;
-  return nullptr;
-}
 
 namespace {
 struct Choice {
@@ -52,10 +36,9 @@ Choice measure(const TargetDesc &t, int64_t bq, int64_t bkv, int64_t d,
   c.bkv = bkv;
   if (t.isGpu) {
     // The mma.sync kernel gives each warp 16 query rows and keeps Q, S and
-    // O in registers; shared memory holds one K and one V tile (rows padded
-    // by 8 elements against bank conflicts), Q is staged through the K tile.
+    // O in registers; shared memory holds K and V tiles.
     c.warps = std::max<int64_t>(1, bq / 16);
-    c.smem = t.stages * bkv * (d + 8 + dv + 8) * elemBytes;
+    c.smem = mmaSyncSharedBytes(bkv, d, dv, elemBytes, t.stages);
     c.regs = 16 * (dv + bkv) / t.warpSize + 16 * d / (2 * t.warpSize);
   } else {
     // Everything in f32: Q tile, K and V tiles, scores, accumulator.
@@ -132,7 +115,7 @@ struct AttnSelectSchedulePass
     if (!t) {
       getOperation()->emitError()
           << "attn-select-schedule: unknown target '" << target
-          << "' (expected cpu, sm_80 or sm_90a)";
+          << "' (expected " << knownTargetNames() << ")";
       return signalPassFailure();
     }
     auto bad = [](int64_t x) { return x < 0 || (x > 0 && (x & (x - 1))); };
@@ -142,8 +125,11 @@ struct AttnSelectSchedulePass
       return signalPassFailure();
     }
     WalkResult r = getOperation()->walk([&](AttentionOp op) -> WalkResult {
-      if (op.getScheduleAttr())
+      if (op.getScheduleAttr()) {
+        LLVM_DEBUG(llvm::dbgs() << op->getLoc() << ": keeps its schedule "
+                                << op.getScheduleAttr() << "\n");
         return WalkResult::advance();
+      }
       int64_t d = op.getHeadDim(), dv = op.getValueDim();
       Type elem = cast<RankedTensorType>(op.getQ().getType()).getElementType();
       int64_t elemBytes = elem.getIntOrFloatBitWidth() / 8;
@@ -160,10 +146,19 @@ struct AttnSelectSchedulePass
       // sm_90a: the TMA + wgmma kernel has one tile shape; forcing another
       // selects the mma.sync kernel.
       int64_t bq90 = forcedQ ? forcedQ : kSm90BlockQ;
+      LLVM_DEBUG(llvm::dbgs()
+                 << op->getLoc() << ": target " << t->name << ", d=" << d
+                 << " dv=" << dv << ", " << elemBytes << "-byte elements, "
+                 << (masked ? "masked" : "dense") << ", forced block-q="
+                 << forcedQ << " block-kv=" << forcedKv << " (0: free)\n");
       if (t->wgmma && sm90Supports(elemBytes == 2, d, dv) &&
           sm90Tile(bq90, forcedKv ? forcedKv : kSm90BlockKv)) {
+        LLVM_DEBUG(llvm::dbgs()
+                   << "  wgmma kernel: " << bq90 << "x" << kSm90BlockKv << ", "
+                   << sm90Stages(bq90) << " stages, "
+                   << sm90SharedBytes(bq90, d, dv) << " B\n");
         op.setScheduleAttr(ScheduleAttr::get(
-            op.getContext(), t->name, bq90, kSm90BlockKv, bq90 / 16,
+            op.getContext(), t->kind, bq90, kSm90BlockKv, bq90 / 16,
             sm90Stages(bq90), sm90SharedBytes(bq90, d, dv)));
         return WalkResult::advance();
       }
@@ -174,6 +169,11 @@ struct AttnSelectSchedulePass
         for (int64_t bq : qs)
           for (int64_t bkv : kvs) {
             Choice c = measure(*t, bq, bkv, d, dv, elemBytes);
+            LLVM_DEBUG(llvm::dbgs()
+                       << "  candidate " << bq << "x" << bkv << ": " << c.smem
+                       << " B on chip (of " << t->onChipBytes << "), " << c.regs
+                       << " acc regs/thread (of " << t->accRegsPerThread << ")"
+                       << (fits(*t, c) ? "" : ", does not fit") << "\n");
             if (!fits(*t, c))
               continue;
             if (t->isGpu && masked && !forcedQ && c.bq > 64)
@@ -191,9 +191,10 @@ struct AttnSelectSchedulePass
         emitNoGpuTile(op, *t, d, dv, elemBytes, forcedQ, forcedKv);
         return WalkResult::interrupt();
       }
-      op.setScheduleAttr(ScheduleAttr::get(op.getContext(), t->name, best.bq,
+      op.setScheduleAttr(ScheduleAttr::get(op.getContext(), t->kind, best.bq,
                                            best.bkv, best.warps, t->stages,
                                            best.smem));
+      LLVM_DEBUG(llvm::dbgs() << "  chose " << op.getScheduleAttr() << "\n");
       return WalkResult::advance();
     });
     if (r.wasInterrupted())
@@ -254,8 +255,12 @@ struct AttnSelectSchedulePass
       return false;
     }
     op->setAttr("schedule",
-                ScheduleAttr::get(op->getContext(), t.name, chunk, chunk,
+                ScheduleAttr::get(op->getContext(), t.kind, chunk, chunk,
                                   t.isGpu ? 4 : 1, 1, bytes(chunk)));
+    LLVM_DEBUG(llvm::dbgs()
+               << op->getLoc() << ": " << op->getName() << " feature dim " << f
+               << ", value dim " << dv << ": chunk " << chunk << " (limit "
+               << limit << ", " << bytes(chunk) << " B on chip)\n");
     return true;
   }
 };

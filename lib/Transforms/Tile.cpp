@@ -16,6 +16,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/IRMapping.h"
+#include "llvm/Support/Debug.h"
 
 #include <cmath>
 #include <limits>
@@ -24,6 +25,8 @@ namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNTILE
 #include "Attn/AttnPasses.h.inc"
 } // namespace mlir::attn
+
+#define DEBUG_TYPE "attn-tile"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -323,6 +326,10 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
         ops.push_back(op);
     });
     for (Operation *op : ops) {
+      LLVM_DEBUG(llvm::dbgs()
+                 << "tiling " << op->getName() << " at " << op->getLoc()
+                 << " with " << op->getAttr("schedule") << " (linear form "
+                 << linearForm << ")\n");
       LogicalResult r = isa<AttentionOp>(op)
                             ? lowerAttentionTiled(cast<AttentionOp>(op))
                             : linearForm == "recurrent"

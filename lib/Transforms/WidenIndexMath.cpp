@@ -8,6 +8,9 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "llvm/Support/Debug.h"
+
+#define DEBUG_TYPE "attn-widen-index-math"
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNWIDENINDEXMATH
@@ -56,6 +59,8 @@ struct AttnWidenIndexMathPass
       if (isa<math::MathDialect>(op->getDialect()) && touchesIndex(op))
         ops.push_back(op);
     });
+    LLVM_DEBUG(llvm::dbgs() << "widening " << ops.size()
+                            << " math ops on index values to i64\n");
     for (Operation *op : ops)
       widen(op);
   }

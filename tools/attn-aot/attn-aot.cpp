@@ -74,8 +74,8 @@ int main(int argc, char **argv) {
                               "attn spec\n");
   const attn::TargetDesc *t = attn::lookupTarget(target);
   if (!t || !t->isGpu)
-    return error("unsupported target '" + target +
-                 "' (expected sm_80 or sm_90a)");
+    return error("unsupported target '" + target + "' (expected " +
+                 attn::knownTargetNames(/*gpuOnly=*/true) + ")");
   DialectRegistry registry;
   attn::registerAttncDialects(registry);
   MLIRContext ctx(registry);
@@ -110,6 +110,9 @@ int main(int argc, char **argv) {
                                 info.blockQ, info.blockKv, info.threads,
                                 info.sharedBytes, outDir, info.name,
                                 art.cubin.empty() ? "" : ", .cubin");
+    // A kernel other than the target's first choice, and why.
+    if (!art.fallback.empty())
+      llvm::outs() << info.name << ": fallback: " << art.fallback << "\n";
     llvm::outs() << art.ptxasLog;
   }
   return 0;

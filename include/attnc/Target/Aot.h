@@ -36,6 +36,9 @@ struct GpuKernelArtifact {
   std::string cubin; // empty without ptxas
   std::string ptxasLog;
   std::string ir;
+  /// Why the op became this kernel rather than the target's first choice
+  /// ("": it did not), e.g. "wgmma spilled 96 bytes; mma.sync used".
+  std::string fallback;
 };
 
 /// The PTX of a module lowered with buildGpuBinaryPipeline (format isa): the

@@ -2,6 +2,7 @@
 #ifndef ATTNC_TARGET_PIPELINES_H
 #define ATTNC_TARGET_PIPELINES_H
 
+#include "attnc/Target/TargetDesc.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Pass/PassManager.h"
 
@@ -36,8 +37,12 @@ std::string cpuPipelineText(const CpuPipelineOptions &options);
 void buildGpuBinaryPipeline(OpPassManager &pm, llvm::StringRef chip,
                             llvm::StringRef format = "isa");
 
-/// attn-analyze-masks and attn-select-schedule for `target` (cpu, sm_80,
-/// sm_90a), with forced tiles where non-zero.
+/// attn-analyze-masks and attn-select-schedule for `target`, with forced
+/// tiles where non-zero.
+void addScheduleSelection(OpPassManager &pm, Target target, int64_t blockQ = 0,
+                          int64_t blockKv = 0);
+/// The same for a target name (cpu, sm_80, sm_90a): an unknown name fails
+/// when the pass runs.
 void addScheduleSelection(OpPassManager &pm, llvm::StringRef target,
                           int64_t blockQ = 0, int64_t blockKv = 0);
 

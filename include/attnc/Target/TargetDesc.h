@@ -1,20 +1,37 @@
-//===- TargetDesc.h - one description per target -----------------*- C++
-//-*-===//
+//===- TargetDesc.h - one description per target ----------------*- C++ -*-===//
 //
 // Part of attnc. Everything target-specific that passes consult lives here,
-// not in `if (sm90)` branches spread through the code.
+// not in `if (sm90)` branches spread through the code: the targets as an
+// enum (with the one place their names are parsed and printed), what each
+// offers (on-chip memory, registers, instructions) and the shared memory of
+// the GPU kernels. Part of the AttncTargetDesc library, which holds no pass
+// code and does not link MLIR (docs/DESIGN.md, "Libraries").
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_TARGET_TARGETDESC_H
 #define ATTNC_TARGET_TARGETDESC_H
 
-#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 #include <cstdint>
+#include <optional>
 
 namespace mlir::attn {
 
+/// A compilation target. Its name (cpu, sm_80, sm_90a) is what pass options,
+/// `#attn.schedule<target = ...>`, attn-aot's --target, the JIT's
+/// CompileOptions::target and manifests spell.
+enum class Target { Cpu, Sm80, Sm90a };
+
+/// The target named `name`, or none.
+std::optional<Target> parseTarget(llvm::StringRef name);
+/// The name of `target`: "cpu", "sm_80" or "sm_90a".
+llvm::StringRef stringifyTarget(Target target);
+/// The known target names for messages: "cpu, sm_80 or sm_90a", or the GPU
+/// ones only: "sm_80 or sm_90a".
+llvm::StringRef knownTargetNames(bool gpuOnly = false);
+
 struct TargetDesc {
+  Target kind;
   llvm::StringRef name;
   bool isGpu;
   /// Bytes of on-chip memory one tile schedule may use: shared memory per
@@ -27,10 +44,31 @@ struct TargetDesc {
   int64_t stages;
   /// Tensor-core instructions available (wgmma and tma: the sm_90a kernel).
   bool mmaSync, wgmma, tma;
+  /// The architecture ptxas and the NVVM target compile for ("" on CPUs).
+  llvm::StringRef chip;
 };
 
+/// The description of `target`.
+const TargetDesc &getTargetDesc(Target target);
 /// Returns the description of `name` or null if it is not a known target.
 const TargetDesc *lookupTarget(llvm::StringRef name);
+
+/// Static shared memory a thread block may use (48 KB on every CUDA GPU):
+/// the mma.sync kernel's budget. Dynamic shared memory past it needs the
+/// kernel's opt-in (cuFuncSetAttribute, MAX_DYNAMIC_SHARED_SIZE_BYTES).
+constexpr int64_t kStaticSharedBytes = 48 * 1024;
+
+/// The mma.sync kernel (lib/Conversion/AttnToGPU.cpp): each warp takes 16
+/// query rows; shared memory holds `stages` K and V tiles of `bkv` rows,
+/// each row padded by 8 elements against bank conflicts (Q is staged through
+/// the K tile).
+inline int64_t mmaSyncSharedBytes(int64_t bkv, int64_t d, int64_t dv,
+                                  int64_t elemBytes, int64_t stages = 1) {
+  return stages * bkv * ((d + 8) + (dv + 8)) * elemBytes;
+}
+/// The mma.sync tile sm_90a falls back to when the wgmma kernel spills
+/// (the sm_80 choice for masked variants): 64 x 64, 4 warps, one stage.
+constexpr int64_t kMmaSyncFallbackTile = 64;
 
 /// The sm_90a wgmma kernel (lib/Conversion/AttnToGPUSm90.cpp): one
 /// warpgroup per 64 query rows, block_q / 64 warpgroups sharing 128-key K/V

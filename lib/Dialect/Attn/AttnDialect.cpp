@@ -50,8 +50,23 @@ void AttnDialect::initialize() {
       >();
 }
 
+FailureOr<Target> mlir::attn::parseTargetParameter(AsmParser &parser) {
+  SMLoc loc = parser.getCurrentLocation();
+  std::string name;
+  if (failed(parser.parseOptionalString(&name))) {
+    StringRef keyword;
+    if (failed(parser.parseKeyword(&keyword)))
+      return failure();
+    name = keyword.str();
+  }
+  if (std::optional<Target> t = parseTarget(name))
+    return *t;
+  return parser.emitError(loc) << "unknown target '" << name << "' (expected "
+                               << knownTargetNames() << ")";
+}
+
 LogicalResult ScheduleAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                   StringRef target, int64_t blockQ,
+                                   Target target, int64_t blockQ,
                                    int64_t blockKv, int64_t warps,
                                    int64_t stages, int64_t smemBytes) {
   auto isPow2 = [](int64_t x) { return x > 0 && (x & (x - 1)) == 0; };
@@ -63,9 +78,6 @@ LogicalResult ScheduleAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        << " and " << stages;
   if (smemBytes < 0)
     return emitError() << "smem_bytes must not be negative, got " << smemBytes;
-  if (target != "cpu" && target != "sm_80" && target != "sm_90a")
-    return emitError() << "unknown target '" << target
-                       << "' (expected cpu, sm_80 or sm_90a)";
   return success();
 }
 

@@ -329,7 +329,8 @@ func.func @schedule_warps(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v
 // -----
 
 func.func @schedule_target(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>) {
-  // expected-error @+1 {{unknown target 'sm_70' (expected cpu, sm_80 or sm_90a)}}
+  // expected-error @+2 {{unknown target 'sm_70' (expected cpu, sm_80 or sm_90a)}}
+  // expected-error @+1 {{failed to parse Attn_ScheduleAttr parameter 'target'}}
   %o = attn.attention %q, %k, %v {schedule = #attn.schedule<target = "sm_70", block_q = 128, block_kv = 64, warps = 4, stages = 2, smem_bytes = 65536>} : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>
   return
 }

@@ -20,8 +20,15 @@
 #include "mlir/Interfaces/ControlFlowInterfaces.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include "attnc/Target/TargetDesc.h"
+
 #include "Attn/AttnDialect.h.inc"
 #include "Attn/AttnEnums.h.inc"
+
+namespace mlir::attn {
+/// `#attn.schedule`'s target: a quoted (or bare) target name.
+FailureOr<Target> parseTargetParameter(AsmParser &parser);
+} // namespace mlir::attn
 
 #define GET_ATTRDEF_CLASSES
 #include "Attn/AttnAttrs.h.inc"
