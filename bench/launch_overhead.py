@@ -65,8 +65,29 @@ def peers():
     return res
 
 
+def capi_rows(directory, name):
+    """The launch library's C API (the path of the C++ JIT and the AOT
+    launcher): bench/launch_bench.cpp, built here into devcarry/bin."""
+    import subprocess
+    exe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "devcarry", "bin",
+                       "attnc-launch-bench")
+    rows = []
+    if not os.path.exists(exe):
+        return rows
+    for B, N in ((1, 512), (8, 1024)):
+        r = subprocess.run([exe, directory, name, str(B), str(N)], capture_output=True,
+                           text=True, timeout=120)
+        if r.returncode == 0:
+            d = json.loads(r.stdout)
+            rows.append({"B": B, "N": N, "path": "C API", "device_ms": d["ms_per_call"],
+                         "host_us": d["host_us"], "rel_err": None})
+        else:
+            print("C API bench failed:", r.stderr.strip())
+    return rows
+
+
 def main():
-    kern = attnc.load(sys.argv[1])
+    kern = next(iter(attnc.load(sys.argv[1]).kernels.values()))
     rows = []
     for B, N in ((1, 512), (8, 1024)):
         sets = [tuple(torch.randn(B, 16, N, 128, device="cuda", dtype=torch.bfloat16)
@@ -74,13 +95,14 @@ def main():
         q, k, v = sets[0]
         ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
         err = ((kern(q, k, v).float() - ref).norm() / ref.norm()).item()
-        paths = {"attnc.load": kern}
+        paths = {"attnc (Python)": kern}
         paths.update(peers())
         for name, fn in paths.items():
             dev = timeit(fn, sets, warmup=10, reps=50)
             host = host_us(fn, sets[0])
             rows.append({"B": B, "N": N, "path": name, "device_ms": dev, "host_us": host,
-                         "rel_err": err if name == "attnc.load" else None})
+                         "rel_err": err if name == "attnc (Python)" else None})
+    rows += capi_rows(sys.argv[1], kern.name)
     dev_name = torch.cuda.get_device_name()
     print(f"launch overhead, causal bf16 H16 d128, {dev_name}, torch {torch.__version__},"
           f" {time.strftime('%Y-%m-%d')}")

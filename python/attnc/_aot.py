@@ -7,10 +7,12 @@ which checks them against the kernel's signature, encodes tensor maps (cached),
 allocates workspaces and launches the kernel sequence on the current stream.
 """
 
+import array
 import ctypes
 import hashlib
 import json
 import os
+import sys
 
 from . import _runtime
 from ._runtime import AttncError
@@ -34,12 +36,17 @@ def _torch():
     return _torch_mod
 
 
+_stream_of = None
+
+
 def _raw_stream(torch):
     """A function device -> the current CUstream (as an int) of that device."""
-    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    if raw is not None:
-        return raw
-    return lambda dev: torch.cuda.current_stream(dev).cuda_stream
+    global _stream_of
+    if _stream_of is None:
+        raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+        _stream_of = raw if raw is not None else (
+            lambda dev: torch.cuda.current_stream(dev).cuda_stream)
+    return _stream_of
 
 
 class Kernel:
@@ -71,12 +78,19 @@ class Kernel:
         self.checks = self.info.get("checks", {})
         self.signature = None  # set by attnc.compile (its C API signature)
         self._launch = lib.attnc_rt_kernel_launch_packed
-        self._op = None  # the torch.library op, made on first use
+        self._op = None  # the torch.library op
+        self._out_dtypes = None  # torch dtypes of the outputs, on first use
         self._flags = {}  # device -> the value-check error flag
         # Output shapes: a dynamic dim 0 is q's batch, any other q's dim 2.
         self._out_shapes = [[(0 if i == 0 else 2) if d < 0 else -1 - d
                              for i, d in enumerate(p["shape"])] for p in self.outputs]
         self._out_names = ("out", "lse" if self.kind == "attention" else "final_state")
+        self._op_name = "attnc::k_" + hashlib.sha256(
+            json.dumps(self.info, sort_keys=True).encode()).hexdigest()[:16]
+        # torch.compile traces calls into the op, which must exist before
+        # tracing starts (registering it inside a trace breaks the graph).
+        if "torch" in sys.modules:
+            self._register_op()
 
     def __repr__(self):
         m = self.info
@@ -123,6 +137,8 @@ class Kernel:
         dev = q.get_device()
         if dev < 0:
             raise AttncError(f"{self.name}: {qname} must be on a CUDA device, got {q.device}")
+        if self._op is None:
+            self._register_op()
         outs = self._outputs(q, given, torch)
         words = []
         for role, ts, ps in (("input", inputs, self.inputs), ("output", outs, self.outputs)):
@@ -134,12 +150,15 @@ class Kernel:
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _outputs(self, q, given, torch):
+        if self._out_dtypes is None:
+            self._out_dtypes = [getattr(torch, _DTYPES[p["dtype"]]) for p in self.outputs]
         outs = []
-        for i, p in enumerate(self.outputs):
+        qs = q.shape
+        for i, dt in enumerate(self._out_dtypes):
             t = given[i] if i < len(given) else None
             if t is None:
-                shape = [q.shape[d] if d >= 0 else -1 - d for d in self._out_shapes[i]]
-                t = q.new_empty(shape, dtype=getattr(torch, _DTYPES[p["dtype"]]))
+                t = q.new_empty([qs[d] if d >= 0 else -1 - d for d in self._out_shapes[i]],
+                                dtype=dt)
             outs.append(t)
         return outs
 
@@ -163,7 +182,8 @@ class Kernel:
         words.extend(t.stride())
 
     def _run(self, words, dev, torch):
-        arr = (ctypes.c_int64 * len(words))(*words)
+        buf = array.array("q", words)
+        arr = buf.buffer_info()[0]
         stream = _raw_stream(torch)(dev)
         if self._launch(self._handle, arr, len(words), stream):
             msg = _runtime.last_error()
@@ -208,23 +228,28 @@ class Kernel:
 
     # -- torch.compile ----------------------------------------------------------
 
-    def _compiled_call(self, inputs, out, second):
+    def _register_op(self):
         from . import _torch_ops
+        if self._op is None:
+            # False: this torch cannot register custom ops.
+            self._op = _torch_ops.register(self) if _torch_ops.supported()[0] else False
+        return self._op
+
+    def _compiled_call(self, inputs, out, second):
         if out is not None or second is not None:
             raise AttncError(f"{self.name}: out=/lse=/final_state= are not supported under "
                              "torch.compile; use the returned tensors")
-        if self._op is None:
-            self._op = _torch_ops.register(self)
-        outs = self._op(list(inputs))
+        op = self._op
+        if not op:
+            raise AttncError(f"{self.name}: no torch.library op: load the kernel after "
+                             "importing torch (torch >= 2.4), or call it once before "
+                             "torch.compile traces it")
+        outs = op(list(inputs))
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def op_name(self):
         """The torch.library name of this kernel's op (attnc::k_<hash>)."""
-        h = hashlib.sha256(self.info_text().encode()).hexdigest()[:16]
-        return f"attnc::k_{h}"
-
-    def info_text(self):
-        return json.dumps(self.info, sort_keys=True)
+        return self._op_name
 
 
 class LinearKernel(Kernel):

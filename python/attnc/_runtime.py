@@ -97,7 +97,9 @@ def _declare(lib):
         "attnc_rt_kernel_info": ([p], c.c_char_p),
         "attnc_rt_kernel_launch": ([p, c.POINTER(Tensor), i32, c.POINTER(Tensor), i32, p],
                                    c.c_int),
-        "attnc_rt_kernel_launch_packed": ([p, c.POINTER(i64), i64, p], c.c_int),
+        # words: the address of an int64 array (a ctypes array or the
+        # buffer of an array.array("q")).
+        "attnc_rt_kernel_launch_packed": ([p, p, i64, p], c.c_int),
         "attnc_rt_synchronize": ([], c.c_int),
         "attnc_rt_alloc": ([sz, c.POINTER(p)], c.c_int),
         "attnc_rt_free": ([p], c.c_int),
