@@ -36,6 +36,7 @@
 #include "attnc/Target/Aot.h"
 #include "attnc/Target/CudaToolkit.h"
 #include "attnc/Target/Pipelines.h"
+#include "attnc/Target/ValueChecks.h"
 #include "attnc/Transforms/AttnLowering.h"
 #include "attnc/Transforms/Passes.h"
 
@@ -912,100 +913,6 @@ static llvm::Expected<KernelSignature> cpuSignature(mlir::func::FuncOp func) {
   return s;
 }
 
-/// Value checks for the linear ops of `func` whose operands are arguments.
-static InputChecks inputChecks(mlir::func::FuncOp func) {
-  InputChecks c;
-  auto argIndex = [&](mlir::Value v) -> std::optional<unsigned> {
-    auto arg = llvm::dyn_cast<mlir::BlockArgument>(v);
-    if (arg && arg.getOwner() == &func.getBody().front())
-      return arg.getArgNumber();
-    return std::nullopt;
-  };
-  auto visit = [&](mlir::Value q, mlir::Value k, mlir::Value v,
-                   mlir::Value decay, mlir::Value init,
-                   mlir::attn::TokenOrderAttr order) {
-    if (decay)
-      if (auto i = argIndex(decay))
-        c.logGates.push_back(*i);
-    auto qi = argIndex(q);
-    if (!qi)
-      return;
-    if (order)
-      c.lengths.push_back({*qi, 2u, order.getLength()});
-    // Batch (dim 0) and sequence (dim 2) of k, v and per-token gates follow
-    // q; an initial state's batch too.
-    auto tie = [&](mlir::Value x, std::initializer_list<unsigned> dims) {
-      if (!x)
-        return;
-      auto xi = argIndex(x);
-      int64_t rank = llvm::cast<mlir::RankedTensorType>(x.getType()).getRank();
-      if (xi)
-        for (unsigned d : dims)
-          if (int64_t(d) < rank)
-            c.equalDims.push_back({*xi, d, *qi, d});
-    };
-    tie(k, {0, 2});
-    tie(v, {0, 2});
-    if (decay &&
-        llvm::cast<mlir::RankedTensorType>(decay.getType()).getRank() >= 3)
-      tie(decay, {0, 2});
-    tie(init, {0});
-  };
-  func.walk([&](mlir::Operation *op) {
-    if (auto la = llvm::dyn_cast<mlir::attn::LinearAttentionOp>(op))
-      visit(la.getQ(), la.getK(), la.getV(), la.getDecay(),
-            la.getInitialState(), la.getOrderAttr());
-    else if (auto sc = llvm::dyn_cast<mlir::attn::ScanOp>(op))
-      visit(sc.getQ(), sc.getK(), sc.getV(), sc.getDecay(),
-            sc.getInitialState(), sc.getOrderAttr());
-  });
-  // Captured tensors read with tensor.extract at i, j, b or h (possibly
-  // divided by a constant) must cover those ranges.
-  func.walk([&](mlir::attn::AttentionOp op) {
-    auto qi = argIndex(op.getQ()), ki = argIndex(op.getK());
-    if (!qi || !ki)
-      return;
-    auto scan = [&](mlir::Region &region, unsigned first) {
-      if (region.empty())
-        return;
-      mlir::Block &blk = region.front();
-      // (b, h, i, j) -> (input, dim)
-      std::pair<unsigned, unsigned> roles[] = {
-          {*qi, 0u}, {*qi, 1u}, {*qi, 2u}, {*ki, 2u}};
-      auto classify = [&](mlir::Value idx)
-          -> std::optional<std::tuple<unsigned, unsigned, int64_t>> {
-        int64_t div = 1;
-        if (auto d = idx.getDefiningOp<mlir::arith::DivUIOp>()) {
-          llvm::APInt c;
-          if (!mlir::matchPattern(d.getRhs(), mlir::m_ConstantInt(&c)) ||
-              c.getSExtValue() <= 0)
-            return std::nullopt;
-          div = c.getSExtValue();
-          idx = d.getLhs();
-        }
-        auto arg = llvm::dyn_cast<mlir::BlockArgument>(idx);
-        if (!arg || arg.getOwner() != &blk || arg.getArgNumber() < first ||
-            arg.getArgNumber() >= first + 4)
-          return std::nullopt;
-        auto [in, dim] = roles[arg.getArgNumber() - first];
-        return std::make_tuple(in, dim, div);
-      };
-      region.walk([&](mlir::tensor::ExtractOp ex) {
-        auto ci = argIndex(ex.getTensor());
-        if (!ci)
-          return;
-        for (auto [d, idx] : llvm::enumerate(ex.getIndices()))
-          if (auto r = classify(idx))
-            c.minExtents.push_back({*ci, unsigned(d), std::get<0>(*r),
-                                    std::get<1>(*r), std::get<2>(*r)});
-      });
-    };
-    scan(op.getMask(), 0);  // (b, h, i, j)
-    scan(op.getScore(), 1); // (s, b, h, i, j)
-  });
-  return c;
-}
-
 /// Whether `func` is one attn.attention on its arguments (q, k, v, captures
 /// in order) returning its results.
 static mlir::attn::AttentionOp attentionOf(mlir::func::FuncOp func) {
@@ -1152,7 +1059,7 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
       return k.takeError();
     logInfo("compiled '" + job.function + "': cpu kernel (host JIT)");
     bool layout = bool(attentionOf(func));
-    InputChecks checks = inputChecks(func);
+    InputChecks checks = mlir::attn::specValueChecks(func);
     if (!object.empty())
       store(job, {{"kernel.o", object}}, cpuEntryJson(*sig, layout, checks));
     return std::make_shared<CpuKernelImpl>(std::move(*sig), std::move(*k),
@@ -1170,7 +1077,6 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
   for (auto f : llvm::make_early_inc_range(clone->getOps<mlir::func::FuncOp>()))
     if (f.getName() != job.function)
       f.erase();
-  InputChecks checks = inputChecks(func);
   mlir::attn::GpuCompileOptions go;
   go.target = job.options.target;
   go.blockQ = job.options.blockQ;
@@ -1184,10 +1090,8 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
   set.generator = "attnc";
   set.target = job.options.target;
   abi::Kernel &kernel = set.kernels.emplace_back(mlir::attn::abiKernelOf(art));
+  // abiKernelOf recorded the signature and value checks.
   logInfo("compiled " + describeKernel(kernel, job.options.target));
-  // The signature and value checks travel in the manifest.
-  KernelSignature sig = gpuSignature(kernel, job.options.target);
-  kernel.signature = abiSignature(sig, namesOf(sig.inputs), {}, checks);
   std::string n = art.info.name;
   llvm::StringMap<std::string> images;
   images[kernel.ptxFile] = art.ptx;
@@ -1284,7 +1188,8 @@ Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
   k.kind = abi::KernelKind::Linear;
   k.ptxFile = job.function + ".ptx";
   k.linear = std::move(*linear);
-  k.signature = abiSignature(*sig, lf.names, lf.constDecay, inputChecks(func));
+  k.signature = abiSignature(*sig, lf.names, lf.constDecay,
+                             mlir::attn::specValueChecks(func));
   std::string dir;
   if (!cacheDir.empty()) {
     // The entry is a directory attnc.load reads: the PTX and a manifest

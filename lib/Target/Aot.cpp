@@ -7,6 +7,7 @@
 #include "attnc/Target/Aot.h"
 #include "attnc/Target/Pipelines.h"
 #include "attnc/Target/TargetDesc.h"
+#include "attnc/Target/ValueChecks.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -458,6 +459,8 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
     if (failed(info))
       return fail("code generation failed for '" + name + "'");
     art.info = *info;
+    if (auto f = op->getParentOfType<func::FuncOp>())
+      art.checks = specValueChecks(f);
     art.fallback = std::exchange(fallback, std::string());
     LLVM_DEBUG(llvm::dbgs() << "'" << name << "': " << art.info.variant << " "
                             << art.info.blockQ << "x" << art.info.blockKv
@@ -548,6 +551,8 @@ static std::vector<abi::Arg> abiArgs(llvm::ArrayRef<KernelArg> args) {
   return out;
 }
 
+static abi::BlockMap abiBlockMap(const KernelInfo &info);
+
 abi::Kernel mlir::attn::abiKernelOf(const GpuKernelArtifact &art) {
   const KernelInfo &info = art.info;
   abi::Kernel k;
@@ -580,8 +585,20 @@ abi::Kernel mlir::attn::abiKernelOf(const GpuKernelArtifact &art) {
   a.main.dynamicSharedBytes =
       a.variant == abi::Variant::Wgmma ? info.sharedBytes : 0;
   a.main.args = abiArgs(info.args);
-  if (info.mapKernel.empty())
-    return k;
+  if (!info.mapKernel.empty())
+    a.blockMap = abiBlockMap(info);
+  // The signature with the spec's value checks: launchers refuse inputs
+  // the kernel would read out of bounds.
+  attnc::KernelSignature sig = attnc::gpuSignature(k, info.target);
+  llvm::SmallVector<std::string> names;
+  for (const attnc::ParamInfo &p : sig.inputs)
+    names.push_back(p.name);
+  k.signature = attnc::abiSignature(sig, names, {}, art.checks);
+  return k;
+}
+
+/// The block map of a kernel whose mask reads captured data.
+static abi::BlockMap abiBlockMap(const KernelInfo &info) {
   abi::BlockMap bm;
   bm.slices = info.mapSlices == "B*Hq" ? abi::MapSlices::BatchHeads
               : info.mapSlices == "Hq" ? abi::MapSlices::Heads
@@ -593,8 +610,7 @@ abi::Kernel mlir::attn::abiKernelOf(const GpuKernelArtifact &art) {
                     abi::SizeExpr::of("slices")};
   bm.launch.block = {info.threads, 1, 1};
   bm.launch.args = abiArgs(info.mapArgs);
-  a.blockMap = std::move(bm);
-  return k;
+  return bm;
 }
 
 std::string

@@ -127,6 +127,18 @@ int main(int argc, char **argv) {
   w = args(q.data(), dt);
   w.push_back(0);
   launch(k, w, "extra packed words");
+  // The spec indexes the document ids at i and j: shorter ones are refused
+  // (the manifest's value checks), not read out of bounds.
+  std::vector<int32_t> shortDocs(N - 1);
+  w.clear();
+  pack(w, q.data(), dt, {B, hq, N, d});
+  pack(w, kv.data(), dt, {B, hk, N, d});
+  pack(w, kv.data(), dt, {B, hk, N, d});
+  pack(w, shortDocs.data(), ATTNC_I32, {N - 1});
+  pack(w, o.data(), dt, {B, hq, N, d});
+  if (lse)
+    pack(w, l.data(), ATTNC_F32, {B, hq, N});
+  launch(k, w, "document ids too short");
   setenv("FAKE_CUDA_NO_CONTEXT", "1", 1);
   launch(k, args(q.data(), dt), "no context");
   unsetenv("FAKE_CUDA_NO_CONTEXT");

@@ -9,6 +9,7 @@
 #define ATTNC_TARGET_AOT_H
 
 #include "attnc/Abi/KernelSet.h"
+#include "attnc/Abi/TensorChecks.h"
 #include "attnc/Conversion/AttnToGPU.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
@@ -36,6 +37,10 @@ struct GpuKernelArtifact {
   std::string cubin; // empty without ptxas
   std::string ptxasLog;
   std::string ir;
+  /// What the kernel's function needs of its inputs beyond their types
+  /// (specValueChecks): written into the manifest's signature, so that
+  /// every launcher refuses, say, document ids shorter than the sequence.
+  attnc::InputChecks checks;
   /// Why the op became this kernel rather than the target's first choice
   /// ("": it did not), e.g. "wgmma spilled 96 bytes; mma.sync used".
   std::string fallback;
