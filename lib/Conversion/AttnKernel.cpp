@@ -1,0 +1,425 @@
+//===- AttnKernel.cpp - shared parts of the attention GPU kernels ---------===//
+//
+// Part of attnc. See AttnKernel.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "AttnKernel.h"
+
+#include "attnc/Dialect/Attn/SpecFunctions.h"
+#include "attnc/Target/TargetDesc.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::detail;
+using arith::CmpFPredicate;
+using arith::CmpIPredicate;
+
+LogicalResult mlir::attn::detail::checkGpuRegionOps(Operation *attnOp) {
+  WalkResult r = attnOp->walk([&](Operation *inner) {
+    if (inner == attnOp ||
+        !isa<math::IPowIOp, math::FPowIOp, math::CountLeadingZerosOp,
+             math::CountTrailingZerosOp, math::CtPopOp, arith::RemFOp>(inner))
+      return WalkResult::advance();
+    auto diag = attnOp->emitOpError() << "'" << inner->getName()
+                                      << "' in a region has no GPU lowering";
+    if (isa<math::IPowIOp, math::FPowIOp>(inner))
+      diag << "; write the power as multiplications (or math.powf)";
+    return WalkResult::interrupt();
+  });
+  return failure(r.wasInterrupted());
+}
+
+FailureOr<AttnKernelConfig>
+mlir::attn::detail::getAttnKernelConfig(AttentionOp op) {
+  ScheduleAttr sched = op.getScheduleAttr();
+  if (!sched || !op.getMaskInfoAttr())
+    return op.emitOpError()
+           << "needs #attn.schedule and #attn.mask_info before GPU code "
+              "generation (run attn-analyze-masks and attn-select-schedule)";
+  if (sched.getTarget() == Target::Cpu)
+    return op.emitOpError() << "has a CPU schedule; select a GPU target "
+                               "(sm_80 or sm_90a) for GPU code generation";
+  auto qType = cast<RankedTensorType>(op.getQ().getType());
+  Type elem = qType.getElementType();
+  if (!elem.isBF16() && !elem.isF16())
+    return op.emitOpError()
+           << "GPU kernels take bf16 or f16 inputs, got " << elem;
+  if (failed(checkGpuRegionOps(op)))
+    return failure();
+  int64_t d = op.getHeadDim(), dv = op.getValueDim();
+  if (d % 16 != 0 || dv % 16 != 0 || d > 256 || dv > 256)
+    return op.emitOpError() << "GPU kernels need head dims that are multiples "
+                               "of 16 and at most 256, got "
+                            << d << " and " << dv;
+  int64_t bq = sched.getBlockQ(), bkv = sched.getBlockKv();
+  if (bq % 16 != 0 || bq > 128 || bkv % 16 != 0)
+    return op.emitOpError() << "GPU schedule needs block_q in {16, ..., 128} "
+                               "and block_kv a multiple of 16, got "
+                            << bq << "x" << bkv;
+  // sm_90a with the schedule's 128 (or 64) x 128 tiles: TMA + wgmma, one
+  // warpgroup per 64 query rows (WgmmaKernel.cpp).
+  const TargetDesc &tdesc = getTargetDesc(sched.getTarget());
+  bool wgmma = tdesc.wgmma && sm90Tile(bq, bkv) && sm90Supports(true, d, dv);
+  const int64_t elemBytes = 2;
+  int64_t shared = wgmma ? sm90SharedBytes(bq, d, dv)
+                         : mmaSyncSharedBytes(bkv, d, dv, elemBytes);
+  if (!wgmma && shared > kStaticSharedBytes)
+    return op.emitOpError()
+           << "the mma.sync kernel's " << bkv << "-row tiles of K and V need "
+           << shared
+           << " bytes of shared memory, past the 49152 (48 KB) of static "
+              "shared memory a block may use: use a smaller block_kv";
+  AttnKernelConfig cfg;
+  cfg.op = op;
+  cfg.ms = analyzeMaskStructure(op);
+  cfg.d = d;
+  cfg.dv = dv;
+  cfg.hq = op.getNumQueryHeads();
+  cfg.hkv = op.getNumKvHeads();
+  cfg.bq = bq;
+  cfg.bkv = bkv;
+  cfg.warps = bq / 16;
+  cfg.elem = elem;
+  cfg.needsMap =
+      cfg.ms.kind == MaskKind::data || cfg.ms.kind == MaskKind::opaque;
+  cfg.wgmma = wgmma;
+  cfg.sharedBytes = shared;
+  cfg.captures = attentionKernelCaptures(op);
+  return cfg;
+}
+
+AttnKernelArgs mlir::attn::detail::bindMainArgs(const AttnKernelConfig &cfg,
+                                                Block &entry) {
+  AttnKernelArgs args;
+  unsigned a = 0;
+  args.q = entry.getArgument(a++);
+  args.k = entry.getArgument(a++);
+  args.v = entry.getArgument(a++);
+  Value o = entry.getArgument(a++);
+  if (cfg.op.getLse())
+    args.lse = entry.getArgument(a++);
+  for (Value cap : cfg.captures)
+    args.capMap.map(cap, entry.getArgument(a++));
+  if (cfg.needsMap)
+    args.blockMap = entry.getArgument(a++);
+  args.batch = entry.getArgument(a++);
+  args.nq = entry.getArgument(a++);
+  args.nk = entry.getArgument(a++);
+  args.qT.mem = args.q;
+  args.kT.mem = args.k;
+  args.vT.mem = args.v;
+  args.oT.mem = o;
+  for (StridedTensor *t : {&args.qT, &args.kT, &args.vT, &args.oT})
+    for (int i = 0; i < 3; ++i)
+      t->strides[i] = entry.getArgument(a++);
+  return args;
+}
+
+AttnThreadIds mlir::attn::detail::bindThreadIds(const AttnKernelConfig &cfg,
+                                                ImplicitLocOpBuilder &b) {
+  Emitter e(b);
+  AttnThreadIds ids;
+  ids.c0 = e.idx(0);
+  ids.c1 = e.idx(1);
+  ids.negInf = e.f32(-std::numeric_limits<float>::infinity());
+  ids.tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  ids.lane = b.createOrFold<arith::RemUIOp>(ids.tid, e.idx(32));
+  ids.warp = e.divi(ids.tid, e.idx(32));
+  ids.qt = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  ids.h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  ids.bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  ids.hk = e.divi(ids.h, e.idx(cfg.hq / cfg.hkv));
+  ids.i0 = e.muli(ids.qt, e.idx(cfg.bq));
+  return ids;
+}
+
+Value AttnKernelBase::classOf(const TileRange &range, Value kt) {
+  if (!cfg.masked())
+    return cIdx(2);
+  if (cfg.needsMap)
+    return mapClass(ids.qt, kt, range.numQT, range.numKT);
+  Value j0 = e.muli(kt, cIdx(cfg.bkv));
+  Value j1 = e.subi(e.mini(e.addi(j0, cIdx(cfg.bkv)), args.nk), ids.c1);
+  return classify(ids.i0, range.lastRow, j0, j1);
+}
+
+Value AttnKernelBase::inlineRegion(Region &region, ValueRange regionArgs) {
+  IRMapping map;
+  return inlineRegion(region, regionArgs, map);
+}
+
+Value AttnKernelBase::inlineRegion(Region &region, ValueRange regionArgs,
+                                   IRMapping &map) {
+  Block &blk = region.front();
+  map.map(blk.getArguments(), regionArgs);
+  for (Operation &inner : blk.without_terminator()) {
+    if (auto ex = dyn_cast<tensor::ExtractOp>(inner)) {
+      if (Value mem = args.capMap.lookupOrNull(ex.getTensor())) {
+        SmallVector<Value> idx;
+        for (Value i : ex.getIndices())
+          idx.push_back(map.lookupOrDefault(i));
+        map.map(ex.getResult(),
+                memref::LoadOp::create(b, mem, idx).getResult());
+        continue;
+      }
+    }
+    if (auto tanh = dyn_cast<math::TanhOp>(inner);
+        tanh && tanh.getType().isF32()) {
+      // The hardware tanh (sm_75+, max rel. error ~2^-11) instead of
+      // libdevice's polynomial: well inside bf16/f16 tolerances.
+      Value x = map.lookupOrDefault(tanh.getOperand());
+      map.map(tanh.getResult(), ptxUnaryF32(b, "tanh.approx.f32", x));
+      continue;
+    }
+    if (auto abs = dyn_cast<math::AbsIOp>(inner)) {
+      // |x| as arith: math.absi on index has no NVVM lowering.
+      Value x = map.lookupOrDefault(abs.getOperand());
+      Value zero = arith::ConstantOp::create(b, b.getZeroAttr(x.getType()));
+      Value neg = arith::SubIOp::create(b, zero, x);
+      Value isNeg = arith::CmpIOp::create(b, CmpIPredicate::slt, x, zero);
+      map.map(abs.getResult(),
+              arith::SelectOp::create(b, isNeg, neg, x).getResult());
+      continue;
+    }
+    b.clone(inner, map);
+  }
+  return map.lookupOrDefault(blk.getTerminator()->getOperand(0));
+}
+
+bool AttnKernelBase::rolledMask() {
+  if (!op.hasMaskRegion())
+    return false;
+  // Constants cost nothing per element: count the other operations.
+  int64_t n = llvm::count_if(op.getMask().front(), [](Operation &o) {
+    return !o.hasTrait<OpTrait::ConstantLike>();
+  });
+  return n > 8;
+}
+
+SmallVector<Value> AttnKernelBase::maskWords(Value full, Value j0,
+                                             const AccLayout &acc, int64_t n) {
+  Type i32 = b.getI32Type();
+  int64_t nWords = (n + 31) / 32;
+  SmallVector<Type> wordTypes(nWords, i32);
+  auto evaluate = [&] {
+    SmallVector<Value> words(nWords, arith::ConstantIntOp::create(b, i32, 0));
+    // One n8 block (2 rows x 2 columns) per iteration: what depends on the
+    // row only is loop-invariant (hoisted), what depends on the column only
+    // is shared by the block's two rows.
+    Value qa = e.addi(ids.i0, acc.r0), qb = e.addi(ids.i0, acc.r1);
+    return e.loop(
+        ids.c0, cIdx(n / 4), ids.c1, words,
+        [&](Value blk, ValueRange w) -> SmallVector<Value> {
+          Value jb = e.addi(j0, e.addi(e.muli(blk, cIdx(8)), acc.lcol));
+          Value nib = arith::ConstantIntOp::create(b, i32, 0);
+          for (int64_t el = 0; el < 4; ++el) {
+            Value qi = el < 2 ? qa : qb;
+            Value kj = e.addi(jb, cIdx(el % 2));
+            Value keep = e.cmpi(CmpIPredicate::ult, kj, args.nk);
+            keep = b.createOrFold<arith::AndIOp>(
+                keep, inlineRegion(op.getMask(), {ids.bi, ids.h, qi, kj}));
+            nib = arith::OrIOp::create(
+                b, nib,
+                arith::ShLIOp::create(
+                    b, arith::ExtUIOp::create(b, i32, keep),
+                    arith::ConstantIntOp::create(b, i32, el)));
+          }
+          // Element 4 blk + el is bit (blk % 8) * 4 + el of word blk / 8.
+          Value sh = arith::IndexCastUIOp::create(
+              b, i32, e.muli(remui(blk, 8), cIdx(4)));
+          Value bits = arith::ShLIOp::create(b, nib, sh);
+          Value wi = e.divi(blk, cIdx(8));
+          SmallVector<Value> out;
+          for (int64_t k = 0; k < nWords; ++k)
+            out.push_back(e.select(e.cmpi(CmpIPredicate::eq, wi, cIdx(k)),
+                                   arith::OrIOp::create(b, w[k], bits), w[k]));
+          return out;
+        });
+  };
+  return e.ifElse(
+      full, wordTypes,
+      [&] {
+        return SmallVector<Value>(nWords,
+                                  arith::ConstantIntOp::create(b, i32, -1));
+      },
+      evaluate);
+}
+
+SmallVector<Value> AttnKernelBase::applyMask(Value full, Value j0,
+                                             const AccLayout &acc,
+                                             ArrayRef<Value> scored,
+                                             ArrayRef<Value> words) {
+  Type i32 = b.getI32Type();
+  SmallVector<Type> types(scored.size(), b.getF32Type());
+  auto masked = [&] {
+    SmallVector<Value> out;
+    Value zero32 = arith::ConstantIntOp::create(b, i32, 0);
+    for (auto [i, x] : llvm::enumerate(scored)) {
+      Value keep;
+      if (!words.empty()) {
+        Value bit = arith::AndIOp::create(
+            b, words[i / 32],
+            arith::ConstantIntOp::create(b, i32,
+                                         int32_t(uint32_t(1) << (i % 32))));
+        keep = e.cmpi(CmpIPredicate::ne, bit, zero32);
+      } else {
+        int64_t blk = i / 4, el = i % 4;
+        Value qi = e.addi(ids.i0, el < 2 ? acc.r0 : acc.r1);
+        Value kj = e.addi(j0, e.addi(cIdx(blk * 8 + el % 2), acc.lcol));
+        keep = e.cmpi(CmpIPredicate::ult, kj, args.nk);
+        if (op.hasMaskRegion())
+          keep = b.createOrFold<arith::AndIOp>(
+              keep, inlineRegion(op.getMask(), {ids.bi, ids.h, qi, kj}));
+      }
+      out.push_back(e.select(keep, x, ids.negInf));
+    }
+    return out;
+  };
+  return e.ifElse(
+      full, types, [&] { return SmallVector<Value>(scored); }, masked);
+}
+
+SmallVector<Value>
+AttnKernelBase::scoreElements(int64_t n, llvm::function_ref<Value(int64_t)> raw,
+                              Value j0, const AccLayout &acc, bool fold,
+                              Value qkScale) {
+  const double log2e = 1.4426950408889634;
+  SmallVector<Value> scored;
+  for (int64_t i = 0; i < n; ++i) {
+    // Without a score region the scale is folded into the exponent (one FMA
+    // instead of a multiply and a subtraction per element).
+    Value x = raw(i);
+    if (!fold)
+      x = e.mulf(x, qkScale);
+    if (op.hasScoreRegion()) {
+      int64_t blk = i / 4, el = i % 4;
+      auto [qi, kj] =
+          std::make_pair(e.addi(ids.i0, el < 2 ? acc.r0 : acc.r1),
+                         e.addi(j0, e.addi(cIdx(blk * 8 + el % 2), acc.lcol)));
+      x = e.mulf(inlineRegion(op.getScore(), {x, ids.bi, ids.h, qi, kj}),
+                 e.f32(log2e));
+    }
+    scored.push_back(x);
+  }
+  return scored;
+}
+
+Value AttnKernelBase::classify(Value i0v, Value i1v, Value j0v, Value j1v) {
+  IRBackend be(b);
+  auto [mayTrue, mayFalse] =
+      evalTileMask(be, op, cfg.ms, ids.bi, ids.h, i0v, i1v, j0v, j1v);
+  Value two = cIdx(2), one = cIdx(1);
+  return e.select(mayTrue, e.select(mayFalse, one, two), ids.c0);
+}
+
+Value AttnKernelBase::maskAt(Value i, Value j) {
+  return emitMaskAt(b, op, cfg.ms, ids.bi, ids.h, i, j,
+                    [&](Region &region, ValueRange regionArgs, IRMapping &map) {
+                      inlineRegion(region, regionArgs, map);
+                    });
+}
+
+/// Index of the (b, h) slice of the block map (0 when the mask depends on
+/// neither).
+static Value mapSlice(Emitter &e, const MaskStructure &ms, Value bi, Value h,
+                      int64_t hq) {
+  Value s = e.idx(0);
+  if (ms.batch)
+    s = bi;
+  if (ms.head)
+    s = e.addi(e.muli(s, e.idx(hq)), h);
+  return s;
+}
+
+Value AttnKernelBase::mapClass(Value qt, Value kt, Value numQT, Value numKT) {
+  Value slice = mapSlice(e, cfg.ms, ids.bi, ids.h, cfg.hq);
+  Value idx = e.addi(e.muli(e.addi(e.muli(slice, numQT), qt), numKT), kt);
+  Value c = memref::LoadOp::create(b, args.blockMap, ValueRange{idx});
+  return arith::IndexCastUIOp::create(
+      b, b.getIndexType(), arith::ExtUIOp::create(b, b.getI32Type(), c));
+}
+
+SoftmaxStep AttnKernelBase::onlineSoftmax(ArrayRef<Value> x,
+                                          ArrayRef<Value> mOld,
+                                          ArrayRef<Value> lOld, bool fold,
+                                          Value qkScale) {
+  Value zero = e.f32(0.0);
+  SoftmaxStep st;
+  Value mSafe[2];
+  for (int r = 0; r < 2; ++r) {
+    Value mx = x[2 * r];
+    for (size_t i = 0; i < x.size(); ++i)
+      if ((i % 4) / 2 == size_t(r) && i != size_t(2 * r))
+        mx = e.maxf(mx, x[i]);
+    mx = e.maxf(mx, shuffleXor(b, mx, 1));
+    mx = e.maxf(mx, shuffleXor(b, mx, 2));
+    if (fold)
+      mx = e.mulf(mx, qkScale);
+    mx = e.maxf(mOld[r], mx);
+    st.m[r] = mx;
+    mSafe[r] = e.select(e.cmpf(CmpFPredicate::OEQ, mx, ids.negInf), zero, mx);
+    st.alpha[r] = ex2Approx(b, e.subf(mOld[r], mSafe[r]));
+    st.l[r] = e.mulf(lOld[r], st.alpha[r]);
+  }
+  st.p.resize(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    int r = (i % 4) / 2;
+    Value arg =
+        fold ? Value(math::FmaOp::create(b, x[i], qkScale,
+                                         arith::NegFOp::create(b, mSafe[r])))
+             : e.subf(x[i], mSafe[r]);
+    st.p[i] = ex2Approx(b, arg);
+    st.l[r] = e.addf(st.l[r], st.p[i]);
+  }
+  return st;
+}
+
+void AttnKernelBase::emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l,
+                                  llvm::function_ref<Value(int64_t)> acc,
+                                  const AccLayout &layout) {
+  const double ln2 = 0.6931471805599453;
+  Type elem = cfg.elem;
+  Value zero = e.f32(0.0);
+  for (int r = 0; r < 2; ++r) {
+    Value sum = l[r];
+    sum = e.addf(sum, shuffleXor(b, sum, 1));
+    sum = e.addf(sum, shuffleXor(b, sum, 2));
+    Value any = e.cmpf(CmpFPredicate::OGT, sum, zero);
+    Value inv = e.select(any, e.divf(e.f32(1.0), sum), zero);
+    Value row = e.addi(ids.i0, r == 0 ? layout.r0 : layout.r1);
+    Value inRange = e.cmpi(CmpIPredicate::ult, row, args.nq);
+    e.ifThen(inRange, [&] {
+      for (int64_t nd = 0; nd < cfg.dv / 8; ++nd) {
+        Value x0 = e.mulf(acc(nd * 4 + 2 * r), inv);
+        Value x1 = e.mulf(acc(nd * 4 + 2 * r + 1), inv);
+        Value pair = vector::FromElementsOp::create(
+            b, VectorType::get({2}, elem),
+            ValueRange{arith::TruncFOp::create(b, elem, x0),
+                       arith::TruncFOp::create(b, elem, x1)});
+        Value off = args.oT.offset(e, ids.bi, ids.h, row,
+                                   e.addi(cIdx(nd * 8), layout.lcol));
+        vector::StoreOp::create(b, pair, args.oT.mem, ValueRange{off});
+      }
+      if (!args.lse)
+        return;
+      Value first = e.cmpi(CmpIPredicate::eq, layout.lcol, ids.c0);
+      e.ifThen(first, [&] {
+        Value val =
+            e.select(any, e.mulf(e.addf(m[r], lg2Approx(b, sum)), e.f32(ln2)),
+                     ids.negInf);
+        Value idx = e.addi(
+            e.muli(e.addi(e.muli(ids.bi, cIdx(cfg.hq)), ids.h), args.nq), row);
+        memref::StoreOp::create(b, val, args.lse, ValueRange{idx});
+      });
+    });
+  }
+}

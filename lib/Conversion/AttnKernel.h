@@ -1,0 +1,199 @@
+//===- AttnKernel.h - shared parts of the attention GPU kernels -*- C++ -*-===//
+//
+// Part of attnc. Internal to lib/Conversion. The attention kernels of
+// buildAttentionKernel (AttnToGPU.cpp):
+//  - the mma.sync kernel (MmaSyncKernel.cpp), sm_80 instructions;
+//  - the wgmma kernel (WgmmaKernel.cpp), sm_90a;
+//  - the block-map kernel (BlockMapKernel.cpp), launched first for masks on
+//    captured data.
+// They share an immutable configuration (AttnKernelConfig), the kernel
+// arguments bound once (AttnKernelArgs), the block's indices
+// (AttnThreadIds), and the phases written here (AttnKernel.cpp): region
+// inlining, tile classification, the mask, the online softmax and the
+// epilogue.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_LIB_CONVERSION_ATTNKERNEL_H
+#define ATTNC_LIB_CONVERSION_ATTNKERNEL_H
+
+#include "TensorCore.h"
+
+#include "attnc/Analysis/MaskAnalysis.h"
+#include "attnc/Conversion/AttnToGPU.h"
+#include "attnc/Transforms/LoweringUtils.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace mlir::attn::detail {
+
+/// Region ops the GPU code generation has no lowering for (on the CPU they
+/// become function calls): a clear error instead of a failure deep in the
+/// NVVM translation.
+LogicalResult checkGpuRegionOps(Operation *attnOp);
+
+/// Everything about an attention kernel decided before any IR is emitted.
+/// Built (and checked) once by getAttnKernelConfig; never changed after.
+struct AttnKernelConfig {
+  /// A handle: mutable so that a const configuration can call its
+  /// accessors.
+  mutable AttentionOp op;
+  MaskStructure ms;
+  /// Head dims of q/k and v; query and key/value heads.
+  int64_t d = 0, dv = 0, hq = 0, hkv = 0;
+  /// Tile sizes; warps of the thread block (16 query rows each).
+  int64_t bq = 0, bkv = 0, warps = 0;
+  Type elem;
+  /// Masks on captured data: a block-map kernel classifies the tiles first.
+  bool needsMap = false;
+  /// The sm_90a kernel (TMA and wgmma) instead of the mma.sync one.
+  bool wgmma = false;
+  int64_t sharedBytes = 0;
+  /// The tensors the kernel takes after q, k, v, o and lse, in order: the
+  /// enclosing function's capture arguments, including those the regions no
+  /// longer use (canonicalization drops them from the op; the kernel keeps
+  /// the function's signature and ignores them), or else the op's captures.
+  SmallVector<Value> captures;
+
+  int64_t threads() const { return warps * 32; }
+  bool masked() const { return ms.kind != MaskKind::none; }
+  bool isBF16() const { return elem.isBF16(); }
+};
+
+/// Checks `op` (scheduled, mask-analysed) and derives its configuration.
+FailureOr<AttnKernelConfig> getAttnKernelConfig(AttentionOp op);
+
+/// A kernel's arguments, bound from its entry block.
+struct AttnKernelArgs {
+  /// Memrefs or, for the wgmma kernel, the TMA maps' pointers.
+  Value q, k, v;
+  /// o with its strides (q, k and v are read through the same strides).
+  StridedTensor qT, kT, vT, oT;
+  Value lse, blockMap;
+  Value batch, nq, nk;
+  /// Captured tensor -> kernel memref.
+  IRMapping capMap;
+};
+
+/// The arguments of the main kernels (the same order in both).
+AttnKernelArgs bindMainArgs(const AttnKernelConfig &cfg, Block &entry);
+
+/// Constants and the thread and block indices of a kernel.
+struct AttnThreadIds {
+  Value c0, c1, negInf;
+  Value tid, lane, warp;
+  /// The q tile (the grid's x), the head and batch of the block (y, z), the
+  /// kv head and the block's first query row.
+  Value qt, h, bi, hk, i0;
+};
+
+/// The constants and indices of the main kernels (the same in both).
+AttnThreadIds bindThreadIds(const AttnKernelConfig &cfg,
+                            ImplicitLocOpBuilder &b);
+
+/// The kv tiles a q tile visits: [lo, hi) spans its non-empty tiles.
+struct TileRange {
+  Value numKT, numQT;
+  /// The q tile's last row (inclusive).
+  Value lastRow;
+  Value lo, hi;
+};
+
+/// Rows and first column of this thread's accumulator elements: element i
+/// (m16n8 or wgmma layout) is row i0 + (i % 4 < 2 ? r0 : r1), column
+/// 8 (i / 4) + lcol + i % 2 of its tile.
+struct AccLayout {
+  Value r0, r1, lcol;
+};
+
+/// One online-softmax step over this thread's scores: the new running
+/// maxima, rescale factors and sums of its two rows, and the probabilities.
+struct SoftmaxStep {
+  Value m[2], alpha[2], l[2];
+  SmallVector<Value> p;
+};
+
+/// The phases both main kernels and the block-map kernel share.
+class AttnKernelBase {
+public:
+  AttnKernelBase(const AttnKernelConfig &cfg, ImplicitLocOpBuilder &b,
+                 AttnKernelArgs args, AttnThreadIds ids)
+      : cfg(cfg), op(cfg.op), b(b), e(b), tc(b, cfg.elem),
+        args(std::move(args)), ids(ids) {}
+
+protected:
+  const AttnKernelConfig &cfg;
+  AttentionOp op;
+  ImplicitLocOpBuilder &b;
+  Emitter e;
+  MmaSync tc;
+  const AttnKernelArgs args;
+  const AttnThreadIds ids;
+
+  Value cIdx(int64_t x) { return e.idx(x); }
+  Value remui(Value x, int64_t m) {
+    return b.createOrFold<arith::RemUIOp>(x, cIdx(m));
+  }
+
+  /// Inlines a region; tensor.extract from captures becomes memref.load.
+  Value inlineRegion(Region &region, ValueRange regionArgs);
+  Value inlineRegion(Region &region, ValueRange regionArgs, IRMapping &map);
+  /// The class of the tile [i0v, i1v] x [j0v, j1v] from the mask's
+  /// intervals: 0 empty, 1 partial, 2 full.
+  Value classify(Value i0v, Value i1v, Value j0v, Value j1v);
+  /// The combined mask (mask region and score -inf guard) at one element.
+  Value maskAt(Value i, Value j);
+  /// Reads this (b, h) slice's class of tile (qt, kt) from the block map.
+  Value mapClass(Value qt, Value kt, Value numQT, Value numKT);
+  /// The class of kv tile `kt` for this block's q tile: from the block map,
+  /// the intervals, or 2 (full) without a mask.
+  Value classOf(const TileRange &range, Value kt);
+  /// Whether the mask region is evaluated in a rolled loop: unrolled once
+  /// per accumulator element, a region with much index arithmetic (2D and
+  /// 3D windows) outgrows the registers left beside the accumulators.
+  bool rolledMask();
+  /// The keep bits of this thread's `n` scores of the tile at column `j0`
+  /// for a rolled mask (element i is bit i % 32 of word i / 32): the column
+  /// bound and the mask region, evaluated in a rolled loop. All ones when
+  /// `full`.
+  SmallVector<Value> maskWords(Value full, Value j0, const AccLayout &acc,
+                               int64_t n);
+  /// `scored` with the masked elements set to -inf: read from `words`
+  /// (maskWords) or, without words, the column bound and the mask region
+  /// inlined per element. Unchanged when `full`.
+  SmallVector<Value> applyMask(Value full, Value j0, const AccLayout &acc,
+                               ArrayRef<Value> scored, ArrayRef<Value> words);
+  /// The `n` raw scores `raw(i)` of this thread in the tile at column `j0`
+  /// in log2 units (unless `fold`: the scale is then folded into the
+  /// exponent), through the score region.
+  SmallVector<Value> scoreElements(int64_t n,
+                                   llvm::function_ref<Value(int64_t)> raw,
+                                   Value j0, const AccLayout &acc, bool fold,
+                                   Value qkScale);
+  /// One online-softmax step over this thread's scores `x` (value i belongs
+  /// to its row (i % 4) / 2), given the running maxima and sums of its two
+  /// rows: with `fold`, x is unscaled and qkScale (scale * log2 e) is folded
+  /// into the exponent.
+  SoftmaxStep onlineSoftmax(ArrayRef<Value> x, ArrayRef<Value> mOld,
+                            ArrayRef<Value> lOld, bool fold, Value qkScale);
+  /// The epilogue of both main kernels: reduces this thread's two row sums
+  /// over its quad, normalizes the accumulators once (`acc(i)`: value i in
+  /// the accumulator layout), stores o and lse.
+  void emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l,
+                    llvm::function_ref<Value(int64_t)> acc,
+                    const AccLayout &layout);
+};
+
+/// The block-map kernel: one i8 class per (slice, q tile, kv tile).
+void emitBlockMapKernel(const AttnKernelConfig &cfg, gpu::GPUFuncOp func);
+/// The mma.sync kernel (FlashAttention-2 on m16n8k16).
+LogicalResult emitMmaSyncKernel(const AttnKernelConfig &cfg,
+                                gpu::GPUFuncOp func);
+/// The sm_90a kernel: TMA loads, wgmma for Q K^T and P V, one warpgroup per
+/// 64 query rows, 128-key tiles.
+LogicalResult emitWgmmaKernel(const AttnKernelConfig &cfg, gpu::GPUFuncOp func);
+
+} // namespace mlir::attn::detail
+
+#endif // ATTNC_LIB_CONVERSION_ATTNKERNEL_H

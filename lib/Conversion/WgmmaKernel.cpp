@@ -1,0 +1,454 @@
+//===- WgmmaKernel.cpp - the Hopper (sm_90a) attention kernel -------------===//
+//
+// Part of attnc. The sm_90a sibling of the mma.sync kernel
+// (MmaSyncKernel.cpp), following docs/notes/sm90a-plan.md (described in
+// docs/gpu-sm90.md):
+//  - block_q / 64 warpgroups (128 threads each, 64 query rows each) share
+//    128-key K/V tiles (block_kv = 128); block_q 128 is the default;
+//  - load: Q once and K, V per tile by TMA (4-D tensor maps over
+//    [B, H, N, D] with the tensor's strides, 64-column boxes, 128-byte
+//    swizzle, zero fill past N), completion on mbarriers; with block_q 128,
+//    two K/V stages: the next tile is loaded while this one is computed;
+//  - scores: S = Q K^T with nvvm.wgmma.mma_async m64n128k16 (A and B from
+//    shared memory through descriptors built here);
+//  - mask: kv tiles outside the range of non-empty tiles (reduced over the
+//    block) are neither loaded nor computed; empty tiles inside it are
+//    loaded but not computed; full tiles run without mask code; a partial
+//    tile's rolled mask is evaluated into bits before S exists;
+//  - online softmax in registers; P V with register-A wgmma m64n{Dv}k16 (P
+//    straight from the S accumulators);
+//  - epilogue shared with the mma.sync kernel.
+// Accumulator layout of wgmma m64nN (f32): warp w of the warpgroup holds
+// rows 16w + lane/4 and 16w + lane/4 + 8; value i (0 <= i < N/2) is in row
+// (i % 4 < 2 ? first : second), column 8 * (i / 4) + 2 * (lane % 4) + i % 2.
+// This is also the register-A layout of P for the P V wgmma.
+//
+//===----------------------------------------------------------------------===//
+
+#include "AttnKernel.h"
+
+#include "attnc/Target/TargetDesc.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::detail;
+using arith::CmpIPredicate;
+
+namespace {
+/// Shared memory: Q (d/64 atoms of bq rows), then `stages` stages of K
+/// (d/64 atoms) and V (dv/64 atoms) of 128 rows; every atom is 64 columns of
+/// 128-byte rows, 128-byte swizzled (1024-byte aligned).
+struct SmemLayout {
+  int64_t qAtoms, kAtoms, vAtoms;
+  int64_t qAtomBytes, kvAtomBytes;
+  int64_t stages;
+  /// K of stage 0 (after Q), the bytes of a stage, V after K in a stage.
+  int64_t kOff, stageBytes, vRel;
+
+  explicit SmemLayout(const AttnKernelConfig &cfg)
+      : qAtoms(cfg.d / 64), kAtoms(cfg.d / 64), vAtoms(cfg.dv / 64),
+        qAtomBytes(cfg.bq * 128), kvAtomBytes(cfg.bkv * 128),
+        stages(sm90Stages(cfg.bq)), kOff(qAtoms * qAtomBytes),
+        stageBytes((kAtoms + vAtoms) * kvAtomBytes),
+        vRel(kAtoms * kvAtomBytes) {}
+};
+
+/// The TMA side of the kernel: the maps, the shared memory, its barriers
+/// (0: Q; 1 + s: K and V of stage s) and the thread that issues the loads.
+struct TmaState {
+  Value kMap, vMap;
+  Value smem, bars;
+  Value first;
+  Value ticks;
+  MemRefType kTileTy;
+};
+
+/// The wgmma descriptors of Q per 16-wide k-step (this warpgroup's 64-row
+/// slab), and of K and V of stage 0.
+struct Descriptors {
+  SmallVector<Value> q;
+  Value k0, v0;
+};
+
+/// What the loop over kv tiles reads and never changes.
+struct LoopInvariants {
+  TmaState tma;
+  Descriptors desc;
+  AccLayout acc;
+  TileRange range;
+  Value nTiles;
+  bool fold;
+  Value qkScale;
+  Type sTy, oTy;
+};
+
+class WgmmaKernel : public AttnKernelBase {
+public:
+  WgmmaKernel(const AttnKernelConfig &cfg, ImplicitLocOpBuilder &b,
+              AttnKernelArgs args, AttnThreadIds ids, Value red)
+      : AttnKernelBase(cfg, b, std::move(args), ids), layout(cfg),
+        pv(cfg.dv, cfg.elem), red(red) {}
+
+  void emit();
+
+private:
+  const SmemLayout layout;
+  /// O += P V, m64 n{dv} k16 with P from registers.
+  const RegisterAWgmma pv;
+  /// Scratch for reducing the kv-tile range: one (lo, hi) pair per warp.
+  const Value red;
+
+  /// The maps and barriers, and the TMA load of Q.
+  TmaState loadQuery();
+  AccLayout accLayout();
+  Descriptors descriptors(Value smem);
+  /// The span of non-empty tiles, classified by every thread and reduced
+  /// over the block.
+  TileRange tileRange();
+  /// Thread `tma.first` loads tile lo + t into stage t % stages.
+  void issue(const LoopInvariants &inv, Value t);
+  Value extract(Value s, int64_t i) {
+    return LLVM::ExtractValueOp::create(b, s, ArrayRef<int64_t>{i}).getResult();
+  }
+  /// S = Q K^T of one tile (K at descriptor `dK`).
+  Value qkProduct(const LoopInvariants &inv, Value dK);
+  /// O = alpha O + P V of one tile (V at descriptor `dV`).
+  Value pvProduct(const LoopInvariants &inv, const SoftmaxStep &sm, Value o,
+                  Value dV);
+  /// A visited tile: scores, mask, softmax step and P V.
+  SmallVector<Value> computeTile(const LoopInvariants &inv, Value kt, Value cls,
+                                 ValueRange st, Value dK, Value dV);
+  /// The loop body over tiles lo + t.
+  SmallVector<Value> tileStep(const LoopInvariants &inv, Value t,
+                              ValueRange carried);
+};
+} // namespace
+
+TmaState WgmmaKernel::loadQuery() {
+  MLIRContext *ctx = b.getContext();
+  auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  Type elem = cfg.elem;
+  auto qTileTy = MemRefType::get({1, 1, cfg.bq, 64}, elem, AffineMap(), wg);
+  TmaState tma;
+  tma.kTileTy = MemRefType::get({1, 1, cfg.bkv, 64}, elem, AffineMap(), wg);
+  auto mapTy = [&](MemRefType t) {
+    return nvgpu::TensorMapDescriptorType::get(
+        ctx, t, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+        nvgpu::TensorMapL2PromoKind::L2PROMO_NONE,
+        nvgpu::TensorMapOOBKind::OOB_ZERO,
+        nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+  };
+  auto cast = [&](Value p, Type t) {
+    return UnrealizedConversionCastOp::create(b, TypeRange{t}, ValueRange{p})
+        .getResult(0);
+  };
+  // q, k, v are the TMA maps' pointers here.
+  Value qMap = cast(args.q, mapTy(qTileTy));
+  tma.kMap = cast(args.k, mapTy(tma.kTileTy));
+  tma.vMap = cast(args.v, mapTy(tma.kTileTy));
+  auto smemTy =
+      MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), AffineMap(), wg);
+  tma.smem = gpu::DynamicSharedMemoryOp::create(b, smemTy);
+  auto barsTy = nvgpu::MBarrierGroupType::get(ctx, wg, 1 + layout.stages);
+  tma.bars = nvgpu::MBarrierCreateOp::create(b, barsTy);
+  tma.first = e.cmpi(CmpIPredicate::eq, ids.tid, ids.c0);
+  e.ifThen(tma.first, [&] {
+    for (int64_t i = 0; i <= layout.stages; ++i)
+      nvgpu::MBarrierInitOp::create(b, tma.bars, ids.c1, cIdx(i), Value());
+  });
+  gpu::BarrierOp::create(b);
+  tma.ticks = cIdx(10000000);
+  // Q, once: rows [i0, i0 + bq) of head h (zero past Nq).
+  e.ifThen(tma.first, [&] {
+    nvgpu::MBarrierArriveExpectTxOp::create(
+        b, tma.bars, cIdx(layout.qAtoms * layout.qAtomBytes), ids.c0, Value());
+    for (int64_t at = 0; at < layout.qAtoms; ++at)
+      nvgpu::TmaAsyncLoadOp::create(
+          b,
+          memref::ViewOp::create(b, qTileTy, tma.smem,
+                                 cIdx(at * layout.qAtomBytes), ValueRange{})
+              .getResult(),
+          tma.bars, qMap, ValueRange{cIdx(at * 64), ids.i0, ids.h, ids.bi},
+          ids.c0, Value(), Value());
+  });
+  return tma;
+}
+
+AccLayout WgmmaKernel::accLayout() {
+  // Warpgroup wgi owns rows [64 wgi, 64 wgi + 64) of the block's bq.
+  Value lane = ids.lane;
+  Value g = e.divi(lane, cIdx(4));
+  AccLayout acc;
+  acc.r0 = e.addi(e.muli(ids.warp, cIdx(16)), g);
+  acc.r1 = e.addi(acc.r0, cIdx(8));
+  acc.lcol = e.muli(remui(lane, 4), cIdx(2));
+  return acc;
+}
+
+Descriptors WgmmaKernel::descriptors(Value smem) {
+  Type i64 = b.getI64Type();
+  Value wgi = e.divi(ids.warp, cIdx(4));
+  Value baseIdx =
+      memref::ExtractAlignedPointerAsIndexOp::create(b, smem).getResult();
+  Value base = arith::IndexCastOp::create(b, i64, baseIdx);
+  Value wgRows = arith::IndexCastOp::create(b, i64, e.muli(wgi, cIdx(8192)));
+  auto qDesc = WgmmaDescriptor::swizzled128(layout.qAtomBytes);
+  auto kvDesc = WgmmaDescriptor::swizzled128(layout.kvAtomBytes);
+  Descriptors desc;
+  Value q0 = qDesc.build(b, arith::AddIOp::create(b, base, wgRows));
+  desc.k0 = kvDesc.build(b, addConstant(b, base, layout.kOff));
+  desc.v0 = kvDesc.build(b, addConstant(b, base, layout.kOff + layout.vRel));
+  for (int64_t kk = 0; kk < cfg.d / 16; ++kk)
+    desc.q.push_back(
+        addConstant(b, q0, (kk / 4 * layout.qAtomBytes + kk % 4 * 32) / 16));
+  return desc;
+}
+
+TileRange WgmmaKernel::tileRange() {
+  TileRange range;
+  Value c0 = ids.c0, c1 = ids.c1;
+  range.numKT = e.ceilDiv(args.nk, cIdx(cfg.bkv));
+  range.numQT = e.ceilDiv(args.nq, cIdx(cfg.bq));
+  range.lastRow = e.subi(e.mini(e.addi(ids.i0, cIdx(cfg.bq)), args.nq), c1);
+  range.lo = c0;
+  range.hi = range.numKT;
+  if (!cfg.masked())
+    return range;
+  // Every thread classifies tiles tid, tid + threads, ...; the block reduces
+  // the bounds (shuffles, then one i32 pair per warp in `red`): with a block
+  // map that is one map read per thread instead of numKT dependent reads
+  // per block.
+  int64_t warps = cfg.warps;
+  SmallVector<Value> part =
+      e.loop(ids.tid, range.numKT, cIdx(cfg.threads()), {range.numKT, c0},
+             [&](Value kt, ValueRange it) -> SmallVector<Value> {
+               Value nonEmpty =
+                   e.cmpi(CmpIPredicate::ne, classOf(range, kt), c0);
+               return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
+                       e.select(nonEmpty, e.addi(kt, c1), it[1])};
+             });
+  Type i32 = b.getI32Type();
+  Value lo32 = arith::IndexCastUIOp::create(b, i32, part[0]);
+  Value hi32 = arith::IndexCastUIOp::create(b, i32, part[1]);
+  for (int32_t m = 16; m >= 1; m /= 2) {
+    lo32 = arith::MinUIOp::create(b, lo32, shuffleXor(b, lo32, m));
+    hi32 = arith::MaxUIOp::create(b, hi32, shuffleXor(b, hi32, m));
+  }
+  e.ifThen(e.cmpi(CmpIPredicate::eq, ids.lane, c0), [&] {
+    memref::StoreOp::create(b, lo32, red, ValueRange{ids.warp});
+    memref::StoreOp::create(b, hi32, red,
+                            ValueRange{e.addi(ids.warp, cIdx(warps))});
+  });
+  gpu::BarrierOp::create(b);
+  for (int64_t w = 0; w < warps; ++w) {
+    Value l = memref::LoadOp::create(b, red, ValueRange{cIdx(w)});
+    Value u = memref::LoadOp::create(b, red, ValueRange{cIdx(warps + w)});
+    lo32 = w ? arith::MinUIOp::create(b, lo32, l).getResult() : l;
+    hi32 = w ? arith::MaxUIOp::create(b, hi32, u).getResult() : u;
+  }
+  range.lo = arith::IndexCastUIOp::create(b, b.getIndexType(), lo32);
+  Value hiv = arith::IndexCastUIOp::create(b, b.getIndexType(), hi32);
+  range.hi = e.select(e.cmpi(CmpIPredicate::ult, range.lo, hiv), hiv, range.lo);
+  return range;
+}
+
+void WgmmaKernel::issue(const LoopInvariants &inv, Value t) {
+  // Every tile of the range is loaded, so the stage barriers' phases follow
+  // t.
+  const TmaState &tma = inv.tma;
+  Value stage = remui(t, layout.stages);
+  Value j0 = e.muli(e.addi(inv.range.lo, t), cIdx(cfg.bkv));
+  Value sOff =
+      e.addi(cIdx(layout.kOff), e.muli(stage, cIdx(layout.stageBytes)));
+  Value bar = e.addi(stage, ids.c1);
+  nvgpu::MBarrierArriveExpectTxOp::create(b, tma.bars, cIdx(layout.stageBytes),
+                                          bar, Value());
+  auto view = [&](Value off) {
+    return memref::ViewOp::create(b, tma.kTileTy, tma.smem, off, ValueRange{})
+        .getResult();
+  };
+  for (int64_t at = 0; at < layout.kAtoms; ++at)
+    nvgpu::TmaAsyncLoadOp::create(
+        b, view(e.addi(sOff, cIdx(at * layout.kvAtomBytes))), tma.bars,
+        tma.kMap, ValueRange{cIdx(at * 64), j0, ids.hk, ids.bi}, bar, Value(),
+        Value());
+  for (int64_t at = 0; at < layout.vAtoms; ++at)
+    nvgpu::TmaAsyncLoadOp::create(
+        b, view(e.addi(sOff, cIdx(layout.vRel + at * layout.kvAtomBytes))),
+        tma.bars, tma.vMap, ValueRange{cIdx(at * 64), j0, ids.hk, ids.bi}, bar,
+        Value(), Value());
+}
+
+Value WgmmaKernel::qkProduct(const LoopInvariants &inv, Value dK) {
+  wgmmaFence(b);
+  Value s = LLVM::PoisonOp::create(b, inv.sTy);
+  for (int64_t kk = 0; kk < cfg.d / 16; ++kk) {
+    Value descK =
+        addConstant(b, dK, (kk / 4 * layout.kvAtomBytes + kk % 4 * 32) / 16);
+    s = wgmmaShared(b, inv.sTy, s, inv.desc.q[kk], descK, cfg.bkv, cfg.elem,
+                    /*accumulate=*/kk != 0);
+  }
+  wgmmaCommitAndWait(b);
+  return s;
+}
+
+Value WgmmaKernel::pvProduct(const LoopInvariants &inv, const SoftmaxStep &sm,
+                             Value o, Value dV) {
+  int64_t nO = cfg.dv / 2;
+  ArrayRef<Value> p = sm.p;
+  SmallVector<Value> acc;
+  for (int64_t i = 0; i < nO; ++i)
+    acc.push_back(e.mulf(extract(o, i), sm.alpha[(i % 4) / 2]));
+  wgmmaFence(b);
+  Value oAcc;
+  for (int64_t kk = 0; kk < cfg.bkv / 16; ++kk) {
+    SmallVector<Value> aRegs;
+    for (int64_t rr = 0; rr < 4; ++rr)
+      aRegs.push_back(tc.pack(p[8 * kk + 2 * rr], p[8 * kk + 2 * rr + 1]));
+    Value descV = addConstant(b, dV, kk * 16 * 128 / 16);
+    oAcc = pv.emit(b, inv.oTy, aRegs, descV, acc);
+    if (kk + 1 < cfg.bkv / 16) {
+      acc.clear();
+      for (int64_t i = 0; i < nO; ++i)
+        acc.push_back(extract(oAcc, i));
+    }
+  }
+  wgmmaCommitAndWait(b);
+  return oAcc;
+}
+
+SmallVector<Value> WgmmaKernel::computeTile(const LoopInvariants &inv, Value kt,
+                                            Value cls, ValueRange st, Value dK,
+                                            Value dV) {
+  int64_t nS = cfg.bkv / 2;
+  Value j0 = e.muli(kt, cIdx(cfg.bkv));
+  // The mask of a partial (or ragged) tile: a rolled one as bits evaluated
+  // before S exists (its index arithmetic does not compete with S and O for
+  // registers), any other per element on the scores (fewer instructions:
+  // measured faster on the H100,
+  // bench/results/2026-11-24-h100-mask-bits-vs-direct.md).
+  Value complete =
+      e.cmpi(CmpIPredicate::ule, e.addi(j0, cIdx(cfg.bkv)), args.nk);
+  Value full = b.createOrFold<arith::AndIOp>(
+      complete, e.cmpi(CmpIPredicate::eq, cls, cIdx(2)));
+  SmallVector<Value> keepBits;
+  if (rolledMask())
+    keepBits = maskWords(full, j0, inv.acc, nS);
+  Value s = qkProduct(inv, dK);
+  // Scores (log2 units unless folded), mask on partial tiles.
+  SmallVector<Value> scored = scoreElements(
+      nS, [&](int64_t i) { return extract(s, i); }, j0, inv.acc, inv.fold,
+      inv.qkScale);
+  SmallVector<Value> x = applyMask(full, j0, inv.acc, scored, keepBits);
+  // Online softmax: the two rows of this thread, reduced over the quad of
+  // lanes that share them.
+  SoftmaxStep sm =
+      onlineSoftmax(x, {st[0], st[1]}, {st[2], st[3]}, inv.fold, inv.qkScale);
+  Value oAcc = pvProduct(inv, sm, st[4], dV);
+  return {sm.m[0], sm.m[1], sm.l[0], sm.l[1], oAcc};
+}
+
+SmallVector<Value> WgmmaKernel::tileStep(const LoopInvariants &inv, Value t,
+                                         ValueRange carried) {
+  Value c1 = ids.c1;
+  int64_t stages = layout.stages;
+  ValueRange st = carried.take_front(5);
+  Value kt = e.addi(inv.range.lo, t);
+  // With a block map, the next tile's class (this one's again on the last
+  // tile).
+  Value nextCls;
+  if (cfg.needsMap)
+    nextCls =
+        classOf(inv.range, e.mini(e.addi(kt, c1), e.subi(inv.range.hi, c1)));
+  // Prefetch tile t + stages - 1 into the stage freed by tile t - 1.
+  Value ahead = e.addi(t, cIdx(stages - 1));
+  e.ifThen(b.createOrFold<arith::AndIOp>(
+               inv.tma.first, e.cmpi(CmpIPredicate::ult, ahead, inv.nTiles)),
+           [&] { issue(inv, ahead); });
+  Value stage = remui(t, stages);
+  Value use = e.divi(t, cIdx(stages));
+  Value parity = e.cmpi(CmpIPredicate::eq, remui(use, 2), c1);
+  nvgpu::MBarrierTryWaitParityOp::create(b, inv.tma.bars, parity, inv.tma.ticks,
+                                         e.addi(stage, c1));
+  Value sDesc = arith::IndexCastOp::create(
+      b, b.getI64Type(), e.muli(stage, cIdx(layout.stageBytes / 16)));
+  Value dK = arith::AddIOp::create(b, inv.desc.k0, sDesc);
+  Value dV = arith::AddIOp::create(b, inv.desc.v0, sDesc);
+  Value cls = cfg.needsMap ? carried[5] : classOf(inv.range, kt);
+  Value visit = e.cmpi(CmpIPredicate::ne, cls, ids.c0);
+  SmallVector<Type> types(st.getTypes());
+  SmallVector<Value> next = e.ifElse(
+      visit, types, [&] { return computeTile(inv, kt, cls, st, dK, dV); },
+      [&] { return SmallVector<Value>(st); });
+  // Every warp is done with this stage before it is loaded again.
+  gpu::BarrierOp::create(b);
+  if (cfg.needsMap)
+    next.push_back(nextCls);
+  return next;
+}
+
+void WgmmaKernel::emit() {
+  const double log2e = 1.4426950408889634;
+  Value c0 = ids.c0, c1 = ids.c1;
+  Value zero = e.f32(0.0);
+  LoopInvariants inv;
+  inv.tma = loadQuery();
+  inv.acc = accLayout();
+  inv.desc = descriptors(inv.tma.smem);
+  inv.range = tileRange();
+  inv.nTiles = e.subi(inv.range.hi, inv.range.lo);
+  // Prologue: the first stages - 1 tiles.
+  for (int64_t t = 0; t + 1 < layout.stages; ++t)
+    e.ifThen(
+        b.createOrFold<arith::AndIOp>(
+            inv.tma.first, e.cmpi(CmpIPredicate::ult, cIdx(t), inv.nTiles)),
+        [&] { issue(inv, cIdx(t)); });
+  nvgpu::MBarrierTryWaitParityOp::create(b, inv.tma.bars, e.i1(false),
+                                         inv.tma.ticks, c0);
+
+  auto accTy = [&](int64_t n) {
+    return LLVM::LLVMStructType::getLiteral(
+        b.getContext(), SmallVector<Type>(n, b.getF32Type()));
+  };
+  inv.sTy = accTy(cfg.bkv / 2);
+  inv.oTy = accTy(cfg.dv / 2);
+  double scale = op.getEffectiveScale();
+  inv.fold = !op.hasScoreRegion() && scale > 0;
+  inv.qkScale = e.f32(op.hasScoreRegion() ? scale : scale * log2e);
+  Value oInit = LLVM::ZeroOp::create(b, inv.oTy);
+  // Loop state: m (2 rows), l (2 rows), the O accumulators.
+  SmallVector<Value> init = {ids.negInf, ids.negInf, zero, zero, oInit};
+  // With a block map, each tile's class is read one iteration ahead: the
+  // load's latency overlaps a tile's math instead of stalling the start of
+  // the next tile (the class decides whether and how it is computed).
+  if (cfg.needsMap)
+    init.push_back(e.ifElse(
+        e.cmpi(CmpIPredicate::ult, c0, inv.nTiles), {b.getIndexType()},
+        [&] { return SmallVector<Value>{classOf(inv.range, inv.range.lo)}; },
+        [&] { return SmallVector<Value>{c0}; })[0]);
+  SmallVector<Value> res =
+      e.loop(c0, inv.nTiles, c1, init,
+             [&](Value t, ValueRange carried) -> SmallVector<Value> {
+               return tileStep(inv, t, carried);
+             });
+  emitEpilogue(
+      {res[0], res[1]}, {res[2], res[3]},
+      [&](int64_t i) { return extract(res[4], i); }, inv.acc);
+  gpu::ReturnOp::create(b);
+}
+
+LogicalResult mlir::attn::detail::emitWgmmaKernel(const AttnKernelConfig &cfg,
+                                                  gpu::GPUFuncOp func) {
+  Block &entry = func.getBody().front();
+  auto b = ImplicitLocOpBuilder::atBlockBegin(cfg.op.getLoc(), &entry);
+  AttnKernelArgs args = bindMainArgs(cfg, entry);
+  AttnThreadIds ids = bindThreadIds(cfg, b);
+  Value red = func.getWorkgroupAttributions()[0];
+  WgmmaKernel(cfg, b, std::move(args), ids, red).emit();
+  return success();
+}
