@@ -91,6 +91,96 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects]> {
   }];
 }
 
+def Attn_AttentionGradOp : Attn_Op<"attention_grad",
+                                   [Pure, RecursiveMemoryEffects]> {
+  let summary = "Backward pass of softmax attention (dq, dk, dv, capture grads)";
+  let description = [{
+    The gradients of an `attn.attention` with respect to q, k, v and the
+    captured float tensors that its `score` region reads, given the
+    forward's output `o`, its log-sum-exp `lse` and the output gradient
+    `dO`. Usually made by `attn-differentiate`. With `S` the scores of the
+    forward (`score` region applied to `s = scale * q . k`), `P` the
+    probabilities recomputed from `lse`:
+
+    ```
+    P_ij  = keep_ij ? exp(S_ij - lse_i) : 0        (0 on rows with lse = -inf)
+    dV_j  = sum_i P_ij dO_i                        (summed over the group's query heads)
+    dP_ij = dO_i . V_j,   D_i = dO_i . O_i
+    dS_ij = P_ij (dP_ij - D_i) * dS/ds (s_ij)      (the `score_grad` region)
+    dQ_i  = scale * sum_j dS_ij K_j,   dK_j = scale * sum_i dS_ij Q_i
+    dC[idx_site(ij)] += P_ij (dP_ij - D_i) * dS/dc_site (s_ij)
+    ```
+
+    Operands: q, k, v, o, lse, dO, then the forward's `captures(...)`.
+    Results: dq, dk, dv (the types of q, k, v), then one gradient per
+    captured float tensor that the `score` region reads (in capture order;
+    the capture's shape with f32 elements).
+
+    The `score` and `mask` regions are the forward's. The `score_grad`
+    region (required with a `score` region) takes the same arguments as
+    `score` and yields the derivative of the score with respect to `s`,
+    then, for every *site* (a `tensor.extract` of a captured float tensor in
+    `score`, in order), the derivative with respect to the extracted
+    element followed by the element's indices. `capture_sites[k]` is the
+    capture (operand position in `captures`) that site `k` reads.
+
+    ```mlir
+    // Learned relative bias: score = s + bias[h, min(|i - j|, 31)].
+    %dq, %dk, %dv, %dbias = attn.attention_grad %q, %k, %v, %o, %lse, %do
+        captures(%bias : tensor<4x32xf32>)
+      score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+        %c31 = arith.constant 31 : index
+        %d = arith.subi %i, %j : index
+        %a = math.absi %d : index
+        %t = arith.minsi %a, %c31 : index
+        %bv = tensor.extract %bias[%h, %t] : tensor<4x32xf32>
+        %r = arith.addf %s, %bv : f32
+        attn.yield %r : f32
+      }
+      score_grad(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+        %one = arith.constant 1.0 : f32
+        %c31 = arith.constant 31 : index
+        %d = arith.subi %i, %j : index
+        %a = math.absi %d : index
+        %t = arith.minsi %a, %c31 : index
+        attn.yield %one, %one, %h, %t : f32, f32, index, index
+      } {capture_sites = array<i64: 0>}
+      : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>,
+        tensor<?x4x?x64xf32>, tensor<?x4x?xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>,
+         tensor<4x32xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$q, AnyRankedTensor:$k,
+                       AnyRankedTensor:$v, AnyRankedTensor:$o,
+                       AnyRankedTensor:$lse, AnyRankedTensor:$d_o,
+                       Variadic<AnyRankedTensor>:$captures,
+                       OptionalAttr<F32Attr>:$scale,
+                       DefaultValuedAttr<DenseI64ArrayAttr, "{}">:$capture_sites,
+                       OptionalAttr<Attn_ScheduleAttr>:$schedule);
+  let results = (outs AnyRankedTensor:$dq, AnyRankedTensor:$dk,
+                      AnyRankedTensor:$dv,
+                      Variadic<AnyRankedTensor>:$capture_grads);
+  let regions = (region MaxSizedRegion<1>:$score, MaxSizedRegion<1>:$mask,
+                        MaxSizedRegion<1>:$score_grad);
+  let hasCustomAssemblyFormat = 1;
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The scale actually applied to q.k (the attribute or 1/sqrt(D)).
+    float getEffectiveScale();
+    int64_t getHeadDim();
+    int64_t getValueDim();
+    int64_t getNumQueryHeads();
+    int64_t getNumKvHeads();
+    bool hasScoreRegion() { return !getScore().empty(); }
+    bool hasMaskRegion() { return !getMask().empty(); }
+    /// Positions in `captures` of the float tensors the score region
+    /// reads: the captures that get a gradient, in result order.
+    SmallVector<unsigned> getGradCaptureIndices();
+  }];
+}
+
 class Attn_LinearLikeOp<string mnemonic, list<Trait> traits = []>
     : Attn_Op<mnemonic, !listconcat(traits, [
       Pure, AttrSizedOperandSegments, RecursiveMemoryEffects])> {
@@ -214,7 +304,8 @@ def Attn_ScanOp : Attn_LinearLikeOp<"scan"> {
 
 def Attn_YieldOp : Attn_Op<"yield", [
     Pure, Terminator, ReturnLike,
-    ParentOneOf<["AttentionOp", "LinearAttentionOp", "ScanOp"]>]> {
+    ParentOneOf<["AttentionOp", "AttentionGradOp", "LinearAttentionOp",
+                 "ScanOp"]>]> {
   let summary = "Yields the value of an attn region";
   let description = [{
     Terminates the `score`, `mask` and feature-map regions.

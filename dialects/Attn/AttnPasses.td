@@ -87,6 +87,39 @@ def AttnWidenIndexMath : Pass<"attn-widen-index-math"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def AttnDifferentiate : Pass<"attn-differentiate", "::mlir::ModuleOp"> {
+  let summary = "Make the backward function of each attention spec";
+  let description = [{
+    For every function `@f` whose attn op is one `attn.attention` (its
+    results used only by `func.return`), adds two functions next to it:
+
+    - `@f_forward`: the same arguments; returns `o` and `lse` (the residuals
+      the backward needs; the forward's lse result is added if absent);
+    - `@f_backward`: `@f`'s arguments, then `o`, `lse` and `dO`; returns
+      dq, dk, dv and one gradient per captured float tensor that the score
+      region reads (`attn.attention_grad`).
+
+    The score region is differentiated symbolically into the op's
+    `score_grad` region (forward-mode through arith/math: addf, subf, mulf,
+    divf, negf, select, maximumf/minimumf, absf, exp, exp2, log, log2, tanh,
+    sqrt, rsqrt, sin, cos, fma, extf/truncf; constants, sitofp/uitofp of
+    index math and reads of integer captures are constants). Each
+    `tensor.extract` of a captured float tensor is a site whose derivative
+    and indices the region yields, so the lowering accumulates the capture's
+    gradient. The mask region is copied: masks have no derivative and keep
+    their tile classes. A float op that the pass cannot differentiate is
+    reported on that op. With `func=NAME` only that function is
+    differentiated (and one that cannot be is an error).
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", "\"\"",
+           "the function to differentiate (default: every eligible one)">,
+  ];
+  let dependentDialects = ["::mlir::attn::AttnDialect",
+    "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+    "::mlir::func::FuncDialect"];
+}
+
 def ConvertAttnToReference : Pass<"convert-attn-to-reference", "::mlir::ModuleOp"> {
   let summary = "Lower attn ops to their naive definition (the test oracle)";
   let description = [{

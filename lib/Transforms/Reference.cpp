@@ -137,10 +137,15 @@ struct ConvertAttnToReferencePass
   void runOnOperation() override {
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
-      if (isa<AttentionOp, LinearAttentionOp, ScanOp>(op))
+      if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp, ScanOp>(op))
         ops.push_back(op);
     });
     for (Operation *op : ops) {
+      if (auto grad = dyn_cast<AttentionGradOp>(op)) {
+        if (failed(lowerAttentionGradToReference(grad)))
+          return signalPassFailure();
+        continue;
+      }
       LLVM_DEBUG(llvm::dbgs() << "reference lowering of " << op->getName()
                               << " at " << op->getLoc() << "\n");
       LogicalResult r = isa<AttentionOp>(op)

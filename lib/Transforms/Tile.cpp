@@ -322,10 +322,15 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
     }
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
-      if (isa<AttentionOp, LinearAttentionOp, ScanOp>(op))
+      if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp, ScanOp>(op))
         ops.push_back(op);
     });
     for (Operation *op : ops) {
+      if (auto grad = dyn_cast<AttentionGradOp>(op)) {
+        if (failed(lowerAttentionGradTiled(grad)))
+          return signalPassFailure();
+        continue;
+      }
       LLVM_DEBUG(llvm::dbgs()
                  << "tiling " << op->getName() << " at " << op->getLoc()
                  << " with " << op->getAttr("schedule") << " (linear form "

@@ -13,11 +13,14 @@
 #include "attnc/Target/CpuRunner.h"
 #include "attnc/Target/Pipelines.h"
 #include "attnc/Tools/ToolVersion.h"
+#include "attnc/Transforms/Passes.h"
 #include "attnc/attnc.h"
 
+#include "mlir/AsmParser/AsmParser.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
 #include "llvm/Support/CheckedArithmetic.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -81,6 +84,12 @@ static cl::opt<std::string>
                cl::desc("lowering of linear attention and scans: chunked "
                         "(chunk length = block_q) or recurrent"),
                cl::init("chunked"), cl::cat(toolCategory));
+static cl::opt<bool>
+    backward("backward",
+             cl::desc("check the backward pass: dq, dk, dv and capture "
+                      "gradients of the tiled kernel (attn-differentiate, "
+                      "attn-tile) against the reference backward (f64)"),
+             cl::init(false), cl::cat(toolCategory));
 static cl::opt<int> repeat("repeat", cl::desc("timed runs (median reported)"),
                            cl::init(1), cl::cat(toolCategory));
 
@@ -433,6 +442,53 @@ llvm::Error runOnGpu(ModuleOp module, func::FuncOp func, StringRef target,
   return err;
 }
 
+/// Calls a CPU kernel on `inputs`; reads its results (of `resultTypes`)
+/// into `out` when given and times the call into `ms`.
+llvm::Error callCpuKernel(attn::CpuKernel &kernel,
+                          std::vector<HostBuffer> &inputs,
+                          ArrayRef<RankedTensorType> resultTypes, Outputs *out,
+                          double *ms) {
+  size_t resultWords = 0;
+  for (auto rt : resultTypes)
+    resultWords += 3 + 2 * rt.getRank();
+  std::vector<int64_t> resultDesc(resultWords, 0);
+  void *resultPtr = resultDesc.data();
+  SmallVector<void *> args = {&resultPtr};
+  for (HostBuffer &hb : inputs)
+    args.push_back(&hb.descPtr);
+  auto t0 = std::chrono::steady_clock::now();
+  if (llvm::Error e = kernel.call(args))
+    return e;
+  auto t1 = std::chrono::steady_clock::now();
+  if (ms)
+    *ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+  size_t off = 0;
+  llvm::Error err = llvm::Error::success();
+  for (auto rt : resultTypes) {
+    int64_t rank = rt.getRank();
+    auto *alloc = reinterpret_cast<void *>(resultDesc[off]);
+    auto *aligned = reinterpret_cast<uint8_t *>(resultDesc[off + 1]);
+    int64_t offset = resultDesc[off + 2];
+    std::vector<int64_t> shape(resultDesc.begin() + off + 3,
+                               resultDesc.begin() + off + 3 + rank);
+    Kind kind = *kindOf(rt.getElementType());
+    int64_t n = checkedNumel(shape).value_or(0);
+    const uint8_t *data = aligned + offset * attnc::dtypeSize(kind);
+    if (out && !err) {
+      HeapArray<double> vals;
+      err = allocateArray(
+          vals, n, "the values of result #" + llvm::Twine(out->values.size()));
+      for (int64_t i = 0; !err && i < n; ++i)
+        vals[i] = loadFloat(kind, data, i);
+      out->values.push_back(std::move(vals));
+      out->shapes.push_back(shape);
+    }
+    std::free(alloc);
+    off += 3 + 2 * rank;
+  }
+  return err;
+}
+
 int fail(StringRef why) {
   llvm::outs() << "FAIL " << inputFile << " " << why << "\n";
   return 1;
@@ -441,6 +497,230 @@ int fail(StringRef why) {
 int failAlloc(llvm::Error e) {
   llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e)) << "\n";
   return fail("allocation failed");
+}
+
+/// Result types of `f` (ranked tensors of supported element types).
+SmallVector<RankedTensorType> rankedResults(func::FuncOp f) {
+  SmallVector<RankedTensorType> types;
+  for (Type t : f.getResultTypes())
+    types.push_back(cast<RankedTensorType>(t));
+  return types;
+}
+
+/// A host buffer of `type`'s element kind with `shape` and `values`.
+llvm::Error hostBufferOf(RankedTensorType type, ArrayRef<int64_t> shape,
+                         const HeapArray<double> *values, std::mt19937_64 &rng,
+                         const llvm::Twine &what, HostBuffer &hb) {
+  hb.kind = *kindOf(type.getElementType());
+  hb.shape.assign(shape.begin(), shape.end());
+  if (llvm::Error e = hb.allocate(what, /*slack=*/64))
+    return e;
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  for (int64_t i = 0; i < hb.numel(); ++i)
+    setFloat(hb, i, values ? (*values)[i] : dist(rng));
+  hb.makeDesc();
+  return llvm::Error::success();
+}
+
+/// Compiles and runs `name` of `module` with `options` on `inputs`.
+llvm::Error compileAndRun(ModuleOp module, StringRef name,
+                          const attn::CpuPipelineOptions &options,
+                          std::vector<HostBuffer> &inputs, Outputs &out,
+                          double *ms) {
+  auto f = module.lookupSymbol<func::FuncOp>(name);
+  auto kernel = attn::CpuKernel::compile(module, name, options);
+  if (!kernel)
+    return kernel.takeError();
+  return callCpuKernel(**kernel, inputs, rankedResults(f), &out, ms);
+}
+
+/// The loss the checks differentiate: L = sum(o * dO), in f64.
+double lossOf(const HeapArray<double> &o, const HostBuffer &dO) {
+  double l = 0;
+  for (int64_t i = 0; i < dO.numel(); ++i)
+    l += o[i] * getFloat(dO, i);
+  return l;
+}
+
+/// An independent check of the derivative (both backward lowerings share
+/// attn-differentiate's score_grad): for every gradient whose operand is an
+/// f32 argument, the directional derivative sum(grad * R) along a random R
+/// against the central difference (L(x + eps R) - L(x - eps R)) / 2 eps of
+/// the reference forward. Returns false when one disagrees.
+bool checkFiniteDifferences(ModuleOp module, StringRef fwdName,
+                            attn::AttentionGradOp grad,
+                            std::vector<HostBuffer> &inputs,
+                            const Outputs &want) {
+  attn::CpuPipelineOptions refOpts;
+  refOpts.reference = true;
+  auto kernel = attn::CpuKernel::compile(module, fwdName, refOpts);
+  if (!kernel) {
+    llvm::errs() << "attn-run: error: " << llvm::toString(kernel.takeError())
+                 << "\n";
+    return false;
+  }
+  // The forward takes the function's arguments: o, lse and dO step aside.
+  std::vector<HostBuffer> extra;
+  for (int r = 0; r < 3; ++r) {
+    extra.insert(extra.begin(), std::move(inputs.back()));
+    inputs.pop_back();
+  }
+  const HostBuffer &dO = extra[2];
+  auto fwdTypes = rankedResults(module.lookupSymbol<func::FuncOp>(fwdName));
+  SmallVector<unsigned> captures = grad.getGradCaptureIndices();
+  std::mt19937_64 rng(seed + 2);
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  const double eps = 1e-2;
+  bool ok = true;
+  for (size_t r = 0; r < want.values.size(); ++r) {
+    Value operand =
+        r < 3 ? grad->getOperand(r) : grad.getCaptures()[captures[r - 3]];
+    auto arg = dyn_cast<BlockArgument>(operand);
+    if (!arg || arg.getArgNumber() >= inputs.size() ||
+        inputs[arg.getArgNumber()].kind != Kind::F32)
+      continue;
+    HostBuffer &x = inputs[arg.getArgNumber()];
+    std::vector<double> saved(x.numel()), dir(x.numel());
+    double directional = 0;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      saved[i] = getFloat(x, i);
+      dir[i] = dist(rng);
+      directional += want.values[r][i] * dir[i];
+    }
+    double loss[2];
+    for (int side = 0; side < 2; ++side) {
+      for (int64_t i = 0; i < x.numel(); ++i)
+        setFloat(x, i, saved[i] + (side ? -eps : eps) * dir[i]);
+      Outputs out;
+      if (llvm::Error e =
+              callCpuKernel(**kernel, inputs, fwdTypes, &out, nullptr)) {
+        llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e))
+                     << "\n";
+        return false;
+      }
+      loss[side] = lossOf(out.values[0], dO);
+    }
+    for (int64_t i = 0; i < x.numel(); ++i)
+      setFloat(x, i, saved[i]);
+    double fd = (loss[0] - loss[1]) / (2 * eps);
+    double err = std::abs(fd - directional) / std::max(1.0, std::abs(fd));
+    bool pass = err <= 1e-3;
+    ok &= pass;
+    std::string label = r < 3 ? std::string(r == 0   ? "dq"
+                                            : r == 1 ? "dk"
+                                                     : "dv")
+                              : fmt::format("dcapture{}", r - 3);
+    llvm::outs() << fmt::format("{} finite-difference {} directional={:.6e} "
+                                "central_difference={:.6e} rel_err={:.2e}\n",
+                                pass ? "PASS" : "FAIL", label, directional, fd,
+                                err);
+  }
+  for (HostBuffer &hb : extra)
+    inputs.push_back(std::move(hb));
+  return ok;
+}
+
+/// --backward: attn-differentiate makes `<f>_forward` (o, lse) and
+/// `<f>_backward`; the forward runs through the reference, the backward
+/// through attn-tile and through the reference (f64), on the same inputs
+/// and a random dO; each gradient is compared.
+int runBackward(ModuleOp module, func::FuncOp func,
+                std::vector<HostBuffer> &inputs, Type elem) {
+  std::string name = func.getName().str();
+  PassManager pm(module->getContext());
+  attn::AttnDifferentiateOptions diffOpts;
+  diffOpts.funcName = name;
+  pm.addPass(attn::createAttnDifferentiate(diffOpts));
+  if (failed(pm.run(module)))
+    return fail("attn-differentiate failed");
+  std::string fwdName = name + "_forward", bwdName = name + "_backward";
+  auto bwd = module.lookupSymbol<func::FuncOp>(bwdName);
+  if (blockQ || blockKv)
+    bwd.walk([&](attn::AttentionGradOp op) {
+      std::string text = fmt::format(
+          "#attn.schedule<target = \"cpu\", block_q = {}, block_kv = {}, "
+          "warps = 1, stages = 1, smem_bytes = 0>",
+          blockQ ? int64_t(blockQ) : 32, blockKv ? int64_t(blockKv) : 32);
+      op->setAttr("schedule", parseAttribute(text, module.getContext()));
+    });
+  attn::CpuPipelineOptions tiledOpts, refOpts;
+  refOpts.reference = true;
+  Outputs fwdOut;
+  if (llvm::Error e =
+          compileAndRun(module, fwdName, refOpts, inputs, fwdOut, nullptr)) {
+    llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e)) << "\n";
+    return fail("forward failed");
+  }
+  // Inputs of the backward: the forward's, then o, lse and a random dO.
+  SmallVector<RankedTensorType> fwdTypes =
+      rankedResults(module.lookupSymbol<func::FuncOp>(fwdName));
+  std::mt19937_64 rng(seed + 1);
+  for (int r = 0; r < 3; ++r) {
+    HostBuffer hb;
+    int from = r == 2 ? 0 : r;
+    if (llvm::Error e = hostBufferOf(fwdTypes[from], fwdOut.shapes[from],
+                                     r == 2 ? nullptr : &fwdOut.values[r], rng,
+                                     r == 0   ? "o"
+                                     : r == 1 ? "lse"
+                                              : "dO",
+                                     hb))
+      return failAlloc(std::move(e));
+    inputs.push_back(std::move(hb));
+  }
+  Outputs got, want;
+  double tiledMs = 0, refMs = 0;
+  for (auto [opts, out, ms, what] :
+       {std::tuple{&tiledOpts, &got, &tiledMs, "tiled backward"},
+        std::tuple{&refOpts, &want, &refMs, "reference backward"}})
+    if (llvm::Error e =
+            compileAndRun(module, bwdName, *opts, inputs, *out, ms)) {
+      llvm::errs() << "attn-run: error: " << what << ": "
+                   << llvm::toString(std::move(e)) << "\n";
+      return fail(std::string(what) + " failed");
+    }
+  double limit = tol > 0         ? double(tol)
+                 : elem.isBF16() ? 1e-2
+                 : elem.isF16()  ? 5e-3
+                                 : 1e-4;
+  double worst = 0;
+  attn::AttentionGradOp gradOp;
+  bwd.walk([&](attn::AttentionGradOp op) { gradOp = op; });
+  // Finite differences need the forward in f32.
+  bool ok = !elem.isF32() ||
+            checkFiniteDifferences(module, fwdName, gradOp, inputs, want);
+  for (size_t r = 0; r < got.values.size(); ++r) {
+    const auto &a = got.values[r], &w = want.values[r];
+    double maxRef = 0, maxDiff = 0;
+    bool nan = false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      nan |= !std::isfinite(a[i]) || !std::isfinite(w[i]);
+      maxRef = std::max(maxRef, std::abs(w[i]));
+      maxDiff = std::max(maxDiff, std::abs(a[i] - w[i]));
+    }
+    double rel = maxRef > 0 ? maxDiff / maxRef : maxDiff;
+    std::string label = r < 3 ? std::string(r == 0   ? "dq"
+                                            : r == 1 ? "dk"
+                                                     : "dv")
+                              : fmt::format("dcapture{}", r - 3);
+    bool pass = !nan && rel <= limit;
+    ok &= pass;
+    worst = std::max(worst, nan ? INFINITY : rel);
+    llvm::outs() << fmt::format("{} {} max_abs_err={:.3e} max_abs_ref={:.3e} "
+                                "max_rel_err={:.3e}{}\n",
+                                pass ? "PASS" : "FAIL", label, maxDiff, maxRef,
+                                rel, nan ? " (not finite)" : "");
+  }
+  llvm::outs() << fmt::format("{}_backward: backend=cpu B={} Nq={} Nk={} "
+                              "tiled_ms={:.2f} reference_ms={:.2f}\n",
+                              name, int64_t(batch), int64_t(nq), int64_t(nk),
+                              tiledMs, refMs);
+  if (!ok)
+    return fail(fmt::format("backward max_rel_err={:.3e} above tolerance "
+                            "{:.1e}",
+                            worst, limit));
+  llvm::outs() << fmt::format("PASS {} backward max_rel_err={:.3e}\n",
+                              std::string(inputFile), worst);
+  return 0;
 }
 } // namespace
 
@@ -458,6 +738,10 @@ int main(int argc, char **argv) {
     return fail("unsupported backend");
   }
   bool onGpu = backend == "cuda";
+  if (backward && onGpu) {
+    llvm::errs() << "attn-run: error: --backward runs on the CPU only\n";
+    return fail("unsupported backend");
+  }
   std::string target = gpuTarget;
   if (onGpu) {
     llvm::Error e = attnc::cuda::useDevice(0);
@@ -552,6 +836,12 @@ int main(int argc, char **argv) {
     return fail("no attn op");
   }
   bool isLinear = !isa<attn::AttentionOp>(attnOp);
+  if (backward && isLinear) {
+    llvm::errs() << "attn-run: error: --backward needs a function of one "
+                    "attn.attention (linear attention and scans have no "
+                    "backward yet)\n";
+    return fail("no backward");
+  }
   Value qArg = attnOp->getOperand(0), kArg = attnOp->getOperand(1),
         vArg = attnOp->getOperand(2);
   // A spec that fixes the batch or a sequence length statically runs at that
@@ -731,6 +1021,10 @@ int main(int argc, char **argv) {
     inputs.push_back(std::move(hb));
   }
 
+  if (backward)
+    return runBackward(*module, func, inputs,
+                       cast<RankedTensorType>(qArg.getType()).getElementType());
+
   // Result layout: one descriptor per ranked result, packed.
   SmallVector<RankedTensorType> resultTypes;
   for (Type t : func.getResultTypes()) {
@@ -767,49 +1061,9 @@ int main(int argc, char **argv) {
                       shapeString(shape), attnc::dtypeName(kind).str())));
   }
 
-  size_t resultWords = 0;
-  for (auto rt : resultTypes)
-    resultWords += 3 + 2 * rt.getRank();
-
   auto run = [&](attn::CpuKernel &kernel, Outputs *out,
                  double *ms) -> llvm::Error {
-    std::vector<int64_t> resultDesc(resultWords, 0);
-    void *resultPtr = resultDesc.data();
-    SmallVector<void *> args = {&resultPtr};
-    for (HostBuffer &hb : inputs)
-      args.push_back(&hb.descPtr);
-    auto t0 = std::chrono::steady_clock::now();
-    if (llvm::Error e = kernel.call(args))
-      return e;
-    auto t1 = std::chrono::steady_clock::now();
-    if (ms)
-      *ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
-    size_t off = 0;
-    llvm::Error err = llvm::Error::success();
-    for (auto rt : resultTypes) {
-      int64_t rank = rt.getRank();
-      auto *alloc = reinterpret_cast<void *>(resultDesc[off]);
-      auto *aligned = reinterpret_cast<uint8_t *>(resultDesc[off + 1]);
-      int64_t offset = resultDesc[off + 2];
-      std::vector<int64_t> shape(resultDesc.begin() + off + 3,
-                                 resultDesc.begin() + off + 3 + rank);
-      Kind kind = *kindOf(rt.getElementType());
-      int64_t n = checkedNumel(shape).value_or(0);
-      const uint8_t *data = aligned + offset * attnc::dtypeSize(kind);
-      if (out && !err) {
-        HeapArray<double> vals;
-        err = allocateArray(vals, n,
-                            "the values of result #" +
-                                llvm::Twine(out->values.size()));
-        for (int64_t i = 0; !err && i < n; ++i)
-          vals[i] = loadFloat(kind, data, i);
-        out->values.push_back(std::move(vals));
-        out->shapes.push_back(shape);
-      }
-      std::free(alloc);
-      off += 3 + 2 * rank;
-    }
-    return err;
+    return callCpuKernel(kernel, inputs, resultTypes, out, ms);
   };
 
   attn::CpuPipelineOptions tiledOpts, refOpts;

@@ -56,6 +56,11 @@ Value tokenRow(ImplicitLocOpBuilder &b, Emitter &e, TokenOrderAttr order,
 /// Naive lowerings (the oracle).
 LogicalResult lowerAttentionToReference(AttentionOp op);
 LogicalResult lowerLinearToReference(Operation *op);
+/// Naive backward (f64 accumulation; the oracle of attn-run --backward).
+LogicalResult lowerAttentionGradToReference(AttentionGradOp op);
+/// Tiled (FlashAttention-2) backward on the CPU: P recomputed per tile from
+/// lse, empty tiles skipped through the forward's mask tile classes.
+LogicalResult lowerAttentionGradTiled(AttentionGradOp op);
 /// Tiled (FlashAttention) lowering of a scheduled, mask-analysed op.
 LogicalResult lowerAttentionTiled(AttentionOp op);
 /// Recurrent (token by token) lowering of linear attention / scans.

@@ -33,7 +33,8 @@ namespace {
 struct AttnFoldInterface : public DialectFoldInterface {
   using DialectFoldInterface::DialectFoldInterface;
   bool shouldMaterializeInto(Region *region) const final {
-    return isa<AttentionOp, LinearAttentionOp, ScanOp>(region->getParentOp());
+    return isa<AttentionOp, AttentionGradOp, LinearAttentionOp, ScanOp>(
+        region->getParentOp());
   }
 };
 } // namespace
@@ -862,6 +863,214 @@ LogicalResult ScanOp::verify() {
 LogicalResult ScanOp::verifyRegions() { return success(); }
 int64_t ScanOp::getFeatureDim() {
   return cast<RankedTensorType>(getQ().getType()).getDimSize(3);
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionGradOp
+//===----------------------------------------------------------------------===//
+
+int64_t AttentionGradOp::getHeadDim() {
+  return cast<RankedTensorType>(getQ().getType()).getDimSize(3);
+}
+int64_t AttentionGradOp::getValueDim() {
+  return cast<RankedTensorType>(getV().getType()).getDimSize(3);
+}
+int64_t AttentionGradOp::getNumQueryHeads() {
+  return cast<RankedTensorType>(getQ().getType()).getDimSize(1);
+}
+int64_t AttentionGradOp::getNumKvHeads() {
+  return cast<RankedTensorType>(getK().getType()).getDimSize(1);
+}
+float AttentionGradOp::getEffectiveScale() {
+  if (auto s = getScale())
+    return s->convertToFloat();
+  return 1.0f / std::sqrt(static_cast<float>(getHeadDim()));
+}
+
+SmallVector<unsigned> AttentionGradOp::getGradCaptureIndices() {
+  llvm::SmallPtrSet<Value, 4> read;
+  getScore().walk([&](Operation *op) {
+    for (Value operand : op->getOperands())
+      read.insert(operand);
+  });
+  SmallVector<unsigned> result;
+  for (auto [idx, capture] : llvm::enumerate(getCaptures()))
+    if (isa<FloatType>(
+            cast<RankedTensorType>(capture.getType()).getElementType()) &&
+        read.contains(capture))
+      result.push_back(idx);
+  return result;
+}
+
+ParseResult AttentionGradOp::parse(OpAsmParser &parser,
+                                   OperationState &result) {
+  SmallVector<OpAsmParser::UnresolvedOperand, 6> fixed;
+  SmallVector<OpAsmParser::UnresolvedOperand> captures;
+  SmallVector<Type> captureTypes;
+  llvm::SMLoc loc = parser.getCurrentLocation();
+  if (parser.parseOperandList(fixed, 6) ||
+      parseCaptures(parser, captures, captureTypes))
+    return failure();
+  Builder &b = parser.getBuilder();
+  if (succeeded(parser.parseOptionalKeyword("scale"))) {
+    FloatAttr scale;
+    if (parser.parseEqual() ||
+        parser.parseAttribute(scale, b.getF32Type(), "scale",
+                              result.attributes))
+      return failure();
+  }
+  Region *score = result.addRegion();
+  Region *mask = result.addRegion();
+  Region *scoreGrad = result.addRegion();
+  if (parseOptionalNamedRegion(parser, "score", *score) ||
+      parseOptionalNamedRegion(parser, "mask", *mask) ||
+      parseOptionalNamedRegion(parser, "score_grad", *scoreGrad) ||
+      parser.parseOptionalAttrDict(result.attributes) || parser.parseColon())
+    return failure();
+  SmallVector<Type, 6> inTypes, outTypes;
+  if (parser.parseTypeList(inTypes) || parser.parseArrow() ||
+      parser.parseTypeList(outTypes))
+    return failure();
+  if (inTypes.size() != 6)
+    return parser.emitError(loc) << "expected 6 input types (q, k, v, o, lse, "
+                                    "dO), got "
+                                 << inTypes.size();
+  if (outTypes.size() < 3)
+    return parser.emitError(loc)
+           << "expected at least 3 result types (dq, dk, dv), got "
+           << outTypes.size();
+  if (parser.resolveOperands(fixed, inTypes, loc, result.operands) ||
+      parser.resolveOperands(captures, captureTypes, loc, result.operands))
+    return failure();
+  result.addTypes(outTypes);
+  return success();
+}
+
+void AttentionGradOp::print(OpAsmPrinter &p) {
+  p << " " << getQ() << ", " << getK() << ", " << getV() << ", " << getO()
+    << ", " << getLse() << ", " << getDO();
+  printCaptures(p, getCaptures());
+  if (auto s = getScaleAttr()) {
+    p << " scale = ";
+    p.printFloat(s.getValue());
+  }
+  printNamedRegion(p, "score", getScore());
+  printNamedRegion(p, "mask", getMask());
+  printNamedRegion(p, "score_grad", getScoreGrad());
+  SmallVector<StringRef, 2> elided = {getScaleAttrName()};
+  if (getCaptureSites().empty())
+    elided.push_back(getCaptureSitesAttrName());
+  p.printOptionalAttrDict((*this)->getAttrs(), elided);
+  p << " : ";
+  llvm::interleaveComma(
+      ValueRange{getQ(), getK(), getV(), getO(), getLse(), getDO()}.getTypes(),
+      p);
+  p << " -> ";
+  llvm::interleaveComma(getResultTypes(), p);
+}
+
+LogicalResult AttentionGradOp::verify() {
+  Operation *op = getOperation();
+  FailureOr<RankedTensorType> q = getRank4(op, getQ(), "q"), k = failure(),
+                              v = failure();
+  if (failed(q) || failed(k = getRank4(op, getK(), "k")) ||
+      failed(v = getRank4(op, getV(), "v")))
+    return failure();
+  if (failed(verifyQKV(op, *q, *k, *v, /*sameSeq=*/false)))
+    return failure();
+  int64_t b = q->getDimSize(0), hq = q->getDimSize(1), nq = q->getDimSize(2);
+  Type elem = q->getElementType(), f32 = Float32Type::get(getContext());
+  SmallVector<int64_t> oShape = {b, hq, nq, v->getDimSize(3)};
+  if (failed(verifyShapeEq(op, getO().getType(), oShape, elem, "o")) ||
+      failed(verifyShapeEq(op, getLse().getType(), {b, hq, nq}, f32, "lse")) ||
+      failed(verifyShapeEq(op, getDO().getType(), oShape, elem, "dO")))
+    return failure();
+  for (auto [name, result, operand] :
+       {std::tuple<StringRef, Value, Value>{"dq", getDq(), getQ()},
+        {"dk", getDk(), getK()},
+        {"dv", getDv(), getV()}})
+    if (result.getType() != operand.getType())
+      return emitOpError() << "result " << name << " must have the type of "
+                           << name.drop_front() << " (" << operand.getType()
+                           << "), got " << result.getType();
+  if (auto s = getScale()) {
+    float f = s->convertToFloat();
+    if (!std::isfinite(f) || f == 0.0f)
+      return emitOpError() << "scale must be finite and non-zero, got " << f;
+  }
+  return success();
+}
+
+/// The score_grad region yields dS/ds, then per capture site the partial
+/// derivative and the element's indices.
+static LogicalResult verifyScoreGrad(AttentionGradOp op) {
+  Builder b(op.getContext());
+  Type f32 = b.getF32Type(), idx = b.getIndexType();
+  if (op.hasScoreRegion() != !op.getScoreGrad().empty())
+    return op.emitOpError()
+           << (op.hasScoreRegion()
+                   ? "has a 'score' region but no 'score_grad' region; run "
+                     "attn-differentiate to make one"
+                   : "has a 'score_grad' region but no 'score' region");
+  if (op.getScoreGrad().empty())
+    return op.getCaptureSites().empty()
+               ? success()
+               : op.emitOpError() << "capture_sites without a 'score_grad'";
+  SmallVector<Type> yields = {f32};
+  SmallVector<unsigned> gradCaptures = op.getGradCaptureIndices();
+  for (auto [site, c] : llvm::enumerate(op.getCaptureSites())) {
+    if (c < 0 || c >= int64_t(op.getCaptures().size()) ||
+        !llvm::is_contained(gradCaptures, unsigned(c)))
+      return op.emitOpError()
+             << "capture_sites[" << site << "] = " << c
+             << " is not a captured float tensor read by the 'score' region";
+    yields.push_back(f32);
+    auto t = cast<RankedTensorType>(op.getCaptures()[c].getType());
+    yields.append(t.getRank(), idx);
+  }
+  Block &block = op.getScoreGrad().front();
+  if (TypeRange(block.getArgumentTypes()) !=
+      TypeRange({f32, idx, idx, idx, idx}))
+    return op.emitOpError() << "'score_grad' region must take the arguments "
+                               "of 'score' (f32, index, index, index, index)";
+  auto yield = dyn_cast<YieldOp>(block.getTerminator());
+  if (!yield)
+    return op.emitOpError() << "'score_grad' region must end with attn.yield";
+  if (TypeRange(yield.getValues()) != TypeRange(yields)) {
+    InFlightDiagnostic diag =
+        op.emitOpError() << "'score_grad' region must yield dS/ds and, per "
+                            "capture site, the derivative and the indices (";
+    llvm::interleaveComma(yields, diag);
+    return diag << "), got " << yield.getValues().size() << " value(s)";
+  }
+  return success();
+}
+
+LogicalResult AttentionGradOp::verifyRegions() {
+  Builder b(getContext());
+  Type f32 = b.getF32Type(), idx = b.getIndexType();
+  if (failed(verifyRegionSignature(*this, getScore(), "score",
+                                   {f32, idx, idx, idx, idx}, f32)) ||
+      failed(verifyRegionSignature(*this, getMask(), "mask",
+                                   {idx, idx, idx, idx}, b.getI1Type())))
+    return failure();
+  if (failed(verifyScoreGrad(*this)))
+    return failure();
+  SmallVector<unsigned> gradCaptures = getGradCaptureIndices();
+  if (getCaptureGrads().size() != gradCaptures.size())
+    return emitOpError() << "expects " << gradCaptures.size()
+                         << " capture gradient(s) (one per captured float "
+                            "tensor the 'score' region reads), got "
+                         << getCaptureGrads().size();
+  for (auto [r, c] : llvm::enumerate(gradCaptures)) {
+    auto t = cast<RankedTensorType>(getCaptures()[c].getType());
+    Type want = RankedTensorType::get(t.getShape(), f32);
+    if (getCaptureGrads()[r].getType() != want)
+      return emitOpError() << "capture gradient #" << r << " must be " << want
+                           << " (capture #" << c << "'s shape, f32), got "
+                           << getCaptureGrads()[r].getType();
+  }
+  return verifyRegionBodies(*this, getCaptures(), /*allowVectors=*/false);
 }
 
 #define GET_OP_CLASSES

@@ -250,14 +250,21 @@ static LogicalResult verifyRegion(const RegionFacts &facts, int64_t heads,
 LogicalResult mlir::attn::verifyRegionSafety(Operation *op,
                                              ValueRange captures) {
   auto attention = dyn_cast<AttentionOp>(op);
-  int64_t heads = attention ? attention.getNumQueryHeads() : 0;
+  auto grad = dyn_cast<AttentionGradOp>(op);
+  int64_t heads = attention ? attention.getNumQueryHeads()
+                  : grad    ? grad.getNumQueryHeads()
+                            : 0;
   if (heads == ShapedType::kDynamic)
     heads = 0;
   for (Region &region : op->getRegions()) {
     std::optional<unsigned> first;
     if (attention)
       first = &region == &attention.getScore() ? 1u : 0u;
-    RegionFacts facts{region, first, /*launchChecksExtents=*/bool(attention)};
+    // The backward's score and score_grad regions take (s, b, h, i, j).
+    if (grad)
+      first = &region == &grad.getMask() ? 0u : 1u;
+    RegionFacts facts{region, first,
+                      /*launchChecksExtents=*/bool(attention || grad)};
     if (failed(verifyRegion(facts, heads, captures)))
       return failure();
   }

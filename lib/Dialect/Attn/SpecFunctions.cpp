@@ -10,7 +10,8 @@
 using namespace mlir;
 
 static bool isAttnOp(Operation *op) {
-  return isa<attn::AttentionOp, attn::LinearAttentionOp, attn::ScanOp>(op);
+  return isa<attn::AttentionOp, attn::AttentionGradOp, attn::LinearAttentionOp,
+             attn::ScanOp>(op);
 }
 
 FailureOr<SmallVector<func::FuncOp>>

@@ -905,3 +905,128 @@ func.func @transfer_read_in_bounds_unproven(%q: tensor<?x4x?x16xf32>, %k: tensor
     } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
   return
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// attn.attention_grad
+//===----------------------------------------------------------------------===//
+
+func.func @grad_lse_type(%q: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf16>) {
+  // expected-error @+1 {{lse must be tensor<?x4x?xf32>, got 'tensor<?x4x?xf16>'}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %lse, %q
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?xf16>, tensor<?x4x?x64xf32>
+    -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @grad_do_shape(%q: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>, %do: tensor<?x4x?x32xf32>) {
+  // expected-error @+1 {{dO must be tensor<?x4x?x64xf32>, got 'tensor<?x4x?x32xf32>'}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %lse, %do
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?xf32>, tensor<?x4x?x32xf32>
+    -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @grad_dk_type(%q: tensor<?x4x?x64xf32>, %k: tensor<?x2x?x64xf32>, %o: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>) {
+  // expected-error @+1 {{result dk must have the type of k ('tensor<?x2x?x64xf32>'), got 'tensor<?x4x?x64xf32>'}}
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %k, %o, %lse, %o
+    : tensor<?x4x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?xf32>, tensor<?x4x?x64xf32>
+    -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x2x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @grad_missing_score_grad(%q: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>) {
+  // expected-error @+1 {{has a 'score' region but no 'score_grad' region; run attn-differentiate to make one}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %lse, %q
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %t = math.tanh %s : f32
+      attn.yield %t : f32
+    }
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?xf32>, tensor<?x4x?x64xf32>
+    -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @grad_capture_count(%q: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>, %bias: tensor<4xf32>) {
+  // expected-error @+1 {{expects 1 capture gradient(s) (one per captured float tensor the 'score' region reads), got 0}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %lse, %q captures(%bias : tensor<4xf32>)
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %x = tensor.extract %bias[%h] : tensor<4xf32>
+      %r = arith.addf %s, %x : f32
+      attn.yield %r : f32
+    }
+    score_grad(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %one = arith.constant 1.0 : f32
+      attn.yield %one, %one, %h : f32, f32, index
+    } {capture_sites = array<i64: 0>}
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?xf32>, tensor<?x4x?x64xf32>
+    -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @grad_capture_type(%q: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>, %bias: tensor<4xf16>) {
+  // expected-error @+1 {{capture gradient #0 must be 'tensor<4xf32>' (capture #0's shape, f32), got 'tensor<4xf16>'}}
+  %dq, %dk, %dv, %db = attn.attention_grad %q, %q, %q, %q, %lse, %q captures(%bias : tensor<4xf16>)
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %x = tensor.extract %bias[%h] : tensor<4xf16>
+      %y = arith.extf %x : f16 to f32
+      %r = arith.addf %s, %y : f32
+      attn.yield %r : f32
+    }
+    score_grad(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %one = arith.constant 1.0 : f32
+      attn.yield %one, %one, %h : f32, f32, index
+    } {capture_sites = array<i64: 0>}
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?xf32>, tensor<?x4x?x64xf32>
+    -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<4xf16>
+  return
+}
+
+// -----
+
+func.func @grad_site_yield(%q: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>, %bias: tensor<4xf32>) {
+  // expected-error @+1 {{'score_grad' region must yield dS/ds and, per capture site, the derivative and the indices ('f32', 'f32', 'index'), got 2 value(s)}}
+  %dq, %dk, %dv, %db = attn.attention_grad %q, %q, %q, %q, %lse, %q captures(%bias : tensor<4xf32>)
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %x = tensor.extract %bias[%h] : tensor<4xf32>
+      %r = arith.addf %s, %x : f32
+      attn.yield %r : f32
+    }
+    score_grad(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %one = arith.constant 1.0 : f32
+      attn.yield %one, %one : f32, f32
+    } {capture_sites = array<i64: 0>}
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?xf32>, tensor<?x4x?x64xf32>
+    -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @grad_site_capture(%q: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>, %bias: tensor<4xf32>) {
+  // expected-error @+1 {{capture_sites[0] = 3 is not a captured float tensor read by the 'score' region}}
+  %dq, %dk, %dv, %db = attn.attention_grad %q, %q, %q, %q, %lse, %q captures(%bias : tensor<4xf32>)
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %x = tensor.extract %bias[%h] : tensor<4xf32>
+      %r = arith.addf %s, %x : f32
+      attn.yield %r : f32
+    }
+    score_grad(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %one = arith.constant 1.0 : f32
+      attn.yield %one, %one, %h : f32, f32, index
+    } {capture_sites = array<i64: 3>}
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?xf32>, tensor<?x4x?x64xf32>
+    -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<4xf32>
+  return
+}

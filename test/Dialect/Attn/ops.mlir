@@ -190,3 +190,63 @@ func.func @clamped_reads(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>,
     } : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> tensor<?x4x?x16xf32>
   return %o : tensor<?x4x?x16xf32>
 }
+
+// attn.attention_grad (the backward, made by attn-differentiate).
+
+// CHECK-LABEL: func.func @attention_grad
+// CHECK: %dq, %dk, %dv, %capture_grads = attn.attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} captures(%{{.*}} : tensor<4x32xf32>) scale = 1.250000e-01
+// CHECK: score(%{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index)
+// CHECK: mask(%{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index)
+// CHECK: score_grad(%{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index)
+// CHECK: attn.yield %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : f32, f32, index, index
+// CHECK: } {capture_sites = array<i64: 0>} : tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x32xf32>, tensor<?x8x?x32xf32>, tensor<?x8x?xf32>, tensor<?x8x?x32xf32> -> tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x32xf32>, tensor<4x32xf32>
+func.func @attention_grad(%q: tensor<?x8x?x64xf32>, %k: tensor<?x2x?x64xf32>,
+                          %v: tensor<?x2x?x32xf32>, %o: tensor<?x8x?x32xf32>,
+                          %lse: tensor<?x8x?xf32>, %do: tensor<?x8x?x32xf32>,
+                          %bias: tensor<4x32xf32>)
+    -> (tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x32xf32>,
+        tensor<4x32xf32>) {
+  %dq, %dk, %dv, %db = attn.attention_grad %q, %k, %v, %o, %lse, %do
+      captures(%bias : tensor<4x32xf32>) scale = 0.125
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %c3 = arith.constant 3 : index
+      %hh = arith.andi %h, %c3 : index
+      %c31 = arith.constant 31 : index
+      %jj = arith.minsi %j, %c31 : index
+      %bv = tensor.extract %bias[%hh, %jj] : tensor<4x32xf32>
+      %r = arith.addf %s, %bv : f32
+      attn.yield %r : f32
+    }
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %c = arith.cmpi uge, %i, %j : index
+      attn.yield %c : i1
+    }
+    score_grad(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %one = arith.constant 1.0 : f32
+      %c3 = arith.constant 3 : index
+      %hh = arith.andi %h, %c3 : index
+      %c31 = arith.constant 31 : index
+      %jj = arith.minsi %j, %c31 : index
+      attn.yield %one, %one, %hh, %jj : f32, f32, index, index
+    } {capture_sites = array<i64: 0>}
+    : tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x32xf32>,
+      tensor<?x8x?x32xf32>, tensor<?x8x?xf32>, tensor<?x8x?x32xf32>
+    -> tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x32xf32>,
+       tensor<4x32xf32>
+  return %dq, %dk, %dv, %db : tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>,
+      tensor<?x2x?x32xf32>, tensor<4x32xf32>
+}
+
+// CHECK-LABEL: func.func @attention_grad_plain
+// CHECK: attn.attention_grad
+// CHECK-NOT: score_grad
+// CHECK-SAME: -> tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+func.func @attention_grad_plain(%q: tensor<?x4x?x64xbf16>,
+    %o: tensor<?x4x?x64xbf16>, %lse: tensor<?x4x?xf32>)
+    -> tensor<?x4x?x64xbf16> {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %lse, %o
+    : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>,
+      tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>
+    -> tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+  return %dq : tensor<?x4x?x64xbf16>
+}

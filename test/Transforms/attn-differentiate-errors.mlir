@@ -1,0 +1,68 @@
+// RUN: attn-opt %s -split-input-file --attn-differentiate -verify-diagnostics
+// RUN: not attn-opt %s --attn-differentiate=func=two_ops 2>&1 | FileCheck %s --check-prefix=NAMED
+// Score regions that attn-differentiate cannot differentiate: the
+// diagnostic names the op.
+
+func.func @erf(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+               %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
+  %o = attn.attention %q, %k, %v
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      // expected-error @+1 {{'math.erf' op cannot be differentiated}}
+      %r = math.erf %s : f32
+      attn.yield %r : f32
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// -----
+
+// The unknown op reads a captured bias (a derivative with respect to the
+// capture is needed), not s.
+func.func @powf_of_capture(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                           %v: tensor<?x4x?x64xf32>, %w: tensor<4xf32>)
+    -> tensor<?x4x?x64xf32> {
+  %o = attn.attention %q, %k, %v captures(%w : tensor<4xf32>)
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %x = tensor.extract %w[%h] : tensor<4xf32>
+      %two = arith.constant 2.0 : f32
+      // expected-error @+1 {{'math.powf' op cannot be differentiated}}
+      %p = math.powf %x, %two : f32
+      %r = arith.addf %s, %p : f32
+      attn.yield %r : f32
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// -----
+
+// An op that computes a constant (no derivative flows through it) is fine
+// whatever it is: no diagnostic.
+func.func @constant_erf(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                        %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
+  %o = attn.attention %q, %k, %v
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %hi = arith.index_cast %h : index to i64
+      %hf = arith.uitofp %hi : i64 to f32
+      %e = math.erf %hf : f32
+      %r = arith.addf %s, %e : f32
+      attn.yield %r : f32
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// -----
+
+// A function named with func= must be one attn.attention whose results
+// only the return uses.
+// NAMED: attn-differentiate: function 'two_ops' uses the attention's results in other operations
+func.func @two_ops(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                   %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
+  %o = attn.attention %q, %k, %v
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+    -> tensor<?x4x?x64xf32>
+  %r = arith.addf %o, %o : tensor<?x4x?x64xf32>
+  return %r : tensor<?x4x?x64xf32>
+}
