@@ -128,6 +128,8 @@ def ConvertAttnToReference : Pass<"convert-attn-to-reference", "::mlir::ModuleOp
     elementwise. `attn.linear_attention` / `attn.scan`: the quadratic
     (parallel) form with explicit decay weights, in f32. Output is scf loops
     on memrefs wrapped in `bufferization.to_buffer` / `to_tensor`.
+    `attn.attention_grad`: the backward with P recomputed from lse, every
+    dot product and accumulation in f64 (docs/backward.md).
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
@@ -151,7 +153,10 @@ def AttnTile : Pass<"attn-tile", "::mlir::ModuleOp"> {
     log-gates, the F x Dv state across chunks; a backward pass over the
     chunks for bidirectional scans) or, with `linear-form=recurrent`, to the
     token-by-token recurrence (the decode form). Both are checked against
-    the quadratic reference.
+    the quadratic reference. `attn.attention_grad` lowers to the
+    FlashAttention-2 backward: kv tiles outer with f32 dk/dv tile buffers,
+    P recomputed per tile from lse, the forward's tile classes (empty tiles
+    skipped); tile sizes from its `schedule`, else 32 x 32.
   }];
   let options = [
     Option<"linearForm", "linear-form", "std::string", "\"chunked\"",
