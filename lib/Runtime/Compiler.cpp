@@ -1105,8 +1105,7 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
       files.push_back({n + ".cubin", art.cubin});
       files.push_back({n + ".ptxas.txt", art.ptxasLog});
       files.push_back({n + ".h", mlir::attn::headerSource(art.info)});
-      files.push_back({n + "_launcher.c", mlir::attn::launcherSource(
-                                              art.info, art.cubin, art.ptx)});
+      files.push_back({n + "_launcher.c", mlir::attn::launcherSource(art)});
     }
     files.push_back({"manifest.json", abi::formatKernelSet(set)});
     store(job, files, llvm::json::Object());

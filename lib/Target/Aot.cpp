@@ -51,50 +51,6 @@ static std::string cParams(const attn::KernelInfo &info) {
   return p;
 }
 
-/// C statements storing the addresses of `argList`'s values into `array`.
-/// Memref arguments expand to allocated/aligned pointer, offset, sizes and
-/// strides; 1-D tensors views get unit strides.
-static std::string packArgs(const std::vector<attn::KernelArg> &argList,
-                            StringRef array, std::string &decls, int &count) {
-  std::string params;
-  int n = 0;
-  for (const attn::KernelArg &a : argList) {
-    if (a.kind == "tensormap") {
-      params += fmt::format("  {}[{}] = &{}_map;\n", array.str(), n++, a.name);
-      continue;
-    }
-    if (a.kind == "memref") {
-      bool explicitStrides = a.rank > 1 || a.name.rfind("capture", 0) == 0;
-      std::string off = a.name + "_off";
-      if (decls.find(" " + off + " ") == std::string::npos)
-        decls += fmt::format("  int64_t {} = 0;\n", off);
-      params += fmt::format("  {0}[{1}] = &{2}; {0}[{3}] = &{2}; "
-                            "{0}[{4}] = &{5};\n",
-                            array.str(), n, a.name, n + 1, n + 2, off);
-      n += 3;
-      for (int64_t r = 0; r < a.rank; ++r)
-        params += fmt::format("  {}[{}] = &{}_size{};\n", array.str(), n++,
-                              a.name, r);
-      for (int64_t r = 0; r < a.rank; ++r) {
-        std::string unit = fmt::format("{}_unit{}", a.name, r);
-        if (explicitStrides) {
-          params += fmt::format("  {}[{}] = &{}_stride{};\n", array.str(), n++,
-                                a.name, r);
-        } else {
-          if (decls.find(" " + unit + " ") == std::string::npos)
-            decls += fmt::format("  int64_t {} = 1;\n", unit);
-          params += fmt::format("  {}[{}] = &{};\n", array.str(), n++, unit);
-        }
-      }
-    } else {
-      params += fmt::format("  {}[{}] = &{};\n", array.str(), n++, a.name);
-    }
-  }
-  count = std::max(n, 1);
-  return params;
-}
-
-/// `data` as a C initializer list of bytes.
 static std::string cBytes(StringRef data, bool nulTerminate) {
   std::string bytes;
   bytes.reserve(data.size() * 4);
@@ -108,193 +64,132 @@ static std::string cBytes(StringRef data, bool nulTerminate) {
   return bytes;
 }
 
-std::string mlir::attn::launcherSource(const attn::KernelInfo &info,
-                                       StringRef cubin, StringRef ptx) {
-  std::string bytes = cBytes(cubin, false);
-  std::string ptxBytes = cBytes(ptx, true);
-  std::string decls;
-  int nargs = 0, nmap = 0;
-  std::string params = packArgs(info.args, "args", decls, nargs);
-  std::string mapLaunch;
-  if (!info.mapKernel.empty()) {
-    std::string slices = info.mapSlices == "B*Hq"
-                             ? fmt::format("B * {}", info.headsQ)
-                         : info.mapSlices == "Hq" ? std::to_string(info.headsQ)
-                         : info.mapSlices == "B"  ? std::string("B")
-                                                  : std::string("1");
-    std::string mp = packArgs(info.mapArgs, "margs", decls, nmap);
-    mapLaunch = fmt::format(
-        R"C(  /* The block map: one class (0 empty, 1 partial, 2 full) per tile. */
-  int64_t slices = {slices};
-  void *margs[{nmap}];
-{mp}  r = attnc_{name}_cuLaunchKernel(attnc_{name}_map_function,
-      (unsigned)((Nq + {bq} - 1) / {bq}), (unsigned)((Nk + {bkv} - 1) / {bkv}),
-      (unsigned)slices, {threads}, 1, 1, 0, stream, margs, 0);
-  if (r != ATTNC_SUCCESS)
-    return r;
-)C",
-        fmt::arg("slices", slices), fmt::arg("nmap", nmap), fmt::arg("mp", mp),
-        fmt::arg("name", info.name), fmt::arg("bq", info.blockQ),
-        fmt::arg("bkv", info.blockKv), fmt::arg("threads", info.threads));
-  }
-  // sm_90a: the TMA maps of q, k, v, built here on every launch (they hold
-  // the pointers), and the opt-in to the kernel's dynamic shared memory.
-  bool wgmma = info.variant == "wgmma";
-  int64_t dynSmem = wgmma ? info.sharedBytes : 0;
-  std::string tmaps;
+namespace {
+/// C declarations of the launch's tensors for the launch library, from the
+/// launcher's parameters (cParams): q, k, v, o as [B, H, N, D] views through
+/// their strides, lse contiguous, captures with their sizes and strides. The
+/// flat sizes of q, k, v, o and lse and the caller's block-map workspace are
+/// not needed (the library derives extents and allocates the map).
+struct LauncherTensors {
+  std::string decls, inputs, outputs, unused;
+  int numInputs = 0, numOutputs = 0;
+};
+} // namespace
+
+static LauncherTensors launcherTensors(const attn::KernelInfo &info) {
+  LauncherTensors t;
+  int code = info.dtype == "bf16" ? 2 : 1; // ATTNC_BF16, ATTNC_F16
+  auto view = [&](const std::string &n, bool isQ, bool isO, int64_t d) {
+    std::string h = std::to_string(isQ || isO ? info.headsQ : info.headsKv);
+    t.decls +=
+        fmt::format("  int64_t {0}_shape[4] = {{B, {1}, {2}, {3}}};\n"
+                    "  int64_t {0}_strides[4] = {{{0}_stride_b, {0}_stride_h, "
+                    "{0}_stride_n, 1}};\n",
+                    n, h, isQ || isO ? "Nq" : "Nk", d);
+    std::string desc = fmt::format(
+        "    {{(void *){0}, {1}, 4, {0}_shape, {0}_strides}},\n", n, code);
+    (isO ? t.outputs : t.inputs) += desc;
+    (isO ? t.numOutputs : t.numInputs)++;
+    t.unused += fmt::format("  (void){}_size0;\n", n);
+  };
   for (const attn::KernelArg &a : info.args) {
-    if (a.kind != "tensormap")
-      continue;
-    bool isQ = a.name == "q";
-    tmaps += fmt::format(
-        R"C(  {{
-    unsigned long long dims[4] = {{{d}, (unsigned long long){n},
-                                  {h}, (unsigned long long)B}};
-    unsigned long long strides[3] = {{(unsigned long long){a}_stride_n * 2,
-                                     (unsigned long long){a}_stride_h * 2,
-                                     (unsigned long long){a}_stride_b * 2}};
-    unsigned box[4] = {{64, {rows}, 1, 1}}, ones[4] = {{1, 1, 1, 1}};
-    (void){a}_size0;
-    /* bf16 9 / f16 6; interleave none, 128-byte swizzle, no L2 promotion,
-     * zero fill past the end. */
-    r = attnc_{name}_cuTensorMapEncodeTiled(&{a}_map, {dt}, 4, (void *){a},
-                                           dims, strides, box, ones, 0, 3, 0,
-                                           0);
-    if (r != ATTNC_SUCCESS)
-      return r;
-  }}
-)C",
-        fmt::arg("d", a.name == "v" ? info.valueDim : info.headDim),
-        fmt::arg("n", isQ ? "Nq" : "Nk"),
-        fmt::arg("h", isQ ? info.headsQ : info.headsKv), fmt::arg("a", a.name),
-        fmt::arg("rows", a.boxRows), fmt::arg("name", info.name),
-        fmt::arg("dt", info.dtype == "bf16" ? 9 : 6));
-    decls += fmt::format("  attnc_tmap {}_map;\n", a.name);
+    const std::string &n = a.name;
+    if (n == "q" || n == "k" || n == "v" || n == "o") {
+      view(n, n == "q", n == "o",
+           n == "v" || n == "o" ? info.valueDim : info.headDim);
+    } else if (n == "lse") {
+      t.decls +=
+          fmt::format("  int64_t lse_shape[3] = {{B, {}, Nq}};\n", info.headsQ);
+      t.outputs += "    {(void *)lse, 0, 3, lse_shape, 0},\n";
+      ++t.numOutputs;
+      t.unused += "  (void)lse_size0;\n";
+    } else if (n.rfind("capture", 0) == 0) {
+      std::string sizes, strides;
+      for (int64_t r = 0; r < a.rank; ++r) {
+        sizes += fmt::format("{}{}_size{}", r ? ", " : "", n, r);
+        strides += fmt::format("{}{}_stride{}", r ? ", " : "", n, r);
+      }
+      t.decls += fmt::format("  int64_t {0}_shape[{1}] = {{{2}}};\n"
+                             "  int64_t {0}_strides[{1}] = {{{3}}};\n",
+                             n, a.rank, sizes, strides);
+      t.inputs += fmt::format(
+          "    {{(void *){0}, {1}, {2}, {0}_shape, {0}_strides}},\n", n,
+          int(llvm::cantFail(attnc::dtypeFromName(a.elem))), a.rank);
+      ++t.numInputs;
+    } else if (n == "block_map") {
+      t.unused += "  (void)block_map;\n  (void)block_map_size0;\n";
+    }
   }
-  std::string smemOptIn =
-      dynSmem > kStaticSharedBytes
-          ? fmt::format("  if (r == ATTNC_SUCCESS)\n"
-                        "    r = attnc_{0}_cuFuncSetAttribute("
-                        "attnc_{0}_function, 8, {1});\n",
-                        info.name, dynSmem)
-          : std::string();
-  std::string mapLoad =
-      info.mapKernel.empty()
-          ? std::string()
-          : fmt::format("  if (r == ATTNC_SUCCESS)\n"
-                        "    r = attnc_{0}_cuModuleGetFunction("
-                        "&attnc_{0}_map_function, attnc_{0}_module, "
-                        "\"{1}\");\n",
-                        info.name, info.mapKernel);
+  return t;
+}
+
+std::string mlir::attn::launcherSource(const GpuKernelArtifact &art) {
+  const attn::KernelInfo &info = art.info;
+  abi::KernelSet set;
+  set.generator = "attn-aot";
+  set.target = info.target;
+  set.kernels.push_back(abiKernelOf(art));
+  LauncherTensors t = launcherTensors(info);
   return fmt::format(
-      R"C(/* Generated by attn-aot: launcher for kernel {name}. Uses only the CUDA
- * driver API, which it loads at run time (dlopen of libcuda.so.1): it needs
- * neither the CUDA headers nor -lcuda to build, and on a machine without a
- * driver every call returns ATTNC_ERROR_NO_DRIVER. */
-#define _POSIX_C_SOURCE 200809L
+      R"C(/* Generated by attn-aot: launcher for kernel {name}, a thin wrapper over
+ * attnc's launch library (libattnc_runtime.so, attnc/attnc_runtime.h),
+ * which checks the arguments against the kernel's signature, loads the
+ * cubin (or the PTX where the cubin does not run), encodes tensor maps,
+ * allocates the block map and launches. Link it with attnc::runtime. On a
+ * machine without a driver every call returns ATTNC_ERROR_NO_DRIVER;
+ * attnc_{name}_error() says why a call failed. */
 #include "{name}.h"
-#include <dlfcn.h>
+#include "attnc/attnc_runtime.h"
 
 static const unsigned char attnc_{name}_cubin[] = {{
-{bytes}}};
-/* The PTX, JIT-compiled by the driver where the cubin does not run (an sm_80
- * cubin on a newer architecture: CUDA_ERROR_NO_BINARY_FOR_GPU). */
+{cubin}}};
 static const unsigned char attnc_{name}_ptx[] = {{
-{ptxbytes}}};
+{ptx}}};
+/* The kernel set's manifest.json (the kernel-set ABI). */
+static const unsigned char attnc_{name}_manifest[] = {{
+{manifest}}};
+static attnc_rt_module *attnc_{name}_module;
+static attnc_rt_kernel *attnc_{name}_kernel;
 
-typedef attnc_result (*attnc_{name}_load_fn)(void **, const void *);
-typedef attnc_result (*attnc_{name}_get_fn)(void **, void *, const char *);
-typedef attnc_result (*attnc_{name}_launch_fn)(void *, unsigned, unsigned,
-                                              unsigned, unsigned, unsigned,
-                                              unsigned, unsigned, attnc_stream,
-                                              void **, void **);
-typedef attnc_result (*attnc_{name}_attr_fn)(void *, int, int);
-typedef attnc_result (*attnc_{name}_tmap_fn)(
-    void *, int, unsigned, void *, const unsigned long long *,
-    const unsigned long long *, const unsigned *, const unsigned *, int, int,
-    int, int);
-/* A CUtensorMap: 128 bytes, 64-byte aligned. */
-typedef struct {{
-  _Alignas(64) unsigned long long opaque[16];
-}} attnc_tmap;
-static attnc_{name}_attr_fn attnc_{name}_cuFuncSetAttribute;
-static attnc_{name}_tmap_fn attnc_{name}_cuTensorMapEncodeTiled;
-static attnc_{name}_load_fn attnc_{name}_cuModuleLoadData;
-static attnc_{name}_get_fn attnc_{name}_cuModuleGetFunction;
-static attnc_{name}_launch_fn attnc_{name}_cuLaunchKernel;
-static void *attnc_{name}_module;
-static void *attnc_{name}_function;
-{mapdecl}
-static int attnc_{name}_driver(void) {{
-  void *lib;
-  if (attnc_{name}_cuLaunchKernel)
-    return 1;
-  lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (!lib)
-    return 0;
-  *(void **)&attnc_{name}_cuModuleLoadData = dlsym(lib, "cuModuleLoadData");
-  *(void **)&attnc_{name}_cuModuleGetFunction =
-      dlsym(lib, "cuModuleGetFunction");
-  *(void **)&attnc_{name}_cuLaunchKernel = dlsym(lib, "cuLaunchKernel");
-  *(void **)&attnc_{name}_cuFuncSetAttribute = dlsym(lib, "cuFuncSetAttribute");
-  *(void **)&attnc_{name}_cuTensorMapEncodeTiled =
-      dlsym(lib, "cuTensorMapEncodeTiled");
-  return attnc_{name}_cuModuleLoadData && attnc_{name}_cuModuleGetFunction &&
-         attnc_{name}_cuLaunchKernel && attnc_{name}_cuFuncSetAttribute{needtmap};
-}}
+const char *attnc_{name}_error(void) {{ return attnc_rt_last_error(); }}
 
 attnc_result attnc_{name}_load(void) {{
-  attnc_result r;
-  if (attnc_{name}_function)
+  attnc_rt_image images[2] = {{
+      {{"{ptxfile}", attnc_{name}_ptx, sizeof(attnc_{name}_ptx)}},
+      {{"{name}.cubin", attnc_{name}_cubin, sizeof(attnc_{name}_cubin)}}}};
+  if (attnc_{name}_kernel)
     return ATTNC_SUCCESS;
-  if (!attnc_{name}_driver())
+  if (!attnc_rt_cuda_available())
     return ATTNC_ERROR_NO_DRIVER;
-  r = attnc_{name}_cuModuleLoadData(&attnc_{name}_module, attnc_{name}_cubin);
-  if (r == 209)
-    r = attnc_{name}_cuModuleLoadData(&attnc_{name}_module, attnc_{name}_ptx);
-  if (r != ATTNC_SUCCESS)
-    return r;
-{mapload}  if (r != ATTNC_SUCCESS)
-    return r;
-  r = attnc_{name}_cuModuleGetFunction(&attnc_{name}_function,
-                                       attnc_{name}_module, "{name}");
-{smemoptin}  return r;
+  if (attnc_rt_module_create((const char *)attnc_{name}_manifest, images,
+                             2, 0, &attnc_{name}_module))
+    return ATTNC_ERROR_LAUNCH;
+  attnc_{name}_kernel = attnc_rt_module_kernel(attnc_{name}_module, 0);
+  return ATTNC_SUCCESS;
 }}
 
 attnc_result attnc_{name}_launch({cparams}) {{
-  unsigned grid_x;
+{decls}  attnc_tensor inputs[{nin}] = {{
+{inputs}  }};
+  attnc_tensor outputs[{nout}] = {{
+{outputs}  }};
   attnc_result r = attnc_{name}_load();
-  if (r != ATTNC_SUCCESS)
+{unused}  if (r != ATTNC_SUCCESS)
     return r;
-  if (B <= 0 || Nq <= 0)
-    return ATTNC_SUCCESS;
-  {{
-{decls}{tmaps}{maplaunch}  void *args[{nargs}];
-{params}  grid_x = (unsigned)((Nq + {bq} - 1) / {bq});
-  return attnc_{name}_cuLaunchKernel(attnc_{name}_function, grid_x, {hq},
-                                     (unsigned)B, {threads}, 1, 1, {dsmem},
-                                     stream, args, 0);
-  }}
+  return attnc_rt_kernel_launch(attnc_{name}_kernel, inputs, {nin}, outputs,
+                                {nout}, (void *)stream)
+             ? ATTNC_ERROR_LAUNCH
+             : ATTNC_SUCCESS;
 }}
 )C",
-      fmt::arg("name", info.name), fmt::arg("bytes", bytes),
-      fmt::arg("ptxbytes", ptxBytes), fmt::arg("cparams", cParams(info)),
-      fmt::arg("decls", decls), fmt::arg("params", params),
-      fmt::arg("nargs", nargs), fmt::arg("maplaunch", mapLaunch),
-      fmt::arg("mapload", mapLoad), fmt::arg("tmaps", tmaps),
-      fmt::arg("smemoptin", smemOptIn), fmt::arg("dsmem", dynSmem),
-      fmt::arg("needtmap", wgmma
-                               ? fmt::format(" &&\n         "
-                                             "attnc_{}_cuTensorMapEncodeTiled",
-                                             info.name)
-                               : std::string()),
-      fmt::arg("mapdecl",
-               info.mapKernel.empty()
-                   ? std::string()
-                   : fmt::format("static void *attnc_{}_map_function;\n",
-                                 info.name)),
-      fmt::arg("bq", info.blockQ), fmt::arg("hq", info.headsQ),
-      fmt::arg("threads", info.threads));
+      fmt::arg("name", info.name), fmt::arg("cubin", cBytes(art.cubin, false)),
+      fmt::arg("ptx", cBytes(art.ptx, true)),
+      fmt::arg("manifest", cBytes(abi::formatKernelSet(set), true)),
+      fmt::arg("ptxfile", info.name + ".ptx"),
+      fmt::arg("cparams", cParams(info)), fmt::arg("decls", t.decls),
+      fmt::arg("inputs", t.inputs), fmt::arg("outputs", t.outputs),
+      fmt::arg("nin", t.numInputs), fmt::arg("nout", t.numOutputs),
+      fmt::arg("unused", t.unused));
 }
 
 std::string mlir::attn::headerSource(const attn::KernelInfo &info) {
@@ -320,12 +215,17 @@ typedef struct CUstream_st *attnc_stream;
 #define ATTNC_SUCCESS 0
 /* CUDA_ERROR_NO_DEVICE: libcuda.so.1 could not be loaded. */
 #define ATTNC_ERROR_NO_DRIVER 100
+/* CUDA_ERROR_UNKNOWN: the launch library refused or failed the call;
+ * attnc_<kernel>_error() says why. */
+#define ATTNC_ERROR_LAUNCH 999
 #endif
 #ifdef __cplusplus
 extern "C" {{
 #endif
 attnc_result attnc_{name}_load(void);
 attnc_result attnc_{name}_launch({cparams});
+/* Why the last failing call on this thread failed. */
+const char *attnc_{name}_error(void);
 #ifdef __cplusplus
 }}
 #endif
@@ -339,9 +239,8 @@ attnc_result attnc_{name}_launch({cparams});
       fmt::arg("mapnote",
                info.mapKernel.empty()
                    ? std::string()
-                   : fmt::format("\n * block_map: caller-allocated workspace "
-                                 "of {} * ceil(Nq/{}) * ceil(Nk/{}) bytes.",
-                                 info.mapSlices, info.blockQ, info.blockKv)));
+                   : std::string("\n * block_map, block_map_size0: unused (the "
+                                 "launch library allocates the block map).")));
 }
 
 static llvm::Error fail(const llvm::Twine &msg) {
@@ -644,8 +543,7 @@ mlir::attn::writeAotDirectory(StringRef dir, StringRef target,
       return e;
     if (llvm::Error e = writeFile(base + ".h", headerSource(art.info)))
       return e;
-    if (llvm::Error e = writeFile(base + "_launcher.c",
-                                  launcherSource(art.info, art.cubin, art.ptx)))
+    if (llvm::Error e = writeFile(base + "_launcher.c", launcherSource(art)))
       return e;
   }
   return writeFile((dir + "/manifest.json").str(),

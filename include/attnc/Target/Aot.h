@@ -74,10 +74,10 @@ std::string manifestJson(llvm::StringRef target,
                          llvm::ArrayRef<GpuKernelArtifact> kernels);
 /// The C header and launcher of one kernel.
 std::string headerSource(const KernelInfo &info);
-/// The launcher embeds the cubin and, for GPUs the cubin does not run on,
-/// the PTX.
-std::string launcherSource(const KernelInfo &info, llvm::StringRef cubin,
-                           llvm::StringRef ptx);
+/// The launcher: a thin wrapper over the launch library
+/// (attnc/attnc_runtime.h) that embeds the kernel's manifest, its cubin and,
+/// for GPUs the cubin does not run on, its PTX.
+std::string launcherSource(const GpuKernelArtifact &art);
 
 } // namespace mlir::attn
 
