@@ -165,8 +165,7 @@ private:
   /// ldmatrix at `idx` of `tile`: the registers as mma operands.
   SmallVector<Value> ldmOperands(Value tile, ValueRange idx, int64_t count,
                                  bool trans) {
-    return tc.operands(
-        tc.registers(tc.ldmatrix(tile, idx, count, trans), count));
+    return tc.operands(tc.ldmatrix(tile, idx, count, trans), count);
   }
 
   /// A register pair scaled elementwise by (w0, w1), as an mma operand.

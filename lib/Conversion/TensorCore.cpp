@@ -127,13 +127,6 @@ Value MmaSync::operand(Value pair) {
   return LLVM::BitcastOp::create(b, b.getI32Type(), pair);
 }
 
-SmallVector<Value> MmaSync::operands(ArrayRef<Value> pairs) {
-  SmallVector<Value> out;
-  for (Value p : pairs)
-    out.push_back(operand(p));
-  return out;
-}
-
 Value MmaSync::pack(Value x, Value y) {
   Value xe = arith::TruncFOp::create(b, elem, x);
   Value ye = arith::TruncFOp::create(b, elem, y);

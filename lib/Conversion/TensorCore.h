@@ -75,8 +75,9 @@ struct CpAsyncTile {
   Value smem, buffer;
   /// The storage row of a tile row (a token order), if set.
   llvm::function_ref<Value(Value)> storageRow;
-  /// Clamp the shared-memory row of the chunks past the tile to 0 (the
-  /// attention kernels' tiles may not divide into whole rounds of threads).
+  /// Clamp the shared-memory row of the chunks past the tile to 0 (set by
+  /// the attention kernels; without a partial last round of threads the
+  /// select is always true, but dropping it changes their PTX).
   bool clampTailRows = false;
 };
 
@@ -112,7 +113,6 @@ public:
   SmallVector<Value> operands(Value frag, int64_t count);
   /// A vector<2 x elem> register as an mma operand (i32 for bf16).
   Value operand(Value pair);
-  SmallVector<Value> operands(ArrayRef<Value> pairs);
   /// Two f32 values rounded to the element type, as one mma operand.
   Value pack(Value x, Value y);
   /// c + a b for A (4 operands, row) and B (2 operands, col).
