@@ -8,6 +8,7 @@
 #include "Context.h"
 #include "CudaDriver.h"
 #include "LaunchParams.h"
+#include "attnc/Target/TargetDesc.h"
 
 using namespace attnc;
 using namespace attnc::rt;
@@ -85,7 +86,7 @@ llvm::Error KernelLauncher::loadFunction(void *&module, void *&fn,
           drv.cuModuleGetFunction(&fn, module, function.str().c_str()),
           (sig.name + ": cuModuleGetFunction(" + function + ")").str()))
     return e;
-  if (sharedBytes <= 48 * 1024)
+  if (sharedBytes <= mlir::attn::kStaticSharedBytes)
     return llvm::Error::success();
   return cuda::check(drv.cuFuncSetAttribute(fn,
                                             /*MAX_DYNAMIC_SHARED_SIZE_BYTES=*/8,
