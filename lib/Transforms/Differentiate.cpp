@@ -158,8 +158,20 @@ FailureOr<Value> ScoreDifferentiator::rule(Operation *op, ArrayRef<Value> t) {
 FailureOr<ScoreDifferentiator::Tangents>
 ScoreDifferentiator::differentiate(Operation *op) {
   Tangents result(numSeeds);
-  if (op->getNumResults() != 1 || !isFloat(op->getResult(0).getType()))
+  if (llvm::none_of(op->getResultTypes(), isFloat))
     return result; // integer and boolean values carry no derivative
+  auto refuse = [&]() -> FailureOr<Tangents> {
+    op->emitOpError()
+        << "cannot be differentiated: attn-differentiate knows arith "
+           "addf/subf/mulf/divf/negf/select/maximumf/minimumf/extf/truncf "
+           "and math exp/exp2/log/log2/tanh/sqrt/rsqrt/sin/cos/absf/fma in "
+           "a 'score' region";
+    return failure();
+  };
+  // Values that ops with regions read from above are not operands, and no
+  // rule covers several results: refuse rather than drop a derivative.
+  if (op->getNumRegions() != 0 || op->getNumResults() != 1)
+    return refuse();
   if (auto extract = dyn_cast<tensor::ExtractOp>(op)) {
     auto it = llvm::find(siteOps, extract);
     if (it != siteOps.end())
@@ -174,14 +186,8 @@ ScoreDifferentiator::differentiate(Operation *op) {
     if (llvm::all_of(t, [](Value v) { return !v; }))
       continue; // constant with respect to this seed
     FailureOr<Value> d = rule(op, t);
-    if (failed(d)) {
-      op->emitOpError()
-          << "cannot be differentiated: attn-differentiate knows arith "
-             "addf/subf/mulf/divf/negf/select/maximumf/minimumf/extf/truncf "
-             "and math exp/exp2/log/log2/tanh/sqrt/rsqrt/sin/cos/absf/fma in "
-             "a 'score' region";
-      return failure();
-    }
+    if (failed(d))
+      return refuse();
     result[seed] = *d;
   }
   return result;

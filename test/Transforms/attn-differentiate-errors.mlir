@@ -66,3 +66,26 @@ func.func @two_ops(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
   %r = arith.addf %o, %o : tensor<?x4x?x64xf32>
   return %r : tensor<?x4x?x64xf32>
 }
+
+// -----
+
+// An op with a region: the values it reads from above are not operands, so
+// no derivative could flow through them; refused.
+func.func @region_op(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                     %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
+  %o = attn.attention %q, %k, %v
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %c = arith.cmpi uge, %i, %j : index
+      // expected-error @+1 {{'scf.if' op cannot be differentiated}}
+      %r = scf.if %c -> (f32) {
+        scf.yield %s : f32
+      } else {
+        %two = arith.constant 2.0 : f32
+        %x = arith.mulf %s, %two : f32
+        scf.yield %x : f32
+      }
+      attn.yield %r : f32
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
