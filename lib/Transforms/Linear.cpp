@@ -79,6 +79,51 @@ struct LinearLowering : LinearOpView {
   /// o at token t <- out (divided by den with `normalize`).
   void writeOut(Value out, Value den, Value bi, Value hi, Value t);
 
+  /// h / hk: query heads per key/value head.
+  Value kvGroup;
+
+  // The reference lowering: phi(k) of every token and the cumulative
+  // log-gates L, [N] or [N, F] (Token and TokenDim decays only).
+  Value refPhiK, refCum;
+  void allocReferenceBuffers();
+  /// refPhiK <- phi(k), refCum <- L for head (bi, hi).
+  void storeKeysAndGates(Value bi, Value hi, Value hkv);
+  /// L_t: scalar (Head/Token) or vector<F> (TokenDim).
+  Value cumGate(Value bi, Value hi, Value t);
+  /// o at token t from every key it sees (and the decayed initial state).
+  void referenceRow(Value bi, Value hi, Value hkv, Value t);
+  /// The final state of head (bi, hi).
+  void referenceFinalState(Value bi, Value hi, Value hkv);
+  /// Row fi of the final state of a non-empty sequence; lLast = L_{N-1}.
+  void referenceFinalRow(Value bi, Value hi, Value hkv, Value lLast, Value fi);
+
+  // The chunked lowering: phi(q), phi(k) and v of one chunk, the chunk's
+  // cumulative log-gates L_i = g_{t0} + ... + g_{t0+i} ([C] or [C, F]), and
+  // for bidirectional scans the forward pass's outputs and normalizers.
+  bool vecGate = false;
+  Value chunkLen, fIdx;
+  Value chunkQ, chunkK, chunkV, chunkGates, fwdOut, fwdNorm;
+  void allocChunkBuffers(int64_t chunk);
+  /// L_i (scalar or vector<F>).
+  Value gateAt(Value i);
+  /// L_i[fi] (scalar).
+  Value gateAtF(Value i, Value fi);
+  /// x * exp(l), l scalar or vector<F>, x vector<F>.
+  Value scaleByExp(Value x, Value l);
+  /// The chunk of `len` tokens from t0 into the chunk buffers.
+  void loadChunk(Value bi, Value hi, Value hkv, Value t0, Value len);
+  /// The keys j in [lb, ub) of the chunk for query i, the weight folded into
+  /// the dot product: pq . (pk * exp(sign * (L_i - L_j))). Returns (out, den).
+  SmallVector<Value> intraChunk(Value pq, Value li, Value lb, Value ub,
+                                bool forward);
+  /// S <- exp(G) S + sum_j exp(G - L_j) (forward) or exp(L_j) (backward)
+  /// pk_j v_j^T, and z likewise; G = L_{len-1}.
+  void updateChunkState(Value len, bool forward);
+  /// Keys j <= i, the state from the chunks before.
+  void chunkedForward(Value bi, Value hi, Value hkv);
+  /// Keys j > i, the state from the chunks after.
+  void chunkedBackward(Value bi, Value hi, Value hkv);
+
   LogicalResult lowerReference();
   LogicalResult lowerRecurrent();
   LogicalResult lowerChunked(int64_t chunk);
@@ -261,138 +306,150 @@ void LinearLowering::writeOut(Value out, Value den, Value bi, Value hi,
   e.writeRowF32(out, o, {bi, hi, tok(t), c0});
 }
 
+void LinearLowering::allocReferenceBuffers() {
+  refPhiK = e.alloc({ShapedType::kDynamic, f}, e.f32Type(), {n});
+  if (kind == DecayKind::Token)
+    refCum = e.alloc({ShapedType::kDynamic}, e.f32Type(), {n});
+  if (kind == DecayKind::TokenDim)
+    refCum = e.alloc({ShapedType::kDynamic, f}, e.f32Type(), {n});
+  pqBuf = e.alloc({f}, e.f32Type(), {});
+  kvGroup = e.idx(h / hk);
+}
+
+void LinearLowering::storeKeysAndGates(Value bi, Value hi, Value hkv) {
+  e.loop(c0, n, [&](Value s) {
+    e.writeRowF32(phiK(bi, hkv, s), refPhiK, {s, c0});
+  });
+  if (!refCum)
+    return;
+  Value zero = kind == DecayKind::Token ? e.f32(0.0) : zerosF(f);
+  e.loop(c0, n, c1, {zero}, [&](Value t, ValueRange it) {
+    Value acc = e.addf(it[0], logGate(bi, hi, t));
+    if (kind == DecayKind::Token)
+      memref::StoreOp::create(b, acc, refCum, ValueRange{t});
+    else
+      e.writeRowF32(acc, refCum, {t, c0});
+    return SmallVector<Value>{acc};
+  });
+}
+
+Value LinearLowering::cumGate(Value bi, Value hi, Value t) {
+  switch (kind) {
+  case DecayKind::None:
+    return e.f32(0.0);
+  case DecayKind::Head:
+    return e.mulf(e.addf(indexToF32(t), e.f32(1.0)), logGate(bi, hi, t));
+  case DecayKind::Token:
+    return memref::LoadOp::create(b, refCum, ValueRange{t});
+  case DecayKind::TokenDim:
+    return e.readRowF32(refCum, {t, c0}, f);
+  }
+  return Value();
+}
+
+void LinearLowering::referenceRow(Value bi, Value hi, Value hkv, Value t) {
+  Value pq = phiQ(bi, hi, t);
+  Value lt = cumGate(bi, hi, t);
+  Value ub = causal ? e.addi(t, c1) : n;
+  SmallVector<Value> acc = e.loop(
+      c0, ub, c1, {zerosF(dv), e.f32(0.0)},
+      [&](Value s, ValueRange it) -> SmallVector<Value> {
+        Value pk = e.readRowF32(refPhiK, {s, c0}, f);
+        Value a;
+        if (kind == DecayKind::TokenDim) {
+          a = e.dot(e.mulf(pq, negExpAbs(e.subf(lt, cumGate(bi, hi, s)))), pk);
+        } else {
+          a = e.dot(pq, pk);
+          if (kind != DecayKind::None)
+            a = e.mulf(a, negExpAbs(e.subf(lt, cumGate(bi, hi, s))));
+        }
+        Value vs = e.readRowF32(v, {bi, hkv, tok(s), c0}, dv);
+        return {vector::FMAOp::create(b, e.splat(a, dv), vs, it[0]),
+                e.addf(it[1], a)};
+      });
+  Value out = acc[0];
+  if (init) {
+    // The initial state, decayed by every gate up to t.
+    Value w = kind == DecayKind::None ? e.f32(1.0) : e.exp(lt);
+    Value pqw =
+        kind == DecayKind::TokenDim ? e.mulf(pq, w) : e.mulf(pq, e.splat(w, f));
+    e.writeRowF32(pqw, pqBuf, {c0});
+    out =
+        e.loop(c0, e.idx(f), c1, {out},
+               [&](Value fi, ValueRange it) -> SmallVector<Value> {
+                 Value c = memref::LoadOp::create(b, pqBuf, ValueRange{fi});
+                 Value row = e.readRowF32(init, {bi, hi, fi, c0}, dv);
+                 return {vector::FMAOp::create(b, e.splat(c, dv), row, it[0])};
+               })[0];
+  }
+  if (normalize) {
+    Value nz = e.cmpf(CmpFPredicate::ONE, acc[1], e.f32(0.0));
+    Value inv = e.select(nz, e.divf(e.f32(1.0), acc[1]), e.f32(0.0));
+    out = e.mulf(out, e.splat(inv, dv));
+  }
+  e.writeRowF32(out, o, {bi, hi, tok(t), c0});
+}
+
+void LinearLowering::referenceFinalRow(Value bi, Value hi, Value hkv,
+                                       Value lLast, Value fi) {
+  auto scalarAt = [&](Value l) {
+    return kind == DecayKind::TokenDim ? Value(vector::ExtractOp::create(
+                                             b, l, ArrayRef<OpFoldResult>{fi}))
+                                       : l;
+  };
+  Value lLastF = scalarAt(lLast);
+  Value row = e.loop(
+      c0, n, c1, {zerosF(dv)},
+      [&](Value s, ValueRange it) -> SmallVector<Value> {
+        Value w = kind == DecayKind::None
+                      ? e.f32(1.0)
+                      : e.exp(e.subf(lLastF, scalarAt(cumGate(bi, hi, s))));
+        Value pkf = memref::LoadOp::create(b, refPhiK, ValueRange{s, fi});
+        Value vs = e.readRowF32(v, {bi, hkv, tok(s), c0}, dv);
+        return {
+            vector::FMAOp::create(b, e.splat(e.mulf(pkf, w), dv), vs, it[0])};
+      })[0];
+  if (init) {
+    Value w0 = kind == DecayKind::None ? e.f32(1.0) : e.exp(lLastF);
+    Value s0 = e.readRowF32(init, {bi, hi, fi, c0}, dv);
+    row = vector::FMAOp::create(b, e.splat(w0, dv), s0, row);
+  }
+  e.writeRowF32(row, fin, {bi, hi, fi, c0});
+}
+
+void LinearLowering::referenceFinalState(Value bi, Value hi, Value hkv) {
+  Value nonEmpty = e.cmpi(CmpIPredicate::sgt, n, c0);
+  e.ifElse(
+      nonEmpty, {},
+      [&] {
+        Value lLast = cumGate(bi, hi, e.subi(n, c1));
+        e.loop(c0, e.idx(f),
+               [&](Value fi) { referenceFinalRow(bi, hi, hkv, lLast, fi); });
+        return SmallVector<Value>();
+      },
+      [&] {
+        e.loop(c0, e.idx(f), [&](Value fi) {
+          Value row =
+              init ? e.readRowF32(init, {bi, hi, fi, c0}, dv) : zerosF(dv);
+          e.writeRowF32(row, fin, {bi, hi, fi, c0});
+        });
+        return SmallVector<Value>();
+      });
+}
+
 LogicalResult LinearLowering::lowerReference() {
   setup();
-  Value phik = e.alloc({ShapedType::kDynamic, f}, e.f32Type(), {n});
-  Value cum; // cumulative log-gates, [N] or [N, F]
-  if (kind == DecayKind::Token)
-    cum = e.alloc({ShapedType::kDynamic}, e.f32Type(), {n});
-  if (kind == DecayKind::TokenDim)
-    cum = e.alloc({ShapedType::kDynamic, f}, e.f32Type(), {n});
-  Value pqBuf = e.alloc({f}, e.f32Type(), {});
-  Value group = e.idx(h / hk);
+  allocReferenceBuffers();
   e.loop(c0, batch, [&](Value bi) {
     e.loop(c0, e.idx(h), [&](Value hi) {
-      Value hkv = e.divi(hi, group);
-      e.loop(c0, n, [&](Value s) {
-        e.writeRowF32(phiK(bi, hkv, s), phik, {s, c0});
-      });
-      if (cum) {
-        Value zero = kind == DecayKind::Token ? e.f32(0.0) : zerosF(f);
-        e.loop(c0, n, c1, {zero}, [&](Value t, ValueRange it) {
-          Value acc = e.addf(it[0], logGate(bi, hi, t));
-          if (kind == DecayKind::Token)
-            memref::StoreOp::create(b, acc, cum, ValueRange{t});
-          else
-            e.writeRowF32(acc, cum, {t, c0});
-          return SmallVector<Value>{acc};
-        });
-      }
-      // L_t: scalar (Head/Token) or vector<F> (TokenDim).
-      auto cumAt = [&](Value t) -> Value {
-        switch (kind) {
-        case DecayKind::None:
-          return e.f32(0.0);
-        case DecayKind::Head:
-          return e.mulf(e.addf(indexToF32(t), e.f32(1.0)), logGate(bi, hi, t));
-        case DecayKind::Token:
-          return memref::LoadOp::create(b, cum, ValueRange{t});
-        case DecayKind::TokenDim:
-          return e.readRowF32(cum, {t, c0}, f);
-        }
-        return Value();
-      };
-      e.loop(c0, n, [&](Value t) {
-        Value pq = phiQ(bi, hi, t);
-        Value lt = cumAt(t);
-        Value ub = causal ? e.addi(t, c1) : n;
-        SmallVector<Value> acc = e.loop(
-            c0, ub, c1, {zerosF(dv), e.f32(0.0)},
-            [&](Value s, ValueRange it) -> SmallVector<Value> {
-              Value pk = e.readRowF32(phik, {s, c0}, f);
-              Value a;
-              if (kind == DecayKind::TokenDim) {
-                a = e.dot(e.mulf(pq, negExpAbs(e.subf(lt, cumAt(s)))), pk);
-              } else {
-                a = e.dot(pq, pk);
-                if (kind != DecayKind::None)
-                  a = e.mulf(a, negExpAbs(e.subf(lt, cumAt(s))));
-              }
-              Value vs = e.readRowF32(v, {bi, hkv, tok(s), c0}, dv);
-              return {vector::FMAOp::create(b, e.splat(a, dv), vs, it[0]),
-                      e.addf(it[1], a)};
-            });
-        Value out = acc[0];
-        if (init) {
-          // The initial state, decayed by every gate up to t.
-          Value w = kind == DecayKind::None ? e.f32(1.0) : e.exp(lt);
-          Value pqw = kind == DecayKind::TokenDim ? e.mulf(pq, w)
-                                                  : e.mulf(pq, e.splat(w, f));
-          e.writeRowF32(pqw, pqBuf, {c0});
-          out = e.loop(
-              c0, e.idx(f), c1, {out},
-              [&](Value fi, ValueRange it) -> SmallVector<Value> {
-                Value c = memref::LoadOp::create(b, pqBuf, ValueRange{fi});
-                Value row = e.readRowF32(init, {bi, hi, fi, c0}, dv);
-                return {vector::FMAOp::create(b, e.splat(c, dv), row, it[0])};
-              })[0];
-        }
-        if (normalize) {
-          Value nz = e.cmpf(CmpFPredicate::ONE, acc[1], e.f32(0.0));
-          Value inv = e.select(nz, e.divf(e.f32(1.0), acc[1]), e.f32(0.0));
-          out = e.mulf(out, e.splat(inv, dv));
-        }
-        e.writeRowF32(out, o, {bi, hi, tok(t), c0});
-      });
-      if (fin) {
-        Value nonEmpty = e.cmpi(CmpIPredicate::sgt, n, c0);
-        e.ifElse(
-            nonEmpty, {},
-            [&] {
-              Value last = e.subi(n, c1);
-              Value lLast = cumAt(last);
-              e.loop(c0, e.idx(f), [&](Value fi) {
-                auto scalarAt = [&](Value l) {
-                  return kind == DecayKind::TokenDim
-                             ? Value(vector::ExtractOp::create(
-                                   b, l, ArrayRef<OpFoldResult>{fi}))
-                             : l;
-                };
-                Value lLastF = scalarAt(lLast);
-                Value row = e.loop(
-                    c0, n, c1, {zerosF(dv)},
-                    [&](Value s, ValueRange it) -> SmallVector<Value> {
-                      Value w = kind == DecayKind::None
-                                    ? e.f32(1.0)
-                                    : e.exp(e.subf(lLastF, scalarAt(cumAt(s))));
-                      Value pkf =
-                          memref::LoadOp::create(b, phik, ValueRange{s, fi});
-                      Value vs = e.readRowF32(v, {bi, hkv, tok(s), c0}, dv);
-                      return {vector::FMAOp::create(
-                          b, e.splat(e.mulf(pkf, w), dv), vs, it[0])};
-                    })[0];
-                if (init) {
-                  Value w0 =
-                      kind == DecayKind::None ? e.f32(1.0) : e.exp(lLastF);
-                  Value s0 = e.readRowF32(init, {bi, hi, fi, c0}, dv);
-                  row = vector::FMAOp::create(b, e.splat(w0, dv), s0, row);
-                }
-                e.writeRowF32(row, fin, {bi, hi, fi, c0});
-              });
-              return SmallVector<Value>();
-            },
-            [&] {
-              e.loop(c0, e.idx(f), [&](Value fi) {
-                Value row = init ? e.readRowF32(init, {bi, hi, fi, c0}, dv)
-                                 : zerosF(dv);
-                e.writeRowF32(row, fin, {bi, hi, fi, c0});
-              });
-              return SmallVector<Value>();
-            });
-      }
+      Value hkv = e.divi(hi, kvGroup);
+      storeKeysAndGates(bi, hi, hkv);
+      e.loop(c0, n, [&](Value t) { referenceRow(bi, hi, hkv, t); });
+      if (fin)
+        referenceFinalState(bi, hi, hkv);
     });
   });
-  for (Value buf : {phik, cum, pqBuf})
+  for (Value buf : {refPhiK, refCum, pqBuf})
     if (buf)
       memref::DeallocOp::create(b, buf);
   finish();
@@ -488,158 +545,166 @@ LogicalResult LinearLowering::lowerRecurrent() {
   return success();
 }
 
+void LinearLowering::allocChunkBuffers(int64_t chunk) {
+  vecGate = kind == DecayKind::TokenDim;
+  chunkLen = e.idx(chunk);
+  fIdx = e.idx(f);
+  kvGroup = e.idx(h / hk);
+  chunkQ = e.alloc({chunk, f}, e.f32Type(), {});
+  chunkK = e.alloc({chunk, f}, e.f32Type(), {});
+  chunkV = e.alloc({chunk, dv}, e.f32Type(), {});
+  // Cumulative log-gates inside the chunk: L_i = g_{t0} + ... + g_{t0+i}.
+  if (kind != DecayKind::None)
+    chunkGates = vecGate ? e.alloc({chunk, f}, e.f32Type(), {})
+                         : e.alloc({chunk}, e.f32Type(), {});
+  allocState();
+  if (!causal) {
+    fwdOut = e.alloc({ShapedType::kDynamic, dv}, e.f32Type(), {n});
+    fwdNorm = e.alloc({ShapedType::kDynamic}, e.f32Type(), {n});
+  }
+}
+
+Value LinearLowering::gateAt(Value i) {
+  return vecGate ? e.readRowF32(chunkGates, {i, c0}, f)
+                 : Value(memref::LoadOp::create(b, chunkGates, ValueRange{i}));
+}
+
+Value LinearLowering::gateAtF(Value i, Value fi) {
+  return vecGate ? memref::LoadOp::create(b, chunkGates, ValueRange{i, fi})
+                 : memref::LoadOp::create(b, chunkGates, ValueRange{i});
+}
+
+Value LinearLowering::scaleByExp(Value x, Value l) {
+  return vecGate ? e.mulf(x, e.exp(l)) : e.mulf(x, e.splat(e.exp(l), f));
+}
+
+void LinearLowering::loadChunk(Value bi, Value hi, Value hkv, Value t0,
+                               Value len) {
+  Value zero = vecGate ? zerosF(f) : e.f32(0.0);
+  e.loop(c0, len, c1, {zero}, [&](Value i, ValueRange it) {
+    Value t = e.addi(t0, i);
+    e.writeRowF32(phiQ(bi, hi, t), chunkQ, {i, c0});
+    e.writeRowF32(phiK(bi, hkv, t), chunkK, {i, c0});
+    e.writeRowF32(e.readRowF32(v, {bi, hkv, tok(t), c0}, dv), chunkV, {i, c0});
+    if (kind == DecayKind::None)
+      return SmallVector<Value>{it[0]};
+    Value acc = e.addf(it[0], logGate(bi, hi, t));
+    if (vecGate)
+      e.writeRowF32(acc, chunkGates, {i, c0});
+    else
+      memref::StoreOp::create(b, acc, chunkGates, ValueRange{i});
+    return SmallVector<Value>{acc};
+  });
+}
+
+SmallVector<Value> LinearLowering::intraChunk(Value pq, Value li, Value lb,
+                                              Value ub, bool forward) {
+  return e.loop(lb, ub, c1, {zerosF(dv), e.f32(0.0)},
+                [&](Value j, ValueRange it) -> SmallVector<Value> {
+                  Value pk = e.readRowF32(chunkK, {j, c0}, f);
+                  Value a;
+                  if (kind == DecayKind::None) {
+                    a = e.dot(pq, pk);
+                  } else {
+                    Value lj = gateAt(j);
+                    Value diff = forward ? e.subf(li, lj) : e.subf(lj, li);
+                    a = vecGate ? e.dot(e.mulf(pq, e.exp(diff)), pk)
+                                : e.mulf(e.dot(pq, pk), e.exp(diff));
+                  }
+                  Value vj = e.readRowF32(chunkV, {j, c0}, dv);
+                  return {vector::FMAOp::create(b, e.splat(a, dv), vj, it[0]),
+                          e.addf(it[1], a)};
+                });
+}
+
+void LinearLowering::updateChunkState(Value len, bool forward) {
+  Value last = e.subi(len, c1);
+  e.loop(c0, fIdx, [&](Value fi) {
+    Value gLast = kind == DecayKind::None ? Value() : gateAtF(last, fi);
+    Value decayF = gLast ? e.exp(gLast) : e.f32(1.0);
+    Value row = e.mulf(e.readRowF32(state, {fi, c0}, dv), e.splat(decayF, dv));
+    Value zf = e.mulf(memref::LoadOp::create(b, z, ValueRange{fi}), decayF);
+    SmallVector<Value> acc =
+        e.loop(c0, len, c1, {row, zf},
+               [&](Value j, ValueRange it) -> SmallVector<Value> {
+                 Value w = memref::LoadOp::create(b, chunkK, ValueRange{j, fi});
+                 if (gLast) {
+                   Value lj = gateAtF(j, fi);
+                   w = e.mulf(w, e.exp(forward ? e.subf(gLast, lj) : lj));
+                 }
+                 Value vj = e.readRowF32(chunkV, {j, c0}, dv);
+                 return {vector::FMAOp::create(b, e.splat(w, dv), vj, it[0]),
+                         e.addf(it[1], w)};
+               });
+    e.writeRowF32(acc[0], state, {fi, c0});
+    memref::StoreOp::create(b, acc[1], z, ValueRange{fi});
+  });
+}
+
+void LinearLowering::chunkedForward(Value bi, Value hi, Value hkv) {
+  e.loop(c0, n, chunkLen, {}, [&](Value t0, ValueRange) {
+    Value len = e.mini(chunkLen, e.subi(n, t0));
+    loadChunk(bi, hi, hkv, t0, len);
+    e.loop(c0, len, [&](Value i) {
+      Value t = e.addi(t0, i);
+      Value pq = e.readRowF32(chunkQ, {i, c0}, f);
+      Value li = kind == DecayKind::None ? Value() : gateAt(i);
+      SmallVector<Value> acc = intraChunk(pq, li, c0, e.addi(i, c1), true);
+      auto [so, sd] = readState(li ? scaleByExp(pq, li) : pq);
+      Value out = e.addf(acc[0], so), den = e.addf(acc[1], sd);
+      if (causal) {
+        writeOut(out, den, bi, hi, t);
+      } else {
+        e.writeRowF32(out, fwdOut, {t, c0});
+        memref::StoreOp::create(b, den, fwdNorm, ValueRange{t});
+      }
+    });
+    updateChunkState(len, /*forward=*/true);
+    return SmallVector<Value>();
+  });
+}
+
+void LinearLowering::chunkedBackward(Value bi, Value hi, Value hkv) {
+  Value chunks = e.ceilDiv(n, chunkLen);
+  e.loop(c0, chunks, [&](Value r) {
+    Value t0 = e.muli(e.subi(e.subi(chunks, c1), r), chunkLen);
+    Value len = e.mini(chunkLen, e.subi(n, t0));
+    loadChunk(bi, hi, hkv, t0, len);
+    Value gLast = kind == DecayKind::None ? Value() : gateAt(e.subi(len, c1));
+    e.loop(c0, len, [&](Value i) {
+      Value t = e.addi(t0, i);
+      Value pq = e.readRowF32(chunkQ, {i, c0}, f);
+      Value li = kind == DecayKind::None ? Value() : gateAt(i);
+      SmallVector<Value> acc = intraChunk(pq, li, e.addi(i, c1), len, false);
+      auto [so, sd] = readState(li ? scaleByExp(pq, e.subf(gLast, li)) : pq);
+      Value out = e.addf(e.addf(acc[0], so), e.readRowF32(fwdOut, {t, c0}, dv));
+      Value den = e.addf(e.addf(acc[1], sd),
+                         memref::LoadOp::create(b, fwdNorm, ValueRange{t}));
+      writeOut(out, den, bi, hi, t);
+    });
+    updateChunkState(len, /*forward=*/false);
+  });
+}
+
 LogicalResult LinearLowering::lowerChunked(int64_t chunk) {
   setup();
-  bool vecGate = kind == DecayKind::TokenDim;
-  Value cC = e.idx(chunk);
-  Value fIdx = e.idx(f);
-  Value group = e.idx(h / hk);
-  Value pqs = e.alloc({chunk, f}, e.f32Type(), {});
-  Value pks = e.alloc({chunk, f}, e.f32Type(), {});
-  Value vs = e.alloc({chunk, dv}, e.f32Type(), {});
-  // Cumulative log-gates inside the chunk: L_i = g_{t0} + ... + g_{t0+i}.
-  Value gates;
-  if (kind != DecayKind::None)
-    gates = vecGate ? e.alloc({chunk, f}, e.f32Type(), {})
-                    : e.alloc({chunk}, e.f32Type(), {});
-  allocState();
-  Value fwd, fwdDen;
-  if (!causal) {
-    fwd = e.alloc({ShapedType::kDynamic, dv}, e.f32Type(), {n});
-    fwdDen = e.alloc({ShapedType::kDynamic}, e.f32Type(), {n});
-  }
-
-  // L_i (scalar or vector<F>) and L_i[fi] (scalar).
-  auto gateAt = [&](Value i) -> Value {
-    return vecGate ? e.readRowF32(gates, {i, c0}, f)
-                   : Value(memref::LoadOp::create(b, gates, ValueRange{i}));
-  };
-  auto gateAtF = [&](Value i, Value fi) -> Value {
-    return vecGate ? memref::LoadOp::create(b, gates, ValueRange{i, fi})
-                   : memref::LoadOp::create(b, gates, ValueRange{i});
-  };
-  // x * exp(l), l scalar or vector<F>, x vector<F>.
-  auto scaleByExp = [&](Value x, Value l) {
-    return vecGate ? e.mulf(x, e.exp(l)) : e.mulf(x, e.splat(e.exp(l), f));
-  };
-  auto loadChunk = [&](Value bi, Value hi, Value hkv, Value t0, Value len) {
-    Value zero = vecGate ? zerosF(f) : e.f32(0.0);
-    e.loop(c0, len, c1, {zero}, [&](Value i, ValueRange it) {
-      Value t = e.addi(t0, i);
-      e.writeRowF32(phiQ(bi, hi, t), pqs, {i, c0});
-      e.writeRowF32(phiK(bi, hkv, t), pks, {i, c0});
-      e.writeRowF32(e.readRowF32(v, {bi, hkv, tok(t), c0}, dv), vs, {i, c0});
-      if (kind == DecayKind::None)
-        return SmallVector<Value>{it[0]};
-      Value acc = e.addf(it[0], logGate(bi, hi, t));
-      if (vecGate)
-        e.writeRowF32(acc, gates, {i, c0});
-      else
-        memref::StoreOp::create(b, acc, gates, ValueRange{i});
-      return SmallVector<Value>{acc};
-    });
-  };
-  // The weight of key j for query i inside a chunk, folded into the dot
-  // product: pq . (pk * exp(sign * (L_i - L_j))).
-  auto intra = [&](Value pq, Value li, Value lb, Value ub, bool forward) {
-    return e.loop(lb, ub, c1, {zerosF(dv), e.f32(0.0)},
-                  [&](Value j, ValueRange it) -> SmallVector<Value> {
-                    Value pk = e.readRowF32(pks, {j, c0}, f);
-                    Value a;
-                    if (kind == DecayKind::None) {
-                      a = e.dot(pq, pk);
-                    } else {
-                      Value lj = gateAt(j);
-                      Value diff = forward ? e.subf(li, lj) : e.subf(lj, li);
-                      a = vecGate ? e.dot(e.mulf(pq, e.exp(diff)), pk)
-                                  : e.mulf(e.dot(pq, pk), e.exp(diff));
-                    }
-                    Value vj = e.readRowF32(vs, {j, c0}, dv);
-                    return {vector::FMAOp::create(b, e.splat(a, dv), vj, it[0]),
-                            e.addf(it[1], a)};
-                  });
-  };
-  // S <- exp(G) S + sum_j exp(G - L_j) (forward) or exp(L_j) (backward)
-  // pk_j v_j^T, and z likewise; G = L_{len-1}.
-  auto updateState = [&](Value len, bool forward) {
-    Value last = e.subi(len, c1);
-    e.loop(c0, fIdx, [&](Value fi) {
-      Value gLast = kind == DecayKind::None ? Value() : gateAtF(last, fi);
-      Value decayF = gLast ? e.exp(gLast) : e.f32(1.0);
-      Value row =
-          e.mulf(e.readRowF32(state, {fi, c0}, dv), e.splat(decayF, dv));
-      Value zf = e.mulf(memref::LoadOp::create(b, z, ValueRange{fi}), decayF);
-      SmallVector<Value> acc =
-          e.loop(c0, len, c1, {row, zf},
-                 [&](Value j, ValueRange it) -> SmallVector<Value> {
-                   Value w = memref::LoadOp::create(b, pks, ValueRange{j, fi});
-                   if (gLast) {
-                     Value lj = gateAtF(j, fi);
-                     w = e.mulf(w, e.exp(forward ? e.subf(gLast, lj) : lj));
-                   }
-                   Value vj = e.readRowF32(vs, {j, c0}, dv);
-                   return {vector::FMAOp::create(b, e.splat(w, dv), vj, it[0]),
-                           e.addf(it[1], w)};
-                 });
-      e.writeRowF32(acc[0], state, {fi, c0});
-      memref::StoreOp::create(b, acc[1], z, ValueRange{fi});
-    });
-  };
+  allocChunkBuffers(chunk);
   e.loop(c0, batch, [&](Value bi) {
     e.loop(c0, e.idx(h), [&](Value hi) {
-      Value hkv = e.divi(hi, group);
+      Value hkv = e.divi(hi, kvGroup);
       resetState(bi, hi, /*fromInit=*/true);
       // Forward: keys j <= i, the state from the chunks before.
-      e.loop(c0, n, cC, {}, [&](Value t0, ValueRange) {
-        Value len = e.mini(cC, e.subi(n, t0));
-        loadChunk(bi, hi, hkv, t0, len);
-        e.loop(c0, len, [&](Value i) {
-          Value t = e.addi(t0, i);
-          Value pq = e.readRowF32(pqs, {i, c0}, f);
-          Value li = kind == DecayKind::None ? Value() : gateAt(i);
-          SmallVector<Value> acc = intra(pq, li, c0, e.addi(i, c1), true);
-          auto [so, sd] = readState(li ? scaleByExp(pq, li) : pq);
-          Value out = e.addf(acc[0], so), den = e.addf(acc[1], sd);
-          if (causal) {
-            writeOut(out, den, bi, hi, t);
-          } else {
-            e.writeRowF32(out, fwd, {t, c0});
-            memref::StoreOp::create(b, den, fwdDen, ValueRange{t});
-          }
-        });
-        updateState(len, /*forward=*/true);
-        return SmallVector<Value>();
-      });
+      chunkedForward(bi, hi, hkv);
       writeFinalState(bi, hi);
       if (causal)
         return;
       // Backward: keys j > i, the state from the chunks after.
       resetState(bi, hi, /*fromInit=*/false);
-      Value chunks = e.ceilDiv(n, cC);
-      e.loop(c0, chunks, [&](Value r) {
-        Value t0 = e.muli(e.subi(e.subi(chunks, c1), r), cC);
-        Value len = e.mini(cC, e.subi(n, t0));
-        loadChunk(bi, hi, hkv, t0, len);
-        Value gLast =
-            kind == DecayKind::None ? Value() : gateAt(e.subi(len, c1));
-        e.loop(c0, len, [&](Value i) {
-          Value t = e.addi(t0, i);
-          Value pq = e.readRowF32(pqs, {i, c0}, f);
-          Value li = kind == DecayKind::None ? Value() : gateAt(i);
-          SmallVector<Value> acc = intra(pq, li, e.addi(i, c1), len, false);
-          auto [so, sd] =
-              readState(li ? scaleByExp(pq, e.subf(gLast, li)) : pq);
-          Value out =
-              e.addf(e.addf(acc[0], so), e.readRowF32(fwd, {t, c0}, dv));
-          Value den = e.addf(e.addf(acc[1], sd),
-                             memref::LoadOp::create(b, fwdDen, ValueRange{t}));
-          writeOut(out, den, bi, hi, t);
-        });
-        updateState(len, /*forward=*/false);
-      });
+      chunkedBackward(bi, hi, hkv);
     });
   });
-  for (Value buf : {pqs, pks, vs, gates, state, z, pqBuf, fwd, fwdDen})
+  for (Value buf :
+       {chunkQ, chunkK, chunkV, chunkGates, state, z, pqBuf, fwdOut, fwdNorm})
     if (buf)
       memref::DeallocOp::create(b, buf);
   finish();
