@@ -610,6 +610,8 @@ struct Compiler::Impl {
                                                       const LinearFunction &lf);
   llvm::Expected<std::shared_ptr<Kernel>> buildProgram(const Job &job,
                                                        mlir::func::FuncOp func);
+  /// buildProgram's state: the program's steps and where values live.
+  struct ProgramBuilder;
   void store(const Job &job,
              llvm::ArrayRef<std::pair<std::string, std::string>> files,
              llvm::json::Object extra = {}) {
@@ -1310,43 +1312,100 @@ elementwiseKernel(mlir::MLIRContext *ctx, mlir::Operation *op,
   return makeGpuKernel(set, images, "");
 }
 
-/// A function of several attn ops (or of one attn op not in the single-op
-/// forms) for a GPU: one kernel per attn op and elementwise kernels for
-/// addf, subf and mulf on tensors. Not written to the disk cache.
-llvm::Expected<std::shared_ptr<Kernel>>
-Compiler::Impl::buildProgram(const Job &job, mlir::func::FuncOp func) {
+/// The non-constant values `op` reads, in first-use order, or failure when
+/// one is not an argument of `body`.
+static mlir::FailureOr<llvm::SmallVector<mlir::Value>>
+attnOpArguments(mlir::Operation &op, mlir::Block &body) {
+  llvm::SmallVector<mlir::Value> args;
+  for (mlir::Value v : op.getOperands()) {
+    if (v.getDefiningOp<mlir::arith::ConstantOp>())
+      continue;
+    auto arg = mlir::dyn_cast<mlir::BlockArgument>(v);
+    if (!arg || arg.getOwner() != &body)
+      return mlir::failure();
+    if (!llvm::is_contained(args, v))
+      args.push_back(v);
+  }
+  return args;
+}
+
+/// A module of one function `name` that takes `args` and returns the results
+/// of a clone of `op` (the constants it reads cloned too).
+static mlir::OwningOpRef<mlir::ModuleOp>
+outlineAttnOp(mlir::MLIRContext *ctx, mlir::Operation &op,
+              llvm::ArrayRef<mlir::Value> args, llvm::StringRef name) {
   using namespace mlir;
-  auto refuse = [&](const llvm::Twine &why) {
+  Location loc = op.getLoc();
+  OwningOpRef<ModuleOp> sub = ModuleOp::create(loc);
+  SmallVector<Type> types;
+  for (Value a : args)
+    types.push_back(a.getType());
+  OpBuilder b(ctx);
+  b.setInsertionPointToEnd(sub->getBody());
+  auto f = func::FuncOp::create(b, loc, name,
+                                b.getFunctionType(types, op.getResultTypes()));
+  Block *entry = f.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  IRMapping map;
+  for (auto [a, ba] : llvm::zip(args, entry->getArguments()))
+    map.map(a, ba);
+  for (Value v : op.getOperands())
+    if (auto c = v.getDefiningOp<arith::ConstantOp>())
+      if (!map.contains(v))
+        map.map(v, b.clone(*c)->getResult(0));
+  Operation *cl = b.clone(op, map);
+  func::ReturnOp::create(b, loc, cl->getResults());
+  return sub;
+}
+
+/// The steps of a GPU program and where each value of the function lives
+/// (an input, an output or a temporary).
+struct Compiler::Impl::ProgramBuilder {
+  Impl &impl;
+  const Job &job;
+  mlir::func::FuncOp func;
+  mlir::Block &body;
+  GpuProgram prog;
+  llvm::DenseMap<mlir::Value, GpuProgram::Ref> where;
+  /// The input whose batch and sequence sizes a value has.
+  llvm::DenseMap<mlir::Value, unsigned> like;
+  std::string typeErr;
+  unsigned part = 0;
+
+  ProgramBuilder(Impl &impl, const Job &job, mlir::func::FuncOp func)
+      : impl(impl), job(job), func(func), body(func.getBody().front()) {}
+
+  llvm::Error refuse(const llvm::Twine &why) const {
     return makeError("'" + job.function +
                      "': GPU targets compile functions of attn ops "
                      "(attention, linear attention, scans) on the "
                      "function's arguments, combined by elementwise addf, "
                      "subf or mulf on tensors: " +
                      why);
-  };
-  Block &body = func.getBody().front();
-  GpuProgram prog;
-  llvm::DenseMap<Value, GpuProgram::Ref> where;
-  // The input whose batch and sequence sizes a value has.
-  llvm::DenseMap<Value, unsigned> like;
-  for (auto [i, a] : llvm::enumerate(func.getArguments())) {
-    where[a] = {GpuProgram::Ref::Input, unsigned(i)};
-    like[a] = unsigned(i);
   }
-  auto ret = cast<func::ReturnOp>(body.getTerminator());
-  for (auto [j, v] : llvm::enumerate(ret.getOperands())) {
-    if (where.count(v))
-      return refuse("result " + llvm::Twine(j) +
-                    " is an argument or returned twice");
-    where[v] = {GpuProgram::Ref::Output, unsigned(j)};
+
+  /// Arguments are inputs, returned values outputs.
+  llvm::Error mapArgumentsAndResults() {
+    for (auto [i, a] : llvm::enumerate(func.getArguments())) {
+      where[a] = {GpuProgram::Ref::Input, unsigned(i)};
+      like[a] = unsigned(i);
+    }
+    for (auto [j, v] : llvm::enumerate(body.getTerminator()->getOperands())) {
+      if (where.count(v))
+        return refuse("result " + llvm::Twine(j) +
+                      " is an argument or returned twice");
+      where[v] = {GpuProgram::Ref::Output, unsigned(j)};
+    }
+    return llvm::Error::success();
   }
-  std::string typeErr;
-  auto resultRef = [&](Value v, unsigned likeInput) -> GpuProgram::Ref {
+
+  /// Where the result `v` goes: its output, or a new temporary.
+  GpuProgram::Ref resultRef(mlir::Value v, unsigned likeInput) {
     like[v] = likeInput;
     auto it = where.find(v);
     if (it != where.end())
       return it->second;
-    auto rt = cast<RankedTensorType>(v.getType());
+    auto rt = mlir::cast<mlir::RankedTensorType>(v.getType());
     GpuProgram::Temp t;
     auto dt = dtypeOf(rt.getElementType());
     if (!dt)
@@ -1354,114 +1413,125 @@ Compiler::Impl::buildProgram(const Job &job, mlir::func::FuncOp func) {
     else
       t.dtype = *dt;
     for (int64_t n : rt.getShape())
-      t.shape.push_back(ShapedType::isDynamic(n) ? -1 : n);
+      t.shape.push_back(mlir::ShapedType::isDynamic(n) ? -1 : n);
     t.like = likeInput;
     prog.temps.push_back(t);
     GpuProgram::Ref r{GpuProgram::Ref::Temp, unsigned(prog.temps.size() - 1)};
     where[v] = r;
     return r;
-  };
+  }
+
+  /// The attn op alone, on the arguments it reads, compiled as a part.
+  llvm::Error addAttnStep(mlir::Operation &op) {
+    auto args = attnOpArguments(op, body);
+    if (mlir::failed(args))
+      return refuse("'" + op.getName().getStringRef() +
+                    "' reads a value that is not an argument");
+    std::string name = job.function + "_part" + std::to_string(part++);
+    mlir::OwningOpRef<mlir::ModuleOp> sub =
+        outlineAttnOp(impl.ctx.get(), op, *args, name);
+    Job subJob;
+    subJob.options = job.options;
+    subJob.options.function = name;
+    subJob.function = name;
+    subJob.module = *sub;
+    subJob.key = job.key;
+    auto k = impl.build(subJob);
+    if (!k)
+      return k.takeError();
+    GpuProgram::Step st;
+    st.kernel = *k;
+    unsigned q = where[args->front()].index;
+    for (mlir::Value a : *args)
+      st.ins.push_back(where[a]);
+    for (mlir::Value r : op.getResults())
+      st.outs.push_back(resultRef(r, q));
+    prog.steps.push_back(std::move(st));
+    return llvm::Error::success();
+  }
+
+  /// addf, subf or mulf on tensors as an elementwise kernel.
+  llvm::Error addElementwiseStep(mlir::Operation &op) {
+    GpuProgram::Step st;
+    for (mlir::Value v : op.getOperands()) {
+      if (!where.count(v))
+        return refuse("an operand of '" + op.getName().getStringRef() +
+                      "' is not an argument or a computed tensor");
+      st.ins.push_back(where[v]);
+    }
+    auto kernel = elementwiseKernel(impl.ctx.get(), &op, job.options.target);
+    if (!kernel)
+      return kernel.takeError();
+    st.kernel = std::move(*kernel);
+    st.outs.push_back(resultRef(op.getResult(0), like[op.getOperand(0)]));
+    prog.steps.push_back(std::move(st));
+    return llvm::Error::success();
+  }
+
+  llvm::Error addSteps() {
+    using namespace mlir;
+    for (Operation &op : body.without_terminator()) {
+      if (isa<arith::ConstantOp>(op))
+        continue; // cloned into the parts that use it
+      if (isa<attn::AttentionOp, attn::LinearAttentionOp, attn::ScanOp>(op)) {
+        if (llvm::Error err = addAttnStep(op))
+          return err;
+        continue;
+      }
+      if (isa<arith::AddFOp, arith::SubFOp, arith::MulFOp>(op) &&
+          isa<RankedTensorType>(op.getResult(0).getType())) {
+        if (llvm::Error err = addElementwiseStep(op))
+          return err;
+        continue;
+      }
+      return refuse("'" + op.getName().getStringRef() +
+                    "' cannot run in a GPU program");
+    }
+    if (!typeErr.empty())
+      return refuse(typeErr);
+    return llvm::Error::success();
+  }
+
+  /// Every result must be written by a step (a returned constant is not).
+  llvm::Error checkResultsWritten() const {
+    unsigned numResults = body.getTerminator()->getNumOperands();
+    llvm::SmallVector<bool> written(numResults, false);
+    for (const GpuProgram::Step &st : prog.steps)
+      for (GpuProgram::Ref r : st.outs)
+        if (r.kind == GpuProgram::Ref::Output)
+          written[r.index] = true;
+    for (auto [j, w] : llvm::enumerate(written))
+      if (!w)
+        return refuse("result " + llvm::Twine(j) +
+                      " is not computed by an attn op or an elementwise op");
+    return llvm::Error::success();
+  }
+};
+
+/// A function of several attn ops (or of one attn op not in the single-op
+/// forms) for a GPU: one kernel per attn op and elementwise kernels for
+/// addf, subf and mulf on tensors. Not written to the disk cache.
+llvm::Expected<std::shared_ptr<Kernel>>
+Compiler::Impl::buildProgram(const Job &job, mlir::func::FuncOp func) {
+  ProgramBuilder pb(*this, job, func);
+  if (llvm::Error err = pb.mapArgumentsAndResults())
+    return std::move(err);
   // The parts are not cached on disk: their entries would be indexed by
   // this spec's raw key.
   std::string savedCacheDir = cacheDir;
   cacheDir.clear();
   llvm::scope_exit restore([&] { cacheDir = savedCacheDir; });
-  unsigned part = 0;
-  for (Operation &op : body.without_terminator()) {
-    if (isa<arith::ConstantOp>(op))
-      continue; // cloned into the parts that use it
-    if (isa<attn::AttentionOp, attn::LinearAttentionOp, attn::ScanOp>(op)) {
-      // The op alone, on the arguments it reads (constants cloned).
-      Location loc = op.getLoc();
-      OwningOpRef<ModuleOp> sub = ModuleOp::create(loc);
-      SmallVector<Value> args;
-      SmallVector<Type> types;
-      for (Value v : op.getOperands()) {
-        if (v.getDefiningOp<arith::ConstantOp>())
-          continue;
-        auto arg = dyn_cast<BlockArgument>(v);
-        if (!arg || arg.getOwner() != &body)
-          return refuse("'" + op.getName().getStringRef() +
-                        "' reads a value that is not an argument");
-        if (!llvm::is_contained(args, v)) {
-          args.push_back(v);
-          types.push_back(v.getType());
-        }
-      }
-      OpBuilder b(ctx.get());
-      b.setInsertionPointToEnd(sub->getBody());
-      std::string name = job.function + "_part" + std::to_string(part++);
-      auto f = func::FuncOp::create(
-          b, loc, name, b.getFunctionType(types, op.getResultTypes()));
-      Block *entry = f.addEntryBlock();
-      b.setInsertionPointToStart(entry);
-      IRMapping map;
-      for (auto [a, ba] : llvm::zip(args, entry->getArguments()))
-        map.map(a, ba);
-      for (Value v : op.getOperands())
-        if (auto c = v.getDefiningOp<arith::ConstantOp>())
-          if (!map.contains(v))
-            map.map(v, b.clone(*c)->getResult(0));
-      Operation *cl = b.clone(op, map);
-      func::ReturnOp::create(b, loc, cl->getResults());
-      Job subJob;
-      subJob.options = job.options;
-      subJob.options.function = name;
-      subJob.function = name;
-      subJob.module = *sub;
-      subJob.key = job.key;
-      auto k = build(subJob);
-      if (!k)
-        return k.takeError();
-      GpuProgram::Step st;
-      st.kernel = *k;
-      unsigned q = where[args.front()].index;
-      for (Value a : args)
-        st.ins.push_back(where[a]);
-      for (Value r : op.getResults())
-        st.outs.push_back(resultRef(r, q));
-      prog.steps.push_back(std::move(st));
-      continue;
-    }
-    if (isa<arith::AddFOp, arith::SubFOp, arith::MulFOp>(op) &&
-        isa<RankedTensorType>(op.getResult(0).getType())) {
-      GpuProgram::Step st;
-      for (Value v : op.getOperands()) {
-        if (!where.count(v))
-          return refuse("an operand of '" + op.getName().getStringRef() +
-                        "' is not an argument or a computed tensor");
-        st.ins.push_back(where[v]);
-      }
-      auto kernel = elementwiseKernel(ctx.get(), &op, job.options.target);
-      if (!kernel)
-        return kernel.takeError();
-      st.kernel = std::move(*kernel);
-      st.outs.push_back(resultRef(op.getResult(0), like[op.getOperand(0)]));
-      prog.steps.push_back(std::move(st));
-      continue;
-    }
-    return refuse("'" + op.getName().getStringRef() +
-                  "' cannot run in a GPU program");
-  }
-  if (!typeErr.empty())
-    return refuse(typeErr);
-  // Every result must be written by a step (a returned constant is not).
-  llvm::SmallVector<bool> written(ret.getNumOperands(), false);
-  for (const GpuProgram::Step &st : prog.steps)
-    for (GpuProgram::Ref r : st.outs)
-      if (r.kind == GpuProgram::Ref::Output)
-        written[r.index] = true;
-  for (auto [j, w] : llvm::enumerate(written))
-    if (!w)
-      return refuse("result " + llvm::Twine(j) +
-                    " is not computed by an attn op or an elementwise op");
+  if (llvm::Error err = pb.addSteps())
+    return std::move(err);
+  if (llvm::Error err = pb.checkResultsWritten())
+    return std::move(err);
   auto sig = cpuSignature(func);
   if (!sig)
     return sig.takeError();
   sig->target = job.options.target;
   logInfo("compiled '" + job.function + "': " + job.options.target +
-          " program of " + llvm::Twine(prog.steps.size()) + " kernels");
-  return std::make_shared<GpuProgramImpl>(std::move(*sig), std::move(prog));
+          " program of " + llvm::Twine(pb.prog.steps.size()) + " kernels");
+  return std::make_shared<GpuProgramImpl>(std::move(*sig), std::move(pb.prog));
 }
 
 /// The kernel of a GPU entry: its manifest.json, read by the ABI, describes

@@ -291,22 +291,10 @@ std::string mlir::attn::binaryPtx(ModuleOp module) {
   return ptx;
 }
 
-llvm::Expected<std::vector<GpuKernelArtifact>>
-mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
-  const TargetDesc *t = lookupTarget(options.target);
-  if (!t || !t->isGpu)
-    return fail("unsupported target '" + options.target + "' (expected " +
-                knownTargetNames(/*gpuOnly=*/true) + ")");
-  MLIRContext *ctx = module.getContext();
-  registerAttncPipelines();
-  PassManager pm(ctx, ModuleOp::getOperationName());
-  addScheduleSelection(pm, t->kind, options.blockQ, options.blockKv);
-  if (failed(pm.run(module)))
-    return fail("mask analysis or schedule selection failed");
-
-  // A kernel stands for its function: the function must be one
-  // attn.attention returning its results (anything else it computes would
-  // be missing from the kernel).
+/// Refuses a function of `module` that is not one attn.attention returning
+/// its results: a kernel stands for its function (anything else the
+/// function computes would be missing from the kernel).
+static llvm::Error checkKernelFunctions(ModuleOp module) {
   for (auto f : module.getOps<func::FuncOp>()) {
     if (f.isExternal())
       continue;
@@ -336,6 +324,116 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
                 "or scan also through Python's attnc.compile, whose cache "
                 "entry attnc.load reads)");
   }
+  return llvm::Error::success();
+}
+
+/// The attention kernel of `op`, named `name`, lowered to PTX.
+static llvm::Expected<GpuKernelArtifact>
+buildKernelPtx(AttentionOp op, StringRef name, const TargetDesc &t,
+               const GpuCompileOptions &options, std::string fallback) {
+  GpuKernelArtifact art;
+  OwningOpRef<ModuleOp> kmod = ModuleOp::create(op.getLoc());
+  FailureOr<KernelInfo> info = buildAttentionKernel(op, *kmod, name);
+  if (failed(info))
+    return fail("code generation failed for '" + name + "'");
+  art.info = *info;
+  if (auto f = op->getParentOfType<func::FuncOp>())
+    art.checks = specValueChecks(f);
+  art.fallback = std::move(fallback);
+  LLVM_DEBUG(llvm::dbgs() << "'" << name << "': " << art.info.variant << " "
+                          << art.info.blockQ << "x" << art.info.blockKv << ", "
+                          << art.info.threads << " threads, "
+                          << art.info.sharedBytes << " B shared\n");
+  if (options.keepIR) {
+    llvm::raw_string_ostream os(art.ir);
+    kmod->print(os);
+  }
+  PassManager lower(op.getContext(), ModuleOp::getOperationName());
+  buildGpuBinaryPipeline(lower, t.chip);
+  if (failed(lower.run(*kmod)))
+    return fail("lowering '" + name + "' to PTX failed");
+  art.ptx = binaryPtx(*kmod);
+  if (art.ptx.empty())
+    return fail("no PTX produced for '" + name + "'");
+  return art;
+}
+
+/// Assembles art.ptx with `ptxas -v` into art.cubin; the log goes to
+/// art.ptxasLog.
+static llvm::Error assemble(GpuKernelArtifact &art, StringRef name,
+                            const TargetDesc &t, StringRef ptxas) {
+  SmallString<128> tmpDir;
+  if (std::error_code ec =
+          llvm::sys::fs::createUniqueDirectory("attnc-ptxas", tmpDir))
+    return fail("cannot create a temporary directory: " + ec.message());
+  std::string in = (tmpDir + "/" + name + ".ptx").str();
+  std::string outPath = (tmpDir + "/" + name + ".cubin").str();
+  std::string logPath = (tmpDir + "/" + name + ".log").str();
+  llvm::scope_exit cleanup([&] {
+    for (const std::string &f : {in, outPath, logPath})
+      llvm::sys::fs::remove(f);
+    llvm::sys::fs::remove(tmpDir);
+  });
+  if (llvm::Error e = writeFile(in, art.ptx))
+    return e;
+  std::string arch = ("-arch=" + t.chip).str();
+  SmallVector<StringRef> args = {ptxas, arch, "-O3", "-v", "-o", outPath, in};
+
+  std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
+                                          StringRef(logPath)};
+  std::string errMsg;
+  int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, redirects, 0, 0,
+                                     &errMsg);
+  if (auto lb = llvm::MemoryBuffer::getFile(logPath))
+    art.ptxasLog = (*lb)->getBuffer().str();
+  if (rc != 0)
+    return fail("ptxas failed on '" + name + "'" +
+                (errMsg.empty() ? "" : ": " + errMsg) + "\n" + art.ptxasLog);
+  auto buf = llvm::MemoryBuffer::getFile(outPath);
+  if (!buf)
+    return fail("cannot read the cubin ptxas wrote for '" + name + "'");
+  art.cubin = (*buf)->getBuffer().str();
+  return llvm::Error::success();
+}
+
+/// The wgmma kernel keeps S and O (2 x 64 f32 per thread at d = 128) in
+/// registers; a heavy mask region can push it into spills. Unless the tiles
+/// were forced, such an op is rescheduled as the mma.sync kernel with 64 x 64
+/// tiles (the sm_80 choice for masked variants). Returns why ("": it was
+/// not).
+static std::string fallBackIfSpilled(AttentionOp op, StringRef name,
+                                     const GpuKernelArtifact &art,
+                                     const TargetDesc &t,
+                                     const GpuCompileOptions &options) {
+  int64_t spilled = spillBytes(art.ptxasLog);
+  if (art.info.variant != "wgmma" || options.blockQ || options.blockKv ||
+      !spilled)
+    return std::string();
+  int64_t d = op.getHeadDim(), dv = op.getValueDim();
+  std::string fallback =
+      fmt::format("wgmma spilled {} bytes; mma.sync used", spilled);
+  LLVM_DEBUG(llvm::dbgs() << "'" << name << "': " << fallback << "\n");
+  const int64_t tile = kMmaSyncFallbackTile;
+  op.setScheduleAttr(
+      ScheduleAttr::get(op.getContext(), t.kind, tile, tile, tile / 16, 1,
+                        mmaSyncSharedBytes(tile, d, dv, /*elemBytes=*/2)));
+  return fallback;
+}
+
+llvm::Expected<std::vector<GpuKernelArtifact>>
+mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
+  const TargetDesc *t = lookupTarget(options.target);
+  if (!t || !t->isGpu)
+    return fail("unsupported target '" + options.target + "' (expected " +
+                knownTargetNames(/*gpuOnly=*/true) + ")");
+  MLIRContext *ctx = module.getContext();
+  registerAttncPipelines();
+  PassManager pm(ctx, ModuleOp::getOperationName());
+  addScheduleSelection(pm, t->kind, options.blockQ, options.blockKv);
+  if (failed(pm.run(module)))
+    return fail("mask analysis or schedule selection failed");
+  if (llvm::Error err = checkKernelFunctions(module))
+    return std::move(err);
   SmallVector<std::pair<AttentionOp, std::string>> ops;
   module->walk([&](AttentionOp op) {
     auto f = op->getParentOfType<func::FuncOp>();
@@ -352,85 +450,20 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
   std::string fallback;
   for (size_t opIdx = 0; opIdx < ops.size(); ++opIdx) {
     auto &[op, name] = ops[opIdx];
-    GpuKernelArtifact art;
-    OwningOpRef<ModuleOp> kmod = ModuleOp::create(op.getLoc());
-    FailureOr<KernelInfo> info = buildAttentionKernel(op, *kmod, name);
-    if (failed(info))
-      return fail("code generation failed for '" + name + "'");
-    art.info = *info;
-    if (auto f = op->getParentOfType<func::FuncOp>())
-      art.checks = specValueChecks(f);
-    art.fallback = std::exchange(fallback, std::string());
-    LLVM_DEBUG(llvm::dbgs() << "'" << name << "': " << art.info.variant << " "
-                            << art.info.blockQ << "x" << art.info.blockKv
-                            << ", " << art.info.threads << " threads, "
-                            << art.info.sharedBytes << " B shared\n");
-    if (options.keepIR) {
-      llvm::raw_string_ostream os(art.ir);
-      kmod->print(os);
-    }
-    PassManager lower(ctx, ModuleOp::getOperationName());
-    buildGpuBinaryPipeline(lower, t->chip);
-    if (failed(lower.run(*kmod)))
-      return fail("lowering '" + name + "' to PTX failed");
-    art.ptx = binaryPtx(*kmod);
-    if (art.ptx.empty())
-      return fail("no PTX produced for '" + name + "'");
-
+    llvm::Expected<GpuKernelArtifact> art = buildKernelPtx(
+        op, name, *t, options, std::exchange(fallback, std::string()));
+    if (!art)
+      return art.takeError();
     if (!options.ptxas.empty()) {
-      SmallString<128> tmpDir;
-      if (std::error_code ec =
-              llvm::sys::fs::createUniqueDirectory("attnc-ptxas", tmpDir))
-        return fail("cannot create a temporary directory: " + ec.message());
-      std::string in = (tmpDir + "/" + name + ".ptx").str();
-      std::string outPath = (tmpDir + "/" + name + ".cubin").str();
-      std::string logPath = (tmpDir + "/" + name + ".log").str();
-      auto cleanup = llvm::make_scope_exit([&] {
-        for (const std::string &f : {in, outPath, logPath})
-          llvm::sys::fs::remove(f);
-        llvm::sys::fs::remove(tmpDir);
-      });
-      if (llvm::Error e = writeFile(in, art.ptx))
-        return std::move(e);
-      std::string arch = ("-arch=" + t->chip).str();
-      SmallVector<StringRef> args = {options.ptxas, arch,    "-O3", "-v",
-                                     "-o",          outPath, in};
-
-      std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
-                                              StringRef(logPath)};
-      std::string errMsg;
-      int rc = llvm::sys::ExecuteAndWait(options.ptxas, args, std::nullopt,
-                                         redirects, 0, 0, &errMsg);
-      if (auto lb = llvm::MemoryBuffer::getFile(logPath))
-        art.ptxasLog = (*lb)->getBuffer().str();
-      if (rc != 0)
-        return fail("ptxas failed on '" + name + "'" +
-                    (errMsg.empty() ? "" : ": " + errMsg) + "\n" +
-                    art.ptxasLog);
-      auto buf = llvm::MemoryBuffer::getFile(outPath);
-      if (!buf)
-        return fail("cannot read the cubin ptxas wrote for '" + name + "'");
-      art.cubin = (*buf)->getBuffer().str();
-      // The wgmma kernel keeps S and O (2 x 64 f32 per thread at d = 128) in
-      // registers; a heavy mask region can push it into spills. Unless the
-      // tiles were forced, such an op is rebuilt as the mma.sync kernel with
-      // 64 x 64 tiles (the sm_80 choice for masked variants).
-      int64_t spilled = spillBytes(art.ptxasLog);
-      if (art.info.variant == "wgmma" && !options.blockQ && !options.blockKv &&
-          spilled) {
-        int64_t d = op.getHeadDim(), dv = op.getValueDim();
-        fallback =
-            fmt::format("wgmma spilled {} bytes; mma.sync used", spilled);
-        LLVM_DEBUG(llvm::dbgs() << "'" << name << "': " << fallback << "\n");
-        const int64_t tile = kMmaSyncFallbackTile;
-        op.setScheduleAttr(ScheduleAttr::get(
-            ctx, t->kind, tile, tile, tile / 16, 1,
-            mmaSyncSharedBytes(tile, d, dv, /*elemBytes=*/2)));
+      if (llvm::Error err = assemble(*art, name, *t, options.ptxas))
+        return std::move(err);
+      fallback = fallBackIfSpilled(op, name, *art, *t, options);
+      if (!fallback.empty()) {
         --opIdx;
         continue;
       }
     }
-    out.push_back(std::move(art));
+    out.push_back(std::move(*art));
   }
   return out;
 }
