@@ -58,7 +58,7 @@ const TargetDesc *lookupTarget(llvm::StringRef name);
 /// kernel's opt-in (cuFuncSetAttribute, MAX_DYNAMIC_SHARED_SIZE_BYTES).
 constexpr int64_t kStaticSharedBytes = 48 * 1024;
 
-/// The mma.sync kernel (lib/Conversion/AttnToGPU.cpp): each warp takes 16
+/// The mma.sync kernel (lib/Conversion/MmaSyncKernel.cpp): each warp takes 16
 /// query rows; shared memory holds `stages` K and V tiles of `bkv` rows,
 /// each row padded by 8 elements against bank conflicts (Q is staged through
 /// the K tile).
@@ -70,7 +70,7 @@ inline int64_t mmaSyncSharedBytes(int64_t bkv, int64_t d, int64_t dv,
 /// (the sm_80 choice for masked variants): 64 x 64, 4 warps, one stage.
 constexpr int64_t kMmaSyncFallbackTile = 64;
 
-/// The sm_90a wgmma kernel (lib/Conversion/AttnToGPUSm90.cpp): one
+/// The sm_90a wgmma kernel (lib/Conversion/WgmmaKernel.cpp): one
 /// warpgroup per 64 query rows, block_q / 64 warpgroups sharing 128-key K/V
 /// tiles, for 16-bit inputs with head dims d and dv of 64 or 128. The
 /// schedule's default is 128 x 128 with two K/V stages (the next tile's TMA
