@@ -162,7 +162,9 @@ class Value:
     def _name(self):
         if self.op == "arg":
             return {"s": "score", "b": "b", "h": "h", "i": "q_idx", "j": "kv_idx"}[self.attr]
-        return f"a {self.type} value"
+        what = {"cmpi": "a comparison", "cmpf": "a comparison", "read": "a captured-tensor read",
+                "const": "a constant"}.get(self.op, "an expression")
+        return f"{what} of type {self.type}"
 
     # -- tensor-like attributes -----------------------------------------------
 
@@ -706,8 +708,10 @@ def power(a, b):
         return binary("truediv", 1.0, a)
     if float(b) != int(b) or not 0 <= int(b) <= 8:
         _fail(f"x ** {b!r}: attnc's tracer takes constant exponents 0..8, 0.5 and -1")
-    result = to_value(1, like=a)
-    for _ in range(int(b)):
+    if int(b) == 0:
+        return to_value(1, like=a)
+    result = a
+    for _ in range(int(b) - 1):
         result = binary("mul", result, a)
     return result
 
