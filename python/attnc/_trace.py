@@ -161,7 +161,8 @@ class Value:
 
     def _name(self):
         if self.op == "arg":
-            return {"s": "score", "b": "b", "h": "h", "i": "q_idx", "j": "kv_idx"}[self.attr]
+            return {"s": "score", "b": "b", "h": "h", "i": "q_idx", "j": "kv_idx",
+                    "x": "x"}[self.attr]
         what = {"cmpi": "a comparison", "cmpf": "a comparison", "read": "a captured-tensor read",
                 "const": "a constant"}.get(self.op, "an expression")
         return f"{what} of type {self.type}"
@@ -573,6 +574,10 @@ def binary(name, a, b):
         return Value("bin", (a, b), op, "f32")
     if a.type == "i1" and name not in ("and", "or", "xor", "min", "max"):
         a, b = cast(a, "index"), cast(b, "index")
+    if a.type == "i1" and name in ("and", "or"):
+        for x, y in ((a, b), (b, a)):  # x & true = x, x | false = x
+            if y.op == "const":
+                return x if y.attr == (name == "and") else y
     if name in ("floordiv", "mod"):
         return _int_division(name, a, b)
     return Value("bin", (a, b), _INT_BIN[name], a.type)
@@ -1016,10 +1021,14 @@ class TracedMod:
 
 def trace_mod(fn, role):
     """Calls `fn` with proxies; role 'score_mod' (score, b, h, q_idx, kv_idx
-    -> f32) or 'mask_mod' (b, h, q_idx, kv_idx -> bool)."""
+    -> f32), 'mask_mod' (b, h, q_idx, kv_idx -> bool) or 'feature_map'
+    (x -> f32, elementwise)."""
     if not callable(fn):
         raise AttncError(f"{role} must be callable, got {type(fn).__name__}")
-    args = [arg("b"), arg("h"), arg("i"), arg("j")]
+    if role == "feature_map":
+        args = [arg("x", "f32")]
+    else:
+        args = [arg("b"), arg("h"), arg("i"), arg("j")]
     if role == "score_mod":
         args.insert(0, arg("s", "f32"))
     with _lock:
@@ -1174,17 +1183,24 @@ def _ssa_name(hint, used):
 
 class RegionEmitter:
     """Writes one region's body: SSA lines for the graph under a root, with
-    structurally equal nodes emitted once."""
+    structurally equal nodes emitted once. width: None for scalar regions
+    (attn.attention), or the vector length of an elementwise feature map
+    (every value is then a vector<width x T>)."""
 
-    def __init__(self, args, capture_args, heads, indent):
+    def __init__(self, args, capture_args, heads, indent, width=None):
         self.args = args  # arg name -> SSA name
         self.capture_args = {id(a.capture): a for a in capture_args}
         self.heads = heads
         self.indent = indent
+        self.width = width
         self.lines = []
         self.names = {}   # id(Value) -> SSA name
         self.keys = {}    # structural key -> SSA name
         self.count = 0
+
+    def ty(self, t):
+        """The MLIR type of a value of scalar type t."""
+        return t if self.width is None else f"vector<{self.width}x{t}>"
 
     def _new(self, line_rhs, key):
         name = self.keys.get(key)
@@ -1198,10 +1214,16 @@ class RegionEmitter:
 
     def const(self, x, type_):
         if type_ == "i1":
-            return self._new(f"arith.constant {'true' if x else 'false'}", ("c", x, type_))
-        if type_ == "f32":
-            return self._new(f"arith.constant {float_literal(x)} : f32", ("c", float_literal(x), type_))
-        return self._new(f"arith.constant {int(x)} : {type_}", ("c", int(x), type_))
+            lit = "true" if x else "false"
+        elif type_ == "f32":
+            lit = float_literal(x)
+        else:
+            lit = str(int(x))
+        if self.width is not None:
+            return self._new(f"arith.constant dense<{lit}> : {self.ty(type_)}", ("c", lit, type_))
+        if type_ == "i1":
+            return self._new(f"arith.constant {lit}", ("c", lit, type_))
+        return self._new(f"arith.constant {lit} : {type_}", ("c", lit, type_))
 
     def emit(self, v):
         """The SSA name of v (emitting what it needs first)."""
@@ -1218,21 +1240,22 @@ class RegionEmitter:
         if v.op == "const":
             return self.const(v.attr, v.type)
         ops = [self.emit(a) for a in v.args] if v.op != "read" else None
+        T = self.ty(v.type)
         if v.op == "bin":
-            return self._new(f"{v.attr} {ops[0]}, {ops[1]} : {v.type}", ("bin", v.attr, *ops))
+            return self._new(f"{v.attr} {ops[0]}, {ops[1]} : {T}", ("bin", v.attr, *ops))
         if v.op in ("cmpi", "cmpf"):
-            t = v.args[0].type
+            t = self.ty(v.args[0].type)
             return self._new(f"arith.{v.op} {v.attr}, {ops[0]}, {ops[1]} : {t}",
                              (v.op, v.attr, *ops, t))
         if v.op == "select":
-            return self._new(f"arith.select {ops[0]}, {ops[1]}, {ops[2]} : {v.type}",
+            types_ = T if self.width is None else f"{self.ty('i1')}, {T}"
+            return self._new(f"arith.select {ops[0]}, {ops[1]}, {ops[2]} : {types_}",
                              ("select", *ops, v.type))
         if v.op == "unary":
-            return self._new(f"{v.attr} {ops[0]} : {v.type}", ("unary", v.attr, *ops))
+            return self._new(f"{v.attr} {ops[0]} : {T}", ("unary", v.attr, *ops))
         if v.op == "cast":
-            src = v.args[0].type
-            return self._new(f"{v.attr} {ops[0]} : {src} to {v.type}",
-                             ("cast", v.attr, *ops, v.type))
+            src = self.ty(v.args[0].type)
+            return self._new(f"{v.attr} {ops[0]} : {src} to {T}", ("cast", v.attr, *ops, T))
         if v.op == "read":
             return self._read(v)
         raise AttncError(f"internal: unknown traced op {v.op}")
@@ -1255,11 +1278,11 @@ class RegionEmitter:
                          ("read", carg.name, *idx))
 
 
-def emit_region(root, args, capture_args, heads, indent):
+def emit_region(root, args, capture_args, heads, indent, width=None):
     """The lines of a region body that yields root."""
-    em = RegionEmitter(args, capture_args, heads, indent)
+    em = RegionEmitter(args, capture_args, heads, indent, width)
     result = em.emit(root)
-    em.lines.append(f"{indent}attn.yield {result} : {root.type}")
+    em.lines.append(f"{indent}attn.yield {result} : {em.ty(root.type)}")
     return em.lines
 
 
