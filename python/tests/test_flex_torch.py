@@ -139,6 +139,22 @@ def no_recompile():
     report("no recompile across B and N", compiles == 1, f"kernel_compiles +{compiles}")
 
 
+def linear():
+    """attnc.linear_attention with a torch feature map (elu + 1 through
+    torch.where / torch.exp), normalized, against the float64 quadratic form."""
+    q, k, v = rand(2, 4, 64, 64), rand(2, 4, 64, 64), rand(2, 4, 64, 64)
+
+    def elu1(x):
+        return torch.where(x > 0, x + 1.0, torch.exp(x))
+
+    o = attnc.linear_attention(q, k, v, feature_map=elu1, normalize=True)
+    qd, kd, vd = (x.detach().cpu().double() for x in (q, k, v))
+    phi = lambda x: torch.where(x > 0, x + 1, torch.exp(x))  # noqa: E731
+    a = (phi(qd) * 64 ** -0.5) @ phi(kd).transpose(-1, -2)
+    a = a * torch.tril(torch.ones(64, 64, dtype=torch.float64))
+    check("linear_attention, torch elu+1 map, normalized", o, (a @ vd) / a.sum(-1, keepdim=True))
+
+
 def errors():
     def cumsum_mod(score, b, h, q_idx, kv_idx):
         return torch.cumsum(score, 0)  # LINE-cumsum
@@ -167,6 +183,7 @@ def errors():
 def main():
     numerics()
     no_recompile()
+    linear()
     errors()
     print(f"FAILURES {fails}")
     return 1 if fails else 0
