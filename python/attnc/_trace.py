@@ -946,15 +946,22 @@ def _replacement(value, hint, ctx, depth):
         fn = MATH.get(value.__name__)
         return _scalar_or(fn, value) if fn is not None else None
     if type(value).__name__ == "partial" and type(value).__module__ == "functools":
-        f = _replacement(value.func, hint, ctx, depth) or value.func
-        a = [_replacement(x, hint, ctx, depth) or x for x in value.args]
-        kw = {k: _replacement(x, k, ctx, depth) or x for k, x in value.keywords.items()}
+        f = _replaced(value.func, hint, ctx, depth)
+        a = [_replaced(x, hint, ctx, depth) for x in value.args]
+        kw = {k: _replaced(x, k, ctx, depth) for k, x in value.keywords.items()}
         return type(value)(f, *a, **kw)
     if isinstance(value, (tuple, list)) and depth < 8:
         items = [_replacement(x, hint, ctx, depth) for x in value]
         if any(i is not None for i in items):
             return type(value)(i if i is not None else x for i, x in zip(items, value))
     return None
+
+
+def _replaced(value, hint, ctx, depth):
+    """_replacement(value), or value itself when it needs none (never
+    `replacement or value`: bool() of a stand-in is refused)."""
+    new = _replacement(value, hint, ctx, depth)
+    return value if new is None else new
 
 
 def rebind(fn, ctx, depth=0):
@@ -989,7 +996,8 @@ def rebind(fn, ctx, depth=0):
     globs["__builtins__"] = _traced_builtins()
     defaults = fn.__defaults__
     if defaults:
-        defaults = tuple(_replacement(d, "default", ctx, depth) or d for d in defaults)
+        names = code.co_varnames[code.co_argcount - len(defaults):code.co_argcount]
+        defaults = tuple(_replaced(d, n, ctx, depth) for n, d in zip(names, defaults))
     new_fn = types.FunctionType(code, globs, fn.__name__, defaults, closure)
     new_fn.__kwdefaults__ = fn.__kwdefaults__
     new_fn.__qualname__ = fn.__qualname__
@@ -1040,7 +1048,7 @@ def trace_mod(fn, role):
             if isinstance(fn, types.FunctionType):
                 target = rebind(fn, ctx)
             elif isinstance(fn, types.MethodType) or type(fn).__name__ == "partial":
-                target = _replacement(fn, role, ctx, 0) or fn
+                target = _replaced(fn, role, ctx, 0)
             result = target(*args)
             result = _result(result, role)
         except TraceError as e:

@@ -167,6 +167,28 @@ def test_bucketed_bias():
         score=lambda s, b, h, i, j: s + table[h, np.minimum(np.abs(i - j), 31)])
 
 
+def test_captures_in_defaults_partials_and_globals():
+    """Captured tensors reached through a default argument, a
+    functools.partial and a module global, with kv_idx // 16 on a bool table."""
+    import functools
+    H = 4
+    scale_by_head = rand(H) + 2.0
+
+    def head_scale(score, b, h, q_idx, kv_idx, table=scale_by_head):
+        return score * table[h]
+
+    def banded(b, h, q_idx, kv_idx, width):
+        return GLOBAL_KEEP[kv_idx // 16] | (abs(q_idx - kv_idx) < width)
+
+    run("captures in defaults, partials, globals", 1, H, H, 64, 64, 32, 32,
+        score_mod=head_scale, mask_mod=functools.partial(banded, width=5),
+        score=lambda s, b, h, i, j: s * scale_by_head[h],
+        keep=lambda b, h, i, j: GLOBAL_KEEP[j // 16] | (np.abs(i - j) < 5))
+
+
+GLOBAL_KEEP = np.array([True, False, False, True])
+
+
 def test_gqa():
     run("gqa 8:2 causal Nq != Nk", 2, 8, 2, 70, 150, 64, 64, mask_mod=causal,
         keep=lambda b, h, i, j: i >= j, lse=True)
