@@ -860,8 +860,23 @@ METHODS = {
                             "the kernel"),
 }
 
+def dot(a, b):
+    """torch.dot of two captured vectors (partial reads t[b, h, q_idx] of a
+    static last dim): the sum of the products, unrolled (up to 1024)."""
+    if not (isinstance(a, Captured) and isinstance(b, Captured)) or a.ndim != 1 or b.ndim != 1:
+        _fail("torch.dot takes two captured vectors (t[b, h, q_idx] with one dimension left)")
+    if a.shape != b.shape or a.shape[0] > 1024:
+        _fail(f"torch.dot of captured vectors of sizes {a.shape[0]} and {b.shape[0]} "
+              "(equal sizes up to 1024 are traced)")
+    total = None
+    for n in range(a.shape[0]):
+        term = binary("mul", cast(to_value(a[n]), "f32"), cast(to_value(b[n]), "f32"))
+        total = term if total is None else binary("add", total, term)
+    return total
+
+
 TORCH_FUNCTIONS = dict(METHODS)
-TORCH_FUNCTIONS.update({"where": where, "absolute": absolute, "negative": neg,
+TORCH_FUNCTIONS.update({"where": where, "absolute": absolute, "negative": neg, "dot": dot,
                         "clip": clamp, "fmin": minimum, "fmax": maximum})
 
 NUMPY_UFUNCS = {
