@@ -36,7 +36,8 @@ def _non_elementwise(root):
         if v.op == "read":
             return f"it reads the captured tensor '{v.attr.hint}'"
         if v.type not in ("f32", "i1"):
-            return f"it computes a {v.type} value{(' at ' + v.loc) if v.loc else ''}"
+            where = _tracer.describe_location(v.loc)
+            return f"it computes a {v.type} value{(' at ' + where) if where else ''}"
         stack.extend(v.args)
     return ""
 

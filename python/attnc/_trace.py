@@ -35,20 +35,30 @@ INT_TYPES = ("index", "i8", "i32", "i64")
 
 # -- locations -----------------------------------------------------------------
 
+_user_files = {}  # (filename, library dirs) -> whether it is the user's code
+
+
 def _library_dirs():
+    """attnc's, numpy's and torch's package directories (those imported)."""
     dirs = [_PKG_DIR]
     for name in ("numpy", "torch"):
         mod = sys.modules.get(name)
         if mod is not None and getattr(mod, "__file__", None):
             dirs.append(os.path.dirname(os.path.abspath(mod.__file__)))
-    return dirs
+    return tuple(dirs)
 
 
 def _is_user_file(filename, lib_dirs):
-    if filename.startswith("<__array_function__"):
-        return False
-    path = os.path.abspath(filename) if not filename.startswith("<") else filename
-    return not any(path.startswith(d + os.sep) for d in lib_dirs)
+    key = (filename, lib_dirs)
+    known = _user_files.get(key)
+    if known is None:
+        if filename.startswith("<__array_function__"):
+            known = False
+        else:
+            path = os.path.abspath(filename) if not filename.startswith("<") else filename
+            known = not any(path.startswith(d + os.sep) for d in lib_dirs)
+        _user_files[key] = known
+    return known
 
 
 def _describe(filename, lineno):
@@ -56,16 +66,26 @@ def _describe(filename, lineno):
     return f"{filename}:{lineno}" + (f": {text}" if text else "")
 
 
-def user_location():
-    """'file:line: source' of the innermost frame outside attnc, numpy and
-    torch (the user's mod), or '' when there is none."""
+def user_frame():
+    """(file, line) of the innermost frame outside attnc, numpy and torch
+    (the user's mod), or None."""
     lib_dirs = _library_dirs()
     frame = sys._getframe(1)
     while frame is not None:
         if _is_user_file(frame.f_code.co_filename, lib_dirs):
-            return _describe(frame.f_code.co_filename, frame.f_lineno)
+            return frame.f_code.co_filename, frame.f_lineno
         frame = frame.f_back
-    return ""
+    return None
+
+
+def describe_location(loc):
+    """'file:line: source' of a user_frame() result ('' for None)."""
+    return _describe(*loc) if loc else ""
+
+
+def user_location():
+    """'file:line: source' of the user's innermost frame, or ''."""
+    return describe_location(user_frame())
 
 
 def _traceback_location(tb):
@@ -124,7 +144,7 @@ class Value:
         self.args = tuple(args)
         self.attr = attr
         self.type = type_
-        self.loc = user_location() if op not in ("arg", "const") else ""
+        self.loc = user_frame() if op not in ("arg", "const") else None
 
     def __repr__(self):
         if self.op == "arg":
