@@ -11,6 +11,7 @@ second process.
 
 import threading
 
+from . import _emit as _writer
 from . import _trace as _tracer
 from ._jit import compile as _compile
 from ._runtime import AttncError
@@ -82,7 +83,7 @@ def _with_captures(text, cargs):
 
 
 def _emit(score, mask, H, Hkv, D, Dv, dtype, scale, return_lse, name=None):
-    text, cargs = _tracer.emit_spec(name or _spec_name(score, mask), score, mask, H, Hkv, D,
+    text, cargs = _writer.emit_spec(name or _spec_name(score, mask), score, mask, H, Hkv, D,
                                    Dv, dtype, scale, return_lse)
     return _with_captures(text, cargs)
 

@@ -9,6 +9,7 @@ multiplies the query features after the map: the spec's query map is
 scale * phi(x), its key map phi(x), and its own `scale` 1.0.
 """
 
+from . import _emit
 from . import _trace as _tracer
 from ._flex import _count, _kernel, _kind
 from ._runtime import AttncError
@@ -84,7 +85,7 @@ def emit_linear_spec(name, phi, H, D, Dv, dtype, scale, causal, normalize, decay
         for region, root in (("feature_map", _scaled(phi, scale)),
                              ("key_feature_map", phi.result)):
             lines.append(f"    {region}(%x: vector<{D}xf32>) {{")
-            lines += _tracer.emit_region(root, {"x": "%x"}, [], H, "      ", width=D)
+            lines += _emit.emit_region(root, {"x": "%x"}, [], H, "      ", width=D)
             lines.append("    }")
     results = f"({tv}, {ts})" if final_state else tv
     lines.append(f"    : {tq}, {tq}, {tv} -> {tv}{', ' + ts if final_state else ''}")
