@@ -375,7 +375,8 @@ class Captured:
         if len(full) > len(self._capture.shape):
             _fail(f"captured tensor '{name}' of shape {list(self._capture.shape)} indexed "
                   f"with {len(full)} indices")
-        idx = tuple(_as_index(x, name) for x in index)
+        sizes = self._capture.shape[len(self._prefix):]
+        idx = tuple(_as_index(_wrap_negative(x, size, name), name) for x, size in zip(index, sizes))
         if len(full) < len(self._capture.shape):
             return Captured(self._capture, self._prefix + idx)
         return read(self._capture, self._prefix + idx)
@@ -429,6 +430,20 @@ def read(capture, indices):
     if capture.is_bool:
         v = Value("cmpi", (v, const(0, "i8")), "ne", "i1")
     return v
+
+
+def _wrap_negative(x, size, name):
+    """A Python integer index as Python reads it (-1 is the last element);
+    traced indices are left alone (their reads are clamped, see _emit)."""
+    if isinstance(x, (Value, Captured)) or isinstance(x, bool) or not hasattr(x, "__index__"):
+        return x
+    if is_array(x):
+        return x
+    i = x.__index__()
+    if not -size <= i < size:
+        _fail(f"index {i} is out of range for a dimension of size {size} of the captured "
+              f"tensor '{name}'")
+    return i + size if i < 0 else i
 
 
 def _as_index(x, name):

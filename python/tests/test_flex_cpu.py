@@ -189,6 +189,17 @@ def test_captures_in_defaults_partials_and_globals():
 GLOBAL_KEEP = np.array([True, False, False, True])
 
 
+def test_constant_indices():
+    """Python integer indices read as Python reads them: -1 is the last entry."""
+    bounds = np.array([7, 19, 40], dtype=np.int32)
+
+    def between(b, h, q_idx, kv_idx):
+        return (kv_idx >= bounds[0]) & (kv_idx < bounds[-1]) | (q_idx == kv_idx)
+
+    run("constant and negative constant indices", 1, 4, 4, 50, 50, 32, 32, mask_mod=between,
+        keep=lambda b, h, i, j: (j >= 7) & (j < 40) | (i == j))
+
+
 def test_gqa():
     run("gqa 8:2 causal Nq != Nk", 2, 8, 2, 70, 150, 64, 64, mask_mod=causal,
         keep=lambda b, h, i, j: i >= j, lse=True)
