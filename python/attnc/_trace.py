@@ -796,8 +796,37 @@ def divide(a, b, rounding_mode=None):
         return binary("truediv", a, b)
     if rounding_mode == "floor":
         return binary("floordiv", a, b)
+    if rounding_mode == "trunc":
+        return _truncating_division(a, b)
     _fail(f"torch.div(..., rounding_mode={rounding_mode!r}) is not supported by attnc's "
-          "tracer (None and 'floor' are)")
+          "tracer (None, 'floor' and 'trunc' are)")
+
+
+def _truncating_division(a, b):
+    """Integer division rounding toward zero (arith.divsi; divui when both
+    are provably >= 0)."""
+    a, b = _unify(a, b)
+    if a.type in ("f32", "i1"):
+        _fail("torch.div(..., rounding_mode='trunc') on non-integer values is not supported "
+              "by attnc's tracer")
+    if b.op == "const" and b.attr == 0:
+        _fail("integer division by the constant 0")
+    if b.op == "const" and b.attr > 0 and is_nonneg(a):
+        return Value("bin", (a, b), "arith.divui", a.type)
+    return Value("bin", (a, b), "arith.divsi", a.type)
+
+
+def masked_fill(x, mask, value):
+    """Tensor.masked_fill: value where mask, else x."""
+    return where(mask, value, x)
+
+
+def full_like(x, value, dtype=None, **kwargs):
+    """torch.full_like / zeros_like / ones_like of a traced value: a constant
+    of its kind (or of dtype's)."""
+    x = to_value(x)
+    c = to_value(value, like=x)
+    return to_dtype(c, dtype) if dtype is not None else c
 
 
 def to_dtype(x, dtype=None, *args, **kwargs):
@@ -886,7 +915,7 @@ METHODS = {
     "sub": lambda a, b, alpha=1: binary("sub", a, binary("mul", b, alpha) if alpha != 1 else b),
     "mul": lambda a, b: binary("mul", a, b), "div": divide, "true_divide": divide,
     "floor_divide": floor_divide, "remainder": remainder, "pow": power,
-    "to": to_dtype, "type": to_dtype,
+    "to": to_dtype, "type": to_dtype, "masked_fill": masked_fill,
     "float": lambda x: cast(to_value(x), "f32"), "double": lambda x: cast(to_value(x), "f32"),
     "half": lambda x: cast(to_value(x), "f32"), "bfloat16": lambda x: cast(to_value(x), "f32"),
     "int": lambda x: to_dtype(x, "int32"), "long": lambda x: to_dtype(x, "int64"),
@@ -912,6 +941,9 @@ def dot(a, b):
 
 TORCH_FUNCTIONS = dict(METHODS)
 TORCH_FUNCTIONS.update({"where": where, "absolute": absolute, "negative": neg, "dot": dot,
+                        "full_like": full_like,
+                        "zeros_like": lambda x, **kw: full_like(x, 0, **kw),
+                        "ones_like": lambda x, **kw: full_like(x, 1, **kw),
                         "clip": clamp, "fmin": minimum, "fmax": maximum})
 
 NUMPY_UFUNCS = {

@@ -120,6 +120,14 @@ def numerics():
                                                 dtype=torch.float64),
                                                 s + torch.log(torch.exp(s.clamp(-1, 1)) + 1)))
 
+    def fills(score, b, h, q_idx, kv_idx):
+        far = torch.div(q_idx - kv_idx, 7, rounding_mode="trunc") != 0
+        return score.masked_fill(far, -float("inf")) + torch.zeros_like(score) + (h == 1)
+
+    run("masked_fill, zeros_like, div trunc", 1, 4, 4, 100, 100, 64, score_mod=fills,
+        score=lambda s, b, h, i, j: s.masked_fill(torch.div(i - j, 7, rounding_mode="trunc") != 0,
+                                                  -float("inf")) + (h == 1))
+
     bias = rand(4, 32).float()
 
     def bucket(score, b, h, q_idx, kv_idx):
