@@ -4,11 +4,13 @@ reference that evaluates the mod element by element in eager torch
 (float64 softmax). Prints one row per mod: name | traced | matches | first
 call (trace + compile + run).
 
-usage: flex_attention_gym.py GYM_DIR
+usage: flex_attention_gym.py GYM_DIR [--gpu-compile]
   GYM_DIR: a checkout of the public attention-gym repository (outside this
   tree, or git-ignored: its code is not part of attnc). Needs torch (1.13
   works: the FlexAttention names attention-gym imports are shimmed).
-  Not a lit test: attention-gym is not vendored.
+  Not a lit test: attention-gym is not vendored. --gpu-compile: instead,
+  compile each traced mod (bf16, d=64) for sm_80 and sm_90a (needs ptxas,
+  no GPU) and print one line per mod and target.
 """
 import sys
 import time
@@ -18,7 +20,7 @@ import torch
 
 import attnc
 
-GYM_DIR = sys.argv[1] if len(sys.argv) > 1 else "attention-gym"
+GYM_DIR = ([a for a in sys.argv[1:] if not a.startswith("--")] or ["attention-gym"])[0]
 # torch 1.13 has no flex_attention: a shim module with what attn_gym imports.
 fa = types.ModuleType("torch.nn.attention.flex_attention")
 fa._mask_mod_signature = fa._score_mod_signature = object
@@ -91,6 +93,24 @@ def reference(score_mod, mask_mod):
     s = s.masked_fill(~keep, float("-inf"))
     p = torch.softmax(s, -1).nan_to_num(0.0)
     return p @ v.double()
+
+
+def gpu_compile():
+    for name, fn in list(masks.items()) + list(mods.items()):
+        is_mask = name in masks
+        for target in ("sm_80", "sm_90a"):
+            try:
+                spec = attnc.trace(None if is_mask else fn, fn if is_mask else None, H=H, D=64,
+                                   dtype="bf16")
+                print(f"{name} {target} compiles: {attnc.compile(spec, target)}", flush=True)
+            except Exception as e:
+                print(f"{name} {target} FAILS: {str(e).splitlines()[0][:300]}", flush=True)
+
+
+if "--gpu-compile" in sys.argv:
+    gpu_compile()
+    sys.exit(0)
+
 rows = []
 for name, fn in list(masks.items()) + list(mods.items()):
     is_mask = name in masks
