@@ -12,13 +12,16 @@ second process.
 import threading
 
 from . import _emit as _writer
+from . import _memo
 from . import _trace as _tracer
 from ._jit import compile as _compile
 from ._runtime import AttncError
 
 _lock = threading.Lock()
 _kernels = {}  # (spec text, target, block_q, block_kv) -> kernel
-_stats = {"traces": 0, "kernel_hits": 0, "kernel_compiles": 0}
+_stats = {"traces": 0, "trace_hits": 0, "spec_hits": 0, "kernel_hits": 0,
+          "kernel_compiles": 0}
+_specs = {}  # (id(score), id(mask), sizes, ...) -> (score, mask, Spec)
 
 _IR_TO_NUMPY = {"i8": "int8", "i32": "int32", "i64": "int64", "f32": "float32"}
 _DTYPES = {"f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16",
@@ -27,9 +30,11 @@ _DTYPES = {"f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16",
 
 def flex_stats():
     """Counters of the front end: traces (score/mask mods traced),
-    kernel_hits (calls served by a kernel compiled earlier in this process)
-    and kernel_compiles (attnc.compile calls, each of which may still hit
-    the compiler's memory or disk cache: see attnc.cache_stats())."""
+    trace_hits (traces reused: nothing the mod depends on changed),
+    spec_hits (spec text reused), kernel_hits (calls served by a kernel
+    compiled earlier in this process) and kernel_compiles (attnc.compile
+    calls, each of which may still hit the compiler's memory or disk cache:
+    see attnc.cache_stats())."""
     with _lock:
         return dict(_stats)
 
@@ -40,9 +45,8 @@ def _count(key):
 
 
 def _trace(fn, role):
-    traced = _tracer.trace_mod(fn, role)
-    _count("traces")
-    return traced
+    """The traced mod, reused while nothing it depends on changed (_memo)."""
+    return _memo.trace(fn, role, _count)
 
 
 def _dtype_code(dtype):
@@ -83,9 +87,21 @@ def _with_captures(text, cargs):
 
 
 def _emit(score, mask, H, Hkv, D, Dv, dtype, scale, return_lse, name=None):
+    """The Spec of traced mods, reused for the same traces and sizes."""
+    key = (id(score), id(mask), H, Hkv, D, Dv, dtype, scale, return_lse, name)
+    with _lock:
+        entry = _specs.get(key)
+    if entry is not None and entry[0] is score and entry[1] is mask:
+        _count("spec_hits")
+        return entry[2]
     text, cargs = _writer.emit_spec(name or _spec_name(score, mask), score, mask, H, Hkv, D,
-                                   Dv, dtype, scale, return_lse)
-    return _with_captures(text, cargs)
+                                    Dv, dtype, scale, return_lse)
+    spec = _with_captures(text, cargs)
+    with _lock:
+        if len(_specs) >= 256:
+            _specs.clear()
+        _specs[key] = (score, mask, spec)
+    return spec
 
 
 def trace(score_mod=None, mask_mod=None, *, H, D, Hkv=None, Dv=None, dtype="f32",

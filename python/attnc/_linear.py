@@ -10,14 +10,14 @@ scale * phi(x), its key map phi(x), and its own `scale` 1.0.
 """
 
 from . import _emit
+from . import _memo
 from . import _trace as _tracer
 from ._flex import _count, _kernel, _kind
 from ._runtime import AttncError
 
 
 def _trace_map(fn):
-    traced = _tracer.trace_mod(fn, "feature_map")
-    _count("traces")
+    traced = _memo.trace(fn, "feature_map", _count)
     bad = _non_elementwise(traced.result)
     if bad:
         raise AttncError(f"cannot trace feature_map {_tracer.describe_function(fn)}: "

@@ -286,6 +286,47 @@ def test_no_recompile():
            f"kernel_compiles +{compiles}, kernel_hits +{hits}, JIT compiles +{jit}")
 
 
+RADIUS = 10
+
+
+def test_trace_reuse_and_invalidation():
+    """A trace is reused while nothing the mod reads changed; a changed
+    global or closure constant, or a new captured array, retraces; an array
+    changed in place is read at the call without a retrace."""
+    global RADIUS
+    cap = 5.0
+    table = rand(4)
+
+    def near(b, h, q_idx, kv_idx):
+        return abs(q_idx - kv_idx) <= RADIUS
+
+    def mod(score, b, h, q_idx, kv_idx):
+        return cap * np.tanh(score / cap) + table[h]
+
+    def case(name):
+        before = attnc.flex_stats()
+        r, c, t = RADIUS, cap, table.copy()
+        run(name, 1, 4, 4, 60, 60, 32, 32, score_mod=mod, mask_mod=near,
+            score=lambda s, b, h, i, j: c * np.tanh(s / c) + t[h],
+            keep=lambda b, h, i, j: np.abs(i - j) <= r)
+        after = attnc.flex_stats()
+        return after["traces"] - before["traces"], after["trace_hits"] - before["trace_hits"]
+
+    first = case("trace cache: first call")
+    again = case("trace cache: same mods again")
+    RADIUS = 20
+    cap = 2.0
+    changed = case("trace cache: global and closure constants changed")
+    table = rand(4)
+    new_array = case("trace cache: a new captured array")
+    table[:] = rand(4)
+    in_place = case("trace cache: the array changed in place")
+    RADIUS = 10
+    report("trace cache counts", (first, again, changed, new_array, in_place)
+           == ((2, 0), (0, 2), (2, 0), (1, 1), (0, 2)),
+           f"(traces, trace_hits) per call: {first} {again} {changed} {new_array} {in_place}")
+
+
 def test_trace_then_compile():
     """attnc.trace's spec compiles by itself and takes the captures after q, k, v."""
     ids = np.sort(rng.integers(0, 3, 64)).astype(np.int32)
