@@ -66,10 +66,10 @@ def main():
         "document_alibi": (alibi, document, {}),
         "relative_lse": (relative, None, {"return_lse": True}),
         "softcap_blocks_gqa": (softcap, blocks, {"Hkv": 2}),
-        # A -inf select in the score together with a mask that reads a
-        # captured tensor (softcap_window with blocks) makes the GPU code
-        # generators fail ("constraint 'n' expects an integer constant
-        # expression", fatal in-process): see docs/frontend.md.
+        # tanh with a -inf select in the score together with a mask that
+        # reads a captured tensor (softcap_window with blocks) makes the GPU
+        # code generators fail ("constraint 'n' expects an integer constant
+        # expression", fatal in-process): flex_gpu_select_layout.test.
         "softcap_window_gqa": (softcap_window, None, {"Hkv": 2}),
         "natten_d128": (None, natten, {"D": 128}),
     }
