@@ -30,7 +30,8 @@ constexpr StringLiteral kArgKinds[] = {"memref", "memref_f32", "i64",
 constexpr StringLiteral kVariants[] = {"mma_sync", "wgmma"};
 constexpr StringLiteral kSlices[] = {"1", "B", "Hq", "B*Hq"};
 constexpr StringLiteral kDecays[] = {"none", "head", "token", "token_dim"};
-constexpr StringLiteral kKernelKinds[] = {"attention", "linear", "elementwise"};
+constexpr StringLiteral kKernelKinds[] = {"attention", "linear", "elementwise",
+                                          "attention_grad"};
 constexpr StringLiteral kGenerators[] = {"attn-aot", "attnc"};
 constexpr StringLiteral kTargets[] = {"sm_80", "sm_90a"};
 constexpr StringLiteral kKernelDtypes[] = {"bf16", "f16"};
@@ -68,6 +69,11 @@ const struct {
               {"phi_q", ArgRole::Workspace},
               {"phi_k", ArgRole::Workspace},
               {"scratch", ArgRole::Scratch},
+              {"do", ArgRole::GradOutput},
+              {"dq", ArgRole::Gradient},
+              {"dk", ArgRole::Gradient},
+              {"dv", ArgRole::Gradient},
+              {"delta", ArgRole::Delta},
               {"B", ArgRole::Batch},
               {"N", ArgRole::SeqLen},
               {"Nq", ArgRole::SeqLenQ},
@@ -78,19 +84,27 @@ const struct {
               {"n", ArgRole::Elements}};
 } // namespace
 
+/// Whether `name` is `prefix` followed by an index below kMaxItems, written
+/// without leading zeros (capture0, dcapture12).
+static bool isIndexed(StringRef name, StringRef prefix) {
+  unsigned index;
+  return name.consume_front(prefix) && !name.empty() &&
+         llvm::all_of(name, llvm::isDigit) && !name.getAsInteger(10, index) &&
+         index < kMaxItems && (name == "0" || name.front() != '0');
+}
+
 std::optional<ArgRole> attnc::abi::argRole(StringRef name) {
   for (const auto &r : kRoles)
     if (r.name == name)
       return r.role;
-  StringRef rest = name;
-  unsigned index;
-  if (rest.consume_front("capture") && !rest.empty() &&
-      llvm::all_of(rest, llvm::isDigit) && !rest.getAsInteger(10, index) &&
-      index < kMaxItems && (rest == "0" || rest.front() != '0'))
+  if (isIndexed(name, "capture"))
     return ArgRole::Capture;
+  if (isIndexed(name, "dcapture"))
+    return ArgRole::CaptureGrad;
   auto [tensor, dim] = name.rsplit("_stride_");
   if (dim.size() == 1 && StringRef("bhn").contains(dim.front()) &&
-      llvm::is_contained({"q", "k", "v", "o", "g"}, tensor))
+      llvm::is_contained({"q", "k", "v", "o", "g", "do", "dq", "dk", "dv"},
+                         tensor))
     return ArgRole::Stride;
   return std::nullopt;
 }
@@ -138,6 +152,13 @@ bool LinearKernel::operator==(const LinearKernel &o) const {
                   o.normalize, o.scale, o.main, o.featureKernel, o.captures,
                   o.workspace, o.scratch);
 }
+bool AttentionGradKernel::operator==(const AttentionGradKernel &o) const {
+  return std::tie(dtype, headDim, valueDim, headsQ, headsKv, blockQ, blockKv,
+                  scale, maskKind, captures, captureGrads, dq, dkdv) ==
+         std::tie(o.dtype, o.headDim, o.valueDim, o.headsQ, o.headsKv, o.blockQ,
+                  o.blockKv, o.scale, o.maskKind, o.captures, o.captureGrads,
+                  o.dq, o.dkdv);
+}
 bool Param::operator==(const Param &o) const {
   return std::tie(name, dtype, shape) == std::tie(o.name, o.dtype, o.shape);
 }
@@ -154,10 +175,17 @@ bool Kernel::operator==(const Kernel &o) const {
       std::tie(o.name, o.kind, o.ptxFile, o.cubinFile, o.reductions,
                o.signature))
     return false;
-  if (kind == KernelKind::Elementwise)
+  switch (kind) {
+  case KernelKind::Attention:
+    return attention == o.attention;
+  case KernelKind::Linear:
+    return linear == o.linear;
+  case KernelKind::Elementwise:
     return elementwise == o.elementwise;
-  return kind == KernelKind::Attention ? attention == o.attention
-                                       : linear == o.linear;
+  case KernelKind::AttentionGrad:
+    return attentionGrad == o.attentionGrad;
+  }
+  return false;
 }
 bool KernelSet::operator==(const KernelSet &o) const {
   return std::tie(schemaVersion, generator, target, kernels) ==
@@ -173,6 +201,9 @@ attnc::abi::launchSequence(const Kernel &k) {
     seq.push_back(&k.attention.main);
   } else if (k.kind == KernelKind::Elementwise) {
     seq.push_back(&k.elementwise);
+  } else if (k.kind == KernelKind::AttentionGrad) {
+    seq.push_back(&k.attentionGrad.dq);
+    seq.push_back(&k.attentionGrad.dkdv);
   } else {
     if (k.linear.featureKernel)
       seq.push_back(&*k.linear.featureKernel);
@@ -253,7 +284,8 @@ json::Array buffersJson(llvm::ArrayRef<Buffer> buffers) {
   return a;
 }
 
-void writeAttention(json::Object &o, const AttentionKernel &a) {
+/// The fields an attention kernel and its backward share.
+template <typename K> void writeShape(json::Object &o, const K &a) {
   o["dtype"] = a.dtype;
   o["head_dim"] = a.headDim;
   o["value_dim"] = a.valueDim;
@@ -263,6 +295,10 @@ void writeAttention(json::Object &o, const AttentionKernel &a) {
   o["block_q"] = a.blockQ;
   o["block_kv"] = a.blockKv;
   o["mask_kind"] = a.maskKind;
+}
+
+void writeAttention(json::Object &o, const AttentionKernel &a) {
+  writeShape(o, a);
   o["lse"] = a.lse;
   o["variant"] = stringify(a.variant);
   o["shared_bytes"] = a.sharedBytes;
@@ -281,6 +317,15 @@ void writeAttention(json::Object &o, const AttentionKernel &a) {
   writeLaunch(m, a.blockMap->launch, "kernel", "");
   o["block_map"] = std::move(m);
   o["launch_order"] = json::Array{a.blockMap->launch.kernel, a.main.kernel};
+}
+
+void writeAttentionGrad(json::Object &o, const AttentionGradKernel &g) {
+  writeShape(o, g);
+  o["captures"] = g.captures;
+  o["capture_grads"] = g.captureGrads;
+  o["dq"] = launchJson(g.dq);
+  o["dkdv"] = launchJson(g.dkdv);
+  o["launch_order"] = json::Array{g.dq.kernel, g.dkdv.kernel};
 }
 
 json::Array paramsJson(llvm::ArrayRef<Param> params) {
@@ -321,6 +366,8 @@ json::Value kernelJson(const Kernel &k) {
     writeAttention(o, k.attention);
   else if (k.kind == KernelKind::Elementwise)
     writeLaunch(o, k.elementwise, "kernel", "");
+  else if (k.kind == KernelKind::AttentionGrad)
+    writeAttentionGrad(o, k.attentionGrad);
   else
     o["abi"] = toJson(k.linear);
   if (!k.reductions.empty()) {
@@ -779,8 +826,8 @@ void checkLaunchOrder(const Obj &o, llvm::ArrayRef<std::string> want) {
                  llvm::join(want, ", ") + ")");
 }
 
-void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
-  Reader &r = o.r;
+/// The fields an attention kernel and its backward share (writeShape).
+template <typename K> void parseShape(const Obj &o, K &a) {
   a.dtype = kKernelDtypes[o.oneOf("dtype", kKernelDtypes, "dtype")];
   a.headDim = o.integer("head_dim", 1, kMaxDim);
   a.valueDim = o.integer("value_dim", 1, kMaxDim);
@@ -790,6 +837,11 @@ void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
   a.blockQ = o.integer("block_q", 1, kMaxThreads);
   a.blockKv = o.integer("block_kv", 1, kMaxThreads);
   a.maskKind = kMaskKinds[o.oneOf("mask_kind", kMaskKinds, "mask kind")];
+}
+
+void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
+  Reader &r = o.r;
+  parseShape(o, a);
   a.lse = o.boolean("lse");
   a.variant = Variant(o.oneOf("variant", kVariants, "kernel variant"));
   a.sharedBytes = o.integer("shared_bytes", 0, kMaxShared);
@@ -820,6 +872,53 @@ void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
     order.push_back(a.blockMap->launch.kernel);
   order.push_back(a.main.kernel);
   checkLaunchOrder(o, order);
+}
+
+/// Why the arguments of `l`, a launch of an attention backward with
+/// `captures` captures and `grads` capture gradients, do not fit it ("":
+/// they do): every capture<i> and dcapture<i> below those counts, no
+/// others, and no tensor maps.
+std::string gradArgsProblem(const Launch &l, int64_t captures, int64_t grads) {
+  int64_t seenCaptures = 0, seenGrads = 0;
+  for (const Arg &a : l.args) {
+    if (a.kind == ArgKind::TensorMap)
+      return "tensor map " + quoted(a.name) + " in an attention_grad kernel";
+    std::optional<ArgRole> role = argRole(a.name);
+    if (role == ArgRole::Capture)
+      ++seenCaptures;
+    else if (role == ArgRole::CaptureGrad)
+      ++seenGrads;
+    else
+      continue;
+    StringRef index = StringRef(a.name).drop_until(llvm::isDigit);
+    int64_t limit = role == ArgRole::Capture ? captures : grads;
+    if (unsigned i; index.getAsInteger(10, i) || i >= limit)
+      return "argument " + quoted(a.name) + " beyond the kernel's " +
+             std::to_string(limit) +
+             (role == ArgRole::Capture ? " captures" : " capture gradients");
+  }
+  if (seenCaptures != captures || seenGrads != grads)
+    return "has " + std::to_string(seenCaptures) + " capture and " +
+           std::to_string(seenGrads) + " capture-gradient arguments for " +
+           std::to_string(captures) + " and " + std::to_string(grads);
+  return "";
+}
+
+void parseAttentionGrad(const Obj &o, AttentionGradKernel &g) {
+  Reader &r = o.r;
+  parseShape(o, g);
+  g.captures = o.integer("captures", 0, kMaxItems);
+  g.captureGrads = o.integer("capture_grads", 0, g.captures);
+  g.dq = parseLaunch(o.object("dq"), "kernel", "dynamic_smem");
+  g.dkdv = parseLaunch(o.object("dkdv"), "kernel", "dynamic_smem");
+  if (r.failed())
+    return;
+  for (auto [key, l] :
+       {std::pair<StringRef, const Launch *>{"dq", &g.dq}, {"dkdv", &g.dkdv}})
+    if (std::string p = gradArgsProblem(*l, g.captures, g.captureGrads);
+        !p.empty())
+      return r.fail(o.at(key), p);
+  checkLaunchOrder(o, {g.dq.kernel, g.dkdv.kernel});
 }
 
 Buffer parseBuffer(Reader &r, const json::Value &v, const std::string &path) {
@@ -995,6 +1094,8 @@ Kernel parseKernel(Reader &r, const json::Value &v, const std::string &path) {
     parseAttention(o, k.name, k.attention);
   else if (k.kind == KernelKind::Elementwise)
     k.elementwise = parseLaunch(o, "kernel", "");
+  else if (k.kind == KernelKind::AttentionGrad)
+    parseAttentionGrad(o, k.attentionGrad);
   else
     k.linear = parseLinear(o.object("abi"));
   if (o.has("reductions"))
@@ -1004,9 +1105,10 @@ Kernel parseKernel(Reader &r, const json::Value &v, const std::string &path) {
     });
   if (o.has("inputs"))
     k.signature = parseSignature(o);
-  else if (!r.failed() && k.kind == KernelKind::Elementwise)
-    r.fail(o.at("inputs"), "missing field (an elementwise kernel records its "
-                           "signature)");
+  else if (!r.failed() && (k.kind == KernelKind::Elementwise ||
+                           k.kind == KernelKind::AttentionGrad))
+    r.fail(o.at("inputs"), "missing field (an " + stringify(k.kind) +
+                               " kernel records its signature)");
   return k;
 }
 } // namespace

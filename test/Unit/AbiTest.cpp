@@ -152,6 +152,62 @@ Kernel linear(llvm::StringRef name, bool feature) {
   return k;
 }
 
+/// The backward of an attention spec with one capture that gets a gradient
+/// (a bias table): two launches with the same arguments and a signature.
+Kernel attentionGrad(llvm::StringRef name) {
+  Kernel k;
+  k.name = name.str();
+  k.kind = KernelKind::AttentionGrad;
+  k.ptxFile = k.name + ".ptx";
+  k.cubinFile = k.name + ".cubin";
+  AttentionGradKernel &g = k.attentionGrad;
+  g.dtype = "bf16";
+  g.headDim = g.valueDim = 64;
+  g.headsQ = 8;
+  g.headsKv = 2;
+  g.blockQ = 64;
+  g.blockKv = 128;
+  g.scale = 0.125;
+  g.maskKind = "index";
+  g.captures = g.captureGrads = 1;
+  std::vector<Arg> args;
+  for (const char *t : {"q", "k", "v", "o", "do"})
+    args.push_back(mem(t, "bf16"));
+  args.push_back(mem("lse", "f32"));
+  for (const char *t : {"dq", "dk", "dv"})
+    args.push_back(mem(t, "bf16"));
+  args.push_back(mem("capture0", "f32", 2));
+  args.push_back(mem("dcapture0", "f32", 2));
+  args.push_back(mem("delta", "f32"));
+  for (const Arg &s : scalars({"B", "Nq", "Nk"}))
+    args.push_back(s);
+  for (const char *t : {"q", "k", "v", "o", "do", "dq", "dk", "dv"})
+    for (const char *d : {"b", "h", "n"})
+      args.push_back(scalar(std::string(t) + "_stride_" + d));
+  g.dq = {k.name + "_dq",
+          {SizeExpr::of("Nq", 64), SizeExpr::constant(8), SizeExpr::of("B")},
+          {128, 1, 1},
+          0,
+          args};
+  g.dkdv = {k.name + "_dkdv",
+            {SizeExpr::of("Nk", 128), SizeExpr::constant(2), SizeExpr::of("B")},
+            {256, 1, 1},
+            0,
+            args};
+  Signature s;
+  s.inputs = {{"q", "bf16", {-1, 8, -1, 64}}, {"k", "bf16", {-1, 2, -1, 64}},
+              {"v", "bf16", {-1, 2, -1, 64}}, {"capture0", "f32", {8, 32}},
+              {"o", "bf16", {-1, 8, -1, 64}}, {"lse", "f32", {-1, 8, -1}},
+              {"do", "bf16", {-1, 8, -1, 64}}};
+  s.outputs = {{"dq", "bf16", {-1, 8, -1, 64}},
+               {"dk", "bf16", {-1, 2, -1, 64}},
+               {"dv", "bf16", {-1, 2, -1, 64}},
+               {"dcapture0", "f32", {8, 32}}};
+  s.inputNames = {"q", "k", "v", "capture0", "o", "lse", "do"};
+  k.signature = s;
+  return k;
+}
+
 KernelSet setOf(std::vector<Kernel> kernels, llvm::StringRef target = "sm_90a",
                 llvm::StringRef generator = "attn-aot") {
   KernelSet s;
@@ -265,6 +321,30 @@ TEST(Abi, LinearKernelAlone) {
   llvm::Expected<LinearKernel> back = parseLinearKernel(toJson(l));
   ASSERT_TRUE(bool(back)) << llvm::toString(back.takeError());
   EXPECT_TRUE(*back == l);
+}
+
+TEST(Abi, RoundTripAttentionGrad) {
+  KernelSet set = setOf({attentionGrad("bias_backward")}, "sm_80", "attnc");
+  expectRoundTrip(set);
+  auto seq = launchSequence(set.kernels[0]);
+  ASSERT_EQ(seq.size(), 2u);
+  EXPECT_EQ(seq[0]->kernel, "bias_backward_dq");
+  EXPECT_EQ(seq[1]->kernel, "bias_backward_dkdv");
+  // Beside its forward in one set; without capture gradients.
+  Kernel plain = attentionGrad("causal_backward");
+  plain.attentionGrad.captureGrads = 0;
+  for (Launch *l : {&plain.attentionGrad.dq, &plain.attentionGrad.dkdv})
+    l->args.erase(l->args.begin() + 10);
+  plain.signature->outputs.pop_back();
+  expectRoundTrip(setOf({attention("causal", false), plain}, "sm_80"));
+  json::Value v = toJson(set);
+  const json::Object &k =
+      *(*v.getAsObject()->getArray("kernels"))[0].getAsObject();
+  EXPECT_EQ(k.getString("kind"), "attention_grad");
+  EXPECT_EQ(llvm::formatv("{0}", *k.get("launch_order")).str(),
+            R"j(["bias_backward_dq","bias_backward_dkdv"])j");
+  EXPECT_EQ(llvm::formatv("{0}", *k.getObject("dkdv")->get("grid")).str(),
+            R"j(["ceil(Nk/128)",2,"B"])j");
 }
 
 /// The format the readers outside C++ (python/attnc/_aot.py, the linear
@@ -554,7 +634,51 @@ TEST(Abi, RejectsInconsistentKernels) {
             "manifest.kernels[1]: kernel 'a' appears twice");
 }
 
+TEST(Abi, RejectsInconsistentAttentionGrad) {
+  KernelSet set = setOf({attentionGrad("g")}, "sm_80", "attnc");
+  EXPECT_EQ(
+      errorAfter(set,
+                 [](json::Object &m) {
+                   kernel0(m)["launch_order"] = json::Array{"g_dkdv", "g_dq"};
+                 }),
+      "manifest.kernels[0].launch_order: does not match the kernel's "
+      "launches (expected g_dq, g_dkdv)");
+  EXPECT_EQ(
+      errorAfter(set, [](json::Object &m) { kernel0(m)["capture_grads"] = 2; }),
+      "manifest.kernels[0].capture_grads: expected an integer in [0, 1], "
+      "got 2");
+  EXPECT_EQ(errorAfter(set,
+                       [](json::Object &m) {
+                         arg(*kernel0(m).getObject("dkdv"), 10)["name"] =
+                             "dcapture1";
+                       }),
+            "manifest.kernels[0].dkdv: argument 'dcapture1' beyond the "
+            "kernel's 1 capture gradients");
+  EXPECT_EQ(
+      errorAfter(set,
+                 [](json::Object &m) {
+                   kernel0(m).getObject("dq")->getArray("args")->erase(
+                       kernel0(m).getObject("dq")->getArray("args")->begin() +
+                       10);
+                 }),
+      "manifest.kernels[0].dq: has 1 capture and 0 capture-gradient "
+      "arguments for 1 and 1");
+  EXPECT_EQ(
+      errorAfter(set, [](json::Object &m) { kernel0(m).erase("inputs"); }),
+      "manifest.kernels[0].inputs: missing field (an attention_grad "
+      "kernel records its signature)");
+  EXPECT_EQ(errorAfter(set, [](json::Object &m) { kernel0(m).erase("dkdv"); }),
+            "manifest.kernels[0].dkdv: missing field");
+}
+
 TEST(Abi, Roles) {
+  EXPECT_EQ(argRole("do"), ArgRole::GradOutput);
+  EXPECT_EQ(argRole("dv"), ArgRole::Gradient);
+  EXPECT_EQ(argRole("dcapture3"), ArgRole::CaptureGrad);
+  EXPECT_EQ(argRole("delta"), ArgRole::Delta);
+  EXPECT_EQ(argRole("do_stride_n"), ArgRole::Stride);
+  EXPECT_EQ(argRole("dcapture03"), std::nullopt);
+  EXPECT_TRUE(isTensorRole(ArgRole::Delta));
   EXPECT_EQ(argRole("capture12"), ArgRole::Capture);
   EXPECT_EQ(argRole("g_stride_h"), ArgRole::Stride);
   EXPECT_EQ(argRole("x_stride_h"), std::nullopt);

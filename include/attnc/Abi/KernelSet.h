@@ -57,13 +57,18 @@ enum class ArgRole {
   BlockMap,     ///< block_map: the map kernel's output
   Workspace,    ///< phi_q, phi_k: the feature kernel's outputs
   Scratch,      ///< scratch
+  GradOutput,   ///< do: the gradient of the loss with respect to o
+  Gradient,     ///< dq, dk, dv: the backward's gradients of q, k, v
+  CaptureGrad,  ///< dcapture<i>: the gradients of the captures (f32)
+  Delta,        ///< delta: the backward's rowsum(dO * o) workspace
   Batch,        ///< B
   SeqLen,       ///< N (linear kernels: one sequence length)
   SeqLenQ,      ///< Nq
   SeqLenK,      ///< Nk
   Slices,       ///< slices: the block map's (b, h) slices
   Elements,     ///< n: an elementwise kernel's element count
-  Stride,       ///< <t>_stride_{b,h,n}, t one of q, k, v, o, g (the gates)
+  /// <t>_stride_{b,h,n}, t one of q, k, v, o, g (the gates), do, dq, dk, dv
+  Stride,
 };
 
 /// The role of an argument named `name`; none for an unknown name.
@@ -161,6 +166,30 @@ struct AttentionKernel {
   bool operator==(const AttentionKernel &o) const;
 };
 
+/// The backward of an attention spec: convert-attn-to-gpu on an
+/// attn.attention_grad (docs/backward.md, "GPU kernels"). Two launches on
+/// one stream: `dq`, one block per (q tile, Hq, B), which also writes
+/// D = rowsum(dO * o) of its rows into the `delta` workspace, then `dkdv`,
+/// one block per (kv tile, Hkv, B), which reads it. Both take the same
+/// arguments: q, k, v, o, do, lse, dq, dk, dv, capture<i>, dcapture<i>,
+/// delta, B, Nq, Nk and the (b, h, n) strides of q, k, v, o, do, dq, dk,
+/// dv. Capture gradients (f32, the capture's shape) accumulate by atomics:
+/// the launcher zeroes them before `dq`; it allocates `delta` (f32,
+/// B * Hq * Nq elements) for the two launches.
+struct AttentionGradKernel {
+  std::string dtype; // bf16 or f16
+  int64_t headDim = 0, valueDim = 0, headsQ = 0, headsKv = 0;
+  /// Rows of a q tile (dq kernel) and of a kv tile (dkdv kernel).
+  int64_t blockQ = 0, blockKv = 0;
+  double scale = 1.0;
+  std::string maskKind; // none, index, data or opaque
+  /// The spec's captured tensors, and how many of them get a gradient.
+  int64_t captures = 0, captureGrads = 0;
+  Launch dq, dkdv;
+
+  bool operator==(const AttentionGradKernel &o) const;
+};
+
 enum class Decay { None, Head, Token, TokenDim };
 
 /// A linear-attention / scan kernel of convert-attn-linear-to-gpu
@@ -222,7 +251,7 @@ struct Signature {
 /// Attention and linear kernels compute an attn op; an elementwise kernel
 /// (`o[i] = a[i] <op> b[i]` over flat tensors) combines their results in a
 /// program of several attn ops.
-enum class KernelKind { Attention, Linear, Elementwise };
+enum class KernelKind { Attention, Linear, Elementwise, AttentionGrad };
 
 struct Kernel {
   /// The spec function; also the attention kernel's function name.
@@ -233,6 +262,7 @@ struct Kernel {
   /// The description of `kind`.
   AttentionKernel attention;
   LinearKernel linear;
+  AttentionGradKernel attentionGrad;
   /// Elementwise kernels: the one launch (its signature is recorded).
   Launch elementwise;
   /// Launched after the main kernel, in order (none are generated yet).
@@ -254,7 +284,7 @@ struct KernelSet {
 };
 
 /// The launches of `k` in their order: the map kernel, the feature kernel,
-/// the main kernel, the reductions.
+/// the main kernel, the reductions; for an attention backward dq, then dkdv.
 llvm::SmallVector<const Launch *, 4> launchSequence(const Kernel &k);
 
 /// The one writer: `set` as manifest.json's JSON.
