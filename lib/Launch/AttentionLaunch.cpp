@@ -64,18 +64,11 @@ llvm::Error AttentionLauncher::checkLayout(ArrayRef<TensorRef> inputs,
                                            ArrayRef<TensorRef> outputs) const {
   const TensorRef *qkvo[] = {&inputs[0], &inputs[1], &inputs[2], &outputs[0]};
   const char *names[] = {"q", "k", "v", "o"};
-  for (int i = 0; i < 4; ++i) {
-    auto st = stridesOf(*qkvo[i]);
-    if (st[3] != 1 || st[0] % 8 || st[1] % 8 || st[2] % 8 ||
-        reinterpret_cast<uintptr_t>(qkvo[i]->data) % 16)
-      return makeError(sig.name + ": " + names[i] +
-                       " needs a contiguous head dim, strides that are "
-                       "multiples of 8 and 16-byte alignment (strides " +
-                       shapeStr(st) + ")");
-  }
-  if (kernel.attention.lse &&
-      stridesOf(outputs[1]) != contiguousStrides(outputs[1].shape))
-    return makeError(sig.name + ": lse must be contiguous");
+  for (int i = 0; i < 4; ++i)
+    if (llvm::Error e = checkHeadLayout(sig.name, names[i], *qkvo[i]))
+      return e;
+  if (kernel.attention.lse)
+    return checkContiguous(sig.name, "lse", outputs[1]);
   return llvm::Error::success();
 }
 

@@ -62,6 +62,8 @@ static const Loaded &load() {
     sym(l.d.cuLaunchKernel, "cuLaunchKernel");
     sym(l.d.cuMemAllocAsync, "cuMemAllocAsync");
     sym(l.d.cuMemFreeAsync, "cuMemFreeAsync");
+    sym(l.d.cuMemsetD32Async, "cuMemsetD32Async");
+    sym(l.d.cuMemsetD2D16Async, "cuMemsetD2D16Async");
     sym(l.d.cuGetErrorString, "cuGetErrorString");
     sym(l.d.cuDeviceGet, "cuDeviceGet");
     sym(l.d.cuDeviceGetAttribute, "cuDeviceGetAttribute");

@@ -30,6 +30,11 @@ struct Driver {
                              void **);
   CUresult (*cuMemAllocAsync)(CUdeviceptr *, size_t, CUstream);
   CUresult (*cuMemFreeAsync)(CUdeviceptr, CUstream);
+  /// Zeroing of the backward's capture gradients and empty launches'
+  /// outputs: 32-bit words, and 16-bit rows of a pitched region.
+  CUresult (*cuMemsetD32Async)(CUdeviceptr, unsigned, size_t, CUstream);
+  CUresult (*cuMemsetD2D16Async)(CUdeviceptr, size_t, unsigned short, size_t,
+                                 size_t, CUstream);
   CUresult (*cuGetErrorString)(CUresult, const char **);
   // Device helpers (attnc::cuda).
   CUresult (*cuDeviceGet)(int *, int);

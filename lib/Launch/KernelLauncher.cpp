@@ -49,6 +49,73 @@ void LaunchParams::memref(const TensorRef &t, bool flat) {
     push(s);
 }
 
+llvm::Error attnc::rt::checkHeadLayout(StringRef kernel, StringRef name,
+                                       const TensorRef &t) {
+  auto st = stridesOf(t);
+  if (st.size() == 4 && st[3] == 1 && st[0] % 8 == 0 && st[1] % 8 == 0 &&
+      st[2] % 8 == 0 && reinterpret_cast<uintptr_t>(t.data) % 16 == 0)
+    return llvm::Error::success();
+  return makeError(kernel + ": " + name +
+                   " needs a contiguous head dim, strides that are multiples "
+                   "of 8 and 16-byte alignment (strides " +
+                   shapeStr(st) + ")");
+}
+
+llvm::Error attnc::rt::checkContiguous(StringRef kernel, StringRef name,
+                                       const TensorRef &t) {
+  if (stridesOf(t) == contiguousStrides(t.shape))
+    return llvm::Error::success();
+  return makeError(kernel + ": " + name + " must be contiguous");
+}
+
+/// Pushes the tensor for kernel argument `a` of kernel `kernel`.
+static llvm::Error pushTensor(StringRef kernel, LaunchParams &params,
+                              const abi::Arg &a, const NamedArgs &args,
+                              bool shapedCaptures) {
+  auto it = args.tensors.find(a.name);
+  if (it == args.tensors.end())
+    return makeError(kernel + ": no tensor for kernel argument '" + a.name +
+                     "'");
+  std::optional<abi::ArgRole> role = abi::argRole(a.name);
+  bool shaped = shapedCaptures && (role == abi::ArgRole::Capture ||
+                                   role == abi::ArgRole::CaptureGrad);
+  int64_t rank = shaped ? int64_t(it->second.shape.size()) : 1;
+  if (a.rank != rank)
+    return makeError(kernel + ": kernel argument '" + a.name + "' has rank " +
+                     llvm::Twine(a.rank) + ", but its tensor is passed with " +
+                     llvm::Twine(rank));
+  params.memref(it->second, /*flat=*/!shaped);
+  return llvm::Error::success();
+}
+
+llvm::Error
+attnc::rt::launchByName(StringRef kernel, void *fn, const abi::Launch &l,
+                        const NamedArgs &args,
+                        llvm::function_ref<int64_t(const abi::SizeExpr &)> size,
+                        bool shapedCaptures, void *stream) {
+  LaunchParams params;
+  for (const abi::Arg &a : l.args) {
+    if (a.kind == abi::ArgKind::Memref || a.kind == abi::ArgKind::MemrefF32) {
+      if (llvm::Error e = pushTensor(kernel, params, a, args, shapedCaptures))
+        return e;
+      continue;
+    }
+    auto it = args.scalars.find(a.name);
+    if (it == args.scalars.end())
+      return makeError(kernel + ": no value for kernel argument '" + a.name +
+                       "'");
+    params.push(it->second);
+  }
+  const cuda::Driver &drv = *cuda::driver();
+  return cuda::check(
+      drv.cuLaunchKernel(
+          fn, unsigned(size(l.grid[0])), unsigned(size(l.grid[1])),
+          unsigned(size(l.grid[2])), unsigned(l.block[0]), unsigned(l.block[1]),
+          unsigned(l.block[2]), unsigned(l.dynamicSharedBytes),
+          static_cast<cuda::CUstream>(stream), params.finish(), nullptr),
+      (kernel + ": cuLaunchKernel(" + l.kernel + ")").str());
+}
+
 void **LaunchParams::finish() {
   ptrs.clear();
   for (size_t i : starts)
@@ -129,6 +196,9 @@ attnc::rt::makeLauncher(abi::Kernel kernel, StringRef target,
   if (kernel.kind == abi::KernelKind::Linear)
     return makeLinearLauncher(std::move(*sig), std::move(kernel),
                               std::move(images), std::move(checks));
+  if (kernel.kind == abi::KernelKind::AttentionGrad)
+    return makeAttentionGradLauncher(std::move(*sig), std::move(kernel),
+                                     std::move(images), std::move(checks));
   if (sig->inputs.size() != 2 || sig->outputs.size() != 1 ||
       llvm::any_of(kernel.elementwise.args, [](const abi::Arg &a) {
         return !llvm::is_contained({"a", "b", "o", "n"}, a.name);

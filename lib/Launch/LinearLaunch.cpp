@@ -10,9 +10,6 @@
 #include "Context.h"
 #include "CudaDriver.h"
 #include "KernelLauncher.h"
-#include "LaunchParams.h"
-
-#include <map>
 
 using namespace attnc;
 using namespace attnc::rt;
@@ -36,9 +33,7 @@ struct LinearVars {
 
 /// A launch's tensors and scalars by argument name, and the stream-ordered
 /// temporaries it allocated (freed by `release`).
-struct LaunchState {
-  std::map<std::string, TensorRef> tensors;
-  std::map<std::string, int64_t> scalars;
+struct LaunchState : NamedArgs {
   llvm::SmallVector<cuda::CUdeviceptr> temps;
 };
 
@@ -175,30 +170,8 @@ llvm::Error LinearLauncher::launchOne(void *fn, const abi::Launch &l,
                                       const LinearVars &vars,
                                       const LaunchState &st,
                                       void *stream) const {
-  LaunchParams params;
-  for (const abi::Arg &a : l.args) {
-    if (a.kind == abi::ArgKind::Memref || a.kind == abi::ArgKind::MemrefF32) {
-      auto it = st.tensors.find(a.name);
-      if (it == st.tensors.end())
-        return makeError(sig.name + ": no tensor for kernel argument '" +
-                         a.name + "'");
-      params.memref(it->second, /*flat=*/true);
-      continue;
-    }
-    auto it = st.scalars.find(a.name);
-    if (it == st.scalars.end())
-      return makeError(sig.name + ": no value for kernel argument '" + a.name +
-                       "'");
-    params.push(it->second);
-  }
-  const cuda::Driver &drv = *cuda::driver();
-  return cuda::check(
-      drv.cuLaunchKernel(
-          fn, unsigned(vars(l.grid[0])), unsigned(vars(l.grid[1])),
-          unsigned(vars(l.grid[2])), unsigned(l.block[0]), unsigned(l.block[1]),
-          unsigned(l.block[2]), unsigned(l.dynamicSharedBytes),
-          static_cast<cuda::CUstream>(stream), params.finish(), nullptr),
-      sig.name + ": cuLaunchKernel(" + l.kernel + ")");
+  return launchByName(sig.name, fn, l, st, vars, /*shapedCaptures=*/false,
+                      stream);
 }
 
 /// Frees the temporaries after the launches that use them (stream order).

@@ -58,6 +58,37 @@ void launch(attnc_rt_kernel *k, const std::vector<int64_t> &w,
   else
     std::printf("OK %s\n", what);
 }
+/// An attention backward (test/Unit/Inputs/grad: bf16, 4:2 heads, d 64,
+/// one [4, 32] f32 capture with a gradient): zeroing, delta, dq then dkdv,
+/// the empty cases and refusals.
+void checkGrad(attnc_rt_kernel *k) {
+  const int64_t B = 2, Nq = 300, Nk = 200, hq = 4, hk = 2, d = 64;
+  std::vector<uint16_t> q(B * hq * Nq * d), kv(B * hk * Nk * d);
+  std::vector<float> l(B * hq * Nq), table(4 * 32), dtable(4 * 64);
+  auto args = [&](int64_t nq, int64_t nk, std::vector<int64_t> dtStrides,
+                  int64_t doRows = -1) {
+    std::vector<int64_t> w;
+    pack(w, q.data(), ATTNC_BF16, {B, hq, nq, d});
+    pack(w, kv.data(), ATTNC_BF16, {B, hk, nk, d});
+    pack(w, kv.data(), ATTNC_BF16, {B, hk, nk, d});
+    pack(w, table.data(), ATTNC_F32, {4, 32});
+    pack(w, q.data(), ATTNC_BF16, {B, hq, nq, d});
+    pack(w, l.data(), ATTNC_F32, {B, hq, nq});
+    pack(w, q.data(), ATTNC_BF16, {B, hq, doRows < 0 ? nq : doRows, d});
+    pack(w, q.data(), ATTNC_BF16, {B, hq, nq, d});
+    pack(w, kv.data(), ATTNC_BF16, {B, hk, nk, d});
+    pack(w, kv.data(), ATTNC_BF16, {B, hk, nk, d});
+    pack(w, dtable.data(), ATTNC_F32, {4, 32}, dtStrides);
+    return w;
+  };
+  launch(k, args(Nq, Nk, {}), "first launch");
+  printLog("first launch");
+  launch(k, args(Nq, 0, {}), "no keys");
+  printLog("no keys");
+  launch(k, args(Nq, Nk, {64, 1}), "strided capture gradient");
+  launch(k, args(Nq, Nk, {}, Nq - 1), "do shorter than o");
+  printLog("errors");
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -87,6 +118,12 @@ int main(int argc, char **argv) {
     return 1;
   }
   std::string info = attnc_rt_kernel_info(k);
+  if (info.find("\"kind\": \"attention_grad\"") != std::string::npos) {
+    std::printf("KERNEL %s kind attention_grad\n", argv[2]);
+    checkGrad(k);
+    attnc_rt_module_destroy(m);
+    return 0;
+  }
   int64_t hq = field(info, "heads_q"), hk = field(info, "heads_kv"),
           d = field(info, "head_dim");
   bool lse = info.find("\"lse\": true") != std::string::npos;

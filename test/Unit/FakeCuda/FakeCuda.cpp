@@ -91,6 +91,17 @@ API int cuMemFreeAsync(unsigned long long p, void *) {
   std::free(reinterpret_cast<void *>(p));
   return 0;
 }
+// Memsets are recorded, not run (the tests' pointers need not be memory).
+API int cuMemsetD32Async(unsigned long long, unsigned, size_t n, void *) {
+  record("cuMemsetD32Async(" + std::to_string(n) + ")");
+  return 0;
+}
+API int cuMemsetD2D16Async(unsigned long long, size_t pitch, unsigned short,
+                           size_t width, size_t height, void *) {
+  record("cuMemsetD2D16Async(" + std::to_string(width) + "x" +
+         std::to_string(height) + ")");
+  return pitch < 2 * width ? 1 : 0;
+}
 API int cuGetErrorString(int r, const char **s) {
   *s = r == 209 ? "no kernel image is available for execution on the device"
                 : "fake error";
