@@ -147,8 +147,15 @@ static std::string describeKernel(const abi::Kernel &k, StringRef target) {
        << l.dvSlice << ", " << l.main.block[0] << " threads";
     return s;
   }
-  if (k.kind != abi::KernelKind::Attention) {
+  if (k.kind == abi::KernelKind::Elementwise) {
     os << " elementwise kernel";
+    return s;
+  }
+  if (k.kind == abi::KernelKind::AttentionGrad) {
+    const abi::AttentionGradKernel &g = k.attentionGrad;
+    os << " attention backward kernels, tiles " << g.blockQ << " (dq) and "
+       << g.blockKv << " (dkdv), " << g.dq.block[0] << " and "
+       << g.dkdv.block[0] << " threads";
     return s;
   }
   const abi::AttentionKernel &a = k.attention;
@@ -915,6 +922,14 @@ static llvm::Expected<KernelSignature> cpuSignature(mlir::func::FuncOp func) {
   return s;
 }
 
+/// Whether `func` holds one attn.attention_grad (compileForGpu checks that
+/// it is the function's only work, on its arguments).
+static bool isAttentionGrad(mlir::func::FuncOp func) {
+  unsigned count = 0;
+  func.walk([&](mlir::attn::AttentionGradOp) { ++count; });
+  return count == 1;
+}
+
 /// Whether `func` is one attn.attention on its arguments (q, k, v, captures
 /// in order) returning its results.
 static mlir::attn::AttentionOp attentionOf(mlir::func::FuncOp func) {
@@ -1068,7 +1083,7 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
                                            layout, std::move(checks));
   }
 
-  if (!attentionOf(func)) {
+  if (!attentionOf(func) && !isAttentionGrad(func)) {
     if (std::optional<LinearFunction> lf = linearOf(func))
       return buildLinear(job, func, *lf);
     return buildProgram(job, func);
@@ -1094,21 +1109,13 @@ llvm::Expected<std::shared_ptr<Kernel>> Compiler::Impl::build(const Job &job) {
   abi::Kernel &kernel = set.kernels.emplace_back(mlir::attn::abiKernelOf(art));
   // abiKernelOf recorded the signature and value checks.
   logInfo("compiled " + describeKernel(kernel, job.options.target));
-  std::string n = art.info.name;
   llvm::StringMap<std::string> images;
   images[kernel.ptxFile] = art.ptx;
   if (!art.cubin.empty())
     images[kernel.cubinFile] = art.cubin;
   std::string dir;
   if (!cacheDir.empty()) {
-    std::vector<std::pair<std::string, std::string>> files;
-    files.push_back({n + ".ptx", art.ptx});
-    if (!art.cubin.empty()) {
-      files.push_back({n + ".cubin", art.cubin});
-      files.push_back({n + ".ptxas.txt", art.ptxasLog});
-      files.push_back({n + ".h", mlir::attn::headerSource(art.info)});
-      files.push_back({n + "_launcher.c", mlir::attn::launcherSource(art)});
-    }
+    auto files = mlir::attn::aotFiles(art);
     files.push_back({"manifest.json", abi::formatKernelSet(set)});
     store(job, files, llvm::json::Object());
     dir = entryDir(job);

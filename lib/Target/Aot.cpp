@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Target/Aot.h"
+#include "attnc/Conversion/AttnGradToGPU.h"
 #include "attnc/Target/Pipelines.h"
 #include "attnc/Target/TargetDesc.h"
 #include "attnc/Target/ValueChecks.h"
@@ -291,22 +292,24 @@ std::string mlir::attn::binaryPtx(ModuleOp module) {
   return ptx;
 }
 
-/// Refuses a function of `module` that is not one attn.attention returning
-/// its results: a kernel stands for its function (anything else the
-/// function computes would be missing from the kernel).
+/// Refuses a function of `module` that is not one attn.attention (or
+/// attn.attention_grad) returning its results: a kernel stands for its
+/// function (anything else the function computes would be missing from the
+/// kernel).
 static llvm::Error checkKernelFunctions(ModuleOp module) {
   for (auto f : module.getOps<func::FuncOp>()) {
     if (f.isExternal())
       continue;
     SmallVector<Operation *> attnOps;
     f.walk([&](Operation *op) {
-      if (isa<AttentionOp, LinearAttentionOp, ScanOp>(op))
+      if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp, ScanOp>(op))
         attnOps.push_back(op);
     });
     if (attnOps.empty())
       continue;
     Operation *ret = f.getBody().front().getTerminator();
-    bool oneAttention = attnOps.size() == 1 && isa<AttentionOp>(attnOps[0]);
+    bool oneAttention =
+        attnOps.size() == 1 && isa<AttentionOp, AttentionGradOp>(attnOps[0]);
     if (oneAttention &&
         llvm::equal(ret->getOperands(), attnOps[0]->getResults()))
       continue;
@@ -327,6 +330,26 @@ static llvm::Error checkKernelFunctions(ModuleOp module) {
   return llvm::Error::success();
 }
 
+/// Lowers `kmod`, the kernel module of `art` (named `name`), to PTX into
+/// art.ptx (its IR before into art.ir with options.keepIR).
+static llvm::Error lowerToPtx(ModuleOp kmod, StringRef name,
+                              const TargetDesc &t,
+                              const GpuCompileOptions &options,
+                              GpuKernelArtifact &art) {
+  if (options.keepIR) {
+    llvm::raw_string_ostream os(art.ir);
+    kmod->print(os);
+  }
+  PassManager lower(kmod.getContext(), ModuleOp::getOperationName());
+  buildGpuBinaryPipeline(lower, t.chip);
+  if (failed(lower.run(kmod)))
+    return fail("lowering '" + name + "' to PTX failed");
+  art.ptx = binaryPtx(kmod);
+  if (art.ptx.empty())
+    return fail("no PTX produced for '" + name + "'");
+  return llvm::Error::success();
+}
+
 /// The attention kernel of `op`, named `name`, lowered to PTX.
 static llvm::Expected<GpuKernelArtifact>
 buildKernelPtx(AttentionOp op, StringRef name, const TargetDesc &t,
@@ -344,17 +367,81 @@ buildKernelPtx(AttentionOp op, StringRef name, const TargetDesc &t,
                           << art.info.blockQ << "x" << art.info.blockKv << ", "
                           << art.info.threads << " threads, "
                           << art.info.sharedBytes << " B shared\n");
-  if (options.keepIR) {
-    llvm::raw_string_ostream os(art.ir);
-    kmod->print(os);
-  }
-  PassManager lower(op.getContext(), ModuleOp::getOperationName());
-  buildGpuBinaryPipeline(lower, t.chip);
-  if (failed(lower.run(*kmod)))
-    return fail("lowering '" + name + "' to PTX failed");
-  art.ptx = binaryPtx(*kmod);
-  if (art.ptx.empty())
-    return fail("no PTX produced for '" + name + "'");
+  if (llvm::Error e = lowerToPtx(*kmod, name, t, options, art))
+    return std::move(e);
+  return art;
+}
+
+/// The dtype name of a tensor type's elements ("bf16", "f32", "i32").
+static std::string elementName(Type t) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << cast<ShapedType>(t).getElementType();
+  return s;
+}
+
+/// The signature of `f`, the function of the attention backward `op` whose
+/// kernels are `k`: inputs q, k, v, capture<i>, o, lse, do (the function's
+/// arguments, which must be the op's operands in that order), outputs dq,
+/// dk, dv, dcapture<i>; with the spec's value checks.
+static llvm::Expected<abi::Signature>
+gradSignature(func::FuncOp f, AttentionGradOp op, const abi::Kernel &k) {
+  const abi::AttentionGradKernel &g = k.attentionGrad;
+  std::vector<std::string> in = {"q", "k", "v"}, out = {"dq", "dk", "dv"};
+  for (int64_t i = 0; i < g.captures; ++i)
+    in.push_back("capture" + std::to_string(i));
+  llvm::append_range(in, std::vector<std::string>{"o", "lse", "do"});
+  for (int64_t i = 0; i < g.captureGrads; ++i)
+    out.push_back("dcapture" + std::to_string(i));
+  ArrayRef<BlockArgument> args = f.getArguments();
+  Value fixed[] = {op.getQ(), op.getK(),   op.getV(),
+                   op.getO(), op.getLse(), op.getDO()};
+  if (args.size() != in.size() || f.getNumResults() != out.size() ||
+      !llvm::equal(ArrayRef<Value>(fixed).take_front(3), args.take_front(3)) ||
+      !llvm::equal(ArrayRef<Value>(fixed).drop_front(3), args.take_back(3)))
+    return fail("'" + f.getName() +
+                "': a backward kernel's function takes (q, k, v, captures..., "
+                "o, lse, dO) and returns (dq, dk, dv, capture gradients...), "
+                "as attn-differentiate's <f>_backward does");
+  abi::Signature sig;
+  auto param = [](const std::string &name, Type t) {
+    abi::Param p{name, elementName(t), {}};
+    for (int64_t d : cast<ShapedType>(t).getShape())
+      p.shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
+    return p;
+  };
+  for (auto [name, a] : llvm::zip(in, args))
+    sig.inputs.push_back(param(name, a.getType()));
+  for (auto [name, t] : llvm::zip(out, f.getResultTypes()))
+    sig.outputs.push_back(param(name, t));
+  sig.inputNames = in;
+  sig.checks = attnc::abiChecks(specValueChecks(f));
+  return sig;
+}
+
+/// The two kernels of the attention backward `op` (buildAttentionGradKernels),
+/// named after `name`, lowered to PTX; art.record is their ABI record with
+/// the function's signature.
+static llvm::Expected<GpuKernelArtifact>
+buildGradKernelPtx(AttentionGradOp op, StringRef name, const TargetDesc &t,
+                   const GpuCompileOptions &options) {
+  GpuKernelArtifact art;
+  OwningOpRef<ModuleOp> kmod = ModuleOp::create(op.getLoc());
+  FailureOr<abi::Kernel> record = buildAttentionGradKernels(op, *kmod, name);
+  if (failed(record))
+    return fail("code generation failed for '" + name +
+                "' (the attention backward)");
+  auto f = op->getParentOfType<func::FuncOp>();
+  llvm::Expected<abi::Signature> sig = gradSignature(f, op, *record);
+  if (!sig)
+    return sig.takeError();
+  record->name = name.str();
+  record->signature = std::move(*sig);
+  art.info.name = name.str();
+  art.info.target = options.target;
+  art.record = std::move(*record);
+  if (llvm::Error e = lowerToPtx(*kmod, name, t, options, art))
+    return std::move(e);
   return art;
 }
 
@@ -434,8 +521,10 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
     return fail("mask analysis or schedule selection failed");
   if (llvm::Error err = checkKernelFunctions(module))
     return std::move(err);
-  SmallVector<std::pair<AttentionOp, std::string>> ops;
-  module->walk([&](AttentionOp op) {
+  SmallVector<std::pair<Operation *, std::string>> ops;
+  module->walk([&](Operation *op) {
+    if (!isa<AttentionOp, AttentionGradOp>(op))
+      return;
     auto f = op->getParentOfType<func::FuncOp>();
     ops.push_back({op, f ? f.getName().str() : "attention"});
   });
@@ -450,14 +539,18 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
   std::string fallback;
   for (size_t opIdx = 0; opIdx < ops.size(); ++opIdx) {
     auto &[op, name] = ops[opIdx];
-    llvm::Expected<GpuKernelArtifact> art = buildKernelPtx(
-        op, name, *t, options, std::exchange(fallback, std::string()));
+    auto fwd = dyn_cast<AttentionOp>(op);
+    llvm::Expected<GpuKernelArtifact> art =
+        fwd ? buildKernelPtx(fwd, name, *t, options,
+                             std::exchange(fallback, std::string()))
+            : buildGradKernelPtx(cast<AttentionGradOp>(op), name, *t, options);
     if (!art)
       return art.takeError();
     if (!options.ptxas.empty()) {
       if (llvm::Error err = assemble(*art, name, *t, options.ptxas))
         return std::move(err);
-      fallback = fallBackIfSpilled(op, name, *art, *t, options);
+      if (fwd)
+        fallback = fallBackIfSpilled(fwd, name, *art, *t, options);
       if (!fallback.empty()) {
         --opIdx;
         continue;
@@ -487,12 +580,14 @@ static abi::BlockMap abiBlockMap(const KernelInfo &info);
 
 abi::Kernel mlir::attn::abiKernelOf(const GpuKernelArtifact &art) {
   const KernelInfo &info = art.info;
-  abi::Kernel k;
-  k.name = info.name;
-  k.kind = abi::KernelKind::Attention;
+  abi::Kernel k = art.record.value_or(abi::Kernel());
   k.ptxFile = info.name + ".ptx";
   if (!art.cubin.empty())
     k.cubinFile = info.name + ".cubin";
+  if (art.record)
+    return k;
+  k.name = info.name;
+  k.kind = abi::KernelKind::Attention;
   abi::AttentionKernel &a = k.attention;
   a.dtype = info.dtype;
   a.headDim = info.headDim;
@@ -556,29 +651,35 @@ mlir::attn::manifestJson(StringRef target,
   return abi::formatKernelSet(set);
 }
 
+std::vector<std::pair<std::string, std::string>>
+mlir::attn::aotFiles(const GpuKernelArtifact &art) {
+  const std::string &n = art.info.name;
+  std::vector<std::pair<std::string, std::string>> files = {
+      {n + ".ptx", art.ptx}};
+  if (!art.ir.empty())
+    files.push_back({n + ".mlir", art.ir});
+  if (art.cubin.empty())
+    return files;
+  files.push_back({n + ".cubin", art.cubin});
+  files.push_back({n + ".ptxas.txt", art.ptxasLog});
+  // The C launcher wraps forward kernels; backward kernels launch through
+  // the launch library (attnc_rt_module_load).
+  if (art.record)
+    return files;
+  files.push_back({n + ".h", headerSource(art.info)});
+  files.push_back({n + "_launcher.c", launcherSource(art)});
+  return files;
+}
+
 llvm::Error
 mlir::attn::writeAotDirectory(StringRef dir, StringRef target,
                               llvm::ArrayRef<GpuKernelArtifact> kernels) {
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
     return fail("cannot create '" + dir + "': " + ec.message());
-  for (const GpuKernelArtifact &art : kernels) {
-    std::string base = (dir + "/" + art.info.name).str();
-    if (llvm::Error e = writeFile(base + ".ptx", art.ptx))
-      return e;
-    if (!art.ir.empty())
-      if (llvm::Error e = writeFile(base + ".mlir", art.ir))
+  for (const GpuKernelArtifact &art : kernels)
+    for (const auto &[name, data] : aotFiles(art))
+      if (llvm::Error e = writeFile((dir + "/" + name).str(), data))
         return e;
-    if (art.cubin.empty())
-      continue;
-    if (llvm::Error e = writeFile(base + ".cubin", art.cubin))
-      return e;
-    if (llvm::Error e = writeFile(base + ".ptxas.txt", art.ptxasLog))
-      return e;
-    if (llvm::Error e = writeFile(base + ".h", headerSource(art.info)))
-      return e;
-    if (llvm::Error e = writeFile(base + "_launcher.c", launcherSource(art)))
-      return e;
-  }
   return writeFile((dir + "/manifest.json").str(),
                    manifestJson(target, kernels));
 }

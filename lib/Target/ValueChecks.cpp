@@ -16,6 +16,8 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Matchers.h"
 
+#include <type_traits>
+
 attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
   using attnc::InputChecks;
   InputChecks c;
@@ -64,8 +66,9 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
             sc.getInitialState(), sc.getOrderAttr());
   });
   // Captured tensors read with tensor.extract at i, j, b or h (possibly
-  // divided by a constant) must cover those ranges.
-  func.walk([&](mlir::attn::AttentionOp op) {
+  // divided by a constant) must cover those ranges; the backward's regions
+  // read them as the forward's.
+  auto captureExtents = [&](auto op) {
     auto qi = argIndex(op.getQ()), ki = argIndex(op.getK());
     if (!qi || !ki)
       return;
@@ -106,6 +109,14 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
     };
     scan(op.getMask(), 0);  // (b, h, i, j)
     scan(op.getScore(), 1); // (s, b, h, i, j)
+    if constexpr (std::is_same_v<decltype(op), mlir::attn::AttentionGradOp>)
+      scan(op.getScoreGrad(), 1);
+  };
+  func.walk([&](mlir::Operation *op) {
+    if (auto fwd = llvm::dyn_cast<mlir::attn::AttentionOp>(op))
+      captureExtents(fwd);
+    else if (auto grad = llvm::dyn_cast<mlir::attn::AttentionGradOp>(op))
+      captureExtents(grad);
   });
   return c;
 }

@@ -1,7 +1,9 @@
 //===- attn-aot.cpp - ahead-of-time GPU kernels from a spec ---------------===//
 //
 // Part of attnc. `attn-aot SPEC.mlir --target=sm_80|sm_90a -o DIR` writes,
-// for every attn.attention in the spec (one kernel per function):
+// for every attn.attention in the spec (one kernel per function; with
+// --backward also `<f>_forward` and the backward kernels of `<f>_backward`,
+// from attn-differentiate):
 //   DIR/<name>.ptx, DIR/<name>.cubin (ptxas), DIR/<name>.ptxas.txt,
 //   DIR/manifest.json (kernels, argument order and types, grid and block,
 //   shared memory, captures), DIR/<name>.h and DIR/<name>_launcher.c (embeds
@@ -10,8 +12,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Dialect/Attn/SpecFunctions.h"
-#include "attnc/Target/CudaToolkit.h"
 #include "attnc/Target/Aot.h"
+#include "attnc/Target/CudaToolkit.h"
 #include "attnc/Target/Pipelines.h"
 #include "attnc/Target/TargetDesc.h"
 #include "attnc/Tools/ToolVersion.h"
@@ -56,6 +58,12 @@ static cl::opt<std::string> ptxasPath("ptxas",
                                                "/usr/local/cuda or PATH; "
                                                "'none' skips the cubin)"),
                                       cl::init(""), cl::cat(toolCategory));
+static cl::opt<bool> backward(
+    "backward",
+    cl::desc("run attn-differentiate first: also package <f>_forward (o, "
+             "lse) and the backward kernels of <f>_backward (manifest kind "
+             "attention_grad, no C launcher)"),
+    cl::init(false), cl::cat(toolCategory));
 static cl::opt<bool> keepIR("keep-ir",
                             cl::desc("also write the kernel IR (.mlir)"),
                             cl::init(false), cl::cat(toolCategory));
@@ -88,6 +96,12 @@ int main(int argc, char **argv) {
     return error("cannot parse '" + inputFile + "'");
   if (failed(attn::specFunctions(*module)))
     return error("cannot compile '" + inputFile + "'");
+  if (backward) {
+    PassManager pm(&ctx);
+    pm.addPass(attn::createAttnDifferentiate());
+    if (failed(pm.run(*module)))
+      return error("attn-differentiate failed on '" + inputFile + "'");
+  }
 
   attn::GpuCompileOptions options;
   options.target = target;
@@ -104,6 +118,17 @@ int main(int argc, char **argv) {
     return error(llvm::toString(std::move(e)));
   for (const attn::GpuKernelArtifact &art : *kernels) {
     const attn::KernelInfo &info = art.info;
+    if (art.record) {
+      const attnc::abi::AttentionGradKernel &g = art.record->attentionGrad;
+      llvm::outs() << fmt::format(
+          "{}: {} {} d={} backward: {} tile {} ({} threads), {} tile {} ({} "
+          "threads) -> {}/{}.ptx{}\n",
+          info.name, target, g.dtype, g.headDim, g.dq.kernel, g.blockQ,
+          g.dq.block[0], g.dkdv.kernel, g.blockKv, g.dkdv.block[0], outDir,
+          info.name, art.cubin.empty() ? "" : ", .cubin");
+      llvm::outs() << art.ptxasLog;
+      continue;
+    }
     llvm::outs() << fmt::format("{}: {} {} d={} tile {}x{} {} threads, {} B "
                                 "shared -> {}/{}.ptx{}\n",
                                 info.name, target, info.dtype, info.headDim,

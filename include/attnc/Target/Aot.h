@@ -14,7 +14,9 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mlir::attn {
@@ -44,21 +46,32 @@ struct GpuKernelArtifact {
   /// Why the op became this kernel rather than the target's first choice
   /// ("": it did not), e.g. "wgmma spilled 96 bytes; mma.sync used".
   std::string fallback;
+  /// Kernels described by their code generator (the attention backward:
+  /// buildAttentionGradKernels): the ABI record with its signature, which
+  /// abiKernelOf completes with the files. `info` then holds only the name
+  /// and target.
+  std::optional<attnc::abi::Kernel> record;
 };
 
 /// The PTX of a module lowered with buildGpuBinaryPipeline (format isa): the
 /// object of its gpu.binary (the last, if several); "" without one.
 std::string binaryPtx(ModuleOp module);
 
-/// Compiles every attn.attention of `module` (one kernel per function, named
-/// after it) for a GPU target. Annotates `module` with the mask analysis and
-/// schedule. Diagnostics go to the context's handler.
+/// Compiles every attn.attention and attn.attention_grad of `module` (one
+/// kernel set per function, named after it) for a GPU target. Annotates
+/// `module` with the mask analysis and schedule. Diagnostics go to the
+/// context's handler.
 llvm::Expected<std::vector<GpuKernelArtifact>>
 compileForGpu(ModuleOp module, const GpuCompileOptions &options);
 
-/// Writes an AOT directory: per kernel `<name>.ptx`, `<name>.cubin`,
-/// `<name>.ptxas.txt`, `<name>.h`, `<name>_launcher.c` (the last three only
-/// with a cubin), `<name>.mlir` with keepIR, and `manifest.json`.
+/// The files of one kernel in an AOT directory or cache entry, (name, data):
+/// `<name>.ptx`, `<name>.mlir` with keepIR, and with a cubin `<name>.cubin`,
+/// `<name>.ptxas.txt` and, for forward kernels, `<name>.h` and
+/// `<name>_launcher.c`.
+std::vector<std::pair<std::string, std::string>>
+aotFiles(const GpuKernelArtifact &art);
+
+/// Writes an AOT directory: every kernel's aotFiles and `manifest.json`.
 llvm::Error writeAotDirectory(llvm::StringRef dir, llvm::StringRef target,
                               llvm::ArrayRef<GpuKernelArtifact> kernels);
 
