@@ -192,6 +192,15 @@ def ConvertAttnToGPU : Pass<"convert-attn-to-gpu", "::mlir::ModuleOp"> {
     outside the range the mask analysis derives are never loaded; tiles it
     proves full run without mask code. Fragment layouts are recorded in the
     kernel's `attn.fragments` attribute. The spec function is left in place.
+
+    For every `attn.attention_grad` with a GPU schedule, appends
+    `gpu.module @<func>_kernels` with the backward's two mma.sync kernels
+    (docs/backward.md): `@<func>_dq`, one block per (q tile, head, batch),
+    which writes D = rowsum(dO * o) of its rows into a workspace, recomputes
+    P = exp(S - lse) per kv tile and accumulates dq (and capture gradients,
+    by atomics); then `@<func>_dkdv`, one block per (kv tile, kv head,
+    batch), looping over the group's query heads and non-empty q tiles for
+    dk and dv. Tile classes come from the forward's mask analysis.
   }];
   let dependentDialects = [
     "::mlir::gpu::GPUDialect", "::mlir::nvgpu::NVGPUDialect",

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Conversion/AttnToGPU.h"
+#include "attnc/Conversion/AttnGradToGPU.h"
 #include "AttnKernel.h"
 #include "attnc/Target/TargetDesc.h"
 #include "attnc/Transforms/Passes.h"
@@ -246,6 +247,15 @@ struct ConvertAttnToGPUPass
       if (failed(buildAttentionKernel(op, module, name)))
         return signalPassFailure();
     }
+    // Backward ops: the dq and dkdv kernels (AttnGradToGPU.cpp).
+    SmallVector<std::pair<AttentionGradOp, std::string>> grads;
+    module.walk([&](AttentionGradOp op) {
+      auto func = op->getParentOfType<FunctionOpInterface>();
+      grads.push_back({op, func ? func.getName().str() : "attention_grad"});
+    });
+    for (auto &[op, name] : grads)
+      if (failed(buildAttentionGradKernels(op, module, name)))
+        return signalPassFailure();
   }
 };
 } // namespace

@@ -199,6 +199,10 @@ struct AttnSelectSchedulePass
     });
     if (r.wasInterrupted())
       return signalPassFailure();
+    getOperation()->walk([&](AttentionGradOp op) {
+      if (!op.getScheduleAttr())
+        scheduleGrad(op, *t);
+    });
     r = getOperation()->walk([&](Operation *op) -> WalkResult {
       if (!isa<LinearAttentionOp, ScanOp>(op) || op->getAttr("schedule"))
         return WalkResult::advance();
@@ -207,6 +211,22 @@ struct AttnSelectSchedulePass
     });
     if (r.wasInterrupted())
       signalPassFailure();
+  }
+
+  /// The backward's tiles: on GPUs the dq kernel's q tile (block_q) and the
+  /// dkdv kernel's kv tile (block_kv), 64 rows each unless forced (the
+  /// kernels hold 16 rows per warp; docs/backward.md); on the CPU the tiled
+  /// backward's 32 x 32.
+  void scheduleGrad(AttentionGradOp op, const TargetDesc &t) {
+    int64_t dflt = t.isGpu ? 64 : 32;
+    int64_t bq = blockQ ? int64_t(blockQ) : dflt;
+    int64_t bkv = blockKv ? int64_t(blockKv) : dflt;
+    int64_t width = std::max(op.getHeadDim(), op.getValueDim());
+    int64_t smem = t.isGpu ? 64 * (width + 8) * 2 * 2 : 0;
+    op.setScheduleAttr(ScheduleAttr::get(op.getContext(), t.kind, bq, bkv,
+                                         t.isGpu ? bq / 16 : 1, 1, smem));
+    LLVM_DEBUG(llvm::dbgs() << op->getLoc() << ": backward "
+                            << op.getScheduleAttr() << "\n");
   }
 
   /// The chunk length of the chunked linear-attention / scan lowering. Per

@@ -1,0 +1,229 @@
+"""Device check of the attention backward kernels (convert-attn-to-gpu on an
+attn.attention_grad) launched raw from their PTX, against PyTorch autograd
+in float64 on fresh random inputs; optionally times them against PyTorch's
+SDPA backward (flash and cuDNN) in the same run.
+
+Not the product path (attn-run --backward --backend=cuda and the launch
+library are): this isolates the kernels. Usage on the device machine:
+
+  python3 bench/grad_kernels_check.py DIR [--time]
+
+DIR holds <case>.ptx files made by bench/build_grad_kernels.sh.
+"""
+
+import argparse
+import ctypes
+import json
+import math
+import os
+import statistics
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cuda_driver as cd  # noqa: E402
+
+# name -> (Hq, Hkv, D, Dv, mod, capture shape or None)
+CASES = {
+    "full": (4, 4, 64, 64, "full", None),
+    "causal": (4, 4, 64, 64, "causal", None),
+    "gqa": (8, 2, 64, 64, "causal", None),
+    "softcap": (4, 4, 64, 64, "softcap", None),
+    "relative_bias": (4, 4, 64, 64, "relbias", (4, 32)),
+    "sliding_window": (4, 4, 64, 64, "window", None),
+    "causal128": (4, 4, 128, 128, "causal", None),
+    "full128": (16, 16, 128, 128, "full", None),
+}
+
+
+def reference(q, k, v, mod, bias, scale):
+    """o and lse of the forward in the inputs' dtype (float64 here)."""
+    hq, hkv = q.shape[1], k.shape[1]
+    if hq != hkv:
+        k = k.repeat_interleave(hq // hkv, dim=1)
+        v = v.repeat_interleave(hq // hkv, dim=1)
+    s = torch.einsum("bhid,bhjd->bhij", q, k) * scale
+    nq, nk = q.shape[2], k.shape[2]
+    i = torch.arange(nq, device=q.device)[:, None]
+    j = torch.arange(nk, device=q.device)[None, :]
+    keep = torch.ones(nq, nk, dtype=torch.bool, device=q.device)
+    if mod in ("causal", "softcap"):
+        keep = i >= j
+    if mod == "window":
+        keep = (i >= j) & (i - j < 64)
+    if mod == "softcap":
+        s = torch.tanh(s / 30.0) * 30.0
+    if mod == "relbias":
+        bucket = (i - j).abs().clamp(max=31)
+        s = s + bias[:, bucket][None]
+    s = s.masked_fill(~keep, float("-inf"))
+    lse = torch.logsumexp(s, dim=-1)
+    p = torch.exp(s - lse[..., None])
+    return torch.einsum("bhij,bhjd->bhid", p, v), lse
+
+
+def memref_words(t):
+    """A memref argument: allocated, aligned, offset, sizes, strides."""
+    ptr = t.data_ptr()
+    return [ptr, ptr, 0] + list(t.shape) + list(t.stride())
+
+
+def flat_words(t):
+    return [t.data_ptr(), t.data_ptr(), 0, t.numel(), 1]
+
+
+def launch_pair(mod, dims, tensors, caps, dcaps, delta, B, nq, nk):
+    q, k, v, o, do, lse, dq, dk, dv = tensors
+    words = []
+    for t in (q, k, v, o, do, lse, dq, dk, dv):
+        words += flat_words(t)
+    for c in caps:
+        words += memref_words(c)
+    for c in dcaps:
+        words += memref_words(c)
+    words += flat_words(delta)
+    words += [B, nq, nk]
+    for t in (q, k, v, o, do, dq, dk, dv):
+        words += list(t.stride()[:3])
+    params = [ctypes.c_int64(w) for w in words]
+    hq, hkv, bq, bkv = dims
+    stream = torch.cuda.current_stream().cuda_stream
+    for c in dcaps:
+        c.zero_()
+    cd.launch(mod["dq"], ((nq + bq - 1) // bq, hq, B), (bq // 16 * 32, 1, 1),
+              params, stream)
+    cd.launch(mod["dkdv"], ((nk + bkv - 1) // bkv, hkv, B),
+              (bkv // 16 * 32, 1, 1), params, stream)
+
+
+def run_case(name, ptx_dir, B, N, dtype=torch.bfloat16, seed=0):
+    hq, hkv, d, dv, mod, cap = CASES[name]
+    scale = 1.0 / math.sqrt(d)
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    rnd = lambda *s: torch.randn(*s, device="cuda", generator=g)
+    q = rnd(B, hq, N, d).to(dtype)
+    k = rnd(B, hkv, N, d).to(dtype)
+    v = rnd(B, hkv, N, dv).to(dtype)
+    do = rnd(B, hq, N, dv).to(dtype)
+    bias = rnd(*cap) if cap else None
+    # The reference: float64 autograd on the same (rounded) inputs.
+    q64, k64, v64 = (x.double().requires_grad_() for x in (q, k, v))
+    b64 = bias.double().requires_grad_() if cap else None
+    o64, lse64 = reference(q64, k64, v64, mod, b64, scale)
+    o64.backward(do.double())
+    o = o64.detach().to(dtype).contiguous()
+    lse = lse64.detach().float().contiguous()
+    dq, dk, dv_ = (torch.empty_like(x) for x in (q, k, v))
+    delta = torch.empty(B * hq * N, device="cuda", dtype=torch.float32)
+    caps = [bias] if cap else []
+    dcaps = [torch.zeros(cap, device="cuda")] if cap else []
+    image = open(os.path.join(ptx_dir, name + ".ptx"), "rb").read() + b"\0"
+    m = cd.load_module(image)
+    fns = {k_: cd.get_function(m, f"{name}_backward_{k_}")
+           for k_ in ("dq", "dkdv")}
+    meta = json.load(open(os.path.join(ptx_dir, name + ".json")))
+    dims = (hq, hkv, meta["block_q"], meta["block_kv"])
+    tensors = (q, k, v, o, do, lse, dq, dk, dv_)
+    launch_pair(fns, dims, tensors, caps, dcaps, delta, B, N, N)
+    torch.cuda.synchronize()
+    refs = {"dq": q64.grad, "dk": k64.grad, "dv": v64.grad}
+    got = {"dq": dq, "dk": dk, "dv": dv_}
+    if cap:
+        refs["dcapture0"] = b64.grad
+        got["dcapture0"] = dcaps[0]
+    ok = True
+    for key, ref in refs.items():
+        err = (got[key].double() - ref).abs().max().item()
+        mx = ref.abs().max().item()
+        rel = err / mx if mx > 0 else err
+        finite = bool(torch.isfinite(got[key]).all())
+        good = finite and rel <= 2e-2
+        ok &= good
+        print(f"{'PASS' if good else 'FAIL'} {name} B={B} N={N} {key} "
+              f"max_abs_err={err:.3e} max_abs_ref={mx:.3e} rel={rel:.3e}")
+    return ok, (fns, dims, tensors, caps, dcaps, delta)
+
+
+def time_case(name, ptx_dir, B, N):
+    hq, hkv, d, dv, mod, cap = CASES[name]
+    _, (fns, dims, tensors, caps, dcaps, delta) = run_case(name, ptx_dir, B, N)
+
+    def ours():
+        launch_pair(fns, dims, tensors, caps, dcaps, delta, B, N, N)
+
+    q, k, v, o, do = tensors[:5]
+    causal = mod != "full"
+    qs, ks, vs = (x.detach().clone().requires_grad_() for x in (q, k, v))
+    res = {"case": name, "B": B, "N": N, "H": hq, "D": d,
+           "attnc_ms": bench(ours)}
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    for label, be in (("flash", SDPBackend.FLASH_ATTENTION),
+                      ("cudnn", SDPBackend.CUDNN_ATTENTION)):
+        try:
+            with sdpa_kernel(be):
+                out = torch.nn.functional.scaled_dot_product_attention(
+                    qs, ks, vs, is_causal=causal, enable_gqa=hq != hkv)
+
+                def theirs():
+                    torch.autograd.grad(out, (qs, ks, vs), do,
+                                        retain_graph=True)
+                res[label + "_ms"] = bench(theirs)
+        except Exception as e:  # a backend may not support the case
+            res[label + "_ms"] = None
+            res[label + "_error"] = str(e)[:120]
+    flops = 2.5 * 4 * B * hq * N * N * d * (0.5 if causal else 1.0)
+    for key in ("attnc_ms", "flash_ms", "cudnn_ms"):
+        if res.get(key):
+            res[key.replace("_ms", "_tflops")] = flops / res[key] / 1e9
+    print(json.dumps(res))
+    return res
+
+
+def bench(fn, warmup=5, reps=20):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        a = torch.cuda.Event(enable_timing=True)
+        b = torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dir")
+    ap.add_argument("--time", action="store_true")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    torch.zeros(1, device="cuda")  # a current context for the driver calls
+    ok = True
+    for name in CASES:
+        if not os.path.exists(os.path.join(args.dir, name + ".ptx")):
+            continue
+        for B, N in ((2, 197), (1, 64), (1, 1000)):
+            try:
+                good, _ = run_case(name, args.dir, B, N)
+            except Exception as e:
+                print(f"FAIL {name} B={B} N={N}: {e}")
+                good = False
+            ok &= good
+    results = []
+    if args.time:
+        for name, B, N in (("full128", 2, 4096), ("causal128", 2, 4096)):
+            if os.path.exists(os.path.join(args.dir, name + ".ptx")):
+                results.append(time_case(name, args.dir, B, N))
+    if args.json:
+        json.dump({"device": torch.cuda.get_device_name(),
+                   "results": results}, open(args.json, "w"), indent=1)
+    print("ALL PASS" if ok else "SOME FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

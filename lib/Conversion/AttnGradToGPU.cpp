@@ -1,0 +1,274 @@
+//===- AttnGradToGPU.cpp - attn.attention_grad to GPU kernels -------------===//
+//
+// Part of attnc. See AttnGradToGPU.h and GradKernel.h. Checks the op,
+// derives the configuration of its two kernels (through a detached forward
+// view whose mask analysis classifies tiles as the forward does), creates
+// the gpu.module with `<name>_dq` and `<name>_dkdv`, and describes them in
+// the ABI.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Conversion/AttnGradToGPU.h"
+#include "GradKernel.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::detail;
+namespace abi = attnc::abi;
+
+namespace {
+/// A detached attn.attention with the grad op's operands and a copy of its
+/// score and mask regions, erased with this object.
+class ForwardView {
+public:
+  explicit ForwardView(AttentionGradOp op) {
+    OperationState state(op.getLoc(), AttentionOp::getOperationName());
+    state.addOperands({op.getQ(), op.getK(), op.getV()});
+    state.addOperands(op.getCaptures());
+    state.addTypes(op.getO().getType());
+    if (auto scale = op.getScaleAttr())
+      state.addAttribute("scale", scale);
+    state.addRegion();
+    state.addRegion();
+    view = Operation::create(state);
+    IRMapping map;
+    op.getScore().cloneInto(&view->getRegion(0), map);
+    op.getMask().cloneInto(&view->getRegion(1), map);
+  }
+  ~ForwardView() { view->erase(); }
+  AttentionOp op() const { return cast<AttentionOp>(view); }
+
+private:
+  Operation *view;
+};
+
+/// The captures the kernels take: the enclosing function's tensors between
+/// v and (o, lse, dO) when the op's captures are a subsequence of them
+/// (canonicalization may have dropped unused ones from the op), else the
+/// op's.
+SmallVector<Value> gradKernelCaptures(AttentionGradOp op) {
+  SmallVector<Value> own(op.getCaptures());
+  auto func = op->getParentOfType<func::FuncOp>();
+  if (!func || func.isExternal() || func.getNumArguments() < 6)
+    return own;
+  ArrayRef<BlockArgument> args = func.getArguments();
+  if (op.getQ() != args[0] || op.getK() != args[1] || op.getV() != args[2])
+    return own;
+  SmallVector<Value> all(args.drop_front(3).drop_back(3));
+  if (!llvm::all_of(all,
+                    [](Value a) { return isa<RankedTensorType>(a.getType()); }))
+    return own;
+  auto it = all.begin();
+  for (Value c : own) {
+    it = std::find(it, all.end(), c);
+    if (it == all.end())
+      return own;
+    ++it;
+  }
+  return all;
+}
+
+/// Shared bytes of a [rows x (cols + 8)] tile of 16-bit elements.
+int64_t tileBytes(int64_t rows, int64_t cols) { return rows * (cols + 8) * 2; }
+
+LogicalResult checkGradOp(AttentionGradOp op, ScheduleAttr sched) {
+  if (!sched || sched.getTarget() == Target::Cpu)
+    return op.emitOpError() << "needs a GPU #attn.schedule (sm_80 or sm_90a) "
+                               "for GPU code generation (run "
+                               "attn-select-schedule with a GPU target)";
+  Type elem = cast<RankedTensorType>(op.getQ().getType()).getElementType();
+  if (!elem.isBF16() && !elem.isF16())
+    return op.emitOpError()
+           << "GPU backward kernels take bf16 or f16 inputs, got " << elem;
+  int64_t d = op.getHeadDim(), dv = op.getValueDim();
+  if (d % 16 != 0 || dv % 16 != 0 || d > 256 || dv > 256)
+    return op.emitOpError() << "GPU backward kernels need head dims that are "
+                               "multiples of 16 and at most 256, got "
+                            << d << " and " << dv;
+  int64_t bq = sched.getBlockQ(), bkv = sched.getBlockKv();
+  if (bq % 16 != 0 || bq > 128 || bq < 16 || bkv % 16 != 0 || bkv > 128 ||
+      bkv < 16)
+    return op.emitOpError()
+           << "GPU backward schedule needs block_q and block_kv in {16, 32, "
+              "..., 128}, got "
+           << bq << "x" << bkv;
+  return success();
+}
+
+FailureOr<GradKernelConfig> getGradKernelConfig(AttentionGradOp op,
+                                                AttentionOp view) {
+  ScheduleAttr sched = op.getScheduleAttr();
+  if (failed(checkGradOp(op, sched)) || failed(checkGpuRegionOps(op)))
+    return failure();
+  GradKernelConfig cfg;
+  cfg.grad = op;
+  AttnKernelConfig &f = cfg.fwd;
+  f.op = view;
+  f.ms = analyzeMaskStructure(view);
+  f.d = op.getHeadDim();
+  f.dv = op.getValueDim();
+  f.hq = op.getNumQueryHeads();
+  f.hkv = op.getNumKvHeads();
+  f.bq = sched.getBlockQ();
+  f.warps = f.bq / 16;
+  f.elem = cast<RankedTensorType>(op.getQ().getType()).getElementType();
+  int64_t width = std::max(f.d, f.dv);
+  // Register budget: the dq kernel holds q and dO fragments and the dq
+  // accumulators; the dkdv kernel k and v fragments and two accumulators.
+  cfg.kvStep = width <= 64 ? 64 : 32;
+  f.bkv = cfg.kvStep;
+  cfg.bkv = sched.getBlockKv();
+  cfg.qStep = width <= 64 ? 64 : width <= 128 ? 32 : 16;
+  cfg.dqSharedBytes =
+      tileBytes(cfg.kvStep, width) + tileBytes(cfg.kvStep, f.dv);
+  cfg.dkdvSharedBytes =
+      tileBytes(cfg.qStep, width) + tileBytes(cfg.qStep, f.dv);
+  f.sharedBytes = cfg.dqSharedBytes;
+  f.captures = gradKernelCaptures(op);
+  SmallVector<unsigned> withGrad = op.getGradCaptureIndices();
+  cfg.gradOfCapture.assign(f.captures.size(), -1);
+  for (auto [pos, c] : llvm::enumerate(withGrad)) {
+    auto it = llvm::find(f.captures, op.getCaptures()[c]);
+    cfg.gradOfCapture[it - f.captures.begin()] = int(pos);
+  }
+  return cfg;
+}
+
+std::string typeString(Type t) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << t;
+  return s;
+}
+
+/// The parameters of both kernels, recorded in `args` as they are added.
+SmallVector<Type> describeGradArguments(const GradKernelConfig &cfg,
+                                        std::vector<abi::Arg> &args) {
+  AttentionGradOp op = cfg.grad;
+  Builder bld(op.getContext());
+  SmallVector<Type> types;
+  auto addMem = [&](StringRef n, Type el, ArrayRef<int64_t> shape) {
+    types.push_back(MemRefType::get(shape, el));
+    args.push_back({n.str(), abi::ArgKind::Memref, typeString(el),
+                    int64_t(shape.size()), 0});
+  };
+  int64_t dyn = ShapedType::kDynamic;
+  Type elem = cfg.fwd.elem, f32 = bld.getF32Type();
+  for (StringRef n : {"q", "k", "v", "o", "do"})
+    addMem(n, elem, {dyn});
+  addMem("lse", f32, {dyn});
+  for (StringRef n : {"dq", "dk", "dv"})
+    addMem(n, elem, {dyn});
+  for (auto [i, cap] : llvm::enumerate(cfg.fwd.captures)) {
+    auto t = cast<RankedTensorType>(cap.getType());
+    addMem("capture" + std::to_string(i), t.getElementType(), t.getShape());
+  }
+  int64_t g = 0;
+  for (auto [i, cap] : llvm::enumerate(cfg.fwd.captures))
+    if (cfg.gradOfCapture[i] >= 0)
+      addMem("dcapture" + std::to_string(g++), f32,
+             cast<RankedTensorType>(cap.getType()).getShape());
+  addMem("delta", f32, {dyn});
+  SmallVector<std::string> scalars = {"B", "Nq", "Nk"};
+  for (StringRef t : {"q", "k", "v", "o", "do", "dq", "dk", "dv"})
+    for (StringRef s : {"b", "h", "n"})
+      scalars.push_back((t + "_stride_" + s).str());
+  for (const std::string &n : scalars) {
+    types.push_back(bld.getIndexType());
+    args.push_back({n, abi::ArgKind::Scalar, "", 0, 0});
+  }
+  return types;
+}
+
+gpu::GPUFuncOp createGradKernel(const GradKernelConfig &cfg, OpBuilder &ob,
+                                StringRef name, ArrayRef<Type> argTypes,
+                                int64_t threads, int64_t rows,
+                                int64_t firstWidth) {
+  MLIRContext *ctx = ob.getContext();
+  auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  Type first =
+      MemRefType::get({rows, firstWidth + 8}, cfg.fwd.elem, AffineMap(), wg);
+  Type second =
+      MemRefType::get({rows, cfg.fwd.dv + 8}, cfg.fwd.elem, AffineMap(), wg);
+  auto func = gpu::GPUFuncOp::create(ob, cfg.grad.getLoc(), name,
+                                     ob.getFunctionType(argTypes, {}),
+                                     TypeRange{first, second});
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), ob.getUnitAttr());
+  func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                ob.getI32IntegerAttr(1));
+  func.setKnownBlockSizeAttr(ob.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
+  return func;
+}
+
+abi::Kernel describeGradKernels(const GradKernelConfig &cfg, StringRef name,
+                                std::vector<abi::Arg> args) {
+  AttentionGradOp op = cfg.grad;
+  abi::Kernel k;
+  k.name = name.str();
+  k.kind = abi::KernelKind::AttentionGrad;
+  abi::AttentionGradKernel &g = k.attentionGrad;
+  g.dtype = cfg.fwd.isBF16() ? "bf16" : "f16";
+  g.headDim = cfg.fwd.d;
+  g.valueDim = cfg.fwd.dv;
+  g.headsQ = cfg.fwd.hq;
+  g.headsKv = cfg.fwd.hkv;
+  g.blockQ = cfg.fwd.bq;
+  g.blockKv = cfg.bkv;
+  g.scale = op.getEffectiveScale();
+  g.maskKind = stringifyMaskKind(cfg.fwd.ms.kind).str();
+  g.captures = int64_t(cfg.fwd.captures.size());
+  g.captureGrads = cfg.numGrads();
+  g.dq.kernel = (name + "_dq").str();
+  g.dq.grid = {abi::SizeExpr::of("Nq", cfg.fwd.bq),
+               abi::SizeExpr::constant(cfg.fwd.hq), abi::SizeExpr::of("B")};
+  g.dq.block = {cfg.fwd.threads(), 1, 1};
+  g.dq.args = args;
+  g.dkdv.kernel = (name + "_dkdv").str();
+  g.dkdv.grid = {abi::SizeExpr::of("Nk", cfg.bkv),
+                 abi::SizeExpr::constant(cfg.fwd.hkv), abi::SizeExpr::of("B")};
+  g.dkdv.block = {cfg.dkdvThreads(), 1, 1};
+  g.dkdv.args = std::move(args);
+  return k;
+}
+} // namespace
+
+FailureOr<abi::Kernel> mlir::attn::buildAttentionGradKernels(AttentionGradOp op,
+                                                             ModuleOp module,
+                                                             StringRef name) {
+  ForwardView view(op);
+  FailureOr<GradKernelConfig> cfg = getGradKernelConfig(op, view.op());
+  if (failed(cfg))
+    return failure();
+  MLIRContext *ctx = op.getContext();
+  ctx->loadDialect<gpu::GPUDialect, nvgpu::NVGPUDialect, NVVM::NVVMDialect,
+                   LLVM::LLVMDialect, memref::MemRefDialect, scf::SCFDialect,
+                   vector::VectorDialect>();
+  std::vector<abi::Arg> args;
+  SmallVector<Type> types = describeGradArguments(*cfg, args);
+  OpBuilder ob(ctx);
+  ob.setInsertionPointToEnd(module.getBody());
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                  UnitAttr::get(ctx));
+  auto gpuModule =
+      gpu::GPUModuleOp::create(ob, op.getLoc(), (name + "_kernels").str());
+  ob.setInsertionPointToStart(gpuModule.getBody());
+  int64_t width = std::max(cfg->fwd.d, cfg->fwd.dv);
+  gpu::GPUFuncOp dq = createGradKernel(*cfg, ob, (name + "_dq").str(), types,
+                                       cfg->fwd.threads(), cfg->kvStep, width);
+  gpu::GPUFuncOp dkdv =
+      createGradKernel(*cfg, ob, (name + "_dkdv").str(), types,
+                       cfg->dkdvThreads(), cfg->qStep, width);
+  if (failed(emitGradDqKernel(*cfg, dq)) ||
+      failed(emitGradDkDvKernel(*cfg, dkdv)))
+    return failure();
+  return describeGradKernels(*cfg, name, std::move(args));
+}

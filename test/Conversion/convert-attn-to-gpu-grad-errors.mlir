@@ -1,0 +1,32 @@
+// What the backward kernels do not support is an error naming it.
+// RUN: attn-opt %s --split-input-file --verify-diagnostics --convert-attn-to-gpu -o /dev/null
+
+func.func @unscheduled(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>, %v: tensor<?x4x?x64xbf16>, %o: tensor<?x4x?x64xbf16>, %lse: tensor<?x4x?xf32>, %do: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>) {
+  // expected-error @+1 {{needs a GPU #attn.schedule (sm_80 or sm_90a) for GPU code generation}}
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %lse, %do : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+  return %dq, %dk, %dv : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+}
+
+// -----
+
+func.func @f32_inputs(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>, %o: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>, %do: tensor<?x4x?x64xf32>) -> (tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{GPU backward kernels take bf16 or f16 inputs, got 'f32'}}
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %lse, %do {schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 64, warps = 4, stages = 1, smem_bytes = 0>} : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?xf32>, tensor<?x4x?x64xf32> -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+  return %dq, %dk, %dv : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+}
+
+// -----
+
+func.func @head_dim(%q: tensor<?x4x?x40xbf16>, %k: tensor<?x4x?x40xbf16>, %v: tensor<?x4x?x40xbf16>, %o: tensor<?x4x?x40xbf16>, %lse: tensor<?x4x?xf32>, %do: tensor<?x4x?x40xbf16>) -> (tensor<?x4x?x40xbf16>, tensor<?x4x?x40xbf16>, tensor<?x4x?x40xbf16>) {
+  // expected-error @+1 {{GPU backward kernels need head dims that are multiples of 16 and at most 256, got 40 and 40}}
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %lse, %do {schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 64, warps = 4, stages = 1, smem_bytes = 0>} : tensor<?x4x?x40xbf16>, tensor<?x4x?x40xbf16>, tensor<?x4x?x40xbf16>, tensor<?x4x?x40xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x40xbf16> -> tensor<?x4x?x40xbf16>, tensor<?x4x?x40xbf16>, tensor<?x4x?x40xbf16>
+  return %dq, %dk, %dv : tensor<?x4x?x40xbf16>, tensor<?x4x?x40xbf16>, tensor<?x4x?x40xbf16>
+}
+
+// -----
+
+func.func @tiles(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>, %v: tensor<?x4x?x64xbf16>, %o: tensor<?x4x?x64xbf16>, %lse: tensor<?x4x?xf32>, %do: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>) {
+  // expected-error @+1 {{GPU backward schedule needs block_q and block_kv in {16, 32, ..., 128}, got 64x256}}
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %lse, %do {schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 256, warps = 4, stages = 1, smem_bytes = 0>} : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+  return %dq, %dk, %dv : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+}
