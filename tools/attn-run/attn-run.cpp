@@ -348,10 +348,11 @@ struct Outputs {
 
 /// Compiles `func` for the GPU through libattnc, runs it on device copies of
 /// `inputs` (`repeat` timed runs after one checked run) and reads the
-/// outputs back.
+/// outputs (of `resultTypes` and `shapes`) back.
 llvm::Error runOnGpu(ModuleOp module, func::FuncOp func, StringRef target,
                      std::vector<HostBuffer> &inputs,
-                     ArrayRef<RankedTensorType> resultTypes, Outputs &got,
+                     ArrayRef<RankedTensorType> resultTypes,
+                     ArrayRef<std::vector<int64_t>> shapes, Outputs &got,
                      std::vector<double> &times) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -394,12 +395,10 @@ llvm::Error runOnGpu(ModuleOp module, func::FuncOp func, StringRef target,
     }
     in.push_back(*t);
   }
-  // Results: o [B, H, N, Dv], lse [B, Hq, Nq], a final state [B, H, F, Dv]:
-  // a dynamic dim 0 is q's batch, a dynamic dim 2 q's sequence length.
   for (auto [r, rt] : llvm::enumerate(resultTypes)) {
     HostBuffer hb;
     hb.kind = *kindOf(rt.getElementType());
-    hb.shape = resultShape(rt, inputs[0].shape);
+    hb.shape = shapes[r];
     if (llvm::Error e = hb.allocate("result #" + llvm::Twine(r))) {
       freeAll();
       return e;
@@ -542,6 +541,14 @@ double lossOf(const HeapArray<double> &o, const HostBuffer &dO) {
   return l;
 }
 
+/// The name of gradient `r`: dq, dk, dv, then dcapture<i>.
+std::string gradLabel(size_t r) {
+  return r < 3 ? std::string(r == 0   ? "dq"
+                             : r == 1 ? "dk"
+                                      : "dv")
+               : fmt::format("dcapture{}", r - 3);
+}
+
 /// An independent check of the derivative (both backward lowerings share
 /// attn-differentiate's score_grad): for every gradient whose operand is an
 /// f32 argument, the directional derivative sum(grad * R) along a random R
@@ -606,52 +613,53 @@ bool checkFiniteDifferences(ModuleOp module, StringRef fwdName,
     double err = std::abs(fd - directional) / std::max(1.0, std::abs(fd));
     bool pass = err <= 1e-3;
     ok &= pass;
-    std::string label = r < 3 ? std::string(r == 0   ? "dq"
-                                            : r == 1 ? "dk"
-                                                     : "dv")
-                              : fmt::format("dcapture{}", r - 3);
     llvm::outs() << fmt::format("{} finite-difference {} directional={:.6e} "
                                 "central_difference={:.6e} rel_err={:.2e}\n",
-                                pass ? "PASS" : "FAIL", label, directional, fd,
-                                err);
+                                pass ? "PASS" : "FAIL", gradLabel(r),
+                                directional, fd, err);
   }
   for (HostBuffer &hb : extra)
     inputs.push_back(std::move(hb));
   return ok;
 }
 
-/// --backward: attn-differentiate makes `<f>_forward` (o, lse) and
-/// `<f>_backward`; the forward runs through the reference, the backward
-/// through attn-tile and through the reference (f64), on the same inputs
-/// and a random dO; each gradient is compared.
-int runBackward(ModuleOp module, func::FuncOp func,
-                std::vector<HostBuffer> &inputs, Type elem) {
-  std::string name = func.getName().str();
-  PassManager pm(module->getContext());
-  attn::AttnDifferentiateOptions diffOpts;
-  diffOpts.funcName = name;
-  pm.addPass(attn::createAttnDifferentiate(diffOpts));
-  if (failed(pm.run(module)))
-    return fail("attn-differentiate failed");
-  std::string fwdName = name + "_forward", bwdName = name + "_backward";
-  auto bwd = module.lookupSymbol<func::FuncOp>(bwdName);
-  if (blockQ || blockKv)
-    bwd.walk([&](attn::AttentionGradOp op) {
-      std::string text = fmt::format(
-          "#attn.schedule<target = \"cpu\", block_q = {}, block_kv = {}, "
-          "warps = 1, stages = 1, smem_bytes = 0>",
-          blockQ ? int64_t(blockQ) : 32, blockKv ? int64_t(blockKv) : 32);
-      op->setAttr("schedule", parseAttribute(text, module.getContext()));
-    });
-  attn::CpuPipelineOptions tiledOpts, refOpts;
+/// Prints a PASS or FAIL line per gradient: max |got - want|, max |want| and
+/// their ratio, which must not exceed `limit` (nor be NaN); the largest
+/// ratio goes to `worst`.
+bool compareGradients(const Outputs &got, const Outputs &want, double limit,
+                      double &worst) {
+  bool ok = true;
+  for (size_t r = 0; r < got.values.size(); ++r) {
+    const auto &a = got.values[r], &w = want.values[r];
+    double maxRef = 0, maxDiff = 0;
+    bool nan = false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      nan |= !std::isfinite(a[i]) || !std::isfinite(w[i]);
+      maxRef = std::max(maxRef, std::abs(w[i]));
+      maxDiff = std::max(maxDiff, std::abs(a[i] - w[i]));
+    }
+    double rel = maxRef > 0 ? maxDiff / maxRef : maxDiff;
+    bool pass = !nan && rel <= limit;
+    ok &= pass;
+    worst = std::max(worst, nan ? INFINITY : rel);
+    llvm::outs() << fmt::format("{} {} max_abs_err={:.3e} max_abs_ref={:.3e} "
+                                "max_rel_err={:.3e}{}\n",
+                                pass ? "PASS" : "FAIL", gradLabel(r), maxDiff,
+                                maxRef, rel, nan ? " (not finite)" : "");
+  }
+  return ok;
+}
+
+/// Runs `<f>_forward` through the reference and appends the backward's
+/// extra inputs to `inputs`: o, lse and a random dO.
+llvm::Error forwardInputs(ModuleOp module, StringRef fwdName,
+                          std::vector<HostBuffer> &inputs) {
+  attn::CpuPipelineOptions refOpts;
   refOpts.reference = true;
   Outputs fwdOut;
   if (llvm::Error e =
-          compileAndRun(module, fwdName, refOpts, inputs, fwdOut, nullptr)) {
-    llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e)) << "\n";
-    return fail("forward failed");
-  }
-  // Inputs of the backward: the forward's, then o, lse and a random dO.
+          compileAndRun(module, fwdName, refOpts, inputs, fwdOut, nullptr))
+    return e;
   SmallVector<RankedTensorType> fwdTypes =
       rankedResults(module.lookupSymbol<func::FuncOp>(fwdName));
   std::mt19937_64 rng(seed + 1);
@@ -664,20 +672,78 @@ int runBackward(ModuleOp module, func::FuncOp func,
                                      : r == 1 ? "lse"
                                               : "dO",
                                      hb))
-      return failAlloc(std::move(e));
+      return e;
     inputs.push_back(std::move(hb));
   }
+  return llvm::Error::success();
+}
+
+/// The backward `bwd` computed under test into `got` (the tiled CPU kernel,
+/// or with `target` the GPU kernels through libattnc's JIT), shaped as the
+/// reference's `want`; the (median) time into `ms`.
+llvm::Error runBackwardUnderTest(ModuleOp module, func::FuncOp bwd,
+                                 StringRef target,
+                                 std::vector<HostBuffer> &inputs,
+                                 const Outputs &want, Outputs &got,
+                                 double &ms) {
+  if (target.empty())
+    return compileAndRun(module, bwd.getName(), attn::CpuPipelineOptions(),
+                         inputs, got, &ms);
+  std::vector<double> times;
+  if (llvm::Error e = runOnGpu(module, bwd, target, inputs, rankedResults(bwd),
+                               want.shapes, got, times))
+    return e;
+  ms = times[times.size() / 2];
+  return llvm::Error::success();
+}
+
+/// --backward: attn-differentiate makes `<f>_forward` (o, lse) and
+/// `<f>_backward`; the forward runs through the reference, the backward
+/// through the reference (f64) and through attn-tile (CPU) or the GPU
+/// kernels (`target` not empty), on the same inputs and a random dO; each
+/// gradient is compared.
+int runBackward(ModuleOp module, func::FuncOp func,
+                std::vector<HostBuffer> &inputs, Type elem, StringRef target) {
+  std::string name = func.getName().str();
+  PassManager pm(module->getContext());
+  attn::AttnDifferentiateOptions diffOpts;
+  diffOpts.funcName = name;
+  pm.addPass(attn::createAttnDifferentiate(diffOpts));
+  if (failed(pm.run(module)))
+    return fail("attn-differentiate failed");
+  std::string fwdName = name + "_forward", bwdName = name + "_backward";
+  auto bwd = module.lookupSymbol<func::FuncOp>(bwdName);
+  // The CPU's tiles; the GPU's come through the JIT's options.
+  if ((blockQ || blockKv) && target.empty())
+    bwd.walk([&](attn::AttentionGradOp op) {
+      std::string text = fmt::format(
+          "#attn.schedule<target = \"cpu\", block_q = {}, block_kv = {}, "
+          "warps = 1, stages = 1, smem_bytes = 0>",
+          blockQ ? int64_t(blockQ) : 32, blockKv ? int64_t(blockKv) : 32);
+      op->setAttr("schedule", parseAttribute(text, module.getContext()));
+    });
+  if (llvm::Error e = forwardInputs(module, fwdName, inputs)) {
+    llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e)) << "\n";
+    return fail("forward failed");
+  }
+  attn::CpuPipelineOptions refOpts;
+  refOpts.reference = true;
   Outputs got, want;
-  double tiledMs = 0, refMs = 0;
-  for (auto [opts, out, ms, what] :
-       {std::tuple{&tiledOpts, &got, &tiledMs, "tiled backward"},
-        std::tuple{&refOpts, &want, &refMs, "reference backward"}})
-    if (llvm::Error e =
-            compileAndRun(module, bwdName, *opts, inputs, *out, ms)) {
-      llvm::errs() << "attn-run: error: " << what << ": "
-                   << llvm::toString(std::move(e)) << "\n";
-      return fail(std::string(what) + " failed");
-    }
+  double ms = 0, refMs = 0;
+  if (llvm::Error e =
+          compileAndRun(module, bwdName, refOpts, inputs, want, &refMs)) {
+    llvm::errs() << "attn-run: error: reference backward: "
+                 << llvm::toString(std::move(e)) << "\n";
+    return fail("reference backward failed");
+  }
+  if (llvm::Error e =
+          runBackwardUnderTest(module, bwd, target, inputs, want, got, ms)) {
+    llvm::errs() << "attn-run: error: "
+                 << (target.empty() ? "tiled backward" : "backend 'cuda'")
+                 << ": " << llvm::toString(std::move(e)) << "\n";
+    return fail(target.empty() ? "tiled backward failed"
+                               : "cuda backward failed");
+  }
   double limit = tol > 0         ? double(tol)
                  : elem.isBF16() ? 1e-2
                  : elem.isF16()  ? 5e-3
@@ -688,32 +754,12 @@ int runBackward(ModuleOp module, func::FuncOp func,
   // Finite differences need the forward in f32.
   bool ok = !elem.isF32() ||
             checkFiniteDifferences(module, fwdName, gradOp, inputs, want);
-  for (size_t r = 0; r < got.values.size(); ++r) {
-    const auto &a = got.values[r], &w = want.values[r];
-    double maxRef = 0, maxDiff = 0;
-    bool nan = false;
-    for (size_t i = 0; i < a.size(); ++i) {
-      nan |= !std::isfinite(a[i]) || !std::isfinite(w[i]);
-      maxRef = std::max(maxRef, std::abs(w[i]));
-      maxDiff = std::max(maxDiff, std::abs(a[i] - w[i]));
-    }
-    double rel = maxRef > 0 ? maxDiff / maxRef : maxDiff;
-    std::string label = r < 3 ? std::string(r == 0   ? "dq"
-                                            : r == 1 ? "dk"
-                                                     : "dv")
-                              : fmt::format("dcapture{}", r - 3);
-    bool pass = !nan && rel <= limit;
-    ok &= pass;
-    worst = std::max(worst, nan ? INFINITY : rel);
-    llvm::outs() << fmt::format("{} {} max_abs_err={:.3e} max_abs_ref={:.3e} "
-                                "max_rel_err={:.3e}{}\n",
-                                pass ? "PASS" : "FAIL", label, maxDiff, maxRef,
-                                rel, nan ? " (not finite)" : "");
-  }
-  llvm::outs() << fmt::format("{}_backward: backend=cpu B={} Nq={} Nk={} "
-                              "tiled_ms={:.2f} reference_ms={:.2f}\n",
-                              name, int64_t(batch), int64_t(nq), int64_t(nk),
-                              tiledMs, refMs);
+  ok &= compareGradients(got, want, limit, worst);
+  llvm::outs() << fmt::format(
+      "{}_backward: backend={} B={} Nq={} Nk={} {}_ms={:.2f} "
+      "reference_ms={:.2f}\n",
+      name, std::string(backend), int64_t(batch), int64_t(nq), int64_t(nk),
+      target.empty() ? "tiled" : "gpu", ms, refMs);
   if (!ok)
     return fail(fmt::format("backward max_rel_err={:.3e} above tolerance "
                             "{:.1e}",
@@ -738,10 +784,6 @@ int main(int argc, char **argv) {
     return fail("unsupported backend");
   }
   bool onGpu = backend == "cuda";
-  if (backward && onGpu) {
-    llvm::errs() << "attn-run: error: --backward runs on the CPU only\n";
-    return fail("unsupported backend");
-  }
   std::string target = gpuTarget;
   if (onGpu) {
     llvm::Error e = attnc::cuda::useDevice(0);
@@ -1023,7 +1065,8 @@ int main(int argc, char **argv) {
 
   if (backward)
     return runBackward(*module, func, inputs,
-                       cast<RankedTensorType>(qArg.getType()).getElementType());
+                       cast<RankedTensorType>(qArg.getType()).getElementType(),
+                       onGpu ? StringRef(target) : StringRef());
 
   // Result layout: one descriptor per ranked result, packed.
   SmallVector<RankedTensorType> resultTypes;
@@ -1075,8 +1118,13 @@ int main(int argc, char **argv) {
   double refMs = 0;
   std::vector<double> times;
   if (onGpu) {
-    if (llvm::Error e =
-            runOnGpu(*module, func, target, inputs, resultTypes, got, times)) {
+    // Results: o [B, H, N, Dv], lse [B, Hq, Nq], a final state [B, H, F,
+    // Dv]: a dynamic dim 0 is q's batch, a dynamic dim 2 q's sequence length.
+    std::vector<std::vector<int64_t>> shapes;
+    for (RankedTensorType rt : resultTypes)
+      shapes.push_back(resultShape(rt, inputs[0].shape));
+    if (llvm::Error e = runOnGpu(*module, func, target, inputs, resultTypes,
+                                 shapes, got, times)) {
       llvm::errs() << "attn-run: error: backend 'cuda': "
                    << llvm::toString(std::move(e)) << "\n";
       return fail("cuda run failed");
