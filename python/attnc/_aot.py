@@ -81,9 +81,14 @@ class Kernel:
         self._op = None  # the torch.library op
         self._out_dtypes = None  # torch dtypes of the outputs, on first use
         self._flags = {}  # device -> the value-check error flag
-        # Output shapes: a dynamic dim 0 is q's batch, any other q's dim 2.
+        # Output shapes: a dynamic dim 0 is the batch, any other dim 2 of the
+        # input each output follows: q, but k and v for an attention
+        # backward's dk and dv.
         self._out_shapes = [[(0 if i == 0 else 2) if d < 0 else -1 - d
                              for i, d in enumerate(p["shape"])] for p in self.outputs]
+        like = {"dk": "k", "dv": "v"} if self.kind == "attention_grad" else {}
+        self._out_like = [self.names.index(like[p["name"]]) if p["name"] in like
+                          else self.q_index for p in self.outputs]
         self._out_names = ("out", "lse" if self.kind == "attention" else "final_state")
         self._op_name = "attnc::k_" + hashlib.sha256(
             json.dumps(self.info, sort_keys=True).encode()).hexdigest()[:16]
@@ -139,7 +144,7 @@ class Kernel:
             raise AttncError(f"{self.name}: {qname} must be on a CUDA device, got {q.device}")
         if self._op is None:
             self._register_op()
-        outs = self._outputs(q, given, torch)
+        outs = self._outputs(inputs, given, torch)
         words = []
         for role, ts, ps in (("input", inputs, self.inputs), ("output", outs, self.outputs)):
             for t, p in zip(ts, ps):
@@ -149,15 +154,16 @@ class Kernel:
         self._run(words, dev, torch)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
-    def _outputs(self, q, given, torch):
+    def _outputs(self, inputs, given, torch):
         if self._out_dtypes is None:
             self._out_dtypes = [getattr(torch, _DTYPES[p["dtype"]]) for p in self.outputs]
         outs = []
-        qs = q.shape
+        q = inputs[self.q_index]
         for i, dt in enumerate(self._out_dtypes):
             t = given[i] if i < len(given) else None
             if t is None:
-                t = q.new_empty([qs[d] if d >= 0 else -1 - d for d in self._out_shapes[i]],
+                s = inputs[self._out_like[i]].shape
+                t = q.new_empty([s[d] if d >= 0 else -1 - d for d in self._out_shapes[i]],
                                 dtype=dt)
             outs.append(t)
         return outs
