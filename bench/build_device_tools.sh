@@ -9,7 +9,8 @@
 #                            binary's $ORIGIN/lib rpath)
 # On the GPU machine bench/device_attn_run.sh unpacks it and runs
 # `attn-run --backend=cuda` on every softmax example (the commands of
-# test/Integration/cuda/examples.test).
+# test/Integration/cuda/examples.test); bench/device_backward.sh runs
+# `attn-run --backward --backend=cuda` (test/Integration/cuda/backward.test).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build"
