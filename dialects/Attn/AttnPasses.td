@@ -267,6 +267,15 @@ def AttnFinalizeSm90 : Pass<"attn-finalize-sm90", "::mlir::gpu::GPUModuleOp"> {
       external with 1024-byte alignment, so that PTX declares real dynamic
       shared memory (`.extern .shared .align 1024 .b8 ...[]`) aligned for
       128-byte-swizzled TMA/wgmma tiles.
+    On every target (the pass runs in every GPU pipeline, right before
+    `convert-nvvm-to-llvm`), inline PTX that LLVM's code generator would
+    reject with a fatal, process-ending error is an error on the op
+    instead: an NVVM PTX-builder op (`nvvm.inline_ptx`, ...) with an
+    operand defined by a non-integer `llvm.mlir.constant` (the builder
+    gives it the immediate constraint `n`, integers only), an
+    `nvvm.inline_ptx` operand or result without a PTX register type, and
+    an `llvm.inline_asm` whose immediate (`n`, `i`) operand is not an
+    integer constant.
   }];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect",
                            "::mlir::NVVM::NVVMDialect"];

@@ -14,6 +14,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 #include <limits>
 
@@ -157,11 +158,35 @@ Value AttnKernelBase::inlineRegion(Region &region, ValueRange regionArgs) {
   return inlineRegion(region, regionArgs, map);
 }
 
+/// The operations of `blk` that `root` depends on (an operation whose
+/// nested regions use a value counts as using it).
+static llvm::SmallPtrSet<Operation *, 16> backwardSlice(Block &blk,
+                                                        Value root) {
+  llvm::SmallPtrSet<Operation *, 16> slice;
+  SmallVector<Value> work = {root};
+  while (!work.empty()) {
+    Operation *def = work.pop_back_val().getDefiningOp();
+    Operation *top = def ? blk.findAncestorOpInBlock(*def) : nullptr;
+    if (!top || !slice.insert(top).second)
+      continue;
+    top->walk([&](Operation *nested) {
+      llvm::append_range(work, nested->getOperands());
+    });
+  }
+  return slice;
+}
+
 Value AttnKernelBase::inlineRegion(Region &region, ValueRange regionArgs,
-                                   IRMapping &map) {
+                                   IRMapping &map, Value root) {
   Block &blk = region.front();
   map.map(blk.getArguments(), regionArgs);
+  llvm::SmallPtrSet<Operation *, 16> slice;
+  if (root)
+    slice = backwardSlice(blk, root);
   for (Operation &inner : blk.without_terminator()) {
+    // Operations without results have only effects: always kept.
+    if (root && inner.getNumResults() && !slice.contains(&inner))
+      continue;
     if (auto ex = dyn_cast<tensor::ExtractOp>(inner)) {
       if (Value mem = args.capMap.lookupOrNull(ex.getTensor())) {
         SmallVector<Value> idx;
@@ -192,7 +217,7 @@ Value AttnKernelBase::inlineRegion(Region &region, ValueRange regionArgs,
     }
     b.clone(inner, map);
   }
-  return map.lookupOrDefault(blk.getTerminator()->getOperand(0));
+  return map.lookupOrDefault(root ? root : blk.getTerminator()->getOperand(0));
 }
 
 bool AttnKernelBase::rolledMask() {
@@ -322,9 +347,16 @@ Value AttnKernelBase::classify(Value i0v, Value i1v, Value j0v, Value j1v) {
 }
 
 Value AttnKernelBase::maskAt(Value i, Value j) {
+  // Only what the mask value and the score's keep condition depend on: the
+  // score region runs here at s = 0 for its condition, and its tanh (inline
+  // PTX, never removed as dead) would cost a MUFU op per element.
   return emitMaskAt(b, op, cfg.ms, ids.bi, ids.h, i, j,
                     [&](Region &region, ValueRange regionArgs, IRMapping &map) {
-                      inlineRegion(region, regionArgs, map);
+                      Value root = &region == &op.getMask() ? cfg.ms.maskValue
+                                                            : cfg.ms.scoreKeep;
+                      if (root && root.getParentRegion() != &region)
+                        root = Value();
+                      inlineRegion(region, regionArgs, map, root);
                     });
 }
 

@@ -137,8 +137,12 @@ protected:
   }
 
   /// Inlines a region; tensor.extract from captures becomes memref.load.
+  /// With `root` (a value of the region), only the operations `root`
+  /// depends on are inlined and its clone is returned: the rest would be
+  /// dead, and some of it (inline PTX) is never removed.
   Value inlineRegion(Region &region, ValueRange regionArgs);
-  Value inlineRegion(Region &region, ValueRange regionArgs, IRMapping &map);
+  Value inlineRegion(Region &region, ValueRange regionArgs, IRMapping &map,
+                     Value root = Value());
   /// The class of the tile [i0v, i1v] x [j0v, j1v] from the mask's
   /// intervals: 0 empty, 1 partial, 2 full.
   Value classify(Value i0v, Value i1v, Value j0v, Value j1v);

@@ -18,10 +18,22 @@ using arith::CmpIPredicate;
 
 Value mlir::attn::detail::ptxUnaryF32(ImplicitLocOpBuilder &b, StringRef instr,
                                       Value x) {
-  auto op = NVVM::InlinePtxOp::create(b, TypeRange{b.getF32Type()},
-                                      ValueRange{x}, ValueRange{},
-                                      (instr + " $0, $1;").str(), Value());
-  return op->getResult(0);
+  // llvm.inline_asm with the register constraint written out, not
+  // nvvm.inline_ptx: convert-nvvm-to-llvm gives an operand defined by an
+  // llvm.mlir.constant the immediate constraint 'n', which LLVM accepts for
+  // integers only ("constraint 'n' expects an integer constant expression",
+  // fatal in-process). Operands fold to constants where a region is
+  // evaluated at a fixed score (the block map's s = 0, say). "f" takes
+  // constants too (LLVM moves them into a register), and for any other
+  // operand this is the op nvvm.inline_ptx became: the same PTX.
+  assert(x.getType().isF32() && "ptxUnaryF32 takes an f32");
+  auto op = LLVM::InlineAsmOp::create(
+      b, TypeRange{b.getF32Type()}, ValueRange{x}, (instr + " $0, $1;").str(),
+      "=f,f", /*has_side_effects=*/true, /*is_align_stack=*/false,
+      LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+      ArrayAttr());
+  return op.getResult(0);
 }
 
 Value mlir::attn::detail::ex2Approx(ImplicitLocOpBuilder &b, Value x) {

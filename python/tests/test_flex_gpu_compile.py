@@ -66,11 +66,13 @@ def main():
         "document_alibi": (alibi, document, {}),
         "relative_lse": (relative, None, {"return_lse": True}),
         "softcap_blocks_gqa": (softcap, blocks, {"Hkv": 2}),
-        # tanh with a -inf select in the score together with a mask that
-        # reads a captured tensor (softcap_window with blocks) makes the GPU
-        # code generators fail ("constraint 'n' expects an integer constant
-        # expression", fatal in-process): flex_gpu_select_layout.test.
         "softcap_window_gqa": (softcap_window, None, {"Hkv": 2}),
+        # tanh with a -inf select in the score together with a mask that
+        # reads a captured tensor: the block map evaluates the -inf
+        # condition at s = 0 (this used to end the process with LLVM's
+        # "constraint 'n' expects an integer constant expression";
+        # flex_gpu_select_layout.test).
+        "softcap_window_blocks": (softcap_window, blocks, {}),
         "natten_d128": (None, natten, {"D": 128}),
     }
     for name, (score_mod, mask_mod, kwargs) in cases.items():

@@ -59,3 +59,50 @@ func.func @block_sparse(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x4x?x64xbf16>,
       -> tensor<?x4x?x64xbf16>
   return %o : tensor<?x4x?x64xbf16>
 }
+
+// A score that selects -inf far from the diagonal (folded into the mask)
+// around a tanh softcap, with a block-layout mask: the attention kernel
+// applies tanh.approx.f32 per score element as an llvm.inline_asm with the
+// register constraint "f" (nvvm.inline_ptx passed constant operands as
+// immediates, 'n', which LLVM rejects for f32). The block map evaluates the
+// -inf condition only: no tanh (evaluated at s = 0, it would be dead).
+// CHECK: gpu.func @softcap_window_blocks(
+// CHECK: llvm.inline_asm has_side_effects asm_dialect = att "tanh.approx.f32 $0, $1;", "=f,f" %{{.*}} : (f32) -> f32
+// CHECK: gpu.func @softcap_window_blocks_blockmap
+// CHECK: scf.for
+// CHECK-COUNT-16: memref.load %{{.*}} : memref<?x?xi8>
+// CHECK-NOT: tanh.approx
+// CHECK: gpu.return
+// CHECK-NOT: tanh.approx
+// CHECK: }
+func.func @softcap_window_blocks(%q: tensor<?x4x?x64xbf16>,
+                                 %k: tensor<?x4x?x64xbf16>,
+                                 %v: tensor<?x4x?x64xbf16>,
+                                 %layout: tensor<?x?xi8>)
+    -> tensor<?x4x?x64xbf16> {
+  %o = attn.attention %q, %k, %v captures(%layout : tensor<?x?xi8>)
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %d = arith.subi %i, %j : index
+      %a = math.absi %d : index
+      %w = arith.constant 100 : index
+      %far = arith.cmpi sgt, %a, %w : index
+      %ninf = arith.constant 0xFF800000 : f32
+      %cap = arith.constant 2.000000e+01 : f32
+      %x = arith.divf %s, %cap : f32
+      %t = math.tanh %x : f32
+      %y = arith.mulf %cap, %t : f32
+      %r = arith.select %far, %ninf, %y : f32
+      attn.yield %r : f32
+    }
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %bs = arith.constant 64 : index
+      %zero = arith.constant 0 : i8
+      %bi = arith.divui %i, %bs : index
+      %bj = arith.divui %j, %bs : index
+      %x = tensor.extract %layout[%bi, %bj] : tensor<?x?xi8>
+      %keep = arith.cmpi ne, %x, %zero : i8
+      attn.yield %keep : i1
+    } : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+      -> tensor<?x4x?x64xbf16>
+  return %o : tensor<?x4x?x64xbf16>
+}
