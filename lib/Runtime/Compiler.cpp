@@ -716,6 +716,29 @@ selectFunction(mlir::ModuleOp module, StringRef name,
                    "): name one in CompileOptions::function");
 }
 
+/// `<f>_forward` or `<f>_backward` asked for while the spec has `<f>` and not
+/// that function: attn-differentiate makes both (as attn-aot --backward and
+/// attn-run --backward do), so a spec compiles to its backward in one step.
+static llvm::Error differentiateFor(mlir::ModuleOp module, StringRef name,
+                                    const std::string &diagText) {
+  if (name.empty() || module.lookupSymbol(name))
+    return llvm::Error::success();
+  for (StringRef suffix : {"_forward", "_backward"}) {
+    StringRef base = name;
+    if (!base.consume_back(suffix) ||
+        !module.lookupSymbol<mlir::func::FuncOp>(base))
+      continue;
+    mlir::PassManager pm(module.getContext());
+    mlir::attn::AttnDifferentiateOptions diffOpts;
+    diffOpts.funcName = base.str();
+    pm.addPass(mlir::attn::createAttnDifferentiate(diffOpts));
+    if (failed(pm.run(module)))
+      return makeError("'" + name + "': attn-differentiate failed on '" +
+                       base + "':\n" + diagText);
+  }
+  return llvm::Error::success();
+}
+
 /// The canonical spec: canonicalized, printed without locations; run-time
 /// attributes for attn-run do not change the kernel.
 static llvm::Expected<std::string> canonicalSpec(mlir::ModuleOp module,
@@ -783,6 +806,8 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
       mlir::parseSourceFile<mlir::ModuleOp>(sm, mlir::ParserConfig(ctx.get()));
   if (!module)
     return makeError("the spec does not parse:\n" + diagText);
+  if (llvm::Error e = differentiateFor(*module, opts.function, diagText))
+    return e;
   llvm::Expected<mlir::func::FuncOp> func =
       selectFunction(*module, opts.function, diagText);
   if (!func)

@@ -295,6 +295,69 @@ TEST(Runtime, ClearErrors) {
             std::string::npos);
 }
 
+/// Sums of t [B, H, N, D] over N, per (b, h, d).
+std::vector<double> sumOverN(const std::vector<float> &t, const Problem &p) {
+  std::vector<double> s(p.B * p.H * p.D, 0.0);
+  for (int64_t bh = 0; bh < p.B * p.H; ++bh)
+    for (int64_t i = 0; i < p.N; ++i)
+      for (int64_t d = 0; d < p.D; ++d)
+        s[bh * p.D + d] += t[(bh * p.N + i) * p.D + d];
+  return s;
+}
+
+TEST(Runtime, DifferentiatedFunctions) {
+  // `<f>_forward` / `<f>_backward` of a spec that has only `<f>`: the JIT
+  // runs attn-differentiate (what Python's flex_attention relies on).
+  Compiler::Options co;
+  co.diskCache = false;
+  Compiler compiler(co);
+  CompileOptions fwdOpts, bwdOpts;
+  fwdOpts.function = "causal_forward";
+  bwdOpts.function = "causal_backward";
+  auto fwd = compiler.compile(readExample("causal.mlir"), fwdOpts);
+  ASSERT_TRUE(bool(fwd)) << llvm::toString(fwd.takeError());
+  auto bwd = compiler.compile(readExample("causal.mlir"), bwdOpts);
+  ASSERT_TRUE(bool(bwd)) << llvm::toString(bwd.takeError());
+  EXPECT_EQ((*fwd)->signature().outputs.size(), 2u);
+  EXPECT_EQ((*bwd)->signature().inputs.size(), 6u);
+  EXPECT_EQ((*bwd)->signature().outputs.size(), 3u);
+  Problem p;
+  std::vector<float> o(p.q.size()), lse(p.B * p.H * p.N), dO = p.k;
+  TensorRef lseRef{lse.data(), DType::F32, {p.B, p.H, p.N}, {}};
+  llvm::Error e = (*fwd)->launch({p.ref(p.q), p.ref(p.k), p.ref(p.v)},
+                                 {p.ref(o), lseRef});
+  ASSERT_FALSE(bool(e)) << llvm::toString(std::move(e));
+  EXPECT_LT(maxRelErr(o, p.causal()), 1e-4);
+  std::vector<float> dq(p.q.size()), dk(p.q.size()), dv(p.q.size());
+  e = (*bwd)->launch(
+      {p.ref(p.q), p.ref(p.k), p.ref(p.v), p.ref(o), lseRef, p.ref(dO)},
+      {p.ref(dq), p.ref(dk), p.ref(dv)});
+  ASSERT_FALSE(bool(e)) << llvm::toString(std::move(e));
+  // Rows of P sum to 1: sum_j dv_j = sum_i dO_i. Rows of dS sum to 0:
+  // sum_j dk_j = 0.
+  std::vector<double> sumDv = sumOverN(dv, p), sumDo = sumOverN(dO, p),
+                      sumDk = sumOverN(dk, p);
+  for (size_t x = 0; x < sumDv.size(); ++x) {
+    EXPECT_NEAR(sumDv[x], sumDo[x], 1e-3);
+    EXPECT_NEAR(sumDk[x], 0.0, 1e-3);
+  }
+  // A second request is a memory hit; names that are not there stay errors.
+  ASSERT_TRUE(bool(compiler.compile(readExample("causal.mlir"), bwdOpts)));
+  EXPECT_EQ(compiler.stats().memoryHits, 1u);
+  CompileOptions missing;
+  missing.function = "nope_backward";
+  auto k = compiler.compile(readExample("causal.mlir"), missing);
+  ASSERT_FALSE(bool(k));
+  EXPECT_NE(errorOf(k.takeError()).find("no function 'nope_backward'"),
+            std::string::npos);
+  CompileOptions linear;
+  linear.function = "linear_elu_backward";
+  k = compiler.compile(readExample("linear_elu.mlir"), linear);
+  ASSERT_FALSE(bool(k));
+  EXPECT_NE(errorOf(k.takeError()).find("attn-differentiate failed"),
+            std::string::npos);
+}
+
 TEST(Runtime, GpuKernelWithoutDriverFailsCleanly) {
   TempDir cache;
   Compiler::Options co;
