@@ -81,14 +81,15 @@ class Kernel:
         self._op = None  # the torch.library op
         self._out_dtypes = None  # torch dtypes of the outputs, on first use
         self._flags = {}  # device -> the value-check error flag
-        # Output shapes: a dynamic dim 0 is the batch, any other dim 2 of the
-        # input each output follows: q, but k and v for an attention
-        # backward's dk and dv.
+        # Output shapes: a dynamic dim 0 is the batch, any other dim 2 of q;
+        # an attention backward's gradients are shaped like their inputs.
         self._out_shapes = [[(0 if i == 0 else 2) if d < 0 else -1 - d
                              for i, d in enumerate(p["shape"])] for p in self.outputs]
-        like = {"dk": "k", "dv": "v"} if self.kind == "attention_grad" else {}
-        self._out_like = [self.names.index(like[p["name"]]) if p["name"] in like
-                          else self.q_index for p in self.outputs]
+        self._out_like = [self.q_index] * len(self.outputs)
+        if self.kind == "attention_grad":
+            like = self._gradient_inputs()
+            self._out_like = [like[p["name"]] for p in self.outputs]
+            self._out_shapes = [list(range(len(p["shape"]))) for p in self.outputs]
         self._out_names = ("out", "lse" if self.kind == "attention" else "final_state")
         self._op_name = "attnc::k_" + hashlib.sha256(
             json.dumps(self.info, sort_keys=True).encode()).hexdigest()[:16]
@@ -96,6 +97,18 @@ class Kernel:
         # tracing starts (registering it inside a trace breaks the graph).
         if "torch" in sys.modules:
             self._register_op()
+
+    def _gradient_inputs(self):
+        """attention_grad: output name -> the index of the input it is the
+        gradient of. dcapture<i> belongs to the i-th f32 capture: attn-differentiate
+        gives gradients to the float captures that the score region reads, in
+        capture order, and traced specs (attnc.trace) list those first."""
+        floats = [i for i, (n, p) in enumerate(zip(self.names, self.inputs))
+                  if n.startswith("capture") and p["dtype"] == "f32"]
+        like = {"dq": self.names.index("q"), "dk": self.names.index("k"),
+                "dv": self.names.index("v")}
+        like.update({f"dcapture{n}": i for n, i in enumerate(floats)})
+        return like
 
     def __repr__(self):
         m = self.info

@@ -55,7 +55,7 @@ def _dynamic_index(v):
             and v.args[1].op == "const" and v.args[1].attr > 0)
 
 
-def _reads(root):
+def read_nodes(root):
     """Every read node reachable from root."""
     out, seen, stack = [], set(), [root]
     while stack:
@@ -89,7 +89,7 @@ def plan_captures(roots):
     divided by a constant), else static (the tensor's size)."""
     order, reads = [], {}
     for root in roots:
-        for r in _reads(root):
+        for r in read_nodes(root):
             c = r.attr
             if id(c) not in reads:
                 order.append(c)

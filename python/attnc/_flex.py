@@ -9,8 +9,10 @@ lengths are dynamic in the spec), and attnc.compile's disk cache serves a
 second process.
 """
 
+import sys
 import threading
 
+from . import _autograd
 from . import _emit as _writer
 from . import _memo
 from . import _trace as _tracer
@@ -18,7 +20,7 @@ from ._jit import compile as _compile
 from ._runtime import AttncError
 
 _lock = threading.Lock()
-_kernels = {}  # (spec text, target, block_q, block_kv) -> kernel
+_kernels = {}  # (spec text, target, block_q, block_kv, function) -> kernel
 _stats = {"traces": 0, "trace_hits": 0, "spec_hits": 0, "kernel_hits": 0,
           "kernel_compiles": 0}
 _specs = {}  # (id(score), id(mask), sizes, ...) -> (score, mask, Spec)
@@ -69,9 +71,14 @@ class Spec(str):
     the captured tensors it takes after q, k and v.
 
     captures: one CaptureArg per captured tensor, in argument order (.name,
-    .type, .capture.obj: the tensor as the mod captured it)."""
+    .type, .capture.obj: the tensor as the mod captured it); function: the
+    name of the spec's function; grad_captures: the indices (in captures)
+    of the float captures that score_mod reads, which get gradients in the
+    spec's backward, in its order."""
 
     captures = ()
+    function = ""
+    grad_captures = ()
 
     def arguments(self):
         """The captured tensors as numpy arrays in the spec's element types
@@ -80,9 +87,13 @@ class Spec(str):
         return [_numpy_capture(a) for a in self.captures]
 
 
-def _with_captures(text, cargs):
+def _with_captures(text, name, cargs, score):
     spec = Spec(text)
     spec.captures = tuple(cargs)
+    spec.function = name
+    read = {id(r.attr) for r in _writer.read_nodes(score.result)} if score is not None else set()
+    spec.grad_captures = tuple(i for i, a in enumerate(cargs)
+                               if a.capture.elem == "f32" and id(a.capture) in read)
     return spec
 
 
@@ -94,9 +105,9 @@ def _emit(score, mask, H, Hkv, D, Dv, dtype, scale, return_lse, name=None):
     if entry is not None and entry[0] is score and entry[1] is mask:
         _count("spec_hits")
         return entry[2]
-    text, cargs = _writer.emit_spec(name or _spec_name(score, mask), score, mask, H, Hkv, D,
-                                    Dv, dtype, scale, return_lse)
-    spec = _with_captures(text, cargs)
+    name = name or _spec_name(score, mask)
+    text, cargs = _writer.emit_spec(name, score, mask, H, Hkv, D, Dv, dtype, scale, return_lse)
+    spec = _with_captures(text, name, cargs, score)
     with _lock:
         if len(_specs) >= 256:
             _specs.clear()
@@ -230,13 +241,18 @@ def _numpy_capture(carg):
     return np.ascontiguousarray(np.asarray(obj), dtype=_IR_TO_NUMPY[carg.capture.elem])
 
 
-def _torch_capture(carg, device):
+def _torch_capture(carg, device, detach=True):
+    """The capture on `device` in the spec's element type; detach=False
+    converts by differentiable torch ops (gradients reach the captured
+    tensor)."""
     import torch
     obj = carg.capture.obj
     if not isinstance(obj, torch.Tensor):
         obj = torch.from_numpy(_numpy_capture(carg))
-    return obj.detach().to(device=device, dtype=getattr(torch, _IR_TO_NUMPY[carg.capture.elem])
-                            ).contiguous()
+    if detach:
+        obj = obj.detach()
+    return obj.to(device=device, dtype=getattr(torch, _IR_TO_NUMPY[carg.capture.elem])
+                  ).contiguous()
 
 
 def _check_shapes(query, key, value, enable_gqa):
@@ -275,14 +291,14 @@ def _cuda_target(query):
                      f"{query.device} is sm_{major}{minor}")
 
 
-def _kernel(spec, target, block_q, block_kv):
-    key = (str(spec), target, block_q, block_kv)
+def _kernel(spec, target, block_q, block_kv, function=None):
+    key = (str(spec), target, block_q, block_kv, function)
     with _lock:
         kernel = _kernels.get(key)
     if kernel is not None:
         _count("kernel_hits")
         return kernel
-    kernel = _compile(str(spec), target, block_q=block_q, block_kv=block_kv)
+    kernel = _compile(str(spec), target, function=function, block_q=block_q, block_kv=block_kv)
     _count("kernel_compiles")
     with _lock:
         return _kernels.setdefault(key, kernel)
@@ -310,8 +326,48 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
     float32, returned in the query's dtype); CUDA tensors (bf16 or f16) run
     the kernel compiled for the device (sm_80 or sm_90a). score_mod is traced
     on every call (cheap); the kernel is compiled once per distinct spec.
-    There is no backward yet: inputs that require grad are refused.
+    When grad mode is on and query, key, value or a captured torch tensor
+    requires grad, the result is differentiable (docs/frontend.md#autograd):
+    gradients reach q, k, v and the captured float tensors that score_mod
+    reads; lse (return_lse=True) must not enter the loss.
     """
+    kind, spec, kernel, grad = _planned(query, key, value, score_mod, block_mask, scale,
+                                        enable_gqa, return_lse, kernel_options)
+    if grad is not None:
+        captures = [_torch_capture(a, query.device, detach=False) for a in spec.captures]
+        o, lse = grad((query, key, value, *captures), return_lse)
+        o = o.to(query.dtype)
+        return (o, lse) if return_lse else o
+    if kind == "numpy":
+        return _run_numpy(kernel, spec, query, key, value, return_lse)
+    if kind == "torch-cpu":
+        return _run_torch_cpu(kernel, spec, query, key, value, return_lse)
+    return _run_cuda(kernel, spec, query, key, value)
+
+
+_eager_plan = None  # _plan under torch.compiler.disable, made at the first eager call
+
+
+def _planned(*args):
+    """_plan(*args), left out of torch.compile's graphs where torch has
+    torch.compiler.disable (the mod tracer and the compiler are host code;
+    the kernels' torch.library ops, and the autograd formula registered on
+    them, are what a graph records)."""
+    global _eager_plan
+    if _eager_plan is None:
+        torch = sys.modules.get("torch")
+        compiler = getattr(torch, "compiler", None)
+        if not hasattr(compiler, "disable") or compiler.is_compiling():
+            return _plan(*args)
+        _eager_plan = compiler.disable(_plan)
+    return _eager_plan(*args)
+
+
+def _plan(query, key, value, score_mod, block_mask, scale, enable_gqa, return_lse,
+          kernel_options):
+    """flex_attention's host work: the checks, the traced spec and its
+    kernels. Returns (kind, spec, kernel, grad): grad is the differentiable
+    call (_autograd.prepare) when gradients are wanted, else None."""
     kinds = {_kind(t) for t in (query, key, value)}
     if len(kinds) != 1:
         raise AttncError(f"flex_attention: query, key and value must be on one device "
@@ -335,12 +391,12 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
     else:
         dtype, target = "f32", "cpu"
     spec = _emit(score, mask, Hq, Hkv, D, Dv, dtype, scale, return_lse)
-    kernel = _kernel(spec, target, block_q, block_kv)
-    if kind == "numpy":
-        return _run_numpy(kernel, spec, query, key, value, return_lse)
-    if kind == "torch-cpu":
-        return _run_torch_cpu(kernel, spec, query, key, value, return_lse)
-    return _run_cuda(kernel, spec, query, key, value)
+    if kind != "numpy" and _grad_wanted(spec, query, key, value):
+        # kernel_options set the forward's tiles; the backward's are the compiler's.
+        fwd = _kernel(spec, target, block_q, block_kv, function=spec.function + "_forward")
+        bwd = _kernel(spec, target, 0, 0, function=spec.function + "_backward")
+        return kind, spec, None, _autograd.prepare(spec, fwd, bwd, kind == "torch-cuda")
+    return kind, spec, _kernel(spec, target, block_q, block_kv), None
 
 
 def _run_numpy(kernel, spec, query, key, value, return_lse):
@@ -353,15 +409,14 @@ def _run_numpy(kernel, spec, query, key, value, return_lse):
     return (o, lse) if return_lse else o
 
 
-def _no_grad_check(torch, tensors):
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        raise AttncError("flex_attention: attnc has no backward for traced mods yet; call "
-                         "it under torch.no_grad() or on tensors that do not require grad")
+def _grad_wanted(spec, query, key, value):
+    import torch
+    captured = [a.capture.obj for a in spec.captures if isinstance(a.capture.obj, torch.Tensor)]
+    return _autograd.wanted(torch, (query, key, value, *captured))
 
 
 def _run_torch_cpu(kernel, spec, query, key, value, return_lse):
     import torch
-    _no_grad_check(torch, (query, key, value))
     qkv = [t.detach().to(torch.float32).contiguous().numpy() for t in (query, key, value)]
     result = kernel(*qkv, *spec.arguments())
     o, lse = (result if return_lse else (result, None))
@@ -370,7 +425,5 @@ def _run_torch_cpu(kernel, spec, query, key, value, return_lse):
 
 
 def _run_cuda(kernel, spec, query, key, value):
-    import torch
-    _no_grad_check(torch, (query, key, value))
     captures = [_torch_capture(a, query.device) for a in spec.captures]
     return kernel(query, key, value, *captures)

@@ -11,6 +11,7 @@ implementation only computes output shapes. The op runs the eager call
 from ._runtime import AttncError
 
 _ops = {}  # op name -> op
+_with_backward = set()  # names of ops with a registered backward
 
 
 def supported():
@@ -45,4 +46,16 @@ def register(kernel):
         return kernel._outputs(inputs, (), torch)
 
     _ops[name] = op
+    return op
+
+
+def register_backward(kernel, backward, setup_context):
+    """The custom op of `kernel` with `backward` registered as its autograd
+    formula (torch.library's register_autograd), once per op: the first
+    registration is kept, so `backward` must depend only on the kernel."""
+    op = register(kernel)
+    name = kernel.op_name()
+    if name not in _with_backward:
+        op.register_autograd(backward, setup_context=setup_context)
+        _with_backward.add(name)
     return op

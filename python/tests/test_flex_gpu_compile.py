@@ -2,7 +2,9 @@
 compiled for the GPU targets (sm_80, sm_90a) on a machine without a GPU:
 the spec writer's output (i64/i32/f32/i8 captures, clamped static reads,
 signed comparisons, select-to--inf scores, GQA, lse, vector feature maps)
-must pass the GPU code generators and ptxas. Prints KERNEL/FAIL lines and
+must pass the GPU code generators and ptxas; so must the backward
+(<f>_backward) of three of them, whose capture gradients must map to the
+captured float tensors. Prints KERNEL/FAIL lines and
 `FAILURES <n>`.
 """
 import os
@@ -50,12 +52,18 @@ def natten(b, h, q_idx, kv_idx):
     return (abs(q_idx // 32 - kv_idx // 32) <= 2) & (abs(q_idx % 32 - kv_idx % 32) <= 2)
 
 
-def compile_all(name, spec):
+def compile_all(name, spec, function=None):
+    """function: e.g. <f>_backward (attn-differentiate in attnc.compile); the
+    line then names the input each gradient is shaped like."""
     global fails
     for target in ("sm_80", "sm_90a"):
         try:
-            kernel = attnc.compile(spec, target)
-            print(f"KERNEL {name} {target}: {kernel}", flush=True)
+            kernel = attnc.compile(spec, target, function=function)
+            grads = ""
+            if kernel.kind == "attention_grad":
+                grads = " " + " ".join(f"{p['name']}~{kernel.names[i]}"
+                                       for p, i in zip(kernel.outputs, kernel._out_like))
+            print(f"KERNEL {name} {target}: {kernel}{grads}", flush=True)
         except attnc.AttncError as e:
             fails += 1
             print(f"FAIL {name} {target}: " + str(e).replace("\n", "\n  | "), flush=True)
@@ -77,7 +85,11 @@ def main():
     }
     for name, (score_mod, mask_mod, kwargs) in cases.items():
         kwargs.setdefault("D", 64)
-        compile_all(name, attnc.trace(score_mod, mask_mod, H=8, dtype="bf16", **kwargs))
+        spec = attnc.trace(score_mod, mask_mod, H=8, dtype="bf16", **kwargs)
+        compile_all(name, spec)
+        if name in ("document_alibi", "relative_lse", "softcap_blocks_gqa"):
+            # flex_attention's backward (python/attnc/_autograd.py).
+            compile_all(name + "_backward", spec, spec.function + "_backward")
 
     def elu1(x):
         return np.where(x > 0, x + 1.0, np.exp(x))
