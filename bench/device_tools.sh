@@ -1,14 +1,22 @@
 # Sourced by the GPU machine's scripts (bench/device_attn_run.sh,
-# bench/fuzz_gpu.sh, bench/sanitize_linear.sh): sets $tools to the carried
-# devcarry/tools (bench/build_device_tools.sh), unpacks its attn-run once,
+# bench/fuzz_gpu.sh, bench/sanitize_linear.sh, bench/device_python_autograd.sh):
+# sets $tools to the carried devcarry/tools (bench/build_device_tools.sh,
+# bench/build_device_libattnc.sh), unpacks its attn-run and libattnc.so once,
 # puts the toolkit's ptxas on PATH, and gives the bf16 copies of linear
 # examples (gates stay f32).
 tools="$root/devcarry/tools"
-if [ ! -x "$tools/attn-run" ]; then
+# unxz_once SRC.xz DST: unpacks SRC.xz to DST unless DST exists.
+unxz_once() {
+  [ -e "$2" ] && return 0
   python3 -c "import lzma, shutil, sys
 with lzma.open(sys.argv[1]) as f, open(sys.argv[2], 'wb') as g:
-    shutil.copyfileobj(f, g)" "$tools/attn-run.xz" "$tools/attn-run"
-  chmod +x "$tools/attn-run"
+    shutil.copyfileobj(f, g)" "$1" "$2"
+  chmod +x "$2"
+}
+unxz_once "$tools/attn-run.xz" "$tools/attn-run"
+# libattnc.so for Python's attnc.compile (bench/build_device_libattnc.sh).
+if [ -e "$tools/libattnc.so.xz" ]; then
+  unxz_once "$tools/libattnc.so.xz" "$tools/lib/libattnc.so"
 fi
 for d in /usr/local/cuda/bin /usr/local/cuda-13.0/bin; do
   [ -x "$d/ptxas" ] && export PATH="$PATH:$d" && break

@@ -345,22 +345,28 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
     return _run_cuda(kernel, spec, query, key, value)
 
 
-_eager_plan = None  # _plan under torch.compiler.disable, made at the first eager call
+_eager_plan = None  # _plan under torch.compiler.disable (_leave_plan_out_of_compile)
+
+
+def _leave_plan_out_of_compile():
+    """Wraps _plan in torch.compiler.disable, so that torch.compile runs the
+    host work (the mod tracer, the compiler) eagerly at a graph break and
+    records only the kernels' torch.library ops (with their autograd
+    formula). Done at import when torch is loaded, else at the first eager
+    call: never while dynamo traces (the wrapping itself would be traced)."""
+    global _eager_plan
+    torch = sys.modules.get("torch")
+    compiler = getattr(torch, "compiler", None)
+    if _eager_plan is None and hasattr(compiler, "disable") and \
+            not getattr(compiler, "is_compiling", lambda: False)():
+        _eager_plan = compiler.disable(_plan)
 
 
 def _planned(*args):
-    """_plan(*args), left out of torch.compile's graphs where torch has
-    torch.compiler.disable (the mod tracer and the compiler are host code;
-    the kernels' torch.library ops, and the autograd formula registered on
-    them, are what a graph records)."""
-    global _eager_plan
+    """_plan(*args), outside torch.compile's graphs where torch allows it."""
     if _eager_plan is None:
-        torch = sys.modules.get("torch")
-        compiler = getattr(torch, "compiler", None)
-        if not hasattr(compiler, "disable") or compiler.is_compiling():
-            return _plan(*args)
-        _eager_plan = compiler.disable(_plan)
-    return _eager_plan(*args)
+        _leave_plan_out_of_compile()
+    return (_eager_plan or _plan)(*args)
 
 
 def _plan(query, key, value, score_mod, block_mask, scale, enable_gqa, return_lse,
@@ -427,3 +433,7 @@ def _run_torch_cpu(kernel, spec, query, key, value, return_lse):
 def _run_cuda(kernel, spec, query, key, value):
     captures = [_torch_capture(a, query.device) for a in spec.captures]
     return kernel(query, key, value, *captures)
+
+
+if "torch" in sys.modules:
+    _leave_plan_out_of_compile()
