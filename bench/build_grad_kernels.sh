@@ -21,6 +21,8 @@ spec relative_bias relative_bias ''
 spec sliding_window sliding_window ''
 spec causal128 causal 's/x64xbf16>/x128xbf16>/g'
 spec full128 full 's/x64xbf16>/x128xbf16>/g; s/?x4x/?x16x/g'
+spec full64 full 's/?x4x/?x16x/g'
+spec causal64 causal 's/?x4x/?x16x/g'
 for f in "$out"/*.mlir; do
   name=$(basename "$f" .mlir)
   "$opt" "$f" --attn-differentiate="func=$name" \

@@ -34,6 +34,8 @@ CASES = {
     "sliding_window": (4, 4, 64, 64, "window", None),
     "causal128": (4, 4, 128, 128, "causal", None),
     "full128": (16, 16, 128, 128, "full", None),
+    "full64": (16, 16, 64, 64, "full", None),
+    "causal64": (16, 16, 64, 64, "causal", None),
 }
 
 
@@ -73,7 +75,8 @@ def flat_words(t):
     return [t.data_ptr(), t.data_ptr(), 0, t.numel(), 1]
 
 
-def launch_pair(mod, dims, tensors, caps, dcaps, delta, B, nq, nk):
+def launch_pair(mod, dims, tensors, caps, dcaps, delta, B, nq, nk,
+                which=("dq", "dkdv")):
     q, k, v, o, do, lse, dq, dk, dv = tensors
     words = []
     for t in (q, k, v, o, do, lse, dq, dk, dv):
@@ -91,10 +94,12 @@ def launch_pair(mod, dims, tensors, caps, dcaps, delta, B, nq, nk):
     stream = torch.cuda.current_stream().cuda_stream
     for c in dcaps:
         c.zero_()
-    cd.launch(mod["dq"], ((nq + bq - 1) // bq, hq, B), (bq // 16 * 32, 1, 1),
-              params, stream)
-    cd.launch(mod["dkdv"], ((nk + bkv - 1) // bkv, hkv, B),
-              (bkv // 16 * 32, 1, 1), params, stream)
+    if "dq" in which:
+        cd.launch(mod["dq"], ((nq + bq - 1) // bq, hq, B),
+                  (bq // 16 * 32, 1, 1), params, stream)
+    if "dkdv" in which:
+        cd.launch(mod["dkdv"], ((nk + bkv - 1) // bkv, hkv, B),
+                  (bkv // 16 * 32, 1, 1), params, stream)
 
 
 def run_case(name, ptx_dir, B, N, dtype=torch.bfloat16, seed=0):
@@ -157,6 +162,9 @@ def time_case(name, ptx_dir, B, N):
     qs, ks, vs = (x.detach().clone().requires_grad_() for x in (q, k, v))
     res = {"case": name, "B": B, "N": N, "H": hq, "D": d,
            "attnc_ms": bench(ours)}
+    for part in ("dq", "dkdv"):
+        res[part + "_ms"] = bench(lambda: launch_pair(
+            fns, dims, tensors, caps, dcaps, delta, B, N, N, (part,)))
     from torch.nn.attention import SDPBackend, sdpa_kernel
     for label, be in (("flash", SDPBackend.FLASH_ATTENTION),
                       ("cudnn", SDPBackend.CUDNN_ATTENTION)):
@@ -207,6 +215,8 @@ def main():
         if not os.path.exists(os.path.join(args.dir, name + ".ptx")):
             continue
         for B, N in ((2, 197), (1, 64), (1, 1000)):
+            if args.time and name.endswith("64"):
+                break
             try:
                 good, _ = run_case(name, args.dir, B, N)
             except Exception as e:
@@ -215,7 +225,9 @@ def main():
             ok &= good
     results = []
     if args.time:
-        for name, B, N in (("full128", 2, 4096), ("causal128", 2, 4096)):
+        for name, B, N in (("full128", 2, 4096), ("causal128", 2, 4096),
+                           ("full64", 2, 4096), ("causal64", 2, 4096),
+                           ("relative_bias", 2, 1024)):
             if os.path.exists(os.path.join(args.dir, name + ".ptx")):
                 results.append(time_case(name, args.dir, B, N))
     if args.json:

@@ -10,6 +10,7 @@
 
 #include "attnc/Conversion/AttnGradToGPU.h"
 #include "GradKernel.h"
+#include "attnc/Target/TargetDesc.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -128,10 +129,22 @@ FailureOr<GradKernelConfig> getGradKernelConfig(AttentionGradOp op,
   f.bkv = cfg.kvStep;
   cfg.bkv = sched.getBlockKv();
   cfg.qStep = width <= 64 ? 64 : width <= 128 ? 32 : 16;
-  cfg.dqSharedBytes =
-      tileBytes(cfg.kvStep, width) + tileBytes(cfg.kvStep, f.dv);
-  cfg.dkdvSharedBytes =
-      tileBytes(cfg.qStep, width) + tileBytes(cfg.qStep, f.dv);
+  int64_t dqTile = tileBytes(cfg.kvStep, width) + tileBytes(cfg.kvStep, f.dv);
+  int64_t dkdvTile = tileBytes(cfg.qStep, width) + tileBytes(cfg.qStep, f.dv);
+  cfg.dqBuffers = 2 * dqTile <= kStaticSharedBytes ? 2 : 1;
+  cfg.dkdvBuffers = 2 * dkdvTile <= kStaticSharedBytes ? 2 : 1;
+  cfg.dqSharedBytes = cfg.dqBuffers * dqTile;
+  int64_t gradBytes = 0;
+  bool static_ = true;
+  for (unsigned c : op.getGradCaptureIndices()) {
+    auto t = cast<RankedTensorType>(op.getCaptures()[c].getType());
+    static_ &= t.hasStaticShape();
+    if (t.hasStaticShape())
+      gradBytes += t.getNumElements() * 4;
+  }
+  cfg.sharedCaptureGrads = static_ && gradBytes > 0 &&
+                           cfg.dqSharedBytes + gradBytes <= kStaticSharedBytes;
+  cfg.dkdvSharedBytes = cfg.dkdvBuffers * dkdvTile;
   f.sharedBytes = cfg.dqSharedBytes;
   f.captures = gradKernelCaptures(op);
   SmallVector<unsigned> withGrad = op.getGradCaptureIndices();
@@ -191,17 +204,19 @@ SmallVector<Type> describeGradArguments(const GradKernelConfig &cfg,
 
 gpu::GPUFuncOp createGradKernel(const GradKernelConfig &cfg, OpBuilder &ob,
                                 StringRef name, ArrayRef<Type> argTypes,
-                                int64_t threads, int64_t rows,
-                                int64_t firstWidth) {
+                                int64_t threads, int64_t buffers, int64_t rows,
+                                int64_t firstWidth,
+                                ArrayRef<Type> extraShared = {}) {
   MLIRContext *ctx = ob.getContext();
   auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
-  Type first =
-      MemRefType::get({rows, firstWidth + 8}, cfg.fwd.elem, AffineMap(), wg);
-  Type second =
-      MemRefType::get({rows, cfg.fwd.dv + 8}, cfg.fwd.elem, AffineMap(), wg);
+  Type first = MemRefType::get({buffers, rows, firstWidth + 8}, cfg.fwd.elem,
+                               AffineMap(), wg);
+  Type second = MemRefType::get({buffers, rows, cfg.fwd.dv + 8}, cfg.fwd.elem,
+                                AffineMap(), wg);
+  SmallVector<Type> shared = {first, second};
+  shared.append(extraShared.begin(), extraShared.end());
   auto func = gpu::GPUFuncOp::create(ob, cfg.grad.getLoc(), name,
-                                     ob.getFunctionType(argTypes, {}),
-                                     TypeRange{first, second});
+                                     ob.getFunctionType(argTypes, {}), shared);
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), ob.getUnitAttr());
   func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
                 ob.getI32IntegerAttr(1));
@@ -262,11 +277,20 @@ FailureOr<abi::Kernel> mlir::attn::buildAttentionGradKernels(AttentionGradOp op,
       gpu::GPUModuleOp::create(ob, op.getLoc(), (name + "_kernels").str());
   ob.setInsertionPointToStart(gpuModule.getBody());
   int64_t width = std::max(cfg->fwd.d, cfg->fwd.dv);
+  // The dq kernel's shared copies of the capture gradients.
+  SmallVector<Type> gradCopies;
+  auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  for (auto [i, cap] : llvm::enumerate(cfg->fwd.captures))
+    if (cfg->sharedCaptureGrads && cfg->gradOfCapture[i] >= 0)
+      gradCopies.push_back(
+          MemRefType::get(cast<RankedTensorType>(cap.getType()).getShape(),
+                          ob.getF32Type(), AffineMap(), wg));
   gpu::GPUFuncOp dq = createGradKernel(*cfg, ob, (name + "_dq").str(), types,
-                                       cfg->fwd.threads(), cfg->kvStep, width);
+                                       cfg->fwd.threads(), cfg->dqBuffers,
+                                       cfg->kvStep, width, gradCopies);
   gpu::GPUFuncOp dkdv =
       createGradKernel(*cfg, ob, (name + "_dkdv").str(), types,
-                       cfg->dkdvThreads(), cfg->qStep, width);
+                       cfg->dkdvThreads(), cfg->dkdvBuffers, cfg->qStep, width);
   if (failed(emitGradDqKernel(*cfg, dq)) ||
       failed(emitGradDkDvKernel(*cfg, dkdv)))
     return failure();

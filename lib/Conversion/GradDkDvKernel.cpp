@@ -29,11 +29,11 @@ struct KvBlock {
   AccLayout acc;
   /// The block's first and last (inclusive) key rows.
   Value j0, jLast;
-  /// The q and dO tiles.
+  /// The q and dO tiles (dkdvBuffers of each).
   Value sQ, sDO;
 };
 
-/// The steps of one query head (`ids.h`) against the block's keys.
+/// One q tile of one query head (`ids.h`) against the block's keys.
 class GradDkDvStep : public GradKernelBase {
 public:
   GradDkDvStep(const GradKernelConfig &gcfg, ImplicitLocOpBuilder &b,
@@ -41,13 +41,14 @@ public:
                const KvBlock &blk)
       : GradKernelBase(gcfg, b, gargs, ids, gcfg.dkdvThreads()), blk(blk) {}
 
-  /// Loops over the head's non-empty q tiles; `st` holds dK then dV (C
-  /// fragments, flattened).
-  SmallVector<Value> run(ValueRange st);
+  /// The class of q tile `i0` against the block's keys.
+  Value classOf(Value i0);
+  /// dK then dV (C fragments, flattened) updated by the q tile at `i0`
+  /// staged in buffer `buf`.
+  SmallVector<Value> tileStep(Value i0, Value cls, ValueRange st, Value buf);
 
 private:
   const KvBlock &blk;
-  SmallVector<Value> tileStep(Value i0, Value cls, ValueRange st);
 };
 
 class GradDkDvKernel : public GradKernelBase {
@@ -57,23 +58,33 @@ public:
       : GradKernelBase(gcfg, b, gargs, ids, gcfg.dkdvThreads()) {}
 
   void emit(Value sQ, Value sDO);
+
+private:
+  KvBlock blk;
+  /// The q tiles [lo, hi) of the block's visits, for every head of the
+  /// group (the range of the group's first head unless the mask depends on
+  /// the head).
+  Value qLo, qSpan;
+
+  /// The (query head, first row) of visit `t` (head-major).
+  std::pair<Value, Value> visit(Value t);
+  /// cp.async of visit `t`'s q and dO rows (zero-filled unless `real`) into
+  /// buffer `buf`, one commit group.
+  void issueVisit(Value t, Value real, Value buf);
+  void qTileRange();
+  SmallVector<Value> loopStep(Value t, Value total, ValueRange st);
 };
 } // namespace
 
-static SmallVector<Frag> unflatten(ValueRange v, size_t from, int64_t n) {
-  SmallVector<Frag> out(n);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t el = 0; el < 4; ++el)
-      out[i][el] = v[from + i * 4 + el];
-  return out;
+Value GradDkDvStep::classOf(Value i0) {
+  Value i1 = e.subi(e.mini(e.addi(i0, cIdx(gcfg.qStep)), args.nq), ids.c1);
+  return tileClass(i0, i1, blk.j0, blk.jLast);
 }
 
-SmallVector<Value> GradDkDvStep::tileStep(Value i0, Value cls, ValueRange st) {
+SmallVector<Value> GradDkDvStep::tileStep(Value i0, Value cls, ValueRange st,
+                                          Value buf) {
   int64_t step = gcfg.qStep, d = cfg.d, dv = cfg.dv;
-  stageRows(gargs.q, ids.h, i0, args.nq, step, d, blk.sQ);
-  stageRows(gargs.dO, ids.h, i0, args.nq, step, dv, blk.sDO);
-  waitGroups(b, 0);
-  gpu::BarrierOp::create(b);
+  SharedTile sQ{blk.sQ, buf}, sDO{blk.sDO, buf};
   const AccLayout &acc = blk.acc;
   // Per column: the query row, its lse (log2 units) and D.
   SmallVector<Value> qi, lse2, delta;
@@ -86,9 +97,7 @@ SmallVector<Value> GradDkDvStep::tileStep(Value i0, Value cls, ValueRange st) {
   auto pos = [&](int64_t i) {
     return ElementPos{qi[col(i)], e.addi(blk.j0, i % 4 < 2 ? acc.r0 : acc.r1)};
   };
-  SmallVector<Value> raw;
-  for (const Frag &f : mulBt(blk.kFrags, blk.sQ, step, d))
-    raw.append(f.begin(), f.end());
+  SmallVector<Value> raw = flattenFrags(mulBt(blk.kFrags, sQ, step, d));
   Value checkMask = b.createOrFold<arith::OrIOp>(
       e.cmpi(CmpIPredicate::ne, cls, cIdx(2)),
       b.createOrFold<arith::OrIOp>(
@@ -98,41 +107,80 @@ SmallVector<Value> GradDkDvStep::tileStep(Value i0, Value cls, ValueRange st) {
   SmallVector<Value> p;
   for (auto [i, xi] : llvm::enumerate(x))
     p.push_back(ex2Approx(b, e.subf(xi, lse2[col(i)])));
-  SmallVector<Frag> dK = unflatten(st, 0, d / 8);
-  SmallVector<Frag> dV = unflatten(st, d / 8 * 4, dv / 8);
-  mulB(dV, p, blk.sDO, step, dv);
-  SmallVector<Value> dp;
-  for (const Frag &f : mulBt(blk.vFrags, blk.sDO, step, dv))
-    dp.append(f.begin(), f.end());
+  SmallVector<Frag> dK = unflattenFrags(st, 0, d / 8);
+  SmallVector<Frag> dV = unflattenFrags(st, d / 8 * 4, dv / 8);
+  mulB(dV, p, sDO, step, dv);
+  SmallVector<Value> dp = flattenFrags(mulBt(blk.vFrags, sDO, step, dv));
   SmallVector<Value> ds;
   for (size_t i = 0; i < p.size(); ++i)
     ds.push_back(scoreGrad(raw[i], p[i], dp[i], delta[col(i)], pos(i),
-                           /*captureGrads=*/false));
-  mulB(dK, ds, blk.sQ, step, d);
-  gpu::BarrierOp::create(b); // every warp is done with sQ and sDO
-  SmallVector<Value> out;
-  for (const Frag &f : dK)
-    out.append(f.begin(), f.end());
-  for (const Frag &f : dV)
-    out.append(f.begin(), f.end());
+                           /*sums=*/nullptr));
+  mulB(dK, ds, sQ, step, d);
+  SmallVector<Value> out = flattenFrags(dK);
+  out.append(flattenFrags(dV));
   return out;
 }
 
-SmallVector<Value> GradDkDvStep::run(ValueRange st) {
-  int64_t step = gcfg.qStep;
+std::pair<Value, Value> GradDkDvKernel::visit(Value t) {
+  int64_t group = cfg.hq / cfg.hkv;
+  Value span =
+      e.select(e.cmpi(CmpIPredicate::eq, qSpan, ids.c0), ids.c1, qSpan);
+  Value g = e.divi(t, span);
+  Value qt = e.addi(qLo, b.createOrFold<arith::RemUIOp>(t, span));
+  return {e.addi(e.muli(ids.h, cIdx(group)), g), e.muli(qt, cIdx(gcfg.qStep))};
+}
+
+void GradDkDvKernel::issueVisit(Value t, Value real, Value buf) {
+  auto [h, i0] = visit(t);
+  Value limit = e.select(real, args.nq, ids.c0);
+  stageRows(gargs.q, h, i0, limit, gcfg.qStep, cfg.d, {blk.sQ, buf});
+  stageRows(gargs.dO, h, i0, limit, gcfg.qStep, cfg.dv, {blk.sDO, buf});
+  commitGroup(b);
+}
+
+void GradDkDvKernel::qTileRange() {
+  int64_t step = gcfg.qStep, group = cfg.hq / cfg.hkv;
   Value numQT = e.ceilDiv(args.nq, cIdx(step));
+  qLo = ids.c0;
+  qSpan = numQT;
+  if (!cfg.masked() || cfg.ms.head)
+    return;
+  AttnThreadIds headIds = ids;
+  headIds.h = e.muli(ids.h, cIdx(group));
+  GradDkDvStep first(gcfg, b, gargs, headIds, blk);
+  SmallVector<Value> span =
+      e.loop(ids.c0, numQT, ids.c1, {numQT, ids.c0},
+             [&](Value qt, ValueRange it) -> SmallVector<Value> {
+               Value cls = first.classOf(e.muli(qt, cIdx(step)));
+               Value nonEmpty = e.cmpi(CmpIPredicate::ne, cls, ids.c0);
+               return {e.select(nonEmpty, e.mini(it[0], qt), it[0]),
+                       e.select(nonEmpty, e.addi(qt, ids.c1), it[1])};
+             });
+  Value empty = e.cmpi(CmpIPredicate::uge, span[0], span[1]);
+  qLo = e.select(empty, ids.c0, span[0]);
+  qSpan = e.select(empty, ids.c0, e.subi(span[1], span[0]));
+}
+
+SmallVector<Value> GradDkDvKernel::loopStep(Value t, Value total,
+                                            ValueRange st) {
+  Value buf = remui(t, 2);
+  Value next = e.addi(t, ids.c1);
+  issueVisit(next, e.cmpi(CmpIPredicate::ult, next, total),
+             e.subi(ids.c1, buf));
+  waitGroups(b, 1);
+  gpu::BarrierOp::create(b);
+  auto [h, i0] = visit(t);
+  AttnThreadIds headIds = ids;
+  headIds.h = h;
+  GradDkDvStep head(gcfg, b, gargs, headIds, blk);
+  Value cls = head.classOf(i0);
   SmallVector<Type> types(st.getTypes());
-  return e.loop(ids.c0, numQT, ids.c1, st,
-                [&](Value qt, ValueRange it) -> SmallVector<Value> {
-                  Value i0 = e.muli(qt, cIdx(step));
-                  Value i1 =
-                      e.subi(e.mini(e.addi(i0, cIdx(step)), args.nq), ids.c1);
-                  Value cls = tileClass(i0, i1, blk.j0, blk.jLast);
-                  return e.ifElse(
-                      e.cmpi(CmpIPredicate::ne, cls, ids.c0), types,
-                      [&] { return tileStep(i0, cls, it); },
-                      [&] { return SmallVector<Value>(it); });
-                });
+  SmallVector<Value> out = e.ifElse(
+      e.cmpi(CmpIPredicate::ne, cls, ids.c0), types,
+      [&] { return head.tileStep(i0, cls, st, buf); },
+      [&] { return SmallVector<Value>(st); });
+  gpu::BarrierOp::create(b); // every warp is done with this buffer
+  return out;
 }
 
 void GradDkDvKernel::emit(Value sQ, Value sDO) {
@@ -140,29 +188,28 @@ void GradDkDvKernel::emit(Value sQ, Value sDO) {
   // The grid is (kv tile, kv head, batch): bindThreadIds' q tile and head
   // are the kv tile and kv head here.
   Value hk = ids.h;
-  KvBlock blk;
   blk.sQ = sQ;
   blk.sDO = sDO;
   blk.acc = accLayout();
   blk.j0 = e.muli(ids.qt, cIdx(bkv));
   blk.jLast = e.subi(e.mini(e.addi(blk.j0, cIdx(bkv)), args.nk), ids.c1);
-  blk.kFrags = loadRowFragments(gargs.k, hk, blk.j0, args.nk, bkv, d, sQ, step);
+  SharedTile stage{sQ, ids.c0};
+  blk.kFrags =
+      loadRowFragments(gargs.k, hk, blk.j0, args.nk, bkv, d, stage, step);
   blk.vFrags =
-      loadRowFragments(gargs.v, hk, blk.j0, args.nk, bkv, dv, sQ, step);
-  int64_t group = cfg.hq / cfg.hkv;
+      loadRowFragments(gargs.v, hk, blk.j0, args.nk, bkv, dv, stage, step);
+  qTileRange();
+  Value total = e.muli(qSpan, cIdx(cfg.hq / cfg.hkv));
+  issueVisit(ids.c0, e.cmpi(CmpIPredicate::ult, ids.c0, total), ids.c0);
   SmallVector<Value> init((d + dv) / 8 * 4, e.f32(0.0));
   SmallVector<Value> st =
-      e.loop(ids.c0, cIdx(group), ids.c1, init,
-             [&](Value g, ValueRange it) -> SmallVector<Value> {
-               AttnThreadIds headIds = ids;
-               headIds.h = e.addi(e.muli(hk, cIdx(group)), g);
-               headIds.hk = hk;
-               return GradDkDvStep(gcfg, b, gargs, headIds, blk).run(it);
-             });
-  storeRows(gargs.dk, hk, blk.j0, args.nk, unflatten(st, 0, d / 8),
+      e.loop(ids.c0, total, ids.c1, init,
+             [&](Value t, ValueRange it) { return loopStep(t, total, it); });
+  waitGroups(b, 0);
+  storeRows(gargs.dk, hk, blk.j0, args.nk, unflattenFrags(st, 0, d / 8),
             op.getEffectiveScale(), blk.acc);
-  storeRows(gargs.dv, hk, blk.j0, args.nk, unflatten(st, d / 8 * 4, dv / 8),
-            1.0, blk.acc);
+  storeRows(gargs.dv, hk, blk.j0, args.nk,
+            unflattenFrags(st, d / 8 * 4, dv / 8), 1.0, blk.acc);
   gpu::ReturnOp::create(b);
 }
 

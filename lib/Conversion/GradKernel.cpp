@@ -45,23 +45,15 @@ GradKernelArgs mlir::attn::detail::bindGradArgs(const GradKernelConfig &cfg,
   return args;
 }
 
-SmallVector<SmallVector<Value>> GradKernelBase::loadA(Value smem, Value row0,
-                                                      int64_t cols) {
-  Value lrow = remui(ids.lane, 16);
-  Value lhalf = e.muli(e.divi(ids.lane, cIdx(16)), cIdx(8));
-  SmallVector<SmallVector<Value>> frags;
-  for (int64_t kk = 0; kk < cols / 16; ++kk) {
-    Value f = tc.ldmatrix(
-        smem, ValueRange{e.addi(row0, lrow), e.addi(cIdx(kk * 16), lhalf)}, 4,
-        false);
-    frags.push_back(tc.operands(f, 4));
-  }
-  return frags;
+/// ldmatrix of `smem` at (row, col).
+static Value ldmatrixAt(MmaSync &tc, SharedTile smem, Value row, Value col,
+                        int64_t count, bool trans) {
+  return tc.ldmatrix(smem.mem, ValueRange{smem.buf, row, col}, count, trans);
 }
 
 void GradKernelBase::stageRows(const StridedTensor &src, Value head,
                                Value firstRow, Value rowLimit, int64_t rows,
-                               int64_t width, Value smem) {
+                               int64_t width, SharedTile smem) {
   CpAsyncTile tile;
   tile.rows = rows;
   tile.width = width;
@@ -70,16 +62,15 @@ void GradKernelBase::stageRows(const StridedTensor &src, Value head,
   tile.zero = ids.c0;
   tile.firstRow = firstRow;
   tile.rowLimit = rowLimit;
-  tile.smem = smem;
+  tile.smem = smem.mem;
+  tile.buffer = smem.buf;
   tile.clampTailRows = true;
   stageTile(b, src, ids.bi, head, tile);
-  commitGroup(b);
 }
 
-SmallVector<SmallVector<Value>>
-GradKernelBase::loadRowFragments(const StridedTensor &src, Value head,
-                                 Value firstRow, Value rowLimit, int64_t rows,
-                                 int64_t width, Value smem, int64_t stage) {
+SmallVector<SmallVector<Value>> GradKernelBase::loadRowFragments(
+    const StridedTensor &src, Value head, Value firstRow, Value rowLimit,
+    int64_t rows, int64_t width, SharedTile smem, int64_t stage) {
   Value lrow = remui(ids.lane, 16);
   Value lhalf = e.muli(e.divi(ids.lane, cIdx(16)), cIdx(8));
   Value wrow = e.muli(ids.warp, cIdx(16));
@@ -87,6 +78,7 @@ GradKernelBase::loadRowFragments(const StridedTensor &src, Value head,
   for (int64_t r0 = 0; r0 < rows; r0 += stage) {
     int64_t n = std::min(stage, rows - r0);
     stageRows(src, head, e.addi(firstRow, cIdx(r0)), rowLimit, n, width, smem);
+    commitGroup(b);
     waitGroups(b, 0);
     gpu::BarrierOp::create(b);
     Value inRound = b.createOrFold<arith::AndIOp>(
@@ -94,9 +86,8 @@ GradKernelBase::loadRowFragments(const StridedTensor &src, Value head,
         e.cmpi(CmpIPredicate::ult, wrow, cIdx(r0 + n)));
     Value local = e.select(inRound, e.subi(wrow, cIdx(r0)), ids.c0);
     for (int64_t kk = 0; kk < width / 16; ++kk) {
-      Value f = tc.ldmatrix(
-          smem, ValueRange{e.addi(local, lrow), e.addi(cIdx(kk * 16), lhalf)},
-          4, false);
+      Value f = ldmatrixAt(tc, smem, e.addi(local, lrow),
+                           e.addi(cIdx(kk * 16), lhalf), 4, false);
       vecs[kk] = r0 == 0 ? f : e.select(inRound, f, vecs[kk]);
     }
     gpu::BarrierOp::create(b);
@@ -108,7 +99,7 @@ GradKernelBase::loadRowFragments(const StridedTensor &src, Value head,
 }
 
 SmallVector<Frag> GradKernelBase::mulBt(ArrayRef<SmallVector<Value>> a,
-                                        Value smem, int64_t n, int64_t k) {
+                                        SharedTile smem, int64_t n, int64_t k) {
   Value row8 = remui(ids.lane, 8);
   Value row = e.addi(row8, e.muli(e.divi(ids.lane, cIdx(16)), cIdx(8)));
   Value col = e.muli(remui(e.divi(ids.lane, cIdx(8)), 2), cIdx(8));
@@ -117,10 +108,8 @@ SmallVector<Frag> GradKernelBase::mulBt(ArrayRef<SmallVector<Value>> a,
   for (int64_t nb = 0; nb < n / 8; nb += 2) {
     bool pair = nb + 1 < n / 8;
     for (int64_t kk = 0; kk < k / 16; ++kk) {
-      Value f = tc.ldmatrix(smem,
-                            ValueRange{e.addi(cIdx(nb * 8), pair ? row : row8),
-                                       e.addi(cIdx(kk * 16), col)},
-                            pair ? 4 : 2, false);
+      Value f = ldmatrixAt(tc, smem, e.addi(cIdx(nb * 8), pair ? row : row8),
+                           e.addi(cIdx(kk * 16), col), pair ? 4 : 2, false);
       SmallVector<Value> ops = tc.operands(f, pair ? 4 : 2);
       c[nb] = tc.mma(a[kk], {ops[0], ops[1]}, c[nb]);
       if (pair)
@@ -131,7 +120,7 @@ SmallVector<Frag> GradKernelBase::mulBt(ArrayRef<SmallVector<Value>> a,
 }
 
 void GradKernelBase::mulB(SmallVector<Frag> &acc, ArrayRef<Value> aC,
-                          Value smem, int64_t k, int64_t n) {
+                          SharedTile smem, int64_t k, int64_t n) {
   Value vrow = remui(ids.lane, 16);
   Value vcol = e.muli(e.divi(ids.lane, cIdx(16)), cIdx(8));
   for (int64_t kk = 0; kk < k / 16; ++kk) {
@@ -142,11 +131,9 @@ void GradKernelBase::mulB(SmallVector<Frag> &acc, ArrayRef<Value> aC,
                                tc.pack(aC[n1 * 4 + 2], aC[n1 * 4 + 3])};
     for (int64_t nd = 0; nd < n / 8; nd += 2) {
       bool pair = nd + 1 < n / 8;
-      Value f = tc.ldmatrix(
-          smem,
-          ValueRange{e.addi(cIdx(kk * 16), vrow),
-                     pair ? e.addi(cIdx(nd * 8), vcol) : cIdx(nd * 8)},
-          pair ? 4 : 2, true);
+      Value f = ldmatrixAt(tc, smem, e.addi(cIdx(kk * 16), vrow),
+                           pair ? e.addi(cIdx(nd * 8), vcol) : cIdx(nd * 8),
+                           pair ? 4 : 2, true);
       SmallVector<Value> ops = tc.operands(f, pair ? 4 : 2);
       acc[nd] = tc.mma(aOps, {ops[0], ops[1]}, acc[nd]);
       if (pair)
@@ -197,8 +184,75 @@ GradKernelBase::scaledScores(ArrayRef<Value> raw,
                   [&] { return SmallVector<Value>(x); });
 }
 
+SiteSums::SiteSums(ImplicitLocOpBuilder &b, ArrayRef<Value> targets)
+    : b(b), e(b) {
+  for (Value mem : targets) {
+    Run r;
+    r.mem = mem;
+    r.acc = e.f32(0.0);
+    r.has = e.i1(false);
+    r.idx.assign(cast<MemRefType>(mem.getType()).getRank(), e.idx(0));
+    runs.push_back(r);
+  }
+}
+
+void SiteSums::atomicAdd(const Run &r, Value val, ValueRange idx) {
+  memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, val, r.mem, idx);
+}
+
+void SiteSums::add(unsigned grad, Value live, Value val, ValueRange idx) {
+  Run &r = runs[grad];
+  Value same = r.has;
+  for (auto [a, c] : llvm::zip(idx, r.idx))
+    same = b.createOrFold<arith::AndIOp>(same, e.cmpi(CmpIPredicate::eq, a, c));
+  Value notSame = b.createOrFold<arith::XOrIOp>(same, e.i1(true));
+  Value flush = b.createOrFold<arith::AndIOp>(
+      live, b.createOrFold<arith::AndIOp>(r.has, notSame));
+  Run old = r;
+  e.ifThen(flush, [&] { atomicAdd(old, old.acc, old.idx); });
+  r.acc = e.select(live, e.select(same, e.addf(r.acc, val), val), r.acc);
+  for (auto [c, a] : llvm::zip(r.idx, idx))
+    c = e.select(live, a, c);
+  r.has = b.createOrFold<arith::OrIOp>(r.has, live);
+}
+
+void SiteSums::finish() {
+  Type i32 = b.getI32Type();
+  for (Run &r : runs) {
+    // One i32 key per gradient element; -1 for a lane without a sum.
+    auto type = cast<MemRefType>(r.mem.getType());
+    Value flat = e.idx(0);
+    for (auto [d, i] : llvm::enumerate(r.idx))
+      flat = e.addi(e.muli(flat, e.idx(type.getDimSize(d))), i);
+    Value key = e.select(r.has, arith::IndexCastOp::create(b, i32, flat),
+                         arith::ConstantIntOp::create(b, i32, -1));
+    // The warp agrees when the minimum and maximum keys are equal and
+    // valid.
+    Value lo = key, hi = key;
+    for (int32_t m = 1; m < 32; m *= 2) {
+      lo = arith::MinSIOp::create(b, lo, shuffleXor(b, lo, m));
+      hi = arith::MaxSIOp::create(b, hi, shuffleXor(b, hi, m));
+    }
+    Value uniform = b.createOrFold<arith::AndIOp>(
+        e.cmpi(CmpIPredicate::eq, lo, hi),
+        e.cmpi(CmpIPredicate::sge, lo,
+               arith::ConstantIntOp::create(b, i32, 0)));
+    Value sum = r.acc;
+    for (int32_t m = 1; m < 32; m *= 2)
+      sum = e.addf(sum, shuffleXor(b, sum, m));
+    Value lane = b.createOrFold<arith::RemUIOp>(
+        gpu::ThreadIdOp::create(b, gpu::Dimension::x), e.idx(32));
+    Value leader = e.cmpi(CmpIPredicate::eq, lane, e.idx(0));
+    Value one = b.createOrFold<arith::AndIOp>(uniform, leader);
+    Value own = b.createOrFold<arith::AndIOp>(
+        b.createOrFold<arith::XOrIOp>(uniform, e.i1(true)), r.has);
+    e.ifThen(one, [&] { atomicAdd(r, sum, r.idx); });
+    e.ifThen(own, [&] { atomicAdd(r, r.acc, r.idx); });
+  }
+}
+
 Value GradKernelBase::scoreGrad(Value raw, Value p, Value dp, Value delta,
-                                ElementPos pos, bool captureGrads) {
+                                ElementPos pos, SiteSums *sums) {
   Value zero = e.f32(0.0);
   Value dsOut = e.mulf(p, e.subf(dp, delta));
   if (!grad.hasScoreRegion())
@@ -217,15 +271,11 @@ Value GradKernelBase::scoreGrad(Value raw, Value p, Value dp, Value delta,
     Value capture = grad.getCaptures()[c];
     int pos = gcfg.gradOfCapture[llvm::find(cfg.captures, capture) -
                                  cfg.captures.begin()];
-    Value mem = gargs.captureGrads[pos];
-    int64_t rank = cast<MemRefType>(mem.getType()).getRank();
-    Value partial = e.mulf(dsOut, g[at]);
+    int64_t rank =
+        cast<MemRefType>(gargs.captureGrads[pos].getType()).getRank();
     SmallVector<Value> idx(g.begin() + at + 1, g.begin() + at + 1 + rank);
-    if (captureGrads)
-      e.ifThen(live, [&] {
-        memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, partial, mem,
-                                    idx);
-      });
+    if (sums)
+      sums->add(pos, live, e.mulf(dsOut, g[at]), idx);
     at += 1 + rank;
   }
   return e.select(live, e.mulf(dsOut, g[0]), zero);
@@ -298,4 +348,20 @@ AttnKernelArgs mlir::attn::detail::forwardArgsOf(const GradKernelArgs &g) {
   a.nk = g.nk;
   a.capMap = g.capMap;
   return a;
+}
+
+SmallVector<Value> mlir::attn::detail::flattenFrags(ArrayRef<Frag> frags) {
+  SmallVector<Value> out;
+  for (const Frag &f : frags)
+    out.append(f.begin(), f.end());
+  return out;
+}
+
+SmallVector<Frag> mlir::attn::detail::unflattenFrags(ValueRange v, size_t from,
+                                                     int64_t n) {
+  SmallVector<Frag> out(n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t el = 0; el < 4; ++el)
+      out[i][el] = v[from + i * 4 + el];
+  return out;
 }

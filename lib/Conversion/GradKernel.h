@@ -32,6 +32,13 @@ struct GradKernelConfig {
   int64_t kvStep = 0, bkv = 0, qStep = 0;
   /// Shared memory of each kernel (static).
   int64_t dqSharedBytes = 0, dkdvSharedBytes = 0;
+  /// Shared-memory buffers of each kernel's tiles: 2 (the next tile is
+  /// fetched while one is computed) where they fit in static shared memory.
+  int64_t dqBuffers = 1, dkdvBuffers = 1;
+  /// The dq kernel accumulates the capture gradients in shared memory
+  /// (shared atomics, then one global atomic per nonzero element and
+  /// block) when their shapes are static and they fit beside its tiles.
+  bool sharedCaptureGrads = false;
   /// Per capture of the kernel (fwd.captures): its gradient's position, or
   /// -1.
   SmallVector<int> gradOfCapture;
@@ -56,13 +63,48 @@ struct GradKernelArgs {
 
 GradKernelArgs bindGradArgs(const GradKernelConfig &cfg, Block &entry);
 
+/// C fragments as a flat list of values (loop-carried state) and back.
+SmallVector<Value> flattenFrags(ArrayRef<Frag> frags);
+SmallVector<Frag> unflattenFrags(ValueRange v, size_t from, int64_t n);
+
 /// The forward kernels' view of the backward's arguments (the shared
 /// phases read q, k, v, the lengths and the captures through it).
 AttnKernelArgs forwardArgsOf(const GradKernelArgs &g);
 
+/// One buffer of a shared-memory tile [buffers, rows, cols + 8].
+struct SharedTile {
+  Value mem, buf;
+};
+
 /// An element's query row and key column.
 struct ElementPos {
   Value qi, kj;
+};
+
+/// The capture-gradient contributions of one tile, summed before they
+/// reach memory: per site, a thread keeps a running sum while consecutive
+/// elements of its tile hit the same gradient element (relative-position
+/// buckets far from the diagonal, per-head slopes) and adds it with one
+/// atomic when the element changes; at the end of the tile, if every lane
+/// of the warp ends on the same element, the warp's sums are reduced by
+/// shuffles into one atomic.
+class SiteSums {
+public:
+  SiteSums(ImplicitLocOpBuilder &b, ArrayRef<Value> targets);
+  /// Element contribution `val` (if `live`) to gradient `grad` at `idx`.
+  void add(unsigned grad, Value live, Value val, ValueRange idx);
+  /// Flushes every running sum (at warp-uniform control flow).
+  void finish();
+
+private:
+  struct Run {
+    Value mem, acc, has;
+    SmallVector<Value> idx;
+  };
+  ImplicitLocOpBuilder &b;
+  Emitter e;
+  SmallVector<Run> runs;
+  void atomicAdd(const Run &r, Value val, ValueRange idx);
 };
 
 /// Per-element recomputation and warp-level MMA helpers of both kernels.
@@ -73,7 +115,8 @@ public:
                  const GradKernelArgs &gargs, AttnThreadIds ids,
                  int64_t threads)
       : AttnKernelBase(gcfg.fwd, b, forwardArgsOf(gargs), ids), gcfg(gcfg),
-        grad(gcfg.grad), gargs(gargs), threads(threads) {}
+        grad(gcfg.grad), gargs(gargs), threads(threads),
+        gradTargets(gargs.captureGrads) {}
 
 protected:
   const GradKernelConfig &gcfg;
@@ -81,32 +124,31 @@ protected:
   const GradKernelArgs &gargs;
   /// Threads of the block.
   const int64_t threads;
+  /// Where scoreGrad adds capture gradients: gargs.captureGrads or their
+  /// shared-memory copies.
+  SmallVector<Value> gradTargets;
 
   /// This thread's accumulator rows (16 per warp) and first column.
   AccLayout accLayout();
-  /// A fragments (16 rows x `cols`) of this warp's rows [row0, row0 + 16)
-  /// of a shared tile.
-  SmallVector<SmallVector<Value>> loadA(Value smem, Value row0, int64_t cols);
   /// Rows [firstRow, firstRow + rows) of `src` at `head` staged through
   /// `smem` (`stage` rows at a time) into this warp's A fragments; the warp
   /// owns rows [firstRow + 16 warp, +16).
-  SmallVector<SmallVector<Value>> loadRowFragments(const StridedTensor &src,
-                                                   Value head, Value firstRow,
-                                                   Value rowLimit, int64_t rows,
-                                                   int64_t width, Value smem,
-                                                   int64_t stage);
+  SmallVector<SmallVector<Value>>
+  loadRowFragments(const StridedTensor &src, Value head, Value firstRow,
+                   Value rowLimit, int64_t rows, int64_t width, SharedTile smem,
+                   int64_t stage);
   /// Issues the cp.async copies of rows [firstRow, firstRow + rows) of
-  /// `src` (`width` columns) into `smem`, zero past `rowLimit`, as one
-  /// commit group.
+  /// `src` (`width` columns) into `smem`, zero past `rowLimit` (no
+  /// commit).
   void stageRows(const StridedTensor &src, Value head, Value firstRow,
-                 Value rowLimit, int64_t rows, int64_t width, Value smem);
+                 Value rowLimit, int64_t rows, int64_t width, SharedTile smem);
   /// C[16 x n] = A[16 x k] X^T, X = rows [0, n) x cols [0, k) of `smem`.
-  SmallVector<Frag> mulBt(ArrayRef<SmallVector<Value>> a, Value smem, int64_t n,
-                          int64_t k);
+  SmallVector<Frag> mulBt(ArrayRef<SmallVector<Value>> a, SharedTile smem,
+                          int64_t n, int64_t k);
   /// acc[16 x n] += A X, A given as C-layout values of 16 x k, X = rows
   /// [0, k) x cols [0, n) of `smem`.
-  void mulB(SmallVector<Frag> &acc, ArrayRef<Value> aC, Value smem, int64_t k,
-            int64_t n);
+  void mulB(SmallVector<Frag> &acc, ArrayRef<Value> aC, SharedTile smem,
+            int64_t k, int64_t n);
   /// The class of tile [i0, i1] x [j0, j1]: 2 without a mask, 1 for masks
   /// on captured data (evaluated per element), else the forward's interval
   /// classification.
@@ -118,10 +160,10 @@ protected:
                                   llvm::function_ref<ElementPos(int64_t)> pos,
                                   Value checkMask);
   /// dL/ds at one element from dL/dS = p (dp - delta), through score_grad;
-  /// with `captureGrads`, each site's contribution is added to its capture
-  /// gradient by an atomic. 0 where p is 0.
+  /// with `sums`, each site's contribution goes to its capture gradient.
+  /// 0 where p is 0.
   Value scoreGrad(Value raw, Value p, Value dp, Value delta, ElementPos pos,
-                  bool captureGrads);
+                  SiteSums *sums);
   /// The [B, Hq, Nq] f32 value of row `qi` (head `h`) of `mem`; row 0's
   /// past Nq.
   Value rowValue(Value mem, Value qi, Value h);
