@@ -308,7 +308,8 @@ def compile(spec, target="cpu", function=None, block_q=0, block_kv=0, cache_dir=
     "sm_90a" (returns an attnc.load kernel taking torch CUDA tensors: a
     Kernel for attention, a LinearKernel for linear attention and scans;
     needs the disk cache). function: the function to compile (None: the only one
-    with attn operations). block_q / block_kv: tile overrides (0: the
+    with attn operations); "<f>_forward" / "<f>_backward" of a spec that has
+    only "<f>" are made by attn-differentiate (docs/backward.md). block_q / block_kv: tile overrides (0: the
     schedule's). cache_dir: None for the default compiler ($ATTNC_CACHE_DIR,
     $XDG_CACHE_HOME/attnc or ~/.cache/attnc), a directory, or "" for no disk
     cache. Compilers (and their in-memory caches) are kept per cache_dir.
