@@ -21,6 +21,7 @@ from ._runtime import AttncError
 
 _lock = threading.Lock()
 _kernels = {}  # (spec text, target, block_q, block_kv, function) -> kernel
+_grad_calls = {}  # (forward kernel, backward kernel) -> _autograd.prepare's call
 _stats = {"traces": 0, "trace_hits": 0, "spec_hits": 0, "kernel_hits": 0,
           "kernel_compiles": 0}
 _specs = {}  # (id(score), id(mask), sizes, ...) -> (score, mask, Spec)
@@ -304,6 +305,18 @@ def _kernel(spec, target, block_q, block_kv, function=None):
         return _kernels.setdefault(key, kernel)
 
 
+def _grad_call(spec, fwd, bwd, cuda):
+    """_autograd.prepare's differentiable call, made once per pair of kernels
+    (one object across calls: torch.compile guards on it)."""
+    with _lock:
+        call = _grad_calls.get((fwd, bwd))
+    if call is None:
+        call = _autograd.prepare(spec, fwd, bwd, cuda)
+        with _lock:
+            call = _grad_calls.setdefault((fwd, bwd), call)
+    return call
+
+
 def _tiles(kernel_options):
     """(block_q, block_kv) from FlexAttention's kernel_options (BLOCK_M,
     BLOCK_N); 0 leaves the schedule's choice."""
@@ -401,7 +414,7 @@ def _plan(query, key, value, score_mod, block_mask, scale, enable_gqa, return_ls
         # kernel_options set the forward's tiles; the backward's are the compiler's.
         fwd = _kernel(spec, target, block_q, block_kv, function=spec.function + "_forward")
         bwd = _kernel(spec, target, 0, 0, function=spec.function + "_backward")
-        return kind, spec, None, _autograd.prepare(spec, fwd, bwd, kind == "torch-cuda")
+        return kind, spec, None, _grad_call(spec, fwd, bwd, kind == "torch-cuda")
     return kind, spec, _kernel(spec, target, block_q, block_kv), None
 
 
