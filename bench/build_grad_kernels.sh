@@ -2,10 +2,13 @@
 # Builds the PTX of the attention backward kernels for
 # bench/grad_kernels_check.py: softmax examples as bf16 specs (and d = 128
 # variants), attn-differentiate, attn-compile for TARGET (default sm_80).
-# Usage: bench/build_grad_kernels.sh OUTDIR [TARGET]
+# Usage: bench/build_grad_kernels.sh OUTDIR [TARGET]; BQ and BKV (default
+# 64) force the dq kernel's q tile and the dkdv kernel's kv tile.
 set -euo pipefail
 out=$1
 target=${2:-sm_80}
+bq=${BQ:-64}
+bkv=${BKV:-64}
 root=$(cd "$(dirname "$0")/.." && pwd)
 opt=$root/build/bin/attn-opt
 mkdir -p "$out"
@@ -25,11 +28,17 @@ spec full64 full 's/?x4x/?x16x/g'
 spec causal64 causal 's/?x4x/?x16x/g'
 for f in "$out"/*.mlir; do
   name=$(basename "$f" .mlir)
+  # Only the backward function: forced tiles apply to every op.
   "$opt" "$f" --attn-differentiate="func=$name" \
-    | "$opt" --attn-compile="target=$target" \
+    | python3 -c 'import re, sys
+text = sys.stdin.read()
+funcs = re.split(r"\n(?=  func\.func )", text)
+keep = [f for f in funcs[1:] if "_backward(" in f.split("\n")[0]]
+print(funcs[0] + "\n" + "\n".join(keep) if keep else text)' \
+    | "$opt" --attn-compile="target=$target block-q=$bq block-kv=$bkv" \
     | python3 "$root/bench/extract_kernel_ptx.py" "${name}_backward_dq" \
         "$out/$name.ptx"
-  echo '{"block_q": 64, "block_kv": 64}' >"$out/$name.json"
+  echo "{\"block_q\": $bq, \"block_kv\": $bkv}" >"$out/$name.json"
   /usr/local/cuda/bin/ptxas -arch="$target" -v "$out/$name.ptx" \
     -o /dev/null 2>&1 | grep -E "spill|Used" | sed "s/^/$name: /"
 done
