@@ -154,10 +154,11 @@ bool LinearKernel::operator==(const LinearKernel &o) const {
 }
 bool AttentionGradKernel::operator==(const AttentionGradKernel &o) const {
   return std::tie(dtype, headDim, valueDim, headsQ, headsKv, blockQ, blockKv,
-                  scale, maskKind, captures, captureGrads, dq, dkdv) ==
+                  scale, maskKind, captures, captureGrads, dq, dkdv,
+                  blockMap) ==
          std::tie(o.dtype, o.headDim, o.valueDim, o.headsQ, o.headsKv, o.blockQ,
                   o.blockKv, o.scale, o.maskKind, o.captures, o.captureGrads,
-                  o.dq, o.dkdv);
+                  o.dq, o.dkdv, o.blockMap);
 }
 bool Param::operator==(const Param &o) const {
   return std::tie(name, dtype, shape) == std::tie(o.name, o.dtype, o.shape);
@@ -202,6 +203,8 @@ attnc::abi::launchSequence(const Kernel &k) {
   } else if (k.kind == KernelKind::Elementwise) {
     seq.push_back(&k.elementwise);
   } else if (k.kind == KernelKind::AttentionGrad) {
+    if (k.attentionGrad.blockMap)
+      seq.push_back(&k.attentionGrad.blockMap->launch);
     seq.push_back(&k.attentionGrad.dq);
     seq.push_back(&k.attentionGrad.dkdv);
   } else {
@@ -325,7 +328,16 @@ void writeAttentionGrad(json::Object &o, const AttentionGradKernel &g) {
   o["capture_grads"] = g.captureGrads;
   o["dq"] = launchJson(g.dq);
   o["dkdv"] = launchJson(g.dkdv);
-  o["launch_order"] = json::Array{g.dq.kernel, g.dkdv.kernel};
+  json::Array order;
+  if (g.blockMap) {
+    json::Object m{{"slices", stringify(g.blockMap->slices)}};
+    writeLaunch(m, g.blockMap->launch, "kernel", "");
+    o["block_map"] = std::move(m);
+    order.push_back(g.blockMap->launch.kernel);
+  }
+  order.push_back(g.dq.kernel);
+  order.push_back(g.dkdv.kernel);
+  o["launch_order"] = std::move(order);
 }
 
 json::Array paramsJson(llvm::ArrayRef<Param> params) {
@@ -911,6 +923,13 @@ void parseAttentionGrad(const Obj &o, AttentionGradKernel &g) {
   g.captureGrads = o.integer("capture_grads", 0, g.captures);
   g.dq = parseLaunch(o.object("dq"), "kernel", "dynamic_smem");
   g.dkdv = parseLaunch(o.object("dkdv"), "kernel", "dynamic_smem");
+  if (o.has("block_map")) {
+    Obj m = o.object("block_map");
+    BlockMap bm;
+    bm.slices = MapSlices(m.oneOf("slices", kSlices, "block-map slices"));
+    bm.launch = parseLaunch(m, "kernel", "");
+    g.blockMap = std::move(bm);
+  }
   if (r.failed())
     return;
   for (auto [key, l] :
@@ -918,7 +937,12 @@ void parseAttentionGrad(const Obj &o, AttentionGradKernel &g) {
     if (std::string p = gradArgsProblem(*l, g.captures, g.captureGrads);
         !p.empty())
       return r.fail(o.at(key), p);
-  checkLaunchOrder(o, {g.dq.kernel, g.dkdv.kernel});
+  std::vector<std::string> order;
+  if (g.blockMap)
+    order.push_back(g.blockMap->launch.kernel);
+  order.push_back(g.dq.kernel);
+  order.push_back(g.dkdv.kernel);
+  checkLaunchOrder(o, order);
 }
 
 Buffer parseBuffer(Reader &r, const json::Value &v, const std::string &path) {

@@ -147,6 +147,11 @@ FailureOr<GradKernelConfig> getGradKernelConfig(AttentionGradOp op,
   cfg.dkdvSharedBytes = cfg.dkdvBuffers * dkdvTile;
   f.sharedBytes = cfg.dqSharedBytes;
   f.captures = gradKernelCaptures(op);
+  cfg.useMap = f.ms.kind == MaskKind::data || f.ms.kind == MaskKind::opaque;
+  cfg.mapCfg = f;
+  cfg.mapCfg.bq = std::min(f.bq, cfg.qStep);
+  cfg.mapCfg.bkv = std::min(cfg.bkv, cfg.kvStep);
+  cfg.mapCfg.warps = cfg.mapCfg.bq / 16;
   SmallVector<unsigned> withGrad = op.getGradCaptureIndices();
   cfg.gradOfCapture.assign(f.captures.size(), -1);
   for (auto [pos, c] : llvm::enumerate(withGrad)) {
@@ -191,6 +196,8 @@ SmallVector<Type> describeGradArguments(const GradKernelConfig &cfg,
       addMem("dcapture" + std::to_string(g++), f32,
              cast<RankedTensorType>(cap.getType()).getShape());
   addMem("delta", f32, {dyn});
+  if (cfg.useMap)
+    addMem("block_map", bld.getI8Type(), {dyn});
   SmallVector<std::string> scalars = {"B", "Nq", "Nk"};
   for (StringRef t : {"q", "k", "v", "o", "do", "dq", "dk", "dv"})
     for (StringRef s : {"b", "h", "n"})
@@ -222,6 +229,44 @@ gpu::GPUFuncOp createGradKernel(const GradKernelConfig &cfg, OpBuilder &ob,
                 ob.getI32IntegerAttr(1));
   func.setKnownBlockSizeAttr(ob.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
   return func;
+}
+
+/// The block map's (b, h) slices.
+abi::MapSlices mapSlices(const MaskStructure &ms) {
+  if (ms.batch)
+    return ms.head ? abi::MapSlices::BatchHeads : abi::MapSlices::Batch;
+  return ms.head ? abi::MapSlices::Heads : abi::MapSlices::One;
+}
+
+/// The block-map kernel of a backward with a mask on captured data: its
+/// gpu.func (arguments: the captures, the map, the slice count, Nq, Nk) and
+/// its launch.
+FailureOr<abi::BlockMap> buildGradBlockMap(const GradKernelConfig &cfg,
+                                           OpBuilder &ob, StringRef name,
+                                           ArrayRef<Type> gradTypes,
+                                           ArrayRef<abi::Arg> gradArgs) {
+  SmallVector<Type> types;
+  abi::BlockMap bm;
+  for (auto [t, a] : llvm::zip(gradTypes, gradArgs)) {
+    std::optional<abi::ArgRole> role = abi::argRole(a.name);
+    if (role == abi::ArgRole::Capture || role == abi::ArgRole::BlockMap) {
+      types.push_back(t);
+      bm.launch.args.push_back(a);
+    }
+  }
+  for (StringRef n : {"slices", "Nq", "Nk"}) {
+    types.push_back(ob.getIndexType());
+    bm.launch.args.push_back({n.str(), abi::ArgKind::Scalar, "", 0, 0});
+  }
+  const AttnKernelConfig &m = cfg.mapCfg;
+  bm.slices = mapSlices(m.ms);
+  bm.launch.kernel = (name + "_blockmap").str();
+  bm.launch.grid = {abi::SizeExpr::of("Nq", m.bq),
+                    abi::SizeExpr::of("Nk", m.bkv),
+                    abi::SizeExpr::of("slices")};
+  bm.launch.block = {m.threads(), 1, 1};
+  emitBlockMapKernel(m, createBlockMapKernel(m, ob, bm.launch.kernel, types));
+  return bm;
 }
 
 abi::Kernel describeGradKernels(const GradKernelConfig &cfg, StringRef name,
@@ -291,8 +336,18 @@ FailureOr<abi::Kernel> mlir::attn::buildAttentionGradKernels(AttentionGradOp op,
   gpu::GPUFuncOp dkdv =
       createGradKernel(*cfg, ob, (name + "_dkdv").str(), types,
                        cfg->dkdvThreads(), cfg->dkdvBuffers, cfg->qStep, width);
+  std::optional<abi::BlockMap> map;
+  if (cfg->useMap) {
+    FailureOr<abi::BlockMap> bm =
+        buildGradBlockMap(*cfg, ob, name, types, args);
+    if (failed(bm))
+      return failure();
+    map = std::move(*bm);
+  }
   if (failed(emitGradDqKernel(*cfg, dq)) ||
       failed(emitGradDkDvKernel(*cfg, dkdv)))
     return failure();
-  return describeGradKernels(*cfg, name, std::move(args));
+  abi::Kernel k = describeGradKernels(*cfg, name, std::move(args));
+  k.attentionGrad.blockMap = std::move(map);
+  return k;
 }

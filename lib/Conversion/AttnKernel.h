@@ -189,6 +189,10 @@ protected:
                     const AccLayout &layout);
 };
 
+/// The block-map kernel's gpu.func at `ob`'s insertion point (arguments:
+/// the captures, the map, the slice count, Nq, Nk).
+gpu::GPUFuncOp createBlockMapKernel(const AttnKernelConfig &cfg, OpBuilder &ob,
+                                    StringRef name, ArrayRef<Type> argTypes);
 /// The block-map kernel: one i8 class per (slice, q tile, kv tile).
 void emitBlockMapKernel(const AttnKernelConfig &cfg, gpu::GPUFuncOp func);
 /// The mma.sync kernel (FlashAttention-2 on m16n8k16).

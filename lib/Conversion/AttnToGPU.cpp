@@ -9,8 +9,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Conversion/AttnToGPU.h"
-#include "attnc/Conversion/AttnGradToGPU.h"
 #include "AttnKernel.h"
+#include "attnc/Conversion/AttnGradToGPU.h"
 #include "attnc/Target/TargetDesc.h"
 #include "attnc/Transforms/Passes.h"
 
@@ -182,9 +182,13 @@ gpu::GPUFuncOp createMainKernel(const AttnKernelConfig &cfg, OpBuilder &ob,
   return func;
 }
 
+} // namespace
+
 /// The block-map kernel's gpu.func at `ob`'s insertion point.
-gpu::GPUFuncOp createBlockMapKernel(const AttnKernelConfig &cfg, OpBuilder &ob,
-                                    StringRef name, ArrayRef<Type> argTypes) {
+gpu::GPUFuncOp
+mlir::attn::detail::createBlockMapKernel(const AttnKernelConfig &cfg,
+                                         OpBuilder &ob, StringRef name,
+                                         ArrayRef<Type> argTypes) {
   MLIRContext *ctx = ob.getContext();
   auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   // any-true, any-false, and the row / column ranges of a document mask.
@@ -197,7 +201,6 @@ gpu::GPUFuncOp createBlockMapKernel(const AttnKernelConfig &cfg, OpBuilder &ob,
       ob.getDenseI32ArrayAttr({int32_t(cfg.threads()), 1, 1}));
   return func;
 }
-} // namespace
 
 FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
                                                        ModuleOp module,

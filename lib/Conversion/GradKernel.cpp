@@ -36,6 +36,8 @@ GradKernelArgs mlir::attn::detail::bindGradArgs(const GradKernelConfig &cfg,
   for (int g = 0, e = cfg.numGrads(); g < e; ++g)
     args.captureGrads.push_back(entry.getArgument(a++));
   args.delta = entry.getArgument(a++);
+  if (cfg.useMap)
+    args.blockMap = entry.getArgument(a++);
   args.batch = entry.getArgument(a++);
   args.nq = entry.getArgument(a++);
   args.nk = entry.getArgument(a++);
@@ -145,9 +147,29 @@ void GradKernelBase::mulB(SmallVector<Frag> &acc, ArrayRef<Value> aC,
 Value GradKernelBase::tileClass(Value i0, Value i1, Value j0, Value j1) {
   if (!cfg.masked())
     return cIdx(2);
-  if (cfg.ms.kind == MaskKind::data || cfg.ms.kind == MaskKind::opaque)
-    return cIdx(1);
-  return classify(i0, i1, j0, j1);
+  if (!gcfg.useMap)
+    return classify(i0, i1, j0, j1);
+  // The block map's classes of the map tiles covering the tile: empty if
+  // all are, full if all are, else partial.
+  int64_t mq = gcfg.mapCfg.bq, mk = gcfg.mapCfg.bkv;
+  Value numQT = e.ceilDiv(args.nq, cIdx(mq)),
+        numKT = e.ceilDiv(args.nk, cIdx(mk));
+  Value qt0 = e.divi(i0, cIdx(mq)), qt1 = e.divi(i1, cIdx(mq));
+  Value kt0 = e.divi(j0, cIdx(mk)), kt1 = e.divi(j1, cIdx(mk));
+  SmallVector<Value> span = e.loop(
+      qt0, e.addi(qt1, ids.c1), ids.c1, {cIdx(2), ids.c0},
+      [&](Value qt, ValueRange it) {
+        return e.loop(kt0, e.addi(kt1, ids.c1), ids.c1, it,
+                      [&](Value kt, ValueRange acc) -> SmallVector<Value> {
+                        Value c = mapClass(qt, kt, numQT, numKT);
+                        return {e.mini(acc[0], c),
+                                e.select(e.cmpi(CmpIPredicate::ugt, c, acc[1]),
+                                         c, acc[1])};
+                      });
+      });
+  Value allEmpty = e.cmpi(CmpIPredicate::eq, span[1], ids.c0);
+  Value allFull = e.cmpi(CmpIPredicate::eq, span[0], cIdx(2));
+  return e.select(allEmpty, ids.c0, e.select(allFull, cIdx(2), ids.c1));
 }
 
 SmallVector<Value>
@@ -347,6 +369,7 @@ AttnKernelArgs mlir::attn::detail::forwardArgsOf(const GradKernelArgs &g) {
   a.nq = g.nq;
   a.nk = g.nk;
   a.capMap = g.capMap;
+  a.blockMap = g.blockMap;
   return a;
 }
 

@@ -39,6 +39,11 @@ struct GradKernelConfig {
   /// (shared atomics, then one global atomic per nonzero element and
   /// block) when their shapes are static and they fit beside its tiles.
   bool sharedCaptureGrads = false;
+  /// Masks on captured data: a block-map kernel (the forward's, on
+  /// `mapCfg`'s mapQ x mapKv tiles, which divide both kernels' tiles)
+  /// classifies the tiles first.
+  bool useMap = false;
+  AttnKernelConfig mapCfg;
   /// Per capture of the kernel (fwd.captures): its gradient's position, or
   /// -1.
   SmallVector<int> gradOfCapture;
@@ -54,7 +59,7 @@ struct GradKernelConfig {
 /// The arguments of both backward kernels (docs/backward.md).
 struct GradKernelArgs {
   StridedTensor q, k, v, o, dO, dq, dk, dv;
-  Value lse, delta;
+  Value lse, delta, blockMap;
   Value batch, nq, nk;
   /// Captured tensor (the op's) -> kernel memref; gradients in order.
   IRMapping capMap;

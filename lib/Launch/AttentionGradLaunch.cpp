@@ -33,7 +33,7 @@ public:
 
 private:
   struct Functions {
-    void *module = nullptr, *dq = nullptr, *dkdv = nullptr;
+    void *module = nullptr, *dq = nullptr, *dkdv = nullptr, *map = nullptr;
   };
   llvm::Expected<Functions> functions();
   NamedArgs bind(ArrayRef<TensorRef> inputs, ArrayRef<TensorRef> outputs) const;
@@ -57,6 +57,10 @@ AttentionGradLauncher::functions() {
     if (llvm::Error e = loadFunction(f.module, f.dkdv, g.dkdv.kernel,
                                      g.dkdv.dynamicSharedBytes))
       return std::move(e);
+    if (g.blockMap)
+      if (llvm::Error e =
+              loadFunction(f.module, f.map, g.blockMap->launch.kernel, 0))
+        return std::move(e);
     return f;
   });
 }
@@ -156,37 +160,82 @@ llvm::Error AttentionGradLauncher::zero(const NamedArgs &args, bool gradients,
   return llvm::Error::success();
 }
 
-/// delta in stream order around the dq and dkdv launches.
+/// A stream-ordered workspace of `elements` of `dtype` bound as `name`.
+static llvm::Error allocate(NamedArgs &args, StringRef name, DType dtype,
+                            int64_t elements, int64_t elementBytes,
+                            const std::string &kernel, void *stream) {
+  const cuda::Driver &drv = *cuda::driver();
+  cuda::CUdeviceptr work = 0;
+  if (llvm::Error e = cuda::check(
+          drv.cuMemAllocAsync(
+              &work, size_t(std::max<int64_t>(elements, 1)) * elementBytes,
+              static_cast<cuda::CUstream>(stream)),
+          kernel + ": allocating " + name.str()))
+    return e;
+  TensorRef t;
+  t.dtype = dtype;
+  t.shape = {elements};
+  t.data = reinterpret_cast<void *>(work);
+  args.tensors[name.str()] = t;
+  return llvm::Error::success();
+}
+
+/// The block map's (b, h) slices.
+static int64_t sliceCount(abi::MapSlices s, int64_t B, int64_t Hq) {
+  switch (s) {
+  case abi::MapSlices::BatchHeads:
+    return B * Hq;
+  case abi::MapSlices::Heads:
+    return Hq;
+  case abi::MapSlices::Batch:
+    return B;
+  case abi::MapSlices::One:
+    return 1;
+  }
+  return 1;
+}
+
+/// The workspaces (delta; the block map) in stream order around the map,
+/// dq and dkdv launches.
 llvm::Error AttentionGradLauncher::run(const Functions &fns, NamedArgs &args,
                                        void *stream) const {
   const cuda::Driver &drv = *cuda::driver();
   auto *s = static_cast<cuda::CUstream>(stream);
   const abi::AttentionGradKernel &g = kernel.attentionGrad;
-  int64_t B = args.scalars["B"], Nq = args.scalars["Nq"],
-          Nk = args.scalars["Nk"];
-  TensorRef delta;
-  delta.dtype = DType::F32;
-  delta.shape = {B * g.headsQ * Nq};
-  cuda::CUdeviceptr work = 0;
-  if (llvm::Error e =
-          cuda::check(drv.cuMemAllocAsync(&work, size_t(delta.shape[0]) * 4, s),
-                      sig.name + ": allocating delta"))
-    return e;
-  delta.data = reinterpret_cast<void *>(work);
-  args.tensors["delta"] = delta;
+  int64_t B = args.scalars["B"], Nq = args.scalars["Nq"];
+  args.scalars["slices"] =
+      g.blockMap ? sliceCount(g.blockMap->slices, B, g.headsQ) : 1;
   auto size = [&](const abi::SizeExpr &e) -> int64_t {
     if (e.var.empty())
       return e.value;
-    int64_t v = e.var == "B" ? B : e.var == "Nq" ? Nq : Nk;
+    int64_t v = args.scalars[e.var];
     return (v + e.value - 1) / e.value;
   };
+  llvm::SmallVector<StringRef, 2> workspaces = {"delta"};
   llvm::Error e =
-      launchByName(sig.name, fns.dq, g.dq, args, size, true, stream);
+      allocate(args, "delta", DType::F32, B * g.headsQ * Nq, 4, sig.name, s);
+  if (!e && g.blockMap) {
+    const abi::Launch &m = g.blockMap->launch;
+    workspaces.push_back("block_map");
+    e = allocate(args, "block_map", DType::I8,
+                 size(m.grid[0]) * size(m.grid[1]) * size(m.grid[2]), 1,
+                 sig.name, s);
+    if (!e)
+      e = launchByName(sig.name, fns.map, m, args, size, true, stream);
+  }
+  if (!e)
+    e = launchByName(sig.name, fns.dq, g.dq, args, size, true, stream);
   if (!e)
     e = launchByName(sig.name, fns.dkdv, g.dkdv, args, size, true, stream);
-  if (llvm::Error fe = cuda::check(drv.cuMemFreeAsync(work, s),
-                                   sig.name + ": freeing delta"))
-    return llvm::joinErrors(std::move(e), std::move(fe));
+  for (StringRef w : workspaces) {
+    auto it = args.tensors.find(w.str());
+    if (it == args.tensors.end())
+      continue;
+    if (llvm::Error fe = cuda::check(
+            drv.cuMemFreeAsync(cuda::CUdeviceptr(it->second.data), s),
+            sig.name + ": freeing " + w.str()))
+      e = llvm::joinErrors(std::move(e), std::move(fe));
+  }
   return e;
 }
 
@@ -233,6 +282,12 @@ static std::string gradRecordProblem(const KernelSignature &sig,
       if (!e.var.empty() && !llvm::is_contained({"B", "Nq", "Nk"}, e.var))
         return "the grid of " + l->kernel + " uses '" + e.var +
                "' (expected B, Nq, Nk or constants)";
+  if (g.blockMap)
+    for (const abi::SizeExpr &e : g.blockMap->launch.grid)
+      if (!e.var.empty() &&
+          !llvm::is_contained({"B", "Nq", "Nk", "slices"}, e.var))
+        return "the grid of " + g.blockMap->launch.kernel + " uses '" + e.var +
+               "' (expected B, Nq, Nk, slices or constants)";
   return "";
 }
 

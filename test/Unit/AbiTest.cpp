@@ -347,6 +347,36 @@ TEST(Abi, RoundTripAttentionGrad) {
             R"j(["ceil(Nk/128)",2,"B"])j");
 }
 
+TEST(Abi, RoundTripAttentionGradBlockMap) {
+  // A mask on captured data: the map kernel first, into `block_map`.
+  Kernel k = attentionGrad("doc_backward");
+  AttentionGradKernel &g = k.attentionGrad;
+  for (Launch *l : {&g.dq, &g.dkdv})
+    l->args.insert(l->args.begin() + 13, mem("block_map", "i8"));
+  BlockMap bm;
+  bm.slices = MapSlices::Batch;
+  bm.launch = {
+      "doc_backward_blockmap",
+      {SizeExpr::of("Nq", 32), SizeExpr::of("Nk", 32), SizeExpr::of("slices")},
+      {64, 1, 1},
+      0,
+      {mem("capture0", "f32", 2), mem("block_map", "i8")}};
+  for (const Arg &s : scalars({"slices", "Nq", "Nk"}))
+    bm.launch.args.push_back(s);
+  g.blockMap = bm;
+  KernelSet set = setOf({k}, "sm_80", "attnc");
+  expectRoundTrip(set);
+  auto seq = launchSequence(set.kernels[0]);
+  ASSERT_EQ(seq.size(), 3u);
+  EXPECT_EQ(seq[0]->kernel, "doc_backward_blockmap");
+  json::Value v = toJson(set);
+  const json::Object &o =
+      *(*v.getAsObject()->getArray("kernels"))[0].getAsObject();
+  EXPECT_EQ(
+      llvm::formatv("{0}", *o.get("launch_order")).str(),
+      R"j(["doc_backward_blockmap","doc_backward_dq","doc_backward_dkdv"])j");
+}
+
 /// The format the readers outside C++ (python/attnc/_aot.py, the linear
 /// ABI's consumers) rely on.
 TEST(Abi, WrittenFieldNames) {

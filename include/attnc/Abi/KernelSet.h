@@ -186,6 +186,10 @@ struct AttentionGradKernel {
   /// The spec's captured tensors, and how many of them get a gradient.
   int64_t captures = 0, captureGrads = 0;
   Launch dq, dkdv;
+  /// Masks on captured data: the map kernel, launched first into the
+  /// `block_map` workspace (one i8 per element of its grid), which both
+  /// kernels read.
+  std::optional<BlockMap> blockMap;
 
   bool operator==(const AttentionGradKernel &o) const;
 };
