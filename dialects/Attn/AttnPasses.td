@@ -198,9 +198,11 @@ def ConvertAttnToGPU : Pass<"convert-attn-to-gpu", "::mlir::ModuleOp"> {
     (docs/backward.md): `@<func>_dq`, one block per (q tile, head, batch),
     which writes D = rowsum(dO * o) of its rows into a workspace, recomputes
     P = exp(S - lse) per kv tile and accumulates dq (and capture gradients,
-    by atomics); then `@<func>_dkdv`, one block per (kv tile, kv head,
-    batch), looping over the group's query heads and non-empty q tiles for
-    dk and dv. Tile classes come from the forward's mask analysis.
+    summed per thread and warp before atomics); then `@<func>_dkdv`, one
+    block per (kv tile, kv head, batch), looping over the group's query
+    heads and non-empty q tiles for dk and dv. Tile classes come from the
+    forward's mask analysis; masks on captured data get the forward's
+    block-map kernel `@<func>_blockmap`, launched first.
   }];
   let dependentDialects = [
     "::mlir::gpu::GPUDialect", "::mlir::nvgpu::NVGPUDialect",

@@ -268,6 +268,14 @@ LogicalResult mlir::attn::detail::emitGradDqKernel(const GradKernelConfig &cfg,
   auto b = ImplicitLocOpBuilder::atBlockBegin(cfg.grad.getLoc(), &entry);
   GradKernelArgs args = bindGradArgs(cfg, entry);
   AttnThreadIds ids = bindThreadIds(cfg.fwd, b);
+  if (cfg.fwd.masked()) {
+    // The last q tiles first: under causal-like masks they visit the most
+    // kv tiles, and the light ones then fill the last wave.
+    Emitter e(b);
+    Value numQT = e.ceilDiv(args.nq, e.idx(cfg.fwd.bq));
+    ids.qt = e.subi(e.subi(numQT, ids.c1), ids.qt);
+    ids.i0 = e.muli(ids.qt, e.idx(cfg.fwd.bq));
+  }
   ArrayRef<BlockArgument> shared = func.getWorkgroupAttributions();
   GradDqKernel(cfg, b, args, ids, shared[0], shared[1], shared.drop_front(2))
       .emit();
