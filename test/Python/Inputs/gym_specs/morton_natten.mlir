@@ -1,0 +1,85 @@
+// attnc.trace: mask_mod=generate_morton_natten.<locals>.natten_mask_mod
+func.func @flex_morton_natten_c16x8_k5x3(%q: tensor<?x2x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>) -> tensor<?x2x?x64xbf16> {
+  %o = attn.attention %q, %k, %v
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %0 = arith.constant 1431655765 : index
+      %1 = arith.andi %i, %0 : index
+      %2 = arith.constant 1 : index
+      %3 = arith.shrsi %1, %2 : index
+      %4 = arith.ori %1, %3 : index
+      %5 = arith.constant 858993459 : index
+      %6 = arith.andi %4, %5 : index
+      %7 = arith.constant 2 : index
+      %8 = arith.shrsi %6, %7 : index
+      %9 = arith.ori %6, %8 : index
+      %10 = arith.constant 252645135 : index
+      %11 = arith.andi %9, %10 : index
+      %12 = arith.constant 4 : index
+      %13 = arith.shrsi %11, %12 : index
+      %14 = arith.ori %11, %13 : index
+      %15 = arith.constant 16711935 : index
+      %16 = arith.andi %14, %15 : index
+      %17 = arith.constant 8 : index
+      %18 = arith.shrsi %16, %17 : index
+      %19 = arith.ori %16, %18 : index
+      %20 = arith.constant 65535 : index
+      %21 = arith.andi %19, %20 : index
+      %22 = arith.maxsi %21, %7 : index
+      %23 = arith.constant 13 : index
+      %24 = arith.minsi %22, %23 : index
+      %25 = arith.andi %j, %0 : index
+      %26 = arith.shrsi %25, %2 : index
+      %27 = arith.ori %25, %26 : index
+      %28 = arith.andi %27, %5 : index
+      %29 = arith.shrsi %28, %7 : index
+      %30 = arith.ori %28, %29 : index
+      %31 = arith.andi %30, %10 : index
+      %32 = arith.shrsi %31, %12 : index
+      %33 = arith.ori %31, %32 : index
+      %34 = arith.andi %33, %15 : index
+      %35 = arith.shrsi %34, %17 : index
+      %36 = arith.ori %34, %35 : index
+      %37 = arith.andi %36, %20 : index
+      %38 = arith.subi %24, %37 : index
+      %39 = math.absi %38 : index
+      %40 = arith.cmpi sle, %39, %7 : index
+      %41 = arith.shrsi %i, %2 : index
+      %42 = arith.andi %41, %0 : index
+      %43 = arith.shrsi %42, %2 : index
+      %44 = arith.ori %42, %43 : index
+      %45 = arith.andi %44, %5 : index
+      %46 = arith.shrsi %45, %7 : index
+      %47 = arith.ori %45, %46 : index
+      %48 = arith.andi %47, %10 : index
+      %49 = arith.shrsi %48, %12 : index
+      %50 = arith.ori %48, %49 : index
+      %51 = arith.andi %50, %15 : index
+      %52 = arith.shrsi %51, %17 : index
+      %53 = arith.ori %51, %52 : index
+      %54 = arith.andi %53, %20 : index
+      %55 = arith.maxsi %54, %2 : index
+      %56 = arith.constant 6 : index
+      %57 = arith.minsi %55, %56 : index
+      %58 = arith.shrsi %j, %2 : index
+      %59 = arith.andi %58, %0 : index
+      %60 = arith.shrsi %59, %2 : index
+      %61 = arith.ori %59, %60 : index
+      %62 = arith.andi %61, %5 : index
+      %63 = arith.shrsi %62, %7 : index
+      %64 = arith.ori %62, %63 : index
+      %65 = arith.andi %64, %10 : index
+      %66 = arith.shrsi %65, %12 : index
+      %67 = arith.ori %65, %66 : index
+      %68 = arith.andi %67, %15 : index
+      %69 = arith.shrsi %68, %17 : index
+      %70 = arith.ori %68, %69 : index
+      %71 = arith.andi %70, %20 : index
+      %72 = arith.subi %57, %71 : index
+      %73 = math.absi %72 : index
+      %74 = arith.cmpi sle, %73, %2 : index
+      %75 = arith.andi %40, %74 : i1
+      attn.yield %75 : i1
+    }
+    : tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x2x?x64xbf16>
+  return %o : tensor<?x2x?x64xbf16>
+}
