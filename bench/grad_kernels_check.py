@@ -180,12 +180,37 @@ def time_case(name, ptx_dir, B, N):
         except Exception as e:  # a backend may not support the case
             res[label + "_ms"] = None
             res[label + "_error"] = str(e)[:120]
+    if FLEX:
+        res.update(time_flex(qs, ks, vs, do, causal))
     flops = 2.5 * 4 * B * hq * N * N * d * (0.5 if causal else 1.0)
-    for key in ("attnc_ms", "flash_ms", "cudnn_ms"):
+    for key in ("attnc_ms", "flash_ms", "cudnn_ms", "flex_ms"):
         if res.get(key):
             res[key.replace("_ms", "_tflops")] = flops / res[key] / 1e9
     print(json.dumps(res))
     return res
+
+
+FLEX = False
+
+
+def time_flex(qs, ks, vs, do, causal):
+    """FlexAttention's backward (torch.compile'd, block mask for causal)."""
+    try:
+        from torch.nn.attention.flex_attention import (create_block_mask,
+                                                       flex_attention)
+        flex = torch.compile(flex_attention)
+        B, H, N = qs.shape[0], qs.shape[1], qs.shape[2]
+        mask = None
+        if causal:
+            mask = create_block_mask(lambda b, h, q, kv: q >= kv, None, None,
+                                     N, N)
+        out = flex(qs, ks, vs, block_mask=mask)
+
+        def theirs():
+            torch.autograd.grad(out, (qs, ks, vs), do, retain_graph=True)
+        return {"flex_ms": bench(theirs)}
+    except Exception as e:  # report, do not fail the run
+        return {"flex_ms": None, "flex_error": str(e)[:160]}
 
 
 def bench(fn, warmup=5, reps=20):
@@ -208,7 +233,11 @@ def main():
     ap.add_argument("dir")
     ap.add_argument("--time", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--flex", action="store_true",
+                    help="also time FlexAttention's backward")
     args = ap.parse_args()
+    global FLEX
+    FLEX = args.flex
     torch.zeros(1, device="cuda")  # a current context for the driver calls
     ok = True
     for name in CASES:
@@ -231,7 +260,10 @@ def main():
             if os.path.exists(os.path.join(args.dir, name + ".ptx")):
                 results.append(time_case(name, args.dir, B, N))
     if args.json:
+        import datetime
         json.dump({"device": torch.cuda.get_device_name(),
+                   "date": datetime.date.today().isoformat(),
+                   "torch": torch.__version__,
                    "results": results}, open(args.json, "w"), indent=1)
     print("ALL PASS" if ok else "SOME FAILED")
     return 0 if ok else 1
