@@ -851,6 +851,14 @@ template <typename K> void parseShape(const Obj &o, K &a) {
   a.maskKind = kMaskKinds[o.oneOf("mask_kind", kMaskKinds, "mask kind")];
 }
 
+/// A block map: its slices and the map kernel's launch.
+BlockMap parseBlockMap(const Obj &m) {
+  BlockMap bm;
+  bm.slices = MapSlices(m.oneOf("slices", kSlices, "block-map slices"));
+  bm.launch = parseLaunch(m, "kernel", "");
+  return bm;
+}
+
 void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
   Reader &r = o.r;
   parseShape(o, a);
@@ -863,13 +871,8 @@ void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
   a.main.kernel = name.str();
   if (!r.failed() && !o.get("block_map"))
     r.fail(o.at("block_map"), "missing field (null when there is none)");
-  if (o.has("block_map")) {
-    Obj m = o.object("block_map");
-    BlockMap bm;
-    bm.slices = MapSlices(m.oneOf("slices", kSlices, "block-map slices"));
-    bm.launch = parseLaunch(m, "kernel", "");
-    a.blockMap = std::move(bm);
-  }
+  if (o.has("block_map"))
+    a.blockMap = parseBlockMap(o.object("block_map"));
   if (r.failed())
     return;
   for (const Arg &arg : a.main.args)
@@ -923,13 +926,8 @@ void parseAttentionGrad(const Obj &o, AttentionGradKernel &g) {
   g.captureGrads = o.integer("capture_grads", 0, g.captures);
   g.dq = parseLaunch(o.object("dq"), "kernel", "dynamic_smem");
   g.dkdv = parseLaunch(o.object("dkdv"), "kernel", "dynamic_smem");
-  if (o.has("block_map")) {
-    Obj m = o.object("block_map");
-    BlockMap bm;
-    bm.slices = MapSlices(m.oneOf("slices", kSlices, "block-map slices"));
-    bm.launch = parseLaunch(m, "kernel", "");
-    g.blockMap = std::move(bm);
-  }
+  if (o.has("block_map"))
+    g.blockMap = parseBlockMap(o.object("block_map"));
   if (r.failed())
     return;
   for (auto [key, l] :

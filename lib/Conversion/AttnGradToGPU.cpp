@@ -10,6 +10,7 @@
 
 #include "attnc/Conversion/AttnGradToGPU.h"
 #include "GradKernel.h"
+#include "attnc/Dialect/Attn/SpecFunctions.h"
 #include "attnc/Target/TargetDesc.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -51,32 +52,6 @@ public:
 private:
   Operation *view;
 };
-
-/// The captures the kernels take: the enclosing function's tensors between
-/// v and (o, lse, dO) when the op's captures are a subsequence of them
-/// (canonicalization may have dropped unused ones from the op), else the
-/// op's.
-SmallVector<Value> gradKernelCaptures(AttentionGradOp op) {
-  SmallVector<Value> own(op.getCaptures());
-  auto func = op->getParentOfType<func::FuncOp>();
-  if (!func || func.isExternal() || func.getNumArguments() < 6)
-    return own;
-  ArrayRef<BlockArgument> args = func.getArguments();
-  if (op.getQ() != args[0] || op.getK() != args[1] || op.getV() != args[2])
-    return own;
-  SmallVector<Value> all(args.drop_front(3).drop_back(3));
-  if (!llvm::all_of(all,
-                    [](Value a) { return isa<RankedTensorType>(a.getType()); }))
-    return own;
-  auto it = all.begin();
-  for (Value c : own) {
-    it = std::find(it, all.end(), c);
-    if (it == all.end())
-      return own;
-    ++it;
-  }
-  return all;
-}
 
 /// Shared bytes of a [rows x (cols + 8)] tile of 16-bit elements.
 int64_t tileBytes(int64_t rows, int64_t cols) { return rows * (cols + 8) * 2; }
@@ -146,7 +121,8 @@ FailureOr<GradKernelConfig> getGradKernelConfig(AttentionGradOp op,
                            cfg.dqSharedBytes + gradBytes <= kStaticSharedBytes;
   cfg.dkdvSharedBytes = cfg.dkdvBuffers * dkdvTile;
   f.sharedBytes = cfg.dqSharedBytes;
-  f.captures = gradKernelCaptures(op);
+  // The function's tensors between v and (o, lse, dO).
+  f.captures = kernelCaptures(op, op.getCaptures(), 3);
   cfg.useMap = f.ms.kind == MaskKind::data || f.ms.kind == MaskKind::opaque;
   cfg.mapCfg = f;
   cfg.mapCfg.bq = std::min(f.bq, cfg.qStep);
@@ -309,18 +285,9 @@ FailureOr<abi::Kernel> mlir::attn::buildAttentionGradKernels(AttentionGradOp op,
   if (failed(cfg))
     return failure();
   MLIRContext *ctx = op.getContext();
-  ctx->loadDialect<gpu::GPUDialect, nvgpu::NVGPUDialect, NVVM::NVVMDialect,
-                   LLVM::LLVMDialect, memref::MemRefDialect, scf::SCFDialect,
-                   vector::VectorDialect>();
   std::vector<abi::Arg> args;
   SmallVector<Type> types = describeGradArguments(*cfg, args);
-  OpBuilder ob(ctx);
-  ob.setInsertionPointToEnd(module.getBody());
-  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
-                  UnitAttr::get(ctx));
-  auto gpuModule =
-      gpu::GPUModuleOp::create(ob, op.getLoc(), (name + "_kernels").str());
-  ob.setInsertionPointToStart(gpuModule.getBody());
+  OpBuilder ob = beginKernelModule(module, op.getLoc(), name);
   int64_t width = std::max(cfg->fwd.d, cfg->fwd.dv);
   // The dq kernel's shared copies of the capture gradients.
   SmallVector<Type> gradCopies;

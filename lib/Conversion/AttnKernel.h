@@ -189,6 +189,10 @@ protected:
                     const AccLayout &layout);
 };
 
+/// Loads the dialects the kernels are built from, marks `module` as a GPU
+/// container and appends `gpu.module @<name>_kernels`; returns a builder at
+/// its start.
+OpBuilder beginKernelModule(ModuleOp module, Location loc, StringRef name);
 /// The block-map kernel's gpu.func at `ob`'s insertion point (arguments:
 /// the captures, the map, the slice count, Nq, Nk).
 gpu::GPUFuncOp createBlockMapKernel(const AttnKernelConfig &cfg, OpBuilder &ob,

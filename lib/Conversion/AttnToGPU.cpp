@@ -184,6 +184,21 @@ gpu::GPUFuncOp createMainKernel(const AttnKernelConfig &cfg, OpBuilder &ob,
 
 } // namespace
 
+OpBuilder mlir::attn::detail::beginKernelModule(ModuleOp module, Location loc,
+                                                StringRef name) {
+  MLIRContext *ctx = module.getContext();
+  ctx->loadDialect<gpu::GPUDialect, nvgpu::NVGPUDialect, NVVM::NVVMDialect,
+                   LLVM::LLVMDialect, memref::MemRefDialect, scf::SCFDialect,
+                   vector::VectorDialect>();
+  OpBuilder ob(ctx);
+  ob.setInsertionPointToEnd(module.getBody());
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                  UnitAttr::get(ctx));
+  auto gpuModule = gpu::GPUModuleOp::create(ob, loc, (name + "_kernels").str());
+  ob.setInsertionPointToStart(gpuModule.getBody());
+  return ob;
+}
+
 /// The block-map kernel's gpu.func at `ob`'s insertion point.
 gpu::GPUFuncOp
 mlir::attn::detail::createBlockMapKernel(const AttnKernelConfig &cfg,
@@ -208,20 +223,9 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
   FailureOr<AttnKernelConfig> cfg = getAttnKernelConfig(op);
   if (failed(cfg))
     return failure();
-  MLIRContext *ctx = op.getContext();
-  ctx->loadDialect<gpu::GPUDialect, nvgpu::NVGPUDialect, NVVM::NVVMDialect,
-                   LLVM::LLVMDialect, memref::MemRefDialect, scf::SCFDialect,
-                   vector::VectorDialect>();
+  OpBuilder ob = beginKernelModule(module, op.getLoc(), name);
   KernelInfo info = describeKernel(*cfg, name);
   KernelSignature sig = describeArguments(*cfg, info, name);
-
-  OpBuilder ob(ctx);
-  ob.setInsertionPointToEnd(module.getBody());
-  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
-                  UnitAttr::get(ctx));
-  auto gpuModule =
-      gpu::GPUModuleOp::create(ob, op.getLoc(), (name + "_kernels").str());
-  ob.setInsertionPointToStart(gpuModule.getBody());
   gpu::GPUFuncOp func = createMainKernel(*cfg, ob, name, sig.main);
   if (cfg->needsMap)
     emitBlockMapKernel(

@@ -41,27 +41,32 @@ mlir::attn::specFunctions(ModuleOp module) {
   return funcs;
 }
 
-SmallVector<Value> mlir::attn::attentionKernelCaptures(Operation *attentionOp) {
-  auto op = cast<attn::AttentionOp>(attentionOp);
-  SmallVector<Value> own(op.getCaptures());
-  auto func = op->getParentOfType<func::FuncOp>();
+SmallVector<Value> mlir::attn::kernelCaptures(Operation *attnOp, ValueRange own,
+                                              unsigned trailing) {
+  SmallVector<Value> mine(own);
+  auto func = attnOp->getParentOfType<func::FuncOp>();
   if (!func || func.isExternal())
-    return own;
+    return mine;
   ArrayRef<BlockArgument> args = func.getArguments();
-  if (args.size() < 3 || op.getQ() != args[0] || op.getK() != args[1] ||
-      op.getV() != args[2])
-    return own;
-  SmallVector<Value> all(args.drop_front(3));
+  if (args.size() < 3 + trailing || attnOp->getOperand(0) != args[0] ||
+      attnOp->getOperand(1) != args[1] || attnOp->getOperand(2) != args[2])
+    return mine;
+  SmallVector<Value> all(args.drop_front(3).drop_back(trailing));
   if (!llvm::all_of(all,
                     [](Value a) { return isa<RankedTensorType>(a.getType()); }))
-    return own;
+    return mine;
   // `own` must be a subsequence of `all`.
   auto it = all.begin();
-  for (Value c : own) {
+  for (Value c : mine) {
     it = std::find(it, all.end(), c);
     if (it == all.end())
-      return own;
+      return mine;
     ++it;
   }
   return all;
+}
+
+SmallVector<Value> mlir::attn::attentionKernelCaptures(Operation *attentionOp) {
+  auto op = cast<attn::AttentionOp>(attentionOp);
+  return kernelCaptures(op, op.getCaptures(), 0);
 }

@@ -18,6 +18,14 @@ namespace mlir::attn {
 /// module, a function nested in another op): no tool could run it.
 FailureOr<SmallVector<func::FuncOp>> specFunctions(ModuleOp module);
 
+/// The captures a kernel of `attnOp` (q, k, v its first operands) takes:
+/// the enclosing function's tensor arguments between v and its last
+/// `trailing` arguments when `own` (the op's captures) is a subsequence of
+/// them (canonicalization may drop unused captures from the op; the kernel
+/// keeps the function's signature), else `own`.
+SmallVector<Value> kernelCaptures(Operation *attnOp, ValueRange own,
+                                  unsigned trailing);
+
 /// The captures a kernel of `op` takes: the enclosing function's arguments
 /// after q, k and v when `op` is an attention on the function's arguments
 /// whose captures are some of those, in order (the others were captures
