@@ -10,9 +10,14 @@
 // The arguments: q, k, v, o, do, lse, dq, dk, dv, the capture, its gradient,
 // delta, then B, Nq, Nk and 24 strides.
 // CHECK-SAME: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<4x32xf32>, %{{.*}}: memref<4x32xf32>, %{{.*}}: memref<?xf32>
+// Two buffers of K (and first q, dO) and V tiles, and a shared copy of the
+// bias table's gradient (static shape, fits beside the tiles).
+// CHECK-SAME: workgroup(%{{.*}} : memref<2x64x72xbf16, #gpu.address_space<workgroup>>, %{{.*}} : memref<2x64x72xbf16, #gpu.address_space<workgroup>>, %[[COPY:.*]] : memref<4x32xf32, #gpu.address_space<workgroup>>)
 // CHECK-SAME: known_block_size = array<i32: 128, 1, 1>
 // CHECK: nvvm.mma.sync
-// CHECK: memref.atomic_rmw addf
+// Per-tile sums go to the shared copy; the block adds it to the gradient.
+// CHECK: memref.atomic_rmw addf %{{.*}}, %[[COPY]]
+// CHECK: memref.atomic_rmw addf %{{.*}}, %arg10
 // CHECK: gpu.func @relative_bias_backward_dkdv(
 // CHECK-SAME: known_block_size = array<i32: 128, 1, 1>
 // CHECK-NOT: memref.atomic_rmw
