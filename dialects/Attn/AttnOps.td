@@ -92,7 +92,8 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects]> {
 }
 
 def Attn_AttentionGradOp : Attn_Op<"attention_grad",
-                                   [Pure, RecursiveMemoryEffects]> {
+                                   [Pure, RecursiveMemoryEffects,
+                                    AttrSizedOperandSegments]> {
   let summary = "Backward pass of softmax attention (dq, dk, dv, capture grads)";
   let description = [{
     The gradients of an `attn.attention` with respect to q, k, v and the
@@ -105,13 +106,15 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad",
     ```
     P_ij  = keep_ij ? exp(S_ij - lse_i) : 0        (0 on rows with lse = -inf)
     dV_j  = sum_i P_ij dO_i                        (summed over the group's query heads)
-    dP_ij = dO_i . V_j,   D_i = dO_i . O_i
+    dP_ij = dO_i . V_j,   D_i = dO_i . O_i - dLSE_i   (dLSE_i = 0 without one)
     dS_ij = P_ij (dP_ij - D_i) * dS/ds (s_ij)      (the `score_grad` region)
     dQ_i  = scale * sum_j dS_ij K_j,   dK_j = scale * sum_i dS_ij Q_i
     dC[idx_site(ij)] += P_ij (dP_ij - D_i) * dS/dc_site (s_ij)
     ```
 
-    Operands: q, k, v, o, lse, dO, then the forward's `captures(...)`.
+    Operands: q, k, v, o, lse, dO, optionally dLSE (the gradient of the
+    forward's lse, `[B, Hq, Nq]` f32, for a loss that reads lse; a seventh
+    operand before the captures), then the forward's `captures(...)`.
     Results: dq, dk, dv (the types of q, k, v), then one gradient per
     captured float tensor that the `score` region reads (in capture order;
     the capture's shape with f32 elements).
@@ -154,6 +157,7 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad",
   let arguments = (ins AnyRankedTensor:$q, AnyRankedTensor:$k,
                        AnyRankedTensor:$v, AnyRankedTensor:$o,
                        AnyRankedTensor:$lse, AnyRankedTensor:$d_o,
+                       Optional<AnyRankedTensor>:$d_lse,
                        Variadic<AnyRankedTensor>:$captures,
                        OptionalAttr<F32Attr>:$scale,
                        DefaultValuedAttr<DenseI64ArrayAttr, "{}">:$capture_sites,

@@ -109,11 +109,16 @@ def AttnDifferentiate : Pass<"attn-differentiate", "::mlir::ModuleOp"> {
     gradient. The mask region is copied: masks have no derivative and keep
     their tile classes. A float op that the pass cannot differentiate is
     reported on that op. With `func=NAME` only that function is
-    differentiated (and one that cannot be is an error).
+    differentiated (and one that cannot be is an error). With `lse-grad`,
+    the backward of a function that returns the attention's lse also takes
+    the gradient of that lse (`dLSE`, after `dO`), for a loss that reads
+    it; without it, lse's gradient is taken as zero.
   }];
   let options = [
     Option<"funcName", "func", "std::string", "\"\"",
            "the function to differentiate (default: every eligible one)">,
+    Option<"lseGrad", "lse-grad", "bool", "false",
+           "the backward of a function returning lse takes dLSE too">,
   ];
   let dependentDialects = ["::mlir::attn::AttnDialect",
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",

@@ -70,6 +70,10 @@ LogicalResult checkGradOp(AttentionGradOp op, ScheduleAttr sched) {
     return op.emitOpError() << "GPU backward kernels need head dims that are "
                                "multiples of 16 and at most 256, got "
                             << d << " and " << dv;
+  if (op.getDLse())
+    return op.emitOpError()
+           << "has a dLSE operand: the GPU backward kernels take the gradient "
+              "of o only (a loss reading lse runs on the CPU backward)";
   int64_t bq = sched.getBlockQ(), bkv = sched.getBlockKv();
   if (bq % 16 != 0 || bq > 128 || bq < 16 || bkv % 16 != 0 || bkv > 128 ||
       bkv < 16)

@@ -324,21 +324,32 @@ static void buildForward(func::FuncOp f, AttentionOp op) {
   func::ReturnOp::create(b, f.getLoc(), withLse->getResults());
 }
 
-/// `@name_backward`: (f's inputs, o, lse, dO) -> (dq, dk, dv, capture grads).
-static LogicalResult buildBackward(func::FuncOp f, AttentionOp op) {
+/// `@name_backward`: (f's inputs, o, lse, dO[, dLSE]) -> (dq, dk, dv, capture
+/// grads).
+static LogicalResult buildBackward(func::FuncOp f, AttentionOp op,
+                                   bool lseGrad) {
   Type oType = op.getO().getType();
   RankedTensorType lseType = lseTypeOf(op);
+  // dLSE when asked for and the function returns lse.
+  bool withDLse = lseGrad && op.getLse();
+  SmallVector<Type> extraTypes = {oType, lseType, oType};
+  if (withDLse)
+    extraTypes.push_back(lseType);
   IRMapping map;
-  func::FuncOp g = cloneBody(f, (f.getName() + "_backward").str(),
-                             {oType, lseType, oType}, {}, map);
+  func::FuncOp g =
+      cloneBody(f, (f.getName() + "_backward").str(), extraTypes, {}, map);
   auto clone = cast<AttentionOp>(map.lookup(op.getO()).getDefiningOp());
   Block &entry = g.getBody().front();
-  ValueRange extra = entry.getArguments().take_back(3);
+  ValueRange extra = entry.getArguments().take_back(extraTypes.size());
   OpBuilder b(clone);
   OperationState state(clone.getLoc(), AttentionGradOp::getOperationName());
   state.addOperands({clone.getQ(), clone.getK(), clone.getV()});
   state.addOperands(extra);
   state.addOperands(clone.getCaptures());
+  state.addAttribute(
+      "operandSegmentSizes",
+      b.getDenseI32ArrayAttr({1, 1, 1, 1, 1, 1, withDLse ? 1 : 0,
+                              int32_t(clone.getCaptures().size())}));
   if (auto scale = clone.getScaleAttr())
     state.addAttribute("scale", scale);
   Region *score = state.addRegion();
@@ -407,7 +418,7 @@ struct AttnDifferentiatePass
                         << "' already exists";
           return signalPassFailure();
         }
-      if (failed(buildBackward(f, op)))
+      if (failed(buildBackward(f, op, lseGrad)))
         return signalPassFailure();
       buildForward(f, op);
     }

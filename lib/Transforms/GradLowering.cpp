@@ -53,6 +53,8 @@ GradBuffers mlir::attn::makeGradBuffers(Emitter &e, AttentionGradOp op,
   gb.o = e.toBuffer(op.getO());
   gb.lse = e.toBuffer(op.getLse());
   gb.dO = e.toBuffer(op.getDO());
+  if (Value dlse = op.getDLse())
+    gb.dLse = e.toBuffer(dlse);
   gb.batch = e.dim(gb.q, 0);
   gb.nq = e.dim(gb.q, 2);
   gb.nk = e.dim(gb.k, 2);

@@ -114,6 +114,9 @@ void ReferenceGradEmitter::emit() {
         // A row with no visible key (lse = -inf) has zero gradients.
         e.ifThen(e.cmpf(CmpFPredicate::ONE, lse, negInf), [&] {
           Value rowD = dot(gb.dO, {bi, h, i}, gb.o, {bi, h, i}, gb.dv);
+          // A loss reading lse: dS = P (dP - D + dLSE).
+          if (gb.dLse)
+            rowD = e.subf(rowD, load64(gb.dLse, {bi, h, i}));
           e.loop(c0, gb.nk, [&](Value j) { key(bi, h, hk, i, j, lse, rowD); });
         });
       });

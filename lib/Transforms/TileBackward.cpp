@@ -205,6 +205,10 @@ LogicalResult TiledGradEmitter::emit() {
       e.loop(c0, gb.nq, [&](Value i) {
         Value x = e.dot(e.readRowF32(gb.dO, {bi, h, i, c0}, gb.dv),
                         e.readRowF32(gb.o, {bi, h, i, c0}, gb.dv));
+        // A loss reading lse: dS = P (dP - D + dLSE).
+        if (gb.dLse)
+          x = e.subf(x,
+                     memref::LoadOp::create(b, gb.dLse, ValueRange{bi, h, i}));
         memref::StoreOp::create(b, x, dRow, ValueRange{i});
       });
       e.loop(c0, numKT, [&](Value kt) {

@@ -533,11 +533,18 @@ llvm::Error compileAndRun(ModuleOp module, StringRef name,
   return callCpuKernel(**kernel, inputs, rankedResults(f), &out, ms);
 }
 
-/// The loss the checks differentiate: L = sum(o * dO), in f64.
-double lossOf(const HeapArray<double> &o, const HostBuffer &dO) {
+/// The loss the checks differentiate: L = sum(o * dO) (+ sum(lse * dLSE)
+/// with a dLSE), in f64.
+double lossOf(const Outputs &fwd, const HostBuffer &dO,
+              const HostBuffer *dLse) {
   double l = 0;
   for (int64_t i = 0; i < dO.numel(); ++i)
-    l += o[i] * getFloat(dO, i);
+    l += fwd.values[0][i] * getFloat(dO, i);
+  // Rows with no visible key keep lse = -inf under any perturbation: they
+  // add nothing to the derivative.
+  for (int64_t i = 0; dLse && i < dLse->numel(); ++i)
+    if (std::isfinite(fwd.values[1][i]))
+      l += fwd.values[1][i] * getFloat(*dLse, i);
   return l;
 }
 
@@ -566,13 +573,15 @@ bool checkFiniteDifferences(ModuleOp module, StringRef fwdName,
                  << "\n";
     return false;
   }
-  // The forward takes the function's arguments: o, lse and dO step aside.
+  // The forward takes the function's arguments: o, lse, dO (and dLSE) step
+  // aside.
   std::vector<HostBuffer> extra;
-  for (int r = 0; r < 3; ++r) {
+  for (int r = 0, n = grad.getDLse() ? 4 : 3; r < n; ++r) {
     extra.insert(extra.begin(), std::move(inputs.back()));
     inputs.pop_back();
   }
   const HostBuffer &dO = extra[2];
+  const HostBuffer *dLse = grad.getDLse() ? &extra[3] : nullptr;
   auto fwdTypes = rankedResults(module.lookupSymbol<func::FuncOp>(fwdName));
   SmallVector<unsigned> captures = grad.getGradCaptureIndices();
   std::mt19937_64 rng(seed + 2);
@@ -605,7 +614,7 @@ bool checkFiniteDifferences(ModuleOp module, StringRef fwdName,
                      << "\n";
         return false;
       }
-      loss[side] = lossOf(out.values[0], dO);
+      loss[side] = lossOf(out, dO, dLse);
     }
     for (int64_t i = 0; i < x.numel(); ++i)
       setFloat(x, i, saved[i]);
@@ -651,9 +660,10 @@ bool compareGradients(const Outputs &got, const Outputs &want, double limit,
 }
 
 /// Runs `<f>_forward` through the reference and appends the backward's
-/// extra inputs to `inputs`: o, lse and a random dO.
+/// extra inputs to `inputs`: o, lse, a random dO and, with `dLse`, a random
+/// dLSE.
 llvm::Error forwardInputs(ModuleOp module, StringRef fwdName,
-                          std::vector<HostBuffer> &inputs) {
+                          std::vector<HostBuffer> &inputs, bool dLse) {
   attn::CpuPipelineOptions refOpts;
   refOpts.reference = true;
   Outputs fwdOut;
@@ -663,15 +673,13 @@ llvm::Error forwardInputs(ModuleOp module, StringRef fwdName,
   SmallVector<RankedTensorType> fwdTypes =
       rankedResults(module.lookupSymbol<func::FuncOp>(fwdName));
   std::mt19937_64 rng(seed + 1);
-  for (int r = 0; r < 3; ++r) {
+  const char *names[] = {"o", "lse", "dO", "dLSE"};
+  for (int r = 0; r < (dLse ? 4 : 3); ++r) {
     HostBuffer hb;
-    int from = r == 2 ? 0 : r;
+    int from = r % 2; // dO is shaped like o, dLSE like lse
     if (llvm::Error e = hostBufferOf(fwdTypes[from], fwdOut.shapes[from],
-                                     r == 2 ? nullptr : &fwdOut.values[r], rng,
-                                     r == 0   ? "o"
-                                     : r == 1 ? "lse"
-                                              : "dO",
-                                     hb))
+                                     r >= 2 ? nullptr : &fwdOut.values[r], rng,
+                                     names[r], hb))
       return e;
     inputs.push_back(std::move(hb));
   }
@@ -708,6 +716,8 @@ int runBackward(ModuleOp module, func::FuncOp func,
   PassManager pm(module->getContext());
   attn::AttnDifferentiateOptions diffOpts;
   diffOpts.funcName = name;
+  // A loss reading lse (dLSE) on the CPU; the GPU kernels take dO only.
+  diffOpts.lseGrad = target.empty();
   pm.addPass(attn::createAttnDifferentiate(diffOpts));
   if (failed(pm.run(module)))
     return fail("attn-differentiate failed");
@@ -722,7 +732,9 @@ int runBackward(ModuleOp module, func::FuncOp func,
           blockQ ? int64_t(blockQ) : 32, blockKv ? int64_t(blockKv) : 32);
       op->setAttr("schedule", parseAttribute(text, module.getContext()));
     });
-  if (llvm::Error e = forwardInputs(module, fwdName, inputs)) {
+  bool dLse = false;
+  bwd.walk([&](attn::AttentionGradOp op) { dLse = bool(op.getDLse()); });
+  if (llvm::Error e = forwardInputs(module, fwdName, inputs, dLse)) {
     llvm::errs() << "attn-run: error: " << llvm::toString(std::move(e)) << "\n";
     return fail("forward failed");
   }

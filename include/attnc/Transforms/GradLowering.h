@@ -15,6 +15,8 @@ namespace mlir::attn {
 /// accumulators (of `acc`, f32 or f64) for its results.
 struct GradBuffers {
   Value q, k, v, o, lse, dO;
+  /// The gradient of lse ([B, Hq, Nq] f32), null without one.
+  Value dLse;
   Value batch, nq, nk;
   int64_t hq = 0, hkv = 0, d = 0, dv = 0;
   Type acc;

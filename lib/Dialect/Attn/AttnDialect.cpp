@@ -908,9 +908,13 @@ ParseResult AttentionGradOp::parse(OpAsmParser &parser,
   SmallVector<OpAsmParser::UnresolvedOperand> captures;
   SmallVector<Type> captureTypes;
   llvm::SMLoc loc = parser.getCurrentLocation();
-  if (parser.parseOperandList(fixed, 6) ||
+  if (parser.parseOperandList(fixed) ||
       parseCaptures(parser, captures, captureTypes))
     return failure();
+  if (fixed.size() != 6 && fixed.size() != 7)
+    return parser.emitError(loc) << "expected 6 or 7 operands (q, k, v, o, "
+                                    "lse, dO and optionally dLSE), got "
+                                 << fixed.size();
   Builder &b = parser.getBuilder();
   if (succeeded(parser.parseOptionalKeyword("scale"))) {
     FloatAttr scale;
@@ -931,10 +935,11 @@ ParseResult AttentionGradOp::parse(OpAsmParser &parser,
   if (parser.parseTypeList(inTypes) || parser.parseArrow() ||
       parser.parseTypeList(outTypes))
     return failure();
-  if (inTypes.size() != 6)
-    return parser.emitError(loc) << "expected 6 input types (q, k, v, o, lse, "
-                                    "dO), got "
-                                 << inTypes.size();
+  if (inTypes.size() != fixed.size())
+    return parser.emitError(loc)
+           << "expected " << fixed.size()
+           << " input types (q, k, v, o, lse, dO and optionally dLSE), got "
+           << inTypes.size();
   if (outTypes.size() < 3)
     return parser.emitError(loc)
            << "expected at least 3 result types (dq, dk, dv), got "
@@ -942,6 +947,10 @@ ParseResult AttentionGradOp::parse(OpAsmParser &parser,
   if (parser.resolveOperands(fixed, inTypes, loc, result.operands) ||
       parser.resolveOperands(captures, captureTypes, loc, result.operands))
     return failure();
+  result.addAttribute(
+      "operandSegmentSizes",
+      b.getDenseI32ArrayAttr({1, 1, 1, 1, 1, 1, int32_t(fixed.size() - 6),
+                              int32_t(captures.size())}));
   result.addTypes(outTypes);
   return success();
 }
@@ -949,6 +958,8 @@ ParseResult AttentionGradOp::parse(OpAsmParser &parser,
 void AttentionGradOp::print(OpAsmPrinter &p) {
   p << " " << getQ() << ", " << getK() << ", " << getV() << ", " << getO()
     << ", " << getLse() << ", " << getDO();
+  if (Value dlse = getDLse())
+    p << ", " << dlse;
   printCaptures(p, getCaptures());
   if (auto s = getScaleAttr()) {
     p << " scale = ";
@@ -957,14 +968,17 @@ void AttentionGradOp::print(OpAsmPrinter &p) {
   printNamedRegion(p, "score", getScore());
   printNamedRegion(p, "mask", getMask());
   printNamedRegion(p, "score_grad", getScoreGrad());
-  SmallVector<StringRef, 2> elided = {getScaleAttrName()};
+  SmallVector<StringRef, 3> elided = {getScaleAttrName(),
+                                      getOperandSegmentSizesAttrName()};
   if (getCaptureSites().empty())
     elided.push_back(getCaptureSitesAttrName());
   p.printOptionalAttrDict((*this)->getAttrs(), elided);
   p << " : ";
-  llvm::interleaveComma(
-      ValueRange{getQ(), getK(), getV(), getO(), getLse(), getDO()}.getTypes(),
-      p);
+  SmallVector<Value, 7> fixed = {getQ(), getK(),   getV(),
+                                 getO(), getLse(), getDO()};
+  if (Value dlse = getDLse())
+    fixed.push_back(dlse);
+  llvm::interleaveComma(ValueRange(fixed).getTypes(), p);
   p << " -> ";
   llvm::interleaveComma(getResultTypes(), p);
 }
@@ -985,6 +999,9 @@ LogicalResult AttentionGradOp::verify() {
       failed(verifyShapeEq(op, getLse().getType(), {b, hq, nq}, f32, "lse")) ||
       failed(verifyShapeEq(op, getDO().getType(), oShape, elem, "dO")))
     return failure();
+  if (Value dlse = getDLse())
+    if (failed(verifyShapeEq(op, dlse.getType(), {b, hq, nq}, f32, "dLSE")))
+      return failure();
   for (auto [name, result, operand] :
        {std::tuple<StringRef, Value, Value>{"dq", getDq(), getQ()},
         {"dk", getDk(), getK()},

@@ -922,6 +922,26 @@ func.func @grad_lse_type(%q: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf16>) {
 
 // -----
 
+func.func @grad_dlse_shape(%q: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>, %dlse: tensor<?x4x?x64xf32>) {
+  // expected-error @+1 {{dLSE must be tensor<?x4x?xf32>, got 'tensor<?x4x?x64xf32>'}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %lse, %q, %dlse
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+    -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @grad_operand_count(%q: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>) {
+  // expected-error @+1 {{expected 6 or 7 operands (q, k, v, o, lse, dO and optionally dLSE), got 5}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %lse
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?xf32>
+    -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+  return
+}
+
+// -----
+
 func.func @grad_do_shape(%q: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>, %do: tensor<?x4x?x32xf32>) {
   // expected-error @+1 {{dO must be tensor<?x4x?x64xf32>, got 'tensor<?x4x?x32xf32>'}}
   %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %lse, %do

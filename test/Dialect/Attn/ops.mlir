@@ -237,6 +237,22 @@ func.func @attention_grad(%q: tensor<?x8x?x64xf32>, %k: tensor<?x2x?x64xf32>,
       tensor<?x2x?x32xf32>, tensor<4x32xf32>
 }
 
+// A loss reading lse: dLSE, a seventh operand.
+// CHECK-LABEL: func.func @attention_grad_dlse
+// CHECK: attn.attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} :
+// CHECK-SAME: tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x4x?xf32> ->
+// CHECK-NOT: operandSegmentSizes
+func.func @attention_grad_dlse(%q: tensor<?x4x?x64xbf16>,
+    %o: tensor<?x4x?x64xbf16>, %lse: tensor<?x4x?xf32>, %dlse: tensor<?x4x?xf32>)
+    -> tensor<?x4x?x64xbf16> {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %lse, %o, %dlse
+    : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>,
+      tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>,
+      tensor<?x4x?xf32>
+    -> tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
+  return %dq : tensor<?x4x?x64xbf16>
+}
+
 // CHECK-LABEL: func.func @attention_grad_plain
 // CHECK: attn.attention_grad
 // CHECK-NOT: score_grad
