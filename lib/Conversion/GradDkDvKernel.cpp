@@ -148,17 +148,11 @@ void GradDkDvKernel::qTileRange() {
   AttnThreadIds headIds = ids;
   headIds.h = e.muli(ids.h, cIdx(group));
   GradDkDvStep first(gcfg, b, gargs, headIds, blk);
-  SmallVector<Value> span =
-      e.loop(ids.c0, numQT, ids.c1, {numQT, ids.c0},
-             [&](Value qt, ValueRange it) -> SmallVector<Value> {
-               Value cls = first.classOf(e.muli(qt, cIdx(step)));
-               Value nonEmpty = e.cmpi(CmpIPredicate::ne, cls, ids.c0);
-               return {e.select(nonEmpty, e.mini(it[0], qt), it[0]),
-                       e.select(nonEmpty, e.addi(qt, ids.c1), it[1])};
-             });
-  Value empty = e.cmpi(CmpIPredicate::uge, span[0], span[1]);
-  qLo = e.select(empty, ids.c0, span[0]);
-  qSpan = e.select(empty, ids.c0, e.subi(span[1], span[0]));
+  auto [lo, hi] = nonEmptySpan(
+      numQT, [&](Value qt) { return first.classOf(e.muli(qt, cIdx(step))); });
+  Value empty = e.cmpi(CmpIPredicate::uge, lo, hi);
+  qLo = e.select(empty, ids.c0, lo);
+  qSpan = e.select(empty, ids.c0, e.subi(hi, lo));
 }
 
 SmallVector<Value> GradDkDvKernel::loopStep(Value t, Value total,

@@ -106,18 +106,11 @@ std::pair<Value, Value> GradDqKernel::kvRange(Value numKT, Value lastRow) {
   if (!cfg.masked())
     return {ids.c0, numKT};
   int64_t step = gcfg.kvStep;
-  SmallVector<Value> span =
-      e.loop(ids.c0, numKT, ids.c1, {numKT, ids.c0},
-             [&](Value kt, ValueRange it) -> SmallVector<Value> {
-               Value j0 = e.muli(kt, cIdx(step));
-               Value j1 =
-                   e.subi(e.mini(e.addi(j0, cIdx(step)), args.nk), ids.c1);
-               Value cls = tileClass(ids.i0, lastRow, j0, j1);
-               Value nonEmpty = e.cmpi(CmpIPredicate::ne, cls, ids.c0);
-               return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
-                       e.select(nonEmpty, e.addi(kt, ids.c1), it[1])};
-             });
-  return {span[0], span[1]};
+  return nonEmptySpan(numKT, [&](Value kt) {
+    Value j0 = e.muli(kt, cIdx(step));
+    Value j1 = e.subi(e.mini(e.addi(j0, cIdx(step)), args.nk), ids.c1);
+    return tileClass(ids.i0, lastRow, j0, j1);
+  });
 }
 
 void GradDqKernel::issueTile(Value kt, Value real, Value buf) {
@@ -151,7 +144,7 @@ SmallVector<Value> GradDqKernel::tileStep(Value kt, Value cls, ValueRange dQ,
       e.cmpi(CmpIPredicate::ugt, e.addi(j0, cIdx(step)), args.nk));
   SmallVector<Value> x = scaledScores(raw, pos, checkMask);
   SmallVector<Value> ds;
-  SiteSums sums(b, gradTargets);
+  SiteSums sums(b, gradTargets, ids.lane);
   for (auto [i, xi] : llvm::enumerate(x)) {
     int r = (i % 4) / 2;
     Value p = ex2Approx(b, e.subf(xi, lse2[r]));

@@ -172,6 +172,20 @@ Value GradKernelBase::tileClass(Value i0, Value i1, Value j0, Value j1) {
   return e.select(allEmpty, ids.c0, e.select(allFull, cIdx(2), ids.c1));
 }
 
+std::pair<Value, Value>
+GradKernelBase::nonEmptySpan(Value count,
+                             llvm::function_ref<Value(Value)> classOfTile) {
+  SmallVector<Value> span =
+      e.loop(ids.c0, count, ids.c1, {count, ids.c0},
+             [&](Value t, ValueRange it) -> SmallVector<Value> {
+               Value nonEmpty =
+                   e.cmpi(CmpIPredicate::ne, classOfTile(t), ids.c0);
+               return {e.select(nonEmpty, e.mini(it[0], t), it[0]),
+                       e.select(nonEmpty, e.addi(t, ids.c1), it[1])};
+             });
+  return {span[0], span[1]};
+}
+
 SmallVector<Value>
 GradKernelBase::scaledScores(ArrayRef<Value> raw,
                              llvm::function_ref<ElementPos(int64_t)> pos,
@@ -206,8 +220,8 @@ GradKernelBase::scaledScores(ArrayRef<Value> raw,
                   [&] { return SmallVector<Value>(x); });
 }
 
-SiteSums::SiteSums(ImplicitLocOpBuilder &b, ArrayRef<Value> targets)
-    : b(b), e(b) {
+SiteSums::SiteSums(ImplicitLocOpBuilder &b, ArrayRef<Value> targets, Value lane)
+    : b(b), e(b), lane(lane) {
   for (Value mem : targets) {
     Run r;
     r.mem = mem;
@@ -262,8 +276,6 @@ void SiteSums::finish() {
     Value sum = r.acc;
     for (int32_t m = 1; m < 32; m *= 2)
       sum = e.addf(sum, shuffleXor(b, sum, m));
-    Value lane = b.createOrFold<arith::RemUIOp>(
-        gpu::ThreadIdOp::create(b, gpu::Dimension::x), e.idx(32));
     Value leader = e.cmpi(CmpIPredicate::eq, lane, e.idx(0));
     Value one = b.createOrFold<arith::AndIOp>(uniform, leader);
     Value own = b.createOrFold<arith::AndIOp>(

@@ -95,7 +95,8 @@ struct ElementPos {
 /// shuffles into one atomic.
 class SiteSums {
 public:
-  SiteSums(ImplicitLocOpBuilder &b, ArrayRef<Value> targets);
+  /// `lane`: this thread's lane in its warp.
+  SiteSums(ImplicitLocOpBuilder &b, ArrayRef<Value> targets, Value lane);
   /// Element contribution `val` (if `live`) to gradient `grad` at `idx`.
   void add(unsigned grad, Value live, Value val, ValueRange idx);
   /// Flushes every running sum (at warp-uniform control flow).
@@ -108,6 +109,7 @@ private:
   };
   ImplicitLocOpBuilder &b;
   Emitter e;
+  Value lane;
   SmallVector<Run> runs;
   void atomicAdd(const Run &r, Value val, ValueRange idx);
 };
@@ -158,6 +160,10 @@ protected:
   /// on captured data (evaluated per element), else the forward's interval
   /// classification.
   Value tileClass(Value i0, Value i1, Value j0, Value j1);
+  /// [lo, hi) spanning the tiles t in [0, count) whose class
+  /// `classOfTile(t)` is not empty (lo >= hi when none is).
+  std::pair<Value, Value>
+  nonEmptySpan(Value count, llvm::function_ref<Value(Value)> classOfTile);
   /// S log2 e of each raw dot product (S: the score region's value of the
   /// scaled product), -inf where `checkMask` and the element is masked or
   /// past Nq / Nk.
