@@ -15,21 +15,14 @@ work=$(mktemp -d)
 . "$root/bench/device_tools.sh"
 export ATTNC_CACHE_DIR="$work/cache"
 : > "$log"
-pass=0; fail=0
-run() {
-  local line
-  line=$("$tools/attn-run" "$@" 2>&1 | tail -1)
-  echo "$line" | tee -a "$log"
-  case "$line" in PASS*) pass=$((pass + 1)) ;; *) fail=$((fail + 1)) ;; esac
-}
 for f in full causal sliding_window dilated_window prefix_lm document_mask \
          alibi softcap relative_bias neighborhood_2d gqa block_sparse \
          lse_strict_causal; do
   sed -e 's/x64xf32>/x64xbf16>/g' "$root/examples/$f.mlir" > "$work/$f.mlir"
   sed -e 's/x64xf32>/x64xf16>/g' "$root/examples/$f.mlir" > "$work/$f.f16.mlir"
-  run "$work/$f.mlir" --backend=cuda --nq 300 --nk 300
-  run "$work/$f.f16.mlir" --backend=cuda --nq 130 --nk 260
-  run "$work/$f.mlir" --backend=cuda --batch 2 --nq 1000 --nk 777
+  check "$work/$f.mlir" --backend=cuda --nq 300 --nk 300
+  check "$work/$f.f16.mlir" --backend=cuda --nq 130 --nk 260
+  check "$work/$f.mlir" --backend=cuda --batch 2 --nq 1000 --nk 777
 done
 # Linear attention and scans (convert-attn-linear-to-gpu through the JIT):
 # bf16 q, k, v (gates and states stay f32), a ragged batched length and a
@@ -37,10 +30,10 @@ done
 for f in linear_elu retnet mamba2_scan bidirectional_mamba2 gla relu_squared \
          hedgehog performer cosformer; do
   linear_bf16 "$f" "$work"
-  run "$work/$f.mlir" --backend=cuda --batch 2 --nq 200 --nk 200
-  run "$work/$f.mlir" --backend=cuda --nq 1000 --nk 1000
+  check "$work/$f.mlir" --backend=cuda --batch 2 --nq 200 --nk 200
+  check "$work/$f.mlir" --backend=cuda --nq 1000 --nk 1000
   if grep -q initial_state "$work/$f.mlir"; then
-    run "$work/$f.mlir" --backend=cuda --batch 2 --nq 1 --nk 1
+    check "$work/$f.mlir" --backend=cuda --batch 2 --nq 1 --nk 1
   fi
 done
 # MATE (examples/mate.mlir): each layer is a program of the JIT (the scan's
@@ -48,7 +41,7 @@ done
 # length (a token order fixes it).
 sed -e 's/?x4x?x64xf32>/?x4x?x64xbf16>/g' "$root/examples/mate.mlir" > "$work/mate.mlir"
 for l in 0 1 2; do
-  run "$work/mate.mlir" --func "mate_layer$l" --backend=cuda --batch 2 --nq 196 --nk 196
+  check "$work/mate.mlir" --func "mate_layer$l" --backend=cuda --batch 2 --nq 196 --nk 196
 done
 echo "attn-run --backend=cuda: $pass passed, $fail failed" | tee -a "$log"
 rm -rf "$work"

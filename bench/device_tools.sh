@@ -29,3 +29,15 @@ linear_bf16() {
       -e 's/decay(%g : tensor<?x4x?x64xbf16>)/decay(%g : tensor<?x4x?x64xf32>)/' \
       "$root/examples/$1.mlir" > "$2/$1.mlir"
 }
+
+# check ARGS...: runs `attn-run ARGS`, prints its last line (with the
+# arguments when $show_args is set) and appends it to $log; counts PASS
+# lines in $pass and the others in $fail. $work is elided from the line.
+pass=0; fail=0
+check() {
+  local line
+  line=$("$tools/attn-run" "$@" 2>&1 | tail -1)
+  [ -n "${show_args:-}" ] && line="$line $*"
+  echo "${line//$work\//}" | tee -a "$log"
+  case "$line" in PASS*) pass=$((pass + 1)) ;; *) fail=$((fail + 1)) ;; esac
+}

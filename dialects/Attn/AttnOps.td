@@ -30,6 +30,14 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects]> {
 
     A query row whose keys are all masked yields `o = 0` and `lse = -inf`.
 
+    Positions: the regions' `i` is the query's position. By default query
+    `i` is at position `i` (top-left alignment). With `queries_at_end` the
+    queries are the last `Nq` positions of the `Nk` keys (bottom-right
+    alignment: decode, speculative decoding, prefill against a cache):
+    query `i` is at position `i + Nk - Nq`, so a causal mask
+    `i >= j` lets the last query see every key. `queries_at_end` needs
+    `Nq <= Nk` (checked when both are static, and by every launcher).
+
     The `score` region takes `(s: f32, b, h, i, j: index)` and yields an f32;
     yielding `-inf` masks the key. The `mask` region takes
     `(b, h, i, j: index)` and yields an i1 (true = visible). Regions are pure
@@ -71,6 +79,7 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects]> {
   let arguments = (ins AnyRankedTensor:$q, AnyRankedTensor:$k,
                        AnyRankedTensor:$v, Variadic<AnyRankedTensor>:$captures,
                        OptionalAttr<F32Attr>:$scale,
+                       UnitAttr:$queries_at_end,
                        OptionalAttr<Attn_MaskInfoAttr>:$mask_info,
                        OptionalAttr<Attn_ScheduleAttr>:$schedule);
   let results = (outs AnyRankedTensor:$o, Optional<AnyRankedTensor>:$lse);
@@ -160,6 +169,7 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad",
                        Optional<AnyRankedTensor>:$d_lse,
                        Variadic<AnyRankedTensor>:$captures,
                        OptionalAttr<F32Attr>:$scale,
+                       UnitAttr:$queries_at_end,
                        DefaultValuedAttr<DenseI64ArrayAttr, "{}">:$capture_sites,
                        OptionalAttr<Attn_ScheduleAttr>:$schedule);
   let results = (outs AnyRankedTensor:$dq, AnyRankedTensor:$dk,

@@ -39,7 +39,8 @@ constexpr StringLiteral kDtypes[] = {"f32", "f16", "bf16", "i1",
                                      "i8",  "i32", "i64"};
 constexpr StringLiteral kMaskKinds[] = {"none", "index", "data", "opaque"};
 /// Launch variables a size may name.
-constexpr StringLiteral kVars[] = {"B", "H", "N", "Nq", "Nk", "slices", "n"};
+constexpr StringLiteral kVars[] = {"B",      "H", "N",    "Nq",     "Nk",
+                                   "slices", "n", "Nq*G", "splits", "B*Hkv"};
 
 /// Bounds the reader enforces (well above what any kernel uses, well below
 /// what overflows the launch arithmetic).
@@ -74,11 +75,14 @@ const struct {
               {"dk", ArgRole::Gradient},
               {"dv", ArgRole::Gradient},
               {"delta", ArgRole::Delta},
+              {"o_part", ArgRole::PartialOutput},
+              {"lse_part", ArgRole::PartialLse},
               {"B", ArgRole::Batch},
               {"N", ArgRole::SeqLen},
               {"Nq", ArgRole::SeqLenQ},
               {"Nk", ArgRole::SeqLenK},
               {"slices", ArgRole::Slices},
+              {"splits", ArgRole::Splits},
               {"a", ArgRole::Operand},
               {"b", ArgRole::Operand},
               {"n", ArgRole::Elements}};
@@ -135,13 +139,17 @@ bool Buffer::operator==(const Buffer &o) const {
 bool BlockMap::operator==(const BlockMap &o) const {
   return std::tie(launch, slices) == std::tie(o.launch, o.slices);
 }
+bool SplitKv::operator==(const SplitKv &o) const {
+  return std::tie(blockRows, blockKv, maxQueries, partial, combine) ==
+         std::tie(o.blockRows, o.blockKv, o.maxQueries, o.partial, o.combine);
+}
 bool AttentionKernel::operator==(const AttentionKernel &o) const {
   return std::tie(dtype, headDim, valueDim, headsQ, headsKv, blockQ, blockKv,
                   sharedBytes, variant, lse, scale, maskKind, fallback, main,
-                  blockMap) ==
+                  blockMap, splitKv) ==
          std::tie(o.dtype, o.headDim, o.valueDim, o.headsQ, o.headsKv, o.blockQ,
                   o.blockKv, o.sharedBytes, o.variant, o.lse, o.scale,
-                  o.maskKind, o.fallback, o.main, o.blockMap);
+                  o.maskKind, o.fallback, o.main, o.blockMap, o.splitKv);
 }
 bool LinearKernel::operator==(const LinearKernel &o) const {
   return std::tie(dtype, heads, headsKv, headDim, valueDim, featureDim, chunk,
@@ -200,6 +208,10 @@ attnc::abi::launchSequence(const Kernel &k) {
     if (k.attention.blockMap)
       seq.push_back(&k.attention.blockMap->launch);
     seq.push_back(&k.attention.main);
+    if (k.attention.splitKv) {
+      seq.push_back(&k.attention.splitKv->partial);
+      seq.push_back(&k.attention.splitKv->combine);
+    }
   } else if (k.kind == KernelKind::Elementwise) {
     seq.push_back(&k.elementwise);
   } else if (k.kind == KernelKind::AttentionGrad) {
@@ -300,6 +312,14 @@ template <typename K> void writeShape(json::Object &o, const K &a) {
   o["mask_kind"] = a.maskKind;
 }
 
+json::Value splitKvJson(const SplitKv &s) {
+  return json::Object{{"block_rows", s.blockRows},
+                      {"block_kv", s.blockKv},
+                      {"max_queries", s.maxQueries},
+                      {"partial", launchJson(s.partial)},
+                      {"combine", launchJson(s.combine)}};
+}
+
 void writeAttention(json::Object &o, const AttentionKernel &a) {
   writeShape(o, a);
   o["lse"] = a.lse;
@@ -307,6 +327,8 @@ void writeAttention(json::Object &o, const AttentionKernel &a) {
   o["shared_bytes"] = a.sharedBytes;
   if (!a.fallback.empty())
     o["fallback"] = a.fallback;
+  if (a.splitKv)
+    o["split_kv"] = splitKvJson(*a.splitKv);
   writeLaunch(o, a.main, "", "dynamic_shared_bytes");
   if (!a.blockMap) {
     o["block_map"] = nullptr;
@@ -859,6 +881,17 @@ BlockMap parseBlockMap(const Obj &m) {
   return bm;
 }
 
+/// A split-KV form: its tiles, its query limit and its two launches.
+SplitKv parseSplitKv(const Obj &o) {
+  SplitKv sk;
+  sk.blockRows = o.integer("block_rows", 16, kMaxThreads);
+  sk.blockKv = o.integer("block_kv", 16, kMaxThreads);
+  sk.maxQueries = o.integer("max_queries", 1, kMaxExtent);
+  sk.partial = parseLaunch(o.object("partial"), "kernel", "dynamic_smem");
+  sk.combine = parseLaunch(o.object("combine"), "kernel", "dynamic_smem");
+  return sk;
+}
+
 void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
   Reader &r = o.r;
   parseShape(o, a);
@@ -873,6 +906,8 @@ void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
     r.fail(o.at("block_map"), "missing field (null when there is none)");
   if (o.has("block_map"))
     a.blockMap = parseBlockMap(o.object("block_map"));
+  if (o.has("split_kv"))
+    a.splitKv = parseSplitKv(o.object("split_kv"));
   if (r.failed())
     return;
   for (const Arg &arg : a.main.args)

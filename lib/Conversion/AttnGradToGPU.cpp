@@ -39,6 +39,8 @@ public:
     state.addTypes(op.getO().getType());
     if (auto scale = op.getScaleAttr())
       state.addAttribute("scale", scale);
+    if (op.getQueriesAtEnd())
+      state.addAttribute("queries_at_end", UnitAttr::get(op.getContext()));
     state.addRegion();
     state.addRegion();
     view = Operation::create(state);

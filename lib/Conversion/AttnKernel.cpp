@@ -98,6 +98,18 @@ mlir::attn::detail::getAttnKernelConfig(AttentionOp op) {
   return cfg;
 }
 
+AttnKernelConfig
+mlir::attn::detail::getSplitKvConfig(const AttnKernelConfig &main) {
+  AttnKernelConfig cfg = main;
+  cfg.splitKv = true;
+  cfg.wgmma = false;
+  cfg.bq = 64;
+  cfg.warps = 4;
+  cfg.bkv = std::max(main.d, main.dv) <= 128 ? 64 : 32;
+  cfg.sharedBytes = mmaSyncSharedBytes(cfg.bkv, cfg.d, cfg.dv, 2);
+  return cfg;
+}
+
 AttnKernelArgs mlir::attn::detail::bindMainArgs(const AttnKernelConfig &cfg,
                                                 Block &entry) {
   AttnKernelArgs args;
@@ -105,12 +117,19 @@ AttnKernelArgs mlir::attn::detail::bindMainArgs(const AttnKernelConfig &cfg,
   args.q = entry.getArgument(a++);
   args.k = entry.getArgument(a++);
   args.v = entry.getArgument(a++);
-  Value o = entry.getArgument(a++);
-  if (cfg.op.getLse())
-    args.lse = entry.getArgument(a++);
+  // o and lse, or the split-KV kernel's partial results.
+  Value o;
+  if (cfg.splitKv) {
+    args.oPart = entry.getArgument(a++);
+    args.lsePart = entry.getArgument(a++);
+  } else {
+    o = entry.getArgument(a++);
+    if (cfg.op.getLse())
+      args.lse = entry.getArgument(a++);
+  }
   for (Value cap : cfg.captures)
     args.capMap.map(cap, entry.getArgument(a++));
-  if (cfg.needsMap)
+  if (cfg.needsMap && !cfg.splitKv)
     args.blockMap = entry.getArgument(a++);
   args.batch = entry.getArgument(a++);
   args.nq = entry.getArgument(a++);
@@ -119,7 +138,10 @@ AttnKernelArgs mlir::attn::detail::bindMainArgs(const AttnKernelConfig &cfg,
   args.kT.mem = args.k;
   args.vT.mem = args.v;
   args.oT.mem = o;
-  for (StridedTensor *t : {&args.qT, &args.kT, &args.vT, &args.oT})
+  SmallVector<StridedTensor *, 4> strided = {&args.qT, &args.kT, &args.vT};
+  if (!cfg.splitKv)
+    strided.push_back(&args.oT);
+  for (StridedTensor *t : strided)
     for (int i = 0; i < 3; ++i)
       t->strides[i] = entry.getArgument(a++);
   return args;
@@ -136,6 +158,14 @@ AttnThreadIds mlir::attn::detail::bindThreadIds(const AttnKernelConfig &cfg,
   ids.lane = b.createOrFold<arith::RemUIOp>(ids.tid, e.idx(32));
   ids.warp = e.divi(ids.tid, e.idx(32));
   ids.qt = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  if (cfg.splitKv) {
+    ids.slice = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+    Value z = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+    ids.bi = e.divi(z, e.idx(cfg.hkv));
+    ids.hk = b.createOrFold<arith::RemUIOp>(z, e.idx(cfg.hkv));
+    ids.i0 = e.muli(ids.qt, e.idx(cfg.bq));
+    return ids;
+  }
   ids.h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   ids.bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   ids.hk = e.divi(ids.h, e.idx(cfg.hq / cfg.hkv));
@@ -146,11 +176,31 @@ AttnThreadIds mlir::attn::detail::bindThreadIds(const AttnKernelConfig &cfg,
 Value AttnKernelBase::classOf(const TileRange &range, Value kt) {
   if (!cfg.masked())
     return cIdx(2);
+  // Split-KV kernels have no block map: every tile of a mask on captured
+  // data is partial (evaluated per element).
   if (cfg.needsMap)
-    return mapClass(ids.qt, kt, range.numQT, range.numKT);
+    return cfg.splitKv ? cIdx(1)
+                       : mapClass(ids.qt, kt, range.numQT, range.numKT);
   Value j0 = e.muli(kt, cIdx(cfg.bkv));
   Value j1 = e.subi(e.mini(e.addi(j0, cIdx(cfg.bkv)), args.nk), ids.c1);
-  return classify(ids.i0, range.lastRow, j0, j1);
+  return classify(range.firstRow, range.lastRow, j0, j1);
+}
+
+Value AttnKernelBase::queryPosition(Value row) {
+  if (!op.getQueriesAtEnd())
+    return row;
+  return e.addi(row, e.subi(args.nk, args.nq));
+}
+
+RowPos AttnKernelBase::rowPos(Value local) {
+  if (!cfg.splitKv)
+    return {ids.h, queryPosition(e.addi(ids.i0, local))};
+  Value p = e.addi(ids.i0, local);
+  int64_t g = cfg.group();
+  Value h = e.addi(e.muli(ids.hk, cIdx(g)), remui(p, g));
+  // Launchers never start a kernel with Nq = 0.
+  Value last = e.subi(args.nq, ids.c1);
+  return {h, queryPosition(e.mini(e.divi(p, cIdx(g)), last))};
 }
 
 Value AttnKernelBase::inlineRegion(Region &region, ValueRange regionArgs) {
@@ -240,18 +290,18 @@ SmallVector<Value> AttnKernelBase::maskWords(Value full, Value j0,
     // One n8 block (2 rows x 2 columns) per iteration: what depends on the
     // row only is loop-invariant (hoisted), what depends on the column only
     // is shared by the block's two rows.
-    Value qa = e.addi(ids.i0, acc.r0), qb = e.addi(ids.i0, acc.r1);
+    RowPos qa = rowPos(acc.r0), qb = rowPos(acc.r1);
     return e.loop(
         ids.c0, cIdx(n / 4), ids.c1, words,
         [&](Value blk, ValueRange w) -> SmallVector<Value> {
           Value jb = e.addi(j0, e.addi(e.muli(blk, cIdx(8)), acc.lcol));
           Value nib = arith::ConstantIntOp::create(b, i32, 0);
           for (int64_t el = 0; el < 4; ++el) {
-            Value qi = el < 2 ? qa : qb;
+            const RowPos &q = el < 2 ? qa : qb;
             Value kj = e.addi(jb, cIdx(el % 2));
             Value keep = e.cmpi(CmpIPredicate::ult, kj, args.nk);
             keep = b.createOrFold<arith::AndIOp>(
-                keep, inlineRegion(op.getMask(), {ids.bi, ids.h, qi, kj}));
+                keep, inlineRegion(op.getMask(), {ids.bi, q.h, q.i, kj}));
             nib = arith::OrIOp::create(
                 b, nib,
                 arith::ShLIOp::create(
@@ -298,12 +348,13 @@ SmallVector<Value> AttnKernelBase::applyMask(Value full, Value j0,
         keep = e.cmpi(CmpIPredicate::ne, bit, zero32);
       } else {
         int64_t blk = i / 4, el = i % 4;
-        Value qi = e.addi(ids.i0, el < 2 ? acc.r0 : acc.r1);
         Value kj = e.addi(j0, e.addi(cIdx(blk * 8 + el % 2), acc.lcol));
         keep = e.cmpi(CmpIPredicate::ult, kj, args.nk);
-        if (op.hasMaskRegion())
+        if (op.hasMaskRegion()) {
+          RowPos q = rowPos(el < 2 ? acc.r0 : acc.r1);
           keep = b.createOrFold<arith::AndIOp>(
-              keep, inlineRegion(op.getMask(), {ids.bi, ids.h, qi, kj}));
+              keep, inlineRegion(op.getMask(), {ids.bi, q.h, q.i, kj}));
+        }
       }
       out.push_back(e.select(keep, x, ids.negInf));
     }
@@ -327,10 +378,9 @@ AttnKernelBase::scoreElements(int64_t n, llvm::function_ref<Value(int64_t)> raw,
       x = e.mulf(x, qkScale);
     if (op.hasScoreRegion()) {
       int64_t blk = i / 4, el = i % 4;
-      auto [qi, kj] =
-          std::make_pair(e.addi(ids.i0, el < 2 ? acc.r0 : acc.r1),
-                         e.addi(j0, e.addi(cIdx(blk * 8 + el % 2), acc.lcol)));
-      x = e.mulf(inlineRegion(op.getScore(), {x, ids.bi, ids.h, qi, kj}),
+      RowPos q = rowPos(el < 2 ? acc.r0 : acc.r1);
+      Value kj = e.addi(j0, e.addi(cIdx(blk * 8 + el % 2), acc.lcol));
+      x = e.mulf(inlineRegion(op.getScore(), {x, ids.bi, q.h, q.i, kj}),
                  e.f32(log2e));
     }
     scored.push_back(x);
@@ -340,8 +390,13 @@ AttnKernelBase::scoreElements(int64_t n, llvm::function_ref<Value(int64_t)> raw,
 
 Value AttnKernelBase::classify(Value i0v, Value i1v, Value j0v, Value j1v) {
   IRBackend be(b);
+  Value h0 = ids.h, h1 = ids.h;
+  if (cfg.splitKv) {
+    h0 = e.muli(ids.hk, cIdx(cfg.group()));
+    h1 = e.addi(h0, cIdx(cfg.group() - 1));
+  }
   auto [mayTrue, mayFalse] =
-      evalTileMask(be, op, cfg.ms, ids.bi, ids.h, i0v, i1v, j0v, j1v);
+      evalTileMaskOverHeads(be, op, cfg.ms, ids.bi, h0, h1, i0v, i1v, j0v, j1v);
   Value two = cIdx(2), one = cIdx(1);
   return e.select(mayTrue, e.select(mayFalse, one, two), ids.c0);
 }
@@ -419,7 +474,6 @@ void AttnKernelBase::emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l,
                                   llvm::function_ref<Value(int64_t)> acc,
                                   const AccLayout &layout) {
   const double ln2 = 0.6931471805599453;
-  Type elem = cfg.elem;
   Value zero = e.f32(0.0);
   for (int r = 0; r < 2; ++r) {
     Value sum = l[r];
@@ -427,31 +481,65 @@ void AttnKernelBase::emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l,
     sum = e.addf(sum, shuffleXor(b, sum, 2));
     Value any = e.cmpf(CmpFPredicate::OGT, sum, zero);
     Value inv = e.select(any, e.divf(e.f32(1.0), sum), zero);
-    Value row = e.addi(ids.i0, r == 0 ? layout.r0 : layout.r1);
-    Value inRange = e.cmpi(CmpIPredicate::ult, row, args.nq);
-    e.ifThen(inRange, [&] {
+    RowDestination dst = rowDestination(r == 0 ? layout.r0 : layout.r1);
+    e.ifThen(dst.inRange, [&] {
       for (int64_t nd = 0; nd < cfg.dv / 8; ++nd) {
-        Value x0 = e.mulf(acc(nd * 4 + 2 * r), inv);
-        Value x1 = e.mulf(acc(nd * 4 + 2 * r + 1), inv);
-        Value pair = vector::FromElementsOp::create(
-            b, VectorType::get({2}, elem),
-            ValueRange{arith::TruncFOp::create(b, elem, x0),
-                       arith::TruncFOp::create(b, elem, x1)});
-        Value off = args.oT.offset(e, ids.bi, ids.h, row,
-                                   e.addi(cIdx(nd * 8), layout.lcol));
-        vector::StoreOp::create(b, pair, args.oT.mem, ValueRange{off});
+        Value col = e.addi(cIdx(nd * 8), layout.lcol);
+        storePair(dst, col, e.mulf(acc(nd * 4 + 2 * r), inv),
+                  e.mulf(acc(nd * 4 + 2 * r + 1), inv));
       }
-      if (!args.lse)
+      if (!dst.lse)
         return;
       Value first = e.cmpi(CmpIPredicate::eq, layout.lcol, ids.c0);
       e.ifThen(first, [&] {
         Value val =
             e.select(any, e.mulf(e.addf(m[r], lg2Approx(b, sum)), e.f32(ln2)),
                      ids.negInf);
-        Value idx = e.addi(
-            e.muli(e.addi(e.muli(ids.bi, cIdx(cfg.hq)), ids.h), args.nq), row);
-        memref::StoreOp::create(b, val, args.lse, ValueRange{idx});
+        memref::StoreOp::create(b, val, dst.lse, ValueRange{dst.lseIndex});
       });
     });
   }
+}
+
+AttnKernelBase::RowDestination AttnKernelBase::rowDestination(Value local) {
+  RowDestination dst;
+  if (!cfg.splitKv) {
+    Value row = e.addi(ids.i0, local);
+    dst.inRange = e.cmpi(CmpIPredicate::ult, row, args.nq);
+    dst.row = row;
+    dst.h = ids.h;
+    dst.lse = args.lse;
+    dst.lseIndex = e.addi(
+        e.muli(e.addi(e.muli(ids.bi, cIdx(cfg.hq)), ids.h), args.nq), row);
+    return dst;
+  }
+  // Row (slice, b, h, i) of the [slices, B, Hq, Nq] partial results.
+  Value p = e.addi(ids.i0, local);
+  int64_t g = cfg.group();
+  dst.inRange = e.cmpi(CmpIPredicate::ult, p, e.muli(args.nq, cIdx(g)));
+  dst.h = e.addi(e.muli(ids.hk, cIdx(g)), remui(p, g));
+  dst.row = e.divi(p, cIdx(g));
+  Value sb = e.addi(e.muli(ids.slice, args.batch), ids.bi);
+  dst.lse = args.lsePart;
+  dst.lseIndex =
+      e.addi(e.muli(e.addi(e.muli(sb, cIdx(cfg.hq)), dst.h), args.nq), dst.row);
+  return dst;
+}
+
+void AttnKernelBase::storePair(const RowDestination &dst, Value col, Value x0,
+                               Value x1) {
+  if (!cfg.splitKv) {
+    Type elem = cfg.elem;
+    Value pair = vector::FromElementsOp::create(
+        b, VectorType::get({2}, elem),
+        ValueRange{arith::TruncFOp::create(b, elem, x0),
+                   arith::TruncFOp::create(b, elem, x1)});
+    Value off = args.oT.offset(e, ids.bi, dst.h, dst.row, col);
+    vector::StoreOp::create(b, pair, args.oT.mem, ValueRange{off});
+    return;
+  }
+  Value pair = vector::FromElementsOp::create(
+      b, VectorType::get({2}, b.getF32Type()), ValueRange{x0, x1});
+  Value off = e.addi(e.muli(dst.lseIndex, cIdx(cfg.dv)), col);
+  vector::StoreOp::create(b, pair, args.oPart, ValueRange{off});
 }

@@ -49,6 +49,12 @@ struct AttnKernelConfig {
   bool needsMap = false;
   /// The sm_90a kernel (TMA and wgmma) instead of the mma.sync one.
   bool wgmma = false;
+  /// The split-KV (decode) kernel: the rows of a q tile are (query, group
+  /// head) pairs of one kv head, packed query-major (row p is query p / G of
+  /// head hk G + p % G); blocks take a slice of the kv tiles (the grid's y)
+  /// and write a partial o and lse per slice, which the combine kernel
+  /// merges (SplitKvKernel.cpp).
+  bool splitKv = false;
   int64_t sharedBytes = 0;
   /// The tensors the kernel takes after q, k, v, o and lse, in order: the
   /// enclosing function's capture arguments, including those the regions no
@@ -57,12 +63,18 @@ struct AttnKernelConfig {
   SmallVector<Value> captures;
 
   int64_t threads() const { return warps * 32; }
+  /// Query heads per kv head.
+  int64_t group() const { return hq / hkv; }
   bool masked() const { return ms.kind != MaskKind::none; }
   bool isBF16() const { return elem.isBF16(); }
 };
 
 /// Checks `op` (scheduled, mask-analysed) and derives its configuration.
 FailureOr<AttnKernelConfig> getAttnKernelConfig(AttentionOp op);
+/// The split-KV kernel's configuration beside the main kernel's `main`: the
+/// mma.sync kernel on 64 packed rows (4 warps) and 64-key tiles (32 past
+/// head dim 128), on sm_80 and sm_90a alike.
+AttnKernelConfig getSplitKvConfig(const AttnKernelConfig &main);
 
 /// A kernel's arguments, bound from its entry block.
 struct AttnKernelArgs {
@@ -71,12 +83,17 @@ struct AttnKernelArgs {
   /// o with its strides (q, k and v are read through the same strides).
   StridedTensor qT, kT, vT, oT;
   Value lse, blockMap;
+  /// The split-KV kernel's outputs: f32 o and lse per kv slice,
+  /// [slices, B, Hq, Nq, Dv] and [slices, B, Hq, Nq].
+  Value oPart, lsePart;
   Value batch, nq, nk;
   /// Captured tensor -> kernel memref.
   IRMapping capMap;
 };
 
-/// The arguments of the main kernels (the same order in both).
+/// The arguments of the main kernels (the same order in both); of the
+/// split-KV kernel: q, k, v, o_part, lse_part, the captures, B, Nq, Nk and
+/// the strides of q, k and v.
 AttnKernelArgs bindMainArgs(const AttnKernelConfig &cfg, Block &entry);
 
 /// Constants and the thread and block indices of a kernel.
@@ -84,8 +101,16 @@ struct AttnThreadIds {
   Value c0, c1, negInf;
   Value tid, lane, warp;
   /// The q tile (the grid's x), the head and batch of the block (y, z), the
-  /// kv head and the block's first query row.
+  /// kv head and the block's first query row. Split-KV kernels: the grid's
+  /// y is the kv slice and z the (batch, kv head) pair; `h` is null (each
+  /// row has its own head) and i0 is the first packed row.
   Value qt, h, bi, hk, i0;
+  Value slice;
+};
+
+/// The head and query position of a row of the block's q tile.
+struct RowPos {
+  Value h, i;
 };
 
 /// The constants and indices of the main kernels (the same in both).
@@ -95,8 +120,8 @@ AttnThreadIds bindThreadIds(const AttnKernelConfig &cfg,
 /// The kv tiles a q tile visits: [lo, hi) spans its non-empty tiles.
 struct TileRange {
   Value numKT, numQT;
-  /// The q tile's last row (inclusive).
-  Value lastRow;
+  /// The query positions of the q tile's first and last rows (inclusive).
+  Value firstRow, lastRow;
   Value lo, hi;
 };
 
@@ -143,10 +168,20 @@ protected:
   Value inlineRegion(Region &region, ValueRange regionArgs);
   Value inlineRegion(Region &region, ValueRange regionArgs, IRMapping &map,
                      Value root = Value());
+  /// The head and query position of row `local` of the q tile: the block's
+  /// head and i0 + local, or in a split-KV kernel the packed row's (with the
+  /// query clamped to Nq - 1 past the last row, whose values are never
+  /// stored, so that regions index captures in bounds).
+  RowPos rowPos(Value local);
+  /// The position of query row `row`: row + Nk - Nq with `queries_at_end`,
+  /// else row. Regions, `classify` and `maskAt` take positions.
+  Value queryPosition(Value row);
   /// The class of the tile [i0v, i1v] x [j0v, j1v] from the mask's
-  /// intervals: 0 empty, 1 partial, 2 full.
+  /// intervals: 0 empty, 1 partial, 2 full. Split-KV kernels classify over
+  /// all the kv head's query heads.
   Value classify(Value i0v, Value i1v, Value j0v, Value j1v);
-  /// The combined mask (mask region and score -inf guard) at one element.
+  /// The combined mask (mask region and score -inf guard) at one element
+  /// (query position i, key j).
   Value maskAt(Value i, Value j);
   /// Reads this (b, h) slice's class of tile (qt, kt) from the block map.
   Value mapClass(Value qt, Value kt, Value numQT, Value numKT);
@@ -187,7 +222,41 @@ protected:
   void emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l,
                     llvm::function_ref<Value(int64_t)> acc,
                     const AccLayout &layout);
+
+private:
+  /// Where the epilogue stores a row of the q tile: o (the element type) and
+  /// lse, or a split-KV kernel's f32 partial o and lse of its kv slice.
+  struct RowDestination {
+    Value inRange, h, row;
+    /// The lse memref (null: none) and the row's index in it; the partial
+    /// o's row has the same index.
+    Value lse, lseIndex;
+  };
+  RowDestination rowDestination(Value local);
+  /// Stores columns col and col + 1 of a row.
+  void storePair(const RowDestination &dst, Value col, Value x0, Value x1);
 };
+
+/// Kernel parameters as they are described: a memref (recorded in `args`
+/// with its element type and rank) or an index scalar ("i64").
+struct KernelParams {
+  explicit KernelParams(MLIRContext *ctx) : ctx(ctx) {}
+  MLIRContext *ctx;
+  SmallVector<Type> types;
+  std::vector<KernelArg> args;
+  void memref(StringRef name, Type elem, ArrayRef<int64_t> shape);
+  void index(StringRef name);
+};
+
+/// The main kernel's gpu.func at `ob`'s insertion point: its shared memory
+/// (the mma.sync kernel's K and V tiles; the wgmma kernel's range scratch,
+/// its tiles being dynamic) and attributes.
+gpu::GPUFuncOp createMainKernel(const AttnKernelConfig &cfg, OpBuilder &ob,
+                                StringRef name, ArrayRef<Type> argTypes);
+/// Appends the split-KV kernel `<name>_splitkv` and its combine kernel
+/// `<name>_combine` at `ob` and records them in `info` (SplitKvKernel.cpp).
+LogicalResult buildSplitKvKernels(const AttnKernelConfig &main, OpBuilder &ob,
+                                  StringRef name, KernelInfo &info);
 
 /// Loads the dialects the kernels are built from, marks `module` as a GPU
 /// container and appends `gpu.module @<name>_kernels`; returns a builder at
@@ -199,9 +268,14 @@ gpu::GPUFuncOp createBlockMapKernel(const AttnKernelConfig &cfg, OpBuilder &ob,
                                     StringRef name, ArrayRef<Type> argTypes);
 /// The block-map kernel: one i8 class per (slice, q tile, kv tile).
 void emitBlockMapKernel(const AttnKernelConfig &cfg, gpu::GPUFuncOp func);
-/// The mma.sync kernel (FlashAttention-2 on m16n8k16).
+/// The mma.sync kernel (FlashAttention-2 on m16n8k16); the split-KV kernel
+/// with a split-KV configuration.
 LogicalResult emitMmaSyncKernel(const AttnKernelConfig &cfg,
                                 gpu::GPUFuncOp func);
+/// The combine kernel of a split-KV kernel: one block per (query, Hq, B),
+/// one thread per column of o, merges the slices' partial o by their lse
+/// (arguments: o_part, lse_part, o, [lse], B, Nq, slices, o's strides).
+void emitCombineKernel(const AttnKernelConfig &cfg, gpu::GPUFuncOp func);
 /// The sm_90a kernel: TMA loads, wgmma for Q K^T and P V, one warpgroup per
 /// 64 query rows, 128-key tiles.
 LogicalResult emitWgmmaKernel(const AttnKernelConfig &cfg, gpu::GPUFuncOp func);

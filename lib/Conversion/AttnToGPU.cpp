@@ -72,11 +72,10 @@ KernelSignature describeArguments(const AttnKernelConfig &cfg, KernelInfo &info,
   KernelSignature sig;
   SmallVector<Type> &argTypes = sig.main;
   auto addMem = [&](StringRef n, Type el, ArrayRef<int64_t> shape) {
-    argTypes.push_back(MemRefType::get(shape, el));
-    std::string es;
-    llvm::raw_string_ostream os(es);
-    os << el;
-    info.args.push_back({n.str(), "memref", es, int64_t(shape.size())});
+    KernelParams one(ctx);
+    one.memref(n, el, shape);
+    argTypes.push_back(one.types[0]);
+    info.args.push_back(one.args[0]);
   };
   for (StringRef n : {"q", "k", "v"}) {
     if (!cfg.wgmma) {
@@ -148,11 +147,25 @@ DictionaryAttr fragmentLayouts(OpBuilder &ob, bool wgmma) {
   });
 }
 
-/// The main kernel's gpu.func at `ob`'s insertion point: its shared memory
-/// (the mma.sync kernel's K and V tiles; the wgmma kernel's range scratch,
-/// its tiles being dynamic) and attributes.
-gpu::GPUFuncOp createMainKernel(const AttnKernelConfig &cfg, OpBuilder &ob,
-                                StringRef name, ArrayRef<Type> argTypes) {
+} // namespace
+
+void KernelParams::memref(StringRef name, Type elem, ArrayRef<int64_t> shape) {
+  types.push_back(MemRefType::get(shape, elem));
+  std::string es;
+  llvm::raw_string_ostream os(es);
+  os << elem;
+  args.push_back({name.str(), "memref", es, int64_t(shape.size())});
+}
+
+void KernelParams::index(StringRef name) {
+  types.push_back(IndexType::get(ctx));
+  args.push_back({name.str(), "i64", "", 0});
+}
+
+gpu::GPUFuncOp mlir::attn::detail::createMainKernel(const AttnKernelConfig &cfg,
+                                                    OpBuilder &ob,
+                                                    StringRef name,
+                                                    ArrayRef<Type> argTypes) {
   MLIRContext *ctx = ob.getContext();
   auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   Type sKTy = MemRefType::get({cfg.bkv, cfg.d + 8}, cfg.elem, AffineMap(), wg);
@@ -181,8 +194,6 @@ gpu::GPUFuncOp createMainKernel(const AttnKernelConfig &cfg, OpBuilder &ob,
   func->setAttr("attn.fragments", fragmentLayouts(ob, cfg.wgmma));
   return func;
 }
-
-} // namespace
 
 OpBuilder mlir::attn::detail::beginKernelModule(ModuleOp module, Location loc,
                                                 StringRef name) {
@@ -232,6 +243,8 @@ FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
         *cfg, createBlockMapKernel(*cfg, ob, info.mapKernel, sig.blockMap));
   if (failed(cfg->wgmma ? emitWgmmaKernel(*cfg, func)
                         : emitMmaSyncKernel(*cfg, func)))
+    return failure();
+  if (failed(buildSplitKvKernels(*cfg, ob, name, info)))
     return failure();
   return info;
 }

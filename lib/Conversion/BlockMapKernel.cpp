@@ -93,6 +93,8 @@ std::optional<CaptureEquality> findCaptureEquality(AttentionOp op) {
 /// and column (inclusive), and its row and column counts.
 struct MapTile {
   Value qt, kt, slice;
+  /// The first and last query positions (rows, or rows + Nk - Nq with
+  /// queries_at_end) and keys.
   Value i0, i1, j0, j1;
   Value rows, cols;
 };
@@ -395,5 +397,11 @@ void mlir::attn::detail::emitBlockMapKernel(const AttnKernelConfig &cfg,
   tile.cols = e.mini(e.idx(cfg.bkv), e.subi(args.nk, tile.j0));
   tile.i1 = e.subi(e.addi(tile.i0, tile.rows), ids.c1);
   tile.j1 = e.subi(e.addi(tile.j0, tile.cols), ids.c1);
+  // From here on the tile's rows are query positions (queries_at_end).
+  if (cfg.op.getQueriesAtEnd()) {
+    Value off = e.subi(args.nk, args.nq);
+    tile.i0 = e.addi(tile.i0, off);
+    tile.i1 = e.addi(tile.i1, off);
+  }
   BlockMapKernel(cfg, b, std::move(args), ids, tile, flags).emit();
 }

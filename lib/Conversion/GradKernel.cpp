@@ -148,7 +148,7 @@ Value GradKernelBase::tileClass(Value i0, Value i1, Value j0, Value j1) {
   if (!cfg.masked())
     return cIdx(2);
   if (!gcfg.useMap)
-    return classify(i0, i1, j0, j1);
+    return classify(queryPosition(i0), queryPosition(i1), j0, j1);
   // The block map's classes of the map tiles covering the tile: empty if
   // all are, full if all are, else partial.
   int64_t mq = gcfg.mapCfg.bq, mk = gcfg.mapCfg.bkv;
@@ -198,8 +198,8 @@ GradKernelBase::scaledScores(ArrayRef<Value> raw,
       continue;
     }
     ElementPos p = pos(i);
-    Value s = inlineRegion(
-        op.getScore(), {e.mulf(r, e.f32(scale)), ids.bi, ids.h, p.qi, p.kj});
+    Value s = inlineRegion(op.getScore(), {e.mulf(r, e.f32(scale)), ids.bi,
+                                           ids.h, queryPosition(p.qi), p.kj});
     x.push_back(e.mulf(s, e.f32(kLog2e)));
   }
   SmallVector<Type> types(x.size(), b.getF32Type());
@@ -211,7 +211,8 @@ GradKernelBase::scaledScores(ArrayRef<Value> raw,
           e.cmpi(CmpIPredicate::ult, p.qi, args.nq),
           e.cmpi(CmpIPredicate::ult, p.kj, args.nk));
       if (cfg.masked())
-        keep = b.createOrFold<arith::AndIOp>(keep, maskAt(p.qi, p.kj));
+        keep = b.createOrFold<arith::AndIOp>(keep,
+                                             maskAt(queryPosition(p.qi), p.kj));
       out.push_back(e.select(keep, v, ids.negInf));
     }
     return out;
@@ -294,8 +295,10 @@ Value GradKernelBase::scoreGrad(Value raw, Value p, Value dp, Value delta,
   double scale = op.getEffectiveScale();
   IRMapping map;
   Region &region = grad.getScoreGrad();
-  inlineRegion(region,
-               {e.mulf(raw, e.f32(scale)), ids.bi, ids.h, pos.qi, pos.kj}, map);
+  inlineRegion(
+      region,
+      {e.mulf(raw, e.f32(scale)), ids.bi, ids.h, queryPosition(pos.qi), pos.kj},
+      map);
   SmallVector<Value> g;
   for (Value y : region.front().getTerminator()->getOperands())
     g.push_back(map.lookupOrDefault(y));

@@ -2,7 +2,9 @@
 //
 // Part of attnc. FlashAttention-2 on mma.sync m16n8k16 (sm_80 instructions,
 // which Hopper runs too): one thread block per (q tile, head, batch), 16
-// query rows per warp. Phases:
+// query rows per warp; as the split-KV kernel, one block per (packed q tile,
+// kv slice, batch x kv head) (AttnKernel.h, AttnKernelConfig::splitKv).
+// Phases:
 //  - load: Q staged through shared memory once, held as A fragments;
 //  - the range of non-empty kv tiles, then a loop over the visited tiles
 //    with K and V fetched by cp.async one tile ahead (separate groups);
@@ -41,6 +43,9 @@ struct LoopInvariants {
   /// Scale folded into the exponent (no score region, positive scale).
   bool fold;
   Value qkScale;
+  /// Split-KV kernels: whether this warp holds packed rows (the others only
+  /// help load the tiles).
+  Value warpActive;
 };
 
 /// This lane's ldmatrix rows (one block of 8 keys, or two) and column of
@@ -66,6 +71,9 @@ private:
   SmallVector<SmallVector<Value>> loadQueryFragments(Value wrow, Value lrow,
                                                      Value lhalf);
   TileRange tileRange();
+  /// A split-KV kernel's rows (query positions of the packed rows) and kv
+  /// slice.
+  void splitKvRange(TileRange &range);
   /// The first visited tile at or after `from` (hi if none) and its class.
   std::pair<Value, Value> nextVisited(const TileRange &range, Value from);
   /// cp.async of kv tile `kt` of `src` into `smem` (zero-filled unless
@@ -103,6 +111,14 @@ MmaSyncKernel::loadQueryFragments(Value wrow, Value lrow, Value lhalf) {
     tile.rowLimit = args.nq;
     tile.smem = sK;
     tile.clampTailRows = true;
+    auto packedRow = [&](Value p) -> std::pair<Value, Value> {
+      int64_t g = cfg.group();
+      return {e.addi(e.muli(ids.hk, cIdx(g)), remui(p, g)), e.divi(p, cIdx(g))};
+    };
+    if (cfg.splitKv) {
+      tile.rowLimit = e.muli(args.nq, cIdx(cfg.group()));
+      tile.rowSource = packedRow;
+    }
     stageTile(b, args.qT, ids.bi, ids.h, tile);
     commitGroup(b);
     waitGroups(b, 0);
@@ -130,26 +146,41 @@ TileRange MmaSyncKernel::tileRange() {
   Value nk = args.nk, c0 = ids.c0, c1 = ids.c1;
   range.numKT = e.ceilDiv(nk, cIdx(cfg.bkv));
   range.numQT = e.ceilDiv(args.nq, cIdx(cfg.bq));
+  range.firstRow = ids.i0;
   range.lastRow = e.subi(e.mini(e.addi(ids.i0, cIdx(cfg.bq)), args.nq), ids.c1);
   range.lo = c0;
   range.hi = range.numKT;
+  if (cfg.splitKv)
+    splitKvRange(range);
+  range.firstRow = queryPosition(range.firstRow);
+  range.lastRow = queryPosition(range.lastRow);
   if (!cfg.masked())
     return range;
   SmallVector<Value> span =
-      e.loop(c0, range.numKT, c1, {range.numKT, c0},
+      e.loop(range.lo, range.hi, c1, {range.hi, range.lo},
              [&](Value kt, ValueRange it) -> SmallVector<Value> {
-               Value j0 = e.muli(kt, cIdx(cfg.bkv));
-               Value j1 = e.subi(e.mini(e.addi(j0, cIdx(cfg.bkv)), nk), c1);
-               Value cls = cfg.needsMap
-                               ? mapClass(ids.qt, kt, range.numQT, range.numKT)
-                               : classify(ids.i0, range.lastRow, j0, j1);
-               Value nonEmpty = e.cmpi(CmpIPredicate::ne, cls, c0);
+               Value nonEmpty =
+                   e.cmpi(CmpIPredicate::ne, classOf(range, kt), c0);
                return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
                        e.select(nonEmpty, e.addi(kt, c1), it[1])};
              });
   range.lo = span[0];
   range.hi = span[1];
   return range;
+}
+
+void MmaSyncKernel::splitKvRange(TileRange &range) {
+  // Query positions of the packed rows; the kv slice's tiles:
+  // [slice * per, (slice + 1) * per) with per = ceil(numKT / slices).
+  int64_t g = cfg.group();
+  Value packed = e.muli(args.nq, cIdx(g));
+  range.firstRow = e.divi(ids.i0, cIdx(g));
+  range.lastRow = e.divi(
+      e.subi(e.mini(e.addi(ids.i0, cIdx(cfg.bq)), packed), ids.c1), cIdx(g));
+  Value slices = gpu::GridDimOp::create(b, gpu::Dimension::y);
+  Value per = e.ceilDiv(range.numKT, slices);
+  range.lo = e.mini(e.muli(ids.slice, per), range.numKT);
+  range.hi = e.mini(e.addi(range.lo, per), range.numKT);
 }
 
 std::pair<Value, Value> MmaSyncKernel::nextVisited(const TileRange &range,
@@ -322,6 +353,8 @@ SmallVector<Value> MmaSyncKernel::tileStep(const LoopInvariants &inv,
   ValueRange st = it.drop_front(2);
   Value j0 = e.muli(kt, cIdx(cfg.bkv));
   Value visit = e.cmpi(CmpIPredicate::ne, cls, ids.c0);
+  if (inv.warpActive)
+    visit = b.createOrFold<arith::AndIOp>(visit, inv.warpActive);
   SmallVector<Type> types(st.getTypes());
   auto [nextKt, nextCls] = nextVisited(inv.range, e.addi(kt, ids.c1));
   Value nextReal = e.cmpi(CmpIPredicate::ult, nextKt, inv.range.hi);
@@ -354,6 +387,9 @@ void MmaSyncKernel::emit() {
   Value wrow = e.muli(ids.warp, cIdx(16));
   inv.qFrags = loadQueryFragments(wrow, lrow, lhalf);
   inv.range = tileRange();
+  if (cfg.splitKv)
+    inv.warpActive = e.cmpi(CmpIPredicate::ult, e.addi(ids.i0, wrow),
+                            e.muli(args.nq, cIdx(cfg.group())));
 
   // Loop state: O fragments (dv/8 of them), row max and partial sums for
   // the two rows a lane holds.

@@ -90,8 +90,11 @@ void mlir::attn::detail::stageTile(ImplicitLocOpBuilder &b,
     if (tile.clampTailRows)
       smemRow =
           e.select(e.cmpi(CmpIPredicate::ult, c, e.idx(total)), row, zero);
+    Value srcHead = head;
+    if (tile.rowSource)
+      std::tie(srcHead, safeRow) = tile.rowSource(safeRow);
     Value srcCol = tile.colOffset ? e.addi(tile.colOffset, col) : col;
-    Value off = src.offset(e, batch, head, safeRow, srcCol);
+    Value off = src.offset(e, batch, srcHead, safeRow, srcCol);
     SmallVector<Value> dst;
     if (tile.buffer)
       dst.push_back(tile.buffer);

@@ -75,6 +75,9 @@ struct CpAsyncTile {
   Value smem, buffer;
   /// The storage row of a tile row (a token order), if set.
   llvm::function_ref<Value(Value)> storageRow;
+  /// The (head, storage row) of a tile row, if set (rows of several heads:
+  /// the split-KV kernel's packed query rows); overrides `head`.
+  llvm::function_ref<std::pair<Value, Value>(Value)> rowSource;
   /// Clamp the shared-memory row of the chunks past the tile to 0 (set by
   /// the attention kernels; without a partial last round of threads the
   /// select is always true, but dropping it changes their PTX).

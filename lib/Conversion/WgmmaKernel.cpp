@@ -214,7 +214,9 @@ TileRange WgmmaKernel::tileRange() {
   Value c0 = ids.c0, c1 = ids.c1;
   range.numKT = e.ceilDiv(args.nk, cIdx(cfg.bkv));
   range.numQT = e.ceilDiv(args.nq, cIdx(cfg.bq));
-  range.lastRow = e.subi(e.mini(e.addi(ids.i0, cIdx(cfg.bq)), args.nq), c1);
+  range.firstRow = queryPosition(ids.i0);
+  range.lastRow =
+      queryPosition(e.subi(e.mini(e.addi(ids.i0, cIdx(cfg.bq)), args.nq), c1));
   range.lo = c0;
   range.hi = range.numKT;
   if (!cfg.masked())

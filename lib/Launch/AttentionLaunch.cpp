@@ -12,6 +12,10 @@
 #include "LaunchParams.h"
 #include "TensorMapCache.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
 using namespace attnc;
 using namespace attnc::rt;
 using llvm::ArrayRef;
@@ -27,7 +31,18 @@ private:
   struct Functions {
     void *module = nullptr, *fn = nullptr, *mapFn = nullptr;
   };
+  /// The split-KV kernels, loaded on their first use, and the device's
+  /// multiprocessor count.
+  struct SplitFunctions {
+    void *module = nullptr, *partialFn = nullptr, *combineFn = nullptr;
+    int smCount = 1;
+  };
   llvm::Expected<Functions> functions();
+  llvm::Expected<SplitFunctions> splitFunctions();
+  /// Whether (B, Nq) take the split-KV form.
+  bool useSplitKv(int64_t B, int64_t Nq) const;
+  llvm::Error launchSplitKv(ArrayRef<TensorRef> inputs,
+                            ArrayRef<TensorRef> outputs, void *stream);
   llvm::Error checkLayout(ArrayRef<TensorRef> inputs,
                           ArrayRef<TensorRef> outputs) const;
   llvm::Error pushOperands(LaunchParams &params,
@@ -38,6 +53,7 @@ private:
                                            void *stream);
 
   PerContext<Functions> perContext;
+  PerContext<SplitFunctions> perContextSplit;
   TensorMapCache maps[3];
 };
 } // namespace
@@ -56,6 +72,57 @@ llvm::Expected<AttentionLauncher::Functions> AttentionLauncher::functions() {
         return std::move(e);
     return f;
   });
+}
+
+llvm::Expected<AttentionLauncher::SplitFunctions>
+AttentionLauncher::splitFunctions() {
+  return perContextSplit.get(sig.name, [&]() -> llvm::Expected<SplitFunctions> {
+    // The main kernel's module (loaded once per context).
+    auto main = functions();
+    if (!main)
+      return main.takeError();
+    SplitFunctions f;
+    f.module = main->module;
+    const abi::SplitKv &sk = *kernel.attention.splitKv;
+    if (llvm::Error e =
+            loadFunction(f.module, f.partialFn, sk.partial.kernel, 0))
+      return std::move(e);
+    if (llvm::Error e =
+            loadFunction(f.module, f.combineFn, sk.combine.kernel, 0))
+      return std::move(e);
+    const cuda::Driver &drv = *cuda::driver();
+    int dev = 0, sms = 0;
+    if (llvm::Error e = cuda::check(drv.cuCtxGetDevice(&dev),
+                                    sig.name + ": cuCtxGetDevice"))
+      return std::move(e);
+    // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
+    if (llvm::Error e = cuda::check(drv.cuDeviceGetAttribute(&sms, 16, dev),
+                                    sig.name + ": cuDeviceGetAttribute"))
+      return std::move(e);
+    f.smCount = std::max(sms, 1);
+    return f;
+  });
+}
+
+/// The (b, h, n) strides of a [B, H, N, D] tensor.
+static void pushStrides(LaunchParams &params, const TensorRef &t) {
+  auto st = stridesOf(t);
+  for (int i = 0; i < 3; ++i)
+    params.push(st[i]);
+}
+
+/// ATTNC_SPLIT_KV=0 turns the split-KV form off (for comparisons; read on
+/// every call).
+static bool splitKvEnabled() {
+  const char *v = std::getenv("ATTNC_SPLIT_KV");
+  return !v || std::strcmp(v, "0") != 0;
+}
+
+bool AttentionLauncher::useSplitKv(int64_t B, int64_t Nq) const {
+  const abi::AttentionKernel &ak = kernel.attention;
+  // Grid limits of y and z (65535) on the combine's and the partial's grid.
+  return ak.splitKv && Nq <= ak.splitKv->maxQueries && B * ak.headsQ <= 65535 &&
+         splitKvEnabled();
 }
 
 /// q, k, v and o: a contiguous head dim, strides that are multiples of 8,
@@ -154,6 +221,8 @@ llvm::Error AttentionLauncher::launch(ArrayRef<TensorRef> inputs,
           Nk = inputs[1].shape[2];
   if (B == 0 || Nq == 0)
     return llvm::Error::success();
+  if (useSplitKv(B, Nq))
+    return launchSplitKv(inputs, outputs, stream);
   auto fns = functions();
   if (!fns)
     return fns.takeError();
@@ -178,12 +247,8 @@ llvm::Error AttentionLauncher::launch(ArrayRef<TensorRef> inputs,
   params.push(B);
   params.push(Nq);
   params.push(Nk);
-  for (const TensorRef *t : qkvo) {
-    auto st = stridesOf(*t);
-    params.push(st[0]);
-    params.push(st[1]);
-    params.push(st[2]);
-  }
+  for (const TensorRef *t : qkvo)
+    pushStrides(params, *t);
   const cuda::Driver &drv = *cuda::driver();
   auto *s = static_cast<cuda::CUstream>(stream);
   unsigned gridX = unsigned((Nq + ak.blockQ - 1) / ak.blockQ);
@@ -197,6 +262,88 @@ llvm::Error AttentionLauncher::launch(ArrayRef<TensorRef> inputs,
     if (llvm::Error fe = cuda::check(drv.cuMemFreeAsync(work, s),
                                      sig.name + ": freeing the block map"))
       return llvm::joinErrors(std::move(e), std::move(fe));
+  return e;
+}
+
+/// The kv slices of a split-KV launch: enough blocks for two per
+/// multiprocessor, each slice at least two kv tiles (ATTNC_SPLITS=n forces
+/// n, for measurements).
+static int64_t chooseSplits(int64_t blocksPerSplit, int64_t numKT,
+                            int64_t smCount) {
+  int64_t splits = (2 * smCount + blocksPerSplit - 1) / blocksPerSplit;
+  if (const char *v = std::getenv("ATTNC_SPLITS"))
+    splits = std::atoll(v);
+  splits = std::min(splits, (numKT + 1) / 2);
+  return std::clamp<int64_t>(splits, 1, 65535);
+}
+
+llvm::Error AttentionLauncher::launchSplitKv(ArrayRef<TensorRef> inputs,
+                                             ArrayRef<TensorRef> outputs,
+                                             void *stream) {
+  auto fns = splitFunctions();
+  if (!fns)
+    return fns.takeError();
+  const abi::AttentionKernel &ak = kernel.attention;
+  const abi::SplitKv &sk = *ak.splitKv;
+  int64_t B = inputs[0].shape[0], Nq = inputs[0].shape[2],
+          Nk = inputs[1].shape[2];
+  int64_t G = ak.headsQ / ak.headsKv;
+  int64_t qTiles = (Nq * G + sk.blockRows - 1) / sk.blockRows;
+  int64_t numKT = (Nk + sk.blockKv - 1) / sk.blockKv;
+  int64_t splits = chooseSplits(qTiles * B * ak.headsKv, numKT, fns->smCount);
+  // The partial results: f32 o [splits, B, Hq, Nq, Dv], then lse.
+  int64_t rows = splits * B * ak.headsQ * Nq;
+  const cuda::Driver &drv = *cuda::driver();
+  auto *s = static_cast<cuda::CUstream>(stream);
+  cuda::CUdeviceptr work = 0;
+  size_t bytes = size_t(rows) * size_t(ak.valueDim + 1) * sizeof(float);
+  if (llvm::Error e = cuda::check(drv.cuMemAllocAsync(&work, bytes, s),
+                                  sig.name + ": allocating the split-KV "
+                                             "partial results"))
+    return e;
+  TensorRef oPart, lsePart;
+  oPart.data = reinterpret_cast<void *>(work);
+  oPart.shape = {rows * ak.valueDim};
+  lsePart.data = reinterpret_cast<float *>(oPart.data) + rows * ak.valueDim;
+  lsePart.shape = {rows};
+
+  LaunchParams pp;
+  for (int i = 0; i < 3; ++i)
+    pp.memref(inputs[i], /*flat=*/true);
+  pp.memref(oPart, /*flat=*/true);
+  pp.memref(lsePart, /*flat=*/true);
+  for (const TensorRef &c : inputs.drop_front(3))
+    pp.memref(c, /*flat=*/false);
+  for (int64_t v : {B, Nq, Nk})
+    pp.push(v);
+  for (int i = 0; i < 3; ++i)
+    pushStrides(pp, inputs[i]);
+  llvm::Error e =
+      cuda::check(drv.cuLaunchKernel(fns->partialFn, unsigned(qTiles),
+                                     unsigned(splits), unsigned(B * ak.headsKv),
+                                     unsigned(sk.partial.block[0]), 1, 1, 0, s,
+                                     pp.finish(), nullptr),
+                  sig.name + ": launching the split-KV kernel");
+  if (!e) {
+    LaunchParams cp;
+    cp.memref(oPart, /*flat=*/true);
+    cp.memref(lsePart, /*flat=*/true);
+    cp.memref(outputs[0], /*flat=*/true);
+    if (ak.lse)
+      cp.memref(outputs[1], /*flat=*/true);
+    for (int64_t v : {B, Nq, splits})
+      cp.push(v);
+    pushStrides(cp, outputs[0]);
+    e = cuda::check(drv.cuLaunchKernel(fns->combineFn, unsigned(Nq),
+                                       unsigned(ak.headsQ), unsigned(B),
+                                       unsigned(sk.combine.block[0]), 1, 1, 0,
+                                       s, cp.finish(), nullptr),
+                    sig.name + ": launching the split-KV combine kernel");
+  }
+  if (llvm::Error fe =
+          cuda::check(drv.cuMemFreeAsync(work, s),
+                      sig.name + ": freeing the split-KV partial results"))
+    return llvm::joinErrors(std::move(e), std::move(fe));
   return e;
 }
 

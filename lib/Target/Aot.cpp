@@ -577,6 +577,7 @@ static std::vector<abi::Arg> abiArgs(llvm::ArrayRef<KernelArg> args) {
 }
 
 static abi::BlockMap abiBlockMap(const KernelInfo &info);
+static abi::SplitKv abiSplitKv(const KernelInfo &info);
 
 abi::Kernel mlir::attn::abiKernelOf(const GpuKernelArtifact &art) {
   const KernelInfo &info = art.info;
@@ -614,6 +615,8 @@ abi::Kernel mlir::attn::abiKernelOf(const GpuKernelArtifact &art) {
   a.main.args = abiArgs(info.args);
   if (!info.mapKernel.empty())
     a.blockMap = abiBlockMap(info);
+  if (!info.splitKernel.empty())
+    a.splitKv = abiSplitKv(info);
   // The signature with the spec's value checks: launchers refuse inputs
   // the kernel would read out of bounds.
   attnc::KernelSignature sig = attnc::gpuSignature(k, info.target);
@@ -622,6 +625,26 @@ abi::Kernel mlir::attn::abiKernelOf(const GpuKernelArtifact &art) {
     names.push_back(p.name);
   k.signature = attnc::abiSignature(sig, names, {}, art.checks);
   return k;
+}
+
+/// The split-KV form of a kernel: the partial and combine launches.
+static abi::SplitKv abiSplitKv(const KernelInfo &info) {
+  abi::SplitKv sk;
+  sk.blockRows = info.splitBlockRows;
+  sk.blockKv = info.splitBlockKv;
+  sk.maxQueries = info.splitMaxQueries;
+  sk.partial.kernel = info.splitKernel;
+  sk.partial.grid = {abi::SizeExpr::of("Nq*G", info.splitBlockRows),
+                     abi::SizeExpr::of("splits"), abi::SizeExpr::of("B*Hkv")};
+  sk.partial.block = {info.splitThreads, 1, 1};
+  sk.partial.args = abiArgs(info.splitArgs);
+  sk.combine.kernel = info.combineKernel;
+  sk.combine.grid = {abi::SizeExpr::of("Nq"),
+                     abi::SizeExpr::constant(info.headsQ),
+                     abi::SizeExpr::of("B")};
+  sk.combine.block = {info.combineThreads, 1, 1};
+  sk.combine.args = abiArgs(info.combineArgs);
+  return sk;
 }
 
 /// The block map of a kernel whose mask reads captured data.

@@ -14,7 +14,9 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/TargetSelect.h"
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -29,6 +31,32 @@ void mlir::attn::initializeCpuTarget() {
 }
 
 CpuKernel::~CpuKernel() = default;
+
+/// f32 -> bf16, rounding to nearest even (NaNs stay quiet NaNs): the
+/// runtime function LLVM calls for `fptrunc float to bfloat` on x86 without
+/// AVX512-BF16. Debian 12's libgcc (GCC 12) has no __truncsfbf2, so the
+/// JIT gets this one. bfloat is returned in the low 16 bits of xmm0, where
+/// a float return puts the low 16 bits of its pattern.
+static float truncF32ToBf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  uint32_t h = (u & 0x7fffffffu) > 0x7f800000u
+                   ? (u >> 16) | 0x40u
+                   : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  float out;
+  std::memcpy(&out, &h, 4);
+  return out;
+}
+
+/// Runtime functions the kernels may call that the process need not have.
+static llvm::orc::SymbolMap
+runtimeSymbols(llvm::orc::MangleAndInterner mangle) {
+  llvm::orc::SymbolMap map;
+  map[mangle("__truncsfbf2")] = {
+      llvm::orc::ExecutorAddr::fromPtr(&truncF32ToBf16),
+      llvm::JITSymbolFlags::Exported};
+  return map;
+}
 
 /// Whether the environment variable `name` is set to 1.
 static bool envFlag(const char *name) {
@@ -84,6 +112,7 @@ CpuKernel::compile(ModuleOp module, llvm::StringRef funcName,
   auto engine = ExecutionEngine::create(*clone, eo);
   if (!engine)
     return engine.takeError();
+  (*engine)->registerSymbols(runtimeSymbols);
   std::unique_ptr<CpuKernel> k(new CpuKernel());
   k->engine = std::move(*engine);
   // Looking the function up compiles the module.
@@ -118,6 +147,11 @@ CpuKernel::load(llvm::StringRef object, llvm::StringRef funcName) {
   if (!gen)
     return gen.takeError();
   (*jit)->getMainJITDylib().addGenerator(std::move(*gen));
+  llvm::orc::MangleAndInterner mangle((*jit)->getExecutionSession(),
+                                      (*jit)->getDataLayout());
+  if (llvm::Error e = (*jit)->getMainJITDylib().define(
+          llvm::orc::absoluteSymbols(runtimeSymbols(mangle))))
+    return std::move(e);
   if (llvm::Error e = (*jit)->addObjectFile(
           llvm::MemoryBuffer::getMemBufferCopy(object, "attnc-kernel.o")))
     return std::move(e);

@@ -76,9 +76,11 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
       if (region.empty())
         return;
       mlir::Block &blk = region.front();
-      // (b, h, i, j) -> (input, dim)
+      // (b, h, i, j) -> (input, dim); query positions run up to Nk - 1
+      // with queries_at_end.
+      unsigned posInput = op.getQueriesAtEnd() ? *ki : *qi;
       std::pair<unsigned, unsigned> roles[] = {
-          {*qi, 0u}, {*qi, 1u}, {*qi, 2u}, {*ki, 2u}};
+          {*qi, 0u}, {*qi, 1u}, {posInput, 2u}, {*ki, 2u}};
       auto classify = [&](mlir::Value idx)
           -> std::optional<std::tuple<unsigned, unsigned, int64_t>> {
         int64_t div = 1;
@@ -107,6 +109,9 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
                                     std::get<1>(*r), std::get<2>(*r)});
       });
     };
+    // The queries are the last Nq of Nk positions: Nk >= Nq.
+    if (op.getQueriesAtEnd())
+      c.minExtents.push_back({*ki, 2u, *qi, 2u, 1});
     scan(op.getMask(), 0);  // (b, h, i, j)
     scan(op.getScore(), 1); // (s, b, h, i, j)
     if constexpr (std::is_same_v<decltype(op), mlir::attn::AttentionGradOp>)

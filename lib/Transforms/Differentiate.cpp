@@ -352,6 +352,8 @@ static LogicalResult buildBackward(func::FuncOp f, AttentionOp op,
                               int32_t(clone.getCaptures().size())}));
   if (auto scale = clone.getScaleAttr())
     state.addAttribute("scale", scale);
+  if (clone.getQueriesAtEnd())
+    state.addAttribute("queries_at_end", b.getUnitAttr());
   Region *score = state.addRegion();
   Region *mask = state.addRegion();
   Region *grad = state.addRegion();

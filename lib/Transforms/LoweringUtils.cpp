@@ -205,3 +205,10 @@ Value Emitter::dot(Value x, Value y) {
   Value prod = mulf(x, y);
   return vector::ReductionOp::create(b, vector::CombiningKind::ADD, prod);
 }
+
+Value mlir::attn::queryPosition(Emitter &e, Operation *op, Value row, Value nq,
+                                Value nk) {
+  if (!op->hasAttr("queries_at_end"))
+    return row;
+  return e.addi(row, e.subi(nk, nq));
+}

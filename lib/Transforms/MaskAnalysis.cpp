@@ -261,8 +261,10 @@ struct AttnAnalyzeMasksPass
       for (int64_t kt = 0; kt < tk; ++kt) {
         int64_t i0 = qt * bq, i1 = i0 + std::min(bq, nq - i0) - 1;
         int64_t j0 = kt * bk, j1 = j0 + std::min(bk, nk - j0) - 1;
+        // Query positions (queries_at_end: the last Nq of Nk).
+        int64_t off = op.getQueriesAtEnd() ? nk - nq : 0;
         auto [mayTrue, mayFalse] =
-            evalTileMask(be, op, ms, 0, 0, i0, i1, j0, j1);
+            evalTileMask(be, op, ms, 0, 0, i0 + off, i1 + off, j0, j1);
         char c = !mayTrue ? '.' : !mayFalse ? 'F' : needsRuntime ? 'R' : 'P';
         ++counts[llvm::StringRef(kClasses).find(c)];
         if (printRows)

@@ -83,10 +83,11 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
                            return {e.addf(acc[0], e.mulf(x, y))};
                          })[0];
               s = e.mulf(s, scale);
+              Value pos = queryPosition(e, op, i, io.nq, io.nk);
               if (op.hasScoreRegion())
-                s = e.inlineRegion(op.getScore(), {s, bi, h, i, j})[0];
+                s = e.inlineRegion(op.getScore(), {s, bi, h, pos, j})[0];
               if (op.hasMaskRegion()) {
-                Value keep = e.inlineRegion(op.getMask(), {bi, h, i, j})[0];
+                Value keep = e.inlineRegion(op.getMask(), {bi, h, pos, j})[0];
                 s = e.select(keep, s, e.f32(negInf));
               }
               memref::StoreOp::create(b, s, row, ValueRange{j});

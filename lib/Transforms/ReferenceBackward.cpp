@@ -67,13 +67,14 @@ void ReferenceGradEmitter::key(Value bi, Value h, Value hk, Value i, Value j,
   Value s64 = e.mulf(dot(gb.q, {bi, h, i}, gb.k, {bi, hk, j}, gb.d), scale64);
   Value s = arith::TruncFOp::create(b, b.getF32Type(), s64);
   Value sOut = s;
+  Value pos = queryPosition(e, op, i, gb.nq, gb.nk);
   if (op.hasScoreRegion())
-    sOut = e.inlineRegion(op.getScore(), {s, bi, h, i, j})[0];
+    sOut = e.inlineRegion(op.getScore(), {s, bi, h, pos, j})[0];
   Value p =
       math::ExpOp::create(b, e.subf(arith::ExtFOp::create(b, f64, sOut), lse));
   Value zero = arith::ConstantOp::create(b, b.getF64FloatAttr(0.0));
   if (op.hasMaskRegion()) {
-    Value keep = e.inlineRegion(op.getMask(), {bi, h, i, j})[0];
+    Value keep = e.inlineRegion(op.getMask(), {bi, h, pos, j})[0];
     p = e.select(keep, p, zero);
   }
   // Masked keys (p = 0) contribute nothing; their score derivative may not
@@ -81,7 +82,7 @@ void ReferenceGradEmitter::key(Value bi, Value h, Value hk, Value i, Value j,
   e.ifThen(e.cmpf(CmpFPredicate::OGT, p, zero), [&] {
     Value dp = dot(gb.dO, {bi, h, i}, gb.v, {bi, hk, j}, gb.dv);
     Value dsOut = e.mulf(p, e.subf(dp, rowD));
-    Value ds = chainScore(e, op, gb, dsOut, s, bi, h, i, j);
+    Value ds = chainScore(e, op, gb, dsOut, s, bi, h, pos, j);
     Value dsScaled = e.mulf(ds, scale64);
     e.loop(c0, e.idx(gb.d), [&](Value d) {
       accumulate(gb.dq, {bi, h, i, d},

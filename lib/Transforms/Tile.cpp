@@ -74,14 +74,16 @@ static Value i8(Emitter &e, int64_t v) {
 Value TiledAttentionEmitter::classifyByIntervals(Value bi, Value h, Value i0,
                                                  Value i1, Value j0, Value j1) {
   IRBackend be(b);
-  auto [mayTrue, mayFalse] = evalTileMask(be, op, ms, bi, h, i0, i1, j0, j1);
+  auto [mayTrue, mayFalse] =
+      evalTileMask(be, op, ms, bi, h, queryPosition(e, op, i0, io.nq, io.nk),
+                   queryPosition(e, op, i1, io.nq, io.nk), j0, j1);
   // empty = 0 if never true; full = 2 if never false; else partial = 1.
   Value cls = e.select(mayFalse, i8(e, 1), i8(e, 2));
   return e.select(mayTrue, cls, i8(e, 0));
 }
 
 Value TiledAttentionEmitter::maskAt(Value bi, Value h, Value i, Value j) {
-  return emitMaskAt(b, op, ms, bi, h, i, j,
+  return emitMaskAt(b, op, ms, bi, h, queryPosition(e, op, i, io.nq, io.nk), j,
                     [&](Region &region, ValueRange args, IRMapping &map) {
                       Block &blk = region.front();
                       map.map(blk.getArguments(), args);
@@ -149,11 +151,12 @@ void TiledAttentionEmitter::processTile(Value bi, Value h, Value hk, Value i0,
         [&](Value jj, ValueRange it) -> SmallVector<Value> {
           Value j = e.addi(j0, jj);
           Value s = e.dot(qv, e.readRowF32(io.k, {bi, hk, j, c0}, io.d));
+          Value pos = queryPosition(e, op, i, io.nq, io.nk);
           if (op.hasScoreRegion())
-            s = e.mulf(e.inlineRegion(op.getScore(), {s, bi, h, i, j})[0],
+            s = e.mulf(e.inlineRegion(op.getScore(), {s, bi, h, pos, j})[0],
                        e.f32(log2e));
           if (withMask && op.hasMaskRegion()) {
-            Value keep = e.inlineRegion(op.getMask(), {bi, h, i, j})[0];
+            Value keep = e.inlineRegion(op.getMask(), {bi, h, pos, j})[0];
             s = e.select(keep, s, e.f32(negInf));
           }
           memref::StoreOp::create(b, s, sBuf, ValueRange{jj});
@@ -337,9 +340,8 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
                  << linearForm << ")\n");
       LogicalResult r = isa<AttentionOp>(op)
                             ? lowerAttentionTiled(cast<AttentionOp>(op))
-                            : linearForm == "recurrent"
-                                  ? lowerLinearRecurrent(op)
-                                  : lowerLinearChunked(op);
+                        : linearForm == "recurrent" ? lowerLinearRecurrent(op)
+                                                    : lowerLinearChunked(op);
       if (failed(r))
         return signalPassFailure();
     }

@@ -69,6 +69,8 @@ void TiledGradEmitter::makeForwardView() {
   state.addOperands({op.getQ(), op.getK(), op.getV()});
   state.addOperands(op.getCaptures());
   state.addTypes(op.getO().getType());
+  if (op.getQueriesAtEnd())
+    state.addAttribute("queries_at_end", UnitAttr::get(op.getContext()));
   state.addRegion();
   state.addRegion();
   fwd = Operation::create(state);
@@ -93,6 +95,8 @@ Value TiledGradEmitter::classify(Value bi, Value h, Value i0, Value rows,
   if (ms.kind == MaskKind::none)
     return i8(e, 2);
   IRBackend be(b);
+  // Query positions from here on.
+  i0 = queryPosition(e, op, i0, gb.nq, gb.nk);
   Value i1 = e.subi(e.addi(i0, rows), c1), j1 = e.subi(e.addi(j0, cols), c1);
   auto [mayTrue, mayFalse] =
       evalTileMask(be, cast<AttentionOp>(fwd), ms, bi, h, i0, i1, j0, j1);
@@ -131,19 +135,21 @@ void TiledGradEmitter::keyOfRow(Value bi, Value h, Value hk, Value i, Value j,
   Value kv = e.readRowF32(gb.k, {bi, hk, j, c0}, gb.d);
   Value s = e.mulf(e.dot(qv, kv), scale);
   Value sOut = s;
+  Value pos = queryPosition(e, op, i, gb.nq, gb.nk);
   if (op.hasScoreRegion())
-    sOut = e.inlineRegion(op.getScore(), {s, bi, h, i, j})[0];
+    sOut = e.inlineRegion(op.getScore(), {s, bi, h, pos, j})[0];
   Value p = e.exp(e.subf(sOut, lse));
   Value zero = e.f32(0.0);
   if (withMask && op.hasMaskRegion())
-    p = e.select(e.inlineRegion(op.getMask(), {bi, h, i, j})[0], p, zero);
+    p = e.select(e.inlineRegion(op.getMask(), {bi, h, pos, j})[0], p, zero);
   Type vecD = VectorType::get({gb.d}, b.getF32Type());
   dqv = e.ifElse(
       e.cmpf(CmpFPredicate::OGT, p, zero), {vecD},
       [&] {
         Value vv = e.readRowF32(gb.v, {bi, hk, j, c0}, gb.dv);
         Value dsOut = e.mulf(p, e.subf(e.dot(dov, vv), rowD));
-        Value ds = e.mulf(chainScore(e, op, gb, dsOut, s, bi, h, i, j), scale);
+        Value ds =
+            e.mulf(chainScore(e, op, gb, dsOut, s, bi, h, pos, j), scale);
         Value dk = e.readRowF32(dkTile, {cc, c0}, gb.d);
         e.writeRowF32(vector::FMAOp::create(b, e.splat(ds, gb.d), qv, dk),
                       dkTile, {cc, c0});

@@ -111,6 +111,20 @@ def cpu_tests():
     o = kg(q, k, v)
     check_close("gqa 70x100", o, softmax_ref(q, k, v, np.arange(70)[:, None] >= np.arange(100))[0])
 
+    # queries_at_end: the queries are the last Nq of Nk positions (prefill
+    # against a cache, decode); a causal window of 256 over GQA 8:2.
+    kw = attnc.compile(example("cached_window"))
+    for nq, nk in ((1, 700), (5, 300), (64, 64), (40, 1000)):
+        q, k, v = rand(2, 8, nq, D), rand(2, 2, nk, D), rand(2, 2, nk, D)
+        pos = np.arange(nq)[:, None] + nk - nq
+        m = (pos >= np.arange(nk)) & (pos - np.arange(nk) < 256)
+        o, lse = kw(q, k, v)
+        ro, rl = softmax_ref(q, k, v, m)
+        check_close(f"cached_window {nq}x{nk} o", o, ro)
+        check_close(f"cached_window {nq}x{nk} lse", lse, rl)
+    q = rand(1, 8, 9, D)
+    error("cached_window Nq > Nk", lambda: kw(q, rand(1, 2, 8, D), rand(1, 2, 8, D)))
+
     # Document mask with captured sorted doc ids.
     kd = attnc.compile(example("document_mask"))
     N = 100

@@ -253,6 +253,32 @@ TEST(Abi, RoundTripAttentionFallback) {
   EXPECT_FALSE(b.get("fallback"));
 }
 
+/// The split-KV form attn-aot gives every attention kernel.
+SplitKv splitKvOf(const Kernel &k) {
+  SplitKv sk;
+  sk.blockRows = sk.blockKv = 64;
+  sk.maxQueries = 64;
+  sk.partial.kernel = k.name + "_splitkv";
+  sk.partial.grid = {SizeExpr::of("Nq*G", 64), SizeExpr::of("splits"),
+                     SizeExpr::of("B*Hkv")};
+  sk.partial.block = {128, 1, 1};
+  for (const char *t : {"q", "k", "v"})
+    sk.partial.args.push_back(mem(t, k.attention.dtype));
+  sk.partial.args.push_back(mem("o_part", "f32"));
+  sk.partial.args.push_back(mem("lse_part", "f32"));
+  for (const Arg &a : scalars({"B", "Nq", "Nk", "q_stride_b", "k_stride_n"}))
+    sk.partial.args.push_back(a);
+  sk.combine.kernel = k.name + "_combine";
+  sk.combine.grid = {SizeExpr::of("Nq"), SizeExpr::constant(8),
+                     SizeExpr::of("B")};
+  sk.combine.block = {64, 1, 1};
+  sk.combine.args = {mem("o_part", "f32"), mem("lse_part", "f32"),
+                     mem("o", k.attention.dtype)};
+  for (const Arg &a : scalars({"B", "Nq", "splits", "o_stride_b"}))
+    sk.combine.args.push_back(a);
+  return sk;
+}
+
 TEST(Abi, RoundTripLinear) {
   expectRoundTrip(setOf({linear("gla", false)}, "sm_80", "attnc"));
 }
@@ -701,6 +727,25 @@ TEST(Abi, RejectsInconsistentAttentionGrad) {
             "manifest.kernels[0].dkdv: missing field");
 }
 
+TEST(Abi, RoundTripAttentionSplitKv) {
+  Kernel k = attention("decode", false);
+  k.attention.splitKv = splitKvOf(k);
+  KernelSet set = setOf({k}, "sm_90a");
+  expectRoundTrip(set);
+  // The launch sequence lists the split-KV launches after the main one.
+  llvm::SmallVector<const Launch *, 4> seq = launchSequence(k);
+  ASSERT_EQ(seq.size(), 3u);
+  EXPECT_EQ(seq[1]->kernel, "decode_splitkv");
+  EXPECT_EQ(seq[2]->kernel, "decode_combine");
+  // A split-KV form with no queries is refused by field path.
+  EXPECT_EQ(errorAfter(set,
+                       [](json::Object &m) {
+                         (*kernel0(m).getObject("split_kv"))["max_queries"] = 0;
+                       }),
+            "manifest.kernels[0].split_kv.max_queries: expected an integer "
+            "in [1, 1099511627776], got 0");
+}
+
 TEST(Abi, Roles) {
   EXPECT_EQ(argRole("do"), ArgRole::GradOutput);
   EXPECT_EQ(argRole("dv"), ArgRole::Gradient);
@@ -716,6 +761,11 @@ TEST(Abi, Roles) {
   EXPECT_EQ(argRole("capture"), std::nullopt);
   EXPECT_TRUE(isTensorRole(ArgRole::Scratch));
   EXPECT_FALSE(isTensorRole(ArgRole::Slices));
+  EXPECT_EQ(argRole("o_part"), ArgRole::PartialOutput);
+  EXPECT_EQ(argRole("lse_part"), ArgRole::PartialLse);
+  EXPECT_EQ(argRole("splits"), ArgRole::Splits);
+  EXPECT_TRUE(isTensorRole(ArgRole::PartialLse));
+  EXPECT_FALSE(isTensorRole(ArgRole::Splits));
 }
 
 } // namespace

@@ -155,6 +155,17 @@ int main(int argc, char **argv) {
   printLog("same tensors");
   launch(k, args(q.data() + 8, dt), "q moved by 8 elements");
   printLog("q moved by 8 elements");
+  // One query per (b, h) against all N keys: the split-KV form.
+  std::vector<int64_t> dw;
+  pack(dw, q.data(), dt, {B, hq, 1, d});
+  pack(dw, kv.data(), dt, {B, hk, N, d});
+  pack(dw, kv.data(), dt, {B, hk, N, d});
+  pack(dw, docs.data(), ATTNC_I32, {N});
+  pack(dw, o.data(), dt, {B, hq, 1, d});
+  if (lse)
+    pack(dw, l.data(), ATTNC_F32, {B, hq, 1});
+  launch(k, dw, "decode");
+  printLog("decode");
   launch(k, args(q.data(), dt == ATTNC_BF16 ? ATTNC_F16 : ATTNC_BF16),
          "wrong dtype");
   launch(k, args(q.data() + 1, dt), "misaligned q");

@@ -44,29 +44,32 @@ enum class ArgKind {
 
 /// What an argument holds; fixed by its name.
 enum class ArgRole {
-  Query,        ///< q
-  Key,          ///< k
-  Value,        ///< v
-  Output,       ///< o
-  Lse,          ///< lse
-  Decay,        ///< decay
-  InitialState, ///< initial_state
-  FinalState,   ///< final_state
-  Capture,      ///< capture<i>: the spec's captured tensors, in order
-  Operand,      ///< a, b: an elementwise kernel's operands
-  BlockMap,     ///< block_map: the map kernel's output
-  Workspace,    ///< phi_q, phi_k: the feature kernel's outputs
-  Scratch,      ///< scratch
-  GradOutput,   ///< do: the gradient of the loss with respect to o
-  Gradient,     ///< dq, dk, dv: the backward's gradients of q, k, v
-  CaptureGrad,  ///< dcapture<i>: the gradients of the captures (f32)
-  Delta,        ///< delta: the backward's rowsum(dO * o) workspace
-  Batch,        ///< B
-  SeqLen,       ///< N (linear kernels: one sequence length)
-  SeqLenQ,      ///< Nq
-  SeqLenK,      ///< Nk
-  Slices,       ///< slices: the block map's (b, h) slices
-  Elements,     ///< n: an elementwise kernel's element count
+  Query,         ///< q
+  Key,           ///< k
+  Value,         ///< v
+  Output,        ///< o
+  Lse,           ///< lse
+  Decay,         ///< decay
+  InitialState,  ///< initial_state
+  FinalState,    ///< final_state
+  Capture,       ///< capture<i>: the spec's captured tensors, in order
+  Operand,       ///< a, b: an elementwise kernel's operands
+  BlockMap,      ///< block_map: the map kernel's output
+  Workspace,     ///< phi_q, phi_k: the feature kernel's outputs
+  Scratch,       ///< scratch
+  GradOutput,    ///< do: the gradient of the loss with respect to o
+  Gradient,      ///< dq, dk, dv: the backward's gradients of q, k, v
+  CaptureGrad,   ///< dcapture<i>: the gradients of the captures (f32)
+  Delta,         ///< delta: the backward's rowsum(dO * o) workspace
+  PartialOutput, ///< o_part: a split-KV kernel's f32 o per kv slice
+  PartialLse,    ///< lse_part: a split-KV kernel's lse per kv slice
+  Batch,         ///< B
+  SeqLen,        ///< N (linear kernels: one sequence length)
+  SeqLenQ,       ///< Nq
+  SeqLenK,       ///< Nk
+  Slices,        ///< slices: the block map's (b, h) slices
+  Splits,        ///< splits: the kv slices of a split-KV launch
+  Elements,      ///< n: an elementwise kernel's element count
   /// <t>_stride_{b,h,n}, t one of q, k, v, o, g (the gates), do, dq, dk, dv
   Stride,
 };
@@ -91,7 +94,8 @@ struct Arg {
 };
 
 /// A size known at launch: the constant `value`, the launch variable `var`
-/// (B, H, N, Nq, Nk, slices or n) or, with `value` > 1, ceil(var / value).
+/// (B, H, N, Nq, Nk, slices, n; for split-KV launches also Nq*G, the packed
+/// query rows, splits and B*Hkv) or, with `value` > 1, ceil(var / value).
 struct SizeExpr {
   std::string var;
   int64_t value = 1;
@@ -143,6 +147,22 @@ struct BlockMap {
   bool operator==(const BlockMap &o) const;
 };
 
+/// The split-KV (decode) form of an attention kernel (docs/inference.md):
+/// `partial`, one block per (ceil(Nq*G / block_rows), splits, B*Hkv), with
+/// G = Hq / Hkv query heads packed into the rows of a q tile, writes each kv
+/// slice's f32 o and lse into the `o_part` ([splits, B, Hq, Nq, Dv]) and
+/// `lse_part` ([splits, B, Hq, Nq]) workspaces; `combine`, one block per
+/// (Nq, Hq, B), merges them by their lse into o (and lse). Launchers take
+/// it instead of the main kernel for Nq <= max_queries, choosing `splits`
+/// from the device's multiprocessor count; masks on captured data get no
+/// block map there (every tile is evaluated per element).
+struct SplitKv {
+  int64_t blockRows = 0, blockKv = 0, maxQueries = 0;
+  Launch partial, combine;
+
+  bool operator==(const SplitKv &o) const;
+};
+
 /// A FlashAttention kernel of convert-attn-to-gpu (docs/gpu.md).
 struct AttentionKernel {
   std::string dtype; // bf16 or f16
@@ -162,6 +182,7 @@ struct AttentionKernel {
   /// `main.kernel` is the kernel's name.
   Launch main;
   std::optional<BlockMap> blockMap;
+  std::optional<SplitKv> splitKv;
 
   bool operator==(const AttentionKernel &o) const;
 };
@@ -289,6 +310,8 @@ struct KernelSet {
 
 /// The launches of `k` in their order: the map kernel, the feature kernel,
 /// the main kernel, the reductions; for an attention backward dq, then dkdv.
+/// An attention kernel's split-KV launches (an alternative to the others)
+/// come last.
 llvm::SmallVector<const Launch *, 4> launchSequence(const Kernel &k);
 
 /// The one writer: `set` as manifest.json's JSON.

@@ -255,8 +255,8 @@ IntervalEvaluator<BE>::evalIntImpl(Value v) {
       return top;
     }
     int64_t p = int64_t(1) << *b.constant;
-    return fit(range(be.divFloor(a.lo, p), be.divFloor(a.hi, p)), v,
-               a.slo / p, a.shi / p);
+    return fit(range(be.divFloor(a.lo, p), be.divFloor(a.hi, p)), v, a.slo / p,
+               a.shi / p);
   }
   if (auto abs = dyn_cast<math::AbsIOp>(op)) {
     Itv a = evalInt(abs.getOperand());
@@ -376,15 +376,16 @@ IntervalEvaluator<BE>::evalBoolImpl(Value v) {
   return unknown();
 }
 
-/// Evaluates the combined mask of `op` over b, h and the index rectangle
-/// [i0, i1] x [j0, j1] (inclusive): returns (may be true, may be false).
+/// Evaluates the combined mask of `op` over b, the heads [h0, h1] and the
+/// index rectangle [i0, i1] x [j0, j1] (inclusive): returns (may be true,
+/// may be false).
 /// `known` gives ranges of values of the regions that the evaluator cannot
 /// bound itself (a captured tensor's values over the tile, read at run time).
 template <typename BE>
-std::pair<typename BE::B, typename BE::B> evalTileMask(
+std::pair<typename BE::B, typename BE::B> evalTileMaskOverHeads(
     BE &be, AttentionOp op, const MaskStructure &ms, typename BE::V b,
-    typename BE::V h, typename BE::V i0, typename BE::V i1, typename BE::V j0,
-    typename BE::V j1,
+    typename BE::V h0, typename BE::V h1, typename BE::V i0, typename BE::V i1,
+    typename BE::V j0, typename BE::V j1,
     ArrayRef<std::tuple<Value, typename BE::V, typename BE::V>> known = {}) {
   IntervalEvaluator<BE> ev(be);
   for (auto [v, lo, hi] : known)
@@ -394,7 +395,7 @@ std::pair<typename BE::B, typename BE::B> evalTileMask(
       return;
     Block &blk = r.front();
     ev.bind(blk.getArgument(first), b, b);
-    ev.bind(blk.getArgument(first + 1), h, h);
+    ev.bind(blk.getArgument(first + 1), h0, h1);
     ev.bind(blk.getArgument(first + 2), i0, i1);
     ev.bind(blk.getArgument(first + 3), j0, j1);
   };
@@ -413,6 +414,16 @@ std::pair<typename BE::B, typename BE::B> evalTileMask(
   if (ms.scoreKeep)
     combine(ms.scoreKeep, ms.scoreKeepNegated);
   return {mayTrue, mayFalse};
+}
+
+/// evalTileMaskOverHeads for the one head `h`.
+template <typename BE>
+std::pair<typename BE::B, typename BE::B> evalTileMask(
+    BE &be, AttentionOp op, const MaskStructure &ms, typename BE::V b,
+    typename BE::V h, typename BE::V i0, typename BE::V i1, typename BE::V j0,
+    typename BE::V j1,
+    ArrayRef<std::tuple<Value, typename BE::V, typename BE::V>> known = {}) {
+  return evalTileMaskOverHeads(be, op, ms, b, h, h, i0, i1, j0, j1, known);
 }
 
 } // namespace mlir::attn

@@ -55,6 +55,13 @@ struct KernelInfo {
   std::vector<KernelArg> mapArgs;
   /// "1", "B", "Hq" or "B*Hq": how many (b, h) slices the map has.
   std::string mapSlices;
+  /// The split-KV form (abi::SplitKv; empty names: none): the partial
+  /// kernel over (ceil(Nq*G / splitBlockRows), splits, B*Hkv) and the
+  /// combine kernel over (Nq, Hq, B).
+  std::string splitKernel, combineKernel;
+  std::vector<KernelArg> splitArgs, combineArgs;
+  int64_t splitBlockRows = 0, splitBlockKv = 0, splitThreads = 0,
+          combineThreads = 0, splitMaxQueries = 0;
 };
 
 /// Appends to `module` a gpu.module `<name>_kernels` with a kernel `<name>`

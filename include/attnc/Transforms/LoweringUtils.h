@@ -79,6 +79,10 @@ public:
   Value dot(Value x, Value y); // vector<n x f32> . vector<n x f32> -> f32
 };
 
+/// The position the regions of `op` (attn.attention or attn.attention_grad)
+/// see for query row `row`: row + nk - nq with `queries_at_end`, else row.
+Value queryPosition(Emitter &e, Operation *op, Value row, Value nq, Value nk);
+
 } // namespace mlir::attn
 
 #endif // ATTNC_TRANSFORMS_LOWERINGUTILS_H

@@ -353,6 +353,19 @@ static LogicalResult verifyShapeEq(Operation *op, Type actualType,
 // AttentionOp
 //===----------------------------------------------------------------------===//
 
+/// `queries_at_end` needs Nq <= Nk where both are static.
+static LogicalResult verifyQueriesAtEnd(Operation *op, bool atEnd,
+                                        RankedTensorType q,
+                                        RankedTensorType k) {
+  int64_t nq = q.getDimSize(2), nk = k.getDimSize(2);
+  if (!atEnd || ShapedType::isDynamic(nq) || ShapedType::isDynamic(nk) ||
+      nq <= nk)
+    return success();
+  return op->emitOpError() << "queries_at_end needs Nq <= Nk (the queries "
+                              "are the last Nq key positions), got Nq = "
+                           << nq << " and Nk = " << nk;
+}
+
 int64_t AttentionOp::getHeadDim() {
   return cast<RankedTensorType>(getQ().getType()).getDimSize(3);
 }
@@ -380,6 +393,8 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
       parseCaptures(parser, captures, captureTypes))
     return failure();
   Builder &b = parser.getBuilder();
+  if (succeeded(parser.parseOptionalKeyword("queries_at_end")))
+    result.addAttribute("queries_at_end", b.getUnitAttr());
   if (succeeded(parser.parseOptionalKeyword("scale"))) {
     FloatAttr scale;
     if (parser.parseEqual() ||
@@ -413,13 +428,16 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
 void AttentionOp::print(OpAsmPrinter &p) {
   p << " " << getQ() << ", " << getK() << ", " << getV();
   printCaptures(p, getCaptures());
+  if (getQueriesAtEnd())
+    p << " queries_at_end";
   if (auto s = getScaleAttr()) {
     p << " scale = ";
     p.printFloat(s.getValue());
   }
   printNamedRegion(p, "score", getScore());
   printNamedRegion(p, "mask", getMask());
-  p.printOptionalAttrDict((*this)->getAttrs(), {getScaleAttrName()});
+  p.printOptionalAttrDict((*this)->getAttrs(),
+                          {getScaleAttrName(), getQueriesAtEndAttrName()});
   p << " : " << getQ().getType() << ", " << getK().getType() << ", "
     << getV().getType() << " -> " << getO().getType();
   if (getLse())
@@ -449,7 +467,7 @@ LogicalResult AttentionOp::verify() {
     if (!std::isfinite(f) || f == 0.0f)
       return emitOpError() << "scale must be finite and non-zero, got " << f;
   }
-  return success();
+  return verifyQueriesAtEnd(op, getQueriesAtEnd(), *q, *k);
 }
 
 LogicalResult AttentionOp::verifyRegions() {
@@ -916,6 +934,8 @@ ParseResult AttentionGradOp::parse(OpAsmParser &parser,
                                     "lse, dO and optionally dLSE), got "
                                  << fixed.size();
   Builder &b = parser.getBuilder();
+  if (succeeded(parser.parseOptionalKeyword("queries_at_end")))
+    result.addAttribute("queries_at_end", b.getUnitAttr());
   if (succeeded(parser.parseOptionalKeyword("scale"))) {
     FloatAttr scale;
     if (parser.parseEqual() ||
@@ -961,6 +981,8 @@ void AttentionGradOp::print(OpAsmPrinter &p) {
   if (Value dlse = getDLse())
     p << ", " << dlse;
   printCaptures(p, getCaptures());
+  if (getQueriesAtEnd())
+    p << " queries_at_end";
   if (auto s = getScaleAttr()) {
     p << " scale = ";
     p.printFloat(s.getValue());
@@ -968,7 +990,8 @@ void AttentionGradOp::print(OpAsmPrinter &p) {
   printNamedRegion(p, "score", getScore());
   printNamedRegion(p, "mask", getMask());
   printNamedRegion(p, "score_grad", getScoreGrad());
-  SmallVector<StringRef, 3> elided = {getScaleAttrName(),
+  SmallVector<StringRef, 4> elided = {getScaleAttrName(),
+                                      getQueriesAtEndAttrName(),
                                       getOperandSegmentSizesAttrName()};
   if (getCaptureSites().empty())
     elided.push_back(getCaptureSitesAttrName());
@@ -1015,7 +1038,7 @@ LogicalResult AttentionGradOp::verify() {
     if (!std::isfinite(f) || f == 0.0f)
       return emitOpError() << "scale must be finite and non-zero, got " << f;
   }
-  return success();
+  return verifyQueriesAtEnd(op, getQueriesAtEnd(), *q, *k);
 }
 
 /// The score_grad region yields dS/ds, then per capture site the partial

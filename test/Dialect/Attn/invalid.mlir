@@ -1050,3 +1050,13 @@ func.func @grad_site_capture(%q: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>, 
     -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<4xf32>
   return
 }
+
+// -----
+
+func.func @queries_at_end_more_queries(%q: tensor<1x4x9x64xf32>, %k: tensor<1x4x8x64xf32>) {
+  // expected-error @+1 {{queries_at_end needs Nq <= Nk (the queries are the last Nq key positions), got Nq = 9 and Nk = 8}}
+  %o = attn.attention %q, %k, %k queries_at_end
+    : tensor<1x4x9x64xf32>, tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>
+      -> tensor<1x4x9x64xf32>
+  return
+}

@@ -266,3 +266,22 @@ func.func @attention_grad_plain(%q: tensor<?x4x?x64xbf16>,
     -> tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
   return %dq : tensor<?x4x?x64xbf16>
 }
+
+// Queries aligned to the last keys (decode, prefill against a cache).
+// CHECK-LABEL: func.func @queries_at_end
+// CHECK: attn.attention %{{.*}}, %{{.*}}, %{{.*}} queries_at_end scale = 1.250000e-01{{$}}
+// CHECK: attn.attention_grad {{.*}} queries_at_end :
+func.func @queries_at_end(%q: tensor<?x4x1x64xf32>, %k: tensor<?x4x?x64xf32>,
+    %lse: tensor<?x4x1xf32>) -> tensor<?x4x1x64xf32> {
+  %o = attn.attention %q, %k, %k queries_at_end scale = 0.125
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %c = arith.cmpi uge, %i, %j : index
+      attn.yield %c : i1
+    } : tensor<?x4x1x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x1x64xf32>
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %k, %o, %lse, %o queries_at_end
+    : tensor<?x4x1x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>,
+      tensor<?x4x1x64xf32>, tensor<?x4x1xf32>, tensor<?x4x1x64xf32>
+    -> tensor<?x4x1x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+  return %dq : tensor<?x4x1x64xf32>
+}

@@ -112,7 +112,8 @@ API int cuDeviceGet(int *d, int) {
   return 0;
 }
 API int cuDeviceGetAttribute(int *v, int attr, int) {
-  *v = attr == 75 ? 9 : 0; // compute capability 9.0
+  // Compute capability 9.0, 132 multiprocessors (an H100 SXM).
+  *v = attr == 75 ? 9 : attr == 16 ? 132 : 0;
   return 0;
 }
 API int cuDevicePrimaryCtxRetain(void **ctx, int) {
