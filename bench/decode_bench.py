@@ -38,6 +38,7 @@ CASES = [  # name, B, Hq, Hkv, Nq, Nk
 ]
 D = 128
 SOFTCAP = 30.0
+WINDOW = 4096
 
 
 def copy_bandwidth():
@@ -48,14 +49,20 @@ def copy_bandwidth():
     return 2 * x.numel() * 4 / (ms * 1e-3) / 1e9
 
 
-def reference(q, k, v, softcap=None):
-    """float32 o and lse, heads expanded for GQA."""
+def reference(q, k, v, softcap=None, window=None):
+    """float32 o and lse, heads expanded for GQA; `window`: causal with the
+    queries at the last Nq key positions, at most `window` keys back."""
     g = q.shape[1] // k.shape[1]
     kf = k.float().repeat_interleave(g, 1)
     vf = v.float().repeat_interleave(g, 1)
     s = q.float() @ kf.transpose(-1, -2) / math.sqrt(q.shape[-1])
     if softcap:
         s = softcap * torch.tanh(s / softcap)
+    if window:
+        nq, nk = q.shape[2], k.shape[2]
+        pos = torch.arange(nq, device=q.device)[:, None] + nk - nq
+        d = pos - torch.arange(nk, device=q.device)[None, :]
+        s = s.masked_fill(~((d >= 0) & (d < window)), float("-inf"))
     return torch.softmax(s, -1) @ vf, torch.logsumexp(s, -1)
 
 
@@ -112,7 +119,8 @@ def check(kern, spec, B, hq, hkv, nq, nk, seed):
     q, k, v = inputs(B, hq, hkv, nq, nk, seed)
     res = kern(q, k, v)
     o, lse = res if isinstance(res, tuple) else (res, None)
-    ro, rl = reference(q, k, v, SOFTCAP if spec == "decode_softcap" else None)
+    ro, rl = reference(q, k, v, SOFTCAP if spec == "decode_softcap" else None,
+                       WINDOW if spec == "decode_window" else None)
     err = {"o_rel": rel(o, ro), "o_max_abs": (o.float() - ro).abs().max().item()}
     if lse is not None:
         err["lse_max_abs"] = (lse - rl).abs().max().item()
@@ -137,7 +145,7 @@ def with_env(var, value, fn):
 def main():
     aot = sys.argv[1]
     kernels = {}
-    for spec in ("decode_gqa", "decode_softcap", "decode_mha_lse"):
+    for spec in ("decode_gqa", "decode_softcap", "decode_mha_lse", "decode_window"):
         kernels[spec] = attnc.load(os.path.join(aot, spec)).kernels[spec]
     bw = copy_bandwidth()
     dev = torch.cuda.get_device_name()
@@ -145,7 +153,7 @@ def main():
     rows, checks = [], []
     for ci, (name, B, hq, hkv, nq, nk) in enumerate(CASES):
         for spec, (sh, skv) in (("decode_gqa", (hq, hkv)), ("decode_softcap", (hq, hkv)),
-                                ("decode_mha_lse", (32, 32))):
+                                ("decode_mha_lse", (32, 32)), ("decode_window", (hq, hkv))):
             for mode, env in (("split", None), ("main", "0")):
                 e = with_env("ATTNC_SPLIT_KV", env,
                              lambda: check(kernels[spec], spec, B, sh, skv, nq, nk, 7 + ci))
@@ -168,9 +176,11 @@ def main():
                       lambda: time_case(kernels["decode_gqa"], B, hq, hkv, nq, nk))
         rows.append({"case": name, "path": "attnc main kernel (no split)", "ms": ms,
                      "bytes": nbytes, "floor_ms": floor, "bw_frac": floor / ms})
-        ms = time_case(kernels["decode_softcap"], B, hq, hkv, nq, nk)
-        rows.append({"case": name, "path": "attnc softcap", "ms": ms, "bytes": nbytes,
-                     "floor_ms": floor, "bw_frac": floor / ms})
+        for spec, label in (("decode_softcap", "attnc softcap"),
+                            ("decode_window", "attnc causal window 4096")):
+            ms = time_case(kernels[spec], B, hq, hkv, nq, nk)
+            rows.append({"case": name, "path": label, "ms": ms, "bytes": nbytes,
+                         "floor_ms": floor, "bw_frac": floor / ms})
         if ci == 0:
             for splits in ("8", "16", "32", "64", "128", "256"):
                 ms = with_env("ATTNC_SPLITS", splits,
