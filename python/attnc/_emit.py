@@ -227,9 +227,11 @@ def _tensor(dims, elem):
     return "tensor<" + "x".join("?" if d is None else str(d) for d in dims) + f"x{elem}>"
 
 
-def emit_spec(name, score, mask, Hq, Hkv, D, Dv, dtype, scale=None, return_lse=False):
+def emit_spec(name, score, mask, Hq, Hkv, D, Dv, dtype, scale=None, return_lse=False,
+              queries_at_end=False):
     """The spec text of one attn.attention with the traced regions, and the
-    CaptureArgs (its arguments after q, k, v)."""
+    CaptureArgs (its arguments after q, k, v). queries_at_end: the queries
+    are the last Nq key positions (the op's `queries_at_end`)."""
     roots = [m.result for m in (score, mask) if m is not None]
     cargs = plan_captures(roots)
     tq = _tensor((None, Hq, None, D), dtype)
@@ -247,6 +249,8 @@ def emit_spec(name, score, mask, Hq, Hkv, D, Dv, dtype, scale=None, return_lse=F
     if cargs:
         head += (f" captures({', '.join('%' + a.name for a in cargs)} : "
                  f"{', '.join(a.type for a in cargs)})")
+    if queries_at_end:
+        head += " queries_at_end"
     if scale is not None:
         head += f" scale = {float_literal(scale)}"
     lines.append(head)

@@ -98,16 +98,19 @@ def _with_captures(text, name, cargs, score):
     return spec
 
 
-def _emit(score, mask, H, Hkv, D, Dv, dtype, scale, return_lse, name=None):
+def _emit(score, mask, H, Hkv, D, Dv, dtype, scale, return_lse, name=None,
+          queries_at_end=False):
     """The Spec of traced mods, reused for the same traces and sizes."""
-    key = (id(score), id(mask), H, Hkv, D, Dv, dtype, scale, return_lse, name)
+    key = (id(score), id(mask), H, Hkv, D, Dv, dtype, scale, return_lse, name,
+           queries_at_end)
     with _lock:
         entry = _specs.get(key)
     if entry is not None and entry[0] is score and entry[1] is mask:
         _count("spec_hits")
         return entry[2]
     name = name or _spec_name(score, mask)
-    text, cargs = _writer.emit_spec(name, score, mask, H, Hkv, D, Dv, dtype, scale, return_lse)
+    text, cargs = _writer.emit_spec(name, score, mask, H, Hkv, D, Dv, dtype, scale, return_lse,
+                                    queries_at_end)
     spec = _with_captures(text, name, cargs, score)
     with _lock:
         if len(_specs) >= 256:
@@ -117,7 +120,8 @@ def _emit(score, mask, H, Hkv, D, Dv, dtype, scale, return_lse, name=None):
 
 
 def trace(score_mod=None, mask_mod=None, *, H, D, Hkv=None, Dv=None, dtype="f32",
-          scale=None, return_lse=False, name=None, B=None, Q_LEN=None, KV_LEN=None):
+          scale=None, return_lse=False, name=None, B=None, Q_LEN=None, KV_LEN=None,
+          queries_at_end=False):
     """The attn.attention spec (MLIR text, a `Spec` str) of a FlexAttention
     score_mod and mask_mod (or a BlockMask from attnc.create_block_mask).
 
@@ -128,7 +132,9 @@ def trace(score_mod=None, mask_mod=None, *, H, D, Hkv=None, Dv=None, dtype="f32"
     log-sum-exp [B, H, N]; name: the function's name. B, Q_LEN and KV_LEN are
     accepted for FlexAttention's sake and ignored: batch and sequence lengths
     are dynamic in the spec. Captured tensors become the function's arguments
-    after q, k, v (`spec.captures`, `spec.arguments()`).
+    after q, k, v (`spec.captures`, `spec.arguments()`). queries_at_end (an
+    attnc extension): the queries are the last Nq of the Nk key positions
+    (decode, prefill against a cache), so the mods see q_idx + Nk - Nq.
     """
     del B, Q_LEN, KV_LEN
     score = _trace(score_mod, "score_mod") if score_mod is not None else None
@@ -143,7 +149,8 @@ def trace(score_mod=None, mask_mod=None, *, H, D, Hkv=None, Dv=None, dtype="f32"
             raise AttncError(f"attnc.trace: {what} must be a positive int, got {n!r}")
     if H % Hkv:
         raise AttncError(f"attnc.trace: H ({H}) must be a multiple of Hkv ({Hkv})")
-    return _emit(score, mask, H, Hkv, D, Dv, _dtype_code(dtype), scale, return_lse, name)
+    return _emit(score, mask, H, Hkv, D, Dv, _dtype_code(dtype), scale, return_lse, name,
+                 bool(queries_at_end))
 
 
 # -- block masks ----------------------------------------------------------------------
@@ -330,7 +337,8 @@ def _tiles(kernel_options):
 
 
 def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=None,
-                   enable_gqa=False, return_lse=False, kernel_options=None):
+                   enable_gqa=False, return_lse=False, kernel_options=None,
+                   queries_at_end=False):
     """FlexAttention on attnc kernels: query [B, Hq, Nq, D], key [B, Hkv, Nk,
     D], value [B, Hkv, Nk, Dv] -> out [B, Hq, Nq, Dv] (and lse [B, Hq, Nq] in
     float32 with return_lse=True; -inf and out = 0 for rows that see no key).
@@ -342,10 +350,15 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
     When grad mode is on and query, key, value or a captured torch tensor
     requires grad, the result is differentiable (docs/frontend.md#autograd):
     gradients reach q, k, v and the captured float tensors that score_mod
-    reads; lse (return_lse=True) must not enter the loss.
+    reads; lse (return_lse=True) must not enter the loss. queries_at_end (an
+    attnc extension, not in FlexAttention): the queries are the last Nq of
+    the Nk key positions, so score_mod and the block mask's mask_mod see
+    q_idx + Nk - Nq (decode and prefill against a cache without a retrace
+    per length); needs Nq <= Nk.
     """
     kind, spec, kernel, grad = _planned(query, key, value, score_mod, block_mask, scale,
-                                        enable_gqa, return_lse, kernel_options)
+                                        enable_gqa, return_lse, kernel_options,
+                                        bool(queries_at_end))
     if grad is not None:
         captures = [_torch_capture(a, query.device, detach=False) for a in spec.captures]
         o, lse = grad((query, key, value, *captures), return_lse)
@@ -383,7 +396,7 @@ def _planned(*args):
 
 
 def _plan(query, key, value, score_mod, block_mask, scale, enable_gqa, return_lse,
-          kernel_options):
+          kernel_options, queries_at_end=False):
     """flex_attention's host work: the checks, the traced spec and its
     kernels. Returns (kind, spec, kernel, grad): grad is the differentiable
     call (_autograd.prepare) when gradients are wanted, else None."""
@@ -409,7 +422,11 @@ def _plan(query, key, value, score_mod, block_mask, scale, enable_gqa, return_ls
         target = _cuda_target(query)
     else:
         dtype, target = "f32", "cpu"
-    spec = _emit(score, mask, Hq, Hkv, D, Dv, dtype, scale, return_lse)
+    if queries_at_end and Nq > Nk:
+        raise AttncError(f"flex_attention: queries_at_end needs Nq <= Nk (the queries are "
+                         f"the last Nq key positions), got Nq={Nq}, Nk={Nk}")
+    spec = _emit(score, mask, Hq, Hkv, D, Dv, dtype, scale, return_lse,
+                 queries_at_end=queries_at_end)
     if kind != "numpy" and _grad_wanted(spec, query, key, value):
         # kernel_options set the forward's tiles; the backward's are the compiler's.
         fwd = _kernel(spec, target, block_q, block_kv, function=spec.function + "_forward")

@@ -72,15 +72,19 @@ def check(name, got, ref):
 
 
 def run(name, B, Hq, Hkv, Nq, Nk, D, Dv, score_mod=None, mask_mod=None, score=None,
-        keep=None, scale=None, lse=False):
-    """flex_attention against the reference; returns the output."""
+        keep=None, scale=None, lse=False, queries_at_end=False):
+    """flex_attention against the reference; returns the output. With
+    queries_at_end the reference's query positions are i + Nk - Nq."""
     q, k, v = rand(B, Hq, Nq, D), rand(B, Hkv, Nk, D), rand(B, Hkv, Nk, Dv)
     bm = None
     if mask_mod is not None:
         bm = attnc.create_block_mask(mask_mod, None, None, Nq, Nk, device="cpu")
     out = attnc.flex_attention(q, k, v, score_mod=score_mod, block_mask=bm, scale=scale,
-                               enable_gqa=Hq != Hkv, return_lse=lse)
-    ref_o, ref_lse = reference(q, k, v, score, keep, scale)
+                               enable_gqa=Hq != Hkv, return_lse=lse,
+                               queries_at_end=queries_at_end)
+    off = Nk - Nq if queries_at_end else 0
+    shift = (lambda f: f and (lambda *a: f(*a[:-2], a[-2] + off, a[-1])))
+    ref_o, ref_lse = reference(q, k, v, shift(score), shift(keep), scale)
     if lse:
         check(name + " o", out[0], ref_o)
         check(name + " lse", out[1], ref_lse)
@@ -109,6 +113,27 @@ def test_causal():
 def test_sliding_window():
     run(f"sliding_window {WINDOW}", 1, 4, 4, 200, 200, 64, 64, mask_mod=sliding_window,
         keep=lambda b, h, i, j: (i >= j) & (i - j < WINDOW))
+
+
+def test_queries_at_end():
+    # Decode and a prefill chunk against a cache: the queries are the last
+    # Nq key positions; a causal window and an ALiBi-like distance score.
+    def distance(score, b, h, q_idx, kv_idx):
+        return score - 0.05 * (q_idx - kv_idx)
+
+    for nq, nk in ((1, 300), (7, 200)):
+        run(f"queries_at_end window {nq}x{nk}", 2, 8, 2, nq, nk, 64, 64,
+            score_mod=distance, mask_mod=sliding_window, lse=True, queries_at_end=True,
+            score=lambda s, b, h, i, j: s - 0.05 * (i - j),
+            keep=lambda b, h, i, j: (i >= j) & (i - j < WINDOW))
+    try:
+        run("queries_at_end Nq > Nk", 1, 4, 4, 9, 8, 64, 64, mask_mod=causal,
+            queries_at_end=True)
+        report("queries_at_end Nq > Nk refused", False, "no AttncError")
+    except attnc.AttncError as e:
+        report("queries_at_end Nq > Nk refused", "Nq <= Nk" in str(e), str(e))
+    spec = attnc.trace(mask_mod=causal, H=4, D=64, queries_at_end=True)
+    report("trace writes queries_at_end", " queries_at_end" in spec)
 
 
 def test_document():
