@@ -187,20 +187,35 @@ Value AttnKernelBase::classOf(const TileRange &range, Value kt) {
 }
 
 Value AttnKernelBase::queryPosition(Value row) {
-  if (!op.getQueriesAtEnd())
-    return row;
-  return e.addi(row, e.subi(args.nk, args.nq));
+  return attn::queryPosition(e, op, row, args.nq, args.nk);
+}
+
+RowPos AttnKernelBase::packedRow(Value p) {
+  int64_t g = cfg.group();
+  return {e.addi(e.muli(ids.hk, cIdx(g)), remui(p, g)), e.divi(p, cIdx(g))};
 }
 
 RowPos AttnKernelBase::rowPos(Value local) {
   if (!cfg.splitKv)
     return {ids.h, queryPosition(e.addi(ids.i0, local))};
-  Value p = e.addi(ids.i0, local);
-  int64_t g = cfg.group();
-  Value h = e.addi(e.muli(ids.hk, cIdx(g)), remui(p, g));
+  RowPos q = packedRow(e.addi(ids.i0, local));
   // Launchers never start a kernel with Nq = 0.
   Value last = e.subi(args.nq, ids.c1);
-  return {h, queryPosition(e.mini(e.divi(p, cIdx(g)), last))};
+  return {q.h, queryPosition(e.mini(q.i, last))};
+}
+
+std::pair<Value, Value>
+AttnKernelBase::nonEmptySpan(Value lo, Value hi,
+                             llvm::function_ref<Value(Value)> classOfTile) {
+  SmallVector<Value> span =
+      e.loop(lo, hi, ids.c1, {hi, lo},
+             [&](Value t, ValueRange it) -> SmallVector<Value> {
+               Value nonEmpty =
+                   e.cmpi(CmpIPredicate::ne, classOfTile(t), ids.c0);
+               return {e.select(nonEmpty, e.mini(it[0], t), it[0]),
+                       e.select(nonEmpty, e.addi(t, ids.c1), it[1])};
+             });
+  return {span[0], span[1]};
 }
 
 Value AttnKernelBase::inlineRegion(Region &region, ValueRange regionArgs) {
@@ -515,10 +530,11 @@ AttnKernelBase::RowDestination AttnKernelBase::rowDestination(Value local) {
   }
   // Row (slice, b, h, i) of the [slices, B, Hq, Nq] partial results.
   Value p = e.addi(ids.i0, local);
-  int64_t g = cfg.group();
-  dst.inRange = e.cmpi(CmpIPredicate::ult, p, e.muli(args.nq, cIdx(g)));
-  dst.h = e.addi(e.muli(ids.hk, cIdx(g)), remui(p, g));
-  dst.row = e.divi(p, cIdx(g));
+  dst.inRange =
+      e.cmpi(CmpIPredicate::ult, p, e.muli(args.nq, cIdx(cfg.group())));
+  RowPos q = packedRow(p);
+  dst.h = q.h;
+  dst.row = q.i;
   Value sb = e.addi(e.muli(ids.slice, args.batch), ids.bi);
   dst.lse = args.lsePart;
   dst.lseIndex =

@@ -173,6 +173,9 @@ protected:
   /// query clamped to Nq - 1 past the last row, whose values are never
   /// stored, so that regions index captures in bounds).
   RowPos rowPos(Value local);
+  /// A split-KV kernel's packed row `p` (of the block's kv head): its query
+  /// head hk G + p % G and its query row p / G (not shifted, not clamped).
+  RowPos packedRow(Value p);
   /// The position of query row `row`: row + Nk - Nq with `queries_at_end`,
   /// else row. Regions, `classify` and `maskAt` take positions.
   Value queryPosition(Value row);
@@ -188,6 +191,11 @@ protected:
   /// The class of kv tile `kt` for this block's q tile: from the block map,
   /// the intervals, or 2 (full) without a mask.
   Value classOf(const TileRange &range, Value kt);
+  /// [first, last + 1) of the tiles in [lo, hi) whose class
+  /// (`classOfTile`) is not empty; (hi, lo) when all are.
+  std::pair<Value, Value>
+  nonEmptySpan(Value lo, Value hi,
+               llvm::function_ref<Value(Value)> classOfTile);
   /// Whether the mask region is evaluated in a rolled loop: unrolled once
   /// per accumulator element, a region with much index arithmetic (2D and
   /// 3D windows) outgrows the registers left beside the accumulators.

@@ -398,10 +398,7 @@ void mlir::attn::detail::emitBlockMapKernel(const AttnKernelConfig &cfg,
   tile.i1 = e.subi(e.addi(tile.i0, tile.rows), ids.c1);
   tile.j1 = e.subi(e.addi(tile.j0, tile.cols), ids.c1);
   // From here on the tile's rows are query positions (queries_at_end).
-  if (cfg.op.getQueriesAtEnd()) {
-    Value off = e.subi(args.nk, args.nq);
-    tile.i0 = e.addi(tile.i0, off);
-    tile.i1 = e.addi(tile.i1, off);
-  }
+  tile.i0 = queryPosition(e, cfg.op, tile.i0, args.nq, args.nk);
+  tile.i1 = queryPosition(e, cfg.op, tile.i1, args.nq, args.nk);
   BlockMapKernel(cfg, b, std::move(args), ids, tile, flags).emit();
 }

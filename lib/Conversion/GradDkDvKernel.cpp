@@ -148,8 +148,9 @@ void GradDkDvKernel::qTileRange() {
   AttnThreadIds headIds = ids;
   headIds.h = e.muli(ids.h, cIdx(group));
   GradDkDvStep first(gcfg, b, gargs, headIds, blk);
-  auto [lo, hi] = nonEmptySpan(
-      numQT, [&](Value qt) { return first.classOf(e.muli(qt, cIdx(step))); });
+  auto [lo, hi] = nonEmptySpan(ids.c0, numQT, [&](Value qt) {
+    return first.classOf(e.muli(qt, cIdx(step)));
+  });
   Value empty = e.cmpi(CmpIPredicate::uge, lo, hi);
   qLo = e.select(empty, ids.c0, lo);
   qSpan = e.select(empty, ids.c0, e.subi(hi, lo));

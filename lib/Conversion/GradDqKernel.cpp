@@ -106,7 +106,7 @@ std::pair<Value, Value> GradDqKernel::kvRange(Value numKT, Value lastRow) {
   if (!cfg.masked())
     return {ids.c0, numKT};
   int64_t step = gcfg.kvStep;
-  return nonEmptySpan(numKT, [&](Value kt) {
+  return nonEmptySpan(ids.c0, numKT, [&](Value kt) {
     Value j0 = e.muli(kt, cIdx(step));
     Value j1 = e.subi(e.mini(e.addi(j0, cIdx(step)), args.nk), ids.c1);
     return tileClass(ids.i0, lastRow, j0, j1);

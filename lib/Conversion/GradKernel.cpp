@@ -172,20 +172,6 @@ Value GradKernelBase::tileClass(Value i0, Value i1, Value j0, Value j1) {
   return e.select(allEmpty, ids.c0, e.select(allFull, cIdx(2), ids.c1));
 }
 
-std::pair<Value, Value>
-GradKernelBase::nonEmptySpan(Value count,
-                             llvm::function_ref<Value(Value)> classOfTile) {
-  SmallVector<Value> span =
-      e.loop(ids.c0, count, ids.c1, {count, ids.c0},
-             [&](Value t, ValueRange it) -> SmallVector<Value> {
-               Value nonEmpty =
-                   e.cmpi(CmpIPredicate::ne, classOfTile(t), ids.c0);
-               return {e.select(nonEmpty, e.mini(it[0], t), it[0]),
-                       e.select(nonEmpty, e.addi(t, ids.c1), it[1])};
-             });
-  return {span[0], span[1]};
-}
-
 SmallVector<Value>
 GradKernelBase::scaledScores(ArrayRef<Value> raw,
                              llvm::function_ref<ElementPos(int64_t)> pos,

@@ -160,10 +160,6 @@ protected:
   /// on captured data (evaluated per element), else the forward's interval
   /// classification.
   Value tileClass(Value i0, Value i1, Value j0, Value j1);
-  /// [lo, hi) spanning the tiles t in [0, count) whose class
-  /// `classOfTile(t)` is not empty (lo >= hi when none is).
-  std::pair<Value, Value>
-  nonEmptySpan(Value count, llvm::function_ref<Value(Value)> classOfTile);
   /// S log2 e of each raw dot product (S: the score region's value of the
   /// scaled product), -inf where `checkMask` and the element is masked or
   /// past Nq / Nk.

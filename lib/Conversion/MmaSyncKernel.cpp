@@ -111,13 +111,13 @@ MmaSyncKernel::loadQueryFragments(Value wrow, Value lrow, Value lhalf) {
     tile.rowLimit = args.nq;
     tile.smem = sK;
     tile.clampTailRows = true;
-    auto packedRow = [&](Value p) -> std::pair<Value, Value> {
-      int64_t g = cfg.group();
-      return {e.addi(e.muli(ids.hk, cIdx(g)), remui(p, g)), e.divi(p, cIdx(g))};
+    auto packedSource = [&](Value p) -> std::pair<Value, Value> {
+      RowPos q = packedRow(p);
+      return {q.h, q.i};
     };
     if (cfg.splitKv) {
       tile.rowLimit = e.muli(args.nq, cIdx(cfg.group()));
-      tile.rowSource = packedRow;
+      tile.rowSource = packedSource;
     }
     stageTile(b, args.qT, ids.bi, ids.h, tile);
     commitGroup(b);
@@ -143,12 +143,12 @@ MmaSyncKernel::loadQueryFragments(Value wrow, Value lrow, Value lhalf) {
 
 TileRange MmaSyncKernel::tileRange() {
   TileRange range;
-  Value nk = args.nk, c0 = ids.c0, c1 = ids.c1;
+  Value nk = args.nk;
   range.numKT = e.ceilDiv(nk, cIdx(cfg.bkv));
   range.numQT = e.ceilDiv(args.nq, cIdx(cfg.bq));
   range.firstRow = ids.i0;
   range.lastRow = e.subi(e.mini(e.addi(ids.i0, cIdx(cfg.bq)), args.nq), ids.c1);
-  range.lo = c0;
+  range.lo = ids.c0;
   range.hi = range.numKT;
   if (cfg.splitKv)
     splitKvRange(range);
@@ -156,16 +156,8 @@ TileRange MmaSyncKernel::tileRange() {
   range.lastRow = queryPosition(range.lastRow);
   if (!cfg.masked())
     return range;
-  SmallVector<Value> span =
-      e.loop(range.lo, range.hi, c1, {range.hi, range.lo},
-             [&](Value kt, ValueRange it) -> SmallVector<Value> {
-               Value nonEmpty =
-                   e.cmpi(CmpIPredicate::ne, classOf(range, kt), c0);
-               return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
-                       e.select(nonEmpty, e.addi(kt, c1), it[1])};
-             });
-  range.lo = span[0];
-  range.hi = span[1];
+  std::tie(range.lo, range.hi) = nonEmptySpan(
+      range.lo, range.hi, [&](Value kt) { return classOf(range, kt); });
   return range;
 }
 

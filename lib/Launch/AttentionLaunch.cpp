@@ -42,7 +42,8 @@ private:
   /// Whether (B, Nq) take the split-KV form.
   bool useSplitKv(int64_t B, int64_t Nq) const;
   llvm::Error launchSplitKv(ArrayRef<TensorRef> inputs,
-                            ArrayRef<TensorRef> outputs, void *stream);
+                            ArrayRef<TensorRef> outputs, int64_t B, int64_t Nq,
+                            int64_t Nk, void *stream);
   llvm::Error checkLayout(ArrayRef<TensorRef> inputs,
                           ArrayRef<TensorRef> outputs) const;
   llvm::Error pushOperands(LaunchParams &params,
@@ -222,7 +223,7 @@ llvm::Error AttentionLauncher::launch(ArrayRef<TensorRef> inputs,
   if (B == 0 || Nq == 0)
     return llvm::Error::success();
   if (useSplitKv(B, Nq))
-    return launchSplitKv(inputs, outputs, stream);
+    return launchSplitKv(inputs, outputs, B, Nq, Nk, stream);
   auto fns = functions();
   if (!fns)
     return fns.takeError();
@@ -279,14 +280,13 @@ static int64_t chooseSplits(int64_t blocksPerSplit, int64_t numKT,
 
 llvm::Error AttentionLauncher::launchSplitKv(ArrayRef<TensorRef> inputs,
                                              ArrayRef<TensorRef> outputs,
+                                             int64_t B, int64_t Nq, int64_t Nk,
                                              void *stream) {
   auto fns = splitFunctions();
   if (!fns)
     return fns.takeError();
   const abi::AttentionKernel &ak = kernel.attention;
   const abi::SplitKv &sk = *ak.splitKv;
-  int64_t B = inputs[0].shape[0], Nq = inputs[0].shape[2],
-          Nk = inputs[1].shape[2];
   int64_t G = ak.headsQ / ak.headsKv;
   int64_t qTiles = (Nq * G + sk.blockRows - 1) / sk.blockRows;
   int64_t numKT = (Nk + sk.blockKv - 1) / sk.blockKv;
