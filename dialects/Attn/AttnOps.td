@@ -9,7 +9,8 @@ include "mlir/Interfaces/ControlFlowInterfaces.td"
 class Attn_Op<string mnemonic, list<Trait> traits = []>
     : Op<Attn_Dialect, mnemonic, traits>;
 
-def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects]> {
+def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects,
+                                             AttrSizedOperandSegments]> {
   let summary = "Softmax attention with score and mask callbacks";
   let description = [{
     Computes, for every batch `b`, query head `h`, query `i`:
@@ -38,6 +39,16 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects]> {
     `i >= j` lets the last query see every key. `queries_at_end` needs
     `Nq <= Nk` (checked when both are static, and by every launcher).
 
+    Paged KV caches: with `pages(%table)`, k and v are pools of pages,
+    `[P, Hkv, S, D]` and `[P, Hkv, S, Dv]` (page size `S` static), and
+    `%table : tensor<B x M x i32>` is the block table: key `j` of batch `b`
+    is row `j mod S` of page `table[b, j / S]`, so `Nk = M * S`. Pages may
+    be shared between sequences and appear in any order. Every entry must
+    lie in `[0, P)`: launchers check it on host data; on the device an entry
+    out of range reads outside the pool. Masks, score regions and
+    `queries_at_end` see the logical positions `j`, so they compose with
+    paging unchanged.
+
     The `score` region takes `(s: f32, b, h, i, j: index)` and yields an f32;
     yielding `-inf` masks the key. The `mask` region takes
     `(b, h, i, j: index)` and yields an i1 (true = visible). Regions are pure
@@ -63,6 +74,18 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects]> {
         -> tensor<?x8x?x64xf32>
     ```
 
+    Decode against a paged cache (pages of 16 tokens, GQA 32:8):
+
+    ```mlir
+    %o = attn.attention %q, %kp, %vp pages(%table : tensor<?x?xi32>)
+        queries_at_end
+      mask(%b: index, %h: index, %i: index, %j: index) {
+        %c = arith.cmpi uge, %i, %j : index
+        attn.yield %c : i1
+      } : tensor<?x32x?x128xbf16>, tensor<?x8x16x128xbf16>,
+          tensor<?x8x16x128xbf16> -> tensor<?x32x?x128xbf16>
+    ```
+
     With captured data (document masking):
 
     ```mlir
@@ -77,7 +100,9 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects]> {
     ```
   }];
   let arguments = (ins AnyRankedTensor:$q, AnyRankedTensor:$k,
-                       AnyRankedTensor:$v, Variadic<AnyRankedTensor>:$captures,
+                       AnyRankedTensor:$v,
+                       Optional<AnyRankedTensor>:$page_table,
+                       Variadic<AnyRankedTensor>:$captures,
                        OptionalAttr<F32Attr>:$scale,
                        UnitAttr:$queries_at_end,
                        OptionalAttr<Attn_MaskInfoAttr>:$mask_info,
@@ -97,6 +122,13 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects]> {
     int64_t getNumKvHeads();
     bool hasScoreRegion() { return !getScore().empty(); }
     bool hasMaskRegion() { return !getMask().empty(); }
+    /// Whether k and v are page pools read through `page_table`.
+    bool isPaged() { return bool(getPageTable()); }
+    /// The page size S of a paged op (k's dim 2); 0 when not paged.
+    int64_t getPageSize();
+    /// The table's checks; returns Nk (k's dim 2 when not paged; dynamic
+    /// when the table's width is).
+    FailureOr<int64_t> verifyPageTable(RankedTensorType q, RankedTensorType k);
   }];
 }
 
@@ -192,6 +224,10 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad",
     /// Positions in `captures` of the float tensors the score region
     /// reads: the captures that get a gradient, in result order.
     SmallVector<unsigned> getGradCaptureIndices();
+    /// A detached attn.attention with this op's q, k, v, captures, scale,
+    /// alignment and copies of its score and mask regions: the forward the
+    /// backward's lowerings analyse. The caller erases it.
+    AttentionOp createForwardView();
   }];
 }
 

@@ -146,10 +146,11 @@ bool SplitKv::operator==(const SplitKv &o) const {
 bool AttentionKernel::operator==(const AttentionKernel &o) const {
   return std::tie(dtype, headDim, valueDim, headsQ, headsKv, blockQ, blockKv,
                   sharedBytes, variant, lse, scale, maskKind, fallback, main,
-                  blockMap, splitKv) ==
+                  blockMap, splitKv, pageSize, pageTable) ==
          std::tie(o.dtype, o.headDim, o.valueDim, o.headsQ, o.headsKv, o.blockQ,
                   o.blockKv, o.sharedBytes, o.variant, o.lse, o.scale,
-                  o.maskKind, o.fallback, o.main, o.blockMap, o.splitKv);
+                  o.maskKind, o.fallback, o.main, o.blockMap, o.splitKv,
+                  o.pageSize, o.pageTable);
 }
 bool LinearKernel::operator==(const LinearKernel &o) const {
   return std::tie(dtype, heads, headsKv, headDim, valueDim, featureDim, chunk,
@@ -172,8 +173,9 @@ bool Param::operator==(const Param &o) const {
   return std::tie(name, dtype, shape) == std::tie(o.name, o.dtype, o.shape);
 }
 bool ValueChecks::operator==(const ValueChecks &o) const {
-  return std::tie(logGates, lengths, equalDims, minExtents) ==
-         std::tie(o.logGates, o.lengths, o.equalDims, o.minExtents);
+  return std::tie(logGates, lengths, equalDims, minExtents, pageTables) ==
+         std::tie(o.logGates, o.lengths, o.equalDims, o.minExtents,
+                  o.pageTables);
 }
 bool Signature::operator==(const Signature &o) const {
   return std::tie(inputs, outputs, inputNames, constDecay, checks) ==
@@ -329,6 +331,9 @@ void writeAttention(json::Object &o, const AttentionKernel &a) {
     o["fallback"] = a.fallback;
   if (a.splitKv)
     o["split_kv"] = splitKvJson(*a.splitKv);
+  if (a.pageSize)
+    o["paged"] =
+        json::Object{{"page_size", a.pageSize}, {"table", a.pageTable}};
   writeLaunch(o, a.main, "", "dynamic_shared_bytes");
   if (!a.blockMap) {
     o["block_map"] = nullptr;
@@ -384,10 +389,13 @@ void writeSignature(json::Object &o, const Signature &s) {
   o["input_names"] = json::Array(s.inputNames);
   o["const_decay"] = json::Array(s.constDecay);
   const ValueChecks &c = s.checks;
-  o["checks"] = json::Object{{"log_gates", json::Array(c.logGates)},
-                             {"lengths", tuplesJson<3>(c.lengths)},
-                             {"equal_dims", tuplesJson<4>(c.equalDims)},
-                             {"min_extents", tuplesJson<5>(c.minExtents)}};
+  json::Object checks{{"log_gates", json::Array(c.logGates)},
+                      {"lengths", tuplesJson<3>(c.lengths)},
+                      {"equal_dims", tuplesJson<4>(c.equalDims)},
+                      {"min_extents", tuplesJson<5>(c.minExtents)}};
+  if (!c.pageTables.empty())
+    checks["page_tables"] = tuplesJson<5>(c.pageTables);
+  o["checks"] = std::move(checks);
 }
 
 json::Value kernelJson(const Kernel &k) {
@@ -908,6 +916,17 @@ void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
     a.blockMap = parseBlockMap(o.object("block_map"));
   if (o.has("split_kv"))
     a.splitKv = parseSplitKv(o.object("split_kv"));
+  if (o.has("paged")) {
+    Obj paged = o.object("paged");
+    a.pageSize = paged.integer("page_size", 1, kMaxExtent);
+    a.pageTable = paged.string("table");
+    if (!r.failed() && !llvm::any_of(a.main.args, [&](const Arg &arg) {
+          return arg.name == a.pageTable &&
+                 argRole(arg.name) == ArgRole::Capture;
+        }))
+      return r.fail(paged.at("table"),
+                    "names no capture argument of " + quoted(a.main.kernel));
+  }
   if (r.failed())
     return;
   for (const Arg &arg : a.main.args)
@@ -1132,6 +1151,8 @@ Signature parseSignature(const Obj &o) {
   s.checks.lengths = parseTuples<3>(c, "lengths", s.inputs, {0}, 0);
   s.checks.equalDims = parseTuples<4>(c, "equal_dims", s.inputs, {0, 2}, 0);
   s.checks.minExtents = parseTuples<5>(c, "min_extents", s.inputs, {0, 2}, 1);
+  if (c.has("page_tables"))
+    s.checks.pageTables = parseTuples<5>(c, "page_tables", s.inputs, {0, 2}, 1);
   return s;
 }
 

@@ -151,14 +151,26 @@ llvm::Error attnc::checkSignature(const KernelSignature &sig,
 /// shape [B, Hq, Nq, Dv].
 llvm::Error attnc::checkAttentionShapes(const KernelSignature &sig,
                                         ArrayRef<TensorRef> in,
-                                        ArrayRef<TensorRef> out) {
+                                        ArrayRef<TensorRef> out,
+                                        PagedKv paged) {
   const auto &q = in[0].shape, &k = in[1].shape, &v = in[2].shape;
   if (q.size() != 4 || k.size() != 4 || v.size() != 4)
     return llvm::Error::success();
-  if (k[0] != q[0] || v[0] != q[0])
+  if (paged) {
+    if (size_t(paged.input) >= in.size())
+      return makeError(sig.name + ": no page table among the " +
+                       llvm::Twine(in.size()) + " inputs");
+    const auto &table = in[paged.input].shape;
+    if (v[0] != k[0] || v[2] != k[2])
+      return makeError(sig.name + ": the k and v page pools differ: k " +
+                       shapeStr(k) + ", v " + shapeStr(v));
+    if (table.size() != 2 || table[0] != q[0])
+      return makeError(sig.name + ": the page table " + shapeStr(table) +
+                       " needs one row per batch (" + llvm::Twine(q[0]) + ")");
+  } else if (k[0] != q[0] || v[0] != q[0])
     return makeError(sig.name + ": batch sizes differ: q " + llvm::Twine(q[0]) +
                      ", k " + llvm::Twine(k[0]) + ", v " + llvm::Twine(v[0]));
-  if (v[2] != k[2])
+  if (!paged && v[2] != k[2])
     return makeError(sig.name + ": k and v sequence lengths differ: " +
                      llvm::Twine(k[2]) + " vs " + llvm::Twine(v[2]));
   llvm::SmallVector<int64_t, 4> oShape = {q[0], q[1], q[2], v[3]};
@@ -171,6 +183,44 @@ llvm::Error attnc::checkAttentionShapes(const KernelSignature &sig,
       return makeError(sig.name + ": lse must have shape " + shapeStr(lShape) +
                        ", got " + shapeStr(out[1].shape));
   }
+  return llvm::Error::success();
+}
+
+int64_t attnc::attentionKeys(ArrayRef<TensorRef> inputs, PagedKv paged) {
+  if (!paged)
+    return inputs[1].shape[2];
+  return inputs[paged.input].shape[1] * paged.pageSize;
+}
+
+int64_t InputChecks::extentOf(ArrayRef<TensorRef> inputs, unsigned in,
+                              unsigned dim) const {
+  int64_t size = inputs[in].shape[dim];
+  for (const PageTable &pt : pageTables)
+    if (pt.table == in && dim == 1)
+      return size * pt.pageSize;
+  return size;
+}
+
+/// Every entry of a block table names a page of the pool.
+static llvm::Error checkPageTable(const KernelSignature &sig,
+                                  const InputChecks::PageTable &pt,
+                                  ArrayRef<TensorRef> inputs) {
+  const TensorRef &t = inputs[pt.table];
+  if (t.dtype != DType::I32 || t.shape.size() != 2)
+    return llvm::Error::success();
+  int64_t pages = inputs[pt.pool].shape[0];
+  auto st = stridesOf(t);
+  const int32_t *data = static_cast<const int32_t *>(t.data);
+  for (int64_t r = 0; r < t.shape[0]; ++r)
+    for (int64_t c = 0; c < t.shape[1]; ++c) {
+      int32_t page = data[r * st[0] + c * st[1]];
+      if (page < 0 || page >= pages)
+        return makeError(
+            sig.name + ": page table '" + sig.inputs[pt.table].name +
+            "' entry [" + llvm::Twine(r) + ", " + llvm::Twine(c) + "] is " +
+            llvm::Twine(page) + ", outside the " + llvm::Twine(pages) +
+            " pages of '" + sig.inputs[pt.pool].name + "'");
+    }
   return llvm::Error::success();
 }
 
@@ -187,7 +237,7 @@ llvm::Error attnc::checkInputValues(const KernelSignature &sig,
                        " in dim " + llvm::Twine(eq[3]) + "; they must match");
   }
   for (const InputChecks::MinExtent &m : checks.minExtents) {
-    int64_t ref = inputs[m.refInput].shape[m.refDim];
+    int64_t ref = checks.extentOf(inputs, m.refInput, m.refDim);
     int64_t need = (ref + m.divisor - 1) / m.divisor;
     int64_t have = inputs[m.input].shape[m.dim];
     if (have < need)
@@ -207,6 +257,9 @@ llvm::Error attnc::checkInputValues(const KernelSignature &sig,
                        " tokens, got " + llvm::Twine(inputs[in].shape[dim]));
   if (!host)
     return llvm::Error::success();
+  for (const InputChecks::PageTable &pt : checks.pageTables)
+    if (llvm::Error e = checkPageTable(sig, pt, inputs))
+      return e;
   for (unsigned in : checks.logGates) {
     const TensorRef &t = inputs[in];
     if (t.dtype != DType::F32)
@@ -235,6 +288,8 @@ abi::ValueChecks attnc::abiChecks(const InputChecks &c) {
     out.equalDims.push_back({eq[0], eq[1], eq[2], eq[3]});
   for (const InputChecks::MinExtent &m : c.minExtents)
     out.minExtents.push_back({m.input, m.dim, m.refInput, m.refDim, m.divisor});
+  for (const InputChecks::PageTable &pt : c.pageTables)
+    out.pageTables.push_back({pt.table, 1, pt.pool, 0, pt.pageSize});
   return out;
 }
 
@@ -251,6 +306,8 @@ InputChecks attnc::inputChecksOf(const abi::ValueChecks &c) {
   for (const std::array<int64_t, 5> &m : c.minExtents)
     out.minExtents.push_back(
         {unsigned(m[0]), unsigned(m[1]), unsigned(m[2]), unsigned(m[3]), m[4]});
+  for (const std::array<int64_t, 5> &pt : c.pageTables)
+    out.pageTables.push_back({unsigned(pt[0]), unsigned(pt[2]), pt[4]});
   return out;
 }
 

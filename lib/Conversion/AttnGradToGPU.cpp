@@ -32,27 +32,12 @@ namespace {
 /// score and mask regions, erased with this object.
 class ForwardView {
 public:
-  explicit ForwardView(AttentionGradOp op) {
-    OperationState state(op.getLoc(), AttentionOp::getOperationName());
-    state.addOperands({op.getQ(), op.getK(), op.getV()});
-    state.addOperands(op.getCaptures());
-    state.addTypes(op.getO().getType());
-    if (auto scale = op.getScaleAttr())
-      state.addAttribute("scale", scale);
-    if (op.getQueriesAtEnd())
-      state.addAttribute("queries_at_end", UnitAttr::get(op.getContext()));
-    state.addRegion();
-    state.addRegion();
-    view = Operation::create(state);
-    IRMapping map;
-    op.getScore().cloneInto(&view->getRegion(0), map);
-    op.getMask().cloneInto(&view->getRegion(1), map);
-  }
+  explicit ForwardView(AttentionGradOp op) : view(op.createForwardView()) {}
   ~ForwardView() { view->erase(); }
-  AttentionOp op() const { return cast<AttentionOp>(view); }
+  AttentionOp op() const { return view; }
 
 private:
-  Operation *view;
+  AttentionOp view;
 };
 
 /// Shared bytes of a [rows x (cols + 8)] tile of 16-bit elements.

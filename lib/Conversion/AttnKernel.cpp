@@ -69,7 +69,9 @@ mlir::attn::detail::getAttnKernelConfig(AttentionOp op) {
   // sm_90a with the schedule's 128 (or 64) x 128 tiles: TMA + wgmma, one
   // warpgroup per 64 query rows (WgmmaKernel.cpp).
   const TargetDesc &tdesc = getTargetDesc(sched.getTarget());
-  bool wgmma = tdesc.wgmma && sm90Tile(bq, bkv) && sm90Supports(true, d, dv);
+  // Paged KV caches are gathered by cp.async: the mma.sync kernel.
+  bool wgmma = tdesc.wgmma && !op.isPaged() && sm90Tile(bq, bkv) &&
+               sm90Supports(true, d, dv);
   const int64_t elemBytes = 2;
   int64_t shared = wgmma ? sm90SharedBytes(bq, d, dv)
                          : mmaSyncSharedBytes(bkv, d, dv, elemBytes);
@@ -188,6 +190,15 @@ Value AttnKernelBase::classOf(const TileRange &range, Value kt) {
 
 Value AttnKernelBase::queryPosition(Value row) {
   return attn::queryPosition(e, op, row, args.nq, args.nk);
+}
+
+std::pair<Value, Value> AttnKernelBase::pagedKeyRow(Value j) {
+  int64_t s = op.getPageSize();
+  Value table = args.capMap.lookup(op.getPageTable());
+  Value slot =
+      memref::LoadOp::create(b, table, ValueRange{ids.bi, e.divi(j, cIdx(s))});
+  Value page = arith::IndexCastUIOp::create(b, b.getIndexType(), slot);
+  return {page, remui(j, s)};
 }
 
 RowPos AttnKernelBase::packedRow(Value p) {

@@ -179,6 +179,9 @@ protected:
   /// The position of query row `row`: row + Nk - Nq with `queries_at_end`,
   /// else row. Regions, `classify` and `maskAt` take positions.
   Value queryPosition(Value row);
+  /// A paged op's key `j` of the block's batch: (table[b, j / S], j mod S),
+  /// its page in the pool and row in the page.
+  std::pair<Value, Value> pagedKeyRow(Value j);
   /// The class of the tile [i0v, i1v] x [j0v, j1v] from the mask's
   /// intervals: 0 empty, 1 partial, 2 full. Split-KV kernels classify over
   /// all the kv head's query heads.

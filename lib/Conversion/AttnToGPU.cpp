@@ -54,6 +54,12 @@ KernelInfo describeKernel(const AttnKernelConfig &cfg, StringRef name) {
   info.maskKind = stringifyMaskKind(op.getMaskInfoAttr().getKind()).str();
   if (cfg.wgmma)
     info.variant = "wgmma";
+  if (op.isPaged()) {
+    info.pageSize = op.getPageSize();
+    auto it = llvm::find(cfg.captures, op.getPageTable());
+    info.pageTable =
+        "capture" + std::to_string(std::distance(cfg.captures.begin(), it));
+  }
   return info;
 }
 

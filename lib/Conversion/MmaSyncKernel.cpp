@@ -226,6 +226,9 @@ void MmaSyncKernel::issue(Value kt, Value real, const StridedTensor &src,
   tile.rowLimit = e.select(real, args.nk, ids.c0);
   tile.smem = smem;
   tile.clampTailRows = true;
+  auto pageRow = [&](Value row) { return pagedKeyRow(row); };
+  if (op.isPaged())
+    tile.pageRow = pageRow;
   stageTile(b, src, ids.bi, ids.hk, tile);
   commitGroup(b);
 }

@@ -93,8 +93,11 @@ void mlir::attn::detail::stageTile(ImplicitLocOpBuilder &b,
     Value srcHead = head;
     if (tile.rowSource)
       std::tie(srcHead, safeRow) = tile.rowSource(safeRow);
+    Value srcBatch = batch;
+    if (tile.pageRow)
+      std::tie(srcBatch, safeRow) = tile.pageRow(safeRow);
     Value srcCol = tile.colOffset ? e.addi(tile.colOffset, col) : col;
-    Value off = src.offset(e, batch, srcHead, safeRow, srcCol);
+    Value off = src.offset(e, srcBatch, srcHead, safeRow, srcCol);
     SmallVector<Value> dst;
     if (tile.buffer)
       dst.push_back(tile.buffer);

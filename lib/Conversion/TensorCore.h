@@ -78,6 +78,9 @@ struct CpAsyncTile {
   /// The (head, storage row) of a tile row, if set (rows of several heads:
   /// the split-KV kernel's packed query rows); overrides `head`.
   llvm::function_ref<std::pair<Value, Value>(Value)> rowSource;
+  /// The (page, row in the page) of a storage row, if set (paged KV: the
+  /// source is a page pool and `batch` is not used).
+  llvm::function_ref<std::pair<Value, Value>(Value)> pageRow;
   /// Clamp the shared-memory row of the chunks past the tile to 0 (set by
   /// the attention kernels; without a partial last round of threads the
   /// select is always true, but dropping it changes their PTX).

@@ -39,6 +39,8 @@ private:
   };
   llvm::Expected<Functions> functions();
   llvm::Expected<SplitFunctions> splitFunctions();
+  /// The block table of a paged kernel.
+  PagedKv paged() const;
   /// Whether (B, Nq) take the split-KV form.
   bool useSplitKv(int64_t B, int64_t Nq) const;
   llvm::Error launchSplitKv(ArrayRef<TensorRef> inputs,
@@ -117,6 +119,15 @@ static void pushStrides(LaunchParams &params, const TensorRef &t) {
 static bool splitKvEnabled() {
   const char *v = std::getenv("ATTNC_SPLIT_KV");
   return !v || std::strcmp(v, "0") != 0;
+}
+
+PagedKv AttentionLauncher::paged() const {
+  const abi::AttentionKernel &ak = kernel.attention;
+  unsigned capture = 0;
+  if (!ak.pageSize ||
+      llvm::StringRef(ak.pageTable).drop_front(7).getAsInteger(10, capture))
+    return {};
+  return {int(3 + capture), ak.pageSize};
 }
 
 bool AttentionLauncher::useSplitKv(int64_t B, int64_t Nq) const {
@@ -212,14 +223,14 @@ llvm::Error AttentionLauncher::launch(ArrayRef<TensorRef> inputs,
                                       void *stream) {
   if (llvm::Error e = checkSignature(sig, inputs, outputs))
     return e;
-  if (llvm::Error e = checkAttentionShapes(sig, inputs, outputs))
+  if (llvm::Error e = checkAttentionShapes(sig, inputs, outputs, paged()))
     return e;
   if (llvm::Error e = checkInputValues(sig, checks, inputs, /*host=*/false))
     return e;
   if (llvm::Error e = checkLayout(inputs, outputs))
     return e;
   int64_t B = inputs[0].shape[0], Nq = inputs[0].shape[2],
-          Nk = inputs[1].shape[2];
+          Nk = attentionKeys(inputs, paged());
   if (B == 0 || Nq == 0)
     return llvm::Error::success();
   if (useSplitKv(B, Nq))

@@ -52,7 +52,8 @@ llvm::Error CpuKernelImpl::launch(ArrayRef<TensorRef> inputs,
     if (llvm::Error e = checkParam(sig.name, "output", p, t))
       return e;
   if (attentionLayout)
-    if (llvm::Error e = checkAttentionShapes(sig, inputs, outputs))
+    if (llvm::Error e =
+            checkAttentionShapes(sig, inputs, outputs, checks.paged()))
       return e;
   if (llvm::Error e = checkInputValues(sig, checks, inputs, /*host=*/true))
     return e;

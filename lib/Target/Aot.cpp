@@ -604,6 +604,8 @@ abi::Kernel mlir::attn::abiKernelOf(const GpuKernelArtifact &art) {
   a.scale = info.scale;
   a.maskKind = info.maskKind;
   a.fallback = art.fallback;
+  a.pageSize = info.pageSize;
+  a.pageTable = info.pageTable;
   // One block per (q tile, head, batch); wgmma kernels take their shared
   // memory dynamically.
   a.main.kernel = info.name;

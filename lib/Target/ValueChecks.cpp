@@ -72,15 +72,29 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
     auto qi = argIndex(op.getQ()), ki = argIndex(op.getK());
     if (!qi || !ki)
       return;
+    // Key positions: k's dim 2, or a page table's width (in keys).
+    std::pair<unsigned, unsigned> keys = {*ki, 2u};
+    if constexpr (std::is_same_v<decltype(op), mlir::attn::AttentionOp>) {
+      if (op.isPaged()) {
+        auto ti = argIndex(op.getPageTable()), vi = argIndex(op.getV());
+        if (!ti || !vi)
+          return;
+        keys = {*ti, 1u};
+        c.pageTables.push_back({*ti, *ki, op.getPageSize()});
+        c.equalDims.push_back({*ki, 0u, *vi, 0u});
+      }
+    }
     auto scan = [&](mlir::Region &region, unsigned first) {
       if (region.empty())
         return;
       mlir::Block &blk = region.front();
       // (b, h, i, j) -> (input, dim); query positions run up to Nk - 1
       // with queries_at_end.
-      unsigned posInput = op.getQueriesAtEnd() ? *ki : *qi;
       std::pair<unsigned, unsigned> roles[] = {
-          {*qi, 0u}, {*qi, 1u}, {posInput, 2u}, {*ki, 2u}};
+          {*qi, 0u},
+          {*qi, 1u},
+          op.getQueriesAtEnd() ? keys : std::pair{*qi, 2u},
+          keys};
       auto classify = [&](mlir::Value idx)
           -> std::optional<std::tuple<unsigned, unsigned, int64_t>> {
         int64_t div = 1;
@@ -110,8 +124,13 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
       });
     };
     // The queries are the last Nq of Nk positions: Nk >= Nq.
-    if (op.getQueriesAtEnd())
-      c.minExtents.push_back({*ki, 2u, *qi, 2u, 1});
+    if (op.getQueriesAtEnd()) {
+      if (keys.second == 2u)
+        c.minExtents.push_back({*ki, 2u, *qi, 2u, 1});
+      else // A page table of M entries: M * S >= Nq.
+        c.minExtents.push_back(
+            {keys.first, 1u, *qi, 2u, c.pageTables.back().pageSize});
+    }
     scan(op.getMask(), 0);  // (b, h, i, j)
     scan(op.getScore(), 1); // (s, b, h, i, j)
     if constexpr (std::is_same_v<decltype(op), mlir::attn::AttentionGradOp>)

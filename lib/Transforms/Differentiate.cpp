@@ -262,6 +262,11 @@ static AttentionOp eligibleAttention(func::FuncOp f, std::string &why) {
     return nullptr;
   }
   auto op = cast<AttentionOp>(ops[0]);
+  if (op.isPaged()) {
+    why = "reads a paged KV cache (pages(...)): paged attention is for "
+          "inference and has no backward";
+    return nullptr;
+  }
   for (Operation *user : op->getUsers())
     if (!isa<func::ReturnOp>(user)) {
       why = "uses the attention's results in other operations";

@@ -36,6 +36,11 @@ AttentionBuffers mlir::attn::makeAttentionBuffers(Emitter &e, AttentionOp op) {
   io.batch = e.dim(io.q, 0);
   io.nq = e.dim(io.q, 2);
   io.nk = e.dim(io.k, 2);
+  if (op.isPaged()) {
+    io.table = e.toBuffer(op.getPageTable());
+    io.pageSize = op.getPageSize();
+    io.nk = e.muli(e.dim(io.table, 1), e.idx(io.pageSize));
+  }
   io.hq = op.getNumQueryHeads();
   io.hkv = op.getNumKvHeads();
   io.d = op.getHeadDim();
@@ -46,6 +51,16 @@ AttentionBuffers mlir::attn::makeAttentionBuffers(Emitter &e, AttentionOp op) {
     io.lse =
         e.allocLike(op.getLse().getType(), {io.batch, e.idx(io.hq), io.nq});
   return io;
+}
+
+SmallVector<Value, 4> AttentionBuffers::keyIndex(Emitter &e, Value bi, Value hk,
+                                                 Value j, Value col) const {
+  if (!table)
+    return {bi, hk, j, col};
+  Value s = e.idx(pageSize);
+  Value slot = memref::LoadOp::create(e.b, table, ValueRange{bi, e.divi(j, s)});
+  Value page = arith::IndexCastOp::create(e.b, e.b.getIndexType(), slot);
+  return {page, hk, e.b.createOrFold<arith::RemUIOp>(j, s), col};
 }
 
 void mlir::attn::finishAttention(Emitter &e, AttentionOp op,
@@ -79,7 +94,8 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
                   e.loop(c0, e.idx(io.d), c1, {e.f32(0.0)},
                          [&](Value d, ValueRange acc) -> SmallVector<Value> {
                            Value x = e.loadF32(io.q, {bi, h, i, d});
-                           Value y = e.loadF32(io.k, {bi, hk, j, d});
+                           Value y =
+                               e.loadF32(io.k, io.keyIndex(e, bi, hk, j, d));
                            return {e.addf(acc[0], e.mulf(x, y))};
                          })[0];
               s = e.mulf(s, scale);
@@ -106,7 +122,7 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
                      Value p = e.exp(e.subf(s, msafe));
                      e.loop(c0, e.idx(io.dv), [&](Value d) {
                        Value a = memref::LoadOp::create(b, acc, ValueRange{d});
-                       Value vv = e.loadF32(io.v, {bi, hk, j, d});
+                       Value vv = e.loadF32(io.v, io.keyIndex(e, bi, hk, j, d));
                        memref::StoreOp::create(b, e.addf(a, e.mulf(p, vv)), acc,
                                                ValueRange{d});
                      });

@@ -151,7 +151,9 @@ struct AttnSelectSchedulePass
                  << " dv=" << dv << ", " << elemBytes << "-byte elements, "
                  << (masked ? "masked" : "dense") << ", forced block-q="
                  << forcedQ << " block-kv=" << forcedKv << " (0: free)\n");
-      if (t->wgmma && sm90Supports(elemBytes == 2, d, dv) &&
+      // Paged KV: pages are gathered row by row (cp.async), which the TMA
+      // kernel cannot; the mma.sync kernel runs on every target.
+      if (t->wgmma && !op.isPaged() && sm90Supports(elemBytes == 2, d, dv) &&
           sm90Tile(bq90, forcedKv ? forcedKv : kSm90BlockKv)) {
         LLVM_DEBUG(llvm::dbgs()
                    << "  wgmma kernel: " << bq90 << "x" << kSm90BlockKv << ", "

@@ -150,7 +150,8 @@ void TiledAttentionEmitter::processTile(Value bi, Value h, Value hk, Value i0,
         c0, cols, c1, {e.f32(negInf)},
         [&](Value jj, ValueRange it) -> SmallVector<Value> {
           Value j = e.addi(j0, jj);
-          Value s = e.dot(qv, e.readRowF32(io.k, {bi, hk, j, c0}, io.d));
+          Value s = e.dot(
+              qv, e.readRowF32(io.k, io.keyIndex(e, bi, hk, j, c0), io.d));
           Value pos = queryPosition(e, op, i, io.nq, io.nk);
           if (op.hasScoreRegion())
             s = e.mulf(e.inlineRegion(op.getScore(), {s, bi, h, pos, j})[0],
@@ -169,15 +170,17 @@ void TiledAttentionEmitter::processTile(Value bi, Value h, Value hk, Value i0,
     Value alpha = e.exp2(e.subf(mOld, mSafe));
     Value accv =
         e.mulf(e.readRowF32(accBuf, {r, c0}, io.dv), e.splat(alpha, io.dv));
-    SmallVector<Value> sums = e.loop(
-        c0, cols, c1, {e.f32(0.0), accv},
-        [&](Value jj, ValueRange it) -> SmallVector<Value> {
-          Value s = memref::LoadOp::create(b, sBuf, ValueRange{jj});
-          Value p = e.exp2(e.subf(s, mSafe));
-          Value vv = e.readRowF32(io.v, {bi, hk, e.addi(j0, jj), c0}, io.dv);
-          Value av = vector::FMAOp::create(b, e.splat(p, io.dv), vv, it[1]);
-          return {e.addf(it[0], p), av};
-        });
+    SmallVector<Value> sums =
+        e.loop(c0, cols, c1, {e.f32(0.0), accv},
+               [&](Value jj, ValueRange it) -> SmallVector<Value> {
+                 Value s = memref::LoadOp::create(b, sBuf, ValueRange{jj});
+                 Value p = e.exp2(e.subf(s, mSafe));
+                 Value vv = e.readRowF32(
+                     io.v, io.keyIndex(e, bi, hk, e.addi(j0, jj), c0), io.dv);
+                 Value av =
+                     vector::FMAOp::create(b, e.splat(p, io.dv), vv, it[1]);
+                 return {e.addf(it[0], p), av};
+               });
     Value lOld = memref::LoadOp::create(b, lBuf, ValueRange{r});
     memref::StoreOp::create(b, e.addf(e.mulf(lOld, alpha), sums[0]), lBuf,
                             ValueRange{r});

@@ -65,18 +65,7 @@ static Value i8(Emitter &e, int64_t v) {
 }
 
 void TiledGradEmitter::makeForwardView() {
-  OperationState state(op.getLoc(), AttentionOp::getOperationName());
-  state.addOperands({op.getQ(), op.getK(), op.getV()});
-  state.addOperands(op.getCaptures());
-  state.addTypes(op.getO().getType());
-  if (op.getQueriesAtEnd())
-    state.addAttribute("queries_at_end", UnitAttr::get(op.getContext()));
-  state.addRegion();
-  state.addRegion();
-  fwd = Operation::create(state);
-  IRMapping map;
-  op.getScore().cloneInto(&fwd->getRegion(0), map);
-  op.getMask().cloneInto(&fwd->getRegion(1), map);
+  fwd = op.createForwardView();
   ms = analyzeMaskStructure(cast<AttentionOp>(fwd));
 }
 

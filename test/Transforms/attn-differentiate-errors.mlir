@@ -1,5 +1,6 @@
 // RUN: attn-opt %s -split-input-file --attn-differentiate -verify-diagnostics
 // RUN: not attn-opt %s --attn-differentiate=func=two_ops 2>&1 | FileCheck %s --check-prefix=NAMED
+// RUN: not attn-opt %s --attn-differentiate=func=paged 2>&1 | FileCheck %s --check-prefix=PAGED
 // Score regions that attn-differentiate cannot differentiate: the
 // diagnostic names the op.
 
@@ -86,6 +87,19 @@ func.func @region_op(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
       }
       attn.yield %r : f32
     } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// -----
+
+// Paged KV caches are for inference: no backward (skipped without func=).
+// PAGED: attn-differentiate: function 'paged' reads a paged KV cache (pages(...)): paged attention is for inference and has no backward
+func.func @paged(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x16x64xf32>,
+                 %v: tensor<?x4x16x64xf32>, %t: tensor<?x?xi32>)
+    -> tensor<?x4x?x64xf32> {
+  %o = attn.attention %q, %k, %v pages(%t : tensor<?x?xi32>)
+    : tensor<?x4x?x64xf32>, tensor<?x4x16x64xf32>, tensor<?x4x16x64xf32>
       -> tensor<?x4x?x64xf32>
   return %o : tensor<?x4x?x64xf32>
 }

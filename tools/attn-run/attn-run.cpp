@@ -35,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <random>
 
@@ -927,8 +928,21 @@ int main(int argc, char **argv) {
     return fail("bad sizes");
   if (!nkGiven)
     nk = nq;
-  if (failed(fixStatic(kArg, 2, nk, "--nk", nkGiven)))
+  // A paged cache: k and v are page pools [P, Hkv, S, D]; the table gets
+  // ceil(Nk / S) pages per sequence, a shuffled permutation of the pool.
+  auto paged = dyn_cast<attn::AttentionOp>(attnOp);
+  if (paged && !paged.isPaged())
+    paged = attn::AttentionOp();
+  Value tableArg = paged ? paged.getPageTable() : Value();
+  int64_t pageSize = paged ? paged.getPageSize() : 0;
+  if (!paged && failed(fixStatic(kArg, 2, nk, "--nk", nkGiven)))
     return fail("bad sizes");
+  int64_t pagesPerSeq = paged ? (nk + pageSize - 1) / pageSize : 0;
+  if (paged && pagesPerSeq * pageSize != nk) {
+    llvm::errs() << "attn-run: error: --nk " << int64_t(nk)
+                 << " is not a multiple of the page size " << pageSize << "\n";
+    return fail("bad sizes");
+  }
   if (isLinear && nk != nq) {
     llvm::errs() << "attn-run: error: linear attention and scans need "
                     "--nk equal to --nq\n";
@@ -974,6 +988,10 @@ int main(int argc, char **argv) {
           return fail("bad attn.run_dims");
         }
         size = *r;
+      } else if (paged && (arg == kArg || arg == vArg) && d == 0) {
+        size = batch * pagesPerSeq;
+      } else if (arg == tableArg) {
+        size = d == 0 ? int64_t(batch) : pagesPerSeq;
       } else if (d == 0 && t.getRank() >= 3) {
         size = batch;
       } else if (arg == kArg || arg == vArg) {
@@ -1040,9 +1058,20 @@ int main(int argc, char **argv) {
       for (int64_t i = 0; i < hb.numel(); ++i)
         setFloat(hb, i, s * dist(rng));
     } else {
-      StringRef mode =
-          init.empty() ? (hb.kind == Kind::I1 ? "bits" : "sorted") : parts[0];
-      if (mode == "bits") {
+      StringRef mode = !init.empty()         ? parts[0]
+                       : arg == tableArg     ? "permutation"
+                       : hb.kind == Kind::I1 ? "bits"
+                                             : "sorted";
+      if (mode == "permutation") {
+        // 0 .. numel - 1 in random order: a page table of shuffled pages.
+        if (!nums.empty())
+          return badInit("permutation takes no numbers");
+        std::vector<int64_t> perm(size_t(hb.numel()));
+        std::iota(perm.begin(), perm.end(), int64_t(0));
+        std::shuffle(perm.begin(), perm.end(), rng);
+        for (int64_t i = 0; i < hb.numel(); ++i)
+          setInt(hb, i, perm[size_t(i)]);
+      } else if (mode == "bits") {
         if (nums.size() > 1 || !(param(1, 0.5) >= 0 && param(1, 0.5) <= 1))
           return badInit("expected bits:p with p in [0, 1]");
         std::bernoulli_distribution dist(param(1, 0.5));
@@ -1067,7 +1096,7 @@ int main(int argc, char **argv) {
       } else {
         llvm::errs() << "attn-run: error: unknown attn.run_init '" << init
                      << "' for an integer argument (expected bits:p, "
-                        "randint:lo:hi or sorted:lo:hi)\n";
+                        "randint:lo:hi, sorted:lo:hi or permutation)\n";
         return fail("bad attn.run_init");
       }
     }

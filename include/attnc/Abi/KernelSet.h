@@ -183,6 +183,11 @@ struct AttentionKernel {
   Launch main;
   std::optional<BlockMap> blockMap;
   std::optional<SplitKv> splitKv;
+  /// A paged KV cache (pageSize > 0): k and v are pools [P, Hkv, S, D] and
+  /// `pageTable` (an argument "capture<i>" of the main kernel, the launch's
+  /// input 3 + i) is the [B, M] i32 block table; Nk = M * pageSize.
+  int64_t pageSize = 0;
+  std::string pageTable;
 
   bool operator==(const AttentionKernel &o) const;
 };
@@ -255,8 +260,12 @@ struct ValueChecks {
   /// (input, dim, input, dim): equal sizes.
   std::vector<std::array<int64_t, 4>> equalDims;
   /// (input, dim, refInput, refDim, divisor): dim `dim` of `input` has at
-  /// least ceil(size(refInput, refDim) / divisor) elements.
+  /// least ceil(size(refInput, refDim) / divisor) elements (a page table's
+  /// dim 1 counts page-size keys per entry).
   std::vector<std::array<int64_t, 5>> minExtents;
+  /// (table, 1, pool, 0, page size): a paged op's block table; its values
+  /// index dim 0 of `pool` (k) and its width times the page size is Nk.
+  std::vector<std::array<int64_t, 5>> pageTables;
 
   bool operator==(const ValueChecks &o) const;
 };

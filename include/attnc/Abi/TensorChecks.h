@@ -33,11 +33,23 @@ llvm::Error checkCounts(const KernelSignature &sig, size_t nin, size_t nout);
 llvm::Error checkSignature(const KernelSignature &sig,
                            llvm::ArrayRef<TensorRef> inputs,
                            llvm::ArrayRef<TensorRef> outputs);
+/// A paged attention's block table: the launch input holding it and the
+/// page size (input < 0: not paged).
+struct PagedKv {
+  int input = -1;
+  int64_t pageSize = 0;
+  explicit operator bool() const { return input >= 0; }
+};
 /// For q, k, v, o (and lse): equal batch sizes, equal k/v lengths, o of
-/// shape [B, Hq, Nq, Dv].
+/// shape [B, Hq, Nq, Dv]. With `paged` (k and v page pools): equal page
+/// counts and sizes of k and v, a rank-2 table with a row per batch.
 llvm::Error checkAttentionShapes(const KernelSignature &sig,
                                  llvm::ArrayRef<TensorRef> inputs,
-                                 llvm::ArrayRef<TensorRef> outputs);
+                                 llvm::ArrayRef<TensorRef> outputs,
+                                 PagedKv paged = {});
+/// The key count Nk of an attention launch: k's dim 2, or the table's
+/// width times the page size.
+int64_t attentionKeys(llvm::ArrayRef<TensorRef> inputs, PagedKv paged);
 
 llvm::Expected<DType> dtypeFromName(llvm::StringRef name);
 
@@ -58,6 +70,25 @@ struct InputChecks {
     int64_t divisor;
   };
   llvm::SmallVector<MinExtent> minExtents;
+  /// A paged op's block table (input `table`, [B, M] i32): its values index
+  /// dim 0 of `pool` (the k pool), and M * pageSize is the key count
+  /// (the size a MinExtent with refDim 1 of the table refers to).
+  struct PageTable {
+    unsigned table, pool;
+    int64_t pageSize;
+  };
+  llvm::SmallVector<PageTable> pageTables;
+  /// The first page table as a launch's PagedKv.
+  PagedKv paged() const {
+    if (pageTables.empty())
+      return {};
+    return {int(pageTables[0].table), pageTables[0].pageSize};
+  }
+
+  /// Size `dim` of input `in` as a MinExtent reference: a page table's
+  /// width in keys.
+  int64_t extentOf(llvm::ArrayRef<TensorRef> inputs, unsigned in,
+                   unsigned dim) const;
 };
 
 /// The checks as the ABI writes them, and back.

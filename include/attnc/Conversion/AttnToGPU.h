@@ -62,6 +62,10 @@ struct KernelInfo {
   std::vector<KernelArg> splitArgs, combineArgs;
   int64_t splitBlockRows = 0, splitBlockKv = 0, splitThreads = 0,
           combineThreads = 0, splitMaxQueries = 0;
+  /// A paged KV cache: the page size and the block table's argument
+  /// ("capture<i>"); 0 and "" otherwise.
+  int64_t pageSize = 0;
+  std::string pageTable;
 };
 
 /// Appends to `module` a gpu.module `<name>_kernels` with a kernel `<name>`

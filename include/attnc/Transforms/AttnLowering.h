@@ -12,6 +12,15 @@ struct AttentionBuffers {
   Value q, k, v, o, lse;
   Value batch, nq, nk;
   int64_t hq, hkv, d, dv;
+  /// A paged op's block table and page size (null and 0 otherwise).
+  Value table;
+  int64_t pageSize = 0;
+
+  /// The indices of column `col` of key `j` (batch `bi`, kv head `hk`) in
+  /// k or v: [bi, hk, j, col], or in a page pool [table[bi, j / S], hk,
+  /// j mod S, col].
+  SmallVector<Value, 4> keyIndex(Emitter &e, Value bi, Value hk, Value j,
+                                 Value col) const;
 };
 
 /// Converts q/k/v to buffers and allocates o (and lse).

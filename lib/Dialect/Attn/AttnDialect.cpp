@@ -9,6 +9,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/FoldInterfaces.h"
@@ -295,15 +296,20 @@ static FailureOr<RankedTensorType> getRank4(Operation *op, Value v,
 /// Common q/k/v checks of all three ops. Returns failure after a diagnostic.
 static LogicalResult verifyQKV(Operation *op, RankedTensorType q,
                                RankedTensorType k, RankedTensorType v,
-                               bool sameSeq) {
+                               bool sameSeq, bool paged = false) {
   if (q.getElementType() != k.getElementType() ||
       q.getElementType() != v.getElementType())
     return op->emitOpError() << "q, k and v must have the same element type, "
                                 "got "
                              << q.getElementType() << ", " << k.getElementType()
                              << " and " << v.getElementType();
-  if (!compatible(q.getDimSize(0), k.getDimSize(0)) ||
-      !compatible(q.getDimSize(0), v.getDimSize(0)))
+  if (paged && !compatible(k.getDimSize(0), v.getDimSize(0)))
+    return op->emitOpError()
+           << "k and v page pools have different page counts ("
+           << dimStr(k.getDimSize(0)) << " vs " << dimStr(v.getDimSize(0))
+           << ")";
+  if (!paged && (!compatible(q.getDimSize(0), k.getDimSize(0)) ||
+                 !compatible(q.getDimSize(0), v.getDimSize(0))))
     return op->emitOpError()
            << "batch sizes of q, k and v differ (" << dimStr(q.getDimSize(0))
            << ", " << dimStr(k.getDimSize(0)) << ", " << dimStr(v.getDimSize(0))
@@ -353,11 +359,11 @@ static LogicalResult verifyShapeEq(Operation *op, Type actualType,
 // AttentionOp
 //===----------------------------------------------------------------------===//
 
-/// `queries_at_end` needs Nq <= Nk where both are static.
+/// `queries_at_end` needs Nq <= Nk where both are static (`nk`: the key
+/// count, possibly dynamic).
 static LogicalResult verifyQueriesAtEnd(Operation *op, bool atEnd,
-                                        RankedTensorType q,
-                                        RankedTensorType k) {
-  int64_t nq = q.getDimSize(2), nk = k.getDimSize(2);
+                                        RankedTensorType q, int64_t nk) {
+  int64_t nq = q.getDimSize(2);
   if (!atEnd || ShapedType::isDynamic(nq) || ShapedType::isDynamic(nk) ||
       nq <= nk)
     return success();
@@ -378,6 +384,11 @@ int64_t AttentionOp::getNumQueryHeads() {
 int64_t AttentionOp::getNumKvHeads() {
   return cast<RankedTensorType>(getK().getType()).getDimSize(1);
 }
+int64_t AttentionOp::getPageSize() {
+  if (!isPaged())
+    return 0;
+  return cast<RankedTensorType>(getK().getType()).getDimSize(2);
+}
 float AttentionOp::getEffectiveScale() {
   if (auto s = getScale())
     return s->convertToFloat();
@@ -389,10 +400,23 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
   SmallVector<OpAsmParser::UnresolvedOperand> captures;
   SmallVector<Type> captureTypes;
   llvm::SMLoc loc = parser.getCurrentLocation();
-  if (parser.parseOperandList(qkv, 3) ||
-      parseCaptures(parser, captures, captureTypes))
+  OpAsmParser::UnresolvedOperand table;
+  Type tableType;
+  bool paged = false;
+  if (parser.parseOperandList(qkv, 3))
+    return failure();
+  if (succeeded(parser.parseOptionalKeyword("pages"))) {
+    paged = true;
+    if (parser.parseLParen() || parser.parseOperand(table) ||
+        parser.parseColonType(tableType) || parser.parseRParen())
+      return failure();
+  }
+  if (parseCaptures(parser, captures, captureTypes))
     return failure();
   Builder &b = parser.getBuilder();
+  result.addAttribute("operandSegmentSizes",
+                      b.getDenseI32ArrayAttr(
+                          {1, 1, 1, paged ? 1 : 0, int32_t(captures.size())}));
   if (succeeded(parser.parseOptionalKeyword("queries_at_end")))
     result.addAttribute("queries_at_end", b.getUnitAttr());
   if (succeeded(parser.parseOptionalKeyword("scale"))) {
@@ -419,6 +443,7 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
     return parser.emitError(loc)
            << "expected 1 or 2 result types (o and optionally lse)";
   if (parser.resolveOperands(qkv, inTypes, loc, result.operands) ||
+      (paged && parser.resolveOperand(table, tableType, result.operands)) ||
       parser.resolveOperands(captures, captureTypes, loc, result.operands))
     return failure();
   result.addTypes(outTypes);
@@ -427,6 +452,8 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
 
 void AttentionOp::print(OpAsmPrinter &p) {
   p << " " << getQ() << ", " << getK() << ", " << getV();
+  if (Value table = getPageTable())
+    p << " pages(" << table << " : " << table.getType() << ")";
   printCaptures(p, getCaptures());
   if (getQueriesAtEnd())
     p << " queries_at_end";
@@ -437,7 +464,8 @@ void AttentionOp::print(OpAsmPrinter &p) {
   printNamedRegion(p, "score", getScore());
   printNamedRegion(p, "mask", getMask());
   p.printOptionalAttrDict((*this)->getAttrs(),
-                          {getScaleAttrName(), getQueriesAtEndAttrName()});
+                          {getScaleAttrName(), getQueriesAtEndAttrName(),
+                           getOperandSegmentSizesAttrName()});
   p << " : " << getQ().getType() << ", " << getK().getType() << ", "
     << getV().getType() << " -> " << getO().getType();
   if (getLse())
@@ -452,7 +480,10 @@ LogicalResult AttentionOp::verify() {
   if (failed(q) || failed(k = getRank4(op, getK(), "k")) ||
       failed(v = getRank4(op, getV(), "v")))
     return failure();
-  if (failed(verifyQKV(op, *q, *k, *v, /*sameSeq=*/false)))
+  if (failed(verifyQKV(op, *q, *k, *v, /*sameSeq=*/false, isPaged())))
+    return failure();
+  FailureOr<int64_t> nk = verifyPageTable(*q, *k);
+  if (failed(nk))
     return failure();
   int64_t b = q->getDimSize(0), hq = q->getDimSize(1), nq = q->getDimSize(2);
   if (failed(verifyShapeEq(op, getO().getType(), {b, hq, nq, v->getDimSize(3)},
@@ -467,7 +498,36 @@ LogicalResult AttentionOp::verify() {
     if (!std::isfinite(f) || f == 0.0f)
       return emitOpError() << "scale must be finite and non-zero, got " << f;
   }
-  return verifyQueriesAtEnd(op, getQueriesAtEnd(), *q, *k);
+  return verifyQueriesAtEnd(op, getQueriesAtEnd(), *q, *nk);
+}
+
+FailureOr<int64_t> AttentionOp::verifyPageTable(RankedTensorType q,
+                                                RankedTensorType k) {
+  Value table = getPageTable();
+  if (!table)
+    return k.getDimSize(2);
+  auto t = cast<RankedTensorType>(table.getType());
+  if (t.getRank() != 2 || !t.getElementType().isInteger(32)) {
+    emitOpError() << "page table must be a rank-2 tensor of i32 [B, "
+                     "pages per sequence], got "
+                  << t;
+    return failure();
+  }
+  if (!compatible(t.getDimSize(0), q.getDimSize(0))) {
+    emitOpError() << "page table has " << dimStr(t.getDimSize(0))
+                  << " rows but q has batch size " << dimStr(q.getDimSize(0));
+    return failure();
+  }
+  int64_t s = k.getDimSize(2);
+  if (ShapedType::isDynamic(s) || s < 1) {
+    emitOpError() << "paged k and v need a static page size (dim 2) of at "
+                     "least 1, got "
+                  << k;
+    return failure();
+  }
+  if (t.isDynamicDim(1))
+    return ShapedType::kDynamic;
+  return t.getDimSize(1) * s;
 }
 
 LogicalResult AttentionOp::verifyRegions() {
@@ -905,6 +965,28 @@ float AttentionGradOp::getEffectiveScale() {
   return 1.0f / std::sqrt(static_cast<float>(getHeadDim()));
 }
 
+AttentionOp AttentionGradOp::createForwardView() {
+  MLIRContext *ctx = getContext();
+  OperationState state(getLoc(), AttentionOp::getOperationName());
+  state.addOperands({getQ(), getK(), getV()});
+  state.addOperands(getCaptures());
+  state.addAttribute(
+      AttentionOp::getOperandSegmentSizesAttrName(state.name),
+      DenseI32ArrayAttr::get(ctx, {1, 1, 1, 0, int32_t(getCaptures().size())}));
+  state.addTypes(getO().getType());
+  if (auto scale = getScaleAttr())
+    state.addAttribute("scale", scale);
+  if (getQueriesAtEnd())
+    state.addAttribute("queries_at_end", UnitAttr::get(ctx));
+  state.addRegion();
+  state.addRegion();
+  Operation *view = Operation::create(state);
+  IRMapping map;
+  getScore().cloneInto(&view->getRegion(0), map);
+  getMask().cloneInto(&view->getRegion(1), map);
+  return cast<AttentionOp>(view);
+}
+
 SmallVector<unsigned> AttentionGradOp::getGradCaptureIndices() {
   llvm::SmallPtrSet<Value, 4> read;
   getScore().walk([&](Operation *op) {
@@ -1038,7 +1120,7 @@ LogicalResult AttentionGradOp::verify() {
     if (!std::isfinite(f) || f == 0.0f)
       return emitOpError() << "scale must be finite and non-zero, got " << f;
   }
-  return verifyQueriesAtEnd(op, getQueriesAtEnd(), *q, *k);
+  return verifyQueriesAtEnd(op, getQueriesAtEnd(), *q, k->getDimSize(2));
 }
 
 /// The score_grad region yields dS/ds, then per capture site the partial

@@ -68,5 +68,7 @@ SmallVector<Value> mlir::attn::kernelCaptures(Operation *attnOp, ValueRange own,
 
 SmallVector<Value> mlir::attn::attentionKernelCaptures(Operation *attentionOp) {
   auto op = cast<attn::AttentionOp>(attentionOp);
-  return kernelCaptures(op, op.getCaptures(), 0);
+  // The page table, then the captures: every tensor the kernel reads
+  // besides q, k and v.
+  return kernelCaptures(op, op->getOperands().drop_front(3), 0);
 }

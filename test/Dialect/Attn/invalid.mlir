@@ -1060,3 +1060,53 @@ func.func @queries_at_end_more_queries(%q: tensor<1x4x9x64xf32>, %k: tensor<1x4x
       -> tensor<1x4x9x64xf32>
   return
 }
+
+// -----
+
+func.func @paged_table_type(%q: tensor<2x4x1x64xf32>, %k: tensor<9x4x16x64xf32>, %t: tensor<2x4xi64>) {
+  // expected-error @+1 {{page table must be a rank-2 tensor of i32 [B, pages per sequence], got 'tensor<2x4xi64>'}}
+  %o = attn.attention %q, %k, %k pages(%t : tensor<2x4xi64>)
+    : tensor<2x4x1x64xf32>, tensor<9x4x16x64xf32>, tensor<9x4x16x64xf32>
+      -> tensor<2x4x1x64xf32>
+  return
+}
+
+// -----
+
+func.func @paged_table_rows(%q: tensor<2x4x1x64xf32>, %k: tensor<9x4x16x64xf32>, %t: tensor<3x4xi32>) {
+  // expected-error @+1 {{page table has 3 rows but q has batch size 2}}
+  %o = attn.attention %q, %k, %k pages(%t : tensor<3x4xi32>)
+    : tensor<2x4x1x64xf32>, tensor<9x4x16x64xf32>, tensor<9x4x16x64xf32>
+      -> tensor<2x4x1x64xf32>
+  return
+}
+
+// -----
+
+func.func @paged_dynamic_page_size(%q: tensor<2x4x1x64xf32>, %k: tensor<9x4x?x64xf32>, %t: tensor<2x4xi32>) {
+  // expected-error @+1 {{paged k and v need a static page size (dim 2) of at least 1, got 'tensor<9x4x?x64xf32>'}}
+  %o = attn.attention %q, %k, %k pages(%t : tensor<2x4xi32>)
+    : tensor<2x4x1x64xf32>, tensor<9x4x?x64xf32>, tensor<9x4x?x64xf32>
+      -> tensor<2x4x1x64xf32>
+  return
+}
+
+// -----
+
+func.func @paged_pools_differ(%q: tensor<2x4x1x64xf32>, %k: tensor<9x4x16x64xf32>, %v: tensor<8x4x16x64xf32>, %t: tensor<2x4xi32>) {
+  // expected-error @+1 {{k and v page pools have different page counts (9 vs 8)}}
+  %o = attn.attention %q, %k, %v pages(%t : tensor<2x4xi32>)
+    : tensor<2x4x1x64xf32>, tensor<9x4x16x64xf32>, tensor<8x4x16x64xf32>
+      -> tensor<2x4x1x64xf32>
+  return
+}
+
+// -----
+
+func.func @paged_queries_at_end(%q: tensor<2x4x33x64xf32>, %k: tensor<9x4x16x64xf32>, %t: tensor<2x2xi32>) {
+  // expected-error @+1 {{queries_at_end needs Nq <= Nk (the queries are the last Nq key positions), got Nq = 33 and Nk = 32}}
+  %o = attn.attention %q, %k, %k pages(%t : tensor<2x2xi32>) queries_at_end
+    : tensor<2x4x33x64xf32>, tensor<9x4x16x64xf32>, tensor<9x4x16x64xf32>
+      -> tensor<2x4x33x64xf32>
+  return
+}

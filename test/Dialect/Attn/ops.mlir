@@ -285,3 +285,25 @@ func.func @queries_at_end(%q: tensor<?x4x1x64xf32>, %k: tensor<?x4x?x64xf32>,
     -> tensor<?x4x1x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
   return %dq : tensor<?x4x1x64xf32>
 }
+
+// CHECK-LABEL: func.func @paged
+// CHECK: attn.attention %{{.*}}, %{{.*}}, %{{.*}} pages(%{{.*}} : tensor<?x?xi32>) captures(%{{.*}} : tensor<8xf32>) queries_at_end
+// CHECK-NOT: operandSegmentSizes
+// CHECK: : tensor<?x8x?x64xf32>, tensor<?x2x16x64xf32>, tensor<?x2x16x64xf32> -> tensor<?x8x?x64xf32>
+func.func @paged(%q: tensor<?x8x?x64xf32>, %k: tensor<?x2x16x64xf32>,
+                 %v: tensor<?x2x16x64xf32>, %table: tensor<?x?xi32>,
+                 %slopes: tensor<8xf32>) -> tensor<?x8x?x64xf32> {
+  %o = attn.attention %q, %k, %v pages(%table : tensor<?x?xi32>)
+      captures(%slopes : tensor<8xf32>) queries_at_end
+    score(%s: f32, %b: index, %h: index, %i: index, %j: index) {
+      %m = tensor.extract %slopes[%h] : tensor<8xf32>
+      %d = arith.subi %j, %i : index
+      %di = arith.index_cast %d : index to i64
+      %df = arith.sitofp %di : i64 to f32
+      %bias = arith.mulf %m, %df : f32
+      %r = arith.addf %s, %bias : f32
+      attn.yield %r : f32
+    } : tensor<?x8x?x64xf32>, tensor<?x2x16x64xf32>, tensor<?x2x16x64xf32>
+      -> tensor<?x8x?x64xf32>
+  return %o : tensor<?x8x?x64xf32>
+}

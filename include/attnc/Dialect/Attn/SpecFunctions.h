@@ -28,9 +28,9 @@ SmallVector<Value> kernelCaptures(Operation *attnOp, ValueRange own,
 
 /// The captures a kernel of `op` takes: the enclosing function's arguments
 /// after q, k and v when `op` is an attention on the function's arguments
-/// whose captures are some of those, in order (the others were captures
-/// whose uses folded away: the kernel keeps the function's signature and
-/// ignores them); otherwise `op`'s captures.
+/// whose page table and captures are some of those, in order (the others were
+/// captures whose uses folded away: the kernel keeps the function's signature
+/// and ignores them); otherwise its page table and captures.
 SmallVector<Value> attentionKernelCaptures(Operation *attentionOp);
 
 } // namespace mlir::attn

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# On the GPU machine (carry devcarry; bench/build_device_tools.sh and
+# bench/build_decode.sh): issue 20's paged-KV checks and benchmark.
+#  1. `attn-run --backend=cuda` on examples/paged_decode.mlir in bf16 with
+#     pages of 1, 16, 32, 64, 128 and 256 tokens (a shuffled permutation of
+#     the pool as the table): decode and speculative sizes (the split-KV
+#     kernels, Nq <= 64) and prefill chunks (the main kernel), against the
+#     CPU reference;
+#  2. bench/paged_bench.py on devcarry/decode/aot (JSON to $2).
+# Prints one line per run and a summary; exits 1 on any FAIL.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+log="${1:-/tmp/paged.log}"
+work=$(mktemp -d)
+# shellcheck source=device_tools.sh
+. "$root/bench/device_tools.sh"
+export ATTNC_CACHE_DIR="$work/cache"
+: > "$log"
+show_args=1
+for s in 1 16 32 64 128 256; do
+  f="$work/paged_$s.mlir"
+  sed -e 's/x64xf32>/x64xbf16>/g' -e "s/x16x64x/x${s}x64x/g" \
+    "$root/examples/paged_decode.mlir" > "$f"
+  check "$f" --backend=cuda --batch 3 --nq 1 --nk $((s * 40))
+  check "$f" --backend=cuda --batch 2 --nq 4 --nk $((s * 13))
+  check "$f" --backend=cuda --nq 64 --nk $((s * 9))
+  check "$f" --backend=cuda --nq 65 --nk $((s * 7 > 65 ? s * 7 : 256))
+  check "$f" --backend=cuda --nq 200 --nk $((s * 5 > 200 ? s * 5 : 512))
+done
+echo "paged attn-run --backend=cuda: $pass passed, $fail failed" | tee -a "$log"
+rm -rf "$work"
+ATTNC_LIB_DIR="$tools/lib" python3 "$root/bench/paged_bench.py" \
+  "$root/devcarry/decode/aot" ${2:+"$2"}
+bench=$?
+[ "$fail" -eq 0 ] && [ "$bench" -eq 0 ]

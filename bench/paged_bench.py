@@ -1,0 +1,135 @@
+"""Paged KV caches on the GPU (issue 20): attnc's paged kernels (attn-aot on
+bench/decode/decode_paged*.mlir and prefill_paged64.mlir, built by
+bench/build_decode.sh) against attnc's contiguous-cache kernels and PyTorch
+SDPA (cuDNN and flash backends) on the contiguous cache the pages hold, in
+one process. bf16, d = 128, 32 query heads on 8 kv heads.
+
+The pool holds B * M pages in a random order (the block table is a
+permutation), so no two neighbouring keys share a page past its end. Every
+case is checked against a float32 reference on the gathered contiguous
+cache (fresh random inputs); times are CUDA-event medians over distinct
+input sets (no call finds K and V in L2).
+
+  python3 bench/paged_bench.py devcarry/decode/aot [OUT.json]
+"""
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "..", "python"))
+sys.path.insert(0, here)
+import attnc  # noqa: E402
+from decode_bench import copy_bandwidth, reference, rel  # noqa: E402
+from timing import timeit  # noqa: E402
+
+D, HQ, HKV = 128, 32, 8
+DECODE = [  # name, B, Nq, Nk, page spec
+    ("B64 Nk4k page16", 64, 1, 4096, "decode_paged16"),
+    ("B64 Nk4k page64", 64, 1, 4096, "decode_paged64"),
+    ("B16 Nk8k page16", 16, 1, 8192, "decode_paged16"),
+    ("B1 Nk32k page16", 1, 1, 32768, "decode_paged16"),
+    ("B1 Nk128k page16", 1, 1, 131072, "decode_paged16"),
+    ("B8 Nq4 Nk8k page16", 8, 4, 8192, "decode_paged16"),
+]
+PREFILL = [  # name, B, Nq, Nk
+    ("B4 Nq=Nk=4k", 4, 4096, 4096),
+    ("B8 Nq512 Nk8k", 8, 512, 8192),
+]
+
+
+def paged_inputs(B, nq, nk, page, seed):
+    """q, the k and v pools, the table, and the contiguous k and v."""
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    m = nk // page
+    mk = lambda *s: torch.randn(*s, device="cuda", dtype=torch.bfloat16, generator=g)
+    q = mk(B, HQ, nq, D)
+    kp, vp = mk(B * m, HKV, page, D), mk(B * m, HKV, page, D)
+    table = torch.randperm(B * m, device="cuda", generator=g).view(B, m).int()
+    gather = lambda p: p[table.long()].permute(0, 2, 1, 3, 4).reshape(B, HKV, nk, D)
+    return q, kp, vp, table, gather(kp), gather(vp)
+
+
+def sdpa(backend, causal_end):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    be = getattr(SDPBackend, backend)
+
+    def f(q, k, v):
+        mask = None
+        if causal_end and q.shape[2] != k.shape[2]:
+            nq, nk = q.shape[2], k.shape[2]
+            pos = torch.arange(nq, device=q.device)[:, None] + nk - nq
+            mask = pos >= torch.arange(nk, device=q.device)[None, :]
+        with sdpa_kernel(be):
+            return F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, enable_gqa=True,
+                is_causal=causal_end and mask is None)
+    return f
+
+
+def run_case(rows, checks, kind, name, B, nq, nk, page, paged, dense, bw, causal):
+    sets = [paged_inputs(B, nq, nk, page, 100 + i) for i in range(3)]
+    q, kp, vp, table, k, v = paged_inputs(B, nq, nk, page, 7)
+    o = paged(q, kp, vp, table)
+    ro, _ = reference(q, k, v, window=nk if causal else None)
+    err = rel(o, ro)
+    checks.append({"case": name, "o_rel": err, "pass": err < 1e-2})
+    print("PASS" if err < 1e-2 else "FAIL", kind, name, f"o_rel={err:.2e}")
+    nbytes = 2 * (2 * B * HKV * nk * D + 2 * B * HQ * nq * D)
+    flops = 4 * B * HQ * nq * nk * D * (0.5 if causal and nq == nk else 1.0)
+    paths = {"attnc paged": lambda q, kp, vp, t, k, v: paged(q, kp, vp, t),
+             "attnc contiguous": lambda q, kp, vp, t, k, v: dense(q, k, v)}
+    for be in ("CUDNN_ATTENTION", "FLASH_ATTENTION"):
+        f = sdpa(be, causal)
+        paths["SDPA " + be.split("_")[0].lower()] = \
+            lambda q, kp, vp, t, k, v, f=f: f(q, k, v)
+    for pname, fn in paths.items():
+        try:
+            ms = timeit(fn, sets, warmup=5, reps=30)
+        except Exception as ex:
+            print(f"{pname} failed on {name}: {type(ex).__name__}: {str(ex)[:200]}")
+            continue
+        rows.append({"kind": kind, "case": name, "path": pname, "ms": ms,
+                     "bw_frac": nbytes / (bw * 1e9) / (ms * 1e-3),
+                     "tflops": flops / (ms * 1e-3) / 1e12})
+
+
+def main():
+    aot = sys.argv[1]
+    load = lambda s: attnc.load(os.path.join(aot, s)).kernels[s]
+    kern = {s: load(s) for s in ("decode_gqa", "decode_paged16", "decode_paged64",
+                                 "prefill_causal", "prefill_paged64")}
+    bw = copy_bandwidth()
+    dev = torch.cuda.get_device_name()
+    print(f"{dev}, torch {torch.__version__}, copy bandwidth {bw:.0f} GB/s")
+    rows, checks = [], []
+    for name, B, nq, nk, spec in DECODE:
+        page = int(spec.replace("decode_paged", ""))
+        run_case(rows, checks, "decode", name, B, nq, nk, page, kern[spec],
+                 kern["decode_gqa"], bw, causal=False)
+    for name, B, nq, nk in PREFILL:
+        run_case(rows, checks, "prefill", name, B, nq, nk, 64, kern["prefill_paged64"],
+                 kern["prefill_causal"], bw, causal=True)
+    date = time.strftime("%Y-%m-%d")
+    print(f"\npaged KV, bf16 d128 Hq32 Hkv8, {dev}, torch {torch.__version__}, {date}; "
+          f"copy bandwidth {bw:.0f} GB/s")
+    print("| kind | case | path | ms | fraction of copy bandwidth | TFLOP/s |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['kind']} | {r['case']} | {r['path']} | {r['ms']:.4f} | "
+              f"{r['bw_frac']:.2f} | {r['tflops']:.1f} |")
+    fails = [c for c in checks if not c["pass"]]
+    print(f"\ncorrectness: {len(checks) - len(fails)}/{len(checks)} PASS")
+    if len(sys.argv) > 2:
+        with open(sys.argv[2], "w") as f:
+            json.dump({"device": dev, "torch": torch.__version__, "date": date,
+                       "copy_gbps": bw, "rows": rows, "checks": checks}, f, indent=1)
+    sys.exit(1 if fails else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Paged KV caches on the CPU target (no GPU, no torch): attn.attention with
+pages(%table) checked against a float64 numpy reference on the contiguous
+cache the pages hold. Pages are shuffled, shared between sequences (a common
+prefix) and mixed with unused pages; page sizes 1, 16 and 64; decode (Nq =
+1), speculative (Nq = 4) and a prefill chunk; and the errors a serving loop
+can make: a table entry outside the pool, a table row per batch missing,
+k and v pools that differ. Exits nonzero when a check fails."""
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import attnc  # noqa: E402
+from numpy_checks import check_close, error, rand, softmax_ref, state  # noqa: E402
+
+HQ, HKV, D = 8, 2, 64
+rng = np.random.default_rng(7)
+
+
+def spec(page):
+    t = f"tensor<?x{HKV}x{page}x{D}xf32>"
+    return f"""
+func.func @paged(%q: tensor<?x{HQ}x?x{D}xf32>, %k: {t}, %v: {t},
+                 %table: tensor<?x?xi32>)
+    -> (tensor<?x{HQ}x?x{D}xf32>, tensor<?x{HQ}x?xf32>) {{
+  %o, %lse = attn.attention %q, %k, %v pages(%table : tensor<?x?xi32>)
+      queries_at_end
+    mask(%b: index, %h: index, %i: index, %j: index) {{
+      %c = arith.cmpi uge, %i, %j : index
+      attn.yield %c : i1
+    }} : tensor<?x{HQ}x?x{D}xf32>, {t}, {t}
+      -> tensor<?x{HQ}x?x{D}xf32>, tensor<?x{HQ}x?xf32>
+  return %o, %lse : tensor<?x{HQ}x?x{D}xf32>, tensor<?x{HQ}x?xf32>
+}}
+"""
+
+
+def make_cache(B, pages, page, spare):
+    """A pool of B * pages + spare pages, shuffled; sequences 0 and 1 share
+    their first page (a common prefix). Returns the pool, the table and the
+    contiguous k and v each sequence sees."""
+    P = B * pages + spare
+    kp, vp = rand(P, HKV, page, D), rand(P, HKV, page, D)
+    table = rng.permutation(P)[: B * pages].reshape(B, pages).astype(np.int32)
+    if B > 1 and pages > 1:
+        table[1, 0] = table[0, 0]
+    k = kp[table].transpose(0, 2, 1, 3, 4).reshape(B, HKV, pages * page, D)
+    v = vp[table].transpose(0, 2, 1, 3, 4).reshape(B, HKV, pages * page, D)
+    return kp, vp, table, k, v
+
+
+def main():
+    for page in (1, 16, 64):
+        kernel = attnc.compile(spec(page))
+        for B, pages, nq in ((3, 160 // page or 1, 1), (2, 192 // page, 4),
+                             (2, 256 // page, 37)):
+            kp, vp, table, k, v = make_cache(B, pages, page, spare=5)
+            nk = pages * page
+            q = rand(B, HQ, nq, D)
+            o, lse = kernel(q, kp, vp, table)
+            pos = np.arange(nq)[:, None] + nk - nq
+            ro, rl = softmax_ref(q, k, v, pos >= np.arange(nk))
+            name = f"paged page={page} B={B} Nq={nq} Nk={nk}"
+            check_close(name + " o", o, ro)
+            check_close(name + " lse", lse, rl)
+
+    kernel = attnc.compile(spec(16))
+    kp, vp, table, k, v = make_cache(2, 4, 16, spare=0)
+    q = rand(2, HQ, 1, D)
+    bad = table.copy()
+    bad[1, 2] = 99
+    error("entry out of range", lambda: kernel(q, kp, vp, bad))
+    bad[1, 2] = -1
+    error("negative entry", lambda: kernel(q, kp, vp, bad))
+    error("rows", lambda: kernel(q, kp, vp, table[:1]))
+    error("pools differ", lambda: kernel(q, kp, vp[:-1], table))
+    error("Nq > Nk", lambda: kernel(rand(2, HQ, 65, D), kp, vp, table))
+    print("FAILURES", state.fails)
+    return 1 if state.fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
