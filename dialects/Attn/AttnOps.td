@@ -49,6 +49,14 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects,
     `queries_at_end` see the logical positions `j`, so they compose with
     paging unchanged.
 
+    Attention sinks (gpt-oss, StreamingLLM): with `sinks(%s)`, `%s :
+    tensor<Hq x f32>` holds one learned logit per query head that joins
+    every row's softmax denominator without a value:
+    `o = sum_j e^{s_ij} v_j / (e^{sink_h} + sum_j e^{s_ij})` and
+    `lse = log(e^{sink_h} + sum_j e^{s_ij})` (the sink is in the units of
+    the scores the `score` region yields). A row whose keys are all masked
+    then has `o = 0` and `lse = sink_h`.
+
     The `score` region takes `(s: f32, b, h, i, j: index)` and yields an f32;
     yielding `-inf` masks the key. The `mask` region takes
     `(b, h, i, j: index)` and yields an i1 (true = visible). Regions are pure
@@ -102,6 +110,7 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects,
   let arguments = (ins AnyRankedTensor:$q, AnyRankedTensor:$k,
                        AnyRankedTensor:$v,
                        Optional<AnyRankedTensor>:$page_table,
+                       Optional<AnyRankedTensor>:$sinks,
                        Variadic<AnyRankedTensor>:$captures,
                        OptionalAttr<F32Attr>:$scale,
                        UnitAttr:$queries_at_end,

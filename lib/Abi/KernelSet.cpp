@@ -146,11 +146,11 @@ bool SplitKv::operator==(const SplitKv &o) const {
 bool AttentionKernel::operator==(const AttentionKernel &o) const {
   return std::tie(dtype, headDim, valueDim, headsQ, headsKv, blockQ, blockKv,
                   sharedBytes, variant, lse, scale, maskKind, fallback, main,
-                  blockMap, splitKv, pageSize, pageTable) ==
+                  blockMap, splitKv, pageSize, pageTable, sinks) ==
          std::tie(o.dtype, o.headDim, o.valueDim, o.headsQ, o.headsKv, o.blockQ,
                   o.blockKv, o.sharedBytes, o.variant, o.lse, o.scale,
                   o.maskKind, o.fallback, o.main, o.blockMap, o.splitKv,
-                  o.pageSize, o.pageTable);
+                  o.pageSize, o.pageTable, o.sinks);
 }
 bool LinearKernel::operator==(const LinearKernel &o) const {
   return std::tie(dtype, heads, headsKv, headDim, valueDim, featureDim, chunk,
@@ -334,6 +334,8 @@ void writeAttention(json::Object &o, const AttentionKernel &a) {
   if (a.pageSize)
     o["paged"] =
         json::Object{{"page_size", a.pageSize}, {"table", a.pageTable}};
+  if (!a.sinks.empty())
+    o["sinks"] = a.sinks;
   writeLaunch(o, a.main, "", "dynamic_shared_bytes");
   if (!a.blockMap) {
     o["block_map"] = nullptr;
@@ -916,15 +918,24 @@ void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
     a.blockMap = parseBlockMap(o.object("block_map"));
   if (o.has("split_kv"))
     a.splitKv = parseSplitKv(o.object("split_kv"));
+  // The page table and the sinks name capture arguments of the main kernel.
+  auto isCapture = [&](const std::string &name) {
+    return llvm::any_of(a.main.args, [&](const Arg &arg) {
+      return arg.name == name && argRole(arg.name) == ArgRole::Capture;
+    });
+  };
   if (o.has("paged")) {
     Obj paged = o.object("paged");
     a.pageSize = paged.integer("page_size", 1, kMaxExtent);
     a.pageTable = paged.string("table");
-    if (!r.failed() && !llvm::any_of(a.main.args, [&](const Arg &arg) {
-          return arg.name == a.pageTable &&
-                 argRole(arg.name) == ArgRole::Capture;
-        }))
+    if (!r.failed() && !isCapture(a.pageTable))
       return r.fail(paged.at("table"),
+                    "names no capture argument of " + quoted(a.main.kernel));
+  }
+  if (o.has("sinks")) {
+    a.sinks = o.string("sinks");
+    if (!r.failed() && !isCapture(a.sinks))
+      return r.fail(o.at("sinks"),
                     "names no capture argument of " + quoted(a.main.kernel));
   }
   if (r.failed())

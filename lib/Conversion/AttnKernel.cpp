@@ -192,6 +192,12 @@ Value AttnKernelBase::queryPosition(Value row) {
   return attn::queryPosition(e, op, row, args.nq, args.nk);
 }
 
+std::string mlir::attn::detail::captureArgName(const AttnKernelConfig &cfg,
+                                               Value tensor) {
+  auto it = llvm::find(cfg.captures, tensor);
+  return "capture" + std::to_string(std::distance(cfg.captures.begin(), it));
+}
+
 std::pair<Value, Value> AttnKernelBase::pagedKeyRow(Value j) {
   int64_t s = op.getPageSize();
   Value table = args.capMap.lookup(op.getPageTable());
@@ -499,14 +505,31 @@ SoftmaxStep AttnKernelBase::onlineSoftmax(ArrayRef<Value> x,
 void AttnKernelBase::emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l,
                                   llvm::function_ref<Value(int64_t)> acc,
                                   const AccLayout &layout) {
-  const double ln2 = 0.6931471805599453;
+  const double ln2 = 0.6931471805599453, log2e = 1.4426950408889634;
   Value zero = e.f32(0.0);
+  // Sinks join the denominator here; a split-KV kernel's partial results
+  // leave them to the combine kernel.
+  Value sink;
+  if (op.getSinks() && !cfg.splitKv)
+    sink = e.mulf(memref::LoadOp::create(b, args.capMap.lookup(op.getSinks()),
+                                         ValueRange{ids.h}),
+                  e.f32(log2e));
   for (int r = 0; r < 2; ++r) {
-    Value sum = l[r];
+    Value sum = l[r], mRow = m[r];
     sum = e.addf(sum, shuffleXor(b, sum, 1));
     sum = e.addf(sum, shuffleXor(b, sum, 2));
+    Value alpha;
+    if (sink) {
+      // m is -inf on a row with no visible key (sum 0): ex2(-inf) = 0.
+      Value mNew = e.maxf(mRow, sink);
+      alpha = ex2Approx(b, e.subf(mRow, mNew));
+      sum = e.addf(e.mulf(sum, alpha), ex2Approx(b, e.subf(sink, mNew)));
+      mRow = mNew;
+    }
     Value any = e.cmpf(CmpFPredicate::OGT, sum, zero);
     Value inv = e.select(any, e.divf(e.f32(1.0), sum), zero);
+    if (alpha)
+      inv = e.mulf(inv, alpha);
     RowDestination dst = rowDestination(r == 0 ? layout.r0 : layout.r1);
     e.ifThen(dst.inRange, [&] {
       for (int64_t nd = 0; nd < cfg.dv / 8; ++nd) {
@@ -519,7 +542,7 @@ void AttnKernelBase::emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l,
       Value first = e.cmpi(CmpIPredicate::eq, layout.lcol, ids.c0);
       e.ifThen(first, [&] {
         Value val =
-            e.select(any, e.mulf(e.addf(m[r], lg2Approx(b, sum)), e.f32(ln2)),
+            e.select(any, e.mulf(e.addf(mRow, lg2Approx(b, sum)), e.f32(ln2)),
                      ids.negInf);
         memref::StoreOp::create(b, val, dst.lse, ValueRange{dst.lseIndex});
       });

@@ -69,6 +69,10 @@ struct AttnKernelConfig {
   bool isBF16() const { return elem.isBF16(); }
 };
 
+/// The kernel-argument name ("capture<i>") of `tensor`, one of
+/// `cfg.captures` (the page table, the sinks or a region's capture).
+std::string captureArgName(const AttnKernelConfig &cfg, Value tensor);
+
 /// Checks `op` (scheduled, mask-analysed) and derives its configuration.
 FailureOr<AttnKernelConfig> getAttnKernelConfig(AttentionOp op);
 /// The split-KV kernel's configuration beside the main kernel's `main`: the

@@ -56,10 +56,10 @@ KernelInfo describeKernel(const AttnKernelConfig &cfg, StringRef name) {
     info.variant = "wgmma";
   if (op.isPaged()) {
     info.pageSize = op.getPageSize();
-    auto it = llvm::find(cfg.captures, op.getPageTable());
-    info.pageTable =
-        "capture" + std::to_string(std::distance(cfg.captures.begin(), it));
+    info.pageTable = captureArgName(cfg, op.getPageTable());
   }
+  if (op.getSinks())
+    info.sinks = captureArgName(cfg, op.getSinks());
   return info;
 }
 

@@ -30,8 +30,8 @@ namespace {
 /// speculative decoding and chunked-prefill tails).
 constexpr int64_t kMaxSplitQueries = 64;
 
-/// The combine kernel's parameters: o_part, lse_part, o, [lse], B, Nq,
-/// splits and o's strides.
+/// The combine kernel's parameters: o_part, lse_part, o, [lse], [the
+/// sinks], B, Nq, splits and o's strides.
 KernelParams combineParams(const AttnKernelConfig &cfg) {
   MLIRContext *ctx = cfg.op.getContext();
   Type f32 = Float32Type::get(ctx);
@@ -41,6 +41,8 @@ KernelParams combineParams(const AttnKernelConfig &cfg) {
   p.memref("o", cfg.elem, {ShapedType::kDynamic});
   if (cfg.op.getLse())
     p.memref("lse", f32, {ShapedType::kDynamic});
+  if (Value sinks = cfg.op.getSinks())
+    p.memref(captureArgName(cfg, sinks), f32, {cfg.hq});
   for (StringRef n :
        {"B", "Nq", "splits", "o_stride_b", "o_stride_h", "o_stride_n"})
     p.index(n);
@@ -91,6 +93,7 @@ void CombineKernel::emit() {
   StridedTensor o;
   o.mem = entry.getArgument(a++);
   Value lse = cfg.op.getLse() ? entry.getArgument(a++) : Value();
+  Value sinks = cfg.op.getSinks() ? entry.getArgument(a++) : Value();
   Value batch = entry.getArgument(a++), nq = entry.getArgument(a++);
   Value splits = entry.getArgument(a++);
   for (int i = 0; i < 3; ++i)
@@ -125,6 +128,18 @@ void CombineKernel::emit() {
         Value x = memref::LoadOp::create(b, oPart, ValueRange{idx});
         return {e.addf(it[0], w), e.addf(it[1], e.mulf(w, x))};
       });
+  if (sinks) {
+    // The sink joins the denominator: rescale both sums from mSafe to
+    // max(m, sink) (ex2(-inf) = 0 where no slice saw a key).
+    Value sink = memref::LoadOp::create(b, sinks, ValueRange{h});
+    Value mNew = e.maxf(m, sink);
+    Value alpha = ex2Approx(b, e.mulf(e.subf(mSafe, mNew), e.f32(log2e)));
+    alpha = e.select(e.cmpf(CmpFPredicate::OEQ, m, negInf), zero, alpha);
+    sums[0] = e.addf(e.mulf(sums[0], alpha),
+                     ex2Approx(b, e.mulf(e.subf(sink, mNew), e.f32(log2e))));
+    sums[1] = e.mulf(sums[1], alpha);
+    mSafe = mNew;
+  }
   Value any = e.cmpf(CmpFPredicate::OGT, sums[0], zero);
   Value out = e.select(any, e.divf(sums[1], sums[0]), zero);
   Value off = o.offset(e, bi, h, i, col);

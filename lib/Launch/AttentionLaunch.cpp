@@ -121,13 +121,21 @@ static bool splitKvEnabled() {
   return !v || std::strcmp(v, "0") != 0;
 }
 
+/// The launch input of kernel argument "capture<i>": 3 + i (-1: another
+/// name).
+static int captureInput(llvm::StringRef arg) {
+  unsigned capture = 0;
+  if (!arg.consume_front("capture") || arg.getAsInteger(10, capture))
+    return -1;
+  return int(3 + capture);
+}
+
 PagedKv AttentionLauncher::paged() const {
   const abi::AttentionKernel &ak = kernel.attention;
-  unsigned capture = 0;
-  if (!ak.pageSize ||
-      llvm::StringRef(ak.pageTable).drop_front(7).getAsInteger(10, capture))
+  int input = captureInput(ak.pageTable);
+  if (!ak.pageSize || input < 0)
     return {};
-  return {int(3 + capture), ak.pageSize};
+  return {input, ak.pageSize};
 }
 
 bool AttentionLauncher::useSplitKv(int64_t B, int64_t Nq) const {
@@ -342,6 +350,8 @@ llvm::Error AttentionLauncher::launchSplitKv(ArrayRef<TensorRef> inputs,
     cp.memref(outputs[0], /*flat=*/true);
     if (ak.lse)
       cp.memref(outputs[1], /*flat=*/true);
+    if (int in = captureInput(ak.sinks); in >= 0)
+      cp.memref(inputs[in], /*flat=*/false);
     for (int64_t v : {B, Nq, splits})
       cp.push(v);
     pushStrides(cp, outputs[0]);

@@ -606,6 +606,7 @@ abi::Kernel mlir::attn::abiKernelOf(const GpuKernelArtifact &art) {
   a.fallback = art.fallback;
   a.pageSize = info.pageSize;
   a.pageTable = info.pageTable;
+  a.sinks = info.sinks;
   // One block per (q tile, head, batch); wgmma kernels take their shared
   // memory dynamically.
   a.main.kernel = info.name;

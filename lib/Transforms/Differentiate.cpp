@@ -267,6 +267,10 @@ static AttentionOp eligibleAttention(func::FuncOp f, std::string &why) {
           "inference and has no backward";
     return nullptr;
   }
+  if (op.getSinks()) {
+    why = "has attention sinks (sinks(...)), which have no backward yet";
+    return nullptr;
+  }
   for (Operation *user : op->getUsers())
     if (!isa<func::ReturnOp>(user)) {
       why = "uses the attention's results in other operations";

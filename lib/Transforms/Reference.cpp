@@ -41,6 +41,8 @@ AttentionBuffers mlir::attn::makeAttentionBuffers(Emitter &e, AttentionOp op) {
     io.pageSize = op.getPageSize();
     io.nk = e.muli(e.dim(io.table, 1), e.idx(io.pageSize));
   }
+  if (op.getSinks())
+    io.sinks = e.toBuffer(op.getSinks());
   io.hq = op.getNumQueryHeads();
   io.hkv = op.getNumKvHeads();
   io.d = op.getHeadDim();
@@ -109,6 +111,12 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
               memref::StoreOp::create(b, s, row, ValueRange{j});
               return {e.maxf(it[0], s)};
             })[0];
+        // A sink joins the maximum and (below) the sum.
+        Value sink;
+        if (io.sinks) {
+          sink = memref::LoadOp::create(b, io.sinks, ValueRange{h});
+          m = e.maxf(m, sink);
+        }
         // Pass 2: exponentials against the max, weighted sum of values.
         Value empty = e.cmpf(CmpFPredicate::OEQ, m, e.f32(negInf));
         Value msafe = e.select(empty, e.f32(0.0), m);
@@ -128,6 +136,8 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
                      });
                      return {e.addf(it[0], p)};
                    })[0];
+        if (sink)
+          l = e.addf(l, e.exp(e.subf(sink, msafe)));
         Value any = e.cmpf(CmpFPredicate::OGT, l, e.f32(0.0));
         Value inv = e.select(any, e.divf(e.f32(1.0), l), e.f32(0.0));
         e.loop(c0, e.idx(io.dv), [&](Value d) {

@@ -52,6 +52,9 @@ private:
   Value maskAt(Value bi, Value h, Value i, Value j);
   /// Fills the [numQT x numKT] block map for (bi, h).
   void fillBlockMap(Value bi, Value h);
+  /// Adds head h's sink logit to row r's running maximum and sum (and
+  /// rescales its accumulator).
+  void addSink(Value h, Value r);
   void processTile(Value bi, Value h, Value hk, Value i0, Value rows, Value j0,
                    Value cols, bool withMask);
 
@@ -134,6 +137,23 @@ void TiledAttentionEmitter::fillBlockMap(Value bi, Value h) {
       memref::StoreOp::create(b, refined, blockMap, ValueRange{qt, kt});
     });
   });
+}
+
+void TiledAttentionEmitter::addSink(Value h, Value r) {
+  const double log2e = 1.4426950408889634;
+  Value sink = e.mulf(memref::LoadOp::create(b, io.sinks, ValueRange{h}),
+                      e.f32(log2e));
+  Value m = memref::LoadOp::create(b, mBuf, ValueRange{r});
+  Value l = memref::LoadOp::create(b, lBuf, ValueRange{r});
+  // m is -inf on a row with no visible key (l = 0): exp2(-inf) = 0.
+  Value mNew = e.maxf(m, sink);
+  Value alpha = e.exp2(e.subf(m, mNew));
+  memref::StoreOp::create(
+      b, e.addf(e.mulf(l, alpha), e.exp2(e.subf(sink, mNew))), lBuf,
+      ValueRange{r});
+  memref::StoreOp::create(b, mNew, mBuf, ValueRange{r});
+  Value accv = e.readRowF32(accBuf, {r, c0}, io.dv);
+  e.writeRowF32(e.mulf(accv, e.splat(alpha, io.dv)), accBuf, {r, c0});
 }
 
 void TiledAttentionEmitter::processTile(Value bi, Value h, Value hk, Value i0,
@@ -287,6 +307,8 @@ LogicalResult TiledAttentionEmitter::emit() {
         // One normalization per row at the end.
         e.loop(c0, rows, [&](Value r) {
           Value i = e.addi(i0, r);
+          if (io.sinks)
+            addSink(h, r);
           Value l = memref::LoadOp::create(b, lBuf, ValueRange{r});
           Value any = e.cmpf(CmpFPredicate::OGT, l, e.f32(0.0));
           Value inv = e.select(any, e.divf(e.f32(1.0), l), e.f32(0.0));

@@ -1,6 +1,7 @@
 // RUN: attn-opt %s -split-input-file --attn-differentiate -verify-diagnostics
 // RUN: not attn-opt %s --attn-differentiate=func=two_ops 2>&1 | FileCheck %s --check-prefix=NAMED
 // RUN: not attn-opt %s --attn-differentiate=func=paged 2>&1 | FileCheck %s --check-prefix=PAGED
+// RUN: not attn-opt %s --attn-differentiate=func=sinks 2>&1 | FileCheck %s --check-prefix=SINKS
 // Score regions that attn-differentiate cannot differentiate: the
 // diagnostic names the op.
 
@@ -100,6 +101,18 @@ func.func @paged(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x16x64xf32>,
     -> tensor<?x4x?x64xf32> {
   %o = attn.attention %q, %k, %v pages(%t : tensor<?x?xi32>)
     : tensor<?x4x?x64xf32>, tensor<?x4x16x64xf32>, tensor<?x4x16x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// -----
+
+// SINKS: attn-differentiate: function 'sinks' has attention sinks (sinks(...)), which have no backward yet
+func.func @sinks(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                 %v: tensor<?x4x?x64xf32>, %s: tensor<4xf32>)
+    -> tensor<?x4x?x64xf32> {
+  %o = attn.attention %q, %k, %v sinks(%s : tensor<4xf32>)
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
       -> tensor<?x4x?x64xf32>
   return %o : tensor<?x4x?x64xf32>
 }

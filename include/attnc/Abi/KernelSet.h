@@ -188,6 +188,9 @@ struct AttentionKernel {
   /// input 3 + i) is the [B, M] i32 block table; Nk = M * pageSize.
   int64_t pageSize = 0;
   std::string pageTable;
+  /// Attention sinks: the [Hq] f32 logits' argument ("capture<i>"), which
+  /// the split-KV combine kernel takes after o and lse; "" without.
+  std::string sinks;
 
   bool operator==(const AttentionKernel &o) const;
 };

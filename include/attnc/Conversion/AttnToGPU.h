@@ -66,6 +66,9 @@ struct KernelInfo {
   /// ("capture<i>"); 0 and "" otherwise.
   int64_t pageSize = 0;
   std::string pageTable;
+  /// Attention sinks: their argument ("capture<i>", also the combine
+  /// kernel's); "" without.
+  std::string sinks;
 };
 
 /// Appends to `module` a gpu.module `<name>_kernels` with a kernel `<name>`

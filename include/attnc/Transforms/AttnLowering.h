@@ -15,6 +15,8 @@ struct AttentionBuffers {
   /// A paged op's block table and page size (null and 0 otherwise).
   Value table;
   int64_t pageSize = 0;
+  /// The per-head sink logits [Hq] (null: no sinks).
+  Value sinks;
 
   /// The indices of column `col` of key `j` (batch `bi`, kv head `hk`) in
   /// k or v: [bi, hk, j, col], or in a page pool [table[bi, j / S], hk,

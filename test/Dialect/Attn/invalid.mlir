@@ -1110,3 +1110,13 @@ func.func @paged_queries_at_end(%q: tensor<2x4x33x64xf32>, %k: tensor<9x4x16x64x
       -> tensor<2x4x33x64xf32>
   return
 }
+
+// -----
+
+func.func @sinks_shape(%q: tensor<2x4x1x64xf32>, %k: tensor<2x4x8x64xf32>, %s: tensor<2xf32>) {
+  // expected-error @+1 {{sinks must be tensor<4xf32>, got 'tensor<2xf32>'}}
+  %o = attn.attention %q, %k, %k sinks(%s : tensor<2xf32>)
+    : tensor<2x4x1x64xf32>, tensor<2x4x8x64xf32>, tensor<2x4x8x64xf32>
+      -> tensor<2x4x1x64xf32>
+  return
+}

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # On the GPU machine (carry devcarry; bench/build_device_tools.sh and
-# bench/build_decode.sh): issue 20's paged-KV checks and benchmark.
+# bench/build_decode.sh): issue 20's paged-KV and sinks checks and the
+# paged benchmark.
 #  1. `attn-run --backend=cuda` on examples/paged_decode.mlir in bf16 with
 #     pages of 1, 16, 32, 64, 128 and 256 tokens (a shuffled permutation of
 #     the pool as the table): decode and speculative sizes (the split-KV
 #     kernels, Nq <= 64) and prefill chunks (the main kernel), against the
 #     CPU reference;
-#  2. bench/paged_bench.py on devcarry/decode/aot (JSON to $2).
+#  2. the same on examples/sinks.mlir (the sink in the main kernels'
+#     epilogue, wgmma and mma.sync, and in the split-KV combine kernel);
+#  3. bench/paged_bench.py on devcarry/decode/aot (JSON to $2).
 # Prints one line per run and a summary; exits 1 on any FAIL.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-log="${1:-/tmp/paged.log}"
+log="${1:-/tmp/inference.log}"
 work=$(mktemp -d)
 # shellcheck source=device_tools.sh
 . "$root/bench/device_tools.sh"
@@ -27,7 +30,13 @@ for s in 1 16 32 64 128 256; do
   check "$f" --backend=cuda --nq 65 --nk $((s * 7 > 65 ? s * 7 : 256))
   check "$f" --backend=cuda --nq 200 --nk $((s * 5 > 200 ? s * 5 : 512))
 done
-echo "paged attn-run --backend=cuda: $pass passed, $fail failed" | tee -a "$log"
+sed -e 's/x64xf32>/x64xbf16>/g' "$root/examples/sinks.mlir" > "$work/sinks.mlir"
+check "$work/sinks.mlir" --backend=cuda --batch 3 --nq 1 --nk 3000
+check "$work/sinks.mlir" --backend=cuda --nq 16 --nk 700
+check "$work/sinks.mlir" --backend=cuda --nq 300 --nk 300
+check "$work/sinks.mlir" --backend=cuda --nq 1000 --nk 1000 --block-q 64 --block-kv 64
+check "$work/sinks.mlir" --backend=cuda --nq 300 --nk 100
+echo "paged and sinks attn-run --backend=cuda: $pass passed, $fail failed" | tee -a "$log"
 rm -rf "$work"
 ATTNC_LIB_DIR="$tools/lib" python3 "$root/bench/paged_bench.py" \
   "$root/devcarry/decode/aot" ${2:+"$2"}

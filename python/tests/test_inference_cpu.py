@@ -1,10 +1,14 @@
-"""Paged KV caches on the CPU target (no GPU, no torch): attn.attention with
-pages(%table) checked against a float64 numpy reference on the contiguous
-cache the pages hold. Pages are shuffled, shared between sequences (a common
-prefix) and mixed with unused pages; page sizes 1, 16 and 64; decode (Nq =
-1), speculative (Nq = 4) and a prefill chunk; and the errors a serving loop
-can make: a table entry outside the pool, a table row per batch missing,
-k and v pools that differ. Exits nonzero when a check fails."""
+"""Inference forms on the CPU target (no GPU, no torch), against float64
+numpy references:
+- paged KV caches: attn.attention with pages(%table) against the contiguous
+  cache the pages hold. Pages are shuffled, shared between sequences (a
+  common prefix) and mixed with unused pages; page sizes 1, 16 and 64;
+  decode (Nq = 1), speculative (Nq = 4) and a prefill chunk; and the errors
+  a serving loop can make: a table entry outside the pool, a table row per
+  batch missing, k and v pools that differ;
+- attention sinks (examples/sinks.mlir): o and lse with the per-head sink
+  logit in the denominator, including rows whose keys are all masked.
+Exits nonzero when a check fails."""
 import os
 import sys
 
@@ -13,7 +17,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 import attnc  # noqa: E402
-from numpy_checks import check_close, error, rand, softmax_ref, state  # noqa: E402
+from numpy_checks import check_close, error, rand, report, softmax_ref, state  # noqa: E402
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(HERE)), "examples")
 
 HQ, HKV, D = 8, 2, 64
 rng = np.random.default_rng(7)
@@ -51,6 +57,40 @@ def make_cache(B, pages, page, spare):
     return kp, vp, table, k, v
 
 
+def sinks_ref(q, k, v, sink, mask):
+    """o, lse with sink[h] in every row's denominator (float64)."""
+    q, k, v = (x.astype(np.float64) for x in (q, k, v))
+    g = q.shape[1] // k.shape[1]
+    k, v = np.repeat(k, g, axis=1), np.repeat(v, g, axis=1)
+    s = np.einsum("bhid,bhjd->bhij", q, k) / np.sqrt(q.shape[3])
+    s = np.where(mask, s, -np.inf)
+    sk = sink.astype(np.float64)[None, :, None, None]
+    mx = np.maximum(s.max(-1, keepdims=True), sk)
+    p = np.exp(s - mx)
+    l = p.sum(-1, keepdims=True) + np.exp(sk - mx)
+    return np.einsum("bhij,bhjd->bhid", p, v) / l, (mx + np.log(l))[..., 0]
+
+
+def sinks_tests():
+    kernel = attnc.compile(os.path.join(EXAMPLES, "sinks.mlir"))
+    for B, nq, nk in ((2, 200, 200), (1, 1, 300), (2, 70, 40)):
+        q, k, v = rand(B, HQ, nq, D), rand(B, HKV, nk, D), rand(B, HKV, nk, D)
+        sink = (3 * rand(HQ)).astype(np.float32)
+        i, j = np.arange(nq)[:, None], np.arange(nk)[None, :]
+        o, lse = kernel(q, k, v, sink)
+        ro, rl = sinks_ref(q, k, v, sink, (i >= j) & (i - j < 128))
+        check_close(f"sinks B={B} Nq={nq} Nk={nk} o", o, ro)
+        check_close(f"sinks B={B} Nq={nq} Nk={nk} lse", lse, rl)
+    # Nq > Nk: rows past the keys see none of them: o = 0, lse = the sink.
+    q, k, v = rand(1, HQ, 300, D), rand(1, HKV, 100, D), rand(1, HKV, 100, D)
+    sink = rand(HQ)
+    o, lse = kernel(q, k, v, sink)
+    rows = slice(228, 300)  # i - j >= 128 for every key j < 100
+    report("sinks empty rows: o = 0, lse = sink",
+           bool((o[0, :, rows] == 0).all()) and
+           bool(np.allclose(lse[0, :, rows], sink[:, None], atol=1e-6)))
+
+
 def main():
     for page in (1, 16, 64):
         kernel = attnc.compile(spec(page))
@@ -77,6 +117,7 @@ def main():
     error("rows", lambda: kernel(q, kp, vp, table[:1]))
     error("pools differ", lambda: kernel(q, kp, vp[:-1], table))
     error("Nq > Nk", lambda: kernel(rand(2, HQ, 65, D), kp, vp, table))
+    sinks_tests()
     print("FAILURES", state.fails)
     return 1 if state.fails else 0
 
