@@ -49,6 +49,13 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects,
     `queries_at_end` see the logical positions `j`, so they compose with
     paging unchanged.
 
+    Per-sequence key counts (a KV cache filled to different lengths): with
+    `kv_lens(%n)`, `%n : tensor<B x i32>`, sequence `b` has `n[b]` keys (`0
+    <= n[b] <= Nk`): keys `j >= n[b]` are invisible and, with
+    `queries_at_end`, query `i` is at position `i + n[b] - Nq` (then `n[b] >=
+    Nq`). Launchers check the values on host data; on the device they are
+    clamped into that range.
+
     Attention sinks (gpt-oss, StreamingLLM): with `sinks(%s)`, `%s :
     tensor<Hq x f32>` holds one learned logit per query head that joins
     every row's softmax denominator without a value:
@@ -110,6 +117,7 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects,
   let arguments = (ins AnyRankedTensor:$q, AnyRankedTensor:$k,
                        AnyRankedTensor:$v,
                        Optional<AnyRankedTensor>:$page_table,
+                       Optional<AnyRankedTensor>:$kv_lens,
                        Optional<AnyRankedTensor>:$sinks,
                        Variadic<AnyRankedTensor>:$captures,
                        OptionalAttr<F32Attr>:$scale,

@@ -173,9 +173,9 @@ bool Param::operator==(const Param &o) const {
   return std::tie(name, dtype, shape) == std::tie(o.name, o.dtype, o.shape);
 }
 bool ValueChecks::operator==(const ValueChecks &o) const {
-  return std::tie(logGates, lengths, equalDims, minExtents, pageTables) ==
-         std::tie(o.logGates, o.lengths, o.equalDims, o.minExtents,
-                  o.pageTables);
+  return std::tie(logGates, lengths, equalDims, minExtents, pageTables,
+                  kvLens) == std::tie(o.logGates, o.lengths, o.equalDims,
+                                      o.minExtents, o.pageTables, o.kvLens);
 }
 bool Signature::operator==(const Signature &o) const {
   return std::tie(inputs, outputs, inputNames, constDecay, checks) ==
@@ -397,6 +397,8 @@ void writeSignature(json::Object &o, const Signature &s) {
                       {"min_extents", tuplesJson<5>(c.minExtents)}};
   if (!c.pageTables.empty())
     checks["page_tables"] = tuplesJson<5>(c.pageTables);
+  if (!c.kvLens.empty())
+    checks["kv_lens"] = tuplesJson<5>(c.kvLens);
   o["checks"] = std::move(checks);
 }
 
@@ -1164,6 +1166,8 @@ Signature parseSignature(const Obj &o) {
   s.checks.minExtents = parseTuples<5>(c, "min_extents", s.inputs, {0, 2}, 1);
   if (c.has("page_tables"))
     s.checks.pageTables = parseTuples<5>(c, "page_tables", s.inputs, {0, 2}, 1);
+  if (c.has("kv_lens"))
+    s.checks.kvLens = parseTuples<5>(c, "kv_lens", s.inputs, {0, 2}, 0);
   return s;
 }
 

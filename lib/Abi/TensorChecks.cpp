@@ -224,6 +224,36 @@ static llvm::Error checkPageTable(const KernelSignature &sig,
   return llvm::Error::success();
 }
 
+/// Every per-sequence key count lies in [Nq with queries_at_end, else 0,
+/// Nk].
+static llvm::Error checkKvLens(const KernelSignature &sig,
+                               const InputChecks &checks,
+                               const InputChecks::KvLens &kl,
+                               ArrayRef<TensorRef> inputs) {
+  const TensorRef &t = inputs[kl.lens];
+  if (t.dtype != DType::I32 || t.shape.size() != 1)
+    return llvm::Error::success();
+  int64_t nk = checks.extentOf(inputs, kl.keys, kl.keysDim);
+  int64_t nq = kl.atEnd ? inputs[0].shape[2] : 0;
+  int64_t stride = stridesOf(t)[0];
+  const int32_t *data = static_cast<const int32_t *>(t.data);
+  for (int64_t b = 0; b < t.shape[0]; ++b) {
+    int64_t n = data[b * stride];
+    if (n >= nq && n <= nk)
+      continue;
+    std::string why =
+        n > nk ? "more than the " + std::to_string(nk) + " keys"
+        : n < 0
+            ? std::string("negative")
+            : "fewer than the " + std::to_string(nq) +
+                  " queries (queries_at_end puts them at the last positions)";
+    return makeError(sig.name + ": kv_lens '" + sig.inputs[kl.lens].name +
+                     "' entry [" + llvm::Twine(b) + "] is " + llvm::Twine(n) +
+                     ", " + why);
+  }
+  return llvm::Error::success();
+}
+
 llvm::Error attnc::checkInputValues(const KernelSignature &sig,
                                     const InputChecks &checks,
                                     ArrayRef<TensorRef> inputs, bool host) {
@@ -260,6 +290,9 @@ llvm::Error attnc::checkInputValues(const KernelSignature &sig,
   for (const InputChecks::PageTable &pt : checks.pageTables)
     if (llvm::Error e = checkPageTable(sig, pt, inputs))
       return e;
+  for (const InputChecks::KvLens &kl : checks.kvLens)
+    if (llvm::Error e = checkKvLens(sig, checks, kl, inputs))
+      return e;
   for (unsigned in : checks.logGates) {
     const TensorRef &t = inputs[in];
     if (t.dtype != DType::F32)
@@ -290,6 +323,8 @@ abi::ValueChecks attnc::abiChecks(const InputChecks &c) {
     out.minExtents.push_back({m.input, m.dim, m.refInput, m.refDim, m.divisor});
   for (const InputChecks::PageTable &pt : c.pageTables)
     out.pageTables.push_back({pt.table, 1, pt.pool, 0, pt.pageSize});
+  for (const InputChecks::KvLens &kl : c.kvLens)
+    out.kvLens.push_back({kl.lens, 0, kl.keys, kl.keysDim, kl.atEnd ? 1 : 0});
   return out;
 }
 
@@ -308,6 +343,9 @@ InputChecks attnc::inputChecksOf(const abi::ValueChecks &c) {
         {unsigned(m[0]), unsigned(m[1]), unsigned(m[2]), unsigned(m[3]), m[4]});
   for (const std::array<int64_t, 5> &pt : c.pageTables)
     out.pageTables.push_back({unsigned(pt[0]), unsigned(pt[2]), pt[4]});
+  for (const std::array<int64_t, 5> &kl : c.kvLens)
+    out.kvLens.push_back(
+        {unsigned(kl[0]), unsigned(kl[2]), unsigned(kl[3]), kl[4] != 0});
   return out;
 }
 

@@ -92,8 +92,10 @@ mlir::attn::detail::getAttnKernelConfig(AttentionOp op) {
   cfg.bkv = bkv;
   cfg.warps = bq / 16;
   cfg.elem = elem;
-  cfg.needsMap =
+  cfg.dataMask =
       cfg.ms.kind == MaskKind::data || cfg.ms.kind == MaskKind::opaque;
+  // Per-sequence key counts shift positions per batch: no block map then.
+  cfg.needsMap = cfg.dataMask && !op.getKvLens();
   cfg.wgmma = wgmma;
   cfg.sharedBytes = shared;
   cfg.captures = attentionKernelCaptures(op);
@@ -105,6 +107,7 @@ mlir::attn::detail::getSplitKvConfig(const AttnKernelConfig &main) {
   AttnKernelConfig cfg = main;
   cfg.splitKv = true;
   cfg.wgmma = false;
+  cfg.needsMap = false;
   cfg.bq = 64;
   cfg.warps = 4;
   cfg.bkv = std::max(main.d, main.dv) <= 128 ? 64 : 32;
@@ -131,7 +134,7 @@ AttnKernelArgs mlir::attn::detail::bindMainArgs(const AttnKernelConfig &cfg,
   }
   for (Value cap : cfg.captures)
     args.capMap.map(cap, entry.getArgument(a++));
-  if (cfg.needsMap && !cfg.splitKv)
+  if (cfg.needsMap)
     args.blockMap = entry.getArgument(a++);
   args.batch = entry.getArgument(a++);
   args.nq = entry.getArgument(a++);
@@ -147,6 +150,18 @@ AttnKernelArgs mlir::attn::detail::bindMainArgs(const AttnKernelConfig &cfg,
     for (int i = 0; i < 3; ++i)
       t->strides[i] = entry.getArgument(a++);
   return args;
+}
+
+void mlir::attn::detail::bindSequenceKeys(const AttnKernelConfig &cfg,
+                                          ImplicitLocOpBuilder &b,
+                                          AttnKernelArgs &args,
+                                          const AttnThreadIds &ids) {
+  Value lens = cfg.op.getKvLens();
+  if (!lens)
+    return;
+  Emitter e(b);
+  args.nk = sequenceKeys(e, cfg.op, args.capMap.lookup(lens), ids.bi, args.nq,
+                         args.nk);
 }
 
 AttnThreadIds mlir::attn::detail::bindThreadIds(const AttnKernelConfig &cfg,
@@ -178,11 +193,11 @@ AttnThreadIds mlir::attn::detail::bindThreadIds(const AttnKernelConfig &cfg,
 Value AttnKernelBase::classOf(const TileRange &range, Value kt) {
   if (!cfg.masked())
     return cIdx(2);
-  // Split-KV kernels have no block map: every tile of a mask on captured
-  // data is partial (evaluated per element).
-  if (cfg.needsMap)
-    return cfg.splitKv ? cIdx(1)
-                       : mapClass(ids.qt, kt, range.numQT, range.numKT);
+  // Without a block map (split-KV kernels, kv_lens) every tile of a mask on
+  // captured data is partial (evaluated per element).
+  if (cfg.dataMask)
+    return cfg.needsMap ? mapClass(ids.qt, kt, range.numQT, range.numKT)
+                        : cIdx(1);
   Value j0 = e.muli(kt, cIdx(cfg.bkv));
   Value j1 = e.subi(e.mini(e.addi(j0, cIdx(cfg.bkv)), args.nk), ids.c1);
   return classify(range.firstRow, range.lastRow, j0, j1);

@@ -45,7 +45,10 @@ struct AttnKernelConfig {
   /// Tile sizes; warps of the thread block (16 query rows each).
   int64_t bq = 0, bkv = 0, warps = 0;
   Type elem;
-  /// Masks on captured data: a block-map kernel classifies the tiles first.
+  /// A mask on captured data; with `needsMap` a block-map kernel classifies
+  /// its tiles first (not in split-KV kernels nor with kv_lens: every tile
+  /// is partial there).
+  bool dataMask = false;
   bool needsMap = false;
   /// The sm_90a kernel (TMA and wgmma) instead of the mma.sync one.
   bool wgmma = false;
@@ -99,6 +102,13 @@ struct AttnKernelArgs {
 /// split-KV kernel: q, k, v, o_part, lse_part, the captures, B, Nq, Nk and
 /// the strides of q, k and v.
 AttnKernelArgs bindMainArgs(const AttnKernelConfig &cfg, Block &entry);
+
+/// With kv_lens: `args.nk` becomes the block's sequence's key count (the
+/// clamped kv_lens entry of batch ids.bi), which the tile range, the column
+/// bound and the query positions then use.
+struct AttnThreadIds;
+void bindSequenceKeys(const AttnKernelConfig &cfg, ImplicitLocOpBuilder &b,
+                      AttnKernelArgs &args, const AttnThreadIds &ids);
 
 /// Constants and the thread and block indices of a kernel.
 struct AttnThreadIds {

@@ -450,6 +450,7 @@ LogicalResult mlir::attn::detail::emitWgmmaKernel(const AttnKernelConfig &cfg,
   auto b = ImplicitLocOpBuilder::atBlockBegin(cfg.op.getLoc(), &entry);
   AttnKernelArgs args = bindMainArgs(cfg, entry);
   AttnThreadIds ids = bindThreadIds(cfg, b);
+  bindSequenceKeys(cfg, b, args, ids);
   Value red = func.getWorkgroupAttributions()[0];
   WgmmaKernel(cfg, b, std::move(args), ids, red).emit();
   return success();

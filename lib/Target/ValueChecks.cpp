@@ -124,6 +124,12 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
       });
     };
     // The queries are the last Nq of Nk positions: Nk >= Nq.
+    if constexpr (std::is_same_v<decltype(op), mlir::attn::AttentionOp>) {
+      if (op.getKvLens())
+        if (auto li = argIndex(op.getKvLens()))
+          c.kvLens.push_back(
+              {*li, keys.first, keys.second, bool(op.getQueriesAtEnd())});
+    }
     if (op.getQueriesAtEnd()) {
       if (keys.second == 2u)
         c.minExtents.push_back({*ki, 2u, *qi, 2u, 1});

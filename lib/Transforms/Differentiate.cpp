@@ -267,6 +267,11 @@ static AttentionOp eligibleAttention(func::FuncOp f, std::string &why) {
           "inference and has no backward";
     return nullptr;
   }
+  if (op.getKvLens()) {
+    why = "has per-sequence key counts (kv_lens(...)), which have no "
+          "backward yet";
+    return nullptr;
+  }
   if (op.getSinks()) {
     why = "has attention sinks (sinks(...)), which have no backward yet";
     return nullptr;

@@ -206,6 +206,16 @@ Value Emitter::dot(Value x, Value y) {
   return vector::ReductionOp::create(b, vector::CombiningKind::ADD, prod);
 }
 
+Value mlir::attn::sequenceKeys(Emitter &e, Operation *op, Value lens, Value bi,
+                               Value nq, Value nk) {
+  Value n = memref::LoadOp::create(e.b, lens, ValueRange{bi});
+  // Signed: a negative count becomes 0.
+  n = arith::IndexCastOp::create(e.b, e.b.getIndexType(), n);
+  Value lo = op->hasAttr("queries_at_end") ? e.mini(nq, nk) : e.idx(0);
+  n = arith::MaxSIOp::create(e.b, n, lo);
+  return e.mini(n, nk);
+}
+
 Value mlir::attn::queryPosition(Emitter &e, Operation *op, Value row, Value nq,
                                 Value nk) {
   if (!op->hasAttr("queries_at_end"))

@@ -43,6 +43,8 @@ AttentionBuffers mlir::attn::makeAttentionBuffers(Emitter &e, AttentionOp op) {
   }
   if (op.getSinks())
     io.sinks = e.toBuffer(op.getSinks());
+  if (op.getKvLens())
+    io.kvLens = e.toBuffer(op.getKvLens());
   io.hq = op.getNumQueryHeads();
   io.hkv = op.getNumKvHeads();
   io.d = op.getHeadDim();
@@ -53,6 +55,10 @@ AttentionBuffers mlir::attn::makeAttentionBuffers(Emitter &e, AttentionOp op) {
     io.lse =
         e.allocLike(op.getLse().getType(), {io.batch, e.idx(io.hq), io.nq});
   return io;
+}
+
+Value AttentionBuffers::keysOf(Emitter &e, Operation *op, Value bi) const {
+  return kvLens ? sequenceKeys(e, op, kvLens, bi, nq, nk) : nk;
 }
 
 SmallVector<Value, 4> AttentionBuffers::keyIndex(Emitter &e, Value bi, Value hk,
@@ -85,12 +91,13 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
   Value group = e.idx(io.hq / io.hkv);
   Value scale = e.f32(op.getEffectiveScale());
   e.loop(c0, io.batch, [&](Value bi) {
+    Value nk = io.keysOf(e, op, bi);
     e.loop(c0, e.idx(io.hq), [&](Value h) {
       Value hk = e.divi(h, group);
       e.loop(c0, io.nq, [&](Value i) {
         // Pass 1: the score row and its maximum.
         Value m = e.loop(
-            c0, io.nk, c1, {e.f32(negInf)},
+            c0, nk, c1, {e.f32(negInf)},
             [&](Value j, ValueRange it) -> SmallVector<Value> {
               Value s =
                   e.loop(c0, e.idx(io.d), c1, {e.f32(0.0)},
@@ -101,7 +108,7 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
                            return {e.addf(acc[0], e.mulf(x, y))};
                          })[0];
               s = e.mulf(s, scale);
-              Value pos = queryPosition(e, op, i, io.nq, io.nk);
+              Value pos = queryPosition(e, op, i, io.nq, nk);
               if (op.hasScoreRegion())
                 s = e.inlineRegion(op.getScore(), {s, bi, h, pos, j})[0];
               if (op.hasMaskRegion()) {
@@ -124,7 +131,7 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
           memref::StoreOp::create(b, e.f32(0.0), acc, ValueRange{d});
         });
         Value l =
-            e.loop(c0, io.nk, c1, {e.f32(0.0)},
+            e.loop(c0, nk, c1, {e.f32(0.0)},
                    [&](Value j, ValueRange it) -> SmallVector<Value> {
                      Value s = memref::LoadOp::create(b, row, ValueRange{j});
                      Value p = e.exp(e.subf(s, msafe));

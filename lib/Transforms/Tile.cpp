@@ -141,16 +141,16 @@ void TiledAttentionEmitter::fillBlockMap(Value bi, Value h) {
 
 void TiledAttentionEmitter::addSink(Value h, Value r) {
   const double log2e = 1.4426950408889634;
-  Value sink = e.mulf(memref::LoadOp::create(b, io.sinks, ValueRange{h}),
-                      e.f32(log2e));
+  Value sink =
+      e.mulf(memref::LoadOp::create(b, io.sinks, ValueRange{h}), e.f32(log2e));
   Value m = memref::LoadOp::create(b, mBuf, ValueRange{r});
   Value l = memref::LoadOp::create(b, lBuf, ValueRange{r});
   // m is -inf on a row with no visible key (l = 0): exp2(-inf) = 0.
   Value mNew = e.maxf(m, sink);
   Value alpha = e.exp2(e.subf(m, mNew));
-  memref::StoreOp::create(
-      b, e.addf(e.mulf(l, alpha), e.exp2(e.subf(sink, mNew))), lBuf,
-      ValueRange{r});
+  memref::StoreOp::create(b,
+                          e.addf(e.mulf(l, alpha), e.exp2(e.subf(sink, mNew))),
+                          lBuf, ValueRange{r});
   memref::StoreOp::create(b, mNew, mBuf, ValueRange{r});
   Value accv = e.readRowF32(accBuf, {r, c0}, io.dv);
   e.writeRowF32(e.mulf(accv, e.splat(alpha, io.dv)), accBuf, {r, c0});
@@ -234,7 +234,11 @@ LogicalResult TiledAttentionEmitter::emit() {
   double scale = op.getEffectiveScale();
   qScale = e.f32(op.hasScoreRegion() ? scale : scale * log2e);
   bool masked = ms.kind != MaskKind::none;
-  needsMap = ms.kind == MaskKind::data || ms.kind == MaskKind::opaque;
+  bool dataMask = ms.kind == MaskKind::data || ms.kind == MaskKind::opaque;
+  // Per-sequence key counts shift positions per batch: a mask on captured
+  // data gets no block map then (every tile partial, evaluated per element).
+  needsMap = dataMask && !io.kvLens;
+  bool everyTilePartial = dataMask && io.kvLens;
   bool mapPerHead = needsMap && (ms.batch || ms.head);
   if (masked)
     classes = e.alloc({ShapedType::kDynamic}, b.getI8Type(), {numKT});
@@ -246,6 +250,10 @@ LogicalResult TiledAttentionEmitter::emit() {
   }
   Value group = e.idx(io.hq / io.hkv);
   e.loop(c0, io.batch, [&](Value bi) {
+    // This sequence's keys (kv_lens); restored after the body is emitted.
+    Value allKeys = io.nk, allTiles = numKT;
+    io.nk = io.keysOf(e, op, bi);
+    numKT = e.ceilDiv(io.nk, e.idx(bkv));
     e.loop(c0, e.idx(io.hq), [&](Value h) {
       Value hk = e.divi(h, group);
       if (mapPerHead)
@@ -263,6 +271,8 @@ LogicalResult TiledAttentionEmitter::emit() {
                 Value cls;
                 if (needsMap) {
                   cls = memref::LoadOp::create(b, blockMap, ValueRange{qt, kt});
+                } else if (everyTilePartial) {
+                  cls = i8(e, 1);
                 } else {
                   Value j0 = e.muli(kt, e.idx(bkv));
                   Value j1 = e.subi(e.mini(e.addi(j0, e.idx(bkv)), io.nk), c1);
@@ -324,6 +334,8 @@ LogicalResult TiledAttentionEmitter::emit() {
         });
       });
     });
+    io.nk = allKeys;
+    numKT = allTiles;
   });
   for (Value buf : {mBuf, lBuf, accBuf, sBuf, classes, blockMap})
     if (buf)

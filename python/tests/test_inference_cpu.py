@@ -25,13 +25,15 @@ HQ, HKV, D = 8, 2, 64
 rng = np.random.default_rng(7)
 
 
-def spec(page):
+def spec(page, lens=False):
     t = f"tensor<?x{HKV}x{page}x{D}xf32>"
+    arg = ", %lens: tensor<?xi32>" if lens else ""
+    op = " kv_lens(%lens : tensor<?xi32>)" if lens else ""
     return f"""
 func.func @paged(%q: tensor<?x{HQ}x?x{D}xf32>, %k: {t}, %v: {t},
-                 %table: tensor<?x?xi32>)
+                 %table: tensor<?x?xi32>{arg})
     -> (tensor<?x{HQ}x?x{D}xf32>, tensor<?x{HQ}x?xf32>) {{
-  %o, %lse = attn.attention %q, %k, %v pages(%table : tensor<?x?xi32>)
+  %o, %lse = attn.attention %q, %k, %v pages(%table : tensor<?x?xi32>){op}
       queries_at_end
     mask(%b: index, %h: index, %i: index, %j: index) {{
       %c = arith.cmpi uge, %i, %j : index
@@ -55,6 +57,47 @@ def make_cache(B, pages, page, spare):
     k = kp[table].transpose(0, 2, 1, 3, 4).reshape(B, HKV, pages * page, D)
     v = vp[table].transpose(0, 2, 1, 3, 4).reshape(B, HKV, pages * page, D)
     return kp, vp, table, k, v
+
+
+def lens_mask(nq, nk, lens, at_end):
+    """[B, 1, Nq, Nk]: key j < lens[b], causal at positions shifted by
+    lens[b] - Nq (at_end) or a document mask given by the caller."""
+    j = np.arange(nk)[None, None, None, :]
+    n = lens[:, None, None, None]
+    pos = np.arange(nq)[None, None, :, None] + (n - nq if at_end else 0)
+    return (j < n) & (pos >= j)
+
+
+def kv_lens_tests():
+    kernel = attnc.compile(spec(16, lens=True))
+    for B, pages, nq in ((4, 10, 1), (3, 6, 5), (2, 4, 33)):
+        kp, vp, table, k, v = make_cache(B, pages, 16, spare=3)
+        nk = pages * 16
+        lens = rng.integers(nq, nk + 1, B).astype(np.int32)
+        lens[0], lens[-1] = nk, nq
+        q = rand(B, HQ, nq, D)
+        o, lse = kernel(q, kp, vp, table, lens)
+        ro, rl = softmax_ref(q, k, v, lens_mask(nq, nk, lens, True))
+        name = f"paged kv_lens B={B} Nq={nq} Nk={nk} lens={lens.tolist()}"
+        check_close(name + " o", o, ro)
+        check_close(name + " lse", lse, rl)
+    kp, vp, table, k, v = make_cache(2, 4, 16, spare=0)
+    q = rand(2, HQ, 4, D)
+    error("kv_lens above Nk", lambda: kernel(q, kp, vp, table, np.array([64, 65], np.int32)))
+    error("kv_lens below Nq", lambda: kernel(q, kp, vp, table, np.array([3, 64], np.int32)))
+    # A mask on captured data (documents) with kv_lens: no block map, every
+    # tile evaluated per element; top-left positions.
+    text = open(os.path.join(EXAMPLES, "document_mask.mlir")).read()
+    text = text.replace('"sorted:0:3"})', '"sorted:0:3"}, %lens: tensor<?xi32>)', 1)
+    text = text.replace("captures(%docs", "kv_lens(%lens : tensor<?xi32>) captures(%docs", 1)
+    docs = attnc.compile(text)
+    N = 150
+    ids = np.sort(rng.integers(0, 3, N)).astype(np.int32)
+    q, k, v = rand(3, 4, N, D), rand(3, 4, N, D), rand(3, 4, N, D)
+    lens = np.array([N, 0, 77], np.int32)
+    o = docs(q, k, v, ids, lens)
+    m = lens_mask(N, N, lens, False) & (ids[:, None] == ids[None, :])
+    check_close("document_mask kv_lens=[150, 0, 77]", o, softmax_ref(q, k, v, m)[0])
 
 
 def sinks_ref(q, k, v, sink, mask):
@@ -118,6 +161,7 @@ def main():
     error("pools differ", lambda: kernel(q, kp, vp[:-1], table))
     error("Nq > Nk", lambda: kernel(rand(2, HQ, 65, D), kp, vp, table))
     sinks_tests()
+    kv_lens_tests()
     print("FAILURES", state.fails)
     return 1 if state.fails else 0
 

@@ -2,6 +2,7 @@
 // RUN: not attn-opt %s --attn-differentiate=func=two_ops 2>&1 | FileCheck %s --check-prefix=NAMED
 // RUN: not attn-opt %s --attn-differentiate=func=paged 2>&1 | FileCheck %s --check-prefix=PAGED
 // RUN: not attn-opt %s --attn-differentiate=func=sinks 2>&1 | FileCheck %s --check-prefix=SINKS
+// RUN: not attn-opt %s --attn-differentiate=func=kv_lens 2>&1 | FileCheck %s --check-prefix=LENS
 // Score regions that attn-differentiate cannot differentiate: the
 // diagnostic names the op.
 
@@ -112,6 +113,18 @@ func.func @sinks(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
                  %v: tensor<?x4x?x64xf32>, %s: tensor<4xf32>)
     -> tensor<?x4x?x64xf32> {
   %o = attn.attention %q, %k, %v sinks(%s : tensor<4xf32>)
+    : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// -----
+
+// LENS: attn-differentiate: function 'kv_lens' has per-sequence key counts (kv_lens(...)), which have no backward yet
+func.func @kv_lens(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
+                   %v: tensor<?x4x?x64xf32>, %n: tensor<?xi32>)
+    -> tensor<?x4x?x64xf32> {
+  %o = attn.attention %q, %k, %v kv_lens(%n : tensor<?xi32>)
     : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
       -> tensor<?x4x?x64xf32>
   return %o : tensor<?x4x?x64xf32>

@@ -769,3 +769,39 @@ TEST(Abi, Roles) {
 }
 
 } // namespace
+
+TEST(Abi, RoundTripAttentionPagedWithSinksAndChecks) {
+  // A paged kernel (its table and sinks are capture arguments) whose
+  // signature checks the table and the per-sequence key counts.
+  Kernel k = attention("doc", true);
+  k.attention.pageSize = 16;
+  k.attention.pageTable = "capture0";
+  k.attention.sinks = "capture0";
+  Signature s;
+  s.inputs = {{"q", "bf16", {-1, 8, -1, 64}},
+              {"k", "bf16", {-1, 2, 16, 64}},
+              {"v", "bf16", {-1, 2, 16, 64}},
+              {"capture0", "i32", {-1, -1}},
+              {"capture1", "i32", {-1}}};
+  s.outputs = {{"o", "bf16", {-1, 8, -1, 64}}};
+  s.inputNames = {"q", "k", "v", "capture0", "capture1"};
+  s.checks.pageTables = {{3, 1, 1, 0, 16}};
+  s.checks.kvLens = {{4, 0, 3, 1, 1}};
+  k.signature = s;
+  KernelSet set = setOf({k}, "sm_90a");
+  expectRoundTrip(set);
+  // Without them the fields are not written (older manifests read alike).
+  json::Value plain = toJson(setOf({attention("doc", true)}, "sm_90a"));
+  const json::Object &k0 = *(*plain.getAsObject()->getArray("kernels"))[0]
+                                .getAsObject();
+  EXPECT_EQ(k0.get("paged"), nullptr);
+  EXPECT_EQ(k0.get("sinks"), nullptr);
+  EXPECT_EQ(errorAfter(set,
+                       [](json::Object &m) {
+                         (*kernel0(m).getObject("paged"))["table"] = "q";
+                       }),
+            "manifest.kernels[0].paged.table: names no capture argument of "
+            "'doc'");
+  EXPECT_EQ(errorAfter(set, [](json::Object &m) { kernel0(m)["sinks"] = "k"; }),
+            "manifest.kernels[0].sinks: names no capture argument of 'doc'");
+}

@@ -934,6 +934,10 @@ int main(int argc, char **argv) {
   if (paged && !paged.isPaged())
     paged = attn::AttentionOp();
   Value tableArg = paged ? paged.getPageTable() : Value();
+  // Per-sequence key counts: random in [Nq (queries_at_end) or 0, Nk], the
+  // first sequence full and the second at the lower end.
+  auto attention = dyn_cast<attn::AttentionOp>(attnOp);
+  Value lensArg = attention ? attention.getKvLens() : Value();
   int64_t pageSize = paged ? paged.getPageSize() : 0;
   if (!paged && failed(fixStatic(kArg, 2, nk, "--nk", nkGiven)))
     return fail("bad sizes");
@@ -992,6 +996,8 @@ int main(int argc, char **argv) {
         size = batch * pagesPerSeq;
       } else if (arg == tableArg) {
         size = d == 0 ? int64_t(batch) : pagesPerSeq;
+      } else if (arg == lensArg) {
+        size = batch;
       } else if (d == 0 && t.getRank() >= 3) {
         size = batch;
       } else if (arg == kArg || arg == vArg) {
@@ -1060,9 +1066,17 @@ int main(int argc, char **argv) {
     } else {
       StringRef mode = !init.empty()         ? parts[0]
                        : arg == tableArg     ? "permutation"
+                       : arg == lensArg      ? "kv_lens"
                        : hb.kind == Kind::I1 ? "bits"
                                              : "sorted";
-      if (mode == "permutation") {
+      if (mode == "kv_lens") {
+        if (!nums.empty())
+          return badInit("kv_lens takes no numbers");
+        int64_t lo = attention.getQueriesAtEnd() ? int64_t(nq) : 0;
+        std::uniform_int_distribution<int64_t> dist(lo, nk);
+        for (int64_t i = 0; i < hb.numel(); ++i)
+          setInt(hb, i, i == 0 ? int64_t(nk) : i == 1 ? lo : dist(rng));
+      } else if (mode == "permutation") {
         // 0 .. numel - 1 in random order: a page table of shuffled pages.
         if (!nums.empty())
           return badInit("permutation takes no numbers");
@@ -1096,7 +1110,7 @@ int main(int argc, char **argv) {
       } else {
         llvm::errs() << "attn-run: error: unknown attn.run_init '" << init
                      << "' for an integer argument (expected bits:p, "
-                        "randint:lo:hi, sorted:lo:hi or permutation)\n";
+                        "randint:lo:hi, sorted:lo:hi, permutation or kv_lens)\n";
         return fail("bad attn.run_init");
       }
     }

@@ -269,6 +269,10 @@ struct ValueChecks {
   /// (table, 1, pool, 0, page size): a paged op's block table; its values
   /// index dim 0 of `pool` (k) and its width times the page size is Nk.
   std::vector<std::array<int64_t, 5>> pageTables;
+  /// (lens, 0, keys input, keys dim, queries at end): per-sequence key
+  /// counts in [0, Nk] (Nk: that size, a page table's in keys), and at
+  /// least Nq (q's dim 2) when the queries are at the end.
+  std::vector<std::array<int64_t, 5>> kvLens;
 
   bool operator==(const ValueChecks &o) const;
 };

@@ -78,6 +78,14 @@ struct InputChecks {
     int64_t pageSize;
   };
   llvm::SmallVector<PageTable> pageTables;
+  /// Per-sequence key counts (input `lens`, [B] i32): each in [0, Nk], Nk
+  /// the size of (keys, keysDim) as a MinExtent reference, and at least Nq
+  /// (input 0's dim 2) with `atEnd` (queries_at_end).
+  struct KvLens {
+    unsigned lens, keys, keysDim;
+    bool atEnd;
+  };
+  llvm::SmallVector<KvLens> kvLens;
   /// The first page table as a launch's PagedKv.
   PagedKv paged() const {
     if (pageTables.empty())

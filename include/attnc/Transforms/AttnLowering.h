@@ -17,6 +17,11 @@ struct AttentionBuffers {
   int64_t pageSize = 0;
   /// The per-head sink logits [Hq] (null: no sinks).
   Value sinks;
+  /// Per-sequence key counts [B] (null: every sequence has nk keys).
+  Value kvLens;
+
+  /// The key count of batch `bi`: nk, or its clamped kv_lens entry.
+  Value keysOf(Emitter &e, Operation *op, Value bi) const;
 
   /// The indices of column `col` of key `j` (batch `bi`, kv head `hk`) in
   /// k or v: [bi, hk, j, col], or in a page pool [table[bi, j / S], hk,

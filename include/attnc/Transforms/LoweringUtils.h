@@ -82,6 +82,12 @@ public:
 /// The position the regions of `op` (attn.attention or attn.attention_grad)
 /// see for query row `row`: row + nk - nq with `queries_at_end`, else row.
 Value queryPosition(Emitter &e, Operation *op, Value row, Value nq, Value nk);
+/// The key count of batch `bi` of an attention with `kv_lens` (`lens`, a
+/// memref of i32): lens[bi] clamped into [0, nk], and to at least
+/// min(nq, nk) with `queries_at_end`, so that positions and key indices
+/// stay in range whatever the values.
+Value sequenceKeys(Emitter &e, Operation *op, Value lens, Value bi, Value nq,
+                   Value nk);
 
 } // namespace mlir::attn
 

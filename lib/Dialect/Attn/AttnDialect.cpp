@@ -411,9 +411,15 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
         parser.parseColonType(tableType) || parser.parseRParen())
       return failure();
   }
-  OpAsmParser::UnresolvedOperand sinks;
-  Type sinksType;
-  bool hasSinks = false;
+  OpAsmParser::UnresolvedOperand lens, sinks;
+  Type lensType, sinksType;
+  bool hasLens = false, hasSinks = false;
+  if (succeeded(parser.parseOptionalKeyword("kv_lens"))) {
+    hasLens = true;
+    if (parser.parseLParen() || parser.parseOperand(lens) ||
+        parser.parseColonType(lensType) || parser.parseRParen())
+      return failure();
+  }
   if (succeeded(parser.parseOptionalKeyword("sinks"))) {
     hasSinks = true;
     if (parser.parseLParen() || parser.parseOperand(sinks) ||
@@ -423,10 +429,10 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
   if (parseCaptures(parser, captures, captureTypes))
     return failure();
   Builder &b = parser.getBuilder();
-  result.addAttribute("operandSegmentSizes",
-                      b.getDenseI32ArrayAttr(
-                          {1, 1, 1, paged ? 1 : 0, hasSinks ? 1 : 0,
-           int32_t(captures.size())}));
+  result.addAttribute(
+      "operandSegmentSizes",
+      b.getDenseI32ArrayAttr({1, 1, 1, paged ? 1 : 0, hasLens ? 1 : 0,
+                              hasSinks ? 1 : 0, int32_t(captures.size())}));
   if (succeeded(parser.parseOptionalKeyword("queries_at_end")))
     result.addAttribute("queries_at_end", b.getUnitAttr());
   if (succeeded(parser.parseOptionalKeyword("scale"))) {
@@ -454,6 +460,7 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
            << "expected 1 or 2 result types (o and optionally lse)";
   if (parser.resolveOperands(qkv, inTypes, loc, result.operands) ||
       (paged && parser.resolveOperand(table, tableType, result.operands)) ||
+      (hasLens && parser.resolveOperand(lens, lensType, result.operands)) ||
       (hasSinks && parser.resolveOperand(sinks, sinksType, result.operands)) ||
       parser.resolveOperands(captures, captureTypes, loc, result.operands))
     return failure();
@@ -465,6 +472,8 @@ void AttentionOp::print(OpAsmPrinter &p) {
   p << " " << getQ() << ", " << getK() << ", " << getV();
   if (Value table = getPageTable())
     p << " pages(" << table << " : " << table.getType() << ")";
+  if (Value lens = getKvLens())
+    p << " kv_lens(" << lens << " : " << lens.getType() << ")";
   if (Value sinks = getSinks())
     p << " sinks(" << sinks << " : " << sinks.getType() << ")";
   printCaptures(p, getCaptures());
@@ -501,6 +510,10 @@ LogicalResult AttentionOp::verify() {
   if (Value sinks = getSinks())
     if (failed(verifyShapeEq(op, sinks.getType(), {q->getDimSize(1)},
                              Float32Type::get(getContext()), "sinks")))
+      return failure();
+  if (Value lens = getKvLens())
+    if (failed(verifyShapeEq(op, lens.getType(), {q->getDimSize(0)},
+                             IntegerType::get(getContext(), 32), "kv_lens")))
       return failure();
   int64_t b = q->getDimSize(0), hq = q->getDimSize(1), nq = q->getDimSize(2);
   if (failed(verifyShapeEq(op, getO().getType(), {b, hq, nq, v->getDimSize(3)},
@@ -989,7 +1002,8 @@ AttentionOp AttentionGradOp::createForwardView() {
   state.addOperands(getCaptures());
   state.addAttribute(
       AttentionOp::getOperandSegmentSizesAttrName(state.name),
-      DenseI32ArrayAttr::get(ctx, {1, 1, 1, 0, 0, int32_t(getCaptures().size())}));
+      DenseI32ArrayAttr::get(
+          ctx, {1, 1, 1, 0, 0, 0, int32_t(getCaptures().size())}));
   state.addTypes(getO().getType());
   if (auto scale = getScaleAttr())
     state.addAttribute("scale", scale);

@@ -1120,3 +1120,13 @@ func.func @sinks_shape(%q: tensor<2x4x1x64xf32>, %k: tensor<2x4x8x64xf32>, %s: t
       -> tensor<2x4x1x64xf32>
   return
 }
+
+// -----
+
+func.func @kv_lens_type(%q: tensor<2x4x1x64xf32>, %k: tensor<2x4x8x64xf32>, %n: tensor<2xi64>) {
+  // expected-error @+1 {{kv_lens must be tensor<2xi32>, got 'tensor<2xi64>'}}
+  %o = attn.attention %q, %k, %k kv_lens(%n : tensor<2xi64>)
+    : tensor<2x4x1x64xf32>, tensor<2x4x8x64xf32>, tensor<2x4x8x64xf32>
+      -> tensor<2x4x1x64xf32>
+  return
+}

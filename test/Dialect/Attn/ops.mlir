@@ -309,12 +309,13 @@ func.func @paged(%q: tensor<?x8x?x64xf32>, %k: tensor<?x2x16x64xf32>,
 }
 
 // CHECK-LABEL: func.func @sinks
-// CHECK: attn.attention %{{.*}}, %{{.*}}, %{{.*}} pages(%{{.*}} : tensor<?x?xi32>) sinks(%{{.*}} : tensor<8xf32>) queries_at_end :
+// CHECK: attn.attention %{{.*}}, %{{.*}}, %{{.*}} pages(%{{.*}} : tensor<?x?xi32>) kv_lens(%{{.*}} : tensor<?xi32>) sinks(%{{.*}} : tensor<8xf32>) queries_at_end :
 func.func @sinks(%q: tensor<?x8x?x64xf32>, %k: tensor<?x2x16x64xf32>,
                  %v: tensor<?x2x16x64xf32>, %table: tensor<?x?xi32>,
-                 %sink: tensor<8xf32>) -> tensor<?x8x?x64xf32> {
+                 %lens: tensor<?xi32>, %sink: tensor<8xf32>)
+    -> tensor<?x8x?x64xf32> {
   %o = attn.attention %q, %k, %v pages(%table : tensor<?x?xi32>)
-      sinks(%sink : tensor<8xf32>) queries_at_end
+      kv_lens(%lens : tensor<?xi32>) sinks(%sink : tensor<8xf32>) queries_at_end
     : tensor<?x8x?x64xf32>, tensor<?x2x16x64xf32>, tensor<?x2x16x64xf32>
       -> tensor<?x8x?x64xf32>
   return %o : tensor<?x8x?x64xf32>
