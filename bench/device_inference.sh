@@ -7,7 +7,9 @@
 #     the pool as the table): decode and speculative sizes (the split-KV
 #     kernels, Nq <= 64) and prefill chunks (the main kernel), against the
 #     CPU reference;
-#  2. the same on examples/sinks.mlir (the sink in the main kernels'
+#  2. kv_lens without paging (the wgmma main kernel; a mask on captured
+#     data, which gets no block map with kv_lens), and the same sizes on
+#     examples/sinks.mlir (the sink in the main kernels'
 #     epilogue, wgmma and mma.sync, and in the split-KV combine kernel);
 #  3. bench/paged_bench.py on devcarry/decode/aot (JSON to $2).
 # Prints one line per run and a summary; exits 1 on any FAIL.
@@ -36,7 +38,24 @@ check "$work/sinks.mlir" --backend=cuda --nq 16 --nk 700
 check "$work/sinks.mlir" --backend=cuda --nq 300 --nk 300
 check "$work/sinks.mlir" --backend=cuda --nq 1000 --nk 1000 --block-q 64 --block-kv 64
 check "$work/sinks.mlir" --backend=cuda --nq 300 --nk 100
-echo "paged and sinks attn-run --backend=cuda: $pass passed, $fail failed" | tee -a "$log"
+# kv_lens without paging: the wgmma main kernel (cached_window, prefill
+# sizes) and a mask on captured data (no block map: every tile partial).
+sed -e 's/x64xf32>/x64xbf16>/g' \
+    -e 's/%v: tensor<?x2x?x64xbf16>)/%v: tensor<?x2x?x64xbf16>, %n: tensor<?xi32>)/' \
+    -e 's/queries_at_end$/kv_lens(%n : tensor<?xi32>) queries_at_end/' \
+    -e 's/%k, %v queries_at_end/%k, %v kv_lens(%n : tensor<?xi32>) queries_at_end/' \
+    "$root/examples/cached_window.mlir" > "$work/window_lens.mlir"
+sed -e 's/x64xf32>/x64xbf16>/g' \
+    -e 's/"sorted:0:3"})/"sorted:0:3"}, %n: tensor<?xi32>)/' \
+    -e 's/captures(%docs/kv_lens(%n : tensor<?xi32>) captures(%docs/' \
+    "$root/examples/document_mask.mlir" > "$work/doc_lens.mlir"
+for f in window_lens doc_lens; do
+  check "$work/$f.mlir" --backend=cuda --batch 3 --nq 1 --nk 3000
+  check "$work/$f.mlir" --backend=cuda --batch 3 --nq 16 --nk 900
+  check "$work/$f.mlir" --backend=cuda --batch 3 --nq 300 --nk 700
+  check "$work/$f.mlir" --backend=cuda --batch 2 --nq 512 --nk 512
+done
+echo "paged, kv_lens and sinks attn-run --backend=cuda: $pass passed, $fail failed" | tee -a "$log"
 rm -rf "$work"
 ATTNC_LIB_DIR="$tools/lib" python3 "$root/bench/paged_bench.py" \
   "$root/devcarry/decode/aot" ${2:+"$2"}
