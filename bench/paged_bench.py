@@ -118,11 +118,29 @@ def graph_check(checks, kern, B, nk, page):
     print("PASS" if ok else "FAIL", "CUDA graph replay vs eager", f"o_rel={err:.2e}")
 
 
+def merge_check(checks, kern):
+    """Cascade attention: decode over two halves of the keys merged by
+    attnc.merge_states (torch on the GPU) against one call over all keys."""
+    g = torch.Generator(device="cuda").manual_seed(13)
+    mk = lambda n: torch.randn(4, 32, n, D, device="cuda", dtype=torch.bfloat16, generator=g)
+    q, k, v = mk(1), mk(8192), mk(8192)
+    oa, la = kern(q, k[:, :, :3000], v[:, :, :3000])
+    ob, lb = kern(q, k[:, :, 3000:], v[:, :, 3000:])
+    o, lse = attnc.merge_states(oa, la, ob, lb)
+    ro, rl = kern(q, k, v)
+    err = rel(o, ro.float())
+    lerr = (lse - rl).abs().max().item()
+    ok = err < 1e-2 and lerr < 1e-3
+    checks.append({"case": "merge_states B4 Nk8k split 3000", "o_rel": err,
+                   "lse_max_abs": lerr, "pass": ok})
+    print("PASS" if ok else "FAIL", "merge_states on the GPU", f"o_rel={err:.2e} lse={lerr:.2e}")
+
+
 def main():
     aot = sys.argv[1]
     load = lambda s: attnc.load(os.path.join(aot, s)).kernels[s]
     kern = {s: load(s) for s in ("decode_gqa", "decode_paged16", "decode_paged64",
-                                 "prefill_causal", "prefill_paged64")}
+                                 "prefill_causal", "prefill_paged64", "decode_mha_lse")}
     bw = copy_bandwidth()
     dev = torch.cuda.get_device_name()
     print(f"{dev}, torch {torch.__version__}, copy bandwidth {bw:.0f} GB/s")
@@ -132,6 +150,7 @@ def main():
         run_case(rows, checks, "decode", name, B, nq, nk, page, kern[spec],
                  kern["decode_gqa"], bw, causal=False)
     graph_check(checks, kern["decode_paged16"], 8, 4096, 16)
+    merge_check(checks, kern["decode_mha_lse"])
     for name, B, nq, nk in PREFILL:
         run_case(rows, checks, "prefill", name, B, nq, nk, 64, kern["prefill_paged64"],
                  kern["prefill_causal"], bw, causal=True)

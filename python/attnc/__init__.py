@@ -17,12 +17,14 @@ from ._jit import CompiledKernel, cache_stats, compile, cuda_available, version
 from ._flex import (BlockMask, Spec, and_masks, create_block_mask, flex_attention, flex_stats,
                     or_masks, trace)
 from ._linear import linear_attention
+from ._merge import merge_states
 
 AttncError.__module__ = __name__  # shown as attnc.AttncError
 
 __all__ = ["AttncError", "BlockMask", "CompiledKernel", "Kernel", "LinearKernel", "Module", "Spec",
            "and_masks", "cache_stats", "compile", "create_block_mask", "cuda_available",
-           "flex_attention", "flex_stats", "linear_attention", "load", "or_masks", "trace", "version"]
+           "flex_attention", "flex_stats", "linear_attention", "load", "merge_states", "or_masks",
+           "trace", "version"]
 
 
 def __getattr__(name):

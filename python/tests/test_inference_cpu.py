@@ -7,7 +7,10 @@ numpy references:
   a serving loop can make: a table entry outside the pool, a table row per
   batch missing, k and v pools that differ;
 - attention sinks (examples/sinks.mlir): o and lse with the per-head sink
-  logit in the denominator, including rows whose keys are all masked.
+  logit in the denominator, including rows whose keys are all masked;
+- attnc.merge_states: attention over two halves of the keys merged by
+  their lse equals attention over all of them (numpy, and torch when
+  importable), rows empty in one or both halves, and its argument errors.
 Exits nonzero when a check fails."""
 import os
 import sys
@@ -134,6 +137,48 @@ def sinks_tests():
            bool(np.allclose(lse[0, :, rows], sink[:, None], atol=1e-6)))
 
 
+MERGE_SPEC = f"""
+func.func @plain(%q: tensor<?x{HQ}x?x{D}xf32>, %k: tensor<?x{HKV}x?x{D}xf32>,
+                 %v: tensor<?x{HKV}x?x{D}xf32>)
+    -> (tensor<?x{HQ}x?x{D}xf32>, tensor<?x{HQ}x?xf32>) {{
+  %o, %lse = attn.attention %q, %k, %v
+    : tensor<?x{HQ}x?x{D}xf32>, tensor<?x{HKV}x?x{D}xf32>, tensor<?x{HKV}x?x{D}xf32>
+      -> tensor<?x{HQ}x?x{D}xf32>, tensor<?x{HQ}x?xf32>
+  return %o, %lse : tensor<?x{HQ}x?x{D}xf32>, tensor<?x{HQ}x?xf32>
+}}
+"""
+
+
+def merge_tests():
+    kernel = attnc.compile(MERGE_SPEC)
+    q, k, v = rand(2, HQ, 7, D), rand(2, HKV, 300, D), rand(2, HKV, 300, D)
+    oa, la = kernel(q, k[:, :, :120], v[:, :, :120])  # a shared prefix
+    ob, lb = kernel(q, k[:, :, 120:], v[:, :, 120:])  # the rest
+    o, lse = attnc.merge_states(oa, la, ob, lb)
+    ro, rl = softmax_ref(q, k, v, np.ones((7, 300), bool))
+    check_close("merge_states o", o, ro)
+    check_close("merge_states lse", lse, rl)
+    # Rows that saw no key in one half (lse -inf, o 0), or in both.
+    empty_o, empty_l = np.zeros_like(ob), np.full_like(lb, -np.inf)
+    o1, l1 = attnc.merge_states(oa, la, empty_o, empty_l)
+    report("merge_states with an empty half", bool(np.allclose(o1, oa) and np.allclose(l1, la)))
+    o2, l2 = attnc.merge_states(empty_o, empty_l, empty_o, empty_l)
+    report("merge_states empty rows: o = 0, lse = -inf",
+           bool((o2 == 0).all() and np.isneginf(l2).all()))
+    error("merge_states shapes", lambda: attnc.merge_states(oa, la, ob[:, :, :3], lb))
+    error("merge_states lse shape", lambda: attnc.merge_states(oa, la[..., :2], ob, lb))
+    try:
+        import torch
+    except ImportError:
+        print("UNSUPPORTED merge_states torch: torch is not importable")
+        return
+    t = [torch.from_numpy(x) for x in (oa, la, ob, lb)]
+    to, tl = attnc.merge_states(*t)
+    check_close("merge_states torch o", to.numpy(), ro)
+    check_close("merge_states torch lse", tl.numpy(), rl)
+    error("merge_states mixed", lambda: attnc.merge_states(t[0], la, ob, lb))
+
+
 def main():
     for page in (1, 16, 64):
         kernel = attnc.compile(spec(page))
@@ -162,6 +207,7 @@ def main():
     error("Nq > Nk", lambda: kernel(rand(2, HQ, 65, D), kp, vp, table))
     sinks_tests()
     kv_lens_tests()
+    merge_tests()
     print("FAILURES", state.fails)
     return 1 if state.fails else 0
 
