@@ -179,6 +179,38 @@ def merge_tests():
     error("merge_states mixed", lambda: attnc.merge_states(t[0], la, ob, lb))
 
 
+ORDER_SPEC = """
+func.func @order(%q: tensor<?x4x?x64xELEM>, %k: tensor<?x4x?x64xELEM>,
+                 %v: tensor<?x4x?x64xELEM>, %docs: tensor<?xi32>,
+                 %sink: tensor<4xf32>) -> tensor<?x4x?x64xELEM> {
+  %o = attn.attention %q, %k, %v sinks(%sink : tensor<4xf32>)
+      captures(%docs : tensor<?xi32>)
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %di = tensor.extract %docs[%i] : tensor<?xi32>
+      %dj = tensor.extract %docs[%j] : tensor<?xi32>
+      %c = arith.cmpi eq, %di, %dj : i32
+      attn.yield %c : i1
+    } : tensor<?x4x?x64xELEM>, tensor<?x4x?x64xELEM>, tensor<?x4x?x64xELEM>
+      -> tensor<?x4x?x64xELEM>
+  return %o : tensor<?x4x?x64xELEM>
+}
+"""
+
+
+def order_tests():
+    """The sinks after a capture among the function's arguments (the op
+    lists sinks first): one kernel on the CPU and the GPU alike."""
+    kernel = attnc.compile(ORDER_SPEC.replace("ELEM", "f32"))
+    q, k, v = rand(2, 4, 90, D), rand(2, 4, 90, D), rand(2, 4, 90, D)
+    docs = np.sort(rng.integers(0, 3, 90)).astype(np.int32)
+    sink = rand(4)
+    o = kernel(q, k, v, docs, sink)
+    check_close("sinks after a capture", o,
+                sinks_ref(q, k, v, sink, docs[:, None] == docs[None, :])[0])
+    gpu = attnc.compile(ORDER_SPEC.replace("ELEM", "bf16"), target="sm_80")
+    print("GPU ORDER", [p["name"] for p in gpu.inputs])
+
+
 def main():
     for page in (1, 16, 64):
         kernel = attnc.compile(spec(page))
@@ -208,6 +240,7 @@ def main():
     sinks_tests()
     kv_lens_tests()
     merge_tests()
+    order_tests()
     print("FAILURES", state.fails)
     return 1 if state.fails else 0
 

@@ -67,8 +67,12 @@ SmallVector<Value> mlir::attn::kernelCaptures(Operation *attnOp, ValueRange own,
 }
 
 SmallVector<Value> mlir::attn::attentionKernelCaptures(Operation *attentionOp) {
-  auto op = cast<attn::AttentionOp>(attentionOp);
-  // The page table, then the captures: every tensor the kernel reads
-  // besides q, k and v.
-  return kernelCaptures(op, op->getOperands().drop_front(3), 0);
+  // The page table, kv_lens, sinks and captures: every tensor the kernel
+  // reads besides q, k and v. Kernels look them up by value, so they may
+  // come in any order among the function's arguments.
+  SmallVector<Value> own(attentionOp->getOperands().drop_front(3));
+  SmallVector<Value> all = kernelCaptures(attentionOp, {}, 0);
+  if (llvm::all_of(own, [&](Value v) { return llvm::is_contained(all, v); }))
+    return all;
+  return own;
 }

@@ -26,11 +26,12 @@ FailureOr<SmallVector<func::FuncOp>> specFunctions(ModuleOp module);
 SmallVector<Value> kernelCaptures(Operation *attnOp, ValueRange own,
                                   unsigned trailing);
 
-/// The captures a kernel of `op` takes: the enclosing function's arguments
-/// after q, k and v when `op` is an attention on the function's arguments
-/// whose page table and captures are some of those, in order (the others were
-/// captures whose uses folded away: the kernel keeps the function's signature
-/// and ignores them); otherwise its page table and captures.
+/// The tensors a kernel of `op` takes after q, k and v: the enclosing
+/// function's arguments after q, k and v when `op` is an attention on the
+/// function's arguments whose page table, kv_lens, sinks and captures are
+/// all among those, in any order (the others were captures whose uses
+/// folded away: the kernel keeps the function's signature and ignores
+/// them); otherwise those operands of `op`.
 SmallVector<Value> attentionKernelCaptures(Operation *attentionOp);
 
 } // namespace mlir::attn
