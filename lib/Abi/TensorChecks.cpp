@@ -270,6 +270,16 @@ llvm::Error attnc::checkInputValues(const KernelSignature &sig,
     int64_t ref = checks.extentOf(inputs, m.refInput, m.refDim);
     int64_t need = (ref + m.divisor - 1) / m.divisor;
     int64_t have = inputs[m.input].shape[m.dim];
+    if (have < need && m.dim == 1 &&
+        llvm::any_of(checks.pageTables, [&](const InputChecks::PageTable &p) {
+          return p.table == m.input;
+        }))
+      return makeError(
+          sig.name + ": page table '" + sig.inputs[m.input].name + "' holds " +
+          llvm::Twine(have) + " pages (" + llvm::Twine(have * m.divisor) +
+          " keys) per sequence, fewer than the " + llvm::Twine(ref) +
+          " queries (queries_at_end puts them at the last key "
+          "positions)");
     if (have < need)
       return makeError(
           sig.name + ": input '" + sig.inputs[m.input].name + "' has " +
