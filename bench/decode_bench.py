@@ -142,6 +142,26 @@ def with_env(var, value, fn):
             os.environ[var] = old
 
 
+def finish(title, dev, bw, rows, checks, columns):
+    """Prints the markdown table of `rows` (`columns`: (header, key, format))
+    and the correctness count, writes the JSON to argv[2] if given, and
+    exits 1 if a check failed."""
+    date = time.strftime("%Y-%m-%d")
+    print(f"\n{title}, {dev}, torch {torch.__version__}, {date}; "
+          f"copy bandwidth {bw:.0f} GB/s")
+    print("| " + " | ".join(h for h, _, _ in columns) + " |")
+    print("|" + "---|" * len(columns))
+    for r in rows:
+        print("| " + " | ".join(f.format(r[k]) for _, k, f in columns) + " |")
+    fails = [c for c in checks if not c["pass"]]
+    print(f"\ncorrectness: {len(checks) - len(fails)}/{len(checks)} PASS")
+    if len(sys.argv) > 2:
+        with open(sys.argv[2], "w") as f:
+            json.dump({"device": dev, "torch": torch.__version__, "date": date,
+                       "copy_gbps": bw, "rows": rows, "checks": checks}, f, indent=1)
+    sys.exit(1 if fails else 0)
+
+
 def main():
     aot = sys.argv[1]
     kernels = {}
@@ -187,22 +207,10 @@ def main():
                               lambda: time_case(kernels["decode_gqa"], B, hq, hkv, nq, nk))
                 rows.append({"case": name, "path": f"attnc splits={splits}", "ms": ms,
                              "bytes": nbytes, "floor_ms": floor, "bw_frac": floor / ms})
-    date = time.strftime("%Y-%m-%d")
-    print(f"\nsplit-KV decode, bf16 d128, {dev}, torch {torch.__version__}, {date}; "
-          f"copy bandwidth {bw:.0f} GB/s")
-    print("| case | path | ms | floor ms | fraction of copy bandwidth |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['case']} | {r['path']} | {r['ms']:.4f} | {r['floor_ms']:.4f} | "
-              f"{r['bw_frac']:.2f} |")
-    fails = [c for c in checks if not c["pass"]]
-    print(f"\ncorrectness: {len(checks) - len(fails)}/{len(checks)} PASS")
-    if len(sys.argv) > 2:
-        with open(sys.argv[2], "w") as f:
-            json.dump({"device": dev, "torch": torch.__version__, "date": date,
-                       "copy_gbps": bw, "rows": rows, "checks": checks}, f, indent=1)
-    sys.exit(1 if fails else 0)
-
+    finish("split-KV decode, bf16 d128", dev, bw, rows, checks,
+           [("case", "case", "{}"), ("path", "path", "{}"), ("ms", "ms", "{:.4f}"),
+            ("floor ms", "floor_ms", "{:.4f}"),
+            ("fraction of copy bandwidth", "bw_frac", "{:.2f}")])
 
 if __name__ == "__main__":
     main()

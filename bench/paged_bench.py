@@ -12,10 +12,8 @@ input sets (no call finds K and V in L2).
 
   python3 bench/paged_bench.py devcarry/decode/aot [OUT.json]
 """
-import json
 import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +22,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "python"))
 sys.path.insert(0, here)
 import attnc  # noqa: E402
-from decode_bench import copy_bandwidth, reference, rel  # noqa: E402
+from decode_bench import copy_bandwidth, finish, reference, rel  # noqa: E402
 from timing import timeit  # noqa: E402
 
 D, HQ, HKV = 128, 32, 8
@@ -154,21 +152,10 @@ def main():
     for name, B, nq, nk in PREFILL:
         run_case(rows, checks, "prefill", name, B, nq, nk, 64, kern["prefill_paged64"],
                  kern["prefill_causal"], bw, causal=True)
-    date = time.strftime("%Y-%m-%d")
-    print(f"\npaged KV, bf16 d128 Hq32 Hkv8, {dev}, torch {torch.__version__}, {date}; "
-          f"copy bandwidth {bw:.0f} GB/s")
-    print("| kind | case | path | ms | fraction of copy bandwidth | TFLOP/s |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['kind']} | {r['case']} | {r['path']} | {r['ms']:.4f} | "
-              f"{r['bw_frac']:.2f} | {r['tflops']:.1f} |")
-    fails = [c for c in checks if not c["pass"]]
-    print(f"\ncorrectness: {len(checks) - len(fails)}/{len(checks)} PASS")
-    if len(sys.argv) > 2:
-        with open(sys.argv[2], "w") as f:
-            json.dump({"device": dev, "torch": torch.__version__, "date": date,
-                       "copy_gbps": bw, "rows": rows, "checks": checks}, f, indent=1)
-    sys.exit(1 if fails else 0)
+    finish("paged KV, bf16 d128 Hq32 Hkv8", dev, bw, rows, checks,
+           [("kind", "kind", "{}"), ("case", "case", "{}"), ("path", "path", "{}"),
+            ("ms", "ms", "{:.4f}"), ("fraction of copy bandwidth", "bw_frac", "{:.2f}"),
+            ("TFLOP/s", "tflops", "{:.1f}")])
 
 
 if __name__ == "__main__":
