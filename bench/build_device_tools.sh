@@ -16,7 +16,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build"
 out="$root/devcarry/tools"
 L=/usr/lib/llvm-22/lib
-ninja -C "$build" attn-run attnc_runtime > /dev/null
+ninja -C "$build" attn-run attnc_runtime AttncTesting > /dev/null
 mkdir -p "$out/lib"
 # Every MLIR and LLVM archive in one group: the linker takes only the
 # objects that are referenced, --gc-sections drops the unused sections.
@@ -24,7 +24,7 @@ mapfile -t mlir_libs < <(ls "$L"/libMLIR*.a | grep -v -e MlirOptMain -e CAPI -e 
 g++ -o "$out/attn-run" \
   "$build/tools/attn-run/CMakeFiles/attn-run.dir/attn-run.cpp.o" \
   "$build"/lib/Runtime/CMakeFiles/attnc.dir/*.o \
-  "$build/lib/libAttncTarget.a" "$build/lib/libAttncConversion.a" \
+  "$build/lib/libAttncTesting.a" "$build/lib/libAttncTarget.a" "$build/lib/libAttncConversion.a" \
   "$build/lib/libAttncTransforms.a" "$build/lib/libAttncDialect.a" \
   "$build/lib/libAttncAbi.a" "$build/lib/libAttncTargetDesc.a" \
   "$build/lib/libattnc_runtime.so" \

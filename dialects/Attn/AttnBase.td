@@ -17,8 +17,31 @@ def Attn_Dialect : Dialect {
     first-order scans (`attn.scan`). Passes analyse the callbacks (mask tile
     classes), choose an IO-aware schedule and lower the ops to tiled CPU or
     GPU code; `convert-attn-to-reference` gives the naive oracle.
+
+    The dialect declares two argument attributes of spec functions, which
+    say how `attn-run` (and the testing library behind it) fills the
+    function's inputs; the verifier checks them, and any other `attn.`
+    argument attribute is an error:
+
+    * `attn.run_init = "<mode>[:<numbers>]"`: float tensors take
+      `uniform:lo:hi` (lo < hi); integer tensors `sorted:lo:hi` and
+      `randint:lo:hi` (lo <= hi), `bits:p` (p in [0, 1]), `permutation`
+      (0 .. n-1 shuffled: a page table) and `kv_lens` (per-sequence key
+      counts). Without numbers a mode takes its defaults.
+    * `attn.run_dims = ["b", "nq/64", "8", ...]`: the sizes of a tensor's
+      dynamic dims, one entry per dim: `b`, `nq`, `nk`, `n` (the larger of
+      nq and nk) or a positive integer, optionally divided (rounding up) by
+      a positive integer.
+
+    ```mlir
+    func.func @document_mask(%q: tensor<?x4x?x64xf32>,
+        %k: tensor<?x4x?x64xf32>, %v: tensor<?x4x?x64xf32>,
+        %docs: tensor<?xi32> {attn.run_init = "sorted:0:3",
+                              attn.run_dims = ["n"]})
+    ```
   }];
   let useDefaultAttributePrinterParser = 1;
+  let hasRegionArgAttrVerify = 1;
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect",
                            "::mlir::tensor::TensorDialect",

@@ -3,6 +3,7 @@
 #define ATTN_OPS_TD
 
 include "AttnBase.td"
+include "AttnInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
 
@@ -250,7 +251,8 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad",
 
 class Attn_LinearLikeOp<string mnemonic, list<Trait> traits = []>
     : Attn_Op<mnemonic, !listconcat(traits, [
-      Pure, AttrSizedOperandSegments, RecursiveMemoryEffects])> {
+      Pure, AttrSizedOperandSegments, RecursiveMemoryEffects,
+      Attn_LinearOpInterface])> {
   let hasCustomAssemblyFormat = 1;
   let hasVerifier = 1;
   let hasRegionVerifier = 1;
@@ -320,6 +322,10 @@ def Attn_LinearAttentionOp : Attn_LinearLikeOp<"linear_attention"> {
     }
     /// Feature dimension F (the head dim when there is no feature map).
     int64_t getFeatureDim();
+    /// LinearOpInterface.
+    ValueRange getCapturedValues() { return getCaptures(); }
+    Region *getQueryMap();
+    Region *getKeyMap();
   }];
 }
 
@@ -364,8 +370,14 @@ def Attn_ScanOp : Attn_LinearLikeOp<"scan"> {
   let results = (outs AnyRankedTensor:$o,
                       Optional<AnyRankedTensor>:$final_state);
   let extraClassDeclaration = [{
-    float getEffectiveScale() { return 1.0f; }
     int64_t getFeatureDim();
+    /// LinearOpInterface: a scan is linear attention with identity feature
+    /// maps, no captures, no normalizer and scale 1.
+    float getEffectiveScale() { return 1.0f; }
+    ValueRange getCapturedValues() { return {}; }
+    Region *getQueryMap() { return nullptr; }
+    Region *getKeyMap() { return nullptr; }
+    bool getNormalize() { return false; }
   }];
 }
 

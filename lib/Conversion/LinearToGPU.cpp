@@ -344,7 +344,7 @@ struct ConvertAttnLinearToGPUPass
     SmallVector<std::pair<Operation *, std::string>> work;
     llvm::StringMap<int> perFunc;
     module.walk([&](Operation *op) {
-      if (!isa<LinearAttentionOp, ScanOp>(op) || op->hasAttr("attn.gpu_kernel"))
+      if (!isa<LinearOpInterface>(op) || op->hasAttr("attn.gpu_kernel"))
         return;
       auto func = op->getParentOfType<FunctionOpInterface>();
       std::string name = func ? func.getName().str() : "linear";

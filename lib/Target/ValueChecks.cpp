@@ -58,12 +58,9 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
     tie(init, {0});
   };
   func.walk([&](mlir::Operation *op) {
-    if (auto la = llvm::dyn_cast<mlir::attn::LinearAttentionOp>(op))
-      visit(la.getQ(), la.getK(), la.getV(), la.getDecay(),
-            la.getInitialState(), la.getOrderAttr());
-    else if (auto sc = llvm::dyn_cast<mlir::attn::ScanOp>(op))
-      visit(sc.getQ(), sc.getK(), sc.getV(), sc.getDecay(),
-            sc.getInitialState(), sc.getOrderAttr());
+    if (auto lin = llvm::dyn_cast<mlir::attn::LinearOpInterface>(op))
+      visit(lin.getQ(), lin.getK(), lin.getV(), lin.getDecay(),
+            lin.getInitialState(), lin.getOrderAttr());
   });
   // Captured tensors read with tensor.extract at i, j, b or h (possibly
   // divided by a constant) must cover those ranges; the backward's regions

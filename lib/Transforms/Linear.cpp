@@ -131,37 +131,21 @@ struct LinearLowering : LinearOpView {
 } // namespace
 
 LinearOpView::LinearOpView(Operation *o) : op(o) {
-  Region *keyMap = nullptr;
-  if (auto la = dyn_cast<LinearAttentionOp>(o)) {
-    q = la.getQ();
-    k = la.getK();
-    v = la.getV();
-    decay = la.getDecay();
-    init = la.getInitialState();
-    fq = &la.getFeatureMap();
-    keyMap = &la.getKeyFeatureMap();
-    scale = la.getEffectiveScale();
-    order = la.getOrderAttr();
-    normalize = la.getNormalize();
-    causal = la.getDirection() == Direction::causal;
-    f = la.getFeatureDim();
-    captures = llvm::to_vector(la.getCaptures());
-    hasFinal = bool(la.getFinalState());
-  } else {
-    auto sc = cast<ScanOp>(o);
-    q = sc.getQ();
-    k = sc.getK();
-    v = sc.getV();
-    decay = sc.getDecay();
-    init = sc.getInitialState();
-    causal = sc.getDirection() == Direction::causal;
-    f = sc.getFeatureDim();
-    order = sc.getOrderAttr();
-    hasFinal = bool(sc.getFinalState());
-  }
-  if (fq && fq->empty())
-    fq = nullptr;
-  fk = keyMap && !keyMap->empty() ? keyMap : fq;
+  auto lin = cast<LinearOpInterface>(o);
+  q = lin.getQ();
+  k = lin.getK();
+  v = lin.getV();
+  decay = lin.getDecay();
+  init = lin.getInitialState();
+  fq = lin.getQueryMap();
+  fk = lin.getKeyMap();
+  scale = lin.getEffectiveScale();
+  order = lin.getOrderAttr();
+  normalize = lin.getNormalize();
+  causal = lin.getDirection() == Direction::causal;
+  f = lin.getFeatureDim();
+  captures = llvm::to_vector(lin.getCapturedValues());
+  hasFinal = bool(lin.getFinalState());
   auto qt = cast<RankedTensorType>(q.getType());
   h = qt.getDimSize(1);
   d = qt.getDimSize(3);

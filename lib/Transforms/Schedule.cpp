@@ -206,10 +206,11 @@ struct AttnSelectSchedulePass
         scheduleGrad(op, *t);
     });
     r = getOperation()->walk([&](Operation *op) -> WalkResult {
-      if (!isa<LinearAttentionOp, ScanOp>(op) || op->getAttr("schedule"))
+      auto lin = dyn_cast<LinearOpInterface>(op);
+      if (!lin || lin.getScheduleAttr())
         return WalkResult::advance();
-      return scheduleLinear(op, *t) ? WalkResult::advance()
-                                    : WalkResult::interrupt();
+      return scheduleLinear(lin, *t) ? WalkResult::advance()
+                                     : WalkResult::interrupt();
     });
     if (r.wasInterrupted())
       signalPassFailure();
@@ -238,12 +239,9 @@ struct AttnSelectSchedulePass
   /// F = Dv = 64 and above; flash-linear-attention uses 64). The chunk's rows
   /// of phi(q), phi(k), v and the gates plus the F x Dv state (f32) must fit
   /// the target's on-chip budget.
-  bool scheduleLinear(Operation *op, const TargetDesc &t) {
-    int64_t f = isa<LinearAttentionOp>(op)
-                    ? cast<LinearAttentionOp>(op).getFeatureDim()
-                    : cast<ScanOp>(op).getFeatureDim();
-    int64_t dv =
-        cast<RankedTensorType>(op->getResult(0).getType()).getDimSize(3);
+  bool scheduleLinear(LinearOpInterface op, const TargetDesc &t) {
+    int64_t f = op.getFeatureDim();
+    int64_t dv = cast<RankedTensorType>(op.getO().getType()).getDimSize(3);
     // Without matrix units (the CPU) the quadratic part costs as much per
     // multiply-add as the state update, so short chunks win (measured, 2048
     // tokens, F = Dv = 64: C = 16 takes 10 to 31 ms, C = 128 25 to 164 ms).

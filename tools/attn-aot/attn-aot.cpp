@@ -16,6 +16,7 @@
 #include "attnc/Target/CudaToolkit.h"
 #include "attnc/Target/Pipelines.h"
 #include "attnc/Target/TargetDesc.h"
+#include "attnc/Tools/SpecFile.h"
 #include "attnc/Tools/ToolVersion.h"
 #include "attnc/Transforms/Passes.h"
 
@@ -37,6 +38,7 @@
 
 using namespace mlir;
 namespace cl = llvm::cl;
+using attnc::SpecFile;
 
 // --help lists these (and --help, --version) only: LLVM's backend flags
 // are hidden.
@@ -84,20 +86,14 @@ int main(int argc, char **argv) {
   if (!t || !t->isGpu)
     return error("unsupported target '" + target + "' (expected " +
                  attn::knownTargetNames(/*gpuOnly=*/true) + ")");
-  DialectRegistry registry;
-  attn::registerAttncDialects(registry);
-  MLIRContext ctx(registry);
-  ctx.loadAllAvailableDialects();
-  llvm::SourceMgr sm;
-  SourceMgrDiagnosticHandler diag(sm, &ctx);
-  OwningOpRef<ModuleOp> module =
-      parseSourceFile<ModuleOp>(inputFile, sm, ParserConfig(&ctx));
+  SpecFile spec(inputFile);
+  OwningOpRef<ModuleOp> &module = spec.module;
   if (!module)
     return error("cannot parse '" + inputFile + "'");
   if (failed(attn::specFunctions(*module)))
     return error("cannot compile '" + inputFile + "'");
   if (backward) {
-    PassManager pm(&ctx);
+    PassManager pm(&spec.ctx);
     pm.addPass(attn::createAttnDifferentiate());
     if (failed(pm.run(*module)))
       return error("attn-differentiate failed on '" + inputFile + "'");

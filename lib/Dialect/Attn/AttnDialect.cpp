@@ -6,6 +6,7 @@
 
 #include "attnc/Dialect/Attn/Attn.h"
 #include "attnc/Dialect/Attn/RegionSafety.h"
+#include "attnc/Dialect/Attn/RunAttributes.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
@@ -13,6 +14,7 @@
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/FoldInterfaces.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -26,6 +28,8 @@ using namespace mlir::attn;
 
 #define GET_ATTRDEF_CLASSES
 #include "Attn/AttnAttrs.cpp.inc"
+
+#include "Attn/AttnInterfaces.cpp.inc"
 
 namespace {
 /// Constants that folding creates in a score, mask or feature-map region stay
@@ -50,6 +54,18 @@ void AttnDialect::initialize() {
 #define GET_OP_LIST
 #include "Attn/AttnOps.cpp.inc"
       >();
+}
+
+LogicalResult AttnDialect::verifyRegionArgAttribute(Operation *op,
+                                                    unsigned regionIndex,
+                                                    unsigned argIndex,
+                                                    NamedAttribute attr) {
+  Type type;
+  if (auto fn = dyn_cast<FunctionOpInterface>(op))
+    type = fn.getArgumentTypes()[argIndex];
+  else if (Region &r = op->getRegion(regionIndex); !r.empty())
+    type = r.getArgument(argIndex).getType();
+  return verifyRunAttribute(op, argIndex, type, attr);
 }
 
 FailureOr<Target> mlir::attn::parseTargetParameter(AsmParser &parser) {
@@ -395,44 +411,52 @@ float AttentionOp::getEffectiveScale() {
   return 1.0f / std::sqrt(static_cast<float>(getHeadDim()));
 }
 
+namespace {
+/// An optional operand clause `<keyword>(%x : type)` (pages, kv_lens,
+/// sinks, decay, initial_state): parsed first, resolved once the operand
+/// order allows.
+struct OperandClause {
+  std::optional<OpAsmParser::UnresolvedOperand> operand;
+  Type type;
+  explicit operator bool() const { return operand.has_value(); }
+  int32_t count() const { return operand ? 1 : 0; }
+
+  ParseResult parse(OpAsmParser &parser, StringRef keyword) {
+    if (failed(parser.parseOptionalKeyword(keyword)))
+      return success();
+    operand.emplace();
+    return failure(parser.parseLParen() || parser.parseOperand(*operand) ||
+                   parser.parseColonType(type) || parser.parseRParen());
+  }
+  ParseResult resolve(OpAsmParser &parser, OperationState &result) const {
+    return failure(operand &&
+                   parser.resolveOperand(*operand, type, result.operands));
+  }
+};
+} // namespace
+
+/// Prints `<keyword>(%x : type)` when `v` is set.
+static void printOperandClause(OpAsmPrinter &p, StringRef keyword, Value v) {
+  if (v)
+    p << " " << keyword << "(" << v << " : " << v.getType() << ")";
+}
+
 ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
   SmallVector<OpAsmParser::UnresolvedOperand, 3> qkv;
   SmallVector<OpAsmParser::UnresolvedOperand> captures;
   SmallVector<Type> captureTypes;
   llvm::SMLoc loc = parser.getCurrentLocation();
-  OpAsmParser::UnresolvedOperand table;
-  Type tableType;
-  bool paged = false;
-  if (parser.parseOperandList(qkv, 3))
+  OperandClause table, lens, sinks;
+  if (parser.parseOperandList(qkv, 3) || table.parse(parser, "pages") ||
+      lens.parse(parser, "kv_lens") || sinks.parse(parser, "sinks"))
     return failure();
-  if (succeeded(parser.parseOptionalKeyword("pages"))) {
-    paged = true;
-    if (parser.parseLParen() || parser.parseOperand(table) ||
-        parser.parseColonType(tableType) || parser.parseRParen())
-      return failure();
-  }
-  OpAsmParser::UnresolvedOperand lens, sinks;
-  Type lensType, sinksType;
-  bool hasLens = false, hasSinks = false;
-  if (succeeded(parser.parseOptionalKeyword("kv_lens"))) {
-    hasLens = true;
-    if (parser.parseLParen() || parser.parseOperand(lens) ||
-        parser.parseColonType(lensType) || parser.parseRParen())
-      return failure();
-  }
-  if (succeeded(parser.parseOptionalKeyword("sinks"))) {
-    hasSinks = true;
-    if (parser.parseLParen() || parser.parseOperand(sinks) ||
-        parser.parseColonType(sinksType) || parser.parseRParen())
-      return failure();
-  }
   if (parseCaptures(parser, captures, captureTypes))
     return failure();
   Builder &b = parser.getBuilder();
   result.addAttribute(
       "operandSegmentSizes",
-      b.getDenseI32ArrayAttr({1, 1, 1, paged ? 1 : 0, hasLens ? 1 : 0,
-                              hasSinks ? 1 : 0, int32_t(captures.size())}));
+      b.getDenseI32ArrayAttr({1, 1, 1, table.count(), lens.count(),
+                              sinks.count(), int32_t(captures.size())}));
   if (succeeded(parser.parseOptionalKeyword("queries_at_end")))
     result.addAttribute("queries_at_end", b.getUnitAttr());
   if (succeeded(parser.parseOptionalKeyword("scale"))) {
@@ -459,9 +483,8 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
     return parser.emitError(loc)
            << "expected 1 or 2 result types (o and optionally lse)";
   if (parser.resolveOperands(qkv, inTypes, loc, result.operands) ||
-      (paged && parser.resolveOperand(table, tableType, result.operands)) ||
-      (hasLens && parser.resolveOperand(lens, lensType, result.operands)) ||
-      (hasSinks && parser.resolveOperand(sinks, sinksType, result.operands)) ||
+      table.resolve(parser, result) || lens.resolve(parser, result) ||
+      sinks.resolve(parser, result) ||
       parser.resolveOperands(captures, captureTypes, loc, result.operands))
     return failure();
   result.addTypes(outTypes);
@@ -470,12 +493,9 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
 
 void AttentionOp::print(OpAsmPrinter &p) {
   p << " " << getQ() << ", " << getK() << ", " << getV();
-  if (Value table = getPageTable())
-    p << " pages(" << table << " : " << table.getType() << ")";
-  if (Value lens = getKvLens())
-    p << " kv_lens(" << lens << " : " << lens.getType() << ")";
-  if (Value sinks = getSinks())
-    p << " sinks(" << sinks << " : " << sinks.getType() << ")";
+  printOperandClause(p, "pages", getPageTable());
+  printOperandClause(p, "kv_lens", getKvLens());
+  printOperandClause(p, "sinks", getSinks());
   printCaptures(p, getCaptures());
   if (getQueriesAtEnd())
     p << " queries_at_end";
@@ -649,47 +669,6 @@ void AttentionOp::getCanonicalizationPatterns(RewritePatternSet &results,
 // LinearAttentionOp and ScanOp
 //===----------------------------------------------------------------------===//
 
-namespace {
-/// Uniform view of the two linear ops for parsing, printing and verifying.
-struct LinearView {
-  Operation *op;
-  Direction direction;
-  Value q, k, v, decay, initialState, finalState, o;
-  ValueRange captures;
-  Region *featureMap = nullptr, *keyFeatureMap = nullptr;
-};
-} // namespace
-
-static LinearView view(LinearAttentionOp op) {
-  return {op,
-          op.getDirection(),
-          op.getQ(),
-          op.getK(),
-          op.getV(),
-          op.getDecay(),
-          op.getInitialState(),
-          op.getFinalState(),
-          op.getO(),
-          op.getCaptures(),
-          &op.getFeatureMap(),
-          &op.getKeyFeatureMap()};
-}
-
-static LinearView view(ScanOp op) {
-  return {op,
-          op.getDirection(),
-          op.getQ(),
-          op.getK(),
-          op.getV(),
-          op.getDecay(),
-          op.getInitialState(),
-          op.getFinalState(),
-          op.getO(),
-          ValueRange(),
-          nullptr,
-          nullptr};
-}
-
 /// Parses the shared syntax:
 ///   <direction> %q, %k, %v [decay(%g : T)] [initial_state(%s : T)]
 ///   [captures(...)] [normalize] [scale = f] [feature_map(...) {...}]
@@ -709,21 +688,10 @@ static ParseResult parseLinearLike(OpAsmParser &parser, OperationState &result,
   SmallVector<OpAsmParser::UnresolvedOperand, 3> qkv;
   if (parser.parseOperandList(qkv, 3))
     return failure();
-  auto parseOptionalOperand =
-      [&](StringRef kw, std::optional<OpAsmParser::UnresolvedOperand> &opnd,
-          Type &type) -> ParseResult {
-    if (failed(parser.parseOptionalKeyword(kw)))
-      return success();
-    opnd.emplace();
-    return failure(parser.parseLParen() || parser.parseOperand(*opnd) ||
-                   parser.parseColonType(type) || parser.parseRParen());
-  };
-  std::optional<OpAsmParser::UnresolvedOperand> decay, init;
-  Type decayType, initType;
+  OperandClause decay, init;
   SmallVector<OpAsmParser::UnresolvedOperand> captures;
   SmallVector<Type> captureTypes;
-  if (parseOptionalOperand("decay", decay, decayType) ||
-      parseOptionalOperand("initial_state", init, initType))
+  if (decay.parse(parser, "decay") || init.parse(parser, "initial_state"))
     return failure();
   if (!isScan) {
     if (parseCaptures(parser, captures, captureTypes))
@@ -754,48 +722,43 @@ static ParseResult parseLinearLike(OpAsmParser &parser, OperationState &result,
   if (outTypes.empty() || outTypes.size() > 2)
     return parser.emitError(loc)
            << "expected 1 or 2 result types (o and optionally the final state)";
-  if (parser.resolveOperands(qkv, inTypes, loc, result.operands))
-    return failure();
-  if (decay && parser.resolveOperand(*decay, decayType, result.operands))
-    return failure();
-  if (init && parser.resolveOperand(*init, initType, result.operands))
-    return failure();
-  if (parser.resolveOperands(captures, captureTypes, loc, result.operands))
+  if (parser.resolveOperands(qkv, inTypes, loc, result.operands) ||
+      decay.resolve(parser, result) || init.resolve(parser, result) ||
+      parser.resolveOperands(captures, captureTypes, loc, result.operands))
     return failure();
   result.addTypes(outTypes);
-  SmallVector<int32_t> segments = {1, 1, 1, decay ? 1 : 0, init ? 1 : 0};
+  SmallVector<int32_t> segments = {1, 1, 1, decay.count(), init.count()};
   if (!isScan)
     segments.push_back(static_cast<int32_t>(captures.size()));
   result.addAttribute("operandSegmentSizes", b.getDenseI32ArrayAttr(segments));
   return success();
 }
 
-static void printLinearLike(OpAsmPrinter &p, const LinearView &lv) {
-  p << " " << stringifyDirection(lv.direction) << " " << lv.q << ", " << lv.k
-    << ", " << lv.v;
-  if (lv.decay)
-    p << " decay(" << lv.decay << " : " << lv.decay.getType() << ")";
-  if (lv.initialState)
-    p << " initial_state(" << lv.initialState << " : "
-      << lv.initialState.getType() << ")";
-  printCaptures(p, lv.captures);
-  Operation *op = lv.op;
-  if (op->hasAttr("normalize"))
+/// Prints the shared syntax; `featureMap` and `keyFeatureMap` are the
+/// regions as written (null for attn.scan, which has none).
+static void printLinearLike(OpAsmPrinter &p, LinearOpInterface op,
+                            Region *featureMap, Region *keyFeatureMap) {
+  p << " " << stringifyDirection(op.getDirection()) << " " << op.getQ() << ", "
+    << op.getK() << ", " << op.getV();
+  printOperandClause(p, "decay", op.getDecay());
+  printOperandClause(p, "initial_state", op.getInitialState());
+  printCaptures(p, op.getCapturedValues());
+  if (op.getNormalize())
     p << " normalize";
   if (auto s = op->getAttrOfType<FloatAttr>("scale")) {
     p << " scale = ";
     p.printFloat(s.getValue());
   }
-  if (lv.featureMap)
-    printNamedRegion(p, "feature_map", *lv.featureMap);
-  if (lv.keyFeatureMap)
-    printNamedRegion(p, "key_feature_map", *lv.keyFeatureMap);
+  if (featureMap)
+    printNamedRegion(p, "feature_map", *featureMap);
+  if (keyFeatureMap)
+    printNamedRegion(p, "key_feature_map", *keyFeatureMap);
   p.printOptionalAttrDict(op->getAttrs(), {"operandSegmentSizes", "direction",
                                            "normalize", "scale"});
-  p << " : " << lv.q.getType() << ", " << lv.k.getType() << ", "
-    << lv.v.getType() << " -> " << lv.o.getType();
-  if (lv.finalState)
-    p << ", " << lv.finalState.getType();
+  p << " : " << op.getQ().getType() << ", " << op.getK().getType() << ", "
+    << op.getV().getType() << " -> " << op.getO().getType();
+  if (Value fin = op.getFinalState())
+    p << ", " << fin.getType();
 }
 
 static int64_t featureDimOf(Region *fm, int64_t headDim) {
@@ -810,30 +773,29 @@ static int64_t featureDimOf(Region *fm, int64_t headDim) {
   return headDim;
 }
 
-static LogicalResult verifyLinearLike(const LinearView &lv) {
-  Operation *op = lv.op;
-  FailureOr<RankedTensorType> q = getRank4(op, lv.q, "q"), k = failure(),
+static LogicalResult verifyLinearLike(LinearOpInterface op) {
+  FailureOr<RankedTensorType> q = getRank4(op, op.getQ(), "q"), k = failure(),
                               v = failure();
-  if (failed(q) || failed(k = getRank4(op, lv.k, "k")) ||
-      failed(v = getRank4(op, lv.v, "v")))
+  if (failed(q) || failed(k = getRank4(op, op.getK(), "k")) ||
+      failed(v = getRank4(op, op.getV(), "v")))
     return failure();
   if (failed(verifyQKV(op, *q, *k, *v, /*sameSeq=*/true)))
     return failure();
   int64_t b = q->getDimSize(0), h = q->getDimSize(1), n = q->getDimSize(2);
-  int64_t f = featureDimOf(lv.featureMap, q->getDimSize(3));
+  int64_t f = featureDimOf(op.getQueryMap(), q->getDimSize(3));
   int64_t dv = v->getDimSize(3);
   Type f32 = Float32Type::get(op->getContext());
-  if (failed(verifyShapeEq(op, lv.o.getType(), {b, h, n, dv},
+  if (failed(verifyShapeEq(op, op.getO().getType(), {b, h, n, dv},
                            q->getElementType(), "result o")))
     return failure();
-  if (lv.decay) {
-    auto g = cast<RankedTensorType>(lv.decay.getType());
+  if (Value decay = op.getDecay()) {
+    auto g = cast<RankedTensorType>(decay.getType());
     if (g.getElementType() != f32)
       return op->emitOpError()
              << "decay must hold f32 log-gates, got " << g.getElementType();
     // Constant gates are checked here; others when a kernel is launched.
     DenseFPElementsAttr values;
-    if (matchPattern(lv.decay, m_Constant(&values)))
+    if (matchPattern(decay, m_Constant(&values)))
       for (auto [i, x] : llvm::enumerate(values.getValues<APFloat>()))
         if (!(x.convertToDouble() <= 0.0) || !x.isFinite())
           return op->emitOpError()
@@ -863,49 +825,49 @@ static LogicalResult verifyLinearLike(const LinearView &lv) {
       return op->emitOpError()
              << "scale must be finite and non-zero, got " << x;
   }
-  bool causal = lv.direction == Direction::causal;
-  if (lv.initialState) {
+  bool causal = op.getDirection() == Direction::causal;
+  if (Value init = op.getInitialState()) {
     if (!causal)
       return op->emitOpError() << "initial_state requires a causal scan";
-    if (failed(verifyShapeEq(op, lv.initialState.getType(), {b, h, f, dv}, f32,
+    if (failed(verifyShapeEq(op, init.getType(), {b, h, f, dv}, f32,
                              "initial_state")))
       return failure();
   }
-  if (lv.finalState) {
+  if (Value fin = op.getFinalState()) {
     if (!causal)
       return op->emitOpError() << "a final state result requires a causal scan";
-    if (failed(verifyShapeEq(op, lv.finalState.getType(), {b, h, f, dv}, f32,
+    if (failed(verifyShapeEq(op, fin.getType(), {b, h, f, dv}, f32,
                              "final state")))
       return failure();
   }
   return success();
 }
 
-static LogicalResult verifyLinearRegions(const LinearView &lv) {
-  Operation *op = lv.op;
-  if (!lv.featureMap)
-    return success();
-  auto q = cast<RankedTensorType>(lv.q.getType());
+/// The feature-map regions of an attn.linear_attention (both may be empty).
+static LogicalResult verifyLinearRegions(LinearAttentionOp op) {
+  Region *featureMap = &op.getFeatureMap(),
+         *keyFeatureMap = &op.getKeyFeatureMap();
+  auto q = cast<RankedTensorType>(op.getQ().getType());
   Type rowType =
       VectorType::get({q.getDimSize(3)}, Float32Type::get(op->getContext()));
-  int64_t f = featureDimOf(lv.featureMap, q.getDimSize(3));
+  int64_t f = featureDimOf(featureMap, q.getDimSize(3));
   Type featType = VectorType::get({f}, Float32Type::get(op->getContext()));
-  if (!lv.featureMap->empty() && lv.featureMap->front().mightHaveTerminator()) {
-    auto yield = dyn_cast<YieldOp>(lv.featureMap->front().getTerminator());
+  if (!featureMap->empty() && featureMap->front().mightHaveTerminator()) {
+    auto yield = dyn_cast<YieldOp>(featureMap->front().getTerminator());
     if (yield && yield.getValues().size() == 1 &&
         !isa<VectorType>(yield.getValues()[0].getType()))
       return op->emitOpError()
              << "'feature_map' region must yield a vector<Fxf32>, got "
              << yield.getValues()[0].getType();
   }
-  if (!lv.keyFeatureMap->empty() && lv.featureMap->empty())
+  if (!keyFeatureMap->empty() && featureMap->empty())
     return op->emitOpError()
            << "'key_feature_map' requires a 'feature_map' region";
   // A feature map takes the row, and optionally the token's position (for
   // position-dependent maps such as cosFormer's reweighting).
   for (auto [r, name] :
-       {std::pair<Region *, StringRef>{lv.featureMap, "feature_map"},
-        {lv.keyFeatureMap, "key_feature_map"}})
+       {std::pair<Region *, StringRef>{featureMap, "feature_map"},
+        {keyFeatureMap, "key_feature_map"}})
     if (!r->empty() && r->front().getNumArguments() > 2)
       return op->emitOpError()
              << "'" << name << "' region must take the row (" << rowType
@@ -916,12 +878,12 @@ static LogicalResult verifyLinearRegions(const LinearView &lv) {
       return {rowType, IndexType::get(op->getContext())};
     return {rowType};
   };
-  if (failed(verifyRegionSignature(op, *lv.featureMap, "feature_map",
-                                   argsOf(*lv.featureMap), featType)) ||
-      failed(verifyRegionSignature(op, *lv.keyFeatureMap, "key_feature_map",
-                                   argsOf(*lv.keyFeatureMap), featType)))
+  if (failed(verifyRegionSignature(op, *featureMap, "feature_map",
+                                   argsOf(*featureMap), featType)) ||
+      failed(verifyRegionSignature(op, *keyFeatureMap, "key_feature_map",
+                                   argsOf(*keyFeatureMap), featType)))
     return failure();
-  return verifyRegionBodies(op, lv.captures, /*allowVectors=*/true);
+  return verifyRegionBodies(op, op.getCaptures(), /*allowVectors=*/true);
 }
 
 ParseResult LinearAttentionOp::parse(OpAsmParser &parser,
@@ -929,7 +891,7 @@ ParseResult LinearAttentionOp::parse(OpAsmParser &parser,
   return parseLinearLike(parser, result, /*isScan=*/false);
 }
 void LinearAttentionOp::print(OpAsmPrinter &p) {
-  printLinearLike(p, view(*this));
+  printLinearLike(p, *this, &getFeatureMap(), &getKeyFeatureMap());
 }
 /// A token order is for one sequence length: a static one must match.
 static LogicalResult verifyTokenOrder(Operation *op, TokenOrderAttr order,
@@ -946,12 +908,18 @@ static LogicalResult verifyTokenOrder(Operation *op, TokenOrderAttr order,
 
 LogicalResult LinearAttentionOp::verify() {
   // Shapes first: the token order reads q's sequence length.
-  if (failed(verifyLinearLike(view(*this))))
+  if (failed(verifyLinearLike(*this)))
     return failure();
   return verifyTokenOrder(*this, getOrderAttr(), getQ());
 }
 LogicalResult LinearAttentionOp::verifyRegions() {
-  return verifyLinearRegions(view(*this));
+  return verifyLinearRegions(*this);
+}
+Region *LinearAttentionOp::getQueryMap() {
+  return getFeatureMap().empty() ? nullptr : &getFeatureMap();
+}
+Region *LinearAttentionOp::getKeyMap() {
+  return getKeyFeatureMap().empty() ? getQueryMap() : &getKeyFeatureMap();
 }
 int64_t LinearAttentionOp::getFeatureDim() {
   return featureDimOf(&getFeatureMap(),
@@ -961,10 +929,12 @@ int64_t LinearAttentionOp::getFeatureDim() {
 ParseResult ScanOp::parse(OpAsmParser &parser, OperationState &result) {
   return parseLinearLike(parser, result, /*isScan=*/true);
 }
-void ScanOp::print(OpAsmPrinter &p) { printLinearLike(p, view(*this)); }
+void ScanOp::print(OpAsmPrinter &p) {
+  printLinearLike(p, *this, nullptr, nullptr);
+}
 LogicalResult ScanOp::verify() {
   // Shapes first: the token order reads q's sequence length.
-  if (failed(verifyLinearLike(view(*this))))
+  if (failed(verifyLinearLike(*this)))
     return failure();
   return verifyTokenOrder(*this, getOrderAttr(), getQ());
 }

@@ -1130,3 +1130,80 @@ func.func @kv_lens_type(%q: tensor<2x4x1x64xf32>, %k: tensor<2x4x8x64xf32>, %n: 
       -> tensor<2x4x1x64xf32>
   return
 }
+
+//===----------------------------------------------------------------------===//
+// Argument attributes declared by the dialect: attn.run_init, attn.run_dims
+//===----------------------------------------------------------------------===//
+
+// expected-error @+1 {{argument #0: unknown argument attribute 'attn.run_size' (the attn dialect declares attn.run_init and attn.run_dims)}}
+func.func private @unknown_arg_attr(tensor<?xi32> {attn.run_size = 3})
+
+// -----
+
+// expected-error @+1 {{argument #0: attn.run_init must be a string}}
+func.func private @run_init_not_string(tensor<?xi32> {attn.run_init = 3})
+
+// -----
+
+// expected-error @+1 {{argument #0: attn.run_init needs a ranked tensor, got 'f32'}}
+func.func private @run_init_scalar(f32 {attn.run_init = "uniform:0:1"})
+
+// -----
+
+// expected-error @+1 {{argument #0: unknown attn.run_init 'normal:0:1' for a float argument (expected uniform:lo:hi)}}
+func.func private @run_init_float_mode(tensor<?xf32> {attn.run_init = "normal:0:1"})
+
+// -----
+
+// expected-error @+1 {{argument #1: unknown attn.run_init 'uniform:0:1' for an integer argument (expected bits:p, randint:lo:hi, sorted:lo:hi, permutation or kv_lens)}}
+func.func private @run_init_int_mode(tensor<?xf32>, tensor<?xi32> {attn.run_init = "uniform:0:1"})
+
+// -----
+
+// expected-error @+1 {{argument #0: attn.run_init 'uniform:1:-1': lo must be below hi}}
+func.func private @run_init_order(tensor<?xf32> {attn.run_init = "uniform:1:-1"})
+
+// -----
+
+// expected-error @+1 {{argument #0: attn.run_init 'uniform:1': expected uniform:lo:hi}}
+func.func private @run_init_count(tensor<?xf32> {attn.run_init = "uniform:1"})
+
+// -----
+
+// expected-error @+1 {{argument #0: attn.run_init 'randint:5:1': expected randint:lo:hi with lo <= hi}}
+func.func private @run_init_int_order(tensor<?xi32> {attn.run_init = "randint:5:1"})
+
+// -----
+
+// expected-error @+1 {{argument #0: attn.run_init 'bits:2': expected bits:p with p in [0, 1]}}
+func.func private @run_init_bits(tensor<?xi1> {attn.run_init = "bits:2"})
+
+// -----
+
+// expected-error @+1 {{argument #0: attn.run_init 'sorted:x:y': 'x' is not a number}}
+func.func private @run_init_number(tensor<?xi32> {attn.run_init = "sorted:x:y"})
+
+// -----
+
+// expected-error @+1 {{argument #0: attn.run_init 'permutation:4': permutation takes no numbers}}
+func.func private @run_init_permutation(tensor<?x?xi32> {attn.run_init = "permutation:4"})
+
+// -----
+
+// expected-error @+1 {{argument #0: attn.run_dims must list one of b, nq, nk, n, a positive integer or X/<int> per dimension}}
+func.func private @run_dims_name(tensor<?xi32> {attn.run_dims = ["batch"]})
+
+// -----
+
+// expected-error @+1 {{argument #0: attn.run_dims must list one of b, nq, nk, n, a positive integer or X/<int> per dimension}}
+func.func private @run_dims_count(tensor<?x?xi32> {attn.run_dims = ["b"]})
+
+// -----
+
+// expected-error @+1 {{argument #0: attn.run_dims must list one of b, nq, nk, n, a positive integer or X/<int> per dimension}}
+func.func private @run_dims_divisor(tensor<?xi32> {attn.run_dims = ["nq/0"]})
+
+// -----
+
+// expected-error @+1 {{argument #0: attn.run_dims must list one of b, nq, nk, n, a positive integer or X/<int> per dimension}}
+func.func private @run_dims_negative(tensor<?xi32> {attn.run_dims = ["-5"]})

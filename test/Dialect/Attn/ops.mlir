@@ -320,3 +320,14 @@ func.func @sinks(%q: tensor<?x8x?x64xf32>, %k: tensor<?x2x16x64xf32>,
       -> tensor<?x8x?x64xf32>
   return %o : tensor<?x8x?x64xf32>
 }
+
+// The argument attributes the dialect declares for attn-run.
+// CHECK-LABEL: func.func private @run_attributes
+// CHECK-SAME: attn.run_dims = ["nq/64", "nk/64"]
+// CHECK-SAME: attn.run_init = "bits:0.25"
+// CHECK-SAME: attn.run_init = "uniform:-0.5:-0.1"
+// CHECK-SAME: attn.run_init = "permutation"
+func.func private @run_attributes(
+    tensor<?x?xi1> {attn.run_dims = ["nq/64", "nk/64"], attn.run_init = "bits:0.25"},
+    tensor<?x4x?xf32> {attn.run_init = "uniform:-0.5:-0.1"},
+    tensor<?x?xi32> {attn.run_init = "permutation"})

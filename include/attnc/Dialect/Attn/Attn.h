@@ -33,6 +33,8 @@ FailureOr<Target> parseTargetParameter(AsmParser &parser);
 #define GET_ATTRDEF_CLASSES
 #include "Attn/AttnAttrs.h.inc"
 
+#include "Attn/AttnInterfaces.h.inc"
+
 #define GET_OP_CLASSES
 #include "Attn/AttnOps.h.inc"
 
