@@ -12,12 +12,11 @@ and the main kernel alone (ATTNC_SPLIT_KV=0), plus a sweep of the split
 count on the first case.
 
   python3 bench/decode_bench.py devcarry/decode/aot [OUT.json]
+(OUT.json and OUT.md, the table with device, date and versions: bench/results.py)
 """
-import json
 import math
 import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +25,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "python"))
 sys.path.insert(0, here)
 import attnc  # noqa: E402
+import results  # noqa: E402
 from timing import timeit  # noqa: E402
 
 CASES = [  # name, B, Hq, Hkv, Nq, Nk
@@ -144,21 +144,22 @@ def with_env(var, value, fn):
 
 def finish(title, dev, bw, rows, checks, columns):
     """Prints the markdown table of `rows` (`columns`: (header, key, format))
-    and the correctness count, writes the JSON to argv[2] if given, and
-    exits 1 if a check failed."""
-    date = time.strftime("%Y-%m-%d")
+    and the correctness count; if argv[2] is given, writes the JSON there and
+    its markdown table beside it (.md) through bench/results.py (device,
+    date, versions added); exits 1 if a check failed."""
+    meta = results.metadata(device=dev)
+    date = meta["date"]
     print(f"\n{title}, {dev}, torch {torch.__version__}, {date}; "
           f"copy bandwidth {bw:.0f} GB/s")
-    print("| " + " | ".join(h for h, _, _ in columns) + " |")
-    print("|" + "---|" * len(columns))
-    for r in rows:
-        print("| " + " | ".join(f.format(r[k]) for _, k, f in columns) + " |")
+    print("\n".join(results.table(rows, columns)))
     fails = [c for c in checks if not c["pass"]]
-    print(f"\ncorrectness: {len(checks) - len(fails)}/{len(checks)} PASS")
+    verdict = f"correctness: {len(checks) - len(fails)}/{len(checks)} PASS"
+    print(f"\n{verdict}")
     if len(sys.argv) > 2:
-        with open(sys.argv[2], "w") as f:
-            json.dump({"device": dev, "torch": torch.__version__, "date": date,
-                       "copy_gbps": bw, "rows": rows, "checks": checks}, f, indent=1)
+        results.write(sys.argv[2], rows, title=f"{title}; copy bandwidth {bw:.0f} GB/s",
+                      columns=columns, meta=meta, notes=[verdict],
+                      fields={"device": dev, "torch": torch.__version__, "date": date,
+                              "copy_gbps": bw, "checks": checks})
     sys.exit(1 if fails else 0)
 
 

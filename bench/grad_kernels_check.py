@@ -16,13 +16,13 @@ import ctypes
 import json
 import math
 import os
-import statistics
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cuda_driver as cd  # noqa: E402
+from timing import timeit  # noqa: E402
 
 # name -> (Hq, Hkv, D, Dv, mod, capture shape or None)
 CASES = {
@@ -238,18 +238,8 @@ def time_flex(qs, ks, vs, do, causal):
 
 
 def bench(fn, warmup=5, reps=20):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
+    """The median ms of fn() (bench/timing.py: CUDA events, warm-up)."""
+    return timeit(fn, [()], warmup=warmup, reps=reps)
 
 
 def main():

@@ -9,6 +9,7 @@ spends to issue a call). A launch path is as fast as its kernel when its
 host time is below its device time.
 
   python3 bench/launch_overhead.py devcarry/aot/causal [OUT.json]
+(OUT.json and OUT.md, the table with device, date and versions: bench/results.py)
 """
 import json
 import os
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 import attnc  # noqa: E402
+import results  # noqa: E402
 from timing import timeit  # noqa: E402
 
 
@@ -104,16 +106,17 @@ def main():
                          "rel_err": err if name == "attnc (Python)" else None})
     rows += capi_rows(sys.argv[1], kern.name)
     dev_name = torch.cuda.get_device_name()
-    print(f"launch overhead, causal bf16 H16 d128, {dev_name}, torch {torch.__version__},"
-          f" {time.strftime('%Y-%m-%d')}")
-    print("| B | N | path | ms per call (events) | host us per call |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['B']} | {r['N']} | {r['path']} | {r['device_ms']:.4f} | {r['host_us']:.1f} |")
-    if len(sys.argv) > 2:
-        with open(sys.argv[2], "w") as f:
-            json.dump({"device": dev_name, "torch": torch.__version__,
-                       "date": time.strftime("%Y-%m-%d"), "rows": rows}, f, indent=1)
+    meta = results.metadata(device=dev_name)  # device, date, versions
+    title = "launch overhead, causal bf16 H16 d128"
+    print(f"{title}, {dev_name}, torch {torch.__version__}, {meta['date']}")
+    columns = [("B", "B", "{}"), ("N", "N", "{}"), ("path", "path", "{}"),
+               ("ms per call (events)", "device_ms", "{:.4f}"),
+               ("host us per call", "host_us", "{:.1f}")]
+    print("\n".join(results.table(rows, columns)))
+    if len(sys.argv) > 2:  # OUT.json and OUT.md
+        results.write(sys.argv[2], rows, title=title, columns=columns, meta=meta,
+                      fields={"device": dev_name, "torch": torch.__version__,
+                              "date": meta["date"]})
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ cache (fresh random inputs); times are CUDA-event medians over distinct
 input sets (no call finds K and V in L2).
 
   python3 bench/paged_bench.py devcarry/decode/aot [OUT.json]
+(OUT.json and OUT.md through decode_bench.finish and bench/results.py)
 """
 import os
 import sys

@@ -11,7 +11,6 @@ AOT_ROOT holds one attn-aot output directory per variant (named after it).
 """
 
 import argparse
-import datetime
 import json
 import math
 import os
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import timeit  # noqa: E402
+import results as results_io  # noqa: E402
 import specs  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -232,13 +232,16 @@ def main():
                 for kk, vv in t.items()), flush=True)
         results.append(row)
 
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    report = {"device": dev_name, "date": stamp, "torch": torch.__version__,
-              "target": kern.target if results else None, "results": results}
+    meta = results_io.metadata(device=dev_name)  # device, date, versions
+    stamp = meta["date"]
+    report = dict(meta)
+    report.update({"device": dev_name, "date": stamp, "torch": torch.__version__,
+                   "target": kern.target if results else None, "results": results})
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
     lines = [f"# attnc benchmark: {dev_name}, {stamp}, torch {torch.__version__}", "",
+             results_io.header(meta), "",
              "| variant | correct | density | attnc ms | attnc TF/s | FA2 (SDPA flash) TF/s "
              "| cuDNN TF/s | FlexAttention TF/s | attnc / FA2 | attnc / cuDNN | attnc / Flex |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
