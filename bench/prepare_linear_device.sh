@@ -50,7 +50,8 @@ done
 # MATE's TESA branch (specs/mate_tesa.mlir) through attn-aot for the H100.
 "$build/bin/attn-aot" "$out/specs/mate_tesa.mlir" --target=sm_90a -o "$out/tesa" |
   grep -E -- "-> |Used [0-9]+ registers|spill"
-# manifest.json: the ABI JSON of each kernel from its attn.abi attribute.
+# manifest.json: the ABI JSON of each kernel from its attn.abi attribute
+# (#attn.kernel_abi: the kernel's record, whose "abi" is the linear ABI).
 printf '%s\n' "${entries[@]}" > "$out/entries.txt"
 $py - "$out" <<'EOF'
 import json, os, re, sys
@@ -59,10 +60,10 @@ kernels = []
 for line in open(os.path.join(out, "entries.txt")):
     name, cubin, spec, step1, info = line.rstrip("\n").split(" ", 4)
     text = open(step1).read()
-    m = re.search(r'attn\.abi = "((?:[^"\\]|\\.)*)"', text)
+    m = re.search(r'attn\.abi = #attn\.kernel_abi<"((?:[^"\\]|\\.)*)">', text)
     # MLIR string escapes: \XX (hex) and \\.
     raw = re.sub(r"\\([0-9A-Fa-f]{2})", lambda x: chr(int(x.group(1), 16)), m.group(1))
-    abi = json.loads(raw.replace("\\\\", "\\"))
+    abi = json.loads(raw.replace("\\\\", "\\"))["abi"]
     kernels.append({"name": name, "cubin": cubin, "spec": spec, "abi": abi, "ptxas": info.strip()})
 json.dump({"kernels": kernels}, open(os.path.join(out, "manifest.json"), "w"), indent=1)
 print(f"{len(kernels)} kernels -> {out}/manifest.json")

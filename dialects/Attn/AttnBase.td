@@ -26,8 +26,9 @@ def Attn_Dialect : Dialect {
     * `attn.run_init = "<mode>[:<numbers>]"`: float tensors take
       `uniform:lo:hi` (lo < hi); integer tensors `sorted:lo:hi` and
       `randint:lo:hi` (lo <= hi), `bits:p` (p in [0, 1]), `permutation`
-      (0 .. n-1 shuffled: a page table) and `kv_lens` (per-sequence key
-      counts). Without numbers a mode takes its defaults.
+      (0 .. n-1 shuffled: a page table), `kv_lens` (per-sequence key
+      counts) and `cu_seqlens` (cumulative offsets of packed sequences).
+      Without numbers a mode takes its defaults.
     * `attn.run_dims = ["b", "nq/64", "8", ...]`: the sizes of a tensor's
       dynamic dims, one entry per dim: `b`, `nq`, `nk`, `n` (the larger of
       nq and nk) or a positive integer, optionally divided (rounding up) by
@@ -75,6 +76,40 @@ def Attn_DirectionAttr : EnumAttr<Attn_Dialect, Attn_Direction, "direction">;
 
 class Attn_Attr<string name, string attrMnemonic> : AttrDef<Attn_Dialect, name> {
   let mnemonic = attrMnemonic;
+}
+
+def Attn_KernelAbiParameter
+    : AttrParameter<"::attnc::abi::Kernel", "a kernel set's ABI record"> {
+  let parser = "::mlir::attn::parseKernelAbi($_parser)";
+  let printer = "::mlir::attn::printKernelAbi($_printer, $_self)";
+}
+
+def Attn_KernelAbiAttr : Attn_Attr<"KernelAbi", "kernel_abi"> {
+  let summary = "The ABI record of a generated kernel set";
+  let description = [{
+    The GPU code generators (`convert-attn-to-gpu` for attention and its
+    backward, `convert-attn-linear-to-gpu`) attach this to the first kernel
+    of each kernel set they emit, as `attn.abi`: the kernel set's record of
+    the one kernel ABI (`include/attnc/Abi/KernelSet.h`, an entry of
+    `manifest.json`): its kind, launches in order (grids as size
+    expressions, block sizes, dynamic shared memory, arguments with their
+    roles), block map, split-KV form, workspaces and the page table and
+    sinks arguments. attn-aot and the JIT read it from there and add the
+    files and the function's signature. In the IR it is the record's JSON;
+    the parser checks it with the ABI's reader, so a malformed record is a
+    parse error naming the field.
+
+    ```mlir
+    gpu.func @causal(...) kernel attributes {
+      attn.abi = #attn.kernel_abi<"{\22kind\22: \22attention\22, ...}">}
+    ```
+  }];
+  let parameters = (ins Attn_KernelAbiParameter:$kernel);
+  let assemblyFormat = "`<` $kernel `>`";
+  let extraClassDeclaration = [{
+    /// The name of the attribute on the kernel: `attn.abi`.
+    static constexpr ::llvm::StringLiteral kName = "attn.abi";
+  }];
 }
 
 def Attn_MaskInfoAttr : Attn_Attr<"MaskInfo", "mask_info"> {

@@ -57,6 +57,19 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects,
     Nq`). Launchers check the values on host data; on the device they are
     clamped into that range.
 
+    Packed variable-length batches (FlashAttention's varlen form): with
+    `cu_seqlens_q(%cq) cu_seqlens_k(%ck)`, both `tensor<(B+1) x i32>`
+    cumulative lengths, q, k, v and o hold the B sequences one after the
+    other along dim 2 (`[1, H, total, D]`, no padding): sequence `b` has the
+    query rows `[cq[b], cq[b+1])` and the key rows `[ck[b], ck[b+1])`. The
+    regions see `b` as the sequence and `i`, `j` as positions inside it (so
+    a causal mask is per sequence; `queries_at_end` aligns each sequence's
+    queries to the end of its own keys), and no work crosses sequences.
+    Offsets must start at 0, not decrease and stay within the packed
+    length; lowerings clamp them into that range. Rows outside every
+    sequence yield `o = 0` and `lse = -inf`. lse is `[1, Hq, total_q]`.
+    Not combined with `pages` or `kv_lens` yet.
+
     Attention sinks (gpt-oss, StreamingLLM): with `sinks(%s)`, `%s :
     tensor<Hq x f32>` holds one learned logit per query head that joins
     every row's softmax denominator without a value:
@@ -119,6 +132,8 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects,
                        AnyRankedTensor:$v,
                        Optional<AnyRankedTensor>:$page_table,
                        Optional<AnyRankedTensor>:$kv_lens,
+                       Optional<AnyRankedTensor>:$cu_seqlens_q,
+                       Optional<AnyRankedTensor>:$cu_seqlens_k,
                        Optional<AnyRankedTensor>:$sinks,
                        Variadic<AnyRankedTensor>:$captures,
                        OptionalAttr<F32Attr>:$scale,
@@ -142,11 +157,15 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure, RecursiveMemoryEffects,
     bool hasMaskRegion() { return !getMask().empty(); }
     /// Whether k and v are page pools read through `page_table`.
     bool isPaged() { return bool(getPageTable()); }
+    /// Whether q, k and v pack variable-length sequences (cu_seqlens).
+    bool isVarlen() { return bool(getCuSeqlensQ()); }
     /// The page size S of a paged op (k's dim 2); 0 when not paged.
     int64_t getPageSize();
     /// The table's checks; returns Nk (k's dim 2 when not paged; dynamic
     /// when the table's width is).
     FailureOr<int64_t> verifyPageTable(RankedTensorType q, RankedTensorType k);
+    /// The checks of cu_seqlens_q / cu_seqlens_k.
+    LogicalResult verifyVarlen(RankedTensorType q);
   }];
 }
 

@@ -428,6 +428,12 @@ json::Value kernelJson(const Kernel &k) {
 }
 } // namespace
 
+json::Value attnc::abi::toJson(const Kernel &k) { return kernelJson(k); }
+
+llvm::hash_code attnc::abi::hash_value(const Kernel &k) {
+  return llvm::hash_value(formatJson(kernelJson(k), /*lines=*/false));
+}
+
 json::Value attnc::abi::toJson(const LinearKernel &k) {
   json::Object o{{"dtype", k.dtype},
                  {"H", k.heads},
@@ -1171,7 +1177,11 @@ Signature parseSignature(const Obj &o) {
   return s;
 }
 
-Kernel parseKernel(Reader &r, const json::Value &v, const std::string &path) {
+/// A kernel's record; `needSignature`: as a manifest holds it (elementwise
+/// and backward kernels with their signatures), not as a code generator
+/// writes it (the signature comes from the spec function later).
+Kernel parseKernel(Reader &r, const json::Value &v, const std::string &path,
+                   bool needSignature = true) {
   Obj o(r, &v, path);
   Kernel k;
   k.name = o.identifier("name");
@@ -1198,8 +1208,9 @@ Kernel parseKernel(Reader &r, const json::Value &v, const std::string &path) {
     });
   if (o.has("inputs"))
     k.signature = parseSignature(o);
-  else if (!r.failed() && (k.kind == KernelKind::Elementwise ||
-                           k.kind == KernelKind::AttentionGrad))
+  else if (!r.failed() && needSignature &&
+           (k.kind == KernelKind::Elementwise ||
+            k.kind == KernelKind::AttentionGrad))
     r.fail(o.at("inputs"), "missing field (an " + stringify(k.kind) +
                                " kernel records its signature)");
   return k;
@@ -1210,6 +1221,14 @@ llvm::Expected<LinearKernel>
 attnc::abi::parseLinearKernel(const json::Value &json) {
   Reader r;
   LinearKernel k = parseLinear(Obj(r, &json, "abi"));
+  if (llvm::Error e = r.takeError())
+    return std::move(e);
+  return k;
+}
+
+llvm::Expected<Kernel> attnc::abi::parseKernel(const json::Value &json) {
+  Reader r;
+  Kernel k = parseKernel(r, json, "kernel", /*needSignature=*/false);
   if (llvm::Error e = r.takeError())
     return std::move(e);
   return k;

@@ -139,41 +139,33 @@ std::string typeString(Type t) {
 SmallVector<Type> describeGradArguments(const GradKernelConfig &cfg,
                                         std::vector<abi::Arg> &args) {
   AttentionGradOp op = cfg.grad;
-  Builder bld(op.getContext());
-  SmallVector<Type> types;
-  auto addMem = [&](StringRef n, Type el, ArrayRef<int64_t> shape) {
-    types.push_back(MemRefType::get(shape, el));
-    args.push_back({n.str(), abi::ArgKind::Memref, typeString(el),
-                    int64_t(shape.size()), 0});
-  };
+  KernelParams p(op.getContext());
   int64_t dyn = ShapedType::kDynamic;
-  Type elem = cfg.fwd.elem, f32 = bld.getF32Type();
+  Type elem = cfg.fwd.elem, f32 = Float32Type::get(op.getContext());
   for (StringRef n : {"q", "k", "v", "o", "do"})
-    addMem(n, elem, {dyn});
-  addMem("lse", f32, {dyn});
+    p.memref(n, elem, {dyn});
+  p.memref("lse", f32, {dyn});
   for (StringRef n : {"dq", "dk", "dv"})
-    addMem(n, elem, {dyn});
+    p.memref(n, elem, {dyn});
   for (auto [i, cap] : llvm::enumerate(cfg.fwd.captures)) {
     auto t = cast<RankedTensorType>(cap.getType());
-    addMem("capture" + std::to_string(i), t.getElementType(), t.getShape());
+    p.memref("capture" + std::to_string(i), t.getElementType(), t.getShape());
   }
   int64_t g = 0;
   for (auto [i, cap] : llvm::enumerate(cfg.fwd.captures))
     if (cfg.gradOfCapture[i] >= 0)
-      addMem("dcapture" + std::to_string(g++), f32,
-             cast<RankedTensorType>(cap.getType()).getShape());
-  addMem("delta", f32, {dyn});
+      p.memref("dcapture" + std::to_string(g++), f32,
+               cast<RankedTensorType>(cap.getType()).getShape());
+  p.memref("delta", f32, {dyn});
   if (cfg.useMap)
-    addMem("block_map", bld.getI8Type(), {dyn});
-  SmallVector<std::string> scalars = {"B", "Nq", "Nk"};
+    p.memref("block_map", IntegerType::get(op.getContext(), 8), {dyn});
+  for (StringRef n : {"B", "Nq", "Nk"})
+    p.index(n);
   for (StringRef t : {"q", "k", "v", "o", "do", "dq", "dk", "dv"})
     for (StringRef s : {"b", "h", "n"})
-      scalars.push_back((t + "_stride_" + s).str());
-  for (const std::string &n : scalars) {
-    types.push_back(bld.getIndexType());
-    args.push_back({n, abi::ArgKind::Scalar, "", 0, 0});
-  }
-  return types;
+      p.index((t + "_stride_" + s).str());
+  args = std::move(p.args);
+  return std::move(p.types);
 }
 
 gpu::GPUFuncOp createGradKernel(const GradKernelConfig &cfg, OpBuilder &ob,
@@ -198,13 +190,6 @@ gpu::GPUFuncOp createGradKernel(const GradKernelConfig &cfg, OpBuilder &ob,
   return func;
 }
 
-/// The block map's (b, h) slices.
-abi::MapSlices mapSlices(const MaskStructure &ms) {
-  if (ms.batch)
-    return ms.head ? abi::MapSlices::BatchHeads : abi::MapSlices::Batch;
-  return ms.head ? abi::MapSlices::Heads : abi::MapSlices::One;
-}
-
 /// The block-map kernel of a backward with a mask on captured data: its
 /// gpu.func (arguments: the captures, the map, the slice count, Nq, Nk) and
 /// its launch.
@@ -226,7 +211,7 @@ FailureOr<abi::BlockMap> buildGradBlockMap(const GradKernelConfig &cfg,
     bm.launch.args.push_back({n.str(), abi::ArgKind::Scalar, "", 0, 0});
   }
   const AttnKernelConfig &m = cfg.mapCfg;
-  bm.slices = mapSlices(m.ms);
+  bm.slices = mapSlicesOf(m.ms);
   bm.launch.kernel = (name + "_blockmap").str();
   bm.launch.grid = {abi::SizeExpr::of("Nq", m.bq),
                     abi::SizeExpr::of("Nk", m.bkv),
@@ -241,6 +226,7 @@ abi::Kernel describeGradKernels(const GradKernelConfig &cfg, StringRef name,
   AttentionGradOp op = cfg.grad;
   abi::Kernel k;
   k.name = name.str();
+  k.ptxFile = k.name + ".ptx";
   k.kind = abi::KernelKind::AttentionGrad;
   abi::AttentionGradKernel &g = k.attentionGrad;
   g.dtype = cfg.fwd.isBF16() ? "bf16" : "f16";
@@ -307,5 +293,6 @@ FailureOr<abi::Kernel> mlir::attn::buildAttentionGradKernels(AttentionGradOp op,
     return failure();
   abi::Kernel k = describeGradKernels(*cfg, name, std::move(args));
   k.attentionGrad.blockMap = std::move(map);
+  dq->setAttr(KernelAbiAttr::kName, KernelAbiAttr::get(ctx, k));
   return k;
 }

@@ -56,6 +56,10 @@ mlir::attn::detail::getAttnKernelConfig(AttentionOp op) {
            << "GPU kernels take bf16 or f16 inputs, got " << elem;
   if (failed(checkGpuRegionOps(op)))
     return failure();
+  if (op.isVarlen())
+    return op.emitOpError()
+           << "packs variable-length sequences (cu_seqlens_q/k), which the "
+              "GPU kernels do not take yet (the CPU lowerings do)";
   int64_t d = op.getHeadDim(), dv = op.getValueDim();
   if (d % 16 != 0 || dv % 16 != 0 || d > 256 || dv > 256)
     return op.emitOpError() << "GPU kernels need head dims that are multiples "

@@ -262,16 +262,20 @@ private:
   void storePair(const RowDestination &dst, Value col, Value x0, Value x1);
 };
 
-/// Kernel parameters as they are described: a memref (recorded in `args`
-/// with its element type and rank) or an index scalar ("i64").
+/// Kernel parameters as they are described: their types, and their ABI
+/// arguments (a memref with its element type and rank, or an index
+/// scalar).
 struct KernelParams {
   explicit KernelParams(MLIRContext *ctx) : ctx(ctx) {}
   MLIRContext *ctx;
   SmallVector<Type> types;
-  std::vector<KernelArg> args;
+  std::vector<attnc::abi::Arg> args;
   void memref(StringRef name, Type elem, ArrayRef<int64_t> shape);
   void index(StringRef name);
 };
+
+/// How many (b, h) slices a block map of the mask structure `ms` has.
+attnc::abi::MapSlices mapSlicesOf(const MaskStructure &ms);
 
 /// The main kernel's gpu.func at `ob`'s insertion point: its shared memory
 /// (the mma.sync kernel's K and V tiles; the wgmma kernel's range scratch,
@@ -279,9 +283,10 @@ struct KernelParams {
 gpu::GPUFuncOp createMainKernel(const AttnKernelConfig &cfg, OpBuilder &ob,
                                 StringRef name, ArrayRef<Type> argTypes);
 /// Appends the split-KV kernel `<name>_splitkv` and its combine kernel
-/// `<name>_combine` at `ob` and records them in `info` (SplitKvKernel.cpp).
-LogicalResult buildSplitKvKernels(const AttnKernelConfig &main, OpBuilder &ob,
-                                  StringRef name, KernelInfo &info);
+/// `<name>_combine` at `ob` and returns their launches (SplitKvKernel.cpp).
+FailureOr<attnc::abi::SplitKv> buildSplitKvKernels(const AttnKernelConfig &main,
+                                                   OpBuilder &ob,
+                                                   StringRef name);
 
 /// Loads the dialects the kernels are built from, marks `module` as a GPU
 /// container and appends `gpu.module @<name>_kernels`; returns a builder at

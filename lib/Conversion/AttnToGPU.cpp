@@ -1,10 +1,12 @@
 //===- AttnToGPU.cpp - attn.attention to a tensor-core GPU kernel ---------===//
 //
 // Part of attnc. See AttnToGPU.h. buildAttentionKernel checks the op and
-// derives its configuration (AttnKernel.cpp), describes the kernels'
-// arguments (KernelInfo), creates the gpu.module with the main kernel and,
-// for masks on captured data, the block-map kernel, and has them emitted:
-// MmaSyncKernel.cpp, WgmmaKernel.cpp, BlockMapKernel.cpp.
+// derives its configuration (AttnKernel.cpp), describes the kernels in the
+// kernel ABI (attnc::abi::Kernel: launches, arguments, block map, split-KV
+// form), creates the gpu.module with the main kernel and, for masks on
+// captured data, the block-map kernel, has them emitted (MmaSyncKernel.cpp,
+// WgmmaKernel.cpp, BlockMapKernel.cpp, SplitKvKernel.cpp) and attaches the
+// record to the main kernel as #attn.kernel_abi.
 //
 //===----------------------------------------------------------------------===//
 
@@ -33,99 +35,110 @@ using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::detail;
 
+namespace abi = attnc::abi;
+
 namespace {
-/// The kernel description of `cfg` without its arguments.
-KernelInfo describeKernel(const AttnKernelConfig &cfg, StringRef name) {
+/// The ABI record of `cfg`'s kernel set without its launches' arguments:
+/// one block per (q tile, head, batch); wgmma kernels take their shared
+/// memory dynamically.
+abi::Kernel describeKernel(const AttnKernelConfig &cfg, StringRef name) {
   AttentionOp op = cfg.op;
-  KernelInfo info;
-  info.name = name.str();
-  info.target = stringifyTarget(op.getScheduleAttr().getTarget()).str();
-  info.dtype = cfg.isBF16() ? "bf16" : "f16";
-  info.headDim = cfg.d;
-  info.valueDim = cfg.dv;
-  info.headsQ = cfg.hq;
-  info.headsKv = cfg.hkv;
-  info.blockQ = cfg.bq;
-  info.blockKv = cfg.bkv;
-  info.threads = cfg.threads();
-  info.sharedBytes = cfg.sharedBytes;
-  info.lse = bool(op.getLse());
-  info.scale = op.getEffectiveScale();
-  info.maskKind = stringifyMaskKind(op.getMaskInfoAttr().getKind()).str();
-  if (cfg.wgmma)
-    info.variant = "wgmma";
+  abi::Kernel k;
+  k.name = name.str();
+  k.kind = abi::KernelKind::Attention;
+  k.ptxFile = k.name + ".ptx";
+  abi::AttentionKernel &a = k.attention;
+  a.dtype = cfg.isBF16() ? "bf16" : "f16";
+  a.headDim = cfg.d;
+  a.valueDim = cfg.dv;
+  a.headsQ = cfg.hq;
+  a.headsKv = cfg.hkv;
+  a.blockQ = cfg.bq;
+  a.blockKv = cfg.bkv;
+  a.sharedBytes = cfg.sharedBytes;
+  a.variant = cfg.wgmma ? abi::Variant::Wgmma : abi::Variant::MmaSync;
+  a.lse = bool(op.getLse());
+  a.scale = op.getEffectiveScale();
+  a.maskKind = stringifyMaskKind(op.getMaskInfoAttr().getKind()).str();
   if (op.isPaged()) {
-    info.pageSize = op.getPageSize();
-    info.pageTable = captureArgName(cfg, op.getPageTable());
+    a.pageSize = op.getPageSize();
+    a.pageTable = captureArgName(cfg, op.getPageTable());
   }
   if (op.getSinks())
-    info.sinks = captureArgName(cfg, op.getSinks());
-  return info;
+    a.sinks = captureArgName(cfg, op.getSinks());
+  a.main.kernel = k.name;
+  a.main.grid = {abi::SizeExpr::of("Nq", cfg.bq),
+                 abi::SizeExpr::constant(cfg.hq), abi::SizeExpr::of("B")};
+  a.main.block = {cfg.threads(), 1, 1};
+  a.main.dynamicSharedBytes = cfg.wgmma ? cfg.sharedBytes : 0;
+  return k;
 }
 
-/// The parameter types of the main kernel and of the block-map kernel,
-/// recorded in `info` as they are added.
+/// The parameter types of the main kernel and of the block-map kernel.
 struct KernelSignature {
   SmallVector<Type> main, blockMap;
 };
 
-KernelSignature describeArguments(const AttnKernelConfig &cfg, KernelInfo &info,
-                                  StringRef name) {
+/// The block-map kernel's launch (without its arguments): one block per
+/// (q tile, kv tile, slice).
+abi::BlockMap describeBlockMap(const AttnKernelConfig &cfg, StringRef name) {
+  abi::BlockMap bm;
+  bm.slices = mapSlicesOf(cfg.ms);
+  bm.launch.kernel = (name + "_blockmap").str();
+  bm.launch.grid = {abi::SizeExpr::of("Nq", cfg.bq),
+                    abi::SizeExpr::of("Nk", cfg.bkv),
+                    abi::SizeExpr::of("slices")};
+  bm.launch.block = {cfg.threads(), 1, 1};
+  return bm;
+}
+
+/// The arguments of the main kernel (and of the block-map kernel), added
+/// to `a`'s launches as their types are added to the signature.
+KernelSignature describeArguments(const AttnKernelConfig &cfg,
+                                  abi::AttentionKernel &a, StringRef name) {
   AttentionOp op = cfg.op;
   MLIRContext *ctx = op.getContext();
-  Builder bld(ctx);
-  Type idx = bld.getIndexType();
-  KernelSignature sig;
-  SmallVector<Type> &argTypes = sig.main;
-  auto addMem = [&](StringRef n, Type el, ArrayRef<int64_t> shape) {
-    KernelParams one(ctx);
-    one.memref(n, el, shape);
-    argTypes.push_back(one.types[0]);
-    info.args.push_back(one.args[0]);
-  };
+  KernelParams p(ctx);
   for (StringRef n : {"q", "k", "v"}) {
     if (!cfg.wgmma) {
-      addMem(n, cfg.elem, {ShapedType::kDynamic});
+      p.memref(n, cfg.elem, {ShapedType::kDynamic});
       continue;
     }
     // A CUtensorMap by value (attn-finalize-sm90 makes the pointer byval).
-    argTypes.push_back(LLVM::LLVMPointerType::get(ctx));
-    KernelArg ka{n.str(), "tensormap", info.dtype, 4};
-    ka.boxRows = n == "q" ? cfg.bq : cfg.bkv;
-    info.args.push_back(ka);
+    p.types.push_back(LLVM::LLVMPointerType::get(ctx));
+    p.args.push_back({n.str(), abi::ArgKind::TensorMap, a.dtype, 4,
+                      n == "q" ? cfg.bq : cfg.bkv});
   }
-  addMem("o", cfg.elem, {ShapedType::kDynamic});
+  p.memref("o", cfg.elem, {ShapedType::kDynamic});
   if (op.getLse())
-    addMem("lse", bld.getF32Type(), {ShapedType::kDynamic});
+    p.memref("lse", Float32Type::get(ctx), {ShapedType::kDynamic});
   for (auto [i, cap] : llvm::enumerate(cfg.captures)) {
     auto t = cast<RankedTensorType>(cap.getType());
-    addMem("capture" + std::to_string(i), t.getElementType(), t.getShape());
+    p.memref("capture" + std::to_string(i), t.getElementType(), t.getShape());
   }
+  KernelSignature sig;
   if (cfg.needsMap) {
     // The block-map kernel takes the captures, the map, the slice count and
     // the sequence lengths.
     unsigned firstCapture = op.getLse() ? 5 : 4;
-    sig.blockMap.assign(argTypes.begin() + firstCapture, argTypes.end());
-    info.mapArgs.assign(info.args.begin() + firstCapture, info.args.end());
-    addMem("block_map", bld.getI8Type(), {ShapedType::kDynamic});
-    sig.blockMap.push_back(argTypes.back());
-    info.mapArgs.push_back(info.args.back());
-    for (StringRef n : {"slices", "Nq", "Nk"}) {
-      sig.blockMap.push_back(idx);
-      info.mapArgs.push_back({n.str(), "i64", "", 0});
-    }
-    info.mapKernel = (name + "_blockmap").str();
-    const MaskStructure &ms = cfg.ms;
-    info.mapSlices =
-        ms.batch ? (ms.head ? "B*Hq" : "B") : (ms.head ? "Hq" : "1");
+    abi::BlockMap bm = describeBlockMap(cfg, name);
+    p.memref("block_map", IntegerType::get(ctx, 8), {ShapedType::kDynamic});
+    sig.blockMap.assign(p.types.begin() + firstCapture, p.types.end());
+    bm.launch.args.assign(p.args.begin() + firstCapture, p.args.end());
+    KernelParams sizes(ctx);
+    for (StringRef n : {"slices", "Nq", "Nk"})
+      sizes.index(n);
+    llvm::append_range(sig.blockMap, sizes.types);
+    llvm::append_range(bm.launch.args, sizes.args);
+    a.blockMap = std::move(bm);
   }
   for (StringRef n :
        {"B", "Nq", "Nk", "q_stride_b", "q_stride_h", "q_stride_n", "k_stride_b",
         "k_stride_h", "k_stride_n", "v_stride_b", "v_stride_h", "v_stride_n",
-        "o_stride_b", "o_stride_h", "o_stride_n"}) {
-    argTypes.push_back(idx);
-    info.args.push_back({n.str(), "i64", "", 0});
-  }
+        "o_stride_b", "o_stride_h", "o_stride_n"})
+    p.index(n);
+  sig.main = std::move(p.types);
+  a.main.args = std::move(p.args);
   return sig;
 }
 
@@ -160,12 +173,19 @@ void KernelParams::memref(StringRef name, Type elem, ArrayRef<int64_t> shape) {
   std::string es;
   llvm::raw_string_ostream os(es);
   os << elem;
-  args.push_back({name.str(), "memref", es, int64_t(shape.size())});
+  args.push_back(
+      {name.str(), abi::ArgKind::Memref, es, int64_t(shape.size()), 0});
 }
 
 void KernelParams::index(StringRef name) {
   types.push_back(IndexType::get(ctx));
-  args.push_back({name.str(), "i64", "", 0});
+  args.push_back({name.str(), abi::ArgKind::Scalar, "", 0, 0});
+}
+
+abi::MapSlices mlir::attn::detail::mapSlicesOf(const MaskStructure &ms) {
+  if (ms.batch)
+    return ms.head ? abi::MapSlices::BatchHeads : abi::MapSlices::Batch;
+  return ms.head ? abi::MapSlices::Heads : abi::MapSlices::One;
 }
 
 gpu::GPUFuncOp mlir::attn::detail::createMainKernel(const AttnKernelConfig &cfg,
@@ -234,25 +254,40 @@ mlir::attn::detail::createBlockMapKernel(const AttnKernelConfig &cfg,
   return func;
 }
 
-FailureOr<KernelInfo> mlir::attn::buildAttentionKernel(AttentionOp op,
-                                                       ModuleOp module,
-                                                       StringRef name) {
+FailureOr<abi::Kernel> mlir::attn::buildAttentionKernel(AttentionOp op,
+                                                        ModuleOp module,
+                                                        StringRef name) {
   FailureOr<AttnKernelConfig> cfg = getAttnKernelConfig(op);
   if (failed(cfg))
     return failure();
   OpBuilder ob = beginKernelModule(module, op.getLoc(), name);
-  KernelInfo info = describeKernel(*cfg, name);
-  KernelSignature sig = describeArguments(*cfg, info, name);
+  abi::Kernel k = describeKernel(*cfg, name);
+  KernelSignature sig = describeArguments(*cfg, k.attention, name);
   gpu::GPUFuncOp func = createMainKernel(*cfg, ob, name, sig.main);
   if (cfg->needsMap)
     emitBlockMapKernel(
-        *cfg, createBlockMapKernel(*cfg, ob, info.mapKernel, sig.blockMap));
+        *cfg, createBlockMapKernel(
+                  *cfg, ob, k.attention.blockMap->launch.kernel, sig.blockMap));
   if (failed(cfg->wgmma ? emitWgmmaKernel(*cfg, func)
                         : emitMmaSyncKernel(*cfg, func)))
     return failure();
-  if (failed(buildSplitKvKernels(*cfg, ob, name, info)))
+  FailureOr<abi::SplitKv> split = buildSplitKvKernels(*cfg, ob, name);
+  if (failed(split))
     return failure();
-  return info;
+  k.attention.splitKv = std::move(*split);
+  func->setAttr(KernelAbiAttr::kName, KernelAbiAttr::get(op.getContext(), k));
+  return k;
+}
+
+FailureOr<abi::Kernel> mlir::attn::kernelAbiOf(ModuleOp module) {
+  KernelAbiAttr found;
+  module.walk([&](gpu::GPUFuncOp f) {
+    if (!found)
+      found = f->getAttrOfType<KernelAbiAttr>(KernelAbiAttr::kName);
+  });
+  if (!found)
+    return failure();
+  return found.getKernel();
 }
 
 #define DEBUG_TYPE "convert-attn-to-gpu"

@@ -303,8 +303,11 @@ mlir::attn::buildLinearKernel(Operation *op, ModuleOp module, StringRef name,
   SmallVector<Type> phiTypes;
   if (feat)
     phiTypes = featureKernelArguments(s, phiName, abi);
-  std::string abiJson =
-      attnc::abi::formatJson(attnc::abi::toJson(abi), /*lines=*/false);
+  attnc::abi::Kernel record;
+  record.name = name.str();
+  record.kind = attnc::abi::KernelKind::Linear;
+  record.ptxFile = record.name + ".ptx";
+  record.linear = abi;
 
   OpBuilder ob(ctx);
   ob.setInsertionPointToEnd(module.getBody());
@@ -316,7 +319,7 @@ mlir::attn::buildLinearKernel(Operation *op, ModuleOp module, StringRef name,
   auto func = createKernelFunc(ob, op->getLoc(), name, argTypes, kThreads);
   func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
                 ob.getI32IntegerAttr(1));
-  func->setAttr("attn.abi", ob.getStringAttr(abiJson));
+  func->setAttr(KernelAbiAttr::kName, KernelAbiAttr::get(ctx, record));
   emitChunkedKernel(cs, dvSlice, func);
   if (feat) {
     // After the chunked kernel (whose attn.abi describes both).

@@ -162,34 +162,41 @@ void mlir::attn::detail::emitCombineKernel(const AttnKernelConfig &cfg,
   CombineKernel(cfg, b, entry).emit();
 }
 
-LogicalResult
+FailureOr<attnc::abi::SplitKv>
 mlir::attn::detail::buildSplitKvKernels(const AttnKernelConfig &main,
-                                        OpBuilder &ob, StringRef name,
-                                        KernelInfo &info) {
+                                        OpBuilder &ob, StringRef name) {
+  namespace abi = attnc::abi;
   AttnKernelConfig cfg = getSplitKvConfig(main);
+  abi::SplitKv sk;
+  sk.blockRows = cfg.bq;
+  sk.blockKv = cfg.bkv;
+  sk.maxQueries = kMaxSplitQueries;
+  // One block per (packed query rows, kv slice, (b, kv head)).
   KernelParams split = splitParams(cfg);
-  info.splitKernel = (name + "_splitkv").str();
-  info.splitArgs = split.args;
-  info.splitBlockRows = cfg.bq;
-  info.splitBlockKv = cfg.bkv;
-  info.splitThreads = cfg.threads();
-  info.splitMaxQueries = kMaxSplitQueries;
+  sk.partial.kernel = (name + "_splitkv").str();
+  sk.partial.grid = {abi::SizeExpr::of("Nq*G", cfg.bq),
+                     abi::SizeExpr::of("splits"), abi::SizeExpr::of("B*Hkv")};
+  sk.partial.block = {cfg.threads(), 1, 1};
+  sk.partial.args = split.args;
   gpu::GPUFuncOp splitFunc =
-      createMainKernel(cfg, ob, info.splitKernel, split.types);
+      createMainKernel(cfg, ob, sk.partial.kernel, split.types);
   if (failed(emitMmaSyncKernel(cfg, splitFunc)))
     return failure();
 
+  // One block per (query, head, batch), a thread per value column.
   KernelParams combine = combineParams(cfg);
-  info.combineKernel = (name + "_combine").str();
-  info.combineArgs = combine.args;
-  info.combineThreads = cfg.dv;
+  sk.combine.kernel = (name + "_combine").str();
+  sk.combine.grid = {abi::SizeExpr::of("Nq"), abi::SizeExpr::constant(main.hq),
+                     abi::SizeExpr::of("B")};
+  sk.combine.block = {cfg.dv, 1, 1};
+  sk.combine.args = combine.args;
   auto combineFunc =
-      gpu::GPUFuncOp::create(ob, cfg.op.getLoc(), info.combineKernel,
+      gpu::GPUFuncOp::create(ob, cfg.op.getLoc(), sk.combine.kernel,
                              ob.getFunctionType(combine.types, {}));
   combineFunc->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
                        ob.getUnitAttr());
   combineFunc.setKnownBlockSizeAttr(
       ob.getDenseI32ArrayAttr({int32_t(cfg.dv), 1, 1}));
   emitCombineKernel(cfg, combineFunc);
-  return success();
+  return sk;
 }

@@ -31,6 +31,7 @@
 
 #include "Kernels.h"
 
+#include "attnc/Conversion/AttnToGPU.h"
 #include "attnc/Dialect/Attn/Attn.h"
 #include "attnc/Dialect/Attn/SpecFunctions.h"
 #include "attnc/Target/Aot.h"
@@ -733,8 +734,8 @@ static llvm::Error differentiateFor(mlir::ModuleOp module, StringRef name,
     diffOpts.funcName = base.str();
     pm.addPass(mlir::attn::createAttnDifferentiate(diffOpts));
     if (failed(pm.run(module)))
-      return makeError("'" + name + "': attn-differentiate failed on '" +
-                       base + "':\n" + diagText);
+      return makeError("'" + name + "': attn-differentiate failed on '" + base +
+                       "':\n" + diagText);
   }
   return llvm::Error::success();
 }
@@ -1175,19 +1176,11 @@ Compiler::Impl::buildLinear(const Job &job, mlir::func::FuncOp func,
       return makeError("'" + job.function +
                        "': the linear-attention GPU lowering failed:\n" + diag);
   }
-  std::string abiText;
-  clone->walk([&](mlir::gpu::GPUFuncOp f) {
-    if (auto a = f->getAttrOfType<mlir::StringAttr>("attn.abi"))
-      abiText = a.getValue().str();
-  });
-  auto abiJson = llvm::json::parse(abiText);
-  auto linear = abiJson
-                    ? abi::parseLinearKernel(*abiJson)
-                    : llvm::Expected<abi::LinearKernel>(abiJson.takeError());
-  if (!linear)
+  mlir::FailureOr<abi::Kernel> record = mlir::attn::kernelAbiOf(*clone);
+  if (failed(record) || record->kind != abi::KernelKind::Linear)
     return makeError("'" + job.function +
-                     "': no valid kernel ABI was produced: " +
-                     llvm::toString(linear.takeError()));
+                     "': the linear-attention GPU lowering left no kernel ABI");
+  const abi::LinearKernel *linear = &record->linear;
   logInfo("compiled '" + job.function + "': " + job.options.target +
           " linear kernel, chunk " + llvm::Twine(linear->chunk) +
           ", value-dim slice " + llvm::Twine(linear->dvSlice));

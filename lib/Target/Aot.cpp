@@ -31,14 +31,15 @@ using namespace mlir;
 using namespace mlir::attn;
 namespace abi = attnc::abi;
 
-/// C parameter list of the launcher for `info`.
-static std::string cParams(const attn::KernelInfo &info) {
+/// C parameter list of the launcher of the attention kernel `a`.
+static std::string cParams(const abi::AttentionKernel &a) {
   std::string p = "attnc_stream stream";
-  for (const attn::KernelArg &a : info.args) {
-    if (a.kind == "tensormap") {
+  for (const abi::Arg &arg : a.main.args) {
+    const abi::Arg &a = arg;
+    if (a.kind == abi::ArgKind::TensorMap) {
       // The same parameters as a 1-D view: the map is built in the launcher.
       p += fmt::format(", attnc_deviceptr {0}, int64_t {0}_size0", a.name);
-    } else if (a.kind == "memref") {
+    } else if (a.kind == abi::ArgKind::Memref) {
       p += fmt::format(", attnc_deviceptr {}", a.name);
       for (int64_t r = 0; r < a.rank; ++r)
         p += fmt::format(", int64_t {}_size{}", a.name, r);
@@ -77,7 +78,7 @@ struct LauncherTensors {
 };
 } // namespace
 
-static LauncherTensors launcherTensors(const attn::KernelInfo &info) {
+static LauncherTensors launcherTensors(const abi::AttentionKernel &info) {
   LauncherTensors t;
   int code = info.dtype == "bf16" ? 2 : 1; // ATTNC_BF16, ATTNC_F16
   auto view = [&](const std::string &n, bool isQ, bool isO, int64_t d) {
@@ -93,7 +94,7 @@ static LauncherTensors launcherTensors(const attn::KernelInfo &info) {
     (isO ? t.numOutputs : t.numInputs)++;
     t.unused += fmt::format("  (void){}_size0;\n", n);
   };
-  for (const attn::KernelArg &a : info.args) {
+  for (const abi::Arg &a : info.main.args) {
     const std::string &n = a.name;
     if (n == "q" || n == "k" || n == "v" || n == "o") {
       view(n, n == "q", n == "o",
@@ -125,10 +126,10 @@ static LauncherTensors launcherTensors(const attn::KernelInfo &info) {
 }
 
 std::string mlir::attn::launcherSource(const GpuKernelArtifact &art) {
-  const attn::KernelInfo &info = art.info;
+  const abi::AttentionKernel &info = art.kernel.attention;
   abi::KernelSet set;
   set.generator = "attn-aot";
-  set.target = info.target;
+  set.target = art.target;
   set.kernels.push_back(abiKernelOf(art));
   LauncherTensors t = launcherTensors(info);
   return fmt::format(
@@ -183,18 +184,20 @@ attnc_result attnc_{name}_launch({cparams}) {{
              : ATTNC_SUCCESS;
 }}
 )C",
-      fmt::arg("name", info.name), fmt::arg("cubin", cBytes(art.cubin, false)),
+      fmt::arg("name", art.name), fmt::arg("cubin", cBytes(art.cubin, false)),
       fmt::arg("ptx", cBytes(art.ptx, true)),
       fmt::arg("manifest", cBytes(abi::formatKernelSet(set), true)),
-      fmt::arg("ptxfile", info.name + ".ptx"),
+      fmt::arg("ptxfile", art.name + ".ptx"),
       fmt::arg("cparams", cParams(info)), fmt::arg("decls", t.decls),
       fmt::arg("inputs", t.inputs), fmt::arg("outputs", t.outputs),
       fmt::arg("nin", t.numInputs), fmt::arg("nout", t.numOutputs),
       fmt::arg("unused", t.unused));
 }
 
-std::string mlir::attn::headerSource(const attn::KernelInfo &info) {
-  std::string guard = "ATTNC_" + info.name + "_H";
+std::string mlir::attn::headerSource(const abi::Kernel &kernel,
+                                     StringRef target) {
+  const abi::AttentionKernel &info = kernel.attention;
+  std::string guard = "ATTNC_" + kernel.name + "_H";
   for (char &c : guard)
     c = std::toupper(c);
   return fmt::format(
@@ -232,13 +235,13 @@ const char *attnc_{name}_error(void);
 #endif
 #endif
 )C",
-      fmt::arg("name", info.name), fmt::arg("dtype", info.dtype),
+      fmt::arg("name", kernel.name), fmt::arg("dtype", info.dtype),
       fmt::arg("d", info.headDim), fmt::arg("dv", info.valueDim),
       fmt::arg("hq", info.headsQ), fmt::arg("hkv", info.headsKv),
-      fmt::arg("target", info.target), fmt::arg("guard", guard),
+      fmt::arg("target", target.str()), fmt::arg("guard", guard),
       fmt::arg("cparams", cParams(info)),
       fmt::arg("mapnote",
-               info.mapKernel.empty()
+               !info.blockMap
                    ? std::string()
                    : std::string("\n * block_map, block_map_size0: unused (the "
                                  "launch library allocates the block map).")));
@@ -356,17 +359,22 @@ buildKernelPtx(AttentionOp op, StringRef name, const TargetDesc &t,
                const GpuCompileOptions &options, std::string fallback) {
   GpuKernelArtifact art;
   OwningOpRef<ModuleOp> kmod = ModuleOp::create(op.getLoc());
-  FailureOr<KernelInfo> info = buildAttentionKernel(op, *kmod, name);
-  if (failed(info))
+  if (failed(buildAttentionKernel(op, *kmod, name)))
     return fail("code generation failed for '" + name + "'");
-  art.info = *info;
+  FailureOr<abi::Kernel> kernel = kernelAbiOf(*kmod);
+  if (failed(kernel))
+    return fail("the code generator left no kernel ABI for '" + name + "'");
+  art.name = name.str();
+  art.target = options.target;
+  art.kernel = std::move(*kernel);
   if (auto f = op->getParentOfType<func::FuncOp>())
     art.checks = specValueChecks(f);
   art.fallback = std::move(fallback);
-  LLVM_DEBUG(llvm::dbgs() << "'" << name << "': " << art.info.variant << " "
-                          << art.info.blockQ << "x" << art.info.blockKv << ", "
-                          << art.info.threads << " threads, "
-                          << art.info.sharedBytes << " B shared\n");
+  const abi::AttentionKernel &a = art.kernel.attention;
+  LLVM_DEBUG(llvm::dbgs() << "'" << name << "': " << abi::stringify(a.variant)
+                          << " " << a.blockQ << "x" << a.blockKv << ", "
+                          << a.main.block[0] << " threads, " << a.sharedBytes
+                          << " B shared\n");
   if (llvm::Error e = lowerToPtx(*kmod, name, t, options, art))
     return std::move(e);
   return art;
@@ -437,9 +445,9 @@ buildGradKernelPtx(AttentionGradOp op, StringRef name, const TargetDesc &t,
     return sig.takeError();
   record->name = name.str();
   record->signature = std::move(*sig);
-  art.info.name = name.str();
-  art.info.target = options.target;
-  art.record = std::move(*record);
+  art.name = name.str();
+  art.target = options.target;
+  art.kernel = std::move(*record);
   if (llvm::Error e = lowerToPtx(*kmod, name, t, options, art))
     return std::move(e);
   return art;
@@ -493,8 +501,8 @@ static std::string fallBackIfSpilled(AttentionOp op, StringRef name,
                                      const TargetDesc &t,
                                      const GpuCompileOptions &options) {
   int64_t spilled = spillBytes(art.ptxasLog);
-  if (art.info.variant != "wgmma" || options.blockQ || options.blockKv ||
-      !spilled)
+  if (art.kernel.attention.variant != abi::Variant::Wgmma || options.blockQ ||
+      options.blockKv || !spilled)
     return std::string();
   int64_t d = op.getHeadDim(), dv = op.getValueDim();
   std::string fallback =
@@ -561,109 +569,22 @@ mlir::attn::compileForGpu(ModuleOp module, const GpuCompileOptions &options) {
   return out;
 }
 
-/// A KernelInfo argument in the ABI.
-static abi::Arg abiArg(const KernelArg &a) {
-  abi::ArgKind kind = a.kind == "tensormap" ? abi::ArgKind::TensorMap
-                      : a.kind == "memref"  ? abi::ArgKind::Memref
-                                            : abi::ArgKind::Scalar;
-  return {a.name, kind, a.elem, a.rank, a.boxRows};
-}
-
-static std::vector<abi::Arg> abiArgs(llvm::ArrayRef<KernelArg> args) {
-  std::vector<abi::Arg> out;
-  for (const KernelArg &a : args)
-    out.push_back(abiArg(a));
-  return out;
-}
-
-static abi::BlockMap abiBlockMap(const KernelInfo &info);
-static abi::SplitKv abiSplitKv(const KernelInfo &info);
-
 abi::Kernel mlir::attn::abiKernelOf(const GpuKernelArtifact &art) {
-  const KernelInfo &info = art.info;
-  abi::Kernel k = art.record.value_or(abi::Kernel());
-  k.ptxFile = info.name + ".ptx";
+  abi::Kernel k = art.kernel;
+  k.ptxFile = art.name + ".ptx";
   if (!art.cubin.empty())
-    k.cubinFile = info.name + ".cubin";
-  if (art.record)
+    k.cubinFile = art.name + ".cubin";
+  if (k.kind != abi::KernelKind::Attention || k.signature)
     return k;
-  k.name = info.name;
-  k.kind = abi::KernelKind::Attention;
-  abi::AttentionKernel &a = k.attention;
-  a.dtype = info.dtype;
-  a.headDim = info.headDim;
-  a.valueDim = info.valueDim;
-  a.headsQ = info.headsQ;
-  a.headsKv = info.headsKv;
-  a.blockQ = info.blockQ;
-  a.blockKv = info.blockKv;
-  a.sharedBytes = info.sharedBytes;
-  a.variant =
-      info.variant == "wgmma" ? abi::Variant::Wgmma : abi::Variant::MmaSync;
-  a.lse = info.lse;
-  a.scale = info.scale;
-  a.maskKind = info.maskKind;
-  a.fallback = art.fallback;
-  a.pageSize = info.pageSize;
-  a.pageTable = info.pageTable;
-  a.sinks = info.sinks;
-  // One block per (q tile, head, batch); wgmma kernels take their shared
-  // memory dynamically.
-  a.main.kernel = info.name;
-  a.main.grid = {abi::SizeExpr::of("Nq", info.blockQ),
-                 abi::SizeExpr::constant(info.headsQ), abi::SizeExpr::of("B")};
-  a.main.block = {info.threads, 1, 1};
-  a.main.dynamicSharedBytes =
-      a.variant == abi::Variant::Wgmma ? info.sharedBytes : 0;
-  a.main.args = abiArgs(info.args);
-  if (!info.mapKernel.empty())
-    a.blockMap = abiBlockMap(info);
-  if (!info.splitKernel.empty())
-    a.splitKv = abiSplitKv(info);
+  k.attention.fallback = art.fallback;
   // The signature with the spec's value checks: launchers refuse inputs
   // the kernel would read out of bounds.
-  attnc::KernelSignature sig = attnc::gpuSignature(k, info.target);
+  attnc::KernelSignature sig = attnc::gpuSignature(k, art.target);
   llvm::SmallVector<std::string> names;
   for (const attnc::ParamInfo &p : sig.inputs)
     names.push_back(p.name);
   k.signature = attnc::abiSignature(sig, names, {}, art.checks);
   return k;
-}
-
-/// The split-KV form of a kernel: the partial and combine launches.
-static abi::SplitKv abiSplitKv(const KernelInfo &info) {
-  abi::SplitKv sk;
-  sk.blockRows = info.splitBlockRows;
-  sk.blockKv = info.splitBlockKv;
-  sk.maxQueries = info.splitMaxQueries;
-  sk.partial.kernel = info.splitKernel;
-  sk.partial.grid = {abi::SizeExpr::of("Nq*G", info.splitBlockRows),
-                     abi::SizeExpr::of("splits"), abi::SizeExpr::of("B*Hkv")};
-  sk.partial.block = {info.splitThreads, 1, 1};
-  sk.partial.args = abiArgs(info.splitArgs);
-  sk.combine.kernel = info.combineKernel;
-  sk.combine.grid = {abi::SizeExpr::of("Nq"),
-                     abi::SizeExpr::constant(info.headsQ),
-                     abi::SizeExpr::of("B")};
-  sk.combine.block = {info.combineThreads, 1, 1};
-  sk.combine.args = abiArgs(info.combineArgs);
-  return sk;
-}
-
-/// The block map of a kernel whose mask reads captured data.
-static abi::BlockMap abiBlockMap(const KernelInfo &info) {
-  abi::BlockMap bm;
-  bm.slices = info.mapSlices == "B*Hq" ? abi::MapSlices::BatchHeads
-              : info.mapSlices == "Hq" ? abi::MapSlices::Heads
-              : info.mapSlices == "B"  ? abi::MapSlices::Batch
-                                       : abi::MapSlices::One;
-  bm.launch.kernel = info.mapKernel;
-  bm.launch.grid = {abi::SizeExpr::of("Nq", info.blockQ),
-                    abi::SizeExpr::of("Nk", info.blockKv),
-                    abi::SizeExpr::of("slices")};
-  bm.launch.block = {info.threads, 1, 1};
-  bm.launch.args = abiArgs(info.mapArgs);
-  return bm;
 }
 
 std::string
@@ -679,7 +600,7 @@ mlir::attn::manifestJson(StringRef target,
 
 std::vector<std::pair<std::string, std::string>>
 mlir::attn::aotFiles(const GpuKernelArtifact &art) {
-  const std::string &n = art.info.name;
+  const std::string &n = art.name;
   std::vector<std::pair<std::string, std::string>> files = {
       {n + ".ptx", art.ptx}};
   if (!art.ir.empty())
@@ -690,9 +611,9 @@ mlir::attn::aotFiles(const GpuKernelArtifact &art) {
   files.push_back({n + ".ptxas.txt", art.ptxasLog});
   // The C launcher wraps forward kernels; backward kernels launch through
   // the launch library (attnc_rt_module_load).
-  if (art.record)
+  if (art.kernel.kind != abi::KernelKind::Attention)
     return files;
-  files.push_back({n + ".h", headerSource(art.info)});
+  files.push_back({n + ".h", headerSource(art.kernel, art.target)});
   files.push_back({n + "_launcher.c", launcherSource(art)});
   return files;
 }

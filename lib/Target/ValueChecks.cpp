@@ -71,6 +71,7 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
       return;
     // Key positions: k's dim 2, or a page table's width (in keys).
     std::pair<unsigned, unsigned> keys = {*ki, 2u};
+    bool varlen = false;
     if constexpr (std::is_same_v<decltype(op), mlir::attn::AttentionOp>) {
       if (op.isPaged()) {
         auto ti = argIndex(op.getPageTable()), vi = argIndex(op.getV());
@@ -80,6 +81,7 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
         c.pageTables.push_back({*ti, *ki, op.getPageSize()});
         c.equalDims.push_back({*ki, 0u, *vi, 0u});
       }
+      varlen = op.isVarlen();
     }
     auto scan = [&](mlir::Region &region, unsigned first) {
       if (region.empty())
@@ -108,6 +110,10 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
             arg.getArgNumber() >= first + 4)
           return std::nullopt;
         auto [in, dim] = roles[arg.getArgNumber() - first];
+        // Packed sequences: b is a sequence (up to cu_seqlens' size - 1),
+        // which no extent of an input states; such reads are not checked.
+        if (varlen && arg.getArgNumber() == first)
+          return std::nullopt;
         return std::make_tuple(in, dim, div);
       };
       region.walk([&](mlir::tensor::ExtractOp ex) {
@@ -127,7 +133,7 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
           c.kvLens.push_back(
               {*li, keys.first, keys.second, bool(op.getQueriesAtEnd())});
     }
-    if (op.getQueriesAtEnd()) {
+    if (op.getQueriesAtEnd() && !varlen) {
       if (keys.second == 2u)
         c.minExtents.push_back({*ki, 2u, *qi, 2u, 1});
       else // A page table of M entries: M * S >= Nq.

@@ -63,7 +63,20 @@ llvm::Error fillInts(HostBuffer &hb, BlockArgument arg,
                      std::mt19937_64 &rng) {
   using Mode = attn::RunInit::Mode;
   int64_t n = hb.numel();
-  if (mode == Mode::KvLens) {
+  if (mode == Mode::CuSeqlens) {
+    // Offsets of sequences of up to Nq (queries) or Nk (keys) rows: the
+    // first sequence full, the second empty (keys: at least Nq with the
+    // queries at the end, so that every sequence has Nq_b <= Nk_b).
+    bool keys = Value(arg) == roles.cuK;
+    int64_t hi = keys ? sizes.nk : sizes.nq;
+    int64_t lo = keys && roles.queriesAtEnd ? std::min(sizes.nq, hi) : 0;
+    std::uniform_int_distribution<int64_t> dist(lo, hi);
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      setInt(hb, i, at);
+      at += i == 0 ? hi : i == 1 ? lo : dist(rng);
+    }
+  } else if (mode == Mode::KvLens) {
     // In [Nq (queries at the end) or 0, Nk]: the first sequence full, the
     // second at the lower end.
     int64_t lo = roles.queriesAtEnd ? sizes.nq : 0;
@@ -121,6 +134,8 @@ llvm::Expected<SpecRoles> SpecRoles::of(func::FuncOp func) {
   r.pageTable = attention.getPageTable();
   r.pageSize = attention.isPaged() ? attention.getPageSize() : 0;
   r.kvLens = attention.getKvLens();
+  r.cuQ = attention.getCuSeqlensQ();
+  r.cuK = attention.getCuSeqlensK();
   r.queriesAtEnd = attention.getQueriesAtEnd();
   return r;
 }
@@ -130,6 +145,11 @@ static int64_t roleSize(BlockArgument arg, int64_t d, int64_t rank,
                         const SpecRoles &roles, const RunSizes &sizes) {
   Value v = arg;
   int64_t pages = roles.pagesPerSequence(sizes.nk);
+  if (roles.cuQ && (v == roles.cuQ || v == roles.cuK))
+    return sizes.batch + 1;
+  if (roles.cuQ && (v == roles.q || v == roles.k || v == roles.v) && d != 1 &&
+      d != 3)
+    return d == 0 ? 1 : sizes.batch * (v == roles.q ? sizes.nq : sizes.nk);
   if (roles.pageSize && (v == roles.k || v == roles.v) && d == 0)
     return sizes.batch * pages;
   if (v == roles.pageTable)
@@ -203,11 +223,12 @@ attnc::testing::makeRunInputs(func::FuncOp func, const SpecRoles &roles,
       double scale = (v == roles.q || v == roles.k) ? inputScale : 1.0;
       e = fillFloats(hb, arg, *init, v == roles.decay, scale, rng);
     } else {
-      Mode mode = init->mode != Mode::Default ? init->mode
-                  : v == roles.pageTable      ? Mode::Permutation
-                  : v == roles.kvLens         ? Mode::KvLens
-                  : hb.kind == DType::I1      ? Mode::Bits
-                                              : Mode::Sorted;
+      Mode mode = init->mode != Mode::Default        ? init->mode
+                  : v == roles.pageTable             ? Mode::Permutation
+                  : v == roles.kvLens                ? Mode::KvLens
+                  : v == roles.cuQ || v == roles.cuK ? Mode::CuSeqlens
+                  : hb.kind == DType::I1             ? Mode::Bits
+                                                     : Mode::Sorted;
       e = fillInts(hb, arg, *init, mode, sizes, roles, rng);
     }
     if (e)

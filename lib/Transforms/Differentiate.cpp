@@ -276,6 +276,11 @@ static AttentionOp eligibleAttention(func::FuncOp f, std::string &why) {
     why = "has attention sinks (sinks(...)), which have no backward yet";
     return nullptr;
   }
+  if (op.isVarlen()) {
+    why = "packs variable-length sequences (cu_seqlens_q/k(...)), which "
+          "have no backward yet";
+    return nullptr;
+  }
   for (Operation *user : op->getUsers())
     if (!isa<func::ReturnOp>(user)) {
       why = "uses the attention's results in other operations";

@@ -28,6 +28,8 @@ using namespace mlir::attn;
 using arith::CmpFPredicate;
 using arith::CmpIPredicate;
 
+static void clearOutputs(Emitter &e, const AttentionBuffers &io);
+
 AttentionBuffers mlir::attn::makeAttentionBuffers(Emitter &e, AttentionOp op) {
   AttentionBuffers io;
   io.q = e.toBuffer(op.getQ());
@@ -36,6 +38,11 @@ AttentionBuffers mlir::attn::makeAttentionBuffers(Emitter &e, AttentionOp op) {
   io.batch = e.dim(io.q, 0);
   io.nq = e.dim(io.q, 2);
   io.nk = e.dim(io.k, 2);
+  if (op.isVarlen()) {
+    io.cuQ = e.toBuffer(op.getCuSeqlensQ());
+    io.cuK = e.toBuffer(op.getCuSeqlensK());
+    io.batch = e.subi(e.dim(io.cuQ, 0), e.idx(1));
+  }
   if (op.isPaged()) {
     io.table = e.toBuffer(op.getPageTable());
     io.pageSize = op.getPageSize();
@@ -49,12 +56,57 @@ AttentionBuffers mlir::attn::makeAttentionBuffers(Emitter &e, AttentionOp op) {
   io.hkv = op.getNumKvHeads();
   io.d = op.getHeadDim();
   io.dv = op.getValueDim();
+  Value rows = e.dim(io.q, 0);
   io.o = e.allocLike(op.getO().getType(),
-                     {io.batch, e.idx(io.hq), io.nq, e.idx(io.dv)});
+                     {rows, e.idx(io.hq), io.nq, e.idx(io.dv)});
   if (op.getLse())
-    io.lse =
-        e.allocLike(op.getLse().getType(), {io.batch, e.idx(io.hq), io.nq});
+    io.lse = e.allocLike(op.getLse().getType(), {rows, e.idx(io.hq), io.nq});
+  if (io.cuQ)
+    clearOutputs(e, io);
   return io;
+}
+
+/// Packed sequences: o = 0 and lse = -inf on every row (the sequences'
+/// rows are overwritten).
+static void clearOutputs(Emitter &e, const AttentionBuffers &io) {
+  Value c0 = e.idx(0);
+  Value negInf = e.f32(-std::numeric_limits<float>::infinity());
+  e.loop(c0, e.idx(io.hq), [&](Value h) {
+    e.loop(c0, io.nq, [&](Value i) {
+      e.loop(c0, e.idx(io.dv), [&](Value d) {
+        e.storeF32(e.f32(0.0), io.o, {c0, h, i, d});
+      });
+      if (io.lse)
+        memref::StoreOp::create(e.b, negInf, io.lse, ValueRange{c0, h, i});
+    });
+  });
+}
+
+Value AttentionBuffers::storageBatch(Emitter &e, Value bi) const {
+  return cuQ ? e.idx(0) : bi;
+}
+
+/// Rows [cu[bi], cu[bi + 1]) of a packed tensor of `total` rows, clamped:
+/// (first row, count).
+static std::pair<Value, Value> packedRows(Emitter &e, Value cu, Value bi,
+                                          Value total) {
+  auto offset = [&](Value at, Value lo) {
+    Value x = memref::LoadOp::create(e.b, cu, ValueRange{at});
+    x = arith::IndexCastOp::create(e.b, e.b.getIndexType(), x);
+    return e.mini(arith::MaxSIOp::create(e.b, x, lo), total);
+  };
+  Value start = offset(bi, e.idx(0));
+  Value end = offset(e.addi(bi, e.idx(1)), start);
+  return {start, e.subi(end, start)};
+}
+
+AttentionBuffers::Sequence AttentionBuffers::sequence(Emitter &e, Operation *op,
+                                                      Value bi) const {
+  if (!cuQ)
+    return {e.idx(0), nq, e.idx(0), keysOf(e, op, bi)};
+  auto [qStart, qCount] = packedRows(e, cuQ, bi, nq);
+  auto [kStart, kCount] = packedRows(e, cuK, bi, nk);
+  return {qStart, qCount, kStart, kCount};
 }
 
 Value AttentionBuffers::keysOf(Emitter &e, Operation *op, Value bi) const {
@@ -91,10 +143,16 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
   Value group = e.idx(io.hq / io.hkv);
   Value scale = e.f32(op.getEffectiveScale());
   e.loop(c0, io.batch, [&](Value bi) {
-    Value nk = io.keysOf(e, op, bi);
+    AttentionBuffers::Sequence seq = io.sequence(e, op, bi);
+    Value nk = seq.nk, sb = io.storageBatch(e, bi);
+    // Key `j` of the sequence in k and v.
+    auto key = [&](Value hk, Value j, Value d) {
+      return io.keyIndex(e, sb, hk, e.addi(seq.kStart, j), d);
+    };
     e.loop(c0, e.idx(io.hq), [&](Value h) {
       Value hk = e.divi(h, group);
-      e.loop(c0, io.nq, [&](Value i) {
+      e.loop(c0, seq.nq, [&](Value i) {
+        Value qi = e.addi(seq.qStart, i);
         // Pass 1: the score row and its maximum.
         Value m = e.loop(
             c0, nk, c1, {e.f32(negInf)},
@@ -102,13 +160,12 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
               Value s =
                   e.loop(c0, e.idx(io.d), c1, {e.f32(0.0)},
                          [&](Value d, ValueRange acc) -> SmallVector<Value> {
-                           Value x = e.loadF32(io.q, {bi, h, i, d});
-                           Value y =
-                               e.loadF32(io.k, io.keyIndex(e, bi, hk, j, d));
+                           Value x = e.loadF32(io.q, {sb, h, qi, d});
+                           Value y = e.loadF32(io.k, key(hk, j, d));
                            return {e.addf(acc[0], e.mulf(x, y))};
                          })[0];
               s = e.mulf(s, scale);
-              Value pos = queryPosition(e, op, i, io.nq, nk);
+              Value pos = queryPosition(e, op, i, seq.nq, nk);
               if (op.hasScoreRegion())
                 s = e.inlineRegion(op.getScore(), {s, bi, h, pos, j})[0];
               if (op.hasMaskRegion()) {
@@ -137,7 +194,7 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
                      Value p = e.exp(e.subf(s, msafe));
                      e.loop(c0, e.idx(io.dv), [&](Value d) {
                        Value a = memref::LoadOp::create(b, acc, ValueRange{d});
-                       Value vv = e.loadF32(io.v, io.keyIndex(e, bi, hk, j, d));
+                       Value vv = e.loadF32(io.v, key(hk, j, d));
                        memref::StoreOp::create(b, e.addf(a, e.mulf(p, vv)), acc,
                                                ValueRange{d});
                      });
@@ -149,11 +206,11 @@ LogicalResult mlir::attn::lowerAttentionToReference(AttentionOp op) {
         Value inv = e.select(any, e.divf(e.f32(1.0), l), e.f32(0.0));
         e.loop(c0, e.idx(io.dv), [&](Value d) {
           Value a = memref::LoadOp::create(b, acc, ValueRange{d});
-          e.storeF32(e.mulf(a, inv), io.o, {bi, h, i, d});
+          e.storeF32(e.mulf(a, inv), io.o, {sb, h, qi, d});
         });
         if (io.lse) {
           Value lse = e.select(any, e.addf(msafe, e.log(l)), e.f32(negInf));
-          memref::StoreOp::create(b, lse, io.lse, ValueRange{bi, h, i});
+          memref::StoreOp::create(b, lse, io.lse, ValueRange{sb, h, qi});
         }
       });
     });

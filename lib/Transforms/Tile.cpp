@@ -66,6 +66,9 @@ private:
   int64_t bq = 0, bkv = 0;
   Value numQT, numKT, blockMap, classes, mBuf, lBuf, accBuf, sBuf, qScale;
   Value c0, c1;
+  /// The current sequence's batch index in the buffers and its first query
+  /// and key rows (0, and the batch, unless sequences are packed).
+  Value storageBatch, qBase, kBase;
   bool needsMap = false;
 };
 } // namespace
@@ -163,15 +166,18 @@ void TiledAttentionEmitter::processTile(Value bi, Value h, Value hk, Value i0,
   const double log2e = 1.4426950408889634;
   e.loop(c0, rows, [&](Value r) {
     Value i = e.addi(i0, r);
-    Value qv =
-        e.mulf(e.readRowF32(io.q, {bi, h, i, c0}, io.d), e.splat(qScale, io.d));
+    Value qv = e.mulf(
+        e.readRowF32(io.q, {storageBatch, h, e.addi(qBase, i), c0}, io.d),
+        e.splat(qScale, io.d));
     // Scores of this row in log2 units, and their maximum.
     Value rowMax = e.loop(
         c0, cols, c1, {e.f32(negInf)},
         [&](Value jj, ValueRange it) -> SmallVector<Value> {
           Value j = e.addi(j0, jj);
-          Value s = e.dot(
-              qv, e.readRowF32(io.k, io.keyIndex(e, bi, hk, j, c0), io.d));
+          Value s = e.dot(qv, e.readRowF32(io.k,
+                                           io.keyIndex(e, storageBatch, hk,
+                                                       e.addi(kBase, j), c0),
+                                           io.d));
           Value pos = queryPosition(e, op, i, io.nq, io.nk);
           if (op.hasScoreRegion())
             s = e.mulf(e.inlineRegion(op.getScore(), {s, bi, h, pos, j})[0],
@@ -190,17 +196,19 @@ void TiledAttentionEmitter::processTile(Value bi, Value h, Value hk, Value i0,
     Value alpha = e.exp2(e.subf(mOld, mSafe));
     Value accv =
         e.mulf(e.readRowF32(accBuf, {r, c0}, io.dv), e.splat(alpha, io.dv));
-    SmallVector<Value> sums =
-        e.loop(c0, cols, c1, {e.f32(0.0), accv},
-               [&](Value jj, ValueRange it) -> SmallVector<Value> {
-                 Value s = memref::LoadOp::create(b, sBuf, ValueRange{jj});
-                 Value p = e.exp2(e.subf(s, mSafe));
-                 Value vv = e.readRowF32(
-                     io.v, io.keyIndex(e, bi, hk, e.addi(j0, jj), c0), io.dv);
-                 Value av =
-                     vector::FMAOp::create(b, e.splat(p, io.dv), vv, it[1]);
-                 return {e.addf(it[0], p), av};
-               });
+    SmallVector<Value> sums = e.loop(
+        c0, cols, c1, {e.f32(0.0), accv},
+        [&](Value jj, ValueRange it) -> SmallVector<Value> {
+          Value s = memref::LoadOp::create(b, sBuf, ValueRange{jj});
+          Value p = e.exp2(e.subf(s, mSafe));
+          Value vv =
+              e.readRowF32(io.v,
+                           io.keyIndex(e, storageBatch, hk,
+                                       e.addi(kBase, e.addi(j0, jj)), c0),
+                           io.dv);
+          Value av = vector::FMAOp::create(b, e.splat(p, io.dv), vv, it[1]);
+          return {e.addf(it[0], p), av};
+        });
     Value lOld = memref::LoadOp::create(b, lBuf, ValueRange{r});
     memref::StoreOp::create(b, e.addf(e.mulf(lOld, alpha), sums[0]), lBuf,
                             ValueRange{r});
@@ -235,10 +243,12 @@ LogicalResult TiledAttentionEmitter::emit() {
   qScale = e.f32(op.hasScoreRegion() ? scale : scale * log2e);
   bool masked = ms.kind != MaskKind::none;
   bool dataMask = ms.kind == MaskKind::data || ms.kind == MaskKind::opaque;
-  // Per-sequence key counts shift positions per batch: a mask on captured
-  // data gets no block map then (every tile partial, evaluated per element).
-  needsMap = dataMask && !io.kvLens;
-  bool everyTilePartial = dataMask && io.kvLens;
+  // Per-sequence key counts (kv_lens, packed sequences) shift positions per
+  // batch: a mask on captured data gets no block map then (every tile
+  // partial, evaluated per element).
+  bool perSequence = io.kvLens || io.cuQ;
+  needsMap = dataMask && !perSequence;
+  bool everyTilePartial = dataMask && perSequence;
   bool mapPerHead = needsMap && (ms.batch || ms.head);
   if (masked)
     classes = e.alloc({ShapedType::kDynamic}, b.getI8Type(), {numKT});
@@ -250,9 +260,17 @@ LogicalResult TiledAttentionEmitter::emit() {
   }
   Value group = e.idx(io.hq / io.hkv);
   e.loop(c0, io.batch, [&](Value bi) {
-    // This sequence's keys (kv_lens); restored after the body is emitted.
-    Value allKeys = io.nk, allTiles = numKT;
-    io.nk = io.keysOf(e, op, bi);
+    // This sequence's rows (kv_lens, packed sequences); restored after the
+    // body is emitted.
+    Value allQueries = io.nq, allKeys = io.nk, allQTiles = numQT,
+          allTiles = numKT;
+    AttentionBuffers::Sequence seq = io.sequence(e, op, bi);
+    storageBatch = io.storageBatch(e, bi);
+    qBase = seq.qStart;
+    kBase = seq.kStart;
+    io.nq = seq.nq;
+    io.nk = seq.nk;
+    numQT = e.ceilDiv(io.nq, e.idx(bq));
     numKT = e.ceilDiv(io.nk, e.idx(bkv));
     e.loop(c0, e.idx(io.hq), [&](Value h) {
       Value hk = e.divi(h, group);
@@ -316,7 +334,7 @@ LogicalResult TiledAttentionEmitter::emit() {
         });
         // One normalization per row at the end.
         e.loop(c0, rows, [&](Value r) {
-          Value i = e.addi(i0, r);
+          Value i = e.addi(qBase, e.addi(i0, r));
           if (io.sinks)
             addSink(h, r);
           Value l = memref::LoadOp::create(b, lBuf, ValueRange{r});
@@ -324,17 +342,19 @@ LogicalResult TiledAttentionEmitter::emit() {
           Value inv = e.select(any, e.divf(e.f32(1.0), l), e.f32(0.0));
           Value accv = e.readRowF32(accBuf, {r, c0}, io.dv);
           e.writeRowF32(e.mulf(accv, e.splat(inv, io.dv)), io.o,
-                        {bi, h, i, c0});
+                        {storageBatch, h, i, c0});
           if (io.lse) {
             Value m = memref::LoadOp::create(b, mBuf, ValueRange{r});
             Value lse = e.addf(e.mulf(m, e.f32(ln2)), e.log(l));
             memref::StoreOp::create(b, e.select(any, lse, e.f32(negInf)),
-                                    io.lse, ValueRange{bi, h, i});
+                                    io.lse, ValueRange{storageBatch, h, i});
           }
         });
       });
     });
+    io.nq = allQueries;
     io.nk = allKeys;
+    numQT = allQTiles;
     numKT = allTiles;
   });
   for (Value buf : {mBuf, lBuf, accBuf, sBuf, classes, blockMap})

@@ -10,7 +10,7 @@
 // CHECK: gpu.module @retnet_kernels
 // CHECK: gpu.func @retnet(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xbf16>, %{{.*}}: index
 // CHECK-SAME: kernel
-// CHECK-SAME: attn.abi = "{\22D\22: 64, \22Dv\22: 64, \22F\22: 64, \22H\22: 4, \22Hkv\22: 4, \22args\22: [{\22elem\22: \22bf16\22, \22kind\22: \22memref\22, \22name\22: \22q\22, \22rank\22: 1}
+// CHECK-SAME: attn.abi = #attn.kernel_abi<"{\22abi\22: {\22D\22: 64, \22Dv\22: 64, \22F\22: 64, \22H\22: 4, \22Hkv\22: 4, \22args\22: [{\22elem\22: \22bf16\22, \22kind\22: \22memref\22, \22name\22: \22q\22, \22rank\22: 1}
 // CHECK-SAME: \22block\22: [128, 1, 1], \22causal\22: true, \22chunk\22: 64, \22decay\22: \22head\22, \22dtype\22: \22bf16\22, \22dv_slice\22: 64, \22dynamic_smem\22: 65024, \22grid\22: [1, \22H\22, \22B\22], \22kernel\22: \22retnet\22
 // CHECK: gpu.dynamic_shared_memory
 // CHECK: nvgpu.device_async_copy

@@ -113,27 +113,28 @@ int main(int argc, char **argv) {
   if (llvm::Error e = attn::writeAotDirectory(outDir, target, *kernels))
     return error(llvm::toString(std::move(e)));
   for (const attn::GpuKernelArtifact &art : *kernels) {
-    const attn::KernelInfo &info = art.info;
-    if (art.record) {
-      const attnc::abi::AttentionGradKernel &g = art.record->attentionGrad;
+    const attnc::abi::Kernel &k = art.kernel;
+    std::string files =
+        fmt::format("{}/{}.ptx{}", std::string(outDir), art.name,
+                    art.cubin.empty() ? "" : ", .cubin");
+    if (k.kind == attnc::abi::KernelKind::AttentionGrad) {
+      const attnc::abi::AttentionGradKernel &g = k.attentionGrad;
       llvm::outs() << fmt::format(
           "{}: {} {} d={} backward: {} tile {} ({} threads), {} tile {} ({} "
-          "threads) -> {}/{}.ptx{}\n",
-          info.name, target, g.dtype, g.headDim, g.dq.kernel, g.blockQ,
-          g.dq.block[0], g.dkdv.kernel, g.blockKv, g.dkdv.block[0], outDir,
-          info.name, art.cubin.empty() ? "" : ", .cubin");
+          "threads) -> {}\n",
+          art.name, target, g.dtype, g.headDim, g.dq.kernel, g.blockQ,
+          g.dq.block[0], g.dkdv.kernel, g.blockKv, g.dkdv.block[0], files);
       llvm::outs() << art.ptxasLog;
       continue;
     }
-    llvm::outs() << fmt::format("{}: {} {} d={} tile {}x{} {} threads, {} B "
-                                "shared -> {}/{}.ptx{}\n",
-                                info.name, target, info.dtype, info.headDim,
-                                info.blockQ, info.blockKv, info.threads,
-                                info.sharedBytes, outDir, info.name,
-                                art.cubin.empty() ? "" : ", .cubin");
+    const attnc::abi::AttentionKernel &a = k.attention;
+    llvm::outs() << fmt::format(
+        "{}: {} {} d={} tile {}x{} {} threads, {} B shared -> {}\n", art.name,
+        target, a.dtype, a.headDim, a.blockQ, a.blockKv, a.main.block[0],
+        a.sharedBytes, files);
     // A kernel other than the target's first choice, and why.
     if (!art.fallback.empty())
-      llvm::outs() << info.name << ": fallback: " << art.fallback << "\n";
+      llvm::outs() << art.name << ": fallback: " << art.fallback << "\n";
     llvm::outs() << art.ptxasLog;
   }
   return 0;

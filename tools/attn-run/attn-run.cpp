@@ -652,6 +652,13 @@ LogicalResult fixStatic(Value v, unsigned dim, cl::opt<int64_t> &opt,
 FailureOr<RunSizes> runSizes(const SpecRoles &roles) {
   // --nk 0 (the default) means "as --nq".
   bool nkGiven = nk != 0;
+  // Packed sequences: --batch sequences of up to --nq queries and --nk keys
+  // (the tensors' sizes are the packed totals).
+  if (roles.cuQ) {
+    if (!nkGiven)
+      nk = nq;
+    return RunSizes{batch, nq, nk};
+  }
   if (failed(fixStatic(roles.q, 0, batch, "--batch",
                        batch.getNumOccurrences() > 0)) ||
       failed(fixStatic(roles.q, 2, nq, "--nq", nq.getNumOccurrences() > 0)))

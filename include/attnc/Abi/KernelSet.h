@@ -10,6 +10,7 @@
 #ifndef ATTNC_ABI_KERNELSET_H
 #define ATTNC_ABI_KERNELSET_H
 
+#include "llvm/ADT/Hashing.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
@@ -332,6 +333,9 @@ llvm::SmallVector<const Launch *, 4> launchSequence(const Kernel &k);
 
 /// The one writer: `set` as manifest.json's JSON.
 llvm::json::Value toJson(const KernelSet &set);
+/// One kernel's record (an entry of the manifest's "kernels"; also the
+/// code generators' #attn.kernel_abi attribute).
+llvm::json::Value toJson(const Kernel &k);
 /// A linear kernel's JSON (manifest.json's "abi" of the kernel; the
 /// `attn.abi` attribute). Part of the writer above.
 llvm::json::Value toJson(const LinearKernel &k);
@@ -352,6 +356,12 @@ std::string formatKernelSet(const KernelSet &set);
 llvm::Expected<KernelSet> parseKernelSet(const llvm::json::Value &json);
 /// The same, from text.
 llvm::Expected<KernelSet> parseKernelSetText(llvm::StringRef text);
+/// Reads one kernel's record (toJson(const Kernel &)) as a code generator
+/// writes it: the signature may be absent (the manifest reader requires it
+/// of elementwise and backward kernels).
+llvm::Expected<Kernel> parseKernel(const llvm::json::Value &json);
+/// A hash of `k`'s record (equal records hash equally).
+llvm::hash_code hash_value(const Kernel &k);
 /// A linear kernel's JSON (the `attn.abi` attribute).
 llvm::Expected<LinearKernel> parseLinearKernel(const llvm::json::Value &json);
 /// A signature's fields of `json` (an object; other fields are ignored).

@@ -34,7 +34,12 @@ struct GpuCompileOptions {
 
 /// One compiled kernel.
 struct GpuKernelArtifact {
-  KernelInfo info;
+  /// The spec function the kernels compute, and the target.
+  std::string name, target;
+  /// The kernels' ABI record as their code generator attached it
+  /// (#attn.kernel_abi); abiKernelOf completes it with the files and the
+  /// function's signature.
+  attnc::abi::Kernel kernel;
   std::string ptx;
   std::string cubin; // empty without ptxas
   std::string ptxasLog;
@@ -46,11 +51,6 @@ struct GpuKernelArtifact {
   /// Why the op became this kernel rather than the target's first choice
   /// ("": it did not), e.g. "wgmma spilled 96 bytes; mma.sync used".
   std::string fallback;
-  /// Kernels described by their code generator (the attention backward:
-  /// buildAttentionGradKernels): the ABI record with its signature, which
-  /// abiKernelOf completes with the files. `info` then holds only the name
-  /// and target.
-  std::optional<attnc::abi::Kernel> record;
 };
 
 /// The PTX of a module lowered with buildGpuBinaryPipeline (format isa): the
@@ -78,15 +78,17 @@ llvm::Error writeAotDirectory(llvm::StringRef dir, llvm::StringRef target,
 /// Writes `data` to `path`; the error names the file.
 llvm::Error writeFile(llvm::StringRef path, llvm::StringRef data);
 
-/// The ABI description of a compiled attention kernel: the one place a
-/// KernelInfo becomes an abi::Kernel.
+/// The manifest's record of a compiled kernel set: the code generator's
+/// record with the files, the fallback and (attention kernels) the
+/// signature with the spec's value checks.
 attnc::abi::Kernel abiKernelOf(const GpuKernelArtifact &art);
 /// The manifest describing `kernels` (docs/runtime.md): their kernel set,
 /// written by attnc::abi::formatKernelSet.
 std::string manifestJson(llvm::StringRef target,
                          llvm::ArrayRef<GpuKernelArtifact> kernels);
 /// The C header and launcher of one kernel.
-std::string headerSource(const KernelInfo &info);
+std::string headerSource(const attnc::abi::Kernel &kernel,
+                         llvm::StringRef target);
 /// The launcher: a thin wrapper over the launch library
 /// (attnc/attnc_runtime.h) that embeds the kernel's manifest, its cubin and,
 /// for GPUs the cubin does not run on, its PTX.

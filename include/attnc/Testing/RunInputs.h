@@ -35,6 +35,9 @@ struct SpecRoles {
   mlir::Value pageTable;
   int64_t pageSize = 0;
   mlir::Value kvLens, decay;
+  /// Packed sequences' cumulative offsets (null unless packed): then q, k,
+  /// v hold `batch` sequences of up to nq (nk) rows, [1, H, B * N, D].
+  mlir::Value cuQ, cuK;
   bool linear = false, queriesAtEnd = false;
 
   /// The roles in `func` (an error when it has no attn op).
@@ -63,7 +66,8 @@ public:
 /// The shape of argument `arg` for `sizes`: static dims as typed; dynamic
 /// ones from `attn.run_dims`, else by role (batch first, page pools
 /// B * pages, a page table [B, pages], kv_lens [B], k and v Nk rows, q and
-/// linear operands Nq, other tensors max(Nq, Nk)).
+/// linear operands Nq, other tensors max(Nq, Nk); packed sequences: q, k,
+/// v [1, H, B * N, D] and the offsets [B + 1]).
 std::vector<int64_t> runShape(mlir::BlockArgument arg, const SpecRoles &roles,
                               const RunSizes &sizes);
 

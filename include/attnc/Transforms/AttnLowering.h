@@ -19,9 +19,23 @@ struct AttentionBuffers {
   Value sinks;
   /// Per-sequence key counts [B] (null: every sequence has nk keys).
   Value kvLens;
+  /// Packed sequences: the cumulative query and key offsets [B + 1] (null
+  /// otherwise); then `batch` is B and nq, nk the packed lengths.
+  Value cuQ, cuK;
 
   /// The key count of batch `bi`: nk, or its clamped kv_lens entry.
   Value keysOf(Emitter &e, Operation *op, Value bi) const;
+
+  /// Where sequence `bi` lies in q, k, v and o: its first query and key
+  /// rows and their counts (rows 0.., nq and keysOf(bi) unless packed; the
+  /// offsets clamped into the packed lengths when packed).
+  struct Sequence {
+    Value qStart, nq, kStart, nk;
+  };
+  Sequence sequence(Emitter &e, Operation *op, Value bi) const;
+  /// The batch index of sequence `bi` in q, k, v, o and lse (0 when
+  /// packed).
+  Value storageBatch(Emitter &e, Value bi) const;
 
   /// The indices of column `col` of key `j` (batch `bi`, kv head `hk`) in
   /// k or v: [bi, hk, j, col], or in a page pool [table[bi, j / S], hk,
@@ -30,7 +44,9 @@ struct AttentionBuffers {
                                  Value col) const;
 };
 
-/// Converts q/k/v to buffers and allocates o (and lse).
+/// Converts q/k/v to buffers and allocates o (and lse); with packed
+/// sequences, o is zeroed and lse set to -inf (rows outside every
+/// sequence keep those).
 AttentionBuffers makeAttentionBuffers(Emitter &e, AttentionOp op);
 /// Replaces op's results with tensors of the filled buffers.
 void finishAttention(Emitter &e, AttentionOp op, const AttentionBuffers &io);

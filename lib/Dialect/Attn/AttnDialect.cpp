@@ -68,6 +68,30 @@ LogicalResult AttnDialect::verifyRegionArgAttribute(Operation *op,
   return verifyRunAttribute(op, argIndex, type, attr);
 }
 
+FailureOr<attnc::abi::Kernel> mlir::attn::parseKernelAbi(AsmParser &parser) {
+  SMLoc loc = parser.getCurrentLocation();
+  std::string text;
+  if (failed(parser.parseString(&text)))
+    return failure();
+  llvm::Expected<llvm::json::Value> json = llvm::json::parse(text);
+  llvm::Expected<attnc::abi::Kernel> kernel =
+      json ? attnc::abi::parseKernel(*json)
+           : llvm::Expected<attnc::abi::Kernel>(json.takeError());
+  if (!kernel)
+    return parser.emitError(loc) << "invalid kernel ABI record: "
+                                 << llvm::toString(kernel.takeError());
+  return *kernel;
+}
+
+void mlir::attn::printKernelAbi(AsmPrinter &printer,
+                                const attnc::abi::Kernel &kernel) {
+  printer << '"';
+  llvm::printEscapedString(
+      attnc::abi::formatJson(attnc::abi::toJson(kernel), /*lines=*/false),
+      printer.getStream());
+  printer << '"';
+}
+
 FailureOr<Target> mlir::attn::parseTargetParameter(AsmParser &parser) {
   SMLoc loc = parser.getCurrentLocation();
   std::string name;
@@ -446,17 +470,19 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
   SmallVector<OpAsmParser::UnresolvedOperand> captures;
   SmallVector<Type> captureTypes;
   llvm::SMLoc loc = parser.getCurrentLocation();
-  OperandClause table, lens, sinks;
+  OperandClause table, lens, cuQ, cuK, sinks;
   if (parser.parseOperandList(qkv, 3) || table.parse(parser, "pages") ||
-      lens.parse(parser, "kv_lens") || sinks.parse(parser, "sinks"))
+      lens.parse(parser, "kv_lens") || cuQ.parse(parser, "cu_seqlens_q") ||
+      cuK.parse(parser, "cu_seqlens_k") || sinks.parse(parser, "sinks"))
     return failure();
   if (parseCaptures(parser, captures, captureTypes))
     return failure();
   Builder &b = parser.getBuilder();
   result.addAttribute(
       "operandSegmentSizes",
-      b.getDenseI32ArrayAttr({1, 1, 1, table.count(), lens.count(),
-                              sinks.count(), int32_t(captures.size())}));
+      b.getDenseI32ArrayAttr({1, 1, 1, table.count(), lens.count(), cuQ.count(),
+                              cuK.count(), sinks.count(),
+                              int32_t(captures.size())}));
   if (succeeded(parser.parseOptionalKeyword("queries_at_end")))
     result.addAttribute("queries_at_end", b.getUnitAttr());
   if (succeeded(parser.parseOptionalKeyword("scale"))) {
@@ -484,6 +510,7 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
            << "expected 1 or 2 result types (o and optionally lse)";
   if (parser.resolveOperands(qkv, inTypes, loc, result.operands) ||
       table.resolve(parser, result) || lens.resolve(parser, result) ||
+      cuQ.resolve(parser, result) || cuK.resolve(parser, result) ||
       sinks.resolve(parser, result) ||
       parser.resolveOperands(captures, captureTypes, loc, result.operands))
     return failure();
@@ -495,6 +522,8 @@ void AttentionOp::print(OpAsmPrinter &p) {
   p << " " << getQ() << ", " << getK() << ", " << getV();
   printOperandClause(p, "pages", getPageTable());
   printOperandClause(p, "kv_lens", getKvLens());
+  printOperandClause(p, "cu_seqlens_q", getCuSeqlensQ());
+  printOperandClause(p, "cu_seqlens_k", getCuSeqlensK());
   printOperandClause(p, "sinks", getSinks());
   printCaptures(p, getCaptures());
   if (getQueriesAtEnd())
@@ -535,6 +564,8 @@ LogicalResult AttentionOp::verify() {
     if (failed(verifyShapeEq(op, lens.getType(), {q->getDimSize(0)},
                              IntegerType::get(getContext(), 32), "kv_lens")))
       return failure();
+  if (failed(verifyVarlen(*q)))
+    return failure();
   int64_t b = q->getDimSize(0), hq = q->getDimSize(1), nq = q->getDimSize(2);
   if (failed(verifyShapeEq(op, getO().getType(), {b, hq, nq, v->getDimSize(3)},
                            q->getElementType(), "result o")))
@@ -548,7 +579,39 @@ LogicalResult AttentionOp::verify() {
     if (!std::isfinite(f) || f == 0.0f)
       return emitOpError() << "scale must be finite and non-zero, got " << f;
   }
+  // Packed sequences: Nq <= Nk holds per sequence, not for the totals.
+  if (isVarlen())
+    return success();
   return verifyQueriesAtEnd(op, getQueriesAtEnd(), *q, *nk);
+}
+
+LogicalResult AttentionOp::verifyVarlen(RankedTensorType q) {
+  Value cuQ = getCuSeqlensQ(), cuK = getCuSeqlensK();
+  if (!cuQ && !cuK)
+    return success();
+  if (!cuQ || !cuK)
+    return emitOpError() << "cu_seqlens_q and cu_seqlens_k come together";
+  if (isPaged() || getKvLens())
+    return emitOpError() << "packed sequences (cu_seqlens) do not combine "
+                            "with pages or kv_lens yet";
+  if (!compatible(q.getDimSize(0), 1))
+    return emitOpError() << "packed sequences (cu_seqlens) need q, k and v "
+                            "with batch size 1, got "
+                         << q.getDimSize(0);
+  auto i32 = IntegerType::get(getContext(), 32);
+  auto qt = cast<RankedTensorType>(cuQ.getType());
+  auto kt = cast<RankedTensorType>(cuK.getType());
+  if (qt.getRank() != 1 || kt.getRank() != 1 || qt.getElementType() != i32 ||
+      kt.getElementType() != i32)
+    return emitOpError() << "cu_seqlens_q and cu_seqlens_k must be rank-1 "
+                            "tensors of i32 [B + 1], got "
+                         << qt << " and " << kt;
+  if (!compatible(qt.getDimSize(0), kt.getDimSize(0)) ||
+      (!qt.isDynamicDim(0) && qt.getDimSize(0) < 1))
+    return emitOpError() << "cu_seqlens_q and cu_seqlens_k must both hold B "
+                            "+ 1 >= 1 offsets, got "
+                         << qt << " and " << kt;
+  return success();
 }
 
 FailureOr<int64_t> AttentionOp::verifyPageTable(RankedTensorType q,
@@ -973,7 +1036,7 @@ AttentionOp AttentionGradOp::createForwardView() {
   state.addAttribute(
       AttentionOp::getOperandSegmentSizesAttrName(state.name),
       DenseI32ArrayAttr::get(
-          ctx, {1, 1, 1, 0, 0, 0, int32_t(getCaptures().size())}));
+          ctx, {1, 1, 1, 0, 0, 0, 0, 0, int32_t(getCaptures().size())}));
   state.addTypes(getO().getType());
   if (auto scale = getScaleAttr())
     state.addAttribute("scale", scale);

@@ -29,6 +29,7 @@ std::optional<Mode> modeNamed(StringRef name, bool isFloat) {
       .Case("bits", Mode::Bits)
       .Case("permutation", Mode::Permutation)
       .Case("kv_lens", Mode::KvLens)
+      .Case("cu_seqlens", Mode::CuSeqlens)
       .Default(std::nullopt);
 }
 
@@ -55,6 +56,7 @@ std::string checkParams(StringRef mode, const RunInit &init) {
   }
   case Mode::Permutation:
   case Mode::KvLens:
+  case Mode::CuSeqlens:
     return n ? (mode + " takes no numbers").str() : "";
   case Mode::Default:
     return "";
@@ -85,7 +87,7 @@ FailureOr<RunInit> mlir::attn::parseRunInit(StringRef text, bool isFloat,
     why = ("unknown attn.run_init '" + text + "' for " +
            (isFloat ? "a float argument (expected uniform:lo:hi)"
                     : "an integer argument (expected bits:p, randint:lo:hi, "
-                      "sorted:lo:hi, permutation or kv_lens)"))
+                      "sorted:lo:hi, permutation, kv_lens or cu_seqlens)"))
               .str();
     return failure();
   }

@@ -1155,7 +1155,7 @@ func.func private @run_init_float_mode(tensor<?xf32> {attn.run_init = "normal:0:
 
 // -----
 
-// expected-error @+1 {{argument #1: unknown attn.run_init 'uniform:0:1' for an integer argument (expected bits:p, randint:lo:hi, sorted:lo:hi, permutation or kv_lens)}}
+// expected-error @+1 {{argument #1: unknown attn.run_init 'uniform:0:1' for an integer argument (expected bits:p, randint:lo:hi, sorted:lo:hi, permutation, kv_lens or cu_seqlens)}}
 func.func private @run_init_int_mode(tensor<?xf32>, tensor<?xi32> {attn.run_init = "uniform:0:1"})
 
 // -----
@@ -1207,3 +1207,48 @@ func.func private @run_dims_divisor(tensor<?xi32> {attn.run_dims = ["nq/0"]})
 
 // expected-error @+1 {{argument #0: attn.run_dims must list one of b, nq, nk, n, a positive integer or X/<int> per dimension}}
 func.func private @run_dims_negative(tensor<?xi32> {attn.run_dims = ["-5"]})
+
+// -----
+
+func.func @varlen_half(%q: tensor<1x4x?x64xf32>, %k: tensor<1x4x?x64xf32>, %c: tensor<3xi32>) {
+  // expected-error @+1 {{cu_seqlens_q and cu_seqlens_k come together}}
+  %o = attn.attention %q, %k, %k cu_seqlens_q(%c : tensor<3xi32>)
+    : tensor<1x4x?x64xf32>, tensor<1x4x?x64xf32>, tensor<1x4x?x64xf32> -> tensor<1x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @varlen_batch(%q: tensor<2x4x?x64xf32>, %k: tensor<2x4x?x64xf32>, %c: tensor<3xi32>) {
+  // expected-error @+1 {{packed sequences (cu_seqlens) need q, k and v with batch size 1, got 2}}
+  %o = attn.attention %q, %k, %k cu_seqlens_q(%c : tensor<3xi32>) cu_seqlens_k(%c : tensor<3xi32>)
+    : tensor<2x4x?x64xf32>, tensor<2x4x?x64xf32>, tensor<2x4x?x64xf32> -> tensor<2x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @varlen_type(%q: tensor<1x4x?x64xf32>, %k: tensor<1x4x?x64xf32>, %c: tensor<3xi64>) {
+  // expected-error @+1 {{cu_seqlens_q and cu_seqlens_k must be rank-1 tensors of i32 [B + 1], got 'tensor<3xi64>' and 'tensor<3xi64>'}}
+  %o = attn.attention %q, %k, %k cu_seqlens_q(%c : tensor<3xi64>) cu_seqlens_k(%c : tensor<3xi64>)
+    : tensor<1x4x?x64xf32>, tensor<1x4x?x64xf32>, tensor<1x4x?x64xf32> -> tensor<1x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @varlen_sizes(%q: tensor<1x4x?x64xf32>, %k: tensor<1x4x?x64xf32>, %c: tensor<3xi32>, %d: tensor<4xi32>) {
+  // expected-error @+1 {{cu_seqlens_q and cu_seqlens_k must both hold B + 1 >= 1 offsets, got 'tensor<3xi32>' and 'tensor<4xi32>'}}
+  %o = attn.attention %q, %k, %k cu_seqlens_q(%c : tensor<3xi32>) cu_seqlens_k(%d : tensor<4xi32>)
+    : tensor<1x4x?x64xf32>, tensor<1x4x?x64xf32>, tensor<1x4x?x64xf32> -> tensor<1x4x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @varlen_lens(%q: tensor<1x4x?x64xf32>, %k: tensor<1x4x?x64xf32>, %c: tensor<3xi32>, %n: tensor<1xi32>) {
+  // expected-error @+1 {{packed sequences (cu_seqlens) do not combine with pages or kv_lens yet}}
+  %o = attn.attention %q, %k, %k kv_lens(%n : tensor<1xi32>) cu_seqlens_q(%c : tensor<3xi32>) cu_seqlens_k(%c : tensor<3xi32>)
+    : tensor<1x4x?x64xf32>, tensor<1x4x?x64xf32>, tensor<1x4x?x64xf32> -> tensor<1x4x?x64xf32>
+  return
+}

@@ -321,6 +321,19 @@ func.func @sinks(%q: tensor<?x8x?x64xf32>, %k: tensor<?x2x16x64xf32>,
   return %o : tensor<?x8x?x64xf32>
 }
 
+// CHECK-LABEL: func.func @varlen
+// CHECK: attn.attention %{{.*}}, %{{.*}}, %{{.*}} cu_seqlens_q(%{{.*}} : tensor<?xi32>) cu_seqlens_k(%{{.*}} : tensor<?xi32>) sinks(%{{.*}} : tensor<8xf32>) queries_at_end :
+func.func @varlen(%q: tensor<1x8x?x64xf32>, %k: tensor<1x2x?x64xf32>,
+                  %v: tensor<1x2x?x64xf32>, %cq: tensor<?xi32>,
+                  %ck: tensor<?xi32>, %sink: tensor<8xf32>)
+    -> tensor<1x8x?x64xf32> {
+  %o = attn.attention %q, %k, %v cu_seqlens_q(%cq : tensor<?xi32>)
+      cu_seqlens_k(%ck : tensor<?xi32>) sinks(%sink : tensor<8xf32>) queries_at_end
+    : tensor<1x8x?x64xf32>, tensor<1x2x?x64xf32>, tensor<1x2x?x64xf32>
+      -> tensor<1x8x?x64xf32>
+  return %o : tensor<1x8x?x64xf32>
+}
+
 // The argument attributes the dialect declares for attn-run.
 // CHECK-LABEL: func.func private @run_attributes
 // CHECK-SAME: attn.run_dims = ["nq/64", "nk/64"]

@@ -20,6 +20,7 @@
 #include "mlir/Interfaces/ControlFlowInterfaces.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include "attnc/Abi/KernelSet.h"
 #include "attnc/Target/TargetDesc.h"
 
 #include "Attn/AttnDialect.h.inc"
@@ -28,6 +29,10 @@
 namespace mlir::attn {
 /// `#attn.schedule`'s target: a quoted (or bare) target name.
 FailureOr<Target> parseTargetParameter(AsmParser &parser);
+/// `#attn.kernel_abi`'s record: its JSON as a string, read by the ABI's
+/// reader.
+FailureOr<attnc::abi::Kernel> parseKernelAbi(AsmParser &parser);
+void printKernelAbi(AsmPrinter &printer, const attnc::abi::Kernel &kernel);
 } // namespace mlir::attn
 
 #define GET_ATTRDEF_CLASSES

@@ -5,7 +5,7 @@
 // by attn-run's input generation (attnc/Testing/RunInputs.h):
 //
 //   attn.run_init = "uniform:lo:hi" | "sorted:lo:hi" | "randint:lo:hi"
-//                 | "bits:p" | "permutation" | "kv_lens"
+//                 | "bits:p" | "permutation" | "kv_lens" | "cu_seqlens"
 //   attn.run_dims = ["b", "nq/64", "8", ...]   (one entry per dim)
 //
 //===----------------------------------------------------------------------===//
@@ -28,8 +28,9 @@ inline constexpr llvm::StringLiteral kRunDimsAttrName = "attn.run_dims";
 /// How attn-run fills an argument (`attn.run_init`). Float arguments take
 /// `uniform:lo:hi` (lo < hi); integer arguments `sorted:lo:hi` and
 /// `randint:lo:hi` (lo <= hi), `bits:p` (i1 values, p in [0, 1]),
-/// `permutation` (0 .. n-1 shuffled) and `kv_lens` (per-sequence key
-/// counts). Without numbers a mode takes its defaults.
+/// `permutation` (0 .. n-1 shuffled), `kv_lens` (per-sequence key counts)
+/// and `cu_seqlens` (cumulative offsets of packed sequences). Without
+/// numbers a mode takes its defaults.
 struct RunInit {
   enum class Mode {
     Default,
@@ -38,7 +39,8 @@ struct RunInit {
     Randint,
     Bits,
     Permutation,
-    KvLens
+    KvLens,
+    CuSeqlens
   };
   Mode mode = Mode::Default;
   /// The numbers after the mode, as written (empty: the defaults).
