@@ -185,14 +185,23 @@ CASES = [
                            "{out}/decode.json", env={"ATTNC_LIB_DIR": "{root}/devcarry/tools/lib"},
                            needs=("devcarry/decode/aot", RT_LIB)),)}),
     Case("paged",
-         "paged KV, kv_lens and sinks: attn-run checks, then paged_bench.py "
-         "(device_inference.sh); bench: paged_bench.py alone",
+         "paged KV, kv_lens, sinks and packed varlen: attn-run checks, then "
+         "paged_bench.py and varlen_bench.py (device_inference.sh); bench: "
+         "paged_bench.py alone",
          {"prepare": (TOOLS, DECODE_AOT),
           "check": (device("bash", "bench/device_inference.sh", "{out}/inference.log",
-                           "{out}/paged.json",
+                           "{out}/paged.json", "{out}/varlen.json",
                            needs=(TOOLS_DIR, "devcarry/decode/aot")),),
           "bench": (device("{py}", "bench/paged_bench.py", "devcarry/decode/aot",
                            "{out}/paged.json", env={"ATTNC_LIB_DIR": "{root}/devcarry/tools/lib"},
+                           needs=("devcarry/decode/aot", RT_LIB)),)}),
+    Case("varlen",
+         "packed variable-length prefill (cu_seqlens): varlen_bench.py against the "
+         "dense kernel padded and on equal lengths, FlexAttention's document mask "
+         "and FA2 varlen",
+         {"prepare": (TOOLS, DECODE_AOT),
+          "bench": (device("{py}", "bench/varlen_bench.py", "devcarry/decode/aot",
+                           "{out}/varlen.json", env={"ATTNC_LIB_DIR": "{root}/devcarry/tools/lib"},
                            needs=("devcarry/decode/aot", RT_LIB)),)}),
     Case("runtime",
          "runtime products: attnc.load, attnc.compile cache dirs, the C++ JIT's launch, a "

@@ -11,7 +11,9 @@
 #     data, which gets no block map with kv_lens), and the same sizes on
 #     examples/sinks.mlir (the sink in the main kernels'
 #     epilogue, wgmma and mma.sync, and in the split-KV combine kernel);
-#  3. bench/paged_bench.py on devcarry/decode/aot (JSON to $2).
+#  3. packed variable-length sequences (cu_seqlens) through attn-run;
+#  4. bench/paged_bench.py (JSON to $2) and bench/varlen_bench.py (JSON to
+#     $3) on devcarry/decode/aot.
 # Prints one line per run and a summary; exits 1 on any FAIL.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,9 +57,27 @@ for f in window_lens doc_lens; do
   check "$work/$f.mlir" --backend=cuda --batch 3 --nq 300 --nk 700
   check "$work/$f.mlir" --backend=cuda --batch 2 --nq 512 --nk 512
 done
-echo "paged, kv_lens and sinks attn-run --backend=cuda: $pass passed, $fail failed" | tee -a "$log"
+# Packed variable-length sequences (test/Integration/cuda/varlen.test):
+# the varlen example (wgmma and mma.sync kernels) and the CPU test's
+# prefix-LM (a capture read by sequence) and sinks specs, in bf16.
+sed -e 's/x64xf32>/x64xbf16>/g' "$root/examples/varlen.mlir" > "$work/varlen.mlir"
+check "$work/varlen.mlir" --backend=cuda --batch 5 --nq 300 --nk 700
+check "$work/varlen.mlir" --backend=cuda --batch 3 --nq 129 --nk 129 --block-q 64 --block-kv 64
+check "$work/varlen.mlir" --backend=cuda --batch 9 --nq 1 --nk 40
+check "$work/varlen.mlir" --backend=cuda --batch 16 --nq 600 --nk 600
+for spec in prefix sinks; do
+  awk -v f="#--- $spec.mlir" '$0 == f {on = 1; next} /^#--- / {on = 0} on' \
+    "$root/test/Integration/cpu/varlen.test" |
+    sed -e 's/x32xf32>/x32xbf16>/g' > "$work/varlen_$spec.mlir"
+  check "$work/varlen_$spec.mlir" --backend=cuda --batch 4 --nq 200 --nk 200
+  check "$work/varlen_$spec.mlir" --backend=cuda --batch 7 --nq 65 --nk 65 --block-q 64 --block-kv 64
+done
+echo "paged, kv_lens, sinks and varlen attn-run --backend=cuda: $pass passed, $fail failed" | tee -a "$log"
 rm -rf "$work"
 ATTNC_LIB_DIR="$tools/lib" python3 "$root/bench/paged_bench.py" \
   "$root/devcarry/decode/aot" ${2:+"$2"}
 bench=$?
-[ "$fail" -eq 0 ] && [ "$bench" -eq 0 ]
+ATTNC_LIB_DIR="$tools/lib" python3 "$root/bench/varlen_bench.py" \
+  "$root/devcarry/decode/aot" ${3:+"$3"}
+vbench=$?
+[ "$fail" -eq 0 ] && [ "$bench" -eq 0 ] && [ "$vbench" -eq 0 ]

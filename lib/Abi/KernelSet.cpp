@@ -40,7 +40,8 @@ constexpr StringLiteral kDtypes[] = {"f32", "f16", "bf16", "i1",
 constexpr StringLiteral kMaskKinds[] = {"none", "index", "data", "opaque"};
 /// Launch variables a size may name.
 constexpr StringLiteral kVars[] = {"B",      "H", "N",    "Nq",     "Nk",
-                                   "slices", "n", "Nq*G", "splits", "B*Hkv"};
+                                   "slices", "n", "Nq*G", "splits", "B*Hkv",
+                                   "varlen_q_tiles"};
 
 /// Bounds the reader enforces (well above what any kernel uses, well below
 /// what overflows the launch arithmetic).
@@ -146,11 +147,13 @@ bool SplitKv::operator==(const SplitKv &o) const {
 bool AttentionKernel::operator==(const AttentionKernel &o) const {
   return std::tie(dtype, headDim, valueDim, headsQ, headsKv, blockQ, blockKv,
                   sharedBytes, variant, lse, scale, maskKind, fallback, main,
-                  blockMap, splitKv, pageSize, pageTable, sinks) ==
+                  blockMap, splitKv, pageSize, pageTable, sinks, cuSeqlensQ,
+                  cuSeqlensK) ==
          std::tie(o.dtype, o.headDim, o.valueDim, o.headsQ, o.headsKv, o.blockQ,
                   o.blockKv, o.sharedBytes, o.variant, o.lse, o.scale,
                   o.maskKind, o.fallback, o.main, o.blockMap, o.splitKv,
-                  o.pageSize, o.pageTable, o.sinks);
+                  o.pageSize, o.pageTable, o.sinks, o.cuSeqlensQ,
+                  o.cuSeqlensK);
 }
 bool LinearKernel::operator==(const LinearKernel &o) const {
   return std::tie(dtype, heads, headsKv, headDim, valueDim, featureDim, chunk,
@@ -174,8 +177,9 @@ bool Param::operator==(const Param &o) const {
 }
 bool ValueChecks::operator==(const ValueChecks &o) const {
   return std::tie(logGates, lengths, equalDims, minExtents, pageTables,
-                  kvLens) == std::tie(o.logGates, o.lengths, o.equalDims,
-                                      o.minExtents, o.pageTables, o.kvLens);
+                  kvLens, cuSeqlens) ==
+         std::tie(o.logGates, o.lengths, o.equalDims, o.minExtents,
+                  o.pageTables, o.kvLens, o.cuSeqlens);
 }
 bool Signature::operator==(const Signature &o) const {
   return std::tie(inputs, outputs, inputNames, constDecay, checks) ==
@@ -336,6 +340,9 @@ void writeAttention(json::Object &o, const AttentionKernel &a) {
         json::Object{{"page_size", a.pageSize}, {"table", a.pageTable}};
   if (!a.sinks.empty())
     o["sinks"] = a.sinks;
+  if (a.varlen())
+    o["varlen"] = json::Object{{"cu_seqlens_q", a.cuSeqlensQ},
+                               {"cu_seqlens_k", a.cuSeqlensK}};
   writeLaunch(o, a.main, "", "dynamic_shared_bytes");
   if (!a.blockMap) {
     o["block_map"] = nullptr;
@@ -399,6 +406,8 @@ void writeSignature(json::Object &o, const Signature &s) {
     checks["page_tables"] = tuplesJson<5>(c.pageTables);
   if (!c.kvLens.empty())
     checks["kv_lens"] = tuplesJson<5>(c.kvLens);
+  if (!c.cuSeqlens.empty())
+    checks["cu_seqlens"] = tuplesJson<4>(c.cuSeqlens);
   o["checks"] = std::move(checks);
 }
 
@@ -946,6 +955,17 @@ void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
       return r.fail(o.at("sinks"),
                     "names no capture argument of " + quoted(a.main.kernel));
   }
+  if (o.has("varlen")) {
+    Obj v = o.object("varlen");
+    a.cuSeqlensQ = v.string("cu_seqlens_q");
+    a.cuSeqlensK = v.string("cu_seqlens_k");
+    std::pair<const char *, const std::string *> fields[] = {
+        {"cu_seqlens_q", &a.cuSeqlensQ}, {"cu_seqlens_k", &a.cuSeqlensK}};
+    for (auto [key, name] : fields)
+      if (!r.failed() && !isCapture(*name))
+        return r.fail(v.at(key), "names no capture argument of " +
+                                     quoted(a.main.kernel));
+  }
   if (r.failed())
     return;
   for (const Arg &arg : a.main.args)
@@ -1174,6 +1194,8 @@ Signature parseSignature(const Obj &o) {
     s.checks.pageTables = parseTuples<5>(c, "page_tables", s.inputs, {0, 2}, 1);
   if (c.has("kv_lens"))
     s.checks.kvLens = parseTuples<5>(c, "kv_lens", s.inputs, {0, 2}, 0);
+  if (c.has("cu_seqlens"))
+    s.checks.cuSeqlens = parseTuples<4>(c, "cu_seqlens", s.inputs, {0, 2}, 0);
   return s;
 }
 

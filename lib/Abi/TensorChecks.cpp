@@ -254,6 +254,37 @@ static llvm::Error checkKvLens(const KernelSignature &sig,
   return llvm::Error::success();
 }
 
+/// Packed sequences' offsets start at 0, never decrease and stay within
+/// the packed tokens.
+static llvm::Error checkCuSeqlens(const KernelSignature &sig,
+                                  const InputChecks::CuSeqlens &cs,
+                                  ArrayRef<TensorRef> inputs) {
+  const TensorRef &t = inputs[cs.offsets];
+  if (t.dtype != DType::I32 || t.shape.size() != 1 || t.shape[0] == 0)
+    return llvm::Error::success();
+  int64_t tokens = inputs[cs.tokens].shape[cs.tokensDim];
+  int64_t stride = stridesOf(t)[0];
+  const int32_t *data = static_cast<const int32_t *>(t.data);
+  auto fail = [&](int64_t i, const llvm::Twine &why) {
+    return makeError(sig.name + ": cu_seqlens '" + sig.inputs[cs.offsets].name +
+                     "' entry [" + llvm::Twine(i) + "] is " +
+                     llvm::Twine(data[i * stride]) + ", " + why);
+  };
+  if (data[0] != 0)
+    return fail(0, "not 0 (the first sequence starts at token 0)");
+  for (int64_t i = 1; i < t.shape[0]; ++i) {
+    int64_t at = data[i * stride], prev = data[(i - 1) * stride];
+    if (at < prev)
+      return fail(i, "below entry [" + llvm::Twine(i - 1) + "] (" +
+                         llvm::Twine(prev) +
+                         "): offsets must not decrease");
+    if (at > tokens)
+      return fail(i, "past the " + llvm::Twine(tokens) + " packed tokens of '" +
+                         sig.inputs[cs.tokens].name + "'");
+  }
+  return llvm::Error::success();
+}
+
 llvm::Error attnc::checkInputValues(const KernelSignature &sig,
                                     const InputChecks &checks,
                                     ArrayRef<TensorRef> inputs, bool host) {
@@ -303,6 +334,9 @@ llvm::Error attnc::checkInputValues(const KernelSignature &sig,
   for (const InputChecks::KvLens &kl : checks.kvLens)
     if (llvm::Error e = checkKvLens(sig, checks, kl, inputs))
       return e;
+  for (const InputChecks::CuSeqlens &cs : checks.cuSeqlens)
+    if (llvm::Error e = checkCuSeqlens(sig, cs, inputs))
+      return e;
   for (unsigned in : checks.logGates) {
     const TensorRef &t = inputs[in];
     if (t.dtype != DType::F32)
@@ -335,6 +369,8 @@ abi::ValueChecks attnc::abiChecks(const InputChecks &c) {
     out.pageTables.push_back({pt.table, 1, pt.pool, 0, pt.pageSize});
   for (const InputChecks::KvLens &kl : c.kvLens)
     out.kvLens.push_back({kl.lens, 0, kl.keys, kl.keysDim, kl.atEnd ? 1 : 0});
+  for (const InputChecks::CuSeqlens &cs : c.cuSeqlens)
+    out.cuSeqlens.push_back({cs.offsets, 0, cs.tokens, cs.tokensDim});
   return out;
 }
 
@@ -356,6 +392,9 @@ InputChecks attnc::inputChecksOf(const abi::ValueChecks &c) {
   for (const std::array<int64_t, 5> &kl : c.kvLens)
     out.kvLens.push_back(
         {unsigned(kl[0]), unsigned(kl[2]), unsigned(kl[3]), kl[4] != 0});
+  for (const std::array<int64_t, 4> &cs : c.cuSeqlens)
+    out.cuSeqlens.push_back(
+        {unsigned(cs[0]), unsigned(cs[2]), unsigned(cs[3])});
   return out;
 }
 

@@ -56,10 +56,6 @@ mlir::attn::detail::getAttnKernelConfig(AttentionOp op) {
            << "GPU kernels take bf16 or f16 inputs, got " << elem;
   if (failed(checkGpuRegionOps(op)))
     return failure();
-  if (op.isVarlen())
-    return op.emitOpError()
-           << "packs variable-length sequences (cu_seqlens_q/k), which the "
-              "GPU kernels do not take yet (the CPU lowerings do)";
   int64_t d = op.getHeadDim(), dv = op.getValueDim();
   if (d % 16 != 0 || dv % 16 != 0 || d > 256 || dv > 256)
     return op.emitOpError() << "GPU kernels need head dims that are multiples "
@@ -98,8 +94,9 @@ mlir::attn::detail::getAttnKernelConfig(AttentionOp op) {
   cfg.elem = elem;
   cfg.dataMask =
       cfg.ms.kind == MaskKind::data || cfg.ms.kind == MaskKind::opaque;
-  // Per-sequence key counts shift positions per batch: no block map then.
-  cfg.needsMap = cfg.dataMask && !op.getKvLens();
+  // Per-sequence key counts (kv_lens, packed sequences) shift positions
+  // per batch: no block map then.
+  cfg.needsMap = cfg.dataMask && !op.getKvLens() && !op.isVarlen();
   cfg.wgmma = wgmma;
   cfg.sharedBytes = shared;
   cfg.captures = attentionKernelCaptures(op);
@@ -156,10 +153,68 @@ AttnKernelArgs mlir::attn::detail::bindMainArgs(const AttnKernelConfig &cfg,
   return args;
 }
 
-void mlir::attn::detail::bindSequenceKeys(const AttnKernelConfig &cfg,
-                                          ImplicitLocOpBuilder &b,
-                                          AttnKernelArgs &args,
-                                          const AttnThreadIds &ids) {
+/// Packed sequences: finds the block's sequence by counting each
+/// sequence's ceil(nq / bq) q tiles in order (B is small next to a tile's
+/// work), then rebases q, k, v and o on its first rows. The rows past the
+/// last sequence (cu_seqlens_q[B] to Nq) come last, as a sequence without
+/// keys: o = 0 and lse = -inf there, as on the CPU. Launchers start at
+/// least one sequence and ceil(Nq / bq) + B blocks, which covers all tiles.
+static void bindPackedSequence(const AttnKernelConfig &cfg,
+                               ImplicitLocOpBuilder &b, AttnKernelArgs &args,
+                               AttnThreadIds &ids) {
+  Emitter e(b);
+  AttentionOp op = cfg.op;
+  Value cuQ = args.capMap.lookup(op.getCuSeqlensQ());
+  Value cuK = args.capMap.lookup(op.getCuSeqlensK());
+  Value bq = e.idx(cfg.bq), t = ids.qt, total = args.nq;
+  auto contains = [&](Value first, Value end) {
+    return b.createOrFold<arith::AndIOp>(e.cmpi(CmpIPredicate::uge, t, first),
+                                         e.cmpi(CmpIPredicate::ult, t, end));
+  };
+  // (first tile of sequence s, the block's sequence (B: none), its tile).
+  SmallVector<Value> found = e.loop(
+      ids.c0, args.batch, ids.c1, {ids.c0, args.batch, ids.c0},
+      [&](Value s, ValueRange it) -> SmallVector<Value> {
+        Value end =
+            e.addi(it[0], e.ceilDiv(packedRows(e, cuQ, s, total).second, bq));
+        Value here = contains(it[0], end);
+        return {end, e.select(here, s, it[1]),
+                e.select(here, e.subi(t, it[0]), it[2])};
+      });
+  Value valid = e.cmpi(CmpIPredicate::ult, found[1], args.batch);
+  Value seq = e.select(valid, found[1], ids.c0);
+  auto [qRow0, nq] = packedRows(e, cuQ, seq, total);
+  auto [kRow0, nk] = packedRows(e, cuK, seq, args.nk);
+  // The tail: rows [cu_seqlens_q[B], Nq).
+  auto [lastRow0, lastRows] =
+      packedRows(e, cuQ, e.subi(args.batch, ids.c1), total);
+  Value tailRow0 = e.addi(lastRow0, lastRows);
+  Value tailRows = e.subi(total, tailRow0);
+  Value inTail =
+      contains(found[0], e.addi(found[0], e.ceilDiv(tailRows, bq)));
+  args.packedRows = total;
+  args.inSequence = valid;
+  args.qRow0 = e.select(valid, qRow0, tailRow0);
+  args.kRow0 = kRow0;
+  args.nq = e.select(valid, nq, e.select(inTail, tailRows, ids.c0));
+  args.nk = e.select(valid, nk, ids.c0);
+  ids.bi = seq;
+  ids.qt = e.select(valid, found[2], e.subi(t, found[0]));
+  ids.i0 = e.muli(ids.qt, bq);
+  for (auto [st, row0] :
+       {std::pair{&args.qT, args.qRow0}, {&args.oT, args.qRow0},
+        {&args.kT, args.kRow0}, {&args.vT, args.kRow0}}) {
+    st->strides[0] = ids.c0;
+    st->base = e.muli(row0, st->strides[2]);
+  }
+}
+
+void mlir::attn::detail::bindSequence(const AttnKernelConfig &cfg,
+                                      ImplicitLocOpBuilder &b,
+                                      AttnKernelArgs &args,
+                                      AttnThreadIds &ids) {
+  if (cfg.op.isVarlen())
+    return bindPackedSequence(cfg, b, args, ids);
   Value lens = cfg.op.getKvLens();
   if (!lens)
     return;
@@ -542,7 +597,14 @@ void AttnKernelBase::emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l,
       // m is -inf on a row with no visible key (sum 0): ex2(-inf) = 0.
       Value mNew = e.maxf(mRow, sink);
       alpha = ex2Approx(b, e.subf(mRow, mNew));
-      sum = e.addf(e.mulf(sum, alpha), ex2Approx(b, e.subf(sink, mNew)));
+      Value term = ex2Approx(b, e.subf(sink, mNew));
+      // Rows past every packed sequence take no sink (o = 0, lse = -inf).
+      if (args.inSequence) {
+        alpha = e.select(args.inSequence, alpha, e.f32(1.0));
+        term = e.select(args.inSequence, term, zero);
+        mNew = e.select(args.inSequence, mNew, mRow);
+      }
+      sum = e.addf(e.mulf(sum, alpha), term);
       mRow = mNew;
     }
     Value any = e.cmpf(CmpFPredicate::OGT, sum, zero);
@@ -577,8 +639,13 @@ AttnKernelBase::RowDestination AttnKernelBase::rowDestination(Value local) {
     dst.row = row;
     dst.h = ids.h;
     dst.lse = args.lse;
-    dst.lseIndex = e.addi(
-        e.muli(e.addi(e.muli(ids.bi, cIdx(cfg.hq)), ids.h), args.nq), row);
+    // Packed sequences: lse is [1, Hq, packed rows].
+    dst.lseIndex =
+        args.qRow0
+            ? e.addi(e.muli(ids.h, args.packedRows), e.addi(args.qRow0, row))
+            : e.addi(e.muli(e.addi(e.muli(ids.bi, cIdx(cfg.hq)), ids.h),
+                            args.nq),
+                     row);
     return dst;
   }
   // Row (slice, b, h, i) of the [slices, B, Hq, Nq] partial results.

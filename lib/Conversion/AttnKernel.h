@@ -94,6 +94,11 @@ struct AttnKernelArgs {
   /// [slices, B, Hq, Nq, Dv] and [slices, B, Hq, Nq].
   Value oPart, lsePart;
   Value batch, nq, nk;
+  /// Packed sequences (null otherwise): the block's sequence's first query
+  /// and key rows in the packed tensors, their row count (lse's rows), and
+  /// whether the block's rows belong to a sequence (else to the rows past
+  /// the last one).
+  Value qRow0, kRow0, packedRows, inSequence;
   /// Captured tensor -> kernel memref.
   IRMapping capMap;
 };
@@ -103,12 +108,17 @@ struct AttnKernelArgs {
 /// the strides of q, k and v.
 AttnKernelArgs bindMainArgs(const AttnKernelConfig &cfg, Block &entry);
 
-/// With kv_lens: `args.nk` becomes the block's sequence's key count (the
-/// clamped kv_lens entry of batch ids.bi), which the tile range, the column
-/// bound and the query positions then use.
+/// Binds the block's sequence. With kv_lens: `args.nk` becomes its key
+/// count (the clamped kv_lens entry of batch ids.bi), which the tile range,
+/// the column bound and the query positions then use. Packed sequences
+/// (cu_seqlens): the grid's x counts the q tiles of all sequences in order;
+/// the block's sequence becomes ids.bi, its q tile ids.qt (and i0), its
+/// query and key counts args.nq and args.nk, and q, k, v and o are
+/// addressed from its first rows (a block past every sequence's tiles gets
+/// empty counts and stores nothing).
 struct AttnThreadIds;
-void bindSequenceKeys(const AttnKernelConfig &cfg, ImplicitLocOpBuilder &b,
-                      AttnKernelArgs &args, const AttnThreadIds &ids);
+void bindSequence(const AttnKernelConfig &cfg, ImplicitLocOpBuilder &b,
+                  AttnKernelArgs &args, AttnThreadIds &ids);
 
 /// Constants and the thread and block indices of a kernel.
 struct AttnThreadIds {

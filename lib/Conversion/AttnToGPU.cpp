@@ -69,6 +69,13 @@ abi::Kernel describeKernel(const AttnKernelConfig &cfg, StringRef name) {
   a.main.kernel = k.name;
   a.main.grid = {abi::SizeExpr::of("Nq", cfg.bq),
                  abi::SizeExpr::constant(cfg.hq), abi::SizeExpr::of("B")};
+  if (op.isVarlen()) {
+    a.cuSeqlensQ = captureArgName(cfg, op.getCuSeqlensQ());
+    a.cuSeqlensK = captureArgName(cfg, op.getCuSeqlensK());
+    a.main.grid = {abi::SizeExpr::of("varlen_q_tiles"),
+                   abi::SizeExpr::constant(cfg.hq),
+                   abi::SizeExpr::constant(1)};
+  }
   a.main.block = {cfg.threads(), 1, 1};
   a.main.dynamicSharedBytes = cfg.wgmma ? cfg.sharedBytes : 0;
   return k;
@@ -271,10 +278,13 @@ FailureOr<abi::Kernel> mlir::attn::buildAttentionKernel(AttentionOp op,
   if (failed(cfg->wgmma ? emitWgmmaKernel(*cfg, func)
                         : emitMmaSyncKernel(*cfg, func)))
     return failure();
-  FailureOr<abi::SplitKv> split = buildSplitKvKernels(*cfg, ob, name);
-  if (failed(split))
-    return failure();
-  k.attention.splitKv = std::move(*split);
+  // Packed sequences have no split-KV form: their queries are many.
+  if (!op.isVarlen()) {
+    FailureOr<abi::SplitKv> split = buildSplitKvKernels(*cfg, ob, name);
+    if (failed(split))
+      return failure();
+    k.attention.splitKv = std::move(*split);
+  }
   func->setAttr(KernelAbiAttr::kName, KernelAbiAttr::get(op.getContext(), k));
   return k;
 }

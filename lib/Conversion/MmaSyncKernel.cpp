@@ -432,7 +432,7 @@ LogicalResult mlir::attn::detail::emitMmaSyncKernel(const AttnKernelConfig &cfg,
   Value sK = func.getWorkgroupAttributions()[0];
   Value sV = func.getWorkgroupAttributions()[1];
   AttnThreadIds ids = bindThreadIds(cfg, b);
-  bindSequenceKeys(cfg, b, args, ids);
+  bindSequence(cfg, b, args, ids);
   MmaSyncKernel(cfg, b, std::move(args), ids, sK, sV).emit();
   return success();
 }

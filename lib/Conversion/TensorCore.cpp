@@ -58,8 +58,10 @@ Value mlir::attn::detail::shuffle(ImplicitLocOpBuilder &b, Value x,
 
 Value StridedTensor::offset(Emitter &e, Value batch, Value head, Value row,
                             Value col) const {
-  return e.addi(e.addi(e.muli(batch, strides[0]), e.muli(head, strides[1])),
-                e.addi(e.muli(row, strides[2]), col));
+  Value off =
+      e.addi(e.addi(e.muli(batch, strides[0]), e.muli(head, strides[1])),
+             e.addi(e.muli(row, strides[2]), col));
+  return base ? e.addi(base, off) : off;
 }
 
 void mlir::attn::detail::stageTile(ImplicitLocOpBuilder &b,

@@ -53,6 +53,9 @@ Value shuffle(ImplicitLocOpBuilder &b, Value x, Value offset,
 struct StridedTensor {
   Value mem;
   std::array<Value, 3> strides;
+  /// An element offset added to every address (null: none): a packed
+  /// sequence's first row times the row stride.
+  Value base;
   /// The element offset of (batch, head, row, col).
   Value offset(Emitter &e, Value batch, Value head, Value row, Value col) const;
 };

@@ -105,6 +105,9 @@ private:
 
   /// The maps and barriers, and the TMA load of Q.
   TmaState loadQuery();
+  /// The TMA coordinates (col, row, head, batch) of a row of q (or of k and
+  /// v with `keys`): packed sequences are batch 0, from their first row.
+  SmallVector<Value, 4> tmaCoords(Value col, Value row, Value head, bool keys);
   AccLayout accLayout();
   Descriptors descriptors(Value smem);
   /// The span of non-empty tiles, classified by every thread and reduced
@@ -128,6 +131,14 @@ private:
                               ValueRange carried);
 };
 } // namespace
+
+SmallVector<Value, 4> WgmmaKernel::tmaCoords(Value col, Value row, Value head,
+                                             bool keys) {
+  Value row0 = keys ? args.kRow0 : args.qRow0;
+  if (!row0)
+    return {col, row, head, ids.bi};
+  return {col, e.addi(row0, row), head, ids.c0};
+}
 
 TmaState WgmmaKernel::loadQuery() {
   MLIRContext *ctx = b.getContext();
@@ -173,7 +184,7 @@ TmaState WgmmaKernel::loadQuery() {
           memref::ViewOp::create(b, qTileTy, tma.smem,
                                  cIdx(at * layout.qAtomBytes), ValueRange{})
               .getResult(),
-          tma.bars, qMap, ValueRange{cIdx(at * 64), ids.i0, ids.h, ids.bi},
+          tma.bars, qMap, tmaCoords(cIdx(at * 64), ids.i0, ids.h, false),
           ids.c0, Value(), Value());
   });
   return tma;
@@ -277,12 +288,12 @@ void WgmmaKernel::issue(const LoopInvariants &inv, Value t) {
   for (int64_t at = 0; at < layout.kAtoms; ++at)
     nvgpu::TmaAsyncLoadOp::create(
         b, view(e.addi(sOff, cIdx(at * layout.kvAtomBytes))), tma.bars,
-        tma.kMap, ValueRange{cIdx(at * 64), j0, ids.hk, ids.bi}, bar, Value(),
+        tma.kMap, tmaCoords(cIdx(at * 64), j0, ids.hk, true), bar, Value(),
         Value());
   for (int64_t at = 0; at < layout.vAtoms; ++at)
     nvgpu::TmaAsyncLoadOp::create(
         b, view(e.addi(sOff, cIdx(layout.vRel + at * layout.kvAtomBytes))),
-        tma.bars, tma.vMap, ValueRange{cIdx(at * 64), j0, ids.hk, ids.bi}, bar,
+        tma.bars, tma.vMap, tmaCoords(cIdx(at * 64), j0, ids.hk, true), bar,
         Value(), Value());
 }
 
@@ -450,7 +461,7 @@ LogicalResult mlir::attn::detail::emitWgmmaKernel(const AttnKernelConfig &cfg,
   auto b = ImplicitLocOpBuilder::atBlockBegin(cfg.op.getLoc(), &entry);
   AttnKernelArgs args = bindMainArgs(cfg, entry);
   AttnThreadIds ids = bindThreadIds(cfg, b);
-  bindSequenceKeys(cfg, b, args, ids);
+  bindSequence(cfg, b, args, ids);
   Value red = func.getWorkgroupAttributions()[0];
   WgmmaKernel(cfg, b, std::move(args), ids, red).emit();
   return success();

@@ -237,16 +237,19 @@ llvm::Error AttentionLauncher::launch(ArrayRef<TensorRef> inputs,
     return e;
   if (llvm::Error e = checkLayout(inputs, outputs))
     return e;
+  const abi::AttentionKernel &ak = kernel.attention;
   int64_t B = inputs[0].shape[0], Nq = inputs[0].shape[2],
           Nk = attentionKeys(inputs, paged());
-  if (B == 0 || Nq == 0)
+  // Packed sequences: B counts them (cu_seqlens_q holds B + 1 offsets).
+  if (ak.varlen())
+    B = inputs[captureInput(ak.cuSeqlensQ)].shape[0] - 1;
+  if (B <= 0 || Nq == 0)
     return llvm::Error::success();
-  if (useSplitKv(B, Nq))
+  if (!ak.varlen() && useSplitKv(B, Nq))
     return launchSplitKv(inputs, outputs, B, Nq, Nk, stream);
   auto fns = functions();
   if (!fns)
     return fns.takeError();
-  const abi::AttentionKernel &ak = kernel.attention;
   const TensorRef *qkvo[] = {&inputs[0], &inputs[1], &inputs[2], &outputs[0]};
   LaunchParams params;
   if (llvm::Error e = pushOperands(params, qkvo))
@@ -271,10 +274,14 @@ llvm::Error AttentionLauncher::launch(ArrayRef<TensorRef> inputs,
     pushStrides(params, *t);
   const cuda::Driver &drv = *cuda::driver();
   auto *s = static_cast<cuda::CUstream>(stream);
-  unsigned gridX = unsigned((Nq + ak.blockQ - 1) / ak.blockQ);
+  // Packed sequences: at most ceil(Nq / blockQ) + B q tiles in all, one
+  // grid row.
+  int64_t qTiles = (Nq + ak.blockQ - 1) / ak.blockQ;
+  unsigned gridX = unsigned(ak.varlen() ? qTiles + B : qTiles);
+  unsigned gridZ = unsigned(ak.varlen() ? 1 : B);
   llvm::Error e =
       cuda::check(drv.cuLaunchKernel(fns->fn, gridX, unsigned(ak.headsQ),
-                                     unsigned(B), unsigned(ak.main.block[0]), 1,
+                                     gridZ, unsigned(ak.main.block[0]), 1,
                                      1, unsigned(ak.main.dynamicSharedBytes), s,
                                      params.finish(), nullptr),
                   sig.name + ": cuLaunchKernel");

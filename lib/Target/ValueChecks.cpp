@@ -132,6 +132,16 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
         if (auto li = argIndex(op.getKvLens()))
           c.kvLens.push_back(
               {*li, keys.first, keys.second, bool(op.getQueriesAtEnd())});
+      if (varlen) {
+        auto cq = argIndex(op.getCuSeqlensQ()),
+             ck = argIndex(op.getCuSeqlensK());
+        if (cq)
+          c.cuSeqlens.push_back({*cq, *qi, 2u});
+        if (ck)
+          c.cuSeqlens.push_back({*ck, *ki, 2u});
+        if (cq && ck)
+          c.equalDims.push_back({*cq, 0u, *ck, 0u});
+      }
     }
     if (op.getQueriesAtEnd() && !varlen) {
       if (keys.second == 2u)

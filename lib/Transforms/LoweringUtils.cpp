@@ -216,6 +216,18 @@ Value mlir::attn::sequenceKeys(Emitter &e, Operation *op, Value lens, Value bi,
   return e.mini(n, nk);
 }
 
+std::pair<Value, Value> mlir::attn::packedRows(Emitter &e, Value cu, Value bi,
+                                              Value total) {
+  auto offset = [&](Value at, Value lo) {
+    Value x = memref::LoadOp::create(e.b, cu, ValueRange{at});
+    x = arith::IndexCastOp::create(e.b, e.b.getIndexType(), x);
+    return e.mini(arith::MaxSIOp::create(e.b, x, lo), total);
+  };
+  Value start = offset(bi, e.idx(0));
+  Value end = offset(e.addi(bi, e.idx(1)), start);
+  return {start, e.subi(end, start)};
+}
+
 Value mlir::attn::queryPosition(Emitter &e, Operation *op, Value row, Value nq,
                                 Value nk) {
   if (!op->hasAttr("queries_at_end"))

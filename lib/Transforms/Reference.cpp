@@ -86,20 +86,6 @@ Value AttentionBuffers::storageBatch(Emitter &e, Value bi) const {
   return cuQ ? e.idx(0) : bi;
 }
 
-/// Rows [cu[bi], cu[bi + 1]) of a packed tensor of `total` rows, clamped:
-/// (first row, count).
-static std::pair<Value, Value> packedRows(Emitter &e, Value cu, Value bi,
-                                          Value total) {
-  auto offset = [&](Value at, Value lo) {
-    Value x = memref::LoadOp::create(e.b, cu, ValueRange{at});
-    x = arith::IndexCastOp::create(e.b, e.b.getIndexType(), x);
-    return e.mini(arith::MaxSIOp::create(e.b, x, lo), total);
-  };
-  Value start = offset(bi, e.idx(0));
-  Value end = offset(e.addi(bi, e.idx(1)), start);
-  return {start, e.subi(end, start)};
-}
-
 AttentionBuffers::Sequence AttentionBuffers::sequence(Emitter &e, Operation *op,
                                                       Value bi) const {
   if (!cuQ)

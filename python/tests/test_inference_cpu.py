@@ -6,6 +6,8 @@ numpy references:
   decode (Nq = 1), speculative (Nq = 4) and a prefill chunk; and the errors
   a serving loop can make: a table entry outside the pool, a table row per
   batch missing, k and v pools that differ;
+- packed variable-length sequences (examples/varlen.mlir) and their
+  offset errors;
 - attention sinks (examples/sinks.mlir): o and lse with the per-head sink
   logit in the denominator, including rows whose keys are all masked;
 - attnc.merge_states: attention over two halves of the keys merged by
@@ -101,6 +103,46 @@ def kv_lens_tests():
     o = docs(q, k, v, ids, lens)
     m = lens_mask(N, N, lens, False) & (ids[:, None] == ids[None, :])
     check_close("document_mask kv_lens=[150, 0, 77]", o, softmax_ref(q, k, v, m)[0])
+
+
+def varlen_tests():
+    """examples/varlen.mlir: packed sequences (lengths 0 and 1 among them,
+    keys >= queries per sequence, queries at the end of their keys, causal
+    with a 256-key window) against float64 per sequence; the rows past the
+    last sequence; bad offsets refused before any work."""
+    kernel = attnc.compile(os.path.join(EXAMPLES, "varlen.mlir"))
+    nqs, nks = [5, 0, 1, 40, 129, 0], [7, 3, 1, 300, 129, 0]
+    cu_q = np.concatenate([[0], np.cumsum(nqs)]).astype(np.int32)
+    cu_k = np.concatenate([[0], np.cumsum(nks)]).astype(np.int32)
+    tail = 3  # rows past the last sequence
+    q = rand(1, HQ, int(cu_q[-1]) + tail, D)
+    k, v = rand(1, HKV, int(cu_k[-1]), D), rand(1, HKV, int(cu_k[-1]), D)
+    o, lse = kernel(q, k, v, cu_q, cu_k)
+    worst_o = worst_l = 0.0
+    for b, (nq, nk) in enumerate(zip(nqs, nks)):
+        if nq == 0:
+            continue
+        qs, ks = slice(cu_q[b], cu_q[b + 1]), slice(cu_k[b], cu_k[b + 1])
+        pos = np.arange(nq)[:, None] + nk - nq
+        j = np.arange(nk)[None, :]
+        ro, rl = softmax_ref(q[:, :, qs], k[:, :, ks], v[:, :, ks],
+                             (pos >= j) & (pos < j + 256))
+        worst_o = max(worst_o, float(np.abs(o[:, :, qs] - ro).max()))
+        worst_l = max(worst_l, float(np.abs(lse[:, :, qs] - rl).max()))
+    report(f"varlen q lens {nqs} k lens {nks} o (max err {worst_o:.1e})", worst_o < 1e-4)
+    report(f"varlen lse (max err {worst_l:.1e})", worst_l < 1e-4)
+    report("varlen rows past the last sequence: o = 0, lse = -inf",
+           bool((o[:, :, -tail:] == 0).all() and np.isneginf(lse[:, :, -tail:]).all()))
+    bad = cu_q.copy()
+    bad[0] = 1
+    error("cu_seqlens first", lambda: kernel(q, k, v, bad, cu_k))
+    bad = cu_q.copy()
+    bad[3] = bad[2] - 1
+    error("cu_seqlens decreasing", lambda: kernel(q, k, v, bad, cu_k))
+    bad = cu_k.copy()
+    bad[-1] = k.shape[2] + 1
+    error("cu_seqlens past the tokens", lambda: kernel(q, k, v, cu_q, bad))
+    error("cu_seqlens sizes", lambda: kernel(q, k, v, cu_q, cu_k[:-1]))
 
 
 def sinks_ref(q, k, v, sink, mask):
@@ -239,6 +281,7 @@ def main():
     error("Nq > Nk", lambda: kernel(rand(2, HQ, 65, D), kp, vp, table))
     sinks_tests()
     kv_lens_tests()
+    varlen_tests()
     merge_tests()
     order_tests()
     print("FAILURES", state.fails)

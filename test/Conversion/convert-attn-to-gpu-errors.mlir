@@ -85,17 +85,3 @@ func.func @shared_memory(%q: tensor<?x4x?x128xbf16>, %k: tensor<?x4x?x128xbf16>,
       -> tensor<?x4x?x128xbf16>
   return %o : tensor<?x4x?x128xbf16>
 }
-
-// -----
-
-func.func @varlen(%q: tensor<1x4x?x64xbf16>, %k: tensor<1x4x?x64xbf16>,
-                  %v: tensor<1x4x?x64xbf16>, %cq: tensor<?xi32>,
-                  %ck: tensor<?xi32>) -> tensor<1x4x?x64xbf16> {
-  // expected-error @+1 {{packs variable-length sequences (cu_seqlens_q/k), which the GPU kernels do not take yet (the CPU lowerings do)}}
-  %o = attn.attention %q, %k, %v cu_seqlens_q(%cq : tensor<?xi32>)
-      cu_seqlens_k(%ck : tensor<?xi32>)
-    {schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 64, warps = 4, stages = 1, smem_bytes = 0>}
-    : tensor<1x4x?x64xbf16>, tensor<1x4x?x64xbf16>, tensor<1x4x?x64xbf16>
-      -> tensor<1x4x?x64xbf16>
-  return %o : tensor<1x4x?x64xbf16>
-}

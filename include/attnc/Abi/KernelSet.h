@@ -96,7 +96,9 @@ struct Arg {
 
 /// A size known at launch: the constant `value`, the launch variable `var`
 /// (B, H, N, Nq, Nk, slices, n; for split-KV launches also Nq*G, the packed
-/// query rows, splits and B*Hkv) or, with `value` > 1, ceil(var / value).
+/// query rows, splits and B*Hkv; for packed variable-length launches
+/// varlen_q_tiles, ceil(Nq / block_q) + B) or, with `value` > 1,
+/// ceil(var / value).
 struct SizeExpr {
   std::string var;
   int64_t value = 1;
@@ -192,6 +194,12 @@ struct AttentionKernel {
   /// Attention sinks: the [Hq] f32 logits' argument ("capture<i>"), which
   /// the split-KV combine kernel takes after o and lse; "" without.
   std::string sinks;
+  /// Packed variable-length sequences: the [B + 1] i32 offsets of each
+  /// sequence's queries and keys ("capture<i>" arguments); "" without.
+  /// The main kernel then runs over (ceil(Nq / blockQ) + B, Hq, 1) blocks,
+  /// each finding its sequence and q tile in the offsets.
+  std::string cuSeqlensQ, cuSeqlensK;
+  bool varlen() const { return !cuSeqlensQ.empty(); }
 
   bool operator==(const AttentionKernel &o) const;
 };
@@ -274,6 +282,9 @@ struct ValueChecks {
   /// counts in [0, Nk] (Nk: that size, a page table's in keys), and at
   /// least Nq (q's dim 2) when the queries are at the end.
   std::vector<std::array<int64_t, 5>> kvLens;
+  /// (offsets, 0, tokens input, tokens dim): packed sequences' [B + 1]
+  /// offsets start at 0, never decrease and end at most at that size.
+  std::vector<std::array<int64_t, 4>> cuSeqlens;
 
   bool operator==(const ValueChecks &o) const;
 };

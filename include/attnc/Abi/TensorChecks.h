@@ -86,6 +86,13 @@ struct InputChecks {
     bool atEnd;
   };
   llvm::SmallVector<KvLens> kvLens;
+  /// Packed variable-length sequences' offsets (input `offsets`, [B + 1]
+  /// i32): start at 0, never decrease, end at most at the token count
+  /// (size `tokensDim` of input `tokens`).
+  struct CuSeqlens {
+    unsigned offsets, tokens, tokensDim;
+  };
+  llvm::SmallVector<CuSeqlens> cuSeqlens;
   /// The first page table as a launch's PagedKv.
   PagedKv paged() const {
     if (pageTables.empty())

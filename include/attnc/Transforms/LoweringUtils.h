@@ -88,6 +88,11 @@ Value queryPosition(Emitter &e, Operation *op, Value row, Value nq, Value nk);
 /// stay in range whatever the values.
 Value sequenceKeys(Emitter &e, Operation *op, Value lens, Value bi, Value nq,
                    Value nk);
+/// Rows [cu[bi], cu[bi + 1]) of a packed tensor of `total` rows (`cu`, a
+/// memref of i32 offsets), clamped into [0, total] and to a count >= 0:
+/// (first row, count).
+std::pair<Value, Value> packedRows(Emitter &e, Value cu, Value bi,
+                                   Value total);
 
 } // namespace mlir::attn
 
