@@ -24,7 +24,7 @@ mapfile -t mlir_libs < <(ls "$L"/libMLIR*.a | grep -v -e MlirOptMain -e CAPI -e 
 g++ -o "$out/attn-run" \
   "$build/tools/attn-run/CMakeFiles/attn-run.dir/attn-run.cpp.o" \
   "$build"/lib/Runtime/CMakeFiles/attnc.dir/*.o \
-  "$build/lib/libAttncTesting.a" "$build/lib/libAttncTarget.a" "$build/lib/libAttncConversion.a" \
+  "$build/lib/Testing/libAttncTesting.a" "$build/lib/libAttncTarget.a" "$build/lib/libAttncConversion.a" \
   "$build/lib/libAttncTransforms.a" "$build/lib/libAttncDialect.a" \
   "$build/lib/libAttncAbi.a" "$build/lib/libAttncTargetDesc.a" \
   "$build/lib/libattnc_runtime.so" \
