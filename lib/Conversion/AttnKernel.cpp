@@ -69,9 +69,11 @@ mlir::attn::detail::getAttnKernelConfig(AttentionOp op) {
   // sm_90a with the schedule's 128 (or 64) x 128 tiles: TMA + wgmma, one
   // warpgroup per 64 query rows (WgmmaKernel.cpp).
   const TargetDesc &tdesc = getTargetDesc(sched.getTarget());
-  // Paged KV caches are gathered by cp.async: the mma.sync kernel.
-  bool wgmma = tdesc.wgmma && !op.isPaged() && sm90Tile(bq, bkv) &&
-               sm90Supports(true, d, dv);
+  // Paged KV caches: TMA boxes of a page each (pages of 8 rows or more
+  // that tile 128 keys), else cp.async row gathers in the mma.sync kernel.
+  bool pagesFit = !op.isPaged() || sm90PageSize(op.getPageSize());
+  bool wgmma =
+      tdesc.wgmma && pagesFit && sm90Tile(bq, bkv) && sm90Supports(true, d, dv);
   const int64_t elemBytes = 2;
   int64_t shared = wgmma ? sm90SharedBytes(bq, d, dv)
                          : mmaSyncSharedBytes(bkv, d, dv, elemBytes);
@@ -172,15 +174,15 @@ static void bindPackedSequence(const AttnKernelConfig &cfg,
                                          e.cmpi(CmpIPredicate::ult, t, end));
   };
   // (first tile of sequence s, the block's sequence (B: none), its tile).
-  SmallVector<Value> found = e.loop(
-      ids.c0, args.batch, ids.c1, {ids.c0, args.batch, ids.c0},
-      [&](Value s, ValueRange it) -> SmallVector<Value> {
-        Value end =
-            e.addi(it[0], e.ceilDiv(packedRows(e, cuQ, s, total).second, bq));
-        Value here = contains(it[0], end);
-        return {end, e.select(here, s, it[1]),
-                e.select(here, e.subi(t, it[0]), it[2])};
-      });
+  SmallVector<Value> found =
+      e.loop(ids.c0, args.batch, ids.c1, {ids.c0, args.batch, ids.c0},
+             [&](Value s, ValueRange it) -> SmallVector<Value> {
+               Value end = e.addi(
+                   it[0], e.ceilDiv(packedRows(e, cuQ, s, total).second, bq));
+               Value here = contains(it[0], end);
+               return {end, e.select(here, s, it[1]),
+                       e.select(here, e.subi(t, it[0]), it[2])};
+             });
   Value valid = e.cmpi(CmpIPredicate::ult, found[1], args.batch);
   Value seq = e.select(valid, found[1], ids.c0);
   auto [qRow0, nq] = packedRows(e, cuQ, seq, total);
@@ -190,8 +192,7 @@ static void bindPackedSequence(const AttnKernelConfig &cfg,
       packedRows(e, cuQ, e.subi(args.batch, ids.c1), total);
   Value tailRow0 = e.addi(lastRow0, lastRows);
   Value tailRows = e.subi(total, tailRow0);
-  Value inTail =
-      contains(found[0], e.addi(found[0], e.ceilDiv(tailRows, bq)));
+  Value inTail = contains(found[0], e.addi(found[0], e.ceilDiv(tailRows, bq)));
   args.packedRows = total;
   args.inSequence = valid;
   args.qRow0 = e.select(valid, qRow0, tailRow0);
@@ -201,9 +202,10 @@ static void bindPackedSequence(const AttnKernelConfig &cfg,
   ids.bi = seq;
   ids.qt = e.select(valid, found[2], e.subi(t, found[0]));
   ids.i0 = e.muli(ids.qt, bq);
-  for (auto [st, row0] :
-       {std::pair{&args.qT, args.qRow0}, {&args.oT, args.qRow0},
-        {&args.kT, args.kRow0}, {&args.vT, args.kRow0}}) {
+  for (auto [st, row0] : {std::pair{&args.qT, args.qRow0},
+                          {&args.oT, args.qRow0},
+                          {&args.kT, args.kRow0},
+                          {&args.vT, args.kRow0}}) {
     st->strides[0] = ids.c0;
     st->base = e.muli(row0, st->strides[2]);
   }
@@ -643,9 +645,9 @@ AttnKernelBase::RowDestination AttnKernelBase::rowDestination(Value local) {
     dst.lseIndex =
         args.qRow0
             ? e.addi(e.muli(ids.h, args.packedRows), e.addi(args.qRow0, row))
-            : e.addi(e.muli(e.addi(e.muli(ids.bi, cIdx(cfg.hq)), ids.h),
-                            args.nq),
-                     row);
+            : e.addi(
+                  e.muli(e.addi(e.muli(ids.bi, cIdx(cfg.hq)), ids.h), args.nq),
+                  row);
     return dst;
   }
   // Row (slice, b, h, i) of the [slices, B, Hq, Nq] partial results.

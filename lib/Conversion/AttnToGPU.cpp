@@ -73,8 +73,7 @@ abi::Kernel describeKernel(const AttnKernelConfig &cfg, StringRef name) {
     a.cuSeqlensQ = captureArgName(cfg, op.getCuSeqlensQ());
     a.cuSeqlensK = captureArgName(cfg, op.getCuSeqlensK());
     a.main.grid = {abi::SizeExpr::of("varlen_q_tiles"),
-                   abi::SizeExpr::constant(cfg.hq),
-                   abi::SizeExpr::constant(1)};
+                   abi::SizeExpr::constant(cfg.hq), abi::SizeExpr::constant(1)};
   }
   a.main.block = {cfg.threads(), 1, 1};
   a.main.dynamicSharedBytes = cfg.wgmma ? cfg.sharedBytes : 0;
@@ -114,7 +113,7 @@ KernelSignature describeArguments(const AttnKernelConfig &cfg,
     // A CUtensorMap by value (attn-finalize-sm90 makes the pointer byval).
     p.types.push_back(LLVM::LLVMPointerType::get(ctx));
     p.args.push_back({n.str(), abi::ArgKind::TensorMap, a.dtype, 4,
-                      n == "q" ? cfg.bq : cfg.bkv});
+                      n == "q" ? cfg.bq : sm90KvBoxRows(op.getPageSize())});
   }
   p.memref("o", cfg.elem, {ShapedType::kDynamic});
   if (op.getLse())

@@ -65,7 +65,9 @@ struct TmaState {
   Value smem, bars;
   Value first;
   Value ticks;
-  MemRefType kTileTy;
+  /// One TMA box of K or V: a 64-column atom of the tile's rows, or of a
+  /// page's rows when the cache is paged (then a tile takes several).
+  MemRefType kBoxTy;
 };
 
 /// The wgmma descriptors of Q per 16-wide k-step (this warpgroup's 64-row
@@ -108,6 +110,10 @@ private:
   /// The TMA coordinates (col, row, head, batch) of a row of q (or of k and
   /// v with `keys`): packed sequences are batch 0, from their first row.
   SmallVector<Value, 4> tmaCoords(Value col, Value row, Value head, bool keys);
+  /// Rows of a K/V box (the tile's, or a page's).
+  int64_t boxRows() const;
+  /// The coordinates (column 0) of the K/V box holding key `j` first.
+  SmallVector<Value, 4> keyBoxCoords(Value j);
   AccLayout accLayout();
   Descriptors descriptors(Value smem);
   /// The span of non-empty tiles, classified by every thread and reduced
@@ -146,7 +152,7 @@ TmaState WgmmaKernel::loadQuery() {
   Type elem = cfg.elem;
   auto qTileTy = MemRefType::get({1, 1, cfg.bq, 64}, elem, AffineMap(), wg);
   TmaState tma;
-  tma.kTileTy = MemRefType::get({1, 1, cfg.bkv, 64}, elem, AffineMap(), wg);
+  tma.kBoxTy = MemRefType::get({1, 1, boxRows(), 64}, elem, AffineMap(), wg);
   auto mapTy = [&](MemRefType t) {
     return nvgpu::TensorMapDescriptorType::get(
         ctx, t, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
@@ -160,8 +166,8 @@ TmaState WgmmaKernel::loadQuery() {
   };
   // q, k, v are the TMA maps' pointers here.
   Value qMap = cast(args.q, mapTy(qTileTy));
-  tma.kMap = cast(args.k, mapTy(tma.kTileTy));
-  tma.vMap = cast(args.v, mapTy(tma.kTileTy));
+  tma.kMap = cast(args.k, mapTy(tma.kBoxTy));
+  tma.vMap = cast(args.v, mapTy(tma.kBoxTy));
   auto smemTy =
       MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), AffineMap(), wg);
   tma.smem = gpu::DynamicSharedMemoryOp::create(b, smemTy);
@@ -279,22 +285,42 @@ void WgmmaKernel::issue(const LoopInvariants &inv, Value t) {
   Value sOff =
       e.addi(cIdx(layout.kOff), e.muli(stage, cIdx(layout.stageBytes)));
   Value bar = e.addi(stage, ids.c1);
+  // Out-of-bounds box rows are zero-filled and count in full.
   nvgpu::MBarrierArriveExpectTxOp::create(b, tma.bars, cIdx(layout.stageBytes),
                                           bar, Value());
-  auto view = [&](Value off) {
-    return memref::ViewOp::create(b, tma.kTileTy, tma.smem, off, ValueRange{})
-        .getResult();
-  };
-  for (int64_t at = 0; at < layout.kAtoms; ++at)
-    nvgpu::TmaAsyncLoadOp::create(
-        b, view(e.addi(sOff, cIdx(at * layout.kvAtomBytes))), tma.bars,
-        tma.kMap, tmaCoords(cIdx(at * 64), j0, ids.hk, true), bar, Value(),
-        Value());
-  for (int64_t at = 0; at < layout.vAtoms; ++at)
-    nvgpu::TmaAsyncLoadOp::create(
-        b, view(e.addi(sOff, cIdx(layout.vRel + at * layout.kvAtomBytes))),
-        tma.bars, tma.vMap, tmaCoords(cIdx(at * 64), j0, ids.hk, true), bar,
-        Value(), Value());
+  int64_t rows = boxRows();
+  for (int64_t r = 0; r < cfg.bkv; r += rows) {
+    SmallVector<Value, 4> at0 = keyBoxCoords(e.addi(j0, cIdx(r)));
+    auto load = [&](Value map, int64_t off, int64_t atom) {
+      SmallVector<Value, 4> coords = at0;
+      coords[0] = cIdx(atom * 64);
+      Value view = memref::ViewOp::create(
+          b, tma.kBoxTy, tma.smem,
+          e.addi(sOff, cIdx(off + atom * layout.kvAtomBytes + r * 128)),
+          ValueRange{});
+      nvgpu::TmaAsyncLoadOp::create(b, view, tma.bars, map, coords, bar,
+                                    Value(), Value());
+    };
+    for (int64_t at = 0; at < layout.kAtoms; ++at)
+      load(tma.kMap, 0, at);
+    for (int64_t at = 0; at < layout.vAtoms; ++at)
+      load(tma.vMap, layout.vRel, at);
+  }
+}
+
+int64_t WgmmaKernel::boxRows() const {
+  return sm90KvBoxRows(cfg.op.getPageSize());
+}
+
+SmallVector<Value, 4> WgmmaKernel::keyBoxCoords(Value j) {
+  if (!op.isPaged())
+    return tmaCoords(ids.c0, j, ids.hk, true);
+  // A paged pool [P, Hkv, S, D]: the box of key j is in page table[b, j / S]
+  // from row j mod S. Keys past Nk (the last tile's tail) read the last
+  // key's page: in bounds of the table, masked by the column bound.
+  Value last = e.subi(b.createOrFold<arith::MaxUIOp>(args.nk, ids.c1), ids.c1);
+  auto [page, row] = pagedKeyRow(e.mini(j, last));
+  return {ids.c0, row, ids.hk, page};
 }
 
 Value WgmmaKernel::qkProduct(const LoopInvariants &inv, Value dK) {

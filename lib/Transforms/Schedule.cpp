@@ -151,9 +151,11 @@ struct AttnSelectSchedulePass
                  << " dv=" << dv << ", " << elemBytes << "-byte elements, "
                  << (masked ? "masked" : "dense") << ", forced block-q="
                  << forcedQ << " block-kv=" << forcedKv << " (0: free)\n");
-      // Paged KV: pages are gathered row by row (cp.async), which the TMA
-      // kernel cannot; the mma.sync kernel runs on every target.
-      if (t->wgmma && !op.isPaged() && sm90Supports(elemBytes == 2, d, dv) &&
+      // Paged KV: the TMA kernel gathers pages of 8 rows or more that tile
+      // 128 keys (one box per page); smaller pages are gathered row by row
+      // by the mma.sync kernel's cp.async, which runs on every target.
+      bool pagesFit = !op.isPaged() || sm90PageSize(op.getPageSize());
+      if (t->wgmma && pagesFit && sm90Supports(elemBytes == 2, d, dv) &&
           sm90Tile(bq90, forcedKv ? forcedKv : kSm90BlockKv)) {
         LLVM_DEBUG(llvm::dbgs()
                    << "  wgmma kernel: " << bq90 << "x" << kSm90BlockKv << ", "

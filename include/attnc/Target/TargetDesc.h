@@ -12,6 +12,7 @@
 #define ATTNC_TARGET_TARGETDESC_H
 
 #include "llvm/ADT/StringRef.h"
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 
@@ -82,6 +83,17 @@ inline bool sm90Supports(bool sixteenBit, int64_t d, int64_t dv) {
 }
 inline bool sm90Tile(int64_t bq, int64_t bkv) {
   return (bq == 64 || bq == 128) && bkv == kSm90BlockKv;
+}
+/// Paged KV caches on the wgmma kernel: each K/V tile is gathered by TMA
+/// boxes of min(page size, 128) rows, one per page it spans, so pages of at
+/// least 8 rows (a 128-byte swizzle period) that tile or divide 128 keys.
+inline bool sm90PageSize(int64_t pageSize) {
+  return pageSize >= 8 &&
+         (pageSize % kSm90BlockKv == 0 || kSm90BlockKv % pageSize == 0);
+}
+/// Rows of the K/V tensor maps' boxes: the tile, or a page of a paged cache.
+inline int64_t sm90KvBoxRows(int64_t pageSize) {
+  return pageSize ? std::min(pageSize, kSm90BlockKv) : kSm90BlockKv;
 }
 inline int64_t sm90Stages(int64_t bq) { return bq == 128 ? 2 : 1; }
 /// Its dynamic shared memory: Q (d/64 atoms of bq rows x 128 B), then per
