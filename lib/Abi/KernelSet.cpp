@@ -39,8 +39,16 @@ constexpr StringLiteral kDtypes[] = {"f32", "f16", "bf16", "i1",
                                      "i8",  "i32", "i64"};
 constexpr StringLiteral kMaskKinds[] = {"none", "index", "data", "opaque"};
 /// Launch variables a size may name.
-constexpr StringLiteral kVars[] = {"B",      "H", "N",    "Nq",     "Nk",
-                                   "slices", "n", "Nq*G", "splits", "B*Hkv",
+constexpr StringLiteral kVars[] = {"B",
+                                   "H",
+                                   "N",
+                                   "Nq",
+                                   "Nk",
+                                   "slices",
+                                   "n",
+                                   "Nq*G",
+                                   "splits",
+                                   "B*Hkv",
                                    "varlen_q_tiles"};
 
 /// Bounds the reader enforces (well above what any kernel uses, well below
@@ -152,8 +160,7 @@ bool AttentionKernel::operator==(const AttentionKernel &o) const {
          std::tie(o.dtype, o.headDim, o.valueDim, o.headsQ, o.headsKv, o.blockQ,
                   o.blockKv, o.sharedBytes, o.variant, o.lse, o.scale,
                   o.maskKind, o.fallback, o.main, o.blockMap, o.splitKv,
-                  o.pageSize, o.pageTable, o.sinks, o.cuSeqlensQ,
-                  o.cuSeqlensK);
+                  o.pageSize, o.pageTable, o.sinks, o.cuSeqlensQ, o.cuSeqlensK);
 }
 bool LinearKernel::operator==(const LinearKernel &o) const {
   return std::tie(dtype, heads, headsKv, headDim, valueDim, featureDim, chunk,
@@ -176,10 +183,10 @@ bool Param::operator==(const Param &o) const {
   return std::tie(name, dtype, shape) == std::tie(o.name, o.dtype, o.shape);
 }
 bool ValueChecks::operator==(const ValueChecks &o) const {
-  return std::tie(logGates, lengths, equalDims, minExtents, pageTables,
-                  kvLens, cuSeqlens) ==
+  return std::tie(logGates, lengths, equalDims, minExtents, pageTables, kvLens,
+                  cuSeqlens, perSequence) ==
          std::tie(o.logGates, o.lengths, o.equalDims, o.minExtents,
-                  o.pageTables, o.kvLens, o.cuSeqlens);
+                  o.pageTables, o.kvLens, o.cuSeqlens, o.perSequence);
 }
 bool Signature::operator==(const Signature &o) const {
   return std::tie(inputs, outputs, inputNames, constDecay, checks) ==
@@ -408,6 +415,8 @@ void writeSignature(json::Object &o, const Signature &s) {
     checks["kv_lens"] = tuplesJson<5>(c.kvLens);
   if (!c.cuSeqlens.empty())
     checks["cu_seqlens"] = tuplesJson<4>(c.cuSeqlens);
+  if (!c.perSequence.empty())
+    checks["per_sequence"] = tuplesJson<4>(c.perSequence);
   o["checks"] = std::move(checks);
 }
 
@@ -963,8 +972,8 @@ void parseAttention(const Obj &o, StringRef name, AttentionKernel &a) {
         {"cu_seqlens_q", &a.cuSeqlensQ}, {"cu_seqlens_k", &a.cuSeqlensK}};
     for (auto [key, name] : fields)
       if (!r.failed() && !isCapture(*name))
-        return r.fail(v.at(key), "names no capture argument of " +
-                                     quoted(a.main.kernel));
+        return r.fail(v.at(key),
+                      "names no capture argument of " + quoted(a.main.kernel));
   }
   if (r.failed())
     return;
@@ -1196,6 +1205,9 @@ Signature parseSignature(const Obj &o) {
     s.checks.kvLens = parseTuples<5>(c, "kv_lens", s.inputs, {0, 2}, 0);
   if (c.has("cu_seqlens"))
     s.checks.cuSeqlens = parseTuples<4>(c, "cu_seqlens", s.inputs, {0, 2}, 0);
+  if (c.has("per_sequence"))
+    s.checks.perSequence =
+        parseTuples<4>(c, "per_sequence", s.inputs, {0, 2}, 0);
   return s;
 }
 

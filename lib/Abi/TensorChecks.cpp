@@ -276,8 +276,7 @@ static llvm::Error checkCuSeqlens(const KernelSignature &sig,
     int64_t at = data[i * stride], prev = data[(i - 1) * stride];
     if (at < prev)
       return fail(i, "below entry [" + llvm::Twine(i - 1) + "] (" +
-                         llvm::Twine(prev) +
-                         "): offsets must not decrease");
+                         llvm::Twine(prev) + "): offsets must not decrease");
     if (at > tokens)
       return fail(i, "past the " + llvm::Twine(tokens) + " packed tokens of '" +
                          sig.inputs[cs.tokens].name + "'");
@@ -320,6 +319,18 @@ llvm::Error attnc::checkInputValues(const KernelSignature &sig,
           llvm::Twine(m.refDim) + " = " + llvm::Twine(ref) +
           (m.divisor > 1 ? " / " + std::to_string(m.divisor) : std::string()) +
           ")");
+  }
+  for (const InputChecks::PerSequence &ps : checks.perSequence) {
+    int64_t need = inputs[ps.offsets].shape[0] - 1;
+    int64_t have = inputs[ps.input].shape[ps.dim];
+    if (have < need)
+      return makeError(sig.name + ": input '" + sig.inputs[ps.input].name +
+                       "' has " + llvm::Twine(have) + " elements in dim " +
+                       llvm::Twine(ps.dim) +
+                       ", but the spec reads it per packed sequence, and "
+                       "cu_seqlens '" +
+                       sig.inputs[ps.offsets].name + "' holds " +
+                       llvm::Twine(need) + " sequences");
   }
   for (auto [in, dim, len] : checks.lengths)
     if (inputs[in].shape[dim] != len)
@@ -371,6 +382,8 @@ abi::ValueChecks attnc::abiChecks(const InputChecks &c) {
     out.kvLens.push_back({kl.lens, 0, kl.keys, kl.keysDim, kl.atEnd ? 1 : 0});
   for (const InputChecks::CuSeqlens &cs : c.cuSeqlens)
     out.cuSeqlens.push_back({cs.offsets, 0, cs.tokens, cs.tokensDim});
+  for (const InputChecks::PerSequence &ps : c.perSequence)
+    out.perSequence.push_back({ps.input, ps.dim, ps.offsets, 0});
   return out;
 }
 
@@ -395,6 +408,9 @@ InputChecks attnc::inputChecksOf(const abi::ValueChecks &c) {
   for (const std::array<int64_t, 4> &cs : c.cuSeqlens)
     out.cuSeqlens.push_back(
         {unsigned(cs[0]), unsigned(cs[2]), unsigned(cs[3])});
+  for (const std::array<int64_t, 4> &ps : c.perSequence)
+    out.perSequence.push_back(
+        {unsigned(ps[0]), unsigned(ps[1]), unsigned(ps[2])});
   return out;
 }
 

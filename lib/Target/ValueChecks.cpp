@@ -72,6 +72,7 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
     // Key positions: k's dim 2, or a page table's width (in keys).
     std::pair<unsigned, unsigned> keys = {*ki, 2u};
     bool varlen = false;
+    std::optional<unsigned> cuQ;
     if constexpr (std::is_same_v<decltype(op), mlir::attn::AttentionOp>) {
       if (op.isPaged()) {
         auto ti = argIndex(op.getPageTable()), vi = argIndex(op.getV());
@@ -82,6 +83,8 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
         c.equalDims.push_back({*ki, 0u, *vi, 0u});
       }
       varlen = op.isVarlen();
+      if (varlen)
+        cuQ = argIndex(op.getCuSeqlensQ());
     }
     auto scan = [&](mlir::Region &region, unsigned first) {
       if (region.empty())
@@ -111,17 +114,25 @@ attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
           return std::nullopt;
         auto [in, dim] = roles[arg.getArgNumber() - first];
         // Packed sequences: b is a sequence (up to cu_seqlens' size - 1),
-        // which no extent of an input states; such reads are not checked.
+        // which no extent of an input states: checked per sequence below
+        // (when not divided).
         if (varlen && arg.getArgNumber() == first)
           return std::nullopt;
         return std::make_tuple(in, dim, div);
+      };
+      auto isSequence = [&](mlir::Value idx) {
+        auto arg = llvm::dyn_cast<mlir::BlockArgument>(idx);
+        return varlen && arg && arg.getOwner() == &blk &&
+               arg.getArgNumber() == first;
       };
       region.walk([&](mlir::tensor::ExtractOp ex) {
         auto ci = argIndex(ex.getTensor());
         if (!ci)
           return;
         for (auto [d, idx] : llvm::enumerate(ex.getIndices()))
-          if (auto r = classify(idx))
+          if (isSequence(idx) && cuQ)
+            c.perSequence.push_back({*ci, unsigned(d), *cuQ});
+          else if (auto r = classify(idx))
             c.minExtents.push_back({*ci, unsigned(d), std::get<0>(*r),
                                     std::get<1>(*r), std::get<2>(*r)});
       });

@@ -143,6 +143,35 @@ def varlen_tests():
     bad[-1] = k.shape[2] + 1
     error("cu_seqlens past the tokens", lambda: kernel(q, k, v, cu_q, bad))
     error("cu_seqlens sizes", lambda: kernel(q, k, v, cu_q, cu_k[:-1]))
+    # A capture read per sequence needs an entry per sequence.
+    prefix = attnc.compile(PREFIX_SPEC)
+    n = int(cu_k[-1])
+    pq, pk, pv = rand(1, 4, n, 32), rand(1, 4, n, 32), rand(1, 4, n, 32)
+    lens = np.zeros(len(nks), np.int32)
+    prefix(pq, pk, pv, cu_k, cu_k, lens)
+    error("per-sequence capture too short",
+          lambda: prefix(pq, pk, pv, cu_k, cu_k, lens[:-1]))
+
+
+PREFIX_SPEC = """
+func.func @prefix(%q: tensor<1x4x?x32xf32>, %k: tensor<1x4x?x32xf32>,
+                  %v: tensor<1x4x?x32xf32>, %cu_q: tensor<?xi32>,
+                  %cu_k: tensor<?xi32>, %prefix: tensor<?xi32>)
+    -> tensor<1x4x?x32xf32> {
+  %o = attn.attention %q, %k, %v cu_seqlens_q(%cu_q : tensor<?xi32>)
+      cu_seqlens_k(%cu_k : tensor<?xi32>) captures(%prefix : tensor<?xi32>)
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %p = tensor.extract %prefix[%b] : tensor<?xi32>
+      %pi = arith.index_cast %p : i32 to index
+      %in = arith.cmpi ult, %j, %pi : index
+      %causal = arith.cmpi uge, %i, %j : index
+      %c = arith.ori %in, %causal : i1
+      attn.yield %c : i1
+    } : tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32>
+      -> tensor<1x4x?x32xf32>
+  return %o : tensor<1x4x?x32xf32>
+}
+"""
 
 
 def sinks_ref(q, k, v, sink, mask):

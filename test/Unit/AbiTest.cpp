@@ -792,8 +792,8 @@ TEST(Abi, RoundTripAttentionPagedWithSinksAndChecks) {
   expectRoundTrip(set);
   // Without them the fields are not written (older manifests read alike).
   json::Value plain = toJson(setOf({attention("doc", true)}, "sm_90a"));
-  const json::Object &k0 = *(*plain.getAsObject()->getArray("kernels"))[0]
-                                .getAsObject();
+  const json::Object &k0 =
+      *(*plain.getAsObject()->getArray("kernels"))[0].getAsObject();
   EXPECT_EQ(k0.get("paged"), nullptr);
   EXPECT_EQ(k0.get("sinks"), nullptr);
   EXPECT_EQ(errorAfter(set,
@@ -804,4 +804,36 @@ TEST(Abi, RoundTripAttentionPagedWithSinksAndChecks) {
             "'doc'");
   EXPECT_EQ(errorAfter(set, [](json::Object &m) { kernel0(m)["sinks"] = "k"; }),
             "manifest.kernels[0].sinks: names no capture argument of 'doc'");
+}
+
+TEST(Abi, RoundTripAttentionVarlenAndChecks) {
+  // Packed sequences: the offsets are capture arguments; the signature
+  // checks them and a capture read per sequence.
+  Kernel k = attention("doc", true);
+  k.attention.cuSeqlensQ = "capture0";
+  k.attention.cuSeqlensK = "capture0";
+  Signature s;
+  s.inputs = {{"q", "bf16", {1, 8, -1, 64}},
+              {"k", "bf16", {1, 2, -1, 64}},
+              {"v", "bf16", {1, 2, -1, 64}},
+              {"capture0", "i32", {-1}},
+              {"capture1", "i32", {-1}}};
+  s.outputs = {{"o", "bf16", {1, 8, -1, 64}}};
+  s.inputNames = {"q", "k", "v", "capture0", "capture1"};
+  s.checks.cuSeqlens = {{3, 0, 0, 2}, {3, 0, 1, 2}};
+  s.checks.perSequence = {{4, 0, 3, 0}};
+  k.signature = s;
+  KernelSet set = setOf({k}, "sm_90a");
+  expectRoundTrip(set);
+  json::Value plain = toJson(setOf({attention("doc", true)}, "sm_90a"));
+  const json::Object &k0 =
+      *(*plain.getAsObject()->getArray("kernels"))[0].getAsObject();
+  EXPECT_EQ(k0.get("varlen"), nullptr);
+  EXPECT_EQ(errorAfter(set,
+                       [](json::Object &m) {
+                         (*kernel0(m).getObject("varlen"))["cu_seqlens_k"] =
+                             "v";
+                       }),
+            "manifest.kernels[0].varlen.cu_seqlens_k: names no capture "
+            "argument of 'doc'");
 }

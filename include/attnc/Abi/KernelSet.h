@@ -285,6 +285,9 @@ struct ValueChecks {
   /// (offsets, 0, tokens input, tokens dim): packed sequences' [B + 1]
   /// offsets start at 0, never decrease and end at most at that size.
   std::vector<std::array<int64_t, 4>> cuSeqlens;
+  /// (input, dim, offsets, 0): a capture read at a packed sequence's index
+  /// b needs at least size(offsets, 0) - 1 entries in that dim.
+  std::vector<std::array<int64_t, 4>> perSequence;
 
   bool operator==(const ValueChecks &o) const;
 };

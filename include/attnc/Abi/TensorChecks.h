@@ -93,6 +93,12 @@ struct InputChecks {
     unsigned offsets, tokens, tokensDim;
   };
   llvm::SmallVector<CuSeqlens> cuSeqlens;
+  /// A capture read at a packed sequence's index b: dim `dim` of `input`
+  /// needs at least size(offsets, 0) - 1 entries (one per sequence).
+  struct PerSequence {
+    unsigned input, dim, offsets;
+  };
+  llvm::SmallVector<PerSequence> perSequence;
   /// The first page table as a launch's PagedKv.
   PagedKv paged() const {
     if (pageTables.empty())
