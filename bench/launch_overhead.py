@@ -88,6 +88,25 @@ def capi_rows(directory, name):
     return rows
 
 
+def breakdown(kern, q, k, v):
+    """Host microseconds of each step of the Python call (Kernel.launch) at
+    one shape: what the per-call host time is made of."""
+    from attnc import _aot
+    inputs, dev = (q, k, v), q.get_device()
+    outs = kern._outputs(inputs, (None, None), q)
+    words = kern._fast_words(inputs, outs, dev)
+    raw = _aot._raw_stream(torch)
+    steps = {
+        "whole call": lambda: kern(q, k, v),
+        "is_compiling": lambda: _aot._is_compiling(),
+        "allocate outputs": lambda: kern._outputs(inputs, (None, None), q),
+        "pack tensors": lambda: kern._fast_words(inputs, outs, dev),
+        "current stream": lambda: raw(dev),
+        "launch library call": lambda: kern._run(words, dev, torch),
+    }
+    return [{"step": name, "host_us": host_us(fn, ())} for name, fn in steps.items()]
+
+
 def main():
     kern = next(iter(attnc.load(sys.argv[1]).kernels.values()))
     rows = []
@@ -105,6 +124,9 @@ def main():
             rows.append({"B": B, "N": N, "path": name, "device_ms": dev, "host_us": host,
                          "rel_err": err if name == "attnc (Python)" else None})
     rows += capi_rows(sys.argv[1], kern.name)
+    q, k, v = (torch.randn(1, 16, 512, 128, device="cuda", dtype=torch.bfloat16)
+               for _ in range(3))
+    steps = breakdown(kern, q, k, v)
     dev_name = torch.cuda.get_device_name()
     meta = results.metadata(device=dev_name)  # device, date, versions
     title = "launch overhead, causal bf16 H16 d128"
@@ -113,10 +135,13 @@ def main():
                ("ms per call (events)", "device_ms", "{:.4f}"),
                ("host us per call", "host_us", "{:.1f}")]
     print("\n".join(results.table(rows, columns)))
+    step_columns = [("step of the Python call (B1 N512)", "step", "{}"),
+                    ("host us", "host_us", "{:.2f}")]
+    print("\n".join(results.table(steps, step_columns)))
     if len(sys.argv) > 2:  # OUT.json and OUT.md
         results.write(sys.argv[2], rows, title=title, columns=columns, meta=meta,
                       fields={"device": dev_name, "torch": torch.__version__,
-                              "date": meta["date"]})
+                              "date": meta["date"], "python_call_steps": steps})
 
 
 if __name__ == "__main__":

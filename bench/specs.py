@@ -13,6 +13,8 @@ SOFTCAP = 30.0
 BLOCK = 128        # block-sparse layout granularity
 DILATED = 2048     # dilated window (every second key within it)
 BUCKETS = 32       # relative-position bias buckets (|i - j| clamped)
+FRAME_H, FRAME_W = 32, 32  # 3D window: frames of FRAME_H x FRAME_W tokens,
+WIN_T, WIN_S = 1, 3        # keys within WIN_T frames and WIN_S rows/columns
 BIAS_HEADS = 16    # relative_bias: the bias table's heads (the spec's hq)
 
 
@@ -111,6 +113,32 @@ def spec(name, hq=16, hkv=None, d=128, dtype="bf16", fname=None):
       %m = arith.andi %okr, %okc : i1
       attn.yield %m : i1
 """
+    elif name == "window_3d":
+        mask = f"""      %fs = arith.constant {FRAME_H * FRAME_W} : index
+      %w = arith.constant {FRAME_W} : index
+      %rt = arith.constant {WIN_T} : index
+      %rs = arith.constant {WIN_S} : index
+      %ti = arith.divui %i, %fs : index
+      %tj = arith.divui %j, %fs : index
+      %pi = arith.remui %i, %fs : index
+      %pj = arith.remui %j, %fs : index
+      %yi = arith.divui %pi, %w : index
+      %yj = arith.divui %pj, %w : index
+      %xi = arith.remui %pi, %w : index
+      %xj = arith.remui %pj, %w : index
+      %dt = arith.subi %ti, %tj : index
+      %dy = arith.subi %yi, %yj : index
+      %dx = arith.subi %xi, %xj : index
+      %adt = math.absi %dt : index
+      %ady = math.absi %dy : index
+      %adx = math.absi %dx : index
+      %okt = arith.cmpi sle, %adt, %rt : index
+      %oky = arith.cmpi sle, %ady, %rs : index
+      %okx = arith.cmpi sle, %adx, %rs : index
+      %m0 = arith.andi %okt, %oky : i1
+      %m = arith.andi %m0, %okx : i1
+      attn.yield %m : i1
+"""
     elif name == "alibi":
         score = f"""      %c1 = arith.constant 1 : index
       %k8 = arith.constant {-8.0 / hq} : f32
@@ -159,8 +187,8 @@ def spec(name, hq=16, hkv=None, d=128, dtype="bf16", fname=None):
 
 
 VARIANTS = ["full", "causal", "sliding_window", "dilated_window", "prefix_lm",
-            "document_mask", "block_sparse", "neighborhood_2d", "alibi", "softcap",
-            "relative_bias", "gqa"]
+            "document_mask", "block_sparse", "neighborhood_2d", "window_3d", "alibi",
+            "softcap", "relative_bias", "gqa"]
 
 
 # ---------------------------------------------------------------- PyTorch side
@@ -216,6 +244,14 @@ def mods(name, hq, caps):
         mask_mod = lambda b, h, i, j: (
             ((i // GRID_W - j // GRID_W).abs() <= RADIUS)
             & ((i % GRID_W - j % GRID_W).abs() <= RADIUS))
+    if name == "window_3d":
+        fs = FRAME_H * FRAME_W
+
+        def mask_mod(b, h, i, j):
+            pi, pj = i % fs, j % fs
+            return (((i // fs - j // fs).abs() <= WIN_T)
+                    & ((pi // FRAME_W - pj // FRAME_W).abs() <= WIN_S)
+                    & ((pi % FRAME_W - pj % FRAME_W).abs() <= WIN_S))
     if name == "alibi":
         def score_mod(s, b, h, i, j):
             slope = torch.exp2(-8.0 / hq * (h + 1).to(torch.float32))

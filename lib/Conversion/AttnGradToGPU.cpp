@@ -128,13 +128,6 @@ FailureOr<GradKernelConfig> getGradKernelConfig(AttentionGradOp op,
   return cfg;
 }
 
-std::string typeString(Type t) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << t;
-  return s;
-}
-
 /// The parameters of both kernels, recorded in `args` as they are added.
 SmallVector<Type> describeGradArguments(const GradKernelConfig &cfg,
                                         std::vector<abi::Arg> &args) {

@@ -288,8 +288,8 @@ struct KernelParams {
 attnc::abi::MapSlices mapSlicesOf(const MaskStructure &ms);
 
 /// The main kernel's gpu.func at `ob`'s insertion point: its shared memory
-/// (the mma.sync kernel's K and V tiles; the wgmma kernel's range scratch,
-/// its tiles being dynamic) and attributes.
+/// (the mma.sync kernel's K and V tiles; the wgmma kernel's range scratch
+/// and list of non-empty kv tiles, its tiles being dynamic) and attributes.
 gpu::GPUFuncOp createMainKernel(const AttnKernelConfig &cfg, OpBuilder &ob,
                                 StringRef name, ArrayRef<Type> argTypes);
 /// Appends the split-KV kernel `<name>_splitkv` and its combine kernel

@@ -206,9 +206,12 @@ gpu::GPUFuncOp mlir::attn::detail::createMainKernel(const AttnKernelConfig &cfg,
   // pair per warp.
   Type redTy =
       MemRefType::get({2 * cfg.warps}, ob.getI32Type(), AffineMap(), wg);
+  // And its list of the q tile's non-empty kv tiles (masked kernels).
+  Type listTy = MemRefType::get({cfg.masked() ? kSm90TileListEntries : 1},
+                                ob.getI32Type(), AffineMap(), wg);
   auto func = gpu::GPUFuncOp::create(
       ob, cfg.op.getLoc(), name, ob.getFunctionType(argTypes, {}),
-      cfg.wgmma ? TypeRange{redTy} : TypeRange{sKTy, sVTy});
+      cfg.wgmma ? TypeRange{redTy, listTy} : TypeRange{sKTy, sVTy});
   if (cfg.wgmma) {
     func->setAttr("attn.tma_args", ob.getDenseI32ArrayAttr({0, 1, 2}));
     // 16-byte aligned: LLVM merges the reads of the per-warp pairs into

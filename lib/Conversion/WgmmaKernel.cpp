@@ -11,10 +11,14 @@
 //    two K/V stages: the next tile is loaded while this one is computed;
 //  - scores: S = Q K^T with nvvm.wgmma.mma_async m64n128k16 (A and B from
 //    shared memory through descriptors built here);
-//  - mask: kv tiles outside the range of non-empty tiles (reduced over the
-//    block) are neither loaded nor computed; empty tiles inside it are
-//    loaded but not computed; full tiles run without mask code; a partial
-//    tile's rolled mask is evaluated into bits before S exists;
+//  - mask: the block classifies the q tile's kv tiles (one per thread and
+//    round, from the intervals or the block map) and lists the non-empty
+//    ones in shared memory, in order, with their classes; only those are
+//    loaded and computed, so gaps inside the kv range (3D windows,
+//    block-sparse layouts) cost nothing. More non-empty tiles than the list
+//    holds are listed and visited in windows of up to a list each. Full
+//    tiles run without mask code; a partial tile's rolled mask is evaluated
+//    into bits before S exists;
 //  - online softmax in registers; P V with register-A wgmma m64n{Dv}k16 (P
 //    straight from the S accumulators);
 //  - epilogue shared with the mma.sync kernel.
@@ -31,6 +35,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 
@@ -83,7 +88,6 @@ struct LoopInvariants {
   Descriptors desc;
   AccLayout acc;
   TileRange range;
-  Value nTiles;
   bool fold;
   Value qkScale;
   Type sTy, oTy;
@@ -92,9 +96,9 @@ struct LoopInvariants {
 class WgmmaKernel : public AttnKernelBase {
 public:
   WgmmaKernel(const AttnKernelConfig &cfg, ImplicitLocOpBuilder &b,
-              AttnKernelArgs args, AttnThreadIds ids, Value red)
+              AttnKernelArgs args, AttnThreadIds ids, Value red, Value list)
       : AttnKernelBase(cfg, b, std::move(args), ids), layout(cfg),
-        pv(cfg.dv, cfg.elem), red(red) {}
+        pv(cfg.dv, cfg.elem), red(red), list(list) {}
 
   void emit();
 
@@ -102,8 +106,11 @@ private:
   const SmemLayout layout;
   /// O += P V, m64 n{dv} k16 with P from registers.
   const RegisterAWgmma pv;
-  /// Scratch for reducing the kv-tile range: one (lo, hi) pair per warp.
+  /// Scratch for reducing the kv-tile range: one (lo, hi) pair per warp
+  /// (also the per-warp counts while listing tiles).
   const Value red;
+  /// The non-empty kv tiles, kSm90TileListEntries of index * 4 + class.
+  const Value list;
 
   /// The maps and barriers, and the TMA load of Q.
   TmaState loadQuery();
@@ -116,11 +123,25 @@ private:
   SmallVector<Value, 4> keyBoxCoords(Value j);
   AccLayout accLayout();
   Descriptors descriptors(Value smem);
-  /// The span of non-empty tiles, classified by every thread and reduced
-  /// over the block.
+  /// The q tile's kv tile counts and query positions.
   TileRange tileRange();
-  /// Thread `tma.first` loads tile lo + t into stage t % stages.
-  void issue(const LoopInvariants &inv, Value t);
+  /// Lists the non-empty tiles from tile `from` on, in order, until the
+  /// tiles end or another round might not fit; returns (tiles listed, the
+  /// first tile not classified).
+  std::pair<Value, Value> listTiles(const TileRange &range, Value from);
+  /// Appends the non-empty tiles among kt = base + tid (one per thread) to
+  /// the list from entry `count`; returns the new count.
+  Value listRound(const TileRange &range, Value base, Value count);
+  /// The kv tile of the window's step i and its class: listed (masked
+  /// kernels), or tile i, full.
+  std::pair<Value, Value> tileAt(Value i);
+  /// Visits `count` tiles (tileAt) from step `t0` of the block's steps
+  /// (which pick the stages and barrier phases) from loop state `st`.
+  SmallVector<Value> visitTiles(const LoopInvariants &inv, Value t0,
+                                Value count, ValueRange st);
+  /// Thread `tma.first` loads the tile of window step i (block step t0 + i)
+  /// into stage (t0 + i) % stages.
+  void issue(const LoopInvariants &inv, Value t0, Value i);
   Value extract(Value s, int64_t i) {
     return LLVM::ExtractValueOp::create(b, s, ArrayRef<int64_t>{i}).getResult();
   }
@@ -132,9 +153,9 @@ private:
   /// A visited tile: scores, mask, softmax step and P V.
   SmallVector<Value> computeTile(const LoopInvariants &inv, Value kt, Value cls,
                                  ValueRange st, Value dK, Value dV);
-  /// The loop body over tiles lo + t.
-  SmallVector<Value> tileStep(const LoopInvariants &inv, Value t,
-                              ValueRange carried);
+  /// The loop body: window step i (block step t0 + i) of `count`.
+  SmallVector<Value> tileStep(const LoopInvariants &inv, Value t0, Value i,
+                              Value count, ValueRange st);
 };
 } // namespace
 
@@ -228,60 +249,96 @@ Descriptors WgmmaKernel::descriptors(Value smem) {
 
 TileRange WgmmaKernel::tileRange() {
   TileRange range;
-  Value c0 = ids.c0, c1 = ids.c1;
+  Value c1 = ids.c1;
   range.numKT = e.ceilDiv(args.nk, cIdx(cfg.bkv));
   range.numQT = e.ceilDiv(args.nq, cIdx(cfg.bq));
   range.firstRow = queryPosition(ids.i0);
   range.lastRow =
       queryPosition(e.subi(e.mini(e.addi(ids.i0, cIdx(cfg.bq)), args.nq), c1));
-  range.lo = c0;
+  range.lo = ids.c0;
   range.hi = range.numKT;
-  if (!cfg.masked())
-    return range;
-  // Every thread classifies tiles tid, tid + threads, ...; the block reduces
-  // the bounds (shuffles, then one i32 pair per warp in `red`): with a block
-  // map that is one map read per thread instead of numKT dependent reads
-  // per block.
-  int64_t warps = cfg.warps;
-  SmallVector<Value> part =
-      e.loop(ids.tid, range.numKT, cIdx(cfg.threads()), {range.numKT, c0},
-             [&](Value kt, ValueRange it) -> SmallVector<Value> {
-               Value nonEmpty =
-                   e.cmpi(CmpIPredicate::ne, classOf(range, kt), c0);
-               return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
-                       e.select(nonEmpty, e.addi(kt, c1), it[1])};
-             });
-  Type i32 = b.getI32Type();
-  Value lo32 = arith::IndexCastUIOp::create(b, i32, part[0]);
-  Value hi32 = arith::IndexCastUIOp::create(b, i32, part[1]);
-  for (int32_t m = 16; m >= 1; m /= 2) {
-    lo32 = arith::MinUIOp::create(b, lo32, shuffleXor(b, lo32, m));
-    hi32 = arith::MaxUIOp::create(b, hi32, shuffleXor(b, hi32, m));
-  }
-  e.ifThen(e.cmpi(CmpIPredicate::eq, ids.lane, c0), [&] {
-    memref::StoreOp::create(b, lo32, red, ValueRange{ids.warp});
-    memref::StoreOp::create(b, hi32, red,
-                            ValueRange{e.addi(ids.warp, cIdx(warps))});
-  });
-  gpu::BarrierOp::create(b);
-  for (int64_t w = 0; w < warps; ++w) {
-    Value l = memref::LoadOp::create(b, red, ValueRange{cIdx(w)});
-    Value u = memref::LoadOp::create(b, red, ValueRange{cIdx(warps + w)});
-    lo32 = w ? arith::MinUIOp::create(b, lo32, l).getResult() : l;
-    hi32 = w ? arith::MaxUIOp::create(b, hi32, u).getResult() : u;
-  }
-  range.lo = arith::IndexCastUIOp::create(b, b.getIndexType(), lo32);
-  Value hiv = arith::IndexCastUIOp::create(b, b.getIndexType(), hi32);
-  range.hi = e.select(e.cmpi(CmpIPredicate::ult, range.lo, hiv), hiv, range.lo);
   return range;
 }
 
-void WgmmaKernel::issue(const LoopInvariants &inv, Value t) {
-  // Every tile of the range is loaded, so the stage barriers' phases follow
-  // t.
+std::pair<Value, Value> WgmmaKernel::listTiles(const TileRange &range,
+                                               Value from) {
+  int64_t threads = cfg.threads();
+  SmallVector<Value> r = e.whileLoop(
+      {from, ids.c0},
+      [&](ValueRange it) {
+        Value more = e.cmpi(CmpIPredicate::ult, it[0], range.numKT);
+        Value fits = e.cmpi(CmpIPredicate::ule, e.addi(it[1], cIdx(threads)),
+                            cIdx(kSm90TileListEntries));
+        return b.createOrFold<arith::AndIOp>(more, fits);
+      },
+      [&](ValueRange it) -> SmallVector<Value> {
+        return {e.addi(it[0], cIdx(threads)), listRound(range, it[0], it[1])};
+      });
+  return {r[1], r[0]};
+}
+
+Value WgmmaKernel::listRound(const TileRange &range, Value base, Value count) {
+  Value c0 = ids.c0;
+  Type i32 = b.getI32Type();
+  Value kt = e.addi(base, ids.tid);
+  Value in = e.cmpi(CmpIPredicate::ult, kt, range.numKT);
+  Value cls = e.ifElse(
+      in, {b.getIndexType()},
+      [&] { return SmallVector<Value>{classOf(range, kt)}; },
+      [&] { return SmallVector<Value>{c0}; })[0];
+  Value nonEmpty = e.cmpi(CmpIPredicate::ne, cls, c0);
+  // The warp's non-empty tiles as bits, this lane's rank among them.
+  auto c32 = [&](int32_t v) {
+    return arith::ConstantIntOp::create(b, i32, v).getResult();
+  };
+  Value ballot = NVVM::VoteSyncOp::create(b, i32, c32(-1), nonEmpty,
+                                          NVVM::VoteSyncKind::ballot);
+  Value lane32 = arith::IndexCastUIOp::create(b, i32, ids.lane);
+  Value below = arith::SubIOp::create(
+      b, arith::ShLIOp::create(b, c32(1), lane32), c32(1));
+  Value rank =
+      LLVM::CtPopOp::create(b, arith::AndIOp::create(b, ballot, below));
+  e.ifThen(e.cmpi(CmpIPredicate::eq, ids.lane, c0), [&] {
+    memref::StoreOp::create(b, LLVM::CtPopOp::create(b, ballot), red,
+                            ValueRange{ids.warp});
+  });
+  gpu::BarrierOp::create(b);
+  // The non-empty tiles of the warps before this one, and of all warps.
+  Value before = c32(0), total = c32(0);
+  for (int64_t w = 0; w < cfg.warps; ++w) {
+    Value n = memref::LoadOp::create(b, red, ValueRange{cIdx(w)});
+    Value earlier = e.cmpi(CmpIPredicate::ult, cIdx(w), ids.warp);
+    before = arith::AddIOp::create(b, before, e.select(earlier, n, c32(0)));
+    total = arith::AddIOp::create(b, total, n);
+  }
+  Type idx = b.getIndexType();
+  Value slot =
+      e.addi(count, arith::IndexCastUIOp::create(
+                        b, idx, arith::AddIOp::create(b, before, rank)));
+  e.ifThen(nonEmpty, [&] {
+    Value entry = e.addi(e.muli(kt, cIdx(4)), cls);
+    memref::StoreOp::create(b, arith::IndexCastUIOp::create(b, i32, entry),
+                            list, ValueRange{slot});
+  });
+  // Every warp has read the counts before the next round writes them.
+  gpu::BarrierOp::create(b);
+  return e.addi(count, arith::IndexCastUIOp::create(b, idx, total));
+}
+
+std::pair<Value, Value> WgmmaKernel::tileAt(Value i) {
+  if (!cfg.masked())
+    return {i, cIdx(2)};
+  Value entry = arith::IndexCastUIOp::create(
+      b, b.getIndexType(), memref::LoadOp::create(b, list, ValueRange{i}));
+  return {e.divi(entry, cIdx(4)), remui(entry, 4)};
+}
+
+void WgmmaKernel::issue(const LoopInvariants &inv, Value t0, Value i) {
+  // Every visited tile is loaded, so the stage barriers' phases follow the
+  // block's step.
   const TmaState &tma = inv.tma;
-  Value stage = remui(t, layout.stages);
-  Value j0 = e.muli(e.addi(inv.range.lo, t), cIdx(cfg.bkv));
+  Value stage = remui(e.addi(t0, i), layout.stages);
+  Value j0 = e.muli(tileAt(i).first, cIdx(cfg.bkv));
   Value sOff =
       e.addi(cIdx(layout.kOff), e.muli(stage, cIdx(layout.stageBytes)));
   Value bar = e.addi(stage, ids.c1);
@@ -392,23 +449,17 @@ SmallVector<Value> WgmmaKernel::computeTile(const LoopInvariants &inv, Value kt,
   return {sm.m[0], sm.m[1], sm.l[0], sm.l[1], oAcc};
 }
 
-SmallVector<Value> WgmmaKernel::tileStep(const LoopInvariants &inv, Value t,
-                                         ValueRange carried) {
+SmallVector<Value> WgmmaKernel::tileStep(const LoopInvariants &inv, Value t0,
+                                         Value i, Value count, ValueRange st) {
   Value c1 = ids.c1;
   int64_t stages = layout.stages;
-  ValueRange st = carried.take_front(5);
-  Value kt = e.addi(inv.range.lo, t);
-  // With a block map, the next tile's class (this one's again on the last
-  // tile).
-  Value nextCls;
-  if (cfg.needsMap)
-    nextCls =
-        classOf(inv.range, e.mini(e.addi(kt, c1), e.subi(inv.range.hi, c1)));
-  // Prefetch tile t + stages - 1 into the stage freed by tile t - 1.
-  Value ahead = e.addi(t, cIdx(stages - 1));
+  auto [kt, cls] = tileAt(i);
+  // Prefetch step i + stages - 1 into the stage freed by step i - 1.
+  Value ahead = e.addi(i, cIdx(stages - 1));
   e.ifThen(b.createOrFold<arith::AndIOp>(
-               inv.tma.first, e.cmpi(CmpIPredicate::ult, ahead, inv.nTiles)),
-           [&] { issue(inv, ahead); });
+               inv.tma.first, e.cmpi(CmpIPredicate::ult, ahead, count)),
+           [&] { issue(inv, t0, ahead); });
+  Value t = e.addi(t0, i);
   Value stage = remui(t, stages);
   Value use = e.divi(t, cIdx(stages));
   Value parity = e.cmpi(CmpIPredicate::eq, remui(use, 2), c1);
@@ -418,38 +469,37 @@ SmallVector<Value> WgmmaKernel::tileStep(const LoopInvariants &inv, Value t,
       b, b.getI64Type(), e.muli(stage, cIdx(layout.stageBytes / 16)));
   Value dK = arith::AddIOp::create(b, inv.desc.k0, sDesc);
   Value dV = arith::AddIOp::create(b, inv.desc.v0, sDesc);
-  Value cls = cfg.needsMap ? carried[5] : classOf(inv.range, kt);
-  Value visit = e.cmpi(CmpIPredicate::ne, cls, ids.c0);
-  SmallVector<Type> types(st.getTypes());
-  SmallVector<Value> next = e.ifElse(
-      visit, types, [&] { return computeTile(inv, kt, cls, st, dK, dV); },
-      [&] { return SmallVector<Value>(st); });
+  SmallVector<Value> next = computeTile(inv, kt, cls, st, dK, dV);
   // Every warp is done with this stage before it is loaded again.
   gpu::BarrierOp::create(b);
-  if (cfg.needsMap)
-    next.push_back(nextCls);
   return next;
+}
+
+SmallVector<Value> WgmmaKernel::visitTiles(const LoopInvariants &inv, Value t0,
+                                           Value count, ValueRange st) {
+  // Prologue: the first stages - 1 tiles.
+  for (int64_t i = 0; i + 1 < layout.stages; ++i)
+    e.ifThen(b.createOrFold<arith::AndIOp>(
+                 inv.tma.first, e.cmpi(CmpIPredicate::ult, cIdx(i), count)),
+             [&] { issue(inv, t0, cIdx(i)); });
+  // Q has arrived (the first window waits; later ones find it complete).
+  nvgpu::MBarrierTryWaitParityOp::create(b, inv.tma.bars, e.i1(false),
+                                         inv.tma.ticks, ids.c0);
+  return e.loop(ids.c0, count, ids.c1, st,
+                [&](Value i, ValueRange carried) -> SmallVector<Value> {
+                  return tileStep(inv, t0, i, count, carried);
+                });
 }
 
 void WgmmaKernel::emit() {
   const double log2e = 1.4426950408889634;
-  Value c0 = ids.c0, c1 = ids.c1;
+  Value c0 = ids.c0;
   Value zero = e.f32(0.0);
   LoopInvariants inv;
   inv.tma = loadQuery();
   inv.acc = accLayout();
   inv.desc = descriptors(inv.tma.smem);
   inv.range = tileRange();
-  inv.nTiles = e.subi(inv.range.hi, inv.range.lo);
-  // Prologue: the first stages - 1 tiles.
-  for (int64_t t = 0; t + 1 < layout.stages; ++t)
-    e.ifThen(
-        b.createOrFold<arith::AndIOp>(
-            inv.tma.first, e.cmpi(CmpIPredicate::ult, cIdx(t), inv.nTiles)),
-        [&] { issue(inv, cIdx(t)); });
-  nvgpu::MBarrierTryWaitParityOp::create(b, inv.tma.bars, e.i1(false),
-                                         inv.tma.ticks, c0);
-
   auto accTy = [&](int64_t n) {
     return LLVM::LLVMStructType::getLiteral(
         b.getContext(), SmallVector<Type>(n, b.getF32Type()));
@@ -462,19 +512,29 @@ void WgmmaKernel::emit() {
   Value oInit = LLVM::ZeroOp::create(b, inv.oTy);
   // Loop state: m (2 rows), l (2 rows), the O accumulators.
   SmallVector<Value> init = {ids.negInf, ids.negInf, zero, zero, oInit};
-  // With a block map, each tile's class is read one iteration ahead: the
-  // load's latency overlaps a tile's math instead of stalling the start of
-  // the next tile (the class decides whether and how it is computed).
-  if (cfg.needsMap)
-    init.push_back(e.ifElse(
-        e.cmpi(CmpIPredicate::ult, c0, inv.nTiles), {b.getIndexType()},
-        [&] { return SmallVector<Value>{classOf(inv.range, inv.range.lo)}; },
-        [&] { return SmallVector<Value>{c0}; })[0]);
-  SmallVector<Value> res =
-      e.loop(c0, inv.nTiles, c1, init,
-             [&](Value t, ValueRange carried) -> SmallVector<Value> {
-               return tileStep(inv, t, carried);
-             });
+  SmallVector<Value> res;
+  if (!cfg.masked()) {
+    res = visitTiles(inv, c0, inv.range.numKT, init);
+  } else {
+    // Windows of listed tiles; the loop state, the next tile to classify
+    // and the block's step carry over.
+    init.append({c0, c0});
+    res = e.whileLoop(
+        init,
+        [&](ValueRange it) {
+          return e.cmpi(CmpIPredicate::ult, it[5], inv.range.numKT);
+        },
+        [&](ValueRange it) {
+          auto [count, next] = listTiles(inv.range, it[5]);
+          SmallVector<Value> st =
+              visitTiles(inv, it[6], count, it.take_front(5));
+          st.append({next, e.addi(it[6], count)});
+          return st;
+        });
+    // Q's load has completed before the block exits, even with no tile.
+    nvgpu::MBarrierTryWaitParityOp::create(b, inv.tma.bars, e.i1(false),
+                                           inv.tma.ticks, c0);
+  }
   emitEpilogue(
       {res[0], res[1]}, {res[2], res[3]},
       [&](int64_t i) { return extract(res[4], i); }, inv.acc);
@@ -489,6 +549,7 @@ LogicalResult mlir::attn::detail::emitWgmmaKernel(const AttnKernelConfig &cfg,
   AttnThreadIds ids = bindThreadIds(cfg, b);
   bindSequence(cfg, b, args, ids);
   Value red = func.getWorkgroupAttributions()[0];
-  WgmmaKernel(cfg, b, std::move(args), ids, red).emit();
+  Value list = func.getWorkgroupAttributions()[1];
+  WgmmaKernel(cfg, b, std::move(args), ids, red, list).emit();
   return success();
 }

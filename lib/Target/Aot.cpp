@@ -370,11 +370,12 @@ buildKernelPtx(AttentionOp op, StringRef name, const TargetDesc &t,
   if (auto f = op->getParentOfType<func::FuncOp>())
     art.checks = specValueChecks(f);
   art.fallback = std::move(fallback);
-  const abi::AttentionKernel &a = art.kernel.attention;
-  LLVM_DEBUG(llvm::dbgs() << "'" << name << "': " << abi::stringify(a.variant)
-                          << " " << a.blockQ << "x" << a.blockKv << ", "
-                          << a.main.block[0] << " threads, " << a.sharedBytes
-                          << " B shared\n");
+  LLVM_DEBUG({
+    const abi::AttentionKernel &a = art.kernel.attention;
+    llvm::dbgs() << "'" << name << "': " << abi::stringify(a.variant) << " "
+                 << a.blockQ << "x" << a.blockKv << ", " << a.main.block[0]
+                 << " threads, " << a.sharedBytes << " B shared\n";
+  });
   if (llvm::Error e = lowerToPtx(*kmod, name, t, options, art))
     return std::move(e);
   return art;
@@ -493,7 +494,8 @@ static llvm::Error assemble(GpuKernelArtifact &art, StringRef name,
 
 /// The wgmma kernel keeps S and O (2 x 64 f32 per thread at d = 128) in
 /// registers; a heavy mask region can push it into spills. Unless the tiles
-/// were forced, such an op is rescheduled as the mma.sync kernel with 64 x 64
+/// were forced or the spill is within kSm90SpillToleranceBytes, such an op
+/// is rescheduled as the mma.sync kernel with 64 x 64
 /// tiles (the sm_80 choice for masked variants). Returns why ("": it was
 /// not).
 static std::string fallBackIfSpilled(AttentionOp op, StringRef name,
@@ -502,8 +504,12 @@ static std::string fallBackIfSpilled(AttentionOp op, StringRef name,
                                      const GpuCompileOptions &options) {
   int64_t spilled = spillBytes(art.ptxasLog);
   if (art.kernel.attention.variant != abi::Variant::Wgmma || options.blockQ ||
-      options.blockKv || !spilled)
+      options.blockKv || spilled <= kSm90SpillToleranceBytes) {
+    LLVM_DEBUG(if (spilled) llvm::dbgs()
+               << "'" << name << "': wgmma spilled " << spilled
+               << " bytes, within the tolerance: kept\n");
     return std::string();
+  }
   int64_t d = op.getHeadDim(), dv = op.getValueDim();
   std::string fallback =
       fmt::format("wgmma spilled {} bytes; mma.sync used", spilled);

@@ -37,6 +37,14 @@ def _torch():
 
 
 _stream_of = None
+_is_compiling = None
+
+
+def _find_is_compiling(torch):
+    """torch.compiler.is_compiling (False where this torch has none)."""
+    global _is_compiling
+    compiler = getattr(torch, "compiler", None)
+    _is_compiling = getattr(compiler, "is_compiling", None) or (lambda: False)
 
 
 def _raw_stream(torch):
@@ -90,6 +98,9 @@ class Kernel:
             like = self._gradient_inputs()
             self._out_like = [like[p["name"]] for p in self.outputs]
             self._out_shapes = [list(range(len(p["shape"]))) for p in self.outputs]
+        self._out_like_set = sorted(set(self._out_like))
+        self._shape_cache = {}
+        self._gates = bool(self.checks.get("log_gates"))
         self._out_names = ("out", "lse" if self.kind == "attention" else "final_state")
         self._op_name = "attnc::k_" + hashlib.sha256(
             json.dumps(self.info, sort_keys=True).encode()).hexdigest()[:16]
@@ -134,52 +145,97 @@ class Kernel:
         (stalls the stream, raises at once); False skips the check."""
         if len(inputs) != len(self.inputs):
             return self.launch(inputs)  # the count error
-        torch = _torch()
-        if torch.compiler.is_compiling() if hasattr(torch, "compiler") else False:
+        if _is_compiling is None:
+            _find_is_compiling(_torch())
+        if _is_compiling():
             return self._compiled_call(inputs, out, lse if lse is not None else final_state)
         given = (out, lse if lse is not None else final_state)
         return self.launch(inputs, given, check_values)
 
     def launch(self, inputs, given=(None, None), check_values=None):
-        """The eager call: checks, packs and launches; returns the outputs."""
+        """The eager call: checks, packs and launches; returns the outputs.
+
+        The common case (tensors of the kernel's dtypes on q's device) takes
+        the fast path, which checks only what the launch library cannot: it
+        checks pointers, dtypes, ranks, shapes and strides against the
+        signature itself. Anything the fast path trips on is rerun through
+        `_checked_words`, which names the problem."""
         if len(inputs) != len(self.inputs):
             names = ", ".join(p["name"] for p in self.inputs)
             raise AttncError(f"{self.name}: expected {len(self.inputs)} inputs ({names}), "
                              f"got {len(inputs)}")
-        torch = _torch()
+        torch = _torch_mod or _torch()
         q = inputs[self.q_index]
-        qname = self.inputs[self.q_index]["name"]
-        if not isinstance(q, torch.Tensor):
-            raise AttncError(f"{self.name}: {qname} must be a torch.Tensor, "
-                             f"got {type(q).__name__}")
-        dev = q.get_device()
+        try:
+            dev = q.get_device()
+        except AttributeError:
+            dev = -1
         if dev < 0:
-            raise AttncError(f"{self.name}: {qname} must be on a CUDA device, got {q.device}")
+            self._check_q(q, torch)
         if self._op is None:
             self._register_op()
-        outs = self._outputs(inputs, given, torch)
-        words = []
-        for role, ts, ps in (("input", inputs, self.inputs), ("output", outs, self.outputs)):
-            for t, p in zip(ts, ps):
-                self._pack(words, t, p, role, dev, torch)
-        if self.checks.get("log_gates") and check_values is not False:
+        outs = self._outputs(inputs, given, q)
+        try:
+            words = self._fast_words(inputs, outs, dev)
+        except (AttributeError, KeyError, TypeError):
+            words = None
+        if words is None:
+            words = self._checked_words(inputs, outs, dev, torch)
+        if self._gates and check_values is not False:
             self._check_gates(inputs, dev, check_values is True)
         self._run(words, dev, torch)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
-    def _outputs(self, inputs, given, torch):
+    def _check_q(self, q, torch):
+        qname = self.inputs[self.q_index]["name"]
+        if not isinstance(q, torch.Tensor):
+            raise AttncError(f"{self.name}: {qname} must be a torch.Tensor, "
+                             f"got {type(q).__name__}")
+        raise AttncError(f"{self.name}: {qname} must be on a CUDA device, got {q.device}")
+
+    def _outputs(self, inputs, given, q, cache=True):
+        """The outputs: those given, the others allocated like q (on its
+        device; fake tensors under torch.compile). Output shapes are cached
+        per shape of the inputs they follow (not with cache=False: symbolic
+        sizes do not hash)."""
         if self._out_dtypes is None:
+            torch = _torch()
             self._out_dtypes = [getattr(torch, _DTYPES[p["dtype"]]) for p in self.outputs]
+        key = tuple(inputs[i].shape for i in self._out_like_set) if cache else None
+        shapes = self._shape_cache.get(key) if cache else None
+        if shapes is None:
+            shapes = [[inputs[i].shape[d] if d >= 0 else -1 - d for d in ds]
+                      for i, ds in zip(self._out_like, self._out_shapes)]
+            if cache:
+                if len(self._shape_cache) > 64:
+                    self._shape_cache.clear()
+                self._shape_cache[key] = shapes
         outs = []
-        q = inputs[self.q_index]
         for i, dt in enumerate(self._out_dtypes):
             t = given[i] if i < len(given) else None
-            if t is None:
-                s = inputs[self._out_like[i]].shape
-                t = q.new_empty([s[d] if d >= 0 else -1 - d for d in self._out_shapes[i]],
-                                dtype=dt)
-            outs.append(t)
+            outs.append(q.new_empty(shapes[i], dtype=dt) if t is None else t)
         return outs
+
+    def _fast_words(self, inputs, outs, dev):
+        """Pointer, dtype code, rank, sizes and strides of every tensor, or
+        None when a tensor is on another device (the slow path says which)."""
+        words = []
+        extend = words.extend
+        codes = _codes
+        for t in (*inputs, *outs):
+            if t.get_device() != dev:
+                return None
+            extend((t.data_ptr(), codes[t.dtype], t.dim()))
+            extend(t.shape)
+            extend(t.stride())
+        return words
+
+    def _checked_words(self, inputs, outs, dev, torch):
+        words = []
+        for role, ts, ps in (("input", inputs, self.inputs), ("output", outs, self.outputs)):
+            for t, p in zip(ts, ps):
+                self._pack(words, t, p, role, dev, torch)
+        return words
 
     def _pack(self, words, t, p, role, dev, torch):
         """Appends t's pointer, dtype, rank, sizes and strides; the library
@@ -203,7 +259,7 @@ class Kernel:
     def _run(self, words, dev, torch):
         buf = array.array("q", words)
         arr = buf.buffer_info()[0]
-        stream = _raw_stream(torch)(dev)
+        stream = (_stream_of or _raw_stream(torch))(dev)
         if self._launch(self._handle, arr, len(words), stream):
             msg = _runtime.last_error()
             if "no CUDA context is current" not in msg:
