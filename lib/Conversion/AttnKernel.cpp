@@ -6,6 +6,7 @@
 
 #include "AttnKernel.h"
 
+#include "attnc/Analysis/MaskAnalysisImpl.h"
 #include "attnc/Dialect/Attn/SpecFunctions.h"
 #include "attnc/Target/TargetDesc.h"
 
@@ -37,6 +38,25 @@ LogicalResult mlir::attn::detail::checkGpuRegionOps(Operation *attnOp) {
     return WalkResult::interrupt();
   });
   return failure(r.wasInterrupted());
+}
+
+/// Whether the last q tile of a 16384 x 16384 sample (batch 0, head 0)
+/// visits more kv tiles than the first: index masks only (the classes of
+/// data masks are known at run time).
+static bool heavierLastQueryTiles(AttentionOp op, const MaskStructure &ms,
+                                  int64_t bq, int64_t bkv) {
+  if (ms.kind != MaskKind::index)
+    return false;
+  const int64_t n = 16384;
+  ConstBackend be;
+  auto visited = [&](int64_t qt) {
+    int64_t i0 = qt * bq, count = 0;
+    for (int64_t j0 = 0; j0 < n; j0 += bkv)
+      count += evalTileMask(be, op, ms, 0, 0, i0, i0 + bq - 1, j0, j0 + bkv - 1)
+                   .first;
+    return count;
+  };
+  return visited(n / bq - 1) > visited(0);
 }
 
 FailureOr<AttnKernelConfig>
@@ -100,6 +120,7 @@ mlir::attn::detail::getAttnKernelConfig(AttentionOp op) {
   // per batch: no block map then.
   cfg.needsMap = cfg.dataMask && !op.getKvLens() && !op.isVarlen();
   cfg.wgmma = wgmma;
+  cfg.reverseQTiles = heavierLastQueryTiles(op, cfg.ms, bq, bkv);
   cfg.sharedBytes = shared;
   cfg.captures = attentionKernelCaptures(op);
   return cfg;
@@ -243,6 +264,10 @@ AttnThreadIds mlir::attn::detail::bindThreadIds(const AttnKernelConfig &cfg,
     ids.hk = b.createOrFold<arith::RemUIOp>(z, e.idx(cfg.hkv));
     ids.i0 = e.muli(ids.qt, e.idx(cfg.bq));
     return ids;
+  }
+  if (cfg.reverseQTiles) {
+    Value n = gpu::GridDimOp::create(b, gpu::Dimension::x);
+    ids.qt = e.subi(e.subi(n, ids.c1), ids.qt);
   }
   ids.h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   ids.bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);

@@ -58,6 +58,11 @@ struct AttnKernelConfig {
   /// and write a partial o and lse per slice, which the combine kernel
   /// merges (SplitKvKernel.cpp).
   bool splitKv = false;
+  /// The main kernels take their q tiles last-first (block x of the grid is
+  /// q tile gridDim.x - 1 - x): for masks whose later q tiles visit more kv
+  /// tiles (causal ones), the heaviest blocks start first and the light
+  /// ones fill the grid's tail.
+  bool reverseQTiles = false;
   int64_t sharedBytes = 0;
   /// The tensors the kernel takes after q, k, v, o and lse, in order: the
   /// enclosing function's capture arguments, including those the regions no
