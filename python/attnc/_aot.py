@@ -174,7 +174,12 @@ class Kernel:
             self._check_q(q, torch)
         if self._op is None:
             self._register_op()
-        outs = self._outputs(inputs, given, q)
+        try:
+            outs = self._outputs(inputs, given, q)
+        except AttributeError:
+            # An input the outputs are shaped after is not a tensor.
+            self._checked_words(inputs, (), dev, torch)
+            raise
         try:
             words = self._fast_words(inputs, outs, dev)
         except (AttributeError, KeyError, TypeError):

@@ -69,6 +69,9 @@ bad = {
     "stride": lambda: k_(torch.randn(B, H, N, 2 * D, device="cuda",
                                      dtype=torch.bfloat16)[..., ::2], k, v),
     "captures": lambda: kd(q, k, v),
+    "not a tensor": lambda: k_(q, "k", v),
+    "other device": lambda: k_(q, k.cpu(), v),
+    "output dtype": lambda: k_(q, k, v, out=torch.empty_like(q, dtype=torch.float16)),
 }
 for name, call in bad.items():
     try:
