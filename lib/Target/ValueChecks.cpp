@@ -18,159 +18,204 @@
 
 #include <type_traits>
 
-attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
-  using attnc::InputChecks;
-  InputChecks c;
-  auto argIndex = [&](mlir::Value v) -> std::optional<unsigned> {
-    auto arg = llvm::dyn_cast<mlir::BlockArgument>(v);
-    if (arg && arg.getOwner() == &func.getBody().front())
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+using IndexRole = std::pair<unsigned, unsigned>; // (input, dim)
+
+/// Collects the checks of one function's attn ops.
+class SpecChecker {
+public:
+  explicit SpecChecker(func::FuncOp func)
+      : func(func), entry(&func.getBody().front()) {}
+
+  attnc::InputChecks run();
+
+private:
+  func::FuncOp func;
+  /// The function's arguments are this block's.
+  Block *entry;
+  attnc::InputChecks c;
+
+  /// The function argument `v` is, if it is one.
+  std::optional<unsigned> argIndex(Value v) const {
+    auto arg = dyn_cast<BlockArgument>(v);
+    if (arg && arg.getOwner() == entry)
       return arg.getArgNumber();
     return std::nullopt;
-  };
-  auto visit = [&](mlir::Value q, mlir::Value k, mlir::Value v,
-                   mlir::Value decay, mlir::Value init,
-                   mlir::attn::TokenOrderAttr order) {
-    if (decay)
-      if (auto i = argIndex(decay))
-        c.logGates.push_back(*i);
-    auto qi = argIndex(q);
-    if (!qi)
-      return;
-    if (order)
-      c.lengths.push_back({*qi, 2u, order.getLength()});
-    // Batch (dim 0) and sequence (dim 2) of k, v and per-token gates follow
-    // q; an initial state's batch too.
-    auto tie = [&](mlir::Value x, std::initializer_list<unsigned> dims) {
-      if (!x)
-        return;
-      auto xi = argIndex(x);
-      int64_t rank = llvm::cast<mlir::RankedTensorType>(x.getType()).getRank();
-      if (xi)
-        for (unsigned d : dims)
-          if (int64_t(d) < rank)
-            c.equalDims.push_back({*xi, d, *qi, d});
-    };
-    tie(k, {0, 2});
-    tie(v, {0, 2});
-    if (decay &&
-        llvm::cast<mlir::RankedTensorType>(decay.getType()).getRank() >= 3)
-      tie(decay, {0, 2});
-    tie(init, {0});
-  };
-  func.walk([&](mlir::Operation *op) {
-    if (auto lin = llvm::dyn_cast<mlir::attn::LinearOpInterface>(op))
-      visit(lin.getQ(), lin.getK(), lin.getV(), lin.getDecay(),
-            lin.getInitialState(), lin.getOrderAttr());
-  });
-  // Captured tensors read with tensor.extract at i, j, b or h (possibly
-  // divided by a constant) must cover those ranges; the backward's regions
-  // read them as the forward's.
-  auto captureExtents = [&](auto op) {
-    auto qi = argIndex(op.getQ()), ki = argIndex(op.getK());
-    if (!qi || !ki)
-      return;
-    // Key positions: k's dim 2, or a page table's width (in keys).
-    std::pair<unsigned, unsigned> keys = {*ki, 2u};
-    bool varlen = false;
+  }
+  /// Linear attention and scans: log-gates, a token order's length, and
+  /// the batch and sequence sizes tied to q's.
+  void linearChecks(LinearOpInterface lin);
+  /// Softmax attention (forward or backward): page tables, key counts,
+  /// packed sequences, queries at the end, and the captured tensors' extents.
+  template <typename OpT> void attentionChecks(OpT op);
+
+  /// The per-op context of `scanRegion`.
+  struct AttentionInputs {
+    unsigned q;
+    /// Key positions: k's dim 2, or a page table's width (in keys).
+    IndexRole keys;
+    bool queriesAtEnd = false, varlen = false;
     std::optional<unsigned> cuQ;
-    if constexpr (std::is_same_v<decltype(op), mlir::attn::AttentionOp>) {
-      if (op.isPaged()) {
-        auto ti = argIndex(op.getPageTable()), vi = argIndex(op.getV());
-        if (!ti || !vi)
-          return;
-        keys = {*ti, 1u};
-        c.pageTables.push_back({*ti, *ki, op.getPageSize()});
-        c.equalDims.push_back({*ki, 0u, *vi, 0u});
-      }
-      varlen = op.isVarlen();
-      if (varlen)
-        cuQ = argIndex(op.getCuSeqlensQ());
-    }
-    auto scan = [&](mlir::Region &region, unsigned first) {
-      if (region.empty())
-        return;
-      mlir::Block &blk = region.front();
-      // (b, h, i, j) -> (input, dim); query positions run up to Nk - 1
-      // with queries_at_end.
-      std::pair<unsigned, unsigned> roles[] = {
-          {*qi, 0u},
-          {*qi, 1u},
-          op.getQueriesAtEnd() ? keys : std::pair{*qi, 2u},
-          keys};
-      auto classify = [&](mlir::Value idx)
-          -> std::optional<std::tuple<unsigned, unsigned, int64_t>> {
-        int64_t div = 1;
-        if (auto d = idx.getDefiningOp<mlir::arith::DivUIOp>()) {
-          llvm::APInt c;
-          if (!mlir::matchPattern(d.getRhs(), mlir::m_ConstantInt(&c)) ||
-              c.getSExtValue() <= 0)
-            return std::nullopt;
-          div = c.getSExtValue();
-          idx = d.getLhs();
-        }
-        auto arg = llvm::dyn_cast<mlir::BlockArgument>(idx);
-        if (!arg || arg.getOwner() != &blk || arg.getArgNumber() < first ||
-            arg.getArgNumber() >= first + 4)
-          return std::nullopt;
-        auto [in, dim] = roles[arg.getArgNumber() - first];
-        // Packed sequences: b is a sequence (up to cu_seqlens' size - 1),
-        // which no extent of an input states: checked per sequence below
-        // (when not divided).
-        if (varlen && arg.getArgNumber() == first)
-          return std::nullopt;
-        return std::make_tuple(in, dim, div);
-      };
-      auto isSequence = [&](mlir::Value idx) {
-        auto arg = llvm::dyn_cast<mlir::BlockArgument>(idx);
-        return varlen && arg && arg.getOwner() == &blk &&
-               arg.getArgNumber() == first;
-      };
-      region.walk([&](mlir::tensor::ExtractOp ex) {
-        auto ci = argIndex(ex.getTensor());
-        if (!ci)
-          return;
-        for (auto [d, idx] : llvm::enumerate(ex.getIndices()))
-          if (isSequence(idx) && cuQ)
-            c.perSequence.push_back({*ci, unsigned(d), *cuQ});
-          else if (auto r = classify(idx))
-            c.minExtents.push_back({*ci, unsigned(d), std::get<0>(*r),
-                                    std::get<1>(*r), std::get<2>(*r)});
-      });
-    };
-    // The queries are the last Nq of Nk positions: Nk >= Nq.
-    if constexpr (std::is_same_v<decltype(op), mlir::attn::AttentionOp>) {
-      if (op.getKvLens())
-        if (auto li = argIndex(op.getKvLens()))
-          c.kvLens.push_back(
-              {*li, keys.first, keys.second, bool(op.getQueriesAtEnd())});
-      if (varlen) {
-        auto cq = argIndex(op.getCuSeqlensQ()),
-             ck = argIndex(op.getCuSeqlensK());
-        if (cq)
-          c.cuSeqlens.push_back({*cq, *qi, 2u});
-        if (ck)
-          c.cuSeqlens.push_back({*ck, *ki, 2u});
-        if (cq && ck)
-          c.equalDims.push_back({*cq, 0u, *ck, 0u});
-      }
-    }
-    if (op.getQueriesAtEnd() && !varlen) {
-      if (keys.second == 2u)
-        c.minExtents.push_back({*ki, 2u, *qi, 2u, 1});
-      else // A page table of M entries: M * S >= Nq.
-        c.minExtents.push_back(
-            {keys.first, 1u, *qi, 2u, c.pageTables.back().pageSize});
-    }
-    scan(op.getMask(), 0);  // (b, h, i, j)
-    scan(op.getScore(), 1); // (s, b, h, i, j)
-    if constexpr (std::is_same_v<decltype(op), mlir::attn::AttentionGradOp>)
-      scan(op.getScoreGrad(), 1);
   };
-  func.walk([&](mlir::Operation *op) {
-    if (auto fwd = llvm::dyn_cast<mlir::attn::AttentionOp>(op))
-      captureExtents(fwd);
-    else if (auto grad = llvm::dyn_cast<mlir::attn::AttentionGradOp>(op))
-      captureExtents(grad);
+  /// Extents of the captures `region` reads with tensor.extract at b, h, i
+  /// or j (possibly divided by a constant); its index arguments start at
+  /// `first`.
+  void scanRegion(Region &region, unsigned first, const AttentionInputs &in);
+  /// The (input, dim, divisor) that index `idx` of a read in `blk` ranges
+  /// over, if it is an index argument (b of packed sequences excepted).
+  std::optional<std::tuple<unsigned, unsigned, int64_t>>
+  indexExtent(Value idx, Block &blk, unsigned first,
+              const AttentionInputs &in) const;
+};
+} // namespace
+
+void SpecChecker::linearChecks(LinearOpInterface lin) {
+  Value decay = lin.getDecay();
+  if (decay)
+    if (auto i = argIndex(decay))
+      c.logGates.push_back(*i);
+  auto qi = argIndex(lin.getQ());
+  if (!qi)
+    return;
+  if (TokenOrderAttr order = lin.getOrderAttr())
+    c.lengths.push_back({*qi, 2u, order.getLength()});
+  // Batch (dim 0) and sequence (dim 2) of k, v and per-token gates follow
+  // q; an initial state's batch too.
+  auto tie = [&](Value x, std::initializer_list<unsigned> dims) {
+    if (!x)
+      return;
+    auto xi = argIndex(x);
+    int64_t rank = cast<RankedTensorType>(x.getType()).getRank();
+    if (xi)
+      for (unsigned d : dims)
+        if (int64_t(d) < rank)
+          c.equalDims.push_back({*xi, d, *qi, d});
+  };
+  tie(lin.getK(), {0, 2});
+  tie(lin.getV(), {0, 2});
+  if (decay && cast<RankedTensorType>(decay.getType()).getRank() >= 3)
+    tie(decay, {0, 2});
+  tie(lin.getInitialState(), {0});
+}
+
+std::optional<std::tuple<unsigned, unsigned, int64_t>>
+SpecChecker::indexExtent(Value idx, Block &blk, unsigned first,
+                         const AttentionInputs &in) const {
+  int64_t div = 1;
+  if (auto d = idx.getDefiningOp<arith::DivUIOp>()) {
+    APInt cst;
+    if (!matchPattern(d.getRhs(), m_ConstantInt(&cst)) ||
+        cst.getSExtValue() <= 0)
+      return std::nullopt;
+    div = cst.getSExtValue();
+    idx = d.getLhs();
+  }
+  auto arg = dyn_cast<BlockArgument>(idx);
+  if (!arg || arg.getOwner() != &blk || arg.getArgNumber() < first ||
+      arg.getArgNumber() >= first + 4)
+    return std::nullopt;
+  // (b, h, i, j) -> (input, dim); query positions run up to Nk - 1 with
+  // queries_at_end.
+  IndexRole roles[] = {{in.q, 0u},
+                       {in.q, 1u},
+                       in.queriesAtEnd ? in.keys : IndexRole{in.q, 2u},
+                       in.keys};
+  // Packed sequences: b is a sequence (up to cu_seqlens' size - 1), which
+  // no extent of an input states: checked per sequence (when not divided).
+  if (in.varlen && arg.getArgNumber() == first)
+    return std::nullopt;
+  auto [input, dim] = roles[arg.getArgNumber() - first];
+  return std::make_tuple(input, dim, div);
+}
+
+void SpecChecker::scanRegion(Region &region, unsigned first,
+                             const AttentionInputs &in) {
+  if (region.empty())
+    return;
+  Block &blk = region.front();
+  auto isSequence = [&](Value idx) {
+    auto arg = dyn_cast<BlockArgument>(idx);
+    return in.varlen && arg && arg.getOwner() == &blk &&
+           arg.getArgNumber() == first;
+  };
+  region.walk([&](tensor::ExtractOp ex) {
+    auto ci = argIndex(ex.getTensor());
+    if (!ci)
+      return;
+    for (auto [d, idx] : llvm::enumerate(ex.getIndices()))
+      if (isSequence(idx) && in.cuQ)
+        c.perSequence.push_back({*ci, unsigned(d), *in.cuQ});
+      else if (auto r = indexExtent(idx, blk, first, in))
+        c.minExtents.push_back({*ci, unsigned(d), std::get<0>(*r),
+                                std::get<1>(*r), std::get<2>(*r)});
   });
-  return c;
+}
+
+template <typename OpT> void SpecChecker::attentionChecks(OpT op) {
+  constexpr bool forward = std::is_same_v<OpT, AttentionOp>;
+  auto qi = argIndex(op.getQ()), ki = argIndex(op.getK());
+  if (!qi || !ki)
+    return;
+  AttentionInputs in{*qi, {*ki, 2u}};
+  in.queriesAtEnd = bool(op.getQueriesAtEnd());
+  if constexpr (forward) {
+    if (op.isPaged()) {
+      auto ti = argIndex(op.getPageTable()), vi = argIndex(op.getV());
+      if (!ti || !vi)
+        return;
+      in.keys = {*ti, 1u};
+      c.pageTables.push_back({*ti, *ki, op.getPageSize()});
+      c.equalDims.push_back({*ki, 0u, *vi, 0u});
+    }
+    in.varlen = op.isVarlen();
+    if (in.varlen)
+      in.cuQ = argIndex(op.getCuSeqlensQ());
+    if (op.getKvLens())
+      if (auto li = argIndex(op.getKvLens()))
+        c.kvLens.push_back(
+            {*li, in.keys.first, in.keys.second, in.queriesAtEnd});
+    if (in.varlen) {
+      auto cq = in.cuQ, ck = argIndex(op.getCuSeqlensK());
+      if (cq)
+        c.cuSeqlens.push_back({*cq, *qi, 2u});
+      if (ck)
+        c.cuSeqlens.push_back({*ck, *ki, 2u});
+      if (cq && ck)
+        c.equalDims.push_back({*cq, 0u, *ck, 0u});
+    }
+  }
+  // The queries are the last Nq of Nk positions: Nk >= Nq.
+  if (in.queriesAtEnd && !in.varlen) {
+    if (in.keys.second == 2u)
+      c.minExtents.push_back({*ki, 2u, *qi, 2u, 1});
+    else // A page table of M entries: M * S >= Nq.
+      c.minExtents.push_back(
+          {in.keys.first, 1u, *qi, 2u, c.pageTables.back().pageSize});
+  }
+  // The backward's regions read the captures as the forward's.
+  scanRegion(op.getMask(), 0, in);  // (b, h, i, j)
+  scanRegion(op.getScore(), 1, in); // (s, b, h, i, j)
+  if constexpr (!forward)
+    scanRegion(op.getScoreGrad(), 1, in);
+}
+
+attnc::InputChecks SpecChecker::run() {
+  func.walk([&](Operation *op) {
+    if (auto lin = dyn_cast<LinearOpInterface>(op))
+      linearChecks(lin);
+  });
+  func.walk([&](Operation *op) {
+    if (auto fwd = dyn_cast<AttentionOp>(op))
+      attentionChecks(fwd);
+    else if (auto grad = dyn_cast<AttentionGradOp>(op))
+      attentionChecks(grad);
+  });
+  return std::move(c);
+}
+
+attnc::InputChecks mlir::attn::specValueChecks(mlir::func::FuncOp func) {
+  return SpecChecker(func).run();
 }

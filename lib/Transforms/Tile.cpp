@@ -57,6 +57,16 @@ private:
   void addSink(Value h, Value r);
   void processTile(Value bi, Value h, Value hk, Value i0, Value rows, Value j0,
                    Value cols, bool withMask);
+  /// The scratch buffers, the tile classes and a shared block map.
+  void allocScratch();
+  /// One q tile of head h: classes, tiles, normalization.
+  void emitQueryTile(Value bi, Value h, Value hk, Value qt);
+  /// Classifies the kv tiles of the q tile of rows [i0, i1] into `classes`;
+  /// returns the span [lo, hi) of the non-empty ones.
+  std::pair<Value, Value> classifyRow(Value bi, Value h, Value qt, Value i0,
+                                      Value i1);
+  /// Divides each of the q tile's rows by its sum and stores o (and lse).
+  void storeRows(Value h, Value i0, Value rows);
 
   AttentionOp op;
   ImplicitLocOpBuilder &b;
@@ -69,7 +79,11 @@ private:
   /// The current sequence's batch index in the buffers and its first query
   /// and key rows (0, and the batch, unless sequences are packed).
   Value storageBatch, qBase, kBase;
-  bool needsMap = false;
+  /// The mask's kind decides: classify tiles at all, from a block map (per
+  /// head or shared), or take every tile as partial (data masks of
+  /// per-sequence key counts).
+  bool masked = false, needsMap = false, everyTilePartial = false,
+       mapPerHead = false;
 };
 } // namespace
 
@@ -217,6 +231,118 @@ void TiledAttentionEmitter::processTile(Value bi, Value h, Value hk, Value i0,
   });
 }
 
+void TiledAttentionEmitter::allocScratch() {
+  Type f32 = e.f32Type();
+  mBuf = e.alloc({bq}, f32, {});
+  lBuf = e.alloc({bq}, f32, {});
+  accBuf = e.alloc({bq, io.dv}, f32, {});
+  sBuf = e.alloc({bkv}, f32, {});
+  masked = ms.kind != MaskKind::none;
+  bool dataMask = ms.kind == MaskKind::data || ms.kind == MaskKind::opaque;
+  // Per-sequence key counts (kv_lens, packed sequences) shift positions per
+  // batch: a mask on captured data gets no block map then (every tile
+  // partial, evaluated per element).
+  bool perSequence = io.kvLens || io.cuQ;
+  needsMap = dataMask && !perSequence;
+  everyTilePartial = dataMask && perSequence;
+  mapPerHead = needsMap && (ms.batch || ms.head);
+  if (masked)
+    classes = e.alloc({ShapedType::kDynamic}, b.getI8Type(), {numKT});
+  if (needsMap) {
+    blockMap = e.alloc({ShapedType::kDynamic, ShapedType::kDynamic},
+                       b.getI8Type(), {numQT, numKT});
+    if (!mapPerHead)
+      fillBlockMap(c0, c0);
+  }
+}
+
+std::pair<Value, Value> TiledAttentionEmitter::classifyRow(Value bi, Value h,
+                                                           Value qt, Value i0,
+                                                           Value i1) {
+  SmallVector<Value> range =
+      e.loop(c0, numKT, c1, {numKT, c0},
+             [&](Value kt, ValueRange it) -> SmallVector<Value> {
+               Value cls;
+               if (needsMap) {
+                 cls = memref::LoadOp::create(b, blockMap, ValueRange{qt, kt});
+               } else if (everyTilePartial) {
+                 cls = i8(e, 1);
+               } else {
+                 Value j0 = e.muli(kt, e.idx(bkv));
+                 Value j1 = e.subi(e.mini(e.addi(j0, e.idx(bkv)), io.nk), c1);
+                 cls = classifyByIntervals(bi, h, i0, i1, j0, j1);
+               }
+               memref::StoreOp::create(b, cls, classes, ValueRange{kt});
+               Value nonEmpty = e.cmpi(CmpIPredicate::ne, cls, i8(e, 0));
+               return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
+                       e.select(nonEmpty, e.addi(kt, c1), it[1])};
+             });
+  return {range[0], range[1]};
+}
+
+void TiledAttentionEmitter::storeRows(Value h, Value i0, Value rows) {
+  const float negInf = -std::numeric_limits<float>::infinity();
+  const double ln2 = 0.6931471805599453;
+  e.loop(c0, rows, [&](Value r) {
+    Value i = e.addi(qBase, e.addi(i0, r));
+    if (io.sinks)
+      addSink(h, r);
+    Value l = memref::LoadOp::create(b, lBuf, ValueRange{r});
+    Value any = e.cmpf(CmpFPredicate::OGT, l, e.f32(0.0));
+    Value inv = e.select(any, e.divf(e.f32(1.0), l), e.f32(0.0));
+    Value accv = e.readRowF32(accBuf, {r, c0}, io.dv);
+    e.writeRowF32(e.mulf(accv, e.splat(inv, io.dv)), io.o,
+                  {storageBatch, h, i, c0});
+    if (io.lse) {
+      Value m = memref::LoadOp::create(b, mBuf, ValueRange{r});
+      Value lse = e.addf(e.mulf(m, e.f32(ln2)), e.log(l));
+      memref::StoreOp::create(b, e.select(any, lse, e.f32(negInf)), io.lse,
+                              ValueRange{storageBatch, h, i});
+    }
+  });
+}
+
+void TiledAttentionEmitter::emitQueryTile(Value bi, Value h, Value hk,
+                                          Value qt) {
+  const float negInf = -std::numeric_limits<float>::infinity();
+  Value i0 = e.muli(qt, e.idx(bq));
+  Value rows = e.mini(e.idx(bq), e.subi(io.nq, i0));
+  Value i1 = e.subi(e.addi(i0, rows), c1);
+  // The kv-tile range of this q tile, and the class of each tile.
+  Value lo = c0, hi = numKT;
+  if (masked)
+    std::tie(lo, hi) = classifyRow(bi, h, qt, i0, i1);
+  e.loop(c0, e.idx(bq), [&](Value r) {
+    memref::StoreOp::create(b, e.f32(negInf), mBuf, ValueRange{r});
+    memref::StoreOp::create(b, e.f32(0.0), lBuf, ValueRange{r});
+    e.writeRowF32(e.splat(e.f32(0.0), io.dv), accBuf, {r, c0});
+  });
+  e.loop(lo, hi, [&](Value kt) {
+    Value j0 = e.muli(kt, e.idx(bkv));
+    Value cols = e.mini(e.idx(bkv), e.subi(io.nk, j0));
+    if (!masked) {
+      processTile(bi, h, hk, i0, rows, j0, cols, /*withMask=*/false);
+      return;
+    }
+    Value cls = memref::LoadOp::create(b, classes, ValueRange{kt});
+    e.ifThen(e.cmpi(CmpIPredicate::ne, cls, i8(e, 0)), [&] {
+      Value full = e.cmpi(CmpIPredicate::eq, cls, i8(e, 2));
+      e.ifElse(
+          full, {},
+          [&] {
+            processTile(bi, h, hk, i0, rows, j0, cols, /*withMask=*/false);
+            return SmallVector<Value>();
+          },
+          [&] {
+            processTile(bi, h, hk, i0, rows, j0, cols, /*withMask=*/true);
+            return SmallVector<Value>();
+          });
+    });
+  });
+  // One normalization per row at the end.
+  storeRows(h, i0, rows);
+}
+
 LogicalResult TiledAttentionEmitter::emit() {
   ScheduleAttr sched = op.getScheduleAttr();
   if (!sched)
@@ -227,37 +353,15 @@ LogicalResult TiledAttentionEmitter::emit() {
            << "has no #attn.mask_info; run attn-analyze-masks before attn-tile";
   bq = sched.getBlockQ();
   bkv = sched.getBlockKv();
-  const float negInf = -std::numeric_limits<float>::infinity();
-  const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
+  const double log2e = 1.4426950408889634;
   io = makeAttentionBuffers(e, op);
   c0 = e.idx(0);
   c1 = e.idx(1);
   numQT = e.ceilDiv(io.nq, e.idx(bq));
   numKT = e.ceilDiv(io.nk, e.idx(bkv));
-  Type f32 = e.f32Type();
-  mBuf = e.alloc({bq}, f32, {});
-  lBuf = e.alloc({bq}, f32, {});
-  accBuf = e.alloc({bq, io.dv}, f32, {});
-  sBuf = e.alloc({bkv}, f32, {});
   double scale = op.getEffectiveScale();
   qScale = e.f32(op.hasScoreRegion() ? scale : scale * log2e);
-  bool masked = ms.kind != MaskKind::none;
-  bool dataMask = ms.kind == MaskKind::data || ms.kind == MaskKind::opaque;
-  // Per-sequence key counts (kv_lens, packed sequences) shift positions per
-  // batch: a mask on captured data gets no block map then (every tile
-  // partial, evaluated per element).
-  bool perSequence = io.kvLens || io.cuQ;
-  needsMap = dataMask && !perSequence;
-  bool everyTilePartial = dataMask && perSequence;
-  bool mapPerHead = needsMap && (ms.batch || ms.head);
-  if (masked)
-    classes = e.alloc({ShapedType::kDynamic}, b.getI8Type(), {numKT});
-  if (needsMap) {
-    blockMap = e.alloc({ShapedType::kDynamic, ShapedType::kDynamic},
-                       b.getI8Type(), {numQT, numKT});
-    if (!mapPerHead)
-      fillBlockMap(c0, c0);
-  }
+  allocScratch();
   Value group = e.idx(io.hq / io.hkv);
   e.loop(c0, io.batch, [&](Value bi) {
     // This sequence's rows (kv_lens, packed sequences); restored after the
@@ -276,81 +380,7 @@ LogicalResult TiledAttentionEmitter::emit() {
       Value hk = e.divi(h, group);
       if (mapPerHead)
         fillBlockMap(bi, h);
-      e.loop(c0, numQT, [&](Value qt) {
-        Value i0 = e.muli(qt, e.idx(bq));
-        Value rows = e.mini(e.idx(bq), e.subi(io.nq, i0));
-        Value i1 = e.subi(e.addi(i0, rows), c1);
-        // The kv-tile range of this q tile, and the class of each tile.
-        Value lo = c0, hi = numKT;
-        if (masked) {
-          SmallVector<Value> range = e.loop(
-              c0, numKT, c1, {numKT, c0},
-              [&](Value kt, ValueRange it) -> SmallVector<Value> {
-                Value cls;
-                if (needsMap) {
-                  cls = memref::LoadOp::create(b, blockMap, ValueRange{qt, kt});
-                } else if (everyTilePartial) {
-                  cls = i8(e, 1);
-                } else {
-                  Value j0 = e.muli(kt, e.idx(bkv));
-                  Value j1 = e.subi(e.mini(e.addi(j0, e.idx(bkv)), io.nk), c1);
-                  cls = classifyByIntervals(bi, h, i0, i1, j0, j1);
-                }
-                memref::StoreOp::create(b, cls, classes, ValueRange{kt});
-                Value nonEmpty = e.cmpi(CmpIPredicate::ne, cls, i8(e, 0));
-                return {e.select(nonEmpty, e.mini(it[0], kt), it[0]),
-                        e.select(nonEmpty, e.addi(kt, c1), it[1])};
-              });
-          lo = range[0];
-          hi = range[1];
-        }
-        e.loop(c0, e.idx(bq), [&](Value r) {
-          memref::StoreOp::create(b, e.f32(negInf), mBuf, ValueRange{r});
-          memref::StoreOp::create(b, e.f32(0.0), lBuf, ValueRange{r});
-          e.writeRowF32(e.splat(e.f32(0.0), io.dv), accBuf, {r, c0});
-        });
-        e.loop(lo, hi, [&](Value kt) {
-          Value j0 = e.muli(kt, e.idx(bkv));
-          Value cols = e.mini(e.idx(bkv), e.subi(io.nk, j0));
-          if (!masked) {
-            processTile(bi, h, hk, i0, rows, j0, cols, /*withMask=*/false);
-            return;
-          }
-          Value cls = memref::LoadOp::create(b, classes, ValueRange{kt});
-          e.ifThen(e.cmpi(CmpIPredicate::ne, cls, i8(e, 0)), [&] {
-            Value full = e.cmpi(CmpIPredicate::eq, cls, i8(e, 2));
-            e.ifElse(
-                full, {},
-                [&] {
-                  processTile(bi, h, hk, i0, rows, j0, cols,
-                              /*withMask=*/false);
-                  return SmallVector<Value>();
-                },
-                [&] {
-                  processTile(bi, h, hk, i0, rows, j0, cols, /*withMask=*/true);
-                  return SmallVector<Value>();
-                });
-          });
-        });
-        // One normalization per row at the end.
-        e.loop(c0, rows, [&](Value r) {
-          Value i = e.addi(qBase, e.addi(i0, r));
-          if (io.sinks)
-            addSink(h, r);
-          Value l = memref::LoadOp::create(b, lBuf, ValueRange{r});
-          Value any = e.cmpf(CmpFPredicate::OGT, l, e.f32(0.0));
-          Value inv = e.select(any, e.divf(e.f32(1.0), l), e.f32(0.0));
-          Value accv = e.readRowF32(accBuf, {r, c0}, io.dv);
-          e.writeRowF32(e.mulf(accv, e.splat(inv, io.dv)), io.o,
-                        {storageBatch, h, i, c0});
-          if (io.lse) {
-            Value m = memref::LoadOp::create(b, mBuf, ValueRange{r});
-            Value lse = e.addf(e.mulf(m, e.f32(ln2)), e.log(l));
-            memref::StoreOp::create(b, e.select(any, lse, e.f32(negInf)),
-                                    io.lse, ValueRange{storageBatch, h, i});
-          }
-        });
-      });
+      e.loop(c0, numQT, [&](Value qt) { emitQueryTile(bi, h, hk, qt); });
     });
     io.nq = allQueries;
     io.nk = allKeys;
