@@ -293,7 +293,7 @@ struct KernelParams {
 attnc::abi::MapSlices mapSlicesOf(const MaskStructure &ms);
 
 /// The main kernel's gpu.func at `ob`'s insertion point: its shared memory
-/// (the mma.sync kernel's K and V tiles; the wgmma kernel's range scratch
+/// (the mma.sync kernel's K and V tiles; the wgmma kernel's per-warp counts
 /// and list of non-empty kv tiles, its tiles being dynamic) and attributes.
 gpu::GPUFuncOp createMainKernel(const AttnKernelConfig &cfg, OpBuilder &ob,
                                 StringRef name, ArrayRef<Type> argTypes);

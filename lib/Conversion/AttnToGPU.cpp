@@ -202,8 +202,9 @@ gpu::GPUFuncOp mlir::attn::detail::createMainKernel(const AttnKernelConfig &cfg,
   auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   Type sKTy = MemRefType::get({cfg.bkv, cfg.d + 8}, cfg.elem, AffineMap(), wg);
   Type sVTy = MemRefType::get({cfg.bkv, cfg.dv + 8}, cfg.elem, AffineMap(), wg);
-  // The wgmma kernel's scratch for reducing the kv-tile range: one (lo, hi)
-  // pair per warp.
+  // The wgmma kernel's per-warp counts of non-empty tiles while it lists
+  // them (the first `warps` entries; sized for the (lo, hi) pairs of the
+  // range reduction it had before the list).
   Type redTy =
       MemRefType::get({2 * cfg.warps}, ob.getI32Type(), AffineMap(), wg);
   // And its list of the q tile's non-empty kv tiles (masked kernels).
@@ -214,7 +215,7 @@ gpu::GPUFuncOp mlir::attn::detail::createMainKernel(const AttnKernelConfig &cfg,
       cfg.wgmma ? TypeRange{redTy, listTy} : TypeRange{sKTy, sVTy});
   if (cfg.wgmma) {
     func->setAttr("attn.tma_args", ob.getDenseI32ArrayAttr({0, 1, 2}));
-    // 16-byte aligned: LLVM merges the reads of the per-warp pairs into
+    // 16-byte aligned: LLVM merges the reads of the per-warp counts into
     // 16-byte vector loads.
     func.setWorkgroupAttributionAttr(0, LLVM::LLVMDialect::getAlignAttrName(),
                                      ob.getI64IntegerAttr(16));

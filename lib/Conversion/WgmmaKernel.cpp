@@ -106,8 +106,8 @@ private:
   const SmemLayout layout;
   /// O += P V, m64 n{dv} k16 with P from registers.
   const RegisterAWgmma pv;
-  /// Scratch for reducing the kv-tile range: one (lo, hi) pair per warp
-  /// (also the per-warp counts while listing tiles).
+  /// The per-warp counts of non-empty tiles in a listing round (masked
+  /// kernels).
   const Value red;
   /// The non-empty kv tiles, kSm90TileListEntries of index * 4 + class.
   const Value list;
