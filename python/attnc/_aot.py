@@ -98,8 +98,6 @@ class Kernel:
             like = self._gradient_inputs()
             self._out_like = [like[p["name"]] for p in self.outputs]
             self._out_shapes = [list(range(len(p["shape"]))) for p in self.outputs]
-        self._out_like_set = sorted(set(self._out_like))
-        self._shape_cache = {}
         self._gates = bool(self.checks.get("log_gates"))
         self._out_names = ("out", "lse" if self.kind == "attention" else "final_state")
         self._op_name = "attnc::k_" + hashlib.sha256(
@@ -171,7 +169,7 @@ class Kernel:
         except AttributeError:
             dev = -1
         if dev < 0:
-            self._check_q(q, torch)
+            self._raise_q_error(q, torch)
         if self._op is None:
             self._register_op()
         try:
@@ -191,34 +189,28 @@ class Kernel:
         self._run(words, dev, torch)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
-    def _check_q(self, q, torch):
+    def _raise_q_error(self, q, torch):
+        """q is not a CUDA tensor: says which it is not."""
         qname = self.inputs[self.q_index]["name"]
         if not isinstance(q, torch.Tensor):
             raise AttncError(f"{self.name}: {qname} must be a torch.Tensor, "
                              f"got {type(q).__name__}")
         raise AttncError(f"{self.name}: {qname} must be on a CUDA device, got {q.device}")
 
-    def _outputs(self, inputs, given, q, cache=True):
+    def _outputs(self, inputs, given, q):
         """The outputs: those given, the others allocated like q (on its
-        device; fake tensors under torch.compile). Output shapes are cached
-        per shape of the inputs they follow (not with cache=False: symbolic
-        sizes do not hash)."""
+        device; fake tensors under torch.compile)."""
         if self._out_dtypes is None:
             torch = _torch()
             self._out_dtypes = [getattr(torch, _DTYPES[p["dtype"]]) for p in self.outputs]
-        key = tuple(inputs[i].shape for i in self._out_like_set) if cache else None
-        shapes = self._shape_cache.get(key) if cache else None
-        if shapes is None:
-            shapes = [[inputs[i].shape[d] if d >= 0 else -1 - d for d in ds]
-                      for i, ds in zip(self._out_like, self._out_shapes)]
-            if cache:
-                if len(self._shape_cache) > 64:
-                    self._shape_cache.clear()
-                self._shape_cache[key] = shapes
         outs = []
         for i, dt in enumerate(self._out_dtypes):
             t = given[i] if i < len(given) else None
-            outs.append(q.new_empty(shapes[i], dtype=dt) if t is None else t)
+            if t is None:
+                s = inputs[self._out_like[i]].shape
+                t = q.new_empty([s[d] if d >= 0 else -1 - d for d in self._out_shapes[i]],
+                                dtype=dt)
+            outs.append(t)
         return outs
 
     def _fast_words(self, inputs, outs, dev):
