@@ -10,7 +10,7 @@ LLVM_PREFIX=/usr/lib/llvm-22
 attnc_install_deps() {
   local pkgs=(llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
               libfmt-dev cmake ninja-build g++ ccache libgtest-dev
-              python3-numpy)
+              python3-numpy python3-torch)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -400,10 +400,96 @@ def Attn_ScanOp : Attn_LinearLikeOp<"scan"> {
   }];
 }
 
+def Attn_LinearAttentionGradOp : Attn_Op<"linear_attention_grad",
+    [Pure, RecursiveMemoryEffects, AttrSizedOperandSegments,
+     AttrSizedResultSegments]> {
+  let summary = "Backward pass of linear attention and scans";
+  let description = [{
+    The gradients of an `attn.linear_attention` (or an `attn.scan`, which is
+    linear attention with identity feature maps) with respect to q, k, v,
+    the decay's log-gates and the initial state, given the output gradient
+    `dO` and optionally the gradient of the final state. Usually made by
+    `attn-differentiate`. With `a_t = phi_q(scale q_t)`, `c_s = phi_k(k_s)`,
+    `W_ts = exp(-|L_t - L_s|)` (per feature for `[B, H, N, F]` gates),
+    `A_ts = a_t . (W_ts c_s)`, `n_t = sum_s A_ts v_s` (+ the decayed initial
+    state), `z_t = sum_s A_ts`, and with `normalize` `o_t = n_t / z_t`:
+
+    ```
+    dn_t = dO_t / z_t,   dz_t = -(dO_t . o_t) / z_t     (normalize; else dn = dO, dz = 0)
+    dA_ts = dn_t . v_s + dz_t
+    dv_s = sum_t A_ts dn_t          da_t = sum_s dA_ts W_ts c_s
+    dc_s = sum_t dA_ts W_ts a_t     dL: each pair's dA_ts a_t W_ts c_s, + on
+                                    the later token, - on the earlier one
+    dq_t = scale J_phi_q(scale q_t)^T da_t,  dk_s = J_phi_k(k_s)^T dc_s
+    dg_r = sum_{t >= r} dL_t        (per-head decays: sum_t (t + 1) dL_t)
+    ```
+
+    plus the terms of the initial state (read by every `o_t`) and of the
+    final state's gradient. dk and dv are summed over the query heads of a
+    group (GQA). Positions and gates follow the op's token order.
+
+    Operands: q, k, v, dO, then the optional `decay(...)`,
+    `initial_state(...)` and `final_state_grad(...)` (`[B, H, F, Dv]` f32,
+    for a forward that returns its final state), then `captures(...)`.
+    Results: dq, dk, dv (the types of q, k, v), then the decay's gradient
+    (its type) when there is a decay and the initial state's when there is
+    one. Captured tensors read by feature maps get no gradient.
+
+    The `feature_map` and `key_feature_map` regions are the forward's. Each
+    feature map comes with a `*_jvp` region (made by `attn-differentiate`):
+    it takes the map's arguments followed by a tangent row `dx` and yields
+    the directional derivative `J_phi(x) dx`.
+
+    ```mlir
+    %dq, %dk, %dv, %dg = attn.linear_attention_grad causal %q, %k, %v, %do
+        decay(%g : tensor<?x4x?xf32>)
+      : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>,
+        tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>,
+         tensor<?x4x?xf32>
+    ```
+  }];
+  let arguments = (ins Attn_DirectionAttr:$direction, AnyRankedTensor:$q,
+                       AnyRankedTensor:$k, AnyRankedTensor:$v,
+                       AnyRankedTensor:$d_o,
+                       Optional<AnyRankedTensor>:$decay,
+                       Optional<AnyRankedTensor>:$initial_state,
+                       Optional<AnyRankedTensor>:$d_final_state,
+                       Variadic<AnyRankedTensor>:$captures,
+                       UnitAttr:$normalize, OptionalAttr<F32Attr>:$scale,
+                       OptionalAttr<Attn_TokenOrderAttr>:$order);
+  let results = (outs AnyRankedTensor:$dq, AnyRankedTensor:$dk,
+                      AnyRankedTensor:$dv,
+                      Optional<AnyRankedTensor>:$d_decay,
+                      Optional<AnyRankedTensor>:$d_initial_state);
+  let regions = (region MaxSizedRegion<1>:$feature_map,
+                        MaxSizedRegion<1>:$key_feature_map,
+                        MaxSizedRegion<1>:$feature_map_jvp,
+                        MaxSizedRegion<1>:$key_feature_map_jvp);
+  let hasCustomAssemblyFormat = 1;
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+  let extraClassDeclaration = [{
+    float getEffectiveScale() {
+      return getScale() ? getScale()->convertToFloat() : 1.0f;
+    }
+    int64_t getFeatureDim();
+    /// A detached attn.linear_attention with this op's operands (o typed
+    /// like dO, a final state when there is a final-state gradient),
+    /// attributes and copies of its feature maps: the forward the
+    /// backward's lowerings read. The caller erases it.
+    LinearAttentionOp createForwardView();
+    /// The tangent maps of q and k (null: the identity map); the key's is
+    /// the query's unless the op has a separate key map.
+    Region *getQueryJvp();
+    Region *getKeyJvp();
+  }];
+}
+
 def Attn_YieldOp : Attn_Op<"yield", [
     Pure, Terminator, ReturnLike,
     ParentOneOf<["AttentionOp", "AttentionGradOp", "LinearAttentionOp",
-                 "ScanOp"]>]> {
+                 "LinearAttentionGradOp", "ScanOp"]>]> {
   let summary = "Yields the value of an attn region";
   let description = [{
     Terminates the `score`, `mask` and feature-map regions.

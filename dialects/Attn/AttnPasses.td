@@ -90,8 +90,9 @@ def AttnWidenIndexMath : Pass<"attn-widen-index-math"> {
 def AttnDifferentiate : Pass<"attn-differentiate", "::mlir::ModuleOp"> {
   let summary = "Make the backward function of each attention spec";
   let description = [{
-    For every function `@f` whose attn op is one `attn.attention` (its
-    results used only by `func.return`), adds two functions next to it:
+    For every function `@f` whose attn op is one `attn.attention`,
+    `attn.linear_attention` or `attn.scan` (its results used only by
+    `func.return`), adds two functions next to it. For `attn.attention`:
 
     - `@f_forward`: the same arguments; returns `o` and `lse` (the residuals
       the backward needs; the forward's lse result is added if absent);
@@ -113,6 +114,19 @@ def AttnDifferentiate : Pass<"attn-differentiate", "::mlir::ModuleOp"> {
     the backward of a function that returns the attention's lse also takes
     the gradient of that lse (`dLSE`, after `dO`), for a loss that reads
     it; without it, lse's gradient is taken as zero.
+
+    For `attn.linear_attention` and `attn.scan`:
+
+    - `@f_forward`: a copy of `@f` (the backward recomputes what it needs);
+    - `@f_backward`: `@f`'s arguments, then `dO` and, when `@f` returns the
+      final state, its gradient; returns dq, dk, dv, then the gradients of
+      the decay and of the initial state when the op has them
+      (`attn.linear_attention_grad`). Each feature map gets a
+      Jacobian-vector-product region, differentiated forward mode through
+      the same arith/math rules plus the vector ops (broadcast, shuffle,
+      extract, insert, transpose, shape_cast, fma, add reductions, max/min
+      `vector.reduction`); reads of captured tensors are constants (no
+      gradient for captures of feature maps yet).
   }];
   let options = [
     Option<"funcName", "func", "std::string", "\"\"",

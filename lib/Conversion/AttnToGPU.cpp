@@ -309,6 +309,15 @@ struct ConvertAttnToGPUPass
     : public mlir::attn::impl::ConvertAttnToGPUBase<ConvertAttnToGPUPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    // Nothing of a module is converted when one of its ops cannot be.
+    WalkResult linearGrad = module.walk([&](LinearAttentionGradOp op) {
+      op.emitOpError() << "has no GPU kernels yet: the backward of linear "
+                          "attention and scans runs on the CPU (the "
+                          "reference lowering)";
+      return WalkResult::interrupt();
+    });
+    if (linearGrad.wasInterrupted())
+      return signalPassFailure();
     SmallVector<std::pair<AttentionOp, std::string>> work;
     module.walk([&](AttentionOp op) {
       auto func = op->getParentOfType<FunctionOpInterface>();

@@ -305,7 +305,8 @@ static llvm::Error checkKernelFunctions(ModuleOp module) {
       continue;
     SmallVector<Operation *> attnOps;
     f.walk([&](Operation *op) {
-      if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp, ScanOp>(op))
+      if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp,
+              LinearAttentionGradOp, ScanOp>(op))
         attnOps.push_back(op);
     });
     if (attnOps.empty())

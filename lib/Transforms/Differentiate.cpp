@@ -2,21 +2,19 @@
 //
 // Part of attnc. For a function whose attn op is one attn.attention, adds
 // `@f_forward` (returns o and lse) and `@f_backward` (an attn.attention_grad
-// on the forward's operands, o, lse and dO). The score region is
-// differentiated symbolically, forward mode: every float value of the region
-// carries one tangent per seed, seed 0 being the score argument s and seed
-// 1 + k the element read by the k-th `tensor.extract` of a captured float
-// tensor (a "site"). The `score_grad` region yields the tangents of the
-// score and each site's indices.
+// on the forward's operands, o, lse and dO); for one attn.linear_attention
+// or attn.scan, `@f_forward` (a copy) and `@f_backward` (an
+// attn.linear_attention_grad on the operands, dO and the final state's
+// gradient). Regions are differentiated by RegionDifferentiator.
 //
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Transforms/Passes.h"
+#include "attnc/Transforms/RegionDifferentiator.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
-#include "llvm/ADT/TypeSwitch.h"
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNDIFFERENTIATE
@@ -26,267 +24,54 @@ namespace mlir::attn {
 using namespace mlir;
 using namespace mlir::attn;
 
-namespace {
-/// Builds the score_grad region of an attn.attention_grad from a score
-/// region.
-class ScoreDifferentiator {
-public:
-  ScoreDifferentiator(Region &score, ValueRange captures)
-      : score(score), captures(captures) {}
-
-  /// Fills `grad` (empty) with the derivative region; failure after a
-  /// diagnostic on the op that cannot be differentiated.
-  LogicalResult build(Region &grad, SmallVectorImpl<int64_t> &sites);
-
-private:
-  using Tangents = SmallVector<Value, 4>;
-  /// The tangents of `op`'s result (one per seed; null = zero).
-  FailureOr<Tangents> differentiate(Operation *op);
-  /// One seed's tangent of `op`'s result from its operands' tangents `t`.
-  FailureOr<Value> rule(Operation *op, ArrayRef<Value> t);
-  Value tangentOf(Value v, unsigned seed) {
-    auto it = tangents.find(v);
-    return it == tangents.end() ? Value() : it->second[seed];
-  }
-  Value cst(Type t, double x) {
-    return arith::ConstantOp::create(*b, b->getFloatAttr(t, x));
-  }
-  Value add(Value x, Value y) {
-    if (!x || !y)
-      return x ? x : y;
-    return arith::AddFOp::create(*b, x, y);
-  }
-  Value mul(Value x, Value y) {
-    if (!x || !y)
-      return Value();
-    return arith::MulFOp::create(*b, x, y);
-  }
-  Value neg(Value x) { return x ? arith::NegFOp::create(*b, x) : Value(); }
-  Value orZero(Value x, Type t) { return x ? x : cst(t, 0.0); }
-
-  Region &score;
-  ValueRange captures;
-  std::optional<ImplicitLocOpBuilder> b;
-  IRMapping map;
-  unsigned numSeeds = 1;
-  llvm::DenseMap<Value, Tangents> tangents;
-  /// Sites in order: their tensor.extract ops.
-  SmallVector<tensor::ExtractOp> siteOps;
-};
-} // namespace
-
 static bool isFloat(Type t) { return isa<FloatType>(t); }
 
-FailureOr<Value> ScoreDifferentiator::rule(Operation *op, ArrayRef<Value> t) {
-  Value r = map.lookup(op->getResult(0));
-  auto x = [&](unsigned i) { return map.lookup(op->getOperand(i)); };
-  Type ty = r.getType();
-  const double ln2 = 0.6931471805599453;
-  auto compare = [&](arith::CmpFPredicate p, Value tx, Value ty2) -> Value {
-    if (!tx && !ty2)
-      return Value();
-    Value c = arith::CmpFOp::create(*b, p, x(0), x(1));
-    return arith::SelectOp::create(*b, c, orZero(tx, ty), orZero(ty2, ty));
-  };
-  return llvm::TypeSwitch<Operation *, FailureOr<Value>>(op)
-      .Case<arith::AddFOp>([&](auto) { return add(t[0], t[1]); })
-      .Case<arith::SubFOp>([&](auto) { return add(t[0], neg(t[1])); })
-      .Case<arith::MulFOp>(
-          [&](auto) { return add(mul(t[0], x(1)), mul(x(0), t[1])); })
-      .Case<arith::DivFOp>([&](auto) -> Value {
-        // (tx - r ty) / y
-        Value num = add(t[0], neg(mul(r, t[1])));
-        return num ? arith::DivFOp::create(*b, num, x(1)) : Value();
-      })
-      .Case<arith::NegFOp>([&](auto) { return neg(t[0]); })
-      .Case<arith::SelectOp>([&](auto) -> Value {
-        if (!t[1] && !t[2])
-          return Value();
-        return arith::SelectOp::create(*b, x(0), orZero(t[1], ty),
-                                       orZero(t[2], ty));
-      })
-      .Case<arith::MaximumFOp, arith::MaxNumFOp>(
-          [&](auto) { return compare(arith::CmpFPredicate::OGE, t[0], t[1]); })
-      .Case<arith::MinimumFOp, arith::MinNumFOp>(
-          [&](auto) { return compare(arith::CmpFPredicate::OLE, t[0], t[1]); })
-      .Case<arith::ExtFOp>([&](auto) -> Value {
-        return t[0] ? arith::ExtFOp::create(*b, ty, t[0]) : Value();
-      })
-      .Case<arith::TruncFOp>([&](auto) -> Value {
-        return t[0] ? arith::TruncFOp::create(*b, ty, t[0]) : Value();
-      })
-      .Case<math::ExpOp>([&](auto) { return mul(r, t[0]); })
-      .Case<math::Exp2Op>([&](auto) { return mul(mul(r, cst(ty, ln2)), t[0]); })
-      .Case<math::LogOp>([&](auto) -> Value {
-        return t[0] ? arith::DivFOp::create(*b, t[0], x(0)) : Value();
-      })
-      .Case<math::Log2Op>([&](auto) -> Value {
-        return t[0] ? arith::DivFOp::create(*b, t[0], mul(x(0), cst(ty, ln2)))
-                    : Value();
-      })
-      .Case<math::TanhOp>([&](auto) -> Value {
-        if (!t[0])
-          return Value();
-        Value d = arith::SubFOp::create(*b, cst(ty, 1.0), mul(r, r));
-        return mul(d, t[0]);
-      })
-      .Case<math::SqrtOp>([&](auto) -> Value {
-        if (!t[0])
-          return Value();
-        return arith::DivFOp::create(*b, t[0], mul(cst(ty, 2.0), r));
-      })
-      .Case<math::RsqrtOp>([&](auto) {
-        return mul(mul(cst(ty, -0.5), mul(r, mul(r, r))), t[0]);
-      })
-      .Case<math::SinOp>(
-          [&](auto) { return mul(math::CosOp::create(*b, x(0)), t[0]); })
-      .Case<math::CosOp>(
-          [&](auto) { return neg(mul(math::SinOp::create(*b, x(0)), t[0])); })
-      .Case<math::AbsFOp>([&](auto) -> Value {
-        if (!t[0])
-          return Value();
-        Value isNeg = arith::CmpFOp::create(*b, arith::CmpFPredicate::OLT, x(0),
-                                            cst(ty, 0.0));
-        return arith::SelectOp::create(*b, isNeg, neg(t[0]), t[0]);
-      })
-      .Case<math::FmaOp>([&](auto) {
-        return add(add(mul(t[0], x(1)), mul(x(0), t[1])), t[2]);
-      })
-      .Default([&](Operation *) -> FailureOr<Value> { return failure(); });
-}
-
-FailureOr<ScoreDifferentiator::Tangents>
-ScoreDifferentiator::differentiate(Operation *op) {
-  Tangents result(numSeeds);
-  if (llvm::none_of(op->getResultTypes(), isFloat))
-    return result; // integer and boolean values carry no derivative
-  auto refuse = [&]() -> FailureOr<Tangents> {
-    op->emitOpError()
-        << "cannot be differentiated: attn-differentiate knows arith "
-           "addf/subf/mulf/divf/negf/select/maximumf/minimumf/extf/truncf "
-           "and math exp/exp2/log/log2/tanh/sqrt/rsqrt/sin/cos/absf/fma in "
-           "a 'score' region";
-    return failure();
-  };
-  // Values that ops with regions read from above are not operands, and no
-  // rule covers several results: refuse rather than drop a derivative.
-  if (op->getNumRegions() != 0 || op->getNumResults() != 1)
-    return refuse();
-  if (auto extract = dyn_cast<tensor::ExtractOp>(op)) {
-    auto it = llvm::find(siteOps, extract);
-    if (it != siteOps.end())
-      result[1 + (it - siteOps.begin())] =
-          cst(extract.getType(), 1.0); // a seed
-    return result;
-  }
-  for (unsigned seed = 0; seed < numSeeds; ++seed) {
-    SmallVector<Value, 3> t;
-    for (Value operand : op->getOperands())
-      t.push_back(tangentOf(operand, seed));
-    if (llvm::all_of(t, [](Value v) { return !v; }))
-      continue; // constant with respect to this seed
-    FailureOr<Value> d = rule(op, t);
-    if (failed(d))
-      return refuse();
-    result[seed] = *d;
-  }
-  return result;
-}
-
-LogicalResult ScoreDifferentiator::build(Region &grad,
-                                         SmallVectorImpl<int64_t> &sites) {
-  Block &fwd = score.front();
-  // Sites: reads of captured float tensors.
-  fwd.walk([&](tensor::ExtractOp extract) {
-    auto it = llvm::find(captures, extract.getTensor());
-    if (it != captures.end() && isFloat(extract.getType())) {
-      siteOps.push_back(extract);
-      sites.push_back(it - captures.begin());
-    }
-  });
-  numSeeds = 1 + siteOps.size();
-  SmallVector<Location> locs(fwd.getNumArguments(), score.getLoc());
-  Block *blk = new Block();
-  grad.push_back(blk);
-  blk->addArguments(fwd.getArgumentTypes(), locs);
-  map.map(fwd.getArguments(), blk->getArguments());
-  // `grad` belongs to no op yet: the builder takes the context from score.
-  b.emplace(score.getLoc(), OpBuilder(score.getContext()));
-  b->setInsertionPointToEnd(blk);
-  Value s = fwd.getArgument(0);
-  tangents[s] = Tangents(numSeeds);
-  tangents[s][0] = cst(s.getType(), 1.0);
-  for (Operation &op : fwd.without_terminator()) {
-    b->setLoc(op.getLoc());
-    b->clone(op, map);
-    FailureOr<Tangents> t = differentiate(&op);
-    if (failed(t))
-      return failure();
-    if (op.getNumResults() == 1)
-      tangents[op.getResult(0)] = std::move(*t);
-  }
-  Value out = fwd.getTerminator()->getOperand(0);
-  Type f32 = b->getF32Type();
-  auto asF32 = [&](Value v) -> Value {
-    if (!v)
-      return cst(f32, 0.0);
-    return v.getType() == f32 ? v : arith::ExtFOp::create(*b, f32, v);
-  };
-  SmallVector<Value> yields = {asF32(tangentOf(out, 0))};
-  for (auto [k, extract] : llvm::enumerate(siteOps)) {
-    yields.push_back(asF32(tangentOf(out, 1 + k)));
-    for (Value idx : extract.getIndices())
-      yields.push_back(map.lookup(idx));
-  }
-  YieldOp::create(*b, yields);
-  // The primal values that no derivative reads are dead.
-  SmallVector<Operation *> ops;
-  for (Operation &op : blk->without_terminator())
-    ops.push_back(&op);
-  for (Operation *op : llvm::reverse(ops))
-    if (op->use_empty() && isMemoryEffectFree(op))
-      op->erase();
-  return success();
-}
-
-/// The single attn.attention of `f` whose results only func.return uses, or
-/// null with `why` set.
-static AttentionOp eligibleAttention(func::FuncOp f, std::string &why) {
-  SmallVector<Operation *> ops;
-  f.walk([&](Operation *op) {
-    if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp, ScanOp>(op))
-      ops.push_back(op);
-  });
-  if (ops.size() != 1 || !isa<AttentionOp>(ops[0])) {
-    why = "has no single attn.attention to differentiate";
-    return nullptr;
-  }
-  auto op = cast<AttentionOp>(ops[0]);
+/// Whether the backward of `op` exists (else `why` says what it lacks).
+static bool checkAttention(AttentionOp op, std::string &why) {
   if (op.isPaged()) {
     why = "reads a paged KV cache (pages(...)): paged attention is for "
           "inference and has no backward";
-    return nullptr;
+    return false;
   }
   if (op.getKvLens()) {
     why = "has per-sequence key counts (kv_lens(...)), which have no "
           "backward yet";
-    return nullptr;
+    return false;
   }
   if (op.getSinks()) {
     why = "has attention sinks (sinks(...)), which have no backward yet";
-    return nullptr;
+    return false;
   }
   if (op.isVarlen()) {
     why = "packs variable-length sequences (cu_seqlens_q/k(...)), which "
           "have no backward yet";
+    return false;
+  }
+  return true;
+}
+
+/// The single attn op of `f` (attn.attention, attn.linear_attention or
+/// attn.scan) whose results only func.return uses, or null with `why` set.
+static Operation *eligibleOp(func::FuncOp f, std::string &why) {
+  SmallVector<Operation *> ops;
+  f.walk([&](Operation *op) {
+    if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp,
+            LinearAttentionGradOp, ScanOp>(op))
+      ops.push_back(op);
+  });
+  if (ops.size() != 1 || !isa<AttentionOp, LinearAttentionOp, ScanOp>(ops[0])) {
+    why = "has no single attn.attention, attn.linear_attention or attn.scan "
+          "to differentiate";
     return nullptr;
   }
-  for (Operation *user : op->getUsers())
+  for (Operation *user : ops[0]->getUsers())
     if (!isa<func::ReturnOp>(user)) {
-      why = "uses the attention's results in other operations";
+      why = "uses the attn op's results in other operations";
       return nullptr;
     }
-  return op;
+  if (auto op = dyn_cast<AttentionOp>(ops[0]))
+    return checkAttention(op, why) ? op : nullptr;
+  return ops[0];
 }
 
 /// The lse type of `op`: its own, or [B, Hq, Nq] f32.
@@ -323,6 +108,34 @@ static func::FuncOp cloneBody(func::FuncOp f, StringRef name,
   return g;
 }
 
+namespace {
+/// `@<f>_backward` under construction: f's body cloned with extra
+/// arguments, the clone of f's attn op (to be replaced by its gradient op)
+/// and the extra arguments.
+struct BackwardFunction {
+  func::FuncOp g;
+  Operation *clone;
+  ValueRange extra;
+
+  BackwardFunction(func::FuncOp f, Value opResult, TypeRange extraTypes) {
+    IRMapping map;
+    g = cloneBody(f, (f.getName() + "_backward").str(), extraTypes, {}, map);
+    clone = map.lookup(opResult).getDefiningOp();
+    extra = g.getBody().front().getArguments().take_back(extraTypes.size());
+  }
+  /// Replaces the clone by `state`'s op and returns its results.
+  void finish(OperationState &state) {
+    OpBuilder b(clone);
+    Operation *gradOp = b.create(state);
+    clone->erase();
+    g.setType(FunctionType::get(g.getContext(), g.getArgumentTypes(),
+                                gradOp->getResultTypes()));
+    b.setInsertionPointToEnd(&g.getBody().front());
+    func::ReturnOp::create(b, g.getLoc(), gradOp->getResults());
+  }
+};
+} // namespace
+
 /// `@name_forward`: the forward returning o and lse.
 static void buildForward(func::FuncOp f, AttentionOp op) {
   RankedTensorType lseType = lseTypeOf(op);
@@ -354,12 +167,10 @@ static LogicalResult buildBackward(func::FuncOp f, AttentionOp op,
   SmallVector<Type> extraTypes = {oType, lseType, oType};
   if (withDLse)
     extraTypes.push_back(lseType);
-  IRMapping map;
-  func::FuncOp g =
-      cloneBody(f, (f.getName() + "_backward").str(), extraTypes, {}, map);
-  auto clone = cast<AttentionOp>(map.lookup(op.getO()).getDefiningOp());
-  Block &entry = g.getBody().front();
-  ValueRange extra = entry.getArguments().take_back(extraTypes.size());
+  BackwardFunction bwd(f, op.getO(), extraTypes);
+  auto clone = cast<AttentionOp>(bwd.clone);
+  func::FuncOp g = bwd.g;
+  ValueRange extra = bwd.extra;
   OpBuilder b(clone);
   OperationState state(clone.getLoc(), AttentionGradOp::getOperationName());
   state.addOperands({clone.getQ(), clone.getK(), clone.getV()});
@@ -378,8 +189,8 @@ static LogicalResult buildBackward(func::FuncOp f, AttentionOp op,
   Region *grad = state.addRegion();
   SmallVector<int64_t> sites;
   if (clone.hasScoreRegion()) {
-    ScoreDifferentiator diff(clone.getScore(), clone.getCaptures());
-    if (failed(diff.build(*grad, sites))) {
+    if (failed(buildScoreGradRegion(clone.getScore(), clone.getCaptures(),
+                                    *grad, sites))) {
       // The partial region reads values of `g`: drop it first.
       grad->dropAllReferences();
       grad->getBlocks().clear();
@@ -402,12 +213,93 @@ static LogicalResult buildBackward(func::FuncOp f, AttentionOp op,
           cast<RankedTensorType>(c.getType()).getShape(), b.getF32Type()));
   score->takeBody(clone.getScore());
   mask->takeBody(clone.getMask());
-  Operation *gradOp = b.create(state);
-  clone->erase();
-  g.setType(FunctionType::get(f.getContext(), g.getArgumentTypes(),
-                              gradOp->getResultTypes()));
-  b.setInsertionPointToEnd(&entry);
-  func::ReturnOp::create(b, f.getLoc(), gradOp->getResults());
+  bwd.finish(state);
+  return success();
+}
+
+/// `@name_forward` of a linear op: the function itself under a new name.
+static void buildLinearForward(func::FuncOp f) {
+  OpBuilder b(f.getContext());
+  b.setInsertionPointAfter(f);
+  auto g = cast<func::FuncOp>(b.clone(*f));
+  g.setName((f.getName() + "_forward").str());
+}
+
+/// The feature maps of `fwd` (an attn.linear_attention; an attn.scan has
+/// none) into `state`'s four regions: the maps, then their tangent maps.
+/// Failure after a diagnostic (the regions are then left empty).
+static LogicalResult addFeatureMapRegions(Operation *fwd,
+                                          OperationState &state) {
+  Region *maps[4];
+  for (Region *&r : maps)
+    r = state.addRegion();
+  auto lin = dyn_cast<LinearAttentionOp>(fwd);
+  if (!lin)
+    return success();
+  for (auto [map, jvp] :
+       {std::pair<Region &, Region *>{lin.getFeatureMap(), maps[2]},
+        {lin.getKeyFeatureMap(), maps[3]}}) {
+    if (map.empty() || succeeded(buildFeatureMapJvp(map, *jvp)))
+      continue;
+    // The partial regions read values of the function: drop them.
+    for (Region *r : {maps[2], maps[3]}) {
+      r->dropAllReferences();
+      r->getBlocks().clear();
+    }
+    return failure();
+  }
+  maps[0]->takeBody(lin.getFeatureMap());
+  maps[1]->takeBody(lin.getKeyFeatureMap());
+  return success();
+}
+
+/// `@name_backward` of a linear op: (f's inputs, dO[, dS_N]) -> (dq, dk,
+/// dv[, d_decay][, d_initial_state]).
+static LogicalResult buildLinearBackward(func::FuncOp f, LinearOpInterface op) {
+  SmallVector<Type> extraTypes = {op.getO().getType()};
+  if (Value fin = op.getFinalState())
+    extraTypes.push_back(fin.getType());
+  BackwardFunction bwd(f, op.getO(), extraTypes);
+  auto clone = cast<LinearOpInterface>(bwd.clone);
+  func::FuncOp g = bwd.g;
+  ValueRange extra = bwd.extra;
+  OpBuilder b(clone);
+  OperationState state(clone.getLoc(),
+                       LinearAttentionGradOp::getOperationName());
+  Value decay = clone.getDecay(), init = clone.getInitialState();
+  state.addOperands({clone.getQ(), clone.getK(), clone.getV()});
+  state.addOperands(extra.take_front());
+  for (Value optional : {decay, init})
+    if (optional)
+      state.addOperands(optional);
+  state.addOperands(extra.drop_front());
+  state.addOperands(clone.getCapturedValues());
+  state.addAttribute(
+      "operandSegmentSizes",
+      b.getDenseI32ArrayAttr({1, 1, 1, 1, decay ? 1 : 0, init ? 1 : 0,
+                              int32_t(extra.size() - 1),
+                              int32_t(clone.getCapturedValues().size())}));
+  state.addAttribute(
+      "resultSegmentSizes",
+      b.getDenseI32ArrayAttr({1, 1, 1, decay ? 1 : 0, init ? 1 : 0}));
+  state.addAttribute("direction",
+                     DirectionAttr::get(b.getContext(), clone.getDirection()));
+  if (clone.getNormalize())
+    state.addAttribute("normalize", b.getUnitAttr());
+  if (auto scale = clone->getAttrOfType<FloatAttr>("scale"))
+    state.addAttribute("scale", scale);
+  if (auto order = clone.getOrderAttr())
+    state.addAttribute("order", order);
+  state.addTypes(
+      {clone.getQ().getType(), clone.getK().getType(), clone.getV().getType()});
+  for (Value optional : {decay, init})
+    if (optional)
+      state.addTypes(optional.getType());
+  if (failed(addFeatureMapRegions(clone, state))) {
+    g.erase();
+    return failure();
+  }
+  bwd.finish(state);
   return success();
 }
 
@@ -425,7 +317,7 @@ struct AttnDifferentiatePass
         continue;
       found = true;
       std::string why;
-      AttentionOp op = eligibleAttention(f, why);
+      Operation *op = eligibleOp(f, why);
       if (!op) {
         if (funcName.empty())
           continue;
@@ -439,9 +331,16 @@ struct AttnDifferentiatePass
                         << "' already exists";
           return signalPassFailure();
         }
-      if (failed(buildBackward(f, op, lseGrad)))
+      if (auto lin = dyn_cast<LinearOpInterface>(op)) {
+        if (failed(buildLinearBackward(f, lin)))
+          return signalPassFailure();
+        buildLinearForward(f);
+        continue;
+      }
+      auto attention = cast<AttentionOp>(op);
+      if (failed(buildBackward(f, attention, lseGrad)))
         return signalPassFailure();
-      buildForward(f, op);
+      buildForward(f, attention);
     }
     if (!funcName.empty() && !found) {
       module.emitError() << "attn-differentiate: no function '" << funcName

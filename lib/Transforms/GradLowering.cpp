@@ -29,8 +29,8 @@ void mlir::attn::forEachIndex(Emitter &e, Value buf,
   nest(0);
 }
 
-static Value zeroed(Emitter &e, ArrayRef<int64_t> shape, Type acc,
-                    ArrayRef<Value> dims) {
+Value mlir::attn::zeroedBuffer(Emitter &e, ArrayRef<int64_t> shape, Type acc,
+                               ArrayRef<Value> dims) {
   SmallVector<Value> dyn;
   for (auto [size, dim] : llvm::zip(shape, dims))
     if (ShapedType::isDynamic(size))
@@ -63,12 +63,12 @@ GradBuffers mlir::attn::makeGradBuffers(Emitter &e, AttentionGradOp op,
   gb.d = op.getHeadDim();
   gb.dv = op.getValueDim();
   int64_t dyn = ShapedType::kDynamic;
-  gb.dq = zeroed(e, {dyn, gb.hq, dyn, gb.d}, acc,
-                 {gb.batch, Value(), gb.nq, Value()});
-  gb.dk = zeroed(e, {dyn, gb.hkv, dyn, gb.d}, acc,
-                 {gb.batch, Value(), gb.nk, Value()});
-  gb.dvAcc = zeroed(e, {dyn, gb.hkv, dyn, gb.dv}, acc,
-                    {gb.batch, Value(), gb.nk, Value()});
+  gb.dq = zeroedBuffer(e, {dyn, gb.hq, dyn, gb.d}, acc,
+                       {gb.batch, Value(), gb.nq, Value()});
+  gb.dk = zeroedBuffer(e, {dyn, gb.hkv, dyn, gb.d}, acc,
+                       {gb.batch, Value(), gb.nk, Value()});
+  gb.dvAcc = zeroedBuffer(e, {dyn, gb.hkv, dyn, gb.dv}, acc,
+                          {gb.batch, Value(), gb.nk, Value()});
   gb.gradOfCapture.assign(op.getCaptures().size(), -1);
   for (unsigned c : op.getGradCaptureIndices()) {
     Value capture = e.toBuffer(op.getCaptures()[c]);
@@ -77,13 +77,12 @@ GradBuffers mlir::attn::makeGradBuffers(Emitter &e, AttentionGradOp op,
     for (int64_t d = 0; d < type.getRank(); ++d)
       dims.push_back(type.isDynamicDim(d) ? e.dim(capture, d) : Value());
     gb.gradOfCapture[c] = gb.captureGrads.size();
-    gb.captureGrads.push_back(zeroed(e, type.getShape(), acc, dims));
+    gb.captureGrads.push_back(zeroedBuffer(e, type.getShape(), acc, dims));
   }
   return gb;
 }
 
-/// A new buffer of `tensorType` holding `acc` converted to its elements.
-static Value convertTo(Emitter &e, Value acc, Type tensorType) {
+Value mlir::attn::convertBufferTo(Emitter &e, Value acc, Type tensorType) {
   auto t = cast<RankedTensorType>(tensorType);
   SmallVector<Value> dims;
   for (int64_t d = 0; d < t.getRank(); ++d)
@@ -105,11 +104,12 @@ static Value convertTo(Emitter &e, Value acc, Type tensorType) {
 
 void mlir::attn::finishGrad(Emitter &e, AttentionGradOp op,
                             const GradBuffers &gb) {
-  SmallVector<Value> results = {convertTo(e, gb.dq, op.getDq().getType()),
-                                convertTo(e, gb.dk, op.getDk().getType()),
-                                convertTo(e, gb.dvAcc, op.getDv().getType())};
+  SmallVector<Value> results = {
+      convertBufferTo(e, gb.dq, op.getDq().getType()),
+      convertBufferTo(e, gb.dk, op.getDk().getType()),
+      convertBufferTo(e, gb.dvAcc, op.getDv().getType())};
   for (auto [buf, result] : llvm::zip(gb.captureGrads, op.getCaptureGrads()))
-    results.push_back(convertTo(e, buf, result.getType()));
+    results.push_back(convertBufferTo(e, buf, result.getType()));
   op->replaceAllUsesWith(results);
   op->erase();
 }

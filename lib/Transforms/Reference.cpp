@@ -214,10 +214,16 @@ struct ConvertAttnToReferencePass
   void runOnOperation() override {
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
-      if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp, ScanOp>(op))
+      if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp,
+              LinearAttentionGradOp, ScanOp>(op))
         ops.push_back(op);
     });
     for (Operation *op : ops) {
+      if (auto grad = dyn_cast<LinearAttentionGradOp>(op)) {
+        if (failed(lowerLinearGradToReference(grad)))
+          return signalPassFailure();
+        continue;
+      }
       if (auto grad = dyn_cast<AttentionGradOp>(op)) {
         if (failed(lowerAttentionGradToReference(grad)))
           return signalPassFailure();

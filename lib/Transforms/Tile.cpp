@@ -412,10 +412,20 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
     }
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
-      if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp, ScanOp>(op))
+      if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp,
+              LinearAttentionGradOp, ScanOp>(op))
         ops.push_back(op);
     });
     for (Operation *op : ops) {
+      if (auto grad = dyn_cast<LinearAttentionGradOp>(op)) {
+        // The chunk length: a schedule's block_q (attn-run --block-q), or
+        // the forward's default.
+        auto sched = grad->getAttrOfType<ScheduleAttr>("schedule");
+        if (failed(
+                lowerLinearGradChunked(grad, sched ? sched.getBlockQ() : 64)))
+          return signalPassFailure();
+        continue;
+      }
       if (auto grad = dyn_cast<AttentionGradOp>(op)) {
         if (failed(lowerAttentionGradTiled(grad)))
           return signalPassFailure();

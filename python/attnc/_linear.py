@@ -10,6 +10,7 @@ scale * phi(x), its key map phi(x), and its own `scale` 1.0.
 """
 
 from . import _emit
+from . import _linear_autograd
 from . import _memo
 from . import _trace as _tracer
 from ._flex import _count, _kernel, _kind
@@ -125,7 +126,9 @@ def linear_attention(q, k, v, feature_map=None, decay=None, scale=None, normaliz
     (causal only) and output_final_state (returns (o, final_state)).
 
     numpy arrays and CPU torch tensors run the CPU kernel (float32); CUDA
-    tensors (bf16/f16) the GPU kernel for the device.
+    tensors (bf16/f16) the GPU kernel for the device. CPU torch tensors that
+    require grad give a differentiable result (the chunked CPU backward);
+    CUDA tensors have no backward yet.
     """
     kinds = {_kind(t) for t in (q, k, v)}
     if len(kinds) != 1:
@@ -156,11 +159,29 @@ def linear_attention(q, k, v, feature_map=None, decay=None, scale=None, normaliz
                             initial_state is not None, output_final_state)
     kernel = _kernel(spec, target, 0, 0)
     extra = [x for x in (decay, initial_state) if x is not None]
+    if _wants_grad(q, k, v, *extra):
+        if kind == "torch-cuda":
+            raise AttncError("linear_attention: attnc has no GPU backward for linear "
+                             "attention yet (CPU tensors have one); call it under "
+                             "torch.no_grad()")
+        backward = _kernel(spec, target, 0, 0, function=name + "_backward")
+        return _linear_autograd.apply(kernel, backward, [q, k, v, *extra],
+                                      output_final_state)
     if kind == "torch-cuda":
         import torch
         extra = [x.to(device=q.device, dtype=torch.float32) for x in extra]
         return kernel(q, k, v, *extra)
     return _run_cpu(kernel, kind, q, k, v, extra, B, H, D, Dv, output_final_state)
+
+
+def _wants_grad(*tensors):
+    """Whether grad mode is on and a torch tensor among `tensors` requires
+    grad."""
+    torch = [t for t in tensors if (type(t).__module__ or "").startswith("torch")]
+    if not torch:
+        return False
+    import torch as th
+    return th.is_grad_enabled() and any(t.requires_grad for t in torch)
 
 
 def _check_shapes(q, k, v):
@@ -187,11 +208,6 @@ def _to_numpy(x):
 
 def _run_cpu(kernel, kind, q, k, v, extra, B, H, D, Dv, final_state):
     import numpy as np
-    if kind == "torch-cpu":
-        import torch
-        if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
-            raise AttncError("linear_attention: attnc has no backward for it yet; call it "
-                             "under torch.no_grad()")
     args = [_to_numpy(x) for x in (q, k, v, *extra)]
     out = None
     if final_state:

@@ -38,3 +38,18 @@ func.func @dlse(%q: tensor<?x4x?x64xbf16>, %o: tensor<?x4x?x64xbf16>, %lse: tens
   %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %lse, %o, %dlse {schedule = #attn.schedule<target = "sm_80", block_q = 64, block_kv = 64, warps = 4, stages = 1, smem_bytes = 0>} : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x4x?xf32> -> tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
   return %dq, %dk, %dv : tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16>
 }
+
+// -----
+
+// The backward of linear attention and scans has no GPU kernels yet.
+func.func @linear_grad(%q: tensor<2x4x64x64xbf16>, %do: tensor<2x4x64x64xbf16>)
+    -> (tensor<2x4x64x64xbf16>, tensor<2x4x64x64xbf16>,
+        tensor<2x4x64x64xbf16>) {
+  // expected-error @+1 {{'attn.linear_attention_grad' op has no GPU kernels yet: the backward of linear attention and scans runs on the CPU (the reference lowering)}}
+  %dq, %dk, %dv = attn.linear_attention_grad causal %q, %q, %q, %do
+    : tensor<2x4x64x64xbf16>, tensor<2x4x64x64xbf16>, tensor<2x4x64x64xbf16>,
+      tensor<2x4x64x64xbf16>
+    -> tensor<2x4x64x64xbf16>, tensor<2x4x64x64xbf16>, tensor<2x4x64x64xbf16>
+  return %dq, %dk, %dv
+      : tensor<2x4x64x64xbf16>, tensor<2x4x64x64xbf16>, tensor<2x4x64x64xbf16>
+}

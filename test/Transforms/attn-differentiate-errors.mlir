@@ -60,7 +60,7 @@ func.func @constant_erf(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
 
 // A function named with func= must be one attn.attention whose results
 // only the return uses.
-// NAMED: attn-differentiate: function 'two_ops' uses the attention's results in other operations
+// NAMED: attn-differentiate: function 'two_ops' uses the attn op's results in other operations
 func.func @two_ops(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
                    %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
   %o = attn.attention %q, %k, %v
@@ -126,6 +126,42 @@ func.func @kv_lens(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
     -> tensor<?x4x?x64xf32> {
   %o = attn.attention %q, %k, %v kv_lens(%n : tensor<?xi32>)
     : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// -----
+
+// A feature map with an op that has no rule: the diagnostic names it.
+func.func @feature_map_floor(%q: tensor<?x4x?x64xf32>,
+                             %k: tensor<?x4x?x64xf32>,
+                             %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
+  %o = attn.linear_attention causal %q, %k, %v
+    feature_map(%x: vector<64xf32>) {
+      // expected-error @+1 {{'math.floor' op cannot be differentiated}}
+      %r = math.floor %x : vector<64xf32>
+      attn.yield %r : vector<64xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>
+  return %o : tensor<?x4x?x64xf32>
+}
+
+// -----
+
+// A max over a multi-dim reduction has no rule (vector.reduction's has).
+func.func @feature_map_multi_max(%q: tensor<?x4x?x64xf32>,
+                                 %k: tensor<?x4x?x64xf32>,
+                                 %v: tensor<?x4x?x64xf32>)
+    -> tensor<?x4x?x64xf32> {
+  %o = attn.linear_attention causal %q, %k, %v
+    feature_map(%x: vector<64xf32>) {
+      %m = vector.shape_cast %x : vector<64xf32> to vector<8x8xf32>
+      %init = arith.constant dense<-1.0e30> : vector<8xf32>
+      // expected-error @+1 {{'vector.multi_reduction' op cannot be differentiated}}
+      %r = vector.multi_reduction <maximumf>, %m, %init [1]
+        : vector<8x8xf32> to vector<8xf32>
+      attn.yield %r : vector<8xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>
       -> tensor<?x4x?x64xf32>
   return %o : tensor<?x4x?x64xf32>
 }

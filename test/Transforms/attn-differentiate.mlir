@@ -155,9 +155,11 @@ func.func @captures(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
   return %o : tensor<?x4x?x64xf32>
 }
 
-// A function of a linear attention is left alone.
+// A function of a linear attention gets its backward too
+// (attn-differentiate-linear.mlir has the details).
 // CHECK-LABEL: func.func @linear(
-// CHECK-NOT: func.func @linear_backward
+// CHECK-LABEL: func.func @linear_backward(
+// CHECK: attn.linear_attention_grad causal
 func.func @linear(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
                   %v: tensor<?x4x?x64xf32>) -> tensor<?x4x?x64xf32> {
   %o = attn.linear_attention causal %q, %k, %v

@@ -1,7 +1,8 @@
 //===- GradLowering.h - shared parts of the attention backward -*- C++ -*-===//
 //
 // Part of attnc. The buffers of an attn.attention_grad and the per-element
-// chain rule that its naive (Reference) and tiled (CPU) lowerings share.
+// chain rule that its naive (Reference) and tiled (CPU) lowerings share;
+// accumulator helpers that the linear backward uses too.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_TRANSFORMS_GRADLOWERING_H
@@ -33,6 +34,13 @@ struct GradBuffers {
 GradBuffers makeGradBuffers(Emitter &e, AttentionGradOp op, Type acc);
 /// Converts the accumulators to the result types and replaces `op`.
 void finishGrad(Emitter &e, AttentionGradOp op, const GradBuffers &gb);
+/// A zeroed buffer of `shape` with elements `acc`; `dims` holds a size
+/// for each dynamic dim (null for the static ones).
+Value zeroedBuffer(Emitter &e, ArrayRef<int64_t> shape, Type acc,
+                   ArrayRef<Value> dims);
+/// A tensor of `tensorType` holding accumulator `acc` converted to its
+/// elements (f64 to bf16/f16 through f32); `acc` is deallocated.
+Value convertBufferTo(Emitter &e, Value acc, Type tensorType);
 /// Runs `body` on every index of `buf` (a nest of scf.for).
 void forEachIndex(Emitter &e, Value buf,
                   const std::function<void(ValueRange)> &body);

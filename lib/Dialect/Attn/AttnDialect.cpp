@@ -38,8 +38,8 @@ namespace {
 struct AttnFoldInterface : public DialectFoldInterface {
   using DialectFoldInterface::DialectFoldInterface;
   bool shouldMaterializeInto(Region *region) const final {
-    return isa<AttentionOp, AttentionGradOp, LinearAttentionOp, ScanOp>(
-        region->getParentOp());
+    return isa<AttentionOp, AttentionGradOp, LinearAttentionOp,
+               LinearAttentionGradOp, ScanOp>(region->getParentOp());
   }
 };
 } // namespace
@@ -214,6 +214,51 @@ static void printCaptures(OpAsmPrinter &p, ValueRange captures) {
   p << " captures(" << captures << " : " << captures.getTypes() << ")";
 }
 
+/// Parses `scale = <f32>` into the `scale` attribute if the keyword is
+/// there.
+static ParseResult parseOptionalScale(OpAsmParser &parser,
+                                      OperationState &result) {
+  if (failed(parser.parseOptionalKeyword("scale")))
+    return success();
+  FloatAttr scale;
+  return failure(parser.parseEqual() ||
+                 parser.parseAttribute(scale, parser.getBuilder().getF32Type(),
+                                       "scale", result.attributes));
+}
+
+static void printOptionalScale(OpAsmPrinter &p, FloatAttr scale) {
+  if (!scale)
+    return;
+  p << " scale = ";
+  p.printFloat(scale.getValue());
+}
+
+/// A scale attribute, when given, is finite and non-zero.
+static LogicalResult verifyScale(Operation *op, FloatAttr scale) {
+  if (!scale)
+    return success();
+  double x = scale.getValueAsDouble();
+  if (!std::isfinite(x) || x == 0.0)
+    return op->emitOpError() << "scale must be finite and non-zero, got " << x;
+  return success();
+}
+
+/// Parses `causal` or `bidirectional` into the `direction` attribute.
+static ParseResult parseDirection(OpAsmParser &parser, OperationState &result) {
+  StringRef keyword;
+  llvm::SMLoc loc = parser.getCurrentLocation();
+  if (parser.parseKeyword(&keyword))
+    return failure();
+  std::optional<Direction> dir = symbolizeDirection(keyword);
+  if (!dir)
+    return parser.emitError(loc) << "expected 'causal' or 'bidirectional', "
+                                    "got '"
+                                 << keyword << "'";
+  result.addAttribute("direction",
+                      DirectionAttr::get(parser.getContext(), *dir));
+  return success();
+}
+
 /// Verifies that `region` has the given argument types and yields one value
 /// of type `yieldType` (if non-null; else the yield type is returned).
 static LogicalResult verifyRegionSignature(Operation *op, Region &region,
@@ -376,6 +421,19 @@ static LogicalResult verifyQKV(Operation *op, RankedTensorType q,
   return success();
 }
 
+/// q, k and v of rank 4 (their types into `q`, `k`, `v`) that pass
+/// verifyQKV.
+static LogicalResult verifyQKVOperands(Operation *op, Value qv, Value kv,
+                                       Value vv, bool sameSeq, bool paged,
+                                       FailureOr<RankedTensorType> &q,
+                                       FailureOr<RankedTensorType> &k,
+                                       FailureOr<RankedTensorType> &v) {
+  if (failed(q = getRank4(op, qv, "q")) || failed(k = getRank4(op, kv, "k")) ||
+      failed(v = getRank4(op, vv, "v")))
+    return failure();
+  return verifyQKV(op, *q, *k, *v, sameSeq, paged);
+}
+
 static LogicalResult verifyShapeEq(Operation *op, Type actualType,
                                    ArrayRef<int64_t> expected, Type elem,
                                    StringRef name) {
@@ -485,13 +543,8 @@ ParseResult AttentionOp::parse(OpAsmParser &parser, OperationState &result) {
                               int32_t(captures.size())}));
   if (succeeded(parser.parseOptionalKeyword("queries_at_end")))
     result.addAttribute("queries_at_end", b.getUnitAttr());
-  if (succeeded(parser.parseOptionalKeyword("scale"))) {
-    FloatAttr scale;
-    if (parser.parseEqual() ||
-        parser.parseAttribute(scale, b.getF32Type(), "scale",
-                              result.attributes))
-      return failure();
-  }
+  if (parseOptionalScale(parser, result))
+    return failure();
   Region *score = result.addRegion();
   Region *mask = result.addRegion();
   if (parseOptionalNamedRegion(parser, "score", *score) ||
@@ -528,10 +581,7 @@ void AttentionOp::print(OpAsmPrinter &p) {
   printCaptures(p, getCaptures());
   if (getQueriesAtEnd())
     p << " queries_at_end";
-  if (auto s = getScaleAttr()) {
-    p << " scale = ";
-    p.printFloat(s.getValue());
-  }
+  printOptionalScale(p, getScaleAttr());
   printNamedRegion(p, "score", getScore());
   printNamedRegion(p, "mask", getMask());
   p.printOptionalAttrDict((*this)->getAttrs(),
@@ -546,12 +596,9 @@ void AttentionOp::print(OpAsmPrinter &p) {
 LogicalResult AttentionOp::verify() {
   Operation *op = getOperation();
   // One diagnostic: the first of q, k, v that is malformed.
-  FailureOr<RankedTensorType> q = getRank4(op, getQ(), "q"), k = failure(),
-                              v = failure();
-  if (failed(q) || failed(k = getRank4(op, getK(), "k")) ||
-      failed(v = getRank4(op, getV(), "v")))
-    return failure();
-  if (failed(verifyQKV(op, *q, *k, *v, /*sameSeq=*/false, isPaged())))
+  FailureOr<RankedTensorType> q = failure(), k = failure(), v = failure();
+  if (failed(verifyQKVOperands(op, getQ(), getK(), getV(), /*sameSeq=*/false,
+                               isPaged(), q, k, v)))
     return failure();
   FailureOr<int64_t> nk = verifyPageTable(*q, *k);
   if (failed(nk))
@@ -574,11 +621,8 @@ LogicalResult AttentionOp::verify() {
       failed(verifyShapeEq(op, getLse().getType(), {b, hq, nq},
                            Float32Type::get(getContext()), "result lse")))
     return failure();
-  if (auto s = getScale()) {
-    float f = s->convertToFloat();
-    if (!std::isfinite(f) || f == 0.0f)
-      return emitOpError() << "scale must be finite and non-zero, got " << f;
-  }
+  if (failed(verifyScale(op, getScaleAttr())))
+    return failure();
   // Packed sequences: Nq <= Nk holds per sequence, not for the totals.
   if (isVarlen())
     return success();
@@ -739,15 +783,9 @@ void AttentionOp::getCanonicalizationPatterns(RewritePatternSet &results,
 static ParseResult parseLinearLike(OpAsmParser &parser, OperationState &result,
                                    bool isScan) {
   Builder &b = parser.getBuilder();
-  StringRef dirKw;
   llvm::SMLoc loc = parser.getCurrentLocation();
-  if (parser.parseKeyword(&dirKw))
+  if (parseDirection(parser, result))
     return failure();
-  std::optional<Direction> dir = symbolizeDirection(dirKw);
-  if (!dir)
-    return parser.emitError(loc)
-           << "expected 'causal' or 'bidirectional', got '" << dirKw << "'";
-  result.addAttribute("direction", DirectionAttr::get(b.getContext(), *dir));
   SmallVector<OpAsmParser::UnresolvedOperand, 3> qkv;
   if (parser.parseOperandList(qkv, 3))
     return failure();
@@ -761,13 +799,8 @@ static ParseResult parseLinearLike(OpAsmParser &parser, OperationState &result,
       return failure();
     if (succeeded(parser.parseOptionalKeyword("normalize")))
       result.addAttribute("normalize", b.getUnitAttr());
-    if (succeeded(parser.parseOptionalKeyword("scale"))) {
-      FloatAttr scale;
-      if (parser.parseEqual() ||
-          parser.parseAttribute(scale, b.getF32Type(), "scale",
-                                result.attributes))
-        return failure();
-    }
+    if (parseOptionalScale(parser, result))
+      return failure();
     Region *fm = result.addRegion();
     Region *kfm = result.addRegion();
     if (parseOptionalNamedRegion(parser, "feature_map", *fm) ||
@@ -808,10 +841,7 @@ static void printLinearLike(OpAsmPrinter &p, LinearOpInterface op,
   printCaptures(p, op.getCapturedValues());
   if (op.getNormalize())
     p << " normalize";
-  if (auto s = op->getAttrOfType<FloatAttr>("scale")) {
-    p << " scale = ";
-    p.printFloat(s.getValue());
-  }
+  printOptionalScale(p, op->getAttrOfType<FloatAttr>("scale"));
   if (featureMap)
     printNamedRegion(p, "feature_map", *featureMap);
   if (keyFeatureMap)
@@ -836,13 +866,44 @@ static int64_t featureDimOf(Region *fm, int64_t headDim) {
   return headDim;
 }
 
+/// The decay operand of a linear op or its gradient: f32 log-gates of
+/// shape [H], [B, H, N] or [B, H, N, F]; constant gates finite and <= 0.
+static LogicalResult verifyDecay(Operation *op, Value decay, int64_t b,
+                                 int64_t h, int64_t n, int64_t f) {
+  if (!decay)
+    return success();
+  Type f32 = Float32Type::get(op->getContext());
+  auto g = cast<RankedTensorType>(decay.getType());
+  if (g.getElementType() != f32)
+    return op->emitOpError()
+           << "decay must hold f32 log-gates, got " << g.getElementType();
+  // Constant gates are checked here; others when a kernel is launched.
+  DenseFPElementsAttr values;
+  if (matchPattern(decay, m_Constant(&values)))
+    for (auto [i, x] : llvm::enumerate(values.getValues<APFloat>()))
+      if (!(x.convertToDouble() <= 0.0) || !x.isFinite())
+        return op->emitOpError()
+               << "decay holds log-gates, which must be finite and <= 0 "
+                  "(the decay is exp(g)); element "
+               << i << " is " << x.convertToDouble();
+  if (g.getRank() == 1)
+    return verifyShapeEq(op, g, {h}, f32, "per-head decay");
+  if (g.getRank() == 3)
+    return verifyShapeEq(op, g, {b, h, n}, f32, "per-token decay");
+  if (g.getRank() == 4)
+    return verifyShapeEq(op, g, {b, h, n, f}, f32,
+                         "per-token, per-feature decay");
+  return op->emitOpError()
+         << "decay must be [H] (per head), [B, H, N] (per token) or "
+            "[B, H, N, F] (per token and feature), got "
+         << g;
+}
+
 static LogicalResult verifyLinearLike(LinearOpInterface op) {
-  FailureOr<RankedTensorType> q = getRank4(op, op.getQ(), "q"), k = failure(),
-                              v = failure();
-  if (failed(q) || failed(k = getRank4(op, op.getK(), "k")) ||
-      failed(v = getRank4(op, op.getV(), "v")))
-    return failure();
-  if (failed(verifyQKV(op, *q, *k, *v, /*sameSeq=*/true)))
+  FailureOr<RankedTensorType> q = failure(), k = failure(), v = failure();
+  if (failed(verifyQKVOperands(op, op.getQ(), op.getK(), op.getV(),
+                               /*sameSeq=*/true,
+                               /*paged=*/false, q, k, v)))
     return failure();
   int64_t b = q->getDimSize(0), h = q->getDimSize(1), n = q->getDimSize(2);
   int64_t f = featureDimOf(op.getQueryMap(), q->getDimSize(3));
@@ -851,43 +912,10 @@ static LogicalResult verifyLinearLike(LinearOpInterface op) {
   if (failed(verifyShapeEq(op, op.getO().getType(), {b, h, n, dv},
                            q->getElementType(), "result o")))
     return failure();
-  if (Value decay = op.getDecay()) {
-    auto g = cast<RankedTensorType>(decay.getType());
-    if (g.getElementType() != f32)
-      return op->emitOpError()
-             << "decay must hold f32 log-gates, got " << g.getElementType();
-    // Constant gates are checked here; others when a kernel is launched.
-    DenseFPElementsAttr values;
-    if (matchPattern(decay, m_Constant(&values)))
-      for (auto [i, x] : llvm::enumerate(values.getValues<APFloat>()))
-        if (!(x.convertToDouble() <= 0.0) || !x.isFinite())
-          return op->emitOpError()
-                 << "decay holds log-gates, which must be finite and <= 0 "
-                    "(the decay is exp(g)); element "
-                 << i << " is " << x.convertToDouble();
-    if (g.getRank() == 1) {
-      if (failed(verifyShapeEq(op, g, {h}, f32, "per-head decay")))
-        return failure();
-    } else if (g.getRank() == 3) {
-      if (failed(verifyShapeEq(op, g, {b, h, n}, f32, "per-token decay")))
-        return failure();
-    } else if (g.getRank() == 4) {
-      if (failed(verifyShapeEq(op, g, {b, h, n, f}, f32,
-                               "per-token, per-feature decay")))
-        return failure();
-    } else {
-      return op->emitOpError()
-             << "decay must be [H] (per head), [B, H, N] (per token) or "
-                "[B, H, N, F] (per token and feature), got "
-             << g;
-    }
-  }
-  if (auto s = op->getAttrOfType<FloatAttr>("scale")) {
-    double x = s.getValueAsDouble();
-    if (!std::isfinite(x) || x == 0.0)
-      return op->emitOpError()
-             << "scale must be finite and non-zero, got " << x;
-  }
+  if (failed(verifyDecay(op, op.getDecay(), b, h, n, f)))
+    return failure();
+  if (failed(verifyScale(op, op->getAttrOfType<FloatAttr>("scale"))))
+    return failure();
   bool causal = op.getDirection() == Direction::causal;
   if (Value init = op.getInitialState()) {
     if (!causal)
@@ -906,11 +934,19 @@ static LogicalResult verifyLinearLike(LinearOpInterface op) {
   return success();
 }
 
-/// The feature-map regions of an attn.linear_attention (both may be empty).
-static LogicalResult verifyLinearRegions(LinearAttentionOp op) {
-  Region *featureMap = &op.getFeatureMap(),
-         *keyFeatureMap = &op.getKeyFeatureMap();
-  auto q = cast<RankedTensorType>(op.getQ().getType());
+/// The arguments of feature map `r`: the row, and the position (index)
+/// when the region takes two arguments.
+static SmallVector<Type> featureMapArgs(Region &r, Type rowType) {
+  if (!r.empty() && r.front().getNumArguments() == 2)
+    return {rowType, IndexType::get(rowType.getContext())};
+  return {rowType};
+}
+
+/// The feature-map regions of a linear op or its gradient (both may be
+/// empty), for q of type `q`.
+static LogicalResult verifyFeatureMaps(Operation *op, Region *featureMap,
+                                       Region *keyFeatureMap,
+                                       RankedTensorType q) {
   Type rowType =
       VectorType::get({q.getDimSize(3)}, Float32Type::get(op->getContext()));
   int64_t f = featureDimOf(featureMap, q.getDimSize(3));
@@ -936,15 +972,20 @@ static LogicalResult verifyLinearRegions(LinearAttentionOp op) {
              << "'" << name << "' region must take the row (" << rowType
              << ") and optionally the token's position (index), got "
              << r->front().getNumArguments() << " arguments";
-  auto argsOf = [&](Region &r) -> SmallVector<Type> {
-    if (!r.empty() && r.front().getNumArguments() == 2)
-      return {rowType, IndexType::get(op->getContext())};
-    return {rowType};
-  };
   if (failed(verifyRegionSignature(op, *featureMap, "feature_map",
-                                   argsOf(*featureMap), featType)) ||
+                                   featureMapArgs(*featureMap, rowType),
+                                   featType)) ||
       failed(verifyRegionSignature(op, *keyFeatureMap, "key_feature_map",
-                                   argsOf(*keyFeatureMap), featType)))
+                                   featureMapArgs(*keyFeatureMap, rowType),
+                                   featType)))
+    return failure();
+  return success();
+}
+
+/// The feature-map regions of an attn.linear_attention (both may be empty).
+static LogicalResult verifyLinearRegions(LinearAttentionOp op) {
+  if (failed(verifyFeatureMaps(op, &op.getFeatureMap(), &op.getKeyFeatureMap(),
+                               cast<RankedTensorType>(op.getQ().getType()))))
     return failure();
   return verifyRegionBodies(op, op.getCaptures(), /*allowVectors=*/true);
 }
@@ -1082,13 +1123,8 @@ ParseResult AttentionGradOp::parse(OpAsmParser &parser,
   Builder &b = parser.getBuilder();
   if (succeeded(parser.parseOptionalKeyword("queries_at_end")))
     result.addAttribute("queries_at_end", b.getUnitAttr());
-  if (succeeded(parser.parseOptionalKeyword("scale"))) {
-    FloatAttr scale;
-    if (parser.parseEqual() ||
-        parser.parseAttribute(scale, b.getF32Type(), "scale",
-                              result.attributes))
-      return failure();
-  }
+  if (parseOptionalScale(parser, result))
+    return failure();
   Region *score = result.addRegion();
   Region *mask = result.addRegion();
   Region *scoreGrad = result.addRegion();
@@ -1129,10 +1165,7 @@ void AttentionGradOp::print(OpAsmPrinter &p) {
   printCaptures(p, getCaptures());
   if (getQueriesAtEnd())
     p << " queries_at_end";
-  if (auto s = getScaleAttr()) {
-    p << " scale = ";
-    p.printFloat(s.getValue());
-  }
+  printOptionalScale(p, getScaleAttr());
   printNamedRegion(p, "score", getScore());
   printNamedRegion(p, "mask", getMask());
   printNamedRegion(p, "score_grad", getScoreGrad());
@@ -1154,12 +1187,9 @@ void AttentionGradOp::print(OpAsmPrinter &p) {
 
 LogicalResult AttentionGradOp::verify() {
   Operation *op = getOperation();
-  FailureOr<RankedTensorType> q = getRank4(op, getQ(), "q"), k = failure(),
-                              v = failure();
-  if (failed(q) || failed(k = getRank4(op, getK(), "k")) ||
-      failed(v = getRank4(op, getV(), "v")))
-    return failure();
-  if (failed(verifyQKV(op, *q, *k, *v, /*sameSeq=*/false)))
+  FailureOr<RankedTensorType> q = failure(), k = failure(), v = failure();
+  if (failed(verifyQKVOperands(op, getQ(), getK(), getV(), /*sameSeq=*/false,
+                               /*paged=*/false, q, k, v)))
     return failure();
   int64_t b = q->getDimSize(0), hq = q->getDimSize(1), nq = q->getDimSize(2);
   Type elem = q->getElementType(), f32 = Float32Type::get(getContext());
@@ -1179,11 +1209,8 @@ LogicalResult AttentionGradOp::verify() {
       return emitOpError() << "result " << name << " must have the type of "
                            << name.drop_front() << " (" << operand.getType()
                            << "), got " << result.getType();
-  if (auto s = getScale()) {
-    float f = s->convertToFloat();
-    if (!std::isfinite(f) || f == 0.0f)
-      return emitOpError() << "scale must be finite and non-zero, got " << f;
-  }
+  if (failed(verifyScale(op, getScaleAttr())))
+    return failure();
   return verifyQueriesAtEnd(op, getQueriesAtEnd(), *q, k->getDimSize(2));
 }
 
@@ -1257,6 +1284,217 @@ LogicalResult AttentionGradOp::verifyRegions() {
                            << getCaptureGrads()[r].getType();
   }
   return verifyRegionBodies(*this, getCaptures(), /*allowVectors=*/false);
+}
+
+//===----------------------------------------------------------------------===//
+// LinearAttentionGradOp
+//===----------------------------------------------------------------------===//
+
+int64_t LinearAttentionGradOp::getFeatureDim() {
+  return featureDimOf(&getFeatureMap(),
+                      cast<RankedTensorType>(getQ().getType()).getDimSize(3));
+}
+
+Region *LinearAttentionGradOp::getQueryJvp() {
+  return getFeatureMapJvp().empty() ? nullptr : &getFeatureMapJvp();
+}
+
+Region *LinearAttentionGradOp::getKeyJvp() {
+  return getKeyFeatureMap().empty() ? getQueryJvp() : &getKeyFeatureMapJvp();
+}
+
+LinearAttentionOp LinearAttentionGradOp::createForwardView() {
+  MLIRContext *ctx = getContext();
+  OperationState state(getLoc(), LinearAttentionOp::getOperationName());
+  state.addOperands({getQ(), getK(), getV()});
+  int32_t decay = getDecay() ? 1 : 0, init = getInitialState() ? 1 : 0;
+  if (decay)
+    state.addOperands(getDecay());
+  if (init)
+    state.addOperands(getInitialState());
+  state.addOperands(getCaptures());
+  state.addAttribute(
+      LinearAttentionOp::getOperandSegmentSizesAttrName(state.name),
+      DenseI32ArrayAttr::get(
+          ctx, {1, 1, 1, decay, init, int32_t(getCaptures().size())}));
+  state.addAttribute("direction", getDirectionAttr());
+  state.addTypes(getDO().getType());
+  if (Value dfin = getDFinalState())
+    state.addTypes(dfin.getType());
+  if (getNormalize())
+    state.addAttribute("normalize", UnitAttr::get(ctx));
+  if (auto scale = getScaleAttr())
+    state.addAttribute("scale", scale);
+  if (auto order = getOrderAttr())
+    state.addAttribute("order", order);
+  state.addRegion();
+  state.addRegion();
+  Operation *view = Operation::create(state);
+  IRMapping map;
+  getFeatureMap().cloneInto(&view->getRegion(0), map);
+  getKeyFeatureMap().cloneInto(&view->getRegion(1), map);
+  return cast<LinearAttentionOp>(view);
+}
+
+/// Syntax:
+///   <direction> %q, %k, %v, %dO [decay(..)] [initial_state(..)]
+///   [final_state_grad(..)] [captures(..)] [normalize] [scale = f]
+///   [feature_map(..) {..}] [key_feature_map(..) {..}]
+///   [feature_map_jvp(..) {..}] [key_feature_map_jvp(..) {..}] attr-dict
+///   : tq, tk, tv, tdO -> tdq, tdk, tdv [, tdecay] [, tinit]
+ParseResult LinearAttentionGradOp::parse(OpAsmParser &parser,
+                                         OperationState &result) {
+  Builder &b = parser.getBuilder();
+  llvm::SMLoc loc = parser.getCurrentLocation();
+  if (parseDirection(parser, result))
+    return failure();
+  SmallVector<OpAsmParser::UnresolvedOperand, 4> fixed;
+  OperandClause decay, init, dfin;
+  SmallVector<OpAsmParser::UnresolvedOperand> captures;
+  SmallVector<Type> captureTypes;
+  if (parser.parseOperandList(fixed, 4) || decay.parse(parser, "decay") ||
+      init.parse(parser, "initial_state") ||
+      dfin.parse(parser, "final_state_grad") ||
+      parseCaptures(parser, captures, captureTypes))
+    return failure();
+  if (succeeded(parser.parseOptionalKeyword("normalize")))
+    result.addAttribute("normalize", b.getUnitAttr());
+  if (parseOptionalScale(parser, result))
+    return failure();
+  for (StringRef name : {"feature_map", "key_feature_map", "feature_map_jvp",
+                         "key_feature_map_jvp"})
+    if (parseOptionalNamedRegion(parser, name, *result.addRegion()))
+      return failure();
+  SmallVector<Type, 4> inTypes, outTypes;
+  if (parser.parseOptionalAttrDict(result.attributes) || parser.parseColon() ||
+      parser.parseTypeList(inTypes) || parser.parseArrow() ||
+      parser.parseTypeList(outTypes))
+    return failure();
+  if (inTypes.size() != 4)
+    return parser.emitError(loc)
+           << "expected 4 input types (q, k, v, dO), got " << inTypes.size();
+  size_t wantOut = 3 + decay.count() + init.count();
+  if (outTypes.size() != wantOut)
+    return parser.emitError(loc)
+           << "expected " << wantOut
+           << " result types (dq, dk, dv, then the gradients of the decay "
+              "and the initial state when given), got "
+           << outTypes.size();
+  if (parser.resolveOperands(fixed, inTypes, loc, result.operands) ||
+      decay.resolve(parser, result) || init.resolve(parser, result) ||
+      dfin.resolve(parser, result) ||
+      parser.resolveOperands(captures, captureTypes, loc, result.operands))
+    return failure();
+  result.addAttribute(
+      "operandSegmentSizes",
+      b.getDenseI32ArrayAttr({1, 1, 1, 1, decay.count(), init.count(),
+                              dfin.count(), int32_t(captures.size())}));
+  result.addAttribute(
+      "resultSegmentSizes",
+      b.getDenseI32ArrayAttr({1, 1, 1, decay.count(), init.count()}));
+  result.addTypes(outTypes);
+  return success();
+}
+
+void LinearAttentionGradOp::print(OpAsmPrinter &p) {
+  p << " " << stringifyDirection(getDirection()) << " " << getQ() << ", "
+    << getK() << ", " << getV() << ", " << getDO();
+  printOperandClause(p, "decay", getDecay());
+  printOperandClause(p, "initial_state", getInitialState());
+  printOperandClause(p, "final_state_grad", getDFinalState());
+  printCaptures(p, getCaptures());
+  if (getNormalize())
+    p << " normalize";
+  printOptionalScale(p, getScaleAttr());
+  printNamedRegion(p, "feature_map", getFeatureMap());
+  printNamedRegion(p, "key_feature_map", getKeyFeatureMap());
+  printNamedRegion(p, "feature_map_jvp", getFeatureMapJvp());
+  printNamedRegion(p, "key_feature_map_jvp", getKeyFeatureMapJvp());
+  p.printOptionalAttrDict((*this)->getAttrs(),
+                          {"operandSegmentSizes", "resultSegmentSizes",
+                           "direction", "normalize", "scale"});
+  p << " : " << getQ().getType() << ", " << getK().getType() << ", "
+    << getV().getType() << ", " << getDO().getType() << " -> ";
+  llvm::interleaveComma(getResultTypes(), p);
+}
+
+LogicalResult LinearAttentionGradOp::verify() {
+  Operation *op = getOperation();
+  FailureOr<RankedTensorType> q = failure(), k = failure(), v = failure();
+  if (failed(verifyQKVOperands(op, getQ(), getK(), getV(), /*sameSeq=*/true,
+                               /*paged=*/false, q, k, v)))
+    return failure();
+  int64_t b = q->getDimSize(0), h = q->getDimSize(1), n = q->getDimSize(2);
+  int64_t f = getFeatureDim(), dv = v->getDimSize(3);
+  Type f32 = Float32Type::get(getContext());
+  if (failed(verifyShapeEq(op, getDO().getType(), {b, h, n, dv},
+                           q->getElementType(), "dO")) ||
+      failed(verifyDecay(op, getDecay(), b, h, n, f)))
+    return failure();
+  bool causal = getDirection() == Direction::causal;
+  for (auto [name, state] :
+       {std::pair<StringRef, Value>{"initial_state", getInitialState()},
+        {"final_state_grad", getDFinalState()}}) {
+    if (!state)
+      continue;
+    if (!causal)
+      return emitOpError() << name << " requires a causal scan";
+    if (failed(verifyShapeEq(op, state.getType(), {b, h, f, dv}, f32, name)))
+      return failure();
+  }
+  for (auto [name, operandName, result, operand] :
+       {std::tuple<StringRef, StringRef, Value, Value>{"dq", "q", getDq(),
+                                                       getQ()},
+        {"dk", "k", getDk(), getK()},
+        {"dv", "v", getDv(), getV()},
+        {"d_decay", "decay", getDDecay(), getDecay()},
+        {"d_initial_state", "initial_state", getDInitialState(),
+         getInitialState()}}) {
+    if (bool(result) != bool(operand))
+      return emitOpError() << "has " << (result ? "a" : "no") << " result "
+                           << name << " but " << (operand ? "an" : "no")
+                           << " operand " << operandName;
+    if (result && result.getType() != operand.getType())
+      return emitOpError() << "result " << name << " must have the type of "
+                           << operandName << " (" << operand.getType()
+                           << "), got " << result.getType();
+  }
+  if (failed(verifyScale(op, getScaleAttr())))
+    return failure();
+  return verifyTokenOrder(op, getOrderAttr(), getQ());
+}
+
+/// A `*_jvp` region: the map's arguments and a tangent row, yielding the
+/// map's type; present exactly when its map is.
+static LogicalResult verifyJvpRegion(Operation *op, Region &map, Region &jvp,
+                                     StringRef name, RankedTensorType q,
+                                     int64_t f) {
+  if (map.empty() != jvp.empty())
+    return op->emitOpError()
+           << (map.empty()
+                   ? "has a '" + name.str() + "_jvp' region but no '" +
+                         name.str() + "'"
+                   : "has a '" + name.str() + "' region but no '" + name.str() +
+                         "_jvp' region; run attn-differentiate to "
+                         "make one");
+  Type f32 = Float32Type::get(op->getContext());
+  Type rowType = VectorType::get({q.getDimSize(3)}, f32);
+  SmallVector<Type> args = featureMapArgs(map, rowType);
+  args.push_back(rowType);
+  return verifyRegionSignature(op, jvp, (name + "_jvp").str(), args,
+                               VectorType::get({f}, f32));
+}
+
+LogicalResult LinearAttentionGradOp::verifyRegions() {
+  auto q = cast<RankedTensorType>(getQ().getType());
+  if (failed(
+          verifyFeatureMaps(*this, &getFeatureMap(), &getKeyFeatureMap(), q)) ||
+      failed(verifyJvpRegion(*this, getFeatureMap(), getFeatureMapJvp(),
+                             "feature_map", q, getFeatureDim())) ||
+      failed(verifyJvpRegion(*this, getKeyFeatureMap(), getKeyFeatureMapJvp(),
+                             "key_feature_map", q, getFeatureDim())))
+    return failure();
+  return verifyRegionBodies(*this, getCaptures(), /*allowVectors=*/true);
 }
 
 #define GET_OP_CLASSES

@@ -11,7 +11,7 @@ using namespace mlir;
 
 static bool isAttnOp(Operation *op) {
   return isa<attn::AttentionOp, attn::AttentionGradOp, attn::LinearAttentionOp,
-             attn::ScanOp>(op);
+             attn::LinearAttentionGradOp, attn::ScanOp>(op);
 }
 
 FailureOr<SmallVector<func::FuncOp>>

@@ -1252,3 +1252,101 @@ func.func @varlen_lens(%q: tensor<1x4x?x64xf32>, %k: tensor<1x4x?x64xf32>, %c: t
     : tensor<1x4x?x64xf32>, tensor<1x4x?x64xf32>, tensor<1x4x?x64xf32> -> tensor<1x4x?x64xf32>
   return
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// attn.linear_attention_grad
+//===----------------------------------------------------------------------===//
+
+func.func @linear_grad_result_count(%q: tensor<2x4x8x16xf32>,
+                                    %g: tensor<2x4x8xf32>) {
+  // expected-error @+1 {{expected 4 result types (dq, dk, dv, then the gradients of the decay and the initial state when given), got 3}}
+  %dq, %dk, %dv = attn.linear_attention_grad causal %q, %q, %q, %q
+      decay(%g : tensor<2x4x8xf32>)
+    : tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>,
+      tensor<2x4x8x16xf32>
+    -> tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @linear_grad_do_shape(%q: tensor<2x4x8x16xf32>,
+                                %do: tensor<2x4x8x32xf32>) {
+  // expected-error @+1 {{'attn.linear_attention_grad' op dO must be}}
+  %dq, %dk, %dv = attn.linear_attention_grad causal %q, %q, %q, %do
+    : tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>,
+      tensor<2x4x8x32xf32>
+    -> tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @linear_grad_dq_type(%q: tensor<2x4x8x16xf32>) {
+  // expected-error @+1 {{'attn.linear_attention_grad' op result dq must have the type of q ('tensor<2x4x8x16xf32>'), got 'tensor<2x4x8x16xf16>'}}
+  %dq, %dk, %dv = attn.linear_attention_grad causal %q, %q, %q, %q
+    : tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>,
+      tensor<2x4x8x16xf32>
+    -> tensor<2x4x8x16xf16>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @linear_grad_bidirectional_state(%q: tensor<2x4x8x16xf32>,
+                                           %ds: tensor<2x4x16x16xf32>) {
+  // expected-error @+1 {{'attn.linear_attention_grad' op final_state_grad requires a causal scan}}
+  %dq, %dk, %dv = attn.linear_attention_grad bidirectional %q, %q, %q, %q
+      final_state_grad(%ds : tensor<2x4x16x16xf32>)
+    : tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>,
+      tensor<2x4x8x16xf32>
+    -> tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @linear_grad_decay_sign(%q: tensor<2x4x8x16xf32>) {
+  %g = arith.constant dense<[-0.1, 0.5, -0.1, -0.1]> : tensor<4xf32>
+  // expected-error @+1 {{'attn.linear_attention_grad' op decay holds log-gates, which must be finite and <= 0 (the decay is exp(g)); element 1 is 5.000000e-01}}
+  %dq, %dk, %dv, %dg = attn.linear_attention_grad causal %q, %q, %q, %q
+      decay(%g : tensor<4xf32>)
+    : tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>,
+      tensor<2x4x8x16xf32>
+    -> tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>,
+       tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @linear_grad_missing_jvp(%q: tensor<2x4x8x16xf32>) {
+  // expected-error @+1 {{'attn.linear_attention_grad' op has a 'feature_map' region but no 'feature_map_jvp' region; run attn-differentiate to make one}}
+  %dq, %dk, %dv = attn.linear_attention_grad causal %q, %q, %q, %q
+    feature_map(%x: vector<16xf32>) {
+      %e = math.exp %x : vector<16xf32>
+      attn.yield %e : vector<16xf32>
+    } : tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>,
+        tensor<2x4x8x16xf32>
+    -> tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @linear_grad_jvp_signature(%q: tensor<2x4x8x16xf32>) {
+  // expected-error @+1 {{'attn.linear_attention_grad' op 'feature_map_jvp' region must take 2 arguments ('vector<16xf32>', 'vector<16xf32>'), got 1}}
+  %dq, %dk, %dv = attn.linear_attention_grad causal %q, %q, %q, %q
+    feature_map(%x: vector<16xf32>) {
+      %e = math.exp %x : vector<16xf32>
+      attn.yield %e : vector<16xf32>
+    }
+    feature_map_jvp(%x: vector<16xf32>) {
+      attn.yield %x : vector<16xf32>
+    } : tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>,
+        tensor<2x4x8x16xf32>
+    -> tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>
+  return
+}

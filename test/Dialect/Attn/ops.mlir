@@ -344,3 +344,54 @@ func.func private @run_attributes(
     tensor<?x?xi1> {attn.run_dims = ["nq/64", "nk/64"], attn.run_init = "bits:0.25"},
     tensor<?x4x?xf32> {attn.run_init = "uniform:-0.5:-0.1"},
     tensor<?x?xi32> {attn.run_init = "permutation"})
+
+// attn.linear_attention_grad (the backward of linear attention and scans,
+// made by attn-differentiate): optional decay, initial state, final-state
+// gradient, feature maps with their tangent maps.
+// CHECK-LABEL: func.func @linear_attention_grad
+// CHECK: %dq, %dk, %dv, %d_decay, %d_initial_state = attn.linear_attention_grad causal %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} decay(%{{.*}} : tensor<?x4x?xf32>) initial_state(%{{.*}} : tensor<?x4x64x64xf32>) final_state_grad(%{{.*}} : tensor<?x4x64x64xf32>) normalize scale = 2.500000e-01
+// CHECK: feature_map(%{{.*}}: vector<64xf32>)
+// CHECK: math.exp
+// CHECK: feature_map_jvp(%{{.*}}: vector<64xf32>, %{{.*}}: vector<64xf32>)
+// CHECK: arith.mulf
+func.func @linear_attention_grad(%q: tensor<?x4x?x64xf32>,
+                                 %k: tensor<?x4x?x64xf32>,
+                                 %v: tensor<?x4x?x64xf32>,
+                                 %do: tensor<?x4x?x64xf32>,
+                                 %g: tensor<?x4x?xf32>,
+                                 %s0: tensor<?x4x64x64xf32>,
+                                 %ds: tensor<?x4x64x64xf32>)
+    -> (tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>,
+        tensor<?x4x?xf32>, tensor<?x4x64x64xf32>) {
+  %dq, %dk, %dv, %dg, %ds0 = attn.linear_attention_grad causal %q, %k, %v, %do
+      decay(%g : tensor<?x4x?xf32>) initial_state(%s0 : tensor<?x4x64x64xf32>)
+      final_state_grad(%ds : tensor<?x4x64x64xf32>) normalize scale = 0.25
+    feature_map(%x: vector<64xf32>) {
+      %e = math.exp %x : vector<64xf32>
+      attn.yield %e : vector<64xf32>
+    }
+    feature_map_jvp(%x: vector<64xf32>, %dx: vector<64xf32>) {
+      %e = math.exp %x : vector<64xf32>
+      %t = arith.mulf %e, %dx : vector<64xf32>
+      attn.yield %t : vector<64xf32>
+    } : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>,
+        tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>,
+         tensor<?x4x?xf32>, tensor<?x4x64x64xf32>
+  return %dq, %dk, %dv, %dg, %ds0 : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>,
+      tensor<?x4x?x64xf32>, tensor<?x4x?xf32>, tensor<?x4x64x64xf32>
+}
+
+// A scan's backward: no decay, no states, bidirectional.
+// CHECK-LABEL: func.func @scan_grad
+// CHECK: %dq, %dk, %dv = attn.linear_attention_grad bidirectional
+func.func @scan_grad(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>,
+                     %v: tensor<2x4x8x16xf32>, %do: tensor<2x4x8x16xf32>)
+    -> (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>) {
+  %dq, %dk, %dv = attn.linear_attention_grad bidirectional %q, %k, %v, %do
+    : tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>,
+      tensor<2x4x8x16xf32>
+    -> tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>
+  return %dq, %dk, %dv
+      : tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>
+}

@@ -1,0 +1,89 @@
+"""Gradients through attnc.linear_attention on CPU torch tensors
+(docs/frontend.md#linear-attention).
+
+When grad mode is on and q, k, v, the decay or the initial state requires
+grad, linear_attention runs the spec's function through a
+torch.autograd.Function; its backward runs `<f>_backward` (dq, dk, dv and
+the gradients of the decay's log-gates and of the initial state), which
+the compiler makes with attn-differentiate and lowers to the chunked CPU
+backward. GPU tensors have no linear backward yet (refused by the caller).
+"""
+
+from ._runtime import AttncError
+
+_function = None  # the torch.autograd.Function class, made on first use
+
+
+class _Call:
+    """The forward and backward kernels of one spec on CPU torch tensors;
+    inputs are q, k, v, then the decay and the initial state when given."""
+
+    def __init__(self, forward, backward, final_state, out_dtype):
+        self.fwd, self.bwd = forward, backward
+        self.final_state = final_state
+        self.out_dtype = out_dtype
+
+    @staticmethod
+    def _arrays(inputs):
+        return [t.detach().float().contiguous().numpy() for t in inputs]
+
+    def forward(self, inputs):
+        import numpy as np
+        import torch
+        arrays = self._arrays(inputs)
+        B, H, N, _ = arrays[0].shape
+        D, Dv = arrays[0].shape[3], arrays[2].shape[3]
+        if self.final_state:
+            out = (np.empty((B, H, N, Dv), np.float32), np.empty((B, H, D, Dv), np.float32))
+            o, state = self.fwd(*arrays, out=out)
+            return torch.from_numpy(o).to(self.out_dtype), torch.from_numpy(state)
+        return (torch.from_numpy(self.fwd(*arrays)).to(self.out_dtype),)
+
+    def backward(self, inputs, grads):
+        import numpy as np
+        import torch
+        arrays = self._arrays(inputs)
+        cotangents = [grads[0] if grads[0] is not None else torch.zeros_like(inputs[2])]
+        if self.final_state:
+            B, H, _, D = arrays[0].shape
+            Dv = arrays[2].shape[3]
+            ds = grads[1] if grads[1] is not None else torch.zeros(B, H, D, Dv)
+            cotangents.append(ds)
+        outs = tuple(np.empty(a.shape, np.float32) for a in arrays)
+        self.bwd(*arrays, *self._arrays(cotangents), out=outs)
+        return [torch.from_numpy(g).to(t.dtype) for g, t in zip(outs, inputs)]
+
+
+def _function_class(torch):
+    global _function
+    if _function is None:
+        class LinearAttentionFunction(torch.autograd.Function):
+            """(call, *inputs) -> (o,) or (o, final_state)."""
+
+            @staticmethod
+            def forward(ctx, call, *inputs):
+                ctx.call = call
+                ctx.save_for_backward(*inputs)
+                return call.forward(inputs)
+
+            @staticmethod
+            def backward(ctx, *grads):
+                if torch.is_grad_enabled():
+                    raise AttncError("attnc.linear_attention: double backward "
+                                     "(create_graph=True) is not supported: attnc's "
+                                     "backward kernels are not differentiable")
+                return (None, *ctx.call.backward(ctx.saved_tensors, grads))
+
+        _function = LinearAttentionFunction
+    return _function
+
+
+def apply(forward, backward, inputs, final_state):
+    """o (or (o, final_state)) of the spec's kernels `forward` and
+    `backward` (<f>_backward) on torch CPU tensors `inputs`, differentiable
+    with respect to each of them."""
+    import torch
+    inputs = [t if isinstance(t, torch.Tensor) else torch.as_tensor(t) for t in inputs]
+    call = _Call(forward, backward, final_state, inputs[0].dtype)
+    outs = _function_class(torch).apply(call, *inputs)
+    return outs if final_state else outs[0]

@@ -1,0 +1,147 @@
+"""Gradients through attnc.linear_attention on CPU torch tensors: loss
+L = sum(o * W) (+ sum(final_state * W2)) backpropagated through attnc's
+chunked CPU backward, against torch autograd through a float64 quadratic
+reference written here; traced feature maps (elu+1, relu^2), decays per
+head, per token and per token and feature, normalize, bidirectional,
+initial and final states.
+
+usage: test_linear_autograd.py
+  Without torch it prints `UNSUPPORTED: <why>` and exits 0.
+"""
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+try:
+    import torch
+except ImportError as e:
+    print(f"UNSUPPORTED: torch is not installed for {sys.executable} ({e})")
+    sys.exit(0)
+
+import attnc  # noqa: E402
+
+fails = 0
+gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
+
+
+def report(name, ok, detail=""):
+    global fails
+    fails += not ok
+    print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
+
+
+def rand(*shape, lo=-1.0, hi=1.0):
+    return torch.rand(*shape, generator=gen, dtype=torch.float64) * (hi - lo) + lo
+
+
+def reference(q, k, v, phi, decay, scale, normalize, causal, s0, final_state):
+    """float64 quadratic form: o_t = sum_s a_t . (W_ts c_s) v_s with
+    W_ts = exp(-|L_t - L_s|) per feature, a = scale phi(q), c = phi(k)."""
+    B, H, N, D = q.shape
+    a = scale * (phi(q) if phi else q)
+    c = phi(k) if phi else k
+    if decay is None:
+        L = torch.zeros(B, H, N, D, dtype=q.dtype)
+    elif decay.dim() == 1:
+        L = (torch.arange(1, N + 1, dtype=q.dtype).view(1, 1, N, 1) *
+             decay.view(1, H, 1, 1)).expand(B, H, N, D)
+    elif decay.dim() == 3:
+        L = decay.cumsum(2).unsqueeze(-1).expand(B, H, N, D)
+    else:
+        L = decay.cumsum(2)
+    W = torch.exp(-(L.unsqueeze(3) - L.unsqueeze(2)).abs())  # [B, H, t, s, F]
+    A = torch.einsum("bhtf,bhtsf,bhsf->bhts", a, W, c)
+    if causal:
+        A = A * torch.ones(N, N, dtype=q.dtype).tril()
+    o = A @ v
+    if s0 is not None:
+        o = o + (a * torch.exp(L)) @ s0
+    if normalize:
+        z = A.sum(-1, keepdim=True)
+        o = torch.where(z != 0, o / torch.where(z != 0, z, torch.ones_like(z)),
+                        torch.zeros_like(o))
+    if not final_state:
+        return o
+    last = L[:, :, -1:, :]  # [B, H, 1, F]
+    state = torch.einsum("bhsf,bhsd->bhfd", c * torch.exp(last - L), v)
+    if s0 is not None:
+        state = state + torch.exp(last).transpose(-1, -2) * s0
+    return o, state
+
+
+def grads_of(fn, leaves, weights):
+    for x in leaves:
+        x.grad = None
+    outs = fn()
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    loss = sum((o.double() * w).sum() for o, w in zip(outs, weights))
+    loss.backward()
+    return [x.grad.double().clone() for x in leaves]
+
+
+def case(name, B=2, H=2, N=37, D=8, Dv=6, phi=None, decay=None, normalize=False,
+         causal=True, with_s0=False, final_state=False, scale=0.5):
+    q64, k64, v64 = rand(B, H, N, D), rand(B, H, N, D), rand(B, H, N, Dv)
+    g64 = None
+    if decay == "head":
+        g64 = rand(H, lo=-0.3, hi=-0.01)
+    elif decay == "token":
+        g64 = rand(B, H, N, lo=-0.3, hi=-0.01)
+    elif decay == "feature":
+        g64 = rand(B, H, N, D, lo=-0.3, hi=-0.01)
+    s064 = rand(B, H, D, Dv) if with_s0 else None
+    leaves64 = [x.requires_grad_() for x in (q64, k64, v64, g64, s064) if x is not None]
+    leaves32 = [x.detach().float().requires_grad_() for x in leaves64]
+    weights = [rand(B, H, N, Dv)] + ([rand(B, H, D, Dv)] if final_state else [])
+    it32 = iter(leaves32)
+    q, k, v = next(it32), next(it32), next(it32)
+    g = next(it32) if g64 is not None else None
+    s0 = next(it32) if with_s0 else None
+    got = grads_of(lambda: attnc.linear_attention(
+        q, k, v, feature_map=phi, decay=g, scale=scale, normalize=normalize,
+        causal=causal, initial_state=s0, output_final_state=final_state),
+        leaves32, weights)
+    want = grads_of(lambda: reference(q64, k64, v64, phi, g64, scale, normalize, causal,
+                                      s064, final_state), leaves64, weights)
+    labels = ["dq", "dk", "dv"] + (["ddecay"] if g64 is not None else []) + \
+        (["dinitial_state"] if with_s0 else [])
+    worst = 0.0
+    for label, a, w in zip(labels, got, want):
+        err = ((a - w).abs().max() / w.abs().max().clamp_min(1e-30)).item()
+        worst = max(worst, err)
+        if not err <= 2e-4:
+            report(f"{name} {label}", False, f"max relative error {err:.2e}")
+    report(name, worst <= 2e-4, f"max relative error {worst:.2e} over {', '.join(labels)}")
+
+
+def elu1(x):
+    return torch.where(x > 0, x + 1, torch.exp(x))
+
+
+def relu2(x):
+    return torch.where(x > 0, x * x, x * 0)
+
+
+case("identity map, per-head decay (RetNet)", decay="head")
+case("elu+1 normalized causal, Dv != D", phi=elu1, normalize=True)
+case("relu^2 normalized bidirectional", phi=relu2, normalize=True, causal=False)
+case("per-token decay, initial and final state", decay="token", with_s0=True,
+     final_state=True)
+case("per-token-and-feature decay (GLA)", decay="feature", N=70)
+case("bidirectional per-token decay", decay="token", causal=False)
+
+# Gradients only where asked: v alone.
+q, k, v = (rand(1, 2, 9, 8).float() for _ in range(3))
+v.requires_grad_()
+o = attnc.linear_attention(q, k, v)
+o.sum().backward()
+report("gradient of v alone", v.grad is not None and q.grad is None and
+       bool(torch.isfinite(v.grad).all()))
+
+# Without grad mode the result is a plain tensor.
+with torch.no_grad():
+    o = attnc.linear_attention(q, k, v)
+report("no_grad: no graph", o.grad_fn is None)
+print(f"FAILURES {fails}")
