@@ -93,8 +93,7 @@ LogicalResult lowerAttentionGradToReference(AttentionGradOp op);
 /// Naive backward of linear attention and scans (f64, quadratic form).
 LogicalResult lowerLinearGradToReference(LinearAttentionGradOp op);
 /// Chunked backward of linear attention and scans (f64; chunks of `chunk`
-/// tokens, states across chunks); bidirectional ops take the reference's
-/// pass over pairs.
+/// tokens, states across chunks).
 LogicalResult lowerLinearGradChunked(LinearAttentionGradOp op, int64_t chunk);
 /// Tiled (FlashAttention-2) backward on the CPU: P recomputed per tile from
 /// lse, empty tiles skipped through the forward's mask tile classes.
