@@ -193,13 +193,7 @@ void ChunkedLinearGrad::forwardChunk(Value bi, Value hi, Value hkv, Value t0,
   Value before = e.subi(t0, c1);
   e.loop(t0, t1, [&](Value t) {
     Value ub = causal ? e.addi(t, c1) : t1;
-    SmallVector<Value> acc = e.loop(
-        t0, ub, c1, {f64c(0.0), f64c(0.0)},
-        [&](Value s, ValueRange it) -> SmallVector<Value> {
-          Value pairA = pairWeight(t, s);
-          Value dov = dot(dO, {bi, hi, tok(t)}, v, {bi, hkv, tok(s)}, dv);
-          return {e.addf(it[0], pairA), e.addf(it[1], e.mulf(pairA, dov))};
-        });
+    SmallVector<Value> acc = rowSums(bi, hi, hkv, t, t0, ub);
     acc =
         rowFromKeys(keysBefore, bi, hi, t, before, /*stateEarlier=*/true, acc);
     if (!causal)

@@ -135,6 +135,17 @@ Value LinearGradEmitter::initialStateRow(Value bi, Value hi, Value t) {
                 })[0];
 }
 
+SmallVector<Value> LinearGradEmitter::rowSums(Value bi, Value hi, Value hkv,
+                                              Value t, Value lb, Value ub) {
+  return e.loop(
+      lb, ub, c1, {f64c(0.0), f64c(0.0)},
+      [&](Value s, ValueRange it) -> SmallVector<Value> {
+        Value pairA = pairWeight(t, s);
+        Value dov = dot(dO, {bi, hi, tok(t)}, v, {bi, hkv, tok(s)}, dv);
+        return {e.addf(it[0], pairA), e.addf(it[1], e.mulf(pairA, dov))};
+      });
+}
+
 Value LinearGradEmitter::pairWeight(Value t, Value s) {
   return e.loop(c0, e.idx(f), c1, {f64c(0.0)},
                 [&](Value fi, ValueRange in) -> SmallVector<Value> {

@@ -65,6 +65,10 @@ protected:
   /// The initial state's part of dO_t . n_t: sum_f a_t[f] e^{L_t[f]}
   /// (S_0[f, :] . dO_t).
   Value initialStateRow(Value bi, Value hi, Value t);
+  /// (z, dO_t . n) of query t over keys s in [lb, ub): sum_s A_ts and
+  /// sum_s A_ts (dO_t . v_s).
+  SmallVector<Value> rowSums(Value bi, Value hi, Value hkv, Value t, Value lb,
+                             Value ub);
   /// A_ts = sum_f a_t[f] W_ts[f] c_s[f]; W_ts into w.
   Value pairWeight(Value t, Value s);
   /// The contributions of key s to query t (same chunk or not).

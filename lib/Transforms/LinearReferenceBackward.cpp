@@ -35,12 +35,7 @@ void ReferenceLinearGrad::rowGradients(Value bi, Value hi, Value hkv, Value t) {
   // z_t = sum_s A_ts and dO_t . n_t = sum_s A_ts (dO_t . v_s) (+ the
   // initial state's row, which the normalizer does not count).
   SmallVector<Value> acc =
-      e.loop(c0, causal ? e.addi(t, c1) : n, c1, {f64c(0.0), f64c(0.0)},
-             [&](Value s, ValueRange it) -> SmallVector<Value> {
-               Value pairA = pairWeight(t, s);
-               Value dov = dot(dO, {bi, hi, tok(t)}, v, {bi, hkv, tok(s)}, dv);
-               return {e.addf(it[0], pairA), e.addf(it[1], e.mulf(pairA, dov))};
-             });
+      rowSums(bi, hi, hkv, t, c0, causal ? e.addi(t, c1) : n);
   Value don = acc[1];
   if (init)
     don = e.addf(don, initialStateRow(bi, hi, t));
