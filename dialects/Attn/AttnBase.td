@@ -70,6 +70,16 @@ def Attn_Direction : I32EnumAttr<"Direction", "scan direction", [
 }
 def Attn_DirectionAttr : EnumAttr<Attn_Dialect, Attn_Direction, "direction">;
 
+def Attn_StateCombine : I32EnumAttr<"StateCombine",
+    "which ranks' states attn.combine_states folds", [
+    I32EnumAttrCase<"prefix", 0>,
+    I32EnumAttrCase<"suffix", 1>]> {
+  let cppNamespace = "::mlir::attn";
+  let genSpecializedAttr = 0;
+}
+def Attn_StateCombineAttr
+    : EnumAttr<Attn_Dialect, Attn_StateCombine, "state_combine">;
+
 //===----------------------------------------------------------------------===//
 // Attributes
 //===----------------------------------------------------------------------===//

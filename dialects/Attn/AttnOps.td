@@ -486,6 +486,41 @@ def Attn_LinearAttentionGradOp : Attn_Op<"linear_attention_grad",
   }];
 }
 
+def Attn_CombineStatesOp : Attn_Op<"combine_states", [Pure]> {
+  let summary = "Fold the gathered states of sequence-parallel ranks (LASP-2)";
+  let description = [{
+    The state-combine step of sequence-parallel linear attention
+    (`attn-sequence-parallel`). `states` holds one `[B, H, F, Dv]` state per
+    rank, `[W, B, H, F, Dv]` f32 (gathered from all W ranks), and
+    `log_decays` each rank's total log-decay: `[W, B, H]` (one gate per
+    head and rank) or `[W, B, H, F]` (per feature, GLA-style gates), f32.
+    With `T_i` rank i's log-decay, rank `r` gets
+
+    ```
+    prefix:  sum_{j < r} exp(sum_{j < i < r} T_i) * states[j]
+    suffix:  sum_{j > r} exp(sum_{r < i < j} T_i) * states[j]
+    ```
+
+    (per feature row for `[W, B, H, F]` decays): `prefix` is the state
+    entering rank r's chunk of a causal scan (the forward), `suffix` the
+    gradient of the state leaving it (the backward, from the ranks after).
+    A rank at or past W combines the ranks below W.
+
+    ```mlir
+    %p = attn.combine_states prefix %states, %decays at %rank
+      : tensor<?x?x4x64x64xf32>, tensor<?x?x4xf32> -> tensor<?x4x64x64xf32>
+    ```
+  }];
+  let arguments = (ins Attn_StateCombineAttr:$kind, AnyRankedTensor:$states,
+                       AnyRankedTensor:$log_decays, Index:$rank);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $kind $states `,` $log_decays `at` $rank attr-dict `:` type($states) `,`
+    type($log_decays) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 def Attn_YieldOp : Attn_Op<"yield", [
     Pure, Terminator, ReturnLike,
     ParentOneOf<["AttentionOp", "AttentionGradOp", "LinearAttentionOp",

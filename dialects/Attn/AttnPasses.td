@@ -139,6 +139,50 @@ def AttnDifferentiate : Pass<"attn-differentiate", "::mlir::ModuleOp"> {
     "::mlir::func::FuncDialect"];
 }
 
+def AttnSequenceParallel : Pass<"attn-sequence-parallel", "::mlir::ModuleOp"> {
+  let summary = "Split linear attention into LASP-2's sequence-parallel phases";
+  let description = [{
+    For every function `@f` whose attn op is one causal
+    `attn.linear_attention` or `attn.scan` (results used only by
+    `func.return`), adds the phases of LASP-2 (sequence parallelism with one
+    AllGather of states) as functions next to it. Each rank of W holds a
+    contiguous chunk of the tokens (any lengths) and runs:
+
+    - `@f_lasp_state(f's args) -> (state, log_decay)`: its chunk's final
+      state from a zero state, `[B, H, F, Dv]` f32, and the chunk's total
+      log-decay (`[B, H]`, or `[B, H, F]` for per-feature gates; zeros
+      without a decay). Only the state is computed (the op's output is
+      unused, and the lowerings skip it).
+    - the runtime gathers both over the ranks (the collective is a step
+      between phases, not inside one);
+    - `@f_lasp_combine(states, log_decays, rank) -> prefix`: the state
+      entering the chunk (`attn.combine_states prefix`);
+    - `@f_lasp_output(f's args, prefix) -> (o, final_state)`: the chunk's
+      output, the op with `initial_state(prefix)`.
+
+    The backward: `attn-differentiate` of `@f_lasp_output` gives
+    `@f_lasp_output_backward(args, prefix, dO, dS) -> (dq, dk, dv[, dg],
+    d_prefix)`. Each rank runs it with `dS = 0` for its local state gradient,
+    the runtime gathers those, `@f_lasp_combine_grad(grads, log_decays,
+    rank)` (`attn.combine_states suffix`) folds the ranks after it into the
+    gradient of the chunk's final state, and a second run with that `dS`
+    gives the chunk's exact gradients. Per-head decays (`[H]`) get one
+    gradient per rank, which the runtime sums.
+
+    A spec with `normalize`, a bidirectional direction, a token order, an
+    initial state or several attn ops is reported (not split yet). With
+    `func=NAME` only that function is split (one that cannot be is an
+    error).
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", "\"\"",
+           "the function to split (default: every eligible one)">,
+  ];
+  let dependentDialects = ["::mlir::attn::AttnDialect",
+    "::mlir::arith::ArithDialect", "::mlir::tensor::TensorDialect",
+    "::mlir::scf::SCFDialect", "::mlir::func::FuncDialect"];
+}
+
 def ConvertAttnToReference : Pass<"convert-attn-to-reference", "::mlir::ModuleOp"> {
   let summary = "Lower attn ops to their naive definition (the test oracle)";
   let description = [{

@@ -717,25 +717,55 @@ selectFunction(mlir::ModuleOp module, StringRef name,
                    "): name one in CompileOptions::function");
 }
 
-/// `<f>_forward` or `<f>_backward` asked for while the spec has `<f>` and not
-/// that function: attn-differentiate makes both (as attn-aot --backward and
-/// attn-run --backward do), so a spec compiles to its backward in one step.
-static llvm::Error differentiateFor(mlir::ModuleOp module, StringRef name,
-                                    const std::string &diagText) {
+static llvm::Error deriveFunction(mlir::ModuleOp module, StringRef name,
+                                  const std::string &diagText);
+
+/// Runs `pass` on `module` to make `name`; an error naming `what` failed.
+static llvm::Error runDerivation(mlir::ModuleOp module,
+                                 std::unique_ptr<mlir::Pass> pass,
+                                 StringRef name, StringRef what, StringRef base,
+                                 const std::string &diagText) {
+  mlir::PassManager pm(module.getContext());
+  pm.addPass(std::move(pass));
+  if (failed(pm.run(module)))
+    return makeError("'" + name + "': " + what + " failed on '" + base +
+                     "':\n" + diagText);
+  return llvm::Error::success();
+}
+
+/// A function the spec does not have but one of attnc's passes makes from
+/// one it has (or can make): `<f>_forward` / `<f>_backward` by
+/// attn-differentiate (as attn-aot --backward and attn-run --backward do),
+/// `<f>_lasp_state` / `_lasp_combine` / `_lasp_combine_grad` /
+/// `_lasp_output` by attn-sequence-parallel; so `<f>_lasp_output_backward`
+/// is both in turn. A spec compiles to any of them in one step.
+static llvm::Error deriveFunction(mlir::ModuleOp module, StringRef name,
+                                  const std::string &diagText) {
   if (name.empty() || module.lookupSymbol(name))
     return llvm::Error::success();
   for (StringRef suffix : {"_forward", "_backward"}) {
     StringRef base = name;
+    if (!base.consume_back(suffix))
+      continue;
+    if (llvm::Error e = deriveFunction(module, base, diagText))
+      return e;
+    if (!module.lookupSymbol<mlir::func::FuncOp>(base))
+      continue;
+    mlir::attn::AttnDifferentiateOptions opts;
+    opts.funcName = base.str();
+    return runDerivation(module, mlir::attn::createAttnDifferentiate(opts),
+                         name, "attn-differentiate", base, diagText);
+  }
+  for (StringRef suffix :
+       {"_lasp_state", "_lasp_combine_grad", "_lasp_combine", "_lasp_output"}) {
+    StringRef base = name;
     if (!base.consume_back(suffix) ||
         !module.lookupSymbol<mlir::func::FuncOp>(base))
       continue;
-    mlir::PassManager pm(module.getContext());
-    mlir::attn::AttnDifferentiateOptions diffOpts;
-    diffOpts.funcName = base.str();
-    pm.addPass(mlir::attn::createAttnDifferentiate(diffOpts));
-    if (failed(pm.run(module)))
-      return makeError("'" + name + "': attn-differentiate failed on '" + base +
-                       "':\n" + diagText);
+    mlir::attn::AttnSequenceParallelOptions opts;
+    opts.funcName = base.str();
+    return runDerivation(module, mlir::attn::createAttnSequenceParallel(opts),
+                         name, "attn-sequence-parallel", base, diagText);
   }
   return llvm::Error::success();
 }
@@ -807,7 +837,7 @@ Compiler::Impl::compile(StringRef spec, StringRef bufferName,
       mlir::parseSourceFile<mlir::ModuleOp>(sm, mlir::ParserConfig(ctx.get()));
   if (!module)
     return makeError("the spec does not parse:\n" + diagText);
-  if (llvm::Error e = differentiateFor(*module, opts.function, diagText))
+  if (llvm::Error e = deriveFunction(*module, opts.function, diagText))
     return e;
   llvm::Expected<mlir::func::FuncOp> func =
       selectFunction(*module, opts.function, diagText);

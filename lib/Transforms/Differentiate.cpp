@@ -9,12 +9,12 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "attnc/Transforms/FunctionCloning.h"
 #include "attnc/Transforms/Passes.h"
 #include "attnc/Transforms/RegionDifferentiator.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/IRMapping.h"
-#include "mlir/IR/SymbolTable.h"
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNDIFFERENTIATE
@@ -83,31 +83,6 @@ static RankedTensorType lseTypeOf(AttentionOp op) {
                                Float32Type::get(op.getContext()));
 }
 
-/// Clones `f`'s body into a new function `name` of type (f's inputs +
-/// `extraInputs`) -> `results`, without its return; `map` maps the old
-/// values to the new ones.
-static func::FuncOp cloneBody(func::FuncOp f, StringRef name,
-                              TypeRange extraInputs, TypeRange results,
-                              IRMapping &map) {
-  SmallVector<Type> inputs(f.getArgumentTypes());
-  inputs.append(extraInputs.begin(), extraInputs.end());
-  OpBuilder b(f.getContext());
-  b.setInsertionPointAfter(f);
-  auto g = func::FuncOp::create(b, f.getLoc(), name,
-                                b.getFunctionType(inputs, results));
-  g.setVisibility(f.getVisibility());
-  if (ArrayAttr args = f.getAllArgAttrs())
-    for (auto [i, attrs] : llvm::enumerate(args))
-      g.setArgAttrs(i, cast<DictionaryAttr>(attrs));
-  Block *blk = g.addEntryBlock();
-  map.map(f.getArguments(),
-          blk->getArguments().take_front(f.getNumArguments()));
-  b.setInsertionPointToEnd(blk);
-  for (Operation &op : f.getBody().front().without_terminator())
-    b.clone(op, map);
-  return g;
-}
-
 namespace {
 /// `@<f>_backward` under construction: f's body cloned with extra
 /// arguments, the clone of f's attn op (to be replaced by its gradient op)
@@ -119,7 +94,8 @@ struct BackwardFunction {
 
   BackwardFunction(func::FuncOp f, Value opResult, TypeRange extraTypes) {
     IRMapping map;
-    g = cloneBody(f, (f.getName() + "_backward").str(), extraTypes, {}, map);
+    g = cloneFunctionBody(f, (f.getName() + "_backward").str(), extraTypes, {},
+                          map);
     clone = map.lookup(opResult).getDefiningOp();
     extra = g.getBody().front().getArguments().take_back(extraTypes.size());
   }
@@ -140,8 +116,8 @@ struct BackwardFunction {
 static void buildForward(func::FuncOp f, AttentionOp op) {
   RankedTensorType lseType = lseTypeOf(op);
   IRMapping map;
-  func::FuncOp g = cloneBody(f, (f.getName() + "_forward").str(), {},
-                             {op.getO().getType(), lseType}, map);
+  func::FuncOp g = cloneFunctionBody(f, (f.getName() + "_forward").str(), {},
+                                     {op.getO().getType(), lseType}, map);
   auto clone = cast<AttentionOp>(map.lookup(op.getO()).getDefiningOp());
   OpBuilder b(clone);
   OperationState state(clone.getLoc(), clone->getName());
@@ -308,29 +284,21 @@ struct AttnDifferentiatePass
     : public mlir::attn::impl::AttnDifferentiateBase<AttnDifferentiatePass> {
   using AttnDifferentiateBase::AttnDifferentiateBase;
   void runOnOperation() override {
-    ModuleOp module = getOperation();
-    SymbolTable symbols(module);
-    SmallVector<func::FuncOp> funcs(module.getOps<func::FuncOp>());
-    bool found = false;
-    for (func::FuncOp f : funcs) {
-      if (f.isExternal() || (!funcName.empty() && f.getName() != funcName))
-        continue;
-      found = true;
+    StringRef pass = "attn-differentiate";
+    auto funcs = selectFunctions(getOperation(), funcName, pass);
+    if (failed(funcs))
+      return signalPassFailure();
+    for (func::FuncOp f : *funcs) {
       std::string why;
       Operation *op = eligibleOp(f, why);
+      if (!op && funcName.empty())
+        continue;
       if (!op) {
-        if (funcName.empty())
-          continue;
-        f.emitError() << "attn-differentiate: function '" << f.getName() << "' "
-                      << why;
+        f.emitError() << pass << ": function '" << f.getName() << "' " << why;
         return signalPassFailure();
       }
-      for (StringRef suffix : {"_forward", "_backward"})
-        if (symbols.lookup((f.getName() + suffix).str())) {
-          f.emitError() << "attn-differentiate: '" << f.getName() << suffix
-                        << "' already exists";
-          return signalPassFailure();
-        }
+      if (failed(checkNamesFree(f, {"_forward", "_backward"}, pass)))
+        return signalPassFailure();
       if (auto lin = dyn_cast<LinearOpInterface>(op)) {
         if (failed(buildLinearBackward(f, lin)))
           return signalPassFailure();
@@ -341,11 +309,6 @@ struct AttnDifferentiatePass
       if (failed(buildBackward(f, attention, lseGrad)))
         return signalPassFailure();
       buildForward(f, attention);
-    }
-    if (!funcName.empty() && !found) {
-      module.emitError() << "attn-differentiate: no function '" << funcName
-                         << "'";
-      return signalPassFailure();
     }
   }
 };

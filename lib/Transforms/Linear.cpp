@@ -41,6 +41,11 @@ struct LinearLowering : LinearOpView {
 
   void setup();
   void finish();
+  /// Whether only the final state is wanted (LASP-2's state phase): a
+  /// causal op whose output nothing reads; its rows are then not computed.
+  bool stateOnly() {
+    return causal && hasFinal && op->getResult(0).use_empty();
+  }
   Value phiQ(Value bi, Value hi, Value t);
   Value phiK(Value bi, Value hkv, Value t);
   /// The storage index of the token the scan visits at step s (the op's
@@ -121,6 +126,9 @@ struct LinearLowering : LinearOpView {
   void updateChunkState(Value len, bool forward);
   /// Keys j <= i, the state from the chunks before.
   void chunkedForward(Value bi, Value hi, Value hkv);
+  /// The outputs of the chunk's rows [t0, t0 + len), loaded by loadChunk:
+  /// intra-chunk terms plus the state of the chunks before.
+  void chunkOutputs(Value bi, Value hi, Value t0, Value len);
   /// Keys j > i, the state from the chunks after.
   void chunkedBackward(Value bi, Value hi, Value hkv);
 
@@ -428,7 +436,8 @@ LogicalResult LinearLowering::lowerReference() {
     e.loop(c0, e.idx(h), [&](Value hi) {
       Value hkv = e.divi(hi, kvGroup);
       storeKeysAndGates(bi, hi, hkv);
-      e.loop(c0, n, [&](Value t) { referenceRow(bi, hi, hkv, t); });
+      if (!stateOnly())
+        e.loop(c0, n, [&](Value t) { referenceRow(bi, hi, hkv, t); });
       if (fin)
         referenceFinalState(bi, hi, hkv);
     });
@@ -629,22 +638,27 @@ void LinearLowering::chunkedForward(Value bi, Value hi, Value hkv) {
   e.loop(c0, n, chunkLen, {}, [&](Value t0, ValueRange) {
     Value len = e.mini(chunkLen, e.subi(n, t0));
     loadChunk(bi, hi, hkv, t0, len);
-    e.loop(c0, len, [&](Value i) {
-      Value t = e.addi(t0, i);
-      Value pq = e.readRowF32(chunkQ, {i, c0}, f);
-      Value li = kind == DecayKind::None ? Value() : gateAt(i);
-      SmallVector<Value> acc = intraChunk(pq, li, c0, e.addi(i, c1), true);
-      auto [so, sd] = readState(li ? scaleByExp(pq, li) : pq);
-      Value out = e.addf(acc[0], so), den = e.addf(acc[1], sd);
-      if (causal) {
-        writeOut(out, den, bi, hi, t);
-      } else {
-        e.writeRowF32(out, fwdOut, {t, c0});
-        memref::StoreOp::create(b, den, fwdNorm, ValueRange{t});
-      }
-    });
+    if (!stateOnly())
+      chunkOutputs(bi, hi, t0, len);
     updateChunkState(len, /*forward=*/true);
     return SmallVector<Value>();
+  });
+}
+
+void LinearLowering::chunkOutputs(Value bi, Value hi, Value t0, Value len) {
+  e.loop(c0, len, [&](Value i) {
+    Value t = e.addi(t0, i);
+    Value pq = e.readRowF32(chunkQ, {i, c0}, f);
+    Value li = kind == DecayKind::None ? Value() : gateAt(i);
+    SmallVector<Value> acc = intraChunk(pq, li, c0, e.addi(i, c1), true);
+    auto [so, sd] = readState(li ? scaleByExp(pq, li) : pq);
+    Value out = e.addf(acc[0], so), den = e.addf(acc[1], sd);
+    if (causal) {
+      writeOut(out, den, bi, hi, t);
+    } else {
+      e.writeRowF32(out, fwdOut, {t, c0});
+      memref::StoreOp::create(b, den, fwdNorm, ValueRange{t});
+    }
   });
 }
 

@@ -218,7 +218,13 @@ struct ConvertAttnToReferencePass
               LinearAttentionGradOp, ScanOp>(op))
         ops.push_back(op);
     });
+    getOperation()->walk([&](CombineStatesOp op) { ops.push_back(op); });
     for (Operation *op : ops) {
+      if (auto combine = dyn_cast<CombineStatesOp>(op)) {
+        if (failed(lowerCombineStates(combine)))
+          return signalPassFailure();
+        continue;
+      }
       if (auto grad = dyn_cast<LinearAttentionGradOp>(op)) {
         if (failed(lowerLinearGradToReference(grad)))
           return signalPassFailure();

@@ -416,7 +416,13 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
               LinearAttentionGradOp, ScanOp>(op))
         ops.push_back(op);
     });
+    getOperation()->walk([&](CombineStatesOp op) { ops.push_back(op); });
     for (Operation *op : ops) {
+      if (auto combine = dyn_cast<CombineStatesOp>(op)) {
+        if (failed(lowerCombineStates(combine)))
+          return signalPassFailure();
+        continue;
+      }
       if (auto grad = dyn_cast<LinearAttentionGradOp>(op)) {
         // The chunk length: a schedule's block_q (attn-run --block-q), or
         // the forward's default.

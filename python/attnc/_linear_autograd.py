@@ -11,7 +11,7 @@ backward. GPU tensors have no linear backward yet (refused by the caller).
 
 from ._runtime import AttncError
 
-_function = None  # the torch.autograd.Function class, made on first use
+_functions = {}  # caller -> its torch.autograd.Function class, made on first use
 
 
 class _Call:
@@ -54,12 +54,14 @@ class _Call:
         return [torch.from_numpy(g).to(t.dtype) for g, t in zip(outs, inputs)]
 
 
-def _function_class(torch):
-    global _function
-    if _function is None:
-        class LinearAttentionFunction(torch.autograd.Function):
-            """(call, *inputs) -> (o,) or (o, final_state)."""
-
+def function_class(torch, what):
+    """A torch.autograd.Function over a call object: (call, *inputs) ->
+    call.forward(inputs) (a tuple of tensors); backward gives the inputs'
+    gradients from call.backward(saved inputs, output gradients). One class
+    per caller `what` (its name in the double-backward error)."""
+    cls = _functions.get(what)
+    if cls is None:
+        class CallFunction(torch.autograd.Function):
             @staticmethod
             def forward(ctx, call, *inputs):
                 ctx.call = call
@@ -69,13 +71,13 @@ def _function_class(torch):
             @staticmethod
             def backward(ctx, *grads):
                 if torch.is_grad_enabled():
-                    raise AttncError("attnc.linear_attention: double backward "
-                                     "(create_graph=True) is not supported: attnc's "
-                                     "backward kernels are not differentiable")
+                    raise AttncError(f"{what}: double backward (create_graph=True) is not "
+                                     "supported: attnc's backward kernels are not "
+                                     "differentiable")
                 return (None, *ctx.call.backward(ctx.saved_tensors, grads))
 
-        _function = LinearAttentionFunction
-    return _function
+        cls = _functions[what] = CallFunction
+    return cls
 
 
 def apply(forward, backward, inputs, final_state):
@@ -85,5 +87,5 @@ def apply(forward, backward, inputs, final_state):
     import torch
     inputs = [t if isinstance(t, torch.Tensor) else torch.as_tensor(t) for t in inputs]
     call = _Call(forward, backward, final_state, inputs[0].dtype)
-    outs = _function_class(torch).apply(call, *inputs)
+    outs = function_class(torch, "attnc.linear_attention").apply(call, *inputs)
     return outs if final_state else outs[0]

@@ -104,6 +104,9 @@ LogicalResult lowerAttentionTiled(AttentionOp op);
 LogicalResult lowerLinearRecurrent(Operation *op);
 /// Chunked lowering (chunk length from the op's schedule, default 64).
 LogicalResult lowerLinearChunked(Operation *op);
+/// The LASP-2 state combine (attn.combine_states) as loops over the ranks;
+/// the same lowering serves the reference and the tiled pipelines.
+LogicalResult lowerCombineStates(CombineStatesOp op);
 
 } // namespace mlir::attn
 

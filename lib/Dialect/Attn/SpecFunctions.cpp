@@ -11,7 +11,8 @@ using namespace mlir;
 
 static bool isAttnOp(Operation *op) {
   return isa<attn::AttentionOp, attn::AttentionGradOp, attn::LinearAttentionOp,
-             attn::LinearAttentionGradOp, attn::ScanOp>(op);
+             attn::LinearAttentionGradOp, attn::ScanOp,
+             attn::CombineStatesOp>(op);
 }
 
 FailureOr<SmallVector<func::FuncOp>>

@@ -1350,3 +1350,43 @@ func.func @linear_grad_jvp_signature(%q: tensor<2x4x8x16xf32>) {
     -> tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>
   return
 }
+
+// -----
+
+func.func @combine_states_rank(%m: tensor<?x4x64x32xf32>, %t: tensor<?x?x4xf32>,
+                               %r: index) {
+  // expected-error @+1 {{'attn.combine_states' op states must be [W, B, H, F, Dv], got 'tensor<?x4x64x32xf32>'}}
+  %p = attn.combine_states prefix %m, %t at %r
+    : tensor<?x4x64x32xf32>, tensor<?x?x4xf32> -> tensor<?x4x64x32xf32>
+  return
+}
+
+// -----
+
+func.func @combine_states_decays(%m: tensor<?x?x4x64x32xf32>, %t: tensor<?x?x8xf32>,
+                                 %r: index) {
+  // expected-error @+1 {{'attn.combine_states' op log_decays 'tensor<?x?x8xf32>' do not match the states 'tensor<?x?x4x64x32xf32>' in dimension 2}}
+  %p = attn.combine_states prefix %m, %t at %r
+    : tensor<?x?x4x64x32xf32>, tensor<?x?x8xf32> -> tensor<?x4x64x32xf32>
+  return
+}
+
+// -----
+
+func.func @combine_states_result(%m: tensor<?x?x4x64x32xf32>, %t: tensor<?x?x4xf32>,
+                                 %r: index) {
+  // expected-error @+1 {{'attn.combine_states' op result 'tensor<?x4x32x64xf32>' does not match the states 'tensor<?x?x4x64x32xf32>'}}
+  %p = attn.combine_states suffix %m, %t at %r
+    : tensor<?x?x4x64x32xf32>, tensor<?x?x4xf32> -> tensor<?x4x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @combine_states_f16(%m: tensor<?x?x4x64x32xf16>, %t: tensor<?x?x4xf32>,
+                              %r: index) {
+  // expected-error @+1 {{'attn.combine_states' op states must be f32, got 'tensor<?x?x4x64x32xf16>'}}
+  %p = attn.combine_states prefix %m, %t at %r
+    : tensor<?x?x4x64x32xf16>, tensor<?x?x4xf32> -> tensor<?x4x64x32xf32>
+  return
+}

@@ -395,3 +395,18 @@ func.func @scan_grad(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>,
   return %dq, %dk, %dv
       : tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>
 }
+
+// attn.combine_states (LASP-2's state combine): per-head and per-feature
+// log-decays, prefix and suffix.
+// CHECK-LABEL: func.func @combine_states
+// CHECK: attn.combine_states prefix %{{.*}}, %{{.*}} at %{{.*}} : tensor<?x?x4x64x32xf32>, tensor<?x?x4xf32> -> tensor<?x4x64x32xf32>
+// CHECK: attn.combine_states suffix %{{.*}}, %{{.*}} at %{{.*}} : tensor<?x?x4x64x32xf32>, tensor<?x?x4x64xf32> -> tensor<?x4x64x32xf32>
+func.func @combine_states(%m: tensor<?x?x4x64x32xf32>, %t: tensor<?x?x4xf32>,
+                          %tf: tensor<?x?x4x64xf32>, %r: index)
+    -> (tensor<?x4x64x32xf32>, tensor<?x4x64x32xf32>) {
+  %p = attn.combine_states prefix %m, %t at %r
+    : tensor<?x?x4x64x32xf32>, tensor<?x?x4xf32> -> tensor<?x4x64x32xf32>
+  %s = attn.combine_states suffix %m, %tf at %r
+    : tensor<?x?x4x64x32xf32>, tensor<?x?x4x64xf32> -> tensor<?x4x64x32xf32>
+  return %p, %s : tensor<?x4x64x32xf32>, tensor<?x4x64x32xf32>
+}

@@ -1,0 +1,269 @@
+//===- SequenceParallel.cpp - attn-sequence-parallel: LASP-2 phases -------===//
+//
+// Part of attnc. Splits a function whose attn op is one causal
+// attn.linear_attention or attn.scan into the phases of LASP-2 (sequence
+// parallelism with one AllGather of states): `@f_lasp_state` (the chunk's
+// state and total log-decay), `@f_lasp_combine` / `@f_lasp_combine_grad`
+// (attn.combine_states over the gathered states) and `@f_lasp_output` (the
+// op from the combined state). The collectives stay in the runtime, between
+// these functions; attn-differentiate of `@f_lasp_output` is the backward.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Transforms/FunctionCloning.h"
+#include "attnc/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNSEQUENCEPARALLEL
+#include "Attn/AttnPasses.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+
+static const StringRef kPhases[] = {
+    "_lasp_state", "_lasp_combine", "_lasp_combine_grad", "_lasp_output"};
+
+/// Why `op` has no sequence-parallel form yet ("" when it has one).
+static std::string unsupported(LinearOpInterface op) {
+  if (op.getDirection() != Direction::causal)
+    return "is bidirectional: the bidirectional LASP-2 form (states from "
+           "the ranks before and after) is not implemented yet";
+  if (op.getNormalize())
+    return "divides by a normalizer (normalize), whose running sum the "
+           "sequence-parallel phases do not carry yet";
+  if (op.getOrderAttr())
+    return "scans in a token order: shard the tokens in scan order and "
+           "split the spec without `order`";
+  if (op.getInitialState())
+    return "takes an initial state, which the sequence-parallel phases do "
+           "not take yet (rank 0 would start from it)";
+  return "";
+}
+
+/// The single causal linear op of `f` whose results only func.return
+/// uses, or null with `why` set.
+static LinearOpInterface splittableOp(func::FuncOp f, std::string &why) {
+  SmallVector<Operation *> ops;
+  f.walk([&](Operation *op) {
+    if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp,
+            LinearAttentionGradOp, ScanOp, CombineStatesOp>(op))
+      ops.push_back(op);
+  });
+  auto lin = ops.size() == 1 ? dyn_cast<LinearOpInterface>(ops[0])
+                             : LinearOpInterface();
+  if (!lin) {
+    why = "has no single attn.linear_attention or attn.scan to split";
+    return {};
+  }
+  for (Operation *user : lin->getUsers())
+    if (!isa<func::ReturnOp>(user)) {
+      why = "uses the attn op's results in other operations";
+      return {};
+    }
+  why = unsupported(lin);
+  return why.empty() ? lin : LinearOpInterface();
+}
+
+/// The state type [B, H, F, Dv] f32 of `op`.
+static RankedTensorType stateTypeOf(LinearOpInterface op) {
+  if (Value fin = op.getFinalState())
+    return cast<RankedTensorType>(fin.getType());
+  auto q = cast<RankedTensorType>(op.getQ().getType());
+  auto v = cast<RankedTensorType>(op.getV().getType());
+  return RankedTensorType::get(
+      {q.getDimSize(0), q.getDimSize(1), op.getFeatureDim(), v.getDimSize(3)},
+      Float32Type::get(op.getContext()));
+}
+
+/// The chunk's total log-decay: [B, H], or [B, H, F] for per-feature gates.
+static RankedTensorType decayTotalTypeOf(LinearOpInterface op) {
+  auto q = cast<RankedTensorType>(op.getQ().getType());
+  SmallVector<int64_t> shape = {q.getDimSize(0), q.getDimSize(1)};
+  if (Value g = op.getDecay()) {
+    auto gt = cast<RankedTensorType>(g.getType());
+    if (gt.getRank() == 4)
+      shape.push_back(gt.getDimSize(3));
+  }
+  return RankedTensorType::get(shape, Float32Type::get(op.getContext()));
+}
+
+/// `t` with a leading dynamic rank dimension: the gathered form.
+static RankedTensorType gatheredType(RankedTensorType t) {
+  SmallVector<int64_t> shape = {ShapedType::kDynamic};
+  llvm::append_range(shape, t.getShape());
+  return RankedTensorType::get(shape, t.getElementType());
+}
+
+/// Replaces `op` (a linear op) by a copy taking `init` as its initial
+/// state (none when null) and returning its final state of `stateType`;
+/// returns the copy.
+static Operation *withStates(Operation *op, Value init, Type stateType) {
+  OpBuilder b(op);
+  OperationState st(op->getLoc(), op->getName());
+  st.addAttributes(op->getAttrDictionary().getValue());
+  auto segments = op->getAttrOfType<DenseI32ArrayAttr>("operandSegmentSizes");
+  SmallVector<int32_t> sizes(segments.asArrayRef());
+  // Segments: q, k, v, decay, initial_state[, captures].
+  unsigned pos = 0;
+  for (auto [i, n] : llvm::enumerate(sizes)) {
+    if (i == 4) {
+      if (init)
+        st.addOperands(init);
+    } else {
+      st.addOperands(op->getOperands().slice(pos, n));
+    }
+    pos += n;
+  }
+  sizes[4] = init ? 1 : 0;
+  st.attributes.set("operandSegmentSizes", b.getDenseI32ArrayAttr(sizes));
+  st.addTypes({op->getResult(0).getType(), stateType});
+  for (Region &r : op->getRegions())
+    st.addRegion()->takeBody(r);
+  Operation *fresh = b.create(st);
+  for (auto [old, now] : llvm::zip(op->getResults(), fresh->getResults()))
+    old.replaceAllUsesWith(now);
+  op->erase();
+  return fresh;
+}
+
+/// The sum over the chunk's tokens of the log-gates of `op`, of `type`
+/// ([B, H] or [B, H, F]); zeros without a decay, N * g_h for per-head ones.
+static Value decayTotal(OpBuilder &b, Location loc, LinearOpInterface op,
+                        RankedTensorType type) {
+  Value q = op.getQ(), g = op.getDecay();
+  SmallVector<Value> extents;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    if (type.isDynamicDim(i))
+      extents.push_back(tensor::DimOp::create(b, loc, q, i));
+  auto body = [&](OpBuilder &b, Location loc, ValueRange at) {
+    Type f32 = b.getF32Type();
+    Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0));
+    Value total = zero;
+    int64_t rank = g ? cast<RankedTensorType>(g.getType()).getRank() : 0;
+    Value n = rank ? tensor::DimOp::create(b, loc, q, 2) : Value();
+    if (rank == 1) {
+      Value gh = tensor::ExtractOp::create(b, loc, g, ValueRange{at[1]});
+      Value n64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), n);
+      Value nf = arith::SIToFPOp::create(b, loc, f32, n64);
+      total = arith::MulFOp::create(b, loc, nf, gh);
+    } else if (rank > 1) {
+      Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+      Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+      auto loop = scf::ForOp::create(
+          b, loc, c0, n, c1, ValueRange{zero},
+          [&](OpBuilder &b, Location loc, Value t, ValueRange acc) {
+            SmallVector<Value> idx = {at[0], at[1], t};
+            if (rank == 4)
+              idx.push_back(at[2]);
+            Value gt = tensor::ExtractOp::create(b, loc, g, idx);
+            Value sum = arith::AddFOp::create(b, loc, acc[0], gt);
+            scf::YieldOp::create(b, loc, sum);
+          });
+      total = loop.getResult(0);
+    }
+    tensor::YieldOp::create(b, loc, total);
+  };
+  return tensor::GenerateOp::create(b, loc, type, extents, body);
+}
+
+namespace {
+/// The phase functions of one split function.
+struct Splitter {
+  func::FuncOp f;
+  LinearOpInterface op;
+  RankedTensorType stateType, decayType;
+
+  Splitter(func::FuncOp f, LinearOpInterface op)
+      : f(f), op(op), stateType(stateTypeOf(op)),
+        decayType(decayTotalTypeOf(op)) {}
+
+  std::string name(StringRef phase) { return (f.getName() + phase).str(); }
+
+  /// `@f_lasp_state(args) -> (state, log_decay)`.
+  void buildState() {
+    IRMapping map;
+    func::FuncOp g = cloneFunctionBody(f, name("_lasp_state"), {},
+                                       {stateType, decayType}, map);
+    Operation *clone = map.lookup(op->getResult(0)).getDefiningOp();
+    auto fresh = cast<LinearOpInterface>(withStates(clone, Value(), stateType));
+    OpBuilder b = OpBuilder::atBlockEnd(&g.getBody().front());
+    Value total = decayTotal(b, g.getLoc(), fresh, decayType);
+    func::ReturnOp::create(b, g.getLoc(),
+                           ValueRange{fresh.getFinalState(), total});
+  }
+
+  /// `@f<suffix>(states, log_decays, rank) -> combined state`.
+  void buildCombine(StringRef suffix, StateCombine kind) {
+    OpBuilder b(f.getContext());
+    b.setInsertionPointAfter(f);
+    Type rankType = RankedTensorType::get({1}, b.getI32Type());
+    auto g = func::FuncOp::create(
+        b, f.getLoc(), name(suffix),
+        b.getFunctionType(
+            {gatheredType(stateType), gatheredType(decayType), rankType},
+            {stateType}));
+    g.setVisibility(f.getVisibility());
+    Block *blk = g.addEntryBlock();
+    b.setInsertionPointToEnd(blk);
+    Location loc = g.getLoc();
+    Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+    Value r32 =
+        tensor::ExtractOp::create(b, loc, blk->getArgument(2), ValueRange{c0});
+    Value rank = arith::IndexCastOp::create(b, loc, b.getIndexType(), r32);
+    Value combined =
+        CombineStatesOp::create(b, loc, stateType, kind, blk->getArgument(0),
+                                blk->getArgument(1), rank);
+    func::ReturnOp::create(b, loc, combined);
+  }
+
+  /// `@f_lasp_output(args, prefix) -> (o, final_state)`.
+  void buildOutput() {
+    IRMapping map;
+    Type oType = op.getO().getType();
+    func::FuncOp g = cloneFunctionBody(f, name("_lasp_output"), {stateType},
+                                       {oType, stateType}, map);
+    Operation *clone = map.lookup(op->getResult(0)).getDefiningOp();
+    Value prefix = g.getArguments().back();
+    Operation *fresh = withStates(clone, prefix, stateType);
+    OpBuilder b = OpBuilder::atBlockEnd(&g.getBody().front());
+    func::ReturnOp::create(b, g.getLoc(), fresh->getResults());
+  }
+
+  void build() {
+    // Inserted after f in reverse, so they read in phase order.
+    buildOutput();
+    buildCombine("_lasp_combine_grad", StateCombine::suffix);
+    buildCombine("_lasp_combine", StateCombine::prefix);
+    buildState();
+  }
+};
+
+struct AttnSequenceParallelPass
+    : public mlir::attn::impl::AttnSequenceParallelBase<
+          AttnSequenceParallelPass> {
+  using AttnSequenceParallelBase::AttnSequenceParallelBase;
+  void runOnOperation() override {
+    StringRef pass = "attn-sequence-parallel";
+    auto funcs = selectFunctions(getOperation(), funcName, pass);
+    if (failed(funcs))
+      return signalPassFailure();
+    for (func::FuncOp f : *funcs) {
+      std::string why;
+      LinearOpInterface op = splittableOp(f, why);
+      if (!op && funcName.empty())
+        continue;
+      if (!op) {
+        f.emitError() << pass << ": function '" << f.getName() << "' " << why;
+        return signalPassFailure();
+      }
+      if (failed(checkNamesFree(f, kPhases, pass)))
+        return signalPassFailure();
+      Splitter(f, op).build();
+    }
+  }
+};
+} // namespace
