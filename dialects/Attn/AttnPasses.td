@@ -49,8 +49,9 @@ def AttnCopyAliasedResults : Pass<"attn-copy-aliased-results",
   let summary = "Give every function result its own buffer";
   let description = [{
     A kernel's caller owns each output buffer. A function that returns one
-    of its arguments, or the same value twice, would hand out a buffer that
-    aliases an input or another output (freed twice, or written by the
+    of its arguments, the same value twice, or a constant (a global after
+    bufferization), would hand out a buffer that aliases an input, another
+    output or the global (freed twice or never allocated, or written by the
     caller through both). This pass replaces such a returned value with a
     copy (`bufferization.alloc_tensor() copy(...)`), so that after
     bufferization each result is a fresh allocation. Other results are left
@@ -144,12 +145,15 @@ def AttnSequenceParallel : Pass<"attn-sequence-parallel", "::mlir::ModuleOp"> {
   let description = [{
     For every function `@f` whose attn op is one causal
     `attn.linear_attention` or `attn.scan` (results used only by
-    `func.return`), adds the phases of LASP-2 (sequence parallelism with one
+    `func.return`; q, k, v and the initial state arguments of `@f`), adds the phases of LASP-2 (sequence parallelism with one
     AllGather of states) as functions next to it. Each rank of W holds a
-    contiguous chunk of the tokens (any lengths) and runs:
+    contiguous chunk of the tokens (any lengths). Every phase takes `@f`'s
+    arguments, then, when a feature map reads token positions, the chunk's
+    first position (`tensor<1xi32>`, added to the positions the maps see),
+    then its own:
 
-    - `@f_lasp_state(f's args) -> (state, log_decay)`: its chunk's final
-      state from a zero state, `[B, H, F, Dv]` f32, and the chunk's total
+    - `@f_lasp_state(args) -> (state, log_decay)`: the chunk's final state
+      from a zero state, `[B, H, F, Dv]` f32, and the chunk's total
       log-decay (`[B, H]`, or `[B, H, F]` for per-feature gates; zeros
       without a decay). Only the state is computed (the op's output is
       unused, and the lowerings skip it).
@@ -157,8 +161,17 @@ def AttnSequenceParallel : Pass<"attn-sequence-parallel", "::mlir::ModuleOp"> {
       between phases, not inside one);
     - `@f_lasp_combine(states, log_decays, rank) -> prefix`: the state
       entering the chunk (`attn.combine_states prefix`);
-    - `@f_lasp_output(f's args, prefix) -> (o, final_state)`: the chunk's
+    - `@f_lasp_output(args, prefix) -> (o, final_state)`: the chunk's
       output, the op with `initial_state(prefix)`.
+    - `@f_lasp_layout() -> tensor<8xi32>`: the argument indices of q, k,
+      v, the decay and the initial state (-1: none; -2: a decay computed in
+      `@f`, whose gradient is dropped), whether `@f` returns the final
+      state, normalize, and whether the phases take positions.
+
+    With `normalize` the phases run the unnormalized op on v with a column
+    of ones appended (Dv + 1): the state carries the normalizer, and the
+    output phase returns `[n | z]`, `o = n / z`. An initial state of `@f`
+    is the runtime's state before rank 0 (with no decay).
 
     The backward: `attn-differentiate` of `@f_lasp_output` gives
     `@f_lasp_output_backward(args, prefix, dO, dS) -> (dq, dk, dv[, dg],
@@ -169,10 +182,9 @@ def AttnSequenceParallel : Pass<"attn-sequence-parallel", "::mlir::ModuleOp"> {
     gives the chunk's exact gradients. Per-head decays (`[H]`) get one
     gradient per rank, which the runtime sums.
 
-    A spec with `normalize`, a bidirectional direction, a token order, an
-    initial state or several attn ops is reported (not split yet). With
-    `func=NAME` only that function is split (one that cannot be is an
-    error).
+    Bidirectional ops, token orders, operands computed in the function and
+    several attn ops are reported (not split yet). With `func=NAME` only
+    that function is split (one that cannot be is an error).
   }];
   let options = [
     Option<"funcName", "func", "std::string", "\"\"",

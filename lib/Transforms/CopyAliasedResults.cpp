@@ -34,17 +34,22 @@ struct AttnCopyAliasedResultsPass
       for (OpOperand &operand : ret->getOpOperands()) {
         Value v = operand.get();
         auto type = dyn_cast<RankedTensorType>(v.getType());
-        bool aliases = isa<BlockArgument>(v) || !seen.insert(v).second;
+        // A constant bufferizes to a global, which the caller must not
+        // free.
+        Operation *def = v.getDefiningOp();
+        bool constant = def && def->hasTrait<OpTrait::ConstantLike>();
+        bool aliases =
+            isa<BlockArgument>(v) || constant || !seen.insert(v).second;
         if (!type || !aliases)
           continue;
         auto copy = bufferization::AllocTensorOp::create(
             b, ret.getLoc(), type, /*dynamicSizes=*/ValueRange(), /*copy=*/v);
-        LLVM_DEBUG(llvm::dbgs()
-                   << func.getName() << ": result "
-                   << operand.getOperandNumber()
-                   << (isa<BlockArgument>(v) ? " is an argument"
-                                             : " repeats another result")
-                   << "; copied\n");
+        LLVM_DEBUG(llvm::dbgs() << func.getName() << ": result "
+                                << operand.getOperandNumber()
+                                << (isa<BlockArgument>(v) ? " is an argument"
+                                    : constant            ? " is a constant"
+                                               : " repeats another result")
+                                << "; copied\n");
         operand.set(copy);
       }
     });

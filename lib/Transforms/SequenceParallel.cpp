@@ -24,23 +24,28 @@ namespace mlir::attn {
 using namespace mlir;
 using namespace mlir::attn;
 
-static const StringRef kPhases[] = {
-    "_lasp_state", "_lasp_combine", "_lasp_combine_grad", "_lasp_output"};
+static const StringRef kPhases[] = {"_lasp_layout", "_lasp_state",
+                                    "_lasp_combine", "_lasp_combine_grad",
+                                    "_lasp_output"};
 
 /// Why `op` has no sequence-parallel form yet ("" when it has one).
 static std::string unsupported(LinearOpInterface op) {
   if (op.getDirection() != Direction::causal)
     return "is bidirectional: the bidirectional LASP-2 form (states from "
            "the ranks before and after) is not implemented yet";
-  if (op.getNormalize())
-    return "divides by a normalizer (normalize), whose running sum the "
-           "sequence-parallel phases do not carry yet";
   if (op.getOrderAttr())
     return "scans in a token order: shard the tokens in scan order and "
            "split the spec without `order`";
-  if (op.getInitialState())
-    return "takes an initial state, which the sequence-parallel phases do "
-           "not take yet (rank 0 would start from it)";
+  for (auto [what, v] : {std::pair<StringRef, Value>{"q", op.getQ()},
+                         {"k", op.getK()},
+                         {"v", op.getV()},
+                         {"initial state", op.getInitialState()}})
+    if (v && !isa<BlockArgument>(v))
+      return ("computes its " + what +
+              " in the function: the sequence-parallel phases map each "
+              "gradient to an argument, so q, k, v and the initial state "
+              "must be arguments")
+          .str();
   return "";
 }
 
@@ -68,15 +73,25 @@ static LinearOpInterface splittableOp(func::FuncOp f, std::string &why) {
   return why.empty() ? lin : LinearOpInterface();
 }
 
-/// The state type [B, H, F, Dv] f32 of `op`.
+/// `t` ([..., Dv]) with `extra` more columns.
+static RankedTensorType widenLastDim(Type t, int64_t extra) {
+  auto rt = cast<RankedTensorType>(t);
+  SmallVector<int64_t> shape(rt.getShape());
+  shape.back() += extra;
+  return RankedTensorType::get(shape, rt.getElementType());
+}
+
+/// The state type [B, H, F, Dv] f32 of `op` (Dv + 1 under normalize: the
+/// normalizer's column).
 static RankedTensorType stateTypeOf(LinearOpInterface op) {
+  int64_t extra = op.getNormalize() ? 1 : 0;
   if (Value fin = op.getFinalState())
-    return cast<RankedTensorType>(fin.getType());
+    return widenLastDim(fin.getType(), extra);
   auto q = cast<RankedTensorType>(op.getQ().getType());
   auto v = cast<RankedTensorType>(op.getV().getType());
-  return RankedTensorType::get(
-      {q.getDimSize(0), q.getDimSize(1), op.getFeatureDim(), v.getDimSize(3)},
-      Float32Type::get(op.getContext()));
+  return RankedTensorType::get({q.getDimSize(0), q.getDimSize(1),
+                                op.getFeatureDim(), v.getDimSize(3) + extra},
+                               Float32Type::get(op.getContext()));
 }
 
 /// The chunk's total log-decay: [B, H], or [B, H, F] for per-feature gates.
@@ -98,31 +113,68 @@ static RankedTensorType gatheredType(RankedTensorType t) {
   return RankedTensorType::get(shape, t.getElementType());
 }
 
-/// Replaces `op` (a linear op) by a copy taking `init` as its initial
-/// state (none when null) and returning its final state of `stateType`;
-/// returns the copy.
-static Operation *withStates(Operation *op, Value init, Type stateType) {
+namespace {
+/// How a phase's copy of the linear op differs from the op: its initial
+/// state (null: none), the types of its output and final state, and the
+/// position offset its feature maps add to token positions (null: none).
+/// Under `normalize` the copy is unnormalized on v with a column of ones,
+/// so its output is [n | z] and its state carries the normalizer.
+struct PhaseOp {
+  Value init;
+  Type oType, stateType;
+  Value offset;
+};
+} // namespace
+
+/// Region `r` (a feature map taking (x, t)) reading t + offset[0] instead
+/// of t: global token positions on a rank whose chunk starts at offset.
+static void offsetPositions(Region &r, Value offset, Location loc) {
+  if (r.empty() || r.getNumArguments() != 2)
+    return;
+  Block &blk = r.front();
+  Value t = blk.getArgument(1);
+  // The region is not attached to an op yet: the builder takes the context
+  // from the location.
+  OpBuilder b(loc.getContext());
+  b.setInsertionPointToStart(&blk);
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value off32 = tensor::ExtractOp::create(b, loc, offset, ValueRange{c0});
+  Value off = arith::IndexCastOp::create(b, loc, b.getIndexType(), off32);
+  auto global = arith::AddIOp::create(b, loc, t, off);
+  t.replaceAllUsesExcept(global, global);
+}
+
+/// Replaces `op` (a linear op) by its copy for a phase; returns the copy.
+static Operation *rebuildForPhase(Operation *op, const PhaseOp &p) {
   OpBuilder b(op);
   OperationState st(op->getLoc(), op->getName());
   st.addAttributes(op->getAttrDictionary().getValue());
+  st.attributes.erase("normalize");
   auto segments = op->getAttrOfType<DenseI32ArrayAttr>("operandSegmentSizes");
   SmallVector<int32_t> sizes(segments.asArrayRef());
   // Segments: q, k, v, decay, initial_state[, captures].
   unsigned pos = 0;
   for (auto [i, n] : llvm::enumerate(sizes)) {
     if (i == 4) {
-      if (init)
-        st.addOperands(init);
+      if (p.init)
+        st.addOperands(p.init);
     } else {
       st.addOperands(op->getOperands().slice(pos, n));
     }
     pos += n;
   }
-  sizes[4] = init ? 1 : 0;
+  sizes[4] = p.init ? 1 : 0;
+  if (p.offset) {
+    st.addOperands(p.offset);
+    sizes[5] += 1;
+  }
   st.attributes.set("operandSegmentSizes", b.getDenseI32ArrayAttr(sizes));
-  st.addTypes({op->getResult(0).getType(), stateType});
-  for (Region &r : op->getRegions())
+  st.addTypes({p.oType, p.stateType});
+  for (Region &r : op->getRegions()) {
     st.addRegion()->takeBody(r);
+    if (p.offset)
+      offsetPositions(*st.regions.back(), p.offset, op->getLoc());
+  }
   Operation *fresh = b.create(st);
   for (auto [old, now] : llvm::zip(op->getResults(), fresh->getResults()))
     old.replaceAllUsesWith(now);
@@ -171,29 +223,104 @@ static Value decayTotal(OpBuilder &b, Location loc, LinearOpInterface op,
 }
 
 namespace {
-/// The phase functions of one split function.
+/// The phase functions of one split function. Each phase takes f's
+/// arguments (v with a column of ones under normalize), then the position
+/// offset when a feature map reads positions, then its own.
 struct Splitter {
   func::FuncOp f;
   LinearOpInterface op;
   RankedTensorType stateType, decayType;
+  bool normalize, positional;
 
   Splitter(func::FuncOp f, LinearOpInterface op)
       : f(f), op(op), stateType(stateTypeOf(op)),
-        decayType(decayTotalTypeOf(op)) {}
+        decayType(decayTotalTypeOf(op)), normalize(op.getNormalize()) {
+    positional = false;
+    for (Region *r : {op.getQueryMap(), op.getKeyMap()})
+      positional |= r && !r->empty() && r->getNumArguments() == 2;
+  }
 
   std::string name(StringRef phase) { return (f.getName() + phase).str(); }
 
+  /// A new function `name`: f's body and arguments, then `extra` inputs;
+  /// returns it and the clone of the op, rebuilt by `phase` (its initial
+  /// state from the `init` argument's index among `extra`, or none).
+  std::pair<func::FuncOp, Operation *> clonePhase(StringRef suffix,
+                                                  TypeRange extra,
+                                                  TypeRange results,
+                                                  int initArg) {
+    SmallVector<Type> inputs;
+    if (positional)
+      inputs.push_back(
+          RankedTensorType::get({1}, IntegerType::get(f.getContext(), 32)));
+    inputs.append(extra.begin(), extra.end());
+    IRMapping map;
+    func::FuncOp g = cloneFunctionBody(f, name(suffix), inputs, results, map);
+    Operation *clone = map.lookup(op->getResult(0)).getDefiningOp();
+    ValueRange args = g.getArguments().drop_front(f.getNumArguments());
+    PhaseOp phase;
+    phase.offset = positional ? args.front() : Value();
+    ValueRange own = args.drop_front(positional ? 1 : 0);
+    phase.init = initArg >= 0 ? own[initArg] : Value();
+    phase.oType = widenLastDim(op.getO().getType(), normalize ? 1 : 0);
+    phase.stateType = stateType;
+    if (normalize)
+      widenValues(g, cast<LinearOpInterface>(clone).getV());
+    return {g, rebuildForPhase(clone, phase)};
+  }
+
+  /// Under normalize: v (an argument of g) gets the column of ones.
+  void widenValues(func::FuncOp g, Value v) {
+    auto arg = cast<BlockArgument>(v);
+    arg.setType(widenLastDim(arg.getType(), 1));
+    SmallVector<Type> inputs(g.getArgumentTypes());
+    inputs[arg.getArgNumber()] = arg.getType();
+    g.setType(FunctionType::get(g.getContext(), inputs, g.getResultTypes()));
+  }
+
+  /// `@f_lasp_layout() -> tensor<8xi32>`: what the runtime must know
+  /// around the phases: the argument indices of q, k, v, the decay and the
+  /// initial state (-1: none; -2: a decay computed in f), whether f returns the
+  /// final state, normalize (o = n / z of the output phase's [n | z]) and
+  /// whether the phases take a position offset.
+  void buildLayout() {
+    OpBuilder b(f.getContext());
+    b.setInsertionPointAfter(f);
+    auto type = RankedTensorType::get({8}, b.getI32Type());
+    auto g = func::FuncOp::create(b, f.getLoc(), name("_lasp_layout"),
+                                  b.getFunctionType({}, {type}));
+    g.setVisibility(f.getVisibility());
+    b.setInsertionPointToEnd(g.addEntryBlock());
+    // -1: no such operand; -2: computed in f (a constant decay: its
+    // gradient is dropped).
+    auto argOf = [](Value v) {
+      if (!v)
+        return -1;
+      auto arg = dyn_cast<BlockArgument>(v);
+      return arg ? int32_t(arg.getArgNumber()) : -2;
+    };
+    int32_t values[8] = {argOf(op.getQ()),
+                         argOf(op.getK()),
+                         argOf(op.getV()),
+                         argOf(op.getDecay()),
+                         argOf(op.getInitialState()),
+                         op.getFinalState() ? 1 : 0,
+                         normalize ? 1 : 0,
+                         positional ? 1 : 0};
+    Value layout = arith::ConstantOp::create(
+        b, g.getLoc(), DenseIntElementsAttr::get(type, ArrayRef(values)));
+    func::ReturnOp::create(b, g.getLoc(), layout);
+  }
+
   /// `@f_lasp_state(args) -> (state, log_decay)`.
   void buildState() {
-    IRMapping map;
-    func::FuncOp g = cloneFunctionBody(f, name("_lasp_state"), {},
-                                       {stateType, decayType}, map);
-    Operation *clone = map.lookup(op->getResult(0)).getDefiningOp();
-    auto fresh = cast<LinearOpInterface>(withStates(clone, Value(), stateType));
+    auto [g, fresh] =
+        clonePhase("_lasp_state", {}, {stateType, decayType}, /*initArg=*/-1);
     OpBuilder b = OpBuilder::atBlockEnd(&g.getBody().front());
-    Value total = decayTotal(b, g.getLoc(), fresh, decayType);
+    auto lin = cast<LinearOpInterface>(fresh);
+    Value total = decayTotal(b, g.getLoc(), lin, decayType);
     func::ReturnOp::create(b, g.getLoc(),
-                           ValueRange{fresh.getFinalState(), total});
+                           ValueRange{lin.getFinalState(), total});
   }
 
   /// `@f<suffix>(states, log_decays, rank) -> combined state`.
@@ -222,13 +349,9 @@ struct Splitter {
 
   /// `@f_lasp_output(args, prefix) -> (o, final_state)`.
   void buildOutput() {
-    IRMapping map;
-    Type oType = op.getO().getType();
-    func::FuncOp g = cloneFunctionBody(f, name("_lasp_output"), {stateType},
-                                       {oType, stateType}, map);
-    Operation *clone = map.lookup(op->getResult(0)).getDefiningOp();
-    Value prefix = g.getArguments().back();
-    Operation *fresh = withStates(clone, prefix, stateType);
+    Type oType = widenLastDim(op.getO().getType(), normalize ? 1 : 0);
+    auto [g, fresh] = clonePhase("_lasp_output", {stateType},
+                                 {oType, stateType}, /*initArg=*/0);
     OpBuilder b = OpBuilder::atBlockEnd(&g.getBody().front());
     func::ReturnOp::create(b, g.getLoc(), fresh->getResults());
   }
@@ -239,6 +362,7 @@ struct Splitter {
     buildCombine("_lasp_combine_grad", StateCombine::suffix);
     buildCombine("_lasp_combine", StateCombine::prefix);
     buildState();
+    buildLayout();
   }
 };
 

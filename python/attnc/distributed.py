@@ -27,29 +27,70 @@ from ._linear import _check_shapes, _decay_kind, _trace_map, emit_linear_spec
 from ._linear_autograd import function_class
 from ._runtime import AttncError
 
-_PHASES = ("_lasp_state", "_lasp_combine", "_lasp_combine_grad", "_lasp_output",
-           "_lasp_output_backward")
+_PHASES = ("_lasp_layout", "_lasp_state", "_lasp_combine", "_lasp_combine_grad",
+           "_lasp_output", "_lasp_output_backward")
 _phases = {}  # (spec, function, cache_dir) -> SequenceParallel
+_sent = {}  # collective -> bytes this process contributed (comm_stats)
+
+
+def comm_stats(reset=False):
+    """Bytes this process has handed to each kind of collective so far
+    ({"all_gather": n, "all_reduce": n, "broadcast": n}): the payload per
+    rank, which for LASP-2 is a few states per layer and pass, whatever the
+    sequence length. (A ring all-gather sends (W - 1) times its payload.)
+    reset=True clears the counts after reading them."""
+    stats = dict(_sent)
+    if reset:
+        _sent.clear()
+    return stats
+
+
+def _count(collective, tensor):
+    _sent[collective] = _sent.get(collective, 0) + tensor.numel() * tensor.element_size()
 
 
 def _numpy(t):
     return t.detach().float().contiguous().numpy()
 
 
+class _Layout:
+    """What @f_lasp_layout says about f: argument indices of q, k, v, the
+    decay and the initial state (None: absent), whether f returns the final
+    state, normalize, and whether the phases take a position offset."""
+
+    def __init__(self, values):
+        v = [int(x) for x in values]
+        self.q, self.k, self.v = v[0], v[1], v[2]
+        self.decay = v[3] if v[3] >= 0 else None
+        self.computed_decay = v[3] == -2  # a constant of f: its gradient is dropped
+        self.init = v[4] if v[4] >= 0 else None
+        self.final, self.normalize, self.positional = bool(v[5]), bool(v[6]), bool(v[7])
+
+    def grad_args(self):
+        """The argument index of each gradient of the output phase's backward
+        (dq, dk, dv[, d_decay]); None for a gradient that is dropped."""
+        decay = [self.decay] if self.decay is not None else [None] if self.computed_decay else []
+        return [self.q, self.k, self.v] + decay
+
+
 class SequenceParallel:
     """The LASP-2 phases of one spec function `@f` whose attn op is one
-    causal attn.linear_attention or attn.scan, compiled for the CPU. The
-    function's arguments are q, k, v, then the decay's log-gates when the op
-    has a decay, then captured tensors (read by feature maps; no gradient).
-    Call it with each rank's chunk of those tensors."""
+    causal attn.linear_attention or attn.scan (q, k, v, the decay and the
+    initial state being arguments of f), compiled for the CPU. Call it on
+    every rank with f's arguments: the rank's chunk of q, k, v and of
+    per-token gates, the rest (per-head decays, the initial state,
+    captures) the same on every rank. Returns o (and the final state of the
+    whole sequence when f returns it), differentiable with respect to q,
+    k, v, the decay and the initial state; gradients of tensors shared by
+    the ranks (per-head decays, the initial state) are the totals, on every
+    rank."""
 
     def __init__(self, spec, function, cache_dir=None):
         self.function = function
         self.kernels = {p: _compile(spec, "cpu", function=function + p, cache_dir=cache_dir)
                         for p in _PHASES}
-        bwd = self.kernels["_lasp_output_backward"]
-        # dq, dk, dv[, dg], d_prefix
-        self.has_decay = len(bwd.outputs) == 5
+        self.layout = _Layout(self.kernels["_lasp_layout"]())
+        self.num_args = len(self.kernels["_lasp_state"].inputs) - self.layout.positional
         state = self.kernels["_lasp_state"].outputs
         self.per_feature = len(state[1]["shape"]) == 3
 
@@ -60,97 +101,160 @@ class SequenceParallel:
             raise AttncError(f"{self.function}: sequence parallelism needs an initialized "
                              "torch.distributed process group (torch.distributed."
                              "init_process_group)")
-        want = len(self.kernels["_lasp_output"].inputs) - 1
-        if len(inputs) != want:
-            raise AttncError(f"{self.function}: expected {want} tensors (q, k, v"
-                             f"{', decay' if self.has_decay else ''}, captures), got {len(inputs)}")
+        if len(inputs) != self.num_args:
+            raise AttncError(f"{self.function}: expected the function's {self.num_args} "
+                             f"arguments, got {len(inputs)}")
         for t in inputs:
             if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
                 raise AttncError(f"{self.function}: sequence-parallel linear attention takes "
                                  "CPU torch tensors (GPU kernels for it do not exist yet)")
-        o, = function_class(torch, "attnc.distributed").apply(_Run(self, group), *inputs)
-        return o
+        outs = function_class(torch, "attnc.distributed").apply(_Run(self, group), *inputs)
+        o = outs[0]
+        if self.layout.normalize:  # [n | z] -> n / z (0 where z is 0)
+            n, z = o[..., :-1], o[..., -1:]
+            safe = torch.where(z != 0, z, torch.ones_like(z))
+            o = torch.where(z != 0, n / safe, torch.zeros_like(n))
+        return (o, outs[1]) if self.layout.final else o
 
-    # The phases on numpy arrays ------------------------------------------
 
-    def shapes(self, arrays):
-        q, v = arrays[0], arrays[2]
-        B, H, N = q.shape[:3]
-        Dv = v.shape[3]
-        F = self.kernels["_lasp_state"].outputs[0]["shape"][2]
-        decay = (B, H, F) if self.per_feature else (B, H)
-        return (B, H, F, Dv), (B, H, N, Dv), decay
+class _Run:
+    """One sequence-parallel call: the phases on numpy arrays with the
+    collectives between them, and what the backward keeps (the prefix
+    state, the gathered log-decays)."""
 
-    def state(self, arrays):
+    def __init__(self, sp, group):
+        import torch.distributed as dist
+        self.sp, self.layout, self.group = sp, sp.layout, group
+        self.rank = dist.get_rank(group)
+        self.world = dist.get_world_size(group)
+
+    def global_rank(self, rank):
+        """The global rank of `rank` in the group (torch 1.13 and 2.x)."""
+        import torch.distributed as dist
+        if self.group is None:
+            return rank
+        get = getattr(dist, "get_global_rank", None) or dist.distributed_c10d._get_global_rank
+        return get(self.group, rank)
+
+    def gather(self, array):
+        """[W, ...] of every rank's `array` (the same shape on every rank)."""
         import numpy as np
-        state, _, decay = self.shapes(arrays)
-        out = (np.empty(state, np.float32), np.empty(decay, np.float32))
-        return self.kernels["_lasp_state"](*arrays, out=out)
+        import torch
+        import torch.distributed as dist
+        t = torch.from_numpy(np.ascontiguousarray(array))
+        parts = [torch.empty_like(t) for _ in range(self.world)]
+        _count("all_gather", t)
+        dist.all_gather(parts, t, group=self.group)
+        return np.ascontiguousarray(torch.stack(parts).numpy())
+
+    def arrays(self, inputs):
+        """f's arguments as float32 arrays (v with a column of ones under
+        normalize), then the position offset when the phases take one."""
+        import numpy as np
+        arrays = [_numpy(t) for t in inputs]
+        L = self.layout
+        if L.normalize:
+            v = arrays[L.v]
+            arrays[L.v] = np.concatenate([v, np.ones(v.shape[:3] + (1,), np.float32)], 3)
+        if L.positional:
+            lengths = self.gather(np.array([arrays[L.q].shape[2]], np.int64))
+            arrays.append(np.array([int(lengths[:self.rank].sum())], np.int32))
+        return arrays
+
+    def run(self, phase, *args, out):
+        return self.sp.kernels[phase](*args, out=out)
 
     def combine(self, phase, stacked, decays, rank):
         import numpy as np
         out = np.empty(stacked.shape[1:], np.float32)
-        return self.kernels[phase](stacked, decays, np.array([rank], np.int32), out=out)
+        return self.run(phase, stacked, decays, np.array([rank], np.int32), out=out)
 
-    def output(self, arrays, prefix):
+    def widen(self, state):
+        """A state without the normalizer's column, with a zero one."""
         import numpy as np
-        state, o, _ = self.shapes(arrays)
-        out = (np.empty(o, np.float32), np.empty(state, np.float32))
-        return self.kernels["_lasp_output"](*arrays, prefix, out=out)[0]
-
-    def backward(self, arrays, prefix, do, dstate):
-        import numpy as np
-        outs = [np.empty(a.shape, np.float32) for a in arrays[:3]]
-        if self.has_decay:
-            outs.append(np.empty(arrays[3].shape, np.float32))
-        outs.append(np.empty(prefix.shape, np.float32))
-        return self.kernels["_lasp_output_backward"](*arrays, prefix, do, dstate, out=tuple(outs))
-
-
-class _Run:
-    """One sequence-parallel call: the phases, the group and what the
-    backward keeps (the inputs, the prefix state, the gathered decays)."""
-
-    def __init__(self, phases, group):
-        self.phases, self.group = phases, group
-
-    def gather(self, array):
-        """[W, ...] of every rank's `array` (same shape on every rank)."""
-        import numpy as np
-        import torch
-        import torch.distributed as dist
-        t = torch.from_numpy(array)
-        parts = [torch.empty_like(t) for _ in range(dist.get_world_size(self.group))]
-        dist.all_gather(parts, t, group=self.group)
-        return np.ascontiguousarray(torch.stack(parts).numpy())
+        if not self.layout.normalize:
+            return state
+        return np.concatenate([state, np.zeros(state.shape[:3] + (1,), np.float32)], 3)
 
     def forward(self, inputs):
+        import numpy as np
         import torch
-        import torch.distributed as dist
-        p = self.phases
-        arrays = [_numpy(t) for t in inputs]
-        self.rank = dist.get_rank(self.group)
-        state, decay = p.state(arrays)
-        self.decays = self.gather(decay)
-        self.prefix = p.combine("_lasp_combine", self.gather(state), self.decays, self.rank)
-        o = p.output(arrays, self.prefix)
-        return (torch.from_numpy(o).to(inputs[0].dtype),)
+        L = self.layout
+        args = self.arrays(inputs)
+        q, v = args[L.q], args[L.v]
+        B, H, N = q.shape[:3]
+        F = self.sp.kernels["_lasp_state"].outputs[0]["shape"][2]
+        Dv = v.shape[3]
+        state, decay = self.run("_lasp_state", *args, out=(
+            np.empty((B, H, F, Dv), np.float32),
+            np.empty((B, H, F) if self.sp.per_feature else (B, H), np.float32)))
+        states, decays = self.gather(state), self.gather(decay)
+        shift = 0
+        if L.init is not None:  # the initial state: a rank before rank 0 with no decay
+            states = np.concatenate([self.widen(args[L.init])[None], states])
+            decays = np.concatenate([np.zeros_like(decays[:1]), decays])
+            shift = 1
+        self.decays, self.shift = decays, shift
+        self.prefix = self.combine("_lasp_combine", states, decays, self.rank + shift)
+        o, _ = self.run("_lasp_output", *args, self.prefix, out=(
+            np.empty((B, H, N, Dv), np.float32), np.empty((B, H, F, Dv), np.float32)))
+        outs = [torch.from_numpy(o)]
+        if L.final:  # the whole sequence's final state: every rank folded
+            final = self.combine("_lasp_combine", states, decays, self.world + shift)
+            outs.append(torch.from_numpy(final[..., :Dv - 1] if L.normalize else final))
+        return tuple(outs)
 
     def backward(self, inputs, grads):
         import numpy as np
         import torch
         import torch.distributed as dist
-        p = self.phases
-        arrays = [_numpy(t) for t in inputs]
-        do = _numpy(grads[0])
-        zero = np.zeros_like(self.prefix)
-        local = p.backward(arrays, self.prefix, do, zero)[-1]
-        dstate = p.combine("_lasp_combine_grad", self.gather(local), self.decays, self.rank)
-        grads = [torch.from_numpy(g) for g in p.backward(arrays, self.prefix, do, dstate)[:-1]]
-        if p.has_decay and inputs[3].dim() == 1:  # one gate per head, shared by the ranks
-            dist.all_reduce(grads[3], group=self.group)
-        grads = [g.to(t.dtype) for g, t in zip(grads, inputs)]
-        return grads + [None] * (len(inputs) - len(grads))
+        L = self.layout
+        args = self.arrays(inputs)
+        do = _numpy(grads[0]) if grads[0] is not None else np.zeros(
+            args[L.q].shape[:3] + (self.prefix.shape[3],), np.float32)
+        dfinal = np.zeros_like(self.prefix)
+        if L.final and grads[1] is not None:
+            dfinal = self.widen(_numpy(grads[1]))
+        local = self.output_backward(args, do, np.zeros_like(self.prefix))[-1]
+        # One gather: each rank's state gradient and its final-state cotangent.
+        both = self.gather(np.stack([local, dfinal]))
+        tail = both[:, 1].sum(0)  # the final state's gradient: a rank after the last
+        decays = self.decays[self.shift:]
+        grads_in = np.concatenate([both[:, 0], tail[None]])
+        decays = np.concatenate([decays, np.zeros_like(decays[:1])])
+        dstate = self.combine("_lasp_combine_grad", grads_in, decays, self.rank)
+        outs = self.output_backward(args, do, dstate)
+        result = [None] * len(inputs)
+        for index, g in zip(L.grad_args(), outs[:-1]):
+            if index is not None:
+                result[index] = torch.from_numpy(g)
+        if L.normalize:
+            result[L.v] = result[L.v][..., :-1].contiguous()
+        if L.decay is not None and inputs[L.decay].dim() == 1:  # shared by the ranks
+            _count("all_reduce", result[L.decay])
+            dist.all_reduce(result[L.decay], group=self.group)
+        if L.init is not None:  # rank 0's prefix is the initial state
+            d0 = torch.from_numpy(np.ascontiguousarray(outs[-1]))
+            _count("broadcast", d0)
+            dist.broadcast(d0, src=self.global_rank(0), group=self.group)
+            result[L.init] = d0[..., :inputs[L.init].shape[3]].contiguous()
+        return [g.to(t.dtype) if g is not None else None for g, t in zip(result, inputs)]
+
+    def computed_decay_shape(self, args):
+        """The shape of the gradient of a decay computed in f: the output
+        phase backward's signature, its dynamic dims from q."""
+        shape = self.sp.kernels["_lasp_output_backward"].outputs[3]["shape"]
+        q = args[self.layout.q]
+        return tuple(q.shape[i] if d < 0 else d for i, d in enumerate(shape))
+
+    def output_backward(self, args, do, dstate):
+        import numpy as np
+        L = self.layout
+        shapes = [args[i].shape if i is not None else self.computed_decay_shape(args)
+                  for i in L.grad_args()]
+        outs = [np.empty(shape, np.float32) for shape in shapes]
+        outs.append(np.empty(self.prefix.shape, np.float32))
+        return self.run("_lasp_output_backward", *args, self.prefix, do, dstate, out=tuple(outs))
 
 
 def sequence_parallel(spec, function, cache_dir=None):

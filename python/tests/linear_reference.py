@@ -1,6 +1,6 @@
 """The float64 quadratic form of linear attention in torch: the oracle of
 the tests of attnc.linear_attention's gradients (test_linear_autograd.py)
-and of sequence-parallel linear attention (test_distributed.py)."""
+and of sequence-parallel linear attention (test_lasp_distributed.py)."""
 import torch
 
 

@@ -27,3 +27,14 @@ func.func @plain(%q: tensor<?x4x?x64xf32>, %k: tensor<?x4x?x64xf32>,
       -> tensor<?x4x?x64xf32>
   return %o : tensor<?x4x?x64xf32>
 }
+
+// A returned constant would be a global after bufferization, which the
+// caller frees: it gets a copy.
+// CHECK-LABEL: func.func @constant
+// CHECK: %[[C:.*]] = arith.constant dense<[1, 2]> : tensor<2xi32>
+// CHECK: %[[COPY:.*]] = bufferization.alloc_tensor() copy(%[[C]])
+// CHECK: return %[[COPY]]
+func.func @constant() -> tensor<2xi32> {
+  %c = arith.constant dense<[1, 2]> : tensor<2xi32>
+  return %c : tensor<2xi32>
+}

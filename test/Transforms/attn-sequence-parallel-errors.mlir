@@ -12,22 +12,11 @@ func.func @f(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
 
 // -----
 
-// expected-error @+1 {{function 'f' divides by a normalizer (normalize)}}
-func.func @f(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+// expected-error @+1 {{function 'f' computes its q in the function: the sequence-parallel phases map each gradient to an argument}}
+func.func @f(%x: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
              %v: tensor<?x2x?x16xf32>) -> tensor<?x2x?x16xf32> {
-  %o = attn.linear_attention causal %q, %k, %v normalize
-    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>
-      -> tensor<?x2x?x16xf32>
-  return %o : tensor<?x2x?x16xf32>
-}
-
-// -----
-
-// expected-error @+1 {{function 'f' takes an initial state}}
-func.func @f(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
-             %v: tensor<?x2x?x16xf32>, %s0: tensor<?x2x16x16xf32>)
-    -> tensor<?x2x?x16xf32> {
-  %o = attn.scan causal %q, %k, %v initial_state(%s0 : tensor<?x2x16x16xf32>)
+  %q = arith.negf %x : tensor<?x2x?x16xf32>
+  %o = attn.scan causal %q, %k, %v
     : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>
       -> tensor<?x2x?x16xf32>
   return %o : tensor<?x2x?x16xf32>

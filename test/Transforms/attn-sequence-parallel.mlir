@@ -82,3 +82,59 @@ func.func @softmax(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
       -> tensor<?x2x?x16xf32>
   return %o : tensor<?x2x?x16xf32>
 }
+
+// normalize: the phases run the unnormalized op on v with a column of ones
+// (Dv + 1), so the state carries the normalizer and the output is [n | z].
+// A feature map reading positions reads t + the chunk's first position (an
+// argument after f's). The layout: q, k, v at 0-2, no decay or initial
+// state, no final state, normalize, positions.
+// CHECK-LABEL: func.func @positional_lasp_layout()
+// CHECK: arith.constant dense<[0, 1, 2, -1, -1, 0, 1, 1]> : tensor<8xi32>
+// CHECK-LABEL: func.func @positional_lasp_state(
+// CHECK-SAME: %{{.*}}: tensor<?x2x?x9xf32>, %[[OFF:[^:]*]]: tensor<1xi32>)
+// CHECK-SAME: -> (tensor<?x2x16x9xf32>, tensor<?x2xf32>)
+// CHECK: attn.linear_attention causal {{.*}} captures(%[[OFF]] : tensor<1xi32>)
+// CHECK-NOT: normalize
+// CHECK: feature_map(%{{.*}}: vector<16xf32>, %[[T:.*]]: index) {
+// CHECK: %[[E:.*]] = tensor.extract %[[OFF]]
+// CHECK: %[[S:.*]] = arith.index_cast %[[E]] : i32 to index
+// CHECK: %[[G:.*]] = arith.addi %[[T]], %[[S]] : index
+// CHECK: arith.index_cast %[[G]] : index to i64
+// CHECK-LABEL: func.func @positional_lasp_output(
+// CHECK-SAME: -> (tensor<?x2x?x9xf32>, tensor<?x2x16x9xf32>)
+func.func @positional(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                      %v: tensor<?x2x?x8xf32>) -> tensor<?x2x?x8xf32> {
+  %o = attn.linear_attention causal %q, %k, %v normalize
+    feature_map(%x: vector<16xf32>, %t: index) {
+      %ti = arith.index_cast %t : index to i64
+      %tf = arith.sitofp %ti : i64 to f32
+      %c = math.cos %tf : f32
+      %cb = vector.broadcast %c : f32 to vector<16xf32>
+      %e = math.exp %x : vector<16xf32>
+      %r = arith.mulf %e, %cb : vector<16xf32>
+      attn.yield %r : vector<16xf32>
+    } : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x8xf32>
+      -> tensor<?x2x?x8xf32>
+  return %o : tensor<?x2x?x8xf32>
+}
+
+// An initial state (argument 4) is the runtime's state before rank 0: the
+// state phase starts from zero, the output phase from the prefix argument.
+// CHECK-LABEL: func.func @stateful_lasp_layout()
+// CHECK: arith.constant dense<[0, 1, 2, 3, 4, 1, 0, 0]> : tensor<8xi32>
+// CHECK-LABEL: func.func @stateful_lasp_state(
+// CHECK-NOT: initial_state
+// CHECK: return
+// CHECK-LABEL: func.func @stateful_lasp_output(
+// CHECK-SAME: %[[P:[^:]*]]: tensor<?x2x16x16xf32>) -> (tensor<?x2x?x16xf32>, tensor<?x2x16x16xf32>)
+// CHECK: attn.scan causal {{.*}} initial_state(%[[P]] : tensor<?x2x16x16xf32>)
+func.func @stateful(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                    %v: tensor<?x2x?x16xf32>, %g: tensor<?x2x?xf32>,
+                    %s0: tensor<?x2x16x16xf32>)
+    -> (tensor<?x2x?x16xf32>, tensor<?x2x16x16xf32>) {
+  %o, %s = attn.scan causal %q, %k, %v decay(%g : tensor<?x2x?xf32>)
+    initial_state(%s0 : tensor<?x2x16x16xf32>)
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>
+      -> tensor<?x2x?x16xf32>, tensor<?x2x16x16xf32>
+  return %o, %s : tensor<?x2x?x16xf32>, tensor<?x2x16x16xf32>
+}
