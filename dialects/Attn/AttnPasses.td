@@ -163,10 +163,11 @@ def AttnSequenceParallel : Pass<"attn-sequence-parallel", "::mlir::ModuleOp"> {
       entering the chunk (`attn.combine_states prefix`);
     - `@f_lasp_output(args, prefix) -> (o, final_state)`: the chunk's
       output, the op with `initial_state(prefix)`.
-    - `@f_lasp_layout() -> tensor<8xi32>`: the argument indices of q, k,
+    - `@f_lasp_layout() -> tensor<9xi32>`: the argument indices of q, k,
       v, the decay and the initial state (-1: none; -2: a decay computed in
-      `@f`, whose gradient is dropped), whether `@f` returns the final
-      state, normalize, and whether the phases take positions.
+      `@f`, whose gradient is dropped), whether `@f` returns a second
+      result (final state or lse), normalize, whether the phases take
+      positions, and the kind (0 linear, 1 softmax).
 
     With `normalize` the phases run the unnormalized op on v with a column
     of ones appended (Dv + 1): the state carries the normalizer, and the
@@ -182,8 +183,15 @@ def AttnSequenceParallel : Pass<"attn-sequence-parallel", "::mlir::ModuleOp"> {
     gives the chunk's exact gradients. Per-head decays (`[H]`) get one
     gradient per rank, which the runtime sums.
 
-    Bidirectional ops, token orders, operands computed in the function and
-    several attn ops are reported (not split yet). With `func=NAME` only
+    For a function whose op is one `attn.attention` (LASP-2H, the softmax
+    layers of hybrid models): `@f_lasp_attention(args, offset)`, the
+    attention with the rank's first global position added to the query
+    position `i` of its mask and score regions (the runtime passes keys
+    and values gathered from every rank), and `@f_lasp_layout`.
+
+    Bidirectional ops, token orders, operands computed in the function,
+    inference attention (pages, kv_lens, packed sequences, sinks,
+    queries_at_end) and several attn ops are reported (not split yet). With `func=NAME` only
     that function is split (one that cannot be is an error).
   }];
   let options = [

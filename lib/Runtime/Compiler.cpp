@@ -736,9 +736,10 @@ static llvm::Error runDerivation(mlir::ModuleOp module,
 /// A function the spec does not have but one of attnc's passes makes from
 /// one it has (or can make): `<f>_forward` / `<f>_backward` by
 /// attn-differentiate (as attn-aot --backward and attn-run --backward do),
-/// `<f>_lasp_layout` / `_lasp_state` / `_lasp_combine` /
+/// `<f>_lasp_layout` / `_lasp_attention` / `_lasp_state` / `_lasp_combine` /
 /// `_lasp_combine_grad` / `_lasp_output` by attn-sequence-parallel; so
-/// `<f>_lasp_output_backward` is both in turn. A spec compiles to any of them in one step.
+/// `<f>_lasp_output_backward` is both in turn. A spec compiles to any of them
+/// in one step.
 static llvm::Error deriveFunction(mlir::ModuleOp module, StringRef name,
                                   const std::string &diagText) {
   if (name.empty() || module.lookupSymbol(name))
@@ -756,8 +757,9 @@ static llvm::Error deriveFunction(mlir::ModuleOp module, StringRef name,
     return runDerivation(module, mlir::attn::createAttnDifferentiate(opts),
                          name, "attn-differentiate", base, diagText);
   }
-  for (StringRef suffix : {"_lasp_layout", "_lasp_state", "_lasp_combine_grad",
-                           "_lasp_combine", "_lasp_output"}) {
+  for (StringRef suffix :
+       {"_lasp_layout", "_lasp_attention", "_lasp_state", "_lasp_combine_grad",
+        "_lasp_combine", "_lasp_output"}) {
     StringRef base = name;
     if (!base.consume_back(suffix) ||
         !module.lookupSymbol<mlir::func::FuncOp>(base))

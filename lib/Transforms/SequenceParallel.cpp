@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "SequenceParallel.h"
 #include "attnc/Transforms/FunctionCloning.h"
 #include "attnc/Transforms/Passes.h"
 
@@ -24,9 +25,9 @@ namespace mlir::attn {
 using namespace mlir;
 using namespace mlir::attn;
 
-static const StringRef kPhases[] = {"_lasp_layout", "_lasp_state",
+static const StringRef kPhases[] = {"_lasp_layout",  "_lasp_state",
                                     "_lasp_combine", "_lasp_combine_grad",
-                                    "_lasp_output"};
+                                    "_lasp_output",  "_lasp_attention"};
 
 /// Why `op` has no sequence-parallel form yet ("" when it has one).
 static std::string unsupported(LinearOpInterface op) {
@@ -49,28 +50,32 @@ static std::string unsupported(LinearOpInterface op) {
   return "";
 }
 
-/// The single causal linear op of `f` whose results only func.return
-/// uses, or null with `why` set.
-static LinearOpInterface splittableOp(func::FuncOp f, std::string &why) {
+/// The single attn op of `f` that the pass splits (a causal linear op or
+/// an attn.attention) whose results only func.return uses, or null with
+/// `why` set.
+static Operation *splittableOp(func::FuncOp f, std::string &why) {
   SmallVector<Operation *> ops;
   f.walk([&](Operation *op) {
     if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp,
             LinearAttentionGradOp, ScanOp, CombineStatesOp>(op))
       ops.push_back(op);
   });
-  auto lin = ops.size() == 1 ? dyn_cast<LinearOpInterface>(ops[0])
-                             : LinearOpInterface();
-  if (!lin) {
-    why = "has no single attn.linear_attention or attn.scan to split";
-    return {};
+  if (ops.size() != 1 ||
+      !isa<AttentionOp, LinearAttentionOp, ScanOp>(ops.front())) {
+    why = "has no single attn.attention, attn.linear_attention or attn.scan "
+          "to split";
+    return nullptr;
   }
-  for (Operation *user : lin->getUsers())
+  for (Operation *user : ops.front()->getUsers())
     if (!isa<func::ReturnOp>(user)) {
       why = "uses the attn op's results in other operations";
-      return {};
+      return nullptr;
     }
-  why = unsupported(lin);
-  return why.empty() ? lin : LinearOpInterface();
+  if (auto attention = dyn_cast<AttentionOp>(ops.front()))
+    why = lasp::whyNotAttention(attention);
+  else
+    why = unsupported(cast<LinearOpInterface>(ops.front()));
+  return why.empty() ? ops.front() : nullptr;
 }
 
 /// `t` ([..., Dv]) with `extra` more columns.
@@ -126,24 +131,6 @@ struct PhaseOp {
 };
 } // namespace
 
-/// Region `r` (a feature map taking (x, t)) reading t + offset[0] instead
-/// of t: global token positions on a rank whose chunk starts at offset.
-static void offsetPositions(Region &r, Value offset, Location loc) {
-  if (r.empty() || r.getNumArguments() != 2)
-    return;
-  Block &blk = r.front();
-  Value t = blk.getArgument(1);
-  // The region is not attached to an op yet: the builder takes the context
-  // from the location.
-  OpBuilder b(loc.getContext());
-  b.setInsertionPointToStart(&blk);
-  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
-  Value off32 = tensor::ExtractOp::create(b, loc, offset, ValueRange{c0});
-  Value off = arith::IndexCastOp::create(b, loc, b.getIndexType(), off32);
-  auto global = arith::AddIOp::create(b, loc, t, off);
-  t.replaceAllUsesExcept(global, global);
-}
-
 /// Replaces `op` (a linear op) by its copy for a phase; returns the copy.
 static Operation *rebuildForPhase(Operation *op, const PhaseOp &p) {
   OpBuilder b(op);
@@ -170,10 +157,12 @@ static Operation *rebuildForPhase(Operation *op, const PhaseOp &p) {
   }
   st.attributes.set("operandSegmentSizes", b.getDenseI32ArrayAttr(sizes));
   st.addTypes({p.oType, p.stateType});
-  for (Region &r : op->getRegions()) {
-    st.addRegion()->takeBody(r);
-    if (p.offset)
-      offsetPositions(*st.regions.back(), p.offset, op->getLoc());
+  for (Region &old : op->getRegions()) {
+    Region &r = *st.addRegion();
+    r.takeBody(old);
+    // A feature map taking (x, t) reads global positions.
+    if (p.offset && !r.empty() && r.getNumArguments() == 2)
+      lasp::offsetPositions(r, 1, p.offset, op->getLoc());
   }
   Operation *fresh = b.create(st);
   for (auto [old, now] : llvm::zip(op->getResults(), fresh->getResults()))
@@ -278,38 +267,19 @@ struct Splitter {
     g.setType(FunctionType::get(g.getContext(), inputs, g.getResultTypes()));
   }
 
-  /// `@f_lasp_layout() -> tensor<8xi32>`: what the runtime must know
-  /// around the phases: the argument indices of q, k, v, the decay and the
-  /// initial state (-1: none; -2: a decay computed in f), whether f returns the
-  /// final state, normalize (o = n / z of the output phase's [n | z]) and
-  /// whether the phases take a position offset.
+  /// `@f_lasp_layout()` (SequenceParallel.h): the decay's index is -2
+  /// when f computes it (a constant decay: its gradient is dropped).
   void buildLayout() {
-    OpBuilder b(f.getContext());
-    b.setInsertionPointAfter(f);
-    auto type = RankedTensorType::get({8}, b.getI32Type());
-    auto g = func::FuncOp::create(b, f.getLoc(), name("_lasp_layout"),
-                                  b.getFunctionType({}, {type}));
-    g.setVisibility(f.getVisibility());
-    b.setInsertionPointToEnd(g.addEntryBlock());
-    // -1: no such operand; -2: computed in f (a constant decay: its
-    // gradient is dropped).
     auto argOf = [](Value v) {
       if (!v)
         return -1;
       auto arg = dyn_cast<BlockArgument>(v);
       return arg ? int32_t(arg.getArgNumber()) : -2;
     };
-    int32_t values[8] = {argOf(op.getQ()),
-                         argOf(op.getK()),
-                         argOf(op.getV()),
-                         argOf(op.getDecay()),
-                         argOf(op.getInitialState()),
-                         op.getFinalState() ? 1 : 0,
-                         normalize ? 1 : 0,
-                         positional ? 1 : 0};
-    Value layout = arith::ConstantOp::create(
-        b, g.getLoc(), DenseIntElementsAttr::get(type, ArrayRef(values)));
-    func::ReturnOp::create(b, g.getLoc(), layout);
+    lasp::buildLayout(f, {argOf(op.getQ()), argOf(op.getK()), argOf(op.getV()),
+                          argOf(op.getDecay()), argOf(op.getInitialState()),
+                          op.getFinalState() ? 1 : 0, normalize ? 1 : 0,
+                          positional ? 1 : 0, /*kind=*/0});
   }
 
   /// `@f_lasp_state(args) -> (state, log_decay)`.
@@ -377,7 +347,7 @@ struct AttnSequenceParallelPass
       return signalPassFailure();
     for (func::FuncOp f : *funcs) {
       std::string why;
-      LinearOpInterface op = splittableOp(f, why);
+      Operation *op = splittableOp(f, why);
       if (!op && funcName.empty())
         continue;
       if (!op) {
@@ -386,7 +356,10 @@ struct AttnSequenceParallelPass
       }
       if (failed(checkNamesFree(f, kPhases, pass)))
         return signalPassFailure();
-      Splitter(f, op).build();
+      if (auto attention = dyn_cast<AttentionOp>(op))
+        lasp::buildAttentionPhases(f, attention);
+      else
+        Splitter(f, cast<LinearOpInterface>(op)).build();
     }
   }
 };

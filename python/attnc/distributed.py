@@ -25,29 +25,14 @@ supported yet.
 from ._jit import compile as _compile
 from ._linear import _check_shapes, _decay_kind, _trace_map, emit_linear_spec
 from ._linear_autograd import function_class
+from ._collectives import Group, comm_stats  # noqa: F401 (comm_stats: public)
+from ._lasp_softmax import SoftmaxRun
 from ._runtime import AttncError
 
-_PHASES = ("_lasp_layout", "_lasp_state", "_lasp_combine", "_lasp_combine_grad",
-           "_lasp_output", "_lasp_output_backward")
+_LINEAR_PHASES = ("_lasp_state", "_lasp_combine", "_lasp_combine_grad", "_lasp_output",
+                  "_lasp_output_backward")
+_SOFTMAX_PHASES = ("_lasp_attention_forward", "_lasp_attention_backward")
 _phases = {}  # (spec, function, cache_dir) -> SequenceParallel
-_sent = {}  # collective -> bytes this process contributed (comm_stats)
-
-
-def comm_stats(reset=False):
-    """Bytes this process has handed to each kind of collective so far
-    ({"all_gather": n, "all_reduce": n, "broadcast": n}): the payload per
-    rank, which for LASP-2 is a few states per layer and pass, whatever the
-    sequence length. (A ring all-gather sends (W - 1) times its payload.)
-    reset=True clears the counts after reading them."""
-    stats = dict(_sent)
-    if reset:
-        _sent.clear()
-    return stats
-
-
-def _count(collective, tensor):
-    _sent[collective] = _sent.get(collective, 0) + tensor.numel() * tensor.element_size()
-
 
 def _numpy(t):
     return t.detach().float().contiguous().numpy()
@@ -65,6 +50,7 @@ class _Layout:
         self.computed_decay = v[3] == -2  # a constant of f: its gradient is dropped
         self.init = v[4] if v[4] >= 0 else None
         self.final, self.normalize, self.positional = bool(v[5]), bool(v[6]), bool(v[7])
+        self.softmax = v[8] == 1  # LASP-2H: attn.attention against gathered k, v
 
     def grad_args(self):
         """The argument index of each gradient of the output phase's backward
@@ -74,25 +60,30 @@ class _Layout:
 
 
 class SequenceParallel:
-    """The LASP-2 phases of one spec function `@f` whose attn op is one
-    causal attn.linear_attention or attn.scan (q, k, v, the decay and the
-    initial state being arguments of f), compiled for the CPU. Call it on
-    every rank with f's arguments: the rank's chunk of q, k, v and of
-    per-token gates, the rest (per-head decays, the initial state,
-    captures) the same on every rank. Returns o (and the final state of the
-    whole sequence when f returns it), differentiable with respect to q,
-    k, v, the decay and the initial state; gradients of tensors shared by
-    the ranks (per-head decays, the initial state) are the totals, on every
-    rank."""
+    """The sequence-parallel phases of one spec function `@f`, compiled for
+    the CPU: LASP-2 when its attn op is one causal attn.linear_attention or
+    attn.scan (q, k, v and the initial state arguments of f), LASP-2H when
+    it is one attn.attention (q, k, v arguments of f). Call it on every rank
+    with f's arguments: the rank's chunk of q, k, v and of per-token gates,
+    the rest (per-head decays, the initial state, captures such as document
+    ids over the whole sequence) the same on every rank. Returns o (and, for
+    linear ops, the final state of the whole sequence when f returns it),
+    differentiable with respect to q, k, v, the decay and the initial state;
+    gradients of tensors shared by the ranks (per-head decays, the initial
+    state) are the totals, on every rank."""
 
     def __init__(self, spec, function, cache_dir=None):
         self.function = function
-        self.kernels = {p: _compile(spec, "cpu", function=function + p, cache_dir=cache_dir)
-                        for p in _PHASES}
-        self.layout = _Layout(self.kernels["_lasp_layout"]())
-        self.num_args = len(self.kernels["_lasp_state"].inputs) - self.layout.positional
-        state = self.kernels["_lasp_state"].outputs
-        self.per_feature = len(state[1]["shape"]) == 3
+
+        def phase(p):
+            return _compile(spec, "cpu", function=function + p, cache_dir=cache_dir)
+        self.layout = _Layout(phase("_lasp_layout")())
+        phases = _SOFTMAX_PHASES if self.layout.softmax else _LINEAR_PHASES
+        self.kernels = {p: phase(p) for p in phases}
+        first = self.kernels[phases[0]]
+        self.num_args = len(first.inputs) - self.layout.positional
+        if not self.layout.softmax:
+            self.per_feature = len(first.outputs[1]["shape"]) == 3
 
     def __call__(self, *inputs, group=None):
         import torch
@@ -106,9 +97,10 @@ class SequenceParallel:
                              f"arguments, got {len(inputs)}")
         for t in inputs:
             if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
-                raise AttncError(f"{self.function}: sequence-parallel linear attention takes "
+                raise AttncError(f"{self.function}: sequence-parallel attention takes "
                                  "CPU torch tensors (GPU kernels for it do not exist yet)")
-        outs = function_class(torch, "attnc.distributed").apply(_Run(self, group), *inputs)
+        run = SoftmaxRun(self, group) if self.layout.softmax else _Run(self, group)
+        outs = function_class(torch, "attnc.distributed").apply(run, *inputs)
         o = outs[0]
         if self.layout.normalize:  # [n | z] -> n / z (0 where z is 0)
             n, z = o[..., :-1], o[..., -1:]
@@ -123,29 +115,12 @@ class _Run:
     state, the gathered log-decays)."""
 
     def __init__(self, sp, group):
-        import torch.distributed as dist
-        self.sp, self.layout, self.group = sp, sp.layout, group
-        self.rank = dist.get_rank(group)
-        self.world = dist.get_world_size(group)
-
-    def global_rank(self, rank):
-        """The global rank of `rank` in the group (torch 1.13 and 2.x)."""
-        import torch.distributed as dist
-        if self.group is None:
-            return rank
-        get = getattr(dist, "get_global_rank", None) or dist.distributed_c10d._get_global_rank
-        return get(self.group, rank)
+        self.sp, self.layout = sp, sp.layout
+        self.comm = Group(group)
+        self.rank, self.world = self.comm.rank, self.comm.world
 
     def gather(self, array):
-        """[W, ...] of every rank's `array` (the same shape on every rank)."""
-        import numpy as np
-        import torch
-        import torch.distributed as dist
-        t = torch.from_numpy(np.ascontiguousarray(array))
-        parts = [torch.empty_like(t) for _ in range(self.world)]
-        _count("all_gather", t)
-        dist.all_gather(parts, t, group=self.group)
-        return np.ascontiguousarray(torch.stack(parts).numpy())
+        return self.comm.gather(array)
 
     def arrays(self, inputs):
         """f's arguments as float32 arrays (v with a column of ones under
@@ -207,7 +182,6 @@ class _Run:
     def backward(self, inputs, grads):
         import numpy as np
         import torch
-        import torch.distributed as dist
         L = self.layout
         args = self.arrays(inputs)
         do = _numpy(grads[0]) if grads[0] is not None else np.zeros(
@@ -231,12 +205,10 @@ class _Run:
         if L.normalize:
             result[L.v] = result[L.v][..., :-1].contiguous()
         if L.decay is not None and inputs[L.decay].dim() == 1:  # shared by the ranks
-            _count("all_reduce", result[L.decay])
-            dist.all_reduce(result[L.decay], group=self.group)
+            self.comm.all_reduce(result[L.decay])
         if L.init is not None:  # rank 0's prefix is the initial state
             d0 = torch.from_numpy(np.ascontiguousarray(outs[-1]))
-            _count("broadcast", d0)
-            dist.broadcast(d0, src=self.global_rank(0), group=self.group)
+            self.comm.broadcast(d0, 0)
             result[L.init] = d0[..., :inputs[L.init].shape[3]].contiguous()
         return [g.to(t.dtype) if g is not None else None for g, t in zip(result, inputs)]
 

@@ -11,6 +11,9 @@ lengths, chunks of one token) and backpropagates L = sum(o * W) (+ sum(S
   states, captured projections, position-aware maps) through
   attnc.distributed.sequence_parallel, against the single-process attnc
   kernels `@f` and `@f_backward` on the whole sequence;
+- LASP-2H: softmax examples (causal, sliding window, softcap, ALiBi) against `@f_forward` /
+  `@f_backward`, and a hybrid block (3 linear layers : 1 causal softmax
+  layer) against torch float64 autograd;
 
 at world sizes 1, 2, 3, 4 and 8. Each rank compares its chunk of o and
 of the gradients (and the whole of shared ones: per-head decays, initial
@@ -161,6 +164,82 @@ def example_case(name, chunks, seed, spec):
     return errs
 
 
+# LASP-2H: softmax examples and a hybrid block ------------------------------
+
+SOFTMAX = ["causal", "sliding_window", "softcap", "alibi"]
+
+
+def softmax_case(name, chunks, seed, spec):
+    """A softmax example: the rank's queries against gathered keys and
+    values, against `@f_forward` / `@f_backward` on the whole sequence."""
+    b = bounds_of(chunks)
+    rank = dist.get_rank()
+    lo, hi = b[rank], b[rank + 1]
+    N = b[-1]
+    rng = np.random.default_rng(seed)
+    q, k, v, w = (rng.uniform(-1, 1, (1, 4, N, 64)).astype(np.float32) for _ in range(4))
+    extra = []
+    fwd = attnc.compile(spec, "cpu", function=name + "_forward")
+    bwd = attnc.compile(spec, "cpu", function=name + "_backward")
+    o, lse = fwd(q, k, v, *extra, out=(np.empty_like(q), np.empty((1, 4, N), np.float32)))
+    dq, dk, dv = bwd(q, k, v, *extra, o, lse, w,
+                     out=(np.empty_like(q), np.empty_like(k), np.empty_like(v)))
+    mine = [torch.from_numpy(x[:, :, lo:hi].copy()).requires_grad_() for x in (q, k, v)]
+    got = attnc.distributed.sequence_parallel(spec, name)(
+        *mine, *[torch.from_numpy(x) for x in extra])
+    (got * torch.from_numpy(w[:, :, lo:hi])).sum().backward()
+    errs = {"o": rel(got.detach(), o[:, :, lo:hi])}
+    for label, t, full in zip(("dq", "dk", "dv"), mine, (dq, dk, dv)):
+        errs[label] = rel(t.grad, full[:, :, lo:hi])
+    return errs
+
+
+def causal_softmax64(q, k, v):
+    """float64 causal softmax attention, scale 1/sqrt(D)."""
+    N = q.shape[2]
+    s = (q @ k.transpose(-1, -2)) * q.shape[3] ** -0.5
+    s = s.masked_fill(torch.ones(N, N, dtype=torch.bool).triu(1), float("-inf"))
+    return torch.softmax(s, -1) @ v
+
+
+def hybrid_case(name, chunks, seed, specs):
+    """A hybrid block, 3 linear layers : 1 causal softmax layer (LASP-2 and
+    LASP-2H), against torch float64 autograd over the whole sequence:
+    a = LA(q, k, v; per-token gates), b = LA(a, k, a), c = LA(b, b, v;
+    per-token gates), o = softmax(c, k, c)."""
+    b = bounds_of(chunks)
+    rank = dist.get_rank()
+    lo, hi = b[rank], b[rank + 1]
+    N = b[-1]
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, lo=-1.0, hi=1.0):
+        return torch.rand(*shape, generator=gen, dtype=torch.float64) * (hi - lo) + lo
+    q, k, v = (rand(1, 4, N, 64) for _ in range(3))
+    g1, g3 = rand(1, 4, N, lo=-0.3, hi=-0.01), rand(1, 4, N, lo=-0.3, hi=-0.01)
+    w = rand(1, 4, N, 64)
+    full = [x.requires_grad_() for x in (q, k, v, g1, g3)]
+
+    def block(q, k, v, g1, g3, la, sm):
+        a = la(q, k, v, g1)
+        b_ = la(a, k, a, None)
+        c = la(b_, b_, v, g3)
+        return sm(c, k, c)
+    ref = block(*full, lambda q, k, v, g: reference(q, k, v, None, g, 0.125, False, True,
+                                                    None, False),
+                causal_softmax64)
+    (ref * w).sum().backward()
+    part = [x.detach()[:, :, lo:hi].float().requires_grad_() for x in full]
+    causal = attnc.distributed.sequence_parallel(specs["causal"], "causal")
+    got = block(*part, lambda q, k, v, g: attnc.distributed.linear_attention(
+        q, k, v, decay=g, scale=0.125), causal)
+    (got.double() * w[:, :, lo:hi]).sum().backward()
+    errs = {"o": rel(got.detach(), ref.detach()[:, :, lo:hi])}
+    for label, t, x in zip(("dq", "dk", "dv", "dg1", "dg3"), part, full):
+        errs[label] = rel(t.grad, x.grad[:, :, lo:hi])
+    return errs
+
+
 def worker(rank, world, init, cases, specs, results):
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank,
                             world_size=world)
@@ -170,6 +249,10 @@ def worker(rank, world, init, cases, specs, results):
             try:
                 if name in TRACED:
                     errs = traced_case(name, chunks, seed)
+                elif name == "hybrid":
+                    errs = hybrid_case(name, chunks, seed, specs)
+                elif name in SOFTMAX:
+                    errs = softmax_case(name, chunks, seed, specs[name])
                 else:
                     errs = example_case(name, chunks, seed, specs[name])
             except Exception as e:  # reported by the parent
@@ -219,12 +302,13 @@ def main():
     if not dist.is_available() or not dist.is_gloo_available():
         print("UNSUPPORTED: this torch has no torch.distributed gloo backend")
         return 0
-    specs = {n: open(os.path.join(sys.argv[1], n + ".mlir")).read() for n in EXAMPLES}
+    specs = {n: open(os.path.join(sys.argv[1], n + ".mlir")).read()
+             for n in EXAMPLES + SOFTMAX}
     # Compiled once here into the disk cache ($ATTNC_CACHE_DIR), which the
     # ranks' processes then load instead of each compiling every phase.
     for name, spec in specs.items():
         attnc.distributed.sequence_parallel(spec, name)
-        for fn in (name, name + "_backward"):
+        for fn in (name, name + "_forward", name + "_backward"):
             attnc.compile(spec, "cpu", function=fn)
     fails = 0
     fails += run_world([37], ["gla", "linear_elu", "mamba2_scan"], specs)
@@ -232,8 +316,10 @@ def main():
                        specs)
     fails += run_world([20, 1, 17], list(TRACED) + EXAMPLES, specs)
     fails += run_world([10, 1, 15, 9], ["traced_elu1", "gla", "mamba2_scan", "hedgehog"], specs)
-    fails += run_world([5, 4, 6, 1, 3, 7, 2, 9], ["gla", "retnet", "performer", "mamba2_scan"],
-                       specs)
+    fails += run_world([5, 4, 6, 1, 3, 7, 2, 9], ["gla", "retnet", "performer", "mamba2_scan",
+                                                  "causal", "hybrid"], specs)
+    fails += run_world([13, 1, 10], SOFTMAX + ["hybrid"], specs)
+    fails += run_world([12, 12], ["hybrid", "sliding_window"], specs)
     # Without a process group: a clear error, not a hang.
     try:
         x = torch.zeros(1, 2, 4, 8)

@@ -36,13 +36,27 @@ func.func @f(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
 
 // -----
 
-// expected-error @+1 {{function 'f' has no single attn.linear_attention or attn.scan to split}}
+// expected-error @+1 {{function 'f' aligns its queries to the end of the keys (queries_at_end)}}
 func.func @f(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
              %v: tensor<?x2x?x16xf32>) -> tensor<?x2x?x16xf32> {
-  %o = attn.attention %q, %k, %v
+  %o = attn.attention %q, %k, %v queries_at_end
     : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>
       -> tensor<?x2x?x16xf32>
   return %o : tensor<?x2x?x16xf32>
+}
+
+// -----
+
+// expected-error @+1 {{function 'f' has no single attn.attention, attn.linear_attention or attn.scan to split}}
+func.func @f(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+             %v: tensor<?x2x?x16xf32>) -> tensor<?x2x?x16xf32> {
+  %o = attn.scan causal %q, %k, %v
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>
+      -> tensor<?x2x?x16xf32>
+  %p = attn.scan causal %q, %k, %o
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>
+      -> tensor<?x2x?x16xf32>
+  return %p : tensor<?x2x?x16xf32>
 }
 
 // -----

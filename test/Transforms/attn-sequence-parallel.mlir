@@ -73,12 +73,25 @@ func.func @plain(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
   return %o, %s : tensor<?x2x?x16xf32>, tensor<?x2x16x16xf32>
 }
 
-// Functions without a splittable op are left alone.
-// CHECK-NOT: func.func @softmax_lasp
+// LASP-2H: softmax attention from the rank's queries against gathered keys;
+// the mask sees the global query position i + offset.
+// CHECK-LABEL: func.func @softmax_lasp_layout()
+// CHECK: arith.constant dense<[0, 1, 2, -1, -1, 0, 0, 1, 1]> : tensor<9xi32>
+// CHECK-LABEL: func.func @softmax_lasp_attention(
+// CHECK-SAME: %[[OFF:[^:]*]]: tensor<1xi32>) -> tensor<?x2x?x16xf32>
+// CHECK: attn.attention {{.*}} captures(%[[OFF]] : tensor<1xi32>)
+// CHECK: mask(%{{.*}}: index, %{{.*}}: index, %[[I:.*]]: index, %[[J:.*]]: index)
+// CHECK: %[[E:.*]] = tensor.extract %[[OFF]]
+// CHECK: %[[S:.*]] = arith.index_cast %[[E]] : i32 to index
+// CHECK: %[[G:.*]] = arith.addi %[[I]], %[[S]] : index
+// CHECK: arith.cmpi uge, %[[G]], %[[J]] : index
 func.func @softmax(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
                    %v: tensor<?x2x?x16xf32>) -> tensor<?x2x?x16xf32> {
   %o = attn.attention %q, %k, %v
-    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %c = arith.cmpi uge, %i, %j : index
+      attn.yield %c : i1
+    } : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>
       -> tensor<?x2x?x16xf32>
   return %o : tensor<?x2x?x16xf32>
 }
@@ -89,7 +102,7 @@ func.func @softmax(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
 // argument after f's). The layout: q, k, v at 0-2, no decay or initial
 // state, no final state, normalize, positions.
 // CHECK-LABEL: func.func @positional_lasp_layout()
-// CHECK: arith.constant dense<[0, 1, 2, -1, -1, 0, 1, 1]> : tensor<8xi32>
+// CHECK: arith.constant dense<[0, 1, 2, -1, -1, 0, 1, 1, 0]> : tensor<9xi32>
 // CHECK-LABEL: func.func @positional_lasp_state(
 // CHECK-SAME: %{{.*}}: tensor<?x2x?x9xf32>, %[[OFF:[^:]*]]: tensor<1xi32>)
 // CHECK-SAME: -> (tensor<?x2x16x9xf32>, tensor<?x2xf32>)
@@ -121,7 +134,7 @@ func.func @positional(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
 // An initial state (argument 4) is the runtime's state before rank 0: the
 // state phase starts from zero, the output phase from the prefix argument.
 // CHECK-LABEL: func.func @stateful_lasp_layout()
-// CHECK: arith.constant dense<[0, 1, 2, 3, 4, 1, 0, 0]> : tensor<8xi32>
+// CHECK: arith.constant dense<[0, 1, 2, 3, 4, 1, 0, 0, 0]> : tensor<9xi32>
 // CHECK-LABEL: func.func @stateful_lasp_state(
 // CHECK-NOT: initial_state
 // CHECK: return
