@@ -19,19 +19,23 @@ namespace mlir::attn::lasp {
 /// whose chunk starts at offset. `r` may not be attached to an op yet.
 void offsetPositions(Region &r, unsigned index, Value offset, Location loc);
 
-/// `@f_lasp_layout() -> tensor<9xi32>`, what the runtime must know around
+/// `@f_lasp_layout() -> tensor<Nxi32>`, what the runtime must know around
 /// the phases: the argument indices of q, k, v, the decay and the initial
 /// state (-1: none; -2: a decay computed in f), whether f returns a second
 /// result (the final state, or lse), normalize, whether the phases take a
-/// position offset, and the kind (0: linear, 1: softmax attention).
+/// position offset, and the kind (0: linear, 1: softmax attention); then,
+/// for softmax attention, an (argument, dim) pair per capture that the
+/// phase also takes sliced to the rank's query rows along dim.
 void buildLayout(func::FuncOp f, ArrayRef<int32_t> values);
 
 /// Why `op` has no LASP-2H form ("" when it has one).
 std::string whyNotAttention(AttentionOp op);
 
-/// LASP-2H: `@f_lasp_attention(args, offset)`, f with its queries at global
-/// positions offset.. (the rank's chunk) against keys and values gathered
-/// from every rank, and its `@f_lasp_layout`.
+/// LASP-2H: `@f_lasp_attention(args, offset, query slices)`, f with its
+/// queries at global positions offset.. (the rank's chunk) against keys and
+/// values gathered from every rank, and its `@f_lasp_layout`. A capture read
+/// at the query position (document ids `docs[i]`) is read from its slice of
+/// the rank's rows at the local position.
 void buildAttentionPhases(func::FuncOp f, AttentionOp op);
 
 } // namespace mlir::attn::lasp

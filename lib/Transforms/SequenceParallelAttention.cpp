@@ -61,6 +61,62 @@ std::string lasp::whyNotAttention(AttentionOp op) {
   return "";
 }
 
+namespace {
+/// A read of a captured argument of the phase function at the query
+/// position: `extract`'s index `dim` is the region's `i`.
+struct QueryRead {
+  tensor::ExtractOp extract;
+  unsigned dim;
+};
+} // namespace
+
+/// The reads in `r` of arguments of `g` at exactly the query position
+/// (argument `index` of `r`), such as document ids `docs[i]`.
+static SmallVector<QueryRead> queryReads(Region &r, unsigned index,
+                                         func::FuncOp g) {
+  SmallVector<QueryRead> reads;
+  if (r.empty())
+    return reads;
+  Value i = r.front().getArgument(index);
+  r.walk([&](tensor::ExtractOp ex) {
+    auto arg = dyn_cast<BlockArgument>(ex.getTensor());
+    if (!arg || arg.getOwner() != &g.getBody().front())
+      return;
+    for (auto [d, idx] : llvm::enumerate(ex.getIndices()))
+      if (idx == i)
+        reads.push_back({ex, unsigned(d)});
+  });
+  return reads;
+}
+
+/// Points each query-position read at a copy of its capture holding only
+/// the rank's rows (a new argument of g, appended; the runtime passes the
+/// slice), read at the local position `local`; returns (f's argument, dim)
+/// per copy for the layout. Global positions would index the whole
+/// capture at i + offset, which no launch can bound.
+static SmallVector<int32_t> sliceQueryReads(func::FuncOp g, AttentionOp op,
+                                            ArrayRef<QueryRead> reads,
+                                            ArrayRef<Value> local) {
+  SmallVector<int32_t> layout;
+  llvm::SmallDenseMap<std::pair<Value, unsigned>, Value> copies;
+  for (auto [read, i] : llvm::zip(reads, local)) {
+    tensor::ExtractOp ex = read.extract;
+    Value whole = ex.getTensor();
+    Value &copy = copies[{whole, read.dim}];
+    if (!copy) {
+      unsigned n = g.getNumArguments();
+      (void)g.insertArgument(n, whole.getType(), {}, whole.getLoc());
+      copy = g.getArgument(n);
+      op.getCapturesMutable().append(copy);
+      layout.append({int32_t(cast<BlockArgument>(whole).getArgNumber()),
+                     int32_t(read.dim)});
+    }
+    ex.getTensorMutable().assign(copy);
+    ex.getIndicesMutable()[read.dim].assign(i);
+  }
+  return layout;
+}
+
 void lasp::buildAttentionPhases(func::FuncOp f, AttentionOp op) {
   Type offsetType =
       RankedTensorType::get({1}, IntegerType::get(f.getContext(), 32));
@@ -75,10 +131,21 @@ void lasp::buildAttentionPhases(func::FuncOp f, AttentionOp op) {
   // The analysis of the old regions no longer holds: the pipeline redoes it.
   clone.removeMaskInfoAttr();
   Location loc = clone.getLoc();
+  // Regions (s, b, h, i, j) and (b, h, i, j): i is argument 3 and 2.
+  SmallVector<QueryRead> reads = queryReads(clone.getScore(), 3, g);
+  SmallVector<Value> local(reads.size(),
+                           clone.getScore().empty()
+                               ? Value()
+                               : clone.getScore().front().getArgument(3));
+  for (QueryRead r : queryReads(clone.getMask(), 2, g)) {
+    reads.push_back(r);
+    local.push_back(clone.getMask().front().getArgument(2));
+  }
   if (!clone.getScore().empty())
-    offsetPositions(clone.getScore(), 3, offset, loc); // (s, b, h, i, j)
+    offsetPositions(clone.getScore(), 3, offset, loc);
   if (!clone.getMask().empty())
-    offsetPositions(clone.getMask(), 2, offset, loc); // (b, h, i, j)
+    offsetPositions(clone.getMask(), 2, offset, loc);
+  SmallVector<int32_t> sliced = sliceQueryReads(g, clone, reads, local);
   auto ret = cast<func::ReturnOp>(f.getBody().front().getTerminator());
   SmallVector<Value> results;
   for (Value v : ret.getOperands())
@@ -88,6 +155,15 @@ void lasp::buildAttentionPhases(func::FuncOp f, AttentionOp op) {
   auto argOf = [](Value v) {
     return int32_t(cast<BlockArgument>(v).getArgNumber());
   };
-  buildLayout(f, {argOf(op.getQ()), argOf(op.getK()), argOf(op.getV()), -1, -1,
-                  op.getLse() ? 1 : 0, 0, /*positional=*/1, /*kind=*/1});
+  SmallVector<int32_t> layout = {argOf(op.getQ()),
+                                 argOf(op.getK()),
+                                 argOf(op.getV()),
+                                 -1,
+                                 -1,
+                                 op.getLse() ? 1 : 0,
+                                 0,
+                                 /*positional=*/1,
+                                 /*kind=*/1};
+  layout.append(sliced);
+  buildLayout(f, layout);
 }

@@ -10,7 +10,9 @@ from ._collectives import Group
 
 
 def _numpy(t):
-    return t.detach().float().contiguous().numpy()
+    """float32 for floating tensors, integer captures (document ids) as they are."""
+    t = t.detach()
+    return (t.float() if t.is_floating_point() else t).contiguous().numpy()
 
 
 class SoftmaxRun:
@@ -24,15 +26,19 @@ class SoftmaxRun:
 
     def arguments(self, inputs):
         """f's arguments with k and v gathered over the ranks, then the
-        rank's first global position."""
+        rank's first global position, then the rank's rows of captures read
+        at the query position."""
         import numpy as np
         L = self.layout
         args = [_numpy(t) for t in inputs]
         args[L.k], sizes = self.comm.gather_along(args[L.k], 2)
         args[L.v], _ = self.comm.gather_along(args[L.v], 2)
         lo = int(sizes[:self.comm.rank].sum())
-        self.chunk = (lo, lo + int(sizes[self.comm.rank]))
-        return args + [np.array([lo], np.int32)]
+        hi = lo + int(sizes[self.comm.rank])
+        self.chunk = (lo, hi)
+        rows = [np.ascontiguousarray(np.take(args[a], range(lo, hi), axis=d))
+                for a, d in L.query_slices]
+        return args + [np.array([lo], np.int32)] + rows
 
     def forward(self, inputs):
         import numpy as np

@@ -51,6 +51,8 @@ class _Layout:
         self.init = v[4] if v[4] >= 0 else None
         self.final, self.normalize, self.positional = bool(v[5]), bool(v[6]), bool(v[7])
         self.softmax = v[8] == 1  # LASP-2H: attn.attention against gathered k, v
+        # LASP-2H: (argument, dim) of captures also passed as the rank's rows
+        self.query_slices = [(v[i], v[i + 1]) for i in range(9, len(v), 2)]
 
     def grad_args(self):
         """The argument index of each gradient of the output phase's backward
@@ -81,7 +83,8 @@ class SequenceParallel:
         phases = _SOFTMAX_PHASES if self.layout.softmax else _LINEAR_PHASES
         self.kernels = {p: phase(p) for p in phases}
         first = self.kernels[phases[0]]
-        self.num_args = len(first.inputs) - self.layout.positional
+        self.num_args = (len(first.inputs) - self.layout.positional -
+                         len(self.layout.query_slices))
         if not self.layout.softmax:
             self.per_feature = len(first.outputs[1]["shape"]) == 3
 

@@ -11,7 +11,8 @@ lengths, chunks of one token) and backpropagates L = sum(o * W) (+ sum(S
   states, captured projections, position-aware maps) through
   attnc.distributed.sequence_parallel, against the single-process attnc
   kernels `@f` and `@f_backward` on the whole sequence;
-- LASP-2H: softmax examples (causal, sliding window, softcap, ALiBi) against `@f_forward` /
+- LASP-2H: softmax examples (causal, sliding window, document mask with
+  document ids over the whole sequence, softcap, ALiBi) against `@f_forward` /
   `@f_backward`, and a hybrid block (3 linear layers : 1 causal softmax
   layer) against torch float64 autograd;
 
@@ -166,7 +167,7 @@ def example_case(name, chunks, seed, spec):
 
 # LASP-2H: softmax examples and a hybrid block ------------------------------
 
-SOFTMAX = ["causal", "sliding_window", "softcap", "alibi"]
+SOFTMAX = ["causal", "sliding_window", "document_mask", "softcap", "alibi"]
 
 
 def softmax_case(name, chunks, seed, spec):
@@ -178,7 +179,7 @@ def softmax_case(name, chunks, seed, spec):
     N = b[-1]
     rng = np.random.default_rng(seed)
     q, k, v, w = (rng.uniform(-1, 1, (1, 4, N, 64)).astype(np.float32) for _ in range(4))
-    extra = []
+    extra = [np.sort(rng.integers(0, 4, N)).astype(np.int32)] if name == "document_mask" else []
     fwd = attnc.compile(spec, "cpu", function=name + "_forward")
     bwd = attnc.compile(spec, "cpu", function=name + "_backward")
     o, lse = fwd(q, k, v, *extra, out=(np.empty_like(q), np.empty((1, 4, N), np.float32)))
@@ -319,7 +320,7 @@ def main():
     fails += run_world([5, 4, 6, 1, 3, 7, 2, 9], ["gla", "retnet", "performer", "mamba2_scan",
                                                   "causal", "hybrid"], specs)
     fails += run_world([13, 1, 10], SOFTMAX + ["hybrid"], specs)
-    fails += run_world([12, 12], ["hybrid", "sliding_window"], specs)
+    fails += run_world([12, 12], ["hybrid", "document_mask"], specs)
     # Without a process group: a clear error, not a hang.
     try:
         x = torch.zeros(1, 2, 4, 8)

@@ -151,3 +151,30 @@ func.func @stateful(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
       -> tensor<?x2x?x16xf32>, tensor<?x2x16x16xf32>
   return %o, %s : tensor<?x2x?x16xf32>, tensor<?x2x16x16xf32>
 }
+
+// A capture read at the query position (document ids) is read from a copy
+// holding the rank's rows (a new argument, in the layout as (argument 3,
+// dim 0)) at the local i; reads at j keep the whole capture.
+// CHECK-LABEL: func.func @documents_lasp_layout()
+// CHECK: arith.constant dense<[0, 1, 2, -1, -1, 0, 0, 1, 1, 3, 0]> : tensor<11xi32>
+// CHECK-LABEL: func.func @documents_lasp_attention(
+// CHECK-SAME: %[[DOCS:[^:]*]]: tensor<?xi32>, %[[OFF:[^:]*]]: tensor<1xi32>, %[[ROWS:[^:]*]]: tensor<?xi32>)
+// CHECK: captures(%[[DOCS]], %[[OFF]], %[[ROWS]] : tensor<?xi32>, tensor<1xi32>, tensor<?xi32>)
+// CHECK: mask(%{{.*}}: index, %{{.*}}: index, %[[I:.*]]: index, %[[J:.*]]: index)
+// CHECK: tensor.extract %[[ROWS]][%[[I]]]
+// CHECK: tensor.extract %[[DOCS]][%[[J]]]
+func.func @documents(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                     %v: tensor<?x2x?x16xf32>, %docs: tensor<?xi32>)
+    -> tensor<?x2x?x16xf32> {
+  %o = attn.attention %q, %k, %v captures(%docs : tensor<?xi32>)
+    mask(%b: index, %h: index, %i: index, %j: index) {
+      %di = tensor.extract %docs[%i] : tensor<?xi32>
+      %dj = tensor.extract %docs[%j] : tensor<?xi32>
+      %same = arith.cmpi eq, %di, %dj : i32
+      %causal = arith.cmpi uge, %i, %j : index
+      %keep = arith.andi %same, %causal : i1
+      attn.yield %keep : i1
+    } : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>
+      -> tensor<?x2x?x16xf32>
+  return %o : tensor<?x2x?x16xf32>
+}
