@@ -5,6 +5,13 @@ and CPU tensors, with the bytes each process hands to them counted
 _sent = {}  # collective -> bytes this process contributed
 
 
+def to_numpy(t):
+    """A torch tensor as a numpy array for attnc's CPU kernels: float32 for
+    floating tensors, integer ones (document ids) as they are."""
+    t = t.detach()
+    return (t.float() if t.is_floating_point() else t).contiguous().numpy()
+
+
 def comm_stats(reset=False):
     """Bytes this process has handed to each kind of collective so far
     ({"all_gather": n, "all_reduce": n, "broadcast": n}): the payload per

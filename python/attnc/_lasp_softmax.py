@@ -7,12 +7,7 @@ and values over the ranks (an AllReduce; a reduce-scatter on NCCL) and
 keeps its own chunk."""
 
 from ._collectives import Group
-
-
-def _numpy(t):
-    """float32 for floating tensors, integer captures (document ids) as they are."""
-    t = t.detach()
-    return (t.float() if t.is_floating_point() else t).contiguous().numpy()
+from ._collectives import to_numpy as _numpy
 
 
 class SoftmaxRun:

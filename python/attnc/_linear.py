@@ -97,6 +97,13 @@ def emit_linear_spec(name, phi, H, D, Dv, dtype, scale, causal, normalize, decay
                      + lines + [ret, "}"]) + "\n"
 
 
+def spec_name(prefix, phi):
+    """The spec function's name: `prefix` and the traced map's name (or
+    "identity"), as an MLIR identifier."""
+    name = prefix + (phi.name.replace("<lambda>", "lambda") if phi else "identity")
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+
+
 def _decay_kind(decay, B, H, N, D):
     """'head' ([H]), 'token' ([B, H, N]), 'feature' ([B, H, N, D]) or None."""
     if decay is None:
@@ -153,8 +160,7 @@ def linear_attention(q, k, v, feature_map=None, decay=None, scale=None, normaliz
         target = _cuda_target(q)
     else:
         dtype, target = "f32", "cpu"
-    name = "linear_" + (phi.name.replace("<lambda>", "lambda") if phi else "identity")
-    name = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    name = spec_name("linear_", phi)
     spec = emit_linear_spec(name, phi, H, D, Dv, dtype, scale, causal, normalize, decay_kind,
                             initial_state is not None, output_final_state)
     kernel = _kernel(spec, target, 0, 0)

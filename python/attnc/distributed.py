@@ -23,9 +23,10 @@ supported yet.
 """
 
 from ._jit import compile as _compile
-from ._linear import _check_shapes, _decay_kind, _trace_map, emit_linear_spec
+from ._linear import _check_shapes, _decay_kind, _trace_map, emit_linear_spec, spec_name
 from ._linear_autograd import function_class
 from ._collectives import Group, comm_stats  # noqa: F401 (comm_stats: public)
+from ._collectives import to_numpy as _numpy
 from ._lasp_softmax import SoftmaxRun
 from ._runtime import AttncError
 
@@ -33,10 +34,6 @@ _LINEAR_PHASES = ("_lasp_state", "_lasp_combine", "_lasp_combine_grad", "_lasp_o
                   "_lasp_output_backward")
 _SOFTMAX_PHASES = ("_lasp_attention_forward", "_lasp_attention_backward")
 _phases = {}  # (spec, function, cache_dir) -> SequenceParallel
-
-def _numpy(t):
-    return t.detach().float().contiguous().numpy()
-
 
 class _Layout:
     """What @f_lasp_layout says about f: argument indices of q, k, v, the
@@ -254,8 +251,7 @@ def linear_attention(q, k, v, feature_map=None, decay=None, scale=None, group=No
     scale = D ** -0.5 if scale is None else float(scale)
     phi = _trace_map(feature_map) if feature_map is not None else None
     kind = _decay_kind(decay, B, H, N, D)
-    name = "lasp_" + (phi.name.replace("<lambda>", "lambda") if phi else "identity")
-    name = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    name = spec_name("lasp_", phi)
     spec = emit_linear_spec(name, phi, H, D, Dv, "f32", scale, True, False, kind, False, False)
     inputs = [q, k, v] + ([decay] if decay is not None else [])
     return sequence_parallel(spec, name)(*inputs, group=group)
