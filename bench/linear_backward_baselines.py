@@ -6,9 +6,12 @@ rule and the gated delta rule (q, k l2-normalized, beta in (0, 1)) are
 included: issue 16 asks for >= 1.0x of them. fla is not part of attnc:
 its `fla` package is copied into devcarry/fla-src (git-ignored) from a
 fetched checkout (bench/prepare_device.sh).
-  python3 bench/linear_backward_baselines.py devcarry/fla-src [out.json]
-Prints one table row per kernel; a kernel whose backward fails on this
-Triton is reported as such (issue 16 then compares against the floor)."""
+  python3 bench/linear_backward_baselines.py devcarry/fla-src [out.json [k1,k2,...]]
+Prints one table row per kernel (only the named ones when a list is
+given) and rewrites out.json after each, so a run cut short keeps what it
+timed (the first call of each kernel compiles and autotunes its Triton
+code: minutes); a kernel whose backward fails on this Triton is reported
+as such (issue 16 then compares against the floor)."""
 import json
 import os
 import sys
@@ -66,6 +69,9 @@ def main():
     for x in more_leaves:
         x.requires_grad_()
     cases.update(extra)
+    if len(sys.argv) > 3:
+        wanted = sys.argv[3].split(",")
+        cases = {name: cases[name] for name in wanted if name in cases}
     print("| kernel | fwd ms | fwd+bwd ms | bwd ms | bwd / fwd |")
     print("|---|---|---|---|---|")
     fails = 0
@@ -80,9 +86,9 @@ def main():
         rows["fla"][name] = {"fwd_ms": fwd, "fwd_bwd_ms": both, "bwd_ms": both - fwd}
         print(f"| {name} | {fwd:.3f} | {both:.3f} | {both - fwd:.3f} | "
               f"{(both - fwd) / fwd:.2f} |", flush=True)
-    if len(sys.argv) > 2:
-        with open(sys.argv[2], "w") as out:
-            json.dump(rows, out, indent=1)
+        if len(sys.argv) > 2:
+            with open(sys.argv[2], "w") as out:
+                json.dump(rows, out, indent=1)
     return 1 if fails == len(cases) else 0
 
 

@@ -486,6 +486,136 @@ def Attn_LinearAttentionGradOp : Attn_Op<"linear_attention_grad",
   }];
 }
 
+def Attn_DeltaRuleOp : Attn_Op<"delta_rule",
+    [Pure, AttrSizedOperandSegments]> {
+  let summary = "Delta-rule recurrence (DeltaNet, Gated DeltaNet)";
+  let description = [{
+    The delta rule's fast-weight recurrence, per batch and head, with the
+    state `S_t` of shape `[D, Dv]` (f32), write strengths `beta_t` and
+    optional log-gates `g_t <= 0` (`a_t = exp(g_t)`; `a_t = 1` without a
+    decay):
+
+    ```
+    S_t = a_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T
+    o_t = S_t^T (scale * q_t)
+    ```
+
+    Without a decay this is DeltaNet; with `decay(%g)` ([B, H, N], a scalar
+    per token, or [H], a constant per head) it is Gated DeltaNet. Each step
+    replaces the value the state holds for key `k_t` by `v_t` in proportion
+    `beta_t`; the recurrence is stable when `||k_t|| <= 1` and
+    `0 <= beta_t <= 1` (the usual l2-normalized keys and sigmoid betas),
+    which the op does not enforce.
+
+    Shapes: q and k `[B, H, N, D]`, v `[B, H, N, Dv]`, beta `[B, H, N]` (any
+    float type), o `[B, H, N, Dv]` (v's element type). An `initial_state`
+    `[B, H, D, Dv]` (f32) may be given and the final state returned as a
+    second result. `scale` defaults to 1. The CPU lowerings are the
+    recurrence (`attn-tile{linear-form=recurrent}` and the reference) and a
+    chunked form (`schedule`'s `block_q` is the chunk length, default 64)
+    that solves each chunk's unit-lower-triangular system by forward
+    substitution (the WY / UT form of Yang et al., 2024).
+
+    ```mlir
+    %o = attn.delta_rule %q, %k, %v, %beta decay(%g : tensor<?x4x?xf32>)
+      {scale = 0.125 : f32}
+      : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>,
+        tensor<?x4x?xf32> -> tensor<?x4x?x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$q, AnyRankedTensor:$k,
+                       AnyRankedTensor:$v, AnyRankedTensor:$beta,
+                       Optional<AnyRankedTensor>:$decay,
+                       Optional<AnyRankedTensor>:$initial_state,
+                       OptionalAttr<F32Attr>:$scale,
+                       OptionalAttr<Attn_ScheduleAttr>:$schedule);
+  let results = (outs AnyRankedTensor:$o,
+                      Optional<AnyRankedTensor>:$final_state);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $beta
+    (`decay` `(` $decay^ `:` type($decay) `)`)?
+    (`initial_state` `(` $initial_state^ `:` type($initial_state) `)`)?
+    attr-dict `:` type($q) `,` type($k) `,` type($v) `,` type($beta) `->`
+    type(results)
+  }];
+  let extraClassDeclaration = [{
+    float getEffectiveScale() {
+      return getScale() ? getScale()->convertToFloat() : 1.0f;
+    }
+  }];
+  let hasVerifier = 1;
+}
+
+def Attn_DeltaRuleGradOp : Attn_Op<"delta_rule_grad",
+    [Pure, AttrSizedOperandSegments, AttrSizedResultSegments]> {
+  let summary = "Backward pass of the delta rule";
+  let description = [{
+    The gradients of an `attn.delta_rule` with respect to q, k, v, beta,
+    the log-gates and the initial state, given the output gradient `dO` and
+    optionally the final state's gradient. Usually made by
+    `attn-differentiate`. Writing one step as `w_t = S_{t-1}^T k_t`,
+    `u_t = beta_t (v_t - a_t w_t)`, `S_t = a_t S_{t-1} + k_t u_t^T`, the
+    reverse sweep carries `dS` (from the final state's gradient, or 0):
+
+    ```
+    dS += scale q_t dO_t^T;   dq_t = scale S_t dO_t
+    du = dS^T k_t;   dk_t = dS u_t + S_{t-1} dw;   dv_t = beta_t du
+    dw = -a_t beta_t du;   dbeta_t = du . (v_t - a_t w_t)
+    dg_t = a_t (<dS, S_{t-1}> - beta_t du . w_t)
+    dS <- a_t dS + k_t dw^T
+    ```
+
+    The CPU lowering stores the state at the start of every chunk (the
+    schedule's `block_q`, default 64) during a forward sweep and recomputes
+    each chunk's states from it in the reverse sweep: O(N / C + C) states
+    of `D x Dv` per head, f64 accumulation. Per-head decays get
+    `dg_h = sum_t dg_t` over batches and tokens.
+
+    Operands: q, k, v, beta, dO, then the optional `decay(...)`,
+    `initial_state(...)` and `final_state_grad(...)`. Results: dq, dk, dv,
+    dbeta (the types of q, k, v, beta), then the decay's gradient
+    (`decay_grad`) when there is a decay and the initial state's
+    (`initial_state_grad`) when there is one.
+
+    ```mlir
+    %dq, %dk, %dv, %db, %dg = attn.delta_rule_grad %q, %k, %v, %beta, %do
+        decay(%g : tensor<?x4x?xf32>)
+      : tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>,
+        tensor<?x4x?xf32>, tensor<?x4x?x64xf32>
+      -> tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32>,
+         tensor<?x4x?xf32> decay_grad tensor<?x4x?xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$q, AnyRankedTensor:$k,
+                       AnyRankedTensor:$v, AnyRankedTensor:$beta,
+                       AnyRankedTensor:$d_o,
+                       Optional<AnyRankedTensor>:$decay,
+                       Optional<AnyRankedTensor>:$initial_state,
+                       Optional<AnyRankedTensor>:$d_final_state,
+                       OptionalAttr<F32Attr>:$scale,
+                       OptionalAttr<Attn_ScheduleAttr>:$schedule);
+  let results = (outs AnyRankedTensor:$dq, AnyRankedTensor:$dk,
+                      AnyRankedTensor:$dv, AnyRankedTensor:$d_beta,
+                      Optional<AnyRankedTensor>:$d_decay,
+                      Optional<AnyRankedTensor>:$d_initial_state);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $beta `,` $d_o
+    (`decay` `(` $decay^ `:` type($decay) `)`)?
+    (`initial_state` `(` $initial_state^ `:` type($initial_state) `)`)?
+    (`final_state_grad` `(` $d_final_state^ `:` type($d_final_state) `)`)?
+    attr-dict `:` type($q) `,` type($k) `,` type($v) `,` type($beta) `,`
+    type($d_o) `->` type($dq) `,` type($dk) `,` type($dv) `,` type($d_beta)
+    (`decay_grad` type($d_decay)^)?
+    (`initial_state_grad` type($d_initial_state)^)?
+  }];
+  let extraClassDeclaration = [{
+    float getEffectiveScale() {
+      return getScale() ? getScale()->convertToFloat() : 1.0f;
+    }
+  }];
+  let hasVerifier = 1;
+}
+
 def Attn_CombineStatesOp : Attn_Op<"combine_states", [Pure]> {
   let summary = "Fold the gathered states of sequence-parallel ranks (LASP-2)";
   let description = [{

@@ -92,8 +92,8 @@ def AttnDifferentiate : Pass<"attn-differentiate", "::mlir::ModuleOp"> {
   let summary = "Make the backward function of each attention spec";
   let description = [{
     For every function `@f` whose attn op is one `attn.attention`,
-    `attn.linear_attention` or `attn.scan` (its results used only by
-    `func.return`), adds two functions next to it. For `attn.attention`:
+    `attn.linear_attention`, `attn.scan` or `attn.delta_rule` (its results
+    used only by `func.return`), adds two functions next to it. For `attn.attention`:
 
     - `@f_forward`: the same arguments; returns `o` and `lse` (the residuals
       the backward needs; the forward's lse result is added if absent);
@@ -128,6 +128,12 @@ def AttnDifferentiate : Pass<"attn-differentiate", "::mlir::ModuleOp"> {
       extract, insert, transpose, shape_cast, fma, add reductions, max/min
       `vector.reduction`); reads of captured tensors are constants (no
       gradient for captures of feature maps yet).
+
+    For `attn.delta_rule`: `@f_forward` is a copy of `@f`; `@f_backward`
+    takes `@f`'s arguments, then `dO` and (when `@f` returns the final
+    state) its gradient, and returns dq, dk, dv, dbeta, then the gradients
+    of the decay and of the initial state when the op has them
+    (`attn.delta_rule_grad`).
   }];
   let options = [
     Option<"funcName", "func", "std::string", "\"\"",

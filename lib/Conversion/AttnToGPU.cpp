@@ -310,13 +310,19 @@ struct ConvertAttnToGPUPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     // Nothing of a module is converted when one of its ops cannot be.
-    WalkResult linearGrad = module.walk([&](LinearAttentionGradOp op) {
-      op.emitOpError() << "has no GPU kernels yet: the backward of linear "
-                          "attention and scans runs on the CPU (the "
-                          "reference lowering)";
+    WalkResult cpuOnly = module.walk([&](Operation *op) {
+      if (isa<LinearAttentionGradOp>(op))
+        op->emitOpError() << "has no GPU kernels yet: the backward of linear "
+                             "attention and scans runs on the CPU (the "
+                             "reference lowering)";
+      else if (isa<DeltaRuleOp, DeltaRuleGradOp>(op))
+        op->emitOpError() << "has no GPU kernels yet: the delta rule and its "
+                             "backward run on the CPU (target cpu)";
+      else
+        return WalkResult::advance();
       return WalkResult::interrupt();
     });
-    if (linearGrad.wasInterrupted())
+    if (cpuOnly.wasInterrupted())
       return signalPassFailure();
     SmallVector<std::pair<AttentionOp, std::string>> work;
     module.walk([&](AttentionOp op) {

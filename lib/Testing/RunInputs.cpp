@@ -117,7 +117,8 @@ llvm::Error fillInts(HostBuffer &hb, BlockArgument arg,
 llvm::Expected<SpecRoles> SpecRoles::of(func::FuncOp func) {
   SpecRoles r;
   func.walk([&](Operation *op) {
-    if (!r.op && isa<attn::AttentionOp, attn::LinearOpInterface>(op))
+    if (!r.op &&
+        isa<attn::AttentionOp, attn::LinearOpInterface, attn::DeltaRuleOp>(op))
       r.op = op;
   });
   if (!r.op)
@@ -128,6 +129,11 @@ llvm::Expected<SpecRoles> SpecRoles::of(func::FuncOp func) {
   if (auto lin = dyn_cast<attn::LinearOpInterface>(r.op)) {
     r.linear = true;
     r.decay = lin.getDecay();
+    return r;
+  }
+  if (auto delta = dyn_cast<attn::DeltaRuleOp>(r.op)) {
+    r.linear = true;
+    r.decay = delta.getDecay();
     return r;
   }
   auto attention = cast<attn::AttentionOp>(r.op);

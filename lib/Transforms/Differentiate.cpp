@@ -56,12 +56,13 @@ static Operation *eligibleOp(func::FuncOp f, std::string &why) {
   SmallVector<Operation *> ops;
   f.walk([&](Operation *op) {
     if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp,
-            LinearAttentionGradOp, ScanOp>(op))
+            LinearAttentionGradOp, ScanOp, DeltaRuleOp, DeltaRuleGradOp>(op))
       ops.push_back(op);
   });
-  if (ops.size() != 1 || !isa<AttentionOp, LinearAttentionOp, ScanOp>(ops[0])) {
-    why = "has no single attn.attention, attn.linear_attention or attn.scan "
-          "to differentiate";
+  if (ops.size() != 1 ||
+      !isa<AttentionOp, LinearAttentionOp, ScanOp, DeltaRuleOp>(ops[0])) {
+    why = "has no single attn.attention, attn.linear_attention, attn.scan "
+          "or attn.delta_rule to differentiate";
     return nullptr;
   }
   for (Operation *user : ops[0]->getUsers())
@@ -279,6 +280,40 @@ static LogicalResult buildLinearBackward(func::FuncOp f, LinearOpInterface op) {
   return success();
 }
 
+/// `@name_backward` of a delta rule: (f's inputs, dO[, dS_N]) -> (dq, dk,
+/// dv, dbeta[, d_decay][, d_initial_state]).
+static void buildDeltaBackward(func::FuncOp f, DeltaRuleOp op) {
+  SmallVector<Type> extraTypes = {op.getO().getType()};
+  if (Value fin = op.getFinalState())
+    extraTypes.push_back(fin.getType());
+  BackwardFunction bwd(f, op.getO(), extraTypes);
+  auto clone = cast<DeltaRuleOp>(bwd.clone);
+  OpBuilder b(clone);
+  OperationState state(clone.getLoc(), DeltaRuleGradOp::getOperationName());
+  Value decay = clone.getDecay(), init = clone.getInitialState();
+  state.addOperands({clone.getQ(), clone.getK(), clone.getV(), clone.getBeta(),
+                     bwd.extra.front()});
+  for (Value optional : {decay, init})
+    if (optional)
+      state.addOperands(optional);
+  state.addOperands(bwd.extra.drop_front());
+  state.addAttribute(
+      "operandSegmentSizes",
+      b.getDenseI32ArrayAttr({1, 1, 1, 1, 1, decay ? 1 : 0, init ? 1 : 0,
+                              int32_t(bwd.extra.size() - 1)}));
+  state.addAttribute(
+      "resultSegmentSizes",
+      b.getDenseI32ArrayAttr({1, 1, 1, 1, decay ? 1 : 0, init ? 1 : 0}));
+  for (StringRef name : {"scale", "schedule"})
+    if (Attribute attr = clone->getAttr(name))
+      state.addAttribute(name, attr);
+  for (Value x : SmallVector<Value>{clone.getQ(), clone.getK(), clone.getV(),
+                                    clone.getBeta(), decay, init})
+    if (x)
+      state.addTypes(x.getType());
+  bwd.finish(state);
+}
+
 namespace {
 struct AttnDifferentiatePass
     : public mlir::attn::impl::AttnDifferentiateBase<AttnDifferentiatePass> {
@@ -299,6 +334,11 @@ struct AttnDifferentiatePass
       }
       if (failed(checkNamesFree(f, {"_forward", "_backward"}, pass)))
         return signalPassFailure();
+      if (auto delta = dyn_cast<DeltaRuleOp>(op)) {
+        buildDeltaBackward(f, delta);
+        buildLinearForward(f);
+        continue;
+      }
       if (auto lin = dyn_cast<LinearOpInterface>(op)) {
         if (failed(buildLinearBackward(f, lin)))
           return signalPassFailure();

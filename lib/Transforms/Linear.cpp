@@ -52,12 +52,6 @@ struct LinearLowering : LinearOpView {
   /// token order; the identity without one, or when the sequence length is
   /// not the order's).
   Value tok(Value s);
-  /// A feature map on row x of token t (regions may take t too).
-  Value applyMap(Region &r, Value x, Value t) {
-    if (r.front().getNumArguments() == 2)
-      return e.inlineRegion(r, {x, t})[0];
-    return e.inlineRegion(r, {x})[0];
-  }
   /// Log-gate at t: scalar f32 (Head, Token) or vector<F> (TokenDim).
   Value logGate(Value bi, Value hi, Value t);
   Value indexToF32(Value x) {
@@ -231,12 +225,12 @@ Value LinearLowering::tok(Value s) {
 Value LinearLowering::phiQ(Value bi, Value hi, Value t) {
   Value x = e.mulf(e.readRowF32(q, {bi, hi, tok(t), c0}, d),
                    e.splat(e.f32(scale), d));
-  return fq ? applyMap(*fq, x, t) : x;
+  return applyFeatureMap(e, fq, x, t);
 }
 
 Value LinearLowering::phiK(Value bi, Value hkv, Value t) {
   Value x = e.readRowF32(k, {bi, hkv, tok(t), c0}, d);
-  return fk ? applyMap(*fk, x, t) : x;
+  return applyFeatureMap(e, fk, x, t);
 }
 
 Value LinearLowering::logGate(Value bi, Value hi, Value t) {

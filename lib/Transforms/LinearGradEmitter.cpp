@@ -76,17 +76,9 @@ void LinearGradEmitter::prepareHead(Value bi, Value hi, Value hkv) {
   Value scaleV = e.splat(e.f32(scale), d);
   e.loop(c0, n, [&](Value t) {
     Value x = e.mulf(e.readRowF32(q, {bi, hi, tok(t), c0}, d), scaleV);
-    e.writeRowF32(fq ? e.inlineRegion(*fq, fq->front().getNumArguments() == 2
-                                               ? ValueRange{x, t}
-                                               : ValueRange{x})[0]
-                     : x,
-                  a, {t, c0});
+    e.writeRowF32(applyFeatureMap(e, fq, x, t), a, {t, c0});
     Value y = e.readRowF32(k, {bi, hkv, tok(t), c0}, d);
-    e.writeRowF32(fk ? e.inlineRegion(*fk, fk->front().getNumArguments() == 2
-                                               ? ValueRange{y, t}
-                                               : ValueRange{y})[0]
-                     : y,
-                  c, {t, c0});
+    e.writeRowF32(applyFeatureMap(e, fk, y, t), c, {t, c0});
     each(f, [&](Value fi) {
       Value g = f64c(0.0);
       if (kind == LinearDecay::Head)
@@ -248,9 +240,7 @@ void LinearGradEmitter::pullBack(Region *map, Region *jvp, Value x, Value t,
     } else {
       Value onehot = vector::InsertOp::create(
           b, e.f32(1.0), e.splat(e.f32(0.0), d), ArrayRef<OpFoldResult>{di});
-      SmallVector<Value> args = {x};
-      if (map->front().getNumArguments() == 2)
-        args.push_back(t);
+      SmallVector<Value> args = featureMapArgs(*map, x, t);
       args.push_back(onehot);
       e.writeRowF32(e.inlineRegion(*jvp, args)[0], jvpRow, {c0});
       sum = dot(jvpRow, {}, seed, {row}, f);

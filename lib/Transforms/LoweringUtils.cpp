@@ -217,7 +217,7 @@ Value mlir::attn::sequenceKeys(Emitter &e, Operation *op, Value lens, Value bi,
 }
 
 std::pair<Value, Value> mlir::attn::packedRows(Emitter &e, Value cu, Value bi,
-                                              Value total) {
+                                               Value total) {
   auto offset = [&](Value at, Value lo) {
     Value x = memref::LoadOp::create(e.b, cu, ValueRange{at});
     x = arith::IndexCastOp::create(e.b, e.b.getIndexType(), x);
@@ -233,4 +233,20 @@ Value mlir::attn::queryPosition(Emitter &e, Operation *op, Value row, Value nq,
   if (!op->hasAttr("queries_at_end"))
     return row;
   return e.addi(row, e.subi(nk, nq));
+}
+
+bool mlir::attn::mapReadsPosition(Region *map) {
+  return map && !map->empty() && map->front().getNumArguments() == 2;
+}
+
+SmallVector<Value> mlir::attn::featureMapArgs(Region &map, Value x, Value t) {
+  if (mapReadsPosition(&map))
+    return {x, t};
+  return {x};
+}
+
+Value mlir::attn::applyFeatureMap(Emitter &e, Region *map, Value x, Value t) {
+  if (!map || map->empty())
+    return x;
+  return e.inlineRegion(*map, featureMapArgs(*map, x, t))[0];
 }

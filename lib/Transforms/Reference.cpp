@@ -215,11 +215,21 @@ struct ConvertAttnToReferencePass
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
       if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp,
-              LinearAttentionGradOp, ScanOp>(op))
+              LinearAttentionGradOp, ScanOp, CombineStatesOp, DeltaRuleOp,
+              DeltaRuleGradOp>(op))
         ops.push_back(op);
     });
-    getOperation()->walk([&](CombineStatesOp op) { ops.push_back(op); });
     for (Operation *op : ops) {
+      if (auto delta = dyn_cast<DeltaRuleOp>(op)) {
+        if (failed(lowerDeltaRuleRecurrent(delta)))
+          return signalPassFailure();
+        continue;
+      }
+      if (auto grad = dyn_cast<DeltaRuleGradOp>(op)) {
+        if (failed(lowerDeltaRuleGrad(grad, /*chunk=*/1)))
+          return signalPassFailure();
+        continue;
+      }
       if (auto combine = dyn_cast<CombineStatesOp>(op)) {
         if (failed(lowerCombineStates(combine)))
           return signalPassFailure();

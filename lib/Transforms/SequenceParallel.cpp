@@ -12,6 +12,7 @@
 
 #include "SequenceParallel.h"
 #include "attnc/Transforms/FunctionCloning.h"
+#include "attnc/Transforms/LoweringUtils.h"
 #include "attnc/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -161,7 +162,7 @@ static Operation *rebuildForPhase(Operation *op, const PhaseOp &p) {
     Region &r = *st.addRegion();
     r.takeBody(old);
     // A feature map taking (x, t) reads global positions.
-    if (p.offset && !r.empty() && r.getNumArguments() == 2)
+    if (p.offset && mapReadsPosition(&r))
       lasp::offsetPositions(r, 1, p.offset, op->getLoc());
   }
   Operation *fresh = b.create(st);
@@ -180,12 +181,12 @@ static Value decayTotal(OpBuilder &b, Location loc, LinearOpInterface op,
   for (int64_t i = 0; i < type.getRank(); ++i)
     if (type.isDynamicDim(i))
       extents.push_back(tensor::DimOp::create(b, loc, q, i));
+  int64_t rank = g ? cast<RankedTensorType>(g.getType()).getRank() : 0;
+  Value n = rank ? tensor::DimOp::create(b, loc, q, 2) : Value();
   auto body = [&](OpBuilder &b, Location loc, ValueRange at) {
     Type f32 = b.getF32Type();
     Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0));
     Value total = zero;
-    int64_t rank = g ? cast<RankedTensorType>(g.getType()).getRank() : 0;
-    Value n = rank ? tensor::DimOp::create(b, loc, q, 2) : Value();
     if (rank == 1) {
       Value gh = tensor::ExtractOp::create(b, loc, g, ValueRange{at[1]});
       Value n64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), n);
@@ -220,13 +221,16 @@ struct Splitter {
   LinearOpInterface op;
   RankedTensorType stateType, decayType;
   bool normalize, positional;
+  /// The phases' output: o, or [n | z] under normalize.
+  Type oType;
 
   Splitter(func::FuncOp f, LinearOpInterface op)
       : f(f), op(op), stateType(stateTypeOf(op)),
-        decayType(decayTotalTypeOf(op)), normalize(op.getNormalize()) {
+        decayType(decayTotalTypeOf(op)), normalize(op.getNormalize()),
+        oType(widenLastDim(op.getO().getType(), normalize ? 1 : 0)) {
     positional = false;
     for (Region *r : {op.getQueryMap(), op.getKeyMap()})
-      positional |= r && !r->empty() && r->getNumArguments() == 2;
+      positional |= mapReadsPosition(r);
   }
 
   std::string name(StringRef phase) { return (f.getName() + phase).str(); }
@@ -240,8 +244,7 @@ struct Splitter {
                                                   int initArg) {
     SmallVector<Type> inputs;
     if (positional)
-      inputs.push_back(
-          RankedTensorType::get({1}, IntegerType::get(f.getContext(), 32)));
+      inputs.push_back(lasp::scalarI32Type(f.getContext()));
     inputs.append(extra.begin(), extra.end());
     IRMapping map;
     func::FuncOp g = cloneFunctionBody(f, name(suffix), inputs, results, map);
@@ -251,7 +254,7 @@ struct Splitter {
     phase.offset = positional ? args.front() : Value();
     ValueRange own = args.drop_front(positional ? 1 : 0);
     phase.init = initArg >= 0 ? own[initArg] : Value();
-    phase.oType = widenLastDim(op.getO().getType(), normalize ? 1 : 0);
+    phase.oType = oType;
     phase.stateType = stateType;
     if (normalize)
       widenValues(g, cast<LinearOpInterface>(clone).getV());
@@ -297,7 +300,7 @@ struct Splitter {
   void buildCombine(StringRef suffix, StateCombine kind) {
     OpBuilder b(f.getContext());
     b.setInsertionPointAfter(f);
-    Type rankType = RankedTensorType::get({1}, b.getI32Type());
+    Type rankType = lasp::scalarI32Type(f.getContext());
     auto g = func::FuncOp::create(
         b, f.getLoc(), name(suffix),
         b.getFunctionType(
@@ -319,7 +322,6 @@ struct Splitter {
 
   /// `@f_lasp_output(args, prefix) -> (o, final_state)`.
   void buildOutput() {
-    Type oType = widenLastDim(op.getO().getType(), normalize ? 1 : 0);
     auto [g, fresh] = clonePhase("_lasp_output", {stateType},
                                  {oType, stateType}, /*initArg=*/0);
     OpBuilder b = OpBuilder::atBlockEnd(&g.getBody().front());

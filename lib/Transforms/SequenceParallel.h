@@ -14,6 +14,9 @@
 
 namespace mlir::attn::lasp {
 
+/// tensor<1xi32>: the type of a position offset and of a rank index.
+RankedTensorType scalarI32Type(MLIRContext *ctx);
+
 /// Region `r`'s argument `index` (a token position) read as itself plus
 /// `offset[0]` (`offset`: tensor<1xi32>): the global position on a rank
 /// whose chunk starts at offset. `r` may not be attached to an op yet.

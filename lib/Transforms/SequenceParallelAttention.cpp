@@ -117,9 +117,12 @@ static SmallVector<int32_t> sliceQueryReads(func::FuncOp g, AttentionOp op,
   return layout;
 }
 
+RankedTensorType lasp::scalarI32Type(MLIRContext *ctx) {
+  return RankedTensorType::get({1}, IntegerType::get(ctx, 32));
+}
+
 void lasp::buildAttentionPhases(func::FuncOp f, AttentionOp op) {
-  Type offsetType =
-      RankedTensorType::get({1}, IntegerType::get(f.getContext(), 32));
+  Type offsetType = lasp::scalarI32Type(f.getContext());
   IRMapping map;
   func::FuncOp g = cloneFunctionBody(f, (f.getName() + "_lasp_attention").str(),
                                      {offsetType}, f.getResultTypes(), map);

@@ -413,11 +413,23 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
       if (isa<AttentionOp, AttentionGradOp, LinearAttentionOp,
-              LinearAttentionGradOp, ScanOp>(op))
+              LinearAttentionGradOp, ScanOp, CombineStatesOp, DeltaRuleOp,
+              DeltaRuleGradOp>(op))
         ops.push_back(op);
     });
-    getOperation()->walk([&](CombineStatesOp op) { ops.push_back(op); });
     for (Operation *op : ops) {
+      if (auto delta = dyn_cast<DeltaRuleOp>(op)) {
+        if (failed(linearForm == "recurrent" ? lowerDeltaRuleRecurrent(delta)
+                                             : lowerDeltaRuleChunked(delta)))
+          return signalPassFailure();
+        continue;
+      }
+      if (auto grad = dyn_cast<DeltaRuleGradOp>(op)) {
+        auto sched = grad.getScheduleAttr();
+        if (failed(lowerDeltaRuleGrad(grad, sched ? sched.getBlockQ() : 64)))
+          return signalPassFailure();
+        continue;
+      }
       if (auto combine = dyn_cast<CombineStatesOp>(op)) {
         if (failed(lowerCombineStates(combine)))
           return signalPassFailure();

@@ -16,13 +16,14 @@ from ._aot import AttncError, Kernel, LinearKernel, Module, load
 from ._jit import CompiledKernel, cache_stats, compile, cuda_available, version
 from ._flex import (BlockMask, Spec, and_masks, create_block_mask, flex_attention, flex_stats,
                     or_masks, trace)
+from ._delta import delta_rule
 from ._linear import linear_attention
 from ._merge import merge_states
 
 AttncError.__module__ = __name__  # shown as attnc.AttncError
 
 __all__ = ["AttncError", "BlockMask", "CompiledKernel", "Kernel", "LinearKernel", "Module", "Spec",
-           "and_masks", "cache_stats", "compile", "create_block_mask", "cuda_available",
+           "and_masks", "cache_stats", "compile", "create_block_mask", "cuda_available", "delta_rule",
            "flex_attention", "flex_stats", "linear_attention", "load", "merge_states", "or_masks",
            "trace", "version"]
 

@@ -190,17 +190,16 @@ def _wants_grad(*tensors):
     return th.is_grad_enabled() and any(t.requires_grad for t in torch)
 
 
-def _check_shapes(q, k, v):
+def _check_shapes(q, k, v, what="linear_attention"):
     for name, t in (("q", q), ("k", k), ("v", v)):
         if len(t.shape) != 4:
-            raise AttncError(f"linear_attention: {name} must be [B, H, N, D], got "
-                             f"{list(t.shape)}")
+            raise AttncError(f"{what}: {name} must be [B, H, N, D], got {list(t.shape)}")
     B, H, N, D = (int(x) for x in q.shape)
     if tuple(k.shape) != (B, H, N, D):
-        raise AttncError(f"linear_attention: k must have q's shape {[B, H, N, D]}, got "
+        raise AttncError(f"{what}: k must have q's shape {[B, H, N, D]}, got "
                          f"{list(k.shape)}")
     if tuple(v.shape[:3]) != (B, H, N):
-        raise AttncError(f"linear_attention: v must be [B, H, N, Dv] with q's B, H, N "
+        raise AttncError(f"{what}: v must be [B, H, N, Dv] with q's B, H, N "
                          f"{[B, H, N]}, got {list(v.shape)}")
     return B, H, N, D, int(v.shape[3])
 

@@ -1,5 +1,5 @@
-"""Gradients through attnc.linear_attention on CPU torch tensors
-(docs/frontend.md#linear-attention).
+"""Gradients through attnc.linear_attention and attnc.delta_rule on CPU
+torch tensors (docs/frontend.md#linear-attention).
 
 When grad mode is on and q, k, v, the decay or the initial state requires
 grad, linear_attention runs the spec's function through a
@@ -80,12 +80,12 @@ def function_class(torch, what):
     return cls
 
 
-def apply(forward, backward, inputs, final_state):
+def apply(forward, backward, inputs, final_state, what="attnc.linear_attention"):
     """o (or (o, final_state)) of the spec's kernels `forward` and
     `backward` (<f>_backward) on torch CPU tensors `inputs`, differentiable
-    with respect to each of them."""
+    with respect to each of them; `what` names the caller in errors."""
     import torch
     inputs = [t if isinstance(t, torch.Tensor) else torch.as_tensor(t) for t in inputs]
     call = _Call(forward, backward, final_state, inputs[0].dtype)
-    outs = function_class(torch, "attnc.linear_attention").apply(call, *inputs)
+    outs = function_class(torch, what).apply(call, *inputs)
     return outs if final_state else outs[0]

@@ -8,43 +8,11 @@ initial and final states.
 usage: test_linear_autograd.py
   Without torch it prints `UNSUPPORTED: <why>` and exits 0.
 """
-import os
-import sys
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-try:
-    import torch
-except ImportError as e:
-    print(f"UNSUPPORTED: torch is not installed for {sys.executable} ({e})")
-    sys.exit(0)
+import torch_checks  # exits with UNSUPPORTED without torch
+from torch_checks import grads_of, rand, rel_err, report, torch
 
 import attnc  # noqa: E402
 from linear_reference import reference  # noqa: E402
-
-fails = 0
-gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
-
-
-def report(name, ok, detail=""):
-    global fails
-    fails += not ok
-    print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
-
-
-def rand(*shape, lo=-1.0, hi=1.0):
-    return torch.rand(*shape, generator=gen, dtype=torch.float64) * (hi - lo) + lo
-
-
-def grads_of(fn, leaves, weights):
-    for x in leaves:
-        x.grad = None
-    outs = fn()
-    outs = outs if isinstance(outs, tuple) else (outs,)
-    loss = sum((o.double() * w).sum() for o, w in zip(outs, weights))
-    loss.backward()
-    return [x.grad.double().clone() for x in leaves]
 
 
 def case(name, B=2, H=2, N=37, D=8, Dv=6, phi=None, decay=None, normalize=False,
@@ -65,17 +33,17 @@ def case(name, B=2, H=2, N=37, D=8, Dv=6, phi=None, decay=None, normalize=False,
     q, k, v = next(it32), next(it32), next(it32)
     g = next(it32) if g64 is not None else None
     s0 = next(it32) if with_s0 else None
-    got = grads_of(lambda: attnc.linear_attention(
+    got, _ = grads_of(lambda: attnc.linear_attention(
         q, k, v, feature_map=phi, decay=g, scale=scale, normalize=normalize,
         causal=causal, initial_state=s0, output_final_state=final_state),
         leaves32, weights)
-    want = grads_of(lambda: reference(q64, k64, v64, phi, g64, scale, normalize, causal,
-                                      s064, final_state), leaves64, weights)
+    want, _ = grads_of(lambda: reference(q64, k64, v64, phi, g64, scale, normalize, causal,
+                                         s064, final_state), leaves64, weights)
     labels = ["dq", "dk", "dv"] + (["ddecay"] if g64 is not None else []) + \
         (["dinitial_state"] if with_s0 else [])
     worst = 0.0
     for label, a, w in zip(labels, got, want):
-        err = ((a - w).abs().max() / w.abs().max().clamp_min(1e-30)).item()
+        err = rel_err(a, w)
         worst = max(worst, err)
         if not err <= 2e-4:
             report(f"{name} {label}", False, f"max relative error {err:.2e}")
@@ -110,4 +78,4 @@ report("gradient of v alone", v.grad is not None and q.grad is None and
 with torch.no_grad():
     o = attnc.linear_attention(q, k, v)
 report("no_grad: no graph", o.grad_fn is None)
-print(f"FAILURES {fails}")
+torch_checks.finish()

@@ -53,3 +53,15 @@ func.func @linear_grad(%q: tensor<2x4x64x64xbf16>, %do: tensor<2x4x64x64xbf16>)
   return %dq, %dk, %dv
       : tensor<2x4x64x64xbf16>, tensor<2x4x64x64xbf16>, tensor<2x4x64x64xbf16>
 }
+
+// -----
+
+// The delta rule has no GPU kernels yet.
+func.func @delta_rule(%q: tensor<2x4x64x64xbf16>, %beta: tensor<2x4x64xbf16>)
+    -> tensor<2x4x64x64xbf16> {
+  // expected-error @+1 {{'attn.delta_rule' op has no GPU kernels yet: the delta rule and its backward run on the CPU (target cpu)}}
+  %o = attn.delta_rule %q, %q, %q, %beta
+    : tensor<2x4x64x64xbf16>, tensor<2x4x64x64xbf16>, tensor<2x4x64x64xbf16>,
+      tensor<2x4x64xbf16> -> tensor<2x4x64x64xbf16>
+  return %o : tensor<2x4x64x64xbf16>
+}

@@ -39,13 +39,15 @@ func.func @gla(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
   return %o : tensor<?x2x?x8xf32>
 }
 
-// Per-head decays: the chunk's total is N * g_h; a scan keeps its form.
+// Per-head decays: the chunk's total is N * g_h (N read once, outside the
+// generate body); a scan keeps its form.
 // CHECK-LABEL: func.func @retention_lasp_state(
 // CHECK-SAME: -> (tensor<2x4x16x16xf32>, tensor<2x4xf32>)
 // CHECK: attn.scan causal
-// CHECK: tensor.generate
 // CHECK: %[[N:.*]] = tensor.dim %{{.*}}, %{{.*}} : tensor<2x4x?x16xf32>
+// CHECK: tensor.generate
 // CHECK: %[[GH:.*]] = tensor.extract %{{.*}}[%{{.*}}] : tensor<4xf32>
+// CHECK: arith.index_cast %[[N]]
 // CHECK: arith.sitofp
 // CHECK: arith.mulf %{{.*}}, %[[GH]]
 // CHECK-LABEL: func.func @retention_lasp_output(

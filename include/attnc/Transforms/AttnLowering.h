@@ -104,6 +104,15 @@ LogicalResult lowerAttentionTiled(AttentionOp op);
 LogicalResult lowerLinearRecurrent(Operation *op);
 /// Chunked lowering (chunk length from the op's schedule, default 64).
 LogicalResult lowerLinearChunked(Operation *op);
+/// The delta rule token by token (the oracle; attn-tile's recurrent form).
+LogicalResult lowerDeltaRuleRecurrent(DeltaRuleOp op);
+/// The delta rule in chunks (WY / UT form; chunk length from the op's
+/// schedule, default 64).
+LogicalResult lowerDeltaRuleChunked(DeltaRuleOp op);
+/// The delta rule's backward: a reverse sweep with the states recomputed
+/// from checkpoints every `chunk` tokens (f64; the reference takes 1, every
+/// state kept).
+LogicalResult lowerDeltaRuleGrad(DeltaRuleGradOp op, int64_t chunk);
 /// The LASP-2 state combine (attn.combine_states) as loops over the ranks;
 /// the same lowering serves the reference and the tiled pipelines.
 LogicalResult lowerCombineStates(CombineStatesOp op);

@@ -79,6 +79,16 @@ public:
   Value dot(Value x, Value y); // vector<n x f32> . vector<n x f32> -> f32
 };
 
+/// Whether feature map `map` (null or empty: none) reads the token
+/// position: its region takes (x, t) rather than (x).
+bool mapReadsPosition(Region *map);
+/// The arguments of feature map `map` (or of its tangent map, which takes
+/// the same ones first) for row `x` of token `t`: (x), or (x, t) when the
+/// map reads positions.
+SmallVector<Value> featureMapArgs(Region &map, Value x, Value t);
+/// phi(x) for row `x` of token `t` (`x` itself without a map).
+Value applyFeatureMap(Emitter &e, Region *map, Value x, Value t);
+
 /// The position the regions of `op` (attn.attention or attn.attention_grad)
 /// see for query row `row`: row + nk - nq with `queries_at_end`, else row.
 Value queryPosition(Emitter &e, Operation *op, Value row, Value nq, Value nk);
@@ -91,8 +101,7 @@ Value sequenceKeys(Emitter &e, Operation *op, Value lens, Value bi, Value nq,
 /// Rows [cu[bi], cu[bi + 1]) of a packed tensor of `total` rows (`cu`, a
 /// memref of i32 offsets), clamped into [0, total] and to a count >= 0:
 /// (first row, count).
-std::pair<Value, Value> packedRows(Emitter &e, Value cu, Value bi,
-                                   Value total);
+std::pair<Value, Value> packedRows(Emitter &e, Value cu, Value bi, Value total);
 
 } // namespace mlir::attn
 

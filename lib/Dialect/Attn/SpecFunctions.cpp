@@ -12,7 +12,8 @@ using namespace mlir;
 static bool isAttnOp(Operation *op) {
   return isa<attn::AttentionOp, attn::AttentionGradOp, attn::LinearAttentionOp,
              attn::LinearAttentionGradOp, attn::ScanOp,
-             attn::CombineStatesOp>(op);
+             attn::CombineStatesOp, attn::DeltaRuleOp,
+             attn::DeltaRuleGradOp>(op);
 }
 
 FailureOr<SmallVector<func::FuncOp>>

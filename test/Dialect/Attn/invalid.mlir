@@ -1390,3 +1390,97 @@ func.func @combine_states_f16(%m: tensor<?x?x4x64x32xf16>, %t: tensor<?x?x4xf32>
     : tensor<?x?x4x64x32xf16>, tensor<?x?x4xf32> -> tensor<?x4x64x32xf32>
   return
 }
+
+// -----
+
+func.func @delta_rule_key_dim(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x8xf32>,
+                              %v: tensor<?x2x?x16xf32>, %beta: tensor<?x2x?xf32>) {
+  // expected-error @+1 {{'attn.delta_rule' op k 'tensor<?x2x?x8xf32>' does not match [B, H, N, D] like q in dimension 3}}
+  %o = attn.delta_rule %q, %k, %v, %beta
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x8xf32>, tensor<?x2x?x16xf32>,
+      tensor<?x2x?xf32> -> tensor<?x2x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @delta_rule_beta(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                           %v: tensor<?x2x?x16xf32>, %beta: tensor<?x2x?x1xf32>) {
+  // expected-error @+1 {{'attn.delta_rule' op beta must be [B, H, N], got 'tensor<?x2x?x1xf32>'}}
+  %o = attn.delta_rule %q, %k, %v, %beta
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>,
+      tensor<?x2x?x1xf32> -> tensor<?x2x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @delta_rule_gate_kind(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                                %v: tensor<?x2x?x16xf32>, %beta: tensor<?x2x?xf32>,
+                                %g: tensor<?x2x?x16xf32>) {
+  // expected-error @+1 {{'attn.delta_rule' op decay must be [H] (per head) or [B, H, N] (per token), got 'tensor<?x2x?x16xf32>'}}
+  %o = attn.delta_rule %q, %k, %v, %beta decay(%g : tensor<?x2x?x16xf32>)
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>,
+      tensor<?x2x?xf32> -> tensor<?x2x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @delta_rule_state(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                            %v: tensor<?x2x?x8xf32>, %beta: tensor<?x2x?xf32>,
+                            %s0: tensor<?x2x8x16xf32>) {
+  // expected-error @+1 {{'attn.delta_rule' op initial_state 'tensor<?x2x8x16xf32>' does not match [B, H, D, Dv] in dimension 2}}
+  %o = attn.delta_rule %q, %k, %v, %beta initial_state(%s0 : tensor<?x2x8x16xf32>)
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x8xf32>,
+      tensor<?x2x?xf32> -> tensor<?x2x?x8xf32>
+  return
+}
+
+// -----
+
+func.func @delta_rule_output(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                             %v: tensor<?x2x?x16xbf16>, %beta: tensor<?x2x?xf32>) {
+  // expected-error @+1 {{'attn.delta_rule' op o must have v's element type 'bf16', got 'tensor<?x2x?x16xf32>'}}
+  %o = attn.delta_rule %q, %k, %v, %beta
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xbf16>,
+      tensor<?x2x?xf32> -> tensor<?x2x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @delta_rule_final_state(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                                  %v: tensor<?x2x?x16xf32>, %beta: tensor<?x2x?xf32>) {
+  // expected-error @+1 {{'attn.delta_rule' op final_state must be f32, got 'tensor<?x2x16x16xf16>'}}
+  %o, %s = attn.delta_rule %q, %k, %v, %beta
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>,
+      tensor<?x2x?xf32> -> tensor<?x2x?x16xf32>, tensor<?x2x16x16xf16>
+  return
+}
+
+// -----
+
+func.func @delta_rule_grad_missing(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                                   %v: tensor<?x2x?x16xf32>, %beta: tensor<?x2x?xf32>,
+                                   %g: tensor<?x2x?xf32>, %do: tensor<?x2x?x16xf32>) {
+  // expected-error @+1 {{'attn.delta_rule_grad' op has a decay gradient result exactly when it has a decay operand}}
+  %dq, %dk, %dv, %db = attn.delta_rule_grad %q, %k, %v, %beta, %do decay(%g : tensor<?x2x?xf32>)
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>,
+      tensor<?x2x?xf32>, tensor<?x2x?x16xf32>
+    -> tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?xf32>
+  return
+}
+
+// -----
+
+func.func @delta_rule_grad_type(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                                %v: tensor<?x2x?x16xf32>, %beta: tensor<?x2x?xf32>,
+                                %do: tensor<?x2x?x16xf32>) {
+  // expected-error @+1 {{'attn.delta_rule_grad' op d_beta must have type 'tensor<?x2x?xf32>', got 'tensor<?x2x?xbf16>'}}
+  %dq, %dk, %dv, %db = attn.delta_rule_grad %q, %k, %v, %beta, %do
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>,
+      tensor<?x2x?xf32>, tensor<?x2x?x16xf32>
+    -> tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?xbf16>
+  return
+}

@@ -410,3 +410,31 @@ func.func @combine_states(%m: tensor<?x?x4x64x32xf32>, %t: tensor<?x?x4xf32>,
     : tensor<?x?x4x64x32xf32>, tensor<?x?x4x64xf32> -> tensor<?x4x64x32xf32>
   return %p, %s : tensor<?x4x64x32xf32>, tensor<?x4x64x32xf32>
 }
+
+// CHECK-LABEL: func.func @delta_rule_gated
+// CHECK: attn.delta_rule %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} decay(%{{.*}} : tensor<?x2x?xf32>) initial_state(%{{.*}} : tensor<?x2x16x8xf32>) {scale = 2.500000e-01 : f32} : tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16>, tensor<?x2x?x8xbf16>, tensor<?x2x?xbf16> -> tensor<?x2x?x8xbf16>, tensor<?x2x16x8xf32>
+func.func @delta_rule_gated(%q: tensor<?x2x?x16xbf16>, %k: tensor<?x2x?x16xbf16>,
+                            %v: tensor<?x2x?x8xbf16>, %beta: tensor<?x2x?xbf16>,
+                            %g: tensor<?x2x?xf32>, %s0: tensor<?x2x16x8xf32>)
+    -> (tensor<?x2x?x8xbf16>, tensor<?x2x16x8xf32>) {
+  %o, %s = attn.delta_rule %q, %k, %v, %beta decay(%g : tensor<?x2x?xf32>)
+    initial_state(%s0 : tensor<?x2x16x8xf32>) {scale = 0.25 : f32}
+    : tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16>, tensor<?x2x?x8xbf16>,
+      tensor<?x2x?xbf16> -> tensor<?x2x?x8xbf16>, tensor<?x2x16x8xf32>
+  return %o, %s : tensor<?x2x?x8xbf16>, tensor<?x2x16x8xf32>
+}
+
+// CHECK-LABEL: func.func @delta_rule_grad
+// CHECK: attn.delta_rule_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} decay(%{{.*}} : tensor<2xf32>) final_state_grad(%{{.*}} : tensor<?x2x16x16xf32>) : {{.*}} -> tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?xf32> decay_grad tensor<2xf32>{{$}}
+func.func @delta_rule_grad(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                           %v: tensor<?x2x?x16xf32>, %beta: tensor<?x2x?xf32>,
+                           %g: tensor<2xf32>, %do: tensor<?x2x?x16xf32>,
+                           %ds: tensor<?x2x16x16xf32>) {
+  %dq, %dk, %dv, %db, %dg = attn.delta_rule_grad %q, %k, %v, %beta, %do
+    decay(%g : tensor<2xf32>) final_state_grad(%ds : tensor<?x2x16x16xf32>)
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>,
+      tensor<?x2x?xf32>, tensor<?x2x?x16xf32>
+    -> tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>,
+       tensor<?x2x?xf32> decay_grad tensor<2xf32>
+  return
+}
