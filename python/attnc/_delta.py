@@ -47,6 +47,19 @@ def _decay_kind(decay, B, H, N):
     return kind
 
 
+def check_inputs(q, k, v, beta, initial_state):
+    """B, H, N, D, Dv of q, k, v; beta and the initial state checked
+    against them."""
+    B, H, N, D, Dv = _check_shapes(q, k, v, "delta_rule")
+    if tuple(beta.shape) != (B, H, N):
+        raise AttncError(f"delta_rule: beta must be [B, H, N] = {[B, H, N]}, got "
+                         f"{list(beta.shape)}")
+    if initial_state is not None and tuple(initial_state.shape) != (B, H, D, Dv):
+        raise AttncError(f"delta_rule: initial_state must be [B, H, D, Dv] = "
+                         f"{[B, H, D, Dv]}, got {list(initial_state.shape)}")
+    return B, H, N, D, Dv
+
+
 def _l2norm(x):
     if (type(x).__module__ or "").startswith("torch"):
         import torch
@@ -83,13 +96,7 @@ def delta_rule(q, k, v, beta, decay=None, scale=None, initial_state=None,
     if kind == "torch-cuda":
         raise AttncError("delta_rule: attnc has no GPU kernel for the delta rule yet; "
                          "pass CPU tensors")
-    B, H, N, D, Dv = _check_shapes(q, k, v, "delta_rule")
-    if tuple(beta.shape) != (B, H, N):
-        raise AttncError(f"delta_rule: beta must be [B, H, N] = {[B, H, N]}, got "
-                         f"{list(beta.shape)}")
-    if initial_state is not None and tuple(initial_state.shape) != (B, H, D, Dv):
-        raise AttncError(f"delta_rule: initial_state must be [B, H, D, Dv] = "
-                         f"{[B, H, D, Dv]}, got {list(initial_state.shape)}")
+    B, H, N, D, Dv = check_inputs(q, k, v, beta, initial_state)
     if use_qk_l2norm_in_kernel:
         q, k = _l2norm(q), _l2norm(k)
     scale = D ** -0.5 if scale is None else float(scale)

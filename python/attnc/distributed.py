@@ -255,3 +255,36 @@ def linear_attention(q, k, v, feature_map=None, decay=None, scale=None, group=No
     spec = emit_linear_spec(name, phi, H, D, Dv, "f32", scale, True, False, kind, False, False)
     inputs = [q, k, v] + ([decay] if decay is not None else [])
     return sequence_parallel(spec, name)(*inputs, group=group)
+
+
+def delta_rule(q, k, v, beta, decay=None, scale=None, initial_state=None,
+               output_final_state=False, group=None):
+    """attnc.delta_rule (same arguments: decay of log-gates [H] or [B, H,
+    N_r], scale, initial_state, output_final_state) over a sequence split
+    across the ranks of `group` (default: the world): this rank's chunk of
+    the tokens in q, k, v, beta (and per-token gates), rank order = token
+    order; the initial state, when given, the same on every rank. Returns
+    this rank's chunk of o (and the whole sequence's final state),
+    differentiable: each rank gets its chunk's gradients; per-head gates and
+    the initial state get the totals, on every rank. LASP-2 with the
+    chunk's transition A_r = prod_t a_t (I - beta_t k_t k_t^T) gathered next
+    to its state (python/attnc/_lasp_delta.py)."""
+    import torch
+    import torch.distributed as dist
+    from ._delta import _decay_kind as _delta_decay_kind, check_inputs
+    from ._lasp_delta import DeltaRun
+    if not dist.is_available() or not dist.is_initialized():
+        raise AttncError("delta_rule: sequence parallelism needs an initialized "
+                         "torch.distributed process group (torch.distributed."
+                         "init_process_group)")
+    inputs = [x for x in (q, k, v, beta, decay, initial_state) if x is not None]
+    for t in inputs:
+        if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
+            raise AttncError("delta_rule: sequence-parallel attention takes CPU torch "
+                             "tensors (GPU kernels for it do not exist yet)")
+    B, H, N, D, Dv = check_inputs(q, k, v, beta, initial_state)
+    scale = D ** -0.5 if scale is None else float(scale)
+    run = DeltaRun((H, D, Dv), scale, _delta_decay_kind(decay, B, H, N),
+                   initial_state is not None, group)
+    o, final = function_class(torch, "attnc.distributed.delta_rule").apply(run, *inputs)
+    return (o, final) if output_final_state else o

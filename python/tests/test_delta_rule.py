@@ -11,27 +11,7 @@ import torch_checks  # exits with UNSUPPORTED without torch
 from torch_checks import grads_of, rand, rel_err, report, torch
 
 import attnc  # noqa: E402
-
-
-def reference(q, k, v, beta, g, scale, s0, final_state, l2norm=False):
-    """The recurrence S_t = a_t (I - b_t k_t k_t^T) S_{t-1} + b_t k_t v_t^T,
-    o_t = S_t^T (scale q_t), token by token, in the inputs' precision."""
-    if l2norm:
-        q = torch.nn.functional.normalize(q, dim=-1)
-        k = torch.nn.functional.normalize(k, dim=-1)
-    B, H, N, D = q.shape
-    S = s0 if s0 is not None else torch.zeros(B, H, D, v.shape[3], dtype=q.dtype)
-    outs = []
-    for t in range(N):
-        a = torch.ones(B, H, dtype=q.dtype) if g is None else \
-            torch.exp(g.expand(B, H) if g.dim() == 1 else g[:, :, t])
-        kt = k[:, :, t]
-        w = torch.einsum("bhd,bhde->bhe", kt, S)
-        u = beta[:, :, t, None] * (v[:, :, t] - a[..., None] * w)
-        S = a[..., None, None] * S + kt[..., :, None] * u[..., None, :]
-        outs.append(torch.einsum("bhd,bhde->bhe", scale * q[:, :, t], S))
-    o = torch.stack(outs, dim=2)
-    return (o, S) if final_state else o
+from delta_reference import reference  # noqa: E402
 
 
 def case(name, B=2, H=2, N=37, D=8, Dv=6, decay=None, with_s0=False, final_state=False,

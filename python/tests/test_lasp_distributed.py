@@ -15,6 +15,9 @@ lengths, chunks of one token) and backpropagates L = sum(o * W) (+ sum(S
   document ids over the whole sequence, softcap, ALiBi) against `@f_forward` /
   `@f_backward`, and a hybrid block (3 linear layers : 1 causal softmax
   layer) against torch float64 autograd;
+- the delta rule through attnc.distributed.delta_rule (DeltaNet,
+  per-token and per-head gates, initial and final states) against torch
+  autograd through the float64 recurrence (delta_reference.py);
 
 at world sizes 1, 2, 3, 4 and 8. Each rank compares its chunk of o and
 of the gradients (and the whole of shared ones: per-head decays, initial
@@ -43,6 +46,8 @@ except ImportError as e:
 import attnc  # noqa: E402
 import attnc.distributed  # noqa: E402
 from linear_reference import reference  # noqa: E402
+from delta_reference import reference as delta_reference  # noqa: E402
+from attnc._lasp_delta import phase_specs  # noqa: E402
 
 TOL = 2e-4
 EXAMPLES = ["cosformer", "gla", "hedgehog", "linear_elu", "mamba2_scan", "performer",
@@ -71,16 +76,22 @@ def rel(got, want):
 
 # Traced specs against the float64 reference --------------------------------
 
-def traced_case(name, chunks, seed):
-    decay, phi = TRACED[name]
+def whole_sequence(chunks, seed):
+    """This rank, its rows [lo, hi) of the N tokens, and rand(*shape, lo=,
+    hi=): float64 uniform draws, the same on every rank for one seed."""
     b = bounds_of(chunks)
     rank = dist.get_rank()
-    lo, hi = b[rank], b[rank + 1]
-    B, H, N, D, Dv = 2, 2, b[-1], 8, 6
     gen = torch.Generator().manual_seed(seed)
 
     def rand(*shape, lo=-1.0, hi=1.0):
         return torch.rand(*shape, generator=gen, dtype=torch.float64) * (hi - lo) + lo
+    return rank, b[rank], b[rank + 1], b[-1], rand
+
+
+def traced_case(name, chunks, seed):
+    decay, phi = TRACED[name]
+    _, lo, hi, N, rand = whole_sequence(chunks, seed)
+    B, H, D, Dv = 2, 2, 8, 6
     q, k, v = rand(B, H, N, D), rand(B, H, N, D), rand(B, H, N, Dv)
     g = {"head": lambda: rand(H, lo=-0.3, hi=-0.01),
          "token": lambda: rand(B, H, N, lo=-0.3, hi=-0.01),
@@ -99,6 +110,52 @@ def traced_case(name, chunks, seed):
     errs = {"o": rel(o.detach(), o64.detach()[:, :, lo:hi])}
     for label, got, full in zip(("dq", "dk", "dv", "ddecay"), mine, leaves):
         errs[label] = rel(got.grad, full.grad if full.dim() == 1 else full.grad[:, :, lo:hi])
+    return errs
+
+
+# The delta rule (LASP-2 with gathered transitions) against the float64
+# recurrence -----------------------------------------------------------------
+
+DELTA = {"delta_plain": (None, False), "delta_gated": ("token", True),
+         "delta_head": ("head", False)}
+
+
+def delta_case(name, chunks, seed):
+    decay, states = DELTA[name]
+    rank, lo, hi, N, rand = whole_sequence(chunks, seed)
+    B, H, D, Dv = 2, 2, 8, 6
+    q, v = rand(B, H, N, D), rand(B, H, N, Dv)
+    k = torch.nn.functional.normalize(rand(B, H, N, D), dim=-1)
+    beta = rand(B, H, N, lo=0.0, hi=1.0)
+    g = {"head": lambda: rand(H, lo=-0.3, hi=-0.01),
+         "token": lambda: rand(B, H, N, lo=-0.3, hi=-0.01), None: lambda: None}[decay]()
+    s0 = rand(B, H, D, Dv) * 0.3 if states else None
+    w, w2 = rand(B, H, N, Dv), rand(B, H, D, Dv)
+    full = [x for x in (q, k, v, beta, g, s0) if x is not None]
+    for x in full:
+        x.requires_grad_()
+    o64, fin64 = delta_reference(q, k, v, beta, g, 0.5, s0, True)
+    ((o64 * w).sum() + (fin64 * w2).sum() * states).backward()
+    part = [x[:, :, lo:hi] for x in (q, k, v, beta)]
+    if g is not None:
+        part.append(g if g.dim() == 1 else g[:, :, lo:hi])
+    if s0 is not None:
+        part.append(s0)
+    mine = [x.detach().float().requires_grad_() for x in part]
+    o, fin = attnc.distributed.delta_rule(
+        *mine[:4], decay=mine[4] if g is not None else None, scale=0.5,
+        initial_state=mine[-1] if states else None, output_final_state=True)
+    loss = (o.double() * w[:, :, lo:hi]).sum()
+    if states:  # each rank returns the final state: its gradient counted once
+        loss = loss + (fin.double() * w2).sum() * (rank == 0)
+    loss.backward()
+    errs = {"o": rel(o.detach(), o64.detach()[:, :, lo:hi]),
+            "final_state": rel(fin.detach(), fin64.detach())}
+    labels = ("dq", "dk", "dv", "dbeta") + (("ddecay",) if g is not None else ()) + \
+        (("dinitial_state",) if states else ())
+    for label, got, x in zip(labels, mine, full):
+        whole = x.dim() == 1 or label == "dinitial_state"
+        errs[label] = rel(got.grad, x.grad if whole else x.grad[:, :, lo:hi])
     return errs
 
 
@@ -250,6 +307,8 @@ def worker(rank, world, init, cases, specs, results):
             try:
                 if name in TRACED:
                     errs = traced_case(name, chunks, seed)
+                elif name in DELTA:
+                    errs = delta_case(name, chunks, seed)
                 elif name == "hybrid":
                     errs = hybrid_case(name, chunks, seed, specs)
                 elif name in SOFTMAX:
@@ -311,14 +370,19 @@ def main():
         attnc.distributed.sequence_parallel(spec, name)
         for fn in (name, name + "_forward", name + "_backward"):
             attnc.compile(spec, "cpu", function=fn)
+    for decay, _ in DELTA.values():
+        for spec, fn in phase_specs((2, 8, 6), 0.5, decay):
+            for f in (fn, fn + "_backward"):
+                attnc.compile(spec, "cpu", function=f)
     fails = 0
-    fails += run_world([37], ["gla", "linear_elu", "mamba2_scan"], specs)
+    fails += run_world([37], ["gla", "linear_elu", "mamba2_scan", "delta_gated"], specs)
     fails += run_world([16, 21], ["traced_plain", "traced_retnet", "linear_elu", "cosformer"],
                        specs)
-    fails += run_world([20, 1, 17], list(TRACED) + EXAMPLES, specs)
-    fails += run_world([10, 1, 15, 9], ["traced_elu1", "gla", "mamba2_scan", "hedgehog"], specs)
+    fails += run_world([20, 1, 17], list(TRACED) + EXAMPLES + list(DELTA), specs)
+    fails += run_world([10, 1, 15, 9], ["traced_elu1", "gla", "mamba2_scan", "hedgehog",
+                                        "delta_gated", "delta_head"], specs)
     fails += run_world([5, 4, 6, 1, 3, 7, 2, 9], ["gla", "retnet", "performer", "mamba2_scan",
-                                                  "causal", "hybrid"], specs)
+                                                  "causal", "hybrid", "delta_gated"], specs)
     fails += run_world([13, 1, 10], SOFTMAX + ["hybrid"], specs)
     fails += run_world([12, 12], ["hybrid", "document_mask"], specs)
     # Without a process group: a clear error, not a hang.
