@@ -43,6 +43,9 @@ struct DeltaLowering {
   void setup();
   void finish();
   Value zeros(int64_t len) { return e.splat(e.f32(0.0), len); }
+  /// Whether only the final state is wanted (nothing reads o, as in
+  /// attnc.distributed.delta_rule's state call): o is then not computed.
+  bool stateOnly() { return fin && op.getO().use_empty(); }
   /// The log-gate g_t (0 without a decay).
   Value logGate(Value bi, Value hi, Value t);
   /// state <- initial_state (or 0).
@@ -149,6 +152,8 @@ void DeltaLowering::recurrentHead(Value bi, Value hi) {
                                           e.mulf(e.splat(a, dv), row)),
                     state, {di, c0});
     });
+    if (stateOnly())
+      return;
     Value out = e.mulf(stateTimes(q, {bi, hi, t}), e.splat(e.f32(scale), dv));
     e.writeRowF32(out, o, {bi, hi, t, c0});
   });
@@ -250,7 +255,8 @@ LogicalResult DeltaLowering::lowerChunked(int64_t chunk) {
         Value len = e.mini(c, e.subi(n, t0));
         chunkGates(bi, hi, t0, len);
         chunkValues(bi, hi, t0, len);
-        chunkOutputs(bi, hi, t0, len);
+        if (!stateOnly())
+          chunkOutputs(bi, hi, t0, len);
         chunkState(bi, hi, t0, len);
         return {};
       });

@@ -14,8 +14,10 @@ from ._linear import _check_shapes, _tensor, _to_numpy, _wants_grad
 from ._runtime import AttncError
 
 
-def emit_delta_spec(name, H, D, Dv, scale, decay_kind, with_initial_state, final_state):
-    """The spec text of one attn.delta_rule on f32 tensors."""
+def emit_delta_spec(name, H, D, Dv, scale, decay_kind, with_initial_state, final_state,
+                    output=True):
+    """The spec text of one attn.delta_rule on f32 tensors; output=False
+    returns the final state alone (o is then not computed)."""
     tq, tv = _tensor((None, H, None, D)), _tensor((None, H, None, Dv))
     tb, ts = _tensor((None, H, None)), _tensor((None, H, D, Dv))
     params = [f"%q: {tq}", f"%k: {tq}", f"%v: {tv}", f"%beta: {tb}"]
@@ -30,6 +32,8 @@ def emit_delta_spec(name, H, D, Dv, scale, decay_kind, with_initial_state, final
     op += f" {{scale = {float(scale)!r} : f32}}"
     results = f"({tv}, {ts})" if final_state else tv
     ret = f"  return %o, %state : {tv}, {ts}" if final_state else f"  return %o : {tv}"
+    if not output:
+        results, ret = ts, f"  return %state : {ts}"
     return "\n".join([
         f"func.func @{name}({', '.join(params)}) -> {results} {{", op,
         f"    : {tq}, {tq}, {tv}, {tb} -> {tv}{', ' + ts if final_state else ''}",

@@ -8,6 +8,7 @@ on values [v | 0] from the initial state [0 | I] its final state is
 [M_r | A_r]. So, per rank r of the sequence:
 
   forward:  [M_r | A_r] = final state of delta_rule(q, k, [v | 0], beta; [0 | I])
+                                                (a state-only call: o not computed)
             AllGather of [M | A]                       one collective
             P_r = fold over ranks r' < r: P <- A_r' P + M_r'   (from S_0 or 0)
             o_r = delta_rule(q, k, v, beta; P_r)
@@ -27,23 +28,31 @@ from ._collectives import to_numpy as _numpy
 from ._delta import emit_delta_spec
 from ._jit import compile as _compile
 
-_kernels = {}  # spec -> (forward, backward)
-
-
-def _pair(spec, name):
-    pair = _kernels.get(spec)
-    if pair is None:
-        pair = _kernels[spec] = (_compile(spec, "cpu", function=name),
-                                 _compile(spec, "cpu", function=name + "_backward"))
-    return pair
+_kernels = {}  # (forward spec, backward spec) -> (forward, backward) kernels
 
 
 def phase_specs(sizes, scale, decay_kind):
-    """The (spec, function) of the state call (values widened by D columns)
-    and of the output call, both with an initial and a final state."""
+    """The (forward spec, backward spec, function) of the state call (values
+    widened by D columns; its forward returns the final state alone) and of
+    the output call, each with an initial and a final state."""
     H, D, Dv = sizes
-    return [(emit_delta_spec(name, H, D, dv, scale, decay_kind, True, True), name)
-            for name, dv in (("lasp_delta_state", Dv + D), ("lasp_delta_output", Dv))]
+    specs = []
+    for name, dv, output in (("lasp_delta_state", Dv + D, False),
+                             ("lasp_delta_output", Dv, True)):
+        full = emit_delta_spec(name, H, D, dv, scale, decay_kind, True, True)
+        forward = full if output else emit_delta_spec(name, H, D, dv, scale, decay_kind,
+                                                      True, True, output=False)
+        specs.append((forward, full, name))
+    return specs
+
+
+def _pair(forward, backward, name):
+    key = (forward, backward)
+    pair = _kernels.get(key)
+    if pair is None:
+        pair = _kernels[key] = (_compile(forward, "cpu", function=name),
+                                _compile(backward, "cpu", function=name + "_backward"))
+    return pair
 
 
 class DeltaRun:
@@ -56,8 +65,7 @@ class DeltaRun:
         self.decay_kind, self.has_init = decay_kind, has_init
         self.comm = Group(group)
         self.rank, self.world = self.comm.rank, self.comm.world
-        (state, sname), (output, oname) = phase_specs(sizes, scale, decay_kind)
-        self.state, self.output = _pair(state, sname), _pair(output, oname)
+        self.state, self.output = (_pair(*p) for p in phase_specs(sizes, scale, decay_kind))
 
     def split(self, inputs):
         """(q, k, v, beta, [decay]) and the initial state (or None), numpy."""
@@ -95,8 +103,7 @@ class DeltaRun:
         B, H, N, _ = args[0].shape
         D, Dv = self.D, self.Dv
         sargs = self.state_args(args)
-        _, ma = self.state[0](*sargs, out=(np.empty((B, H, N, Dv + D), np.float32),
-                                           np.empty((B, H, D, Dv + D), np.float32)))
+        ma = self.state[0](*sargs, out=np.empty((B, H, D, Dv + D), np.float32))
         self.gathered = torch.from_numpy(self.comm.gather(ma)).double()
         self.s0 = torch.from_numpy(s0).double() if s0 is not None else \
             torch.zeros(B, H, D, Dv, dtype=torch.float64)

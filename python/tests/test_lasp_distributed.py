@@ -371,9 +371,9 @@ def main():
         for fn in (name, name + "_forward", name + "_backward"):
             attnc.compile(spec, "cpu", function=fn)
     for decay, _ in DELTA.values():
-        for spec, fn in phase_specs((2, 8, 6), 0.5, decay):
-            for f in (fn, fn + "_backward"):
-                attnc.compile(spec, "cpu", function=f)
+        for forward, backward, fn in phase_specs((2, 8, 6), 0.5, decay):
+            attnc.compile(forward, "cpu", function=fn)
+            attnc.compile(backward, "cpu", function=fn + "_backward")
     fails = 0
     fails += run_world([37], ["gla", "linear_elu", "mamba2_scan", "delta_gated"], specs)
     fails += run_world([16, 21], ["traced_plain", "traced_retnet", "linear_elu", "cosformer"],
