@@ -65,6 +65,14 @@ config.substitutions.append(("%attnc_gpu_arch", gpu_arch))
 config.substitutions.append(("%cmake", shutil.which("cmake") or
                              "/usr/bin/cmake"))
 config.substitutions.append(("%attnc_obj_root", config.attnc_obj_root))
+# python-wheel: Debian's python3 builds and installs wheels offline (pip,
+# setuptools and wheel; test/Package/python-wheel.test).
+try:
+    if subprocess.run(["/usr/bin/python3", "-c", "import setuptools, wheel, pip"],
+                      capture_output=True, timeout=120).returncode == 0:
+        config.available_features.add("python-wheel")
+except Exception:
+    pass
 
 config.substitutions.append(("%attnc_runtime_tests",
                              os.path.join(config.attnc_obj_root, "test",
