@@ -507,10 +507,13 @@ def Attn_DeltaRuleOp : Attn_Op<"delta_rule",
     `0 <= beta_t <= 1` (the usual l2-normalized keys and sigmoid betas),
     which the op does not enforce.
 
-    Shapes: q and k `[B, H, N, D]`, v `[B, H, N, Dv]`, beta `[B, H, N]` (any
-    float type), o `[B, H, N, Dv]` (v's element type). An `initial_state`
-    `[B, H, D, Dv]` (f32) may be given and the final state returned as a
-    second result. `scale` defaults to 1. The CPU lowerings are the
+    Shapes: q and k `[B, H, N, D]`, v `[B, HV, N, Dv]`, beta `[B, HV, N]`
+    (any float type), o `[B, HV, N, Dv]` (v's element type). HV is a
+    multiple of H: each q/k head serves HV / H value heads, each with its
+    own state, betas and gates (grouped value heads, as in Gated DeltaNet
+    models with more value than key heads). The gates are `[B, HV, N]` or
+    `[HV]`. An `initial_state` `[B, HV, D, Dv]` (f32) may be given and the
+    final state returned as a second result. `scale` defaults to 1. The CPU lowerings are the
     recurrence (`attn-tile{linear-form=recurrent}` and the reference) and a
     chunked form (`schedule`'s `block_q` is the chunk length, default 64)
     that solves each chunk's unit-lower-triangular system by forward
@@ -569,7 +572,8 @@ def Attn_DeltaRuleGradOp : Attn_Op<"delta_rule_grad",
     schedule's `block_q`, default 64) during a forward sweep and recomputes
     each chunk's states from it in the reverse sweep: O(N / C + C) states
     of `D x Dv` per head, f64 accumulation. Per-head decays get
-    `dg_h = sum_t dg_t` over batches and tokens.
+    `dg_h = sum_t dg_t` over batches and tokens; dq and dk sum over the
+    value heads that share a q/k head.
 
     Operands: q, k, v, beta, dO, then the optional `decay(...)`,
     `initial_state(...)` and `final_state_grad(...)`. Results: dq, dk, dv,

@@ -35,7 +35,13 @@ struct DeltaLowering {
   Emitter e;
   Value q, k, v, beta, decay, init, o, fin;
   Value batch, n, c0, c1;
-  int64_t h = 0, d = 0, dv = 0;
+  /// h: value heads (of v, beta, gates, states, o); hq: heads of q and k,
+  /// each shared by h / hq value heads (GVA).
+  int64_t h = 0, hq = 0, d = 0, dv = 0;
+  /// The q/k head of the value head being lowered.
+  Value qkHead;
+  /// Sets qkHead for value head hi.
+  void enterHead(Value hi) { qkHead = e.divi(hi, e.idx(h / hq)); }
   float scale = 1.0f;
   /// The state [D, Dv] (f32).
   Value state;
@@ -70,9 +76,11 @@ struct DeltaLowering {
 
 void DeltaLowering::setup() {
   auto qt = cast<RankedTensorType>(op.getQ().getType());
-  h = qt.getDimSize(1);
+  auto vt = cast<RankedTensorType>(op.getV().getType());
+  hq = qt.getDimSize(1);
   d = qt.getDimSize(3);
-  dv = cast<RankedTensorType>(op.getV().getType()).getDimSize(3);
+  h = vt.getDimSize(1);
+  dv = vt.getDimSize(3);
   scale = op.getEffectiveScale();
   q = e.toBuffer(op.getQ());
   k = e.toBuffer(op.getK());
@@ -137,16 +145,17 @@ void DeltaLowering::writeFinalState(Value bi, Value hi) {
 }
 
 void DeltaLowering::recurrentHead(Value bi, Value hi) {
+  enterHead(hi);
   resetState(bi, hi);
   e.loop(c0, n, [&](Value t) {
     Value a = e.exp(logGate(bi, hi, t));
     Value bt = e.loadF32(beta, {bi, hi, t});
-    Value w = stateTimes(k, {bi, hi, t});
+    Value w = stateTimes(k, {bi, qkHead, t});
     Value vt = e.readRowF32(v, {bi, hi, t, c0}, dv);
     Value u = e.mulf(e.splat(bt, dv), e.subf(vt, e.mulf(e.splat(a, dv), w)));
     // S <- a S + k_t u^T
     e.loop(c0, e.idx(d), [&](Value di) {
-      Value kd = e.loadF32(k, {bi, hi, t, di});
+      Value kd = e.loadF32(k, {bi, qkHead, t, di});
       Value row = e.readRowF32(state, {di, c0}, dv);
       e.writeRowF32(vector::FMAOp::create(b, e.splat(kd, dv), u,
                                           e.mulf(e.splat(a, dv), row)),
@@ -154,7 +163,8 @@ void DeltaLowering::recurrentHead(Value bi, Value hi) {
     });
     if (stateOnly())
       return;
-    Value out = e.mulf(stateTimes(q, {bi, hi, t}), e.splat(e.f32(scale), dv));
+    Value out =
+        e.mulf(stateTimes(q, {bi, qkHead, t}), e.splat(e.f32(scale), dv));
     e.writeRowF32(out, o, {bi, hi, t, c0});
   });
   writeFinalState(bi, hi);
@@ -192,12 +202,13 @@ void DeltaLowering::chunkValues(Value bi, Value hi, Value t0, Value len) {
     Value t = e.addi(t0, i);
     Value li = memref::LoadOp::create(b, chunkL, ValueRange{i});
     Value fromState =
-        e.mulf(e.splat(e.exp(li), dv), stateTimes(k, {bi, hi, t}));
+        e.mulf(e.splat(e.exp(li), dv), stateTimes(k, {bi, qkHead, t}));
     Value r = e.subf(e.readRowF32(v, {bi, hi, t, c0}, dv), fromState);
     r = e.loop(
         c0, i, c1, {r}, [&](Value j, ValueRange it) -> SmallVector<Value> {
           Value lj = memref::LoadOp::create(b, chunkL, ValueRange{j});
-          Value kk = rowDot(e, d, k, {bi, hi, t}, k, {bi, hi, e.addi(t0, j)});
+          Value kk =
+              rowDot(e, d, k, {bi, qkHead, t}, k, {bi, qkHead, e.addi(t0, j)});
           Value c = e.mulf(e.exp(e.subf(li, lj)), kk);
           Value uj = e.readRowF32(chunkU, {j, c0}, dv);
           return {e.subf(it[0], e.mulf(e.splat(c, dv), uj))};
@@ -212,16 +223,16 @@ void DeltaLowering::chunkOutputs(Value bi, Value hi, Value t0, Value len) {
   e.loop(c0, len, [&](Value i) {
     Value t = e.addi(t0, i);
     Value li = memref::LoadOp::create(b, chunkL, ValueRange{i});
-    Value out = e.mulf(e.splat(e.exp(li), dv), stateTimes(q, {bi, hi, t}));
-    out = e.loop(
-        c0, e.addi(i, c1), c1, {out},
-        [&](Value j, ValueRange it) -> SmallVector<Value> {
-          Value lj = memref::LoadOp::create(b, chunkL, ValueRange{j});
-          Value qk = rowDot(e, d, q, {bi, hi, t}, k, {bi, hi, e.addi(t0, j)});
-          Value c = e.mulf(e.exp(e.subf(li, lj)), qk);
-          Value uj = e.readRowF32(chunkU, {j, c0}, dv);
-          return {vector::FMAOp::create(b, e.splat(c, dv), uj, it[0])};
-        })[0];
+    Value out = e.mulf(e.splat(e.exp(li), dv), stateTimes(q, {bi, qkHead, t}));
+    out = e.loop(c0, e.addi(i, c1), c1, {out},
+                 [&](Value j, ValueRange it) -> SmallVector<Value> {
+                   Value lj = memref::LoadOp::create(b, chunkL, ValueRange{j});
+                   Value qk = rowDot(e, d, q, {bi, qkHead, t}, k,
+                                     {bi, qkHead, e.addi(t0, j)});
+                   Value c = e.mulf(e.exp(e.subf(li, lj)), qk);
+                   Value uj = e.readRowF32(chunkU, {j, c0}, dv);
+                   return {vector::FMAOp::create(b, e.splat(c, dv), uj, it[0])};
+                 })[0];
     e.writeRowF32(e.mulf(out, e.splat(sc, dv)), o, {bi, hi, t, c0});
   });
 }
@@ -234,7 +245,7 @@ void DeltaLowering::chunkState(Value bi, Value hi, Value t0, Value len) {
     row = e.loop(c0, len, c1, {row},
                  [&](Value j, ValueRange it) -> SmallVector<Value> {
                    Value lj = memref::LoadOp::create(b, chunkL, ValueRange{j});
-                   Value kd = e.loadF32(k, {bi, hi, e.addi(t0, j), di});
+                   Value kd = e.loadF32(k, {bi, qkHead, e.addi(t0, j), di});
                    Value c = e.mulf(e.exp(e.subf(last, lj)), kd);
                    Value uj = e.readRowF32(chunkU, {j, c0}, dv);
                    return {vector::FMAOp::create(b, e.splat(c, dv), uj, it[0])};
@@ -250,6 +261,7 @@ LogicalResult DeltaLowering::lowerChunked(int64_t chunk) {
   Value c = e.idx(chunk);
   e.loop(c0, batch, [&](Value bi) {
     e.loop(c0, e.idx(h), [&](Value hi) {
+      enterHead(hi);
       resetState(bi, hi);
       e.loop(c0, n, c, {}, [&](Value t0, ValueRange) -> SmallVector<Value> {
         Value len = e.mini(c, e.subi(n, t0));

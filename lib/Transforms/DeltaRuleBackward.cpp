@@ -32,7 +32,10 @@ private:
   Emitter e;
   int64_t chunk;
   Type f64;
-  int64_t h = 0, d = 0, dv = 0;
+  /// h: value heads; hq: q/k heads, each shared by h / hq value heads.
+  int64_t h = 0, hq = 0, d = 0, dv = 0;
+  /// The q/k head of the value head being differentiated.
+  Value qkHead;
   Value q, k, v, beta, decay, dO, init, dFin;
   Value batch, n, c0, c1, scale;
   // Results (f64 accumulators).
@@ -80,9 +83,11 @@ void DeltaGrad::setup() {
   c0 = e.idx(0);
   c1 = e.idx(1);
   auto qt = cast<RankedTensorType>(op.getQ().getType());
-  h = qt.getDimSize(1);
+  auto vt = cast<RankedTensorType>(op.getV().getType());
+  hq = qt.getDimSize(1);
   d = qt.getDimSize(3);
-  dv = cast<RankedTensorType>(op.getV().getType()).getDimSize(3);
+  h = vt.getDimSize(1);
+  dv = vt.getDimSize(3);
   scale = f64c(op.getEffectiveScale());
   q = e.toBuffer(op.getQ());
   k = e.toBuffer(op.getK());
@@ -98,8 +103,8 @@ void DeltaGrad::setup() {
   batch = e.dim(q, 0);
   n = e.dim(q, 2);
   int64_t dyn = ShapedType::kDynamic;
-  dq = zeroedBuffer(e, {dyn, h, dyn, d}, f64, {batch, {}, n, {}});
-  dk = zeroedBuffer(e, {dyn, h, dyn, d}, f64, {batch, {}, n, {}});
+  dq = zeroedBuffer(e, {dyn, hq, dyn, d}, f64, {batch, {}, n, {}});
+  dk = zeroedBuffer(e, {dyn, hq, dyn, d}, f64, {batch, {}, n, {}});
   dvAcc = zeroedBuffer(e, {dyn, h, dyn, dv}, f64, {batch, {}, n, {}});
   dBeta = zeroedBuffer(e, {dyn, h, dyn}, f64, {batch, {}, n});
   if (decay) {
@@ -162,14 +167,14 @@ void DeltaGrad::recomputeChunk(Value bi, Value hi, Value ci) {
     Value a = gateAt(bi, hi, t), bt = load(beta, {bi, hi, t});
     e.loop(c0, dvIdx, [&](Value y) {
       Value w = sum(d, [&](Value x) {
-        return e.mulf(load(k, {bi, hi, t, x}), load(states, {i, x, y}));
+        return e.mulf(load(k, {bi, qkHead, t, x}), load(states, {i, x, y}));
       });
       store(w, wBuf, {i, y});
       Value u = e.mulf(bt, e.subf(load(v, {bi, hi, t, y}), e.mulf(a, w)));
       store(u, uBuf, {i, y});
     });
     e.loop(c0, dIdx, [&](Value x) {
-      Value kx = load(k, {bi, hi, t, x});
+      Value kx = load(k, {bi, qkHead, t, x});
       e.loop(c0, dvIdx, [&](Value y) {
         Value s = e.addf(e.mulf(a, load(states, {i, x, y})),
                          e.mulf(kx, load(uBuf, {i, y})));
@@ -187,8 +192,8 @@ void DeltaGrad::reverseStep(Value bi, Value hi, Value i, Value t) {
     Value g = sum(dv, [&](Value y) {
       return e.mulf(load(states, {next, x, y}), load(dO, {bi, hi, t, y}));
     });
-    store(e.mulf(scale, g), dq, {bi, hi, t, x});
-    Value qx = e.mulf(scale, load(q, {bi, hi, t, x}));
+    add(dq, {bi, qkHead, t, x}, e.mulf(scale, g));
+    Value qx = e.mulf(scale, load(q, {bi, qkHead, t, x}));
     e.loop(c0, dvIdx, [&](Value y) {
       add(dS, {x, y}, e.mulf(qx, load(dO, {bi, hi, t, y})));
     });
@@ -200,7 +205,7 @@ void DeltaGrad::reverseStep(Value bi, Value hi, Value i, Value t) {
       c0, dvIdx, c1, {f64c(0.0), f64c(0.0)},
       [&](Value y, ValueRange it) -> SmallVector<Value> {
         Value g = sum(d, [&](Value x) {
-          return e.mulf(load(k, {bi, hi, t, x}), load(dS, {x, y}));
+          return e.mulf(load(k, {bi, qkHead, t, x}), load(dS, {x, y}));
         });
         store(g, du, {y});
         store(e.mulf(bt, g), dvAcc, {bi, hi, t, y});
@@ -218,7 +223,7 @@ void DeltaGrad::reverseStep(Value bi, Value hi, Value i, Value t) {
                  return e.addf(e.mulf(load(dS, {x, y}), load(uBuf, {i, y})),
                                e.mulf(load(states, {i, x, y}), load(dw, {y})));
                });
-               store(g, dk, {bi, hi, t, x});
+               add(dk, {bi, qkHead, t, x}, g);
                Value s = sum(dv, [&](Value y) {
                  return e.mulf(load(dS, {x, y}), load(states, {i, x, y}));
                });
@@ -234,7 +239,7 @@ void DeltaGrad::reverseStep(Value bi, Value hi, Value i, Value t) {
   }
   // dS_{t-1} = a dS + k dw^T.
   e.loop(c0, dIdx, [&](Value x) {
-    Value kx = load(k, {bi, hi, t, x});
+    Value kx = load(k, {bi, qkHead, t, x});
     e.loop(c0, dvIdx, [&](Value y) {
       store(e.addf(e.mulf(a, load(dS, {x, y})), e.mulf(kx, load(dw, {y}))), dS,
             {x, y});
@@ -243,6 +248,7 @@ void DeltaGrad::reverseStep(Value bi, Value hi, Value i, Value t) {
 }
 
 void DeltaGrad::head(Value bi, Value hi) {
+  qkHead = e.divi(hi, e.idx(h / hq));
   Value dIdx = e.idx(d), dvIdx = e.idx(dv);
   Value chunks = e.ceilDiv(n, e.idx(chunk));
   e.loop(c0, dIdx, [&](Value x) {

@@ -10,20 +10,22 @@ l2-normalized over the head dim first (in torch, so autograd covers it).
 
 from . import _linear_autograd
 from ._flex import _kernel, _kind
-from ._linear import _check_shapes, _tensor, _to_numpy, _wants_grad
+from ._linear import _tensor, _to_numpy, _wants_grad
 from ._runtime import AttncError
 
 
-def emit_delta_spec(name, H, D, Dv, scale, decay_kind, with_initial_state, final_state,
+def emit_delta_spec(name, heads, D, Dv, scale, decay_kind, with_initial_state, final_state,
                     output=True):
-    """The spec text of one attn.delta_rule on f32 tensors; output=False
-    returns the final state alone (o is then not computed)."""
-    tq, tv = _tensor((None, H, None, D)), _tensor((None, H, None, Dv))
-    tb, ts = _tensor((None, H, None)), _tensor((None, H, D, Dv))
+    """The spec text of one attn.delta_rule on f32 tensors; heads = (H, HV),
+    the q/k and the value heads; output=False returns the final state
+    alone (o is then not computed)."""
+    H, HV = heads
+    tq, tv = _tensor((None, H, None, D)), _tensor((None, HV, None, Dv))
+    tb, ts = _tensor((None, HV, None)), _tensor((None, HV, D, Dv))
     params = [f"%q: {tq}", f"%k: {tq}", f"%v: {tv}", f"%beta: {tb}"]
     op = f"  %o{', %state' if final_state else ''} = attn.delta_rule %q, %k, %v, %beta"
     if decay_kind:
-        tg = _tensor((H,)) if decay_kind == "head" else tb
+        tg = _tensor((HV,)) if decay_kind == "head" else tb
         params.append(f"%g: {tg}")
         op += f" decay(%g : {tg})"
     if with_initial_state:
@@ -40,28 +42,39 @@ def emit_delta_spec(name, H, D, Dv, scale, decay_kind, with_initial_state, final
         ret, "}"]) + "\n"
 
 
-def _decay_kind(decay, B, H, N):
+def _decay_kind(decay, B, HV, N):
+    """'head' ([HV]), 'token' ([B, HV, N]) or None."""
     if decay is None:
         return None
     shape = tuple(int(x) for x in decay.shape)
-    kind = {(H,): "head", (B, H, N): "token"}.get(shape)
+    kind = {(HV,): "head", (B, HV, N): "token"}.get(shape)
     if kind is None:
-        raise AttncError(f"delta_rule: decay (log-gates) must have shape [H] = {[H]} or "
-                         f"[B, H, N] = {[B, H, N]}, got {list(shape)}")
+        raise AttncError(f"delta_rule: decay (log-gates) must have shape [HV] = {[HV]} or "
+                         f"[B, HV, N] = {[B, HV, N]}, got {list(shape)}")
     return kind
 
 
 def check_inputs(q, k, v, beta, initial_state):
-    """B, H, N, D, Dv of q, k, v; beta and the initial state checked
-    against them."""
-    B, H, N, D, Dv = _check_shapes(q, k, v, "delta_rule")
-    if tuple(beta.shape) != (B, H, N):
-        raise AttncError(f"delta_rule: beta must be [B, H, N] = {[B, H, N]}, got "
+    """B, H, HV, N, D, Dv: q and k [B, H, N, D], v [B, HV, N, Dv] with HV a
+    multiple of H; beta and the initial state checked against them."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if len(t.shape) != 4:
+            raise AttncError(f"delta_rule: {name} must be 4-d, got {list(t.shape)}")
+    B, H, N, D = (int(x) for x in q.shape)
+    if tuple(k.shape) != (B, H, N, D):
+        raise AttncError(f"delta_rule: k must have q's shape {[B, H, N, D]}, got "
+                         f"{list(k.shape)}")
+    HV, Dv = int(v.shape[1]), int(v.shape[3])
+    if (int(v.shape[0]), int(v.shape[2])) != (B, N) or HV % H:
+        raise AttncError(f"delta_rule: v must be [B, HV, N, Dv] with q's B, N "
+                         f"{[B, N]} and HV a multiple of q's {H} heads, got {list(v.shape)}")
+    if tuple(beta.shape) != (B, HV, N):
+        raise AttncError(f"delta_rule: beta must be [B, HV, N] = {[B, HV, N]}, got "
                          f"{list(beta.shape)}")
-    if initial_state is not None and tuple(initial_state.shape) != (B, H, D, Dv):
-        raise AttncError(f"delta_rule: initial_state must be [B, H, D, Dv] = "
-                         f"{[B, H, D, Dv]}, got {list(initial_state.shape)}")
-    return B, H, N, D, Dv
+    if initial_state is not None and tuple(initial_state.shape) != (B, HV, D, Dv):
+        raise AttncError(f"delta_rule: initial_state must be [B, HV, D, Dv] = "
+                         f"{[B, HV, D, Dv]}, got {list(initial_state.shape)}")
+    return B, H, HV, N, D, Dv
 
 
 def _l2norm(x):
@@ -74,15 +87,15 @@ def _l2norm(x):
 
 def delta_rule(q, k, v, beta, decay=None, scale=None, initial_state=None,
                output_final_state=False, use_qk_l2norm_in_kernel=False):
-    """The delta rule on [B, H, N, D] q and k, [B, H, N, Dv] v and [B, H, N]
-    beta:
+    """The delta rule on [B, H, N, D] q and k, [B, HV, N, Dv] v and [B, HV, N]
+    beta (HV a multiple of H: each q/k head serves HV / H value heads):
 
         S_t = a_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T,
         o_t = S_t^T (scale * q_t)
 
-    with a_t = exp(g_t) from `decay` (log-gates <= 0, [B, H, N] per token or
-    [H] per head: Gated DeltaNet) or a_t = 1 (DeltaNet). scale: None for
-    D ** -0.5; initial_state [B, H, D, Dv]; output_final_state returns
+    with a_t = exp(g_t) from `decay` (log-gates <= 0, [B, HV, N] per token or
+    [HV] per head: Gated DeltaNet) or a_t = 1 (DeltaNet). scale: None for
+    D ** -0.5; initial_state [B, HV, D, Dv]; output_final_state returns
     (o, final_state). The recurrence is stable for ||k_t|| <= 1 and beta_t
     in [0, 1]: pass l2-normalized keys and sigmoid betas, or
     use_qk_l2norm_in_kernel=True.
@@ -100,28 +113,28 @@ def delta_rule(q, k, v, beta, decay=None, scale=None, initial_state=None,
     if kind == "torch-cuda":
         raise AttncError("delta_rule: attnc has no GPU kernel for the delta rule yet; "
                          "pass CPU tensors")
-    B, H, N, D, Dv = check_inputs(q, k, v, beta, initial_state)
+    B, H, HV, N, D, Dv = check_inputs(q, k, v, beta, initial_state)
     if use_qk_l2norm_in_kernel:
         q, k = _l2norm(q), _l2norm(k)
     scale = D ** -0.5 if scale is None else float(scale)
-    decay_kind = _decay_kind(decay, B, H, N)
+    decay_kind = _decay_kind(decay, B, HV, N)
     name = f"delta_rule_{decay_kind or 'plain'}"
-    spec = emit_delta_spec(name, H, D, Dv, scale, decay_kind, initial_state is not None,
-                           output_final_state)
+    spec = emit_delta_spec(name, (H, HV), D, Dv, scale, decay_kind,
+                           initial_state is not None, output_final_state)
     kernel = _kernel(spec, "cpu", 0, 0)
     inputs = [x for x in (q, k, v, beta, decay, initial_state) if x is not None]
     if _wants_grad(*inputs):
         backward = _kernel(spec, "cpu", 0, 0, function=name + "_backward")
         return _linear_autograd.apply(kernel, backward, inputs, output_final_state,
                                       what="attnc.delta_rule")
-    return _run(kernel, kind, inputs, (B, H, N, D, Dv), output_final_state, q.dtype)
+    return _run(kernel, kind, inputs, (B, HV, N, D, Dv), output_final_state, q.dtype)
 
 
 def _run(kernel, kind, inputs, sizes, final_state, dtype):
     import numpy as np
-    B, H, N, D, Dv = sizes
+    B, HV, N, D, Dv = sizes
     args = [_to_numpy(x) for x in inputs]
-    out = (np.empty((B, H, N, Dv), np.float32), np.empty((B, H, D, Dv), np.float32))
+    out = (np.empty((B, HV, N, Dv), np.float32), np.empty((B, HV, D, Dv), np.float32))
     o, state = kernel(*args, out=out) if final_state else (kernel(*args), None)
     if kind == "torch-cpu":
         import torch

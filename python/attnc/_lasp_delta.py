@@ -32,15 +32,16 @@ _kernels = {}  # (forward spec, backward spec) -> (forward, backward) kernels
 
 
 def phase_specs(sizes, scale, decay_kind):
-    """The (forward spec, backward spec, function) of the state call (values
+    """sizes = (H, HV, D, Dv). The (forward spec, backward spec, function) of
+    the state call (values
     widened by D columns; its forward returns the final state alone) and of
     the output call, each with an initial and a final state."""
-    H, D, Dv = sizes
+    H, HV, D, Dv = sizes
     specs = []
     for name, dv, output in (("lasp_delta_state", Dv + D, False),
                              ("lasp_delta_output", Dv, True)):
-        full = emit_delta_spec(name, H, D, dv, scale, decay_kind, True, True)
-        forward = full if output else emit_delta_spec(name, H, D, dv, scale, decay_kind,
+        full = emit_delta_spec(name, (H, HV), D, dv, scale, decay_kind, True, True)
+        forward = full if output else emit_delta_spec(name, (H, HV), D, dv, scale, decay_kind,
                                                       True, True, output=False)
         specs.append((forward, full, name))
     return specs
@@ -61,7 +62,7 @@ class DeltaRun:
     and the initial state when given."""
 
     def __init__(self, sizes, scale, decay_kind, has_init, group):
-        self.H, self.D, self.Dv = sizes
+        self.H, self.HV, self.D, self.Dv = sizes
         self.decay_kind, self.has_init = decay_kind, has_init
         self.comm = Group(group)
         self.rank, self.world = self.comm.rank, self.comm.world
@@ -79,7 +80,7 @@ class DeltaRun:
         initial state [0 | I]."""
         import numpy as np
         q, k, v = args[:3]
-        B, H, N, _ = q.shape
+        B, H, N, _ = v.shape  # value heads
         D, Dv = self.D, self.Dv
         wide = np.concatenate([v, np.zeros((B, H, N, D), np.float32)], 3)
         init = np.zeros((B, H, D, Dv + D), np.float32)
@@ -100,7 +101,7 @@ class DeltaRun:
         import numpy as np
         import torch
         args, s0 = self.split(inputs)
-        B, H, N, _ = args[0].shape
+        B, H, N, _ = args[2].shape  # value heads
         D, Dv = self.D, self.Dv
         sargs = self.state_args(args)
         ma = self.state[0](*sargs, out=np.empty((B, H, D, Dv + D), np.float32))
@@ -134,7 +135,7 @@ class DeltaRun:
         import numpy as np
         import torch
         args, _ = self.split(inputs)
-        B, H, N, _ = args[0].shape
+        B, H, N, _ = args[2].shape  # value heads
         D, Dv = self.D, self.Dv
         do = _numpy(grads[0]) if grads[0] is not None else np.zeros((B, H, N, Dv), np.float32)
         dfinal = _numpy(grads[1]) if grads[1] is not None else np.zeros((B, H, D, Dv),

@@ -31,8 +31,8 @@ class _Call:
         import numpy as np
         import torch
         arrays = self._arrays(inputs)
-        B, H, N, _ = arrays[0].shape
-        D, Dv = arrays[0].shape[3], arrays[2].shape[3]
+        B, H, N, Dv = arrays[2].shape  # o and the state have v's heads
+        D = arrays[0].shape[3]
         if self.final_state:
             out = (np.empty((B, H, N, Dv), np.float32), np.empty((B, H, D, Dv), np.float32))
             o, state = self.fwd(*arrays, out=out)
@@ -45,8 +45,8 @@ class _Call:
         arrays = self._arrays(inputs)
         cotangents = [grads[0] if grads[0] is not None else torch.zeros_like(inputs[2])]
         if self.final_state:
-            B, H, _, D = arrays[0].shape
-            Dv = arrays[2].shape[3]
+            B, H, _, Dv = arrays[2].shape
+            D = arrays[0].shape[3]
             ds = grads[1] if grads[1] is not None else torch.zeros(B, H, D, Dv)
             cotangents.append(ds)
         outs = tuple(np.empty(a.shape, np.float32) for a in arrays)

@@ -282,9 +282,9 @@ def delta_rule(q, k, v, beta, decay=None, scale=None, initial_state=None,
         if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
             raise AttncError("delta_rule: sequence-parallel attention takes CPU torch "
                              "tensors (GPU kernels for it do not exist yet)")
-    B, H, N, D, Dv = check_inputs(q, k, v, beta, initial_state)
+    B, H, HV, N, D, Dv = check_inputs(q, k, v, beta, initial_state)
     scale = D ** -0.5 if scale is None else float(scale)
-    run = DeltaRun((H, D, Dv), scale, _delta_decay_kind(decay, B, H, N),
+    run = DeltaRun((H, HV, D, Dv), scale, _delta_decay_kind(decay, B, HV, N),
                    initial_state is not None, group)
     o, final = function_class(torch, "attnc.distributed.delta_rule").apply(run, *inputs)
     return (o, final) if output_final_state else o

@@ -10,6 +10,9 @@ def reference(q, k, v, beta, g, scale, s0, final_state, l2norm=False):
     if l2norm:
         q = torch.nn.functional.normalize(q, dim=-1)
         k = torch.nn.functional.normalize(k, dim=-1)
+    if v.shape[1] != q.shape[1]:  # grouped value heads: q/k head h // G
+        group = v.shape[1] // q.shape[1]
+        q, k = q.repeat_interleave(group, 1), k.repeat_interleave(group, 1)
     B, H, N, D = q.shape
     S = s0 if s0 is not None else torch.zeros(B, H, D, v.shape[3], dtype=q.dtype)
     outs = []

@@ -15,17 +15,18 @@ from delta_reference import reference  # noqa: E402
 
 
 def case(name, B=2, H=2, N=37, D=8, Dv=6, decay=None, with_s0=False, final_state=False,
-         scale=0.5, l2norm=False):
-    q64, k64, v64 = rand(B, H, N, D), rand(B, H, N, D), rand(B, H, N, Dv)
+         scale=0.5, l2norm=False, HV=None):
+    HV = HV or H
+    q64, k64, v64 = rand(B, H, N, D), rand(B, H, N, D), rand(B, HV, N, Dv)
     if not l2norm:
         k64 = torch.nn.functional.normalize(k64, dim=-1)
-    b64 = rand(B, H, N, lo=0.0, hi=1.0)
-    g64 = {"head": lambda: rand(H, lo=-0.3, hi=-0.01),
-           "token": lambda: rand(B, H, N, lo=-0.3, hi=-0.01)}.get(decay, lambda: None)()
-    s064 = rand(B, H, D, Dv) * 0.3 if with_s0 else None
+    b64 = rand(B, HV, N, lo=0.0, hi=1.0)
+    g64 = {"head": lambda: rand(HV, lo=-0.3, hi=-0.01),
+           "token": lambda: rand(B, HV, N, lo=-0.3, hi=-0.01)}.get(decay, lambda: None)()
+    s064 = rand(B, HV, D, Dv) * 0.3 if with_s0 else None
     leaves64 = [x.requires_grad_() for x in (q64, k64, v64, b64, g64, s064) if x is not None]
     leaves32 = [x.detach().float().requires_grad_() for x in leaves64]
-    weights = [rand(B, H, N, Dv)] + ([rand(B, H, D, Dv)] if final_state else [])
+    weights = [rand(B, HV, N, Dv)] + ([rand(B, HV, D, Dv)] if final_state else [])
     it32 = iter(leaves32)
     q, k, v, b = next(it32), next(it32), next(it32), next(it32)
     g = next(it32) if g64 is not None else None
@@ -56,6 +57,8 @@ case("Gated DeltaNet (per-token gates), initial and final state, 2 chunks", deca
 case("per-head gates", decay="head", N=20, B=1)
 case("q, k l2-normalized in the call", l2norm=True, N=25)
 case("one token", N=1, decay="token", with_s0=True, final_state=True)
+case("grouped value heads (2 q/k heads, 6 value heads)", HV=6, decay="token", with_s0=True,
+     final_state=True, N=40)
 
 # numpy in, numpy out: the forward only, against the float64 recurrence.
 q, k, v = rand(1, 2, 50, 16), torch.nn.functional.normalize(rand(1, 2, 50, 16), dim=-1), \

@@ -116,21 +116,21 @@ def traced_case(name, chunks, seed):
 # The delta rule (LASP-2 with gathered transitions) against the float64
 # recurrence -----------------------------------------------------------------
 
-DELTA = {"delta_plain": (None, False), "delta_gated": ("token", True),
-         "delta_head": ("head", False)}
+DELTA = {"delta_plain": (None, False, 2), "delta_gated": ("token", True, 2),
+         "delta_head": ("head", False, 2), "delta_gva": ("token", True, 4)}
 
 
 def delta_case(name, chunks, seed):
-    decay, states = DELTA[name]
+    decay, states, HV = DELTA[name]  # HV value heads over H = 2 q/k heads
     rank, lo, hi, N, rand = whole_sequence(chunks, seed)
     B, H, D, Dv = 2, 2, 8, 6
-    q, v = rand(B, H, N, D), rand(B, H, N, Dv)
+    q, v = rand(B, H, N, D), rand(B, HV, N, Dv)
     k = torch.nn.functional.normalize(rand(B, H, N, D), dim=-1)
-    beta = rand(B, H, N, lo=0.0, hi=1.0)
-    g = {"head": lambda: rand(H, lo=-0.3, hi=-0.01),
-         "token": lambda: rand(B, H, N, lo=-0.3, hi=-0.01), None: lambda: None}[decay]()
-    s0 = rand(B, H, D, Dv) * 0.3 if states else None
-    w, w2 = rand(B, H, N, Dv), rand(B, H, D, Dv)
+    beta = rand(B, HV, N, lo=0.0, hi=1.0)
+    g = {"head": lambda: rand(HV, lo=-0.3, hi=-0.01),
+         "token": lambda: rand(B, HV, N, lo=-0.3, hi=-0.01), None: lambda: None}[decay]()
+    s0 = rand(B, HV, D, Dv) * 0.3 if states else None
+    w, w2 = rand(B, HV, N, Dv), rand(B, HV, D, Dv)
     full = [x for x in (q, k, v, beta, g, s0) if x is not None]
     for x in full:
         x.requires_grad_()
@@ -370,8 +370,8 @@ def main():
         attnc.distributed.sequence_parallel(spec, name)
         for fn in (name, name + "_forward", name + "_backward"):
             attnc.compile(spec, "cpu", function=fn)
-    for decay, _ in DELTA.values():
-        for forward, backward, fn in phase_specs((2, 8, 6), 0.5, decay):
+    for decay, _, HV in DELTA.values():
+        for forward, backward, fn in phase_specs((2, HV, 8, 6), 0.5, decay):
             attnc.compile(forward, "cpu", function=fn)
             attnc.compile(backward, "cpu", function=fn + "_backward")
     fails = 0

@@ -1,8 +1,9 @@
 //===- DeltaRule.cpp - attn.delta_rule and attn.delta_rule_grad -----------===//
 //
 // Part of attnc. The verifiers of the delta-rule recurrence (DeltaNet, Gated
-// DeltaNet) and of its backward: q, k [B, H, N, D], v and o [B, H, N, Dv],
-// beta [B, H, N], log-gates [B, H, N] or [H], states [B, H, D, Dv] f32.
+// DeltaNet) and of its backward: q, k [B, H, N, D], v and o [B, HV, N, Dv]
+// (HV a multiple of H: grouped value heads), beta [B, HV, N], log-gates
+// [B, HV, N] or [HV], states [B, HV, D, Dv] f32.
 //
 //===----------------------------------------------------------------------===//
 
@@ -57,8 +58,8 @@ LogicalResult checkState(Operation *op, StringRef what, RankedTensorType s,
     return op->emitOpError() << what << " must be f32, got " << s;
   return checkShape(
       op, what, s,
-      {q.getDimSize(0), q.getDimSize(1), q.getDimSize(3), v.getDimSize(3)},
-      "[B, H, D, Dv]");
+      {q.getDimSize(0), v.getDimSize(1), q.getDimSize(3), v.getDimSize(3)},
+      "[B, HV, D, Dv]");
 }
 
 LogicalResult verifyDeltaOperands(Operation *op, const DeltaOperands &x) {
@@ -78,22 +79,29 @@ LogicalResult verifyDeltaOperands(Operation *op, const DeltaOperands &x) {
            << "needs static heads and head dim in q, got " << q;
   if (failed(checkShape(op, "k", k, {b, h, n, d}, "[B, H, N, D] like q")))
     return failure();
-  if (failed(checkShape(op, "v", v, {b, h, n, ShapedType::kDynamic},
-                        "[B, H, N, Dv]")))
+  if (failed(checkShape(op, "v", v,
+                        {b, ShapedType::kDynamic, n, ShapedType::kDynamic},
+                        "[B, HV, N, Dv]")))
     return failure();
-  int64_t dv = v.getDimSize(3);
-  if (ShapedType::isDynamic(dv))
-    return op->emitOpError() << "needs a static value dim in v, got " << v;
-  if (failed(checkShape(op, "beta", tensorOf(x.beta), {b, h, n}, "[B, H, N]")))
+  int64_t hv = v.getDimSize(1), dv = v.getDimSize(3);
+  if (ShapedType::isDynamic(hv) || ShapedType::isDynamic(dv))
+    return op->emitOpError()
+           << "needs static value heads and value dim in v, got " << v;
+  if (hv % h != 0)
+    return op->emitOpError()
+           << "has " << hv << " value heads (v), not a multiple of the " << h
+           << " heads of q and k";
+  if (failed(
+          checkShape(op, "beta", tensorOf(x.beta), {b, hv, n}, "[B, HV, N]")))
     return failure();
   if (x.decay) {
     RankedTensorType g = tensorOf(x.decay);
     if (!g.getElementType().isF32())
       return op->emitOpError() << "decay must be f32 log-gates, got " << g;
     if (g.getRank() == 1
-            ? failed(checkShape(op, "decay", g, {h}, "[H]"))
-            : failed(checkShape(op, "decay", g, {b, h, n},
-                                "[H] (per head) or [B, H, N] (per token)")))
+            ? failed(checkShape(op, "decay", g, {hv}, "[HV]"))
+            : failed(checkShape(op, "decay", g, {b, hv, n},
+                                "[HV] (per head) or [B, HV, N] (per token)")))
       return failure();
   }
   if (x.init && failed(checkState(op, "initial_state", tensorOf(x.init), q, v)))
@@ -118,13 +126,13 @@ LogicalResult DeltaRuleOp::verify() {
     return failure();
   RankedTensorType q = tensorOf(getQ()), v = tensorOf(getV());
   auto oType = RankedTensorType::get(
-      {q.getDimSize(0), q.getDimSize(1), q.getDimSize(2), v.getDimSize(3)},
+      {q.getDimSize(0), v.getDimSize(1), q.getDimSize(2), v.getDimSize(3)},
       v.getElementType());
   RankedTensorType o = tensorOf(getO());
   if (o.getElementType() != v.getElementType())
     return emitOpError() << "o must have v's element type "
                          << v.getElementType() << ", got " << o;
-  if (failed(checkShape(*this, "o", o, oType.getShape(), "[B, H, N, Dv]")))
+  if (failed(checkShape(*this, "o", o, oType.getShape(), "[B, HV, N, Dv]")))
     return failure();
   if (Value fin = getFinalState())
     return checkState(*this, "final_state", tensorOf(fin), q, v);
@@ -137,8 +145,8 @@ LogicalResult DeltaRuleGradOp::verify() {
   RankedTensorType q = tensorOf(getQ()), v = tensorOf(getV());
   if (failed(checkShape(
           *this, "d_o", tensorOf(getDO()),
-          {q.getDimSize(0), q.getDimSize(1), q.getDimSize(2), v.getDimSize(3)},
-          "[B, H, N, Dv]")))
+          {q.getDimSize(0), v.getDimSize(1), q.getDimSize(2), v.getDimSize(3)},
+          "[B, HV, N, Dv]")))
     return failure();
   if (Value ds = getDFinalState())
     if (failed(checkState(*this, "final_state_grad", tensorOf(ds), q, v)))

@@ -1406,7 +1406,7 @@ func.func @delta_rule_key_dim(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x8xf32>,
 
 func.func @delta_rule_beta(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
                            %v: tensor<?x2x?x16xf32>, %beta: tensor<?x2x?x1xf32>) {
-  // expected-error @+1 {{'attn.delta_rule' op beta must be [B, H, N], got 'tensor<?x2x?x1xf32>'}}
+  // expected-error @+1 {{'attn.delta_rule' op beta must be [B, HV, N], got 'tensor<?x2x?x1xf32>'}}
   %o = attn.delta_rule %q, %k, %v, %beta
     : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>,
       tensor<?x2x?x1xf32> -> tensor<?x2x?x16xf32>
@@ -1418,7 +1418,7 @@ func.func @delta_rule_beta(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
 func.func @delta_rule_gate_kind(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
                                 %v: tensor<?x2x?x16xf32>, %beta: tensor<?x2x?xf32>,
                                 %g: tensor<?x2x?x16xf32>) {
-  // expected-error @+1 {{'attn.delta_rule' op decay must be [H] (per head) or [B, H, N] (per token), got 'tensor<?x2x?x16xf32>'}}
+  // expected-error @+1 {{'attn.delta_rule' op decay must be [HV] (per head) or [B, HV, N] (per token), got 'tensor<?x2x?x16xf32>'}}
   %o = attn.delta_rule %q, %k, %v, %beta decay(%g : tensor<?x2x?x16xf32>)
     : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>,
       tensor<?x2x?xf32> -> tensor<?x2x?x16xf32>
@@ -1430,7 +1430,7 @@ func.func @delta_rule_gate_kind(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf3
 func.func @delta_rule_state(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
                             %v: tensor<?x2x?x8xf32>, %beta: tensor<?x2x?xf32>,
                             %s0: tensor<?x2x8x16xf32>) {
-  // expected-error @+1 {{'attn.delta_rule' op initial_state 'tensor<?x2x8x16xf32>' does not match [B, H, D, Dv] in dimension 2}}
+  // expected-error @+1 {{'attn.delta_rule' op initial_state 'tensor<?x2x8x16xf32>' does not match [B, HV, D, Dv] in dimension 2}}
   %o = attn.delta_rule %q, %k, %v, %beta initial_state(%s0 : tensor<?x2x8x16xf32>)
     : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x8xf32>,
       tensor<?x2x?xf32> -> tensor<?x2x?x8xf32>
@@ -1482,5 +1482,16 @@ func.func @delta_rule_grad_type(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf3
     : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>,
       tensor<?x2x?xf32>, tensor<?x2x?x16xf32>
     -> tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?xbf16>
+  return
+}
+
+// -----
+
+func.func @delta_rule_value_heads(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                                  %v: tensor<?x3x?x16xf32>, %beta: tensor<?x3x?xf32>) {
+  // expected-error @+1 {{'attn.delta_rule' op has 3 value heads (v), not a multiple of the 2 heads of q and k}}
+  %o = attn.delta_rule %q, %k, %v, %beta
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x3x?x16xf32>,
+      tensor<?x3x?xf32> -> tensor<?x3x?x16xf32>
   return
 }

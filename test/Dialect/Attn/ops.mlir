@@ -438,3 +438,15 @@ func.func @delta_rule_grad(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
        tensor<?x2x?xf32> decay_grad tensor<2xf32>
   return
 }
+
+// Grouped value heads: 2 q/k heads, 4 value heads.
+// CHECK-LABEL: func.func @delta_rule_grouped_values
+// CHECK: attn.delta_rule {{.*}} : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x4x?x8xf32>, tensor<?x4x?xf32> -> tensor<?x4x?x8xf32>
+func.func @delta_rule_grouped_values(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>,
+                                     %v: tensor<?x4x?x8xf32>, %beta: tensor<?x4x?xf32>)
+    -> tensor<?x4x?x8xf32> {
+  %o = attn.delta_rule %q, %k, %v, %beta
+    : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x4x?x8xf32>,
+      tensor<?x4x?xf32> -> tensor<?x4x?x8xf32>
+  return %o : tensor<?x4x?x8xf32>
+}
