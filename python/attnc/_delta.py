@@ -10,7 +10,7 @@ l2-normalized over the head dim first (in torch, so autograd covers it).
 
 from . import _linear_autograd
 from ._flex import _kernel, _kind
-from ._linear import _tensor, _to_numpy, _wants_grad
+from ._linear import _tensor, _to_numpy, _wants_grad, check_qk
 from ._runtime import AttncError
 
 
@@ -57,13 +57,7 @@ def _decay_kind(decay, B, HV, N):
 def check_inputs(q, k, v, beta, initial_state):
     """B, H, HV, N, D, Dv: q and k [B, H, N, D], v [B, HV, N, Dv] with HV a
     multiple of H; beta and the initial state checked against them."""
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if len(t.shape) != 4:
-            raise AttncError(f"delta_rule: {name} must be 4-d, got {list(t.shape)}")
-    B, H, N, D = (int(x) for x in q.shape)
-    if tuple(k.shape) != (B, H, N, D):
-        raise AttncError(f"delta_rule: k must have q's shape {[B, H, N, D]}, got "
-                         f"{list(k.shape)}")
+    B, H, N, D = check_qk(q, k, v, "delta_rule")
     HV, Dv = int(v.shape[1]), int(v.shape[3])
     if (int(v.shape[0]), int(v.shape[2])) != (B, N) or HV % H:
         raise AttncError(f"delta_rule: v must be [B, HV, N, Dv] with q's B, N "

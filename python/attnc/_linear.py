@@ -190,7 +190,8 @@ def _wants_grad(*tensors):
     return th.is_grad_enabled() and any(t.requires_grad for t in torch)
 
 
-def _check_shapes(q, k, v, what="linear_attention"):
+def check_qk(q, k, v, what):
+    """B, H, N, D of 4-d q, k, v with k shaped like q."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         if len(t.shape) != 4:
             raise AttncError(f"{what}: {name} must be [B, H, N, D], got {list(t.shape)}")
@@ -198,6 +199,11 @@ def _check_shapes(q, k, v, what="linear_attention"):
     if tuple(k.shape) != (B, H, N, D):
         raise AttncError(f"{what}: k must have q's shape {[B, H, N, D]}, got "
                          f"{list(k.shape)}")
+    return B, H, N, D
+
+
+def _check_shapes(q, k, v, what="linear_attention"):
+    B, H, N, D = check_qk(q, k, v, what)
     if tuple(v.shape[:3]) != (B, H, N):
         raise AttncError(f"{what}: v must be [B, H, N, Dv] with q's B, H, N "
                          f"{[B, H, N]}, got {list(v.shape)}")
