@@ -126,14 +126,10 @@ llvm::Expected<SpecRoles> SpecRoles::of(func::FuncOp func) {
   r.q = r.op->getOperand(0);
   r.k = r.op->getOperand(1);
   r.v = r.op->getOperand(2);
-  if (auto lin = dyn_cast<attn::LinearOpInterface>(r.op)) {
+  if (!isa<attn::AttentionOp>(r.op)) { // linear ops and the delta rule
     r.linear = true;
-    r.decay = lin.getDecay();
-    return r;
-  }
-  if (auto delta = dyn_cast<attn::DeltaRuleOp>(r.op)) {
-    r.linear = true;
-    r.decay = delta.getDecay();
+    auto lin = dyn_cast<attn::LinearOpInterface>(r.op);
+    r.decay = lin ? lin.getDecay() : cast<attn::DeltaRuleOp>(r.op).getDecay();
     return r;
   }
   auto attention = cast<attn::AttentionOp>(r.op);

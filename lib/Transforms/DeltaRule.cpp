@@ -18,6 +18,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "DeltaRuleOperands.h"
 #include "attnc/Transforms/AttnLowering.h"
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -27,21 +28,17 @@ using namespace mlir;
 using namespace mlir::attn;
 
 namespace {
-struct DeltaLowering {
+struct DeltaLowering : DeltaRuleOperands {
   DeltaLowering(DeltaRuleOp op, ImplicitLocOpBuilder &b) : op(op), b(b), e(b) {}
 
   DeltaRuleOp op;
   ImplicitLocOpBuilder &b;
   Emitter e;
-  Value q, k, v, beta, decay, init, o, fin;
-  Value batch, n, c0, c1;
-  /// h: value heads (of v, beta, gates, states, o); hq: heads of q and k,
-  /// each shared by h / hq value heads (GVA).
-  int64_t h = 0, hq = 0, d = 0, dv = 0;
+  Value o, fin, c0, c1;
   /// The q/k head of the value head being lowered.
   Value qkHead;
   /// Sets qkHead for value head hi.
-  void enterHead(Value hi) { qkHead = e.divi(hi, e.idx(h / hq)); }
+  void enterHead(Value hi) { qkHead = qkHeadOf(e, hi); }
   float scale = 1.0f;
   /// The state [D, Dv] (f32).
   Value state;
@@ -53,7 +50,10 @@ struct DeltaLowering {
   /// attnc.distributed.delta_rule's state call): o is then not computed.
   bool stateOnly() { return fin && op.getO().use_empty(); }
   /// The log-gate g_t (0 without a decay).
-  Value logGate(Value bi, Value hi, Value t);
+  Value logGateOrZero(Value bi, Value hi, Value t) {
+    Value g = logGate(e, bi, hi, t);
+    return g ? g : e.f32(0.0);
+  }
   /// state <- initial_state (or 0).
   void resetState(Value bi, Value hi);
   /// S^T x for the row x = buf[idx..., :] (D elements, read one by one).
@@ -75,25 +75,10 @@ struct DeltaLowering {
 } // namespace
 
 void DeltaLowering::setup() {
-  auto qt = cast<RankedTensorType>(op.getQ().getType());
-  auto vt = cast<RankedTensorType>(op.getV().getType());
-  hq = qt.getDimSize(1);
-  d = qt.getDimSize(3);
-  h = vt.getDimSize(1);
-  dv = vt.getDimSize(3);
+  readOperands(e, op);
   scale = op.getEffectiveScale();
-  q = e.toBuffer(op.getQ());
-  k = e.toBuffer(op.getK());
-  v = e.toBuffer(op.getV());
-  beta = e.toBuffer(op.getBeta());
-  if (op.getDecay())
-    decay = e.toBuffer(op.getDecay());
-  if (op.getInitialState())
-    init = e.toBuffer(op.getInitialState());
   c0 = e.idx(0);
   c1 = e.idx(1);
-  batch = e.dim(q, 0);
-  n = e.dim(q, 2);
   o = e.allocLike(op.getO().getType(), {batch, e.idx(h), n, e.idx(dv)});
   if (op.getFinalState())
     fin = e.allocLike(op.getFinalState().getType(),
@@ -108,14 +93,6 @@ void DeltaLowering::finish() {
     results.push_back(e.toTensor(fin, op.getFinalState().getType()));
   op->replaceAllUsesWith(results);
   op->erase();
-}
-
-Value DeltaLowering::logGate(Value bi, Value hi, Value t) {
-  if (!decay)
-    return e.f32(0.0);
-  if (cast<MemRefType>(decay.getType()).getRank() == 1)
-    return memref::LoadOp::create(b, decay, ValueRange{hi});
-  return memref::LoadOp::create(b, decay, ValueRange{bi, hi, t});
 }
 
 void DeltaLowering::resetState(Value bi, Value hi) {
@@ -148,7 +125,7 @@ void DeltaLowering::recurrentHead(Value bi, Value hi) {
   enterHead(hi);
   resetState(bi, hi);
   e.loop(c0, n, [&](Value t) {
-    Value a = e.exp(logGate(bi, hi, t));
+    Value a = e.exp(logGateOrZero(bi, hi, t));
     Value bt = e.loadF32(beta, {bi, hi, t});
     Value w = stateTimes(k, {bi, qkHead, t});
     Value vt = e.readRowF32(v, {bi, hi, t, c0}, dv);
@@ -182,7 +159,7 @@ LogicalResult DeltaLowering::lowerRecurrent() {
 void DeltaLowering::chunkGates(Value bi, Value hi, Value t0, Value len) {
   e.loop(c0, len, c1, {e.f32(0.0)},
          [&](Value i, ValueRange it) -> SmallVector<Value> {
-           Value l = e.addf(it[0], logGate(bi, hi, e.addi(t0, i)));
+           Value l = e.addf(it[0], logGateOrZero(bi, hi, e.addi(t0, i)));
            memref::StoreOp::create(b, l, chunkL, ValueRange{i});
            return {l};
          });

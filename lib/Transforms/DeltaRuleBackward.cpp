@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "DeltaRuleOperands.h"
 #include "attnc/Transforms/AttnLowering.h"
 #include "attnc/Transforms/GradLowering.h"
 
@@ -20,7 +21,7 @@ using namespace mlir;
 using namespace mlir::attn;
 
 namespace {
-class DeltaGrad {
+class DeltaGrad : DeltaRuleOperands {
 public:
   DeltaGrad(DeltaRuleGradOp op, ImplicitLocOpBuilder &b, int64_t chunk)
       : op(op), b(b), e(b), chunk(chunk) {}
@@ -32,12 +33,9 @@ private:
   Emitter e;
   int64_t chunk;
   Type f64;
-  /// h: value heads; hq: q/k heads, each shared by h / hq value heads.
-  int64_t h = 0, hq = 0, d = 0, dv = 0;
   /// The q/k head of the value head being differentiated.
   Value qkHead;
-  Value q, k, v, beta, decay, dO, init, dFin;
-  Value batch, n, c0, c1, scale;
+  Value dO, dFin, c0, c1, scale;
   // Results (f64 accumulators).
   Value dq, dk, dvAcc, dBeta, dDecay, dInit;
   // Per head: the entry state of every chunk [chunks + 1, D, Dv]; one
@@ -82,26 +80,11 @@ void DeltaGrad::setup() {
   f64 = b.getF64Type();
   c0 = e.idx(0);
   c1 = e.idx(1);
-  auto qt = cast<RankedTensorType>(op.getQ().getType());
-  auto vt = cast<RankedTensorType>(op.getV().getType());
-  hq = qt.getDimSize(1);
-  d = qt.getDimSize(3);
-  h = vt.getDimSize(1);
-  dv = vt.getDimSize(3);
+  readOperands(e, op);
   scale = f64c(op.getEffectiveScale());
-  q = e.toBuffer(op.getQ());
-  k = e.toBuffer(op.getK());
-  v = e.toBuffer(op.getV());
-  beta = e.toBuffer(op.getBeta());
   dO = e.toBuffer(op.getDO());
-  if (op.getDecay())
-    decay = e.toBuffer(op.getDecay());
-  if (op.getInitialState())
-    init = e.toBuffer(op.getInitialState());
   if (op.getDFinalState())
     dFin = e.toBuffer(op.getDFinalState());
-  batch = e.dim(q, 0);
-  n = e.dim(q, 2);
   int64_t dyn = ShapedType::kDynamic;
   dq = zeroedBuffer(e, {dyn, hq, dyn, d}, f64, {batch, {}, n, {}});
   dk = zeroedBuffer(e, {dyn, hq, dyn, d}, f64, {batch, {}, n, {}});
@@ -142,10 +125,8 @@ void DeltaGrad::finish() {
 }
 
 Value DeltaGrad::gateAt(Value bi, Value hi, Value t) {
-  if (!decay)
-    return f64c(1.0);
-  bool perHead = cast<MemRefType>(decay.getType()).getRank() == 1;
-  return e.exp(perHead ? load(decay, {hi}) : load(decay, {bi, hi, t}));
+  Value g = logGate(e, bi, hi, t);
+  return g ? e.exp(arith::ExtFOp::create(b, f64, g)) : f64c(1.0);
 }
 
 std::pair<Value, Value> DeltaGrad::chunkRange(Value ci) {
@@ -248,7 +229,7 @@ void DeltaGrad::reverseStep(Value bi, Value hi, Value i, Value t) {
 }
 
 void DeltaGrad::head(Value bi, Value hi) {
-  qkHead = e.divi(hi, e.idx(h / hq));
+  qkHead = qkHeadOf(e, hi);
   Value dIdx = e.idx(d), dvIdx = e.idx(dv);
   Value chunks = e.ceilDiv(n, e.idx(chunk));
   e.loop(c0, dIdx, [&](Value x) {

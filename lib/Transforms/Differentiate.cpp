@@ -194,8 +194,18 @@ static LogicalResult buildBackward(func::FuncOp f, AttentionOp op,
   return success();
 }
 
-/// `@name_forward` of a linear op: the function itself under a new name.
-static void buildLinearForward(func::FuncOp f) {
+/// The backward's extra inputs of a linear op or a delta rule: dO, and the
+/// final state's gradient when the op returns the final state (`fin`).
+static SmallVector<Type> cotangentTypes(Value o, Value fin) {
+  SmallVector<Type> types = {o.getType()};
+  if (fin)
+    types.push_back(fin.getType());
+  return types;
+}
+
+/// `@name_forward` of a linear op or a delta rule: the function itself under
+/// a new name (the backward recomputes what it needs).
+static void buildForwardCopy(func::FuncOp f) {
   OpBuilder b(f.getContext());
   b.setInsertionPointAfter(f);
   auto g = cast<func::FuncOp>(b.clone(*f));
@@ -233,10 +243,8 @@ static LogicalResult addFeatureMapRegions(Operation *fwd,
 /// `@name_backward` of a linear op: (f's inputs, dO[, dS_N]) -> (dq, dk,
 /// dv[, d_decay][, d_initial_state]).
 static LogicalResult buildLinearBackward(func::FuncOp f, LinearOpInterface op) {
-  SmallVector<Type> extraTypes = {op.getO().getType()};
-  if (Value fin = op.getFinalState())
-    extraTypes.push_back(fin.getType());
-  BackwardFunction bwd(f, op.getO(), extraTypes);
+  BackwardFunction bwd(f, op.getO(),
+                       cotangentTypes(op.getO(), op.getFinalState()));
   auto clone = cast<LinearOpInterface>(bwd.clone);
   func::FuncOp g = bwd.g;
   ValueRange extra = bwd.extra;
@@ -283,10 +291,8 @@ static LogicalResult buildLinearBackward(func::FuncOp f, LinearOpInterface op) {
 /// `@name_backward` of a delta rule: (f's inputs, dO[, dS_N]) -> (dq, dk,
 /// dv, dbeta[, d_decay][, d_initial_state]).
 static void buildDeltaBackward(func::FuncOp f, DeltaRuleOp op) {
-  SmallVector<Type> extraTypes = {op.getO().getType()};
-  if (Value fin = op.getFinalState())
-    extraTypes.push_back(fin.getType());
-  BackwardFunction bwd(f, op.getO(), extraTypes);
+  BackwardFunction bwd(f, op.getO(),
+                       cotangentTypes(op.getO(), op.getFinalState()));
   auto clone = cast<DeltaRuleOp>(bwd.clone);
   OpBuilder b(clone);
   OperationState state(clone.getLoc(), DeltaRuleGradOp::getOperationName());
@@ -336,13 +342,13 @@ struct AttnDifferentiatePass
         return signalPassFailure();
       if (auto delta = dyn_cast<DeltaRuleOp>(op)) {
         buildDeltaBackward(f, delta);
-        buildLinearForward(f);
+        buildForwardCopy(f);
         continue;
       }
       if (auto lin = dyn_cast<LinearOpInterface>(op)) {
         if (failed(buildLinearBackward(f, lin)))
           return signalPassFailure();
-        buildLinearForward(f);
+        buildForwardCopy(f);
         continue;
       }
       auto attention = cast<AttentionOp>(op);

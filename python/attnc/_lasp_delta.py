@@ -87,15 +87,15 @@ class DeltaRun:
         init[..., Dv:] = np.eye(D, dtype=np.float32)
         return [q, k, wide] + list(args[3:]) + [init]
 
-    def fold(self, gathered, s0, upto):
-        """The state entering rank `upto` (torch, differentiable): P <- A P + M
-        over ranks 0 .. upto - 1, from s0."""
+    def prefixes(self, gathered, s0):
+        """The state entering each rank and, last, the final state (torch,
+        differentiable): P_0 = s0, P_{r+1} = A_r P_r + M_r."""
         import torch
-        p = s0
-        for r in range(upto):
+        states = [s0]
+        for r in range(self.world):
             m, a = gathered[r][..., :self.Dv], gathered[r][..., self.Dv:]
-            p = torch.einsum("bhij,bhjv->bhiv", a, p) + m
-        return p
+            states.append(torch.einsum("bhij,bhjv->bhiv", a, states[-1]) + m)
+        return states
 
     def forward(self, inputs):
         import numpy as np
@@ -108,11 +108,12 @@ class DeltaRun:
         self.gathered = torch.from_numpy(self.comm.gather(ma)).double()
         self.s0 = torch.from_numpy(s0).double() if s0 is not None else \
             torch.zeros(B, H, D, Dv, dtype=torch.float64)
-        prefix = self.fold(self.gathered, self.s0, self.rank)
+        states = self.prefixes(self.gathered, self.s0)
+        prefix = states[self.rank]
         self.prefix = prefix.float().numpy()
         o, _ = self.output[0](*args, self.prefix, out=(np.empty((B, H, N, Dv), np.float32),
                                                        np.empty((B, H, D, Dv), np.float32)))
-        final = self.fold(self.gathered, self.s0, self.world).float()
+        final = states[self.world].float()
         return torch.from_numpy(o), final
 
     def fold_backward(self, dprefixes, dfinal):
@@ -122,12 +123,10 @@ class DeltaRun:
         gathered = self.gathered.clone().requires_grad_()
         s0 = self.s0.clone().requires_grad_()
         with torch.enable_grad():  # autograd.Function.backward runs without
-            loss, p = 0.0, s0
+            states = self.prefixes(gathered, s0)
+            loss = (states[-1] * dfinal).sum()
             for r in range(self.world):
-                loss = loss + (p * dprefixes[r]).sum()
-                m, a = gathered[r][..., :self.Dv], gathered[r][..., self.Dv:]
-                p = torch.einsum("bhij,bhjv->bhiv", a, p) + m
-            loss = loss + (p * dfinal).sum()
+                loss = loss + (states[r] * dprefixes[r]).sum()
             loss.backward()
         return gathered.grad[self.rank], s0.grad
 

@@ -15,17 +15,9 @@ usage: test_flex_autograd.py [--cuda] [--compile]
   torch >= 2.4 and --cuda).
 """
 import math
-import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-try:
-    import torch
-except ImportError as e:
-    print(f"UNSUPPORTED: torch is not installed for {sys.executable} ({e})")
-    sys.exit(0)
+from torch_checks import gen, torch  # exits with UNSUPPORTED without torch
 
 import attnc  # noqa: E402
 
@@ -40,7 +32,6 @@ TOL = 3e-2 if CUDA else 1e-4
 # H100, 2026-12-06).
 CAPTURE_TOL = 6e-2 if CUDA else 1e-4
 fails = 0
-gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
 
 
 def report(name, ok, detail=""):

@@ -9,17 +9,9 @@ usage: test_flex_torch.py [--cuda]
   bf16 tensors on the GPU (the kernel compiled for the device's target),
   FlashAttention's bf16 tolerance against the float64 reference.
 """
-import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-try:
-    import torch
-except ImportError as e:
-    print(f"UNSUPPORTED: torch is not installed for {sys.executable} ({e})")
-    sys.exit(0)
+from torch_checks import gen, torch  # exits with UNSUPPORTED without torch
 
 import attnc  # noqa: E402
 
@@ -28,7 +20,6 @@ DEVICE = "cuda" if CUDA else "cpu"
 DTYPE = torch.bfloat16 if CUDA else torch.float32
 TOL = 2e-2 if CUDA else 1e-4
 fails = 0
-gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
 
 
 def report(name, ok, detail=""):
